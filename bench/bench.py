@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: berthd vs dockerd on this machine.
+
+Each daemon runs on its own socket, data root and exec root, inside its own
+network namespace (so neither touches the host's networks). Measurements are
+paired (A B A B ...) and the table shows medians and the berthd/dockerd ratio
+(< 1 means berthd is faster or smaller).
+
+Usage: bench/bench.py [--runs N] [--only ROW[,ROW...]] [--keep]
+Needs root. Installs docker.io if dockerd is absent. Not part of CI.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BERTH_BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(ROOT, "target", "release"))
+
+
+def sh(cmd, check=True, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, **kw)
+
+
+def ensure_dockerd():
+    if shutil.which("dockerd"):
+        return
+    print("installing docker.io (for dockerd) ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sh("apt-get update -qq", env=env)
+    sh("apt-get install -y -qq docker.io", env=env)
+
+
+def ping(sock, timeout=0.5):
+    """HEAD /_ping over the unix socket; True on 200."""
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(sock)
+        s.sendall(b"HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = s.recv(64)
+        s.close()
+        return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid):
+    out = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for c in f.read().split():
+                out.append(int(c))
+                out.extend(children(int(c)))
+    except OSError:
+        pass
+    return out
+
+
+class Daemon:
+    """One engine (berthd or dockerd) in its own netns and directories."""
+
+    def __init__(self, kind, base):
+        self.kind = kind
+        self.dir = os.path.join(base, kind)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "api.sock")
+        self.netns = f"bench-{kind}-{os.getpid()}"
+        self.proc = None
+        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        sh(["ip", "netns", "add", self.netns])
+        sh(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"])
+
+    @property
+    def host(self):
+        return "unix://" + self.sock
+
+    def argv(self):
+        data, exe = os.path.join(self.dir, "data"), os.path.join(self.dir, "exec")
+        if self.kind == "berthd":
+            cfg = os.path.join(self.dir, "daemon.json")
+            with open(cfg, "w") as f:
+                f.write("{}")
+            return [os.path.join(BERTH_BIN, "berthd"), "-H", self.host, "--data-root", data,
+                    "--exec-root", exe, "--pidfile", os.path.join(self.dir, "berthd.pid"),
+                    "--config-file", cfg]
+        cfg = os.path.join(self.dir, "daemon.json")
+        with open(cfg, "w") as f:
+            f.write("{}")
+        return ["dockerd", "-H", self.host, "--data-root", data, "--exec-root", exe,
+                "--pidfile", os.path.join(self.dir, "dockerd.pid"), "--config-file", cfg,
+                "--iptables=false", "--ip6tables=false"]
+
+    def start(self, timeout=60):
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns] + self.argv(),
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            if ping(self.sock):
+                return time.perf_counter() - t0
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited; see {self.dir}/daemon.log")
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.kind} did not answer /_ping in {timeout}s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def daemon_pid(self):
+        # `ip netns exec` execs the daemon, so the child PID is the daemon.
+        return self.pid()
+
+    def docker(self, *args, check=True, input=None):
+        env = dict(os.environ, DOCKER_HOST=self.host, DOCKER_CLI_HINTS="false")
+        env.pop("DOCKER_API_VERSION", None)
+        return subprocess.run(["docker", *args], env=env, check=check, input=input,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def close(self):
+        self.stop()
+        sh(["ip", "netns", "del", self.netns], check=False)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def paired(a, b, fa, fb, runs, warmup=1):
+    """A B A B ... after a warm-up of each; returns (samples_a, samples_b)."""
+    for _ in range(warmup):
+        fa()
+        fb()
+    xa, xb = [], []
+    for _ in range(runs):
+        xa.append(fa())
+        xb.append(fb())
+    return xa, xb
+
+
+# Each row: name -> function(berth, docker, runs) -> (berth_value, docker_value, unit)
+ROWS = {}
+
+
+def row(name):
+    def deco(fn):
+        ROWS[name] = fn
+        return fn
+    return deco
+
+
+@row("docker version round trip")
+def r_version(b, d, runs):
+    xa, xb = paired(b, d, lambda: timed(lambda: b.docker("version")),
+                    lambda: timed(lambda: d.docker("version")), runs)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("daemon cold start to /_ping")
+def r_cold(b, d, runs):
+    xa, xb = [], []
+    for _ in range(max(3, runs // 4)):
+        b.stop()
+        xa.append(b.start())
+        d.stop()
+        xb.append(d.start())
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("idle daemon RSS")
+def r_rss(b, d, runs):
+    time.sleep(2)
+    rb = rss_kib(b.daemon_pid())
+    rd = rss_kib(d.daemon_pid())
+    return rb / 1024, rd / 1024, "MiB"
+
+
+@row("idle RSS incl. helpers (containerd/shims)")
+def r_rss_all(b, d, runs):
+    def total(p):
+        return sum(rss_kib(x) for x in [p] + children(p))
+    return total(b.daemon_pid()) / 1024, total(d.daemon_pid()) / 1024, "MiB"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root (namespaces, mounts)")
+    if not os.path.exists(os.path.join(BERTH_BIN, "berthd")):
+        print("building berth (release) ...", file=sys.stderr)
+        sh(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT)
+    ensure_dockerd()
+    base = tempfile.mkdtemp(prefix="berth-bench-")
+    b = Daemon("berthd", base)
+    d = Daemon("dockerd", base)
+    results = []
+    try:
+        b.start()
+        d.start()
+        only = [x.strip() for x in args.only.split(",") if x.strip()]
+        for name, fn in ROWS.items():
+            if only and not any(o in name for o in only):
+                continue
+            print(f"  measuring: {name} ...", file=sys.stderr)
+            try:
+                vb, vd, unit = fn(b, d, args.runs)
+                results.append((name, vb, vd, unit))
+            except Exception as e:  # a failed row is reported, not fatal
+                results.append((name, None, None, f"error: {e}"))
+    finally:
+        b.close()
+        d.close()
+        if not args.keep:
+            for root, dirs, _ in os.walk(base, topdown=False):
+                for x in dirs:
+                    p = os.path.join(root, x)
+                    if os.path.ismount(p):
+                        sh(["umount", "-l", p], check=False)
+            shutil.rmtree(base, ignore_errors=True)
+    w = max(len(r[0]) for r in results) + 2
+    print(f"\n{'benchmark':<{w}}{'berthd':>12}{'dockerd':>12}  {'unit':<6}{'ratio':>8}")
+    print("-" * (w + 40))
+    for name, vb, vd, unit in results:
+        if vb is None:
+            print(f"{name:<{w}}{unit}")
+            continue
+        ratio = vb / vd if vd else float("nan")
+        print(f"{name:<{w}}{vb:>12.2f}{vd:>12.2f}  {unit:<6}{ratio:>8.3f}")
+    print("\nratio = berthd / dockerd (median of paired runs; lower is better)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+//! JSON-message progress lines (pull, push, import, load, build), as moby's
+//! `jsonmessage.JSONMessage`. The CLI only honours errors in `errorDetail`,
+//! so errors always carry both `errorDetail` and the legacy `error`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgressDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JsonMessage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}
+
+impl JsonMessage {
+    pub fn status(s: impl Into<String>) -> Self {
+        Self {
+            status: Some(s.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn status_id(s: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            status: Some(s.into()),
+            id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn stream(s: impl Into<String>) -> Self {
+        Self {
+            stream: Some(s.into()),
+            ..Default::default()
+        }
+    }
+
+    pub fn aux(v: serde_json::Value) -> Self {
+        Self {
+            aux: Some(v),
+            ..Default::default()
+        }
+    }
+
+    pub fn error(message: impl Into<String>, code: Option<i64>) -> Self {
+        let message = message.into();
+        Self {
+            error_detail: Some(ErrorDetail {
+                code,
+                message: message.clone(),
+            }),
+            error: Some(message),
+            ..Default::default()
+        }
+    }
+
+    pub fn progress(status: &str, id: &str, current: i64, total: Option<i64>) -> Self {
+        Self {
+            status: Some(status.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail {
+                current: Some(current),
+                total,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// One line of the stream, `\r\n`-terminated as moby writes it.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.extend_from_slice(b"\r\n");
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_error_detail() {
+        let line = String::from_utf8(JsonMessage::error("boom", Some(7)).to_line()).unwrap();
+        assert_eq!(
+            line,
+            "{\"errorDetail\":{\"code\":7,\"message\":\"boom\"},\"error\":\"boom\"}\r\n"
+        );
+    }
+}

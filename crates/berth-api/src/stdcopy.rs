@@ -1,0 +1,108 @@
+//! Docker's multiplexed stream framing ("stdcopy"): an 8-byte header
+//! `[stream, 0, 0, 0, len_be32]` before each chunk, used for attach, exec and
+//! logs when the container has no TTY.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StreamType {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
+    /// The CLI turns this stream into an error message.
+    SystemErr = 3,
+}
+
+impl StreamType {
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Self::Stdin,
+            1 => Self::Stdout,
+            2 => Self::Stderr,
+            3 => Self::SystemErr,
+            _ => return None,
+        })
+    }
+}
+
+pub const HEADER_LEN: usize = 8;
+
+/// Frames `payload` for `stream`.
+pub fn frame(stream: StreamType, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    b.put_u8(stream as u8);
+    b.put_bytes(0, 3);
+    b.put_u32(payload.len() as u32);
+    b.put_slice(payload);
+    b.freeze()
+}
+
+/// Incremental decoder for framed streams (the CLI side and tests).
+#[derive(Default)]
+pub struct Demuxer {
+    buf: BytesMut,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Unrecognized input header: {0}")]
+pub struct BadHeader(pub u8);
+
+impl Demuxer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Returns the next complete frame, if one is buffered.
+    pub fn next_frame(&mut self) -> Result<Option<(StreamType, Bytes)>, BadHeader> {
+        if self.buf.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let st = StreamType::from_u8(self.buf[0]).ok_or(BadHeader(self.buf[0]))?;
+        let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+        if self.buf.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let mut chunk = self.buf.split_to(HEADER_LEN + len);
+        let payload = chunk.split_off(HEADER_LEN).freeze();
+        Ok(Some((st, payload)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_like_docker() {
+        assert_eq!(
+            &frame(StreamType::Stdout, b"out\n")[..],
+            b"\x01\0\0\0\0\0\0\x04out\n"
+        );
+        assert_eq!(
+            &frame(StreamType::Stderr, b"err\n")[..],
+            b"\x02\0\0\0\0\0\0\x04err\n"
+        );
+    }
+
+    #[test]
+    fn demuxes_split_input() {
+        let mut all = frame(StreamType::Stdout, b"hello").to_vec();
+        all.extend_from_slice(&frame(StreamType::Stderr, b"x"));
+        let mut d = Demuxer::new();
+        d.push(&all[..3]);
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.push(&all[3..]);
+        let (s, p) = d.next_frame().unwrap().unwrap();
+        assert_eq!((s, &p[..]), (StreamType::Stdout, &b"hello"[..]));
+        let (s, p) = d.next_frame().unwrap().unwrap();
+        assert_eq!((s, &p[..]), (StreamType::Stderr, &b"x"[..]));
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.push(b"\x09\0\0\0\0\0\0\0");
+        assert!(d.next_frame().is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! One module per docker command group.
+
+pub mod system;
+
+/// Daemon errors print as the docker CLI prints them.
+pub fn error_text(e: &anyhow::Error) -> String {
+    for cause in e.chain() {
+        if let Some(bollard::errors::Error::DockerResponseServerError { message, .. }) =
+            cause.downcast_ref::<bollard::errors::Error>()
+        {
+            return format!("Error response from daemon: {message}");
+        }
+    }
+    format!("{e:#}")
+}

@@ -1,0 +1,482 @@
+//! Output the way the docker CLI lays it out: Go templates (`--format`),
+//! `table` directives, tab-aligned columns, and human units.
+
+use std::collections::HashMap;
+
+use gtmpl::{Context, Template};
+use gtmpl_value::{FuncError, Number, Value};
+use serde_json::Value as Json;
+
+/// serde_json → gtmpl values.
+pub fn to_value(j: &Json) -> Value {
+    match j {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Number(Number::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Value::Number(Number::from(u))
+            } else {
+                Value::Number(Number::from(n.as_f64().unwrap_or(0.0)))
+            }
+        }
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(a) => Value::Array(a.iter().map(to_value).collect()),
+        Json::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+    }
+}
+
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Nil | Value::NoValue => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Json::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Json::from(u)
+            } else {
+                n.as_f64().map(Json::from).unwrap_or(Json::Null)
+            }
+        }
+        Value::String(s) => Json::String(s.clone()),
+        Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
+        Value::Object(o) | Value::Map(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            Json::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), to_json(&o[k])))
+                    .collect(),
+            )
+        }
+        Value::Function(_) => Json::Null,
+    }
+}
+
+fn arg_str(args: &[Value], i: usize) -> Result<String, FuncError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Ok(v.to_string()),
+        None => Err(FuncError::AtLeastXArgs("function".into(), i + 1)),
+    }
+}
+
+fn f_json(args: &[Value]) -> Result<Value, FuncError> {
+    let v = args.first().cloned().unwrap_or(Value::Nil);
+    Ok(Value::String(
+        serde_json::to_string(&to_json(&v)).unwrap_or_default(),
+    ))
+}
+fn f_upper(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(arg_str(args, 0)?.to_uppercase()))
+}
+fn f_lower(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(arg_str(args, 0)?.to_lowercase()))
+}
+fn f_title(args: &[Value]) -> Result<Value, FuncError> {
+    let s = arg_str(args, 0)?;
+    let mut c = s.chars();
+    Ok(Value::String(match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }))
+}
+fn f_join(args: &[Value]) -> Result<Value, FuncError> {
+    let sep = arg_str(args, 1)?;
+    let items: Vec<String> = match args.first() {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                o => o.to_string(),
+            })
+            .collect(),
+        Some(Value::Nil) | None => vec![],
+        Some(v) => vec![v.to_string()],
+    };
+    Ok(Value::String(items.join(&sep)))
+}
+fn f_split(args: &[Value]) -> Result<Value, FuncError> {
+    let s = arg_str(args, 0)?;
+    let sep = arg_str(args, 1)?;
+    Ok(Value::Array(
+        s.split(sep.as_str())
+            .map(|p| Value::String(p.into()))
+            .collect(),
+    ))
+}
+fn f_truncate(args: &[Value]) -> Result<Value, FuncError> {
+    let s = arg_str(args, 0)?;
+    let n = match args.get(1) {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        _ => return Err(FuncError::AtLeastXArgs("truncate".into(), 2)),
+    };
+    Ok(Value::String(s.chars().take(n).collect()))
+}
+fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
+    let s = arg_str(args, 0)?;
+    let n = |i| match args.get(i) {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        _ => 0,
+    };
+    Ok(Value::String(format!(
+        "{}{}{}",
+        " ".repeat(n(1)),
+        s,
+        " ".repeat(n(2))
+    )))
+}
+fn f_println(args: &[Value]) -> Result<Value, FuncError> {
+    let parts: Vec<String> = args
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            o => o.to_string(),
+        })
+        .collect();
+    Ok(Value::String(parts.join(" ") + "\n"))
+}
+
+/// A parsed `--format` template with docker's helper functions.
+pub struct Tmpl {
+    t: Template,
+    /// `table` directive: print a header row and align columns.
+    pub table: bool,
+    header: Option<String>,
+}
+
+impl Tmpl {
+    /// `headers` maps a field name (`ID`) to its column title (`CONTAINER ID`).
+    pub fn parse(format: &str, headers: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let (table, body) = match format.strip_prefix("table") {
+            Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+                (true, rest.trim_start().to_string())
+            }
+            _ => (false, format.to_string()),
+        };
+        let body = unescape(&body);
+        let mut t = Template::default();
+        t.add_funcs(&[
+            ("json", f_json as gtmpl::Func),
+            ("upper", f_upper),
+            ("lower", f_lower),
+            ("title", f_title),
+            ("join", f_join),
+            ("split", f_split),
+            ("truncate", f_truncate),
+            ("pad", f_pad),
+            ("println", f_println),
+        ]);
+        t.parse(body.clone())
+            .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
+        let header = table.then(|| header_row(&body, headers));
+        Ok(Self { t, table, header })
+    }
+
+    pub fn render(&self, data: &Json) -> anyhow::Result<String> {
+        let ctx = Context::from(to_value(data));
+        self.t
+            .render(&ctx)
+            .map_err(|e| anyhow::anyhow!("template: {e}"))
+    }
+
+    /// Renders every item; table output is aligned like docker's tabwriter.
+    pub fn render_all(&self, items: &[Json]) -> anyhow::Result<String> {
+        let mut lines = Vec::new();
+        if let Some(h) = &self.header {
+            lines.push(h.clone());
+        }
+        for it in items {
+            lines.push(self.render(it)?);
+        }
+        if self.table {
+            Ok(tabwrite(&lines))
+        } else {
+            Ok(lines.into_iter().map(|l| l + "\n").collect())
+        }
+    }
+}
+
+/// `\t` and `\n` typed literally on the command line mean tab and newline.
+fn unescape(s: &str) -> String {
+    s.replace("\\t", "\t").replace("\\n", "\n")
+}
+
+/// Replaces each `{{.Field}}` with the field's column title.
+fn header_row(body: &str, headers: &[(&str, &str)]) -> String {
+    let map: HashMap<&str, &str> = headers.iter().copied().collect();
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + end].trim();
+        let field = inner
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix('.'))
+            .unwrap_or("")
+            .split('.')
+            .next()
+            .unwrap_or("");
+        let title = map
+            .get(field)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| field.to_uppercase());
+        out.push_str(&title);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Go's `tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`, as the docker CLI uses.
+pub fn tabwrite(lines: &[String]) -> String {
+    let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; ncols];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                widths[i] = widths[i].max(c.chars().count() + 3).max(10);
+            }
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < r.len() {
+                out.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count())));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Go's `%.<p>g`: `p` significant digits, trailing zeros dropped.
+fn gprec(x: f64, p: i32) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let digits = x.abs().log10().floor() as i32 + 1;
+    let decimals = (p - digits).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// docker's `units.HumanSizeWithPrecision(n, 3)`: decimal units.
+pub fn human_size(n: i64) -> String {
+    human_size_prec(n, 3)
+}
+
+/// docker's `units.HumanSize` (four significant digits), used by `system df`.
+pub fn human_size4(n: i64) -> String {
+    human_size_prec(n, 4)
+}
+
+fn human_size_prec(n: i64, prec: i32) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut x = n as f64;
+    let mut i = 0;
+    while x >= 1000.0 && i < units.len() - 1 {
+        x /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", gprec(x, prec), units[i])
+}
+
+/// docker's `units.BytesSize`: binary units with two decimals.
+pub fn bytes_size(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut x = n as f64;
+    let mut i = 0;
+    while x >= 1024.0 && i < units.len() - 1 {
+        x /= 1024.0;
+        i += 1;
+    }
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}{}", units[i])
+}
+
+/// docker's `units.HumanDuration` (for `ps` and `images`).
+#[allow(dead_code)]
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 1 {
+        return "Less than a second".into();
+    }
+    if s == 1 {
+        return "1 second".into();
+    }
+    if s < 60 {
+        return format!("{s} seconds");
+    }
+    let m = s / 60;
+    if m == 1 {
+        return "About a minute".into();
+    }
+    if m < 60 {
+        return format!("{m} minutes");
+    }
+    let h = (s as f64 / 3600.0).round() as i64;
+    if h == 1 {
+        return "About an hour".into();
+    }
+    if h < 48 {
+        return format!("{h} hours");
+    }
+    if h < 24 * 7 * 2 {
+        return format!("{} days", h / 24);
+    }
+    if h < 24 * 30 * 2 {
+        return format!("{} weeks", h / 24 / 7);
+    }
+    if h < 24 * 365 * 2 {
+        return format!("{} months", h / 24 / 30);
+    }
+    format!("{} years", h / 24 / 365)
+}
+
+/// Parses docker's `--since`/`--until` values: RFC 3339 times, unix
+/// `secs[.nanos]`, or Go durations relative to `now` ("10m", "1h30m").
+pub fn parse_time(value: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S") {
+        let t = t.and_utc();
+        return Ok(format!("{}.{:09}", t.timestamp(), 0));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or(now);
+        return Ok(format!("{}.{:09}", t.timestamp(), 0));
+    }
+    let is_num = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    match value.split_once('.') {
+        None if is_num(value) => return Ok(value.to_string()),
+        Some((a, b)) if is_num(a) && is_num(b) => return Ok(value.to_string()),
+        _ => {}
+    }
+    let d = parse_go_duration(value)?;
+    let t = now - chrono::Duration::nanoseconds(d);
+    Ok(format!(
+        "{}.{:09}",
+        t.timestamp(),
+        t.timestamp_subsec_nanos()
+    ))
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds.
+pub fn parse_go_duration(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow::anyhow!("time: invalid duration {s:?}");
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_end == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += n * mult;
+        rest = &rest[unit_end..];
+    }
+    Ok(if neg { -(total as i64) } else { total as i64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_docker_units() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(1_982_368), "1.98MB");
+        assert_eq!(human_size(4096), "4.1kB");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(100_000_000), "100MB");
+        assert_eq!(bytes_size(25_277_116_416), "23.54GiB");
+        assert_eq!(bytes_size(1024), "1KiB");
+    }
+
+    #[test]
+    fn durations_match_docker() {
+        assert_eq!(human_duration(36), "36 seconds");
+        assert_eq!(human_duration(130), "2 minutes");
+        assert_eq!(human_duration(3600 * 3), "3 hours");
+        assert_eq!(parse_go_duration("1h30m").unwrap(), 5400 * 1_000_000_000);
+        assert_eq!(parse_go_duration("0s").unwrap(), 0);
+        assert!(parse_go_duration("abc").is_err());
+    }
+
+    #[test]
+    fn templates_and_tables() {
+        let t = Tmpl::parse("{{.Name}} {{json .Labels}} {{upper .Name}}", &[]).unwrap();
+        let out = t
+            .render(&serde_json::json!({"Name": "web", "Labels": {"a": "b"}}))
+            .unwrap();
+        assert_eq!(out, r#"web {"a":"b"} WEB"#);
+        let t = Tmpl::parse(
+            "table {{.ID}}\t{{.Name}}",
+            &[("ID", "CONTAINER ID"), ("Name", "NAMES")],
+        )
+        .unwrap();
+        let out = t
+            .render_all(&[serde_json::json!({"ID": "abc", "Name": "web"})])
+            .unwrap();
+        assert_eq!(out, "CONTAINER ID   NAMES\nabc            web\n");
+    }
+
+    #[test]
+    fn times_parse_like_docker() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(parse_time("10s", now).unwrap(), "1767225600.000000000");
+        assert_eq!(parse_time("1767225600", now).unwrap(), "1767225600");
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z", now).unwrap(),
+            "1767225600.000000000"
+        );
+    }
+}

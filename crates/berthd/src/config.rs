@@ -1,0 +1,567 @@
+//! Daemon configuration: command-line flags merged with a `daemon.json`
+//! subset. As in dockerd, an unknown key in the file and a key given both as a
+//! flag and in the file are errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+pub const DEFAULT_SOCKET: &str = "unix:///run/berth/berth.sock";
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+
+#[derive(Debug, Parser, Default, Clone)]
+#[command(
+    name = "berthd",
+    version,
+    about = "A Docker-compatible container engine daemon"
+)]
+pub struct Flags {
+    /// Daemon socket(s) to connect to: unix:///path or tcp://addr:port
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Root directory of persistent state
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Root directory for execution state files (sockets, runtime state)
+    #[arg(long, value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+    /// Path to use for the daemon PID file
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Daemon configuration file
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Use TLS and verify the remote (mutual TLS for tcp:// hosts)
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    /// Serve tcp:// hosts without TLS. Anyone who can reach the port is root on this host.
+    #[arg(long = "insecure-tcp")]
+    pub insecure_tcp: bool,
+    /// Keep containers running while the daemon is down (default true)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub live_restore: Option<bool>,
+    /// Registries reached over plain HTTP
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// Preferred registry mirrors
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Default address pools for networks, e.g. base=10.10.0.0/16,size=24
+    #[arg(long = "default-address-pool", value_name = "POOL")]
+    pub default_address_pools: Vec<String>,
+    /// Group owning the unix socket (default root)
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+/// The `daemon.json` keys berthd understands.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub hosts: Option<Vec<String>>,
+    #[serde(rename = "data-root")]
+    pub data_root: Option<PathBuf>,
+    #[serde(rename = "exec-root")]
+    pub exec_root: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub debug: Option<bool>,
+    #[serde(rename = "log-level")]
+    pub log_level: Option<String>,
+    #[serde(rename = "live-restore")]
+    pub live_restore: Option<bool>,
+    #[serde(rename = "default-address-pools")]
+    pub default_address_pools: Option<Vec<AddressPool>>,
+    #[serde(rename = "insecure-registries")]
+    pub insecure_registries: Option<Vec<String>>,
+    #[serde(rename = "registry-mirrors")]
+    pub registry_mirrors: Option<Vec<String>>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub hosts: Vec<Host>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub debug: bool,
+    pub log_level: String,
+    pub live_restore: bool,
+    pub default_address_pools: Vec<AddressPool>,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    pub insecure_tcp: bool,
+    pub socket_group: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unable to configure the daemon with file {path}: {msg}")]
+    File { path: String, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn file_err(path: &Path, msg: impl Into<String>) -> ConfigError {
+    ConfigError::File {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Reads `daemon.json`. A missing default file is fine; a missing explicit one is not.
+pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(FileConfig::default())
+        }
+        Err(e) => return Err(file_err(path, e.to_string())),
+    };
+    if data.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(FileConfig::default());
+    }
+    // Report every unknown key at once, as dockerd does.
+    let raw: serde_json::Value =
+        serde_json::from_slice(&data).map_err(|e| file_err(path, e.to_string()))?;
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| file_err(path, "the configuration must be a JSON object"))?;
+    const KNOWN: &[&str] = &[
+        "hosts",
+        "data-root",
+        "exec-root",
+        "pidfile",
+        "debug",
+        "log-level",
+        "live-restore",
+        "default-address-pools",
+        "insecure-registries",
+        "registry-mirrors",
+        "tlsverify",
+        "tlscacert",
+        "tlscert",
+        "tlskey",
+        "group",
+    ];
+    let unknown: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KNOWN.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(file_err(
+            path,
+            format!(
+                "the following directives don't match any configuration option: {}",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    serde_json::from_value(raw).map_err(|e| file_err(path, e.to_string()))
+}
+
+pub fn parse_host(h: &str) -> Result<Host, ConfigError> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        if p.is_empty() || !p.starts_with('/') {
+            return Err(ConfigError::Invalid(format!(
+                "invalid unix socket address: {h}"
+            )));
+        }
+        return Ok(Host::Unix(PathBuf::from(p)));
+    }
+    if let Some(a) = h.strip_prefix("tcp://") {
+        let a = a.trim_end_matches('/');
+        if a.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "invalid tcp address {h}: expected tcp://IP:PORT"
+            )));
+        }
+        return Ok(Host::Tcp(a.to_string()));
+    }
+    if h.starts_with('/') {
+        return Ok(Host::Unix(PathBuf::from(h)));
+    }
+    Err(ConfigError::Invalid(format!(
+        "invalid host {h}: only unix:// and tcp:// are supported"
+    )))
+}
+
+/// `base=10.10.0.0/16,size=24`, the flag form of an address pool.
+pub fn parse_pool_flag(s: &str) -> Result<AddressPool, ConfigError> {
+    let mut base = None;
+    let mut size = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("base", v)) => base = Some(v.to_string()),
+            Some(("size", v)) => {
+                size = Some(v.parse::<u8>().map_err(|_| {
+                    ConfigError::Invalid(format!("invalid default-address-pool size: {v}"))
+                })?)
+            }
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid default-address-pool {s}: expected base=CIDR,size=N"
+                )))
+            }
+        }
+    }
+    match (base, size) {
+        (Some(base), Some(size)) => Ok(AddressPool { base, size }),
+        _ => Err(ConfigError::Invalid(format!(
+            "invalid default-address-pool {s}: expected base=CIDR,size=N"
+        ))),
+    }
+}
+
+fn docker_default_pools() -> Vec<AddressPool> {
+    // Docker's defaults; the network code skips any that overlap host routes.
+    let mut v = vec![
+        AddressPool {
+            base: "172.17.0.0/16".into(),
+            size: 16,
+        },
+        AddressPool {
+            base: "172.18.0.0/16".into(),
+            size: 16,
+        },
+        AddressPool {
+            base: "172.19.0.0/16".into(),
+            size: 16,
+        },
+        AddressPool {
+            base: "172.20.0.0/14".into(),
+            size: 16,
+        },
+        AddressPool {
+            base: "172.24.0.0/14".into(),
+            size: 16,
+        },
+        AddressPool {
+            base: "172.28.0.0/14".into(),
+            size: 16,
+        },
+    ];
+    v.push(AddressPool {
+        base: "192.168.0.0/16".into(),
+        size: 20,
+    });
+    v
+}
+
+impl DaemonConfig {
+    pub fn resolve(flags: Flags) -> Result<Self, ConfigError> {
+        let explicit = flags.config_file.is_some();
+        let path = flags
+            .config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        let file = read_file_config(&path, explicit)?;
+        Self::merge(flags, file, &path)
+    }
+
+    pub fn merge(flags: Flags, file: FileConfig, path: &Path) -> Result<Self, ConfigError> {
+        // Collect "given in both places" conflicts first, as dockerd does.
+        let mut conflicts: BTreeMap<&str, String> = BTreeMap::new();
+        macro_rules! both {
+            ($name:literal, $flag:expr, $file:expr) => {
+                if let (Some(a), Some(b)) = ($flag, $file) {
+                    conflicts.insert($name, format!("(from flag: {a:?}, from file: {b:?})"));
+                }
+            };
+        }
+        let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        both!("hosts", nonempty(&flags.hosts), file.hosts.as_ref());
+        both!(
+            "data-root",
+            flags.data_root.as_ref(),
+            file.data_root.as_ref()
+        );
+        both!(
+            "exec-root",
+            flags.exec_root.as_ref(),
+            file.exec_root.as_ref()
+        );
+        both!("pidfile", flags.pidfile.as_ref(), file.pidfile.as_ref());
+        both!(
+            "log-level",
+            flags.log_level.as_ref(),
+            file.log_level.as_ref()
+        );
+        both!("debug", flags.debug.then_some(true), file.debug);
+        both!("live-restore", flags.live_restore, file.live_restore);
+        both!(
+            "insecure-registries",
+            nonempty(&flags.insecure_registries),
+            file.insecure_registries.as_ref()
+        );
+        both!(
+            "registry-mirrors",
+            nonempty(&flags.registry_mirrors),
+            file.registry_mirrors.as_ref()
+        );
+        both!(
+            "default-address-pools",
+            nonempty(&flags.default_address_pools),
+            file.default_address_pools.as_ref()
+        );
+        both!("tlsverify", flags.tlsverify.then_some(true), file.tlsverify);
+        both!(
+            "tlscacert",
+            flags.tlscacert.as_ref(),
+            file.tlscacert.as_ref()
+        );
+        both!("tlscert", flags.tlscert.as_ref(), file.tlscert.as_ref());
+        both!("tlskey", flags.tlskey.as_ref(), file.tlskey.as_ref());
+        both!("group", flags.group.as_ref(), file.group.as_ref());
+        if !conflicts.is_empty() {
+            let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            return Err(file_err(
+                path,
+                format!(
+                    "the following directives are specified both as a flag and in the configuration file: {}",
+                    list.join(", ")
+                ),
+            ));
+        }
+
+        let host_strs = if !flags.hosts.is_empty() {
+            flags.hosts.clone()
+        } else {
+            file.hosts.clone().unwrap_or_default()
+        };
+        let mut hosts = Vec::new();
+        for h in &host_strs {
+            hosts.push(parse_host(h)?);
+        }
+        if hosts.is_empty() {
+            hosts.push(parse_host(DEFAULT_SOCKET)?);
+        }
+
+        let pools = if !flags.default_address_pools.is_empty() {
+            flags
+                .default_address_pools
+                .iter()
+                .map(|s| parse_pool_flag(s))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            file.default_address_pools
+                .clone()
+                .unwrap_or_else(docker_default_pools)
+        };
+
+        let debug = flags.debug || file.debug.unwrap_or(false);
+        let log_level = flags
+            .log_level
+            .clone()
+            .or(file.log_level.clone())
+            .unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
+        if !matches!(
+            log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "panic"
+        ) {
+            return Err(ConfigError::Invalid(format!(
+                "unable to parse logging level: {log_level}"
+            )));
+        }
+
+        let tlsverify = flags.tlsverify || file.tlsverify.unwrap_or(false);
+        let ca = flags.tlscacert.clone().or(file.tlscacert.clone());
+        let cert = flags.tlscert.clone().or(file.tlscert.clone());
+        let key = flags.tlskey.clone().or(file.tlskey.clone());
+        let tls = if tlsverify {
+            match (ca, cert, key) {
+                (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca, cert, key }),
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "--tlsverify needs --tlscacert, --tlscert and --tlskey".into(),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let has_tcp = hosts.iter().any(|h| matches!(h, Host::Tcp(_)));
+        if has_tcp && tls.is_none() && !flags.insecure_tcp {
+            return Err(ConfigError::Invalid(
+                "refusing to serve tcp:// without TLS: pass --tlsverify --tlscacert --tlscert --tlskey (or --insecure-tcp to accept the risk)".into(),
+            ));
+        }
+
+        let data_root = flags
+            .data_root
+            .clone()
+            .or(file.data_root.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT));
+        let exec_root = flags
+            .exec_root
+            .clone()
+            .or(file.exec_root.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT));
+        let pidfile = flags
+            .pidfile
+            .clone()
+            .or(file.pidfile.clone())
+            .unwrap_or_else(|| exec_root.join("berthd.pid"));
+        for (name, p) in [("data-root", &data_root), ("exec-root", &exec_root)] {
+            if !p.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be an absolute path"
+                )));
+            }
+        }
+
+        Ok(Self {
+            hosts,
+            data_root,
+            exec_root,
+            pidfile,
+            debug,
+            log_level,
+            live_restore: flags.live_restore.or(file.live_restore).unwrap_or(true),
+            default_address_pools: pools,
+            insecure_registries: if flags.insecure_registries.is_empty() {
+                file.insecure_registries.clone().unwrap_or_default()
+            } else {
+                flags.insecure_registries.clone()
+            },
+            registry_mirrors: if flags.registry_mirrors.is_empty() {
+                file.registry_mirrors.clone().unwrap_or_default()
+            } else {
+                flags.registry_mirrors.clone()
+            },
+            tls,
+            insecure_tcp: flags.insecure_tcp,
+            socket_group: flags.group.clone().or(file.group.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, s: &str) -> PathBuf {
+        let p = dir.path().join("daemon.json");
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c =
+            DaemonConfig::merge(Flags::default(), FileConfig::default(), Path::new("x")).unwrap();
+        assert_eq!(c.hosts, vec![Host::Unix("/run/berth/berth.sock".into())]);
+        assert_eq!(c.data_root, PathBuf::from("/var/lib/berth"));
+        assert!(c.live_restore);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, r#"{"data-root":"/x","bogus":1,"also":2}"#);
+        let e = read_file_config(&p, true).unwrap_err().to_string();
+        assert!(
+            e.contains("don't match any configuration option: also, bogus")
+                || e.contains("bogus, also"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flag_and_file_conflict() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, r#"{"data-root":"/from/file"}"#);
+        let file = read_file_config(&p, true).unwrap();
+        let flags = Flags {
+            data_root: Some("/from/flag".into()),
+            ..Default::default()
+        };
+        let e = DaemonConfig::merge(flags, file, &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("specified both as a flag and in the configuration file: data-root"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn file_values_apply() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            &d,
+            r#"{"hosts":["unix:///tmp/x.sock"],"live-restore":false,"default-address-pools":[{"base":"10.9.0.0/16","size":24}]}"#,
+        );
+        let file = read_file_config(&p, true).unwrap();
+        let c = DaemonConfig::merge(Flags::default(), file, &p).unwrap();
+        assert_eq!(c.hosts, vec![Host::Unix("/tmp/x.sock".into())]);
+        assert!(!c.live_restore);
+        assert_eq!(c.default_address_pools[0].size, 24);
+    }
+
+    #[test]
+    fn plain_tcp_is_refused() {
+        let flags = Flags {
+            hosts: vec!["tcp://127.0.0.1:2375".into()],
+            ..Default::default()
+        };
+        assert!(DaemonConfig::merge(flags.clone(), FileConfig::default(), Path::new("x")).is_err());
+        let ok = Flags {
+            insecure_tcp: true,
+            ..flags
+        };
+        assert!(DaemonConfig::merge(ok, FileConfig::default(), Path::new("x")).is_ok());
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_missing_explicit_is_not() {
+        assert!(read_file_config(Path::new("/nonexistent/daemon.json"), false).is_ok());
+        assert!(read_file_config(Path::new("/nonexistent/daemon.json"), true).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! The engine: Docker's objects and their state. Nothing in here knows HTTP.
+
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod ids;
+pub mod store;
+pub mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::DaemonConfig;
+pub use error::{EngineError, Result};
+use events::EventBus;
+use store::{Store, Table};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct Engine {
+    pub config: DaemonConfig,
+    pub store: Store,
+    pub events: EventBus,
+    /// Stable daemon ID, created on first start.
+    pub id: String,
+    pub started: Instant,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Opens the data root and builds the in-memory indexes.
+    pub fn open(config: DaemonConfig) -> Result<Arc<Self>> {
+        for dir in [&config.data_root, &config.exec_root] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::internal(format!("creating {}: {e}", dir.display())))?;
+        }
+        // The data root holds image layers and container state: root only.
+        set_mode(&config.data_root, 0o710)?;
+        let store = Store::open(&config.data_root)?;
+        let id = match store.get::<String>(Table::Meta, "daemon_id")? {
+            Some(id) => id,
+            None => {
+                let id = ids::random_hex(16);
+                store.put(Table::Meta, "daemon_id", &id)?;
+                id
+            }
+        };
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Ok(Arc::new(Self {
+            config,
+            store,
+            events: EventBus::new(),
+            id,
+            started: Instant::now(),
+            shutdown,
+        }))
+    }
+
+    /// Signals long-lived streams (events, logs -f) to end.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| EngineError::internal(format!("chmod {}: {e}", path.display())))
+}

@@ -1,0 +1,240 @@
+//! The embedded transactional metadata store (redb). It is the source of
+//! truth on disk; each subsystem keeps its own in-memory index for reads and
+//! writes every state change through one transaction here.
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::error::{EngineError, Result};
+
+/// Bumped when a record layout changes incompatibly.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The object tables. Keys are object IDs or names; values are JSON records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Meta,
+    Images,
+    Tags,
+    Layers,
+    Containers,
+    Execs,
+    Networks,
+    IpAlloc,
+    Volumes,
+    BuildCache,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        let name = match self {
+            Table::Meta => return META,
+            Table::Images => "images",
+            Table::Tags => "tags",
+            Table::Layers => "layers",
+            Table::Containers => "containers",
+            Table::Execs => "execs",
+            Table::Networks => "networks",
+            Table::IpAlloc => "ipalloc",
+            Table::Volumes => "volumes",
+            Table::BuildCache => "buildcache",
+        };
+        TableDefinition::new(name)
+    }
+
+    const ALL: [Table; 10] = [
+        Table::Meta,
+        Table::Images,
+        Table::Tags,
+        Table::Layers,
+        Table::Containers,
+        Table::Execs,
+        Table::Networks,
+        Table::IpAlloc,
+        Table::Volumes,
+        Table::BuildCache,
+    ];
+}
+
+pub struct Store {
+    db: Database,
+}
+
+/// A write transaction: every put/delete inside commits together or not at all.
+pub struct Txn<'a> {
+    tx: redb::WriteTransaction,
+    _store: &'a Store,
+}
+
+impl Store {
+    /// Opens (or creates) `store.redb` under `data_root`. redb holds an
+    /// exclusive lock on the file, so a second daemon on the same data root
+    /// fails here.
+    pub fn open(data_root: &Path) -> Result<Self> {
+        let path = data_root.join("store.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => EngineError::Conflict(format!(
+                "the data root {} is in use by another daemon",
+                data_root.display()
+            )),
+            other => EngineError::Internal(format!("opening {}: {other}", path.display())),
+        })?;
+        let store = Self { db };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    fn init_schema(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            for t in Table::ALL {
+                tx.open_table(t.def())?;
+            }
+            let mut meta = tx.open_table(META)?;
+            let existing = meta
+                .get("schema_version")?
+                .map(|v| serde_json::from_slice::<u64>(v.value()))
+                .transpose()?;
+            match existing {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(EngineError::internal(format!(
+                        "metadata store schema {v} is newer than this berthd understands ({SCHEMA_VERSION})"
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    let v = serde_json::to_vec(&SCHEMA_VERSION)?;
+                    meta.insert("schema_version", v.as_slice())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<u64> {
+        Ok(self.get(Table::Meta, "schema_version")?.unwrap_or(0))
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table.def())?;
+        let out = match t.get(key)? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        };
+        Ok(out)
+    }
+
+    /// Every record of a table, for building the in-memory index at start-up.
+    pub fn load_all<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table.def())?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            match serde_json::from_slice(v.value()) {
+                Ok(rec) => out.push((k.value().to_string(), rec)),
+                Err(e) => {
+                    tracing::warn!(table = ?table, key = k.value(), error = %e, "skipping unreadable record")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` in one write transaction and commits it durably.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        let mut txn = Txn {
+            tx: self.db.begin_write()?,
+            _store: self,
+        };
+        let r = f(&mut txn)?;
+        txn.tx.commit()?;
+        Ok(r)
+    }
+
+    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        self.write(|t| t.put(table, key, value))
+    }
+
+    pub fn delete(&self, table: Table, key: &str) -> Result<()> {
+        self.write(|t| t.delete(table, key))
+    }
+}
+
+impl Txn<'_> {
+    pub fn put<T: Serialize>(&mut self, table: Table, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        let mut t = self.tx.open_table(table.def())?;
+        t.insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, table: Table, key: &str) -> Result<()> {
+        let mut t = self.tx.open_table(table.def())?;
+        t.remove(key)?;
+        Ok(())
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let t = self.tx.open_table(table.def())?;
+        let out = match t.get(key)? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        };
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_is_transactional() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        s.put(Table::Volumes, "a", &"one".to_string()).unwrap();
+        // A failing transaction leaves nothing behind.
+        let r: Result<()> = s.write(|t| {
+            t.put(Table::Volumes, "b", &"two".to_string())?;
+            Err(EngineError::internal("boom"))
+        });
+        assert!(r.is_err());
+        let all: Vec<(String, String)> = s.load_all(Table::Volumes).unwrap();
+        assert_eq!(all, vec![("a".to_string(), "one".to_string())]);
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        assert_eq!(
+            s.get::<String>(Table::Volumes, "a").unwrap().as_deref(),
+            Some("one")
+        );
+    }
+
+    #[test]
+    fn a_second_open_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let _s = Store::open(d.path()).unwrap();
+        assert!(matches!(
+            Store::open(d.path()),
+            Err(EngineError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(d.path()).unwrap();
+            s.put(Table::Meta, "schema_version", &(SCHEMA_VERSION + 1))
+                .unwrap();
+        }
+        assert!(Store::open(d.path()).is_err());
+    }
+}

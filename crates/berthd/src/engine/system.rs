@@ -1,0 +1,241 @@
+//! System-wide views: version, info, disk usage.
+
+use std::collections::HashMap;
+
+use berth_api::models::{
+    Commit, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo, SystemDataUsageResponse,
+    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum,
+    SystemInfoDefaultAddressPools, SystemInfoIsolationEnum, SystemVersion, SystemVersionComponents,
+    SystemVersionPlatform,
+};
+use berth_api::{API_VERSION, MIN_API_VERSION};
+
+use super::host::{self, CgroupVersion};
+use super::{Engine, VERSION};
+
+const GIT_COMMIT: &str = env!("BERTH_GIT_COMMIT");
+const RUSTC_VERSION: &str = env!("BERTH_RUSTC_VERSION");
+
+fn build_time() -> String {
+    // The binary's own mtime stands in for a build timestamp.
+    std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .and_then(|m| m.modified())
+        .map(|t| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+}
+
+impl Engine {
+    pub fn version(&self) -> SystemVersion {
+        let kernel = host::kernel_version();
+        let bt = build_time();
+        let details: HashMap<String, String> = [
+            ("ApiVersion", API_VERSION.to_string()),
+            ("Arch", host::go_arch().to_string()),
+            ("BuildTime", bt.clone()),
+            ("Experimental", "false".to_string()),
+            ("GitCommit", GIT_COMMIT.to_string()),
+            ("GoVersion", RUSTC_VERSION.to_string()),
+            ("KernelVersion", kernel.clone()),
+            ("MinAPIVersion", MIN_API_VERSION.to_string()),
+            ("Os", "linux".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        SystemVersion {
+            platform: Some(SystemVersionPlatform {
+                name: format!("berth {VERSION}"),
+            }),
+            components: Some(vec![SystemVersionComponents {
+                name: "Engine".into(),
+                version: VERSION.into(),
+                details: Some(details),
+            }]),
+            version: Some(VERSION.into()),
+            api_version: Some(API_VERSION.to_string()),
+            min_api_version: Some(MIN_API_VERSION.to_string()),
+            git_commit: Some(GIT_COMMIT.into()),
+            go_version: Some(RUSTC_VERSION.into()),
+            os: Some("linux".into()),
+            arch: Some(host::go_arch().into()),
+            kernel_version: Some(kernel),
+            experimental: None,
+            build_time: Some(bt),
+        }
+    }
+
+    pub fn info(&self) -> SystemInfo {
+        let c = &self.config;
+        let cg = host::cgroup_version();
+        let backing = host::backing_filesystem(&c.data_root);
+        let counts = self.object_counts();
+        let mut warnings = Vec::new();
+        if c.hosts
+            .iter()
+            .any(|h| matches!(h, crate::config::Host::Tcp(_)))
+            && c.tls.is_none()
+        {
+            warnings.push(
+                "WARNING: API is accessible on http:// without encryption. Access to the daemon gives root on this host."
+                    .to_string(),
+            );
+        }
+        let runtimes: HashMap<String, Runtime> = [(
+            "berth".to_string(),
+            Runtime {
+                path: Some("berth-shim".into()),
+                ..Default::default()
+            },
+        )]
+        .into_iter()
+        .collect();
+        SystemInfo {
+            id: Some(self.id.clone()),
+            containers: Some(counts.containers),
+            containers_running: Some(counts.running),
+            containers_paused: Some(counts.paused),
+            containers_stopped: Some(counts.containers - counts.running - counts.paused),
+            images: Some(counts.images),
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![
+                vec!["Backing Filesystem".into(), backing],
+                vec!["Supports d_type".into(), "true".into()],
+                vec!["Using metacopy".into(), "false".into()],
+                vec!["Native Overlay Diff".into(), "true".into()],
+                vec!["userxattr".into(), "false".into()],
+            ]),
+            docker_root_dir: Some(c.data_root.display().to_string()),
+            plugins: Some(PluginsInfo {
+                volume: Some(vec!["local".into()]),
+                network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
+                authorization: None,
+                log: Some(vec!["json-file".into()]),
+            }),
+            memory_limit: Some(true),
+            swap_limit: Some(
+                std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+                    || cg == CgroupVersion::V2,
+            ),
+            kernel_memory_tcp: Some(false),
+            cpu_cfs_period: Some(true),
+            cpu_cfs_quota: Some(true),
+            cpu_shares: Some(true),
+            cpu_set: Some(true),
+            pids_limit: Some(true),
+            oom_kill_disable: Some(cg == CgroupVersion::V1),
+            ipv4_forwarding: Some(host::ipv4_forwarding()),
+            bridge_nf_iptables: Some(false),
+            bridge_nf_ip6tables: Some(false),
+            debug: Some(c.debug),
+            nfd: Some(host::open_fds()),
+            n_goroutines: Some(host::threads()),
+            system_time: Some(
+                chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
+            ),
+            logging_driver: Some("json-file".into()),
+            cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
+            cgroup_version: Some(match cg {
+                CgroupVersion::V1 => SystemInfoCgroupVersionEnum::_1,
+                CgroupVersion::V2 => SystemInfoCgroupVersionEnum::_2,
+            }),
+            n_events_listener: Some(self.events.listeners()),
+            kernel_version: Some(host::kernel_version()),
+            operating_system: Some(host::operating_system()),
+            os_version: Some(host::os_version()),
+            os_type: Some("linux".into()),
+            architecture: Some(host::architecture()),
+            ncpu: Some(host::ncpu()),
+            mem_total: Some(host::mem_total()),
+            index_server_address: Some("https://index.docker.io/v1/".into()),
+            registry_config: Some(RegistryServiceConfig {
+                insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into(), "::1/128".into()]),
+                index_configs: None,
+                mirrors: Some(c.registry_mirrors.clone()),
+                ..Default::default()
+            }),
+            http_proxy: Some(
+                std::env::var("HTTP_PROXY")
+                    .or_else(|_| std::env::var("http_proxy"))
+                    .unwrap_or_default(),
+            ),
+            https_proxy: Some(
+                std::env::var("HTTPS_PROXY")
+                    .or_else(|_| std::env::var("https_proxy"))
+                    .unwrap_or_default(),
+            ),
+            no_proxy: Some(
+                std::env::var("NO_PROXY")
+                    .or_else(|_| std::env::var("no_proxy"))
+                    .unwrap_or_default(),
+            ),
+            name: Some(host::hostname()),
+            labels: Some(vec![]),
+            experimental_build: Some(false),
+            server_version: Some(VERSION.into()),
+            runtimes: Some(runtimes),
+            default_runtime: Some("berth".into()),
+            swarm: Some(SwarmInfo {
+                node_id: Some(String::new()),
+                node_addr: Some(String::new()),
+                local_node_state: Some(berth_api::models::LocalNodeState::INACTIVE),
+                control_available: Some(false),
+                error: Some(String::new()),
+                remote_managers: None,
+                ..Default::default()
+            }),
+            live_restore_enabled: Some(c.live_restore),
+            isolation: Some(SystemInfoIsolationEnum::EMPTY),
+            init_binary: Some("berth-init".into()),
+            containerd_commit: Some(Commit {
+                id: Some(String::new()),
+                ..Default::default()
+            }),
+            runc_commit: Some(Commit {
+                id: Some(GIT_COMMIT.into()),
+                ..Default::default()
+            }),
+            init_commit: Some(Commit {
+                id: Some(GIT_COMMIT.into()),
+                ..Default::default()
+            }),
+            security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+            default_address_pools: Some(
+                c.default_address_pools
+                    .iter()
+                    .map(|p| SystemInfoDefaultAddressPools {
+                        base: Some(p.base.clone()),
+                        size: Some(p.size as i64),
+                    })
+                    .collect(),
+            ),
+            warnings: Some(warnings),
+            ..Default::default()
+        }
+    }
+
+    pub fn disk_usage(&self) -> SystemDataUsageResponse {
+        SystemDataUsageResponse {
+            layers_size: Some(0),
+            images: Some(vec![]),
+            containers: Some(vec![]),
+            volumes: Some(vec![]),
+            build_cache: Some(vec![]),
+        }
+    }
+
+    fn object_counts(&self) -> Counts {
+        Counts::default()
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    containers: i64,
+    running: i64,
+    paused: i64,
+    images: i64,
+}

@@ -1,0 +1,33 @@
+use clap::Parser;
+
+use berthd::config::{DaemonConfig, Flags};
+
+fn main() {
+    let flags = Flags::parse();
+    let cfg = match DaemonConfig::resolve(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e}");
+            std::process::exit(1);
+        }
+    };
+    berthd::daemon::init_logging(&cfg);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("berthd")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: starting runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(berthd::daemon::run(cfg)) {
+        tracing::error!("{e:#}");
+        eprintln!("berthd: {e:#}");
+        std::process::exit(1);
+    }
+    // Detached stream tasks must not hold the process past the grace period.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+}

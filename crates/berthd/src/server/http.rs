@@ -1,0 +1,213 @@
+//! Request/response plumbing shared by every router file: body types,
+//! query parsing, bounded body reads, JSON and stream responses.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use berth_api::ApiVersion;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type Resp = Response<Body>;
+pub type ApiResult = Result<Resp, ApiError>;
+
+/// Upper bound for JSON request bodies (create bodies are a few KiB).
+pub const MAX_JSON_BODY: usize = 16 << 20;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A body fed by a channel: each message is one chunk, flushed as it comes.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A streaming response; the handler keeps the sender and writes chunks.
+/// Headers go out at once because the body starts out pending.
+pub fn stream(status: StatusCode, content_type: &'static str) -> (mpsc::Sender<Bytes>, Resp) {
+    let (tx, rx) = mpsc::channel(64);
+    let mut r = Response::new(ChannelBody { rx }.boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (tx, r)
+}
+
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> ApiResult {
+    let body = serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+pub fn ok_json<T: Serialize + ?Sized>(v: &T) -> ApiResult {
+    json(StatusCode::OK, v)
+}
+
+pub fn no_content() -> ApiResult {
+    status_only(StatusCode::NO_CONTENT)
+}
+
+pub fn status_only(status: StatusCode) -> ApiResult {
+    let mut r = Response::new(empty());
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+pub fn text(status: StatusCode, s: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(full(s));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Query parameters, repeated keys kept.
+#[derive(Debug, Default, Clone)]
+pub struct Query(HashMap<String, Vec<String>>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Self {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(q) = q {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                m.entry(k.into_owned()).or_default().push(v.into_owned());
+            }
+        }
+        Self(m)
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    pub fn all(&self, k: &str) -> &[String] {
+        self.0.get(k).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// moby's `BoolValue`: absent, "", "0", "no", "false", "none" are false.
+    pub fn bool(&self, k: &str) -> bool {
+        match self.get(k) {
+            None => false,
+            Some(v) => !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            ),
+        }
+    }
+
+    /// Like `bool` but with a default when the key is absent.
+    pub fn bool_or(&self, k: &str, default: bool) -> bool {
+        if self.get(k).is_none() {
+            default
+        } else {
+            self.bool(k)
+        }
+    }
+
+    pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+        }
+    }
+
+    pub fn filters(&self) -> Result<berth_api::filters::Filters, ApiError> {
+        berth_api::filters::Filters::parse(self.get("filters").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+}
+
+/// One parsed request, handed to the router.
+pub struct Req {
+    pub method: Method,
+    pub version: ApiVersion,
+    pub path: String,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Option<Incoming>,
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+impl Req {
+    /// Reads the whole body, refusing more than `limit` bytes.
+    pub async fn bytes(&mut self, limit: usize) -> Result<Bytes, ApiError> {
+        let Some(body) = self.body.take() else {
+            return Ok(Bytes::new());
+        };
+        let limited = http_body_util::Limited::new(body, limit);
+        match limited.collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body exceeds the {limit} byte limit"),
+                    ))
+                } else {
+                    Err(ApiError::bad_request(format!("reading request body: {e}")))
+                }
+            }
+        }
+    }
+
+    /// Parses a JSON body; malformed input is a 400 naming the problem.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let b = self.bytes(MAX_JSON_BODY).await?;
+        if b.iter().all(|c| c.is_ascii_whitespace()) {
+            return Err(ApiError::bad_request("invalid JSON: request body is empty"));
+        }
+        serde_json::from_slice(&b).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    }
+
+    /// Like `json`, but an empty body yields `T::default()`.
+    pub async fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T, ApiError> {
+        let b = self.bytes(MAX_JSON_BODY).await?;
+        if b.iter().all(|c| c.is_ascii_whitespace()) {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&b).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}

@@ -1,0 +1,162 @@
+//! Listeners: the root-only unix socket (default) and, opt-in, TCP with
+//! mutual TLS.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{DaemonConfig, Host};
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub type BoxIo = Box<dyn Io>;
+
+pub enum Listener {
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+        ino: u64,
+    },
+    Tcp {
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+    },
+}
+
+fn group_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok(n);
+    }
+    nix::unistd::Group::from_name(name)?
+        .map(|g| g.gid.as_raw())
+        .with_context(|| format!("group {name} not found"))
+}
+
+fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            // A live daemon answers; a stale socket file refuses the connection.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!(
+                    "another daemon is already listening on {}: refusing to start",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))?;
+        } else {
+            bail!("{} exists and is not a socket", path.display());
+        }
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let gid = match group {
+        Some(g) => Some(group_id(g)?),
+        None => Some(0),
+    };
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(0)),
+        gid.map(nix::unistd::Gid::from_raw),
+    )
+    .with_context(|| format!("chown {}", path.display()))?;
+    let ino = std::fs::metadata(path)?.ino();
+    tracing::info!(path = %path.display(), "API listening on unix socket");
+    Ok(Listener::Unix {
+        listener,
+        path: path.to_path_buf(),
+        ino,
+    })
+}
+
+impl Listener {
+    pub async fn bind(host: &Host, cfg: &DaemonConfig) -> anyhow::Result<Self> {
+        match host {
+            Host::Unix(p) => bind_unix(p, cfg.socket_group.as_deref()),
+            Host::Tcp(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding tcp://{addr}"))?;
+                let tls = match &cfg.tls {
+                    Some(files) => Some(TlsAcceptor::from(Arc::new(super::tls::server_config(
+                        files,
+                    )?))),
+                    None => {
+                        tracing::warn!(
+                            "!!! SERVING THE API ON tcp://{addr} WITHOUT TLS: anyone who can reach this port controls this host as root !!!"
+                        );
+                        None
+                    }
+                };
+                tracing::info!(%addr, tls = tls.is_some(), "API listening on tcp");
+                Ok(Listener::Tcp { listener, tls })
+            }
+        }
+    }
+
+    /// Accepts until `stop` flips; each connection is handed to `on_conn`.
+    pub async fn accept_loop<F>(self, on_conn: F, mut stop: watch::Receiver<bool>)
+    where
+        F: Fn(BoxIo) + Clone + Send + Sync + 'static,
+    {
+        match self {
+            Listener::Unix {
+                listener,
+                path,
+                ino,
+            } => {
+                loop {
+                    tokio::select! {
+                        r = listener.accept() => match r {
+                            Ok((s, _)) => on_conn(Box::new(s)),
+                            Err(e) => { tracing::warn!(error = %e, "accept"); tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
+                        },
+                        _ = crate::server::stopped(&mut stop) => break,
+                    }
+                }
+                // Remove the socket only if it is still ours.
+                if std::fs::metadata(&path)
+                    .map(|m| m.ino() == ino)
+                    .unwrap_or(false)
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            Listener::Tcp { listener, tls } => loop {
+                tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((s, peer)) => {
+                            let _ = s.set_nodelay(true);
+                            match &tls {
+                                None => on_conn(Box::new(s)),
+                                Some(acc) => {
+                                    let acc = acc.clone();
+                                    let on_conn = on_conn.clone();
+                                    tokio::spawn(async move {
+                                        match acc.accept(s).await {
+                                            Ok(t) => on_conn(Box::new(t)),
+                                            Err(e) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                                        }
+                                    });
+                                }
+                            }
+                        }
+                        Err(e) => { tracing::warn!(error = %e, "accept"); tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
+                    },
+                    _ = crate::server::stopped(&mut stop) => break,
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The HTTP layer: thin. It parses requests, calls the engine and serializes
+//! the answer; one router file per API section.
+
+pub mod error;
+pub mod http;
+pub mod listen;
+mod router;
+mod system;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::http::{HeaderValue, Request, StatusCode};
+use berth_api::version::{check_supported, split_version_prefix};
+use berth_api::{ApiVersion, API_VERSION};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::engine::Engine;
+use error::ApiError;
+use http::{Query, Req, Resp};
+pub use listen::Listener;
+
+/// What every handler gets.
+pub struct Ctx {
+    pub engine: Arc<Engine>,
+}
+
+const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
+
+async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let (ver, rest) = split_version_prefix(&raw_path);
+    let version = match ver {
+        None => Ok(API_VERSION),
+        Some(v) => v
+            .parse::<ApiVersion>()
+            .map_err(|_| ApiError::bad_request(format!("invalid API version {v:?}")))
+            .and_then(|v| check_supported(v).map(|_| v).map_err(ApiError::bad_request)),
+    };
+    let resp = match version {
+        Err(e) => e.into_response(),
+        Ok(version) => {
+            let upgrade = req
+                .headers()
+                .contains_key(::http::header::UPGRADE)
+                .then(|| hyper::upgrade::on(&mut req));
+            let (parts, body) = req.into_parts();
+            let r = Req {
+                method: parts.method,
+                version,
+                path: if rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    rest.to_string()
+                },
+                query: Query::parse(parts.uri.query()),
+                headers: parts.headers,
+                body: Some(body),
+                upgrade,
+            };
+            router::route(&ctx, r)
+                .await
+                .unwrap_or_else(ApiError::into_response)
+        }
+    };
+    let mut resp = resp;
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static("1.50"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        ::http::header::SERVER,
+        HeaderValue::from_static(SERVER_HEADER),
+    );
+    let status = resp.status();
+    if status.is_server_error() {
+        tracing::warn!(%method, path = %raw_path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    } else {
+        tracing::debug!(%method, path = %raw_path, status = status.as_u16(), us = started.elapsed().as_micros() as u64, "request");
+    }
+    Ok(resp)
+}
+
+/// Serves every listener until `stop` flips, then stops accepting, lets
+/// in-flight requests finish (bounded by `grace`) and returns.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listeners: Vec<Listener>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let ctx = Arc::new(Ctx {
+        engine: engine.clone(),
+    });
+    // Each connection task holds a clone; when all are gone, recv() yields None.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    for l in listeners {
+        let ctx = ctx.clone();
+        let alive = alive_tx.clone();
+        let stop = stop.clone();
+        accept_tasks.push(tokio::spawn(async move {
+            let stop2 = stop.clone();
+            l.accept_loop(
+                move |io| spawn_conn(ctx.clone(), io, alive.clone(), stop2.clone()),
+                stop,
+            )
+            .await
+        }));
+    }
+    drop(alive_tx);
+    stopped(&mut stop).await;
+    engine.begin_shutdown();
+    for t in &accept_tasks {
+        t.abort();
+    }
+    let _ = tokio::time::timeout(grace, alive_rx.recv()).await;
+}
+
+fn spawn_conn<IO>(ctx: Arc<Ctx>, io: IO, alive: mpsc::Sender<()>, mut stop: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _alive = alive;
+        let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "connection ended"); } }
+            _ = crate::server::stopped(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    });
+}
+
+/// Resolves once `stop` flips (the guard `wait_for` returns is not Send).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Not found, in Docker's words.
+pub fn page_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "page not found")
+}

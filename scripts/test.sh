@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs test dependencies, builds every binary, runs
+# the unit tests and the end-to-end tests (real berthd, real docker CLI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (namespaces, mounts, cgroups)" >&2; exit 1; }
+source scripts/deps.sh
+command -v docker >/dev/null || { echo "test.sh: the docker CLI (28.x) must be on PATH" >&2; exit 1; }
+docker --version
+cargo build --workspace --bins
+cargo test --workspace "$@"

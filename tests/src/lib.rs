@@ -1,0 +1,397 @@
+//! The end-to-end harness: every test starts its own `berthd` on a private
+//! socket, data root and exec root, drives it with the real docker CLI (or
+//! bollard, or raw HTTP), and cleans up what it made before stopping it.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use anyhow::Result;
+
+/// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-e2e-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub docker_config: PathBuf,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        Self::start_with(&[]).expect("berthd starts")
+    }
+
+    pub fn start_with(args: &[&str]) -> Result<Self> {
+        let dir = scratch();
+        let root = dir.path().to_path_buf();
+        let docker_config = root.join("docker-config");
+        std::fs::create_dir_all(&docker_config)?;
+        let mut d = Daemon {
+            sock: root.join("berth.sock"),
+            data_root: root.join("data"),
+            exec_root: root.join("exec"),
+            docker_config,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log: root.join("berthd.log"),
+            dir,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// The command line this daemon runs with (for a second instance or a restart).
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec![
+            "-H".to_string(),
+            format!("unix://{}", self.sock.display()),
+            "--data-root".into(),
+            self.data_root.display().to_string(),
+            "--exec-root".into(),
+            self.exec_root.display().to_string(),
+            "--config-file".into(),
+            self.dir.path().join("daemon.json").display().to_string(),
+        ];
+        v.extend(self.extra_args.iter().cloned());
+        v
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let cfg = self.dir.path().join("daemon.json");
+        if !cfg.exists() {
+            std::fs::write(&cfg, "{}")?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(bin("berthd"))
+            .args(self.args())
+            .env(
+                "BERTH_LOG",
+                std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(20))
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    anyhow::bail!("berthd exited early ({st}):\n{}", self.log_text());
+                }
+            }
+            if let Ok((200, _, _)) = raw_request(&self.sock, "GET", "/_ping", None) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!(
+            "berthd did not answer /_ping in {limit:?}:\n{}",
+            self.log_text()
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The real docker CLI, pointed at this daemon.
+    pub fn docker_cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CLI_HINTS", "false")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd()
+            .args(args)
+            .output()
+            .expect("running docker")
+    }
+
+    /// Runs docker and asserts success; returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log tail:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.log_text(), 40)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// berth's own CLI, pointed at this daemon.
+    pub fn berth_cmd(&self) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd().args(args).output().expect("running berth")
+    }
+
+    pub fn bollard(&self) -> bollard::Docker {
+        bollard::Docker::connect_with_unix(
+            &self.sock.display().to_string(),
+            60,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .expect("bollard client")
+    }
+
+    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String, Vec<u8>) {
+        raw_request(&self.sock, method, path, body).expect("raw request")
+    }
+
+    /// Kills the daemon with SIGKILL, leaving its containers running.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and returns how long it took to exit.
+    pub fn terminate(&mut self) -> Duration {
+        let start = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        start.elapsed()
+    }
+
+    /// Starts the daemon again on the same roots (after `kill9` or `terminate`).
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        self.spawn()
+    }
+
+    /// Removes every container through the API while the daemon is up.
+    fn remove_containers(&self) {
+        let Ok((200, _, body)) = raw_request(&self.sock, "GET", "/containers/json?all=1", None)
+        else {
+            return;
+        };
+        let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
+            return;
+        };
+        for c in list {
+            if let Some(id) = c.get("Id").and_then(|v| v.as_str()) {
+                let _ = raw_request(
+                    &self.sock,
+                    "DELETE",
+                    &format!("/containers/{id}?force=1&v=1"),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Kills processes left behind under our roots (shims and their
+    /// containers), e.g. after a test killed the daemon and failed.
+    fn kill_leftovers(&self) {
+        let roots = [
+            self.exec_root.display().to_string(),
+            self.data_root.display().to_string(),
+        ];
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd);
+            if roots.iter().any(|r| cmd.contains(r.as_str())) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// Unmounts anything still mounted under our roots, deepest first.
+    fn unmount_leftovers(&self) {
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let root = self.dir.path().display().to_string();
+        let mut points: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|p| p.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let c = std::ffi::CString::new(p).unwrap_or_default();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.remove_containers();
+            self.terminate();
+        }
+        self.kill_leftovers();
+        self.unmount_leftovers();
+        if std::thread::panicking() {
+            eprintln!("---- berthd log ----\n{}", tail(&self.log_text(), 80));
+        }
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A minimal HTTP/1.1 request over a unix socket: (status, head, body).
+pub fn raw_request(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or(b"");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut body = buf[split + 4..].to_vec();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, head, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if n == 0 || b.len() < nl + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[(nl + 2 + n + 2).min(b.len())..];
+    }
+    out
+}
+
+/// The value of a header in a raw response head (case-insensitive).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
