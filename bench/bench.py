@@ -111,7 +111,9 @@ class Daemon:
 
     def start(self, timeout=60):
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.netns] + self.argv(),
+        # nsenter, not `ip netns exec`: the latter remounts /sys and hides the
+        # cgroup hierarchy under /sys/fs/cgroup.
+        self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}"] + self.argv(),
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = t0 + timeout
         while time.perf_counter() < deadline:
@@ -136,7 +138,7 @@ class Daemon:
         return self.proc.pid if self.proc else None
 
     def daemon_pid(self):
-        # `ip netns exec` execs the daemon, so the child PID is the daemon.
+        # nsenter execs the daemon, so the child PID is the daemon.
         return self.pid()
 
     def docker(self, *args, check=True, input=None):
@@ -241,6 +243,14 @@ def main():
                 results.append((name, vb, vd, unit))
             except Exception as e:  # a failed row is reported, not fatal
                 results.append((name, None, None, f"error: {e}"))
+    except Exception:
+        for x in (b, d):
+            try:
+                with open(os.path.join(x.dir, "daemon.log"), "rb") as f:
+                    sys.stderr.write(f"--- {x.kind} log tail ---\n" + f.read()[-3000:].decode(errors="replace"))
+            except OSError:
+                pass
+        raise
     finally:
         b.close()
         d.close()
