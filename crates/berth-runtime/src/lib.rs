@@ -1,3 +1,109 @@
-//! Container configuration → OCI runtime spec with Docker's defaults.
+//! Container configuration → OCI runtime spec with Docker's defaults:
+//! capabilities, seccomp, masked and read-only paths, default mounts and
+//! devices, namespaces, cgroups and resource limits.
 //!
-//! Filled by the containers issue (#4); nothing here pretends to work yet.
+//! The daemon resolves everything that needs the image or the host (the
+//! final argv, env, user IDs, file paths, extra mounts); this crate only
+//! turns that into a `Spec`, so it is pure and unit-testable.
+
+use std::path::PathBuf;
+
+pub use bollard_stubs::models::{ContainerConfig, HostConfig};
+pub use oci_spec::runtime::{Mount, Spec};
+
+/// The user the process runs as, already resolved against the image's
+/// `/etc/passwd` and `/etc/group` by the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups: the user's groups from `/etc/group` plus `--group-add`.
+    pub additional_gids: Vec<u32>,
+}
+
+/// Files berthd writes per container and bind-mounts into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerFiles {
+    pub hosts: Option<PathBuf>,
+    pub resolv_conf: Option<PathBuf>,
+    pub hostname: Option<PathBuf>,
+}
+
+/// How the container gets its network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetNs {
+    /// Join a namespace berthd created (bind-mounted at this path).
+    Path(PathBuf),
+    /// Share the host's (`--network host`).
+    Host,
+}
+
+/// A namespace that is private, the host's, or another container's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NsMode {
+    #[default]
+    Private,
+    Host,
+    /// `/proc/<pid>/ns/<type>` of the other container's init, resolved by the daemon.
+    Path(PathBuf),
+}
+
+/// Which seccomp profile applies.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeccompChoice {
+    /// Docker's default profile (adjusted for the container's capabilities).
+    #[default]
+    Default,
+    /// `--security-opt seccomp=unconfined`.
+    Unconfined,
+    /// `--security-opt seccomp=FILE`: the profile JSON in Docker's format.
+    Custom(String),
+}
+
+/// Everything needed to build the spec.
+#[derive(Debug, Clone)]
+pub struct SpecInput<'a> {
+    /// Container ID (64 hex).
+    pub id: &'a str,
+    pub config: &'a ContainerConfig,
+    pub host_config: &'a HostConfig,
+    /// The merged overlay mount (the container's root).
+    pub rootfs: PathBuf,
+    /// Final argv (entrypoint + cmd, with the init binary prepended for `--init`).
+    pub args: Vec<String>,
+    /// Final environment (image env, then container env; PATH defaulted; HOSTNAME set).
+    pub env: Vec<String>,
+    /// Working directory inside the container ("/" when unset).
+    pub cwd: String,
+    pub user: ResolvedUser,
+    pub hostname: String,
+    pub domainname: String,
+    pub files: ContainerFiles,
+    pub netns: NetNs,
+    pub ipc: NsMode,
+    pub pid: NsMode,
+    pub uts_host: bool,
+    /// e.g. `/berth/<id>`; set explicitly (no systemd).
+    pub cgroups_path: String,
+    /// Volumes, binds and tmpfs mounts from the daemon, in order, applied after the defaults.
+    pub extra_mounts: Vec<Mount>,
+    /// Host path of berth's init, bind-mounted read-only at `/sbin/docker-init` when `--init`.
+    pub init_binary: Option<PathBuf>,
+    pub seccomp: SeccompChoice,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Bad user input (unknown capability, bad ulimit, malformed seccomp file...).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("building the runtime spec: {0}")]
+    Build(String),
+}
+
+/// Builds the OCI runtime spec for a container.
+pub fn build_spec(_input: &SpecInput<'_>) -> Result<Spec, SpecError> {
+    Err(SpecError::Build("not implemented yet".into()))
+}
