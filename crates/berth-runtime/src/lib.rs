@@ -4,7 +4,17 @@
 //!
 //! The daemon resolves everything that needs the image or the host (the
 //! final argv, env, user IDs, file paths, extra mounts); this crate only
-//! turns that into a `Spec`, so it is pure and unit-testable.
+//! turns that into a `Spec`. The only host facts it reads (cgroup version,
+//! kernel, arch, capabilities held, `/dev`, CPU thermal dirs, device numbers)
+//! are gathered in one place so tests can substitute a fake host.
+
+mod caps;
+mod devices;
+mod host;
+mod mounts;
+mod resources;
+mod seccomp;
+mod spec;
 
 use std::path::PathBuf;
 
@@ -103,7 +113,21 @@ pub enum SpecError {
     Build(String),
 }
 
-/// Builds the OCI runtime spec for a container.
-pub fn build_spec(_input: &SpecInput<'_>) -> Result<Spec, SpecError> {
-    Err(SpecError::Build("not implemented yet".into()))
+/// Builds the OCI runtime spec for a container, with Docker 28's defaults
+/// for this host (cgroup version, architecture, kernel, capabilities held,
+/// `/dev` and CPU thermal entries).
+pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
+    spec::build(input, &host::HostInfo::detect())
+}
+
+/// Docker's default capability set (`CAP_`-prefixed), in moby's order.
+pub fn default_capabilities() -> Vec<String> {
+    caps::default_capabilities()
+}
+
+/// Every capability a container can be given on this host (what
+/// `--cap-add ALL` and `--privileged` grant): those berth knows that the
+/// kernel supports and this process holds, in kernel bit order.
+pub fn all_capabilities() -> Vec<String> {
+    caps::available_capabilities(&host::HostInfo::detect())
 }
