@@ -8,6 +8,7 @@
 pub mod events;
 pub mod filters;
 pub mod jsonmessage;
+pub mod shim;
 pub mod stdcopy;
 pub mod version;
 

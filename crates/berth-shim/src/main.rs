@@ -1,6 +1,208 @@
-//! berth-shim: the per-container process (filled by the containers issue, #4).
+//! berth-shim: the per-container process. berthd starts it (in its own
+//! session, so it outlives the daemon) with `berth-shim run <state-dir>`;
+//! it creates the container through libcontainer, reports the PID on fd 3,
+//! then serves the container until it exits.
+//!
+//! `berth-shim mount-overlay` is a helper berthd runs with its working
+//! directory set to the layer-link directory, so that overlay `lowerdir`
+//! options can use short relative paths (a multi-threaded daemon cannot
+//! `chdir` for one mount).
+
+mod create;
+mod exec;
+mod executor;
+mod fdio;
+mod logger;
+mod monitor;
+mod worker;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+use berth_api::shim::{Ready, ShimConfig};
+
+use create::InitStdio;
+
+/// fd on which berthd waits for the `Ready` line.
+const READY_FD: i32 = 3;
+
+fn fail(ready: &mut Option<std::fs::File>, msg: String) -> ! {
+    eprintln!("berth-shim: {msg}");
+    if let Some(r) = ready.as_mut() {
+        let line = serde_json::to_string(&Ready {
+            pid: None,
+            error: Some(msg),
+        })
+        .unwrap_or_default();
+        let _ = writeln!(r, "{line}");
+    }
+    std::process::exit(1);
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn run(state_dir: &str) {
+    let mut ready = monitor::inherited(READY_FD);
+    let cfg_path = Path::new(state_dir).join("shim.json");
+    let cfg: ShimConfig = match std::fs::read(&cfg_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => fail(&mut ready, format!("reading {}: {e}", cfg_path.display())),
+    };
+    // Orphaned container processes (the init after the create worker exits,
+    // exec'd processes) become our children, so we can reap them.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        fail(&mut ready, format!("PR_SET_CHILD_SUBREAPER: {e}"));
+    }
+    // No one in the container may ptrace or read the shim's memory.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let spec = match oci_spec::runtime::Spec::load(Path::new(&cfg.bundle).join("config.json")) {
+        Ok(s) => s,
+        Err(e) => fail(&mut ready, format!("loading the runtime spec: {e}")),
+    };
+    let _ = std::fs::remove_file(&cfg.socket);
+    let listener = match UnixListener::bind(&cfg.socket) {
+        Ok(l) => l,
+        Err(e) => fail(&mut ready, format!("binding {}: {e}", cfg.socket)),
+    };
+
+    let mut stdin_ours = None;
+    let mut stdout_ours = None;
+    let mut stderr_ours = None;
+    let mut child_side: Vec<OwnedFd> = Vec::new();
+    let mut console = None;
+    let stdio = if cfg.tty {
+        let path = format!("{state_dir}/console.sock");
+        let _ = std::fs::remove_file(&path);
+        match UnixListener::bind(&path) {
+            Ok(l) => console = Some((l, path.clone())),
+            Err(e) => fail(&mut ready, format!("console socket: {e}")),
+        }
+        InitStdio::Console { socket: path }
+    } else {
+        let made = (|| -> Result<InitStdio, String> {
+            let stdin = if cfg.open_stdin {
+                let (r, w) = pipe()?;
+                stdin_ours = Some(w);
+                r
+            } else {
+                OwnedFd::from(std::fs::File::open("/dev/null").map_err(|e| e.to_string())?)
+            };
+            let (or, ow) = pipe()?;
+            let (er, ew) = pipe()?;
+            stdout_ours = Some(or);
+            stderr_ours = Some(er);
+            let s = InitStdio::Fds {
+                stdin: stdin.as_raw_fd(),
+                stdout: ow.as_raw_fd(),
+                stderr: ew.as_raw_fd(),
+            };
+            child_side.extend([stdin, ow, ew]);
+            Ok(s)
+        })();
+        match made {
+            Ok(s) => s,
+            Err(e) => fail(&mut ready, e),
+        }
+    };
+
+    let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
+    let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio));
+    drop(child_side);
+    let init_pid = match created {
+        Ok(pid) => pid,
+        Err(e) => {
+            let (id, root) = (cfg.id.clone(), cfg.runtime_root.clone());
+            let _ = worker::in_child(move || create::delete(&id, &root));
+            let _ = std::fs::remove_file(&cfg.socket);
+            fail(&mut ready, e)
+        }
+    };
+    let mut master = None;
+    if let Some((l, path)) = console {
+        // The init sent the pty master while being created; it is queued.
+        let _ = l.set_nonblocking(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match l.accept() {
+                Ok((s, _)) => {
+                    match fdio::recv_fd(s.as_raw_fd()) {
+                        Ok(m) => master = Some(m),
+                        Err(e) => fail(&mut ready, format!("receiving the pty master: {e}")),
+                    }
+                    break;
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => fail(&mut ready, format!("console socket: {e}")),
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => fail(&mut ready, format!("runtime: {e}")),
+    };
+    let local = tokio::task::LocalSet::new();
+    let created = monitor::Created {
+        cfg,
+        spec,
+        init_pid,
+        listener,
+        stdin: stdin_ours,
+        stdout: stdout_ours,
+        stderr: stderr_ours,
+        master,
+        ready,
+    };
+    local.block_on(&rt, monitor::run(created));
+}
+
+/// `mount-overlay TARGET LOWER UPPER WORK`, run with cwd = the link dir.
+fn mount_overlay(args: &[String]) -> Result<(), String> {
+    let [target, lower, upper, work] = args else {
+        return Err("usage: berth-shim mount-overlay TARGET LOWER UPPER WORK".into());
+    };
+    let opts = format!("lowerdir={lower},upperdir={upper},workdir={work},index=off");
+    nix::mount::mount(
+        Some("overlay"),
+        target.as_str(),
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| format!("mounting overlay on {target}: {e}"))
+}
 
 fn main() {
-    eprintln!("berth-shim: containers are not implemented yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("run") if args.len() == 3 => run(&args[2]),
+        Some("mount-overlay") => {
+            if let Err(e) = mount_overlay(&args[2..]) {
+                eprintln!("berth-shim: {e}");
+                std::process::exit(1);
+            }
+        }
+        _ => {
+            eprintln!("usage: berth-shim run STATE_DIR | berth-shim mount-overlay TARGET LOWER UPPER WORK");
+            std::process::exit(2);
+        }
+    }
 }

@@ -1,0 +1,131 @@
+//! The private protocol between berthd and a container's berth-shim.
+//!
+//! Each request is one JSON line on the shim's unix socket; the answer is one
+//! JSON line. `Attach` and `Exec` then turn the connection into a stream:
+//! shim → daemon carries frames (`[stream, 0, 0, 0, len_be32]`, stdcopy's
+//! header; stream [`EXIT_STREAM`] carries the exit status as JSON and ends the
+//! stream), daemon → shim carries raw stdin bytes; a half-close is stdin EOF.
+
+use serde::{Deserialize, Serialize};
+
+/// Frame stream id that carries the final [`ExitStatus`].
+pub const EXIT_STREAM: u8 = 0xFF;
+
+/// Written by berthd into the container's state directory before it starts
+/// the shim.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ShimConfig {
+    pub id: String,
+    /// Directory holding `config.json` (the OCI spec).
+    pub bundle: String,
+    /// libcontainer's state root (`<exec-root>/runtime`).
+    pub runtime_root: String,
+    /// Unix socket the shim serves.
+    pub socket: String,
+    /// Where the shim records the exit status (atomically) before reporting it.
+    pub exit_file: String,
+    /// json-file log path; empty disables logging.
+    pub log_path: String,
+    /// Rotate at this size (bytes); 0 = never.
+    pub log_max_size: u64,
+    /// Keep this many files in total when rotating (>= 1).
+    pub log_max_file: u32,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    /// Initial console size (rows, cols) for a TTY.
+    pub console_size: Option<(u16, u16)>,
+    /// Cgroup path (relative, as in the spec) to read OOM counters from.
+    pub cgroups_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Start the created container's process.
+    Start,
+    State,
+    /// Answered when the container's process has exited.
+    Wait,
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    Resize {
+        exec_id: Option<String>,
+        height: u16,
+        width: u16,
+    },
+    Kill {
+        exec_id: Option<String>,
+        signal: i32,
+    },
+    Exec {
+        exec_id: String,
+        process: ExecProcess,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ExecProcess {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub exit_code: i32,
+    /// RFC 3339 with nanoseconds.
+    pub finished_at: String,
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StateReply {
+    pub pid: i32,
+    /// "created", "running" or "exited".
+    pub status: String,
+    pub started_at: Option<String>,
+    pub exit: Option<ExitStatus>,
+}
+
+/// Every answer line.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Reply {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateReply>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitStatus>,
+}
+
+impl Reply {
+    pub fn ok() -> Self {
+        Self::default()
+    }
+    pub fn err(msg: impl Into<String>) -> Self {
+        Self {
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The first line the shim writes on its ready pipe.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Ready {
+    pub pid: Option<i32>,
+    pub error: Option<String>,
+}

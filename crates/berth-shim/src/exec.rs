@@ -1,0 +1,350 @@
+//! `docker exec`: a process joining a running container.
+//!
+//! Written by hand rather than with libcontainer 0.7's tenant builder, which
+//! rebuilds the spec's `linux` section without `seccomp`: its exec'd
+//! processes would run unfiltered, unlike Docker's. Here the worker joins
+//! the init's cgroups and namespaces, forks into the container's PID
+//! namespace, and the child applies rlimits, seccomp (before dropping
+//! capabilities, as runc does without no_new_privs), capabilities and the
+//! user, then execs. Errors before exec come back on a CLOEXEC pipe.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use berth_api::shim::ExecProcess;
+use nix::fcntl::OFlag;
+use nix::sched::{setns, CloneFlags};
+use nix::unistd::{fork, pipe2, ForkResult};
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::executor::{lookup, reset_signals};
+
+pub enum ExecStdio {
+    Fds {
+        stdin: RawFd,
+        stdout: RawFd,
+        stderr: RawFd,
+    },
+    /// The child opens a pty in the container's devpts and sends the master
+    /// over this socket.
+    Tty { sock: RawFd },
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Started {
+    pub pid: i32,
+    /// Set when the process could not be started; `code` is Docker's 126/127.
+    pub error: Option<(String, i32)>,
+}
+
+/// Joins `init_pid`'s cgroups (host view, before entering its mount namespace).
+fn join_cgroups(init_pid: i32) -> Result<(), String> {
+    let cg = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
+        .map_err(|e| format!("reading cgroups of {init_pid}: {e}"))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // (mount point, fstype, super options)
+    let mounts: Vec<(String, String, String)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mp = pre.split(' ').nth(4)?.to_string();
+            let mut it = post.split(' ');
+            let fstype = it.next()?.to_string();
+            let _src = it.next();
+            let opts = it.next().unwrap_or("").to_string();
+            Some((mp, fstype, opts))
+        })
+        .filter(|(_, t, _)| t == "cgroup" || t == "cgroup2")
+        .collect();
+    let me = std::process::id().to_string();
+    for line in cg.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        let mount = if ctrls.is_empty() {
+            mounts.iter().find(|(_, t, _)| t == "cgroup2")
+        } else {
+            mounts.iter().find(|(_, t, o)| {
+                t == "cgroup" && ctrls.split(',').all(|c| o.split(',').any(|x| x == c))
+            })
+        };
+        if let Some((mp, _, _)) = mount {
+            let procs = format!("{mp}{path}/cgroup.procs");
+            // Best effort per hierarchy: a controller may be absent.
+            if let Err(e) = std::fs::write(&procs, &me) {
+                if ctrls.is_empty() || ctrls.contains("memory") || ctrls.contains("pids") {
+                    return Err(format!("joining {procs}: {e}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_ns(init_pid: i32, name: &str) -> Option<OwnedFd> {
+    let p = format!("/proc/{init_pid}/ns/{name}");
+    let mine = std::fs::read_link(format!("/proc/self/ns/{name}")).ok();
+    let theirs = std::fs::read_link(&p).ok()?;
+    if mine.as_ref() == Some(&theirs) {
+        return None;
+    }
+    std::fs::File::open(&p).ok().map(OwnedFd::from)
+}
+
+/// Runs in the forked worker: join, fork the process, report its PID.
+pub fn start_exec(
+    init_pid: i32,
+    spec: &Spec,
+    p: &ExecProcess,
+    stdio: &ExecStdio,
+) -> Result<Started, String> {
+    join_cgroups(init_pid)?;
+    let order = [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let fds: Vec<(OwnedFd, CloneFlags, &str)> = order
+        .iter()
+        .filter_map(|(n, f)| open_ns(init_pid, n).map(|fd| (fd, *f, *n)))
+        .collect();
+    for (fd, flag, name) in &fds {
+        setns(fd.as_fd(), *flag).map_err(|e| format!("joining {name} namespace: {e}"))?;
+    }
+    drop(fds);
+    let (er, ew) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the worker is single-threaded.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(er);
+            let (msg, code) = match child(spec, p, stdio) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            // SAFETY: ew is valid; the child exits right after.
+            let mut f = unsafe { std::fs::File::from_raw_fd(ew.as_raw_fd()) };
+            std::mem::forget(ew);
+            let _ = f.write_all(format!("{code}:{msg}").as_bytes());
+            // SAFETY: exit without the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(ew);
+            let mut buf = String::new();
+            let _ = std::fs::File::from(er).read_to_string(&mut buf);
+            let error = buf
+                .split_once(':')
+                .map(|(c, m)| (m.to_string(), c.parse().unwrap_or(126)));
+            Ok(Started {
+                pid: child.as_raw(),
+                error,
+            })
+        }
+    }
+}
+
+enum Never {}
+
+fn child(spec: &Spec, p: &ExecProcess, stdio: &ExecStdio) -> Result<Never, (String, i32)> {
+    let fail = |m: String| (m, 126);
+    nix::unistd::setsid().map_err(|e| fail(format!("setsid: {e}")))?;
+    match stdio {
+        ExecStdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            for (src, dst) in [(*stdin, 0), (*stdout, 1), (*stderr, 2)] {
+                // SAFETY: dup2 onto the standard fds.
+                if unsafe { libc::dup2(src, dst) } < 0 {
+                    return Err(fail(format!("dup2: {}", std::io::Error::last_os_error())));
+                }
+            }
+        }
+        ExecStdio::Tty { sock } => setup_tty(*sock, p.console_size).map_err(fail)?,
+    }
+    // Everything else the shim holds must not leak into the container.
+    // SAFETY: marks fds >= 3 close-on-exec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+
+    let process = spec.process().as_ref();
+    if let Some(rl) = process.and_then(|x| x.rlimits().as_ref()) {
+        for r in rl {
+            let lim = libc::rlimit {
+                rlim_cur: r.soft(),
+                rlim_max: r.hard(),
+            };
+            let res = r.typ() as libc::__rlimit_resource_t;
+            // SAFETY: plain setrlimit.
+            unsafe { libc::setrlimit(res, &lim) };
+        }
+    }
+    let nnp = process.and_then(|x| x.no_new_privileges()).unwrap_or(false);
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| fail(format!("no_new_privs: {e}")))?;
+    }
+    if !p.privileged {
+        if let Some(s) = seccomp {
+            libcontainer::seccomp::initialize_seccomp(s)
+                .map_err(|e| fail(format!("seccomp: {e}")))?;
+        }
+    }
+    // Groups and gid first, while we still hold every capability.
+    let gids: Vec<nix::unistd::Gid> = p
+        .additional_gids
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&gids).map_err(|e| fail(format!("setgroups: {e}")))?;
+    nix::unistd::setresgid(
+        nix::unistd::Gid::from_raw(p.gid),
+        nix::unistd::Gid::from_raw(p.gid),
+        nix::unistd::Gid::from_raw(p.gid),
+    )
+    .map_err(|e| fail(format!("setgid {}: {e}", p.gid)))?;
+    if !p.privileged {
+        if let Some(caps) = process.and_then(|x| x.capabilities().as_ref()) {
+            let sys = libcontainer::syscall::syscall::create_syscall();
+            libcontainer::capabilities::drop_privileges(caps, sys.as_ref())
+                .map_err(|e| fail(format!("capabilities: {e}")))?;
+        }
+    }
+    // A non-root uid loses its effective and permitted capabilities here, as in Docker.
+    nix::unistd::setresuid(
+        nix::unistd::Uid::from_raw(p.uid),
+        nix::unistd::Uid::from_raw(p.uid),
+        nix::unistd::Uid::from_raw(p.uid),
+    )
+    .map_err(|e| fail(format!("setuid {}: {e}", p.uid)))?;
+    let cwd = if p.cwd.is_empty() {
+        "/"
+    } else {
+        p.cwd.as_str()
+    };
+    nix::unistd::chdir(cwd).map_err(|e| {
+        (
+            format!("chdir to cwd (\"{cwd}\") set in config.json failed: {e}"),
+            126,
+        )
+    })?;
+
+    let path = p
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let arg0 = p
+        .args
+        .first()
+        .ok_or_else(|| fail("no command specified".into()))?;
+    let exe = lookup(arg0, path).map_err(|m| {
+        let code = if m.contains("permission denied") {
+            126
+        } else {
+            127
+        };
+        (m, code)
+    })?;
+    let cexe = CString::new(exe).map_err(|_| fail("bad executable path".into()))?;
+    let argv: Vec<CString> = p
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| fail("bad argument".into())))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = p
+        .env
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| fail("bad environment".into())))
+        .collect::<Result<_, _>>()?;
+    reset_signals();
+    let e = nix::unistd::execve(&cexe, &argv, &envp).err();
+    let e = e.map(|e| e.desc().to_lowercase()).unwrap_or_default();
+    let code = if e.contains("permission") { 126 } else { 127 };
+    Err((format!("exec: \"{arg0}\": {e}"), code))
+}
+
+/// Opens a pty in the container's devpts, makes it our controlling
+/// terminal and sends the master to the shim.
+fn setup_tty(sock: RawFd, size: Option<(u16, u16)>) -> Result<(), String> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    // SAFETY: plain libc pty calls.
+    let master = unsafe {
+        libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if master < 0 {
+        return Err(format!(
+            "open /dev/ptmx: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: master is a valid pty master fd.
+    unsafe {
+        if libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
+            return Err(format!("unlockpt: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int.
+    if unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) } != 0 {
+        return Err(format!("TIOCGPTN: {}", std::io::Error::last_os_error()));
+    }
+    let slave_path = CString::new(format!("/dev/pts/{n}")).map_err(|e| e.to_string())?;
+    // SAFETY: opening the slave side.
+    let slave = unsafe { libc::open(slave_path.as_ptr(), libc::O_RDWR) };
+    if slave < 0 {
+        return Err(format!("open slave: {}", std::io::Error::last_os_error()));
+    }
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize.
+        unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, &ws) };
+    }
+    let fds = [master];
+    let iov = [std::io::IoSlice::new(b"m")];
+    sendmsg::<()>(
+        sock,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("sending pty master: {e}"))?;
+    // SAFETY: fds owned by this process.
+    unsafe {
+        libc::close(master);
+        libc::close(sock);
+        for fd in 0..3 {
+            libc::dup2(slave, fd);
+        }
+        if slave > 2 {
+            libc::close(slave);
+        }
+        if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+            return Err(format!("TIOCSCTTY: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The last step before the workload runs: Docker-style executable lookup
+//! errors, and a clean signal state (the shim's Rust runtime ignores
+//! SIGPIPE; an ignored disposition survives `execve`).
+
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+
+#[derive(Clone)]
+pub struct BerthExecutor;
+
+/// Docker's wording, which the CLI maps to exit codes 126/127.
+pub fn lookup(arg0: &str, path_var: &str) -> Result<String, String> {
+    let check = |p: &Path| -> Result<(), String> {
+        let meta = std::fs::metadata(p).map_err(|_| {
+            format!(
+                "exec: \"{arg0}\": stat {}: no such file or directory",
+                p.display()
+            )
+        })?;
+        if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!("exec: \"{arg0}\": permission denied"));
+        }
+        Ok(())
+    };
+    if arg0.contains('/') {
+        check(Path::new(arg0))?;
+        return Ok(arg0.to_string());
+    }
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if let Ok(m) = std::fs::metadata(&cand) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(cand.display().to_string());
+            }
+        }
+    }
+    Err(format!(
+        "exec: \"{arg0}\": executable file not found in $PATH"
+    ))
+}
+
+/// Unblocks every signal and restores default dispositions.
+pub fn reset_signals() {
+    // SAFETY: plain libc calls on a process about to exec.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+fn args_of(spec: &Spec) -> Option<&Vec<String>> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .filter(|a| !a.is_empty())
+}
+
+impl Executor for BerthExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
+        let path = std::env::var("PATH").unwrap_or_default();
+        let exe = lookup(&args[0], &path).map_err(ExecutorError::Other)?;
+        let exe = CString::new(exe).map_err(|_| ExecutorError::InvalidArg)?;
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+            .collect::<Result<_, _>>()?;
+        reset_signals();
+        let err = nix::unistd::execv(&exe, &argv).err();
+        Err(ExecutorError::Other(format!(
+            "exec: \"{}\": {}",
+            args[0],
+            err.map(|e| e.desc().to_lowercase()).unwrap_or_default()
+        )))
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        let args = args_of(spec).ok_or_else(|| {
+            ExecutorValidationError::ArgValidationError("no command specified".into())
+        })?;
+        let env = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        lookup(&args[0], path)
+            .map(|_| ())
+            .map_err(ExecutorValidationError::ArgValidationError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lookup_errors_use_dockers_words() {
+        assert!(super::lookup("sh", "/bin:/usr/bin").is_ok());
+        assert_eq!(
+            super::lookup("no-such-cmd", "/bin").unwrap_err(),
+            "exec: \"no-such-cmd\": executable file not found in $PATH"
+        );
+        assert!(super::lookup("/no/such", "/bin")
+            .unwrap_err()
+            .contains("no such file or directory"));
+        assert!(super::lookup("/etc", "/bin")
+            .unwrap_err()
+            .contains("permission denied"));
+    }
+}

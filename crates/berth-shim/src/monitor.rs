@@ -1,0 +1,745 @@
+//! The shim's event loop: holds the container's stdio, writes the json-file
+//! log, serves attach/exec/resize/kill/wait on its socket, reaps children
+//! (it is their subreaper), records the exit status and then exits.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use berth_api::shim::{
+    ExecProcess, ExitStatus, Reply, Request, ShimConfig, StateReply, EXIT_STREAM,
+};
+use berth_api::stdcopy::{frame, StreamType};
+use oci_spec::runtime::Spec;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::fdio::{self, Fd};
+use crate::logger::{now_rfc3339, JsonLog};
+use crate::{create, exec, worker};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+struct Sub {
+    tx: mpsc::Sender<bytes::Bytes>,
+    stdout: bool,
+    stderr: bool,
+}
+
+struct ExecEntry {
+    pid: i32,
+    master: Option<Rc<Fd>>,
+}
+
+pub struct Shim {
+    cfg: ShimConfig,
+    spec: Spec,
+    init_pid: i32,
+    status: Cell<Status>,
+    started_at: RefCell<Option<String>>,
+    exit: RefCell<Option<ExitStatus>>,
+    stdin: RefCell<Option<Rc<Fd>>>,
+    master: Option<Rc<Fd>>,
+    subs: RefCell<Vec<Sub>>,
+    waiters: RefCell<Vec<oneshot::Sender<ExitStatus>>>,
+    execs: RefCell<HashMap<String, ExecEntry>>,
+    exec_waiters: RefCell<HashMap<i32, oneshot::Sender<i32>>>,
+    reaped: RefCell<HashMap<i32, i32>>,
+    log: RefCell<Option<JsonLog>>,
+    pumps: RefCell<Vec<JoinHandle<()>>>,
+    streams: Cell<usize>,
+    streams_done: Notify,
+    exited: Notify,
+}
+
+/// What `main` hands over after the container was created.
+pub struct Created {
+    pub cfg: ShimConfig,
+    pub spec: Spec,
+    pub init_pid: i32,
+    pub listener: std::os::unix::net::UnixListener,
+    /// Shim side of the init's stdin (None when stdin is closed).
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub master: Option<OwnedFd>,
+    pub ready: Option<std::fs::File>,
+}
+
+fn wait_code(st: libc::c_int) -> i32 {
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        255
+    }
+}
+
+pub async fn run(c: Created) {
+    let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth-shim: SIGCHLD: {e}");
+            std::process::exit(1);
+        }
+    };
+    let log = if c.cfg.log_path.is_empty() {
+        None
+    } else {
+        match JsonLog::open(&c.cfg.log_path, c.cfg.log_max_size, c.cfg.log_max_file) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("berth-shim: opening log {}: {e}", c.cfg.log_path);
+                None
+            }
+        }
+    };
+    let master = c.master.and_then(|m| Fd::new(m).ok());
+    let stdin = match (&master, c.stdin) {
+        (Some(m), _) if c.cfg.open_stdin => Some(m.clone()),
+        (None, Some(fd)) => Fd::new(fd).ok(),
+        _ => None,
+    };
+    let shim = Rc::new(Shim {
+        cfg: c.cfg,
+        spec: c.spec,
+        init_pid: c.init_pid,
+        status: Cell::new(Status::Created),
+        started_at: RefCell::new(None),
+        exit: RefCell::new(None),
+        stdin: RefCell::new(stdin),
+        master: master.clone(),
+        subs: RefCell::new(Vec::new()),
+        waiters: RefCell::new(Vec::new()),
+        execs: RefCell::new(HashMap::new()),
+        exec_waiters: RefCell::new(HashMap::new()),
+        reaped: RefCell::new(HashMap::new()),
+        log: RefCell::new(log),
+        pumps: RefCell::new(Vec::new()),
+        streams: Cell::new(0),
+        streams_done: Notify::new(),
+        exited: Notify::new(),
+    });
+    if let (Some(m), Some((rows, cols))) = (&master, shim.cfg.console_size) {
+        let _ = fdio::resize(m.raw(), rows, cols);
+    }
+    // Output pumps start now: output produced before anyone attaches is logged.
+    match &master {
+        Some(m) => spawn_pump(&shim, m.clone(), 0),
+        None => {
+            if let Some(o) = c.stdout.and_then(|f| Fd::new(f).ok()) {
+                spawn_pump(&shim, o, 0);
+            }
+            if let Some(e) = c.stderr.and_then(|f| Fd::new(f).ok()) {
+                spawn_pump(&shim, e, 1);
+            }
+        }
+    }
+    let listener = match c
+        .listener
+        .set_nonblocking(true)
+        .and_then(|_| UnixListener::from_std(c.listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("berth-shim: listener: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Some(mut r) = c.ready {
+        use std::io::Write;
+        let line = serde_json::to_string(&berth_api::shim::Ready {
+            pid: Some(shim.init_pid),
+            error: None,
+        })
+        .unwrap_or_default();
+        let _ = writeln!(r, "{line}");
+    }
+    // Anything that exited before the signal stream existed.
+    reap(&shim);
+    loop {
+        tokio::select! {
+            _ = sigchld.recv() => reap(&shim),
+            r = listener.accept() => {
+                if let Ok((conn, _)) = r {
+                    let s = shim.clone();
+                    tokio::task::spawn_local(async move { handle(s, conn).await });
+                }
+            }
+            _ = shim.exited.notified() => break,
+        }
+    }
+    // Let attached clients drain (bounded), then go.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while shim.streams.get() > 0 {
+            shim.streams_done.notified().await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(&shim.cfg.socket);
+}
+
+fn spawn_pump(shim: &Rc<Shim>, src: Rc<Fd>, stream: usize) {
+    let s = shim.clone();
+    let h = tokio::task::spawn_local(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match src.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let data = &buf[..n];
+                    if let Some(l) = s.log.borrow_mut().as_mut() {
+                        l.write(stream, data);
+                    }
+                    s.broadcast(stream, data);
+                }
+            }
+        }
+    });
+    shim.pumps.borrow_mut().push(h);
+}
+
+impl Shim {
+    fn broadcast(&self, stream: usize, data: &[u8]) {
+        let st = if stream == 0 {
+            StreamType::Stdout
+        } else {
+            StreamType::Stderr
+        };
+        let f = frame(st, data);
+        self.subs.borrow_mut().retain(|s| {
+            let wanted = if stream == 0 { s.stdout } else { s.stderr };
+            if !wanted {
+                return !s.tx.is_closed();
+            }
+            // A client that cannot keep up is dropped rather than stalling the container.
+            s.tx.try_send(f.clone()).is_ok()
+        });
+    }
+
+    fn state(&self) -> StateReply {
+        StateReply {
+            pid: self.init_pid,
+            status: match self.status.get() {
+                Status::Created => "created",
+                Status::Running => "running",
+                Status::Exited => "exited",
+            }
+            .into(),
+            started_at: self.started_at.borrow().clone(),
+            exit: self.exit.borrow().clone(),
+        }
+    }
+
+    fn stream_begin(&self) {
+        self.streams.set(self.streams.get() + 1);
+    }
+
+    fn stream_end(&self) {
+        self.streams.set(self.streams.get().saturating_sub(1));
+        self.streams_done.notify_waiters();
+    }
+}
+
+/// Collects every exited child; the init's exit starts the exit sequence.
+fn reap(shim: &Rc<Shim>) {
+    loop {
+        let mut st: libc::c_int = 0;
+        // SAFETY: plain waitpid.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        let code = wait_code(st);
+        if pid == shim.init_pid {
+            let s = shim.clone();
+            tokio::task::spawn_local(async move { init_exited(s, code).await });
+        } else if let Some(tx) = shim.exec_waiters.borrow_mut().remove(&pid) {
+            let _ = tx.send(code);
+        } else {
+            shim.reaped.borrow_mut().insert(pid, code);
+        }
+    }
+}
+
+fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
+    let count = |path: String, key: &str| -> u64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == key).then(|| v.trim().parse().ok()).flatten()
+                })
+            })
+            .unwrap_or(0)
+    };
+    count(
+        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
+        "oom_kill",
+    ) > 0
+        || count(format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill") > 0
+}
+
+async fn init_exited(shim: Rc<Shim>, code: i32) {
+    // Drain what the container wrote before it died.
+    let pumps: Vec<JoinHandle<()>> = std::mem::take(&mut *shim.pumps.borrow_mut());
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        for p in pumps {
+            let _ = p.await;
+        }
+    })
+    .await;
+    if let Some(l) = shim.log.borrow_mut().as_mut() {
+        l.flush();
+    }
+    let oom = oom_killed(&shim.cfg.cgroups_path);
+    let (id, root) = (shim.cfg.id.clone(), shim.cfg.runtime_root.clone());
+    if let Err(e) = worker::in_child(move || create::delete(&id, &root)) {
+        eprintln!("berth-shim: delete: {e}");
+    }
+    let status = ExitStatus {
+        exit_code: code,
+        finished_at: now_rfc3339(),
+        oom_killed: oom,
+    };
+    // Recorded durably before anyone is told.
+    if let Err(e) = write_atomic(
+        &shim.cfg.exit_file,
+        &serde_json::to_vec(&status).unwrap_or_default(),
+    ) {
+        eprintln!("berth-shim: writing {}: {e}", shim.cfg.exit_file);
+    }
+    *shim.exit.borrow_mut() = Some(status.clone());
+    shim.status.set(Status::Exited);
+    for w in shim.waiters.borrow_mut().drain(..) {
+        let _ = w.send(status.clone());
+    }
+    shim.subs.borrow_mut().clear();
+    shim.stdin.borrow_mut().take();
+    shim.exited.notify_one();
+}
+
+fn write_atomic(path: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = format!("{path}.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+async fn reply(w: &mut OwnedWriteHalf, r: &Reply) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(r).unwrap_or_default();
+    line.push(b'\n');
+    w.write_all(&line).await
+}
+
+async fn handle(shim: Rc<Shim>, conn: UnixStream) {
+    let (r, mut w) = conn.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+        return;
+    }
+    let req: Request = match serde_json::from_str(&line) {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = reply(&mut w, &Reply::err(format!("bad request: {e}"))).await;
+            return;
+        }
+    };
+    match req {
+        Request::State => {
+            let _ = reply(
+                &mut w,
+                &Reply {
+                    state: Some(shim.state()),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        Request::Start => {
+            let rep = if shim.status.get() != Status::Created {
+                Reply::err("container is not in the created state")
+            } else {
+                let (id, root) = (shim.cfg.id.clone(), shim.cfg.runtime_root.clone());
+                match worker::in_child(move || create::start(&id, &root)) {
+                    Ok(()) => {
+                        shim.status.set(Status::Running);
+                        *shim.started_at.borrow_mut() = Some(now_rfc3339());
+                        Reply {
+                            state: Some(shim.state()),
+                            ..Default::default()
+                        }
+                    }
+                    Err(e) => Reply::err(e),
+                }
+            };
+            let _ = reply(&mut w, &rep).await;
+        }
+        Request::Wait => {
+            let status = match shim.exit.borrow().clone() {
+                Some(s) => Some(s),
+                None => None,
+            };
+            let status = match status {
+                Some(s) => s,
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    shim.waiters.borrow_mut().push(tx);
+                    match rx.await {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let _ = reply(
+                &mut w,
+                &Reply {
+                    exit: Some(status),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+        Request::Kill { exec_id, signal } => {
+            let pid = match &exec_id {
+                None if shim.status.get() == Status::Exited => None,
+                None => Some(shim.init_pid),
+                Some(e) => shim.execs.borrow().get(e).map(|x| x.pid),
+            };
+            let rep = match pid {
+                None => Reply::err("process not running"),
+                Some(pid) => {
+                    // SAFETY: plain kill.
+                    if unsafe { libc::kill(pid, signal) } == 0 {
+                        Reply::ok()
+                    } else {
+                        Reply::err(format!("kill: {}", std::io::Error::last_os_error()))
+                    }
+                }
+            };
+            let _ = reply(&mut w, &rep).await;
+        }
+        Request::Resize {
+            exec_id,
+            height,
+            width,
+        } => {
+            let fd = match &exec_id {
+                None => shim.master.clone(),
+                Some(e) => shim.execs.borrow().get(e).and_then(|x| x.master.clone()),
+            };
+            let rep = match fd {
+                Some(m) => match fdio::resize(m.raw(), height, width) {
+                    Ok(()) => Reply::ok(),
+                    Err(e) => Reply::err(format!("resize: {e}")),
+                },
+                None => Reply::ok(),
+            };
+            let _ = reply(&mut w, &rep).await;
+        }
+        Request::Attach {
+            stdin,
+            stdout,
+            stderr,
+        } => attach(shim, r, w, stdin, stdout, stderr).await,
+        Request::Exec { exec_id, process } => run_exec(shim, r, w, exec_id, process).await,
+    }
+}
+
+async fn attach(
+    shim: Rc<Shim>,
+    mut r: BufReader<OwnedReadHalf>,
+    mut w: OwnedWriteHalf,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) {
+    if reply(&mut w, &Reply::ok()).await.is_err() {
+        return;
+    }
+    if shim.status.get() == Status::Exited {
+        let _ = w.shutdown().await;
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(1024);
+    shim.subs.borrow_mut().push(Sub { tx, stdout, stderr });
+    shim.stream_begin();
+    let s2 = shim.clone();
+    let writer = tokio::task::spawn_local(async move {
+        while let Some(b) = rx.recv().await {
+            if w.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+        s2.stream_end();
+    });
+    let sink = if stdin && shim.cfg.open_stdin {
+        shim.stdin.borrow().clone()
+    } else {
+        None
+    };
+    if let Some(sink) = sink {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if sink.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        // The client closed its stdin: so does a StdinOnce container's.
+        if shim.cfg.stdin_once && !shim.cfg.tty {
+            shim.stdin.borrow_mut().take();
+        } else if shim.cfg.stdin_once && shim.cfg.tty {
+            // A pty has no half-close; send EOF (^D) as the terminal would.
+            let _ = sink.write_all(&[4]).await;
+        }
+    }
+    let _ = writer.await;
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+async fn run_exec(
+    shim: Rc<Shim>,
+    mut r: BufReader<OwnedReadHalf>,
+    mut w: OwnedWriteHalf,
+    exec_id: String,
+    p: ExecProcess,
+) {
+    if shim.status.get() != Status::Running {
+        let _ = reply(
+            &mut w,
+            &Reply::err(format!("container {} is not running", shim.cfg.id)),
+        )
+        .await;
+        return;
+    }
+    // Shim-side ends, then the child's.
+    let mut ours: Vec<Option<OwnedFd>> = vec![None, None, None];
+    let mut theirs: Vec<OwnedFd> = Vec::new();
+    let stdio = if p.tty {
+        let (a, b) = match nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply(&mut w, &Reply::err(format!("socketpair: {e}"))).await;
+                return;
+            }
+        };
+        ours[0] = Some(a);
+        let raw = b.as_raw_fd();
+        theirs.push(b);
+        exec::ExecStdio::Tty { sock: raw }
+    } else {
+        let made = (|| -> std::io::Result<_> {
+            let stdin = if p.stdin {
+                let (rd, wr) = pipe()?;
+                ours[0] = Some(wr);
+                rd
+            } else {
+                OwnedFd::from(std::fs::File::open("/dev/null")?)
+            };
+            let (or, ow) = pipe()?;
+            let (er, ew) = pipe()?;
+            ours[1] = Some(or);
+            ours[2] = Some(er);
+            Ok((stdin, ow, ew))
+        })();
+        match made {
+            Ok((i, o, e)) => {
+                let s = exec::ExecStdio::Fds {
+                    stdin: i.as_raw_fd(),
+                    stdout: o.as_raw_fd(),
+                    stderr: e.as_raw_fd(),
+                };
+                theirs.extend([i, o, e]);
+                s
+            }
+            Err(e) => {
+                let _ = reply(&mut w, &Reply::err(format!("pipes: {e}"))).await;
+                return;
+            }
+        }
+    };
+    let init_pid = shim.init_pid;
+    let spec = shim.spec.clone();
+    let p2 = p.clone();
+    let started = worker::in_child(move || exec::start_exec(init_pid, &spec, &p2, &stdio));
+    drop(theirs);
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = reply(&mut w, &Reply::err(e)).await;
+            return;
+        }
+    };
+    if let Some((msg, code)) = started.error {
+        let rep = Reply {
+            error: Some(msg),
+            exit: Some(ExitStatus {
+                exit_code: code,
+                finished_at: now_rfc3339(),
+                oom_killed: false,
+            }),
+            ..Default::default()
+        };
+        let _ = reply(&mut w, &rep).await;
+        return;
+    }
+    let pid = started.pid;
+    let (tx, exit_rx) = oneshot::channel();
+    match shim.reaped.borrow_mut().remove(&pid) {
+        Some(code) => {
+            let _ = tx.send(code);
+        }
+        None => {
+            shim.exec_waiters.borrow_mut().insert(pid, tx);
+        }
+    }
+    let (sink, outs): (Option<Rc<Fd>>, Vec<(Rc<Fd>, StreamType)>) = if p.tty {
+        let sock = ours[0].take();
+        let master = sock
+            .and_then(|s| fdio::recv_fd(s.as_raw_fd()).ok())
+            .and_then(|m| Fd::new(m).ok());
+        match master {
+            Some(m) => (p.stdin.then(|| m.clone()), vec![(m, StreamType::Stdout)]),
+            None => (None, vec![]),
+        }
+    } else {
+        let sink = ours[0].take().and_then(|f| Fd::new(f).ok());
+        let mut outs = Vec::new();
+        if let Some(o) = ours[1].take().and_then(|f| Fd::new(f).ok()) {
+            outs.push((o, StreamType::Stdout));
+        }
+        if let Some(e) = ours[2].take().and_then(|f| Fd::new(f).ok()) {
+            outs.push((e, StreamType::Stderr));
+        }
+        (sink, outs)
+    };
+    let master = if p.tty {
+        outs.first().map(|(m, _)| m.clone())
+    } else {
+        None
+    };
+    shim.execs
+        .borrow_mut()
+        .insert(exec_id.clone(), ExecEntry { pid, master });
+    if reply(
+        &mut w,
+        &Reply {
+            pid: Some(pid),
+            ..Default::default()
+        },
+    )
+    .await
+    .is_err()
+    {
+        // The daemon went away; the process still runs to completion.
+    }
+    shim.stream_begin();
+    let (ftx, mut frx) = mpsc::channel::<bytes::Bytes>(1024);
+    let mut pumps = Vec::new();
+    for (fd, st) in outs {
+        let ftx = ftx.clone();
+        pumps.push(tokio::task::spawn_local(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match fd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if ftx.send(frame(st, &buf[..n])).await.is_err() {
+                            // The client is gone; keep draining so the process never blocks.
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    drop(ftx);
+    let writer = tokio::task::spawn_local(async move {
+        while let Some(b) = frx.recv().await {
+            if w.write_all(&b).await.is_err() {
+                // Keep consuming so pumps can finish.
+                while frx.recv().await.is_some() {}
+                return None;
+            }
+        }
+        Some(w)
+    });
+    if let Some(sink) = sink {
+        tokio::task::spawn_local(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if sink.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            drop(sink);
+        });
+    }
+    let code = exit_rx.await.unwrap_or(255);
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        for p in pumps {
+            let _ = p.await;
+        }
+    })
+    .await;
+    shim.execs.borrow_mut().remove(&exec_id);
+    if let Ok(Some(mut w)) = writer.await {
+        let st = ExitStatus {
+            exit_code: code,
+            finished_at: now_rfc3339(),
+            oom_killed: false,
+        };
+        let payload = serde_json::to_vec(&st).unwrap_or_default();
+        let mut f = Vec::with_capacity(8 + payload.len());
+        f.push(EXIT_STREAM);
+        f.extend_from_slice(&[0, 0, 0]);
+        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(&payload);
+        let _ = w.write_all(&f).await;
+        let _ = w.shutdown().await;
+    }
+    shim.stream_end();
+}
+
+/// Adopts a raw fd number inherited from berthd (the ready pipe).
+pub fn inherited(fd: i32) -> Option<std::fs::File> {
+    // SAFETY: fstat only checks that the fd is open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    // SAFETY: the fd is open and handed to us by the parent.
+    Some(unsafe { std::fs::File::from_raw_fd(fd) })
+}
