@@ -4,6 +4,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod ids;
+pub mod images;
 pub mod store;
 pub mod system;
 
@@ -19,8 +20,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct Engine {
     pub config: DaemonConfig,
-    pub store: Store,
-    pub events: EventBus,
+    pub store: Arc<Store>,
+    pub events: Arc<EventBus>,
+    pub images: images::ImageService,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -36,7 +38,7 @@ impl Engine {
         }
         // The data root holds image layers and container state: root only.
         set_mode(&config.data_root, 0o710)?;
-        let store = Store::open(&config.data_root)?;
+        let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {
             Some(id) => id,
             None => {
@@ -45,11 +47,14 @@ impl Engine {
                 id
             }
         };
+        let events = Arc::new(EventBus::new());
+        let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Ok(Arc::new(Self {
             config,
             store,
-            events: EventBus::new(),
+            events,
+            images,
             id,
             started: Instant::now(),
             shutdown,

@@ -218,9 +218,17 @@ impl Engine {
     }
 
     pub fn disk_usage(&self) -> SystemDataUsageResponse {
+        let images = self
+            .images
+            .list(&super::images::ListOptions {
+                all: true,
+                shared_size: true,
+                filters: Default::default(),
+            })
+            .unwrap_or_default();
         SystemDataUsageResponse {
-            layers_size: Some(0),
-            images: Some(vec![]),
+            layers_size: Some(self.images.layers_size()),
+            images: Some(images),
             containers: Some(vec![]),
             volumes: Some(vec![]),
             build_cache: Some(vec![]),
@@ -228,7 +236,10 @@ impl Engine {
     }
 
     fn object_counts(&self) -> Counts {
-        Counts::default()
+        Counts {
+            images: self.images.count() as i64,
+            ..Counts::default()
+        }
     }
 }
 

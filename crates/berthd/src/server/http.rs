@@ -211,3 +211,112 @@ impl Req {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
+
+/// A request body read from blocking engine code (import, load, cp, build):
+/// an async task feeds body frames through a small channel.
+pub struct BodyReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
+    }
+}
+
+impl Req {
+    /// Hands the body to blocking code as a `Read`. Must be called from
+    /// within the runtime; read it from `spawn_blocking`.
+    pub fn body_reader(&mut self) -> BodyReader {
+        let (tx, rx) = mpsc::channel(16);
+        if let Some(mut body) = self.body.take() {
+            tokio::spawn(async move {
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => {
+                            if let Ok(data) = f.into_data() {
+                                if !data.is_empty() && tx.send(Ok(data)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(std::io::Error::new(
+                                    std::io::ErrorKind::UnexpectedEof,
+                                    format!("reading request body: {e}"),
+                                )))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+}
+
+/// A blocking `Write` into a streaming response, in chunks of `CHUNK`.
+/// Writes fail with `BrokenPipe` once the client has gone.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    const CHUNK: usize = 1 << 20;
+
+    pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > Self::CHUNK {
+            self.send()?;
+        }
+        if b.len() >= Self::CHUNK {
+            self.tx
+                .blocking_send(Bytes::copy_from_slice(b))
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+                })?;
+        } else {
+            self.buf.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod http;
+mod images;
 pub mod listen;
 mod router;
 mod system;

@@ -4,7 +4,7 @@
 use http::Method;
 
 use super::http::{ApiResult, Req};
-use super::{page_not_found, system, Ctx};
+use super::{images, page_not_found, system, Ctx};
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let path = req.path.clone();
@@ -16,6 +16,31 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["info"]) => system::info(ctx, req).await,
         (Method::GET, ["system", "df"]) => system::df(ctx, req).await,
         (Method::GET, ["events"]) => system::events(ctx, req).await,
+        (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
+        (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
+        (Method::POST, ["images", "load"]) => images::load(ctx, req).await,
+        (Method::GET, ["images", "get"]) => images::save(ctx, req, None).await,
+        (Method::GET, ["images", "search"]) => images::search(ctx, req).await,
+        (Method::POST, ["images", "prune"]) => images::prune(ctx, req).await,
+        (Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
+            images::inspect(ctx, req, &images::name_of(name)).await
+        }
+        (Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            images::history(ctx, req, &images::name_of(name)).await
+        }
+        (Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            let n = images::name_of(name);
+            images::save(ctx, req, Some(&n)).await
+        }
+        (Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
+            images::tag(ctx, req, &images::name_of(name)).await
+        }
+        (Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            images::push(ctx, req, &images::name_of(name)).await
+        }
+        (Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
+            images::delete(ctx, req, &images::name_of(name)).await
+        }
         (Method::GET, ["plugins"]) => system::plugins(ctx, req).await,
         (Method::GET, ["plugins", .., "json"]) => system::plugin_inspect(ctx, req).await,
         (_, ["swarm", ..])

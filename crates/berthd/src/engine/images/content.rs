@@ -1,0 +1,296 @@
+//! The content store: blobs by digest under `<data-root>/content/sha256/<hex>`.
+//! Every write is hashed as it streams, lands in a temp file, is fsynced and
+//! renamed into place only once its digest is known (and matches, when the
+//! caller expected one), so a blob on disk always has the content its name
+//! says.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::lease::{Lease, Leases};
+use crate::engine::{EngineError, Result};
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Checks `sha256:<64 lowercase hex>` and returns the hex part.
+pub fn digest_hex(digest: &str) -> Result<&str> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| EngineError::invalid(format!("unsupported digest {digest:?}")))?;
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(EngineError::invalid(format!("invalid digest {digest:?}")));
+    }
+    Ok(hex)
+}
+
+/// A streaming SHA-256 with a byte count.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    h: Sha256,
+    pub len: u64,
+}
+
+impl Hasher {
+    pub fn update(&mut self, b: &[u8]) {
+        self.h.update(b);
+        self.len += b.len() as u64;
+    }
+    pub fn digest(self) -> String {
+        format!("sha256:{}", hex::encode(self.h.finalize()))
+    }
+}
+
+/// A reader that hashes everything read through it.
+pub struct HashReader<R> {
+    pub inner: R,
+    pub hasher: Hasher,
+}
+
+impl<R: Read> HashReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub struct ContentStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    leases: Leases,
+}
+
+impl ContentStore {
+    pub fn open(data_root: &Path) -> Result<Self> {
+        let root = data_root.join("content");
+        let blobs = root.join("sha256");
+        let tmp = root.join("tmp");
+        // Partial writes from a crash are garbage by construction.
+        let _ = std::fs::remove_dir_all(&tmp);
+        for d in [&blobs, &tmp] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| EngineError::internal(format!("creating {}: {e}", d.display())))?;
+        }
+        Ok(Self {
+            blobs,
+            tmp,
+            leases: Leases::default(),
+        })
+    }
+
+    pub fn path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.blobs.join(digest_hex(digest)?))
+    }
+
+    pub fn exists(&self, digest: &str) -> bool {
+        self.path(digest).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    pub fn size(&self, digest: &str) -> Result<u64> {
+        let p = self.path(digest)?;
+        Ok(std::fs::metadata(&p)
+            .map_err(|e| blob_missing(digest, e))?
+            .len())
+    }
+
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        let p = self.path(digest)?;
+        File::open(&p).map_err(|e| blob_missing(digest, e))
+    }
+
+    /// Pins a blob against garbage collection.
+    pub fn lease(&self, digest: &str) -> Lease {
+        self.leases.acquire(digest)
+    }
+
+    pub fn is_leased(&self, digest: &str) -> bool {
+        self.leases.is_leased(digest)
+    }
+
+    /// A writer for a new blob; nothing is visible until `commit`.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let name = format!("ingest-{}", crate::engine::ids::random_hex(12));
+        let path = self.tmp.join(name);
+        let file = File::create(&path)
+            .map_err(|e| EngineError::internal(format!("creating {}: {e}", path.display())))?;
+        Ok(BlobWriter {
+            file: Some(file),
+            committed: false,
+            path,
+            hasher: Hasher::default(),
+            blobs: self.blobs.clone(),
+            leases: self.leases.clone(),
+        })
+    }
+
+    /// Stores a small blob from memory.
+    pub fn put(&self, bytes: &[u8], expected: Option<&str>) -> Result<(String, Lease)> {
+        let mut w = self.writer()?;
+        w.write_all(bytes)?;
+        let (d, _, lease) = w.commit(expected)?;
+        Ok((d, lease))
+    }
+
+    pub fn delete(&self, digest: &str) -> Result<()> {
+        match std::fs::remove_file(self.path(digest)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::internal(format!(
+                "removing blob {digest}: {e}"
+            ))),
+        }
+    }
+
+    /// Every stored blob's digest.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.blobs)? {
+            let name = e?.file_name();
+            let name = name.to_string_lossy();
+            if digest_hex(&format!("sha256:{name}")).is_ok() {
+                out.push(format!("sha256:{name}"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn blob_missing(digest: &str, e: io::Error) -> EngineError {
+    if e.kind() == io::ErrorKind::NotFound {
+        EngineError::not_found(format!("blob {digest} not found"))
+    } else {
+        EngineError::internal(format!("blob {digest}: {e}"))
+    }
+}
+
+/// A blob being written. Dropped without `commit`, it leaves nothing behind.
+pub struct BlobWriter {
+    file: Option<File>,
+    committed: bool,
+    path: PathBuf,
+    hasher: Hasher,
+    blobs: PathBuf,
+    leases: Leases,
+}
+
+impl BlobWriter {
+    pub fn written(&self) -> u64 {
+        self.hasher.len
+    }
+
+    /// Verifies (when `expected` is given), fsyncs and renames into place.
+    /// Returns the digest, the size and a lease that keeps the blob from
+    /// being collected until the caller has referenced it.
+    pub fn commit(mut self, expected: Option<&str>) -> Result<(String, u64, Lease)> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| EngineError::internal("blob writer already committed"))?;
+        let size = self.hasher.len;
+        let digest = std::mem::take(&mut self.hasher).digest();
+        if let Some(exp) = expected {
+            if exp != digest {
+                return Err(EngineError::invalid(format!(
+                    "digest mismatch: expected {exp}, got {digest}"
+                )));
+            }
+        }
+        file.sync_all()?;
+        drop(file);
+        // Lease first so a concurrent collection cannot see it unreferenced.
+        let lease = self.leases.acquire(&digest);
+        let dest = self.blobs.join(digest_hex(&digest)?);
+        std::fs::rename(&self.path, &dest)
+            .map_err(|e| EngineError::internal(format!("storing blob {digest}: {e}")))?;
+        self.committed = true;
+        Ok((digest, size, lease))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer committed"))?;
+        let n = f.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer committed"))?;
+        f.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_verify_and_land_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(d.path()).unwrap();
+        let (dg, lease) = cs.put(b"hello", None).unwrap();
+        assert_eq!(dg, sha256_digest(b"hello"));
+        assert!(cs.exists(&dg));
+        assert!(cs.is_leased(&dg));
+        drop(lease);
+        assert!(!cs.is_leased(&dg));
+        // A mismatch stores nothing.
+        let wrong = sha256_digest(b"other");
+        assert!(cs.put(b"bytes", Some(&wrong)).is_err());
+        assert!(!cs.exists(&sha256_digest(b"bytes")));
+        assert_eq!(
+            std::fs::read_dir(d.path().join("content/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        // An abandoned writer leaves nothing.
+        let mut w = cs.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(
+            std::fs::read_dir(d.path().join("content/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(cs.list().unwrap(), vec![dg.clone()]);
+        cs.delete(&dg).unwrap();
+        assert!(!cs.exists(&dg));
+        assert!(digest_hex("sha256:xyz").is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! `docker load`: a docker-archive (`manifest.json`) or an OCI image layout
+//! (`index.json`), gzip-compressed or not, read as one stream.
+//!
+//! The archive is read once, front to back: small files (JSON) stay in
+//! memory, large ones stream into the content store (hashed and, when named
+//! `blobs/sha256/<hex>`, verified as they land). Once the index is known the
+//! layers are unpacked from there. A blob whose digest does not match its
+//! name, or a layer whose diff ID does not match the config, fails the load
+//! and leaves nothing behind.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use berth_api::jsonmessage::JsonMessage;
+
+use super::archive;
+use super::content::sha256_digest;
+use super::layers::LayerInfo;
+use super::lease::Lease;
+use super::reference::Reference;
+use super::spec::{self, ArchiveManifestEntry, ImageSpec, Manifest};
+use super::{Image, ImageService};
+use crate::engine::host::go_arch;
+use crate::engine::{EngineError, Result};
+
+/// Files up to this size are kept in memory (configs, manifests, indexes).
+const SMALL: u64 = 1 << 20;
+/// Configs and manifests larger than this are refused.
+const MAX_JSON: u64 = 16 << 20;
+const PROGRESS_EVERY: u64 = 8 << 20;
+
+enum Src {
+    Mem(Vec<u8>),
+    Blob { digest: String, size: u64 },
+}
+
+#[derive(Default)]
+struct Archive {
+    files: HashMap<String, Src>,
+    links: HashMap<String, String>,
+    leases: Vec<Lease>,
+}
+
+fn invalid(m: impl Into<String>) -> EngineError {
+    EngineError::invalid(m)
+}
+
+/// `./a//b/` → `a/b`; `None` for names that climb out.
+fn normalize(name: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(name);
+    let mut out: Vec<&str> = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out.join("/"))
+}
+
+/// The digest a `blobs/<alg>/<hex>` path promises.
+fn promised_digest(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("blobs/sha256/")?;
+    (rest.len() == 64 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| format!("sha256:{rest}"))
+}
+
+impl Archive {
+    fn resolve(&self, path: &str) -> Option<&Src> {
+        let mut p = normalize(path.as_bytes())?;
+        for _ in 0..16 {
+            if let Some(s) = self.files.get(&p) {
+                return Some(s);
+            }
+            let target = self.links.get(&p)?;
+            let dir = p.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            p = if target.starts_with('/') {
+                normalize(target.as_bytes())?
+            } else {
+                normalize(format!("{dir}/{target}").as_bytes())?
+            };
+        }
+        None
+    }
+
+    fn read_small(&self, svc: &ImageService, path: &str) -> Result<Vec<u8>> {
+        match self.resolve(path) {
+            Some(Src::Mem(b)) => Ok(b.clone()),
+            Some(Src::Blob { digest, size }) => {
+                if *size > MAX_JSON {
+                    return Err(invalid(format!("invalid archive: {path} is too large")));
+                }
+                let mut v = Vec::new();
+                svc.content.open_blob(digest)?.read_to_end(&mut v)?;
+                Ok(v)
+            }
+            None => Err(invalid(format!(
+                "invalid archive: {path} not found in the archive"
+            ))),
+        }
+    }
+}
+
+/// Counts bytes through a reader and reports progress.
+struct Progress<'a, R> {
+    inner: R,
+    done: u64,
+    last: u64,
+    total: u64,
+    id: String,
+    out: Option<&'a mut dyn FnMut(JsonMessage)>,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.last >= PROGRESS_EVERY {
+            self.last = self.done;
+            if let Some(out) = self.out.as_mut() {
+                out(JsonMessage::progress(
+                    "Loading layer",
+                    &self.id,
+                    self.done as i64,
+                    Some(self.total as i64),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+struct Candidate {
+    config: Vec<u8>,
+    layers: Vec<String>,
+    tags: Vec<Reference>,
+}
+
+impl ImageService {
+    /// `POST /images/load`. Progress (and, unless `quiet`, per-layer
+    /// progress) goes to `out`; the loaded images are returned.
+    pub fn load<R: Read>(
+        &self,
+        reader: R,
+        quiet: bool,
+        out: &mut dyn FnMut(JsonMessage),
+    ) -> Result<Vec<Arc<Image>>> {
+        let result = self.load_inner(reader, quiet, out);
+        // Blobs and layers this load made but no image took are garbage now
+        // (leases were dropped with the archive).
+        if let Err(e) = self.collect_garbage() {
+            tracing::warn!(error = %e, "collecting after load");
+        }
+        result
+    }
+
+    fn load_inner<R: Read>(
+        &self,
+        reader: R,
+        quiet: bool,
+        out: &mut dyn FnMut(JsonMessage),
+    ) -> Result<Vec<Arc<Image>>> {
+        let ar = self.ingest(reader)?;
+        let candidates = if ar.files.contains_key("manifest.json") {
+            self.docker_archive(&ar)?
+        } else if ar.files.contains_key("index.json") {
+            self.oci_layout(&ar)?
+        } else {
+            return Err(invalid(
+                "invalid archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)",
+            ));
+        };
+        let mut loaded = Vec::new();
+        for c in candidates {
+            let img = self.load_one(&ar, c, quiet, out)?;
+            loaded.push(img);
+        }
+        Ok(loaded)
+    }
+
+    /// Reads the whole archive once.
+    fn ingest<R: Read>(&self, reader: R) -> Result<Archive> {
+        let (_, rd) =
+            archive::decompress(reader).map_err(|e| invalid(format!("invalid archive: {e}")))?;
+        let mut tar = tar::Archive::new(rd);
+        let mut ar = Archive::default();
+        let mut buf = vec![0u8; 1 << 20];
+        let entries = tar
+            .entries()
+            .map_err(|e| invalid(format!("invalid archive: {e}")))?;
+        for e in entries {
+            let mut e = e.map_err(|e| invalid(format!("invalid archive: {e}")))?;
+            let Some(path) = normalize(&e.path_bytes()) else {
+                continue;
+            };
+            match e.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    if let Some(t) = e.link_name_bytes() {
+                        let t = String::from_utf8_lossy(&t).into_owned();
+                        // Hard link names are archive paths; symlinks are relative.
+                        let t = if e.header().entry_type() == tar::EntryType::Link {
+                            format!("/{t}")
+                        } else {
+                            t
+                        };
+                        ar.links.insert(path, t);
+                    }
+                    continue;
+                }
+                _ => continue,
+            }
+            let size = e.size();
+            let promised = promised_digest(&path);
+            if size <= SMALL {
+                let mut v = Vec::with_capacity(size as usize);
+                e.read_to_end(&mut v)
+                    .map_err(|err| invalid(format!("invalid archive: reading {path}: {err}")))?;
+                if let Some(p) = &promised {
+                    let got = sha256_digest(&v);
+                    if *p != got {
+                        return Err(invalid(format!(
+                            "invalid archive: {path}: digest mismatch: expected {p}, got {got}"
+                        )));
+                    }
+                }
+                ar.files.insert(path, Src::Mem(v));
+                continue;
+            }
+            let mut w = self.content.writer()?;
+            loop {
+                let n = match e.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        return Err(invalid(format!("invalid archive: reading {path}: {err}")))
+                    }
+                };
+                w.write_all(&buf[..n])?;
+            }
+            let (digest, size, lease) = w
+                .commit(promised.as_deref())
+                .map_err(|err| invalid(format!("invalid archive: {path}: {err}")))?;
+            ar.leases.push(lease);
+            ar.files.insert(path, Src::Blob { digest, size });
+        }
+        Ok(ar)
+    }
+
+    fn docker_archive(&self, ar: &Archive) -> Result<Vec<Candidate>> {
+        let m = ar.read_small(self, "manifest.json")?;
+        let entries: Vec<ArchiveManifestEntry> = serde_json::from_slice(&m)
+            .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let tags = e
+                    .repo_tags
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| Reference::parse(t).map(Reference::with_default_tag))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Candidate {
+                    config: ar.read_small(self, &e.config)?,
+                    layers: e.layers,
+                    tags,
+                })
+            })
+            .collect()
+    }
+
+    fn oci_layout(&self, ar: &Archive) -> Result<Vec<Candidate>> {
+        let blob_path = |d: &str| -> Result<String> {
+            let (alg, hex) = d
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("invalid archive: bad digest {d:?}")))?;
+            Ok(format!("blobs/{alg}/{hex}"))
+        };
+        let read_json = |path: &str| -> Result<serde_json::Value> {
+            let b = ar.read_small(self, path)?;
+            serde_json::from_slice(&b).map_err(|e| invalid(format!("invalid archive: {path}: {e}")))
+        };
+        let index: spec::Index = serde_json::from_value(read_json("index.json")?)
+            .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
+        let mut out = Vec::new();
+        for desc in index.manifests {
+            let mut tags = Vec::new();
+            let ann = desc.annotations.clone().unwrap_or_default();
+            if let Some(n) = ann.get(spec::ANNOTATION_CONTAINERD_NAME) {
+                tags.push(Reference::parse(n)?.with_default_tag());
+            } else if let Some(n) = ann.get(spec::ANNOTATION_REF_NAME) {
+                // A bare tag (`latest`) names no repository: only full
+                // references count.
+                if n.contains(['/', ':']) {
+                    if let Ok(r) = Reference::parse(n) {
+                        tags.push(r.with_default_tag());
+                    }
+                }
+            }
+            // Follow nested indexes to the manifest for this platform.
+            let mut d = desc;
+            for _ in 0..4 {
+                let is_index =
+                    d.media_type == spec::MT_OCI_INDEX || d.media_type == spec::MT_DOCKER_LIST;
+                if !is_index {
+                    break;
+                }
+                let nested: spec::Index =
+                    serde_json::from_value(read_json(&blob_path(&d.digest)?)?).map_err(|e| {
+                        invalid(format!("invalid archive: index {}: {e}", d.digest))
+                    })?;
+                let pick = nested
+                    .manifests
+                    .iter()
+                    .find(|m| {
+                        m.platform
+                            .as_ref()
+                            .is_some_and(|p| p.os == "linux" && p.architecture == go_arch())
+                    })
+                    .or_else(|| nested.manifests.first())
+                    .cloned()
+                    .ok_or_else(|| invalid("invalid archive: an empty image index"))?;
+                d = pick;
+            }
+            let m: Manifest = serde_json::from_value(read_json(&blob_path(&d.digest)?)?)
+                .map_err(|e| invalid(format!("invalid archive: manifest {}: {e}", d.digest)))?;
+            let layers = m
+                .layers
+                .iter()
+                .map(|l| blob_path(&l.digest))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(Candidate {
+                config: ar.read_small(self, &blob_path(&m.config.digest)?)?,
+                layers,
+                tags,
+            });
+        }
+        Ok(out)
+    }
+
+    fn load_one(
+        &self,
+        ar: &Archive,
+        c: Candidate,
+        quiet: bool,
+        out: &mut dyn FnMut(JsonMessage),
+    ) -> Result<Arc<Image>> {
+        let spec = ImageSpec::parse(&c.config)?;
+        let diff_ids = &spec.rootfs.diff_ids;
+        if diff_ids.len() != c.layers.len() {
+            return Err(invalid(format!(
+                "invalid manifest, layers length mismatch: expected {}, got {}",
+                diff_ids.len(),
+                c.layers.len()
+            )));
+        }
+        let mut held: Vec<LayerInfo> = Vec::new();
+        for (path, want) in c.layers.iter().zip(diff_ids) {
+            let parent = held.last().map(|l| l.chain_id.clone());
+            let chain = spec::chain_id(parent.as_deref(), want);
+            let short = want.strip_prefix("sha256:").unwrap_or(want)[..12].to_string();
+            if let Some(info) = self.layers.lease(&chain) {
+                held.push(info);
+                continue;
+            }
+            let src = ar
+                .resolve(path)
+                .ok_or_else(|| invalid(format!("invalid archive: layer {path} not found")))?;
+            let (total, staged) = match src {
+                Src::Mem(b) => {
+                    let total = b.len() as u64;
+                    let p = Progress {
+                        inner: std::io::Cursor::new(b.as_slice()),
+                        done: 0,
+                        last: 0,
+                        total,
+                        id: short.clone(),
+                        out: (!quiet).then_some(&mut *out),
+                    };
+                    (total, self.layers.stage(&self.content, p, false)?)
+                }
+                Src::Blob { digest, size } => {
+                    let f =
+                        std::io::BufReader::with_capacity(1 << 20, self.content.open_blob(digest)?);
+                    let p = Progress {
+                        inner: f,
+                        done: 0,
+                        last: 0,
+                        total: *size,
+                        id: short.clone(),
+                        out: (!quiet).then_some(&mut *out),
+                    };
+                    let mut staged = self.layers.stage(&self.content, p, true)?;
+                    if staged.diff_id.is_none() {
+                        // Stored uncompressed: the blob's digest is the diff ID.
+                        staged.diff_id = Some(digest.clone());
+                    }
+                    (*size, staged)
+                }
+            };
+            let got = staged.diff_id.clone().unwrap_or_default();
+            if &got != want {
+                return Err(invalid(format!(
+                    "invalid archive: layer {path} has diff ID {got}, but the image config says {want}"
+                )));
+            }
+            if !quiet {
+                out(JsonMessage::progress(
+                    "Loading layer",
+                    &short,
+                    total as i64,
+                    Some(total as i64),
+                ));
+            }
+            held.push(self.layers.commit(parent.as_deref(), staged)?);
+        }
+        let (img, moved) = self.create_image_moving(&c.config, &c.tags)?;
+        drop(held);
+        for (tag, old) in moved {
+            out(JsonMessage::stream(format!(
+                "The image {} already exists, renaming the old one with ID {old} to empty string\n",
+                tag.familiar()
+            )));
+        }
+        if c.tags.is_empty() {
+            out(JsonMessage::stream(format!(
+                "Loaded image ID: {}\n",
+                img.id
+            )));
+        } else {
+            for t in &c.tags {
+                out(JsonMessage::stream(format!(
+                    "Loaded image: {}\n",
+                    t.familiar()
+                )));
+            }
+        }
+        self.publish("load", &img, &img.id);
+        Ok(img)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_normalise() {
+        assert_eq!(super::normalize(b"./a//b/").as_deref(), Some("a/b"));
+        assert_eq!(super::normalize(b"a/../b").as_deref(), Some("b"));
+        assert_eq!(super::normalize(b"../b"), None);
+        assert_eq!(
+            super::promised_digest(&format!("blobs/sha256/{}", "a".repeat(64))),
+            Some(format!("sha256:{}", "a".repeat(64)))
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Image routes: parse → engine → serialize. Archive work (import, load,
+//! save) runs on blocking threads fed by, or feeding, the HTTP body.
+
+use std::io::Write;
+
+use berth_api::jsonmessage::JsonMessage;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use super::error::ApiError;
+use super::http::{full, ok_json, status_only, stream, ApiResult, ChannelWriter, Req};
+use super::Ctx;
+use crate::engine::images::reference::Reference;
+use crate::engine::images::{DeleteOptions, ImportOptions, ListOptions};
+use crate::engine::{EngineError, Result};
+
+/// The image name from the path segments between `/images/` and the verb.
+pub fn name_of(segs: &[&str]) -> String {
+    let joined = segs.join("/");
+    percent_encoding::percent_decode_str(&joined)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::internal(format!("worker failed: {e}")))?
+}
+
+pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
+    let opts = ListOptions {
+        all: req.query.bool("all"),
+        shared_size: req.query.bool("shared-size"),
+        filters: req.query.filters()?,
+    };
+    let mut out = ctx.engine.images.list(&opts)?;
+    if !req.version.at_least(1, 44) {
+        for s in &mut out {
+            s.virtual_size = Some(s.size);
+        }
+    }
+    ok_json(&out)
+}
+
+pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let mut v = ctx.engine.images.inspect(name)?;
+    if !req.version.at_least(1, 44) {
+        v.virtual_size = v.size;
+    }
+    ok_json(&v)
+}
+
+pub async fn history(ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
+    ok_json(&ctx.engine.images.history(name)?)
+}
+
+pub async fn tag(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let repo = req.query.get("repo").unwrap_or("");
+    let tag = req.query.get("tag").unwrap_or("");
+    ctx.engine.images.tag(name, repo, tag)?;
+    status_only(StatusCode::CREATED)
+}
+
+pub async fn delete(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let opts = DeleteOptions {
+        force: req.query.bool("force"),
+        noprune: req.query.bool("noprune"),
+    };
+    let engine = ctx.engine.clone();
+    let name = name.to_string();
+    let out = blocking(move || engine.images.delete(&name, &opts)).await?;
+    ok_json(&out)
+}
+
+pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
+    let filters = req.query.filters()?;
+    let engine = ctx.engine.clone();
+    let out = blocking(move || engine.images.prune(&filters)).await?;
+    ok_json(&out)
+}
+
+pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {
+    let term = req.query.get("term").unwrap_or("");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot search for {term:?}: no registry is configured (berth has no registry support yet)"),
+    ))
+}
+
+pub async fn push(_ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
+    Err(EngineError::NotImplemented(format!(
+        "cannot push {name}: berth has no registry support yet"
+    ))
+    .into())
+}
+
+fn json_line_response(msg: &JsonMessage) -> ApiResult {
+    let mut r = Response::new(full(msg.to_line()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` would
+/// pull, which needs registry support.
+pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let q = req.query.clone();
+    if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        let tag = q.get("tag").unwrap_or("");
+        let shown = Reference::parse_repo_tag(image, tag)
+            .map(|r| r.with_default_tag().familiar())
+            .unwrap_or_else(|_| image.to_string());
+        return Err(EngineError::NotImplemented(format!(
+            "cannot pull {shown}: berth has no registry support yet; import or load the image instead"
+        ))
+        .into());
+    }
+    let src = q.get("fromSrc").unwrap_or("");
+    if src.is_empty() {
+        return Err(ApiError::bad_request(
+            "either fromSrc or fromImage must be given",
+        ));
+    }
+    if src != "-" {
+        return Err(ApiError::bad_request(format!(
+            "importing from {src:?} is not supported: send the archive as the request body (fromSrc=-)"
+        )));
+    }
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        if !p.starts_with("linux") {
+            return Err(ApiError::bad_request(format!("unsupported platform {p:?}")));
+        }
+    }
+    let repo = q.get("repo").unwrap_or("");
+    let tag = if repo.is_empty() {
+        None
+    } else {
+        let r = Reference::parse_repo_tag(repo, q.get("tag").unwrap_or(""))?;
+        if r.digest.is_some() {
+            return Err(ApiError::bad_request("cannot import digest reference"));
+        }
+        Some(r)
+    };
+    let opts = ImportOptions {
+        tag,
+        changes: q.all("changes").to_vec(),
+        message: q.get("message").unwrap_or("").to_string(),
+        source: src.to_string(),
+    };
+    let reader = req.body_reader();
+    let engine = ctx.engine.clone();
+    // Nothing is written before the import finishes, so a failure is a
+    // proper status (400 for a bad or unsafe archive), as in Docker.
+    let img = blocking(move || engine.images.import(reader, &opts)).await?;
+    json_line_response(&JsonMessage::status(img.id.clone()))
+}
+
+/// `POST /images/load`: a progress stream; errors after the 200 travel in
+/// `errorDetail`, the only place the CLI looks.
+pub async fn load(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let quiet = req.query.bool("quiet");
+    let mut reader = req.body_reader();
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    let engine = ctx.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |m: JsonMessage| {
+            let _ = tx.blocking_send(Bytes::from(m.to_line()));
+        };
+        let mut out = send;
+        if let Err(e) = engine.images.load(&mut reader, quiet, &mut out) {
+            // Read the rest so the client, still uploading, sees the answer.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            out(JsonMessage::error(e.to_string(), None));
+        }
+    });
+    Ok(resp)
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`.
+pub async fn save(ctx: &Ctx, req: Req, one: Option<&str>) -> ApiResult {
+    let names: Vec<String> = match one {
+        Some(n) => vec![n.to_string()],
+        None => req.query.all("names").to_vec(),
+    };
+    let plan = ctx.engine.images.prepare_save(&names)?;
+    let (tx, mut resp) = stream(StatusCode::OK, "application/x-tar");
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    let engine = ctx.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter::new(tx);
+        match engine.images.write_save(&plan, w) {
+            Ok(mut w) => {
+                let _ = w.flush();
+            }
+            Err(e) => tracing::warn!(error = %e, "save stopped"),
+        }
+    });
+    Ok(resp)
+}
