@@ -4,12 +4,22 @@
 //! JSON line. `Attach` and `Exec` then turn the connection into a stream:
 //! shim → daemon carries frames (`[stream, 0, 0, 0, len_be32]`, stdcopy's
 //! header; stream [`EXIT_STREAM`] carries the exit status as JSON and ends the
-//! stream), daemon → shim carries raw stdin bytes; a half-close is stdin EOF.
+//! stream), daemon → shim carries stdin as `[len_be32][bytes]` chunks, where
+//! a zero length means stdin EOF. A connection that ends without that EOF
+//! chunk is a detach: the container's stdin stays open.
 
 use serde::{Deserialize, Serialize};
 
 /// Frame stream id that carries the final [`ExitStatus`].
 pub const EXIT_STREAM: u8 = 0xFF;
+
+/// One stdin chunk as the shim expects it; an empty `data` is EOF.
+pub fn stdin_chunk(data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + data.len());
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
 
 /// Written by berthd into the container's state directory before it starts
 /// the shim.

@@ -496,25 +496,39 @@ async fn attach(
         None
     };
     if let Some(sink) = sink {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            let n = match r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if sink.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        // The client closed its stdin: so does a StdinOnce container's.
-        if shim.cfg.stdin_once && !shim.cfg.tty {
+        // Stdin EOF closes a StdinOnce container's stdin (never a TTY's, as
+        // in Docker); a detach leaves it open.
+        if copy_stdin(&mut r, &sink).await && shim.cfg.stdin_once && !shim.cfg.tty {
             shim.stdin.borrow_mut().take();
-        } else if shim.cfg.stdin_once && shim.cfg.tty {
-            // A pty has no half-close; send EOF (^D) as the terminal would.
-            let _ = sink.write_all(&[4]).await;
         }
     }
     let _ = writer.await;
+}
+
+/// Copies `[len][bytes]` stdin chunks into `sink`; true when the client
+/// sent the EOF chunk, false when it just went away (a detach).
+async fn copy_stdin(r: &mut BufReader<OwnedReadHalf>, sink: &Fd) -> bool {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let mut len = [0u8; 4];
+        if r.read_exact(&mut len).await.is_err() {
+            return false;
+        }
+        let mut n = u32::from_be_bytes(len) as usize;
+        if n == 0 {
+            return true;
+        }
+        while n > 0 {
+            let want = n.min(buf.len());
+            if r.read_exact(&mut buf[..want]).await.is_err() {
+                return false;
+            }
+            if sink.write_all(&buf[..want]).await.is_err() {
+                return false;
+            }
+            n -= want;
+        }
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -694,16 +708,7 @@ async fn run_exec(
     });
     if let Some(sink) = sink {
         tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                let n = match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if sink.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
+            copy_stdin(&mut r, &sink).await;
             drop(sink);
         });
     }

@@ -69,6 +69,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!(e));
         }
     };
+    engine.restore_containers().await;
     tracing::info!(
         version = crate::engine::VERSION,
         data_root = %cfg.data_root.display(),

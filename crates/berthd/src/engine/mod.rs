@@ -1,10 +1,12 @@
 //! The engine: Docker's objects and their state. Nothing in here knows HTTP.
 
+pub mod containers;
 pub mod error;
 pub mod events;
 pub mod host;
 pub mod ids;
 pub mod images;
+pub mod networks;
 pub mod store;
 pub mod system;
 
@@ -23,6 +25,7 @@ pub struct Engine {
     pub store: Arc<Store>,
     pub events: Arc<EventBus>,
     pub images: images::ImageService,
+    pub containers: containers::Containers,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -49,12 +52,18 @@ impl Engine {
         };
         let events = Arc::new(EventBus::new());
         let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
+        let containers = containers::Containers::open(&store)?;
+        let index = containers.index.clone();
+        images.set_usage_checker(Box::new(move |image_id| {
+            containers::Containers::users_of(&index, image_id)
+        }));
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Ok(Arc::new(Self {
             config,
             store,
             events,
             images,
+            containers,
             id,
             started: Instant::now(),
             shutdown,

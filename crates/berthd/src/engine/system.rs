@@ -229,16 +229,25 @@ impl Engine {
         SystemDataUsageResponse {
             layers_size: Some(self.images.layers_size()),
             images: Some(images),
-            containers: Some(vec![]),
+            containers: Some(
+                self.containers
+                    .all()
+                    .iter()
+                    .map(|c| self.summary(&c.snapshot(), true))
+                    .collect(),
+            ),
             volumes: Some(vec![]),
             build_cache: Some(vec![]),
         }
     }
 
     fn object_counts(&self) -> Counts {
+        let (containers, running, paused) = self.container_counts();
         Counts {
+            containers,
+            running,
+            paused,
             images: self.images.count() as i64,
-            ..Counts::default()
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The HTTP layer: thin. It parses requests, calls the engine and serializes
 //! the answer; one router file per API section.
 
+mod containers;
 pub mod error;
+mod exec;
+mod hijack;
 pub mod http;
 mod images;
 pub mod listen;

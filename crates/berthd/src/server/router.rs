@@ -4,7 +4,7 @@
 use http::Method;
 
 use super::http::{ApiResult, Req};
-use super::{images, page_not_found, system, Ctx};
+use super::{containers, exec, images, page_not_found, system, Ctx};
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let path = req.path.clone();
@@ -16,6 +16,29 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["info"]) => system::info(ctx, req).await,
         (Method::GET, ["system", "df"]) => system::df(ctx, req).await,
         (Method::GET, ["events"]) => system::events(ctx, req).await,
+        (Method::POST, ["containers", "create"]) => containers::create(ctx, req).await,
+        (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
+        (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
+        (Method::GET, ["containers", id, "json"]) => containers::inspect(ctx, req, id).await,
+        (Method::POST, ["containers", id, "start"]) => containers::start(ctx, req, id).await,
+        (Method::POST, ["containers", id, "stop"]) => containers::stop(ctx, req, id).await,
+        (Method::POST, ["containers", id, "restart"]) => containers::restart(ctx, req, id).await,
+        (Method::POST, ["containers", id, "kill"]) => containers::kill(ctx, req, id).await,
+        (Method::POST, ["containers", id, "pause"]) => containers::pause(ctx, req, id, true).await,
+        (Method::POST, ["containers", id, "unpause"]) => {
+            containers::pause(ctx, req, id, false).await
+        }
+        (Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, req, id).await,
+        (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
+        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id).await,
+        (Method::POST, ["containers", id, "resize"]) => containers::resize(ctx, req, id).await,
+        (Method::POST, ["containers", id, "exec"]) => exec::create(ctx, req, id).await,
+        (Method::GET, ["containers", id, "top"]) => containers::top(ctx, req, id).await,
+        (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
+        (Method::DELETE, ["containers", id]) => containers::remove(ctx, req, id).await,
+        (Method::POST, ["exec", id, "start"]) => exec::start(ctx, req, id).await,
+        (Method::POST, ["exec", id, "resize"]) => exec::resize(ctx, req, id).await,
+        (Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, req, id).await,
         (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
         (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
         (Method::POST, ["images", "load"]) => images::load(ctx, req).await,

@@ -62,7 +62,7 @@ pub async fn plugin_inspect(_ctx: &Ctx, req: Req) -> ApiResult {
 }
 
 /// `since`/`until` as the CLI sends them: unix seconds, optionally `.nanos`.
-fn parse_ts(s: &str) -> Result<i64, ApiError> {
+pub fn parse_ts(s: &str) -> Result<i64, ApiError> {
     let bad = || ApiError::bad_request(format!("invalid timestamp {s:?}"));
     let (secs, nanos) = match s.split_once('.') {
         Some((a, b)) => {

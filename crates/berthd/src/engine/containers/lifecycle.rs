@@ -1,0 +1,899 @@
+//! Start, stop, kill, restart, pause, remove, wait; what happens when a
+//! container's process exits; and live restore after a daemon restart.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::shim::{ExitStatus, Request, ShimConfig};
+use berth_runtime::{ContainerFiles, NetNs, NsMode, SeccompChoice, SpecInput};
+
+use super::{
+    cgroups_path, now, parse_signal, parse_size, shim, user, Container, Paths, Record, Status,
+    DEFAULT_PATH,
+};
+use crate::engine::networks::netns;
+use crate::engine::{Engine, EngineError, Result};
+
+/// `GET /containers/{id}/wait` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<Self> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(Self::NotRunning),
+            "next-exit" => Ok(Self::NextExit),
+            "removed" => Ok(Self::Removed),
+            other => Err(EngineError::invalid(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+pub struct Waiter {
+    rx: tokio::sync::watch::Receiver<super::Progress>,
+    cond: WaitCondition,
+    base_exits: u64,
+    immediate: Option<i64>,
+}
+
+impl Waiter {
+    /// Resolves with the exit code once the condition holds.
+    pub async fn wait(mut self) -> i64 {
+        if let Some(code) = self.immediate {
+            return code;
+        }
+        let base = self.base_exits;
+        let cond = self.cond;
+        let r = self
+            .rx
+            .wait_for(|p| match cond {
+                WaitCondition::Removed => p.removed,
+                _ => p.exits > base || p.removed,
+            })
+            .await;
+        let code = r.map(|p| p.exit_code).ok();
+        code.unwrap_or_else(|| self.rx.borrow().exit_code)
+    }
+}
+
+fn write_file(path: &Path, data: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)
+        .map_err(|e| EngineError::internal(format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| EngineError::internal(format!("writing {}: {e}", path.display())))
+}
+
+/// The host's resolv.conf minus loopback resolvers (they mean nothing in
+/// the container's network namespace).
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let mut ns = 0;
+    for l in host.lines() {
+        let t = l.trim();
+        if let Some(addr) = t.strip_prefix("nameserver") {
+            let a = addr.trim();
+            if a.starts_with("127.") || a == "::1" {
+                continue;
+            }
+            ns += 1;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    if ns == 0 {
+        // Docker's fallback when the host has only local resolvers.
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+fn hosts_file(r: &Record) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in r.host_config.extra_hosts.clone().unwrap_or_default() {
+        if let Some((name, ip)) = h.split_once(':') {
+            s.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    s
+}
+
+/// libcontainer 0.7.0 reads the operands of `SCMP_CMP_MASKED_EQ` swapped
+/// (`valueTwo` as the mask) relative to the OCI spec and runc. Swap them in
+/// the spec we hand it so Docker's `clone` flag rule means what it says.
+fn swap_masked_eq(spec: &mut serde_json::Value) {
+    let Some(rules) = spec
+        .pointer_mut("/linux/seccomp/syscalls")
+        .and_then(|v| v.as_array_mut())
+    else {
+        return;
+    };
+    for rule in rules {
+        if let Some(args) = rule.get_mut("args").and_then(|a| a.as_array_mut()) {
+            for a in args {
+                if a.get("op").and_then(|o| o.as_str()) == Some("SCMP_CMP_MASKED_EQ") {
+                    let v = a
+                        .get("value")
+                        .cloned()
+                        .unwrap_or(serde_json::Value::from(0));
+                    let v2 = a
+                        .get("valueTwo")
+                        .cloned()
+                        .unwrap_or(serde_json::Value::from(0));
+                    a["value"] = v2;
+                    a["valueTwo"] = v;
+                }
+            }
+        }
+    }
+}
+
+fn seccomp_choice(r: &Record) -> Result<(SeccompChoice, bool)> {
+    let mut choice = SeccompChoice::Default;
+    let mut nnp = false;
+    for opt in r.host_config.security_opt.clone().unwrap_or_default() {
+        let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), ""));
+        match k {
+            "seccomp" => {
+                choice = match v {
+                    "unconfined" => SeccompChoice::Unconfined,
+                    "" => return Err(EngineError::invalid("seccomp profile must be specified")),
+                    // The CLI sends the file's contents, not its path.
+                    json => SeccompChoice::Custom(json.to_string()),
+                }
+            }
+            "no-new-privileges" => nnp = v.is_empty() || v == "true",
+            "apparmor" | "label" | "systempaths" => {}
+            _ => {
+                return Err(EngineError::invalid(format!(
+                    "invalid --security-opt: {opt:?}"
+                )))
+            }
+        }
+    }
+    Ok((choice, nnp))
+}
+
+impl Engine {
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        match r.state.status {
+            Status::Running | Status::Paused | Status::Restarting => {
+                return Err(EngineError::NotModified("container already started".into()))
+            }
+            Status::Removing => {
+                return Err(EngineError::conflict(
+                    "container is marked for removal and cannot be started",
+                ))
+            }
+            Status::Dead => {
+                return Err(EngineError::conflict(
+                    "container is marked for removal and cannot be started",
+                ))
+            }
+            _ => {}
+        }
+        let p = self.paths(&r.id);
+        match self.start_inner(&c, &r, &p).await {
+            Ok((pid, started_at)) => {
+                {
+                    let mut rec = c.lock();
+                    rec.state.status = Status::Running;
+                    rec.state.pid = pid as i64;
+                    rec.state.started_at = Some(started_at);
+                    rec.state.error = String::new();
+                    rec.state.oom_killed = false;
+                    rec.has_been_started = true;
+                }
+                self.persist(&c)?;
+                c.progress.send_modify(|p| p.starts += 1);
+                self.container_event(&c.snapshot(), "start", &[]);
+                let me = self.clone();
+                let c2 = c.clone();
+                tokio::spawn(async move { me.monitor(c2).await });
+                Ok(())
+            }
+            Err(e) => {
+                self.teardown(&p);
+                let msg = e.to_string();
+                {
+                    let mut rec = c.lock();
+                    rec.state.error = msg.clone();
+                    rec.state.exit_code = if msg.contains("executable file not found")
+                        || msg.contains("no such file or directory")
+                    {
+                        127
+                    } else if msg.contains("permission denied") {
+                        126
+                    } else {
+                        128
+                    };
+                    if rec.has_been_started {
+                        rec.state.status = Status::Exited;
+                    }
+                }
+                let _ = self.persist(&c);
+                // Attach clients waiting for this start are released.
+                c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes what a start set up on the host.
+    fn teardown(&self, p: &Paths) {
+        p.rw.unmount();
+        netns::remove(&p.netns);
+        let _ = std::fs::remove_file(&p.socket);
+    }
+
+    async fn start_inner(
+        &self,
+        c: &Arc<Container>,
+        r: &Record,
+        p: &Paths,
+    ) -> Result<(i32, String)> {
+        let hc = &r.host_config;
+        // Root file system.
+        let lowers = self.images.lower_dirs(&r.image_id)?;
+        let short = self.images.lower_short_names(&r.image_id)?;
+        p.rw.create()?;
+        p.rw.mount(
+            &lowers,
+            &short,
+            self.images.short_links_dir(),
+            &self.containers.shim_bin,
+        )?;
+
+        // Network namespace.
+        let mode = hc.network_mode.clone().unwrap_or_default();
+        let net = if mode == "host" {
+            NetNs::Host
+        } else if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.containers.find(other)?.snapshot();
+            if !o.state.status.is_running() {
+                return Err(EngineError::conflict(format!(
+                    "cannot join network namespace of a non running container: container {} is exited",
+                    o.id
+                )));
+            }
+            NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into())
+        } else {
+            netns::create(&p.netns)?;
+            NetNs::Path(p.netns.clone())
+        };
+
+        // Files bind-mounted into the container.
+        let hostname = r.config.hostname.clone().unwrap_or_default();
+        let hostname = if hostname.is_empty() {
+            crate::engine::host::hostname()
+        } else {
+            hostname
+        };
+        write_file(&p.hostname, &format!("{hostname}\n"))?;
+        write_file(&p.hosts, &hosts_file(r))?;
+        write_file(&p.resolv, &resolv_conf())?;
+
+        // Process.
+        let (u, home) = user::resolve(
+            &p.rw.merged,
+            r.config.user.as_deref().unwrap_or(""),
+            &hc.group_add.clone().unwrap_or_default(),
+        )?;
+        let tty = r.config.tty.unwrap_or(false);
+        let mut env: Vec<String> = r.config.env.clone().unwrap_or_default();
+        let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+        if !has(&env, "PATH") {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        if !has(&env, "HOSTNAME") {
+            env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
+        }
+        if tty && !has(&env, "TERM") {
+            env.push("TERM=xterm".into());
+        }
+        if !has(&env, "HOME") {
+            env.push(format!("HOME={home}"));
+        }
+        let mut args = vec![r.path.clone()];
+        args.extend(r.args.clone());
+        let init = if hc.init == Some(true) {
+            self.init_binary()
+        } else {
+            None
+        };
+        if init.is_some() {
+            let mut a = vec!["/sbin/docker-init".to_string(), "--".to_string()];
+            a.extend(args);
+            args = a;
+        }
+        let cwd = r
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let (seccomp, nnp) = seccomp_choice(r)?;
+        let ns_mode = |m: Option<&String>| -> Result<NsMode> {
+            match m.map(String::as_str).unwrap_or("") {
+                "host" => Ok(NsMode::Host),
+                m if m.starts_with("container:") => {
+                    let o = self.containers.find(&m["container:".len()..])?.snapshot();
+                    Ok(NsMode::Path(format!("/proc/{}/ns", o.state.pid).into()))
+                }
+                _ => Ok(NsMode::Private),
+            }
+        };
+        let ipc = match ns_mode(hc.ipc_mode.as_ref())? {
+            NsMode::Path(d) => NsMode::Path(d.join("ipc")),
+            m => m,
+        };
+        let pid = match ns_mode(hc.pid_mode.as_ref())? {
+            NsMode::Path(d) => NsMode::Path(d.join("pid")),
+            m => m,
+        };
+        let input = SpecInput {
+            id: &r.id,
+            config: &r.config,
+            host_config: hc,
+            rootfs: p.rw.merged.clone(),
+            args,
+            env,
+            cwd,
+            user: u,
+            hostname: hostname.clone(),
+            domainname: r.config.domainname.clone().unwrap_or_default(),
+            files: ContainerFiles {
+                hosts: Some(p.hosts.clone()),
+                resolv_conf: Some(p.resolv.clone()),
+                hostname: Some(p.hostname.clone()),
+            },
+            netns: net,
+            ipc,
+            pid,
+            uts_host: hc.uts_mode.as_deref() == Some("host"),
+            cgroups_path: cgroups_path(&r.id),
+            extra_mounts: vec![],
+            init_binary: init,
+            seccomp,
+            no_new_privileges: nnp,
+        };
+        let spec = berth_runtime::build_spec(&input).map_err(|e| match e {
+            berth_runtime::SpecError::Invalid(m) => EngineError::invalid(m),
+            other => EngineError::internal(other.to_string()),
+        })?;
+        let mut spec_json = serde_json::to_value(&spec)?;
+        swap_masked_eq(&mut spec_json);
+        std::fs::create_dir_all(&p.bundle)?;
+        write_file(
+            &p.bundle.join("config.json"),
+            &serde_json::to_string(&spec_json)?,
+        )?;
+
+        // The shim.
+        let log_cfg = hc
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        let exit_file = p.bundle.join("exit.json");
+        let _ = std::fs::remove_file(&exit_file);
+        if let Some(sdir) = p.socket.parent() {
+            std::fs::create_dir_all(sdir)?;
+        }
+        let cfg = ShimConfig {
+            id: r.id.clone(),
+            bundle: p.bundle.display().to_string(),
+            runtime_root: self.config.exec_root.join("runtime").display().to_string(),
+            socket: p.socket.display().to_string(),
+            exit_file: exit_file.display().to_string(),
+            log_path: if self.log_enabled(r) {
+                p.log.display().to_string()
+            } else {
+                String::new()
+            },
+            log_max_size: log_cfg
+                .get("max-size")
+                .and_then(|s| parse_size(s).ok())
+                .unwrap_or(0),
+            log_max_file: log_cfg
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1),
+            tty,
+            open_stdin: r.config.open_stdin.unwrap_or(false),
+            stdin_once: r.config.stdin_once.unwrap_or(false),
+            console_size: hc
+                .console_size
+                .as_ref()
+                .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
+                .map(|v| (v[0] as u16, v[1] as u16)),
+            cgroups_path: cgroups_path(&r.id),
+        };
+        write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
+        let pid = shim::spawn(
+            &self.containers.shim_bin,
+            &p.bundle,
+            &p.bundle.join("shim.log"),
+        )
+        .await?;
+
+        // Attach clients that came before start get the stream from the first byte.
+        let pending: Vec<super::attach::Pending> =
+            std::mem::take(&mut *c.pending.lock().unwrap_or_else(|x| x.into_inner()));
+        for pa in pending {
+            pa.connect(&p.socket).await;
+        }
+        let reply = shim::call(&p.socket, &Request::Start).await.map_err(|e| {
+            // The process could not start: make sure the shim goes.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            shim::start_error(e.to_string())
+        })?;
+        let started_at = reply.state.and_then(|s| s.started_at).unwrap_or_else(now);
+        Ok((pid, started_at))
+    }
+
+    /// Follows a running container until its process exits.
+    pub(crate) async fn monitor(self: Arc<Self>, c: Arc<Container>) {
+        let p = self.paths(&c.id);
+        let mut failures = 0;
+        let status = loop {
+            let r = async {
+                let mut conn = shim::connect(&p.socket).await?;
+                conn.send(&Request::Wait).await
+            }
+            .await;
+            match r {
+                Ok(rep) if rep.exit.is_some() => break rep.exit,
+                _ => {
+                    // The shim is gone: its exit record says how it ended.
+                    if let Some(s) = read_exit(&p.bundle.join("exit.json")) {
+                        break Some(s);
+                    }
+                    failures += 1;
+                    if failures > 20 {
+                        break None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let status = status.unwrap_or(ExitStatus {
+            exit_code: 255,
+            finished_at: now(),
+            oom_killed: false,
+        });
+        self.handle_exit(&c, status).await;
+    }
+
+    async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
+        let p = self.paths(&c.id);
+        self.teardown(&p);
+        let _ = std::fs::remove_dir_all(&p.bundle);
+        {
+            let mut r = c.lock();
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = st.exit_code as i64;
+            r.state.finished_at = Some(st.finished_at.clone());
+            r.state.oom_killed = st.oom_killed;
+        }
+        if let Err(e) = self.persist(c) {
+            tracing::error!(id = %c.id, error = %e, "recording the exit");
+        }
+        let rec = c.snapshot();
+        if st.oom_killed {
+            self.container_event(&rec, "oom", &[]);
+        }
+        self.container_event(&rec, "die", &[("exitCode", st.exit_code.to_string())]);
+        c.progress.send_modify(|pr| {
+            pr.exits += 1;
+            pr.exit_code = st.exit_code as i64;
+        });
+        if rec.host_config.auto_remove == Some(true) {
+            let _op = c.op.lock().await;
+            if self.containers.find(&c.id).is_ok() {
+                if let Err(e) = self.forget_container(c) {
+                    tracing::warn!(id = %c.id, error = %e, "auto-remove");
+                } else {
+                    self.container_event(&rec, "destroy", &[]);
+                }
+            }
+        }
+    }
+
+    fn socket_of(&self, c: &Container) -> std::path::PathBuf {
+        self.paths(&c.id).socket
+    }
+
+    /// Sends a signal to the container's init.
+    async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        shim::call(
+            &self.socket_of(c),
+            &Request::Kill {
+                exec_id: None,
+                signal: sig,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn wait_exit(&self, c: &Container, base: u64, limit: Option<Duration>) -> bool {
+        let mut rx = c.progress.subscribe();
+        let fut = rx.wait_for(|p| p.exits > base || p.removed);
+        match limit {
+            Some(d) => tokio::time::timeout(d, fut)
+                .await
+                .map(|r| r.is_ok())
+                .unwrap_or(false),
+            None => fut.await.is_ok(),
+        }
+    }
+
+    pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let sig = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGKILL,
+        };
+        let r = c.snapshot();
+        if !r.state.status.is_running() {
+            return Err(EngineError::conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                r.id
+            )));
+        }
+        self.signal(&c, sig).await?;
+        self.container_event(&r, "kill", &[("signal", sig.to_string())]);
+        if r.state.status == Status::Paused && sig == libc::SIGKILL {
+            let _ = freeze(&r.id, false);
+        }
+        Ok(())
+    }
+
+    pub async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, timeout, signal).await
+    }
+
+    async fn stop_locked(
+        &self,
+        c: &Arc<Container>,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let r = c.snapshot();
+        if !r.state.status.is_running() {
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        let sig = match signal.filter(|s| !s.is_empty()).or(r
+            .config
+            .stop_signal
+            .as_deref()
+            .filter(|s| !s.is_empty()))
+        {
+            Some(s) => parse_signal(s)?,
+            None => libc::SIGTERM,
+        };
+        let t = timeout.or(r.config.stop_timeout).unwrap_or(10);
+        let base = c.progress.borrow().exits;
+        if self.signal(c, sig).await.is_ok() {
+            self.container_event(&r, "kill", &[("signal", sig.to_string())]);
+        }
+        if r.state.status == Status::Paused {
+            let _ = freeze(&r.id, false);
+        }
+        let limit = (t >= 0).then(|| Duration::from_secs(t as u64));
+        if !self.wait_exit(c, base, limit).await {
+            if self.signal(c, libc::SIGKILL).await.is_ok() {
+                self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            }
+            if !self.wait_exit(c, base, Some(Duration::from_secs(30))).await {
+                return Err(EngineError::internal(format!(
+                    "container {} did not exit after SIGKILL",
+                    r.id
+                )));
+            }
+        }
+        self.container_event(&c.snapshot(), "stop", &[]);
+        Ok(())
+    }
+
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let c = self.containers.find(key)?;
+        {
+            let _op = c.op.lock().await;
+            match self.stop_locked(&c, timeout, signal).await {
+                Ok(()) | Err(EngineError::NotModified(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.start_container(&c.id).await?;
+        self.container_event(&c.snapshot(), "restart", &[]);
+        Ok(())
+    }
+
+    pub async fn pause_container(&self, key: &str, pause: bool) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        match (pause, r.state.status) {
+            (_, s) if !s.is_running() => {
+                return Err(EngineError::conflict(format!(
+                    "Container {} is not running",
+                    r.id
+                )))
+            }
+            (true, Status::Paused) => {
+                return Err(EngineError::conflict(format!(
+                    "Container {} is already paused",
+                    r.id
+                )))
+            }
+            (false, s) if s != Status::Paused => {
+                return Err(EngineError::conflict(format!(
+                    "Container {} is not paused",
+                    r.id
+                )))
+            }
+            _ => {}
+        }
+        freeze(&r.id, pause)?;
+        c.lock().state.status = if pause {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        self.persist(&c)?;
+        self.container_event(&c.snapshot(), if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        if r.state.status.is_running() {
+            if !force {
+                let what = if r.state.status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(EngineError::conflict(format!(
+                    "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
+                    r.name
+                )));
+            }
+            let base = c.progress.borrow().exits;
+            let _ = self.signal(&c, libc::SIGKILL).await;
+            if r.state.status == Status::Paused {
+                let _ = freeze(&r.id, false);
+            }
+            self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            if !self
+                .wait_exit(&c, base, Some(Duration::from_secs(30)))
+                .await
+            {
+                return Err(EngineError::internal(format!(
+                    "could not kill running container {}, cannot remove",
+                    r.id
+                )));
+            }
+        }
+        if self.containers.find(&c.id).is_err() {
+            // Auto-removed meanwhile.
+            return Ok(());
+        }
+        c.lock().state.status = Status::Removing;
+        self.forget_container(&c)?;
+        self.container_event(&r, "destroy", &[]);
+        Ok(())
+    }
+
+    pub async fn resize_container(&self, key: &str, h: u16, w: u16) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        if !r.state.status.is_running() {
+            return Err(EngineError::conflict(format!(
+                "Container {} is not running",
+                r.id
+            )));
+        }
+        shim::call(
+            &self.socket_of(&c),
+            &Request::Resize {
+                exec_id: None,
+                height: h,
+                width: w,
+            },
+        )
+        .await?;
+        self.container_event(
+            &r,
+            "resize",
+            &[("height", h.to_string()), ("width", w.to_string())],
+        );
+        Ok(())
+    }
+
+    /// Validates the container now; the returned waiter resolves later.
+    pub fn wait_container(&self, key: &str, cond: WaitCondition) -> Result<Waiter> {
+        let c = self.containers.find(key)?;
+        let rx = c.progress.subscribe();
+        let p = *rx.borrow();
+        let r = c.snapshot();
+        let immediate = (cond == WaitCondition::NotRunning && !r.state.status.is_running())
+            .then_some(r.state.exit_code);
+        Ok(Waiter {
+            rx,
+            cond,
+            base_exits: p.exits,
+            immediate,
+        })
+    }
+
+    pub async fn prune_containers(
+        &self,
+        filters: &berth_api::filters::Filters,
+    ) -> Result<(Vec<String>, i64)> {
+        filters.validate(&["until", "label", "label!"])?;
+        let until = filters
+            .get("until")
+            .next()
+            .map(|u| parse_until(u))
+            .transpose()?;
+        let mut deleted = Vec::new();
+        let mut space = 0;
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            if r.state.status.is_running() || r.state.status == Status::Removing {
+                continue;
+            }
+            if !filters.match_labels("label", r.config.labels.as_ref()) {
+                continue;
+            }
+            if filters.contains("label!")
+                && filters.get("label!").any(|l| {
+                    let mut f = berth_api::filters::Filters::new();
+                    f.add("l", l);
+                    f.match_labels("l", r.config.labels.as_ref())
+                })
+            {
+                continue;
+            }
+            if let Some(u) = until {
+                let created = chrono::DateTime::parse_from_rfc3339(&r.created)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0);
+                if created >= u {
+                    continue;
+                }
+            }
+            let size = super::dir_size(&self.paths(&r.id).rw.upper);
+            if self.remove_container(&r.id, false, false).await.is_ok() {
+                deleted.push(r.id.clone());
+                space += size;
+            }
+        }
+        if !deleted.is_empty() {
+            self.events.publish(
+                "container",
+                "prune",
+                "",
+                [("reclaimed".to_string(), space.to_string())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
+        Ok((deleted, space))
+    }
+
+    /// Reattaches to shims that survived a daemon restart and records the
+    /// exits that happened while the daemon was down.
+    pub async fn restore_containers(self: &Arc<Self>) {
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            let p = self.paths(&r.id);
+            if !r.state.status.is_running() {
+                // A crash may have left host state behind.
+                if p.rw.is_mounted() || p.netns.exists() {
+                    self.teardown(&p);
+                }
+                continue;
+            }
+            let alive = shim::call(&p.socket, &Request::State).await;
+            match alive {
+                Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
+                    tracing::info!(id = %r.id, "reattached to running container");
+                    let me = self.clone();
+                    tokio::spawn(async move { me.monitor(c).await });
+                }
+                Ok(rep) if rep.state.as_ref().and_then(|s| s.exit.clone()).is_some() => {
+                    let st = rep.state.and_then(|s| s.exit).unwrap_or_default();
+                    self.handle_exit(&c, st).await;
+                }
+                _ => {
+                    let st = read_exit(&p.bundle.join("exit.json")).unwrap_or(ExitStatus {
+                        exit_code: 255,
+                        finished_at: now(),
+                        oom_killed: false,
+                    });
+                    tracing::info!(id = %r.id, code = st.exit_code, "container exited while the daemon was down");
+                    self.handle_exit(&c, st).await;
+                }
+            }
+        }
+    }
+}
+
+fn parse_until(u: &str) -> Result<i64> {
+    if let Ok(n) = u.split('.').next().unwrap_or("").parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(u) {
+        return Ok(t.timestamp());
+    }
+    Err(EngineError::invalid(format!("invalid until filter: {u}")))
+}
+
+fn read_exit(path: &Path) -> Option<ExitStatus> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Freezes or thaws the container's cgroup (v1 freezer or v2 cgroup.freeze).
+pub fn freeze(id: &str, on: bool) -> Result<()> {
+    let rel = cgroups_path(id);
+    let v1 = format!("/sys/fs/cgroup/freezer{rel}");
+    if Path::new(&v1).exists() {
+        let want = if on { "FROZEN" } else { "THAWED" };
+        std::fs::write(format!("{v1}/freezer.state"), want)
+            .map_err(|e| EngineError::internal(format!("freezer: {e}")))?;
+        for _ in 0..1000 {
+            let st = std::fs::read_to_string(format!("{v1}/freezer.state")).unwrap_or_default();
+            if st.trim() == want {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        return Err(EngineError::internal("the freezer did not settle"));
+    }
+    for base in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let d = format!("{base}{rel}");
+        if Path::new(&format!("{d}/cgroup.freeze")).exists() {
+            std::fs::write(format!("{d}/cgroup.freeze"), if on { "1" } else { "0" })
+                .map_err(|e| EngineError::internal(format!("cgroup.freeze: {e}")))?;
+            return Ok(());
+        }
+    }
+    Err(EngineError::internal(
+        "no freezer cgroup for this container",
+    ))
+}

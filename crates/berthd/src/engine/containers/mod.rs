@@ -1,0 +1,1182 @@
+//! Containers: records, the in-memory index, create/inspect/list/rename/
+//! remove. Lifecycle (start/stop/kill/wait, exit handling, live restore) is
+//! in `lifecycle.rs`; attach, exec and logs in their own modules.
+
+pub mod attach;
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
+pub mod names;
+pub mod rootfs;
+pub mod shim;
+pub mod user;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use berth_api::filters::Filters;
+use berth_api::models::{
+    ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, ContainerTopResponse, DriverData,
+    HostConfig, HostConfigLogConfig, NetworkSettings,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::store::Table;
+use super::{Engine, EngineError, Result};
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Running in Docker's sense: the process exists (paused included).
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub oom_killed: bool,
+}
+
+/// The persisted container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub image_id: String,
+    pub platform: String,
+    pub state: RunState,
+    pub restart_count: i64,
+    pub has_been_started: bool,
+}
+
+/// What waiters watch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub exits: u64,
+    pub starts: u64,
+    pub removed: bool,
+    pub exit_code: i64,
+}
+
+pub struct Container {
+    pub id: String,
+    rec: Mutex<Record>,
+    /// Serialises lifecycle operations on this container.
+    pub op: tokio::sync::Mutex<()>,
+    pub progress: watch::Sender<Progress>,
+    /// Attach requests waiting for the next start.
+    pub pending: Mutex<Vec<attach::Pending>>,
+}
+
+impl Container {
+    fn new(rec: Record) -> Arc<Self> {
+        let (progress, _) = watch::channel(Progress {
+            exit_code: rec.state.exit_code,
+            ..Default::default()
+        });
+        Arc::new(Self {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            progress,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Record {
+        self.lock().clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().state.status
+    }
+
+    pub fn tty(&self) -> bool {
+        self.lock().config.tty.unwrap_or(false)
+    }
+
+    pub fn name(&self) -> String {
+        self.lock().name.clone()
+    }
+}
+
+#[derive(Default)]
+pub struct Index {
+    by_id: HashMap<String, Arc<Container>>,
+    names: HashMap<String, String>,
+}
+
+/// Where a container's files live.
+pub struct Paths {
+    pub dir: PathBuf,
+    pub rw: rootfs::RwLayer,
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv: PathBuf,
+    pub log: PathBuf,
+    pub bundle: PathBuf,
+    pub socket: PathBuf,
+    pub netns: PathBuf,
+}
+
+pub struct Containers {
+    pub index: Arc<RwLock<Index>>,
+    pub shim_bin: shim::ShimBinary,
+    pub execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
+}
+
+impl Containers {
+    pub fn open(store: &super::store::Store) -> Result<Self> {
+        let mut idx = Index::default();
+        for (id, rec) in store.load_all::<Record>(Table::Containers)? {
+            idx.names.insert(rec.name.clone(), id.clone());
+            idx.by_id.insert(id, Container::new(rec));
+        }
+        Ok(Self {
+            index: Arc::new(RwLock::new(idx)),
+            shim_bin: shim::ShimBinary::load()?,
+            execs: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    /// By full ID, name (with or without `/`), or unique ID prefix.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>> {
+        let idx = self.read();
+        if let Some(c) = idx.by_id.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(id) = idx.names.get(name) {
+            if let Some(c) = idx.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut hits = idx.by_id.iter().filter(|(id, _)| id.starts_with(key));
+            if let Some((_, c)) = hits.next() {
+                if hits.next().is_some() {
+                    return Err(EngineError::invalid(format!(
+                        "multiple IDs found with provided prefix: {key}"
+                    )));
+                }
+                return Ok(c.clone());
+            }
+        }
+        Err(EngineError::not_found(format!("No such container: {key}")))
+    }
+
+    /// Containers using an image (for `rmi` and `ImageSummary.Containers`).
+    pub fn users_of(index: &RwLock<Index>, image_id: &str) -> Vec<super::images::ImageUser> {
+        let idx = index.read().unwrap_or_else(|p| p.into_inner());
+        idx.by_id
+            .values()
+            .filter_map(|c| {
+                let r = c.lock();
+                (r.image_id == image_id).then(|| super::images::ImageUser {
+                    container_id: r.id.clone(),
+                    running: r.state.status.is_running(),
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.to_utc())
+}
+
+/// docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 3600 => format!("{} minutes", s / 60),
+        _ => {
+            let h = (s as f64 / 3600.0).round() as i64;
+            if h == 1 {
+                "About an hour".into()
+            } else if h < 48 {
+                format!("{h} hours")
+            } else if h < 24 * 14 {
+                format!("{} days", h / 24)
+            } else if h < 24 * 60 {
+                format!("{} weeks", h / 24 / 7)
+            } else if h < 24 * 365 * 2 {
+                format!("{} months", h / 24 / 30)
+            } else {
+                format!("{} years", h / 24 / 365)
+            }
+        }
+    }
+}
+
+fn since(t: &Option<String>) -> i64 {
+    t.as_deref()
+        .and_then(parse_time)
+        .map(|t| (chrono::Utc::now() - t).num_seconds())
+        .unwrap_or(0)
+}
+
+/// The `Status` column text, built by the daemon as Docker does.
+pub fn status_text(r: &Record) -> String {
+    let s = &r.state;
+    match s.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Exited => {
+            if s.finished_at.is_none() {
+                "Exited".into()
+            } else {
+                format!(
+                    "Exited ({}) {} ago",
+                    s.exit_code,
+                    human_duration(since(&s.finished_at))
+                )
+            }
+        }
+    }
+}
+
+/// Merges the image's config under the user's, as Docker does at create.
+fn merge_image_config(cfg: &mut ContainerConfig, img: Option<&berth_api::models::ImageConfig>) {
+    let Some(img) = img else { return };
+    if cfg.user.as_deref().unwrap_or("").is_empty() {
+        cfg.user = img.user.clone();
+    }
+    if let Some(ip) = &img.exposed_ports {
+        let e = cfg.exposed_ports.get_or_insert_with(HashMap::new);
+        for (k, v) in ip {
+            e.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    // Image env first; the container's entries override by key.
+    let mut env: Vec<String> = img.env.clone().unwrap_or_default();
+    for e in cfg.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    cfg.env = Some(env);
+    if cfg.labels.as_ref().is_none_or(|l| l.is_empty()) {
+        cfg.labels = img.labels.clone();
+    } else if let Some(il) = &img.labels {
+        let l = cfg.labels.get_or_insert_with(HashMap::new);
+        for (k, v) in il {
+            l.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let no_entrypoint = cfg.entrypoint.as_ref().is_none_or(|e| e.is_empty());
+    if no_entrypoint {
+        cfg.entrypoint = img.entrypoint.clone();
+        if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            cfg.cmd = img.cmd.clone();
+        }
+    }
+    if cfg.working_dir.as_deref().unwrap_or("").is_empty() {
+        cfg.working_dir = img.working_dir.clone();
+    }
+    if let Some(iv) = &img.volumes {
+        let v = cfg.volumes.get_or_insert_with(HashMap::new);
+        for (k, x) in iv {
+            v.entry(k.clone()).or_insert_with(|| x.clone());
+        }
+    }
+    if cfg.stop_signal.as_deref().unwrap_or("").is_empty() {
+        cfg.stop_signal = img.stop_signal.clone();
+    }
+    if cfg.healthcheck.is_none() {
+        cfg.healthcheck = img.healthcheck.clone();
+    }
+    if cfg.on_build.is_none() {
+        cfg.on_build = img.on_build.clone();
+    }
+    if cfg.shell.is_none() {
+        cfg.shell = img.shell.clone();
+    }
+}
+
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub platform: Option<String>,
+}
+
+impl Engine {
+    pub fn paths(&self, id: &str) -> Paths {
+        let dir = self.config.data_root.join("containers").join(id);
+        Paths {
+            rw: rootfs::RwLayer::at(&dir),
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+            resolv: dir.join("resolv.conf"),
+            log: dir.join(format!("{id}-json.log")),
+            bundle: self.config.exec_root.join("containers").join(id),
+            socket: self.config.exec_root.join("s").join(format!("{id}.sock")),
+            netns: self.config.exec_root.join("netns").join(id),
+            dir,
+        }
+    }
+
+    pub fn persist(&self, c: &Container) -> Result<()> {
+        let rec = c.snapshot();
+        self.store.put(Table::Containers, &rec.id, &rec)
+    }
+
+    pub fn container_event(&self, c: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: HashMap<String, String> = c.config.labels.clone().unwrap_or_default();
+        attrs.insert("name".into(), c.name.clone());
+        attrs.insert("image".into(), c.config.image.clone().unwrap_or_default());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("container", action, &c.id, attrs);
+    }
+
+    pub fn create_container(
+        &self,
+        opts: CreateOptions,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)> {
+        let image_ref = body.image.clone().unwrap_or_default();
+        if image_ref.is_empty() {
+            return Err(EngineError::invalid(
+                "config cannot be empty in order to create a container",
+            ));
+        }
+        let image = self.images.resolve(&image_ref)?;
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+            let want: Vec<&str> = p.split('/').collect();
+            let (os, arch) = (
+                want.first().copied().unwrap_or(""),
+                want.get(1).copied().unwrap_or(""),
+            );
+            if os != image.config.os || (!arch.is_empty() && arch != image.config.architecture) {
+                return Err(EngineError::not_found(format!(
+                    "image with reference {image_ref} was found but its platform ({}/{}) does not match the specified platform ({p})",
+                    image.config.os, image.config.architecture
+                )));
+            }
+        }
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        let mut config = ContainerConfig {
+            hostname: body.hostname.clone(),
+            domainname: body.domainname.clone(),
+            user: body.user.clone(),
+            attach_stdin: body.attach_stdin,
+            attach_stdout: body.attach_stdout,
+            attach_stderr: body.attach_stderr,
+            exposed_ports: body.exposed_ports.clone(),
+            tty: body.tty,
+            open_stdin: body.open_stdin,
+            stdin_once: body.stdin_once,
+            env: body.env.clone(),
+            cmd: body.cmd.clone(),
+            healthcheck: body.healthcheck.clone(),
+            args_escaped: body.args_escaped,
+            image: Some(image_ref.clone()),
+            volumes: body.volumes.clone(),
+            working_dir: body.working_dir.clone(),
+            entrypoint: body.entrypoint.clone(),
+            network_disabled: body.network_disabled,
+            mac_address: body.mac_address.clone(),
+            on_build: body.on_build.clone(),
+            labels: body.labels.clone(),
+            stop_signal: body.stop_signal.clone(),
+            stop_timeout: body.stop_timeout,
+            shell: body.shell.clone(),
+        };
+        merge_image_config(&mut config, image.config.config.as_ref());
+        let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
+        argv.extend(config.cmd.clone().unwrap_or_default());
+        if argv.is_empty() {
+            return Err(EngineError::invalid("no command specified"));
+        }
+        self.validate_host_config(&mut host_config, &config)?;
+
+        let id = super::ids::new_object_id();
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            // Docker uses the short ID unless the network mode shares a UTS.
+            if host_config.network_mode.as_deref() != Some("host") {
+                config.hostname = Some(id[..12].to_string());
+            }
+        }
+        let rec_base = Record {
+            id: id.clone(),
+            name: String::new(),
+            created: now(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config,
+            host_config,
+            image_id: image.id.clone(),
+            platform: "linux".into(),
+            state: RunState {
+                status: Status::Created,
+                ..Default::default()
+            },
+            restart_count: 0,
+            has_been_started: false,
+        };
+        // Reserve the name and insert under one index lock.
+        let c = {
+            let mut idx = self.containers.write();
+            let name = match &opts.name {
+                Some(n) if !n.is_empty() => {
+                    let n = names::validate(n)?;
+                    if let Some(other) = idx.names.get(&n) {
+                        return Err(EngineError::conflict(format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n
+                }
+                _ => {
+                    let mut n = names::generate(0);
+                    let mut retry = 0;
+                    while idx.names.contains_key(&n) {
+                        retry += 1;
+                        n = names::generate(retry);
+                    }
+                    n
+                }
+            };
+            let mut rec = rec_base;
+            rec.name = name.clone();
+            let c = Container::new(rec);
+            idx.names.insert(name, id.clone());
+            idx.by_id.insert(id.clone(), c.clone());
+            c
+        };
+        let paths = self.paths(&id);
+        let made = (|| -> Result<()> {
+            std::fs::create_dir_all(&paths.dir)?;
+            paths.rw.create()?;
+            self.persist(&c)
+        })();
+        if let Err(e) = made {
+            let mut idx = self.containers.write();
+            idx.by_id.remove(&id);
+            idx.names.retain(|_, v| v != &id);
+            let _ = std::fs::remove_dir_all(&paths.dir);
+            return Err(e);
+        }
+        self.container_event(&c.snapshot(), "create", &[]);
+        Ok((id, vec![]))
+    }
+
+    fn validate_host_config(&self, hc: &mut HostConfig, cfg: &ContainerConfig) -> Result<()> {
+        let mode = hc.network_mode.clone().unwrap_or_default();
+        match mode.as_str() {
+            "" | "default" | "none" | "host" => {}
+            m if m.starts_with("container:") => {
+                let other = &m["container:".len()..];
+                self.containers
+                    .find(other)
+                    .map_err(|_| EngineError::not_found(format!("No such container: {other}")))?;
+            }
+            "bridge" => return Err(EngineError::invalid(
+                "network mode \"bridge\" is not supported yet by berth: use --network none or host",
+            )),
+            other => {
+                return Err(EngineError::not_found(format!("network {other} not found")));
+            }
+        }
+        if hc.network_mode.is_none() {
+            hc.network_mode = Some("default".into());
+        }
+        match hc
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.clone())
+            .as_deref()
+        {
+            None | Some("") => {
+                hc.log_config = Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(
+                        hc.log_config
+                            .as_ref()
+                            .and_then(|l| l.config.clone())
+                            .unwrap_or_default(),
+                    ),
+                })
+            }
+            Some("json-file") | Some("none") => {}
+            Some(other) => {
+                return Err(EngineError::invalid(format!(
+                    "logging driver {other:?} is not supported: use json-file or none"
+                )))
+            }
+        }
+        if let Some(lc) = hc.log_config.as_ref().and_then(|l| l.config.as_ref()) {
+            if let Some(s) = lc.get("max-size") {
+                parse_size(s)
+                    .map_err(|_| EngineError::invalid(format!("invalid max-size: {s}")))?;
+            }
+            if let Some(s) = lc.get("max-file") {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| EngineError::invalid(format!("invalid max-file: {s}")))?;
+            }
+        }
+        if let Some(sig) = cfg.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            parse_signal(sig)?;
+        }
+        if hc.init == Some(true) && self.init_binary().is_none() {
+            return Err(EngineError::invalid(
+                "--init: berth-init was not found next to berthd",
+            ));
+        }
+        if hc.restart_policy.is_none() {
+            hc.restart_policy = Some(berth_api::models::RestartPolicy {
+                name: Some(berth_api::models::RestartPolicyNameEnum::NO),
+                maximum_retry_count: Some(0),
+            });
+        }
+        if hc.auto_remove == Some(true) {
+            let rp = hc.restart_policy.as_ref().and_then(|r| r.name);
+            if rp.is_some_and(|n| {
+                !matches!(
+                    n,
+                    berth_api::models::RestartPolicyNameEnum::NO
+                        | berth_api::models::RestartPolicyNameEnum::EMPTY
+                )
+            }) {
+                return Err(EngineError::invalid(
+                    "can't create 'AutoRemove' container with restart policy",
+                ));
+            }
+        }
+        // Docker stores the effective default.
+        if hc.shm_size.unwrap_or(0) == 0 {
+            hc.shm_size = Some(64 * 1024 * 1024);
+        }
+        Ok(())
+    }
+
+    /// The host path of berth's init (for `--init`).
+    pub fn init_binary(&self) -> Option<PathBuf> {
+        if let Ok(p) = std::env::var("BERTH_INIT") {
+            return Some(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().ok()?;
+        let p = exe.parent()?.join("berth-init");
+        p.exists().then_some(p)
+    }
+
+    pub fn inspect_container(&self, key: &str, size: bool) -> Result<ContainerInspectResponse> {
+        let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        let p = self.paths(&r.id);
+        let s = &r.state;
+        let (size_rw, size_root) = if size {
+            let rw = dir_size(&p.rw.upper);
+            let img = self.images.get(&r.image_id).map(|i| i.size).unwrap_or(0);
+            (Some(rw), Some(rw + img))
+        } else {
+            (None, None)
+        };
+        let mut gd = HashMap::new();
+        if let Ok(l) = self.images.lower_dirs(&r.image_id) {
+            gd.insert(
+                "LowerDir".to_string(),
+                l.iter()
+                    .map(|x| x.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            );
+        }
+        gd.insert("UpperDir".into(), p.rw.upper.display().to_string());
+        gd.insert("WorkDir".into(), p.rw.work.display().to_string());
+        gd.insert("MergedDir".into(), p.rw.merged.display().to_string());
+        let execs: Vec<String> = self
+            .containers
+            .execs
+            .read()
+            .unwrap_or_else(|x| x.into_inner())
+            .values()
+            .filter(|e| e.container_id == r.id)
+            .map(|e| e.id.clone())
+            .collect();
+        Ok(ContainerInspectResponse {
+            id: Some(r.id.clone()),
+            created: Some(r.created.clone()),
+            path: Some(r.path.clone()),
+            args: Some(r.args.clone()),
+            state: Some(ContainerState {
+                status: Some(match s.status {
+                    Status::Created => ContainerStateStatusEnum::CREATED,
+                    Status::Running => ContainerStateStatusEnum::RUNNING,
+                    Status::Paused => ContainerStateStatusEnum::PAUSED,
+                    Status::Restarting => ContainerStateStatusEnum::RESTARTING,
+                    Status::Removing => ContainerStateStatusEnum::REMOVING,
+                    Status::Exited => ContainerStateStatusEnum::EXITED,
+                    Status::Dead => ContainerStateStatusEnum::DEAD,
+                }),
+                running: Some(s.status.is_running()),
+                paused: Some(s.status == Status::Paused),
+                restarting: Some(s.status == Status::Restarting),
+                oom_killed: Some(s.oom_killed),
+                dead: Some(s.status == Status::Dead),
+                pid: Some(s.pid),
+                exit_code: Some(s.exit_code),
+                error: Some(s.error.clone()),
+                started_at: Some(s.started_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
+                finished_at: Some(s.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
+                health: None,
+            }),
+            image: Some(r.image_id.clone()),
+            resolv_conf_path: Some(p.resolv.display().to_string()),
+            hostname_path: Some(p.hostname.display().to_string()),
+            hosts_path: Some(p.hosts.display().to_string()),
+            log_path: Some(if self.log_enabled(&r) {
+                p.log.display().to_string()
+            } else {
+                String::new()
+            }),
+            name: Some(format!("/{}", r.name)),
+            restart_count: Some(r.restart_count),
+            driver: Some("overlay2".into()),
+            platform: Some(r.platform.clone()),
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: if execs.is_empty() { None } else { Some(execs) },
+            host_config: Some(r.host_config.clone()),
+            graph_driver: Some(DriverData {
+                name: "overlay2".into(),
+                data: gd,
+            }),
+            size_rw,
+            size_root_fs: size_root,
+            mounts: Some(vec![]),
+            config: Some(r.config.clone()),
+            network_settings: Some(self.network_settings(&r)),
+            ..Default::default()
+        })
+    }
+
+    pub fn network_settings(&self, r: &Record) -> NetworkSettings {
+        let running = r.state.status.is_running();
+        NetworkSettings {
+            bridge: Some(String::new()),
+            sandbox_id: Some(if running { r.id.clone() } else { String::new() }),
+            sandbox_key: Some(if running {
+                self.paths(&r.id).netns.display().to_string()
+            } else {
+                String::new()
+            }),
+            hairpin_mode: Some(false),
+            link_local_ipv6_address: Some(String::new()),
+            link_local_ipv6_prefix_len: Some(0),
+            ports: Some(HashMap::new()),
+            secondary_ip_addresses: None,
+            secondary_ipv6_addresses: None,
+            endpoint_id: Some(String::new()),
+            gateway: Some(String::new()),
+            global_ipv6_address: Some(String::new()),
+            global_ipv6_prefix_len: Some(0),
+            ip_address: Some(String::new()),
+            ip_prefix_len: Some(0),
+            ipv6_gateway: Some(String::new()),
+            mac_address: Some(String::new()),
+            networks: Some(HashMap::new()),
+        }
+    }
+
+    pub fn log_enabled(&self, r: &Record) -> bool {
+        r.host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_deref())
+            != Some("none")
+    }
+
+    pub fn list_containers(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        size: bool,
+        filters: &Filters,
+    ) -> Result<Vec<ContainerSummary>> {
+        filters.validate(&[
+            "id",
+            "name",
+            "label",
+            "status",
+            "exited",
+            "ancestor",
+            "before",
+            "since",
+            "network",
+            "volume",
+            "health",
+            "isolation",
+            "publish",
+            "expose",
+            "is-task",
+        ])?;
+        for st in filters.get("status") {
+            if ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&st)
+            {
+                return Err(EngineError::invalid(format!(
+                    "invalid filter 'status={st}'"
+                )));
+            }
+        }
+        let mut recs: Vec<Record> = self.containers.all().iter().map(|c| c.snapshot()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        let created_of =
+            |key: &str| -> Result<String> { Ok(self.containers.find(key)?.snapshot().created) };
+        let before: Option<String> = filters.get("before").next().map(created_of).transpose()?;
+        let since: Option<String> = filters.get("since").next().map(created_of).transpose()?;
+        let ancestors: Vec<String> = filters
+            .get("ancestor")
+            .filter_map(|a| self.images.resolve(a).ok().map(|i| i.id.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for r in recs {
+            let status_filtered = filters.contains("status");
+            if !all
+                && !status_filtered
+                && !r.state.status.is_running()
+                && limit.unwrap_or(-1) <= 0
+                && !filters.contains("exited")
+            {
+                continue;
+            }
+            if !filters.prefix_match("id", &r.id)
+                || !filters.substring_match("name", &r.name)
+                || !filters.match_labels("label", r.config.labels.as_ref())
+                || !filters.exact_match("status", r.state.status.as_str())
+            {
+                continue;
+            }
+            if filters.contains("exited") {
+                if r.state.status != Status::Exited {
+                    continue;
+                }
+                if !filters
+                    .get("exited")
+                    .any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code))
+                {
+                    continue;
+                }
+            }
+            if filters.contains("ancestor") && !ancestors.contains(&r.image_id) {
+                let given = r.config.image.clone().unwrap_or_default();
+                if !filters.get("ancestor").any(|a| a == given) {
+                    continue;
+                }
+            }
+            if let Some(b) = &before {
+                if &r.created >= b {
+                    continue;
+                }
+            }
+            if let Some(s) = &since {
+                if &r.created <= s {
+                    continue;
+                }
+            }
+            out.push(self.summary(&r, size));
+        }
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            out.truncate(l as usize);
+        }
+        Ok(out)
+    }
+
+    pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {
+        let mut command = r.path.clone();
+        for a in &r.args {
+            command.push(' ');
+            command.push_str(a);
+        }
+        let created = parse_time(&r.created).map(|t| t.timestamp()).unwrap_or(0);
+        let (size_rw, size_root) = if size {
+            let rw = dir_size(&self.paths(&r.id).rw.upper);
+            let img = self.images.get(&r.image_id).map(|i| i.size).unwrap_or(0);
+            (Some(rw), Some(rw + img))
+        } else {
+            (None, None)
+        };
+        ContainerSummary {
+            id: Some(r.id.clone()),
+            names: Some(vec![format!("/{}", r.name)]),
+            image: Some(r.config.image.clone().unwrap_or_default()),
+            image_id: Some(r.image_id.clone()),
+            command: Some(command),
+            created: Some(created),
+            ports: Some(vec![]),
+            size_rw,
+            size_root_fs: size_root,
+            labels: Some(r.config.labels.clone().unwrap_or_default()),
+            state: Some(match r.state.status {
+                Status::Created => ContainerSummaryStateEnum::CREATED,
+                Status::Running => ContainerSummaryStateEnum::RUNNING,
+                Status::Paused => ContainerSummaryStateEnum::PAUSED,
+                Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+                Status::Removing => ContainerSummaryStateEnum::REMOVING,
+                Status::Exited => ContainerSummaryStateEnum::EXITED,
+                Status::Dead => ContainerSummaryStateEnum::DEAD,
+            }),
+            status: Some(status_text(r)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: r.host_config.network_mode.clone(),
+                annotations: None,
+            }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(HashMap::new()),
+            }),
+            mounts: Some(vec![]),
+            ..Default::default()
+        }
+    }
+
+    pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let new = names::validate(new_name)?;
+        let old = {
+            let mut idx = self.containers.write();
+            let old = c.name();
+            if old == new {
+                return Err(EngineError::invalid(format!(
+                    "Renaming a container with the same name as its current name"
+                )));
+            }
+            if let Some(other) = idx.names.get(&new) {
+                return Err(EngineError::conflict(format!(
+                    "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            idx.names.remove(&old);
+            idx.names.insert(new.clone(), c.id.clone());
+            c.lock().name = new.clone();
+            old
+        };
+        if let Err(e) = self.persist(&c) {
+            let mut idx = self.containers.write();
+            idx.names.remove(&new);
+            idx.names.insert(old.clone(), c.id.clone());
+            c.lock().name = old;
+            return Err(e);
+        }
+        self.container_event(&c.snapshot(), "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// Drops a container from the index and the store, and its files.
+    pub fn forget_container(&self, c: &Arc<Container>) -> Result<()> {
+        let r = c.snapshot();
+        self.store.delete(Table::Containers, &r.id)?;
+        {
+            let mut idx = self.containers.write();
+            idx.by_id.remove(&r.id);
+            if idx.names.get(&r.name) == Some(&r.id) {
+                idx.names.remove(&r.name);
+            }
+        }
+        let p = self.paths(&r.id);
+        p.rw.unmount();
+        super::networks::netns::remove(&p.netns);
+        let _ = std::fs::remove_dir_all(&p.bundle);
+        if let Err(e) = std::fs::remove_dir_all(&p.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(id = %r.id, error = %e, "removing container directory");
+            }
+        }
+        c.progress.send_modify(|p| p.removed = true);
+        Ok(())
+    }
+
+    pub fn top(&self, key: &str, ps_args: &str) -> Result<ContainerTopResponse> {
+        let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        if !r.state.status.is_running() {
+            return Err(EngineError::conflict(format!(
+                "Container {} is not running",
+                r.id
+            )));
+        }
+        let pids = cgroup_pids(&r.id);
+        let args: Vec<&str> = if ps_args.trim().is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(|e| EngineError::internal(format!("running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(EngineError::internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or("");
+        let titles: Vec<String> = header.split_whitespace().map(String::from).collect();
+        let pid_col = titles
+            .iter()
+            .position(|t| t == "PID")
+            .ok_or_else(|| EngineError::internal("Couldn't find PID field in ps output"))?;
+        let mut procs = Vec::new();
+        for l in lines {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            if fields.len() < titles.len() {
+                continue;
+            }
+            let Ok(pid) = fields[pid_col].parse::<i64>() else {
+                continue;
+            };
+            if !pids.contains(&pid) {
+                continue;
+            }
+            // The last column keeps its spaces (the command line).
+            let mut row: Vec<String> = fields[..titles.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            row.push(fields[titles.len() - 1..].join(" "));
+            procs.push(row);
+        }
+        Ok(ContainerTopResponse {
+            titles: Some(titles),
+            processes: Some(procs),
+        })
+    }
+
+    /// Counts for `/info`.
+    pub fn container_counts(&self) -> (i64, i64, i64) {
+        let mut total = 0;
+        let mut running = 0;
+        let mut paused = 0;
+        for c in self.containers.all() {
+            total += 1;
+            match c.status() {
+                Status::Running | Status::Restarting => running += 1,
+                Status::Paused => paused += 1,
+                _ => {}
+            }
+        }
+        (total, running, paused)
+    }
+}
+
+/// The cgroup path berth gives a container.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
+
+/// PIDs in the container's cgroup (host view).
+pub fn cgroup_pids(id: &str) -> Vec<i64> {
+    let rel = cgroups_path(id);
+    for base in [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ] {
+        if let Ok(s) = std::fs::read_to_string(format!("{base}{rel}/cgroup.procs")) {
+            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    vec![]
+}
+
+/// Bytes used under a directory (not following symlinks).
+pub fn dir_size(p: &Path) -> i64 {
+    fn walk(p: &Path, total: &mut i64) {
+        let Ok(rd) = std::fs::read_dir(p) else { return };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                walk(&e.path(), total);
+            } else {
+                *total += m.len() as i64;
+            }
+        }
+    }
+    let mut t = 0;
+    walk(p, &mut t);
+    t
+}
+
+/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
+pub fn parse_size(s: &str) -> std::result::Result<u64, ()> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('t') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| ())?;
+    if n < 0.0 {
+        return Err(());
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// `SIGTERM`, `TERM`, `15` → 15.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let bad = || EngineError::invalid(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let base = libc::SIGRTMIN();
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+').parse().map_err(|_| bad())?
+        };
+        return Ok(base + off);
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let base = libc::SIGRTMAX();
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('-').parse().map_err(|_| bad())?
+        };
+        return Ok(base - off);
+    }
+    format!("SIG{name}")
+        .parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_in_every_form() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("term").unwrap(), 15);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("USR1").unwrap(), libc::SIGUSR1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1k").unwrap(), 1024);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn status_text_matches_docker() {
+        let mut r = Record::default();
+        assert_eq!(status_text(&r), "Created");
+        r.state.status = Status::Exited;
+        r.state.exit_code = 3;
+        r.state.finished_at = Some(now());
+        assert_eq!(status_text(&r), "Exited (3) Less than a second ago");
+        r.state.status = Status::Running;
+        r.state.started_at =
+            Some((chrono::Utc::now() - chrono::Duration::seconds(36)).to_rfc3339());
+        assert_eq!(status_text(&r), "Up 36 seconds");
+    }
+}

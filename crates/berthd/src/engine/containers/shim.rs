@@ -1,0 +1,201 @@
+//! Starting berth-shim and talking to it.
+//!
+//! The shim binary is copied once into a sealed memfd and every shim is
+//! executed from that copy: a container process that reaches the shim's
+//! `/proc/<pid>/exe` (CVE-2019-5736) finds a write-sealed memory file, not
+//! the host binary, and all shims share the memfd's pages.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_api::shim::{Ready, Reply, Request};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::engine::{EngineError, Result};
+
+/// The sealed in-memory copy of berth-shim.
+pub struct ShimBinary {
+    fd: OwnedFd,
+}
+
+impl ShimBinary {
+    /// Finds berth-shim (`BERTH_SHIM`, else next to berthd, else on PATH)
+    /// and seals a copy.
+    pub fn load() -> Result<Self> {
+        let path = locate()?;
+        let data = std::fs::read(&path)
+            .map_err(|e| EngineError::internal(format!("reading {}: {e}", path.display())))?;
+        let fd = nix::sys::memfd::memfd_create(
+            c"berth-shim",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
+                | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| EngineError::internal(format!("memfd_create: {e}")))?;
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, &data)
+            .map_err(|e| EngineError::internal(format!("copying the shim: {e}")))?;
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        // SAFETY: fcntl on our own memfd.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(EngineError::internal(format!(
+                "sealing the shim copy: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Self {
+            fd: OwnedFd::from(f),
+        })
+    }
+
+    /// A command running the sealed copy. The path is resolved by execve
+    /// before close-on-exec descriptors are closed, so it works in the child.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        c.arg0("berth-shim");
+        c
+    }
+}
+
+fn locate() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("BERTH_SHIM") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join("berth-shim");
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("berth-shim");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(EngineError::internal(
+        "berth-shim not found (next to berthd, on PATH, or in BERTH_SHIM)",
+    ))
+}
+
+/// Launches `berth-shim run <state_dir>` in its own session and waits for
+/// its ready line (the init PID) or its error.
+pub async fn spawn(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<i32> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| EngineError::internal(format!("opening {}: {e}", log.display())))?;
+    let mut cmd = bin.command();
+    cmd.arg("run")
+        .arg(state_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file));
+    let wfd = w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
+    drop(w);
+    // Reap the shim when it ends (it outlives us if we die first).
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    let file = tokio::fs::File::from_std(std::fs::File::from(r));
+    let mut lines = BufReader::new(file).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .map_err(|_| EngineError::internal("berth-shim did not report in 60s"))?
+        .map_err(|e| EngineError::internal(format!("reading from berth-shim: {e}")))?;
+    let line = line.ok_or_else(|| {
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        EngineError::internal(format!(
+            "berth-shim exited before it was ready: {}",
+            tail.trim()
+        ))
+    })?;
+    let ready: Ready = serde_json::from_str(&line)
+        .map_err(|e| EngineError::internal(format!("berth-shim said {line:?}: {e}")))?;
+    match (ready.pid, ready.error) {
+        (Some(pid), None) => Ok(pid),
+        (_, Some(e)) => Err(start_error(e)),
+        _ => Err(EngineError::internal("berth-shim reported nothing")),
+    }
+}
+
+/// Start failures as Docker words them; the CLI maps "executable file not
+/// found"/"no such file" to 127 and "permission denied" to 126.
+pub fn start_error(msg: String) -> EngineError {
+    let m = format!("failed to create task for container: {msg}");
+    if msg.contains("executable file not found")
+        || msg.contains("no such file or directory")
+        || msg.contains("permission denied")
+    {
+        EngineError::InvalidParameter(m)
+    } else {
+        EngineError::Internal(m)
+    }
+}
+
+/// A connection to a shim.
+pub struct Conn {
+    pub stream: BufReader<UnixStream>,
+}
+
+pub async fn connect(socket: &Path) -> std::io::Result<Conn> {
+    let s = UnixStream::connect(socket).await?;
+    Ok(Conn {
+        stream: BufReader::new(s),
+    })
+}
+
+impl Conn {
+    pub async fn send(&mut self, req: &Request) -> std::io::Result<Reply> {
+        let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.stream.get_mut().write_all(&line).await?;
+        let mut answer = String::new();
+        if self.stream.read_line(&mut answer).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "shim closed the connection",
+            ));
+        }
+        serde_json::from_str(&answer).map_err(std::io::Error::other)
+    }
+}
+
+/// One request, one answer.
+pub async fn call(socket: &Path, req: &Request) -> Result<Reply> {
+    let mut c = connect(socket)
+        .await
+        .map_err(|e| EngineError::internal(format!("connecting to the shim: {e}")))?;
+    let r = c
+        .send(req)
+        .await
+        .map_err(|e| EngineError::internal(format!("talking to the shim: {e}")))?;
+    match r.error {
+        Some(e) => Err(EngineError::internal(e)),
+        None => Ok(r),
+    }
+}

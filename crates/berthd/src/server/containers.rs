@@ -1,0 +1,240 @@
+//! Container routes: thin wrappers over the engine.
+
+use berth_api::models::ContainerCreateBody;
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use super::error::ApiError;
+use super::hijack::{self, stream_content_type};
+use super::http::{json, no_content, ok_json, stream, ApiResult, Req};
+use super::system::parse_ts;
+use super::Ctx;
+use crate::engine::containers::attach::AttachOptions;
+use crate::engine::containers::lifecycle::WaitCondition;
+use crate::engine::containers::logs::LogOptions;
+use crate::engine::containers::CreateOptions;
+
+#[derive(Serialize)]
+struct Created {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Warnings")]
+    warnings: Vec<String>,
+}
+
+pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let body: ContainerCreateBody = req.json().await?;
+    let opts = CreateOptions {
+        name: req.query.get("name").map(String::from),
+        platform: req.query.get("platform").map(String::from),
+    };
+    let (id, warnings) = ctx.engine.create_container(opts, body)?;
+    json(StatusCode::CREATED, &Created { id, warnings })
+}
+
+pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
+    let f = req.query.filters()?;
+    let list = ctx.engine.list_containers(
+        req.query.bool("all"),
+        req.query.int("limit")?,
+        req.query.bool("size"),
+        &f,
+    )?;
+    ok_json(&list)
+}
+
+pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ok_json(&ctx.engine.inspect_container(id, req.query.bool("size"))?)
+}
+
+pub async fn start(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
+    ctx.engine.start_container(id).await?;
+    no_content()
+}
+
+pub async fn stop(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ctx.engine
+        .stop_container(id, req.query.int("t")?, req.query.get("signal"))
+        .await?;
+    no_content()
+}
+
+pub async fn restart(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ctx.engine
+        .restart_container(id, req.query.int("t")?, req.query.get("signal"))
+        .await?;
+    no_content()
+}
+
+pub async fn kill(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ctx.engine
+        .kill_container(id, req.query.get("signal"))
+        .await?;
+    no_content()
+}
+
+pub async fn pause(ctx: &Ctx, _req: Req, id: &str, on: bool) -> ApiResult {
+    ctx.engine.pause_container(id, on).await?;
+    no_content()
+}
+
+pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ctx.engine
+        .remove_container(id, req.query.bool("force"), req.query.bool("v"))
+        .await?;
+    no_content()
+}
+
+pub async fn rename(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let name = req.query.get("name").unwrap_or("");
+    ctx.engine.rename_container(id, name)?;
+    no_content()
+}
+
+pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ok_json(&ctx.engine.top(id, req.query.get("ps_args").unwrap_or(""))?)
+}
+
+#[derive(Serialize)]
+struct WaitBody {
+    #[serde(rename = "Error")]
+    error: Option<()>,
+    #[serde(rename = "StatusCode")]
+    status_code: i64,
+}
+
+pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let cond = WaitCondition::parse(req.query.get("condition"))?;
+    let waiter = ctx.engine.wait_container(id, cond)?;
+    // Headers now: the CLI sends `start` only after it has them.
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    tokio::spawn(async move {
+        let code = waiter.wait().await;
+        let mut b = serde_json::to_vec(&WaitBody {
+            error: None,
+            status_code: code,
+        })
+        .unwrap_or_default();
+        b.push(b'\n');
+        let _ = tx.send(Bytes::from(b)).await;
+    });
+    Ok(resp)
+}
+
+pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
+    #[derive(Serialize)]
+    struct Pruned {
+        #[serde(rename = "ContainersDeleted")]
+        deleted: Option<Vec<String>>,
+        #[serde(rename = "SpaceReclaimed")]
+        space: i64,
+    }
+    let f = req.query.filters()?;
+    let (deleted, space) = ctx.engine.prune_containers(&f).await?;
+    ok_json(&Pruned {
+        deleted: (!deleted.is_empty()).then_some(deleted),
+        space,
+    })
+}
+
+pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let (h, w) = size_of(&req)?;
+    ctx.engine.resize_container(id, h, w).await?;
+    ok_json(&serde_json::json!({})).map(|mut r| {
+        *r.body_mut() = super::http::empty();
+        r
+    })
+}
+
+pub fn size_of(req: &Req) -> Result<(u16, u16), ApiError> {
+    let h = req.query.int("h")?.unwrap_or(0);
+    let w = req.query.int("w")?.unwrap_or(0);
+    if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
+        return Err(ApiError::bad_request("invalid terminal size"));
+    }
+    Ok((h as u16, w as u16))
+}
+
+pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let q = &req.query;
+    let tail = match q.get("tail") {
+        None | Some("") | Some("all") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid tail: {t}")))?
+                .max(0) as usize,
+        ),
+    };
+    let opts = LogOptions {
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        follow: q.bool("follow"),
+        since: q
+            .get("since")
+            .filter(|s| !s.is_empty() && *s != "0")
+            .map(parse_ts)
+            .transpose()?,
+        until: q
+            .get("until")
+            .filter(|s| !s.is_empty() && *s != "0")
+            .map(parse_ts)
+            .transpose()?,
+        timestamps: q.bool("timestamps"),
+        tail,
+    };
+    let (tty, mut rx) = ctx.engine.container_logs(id, opts)?;
+    let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
+    let q = &req.query;
+    let opts = AttachOptions {
+        stdin: q.bool("stdin"),
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        detach_keys: q.get("detachKeys").map(String::from),
+    };
+    if req.upgrade.is_some() {
+        let session = ctx.engine.attach_container(id, opts)?;
+        let tty = session.tty;
+        return hijack::upgrade(&mut req, tty, move |io| session.run(io))
+            .unwrap_or_else(|| Err(hijack::no_upgrade()));
+    }
+    // No Upgrade header: stream the output in a plain response.
+    let session = ctx.engine.attach_container(
+        id,
+        AttachOptions {
+            stdin: false,
+            ..opts
+        },
+    )?;
+    let tty = session.tty;
+    let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(session.run(theirs));
+    tokio::spawn(async move {
+        let mut ours = ours;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match ours.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(resp)
+}

@@ -1,0 +1,75 @@
+//! Exec routes.
+
+use berth_api::models::{ExecConfig, ExecStartConfig};
+use http::StatusCode;
+use serde::Serialize;
+
+use super::containers::size_of;
+use super::hijack;
+use super::http::{empty, json, ok_json, status_only, ApiResult, Req};
+use super::Ctx;
+
+#[derive(Serialize)]
+struct Created {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+pub async fn create(ctx: &Ctx, mut req: Req, container: &str) -> ApiResult {
+    let cfg: ExecConfig = req.json().await?;
+    let id = ctx.engine.create_exec(container, cfg)?;
+    json(StatusCode::CREATED, &Created { id })
+}
+
+pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
+    let body: ExecStartConfig = req.json_or_default().await?;
+    let session = ctx.engine.start_exec(id)?;
+    if body.detach.unwrap_or(false) {
+        tokio::spawn(session.run(None::<tokio::io::DuplexStream>));
+        return status_only(StatusCode::OK);
+    }
+    let tty = session.tty;
+    if req.upgrade.is_some() {
+        return hijack::upgrade(&mut req, tty, move |io| session.run(Some(io)))
+            .unwrap_or_else(|| Err(hijack::no_upgrade()));
+    }
+    // Without an upgrade the output streams in the response body.
+    let (tx, resp) = super::http::stream(
+        StatusCode::OK,
+        hijack::stream_content_type(req.version, tty),
+    );
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(session.run(Some(theirs)));
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut ours = ours;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match ours.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx
+                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn inspect(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
+    ok_json(&ctx.engine.inspect_exec(id)?)
+}
+
+pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let (h, w) = size_of(&req)?;
+    ctx.engine.resize_exec(id, h, w).await?;
+    let mut r = status_only(StatusCode::OK)?;
+    *r.body_mut() = empty();
+    Ok(r)
+}
