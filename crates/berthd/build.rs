@@ -17,4 +17,23 @@ fn main() {
         out("git", &["rev-parse", "--short=7", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=build.rs");
+    build_init(&rustc);
+}
+
+/// berth-init must run in any image, so it is linked statically; it is
+/// built here with its own flags rather than as a workspace binary, whose
+/// profile (dynamic glibc, unwinding panics) suits everything else.
+fn build_init(rustc: &str) {
+    println!("cargo:rerun-if-changed=init/main.rs");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("berth-init");
+    let status = Command::new(rustc)
+        .args(["--edition", "2021", "--crate-name", "berth_init", "-O", "-C", "panic=abort"])
+        .args(["-C", "target-feature=+crt-static", "-C", "strip=symbols", "-o"])
+        .arg(&out)
+        .arg("init/main.rs")
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!("building berth-init failed: {other:?}"),
+    }
 }

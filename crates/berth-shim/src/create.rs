@@ -76,7 +76,11 @@ fn describe(e: &libcontainer::error::LibcontainerError) -> String {
         msg = s.to_string();
         src = s.source();
     }
-    msg
+    // The workload's own failure is the useful part; drop the wrappers.
+    match msg.find("exec: \"") {
+        Some(i) => msg[i..].to_string(),
+        None => msg,
+    }
 }
 
 pub fn start(id: &str, root: &str) -> Result<(), String> {

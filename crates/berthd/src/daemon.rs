@@ -25,33 +25,33 @@ pub fn init_logging(cfg: &DaemonConfig) {
         .try_init();
 }
 
-/// Refuses to start over a pidfile whose process is alive.
-fn write_pidfile(path: &Path) -> anyhow::Result<()> {
-    if let Ok(s) = std::fs::read_to_string(path) {
-        if let Ok(pid) = s.trim().parse::<i32>() {
-            let alive = pid > 0
-                && pid != std::process::id() as i32
-                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim() == "berthd")
-                    .unwrap_or(false);
-            if alive {
-                bail!(
-                    "pid file found, ensure berthd is not running or delete {} (pid {pid})",
-                    path.display()
-                );
-            }
-        }
-    }
+/// Writes the pid file under an exclusive lock held for the daemon's life:
+/// a second daemon is refused while the first lives, and a stale file left
+/// by a killed daemon is simply taken over.
+fn write_pidfile(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    let tmp = path.with_extension("pid.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let pid = std::fs::read_to_string(path).unwrap_or_default();
+        bail!(
+            "pid file found, ensure berthd is not running or delete {} (pid {})",
+            path.display(),
+            pid.trim()
+        );
+    }
+    f.set_len(0)?;
     writeln!(f, "{}", std::process::id())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    Ok(f)
 }
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
@@ -61,7 +61,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     for h in &cfg.hosts {
         listeners.push(Listener::bind(h, &cfg).await?);
     }
-    write_pidfile(&cfg.pidfile).context("writing pid file")?;
+    let _pidfile = write_pidfile(&cfg.pidfile).context("writing pid file")?;
     let engine = match Engine::open(cfg.clone()) {
         Ok(e) => e,
         Err(e) => {

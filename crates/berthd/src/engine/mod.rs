@@ -52,6 +52,7 @@ impl Engine {
         };
         let events = Arc::new(EventBus::new());
         let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
+        containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store)?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {

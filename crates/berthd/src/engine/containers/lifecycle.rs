@@ -227,6 +227,13 @@ impl Engine {
                 let _ = self.persist(&c);
                 // Attach clients waiting for this start are released.
                 c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
+                let rec = c.snapshot();
+                c.progress.send_modify(|pr| pr.exit_code = rec.state.exit_code);
+                // As moby: a container that was to be removed on exit is
+                // removed when it cannot start (`docker run --rm` waits for it).
+                if rec.host_config.auto_remove == Some(true) && self.forget_container(&c).is_ok() {
+                    self.container_event(&rec, "destroy", &[]);
+                }
                 Err(e)
             }
         }
