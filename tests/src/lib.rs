@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use anyhow::Result;
 
+pub mod fixtures;
+
 /// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
 pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("BERTH_BIN_DIR") {

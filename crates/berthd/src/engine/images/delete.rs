@@ -208,7 +208,9 @@ impl ImageService {
             }
             return Err(conflict_error(img, &c));
         }
-        for r in self.read_index().refs_of(&img.id) {
+        // Bound first: a guard in the loop head would live through the loop.
+        let refs = self.read_index().refs_of(&img.id);
+        for r in refs {
             self.untag_locked(img, &r, out)?;
         }
         let hex = digest_hex(&img.id)?.to_string();
@@ -258,7 +260,8 @@ impl ImageService {
             }
             let mut out = Vec::new();
             let mut failed = false;
-            for r in self.read_index().refs_of(&img.id) {
+            let refs = self.read_index().refs_of(&img.id);
+            for r in refs {
                 if let Err(e) = self.untag_locked(&img, &r, &mut out) {
                     tracing::warn!(image = %img.id, error = %e, "prune: untag failed");
                     failed = true;
