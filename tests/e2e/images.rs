@@ -508,8 +508,11 @@ fn a_blob_whose_digest_does_not_match_stores_nothing() {
         .collect();
     for content in [b"small".to_vec(), big] {
         let layer = fixtures::layer_tar(&[Entry::File("data", &content)]);
-        let (tar, _) =
-            fixtures::docker_archive(&[layer.clone()], &["bad:1"], serde_json::json!({}));
+        let (tar, _) = fixtures::docker_archive(
+            std::slice::from_ref(&layer),
+            &["bad:1"],
+            serde_json::json!({}),
+        );
         // Corrupt the layer bytes inside the archive (same length).
         let mut tar = tar;
         let pos = tar
