@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use anyhow::Result;
 
+pub mod fixtures;
+
 /// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
 pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
@@ -366,10 +368,7 @@ pub fn raw_request(
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
         if n == 0 || b.len() < nl + 2 + n {
             break;

@@ -32,6 +32,25 @@ enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
+    /// List images
+    Images(cmd::images::ImagesArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(cmd::images::ImageCmd),
+    /// Show the history of an image
+    History(cmd::images::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(cmd::images::TagArgs),
+    /// Remove one or more images
+    Rmi(cmd::images::RmiArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(cmd::images::ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(cmd::images::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(cmd::images::SaveArgs),
+    /// Return low-level information on berth objects
+    Inspect(cmd::images::InspectArgs),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -50,6 +69,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => cmd::system::info(&cli.conn, a).await,
         Command::Events(a) => cmd::system::events(&cli.conn, a).await,
         Command::System(c) => cmd::system::system(&cli.conn, c).await,
+        Command::Images(a) => cmd::images::images(&cli.conn, a).await,
+        Command::Image(c) => cmd::images::image(&cli.conn, c).await,
+        Command::History(a) => cmd::images::history(&cli.conn, a).await,
+        Command::Tag(a) => cmd::images::tag(&cli.conn, a).await,
+        Command::Rmi(a) => cmd::images::rmi(&cli.conn, a).await,
+        Command::Import(a) => cmd::images::import(&cli.conn, a).await,
+        Command::Load(a) => cmd::images::load(&cli.conn, a).await,
+        Command::Save(a) => cmd::images::save(&cli.conn, a).await,
+        Command::Inspect(a) => cmd::images::inspect_any(&cli.conn, a).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per docker command group.
 
+pub mod images;
 pub mod system;
 
 /// Daemon errors print as the docker CLI prints them.

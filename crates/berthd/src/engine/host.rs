@@ -94,7 +94,7 @@ pub fn backing_filesystem(path: &Path) -> String {
     let Ok(st) = nix::sys::statfs::statfs(path) else {
         return "unknown".into();
     };
-    let magic = st.filesystem_type().0 as i64;
+    let magic = st.filesystem_type().0;
     match magic {
         0xEF53 => "extfs",
         0x9123683E => "btrfs",

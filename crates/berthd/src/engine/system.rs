@@ -155,7 +155,6 @@ impl Engine {
                 insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into(), "::1/128".into()]),
                 index_configs: None,
                 mirrors: Some(c.registry_mirrors.clone()),
-                ..Default::default()
             }),
             http_proxy: Some(
                 std::env::var("HTTP_PROXY")
@@ -192,15 +191,12 @@ impl Engine {
             init_binary: Some("berth-init".into()),
             containerd_commit: Some(Commit {
                 id: Some(String::new()),
-                ..Default::default()
             }),
             runc_commit: Some(Commit {
                 id: Some(GIT_COMMIT.into()),
-                ..Default::default()
             }),
             init_commit: Some(Commit {
                 id: Some(GIT_COMMIT.into()),
-                ..Default::default()
             }),
             security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
             default_address_pools: Some(

@@ -208,7 +208,9 @@ impl ImageService {
             }
             return Err(conflict_error(img, &c));
         }
-        for r in self.read_index().refs_of(&img.id) {
+        // Bound first: a guard in the loop head would live through the loop.
+        let refs = self.read_index().refs_of(&img.id);
+        for r in refs {
             self.untag_locked(img, &r, out)?;
         }
         let hex = digest_hex(&img.id)?.to_string();
@@ -258,7 +260,8 @@ impl ImageService {
             }
             let mut out = Vec::new();
             let mut failed = false;
-            for r in self.read_index().refs_of(&img.id) {
+            let refs = self.read_index().refs_of(&img.id);
+            for r in refs {
                 if let Err(e) = self.untag_locked(&img, &r, &mut out) {
                     tracing::warn!(image = %img.id, error = %e, "prune: untag failed");
                     failed = true;
@@ -283,5 +286,140 @@ impl ImageService {
             },
             space_reclaimed: Some(reclaimed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{ImageUser, ImportOptions};
+    use super::*;
+    use crate::engine::events::EventBus;
+    use crate::engine::store::Store;
+
+    fn service(dir: &std::path::Path) -> ImageService {
+        let store = Arc::new(Store::open(dir).unwrap());
+        ImageService::open(dir, store, Arc::new(EventBus::new())).unwrap()
+    }
+
+    fn tiny_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "hi", &b"hi"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn containers_using_an_image_block_its_removal_as_in_docker() {
+        let d = tempfile::tempdir().unwrap();
+        let svc = service(d.path());
+        let img = svc
+            .import(
+                std::io::Cursor::new(tiny_tar()),
+                &ImportOptions {
+                    tag: Some(Reference::parse("bb").unwrap()),
+                    source: "-".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let r2 = running.clone();
+        let id = img.id.clone();
+        svc.set_usage_checker(Box::new(move |image| {
+            if image == id {
+                vec![ImageUser {
+                    container_id: "abcdef1234567890".into(),
+                    running: r2.load(std::sync::atomic::Ordering::Relaxed),
+                }]
+            } else {
+                vec![]
+            }
+        }));
+        let short = img.short_id().to_string();
+        let no = DeleteOptions::default();
+        let force = DeleteOptions {
+            force: true,
+            noprune: false,
+        };
+        // By name, the last tag: refused without force.
+        let e = svc.delete("bb", &no).unwrap_err().to_string();
+        assert_eq!(e, format!("conflict: unable to remove repository reference \"bb\" (must force) - container abcdef123456 is using its referenced image {short}"));
+        // By ID, running: a hard conflict, even forced.
+        for o in [&no, &force] {
+            let e = svc.delete(&short, o).unwrap_err();
+            assert!(matches!(e, EngineError::Conflict(_)));
+            assert_eq!(e.to_string(), format!("conflict: unable to delete {short} (cannot be forced) - image is being used by running container abcdef123456"));
+        }
+        // Prune leaves used images alone.
+        let f = Filters::parse(r#"{"dangling":{"false":true}}"#).unwrap();
+        assert!(svc.prune(&f).unwrap().images_deleted.is_none());
+        // Forced by name while running: only untagged; the image stays.
+        let out = svc.delete("bb", &force).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].untagged.as_deref(), Some("bb:latest"));
+        assert!(svc.get(&img.id).is_some());
+        // Stopped: a soft conflict that force overrides.
+        running.store(false, std::sync::atomic::Ordering::Relaxed);
+        let e = svc.delete(&short, &no).unwrap_err().to_string();
+        assert_eq!(e, format!("conflict: unable to delete {short} (must be forced) - image is being used by stopped container abcdef123456"));
+        let out = svc.delete(&short, &force).unwrap();
+        assert_eq!(out[0].deleted.as_deref(), Some(img.id.as_str()));
+        assert!(svc.get(&img.id).is_none());
+        assert!(svc.content.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn references_resolve_and_short_ids_must_be_unambiguous() {
+        let d = tempfile::tempdir().unwrap();
+        let svc = service(d.path());
+        let img = svc
+            .import(std::io::Cursor::new(tiny_tar()), &ImportOptions::default())
+            .unwrap();
+        let hex = &img.id[7..];
+        for s in [
+            &img.id[..],
+            hex,
+            &hex[..12],
+            &hex[..1],
+            &format!("sha256:{}", &hex[..5]),
+        ] {
+            assert_eq!(svc.resolve(s).unwrap().id, img.id, "{s}");
+        }
+        assert_eq!(
+            svc.resolve("busybox").unwrap_err().to_string(),
+            "No such image: busybox:latest"
+        );
+        // Two images whose IDs share a prefix make that prefix ambiguous.
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            let other = svc
+                .import(
+                    std::io::Cursor::new(tiny_tar()),
+                    &ImportOptions {
+                        message: format!("m{n}"),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            if other.id.as_bytes()[7] == img.id.as_bytes()[7] {
+                let e = svc.resolve(&hex[..1]).unwrap_err();
+                assert!(matches!(e, EngineError::InvalidParameter(_)), "{e}");
+                assert!(e.to_string().contains("ambiguous"));
+                break;
+            }
+        }
+        // Layers are shared: every import used the same one.
+        assert_eq!(svc.layers.all().len(), 1);
+        let bad = svc.lower_dirs(&img.id).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].join("hi").is_file());
+        let shorts = svc.lower_short_names(&img.id).unwrap();
+        assert!(svc.short_links_dir().join(&shorts[0]).join("hi").is_file());
     }
 }

@@ -106,7 +106,9 @@ fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>> {
 /// Applies Dockerfile instructions to the image config, as `docker import
 /// --change` and `docker commit --change` do.
 pub fn apply_changes(cfg: &mut ContainerDefaults, changes: &[String]) -> Result<()> {
-    for change in changes {
+    // One parameter may carry several lines (bollard joins them), as a
+    // Dockerfile would.
+    for change in changes.iter().flat_map(|c| c.lines()) {
         let change = change.trim();
         if change.is_empty() {
             continue;

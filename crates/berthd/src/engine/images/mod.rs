@@ -75,6 +75,9 @@ pub struct ImageUser {
     pub running: bool,
 }
 
+/// Tags that moved to a new image, each with the ID it left.
+type MovedTags = Vec<(Reference, String)>;
+
 /// Set by the containers side: the containers using an image ID.
 pub type UsageChecker = Box<dyn Fn(&str) -> Vec<ImageUser> + Send + Sync>;
 
@@ -353,7 +356,7 @@ impl ImageService {
         &self,
         config: &[u8],
         tags: &[Reference],
-    ) -> Result<(Arc<Image>, Vec<(Reference, String)>)> {
+    ) -> Result<(Arc<Image>, MovedTags)> {
         let text = std::str::from_utf8(config)
             .map_err(|_| EngineError::invalid("invalid image config: not UTF-8"))?;
         let spec = ImageSpec::parse(config)?;

@@ -92,7 +92,7 @@ impl ImageService {
                 Ok(AnyRef::Named(r)) => {
                     let img = self.resolve(name)?;
                     let r = r.with_default_tag();
-                    let named = self.read_index().refs.get(&r.to_string()).is_some();
+                    let named = self.read_index().refs.contains_key(&r.to_string());
                     add(img, (named && r.digest.is_none()).then_some(r));
                 }
                 _ => add(self.resolve(name)?, None),
