@@ -25,10 +25,25 @@ fn main() {
 /// profile (dynamic glibc, unwinding panics) suits everything else.
 fn build_init(rustc: &str) {
     println!("cargo:rerun-if-changed=init/main.rs");
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("berth-init");
+    let out =
+        std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default()).join("berth-init");
     let status = Command::new(rustc)
-        .args(["--edition", "2021", "--crate-name", "berth_init", "-O", "-C", "panic=abort"])
-        .args(["-C", "target-feature=+crt-static", "-C", "strip=symbols", "-o"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-name",
+            "berth_init",
+            "-O",
+            "-C",
+            "panic=abort",
+        ])
+        .args([
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "strip=symbols",
+            "-o",
+        ])
         .arg(&out)
         .arg("init/main.rs")
         .status();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub use anyhow::Result;
 
 pub mod fixtures;
+pub mod pty;
 
 /// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
 pub fn bin_dir() -> PathBuf {

@@ -51,9 +51,30 @@ pub fn reset_signals() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // The raw syscall: glibc's wrappers refuse its reserved signals
+        // (32, 33), which could otherwise stay ignored across execve.
+        #[repr(C)]
+        struct KSigaction {
+            handler: usize,
+            flags: u64,
+            restorer: usize,
+            mask: u64,
+        }
+        let act = KSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &act as *const KSigaction,
+                    std::ptr::null_mut::<KSigaction>(),
+                    8usize,
+                );
             }
         }
     }

@@ -133,7 +133,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-log-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c-json.log");
-        let mut l = JsonLog::open(p.to_str().unwrap(), 200, 2).unwrap();
+        let mut l = JsonLog::open(p.to_str().unwrap(), 400, 2).unwrap();
         l.write(0, b"hello\nwor");
         l.write(0, b"ld\n");
         l.write(1, b"oops");
@@ -152,7 +152,7 @@ mod tests {
         }
         assert!(dir.join("c-json.log.1").exists());
         assert!(!dir.join("c-json.log.2").exists());
-        assert!(std::fs::metadata(&p).unwrap().len() <= 200);
+        assert!(std::fs::metadata(&p).unwrap().len() <= 400);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

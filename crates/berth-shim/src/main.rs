@@ -42,6 +42,22 @@ fn fail(ready: &mut Option<std::fs::File>, msg: String) -> ! {
     std::process::exit(1);
 }
 
+/// Binds a unix socket whose path may exceed `sun_path`: the shim is
+/// single-threaded, so it can bind the file name from inside its directory.
+fn bind_short(path: &Path) -> std::io::Result<UnixListener> {
+    if path.as_os_str().len() < 100 {
+        return UnixListener::bind(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixListener::bind(path);
+    };
+    let prev = std::env::current_dir()?;
+    std::env::set_current_dir(dir)?;
+    let r = UnixListener::bind(name);
+    let _ = std::env::set_current_dir(prev);
+    r
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
@@ -68,7 +84,7 @@ fn run(state_dir: &str) {
         Err(e) => fail(&mut ready, format!("loading the runtime spec: {e}")),
     };
     let _ = std::fs::remove_file(&cfg.socket);
-    let listener = match UnixListener::bind(&cfg.socket) {
+    let listener = match bind_short(Path::new(&cfg.socket)) {
         Ok(l) => l,
         Err(e) => fail(&mut ready, format!("binding {}: {e}", cfg.socket)),
     };
@@ -81,7 +97,7 @@ fn run(state_dir: &str) {
     let stdio = if cfg.tty {
         let path = format!("{state_dir}/console.sock");
         let _ = std::fs::remove_file(&path);
-        match UnixListener::bind(&path) {
+        match bind_short(Path::new(&path)) {
             Ok(l) => console = Some((l, path.clone())),
             Err(e) => fail(&mut ready, format!("console socket: {e}")),
         }

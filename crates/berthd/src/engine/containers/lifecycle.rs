@@ -228,7 +228,8 @@ impl Engine {
                 // Attach clients waiting for this start are released.
                 c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
                 let rec = c.snapshot();
-                c.progress.send_modify(|pr| pr.exit_code = rec.state.exit_code);
+                c.progress
+                    .send_modify(|pr| pr.exit_code = rec.state.exit_code);
                 // As moby: a container that was to be removed on exit is
                 // removed when it cannot start (`docker run --rm` waits for it).
                 if rec.host_config.auto_remove == Some(true) && self.forget_container(&c).is_ok() {

@@ -1,0 +1,770 @@
+//! Issue 4: containers through the real docker CLI (and bollard): run,
+//! attach, TTYs, the lifecycle, exec, live restore, default security.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::fixtures::import_busybox;
+use berth_tests::pty::Pty;
+use berth_tests::*;
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    import_busybox(&d, "busybox:latest");
+    d
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+    d.docker_ok(&["inspect", "-f", fmt, name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn docker_run_prints_output_and_returns_the_exit_code() {
+    let d = daemon();
+    let o = d.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(
+        (stdout(&o).as_str(), o.status.code()),
+        ("hi\n", Some(0)),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    // stdin piped before the container starts is delivered, then closed.
+    let mut c = d
+        .docker_cmd()
+        .args(["run", "-i", "--rm", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "x\n");
+    // stderr stays stderr.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    // --rm removed them all.
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn a_missing_command_fails_like_docker() {
+    let d = daemon();
+    let o = d.docker(&["run", "--rm", "busybox", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found in $PATH"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["run", "--rm", "busybox", "/etc"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(
+        d.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "--rm containers go even when they cannot start"
+    );
+}
+
+#[test]
+fn run_it_gives_a_terminal_that_follows_resizes() {
+    let d = daemon();
+    let mut cmd = d.docker_cmd();
+    cmd.args(["run", "-it", "--rm", "busybox", "sh"]);
+    let mut p = Pty::spawn(cmd, 33, 111);
+    assert!(
+        p.expect("/ #", Duration::from_secs(20)),
+        "no prompt: {}",
+        p.text()
+    );
+    p.write("stty size\r");
+    assert!(
+        p.expect("33 111", Duration::from_secs(10)),
+        "initial size: {}",
+        p.text()
+    );
+    p.resize(20, 70);
+    std::thread::sleep(Duration::from_millis(300));
+    p.write("stty size\r");
+    assert!(
+        p.expect("20 70", Duration::from_secs(10)),
+        "resized: {}",
+        p.text()
+    );
+    p.write("echo $((6*7)); exit 5\r");
+    assert!(p.expect("42", Duration::from_secs(10)), "{}", p.text());
+    assert_eq!(p.wait(Duration::from_secs(20)), Some(5), "{}", p.text());
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = daemon();
+    let mut cmd = d.docker_cmd();
+    cmd.args(["run", "-it", "--name", "dk", "busybox", "sh"]);
+    let mut p = Pty::spawn(cmd, 24, 80);
+    assert!(p.expect("/ #", Duration::from_secs(20)), "{}", p.text());
+    p.write("\x10\x11");
+    assert_eq!(p.wait(Duration::from_secs(10)), Some(0), "{}", p.text());
+    assert_eq!(inspect(&d, "dk", "{{.State.Status}}"), "running");
+    // The shell still has its terminal: exec into it works too.
+    let o = d.docker(&["exec", "dk", "echo", "still-here"]);
+    assert_eq!(stdout(&o), "still-here\n");
+}
+
+#[test]
+fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart() {
+    let d = daemon();
+    let script = r#"trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"#;
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--label",
+        "role=test",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    // logs -f streams while it runs.
+    let mut follow = d
+        .docker_cmd()
+        .args(["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || stdout(
+        &d.docker(&["logs", "web"])
+    )
+    .contains("tick 3")));
+    // kill -s USR1 reaches the trap.
+    d.docker_ok(&["kill", "-s", "USR1", "web"]);
+    assert!(wait_for(Duration::from_secs(10), || stdout(
+        &d.docker(&["logs", "web"])
+    )
+    .contains("got-usr1")));
+    // ps shows it with Docker's columns.
+    let ps = d.docker_ok(&["ps"]);
+    assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");
+    assert!(ps.contains("Up ") && ps.contains("web"), "{ps}");
+    assert_eq!(
+        d.docker_ok(&["ps", "-q", "--filter", "label=role=test"])
+            .trim(),
+        &id[..12]
+    );
+    // top lists its processes.
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("PID") && top.contains("sh -c"), "{top}");
+    // pause freezes the counter.
+    d.docker_ok(&["pause", "web"]);
+    assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");
+    let a = stdout(&d.docker(&["logs", "web"])).lines().count();
+    std::thread::sleep(Duration::from_millis(500));
+    let b = stdout(&d.docker(&["logs", "web"])).lines().count();
+    assert_eq!(a, b, "paused container kept printing");
+    assert!(d.docker_ok(&["ps"]).contains("(Paused)"));
+    d.docker_ok(&["unpause", "web"]);
+    assert!(wait_for(Duration::from_secs(5), || stdout(
+        &d.docker(&["logs", "web"])
+    )
+    .lines()
+    .count()
+        > b));
+    // exec, with its exit code, and exec -it in a terminal.
+    assert_eq!(
+        d.docker_ok(&[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "web",
+            "sh",
+            "-c",
+            "echo $X $(pwd)"
+        ]),
+        "1 /tmp\n"
+    );
+    assert_eq!(
+        d.docker(&["exec", "web", "sh", "-c", "exit 4"])
+            .status
+            .code(),
+        Some(4)
+    );
+    let mut cmd = d.docker_cmd();
+    cmd.args(["exec", "-it", "web", "sh", "-c", "tty; stty size"]);
+    let mut p = Pty::spawn(cmd, 25, 90);
+    assert_eq!(p.wait(Duration::from_secs(20)), Some(0), "{}", p.text());
+    assert!(
+        p.text().contains("/dev/pts/") && p.text().contains("25 90"),
+        "{}",
+        p.text()
+    );
+    let o = d.docker(&["exec", "-d", "web", "touch", "/tmp/detached"]);
+    assert!(o.status.success());
+    assert!(wait_for(Duration::from_secs(5), || d
+        .docker(&["exec", "web", "test", "-f", "/tmp/detached"])
+        .status
+        .success()));
+    // stop: SIGTERM reaches the trap, exit code 7.
+    let t = Instant::now();
+    d.docker_ok(&["stop", "-t", "5", "web"]);
+    assert!(t.elapsed() < Duration::from_secs(4));
+    assert_eq!(
+        inspect(&d, "web", "{{.State.ExitCode}} {{.State.Status}}"),
+        "7 exited"
+    );
+    let _ = follow.wait();
+    let mut out = String::new();
+    use std::io::Read;
+    follow
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("tick 0") && out.contains("got-term"),
+        "logs -f: {out}"
+    );
+    let ps = d.docker_ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (7)"), "{ps}");
+    // restart runs it again; rename keeps it.
+    d.docker_ok(&["restart", "-t", "1", "web"]);
+    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    d.docker_ok(&["rename", "web", "web2"]);
+    assert_eq!(inspect(&d, id, "{{.Name}}"), "/web2");
+    // wait returns the code; stop after -t sends SIGKILL to a process that ignores TERM.
+    let id2 = d.docker_ok(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 100 & wait",
+    ]);
+    let t = Instant::now();
+    d.docker_ok(&["stop", "-t", "1", id2.trim()]);
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(d.docker_ok(&["wait", id2.trim()]).trim(), "137");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w3",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 9",
+    ]);
+    assert_eq!(d.docker_ok(&["wait", "w3"]).trim(), "9");
+    // rm of a running container needs -f.
+    let o = d.docker(&["rm", "web2"]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("stop the container before removing or force remove"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["rm", "-f", "web2"]);
+    let pruned = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn containers_survive_a_killed_daemon() {
+    let mut d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quits",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]);
+    let pid = inspect(&d, "keep", "{{.State.Pid}}");
+    d.kill9();
+    let killed_at = chrono_now();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container died with the daemon"
+    );
+    d.restart().unwrap();
+    assert_eq!(
+        inspect(&d, "keep", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}")
+    );
+    // The one that exited meanwhile has its real code and time.
+    assert_eq!(inspect(&d, "quits", "{{.State.ExitCode}}"), "9");
+    let finished = inspect(&d, "quits", "{{.State.FinishedAt}}");
+    assert!(
+        finished.as_str() > killed_at.as_str(),
+        "{finished} vs {killed_at}"
+    );
+    // Everything still works on the survivor.
+    assert_eq!(d.docker_ok(&["exec", "keep", "echo", "hello"]), "hello\n");
+    let mut follow = d
+        .docker_cmd()
+        .args(["logs", "-f", "--tail", "1", "keep"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut attach = d
+        .docker_cmd()
+        .args(["attach", "--no-stdin", "keep"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.docker_ok(&["stop", "keep"]);
+    assert!(follow.wait().unwrap().success());
+    let _ = attach.wait();
+    let mut a = String::new();
+    use std::io::Read;
+    attach
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut a)
+        .unwrap();
+    assert!(a.contains("tick"), "attach after restore saw: {a}");
+    assert_eq!(inspect(&d, "keep", "{{.State.Status}}"), "exited");
+}
+
+fn chrono_now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_string()
+}
+
+fn cap_last() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn security_defaults_match_dockers() {
+    let d = daemon();
+    let status = d.docker_ok(&["run", "--rm", "busybox", "cat", "/proc/self/status"]);
+    assert!(status.contains("CapEff:\t00000000a80425fb"), "{status}");
+    assert!(status.contains("CapBnd:\t00000000a80425fb"), "{status}");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t0"), "{status}");
+    // Masked and read-only /proc paths.
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "wc -c < /proc/timer_list"
+        ])
+        .trim(),
+        "0"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/domainname",
+    ]);
+    assert!(!o.status.success());
+    // Seccomp blocks what Docker's profile blocks.
+    let o = d.docker(&["run", "--rm", "busybox", "unshare", "-n", "true"]);
+    assert!(!o.status.success(), "unshare must be refused");
+    // --privileged: every capability, no seccomp.
+    let st = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(st.contains("Seccomp:\t0"), "{st}");
+    let eff = st
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .unwrap();
+    let eff = u64::from_str_radix(eff, 16).unwrap();
+    // This sandbox may itself lack some capabilities; all the host has are given.
+    let host_bnd = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bnd = u64::from_str_radix(
+        host_bnd
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:\t"))
+            .unwrap(),
+        16,
+    )
+    .unwrap();
+    assert_eq!(
+        eff,
+        host_bnd & ((1u64 << (cap_last() + 1)) - 1),
+        "privileged CapEff {eff:x}"
+    );
+    // The workload starts with default signal dispositions and no blocked signals.
+    d.docker_ok(&["run", "-d", "--name", "sig", "busybox", "sleep", "100"]);
+    let st = d.docker_ok(&["exec", "sig", "cat", "/proc/1/status"]);
+    assert!(st.contains("SigIgn:\t0000000000000000"), "{st}");
+    assert!(st.contains("SigBlk:\t0000000000000000"), "{st}");
+    // The shim runs from a sealed in-memory copy (CVE-2019-5736).
+    let shim = shim_pids(&d);
+    assert!(!shim.is_empty(), "no shim found");
+    for pid in shim {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(
+            exe.display().to_string().starts_with("/memfd:berth-shim"),
+            "{}",
+            exe.display()
+        );
+        assert!(std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{pid}/exe"))
+            .is_err());
+    }
+}
+
+fn shim_pids(d: &Daemon) -> Vec<i32> {
+    let root = d.exec_root.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).to_string();
+                    c.starts_with("berth-shim") && c.contains(&root)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn run_flags_shape_the_process() {
+    let d = daemon();
+    let env_file = d.dir.path().join("env.list");
+    std::fs::write(&env_file, "FROM_FILE=yes\n").unwrap();
+    let out = d.docker_ok(&[
+        "run", "--rm", "-u", "nobody", "-w", "/tmp", "-e", "FOO=bar", "--env-file", &env_file.display().to_string(),
+        "-h", "myhost", "--group-add", "root", "busybox", "sh", "-c",
+        "id -u; id -G; pwd; echo $FOO $FROM_FILE; hostname; cat /etc/hostname; grep CapEff /proc/self/status",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "65534");
+    assert!(lines[1].split(' ').any(|g| g == "0"), "{out}");
+    assert_eq!(&lines[2..6], &["/tmp", "bar yes", "myhost", "myhost"]);
+    assert_eq!(
+        lines[6], "CapEff:\t0000000000000000",
+        "a non-root user has no effective capabilities"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "via",
+            "entrypoint"
+        ]),
+        "via entrypoint\n"
+    );
+    let st = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_RAW",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(st.trim(), "CapEff:\t0000000000002000");
+    let st = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert_eq!(st.trim(), "NoNewPrivs:\t1");
+    let st = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(st.trim(), "Seccomp:\t0");
+    let o = d.docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    // --init: berth's init is PID 1, reaps, and passes the exit code on.
+    let ps = d.docker_ok(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,args"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.trim().starts_with("1 /sbin/docker-init")),
+        "{ps}"
+    );
+    assert_eq!(
+        d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 6"])
+            .status
+            .code(),
+        Some(6)
+    );
+    // --stop-signal and labels are recorded.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "lab",
+        "--label",
+        "a=b",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "3",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect(
+            &d,
+            "lab",
+            "{{.Config.Labels.a}} {{.Config.StopSignal}} {{.Config.StopTimeout}}"
+        ),
+        "b SIGUSR1 3"
+    );
+    assert_eq!(
+        inspect(
+            &d,
+            "lab",
+            "{{.State.Status}} {{.HostConfig.NetworkMode}} {{.Driver}}"
+        ),
+        "created default overlay2"
+    );
+}
+
+#[test]
+fn bad_requests_get_dockers_errors() {
+    let d = daemon();
+    // A missing image is a 404 (the CLI would then try to pull).
+    let (st, head, body) = d.raw(
+        "POST",
+        "/v1.50/containers/create",
+        Some(br#"{"Image":"nope:latest"}"#),
+    );
+    assert_eq!(st, 404);
+    assert_eq!(header(&head, "Content-Type"), Some("application/json"));
+    assert!(String::from_utf8_lossy(&body).contains("No such image: nope:latest"));
+    let (st, _, body) = d.raw("POST", "/v1.50/containers/create", Some(b"{not json"));
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
+    let (st, _, _) = d.raw(
+        "POST",
+        "/v1.50/containers/create?name=-bad",
+        Some(br#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(st, 400);
+    d.docker_ok(&["create", "--name", "taken", "busybox", "true"]);
+    let o = d.docker(&["create", "--name", "taken", "busybox", "true"]);
+    assert!(
+        stderr(&o).contains("The container name \"/taken\" is already in use by container"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["kill", "taken"]);
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+    let o = d.docker(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("bridge"),
+        "{}",
+        stderr(&o)
+    );
+    // Starting a running container is a no-op (304), which the CLI accepts.
+    d.docker_ok(&["run", "-d", "--name", "up", "busybox", "sleep", "100"]);
+    let (st, _, _) = d.raw("POST", "/v1.50/containers/up/start", None);
+    assert_eq!(st, 304);
+    d.docker_ok(&["start", "up"]);
+    let (st, _, _) = d.raw("POST", "/v1.50/containers/nope/stop", None);
+    assert_eq!(st, 404);
+    // The ID prefix and the name both find it.
+    let id = inspect(&d, "up", "{{.Id}}");
+    assert_eq!(inspect(&d, &id[..6], "{{.Name}}"), "/up");
+}
+
+#[test]
+fn events_follow_the_lifecycle() {
+    let d = daemon();
+    let since = stdout(&Command::new("date").arg("+%s").output().unwrap())
+        .trim()
+        .to_string();
+    d.docker_ok(&["run", "--rm", "--name", "ev", "busybox", "true"]);
+    let until = (since.parse::<i64>().unwrap() + 30).to_string();
+    let mut c = d
+        .docker_cmd()
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "container=ev",
+            "--format",
+            "{{.Action}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = c.kill();
+    let o = c.wait_with_output().unwrap();
+    let actions: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    for a in ["create", "attach", "start", "die", "destroy"] {
+        assert!(actions.iter().any(|x| x == a), "missing {a} in {actions:?}");
+    }
+}
+
+#[test]
+fn fifty_containers_start_concurrently() {
+    let d = daemon();
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let mut cmd = d.docker_cmd();
+            cmd.args([
+                "run",
+                "-d",
+                "--name",
+                &format!("c{i:02}"),
+                "busybox",
+                "sleep",
+                "300",
+            ]);
+            std::thread::spawn(move || cmd.output().unwrap())
+        })
+        .collect();
+    for t in threads {
+        let o = t.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ps = d.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    let mut names: Vec<&str> = ps.lines().collect();
+    names.sort();
+    assert_eq!(names.len(), 50, "{ps}");
+    for (i, l) in names.iter().enumerate() {
+        assert_eq!(*l, format!("c{i:02} running"));
+    }
+}
+
+#[test]
+fn bollard_runs_a_container() {
+    let d = daemon();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use bollard::models::ContainerCreateBody;
+        use bollard::query_parameters::{
+            CreateContainerOptionsBuilder, LogsOptionsBuilder, WaitContainerOptions,
+        };
+        use futures_util::StreamExt;
+        let docker = d.bollard().negotiate_version().await.unwrap();
+        let body = ContainerCreateBody {
+            image: Some("busybox".into()),
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo from-bollard; exit 2".into(),
+            ]),
+            ..Default::default()
+        };
+        let c = docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name("bl").build()),
+                body,
+            )
+            .await
+            .unwrap();
+        docker
+            .start_container(
+                &c.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .unwrap();
+        let mut w = docker.wait_container(&c.id, None::<WaitContainerOptions>);
+        let mut code = None;
+        while let Some(r) = w.next().await {
+            code = Some(match r {
+                Ok(x) => x.status_code,
+                Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
+                Err(e) => panic!("{e}"),
+            });
+        }
+        assert_eq!(code, Some(2));
+        let mut logs = docker.logs(&c.id, Some(LogsOptionsBuilder::new().stdout(true).build()));
+        let mut text = String::new();
+        while let Some(l) = logs.next().await {
+            text.push_str(&l.unwrap().to_string());
+        }
+        assert_eq!(text, "from-bollard\n");
+    });
+}
