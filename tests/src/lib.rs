@@ -47,6 +47,9 @@ pub fn scratch() -> tempfile::TempDir {
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
+    /// This daemon's default bridge and nftables table (unique per test).
+    pub bridge: String,
+    pub firewall_table: String,
     pub sock: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
@@ -66,7 +69,10 @@ impl Daemon {
         let root = dir.path().to_path_buf();
         let docker_config = root.join("docker-config");
         std::fs::create_dir_all(&docker_config)?;
+        let tag = &random_hex()[..8];
         let mut d = Daemon {
+            bridge: format!("bt{tag}"),
+            firewall_table: format!("berth_t{tag}"),
             sock: root.join("berth.sock"),
             data_root: root.join("data"),
             exec_root: root.join("exec"),
@@ -91,7 +97,21 @@ impl Daemon {
             self.exec_root.display().to_string(),
             "--config-file".into(),
             self.dir.path().join("daemon.json").display().to_string(),
+            "--bridge".into(),
+            self.bridge.clone(),
+            "--firewall-table".into(),
+            self.firewall_table.clone(),
         ];
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a == "--default-address-pool")
+        {
+            // A pool of its own, so parallel daemons do not race for subnets.
+            let n = 64 + (u32::from_str_radix(&self.bridge[2..6], 16).unwrap_or(0) % 180);
+            v.push("--default-address-pool".into());
+            v.push(format!("base=10.{n}.0.0/16,size=24"));
+        }
         v.extend(self.extra_args.iter().cloned());
         v
     }
@@ -267,6 +287,34 @@ impl Daemon {
         }
     }
 
+    /// Removes user-defined networks through the API while the daemon is up.
+    fn remove_networks(&self) {
+        let Ok((200, _, body)) = raw_request(&self.sock, "GET", "/networks", None) else {
+            return;
+        };
+        let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
+            return;
+        };
+        for n in list {
+            let builtin = ["bridge", "host", "none"].contains(&n["Name"].as_str().unwrap_or(""));
+            if let (false, Some(id)) = (builtin, n["Id"].as_str()) {
+                let _ = raw_request(&self.sock, "DELETE", &format!("/networks/{id}"), None);
+            }
+        }
+    }
+
+    /// Deletes this daemon's default bridge and nftables table.
+    fn remove_host_network_state(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.firewall_table])
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// Kills processes left behind under our roots (shims and their
     /// containers), e.g. after a test killed the daemon and failed.
     fn kill_leftovers(&self) {
@@ -314,14 +362,24 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
             self.remove_containers();
+            self.remove_networks();
             self.terminate();
         }
         self.kill_leftovers();
         self.unmount_leftovers();
+        self.remove_host_network_state();
         if std::thread::panicking() {
             eprintln!("---- berthd log ----\n{}", tail(&self.log_text(), 80));
         }
     }
+}
+
+pub fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub fn tail(s: &str, n: usize) -> String {

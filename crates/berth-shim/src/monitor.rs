@@ -392,10 +392,7 @@ async fn handle(shim: Rc<Shim>, conn: UnixStream) {
             let _ = reply(&mut w, &rep).await;
         }
         Request::Wait => {
-            let status = match shim.exit.borrow().clone() {
-                Some(s) => Some(s),
-                None => None,
-            };
+            let status = shim.exit.borrow().clone();
             let status = match status {
                 Some(s) => s,
                 None => {
@@ -636,7 +633,8 @@ async fn run_exec(
             shim.exec_waiters.borrow_mut().insert(pid, tx);
         }
     }
-    let (sink, outs): (Option<Rc<Fd>>, Vec<(Rc<Fd>, StreamType)>) = if p.tty {
+    type Outs = Vec<(Rc<Fd>, StreamType)>;
+    let (sink, outs): (Option<Rc<Fd>>, Outs) = if p.tty {
         let sock = ours[0].take();
         let master = sock
             .and_then(|s| fdio::recv_fd(s.as_raw_fd()).ok())

@@ -71,6 +71,12 @@ pub struct Flags {
     /// Group owning the unix socket (default root)
     #[arg(short = 'G', long, value_name = "GROUP")]
     pub group: Option<String>,
+    /// Device name of the default bridge network (default berth0)
+    #[arg(short = 'b', long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// Name of berth's own nftables table (default berth)
+    #[arg(long, value_name = "NAME")]
+    pub firewall_table: Option<String>,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -99,6 +105,9 @@ pub struct FileConfig {
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
     pub group: Option<String>,
+    pub bridge: Option<String>,
+    #[serde(rename = "firewall-table")]
+    pub firewall_table: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -137,6 +146,8 @@ pub struct DaemonConfig {
     pub tls: Option<TlsFiles>,
     pub insecure_tcp: bool,
     pub socket_group: Option<String>,
+    pub bridge: String,
+    pub firewall_table: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +370,12 @@ impl DaemonConfig {
         both!("tlscert", flags.tlscert.as_ref(), file.tlscert.as_ref());
         both!("tlskey", flags.tlskey.as_ref(), file.tlskey.as_ref());
         both!("group", flags.group.as_ref(), file.group.as_ref());
+        both!("bridge", flags.bridge.as_ref(), file.bridge.as_ref());
+        both!(
+            "firewall-table",
+            flags.firewall_table.as_ref(),
+            file.firewall_table.as_ref()
+        );
         if !conflicts.is_empty() {
             let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             return Err(file_err(
@@ -456,6 +473,35 @@ impl DaemonConfig {
             }
         }
 
+        let bridge = flags
+            .bridge
+            .clone()
+            .or(file.bridge.clone())
+            .unwrap_or_else(|| "berth0".into());
+        if bridge.is_empty()
+            || bridge.len() > 15
+            || !bridge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "invalid bridge name {bridge:?}"
+            )));
+        }
+        let table = flags
+            .firewall_table
+            .clone()
+            .or(file.firewall_table.clone())
+            .unwrap_or_else(|| "berth".into());
+        if table.is_empty()
+            || !table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "invalid firewall table name {table:?}"
+            )));
+        }
         Ok(Self {
             hosts,
             data_root,
@@ -478,6 +524,16 @@ impl DaemonConfig {
             tls,
             insecure_tcp: flags.insecure_tcp,
             socket_group: flags.group.clone().or(file.group.clone()),
+            bridge: flags
+                .bridge
+                .clone()
+                .or(file.bridge.clone())
+                .unwrap_or_else(|| "berth0".into()),
+            firewall_table: flags
+                .firewall_table
+                .clone()
+                .or(file.firewall_table.clone())
+                .unwrap_or_else(|| "berth".into()),
         })
     }
 }

@@ -69,6 +69,10 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!(e));
         }
     };
+    if let Err(e) = engine.init_networks().await {
+        let _ = std::fs::remove_file(&cfg.pidfile);
+        return Err(anyhow::anyhow!("setting up networks: {e}"));
+    }
     engine.restore_containers().await;
     tracing::info!(
         version = crate::engine::VERSION,

@@ -26,6 +26,7 @@ pub struct Engine {
     pub events: Arc<EventBus>,
     pub images: images::ImageService,
     pub containers: containers::Containers,
+    pub networks: networks::Networks,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -54,6 +55,7 @@ impl Engine {
         let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store)?;
+        let networks = networks::Networks::open(&store)?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -65,6 +67,7 @@ impl Engine {
             events,
             images,
             containers,
+            networks,
             id,
             started: Instant::now(),
             shutdown,

@@ -8,6 +8,7 @@ mod hijack;
 pub mod http;
 mod images;
 pub mod listen;
+mod networks;
 mod router;
 mod system;
 pub mod tls;

@@ -4,7 +4,7 @@
 use http::Method;
 
 use super::http::{ApiResult, Req};
-use super::{containers, exec, images, page_not_found, system, Ctx};
+use super::{containers, exec, images, networks, page_not_found, system, Ctx};
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let path = req.path.clone();
@@ -39,6 +39,13 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["exec", id, "start"]) => exec::start(ctx, req, id).await,
         (Method::POST, ["exec", id, "resize"]) => exec::resize(ctx, req, id).await,
         (Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, req, id).await,
+        (Method::GET, ["networks"]) => networks::list(ctx, req).await,
+        (Method::POST, ["networks", "create"]) => networks::create(ctx, req).await,
+        (Method::POST, ["networks", "prune"]) => networks::prune(ctx, req).await,
+        (Method::GET, ["networks", id]) => networks::inspect(ctx, req, id).await,
+        (Method::DELETE, ["networks", id]) => networks::remove(ctx, req, id).await,
+        (Method::POST, ["networks", id, "connect"]) => networks::connect(ctx, req, id).await,
+        (Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(ctx, req, id).await,
         (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
         (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
         (Method::POST, ["images", "load"]) => images::load(ctx, req).await,

@@ -220,9 +220,9 @@ impl Engine {
         };
         let r = c.snapshot();
         if r.state.status == super::Status::Paused {
-            return Err(EngineError::conflict(format!(
-                "You cannot attach to a paused container, unpause it first"
-            )));
+            return Err(EngineError::conflict(
+                "You cannot attach to a paused container, unpause it first",
+            ));
         }
         Ok(AttachSession {
             engine: self.clone(),

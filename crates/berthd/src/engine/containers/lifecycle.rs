@@ -71,40 +71,82 @@ fn write_file(path: &Path, data: &str) -> Result<()> {
         .map_err(|e| EngineError::internal(format!("writing {}: {e}", path.display())))
 }
 
-/// The host's resolv.conf minus loopback resolvers (they mean nothing in
-/// the container's network namespace).
-fn resolv_conf() -> String {
+/// The container's resolv.conf: the embedded DNS on user-defined networks,
+/// else the host's resolvers minus loopback ones (they mean nothing in the
+/// container's namespace); `--dns*` flags override, as in Docker.
+fn resolv_conf(r: &Record, embedded: bool, host_net: bool) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = String::new();
-    let mut ns = 0;
+    let hc = &r.host_config;
+    let mut servers: Vec<String> = Vec::new();
+    let mut search: Vec<String> = Vec::new();
+    let mut options: Vec<String> = Vec::new();
     for l in host.lines() {
         let t = l.trim();
-        if let Some(addr) = t.strip_prefix("nameserver") {
-            let a = addr.trim();
-            if a.starts_with("127.") || a == "::1" {
-                continue;
+        let mut it = t.split_whitespace();
+        match it.next() {
+            Some("nameserver") => {
+                if let Some(a) = it.next() {
+                    if host_net || !(a.starts_with("127.") || a == "::1") {
+                        servers.push(a.to_string());
+                    }
+                }
             }
-            ns += 1;
+            Some("search") | Some("domain") => search = it.map(String::from).collect(),
+            Some("options") => options.extend(it.map(String::from)),
+            _ => {}
         }
-        out.push_str(l);
-        out.push('\n');
     }
-    if ns == 0 {
+    if let Some(d) = hc.dns.as_ref().filter(|d| !d.is_empty()) {
+        servers = d.clone();
+    }
+    if let Some(d) = hc.dns_search.as_ref().filter(|d| !d.is_empty()) {
+        search = d.clone();
+    }
+    if let Some(d) = hc.dns_options.as_ref().filter(|d| !d.is_empty()) {
+        options = d.clone();
+    }
+    if embedded {
+        // The embedded server forwards to `servers`; the container asks it.
+        servers = vec![super::super::networks::dns::ADDR.to_string()];
+        if !options.iter().any(|o| o.starts_with("ndots")) {
+            options.push("ndots:0".into());
+        }
+    } else if servers.is_empty() {
         // Docker's fallback when the host has only local resolvers.
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+    }
+    let mut out = String::new();
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
     }
     out
 }
 
-fn hosts_file(r: &Record) -> String {
-    let mut s = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
+fn hosts_file(r: &Record, own: &str, gateway: Option<String>, host_net: bool) -> String {
+    let mut s = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        )
+    };
     for h in r.host_config.extra_hosts.clone().unwrap_or_default() {
         if let Some((name, ip)) = h.split_once(':') {
+            let ip = if ip == "host-gateway" {
+                gateway.clone().unwrap_or_default()
+            } else {
+                ip.to_string()
+            };
             s.push_str(&format!("{ip}\t{name}\n"));
         }
     }
+    s.push_str(own);
     s
 }
 
@@ -206,7 +248,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.teardown(&p);
+                self.teardown(&c, &p);
                 let msg = e.to_string();
                 {
                     let mut rec = c.lock();
@@ -240,15 +282,22 @@ impl Engine {
         }
     }
 
-    /// Undoes what a start set up on the host.
-    fn teardown(&self, p: &Paths) {
+    /// Undoes what a start set up on the host: networks, namespace, rootfs.
+    fn teardown(&self, c: &Container, p: &Paths) {
+        let mut eps = c.lock().endpoints.clone();
+        self.detach_networks(&c.id, &mut eps);
+        {
+            let mut r = c.lock();
+            r.endpoints = eps;
+            r.ports = None;
+        }
         p.rw.unmount();
         netns::remove(&p.netns);
         let _ = std::fs::remove_file(&p.socket);
     }
 
     async fn start_inner(
-        &self,
+        self: &Arc<Self>,
         c: &Arc<Container>,
         r: &Record,
         p: &Paths,
@@ -282,6 +331,22 @@ impl Engine {
             netns::create(&p.netns)?;
             NetNs::Path(p.netns.clone())
         };
+        let mut r = r.clone();
+        let net_mode = crate::engine::networks::mode_of(&mode);
+        if let crate::engine::networks::Mode::Networks = net_mode {
+            let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
+            r.endpoints = eps;
+            r.ports = Some(ports);
+            let mut rec = c.lock();
+            rec.endpoints = r.endpoints.clone();
+            rec.ports = r.ports.clone();
+        }
+        let r = &r;
+        let host_net = mode == "host";
+        let embedded = r
+            .endpoints
+            .keys()
+            .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false));
 
         // Files bind-mounted into the container.
         let hostname = r.config.hostname.clone().unwrap_or_default();
@@ -291,8 +356,16 @@ impl Engine {
             hostname
         };
         write_file(&p.hostname, &format!("{hostname}\n"))?;
-        write_file(&p.hosts, &hosts_file(r))?;
-        write_file(&p.resolv, &resolv_conf())?;
+        write_file(
+            &p.hosts,
+            &hosts_file(
+                r,
+                &self.own_hosts_lines(r),
+                self.default_gateway(),
+                host_net,
+            ),
+        )?;
+        write_file(&p.resolv, &resolv_conf(r, embedded, host_net))?;
 
         // Process.
         let (u, home) = user::resolve(
@@ -414,7 +487,7 @@ impl Engine {
             },
             log_max_size: log_cfg
                 .get("max-size")
-                .and_then(|s| parse_size(s).ok())
+                .and_then(|s| parse_size(s))
                 .unwrap_or(0),
             log_max_file: log_cfg
                 .get("max-file")
@@ -491,7 +564,7 @@ impl Engine {
 
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
         let p = self.paths(&c.id);
-        self.teardown(&p);
+        self.teardown(c, &p);
         let _ = std::fs::remove_dir_all(&p.bundle);
         {
             let mut r = c.lock();
@@ -773,11 +846,7 @@ impl Engine {
         filters: &berth_api::filters::Filters,
     ) -> Result<(Vec<String>, i64)> {
         filters.validate(&["until", "label", "label!"])?;
-        let until = filters
-            .get("until")
-            .next()
-            .map(|u| parse_until(u))
-            .transpose()?;
+        let until = filters.get("until").next().map(parse_until).transpose()?;
         let mut deleted = Vec::new();
         let mut space = 0;
         for c in self.containers.all() {
@@ -833,7 +902,7 @@ impl Engine {
             if !r.state.status.is_running() {
                 // A crash may have left host state behind.
                 if p.rw.is_mounted() || p.netns.exists() {
-                    self.teardown(&p);
+                    self.teardown(&c, &p);
                 }
                 continue;
             }
@@ -841,6 +910,7 @@ impl Engine {
             match alive {
                 Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
                     tracing::info!(id = %r.id, "reattached to running container");
+                    self.restore_container_network(&r).await;
                     let me = self.clone();
                     tokio::spawn(async move { me.monitor(c).await });
                 }

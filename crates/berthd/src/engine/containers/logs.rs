@@ -86,7 +86,7 @@ fn log_files(base: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut v: Vec<PathBuf> = rotated.into_iter().map(|x| x.1).collect();
     v.push(base.to_path_buf());
     v

@@ -76,6 +76,7 @@ pub struct RunState {
 
 /// The persisted container.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Record {
     pub id: String,
     /// Without the leading slash.
@@ -90,6 +91,10 @@ pub struct Record {
     pub state: RunState,
     pub restart_count: i64,
     pub has_been_started: bool,
+    /// Network name → endpoint (config, and addresses while running).
+    pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
+    /// Published ports while running.
+    pub ports: Option<berth_api::models::PortMap>,
 }
 
 /// What waiters watch.
@@ -467,6 +472,14 @@ impl Engine {
             return Err(EngineError::invalid("no command specified"));
         }
         self.validate_host_config(&mut host_config, &config)?;
+        let endpoints = self.initial_endpoints(
+            host_config.network_mode.as_deref().unwrap_or("default"),
+            &body
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.clone())
+                .unwrap_or_default(),
+        )?;
 
         let id = super::ids::new_object_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -491,6 +504,8 @@ impl Engine {
             },
             restart_count: 0,
             has_been_started: false,
+            endpoints,
+            ports: None,
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -549,11 +564,8 @@ impl Engine {
                     .find(other)
                     .map_err(|_| EngineError::not_found(format!("No such container: {other}")))?;
             }
-            "bridge" => return Err(EngineError::invalid(
-                "network mode \"bridge\" is not supported yet by berth: use --network none or host",
-            )),
             other => {
-                return Err(EngineError::not_found(format!("network {other} not found")));
+                self.networks.find(other)?;
             }
         }
         if hc.network_mode.is_none() {
@@ -586,7 +598,7 @@ impl Engine {
         if let Some(lc) = hc.log_config.as_ref().and_then(|l| l.config.as_ref()) {
             if let Some(s) = lc.get("max-size") {
                 parse_size(s)
-                    .map_err(|_| EngineError::invalid(format!("invalid max-size: {s}")))?;
+                    .ok_or_else(|| EngineError::invalid(format!("invalid max-size: {s}")))?;
             }
             if let Some(s) = lc.get("max-file") {
                 s.parse::<u32>()
@@ -730,6 +742,19 @@ impl Engine {
 
     pub fn network_settings(&self, r: &Record) -> NetworkSettings {
         let running = r.state.status.is_running();
+        let mut ports: HashMap<String, Option<Vec<berth_api::models::PortBinding>>> =
+            HashMap::new();
+        for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+            ports.insert(k.clone(), None);
+        }
+        if running {
+            for (k, v) in r.ports.clone().unwrap_or_default() {
+                ports.insert(k, v);
+            }
+        }
+        // The legacy top-level fields describe the default bridge only.
+        let b = r.endpoints.get("bridge").cloned().unwrap_or_default();
+        let s = |o: &Option<String>| o.clone().unwrap_or_default();
         NetworkSettings {
             bridge: Some(String::new()),
             sandbox_id: Some(if running { r.id.clone() } else { String::new() }),
@@ -741,18 +766,18 @@ impl Engine {
             hairpin_mode: Some(false),
             link_local_ipv6_address: Some(String::new()),
             link_local_ipv6_prefix_len: Some(0),
-            ports: Some(HashMap::new()),
+            ports: Some(ports),
             secondary_ip_addresses: None,
             secondary_ipv6_addresses: None,
-            endpoint_id: Some(String::new()),
-            gateway: Some(String::new()),
+            endpoint_id: Some(s(&b.endpoint_id)),
+            gateway: Some(s(&b.gateway)),
             global_ipv6_address: Some(String::new()),
             global_ipv6_prefix_len: Some(0),
-            ip_address: Some(String::new()),
-            ip_prefix_len: Some(0),
+            ip_address: Some(s(&b.ip_address)),
+            ip_prefix_len: Some(b.ip_prefix_len.unwrap_or(0)),
             ipv6_gateway: Some(String::new()),
-            mac_address: Some(String::new()),
-            networks: Some(HashMap::new()),
+            mac_address: Some(s(&b.mac_address)),
+            networks: Some(r.endpoints.clone().into_iter().collect()),
         }
     }
 
@@ -889,7 +914,7 @@ impl Engine {
             image_id: Some(r.image_id.clone()),
             command: Some(command),
             created: Some(created),
-            ports: Some(vec![]),
+            ports: Some(summary_ports(r)),
             size_rw,
             size_root_fs: size_root,
             labels: Some(r.config.labels.clone().unwrap_or_default()),
@@ -922,9 +947,9 @@ impl Engine {
             let mut idx = self.containers.write();
             let old = c.name();
             if old == new {
-                return Err(EngineError::invalid(format!(
-                    "Renaming a container with the same name as its current name"
-                )));
+                return Err(EngineError::invalid(
+                    "Renaming a container with the same name as its current name",
+                ));
             }
             if let Some(other) = idx.names.get(&new) {
                 return Err(EngineError::conflict(format!(
@@ -1047,6 +1072,62 @@ impl Engine {
     }
 }
 
+/// `ps`'s Ports: published bindings while running, exposed ports otherwise.
+fn summary_ports(r: &Record) -> Vec<berth_api::models::Port> {
+    use berth_api::models::{Port, PortTypeEnum};
+    let mut out = Vec::new();
+    let running = r.state.status.is_running();
+    let published = if running {
+        r.ports.clone().unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
+    let mut keys: Vec<String> = r
+        .config
+        .exposed_ports
+        .clone()
+        .unwrap_or_default()
+        .keys()
+        .cloned()
+        .collect();
+    for k in published.keys() {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys.sort();
+    for k in keys {
+        let (p, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+        let Ok(private) = p.parse::<u16>() else {
+            continue;
+        };
+        let typ = match proto {
+            "udp" => PortTypeEnum::UDP,
+            "sctp" => PortTypeEnum::SCTP,
+            _ => PortTypeEnum::TCP,
+        };
+        match published.get(&k).cloned().flatten() {
+            Some(binds) if !binds.is_empty() => {
+                for b in binds {
+                    out.push(Port {
+                        ip: b.host_ip.clone(),
+                        private_port: private,
+                        public_port: b.host_port.as_deref().and_then(|x| x.parse().ok()),
+                        typ: Some(typ),
+                    });
+                }
+            }
+            _ => out.push(Port {
+                ip: None,
+                private_port: private,
+                public_port: None,
+                typ: Some(typ),
+            }),
+        }
+    }
+    out
+}
+
 /// berth-init, built statically by the build script and embedded here.
 const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
 
@@ -1112,7 +1193,7 @@ pub fn dir_size(p: &Path) -> i64 {
 }
 
 /// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
-pub fn parse_size(s: &str) -> std::result::Result<u64, ()> {
+pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_suffix('b').unwrap_or(&s);
     let (num, mult) = match s.chars().last() {
@@ -1122,11 +1203,11 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, ()> {
         Some('t') => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| ())?;
+    let n: f64 = num.trim().parse().ok()?;
     if n < 0.0 {
-        return Err(());
+        return None;
     }
-    Ok((n * mult as f64) as u64)
+    Some((n * mult as f64) as u64)
 }
 
 /// `SIGTERM`, `TERM`, `15` → 15.
@@ -1180,10 +1261,10 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
-        assert_eq!(parse_size("1k").unwrap(), 1024);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert!(parse_size("x").is_err());
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("100"), Some(100));
+        assert!(parse_size("x").is_none());
     }
 
     #[test]

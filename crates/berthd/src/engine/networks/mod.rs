@@ -1,4 +1,1354 @@
-//! Networks. So far: the per-container network namespace with loopback
-//! only (NetworkMode `none` semantics).
+//! Networks: the predefined `bridge`, `host` and `none`, user-defined bridge
+//! networks, and each container's attachment to them (address, veth, port
+//! publishing, embedded DNS). Kernel work is in `bridge.rs` (netlink) and
+//! `firewall.rs` (berth's own nftables table).
 
+pub mod bridge;
+pub mod dns;
+pub mod firewall;
+pub mod ipam;
 pub mod netns;
+pub mod proxy;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use berth_api::filters::Filters;
+use berth_api::models::{
+    EndpointSettings, Ipam, IpamConfig, Network, NetworkContainer, NetworkCreateRequest,
+    PortBinding, PortMap,
+};
+use serde::{Deserialize, Serialize};
+
+use super::store::Table;
+use super::{Engine, EngineError, Result};
+use ipam::Subnet;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetRecord {
+    pub id: String,
+    pub name: String,
+    /// "bridge", "host" or "null".
+    pub driver: String,
+    pub created: String,
+    /// The bridge device (bridge driver only).
+    pub bridge: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    /// The subnet was given by the user (static `--ip` is allowed then).
+    pub user_subnet: bool,
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
+    pub ipam_options: HashMap<String, String>,
+    pub predefined: bool,
+}
+
+impl NetRecord {
+    fn subnet(&self) -> Option<Subnet> {
+        self.subnet.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    fn gateway_ip(&self) -> Option<Ipv4Addr> {
+        self.gateway.as_deref().and_then(|g| g.parse().ok())
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        self.driver == "bridge"
+    }
+
+    /// User-defined networks get the embedded DNS; the default bridge does not.
+    pub fn has_dns(&self) -> bool {
+        self.is_bridge() && !self.predefined
+    }
+}
+
+/// Per running container: what must be undone when it stops.
+#[derive(Default)]
+struct Live {
+    proxies: Vec<proxy::Proxy>,
+    dnats: Vec<firewall::Dnat>,
+    dns: Option<dns::DnsServer>,
+}
+
+#[derive(Default)]
+pub struct Networks {
+    index: RwLock<BTreeMap<String, Arc<NetRecord>>>,
+    handle: Mutex<Option<rtnetlink::Handle>>,
+    /// Addresses in use, per network ID.
+    used: Mutex<HashMap<String, HashMap<Ipv4Addr, String>>>,
+    live: Mutex<HashMap<String, Live>>,
+    /// Serialises network creation and removal.
+    write: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Networks {
+    pub fn open(store: &super::store::Store) -> Result<Self> {
+        let n = Networks::default();
+        {
+            let mut idx = n.index.write().unwrap_or_else(|p| p.into_inner());
+            for (id, rec) in store.load_all::<NetRecord>(Table::Networks)? {
+                idx.insert(id, Arc::new(rec));
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn all(&self) -> Vec<Arc<NetRecord>> {
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// By full ID, exact name, or unique ID prefix (Docker's order).
+    pub fn find(&self, key: &str) -> Result<Arc<NetRecord>> {
+        let idx = self.index.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = idx.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = idx.values().find(|n| n.name == key) {
+            return Ok(n.clone());
+        }
+        let hits: Vec<_> = idx
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key))
+            .collect();
+        match hits.len() {
+            1 => Ok(hits[0].clone()),
+            0 => Err(EngineError::not_found(format!("network {key} not found"))),
+            _ => Err(EngineError::invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                hits.len()
+            ))),
+        }
+    }
+
+    fn handle(&self) -> Result<rtnetlink::Handle> {
+        let mut h = lock(&self.handle);
+        if h.is_none() {
+            *h = Some(bridge::host_handle()?);
+        }
+        h.clone()
+            .ok_or_else(|| EngineError::internal("netlink unavailable"))
+    }
+
+    fn insert(&self, rec: NetRecord) -> Arc<NetRecord> {
+        let a = Arc::new(rec);
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a.id.clone(), a.clone());
+        a
+    }
+}
+
+/// Resolved `NetworkMode`.
+pub enum Mode {
+    None,
+    Host,
+    Container(String),
+    /// Attach to these networks (names), in order.
+    Networks,
+}
+
+pub fn mode_of(network_mode: &str) -> Mode {
+    match network_mode {
+        "none" => Mode::None,
+        "host" => Mode::Host,
+        m if m.starts_with("container:") => Mode::Container(m["container:".len()..].to_string()),
+        _ => Mode::Networks,
+    }
+}
+
+fn ip_forward_on() {
+    // Docker turns forwarding on for bridge networks to reach the outside.
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+}
+
+impl Engine {
+    fn net_event(&self, action: &str, n: &NetRecord, extra: &[(&str, String)]) {
+        let mut attrs: HashMap<String, String> = n.labels.clone();
+        attrs.insert("name".into(), n.name.clone());
+        attrs.insert("type".into(), n.driver.clone());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("network", action, &n.id, attrs);
+    }
+
+    /// Subnets berth must not hand out: host routes and existing networks.
+    async fn taken_subnets(&self) -> Result<Vec<Subnet>> {
+        let h = self.networks.handle()?;
+        let mut v = bridge::host_routes(&h).await?;
+        v.extend(self.networks.all().iter().filter_map(|n| n.subnet()));
+        Ok(v)
+    }
+
+    async fn pick_subnet(&self, skip_own_bridge: Option<&str>) -> Result<Subnet> {
+        let mut taken = self.taken_subnets().await?;
+        if let Some(b) = skip_own_bridge {
+            // Our own default bridge's route must not block reusing its subnet.
+            if let Some(n) = self.networks.all().iter().find(|n| n.bridge == b) {
+                if let Some(s) = n.subnet() {
+                    taken.retain(|t| *t != s);
+                }
+            }
+        }
+        for p in &self.config.default_address_pools {
+            let Ok(base) = p.base.parse::<Subnet>() else {
+                continue;
+            };
+            if let Some(s) = ipam::carve(&base, p.size, &taken) {
+                return Ok(s);
+            }
+        }
+        Err(EngineError::Forbidden(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+        ))
+    }
+
+    /// Creates the predefined networks on first start, brings the bridges
+    /// up, and rebuilds the firewall table.
+    pub async fn init_networks(&self) -> Result<()> {
+        let now = super::containers::now();
+        for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+            if self
+                .networks
+                .all()
+                .iter()
+                .any(|n| n.name == name && n.predefined)
+            {
+                continue;
+            }
+            let mut rec = NetRecord {
+                id: super::ids::new_object_id(),
+                name: name.into(),
+                driver: driver.into(),
+                created: now.clone(),
+                predefined: true,
+                ..Default::default()
+            };
+            if driver == "bridge" {
+                let s = self.pick_subnet(Some(&self.config.bridge)).await?;
+                rec.bridge = self.config.bridge.clone();
+                rec.subnet = Some(s.to_string());
+                rec.gateway = Some(Ipv4Addr::from(s.first() + 1).to_string());
+                rec.options.insert(
+                    "com.docker.network.bridge.default_bridge".into(),
+                    "true".into(),
+                );
+                rec.options
+                    .insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+                rec.options.insert(
+                    "com.docker.network.bridge.enable_ip_masquerade".into(),
+                    "true".into(),
+                );
+                rec.options.insert(
+                    "com.docker.network.bridge.name".into(),
+                    self.config.bridge.clone(),
+                );
+                rec.options
+                    .insert("com.docker.network.driver.mtu".into(), "1500".into());
+            }
+            self.store.put(Table::Networks, &rec.id, &rec)?;
+            self.networks.insert(rec);
+        }
+        let h = self.networks.handle()?;
+        for n in self.networks.all().iter().filter(|n| n.is_bridge()) {
+            let gw = match (n.gateway_ip(), n.subnet()) {
+                (Some(g), Some(s)) => Some((g, s.prefix)),
+                _ => None,
+            };
+            bridge::ensure_bridge(&h, &n.bridge, gw).await?;
+        }
+        ip_forward_on();
+        self.refresh_firewall()
+    }
+
+    /// Renders and applies berth's nftables table from the current state.
+    pub fn refresh_firewall(&self) -> Result<()> {
+        let nets: Vec<firewall::BridgeNet> = self
+            .networks
+            .all()
+            .iter()
+            .filter(|n| n.is_bridge())
+            .filter_map(|n| {
+                Some(firewall::BridgeNet {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet()?,
+                    internal: n.internal,
+                })
+            })
+            .collect();
+        let dnats: Vec<firewall::Dnat> = lock(&self.networks.live)
+            .values()
+            .flat_map(|l| l.dnats.clone())
+            .collect();
+        firewall::apply(&firewall::render(
+            &self.config.firewall_table,
+            &nets,
+            &dnats,
+        ))
+    }
+
+    pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
+        let _w = self.networks.write.lock().await;
+        let name = req.name.trim().to_string();
+        if name.is_empty() {
+            return Err(EngineError::invalid("network name cannot be empty"));
+        }
+        if self.networks.all().iter().any(|n| n.name == name) {
+            return Err(EngineError::conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "bridge".into());
+        match driver.as_str() {
+            "bridge" => {}
+            "host" | "null" => {
+                return Err(EngineError::Forbidden(format!(
+                    "only one instance of \"{driver}\" network is allowed"
+                )))
+            }
+            other => {
+                return Err(EngineError::not_found(format!(
+                    "plugin \"{other}\" not found"
+                )))
+            }
+        }
+        if req.ingress == Some(true) || req.config_only == Some(true) {
+            return Err(EngineError::NotImplemented(
+                "swarm networks are not supported".into(),
+            ));
+        }
+        let id = super::ids::new_object_id();
+        let opts = req.options.clone().unwrap_or_default();
+        let bridge_name = opts
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge_name.len() > 15 {
+            return Err(EngineError::invalid(format!(
+                "bridge name {bridge_name} is longer than 15 characters"
+            )));
+        }
+        if self.networks.all().iter().any(|n| n.bridge == bridge_name) {
+            return Err(EngineError::conflict(format!(
+                "bridge {bridge_name} is already in use"
+            )));
+        }
+        let ipam = req.ipam.clone().unwrap_or_default();
+        if let Some(d) = ipam
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
+            return Err(EngineError::not_found(format!("plugin \"{d}\" not found")));
+        }
+        let mut subnet = None;
+        let mut gateway = None;
+        let mut ip_range = None;
+        let mut user_subnet = false;
+        let taken = self.taken_subnets().await?;
+        for c in ipam.config.clone().unwrap_or_default() {
+            let Some(sn) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            if sn.contains(':') {
+                // IPv6 subnets are recorded for inspect; addresses are IPv4 only.
+                continue;
+            }
+            let s: Subnet = sn.parse()?;
+            if s.prefix > 30 {
+                return Err(EngineError::invalid(format!(
+                    "invalid subnet {sn}: too small"
+                )));
+            }
+            if taken.iter().any(|t| t.overlaps(&s)) {
+                return Err(EngineError::Forbidden(
+                    "invalid pool request: Pool overlaps with other one on this address space"
+                        .into(),
+                ));
+            }
+            let gw = match c.gateway.as_deref().filter(|g| !g.is_empty()) {
+                Some(g) => {
+                    let ip: Ipv4Addr = g
+                        .parse()
+                        .map_err(|_| EngineError::invalid(format!("invalid gateway {g}")))?;
+                    if !s.contains(ip) {
+                        return Err(EngineError::invalid(format!(
+                            "no matching subnet for gateway {g}"
+                        )));
+                    }
+                    ip
+                }
+                None => Ipv4Addr::from(s.first() + 1),
+            };
+            if let Some(r) = c.ip_range.as_deref().filter(|r| !r.is_empty()) {
+                let rr: Subnet = r.parse()?;
+                if !s.contains(rr.base) || rr.prefix < s.prefix {
+                    return Err(EngineError::invalid(format!(
+                        "no matching subnet for range {r}"
+                    )));
+                }
+                ip_range = Some(rr.to_string());
+            }
+            subnet = Some(s);
+            gateway = Some(gw);
+            user_subnet = true;
+            break;
+        }
+        let subnet = match subnet {
+            Some(s) => s,
+            None => {
+                let s = self.pick_subnet(None).await?;
+                gateway = Some(Ipv4Addr::from(s.first() + 1));
+                s
+            }
+        };
+        let rec = NetRecord {
+            id: id.clone(),
+            name: name.clone(),
+            driver,
+            created: super::containers::now(),
+            bridge: bridge_name.clone(),
+            subnet: Some(subnet.to_string()),
+            gateway: gateway.map(|g| g.to_string()),
+            ip_range,
+            user_subnet,
+            internal: req.internal.unwrap_or(false),
+            attachable: req.attachable.unwrap_or(false),
+            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            labels: req.labels.clone().unwrap_or_default(),
+            options: opts,
+            ipam_options: ipam.options.clone().unwrap_or_default(),
+            predefined: false,
+        };
+        let h = self.networks.handle()?;
+        bridge::ensure_bridge(&h, &bridge_name, gateway.map(|g| (g, subnet.prefix))).await?;
+        if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
+            let _ = bridge::delete_link(&h, &bridge_name).await;
+            return Err(e);
+        }
+        let rec = self.networks.insert(rec);
+        if !rec.internal {
+            ip_forward_on();
+        }
+        self.refresh_firewall()?;
+        self.net_event("create", &rec, &[]);
+        Ok((id, String::new()))
+    }
+
+    /// Containers (running) attached to a network.
+    fn network_users(&self, net: &NetRecord) -> Vec<super::containers::Record> {
+        self.containers
+            .all()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| {
+                r.state.status.is_running()
+                    && r.endpoints.contains_key(&net.name)
+                    && !r.endpoints[&net.name]
+                        .ip_address
+                        .as_deref()
+                        .unwrap_or("")
+                        .is_empty()
+            })
+            .collect()
+    }
+
+    pub async fn remove_network(&self, key: &str) -> Result<()> {
+        let _w = self.networks.write.lock().await;
+        let n = self.networks.find(key)?;
+        if n.predefined {
+            return Err(EngineError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                n.name
+            )));
+        }
+        if !self.network_users(&n).is_empty() {
+            return Err(EngineError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.store.delete(Table::Networks, &n.id)?;
+        self.networks
+            .index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&n.id);
+        lock(&self.networks.used).remove(&n.id);
+        let h = self.networks.handle()?;
+        if let Err(e) = bridge::delete_link(&h, &n.bridge).await {
+            tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+        }
+        self.refresh_firewall()?;
+        self.net_event("destroy", &n, &[]);
+        Ok(())
+    }
+
+    pub fn network_view(&self, n: &NetRecord, with_containers: bool) -> Network {
+        let mut containers = HashMap::new();
+        if with_containers {
+            for r in self.network_users(n) {
+                let ep = &r.endpoints[&n.name];
+                containers.insert(
+                    r.id.clone(),
+                    NetworkContainer {
+                        name: Some(r.name.clone()),
+                        endpoint_id: ep.endpoint_id.clone(),
+                        mac_address: ep.mac_address.clone(),
+                        ipv4_address: Some(format!(
+                            "{}/{}",
+                            ep.ip_address.clone().unwrap_or_default(),
+                            ep.ip_prefix_len.unwrap_or(0)
+                        )),
+                        ipv6_address: Some(String::new()),
+                    },
+                );
+            }
+        }
+        let config = match (&n.subnet, &n.gateway) {
+            (Some(s), g) if n.is_bridge() => vec![IpamConfig {
+                subnet: Some(s.clone()),
+                ip_range: n.ip_range.clone(),
+                gateway: g.clone(),
+                auxiliary_addresses: None,
+            }],
+            _ => vec![],
+        };
+        Network {
+            name: Some(n.name.clone()),
+            id: Some(n.id.clone()),
+            created: Some(n.created.clone()),
+            scope: Some("local".into()),
+            driver: Some(n.driver.clone()),
+            enable_ipv4: Some(true),
+            enable_ipv6: Some(n.enable_ipv6),
+            ipam: Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(config),
+                options: Some(n.ipam_options.clone()),
+            }),
+            internal: Some(n.internal),
+            attachable: Some(n.attachable),
+            ingress: Some(false),
+            config_from: Some(berth_api::models::ConfigReference {
+                network: Some(String::new()),
+            }),
+            config_only: Some(false),
+            containers: Some(containers),
+            options: Some(n.options.clone()),
+            labels: Some(n.labels.clone()),
+            peers: None,
+        }
+    }
+
+    pub fn inspect_network(&self, key: &str) -> Result<Network> {
+        let n = self.networks.find(key)?;
+        Ok(self.network_view(&n, true))
+    }
+
+    pub fn list_networks(&self, f: &Filters) -> Result<Vec<Network>> {
+        f.validate(&["name", "id", "label", "driver", "type", "dangling", "scope"])?;
+        for t in f.get("type") {
+            if t != "custom" && t != "builtin" {
+                return Err(EngineError::invalid(format!(
+                    "invalid filter: 'type'='{t}'"
+                )));
+            }
+        }
+        let dangling = f.get_bool("dangling")?;
+        let mut out = Vec::new();
+        let mut nets = self.networks.all();
+        nets.sort_by(|a, b| a.name.cmp(&b.name));
+        for n in nets {
+            if !f.substring_match("name", &n.name)
+                || !f.prefix_match("id", &n.id)
+                || !f.exact_match("driver", &n.driver)
+                || !f.exact_match("scope", "local")
+                || !f.match_labels("label", Some(&n.labels))
+                || !f.exact_match("type", if n.predefined { "builtin" } else { "custom" })
+            {
+                continue;
+            }
+            if let Some(d) = dangling {
+                let unused = self.network_users(&n).is_empty() && !n.predefined;
+                if unused != d {
+                    continue;
+                }
+            }
+            out.push(self.network_view(&n, false));
+        }
+        Ok(out)
+    }
+
+    pub async fn prune_networks(&self, f: &Filters) -> Result<Vec<String>> {
+        f.validate(&["until", "label", "label!"])?;
+        let mut gone = Vec::new();
+        for n in self.networks.all() {
+            if n.predefined || !f.match_labels("label", Some(&n.labels)) {
+                continue;
+            }
+            let used_at_all = self
+                .containers
+                .all()
+                .iter()
+                .any(|c| c.snapshot().endpoints.contains_key(&n.name));
+            if used_at_all {
+                continue;
+            }
+            if self.remove_network(&n.id).await.is_ok() {
+                gone.push(n.name.clone());
+            }
+        }
+        Ok(gone)
+    }
+
+    /// The endpoints a new container starts with (from NetworkMode and
+    /// NetworkingConfig), validated now as Docker does at create.
+    pub fn initial_endpoints(
+        &self,
+        network_mode: &str,
+        configs: &HashMap<String, EndpointSettings>,
+    ) -> Result<BTreeMap<String, EndpointSettings>> {
+        let mut out = BTreeMap::new();
+        let primary = match mode_of(network_mode) {
+            Mode::Container(_) => return Ok(out),
+            Mode::None => "none".to_string(),
+            Mode::Host => "host".to_string(),
+            Mode::Networks => match network_mode {
+                "" | "default" | "bridge" => "bridge".to_string(),
+                other => other.to_string(),
+            },
+        };
+        let mut wanted: Vec<String> = vec![primary.clone()];
+        for k in configs.keys() {
+            let canon = if k == "default" {
+                "bridge".to_string()
+            } else {
+                k.clone()
+            };
+            if !wanted.contains(&canon) {
+                wanted.push(canon);
+            }
+        }
+        for key in wanted {
+            let n = self.networks.find(&key)?;
+            if (n.name == "none" || n.name == "host") && out.len() + 1 > 1 && n.name != primary {
+                return Err(EngineError::invalid(format!(
+                    "container cannot be connected to network {}",
+                    n.name
+                )));
+            }
+            let given = configs
+                .get(&key)
+                .or_else(|| configs.get(&n.name))
+                .or_else(|| configs.get(&n.id))
+                .or_else(|| {
+                    if n.name == "bridge" {
+                        configs.get("default")
+                    } else {
+                        None
+                    }
+                })
+                .cloned()
+                .unwrap_or_default();
+            validate_endpoint(&n, &given)?;
+            let ep = EndpointSettings {
+                ipam_config: given.ipam_config.clone(),
+                links: given.links.clone(),
+                mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
+                aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+                driver_opts: given.driver_opts.clone(),
+                gw_priority: given.gw_priority,
+                network_id: Some(n.id.clone()),
+                endpoint_id: Some(String::new()),
+                gateway: Some(String::new()),
+                ip_address: Some(String::new()),
+                ip_prefix_len: Some(0),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                dns_names: None,
+            };
+            out.insert(n.name.clone(), ep);
+        }
+        Ok(out)
+    }
+
+    /// Allocates an address on `n` (static when asked).
+    fn allocate(&self, n: &NetRecord, cid: &str, want: Option<&str>) -> Result<Ipv4Addr> {
+        let subnet = n
+            .subnet()
+            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", n.name)))?;
+        let gw = n.gateway_ip();
+        let mut used = lock(&self.networks.used);
+        let taken = used.entry(n.id.clone()).or_default();
+        let ip = match want.filter(|w| !w.is_empty()) {
+            Some(w) => {
+                let ip: Ipv4Addr = w
+                    .parse()
+                    .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {w}")))?;
+                if !subnet.contains(ip) {
+                    return Err(EngineError::invalid(format!(
+                        "no configured subnet or ip-range contain the IP address {ip}"
+                    )));
+                }
+                if Some(ip) == gw || taken.get(&ip).is_some_and(|c| c != cid) {
+                    return Err(EngineError::conflict(format!(
+                        "Address already in use: {ip}"
+                    )));
+                }
+                ip
+            }
+            None => {
+                let range = n.ip_range.as_deref().and_then(|r| r.parse::<Subnet>().ok());
+                ipam::next_free(&subnet, range.as_ref(), &|ip| {
+                    Some(ip) == gw || taken.contains_key(&ip)
+                })
+                .ok_or_else(|| {
+                    EngineError::Forbidden(format!(
+                        "no available IPv4 addresses on network {}",
+                        n.name
+                    ))
+                })?
+            }
+        };
+        taken.insert(ip, cid.to_string());
+        Ok(ip)
+    }
+
+    fn release(&self, net_id: &str, cid: &str) {
+        if let Some(m) = lock(&self.networks.used).get_mut(net_id) {
+            m.retain(|_, c| c != cid);
+        }
+    }
+
+    /// Attaches a starting container to its networks: addresses, veths,
+    /// published ports, DNS. Returns the updated endpoints and port map.
+    pub async fn attach_networks(
+        self: &Arc<Self>,
+        cid: &str,
+        rec: &super::containers::Record,
+        netns: &Path,
+    ) -> Result<(BTreeMap<String, EndpointSettings>, PortMap)> {
+        let mut eps = rec.endpoints.clone();
+        let h = self.networks.handle()?;
+        let mut primary_ip: Option<Ipv4Addr> = None;
+        let mut n_if = 0;
+        let names: Vec<String> = order_networks(&eps);
+        for name in &names {
+            let n = self.networks.find(name)?;
+            if !n.is_bridge() {
+                continue;
+            }
+            let ep = eps
+                .get_mut(name)
+                .ok_or_else(|| EngineError::internal("endpoint vanished"))?;
+            self.plug(
+                &h,
+                cid,
+                rec,
+                &n,
+                ep,
+                netns,
+                &format!("eth{n_if}"),
+                primary_ip.is_none(),
+            )
+            .await?;
+            n_if += 1;
+            if primary_ip.is_none() {
+                primary_ip = ep.ip_address.as_deref().and_then(|i| i.parse().ok());
+            }
+        }
+        // Published ports, to the address on the first network.
+        let ports = self.publish(cid, rec, primary_ip).await?;
+        // The embedded DNS, on user-defined networks.
+        if names
+            .iter()
+            .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false))
+        {
+            let dns = self.start_dns(cid, netns, rec)?;
+            lock(&self.networks.live)
+                .entry(cid.to_string())
+                .or_default()
+                .dns = Some(dns);
+        }
+        Ok((eps, ports))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plug(
+        &self,
+        h: &rtnetlink::Handle,
+        cid: &str,
+        rec: &super::containers::Record,
+        n: &NetRecord,
+        ep: &mut EndpointSettings,
+        netns: &Path,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<()> {
+        let want = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.clone());
+        let ip = self.allocate(n, cid, want.as_deref())?;
+        let subnet = n
+            .subnet()
+            .ok_or_else(|| EngineError::internal("no subnet"))?;
+        let mac = match ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => ipam::parse_mac(m)?,
+            None => ipam::mac_for(ip),
+        };
+        let br_idx = match bridge::link_index(h, &n.bridge).await? {
+            Some(i) => i,
+            None => {
+                bridge::ensure_bridge(h, &n.bridge, n.gateway_ip().map(|g| (g, subnet.prefix)))
+                    .await?
+            }
+        };
+        let iface = bridge::Iface {
+            name: ifname.to_string(),
+            ip,
+            prefix: subnet.prefix,
+            mac,
+            gateway: if default_route && !n.internal {
+                n.gateway_ip()
+            } else {
+                None
+            },
+        };
+        if let Err(e) = bridge::add_endpoint(h, br_idx, netns, iface).await {
+            self.release(&n.id, cid);
+            return Err(e);
+        }
+        ep.ip_address = Some(ip.to_string());
+        ep.ip_prefix_len = Some(subnet.prefix as i64);
+        ep.gateway = Some(n.gateway.clone().unwrap_or_default());
+        ep.mac_address = Some(ipam::mac_string(&mac));
+        ep.network_id = Some(n.id.clone());
+        ep.endpoint_id = Some(super::ids::new_object_id());
+        if n.has_dns() {
+            let mut names = vec![rec.name.clone(), cid[..12].to_string()];
+            for a in ep.aliases.clone().unwrap_or_default() {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
+            ep.dns_names = Some(names);
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        cid: &str,
+        rec: &super::containers::Record,
+        target: Option<Ipv4Addr>,
+    ) -> Result<PortMap> {
+        let hc = &rec.host_config;
+        let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+        for (k, v) in hc.port_bindings.clone().unwrap_or_default() {
+            bindings.insert(k, v.unwrap_or_default());
+        }
+        if hc.publish_all_ports == Some(true) {
+            for k in rec.config.exposed_ports.clone().unwrap_or_default().keys() {
+                bindings.entry(k.clone()).or_default();
+                if bindings[k].is_empty() {
+                    bindings.insert(
+                        k.clone(),
+                        vec![PortBinding {
+                            host_ip: Some(String::new()),
+                            host_port: Some(String::new()),
+                        }],
+                    );
+                }
+            }
+        }
+        let mut out: PortMap = HashMap::new();
+        for k in rec.config.exposed_ports.clone().unwrap_or_default().keys() {
+            out.insert(k.clone(), None);
+        }
+        let Some(target) = target else {
+            return Ok(out);
+        };
+        let mut live = Live::default();
+        for (port_proto, binds) in &bindings {
+            let (ctr_port, proto) = port_proto
+                .split_once('/')
+                .unwrap_or((port_proto.as_str(), "tcp"));
+            let ctr_port: u16 = ctr_port
+                .parse()
+                .map_err(|_| EngineError::invalid(format!("invalid port {port_proto}")))?;
+            let mut actual = Vec::new();
+            for b in binds {
+                let host_ip = b
+                    .host_ip
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                let ip: std::net::IpAddr = host_ip
+                    .parse()
+                    .map_err(|_| EngineError::invalid(format!("invalid host IP {host_ip}")))?;
+                let candidates: Vec<u16> = match b.host_port.as_deref().filter(|p| !p.is_empty()) {
+                    None => vec![0],
+                    Some(p) => match p.split_once('-') {
+                        Some((a, z)) => {
+                            let (a, z): (u16, u16) = (
+                                a.parse().map_err(|_| {
+                                    EngineError::invalid(format!("invalid port range {p}"))
+                                })?,
+                                z.parse().map_err(|_| {
+                                    EngineError::invalid(format!("invalid port range {p}"))
+                                })?,
+                            );
+                            (a..=z).collect()
+                        }
+                        None => vec![p
+                            .parse()
+                            .map_err(|_| EngineError::invalid(format!("invalid host port {p}")))?],
+                    },
+                };
+                let mut last_err = None;
+                let mut bound = None;
+                for hp in candidates {
+                    match proxy::start(
+                        proto,
+                        SocketAddr::new(ip, hp),
+                        SocketAddr::new(target.into(), ctr_port),
+                    )
+                    .await
+                    {
+                        Ok(x) => {
+                            bound = Some(x);
+                            break;
+                        }
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+                let (px, port) = match bound {
+                    Some(x) => x,
+                    None => {
+                        drop(live);
+                        return Err(last_err.unwrap_or_else(|| EngineError::internal("no port")));
+                    }
+                };
+                live.proxies.push(px);
+                if let std::net::IpAddr::V4(v4) = ip {
+                    if !v4.is_loopback() {
+                        live.dnats.push(firewall::Dnat {
+                            host_ip: (!v4.is_unspecified()).then_some(v4),
+                            host_port: port,
+                            proto: proto.to_string(),
+                            target,
+                            target_port: ctr_port,
+                        });
+                    }
+                }
+                actual.push(PortBinding {
+                    host_ip: Some(host_ip.clone()),
+                    host_port: Some(port.to_string()),
+                });
+            }
+            out.insert(port_proto.clone(), Some(actual));
+        }
+        let had_dnat = !live.dnats.is_empty();
+        {
+            let mut l = lock(&self.networks.live);
+            let e = l.entry(cid.to_string()).or_default();
+            e.proxies.append(&mut live.proxies);
+            e.dnats.append(&mut live.dnats);
+        }
+        if had_dnat {
+            self.refresh_firewall()?;
+        }
+        Ok(out)
+    }
+
+    fn start_dns(
+        self: &Arc<Self>,
+        cid: &str,
+        netns: &Path,
+        rec: &super::containers::Record,
+    ) -> Result<dns::DnsServer> {
+        let weak: Weak<Engine> = Arc::downgrade(self);
+        let me = cid.to_string();
+        let lookup: dns::Lookup = Arc::new(move |name: &str| {
+            let e = weak.upgrade()?;
+            e.dns_lookup(&me, name)
+        });
+        let upstream = upstream_resolvers(rec.host_config.dns.as_deref());
+        dns::start(netns, lookup, upstream)
+    }
+
+    /// Names visible to container `asker`: containers, their short IDs and
+    /// aliases on the user-defined networks it shares, also as `name.network`.
+    fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let me = self.containers.find(asker).ok()?.snapshot();
+        let my_nets: Vec<String> = me
+            .endpoints
+            .iter()
+            .filter(|(n, ep)| {
+                !ep.ip_address.as_deref().unwrap_or("").is_empty()
+                    && self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut ips = Vec::new();
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            if !r.state.status.is_running() {
+                continue;
+            }
+            for net in &my_nets {
+                let Some(ep) = r.endpoints.get(net) else {
+                    continue;
+                };
+                let Some(ip) = ep
+                    .ip_address
+                    .as_deref()
+                    .and_then(|i| i.parse::<Ipv4Addr>().ok())
+                else {
+                    continue;
+                };
+                let names = ep.dns_names.clone().unwrap_or_default();
+                let hit = names.iter().any(|n| {
+                    let n = n.to_ascii_lowercase();
+                    n == name || format!("{n}.{}", net.to_ascii_lowercase()) == name
+                });
+                if hit && !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        (!ips.is_empty()).then_some(ips)
+    }
+
+    /// Undoes `attach_networks` for a stopped container: addresses, ports,
+    /// DNS. (Its veths die with its namespace.)
+    pub fn detach_networks(&self, cid: &str, eps: &mut BTreeMap<String, EndpointSettings>) {
+        let live = lock(&self.networks.live).remove(cid);
+        for (name, ep) in eps.iter_mut() {
+            if let Some(id) = ep.network_id.clone() {
+                self.release(&id, cid);
+            } else if let Ok(n) = self.networks.find(name) {
+                self.release(&n.id, cid);
+            }
+            ep.endpoint_id = Some(String::new());
+            ep.gateway = Some(String::new());
+            ep.ip_address = Some(String::new());
+            ep.ip_prefix_len = Some(0);
+            ep.dns_names = None;
+            if ep
+                .ipam_config
+                .as_ref()
+                .and_then(|c| c.ipv4_address.as_ref())
+                .is_none()
+            {
+                // A generated MAC follows the address; a configured one stays.
+                ep.mac_address = Some(String::new());
+            }
+        }
+        if let Some(l) = live {
+            let had = !l.dnats.is_empty();
+            drop(l);
+            if had {
+                if let Err(e) = self.refresh_firewall() {
+                    tracing::warn!(error = %e, "refreshing the firewall");
+                }
+            }
+        }
+    }
+
+    /// After a daemon restart: re-reserve the addresses of running
+    /// containers and restart their port proxies and DNS.
+    pub async fn restore_container_network(self: &Arc<Self>, rec: &super::containers::Record) {
+        for ep in rec.endpoints.values() {
+            if let (Some(id), Some(ip)) = (
+                ep.network_id.as_ref(),
+                ep.ip_address
+                    .as_deref()
+                    .and_then(|i| i.parse::<Ipv4Addr>().ok()),
+            ) {
+                lock(&self.networks.used)
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(ip, rec.id.clone());
+            }
+        }
+        let primary = order_networks(&rec.endpoints).iter().find_map(|n| {
+            rec.endpoints[n]
+                .ip_address
+                .as_deref()
+                .and_then(|i| i.parse::<Ipv4Addr>().ok())
+        });
+        if let Err(e) = self.publish(&rec.id, rec, primary).await {
+            tracing::warn!(id = %rec.id, error = %e, "restoring published ports");
+        }
+        let netns = self.paths(&rec.id).netns;
+        if rec
+            .endpoints
+            .keys()
+            .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false))
+            && netns.exists()
+        {
+            match self.start_dns(&rec.id, &netns, rec) {
+                Ok(d) => {
+                    lock(&self.networks.live)
+                        .entry(rec.id.clone())
+                        .or_default()
+                        .dns = Some(d)
+                }
+                Err(e) => tracing::warn!(id = %rec.id, error = %e, "restoring DNS"),
+            }
+        }
+    }
+
+    pub async fn connect_network(
+        self: &Arc<Self>,
+        net: &str,
+        container: &str,
+        cfg: Option<EndpointSettings>,
+    ) -> Result<()> {
+        let n = self.networks.find(net)?;
+        let c = self.containers.find(container)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        if let Mode::Container(_) | Mode::Host =
+            mode_of(r.host_config.network_mode.as_deref().unwrap_or(""))
+        {
+            return Err(EngineError::Forbidden("container sharing network namespace with another container or host cannot be connected to any other network".into()));
+        }
+        if !n.is_bridge() {
+            return Err(EngineError::Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        if r.endpoints.contains_key(&n.name) {
+            return Err(EngineError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, n.name
+            )));
+        }
+        let given = cfg.unwrap_or_default();
+        validate_endpoint(&n, &given)?;
+        let mut ep = EndpointSettings {
+            ipam_config: given.ipam_config.clone(),
+            aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+            mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
+            network_id: Some(n.id.clone()),
+            ..Default::default()
+        };
+        if r.state.status.is_running() {
+            let netns = self.paths(&r.id).netns;
+            if r.endpoints.contains_key("none") {
+                return Err(EngineError::Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode".into()));
+            }
+            let h = self.networks.handle()?;
+            let existing = bridge::iface_names(&netns)?;
+            let mut i = 0;
+            while existing.contains(&format!("eth{i}")) {
+                i += 1;
+            }
+            let no_route = !r
+                .endpoints
+                .values()
+                .any(|e| !e.ip_address.as_deref().unwrap_or("").is_empty());
+            self.plug(
+                &h,
+                &r.id,
+                &r,
+                &n,
+                &mut ep,
+                &netns,
+                &format!("eth{i}"),
+                no_route,
+            )
+            .await?;
+            if n.has_dns()
+                && lock(&self.networks.live)
+                    .get(&r.id)
+                    .is_none_or(|l| l.dns.is_none())
+            {
+                let d = self.start_dns(&r.id, &netns, &r)?;
+                lock(&self.networks.live)
+                    .entry(r.id.clone())
+                    .or_default()
+                    .dns = Some(d);
+            }
+        }
+        c.lock().endpoints.insert(n.name.clone(), ep);
+        self.persist(&c)?;
+        self.net_event("connect", &n, &[("container", r.id.clone())]);
+        Ok(())
+    }
+
+    pub async fn disconnect_network(&self, net: &str, container: &str, _force: bool) -> Result<()> {
+        let n = self.networks.find(net)?;
+        let c = self.containers.find(container)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        let Some(ep) = r.endpoints.get(&n.name).cloned() else {
+            return Err(EngineError::Forbidden(format!(
+                "container {} is not connected to network {}",
+                r.id, n.name
+            )));
+        };
+        if r.state.status.is_running() && n.is_bridge() {
+            let netns = self.paths(&r.id).netns;
+            // Find the interface holding this network's address.
+            let ip = ep.ip_address.clone().unwrap_or_default();
+            let mac = ep.mac_address.clone().unwrap_or_default();
+            let ifname = find_iface_by_mac(&netns, &mac).unwrap_or_default();
+            if !ifname.is_empty() {
+                bridge::remove_iface(&netns, &ifname)?;
+            }
+            self.release(&n.id, &r.id);
+            tracing::debug!(%ip, %ifname, "disconnected");
+        }
+        c.lock().endpoints.remove(&n.name);
+        self.persist(&c)?;
+        self.net_event("disconnect", &n, &[("container", r.id.clone())]);
+        Ok(())
+    }
+
+    /// The `/etc/hosts` lines for the container's own addresses.
+    pub fn own_hosts_lines(&self, r: &super::containers::Record) -> String {
+        let mut s = String::new();
+        let host = r.config.hostname.clone().unwrap_or_default();
+        for ep in r.endpoints.values() {
+            if let Some(ip) = ep.ip_address.as_deref().filter(|i| !i.is_empty()) {
+                s.push_str(&format!("{ip}\t{host}\n"));
+            }
+        }
+        s
+    }
+
+    /// The gateway of the default bridge (for `host-gateway` in --add-host).
+    pub fn default_gateway(&self) -> Option<String> {
+        self.networks
+            .all()
+            .iter()
+            .find(|n| n.name == "bridge" && n.predefined)
+            .and_then(|n| n.gateway.clone())
+    }
+}
+
+/// Attachment order: the default bridge first, then by name (Docker sorts
+/// by gateway priority, then name).
+fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
+    let mut v: Vec<(i64, String)> = eps
+        .iter()
+        .map(|(k, e)| (-e.gw_priority.unwrap_or(0), k.clone()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
+fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
+    let wants_ip = ep.ipam_config.as_ref().is_some_and(|c| {
+        c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
+            || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+    });
+    if wants_ip && (n.predefined || !n.user_subnet) {
+        return Err(EngineError::invalid(if n.predefined {
+            "user specified IP address is supported on user defined networks only".to_string()
+        } else {
+            "user specified IP address is supported only when connecting to networks with user configured subnets".to_string()
+        }));
+    }
+    if let Some(ip) = ep
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv4_address.as_deref())
+        .filter(|a| !a.is_empty())
+    {
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {ip}")))?;
+        if let Some(s) = n.subnet() {
+            if !s.contains(ip) {
+                return Err(EngineError::invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+        }
+    }
+    if ep.aliases.as_ref().is_some_and(|a| !a.is_empty()) && n.predefined {
+        return Err(EngineError::invalid(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    if let Some(m) = ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
+        ipam::parse_mac(m)?;
+    }
+    Ok(())
+}
+
+fn find_iface_by_mac(netns: &Path, mac: &str) -> Option<String> {
+    let mac = mac.to_string();
+    bridge::in_netns(netns, move |nh| async move {
+        use futures_util::TryStreamExt;
+        let mut links = nh.link().get().execute();
+        while let Some(l) = links
+            .try_next()
+            .await
+            .map_err(|e| EngineError::internal(e.to_string()))?
+        {
+            let mut name = None;
+            let mut addr = None;
+            for a in l.attributes {
+                match a {
+                    netlink_packet_route::link::LinkAttribute::IfName(n) => name = Some(n),
+                    netlink_packet_route::link::LinkAttribute::Address(a) => addr = Some(a),
+                    _ => {}
+                }
+            }
+            if let (Some(n), Some(a)) = (name, addr) {
+                if ipam::mac_string(&<[u8; 6]>::try_from(a.as_slice()).unwrap_or_default()) == mac {
+                    return Ok(Some(n));
+                }
+            }
+        }
+        Ok(None)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Upstream resolvers for the embedded DNS: `--dns`, else the host's.
+fn upstream_resolvers(dns: Option<&[String]>) -> Vec<SocketAddr> {
+    let list: Vec<String> = match dns.filter(|d| !d.is_empty()) {
+        Some(d) => d.to_vec(),
+        None => std::fs::read_to_string("/etc/resolv.conf")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("nameserver")
+                    .map(|x| x.trim().to_string())
+            })
+            .collect(),
+    };
+    list.iter()
+        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}

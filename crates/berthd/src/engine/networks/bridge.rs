@@ -1,0 +1,279 @@
+//! The kernel side of bridge networks, through netlink (rtnetlink): bridges,
+//! veth pairs into container namespaces, addresses, routes.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::ipam::Subnet;
+use crate::engine::{EngineError, Result};
+
+fn nl_err(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(format!("{what}: {e}"))
+}
+
+/// A netlink connection in the daemon's network namespace.
+pub fn host_handle() -> Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| nl_err("netlink", e))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+pub async fn link_index(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        // ENODEV: no such link.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl_err(&format!("looking up {name}"), e)),
+    }
+}
+
+/// Creates (or adopts) a bridge with the gateway address, and brings it up.
+pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<u32> {
+    let idx = match link_index(h, name).await? {
+        Some(i) => i,
+        None => {
+            h.link()
+                .add(LinkBridge::new(name).build())
+                .execute()
+                .await
+                .map_err(|e| nl_err(&format!("creating bridge {name}"), e))?;
+            link_index(h, name)
+                .await?
+                .ok_or_else(|| EngineError::internal(format!("bridge {name} vanished")))?
+        }
+    };
+    if let Some((gw, prefix)) = gateway {
+        let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+        let mut present = false;
+        while let Ok(Some(a)) = addrs.try_next().await {
+            for attr in a.attributes {
+                if let netlink_packet_route::address::AddressAttribute::Address(IpAddr::V4(ip)) =
+                    attr
+                {
+                    if ip == gw {
+                        present = true;
+                    }
+                }
+            }
+        }
+        if !present {
+            h.address()
+                .add(idx, IpAddr::V4(gw), prefix)
+                .execute()
+                .await
+                .map_err(|e| nl_err(&format!("addressing bridge {name}"), e))?;
+        }
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl_err(&format!("bringing up {name}"), e))?;
+    Ok(idx)
+}
+
+pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
+    if let Some(idx) = link_index(h, name).await? {
+        h.link()
+            .del(idx)
+            .execute()
+            .await
+            .map_err(|e| nl_err(&format!("deleting {name}"), e))?;
+    }
+    Ok(())
+}
+
+/// IPv4 destinations of the host's routes (the default route excluded).
+pub async fn host_routes(h: &Handle) -> Result<Vec<Subnet>> {
+    let mut out = Vec::new();
+    let mut routes = h
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
+    while let Some(r) = routes
+        .try_next()
+        .await
+        .map_err(|e| nl_err("listing routes", e))?
+    {
+        let plen = r.header.destination_prefix_length;
+        if plen == 0 {
+            continue;
+        }
+        for a in &r.attributes {
+            if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
+                out.push(Subnet::new(*ip, plen));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a container's interface on one network looks like.
+#[derive(Debug, Clone)]
+pub struct Iface {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: [u8; 6],
+    /// Default route through this gateway.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Runs `f` with a netlink handle inside the network namespace at `netns`
+/// (on a dedicated thread: setns only affects the calling thread).
+pub fn in_netns<T, F, Fut>(netns: &Path, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let ns = std::fs::File::open(netns)
+        .map_err(|e| nl_err(&format!("opening {}", netns.display()), e))?;
+    std::thread::spawn(move || -> Result<T> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| nl_err("setns", e))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| nl_err("runtime", e))?;
+        rt.block_on(async move {
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| nl_err("netlink", e))?;
+            let c = tokio::spawn(conn);
+            let r = f(handle).await;
+            c.abort();
+            r
+        })
+    })
+    .join()
+    .map_err(|_| EngineError::internal("netns thread panicked"))?
+}
+
+/// Creates a veth pair, plugs the host end into `bridge_idx` and moves the
+/// other end into the namespace at `netns`, configured as `iface`.
+/// Returns the host end's name.
+pub async fn add_endpoint(
+    h: &Handle,
+    bridge_idx: u32,
+    netns: &Path,
+    iface: Iface,
+) -> Result<String> {
+    let tag = &crate::engine::ids::random_hex(4)[..7];
+    let host = format!("veth{tag}");
+    let peer = format!("vpeer{tag}");
+    h.link()
+        .add(LinkVeth::new(&host, &peer).build())
+        .execute()
+        .await
+        .map_err(|e| nl_err("creating veth", e))?;
+    let made = async {
+        let peer_idx = link_index(h, &peer)
+            .await?
+            .ok_or_else(|| EngineError::internal("veth peer vanished"))?;
+        let ns = std::fs::File::open(netns).map_err(|e| nl_err("opening netns", e))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(peer_idx)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| nl_err("moving veth into the container", e))?;
+        let host_idx = link_index(h, &host)
+            .await?
+            .ok_or_else(|| EngineError::internal("veth vanished"))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(host_idx)
+                    .controller(bridge_idx)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| nl_err("plugging veth into the bridge", e))?;
+        let peer_name = peer.clone();
+        in_netns(netns, move |nh| async move {
+            let idx = link_index(&nh, &peer_name)
+                .await?
+                .ok_or_else(|| EngineError::internal("veth missing in the container"))?;
+            nh.link()
+                .set(
+                    LinkUnspec::new_with_index(idx)
+                        .name(iface.name.clone())
+                        .address(iface.mac.to_vec())
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| nl_err("naming the container interface", e))?;
+            nh.address()
+                .add(idx, IpAddr::V4(iface.ip), iface.prefix)
+                .execute()
+                .await
+                .map_err(|e| nl_err("addressing the container interface", e))?;
+            nh.link()
+                .set(LinkUnspec::new_with_index(idx).up().build())
+                .execute()
+                .await
+                .map_err(|e| nl_err("bringing up the container interface", e))?;
+            if let Some(gw) = iface.gateway {
+                nh.route()
+                    .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
+                    .execute()
+                    .await
+                    .map_err(|e| nl_err("adding the default route", e))?;
+            }
+            Ok(())
+        })
+    }
+    .await;
+    if let Err(e) = made {
+        let _ = delete_link(h, &host).await;
+        return Err(e);
+    }
+    Ok(host)
+}
+
+/// Removes a container interface by deleting its namespace-side link.
+pub fn remove_iface(netns: &Path, name: &str) -> Result<()> {
+    let name = name.to_string();
+    in_netns(netns, move |nh| async move {
+        if let Some(idx) = link_index(&nh, &name).await? {
+            nh.link()
+                .del(idx)
+                .execute()
+                .await
+                .map_err(|e| nl_err("deleting interface", e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Names of the interfaces in a namespace (to pick the next `ethN`).
+pub fn iface_names(netns: &Path) -> Result<Vec<String>> {
+    in_netns(netns, |nh| async move {
+        let mut out = Vec::new();
+        let mut links = nh.link().get().execute();
+        while let Some(l) = links
+            .try_next()
+            .await
+            .map_err(|e| nl_err("listing links", e))?
+        {
+            for a in l.attributes {
+                if let netlink_packet_route::link::LinkAttribute::IfName(n) = a {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,477 @@
+//! Issue 5: bridge networks, name resolution, published ports, isolation,
+//! clean-up — through the real docker CLI. Traffic goes only to loopback and
+//! to the containers the tests create.
+
+use std::process::Command;
+use std::time::Duration;
+
+use berth_tests::fixtures::import_busybox;
+use berth_tests::*;
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    import_busybox(&d, "busybox:latest");
+    d
+}
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn web(d: &Daemon, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--hostname", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", HTTPD]);
+    d.docker_ok(&args).trim().to_string()
+}
+
+/// `wget` from a throwaway container; DNS never leaves the host: on the
+/// default bridge the resolver is pointed at the container's own loopback.
+fn fetch(d: &Daemon, net: &[&str], url: &str) -> std::process::Output {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(net);
+    // busybox's `wget -T` crashes; `timeout` bounds it instead.
+    args.extend_from_slice(&["busybox", "timeout", "5", "wget", "-qO-", url]);
+    // The server may still be starting: a few tries.
+    let mut last = d.docker(&args);
+    for _ in 0..10 {
+        if last.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        last = d.docker(&args);
+    }
+    last
+}
+
+fn ip_of(d: &Daemon, c: &str, net: &str) -> String {
+    d.docker_ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
+        c,
+    ])
+    .trim()
+    .to_string()
+}
+
+fn curl(url: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-s", "--max-time", "5", url])
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+fn retry(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..50 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
+    let d = daemon();
+    d.docker_ok(&["network", "create", "appnet"]);
+    web(
+        &d,
+        "web",
+        &["--network", "appnet", "--network-alias", "www"],
+    );
+    let o = fetch(&d, &["--network", "appnet"], "http://web/");
+    assert_eq!(stdout(&o), "hello-web\n", "{}", stderr(&o));
+    let o = fetch(&d, &["--network", "appnet"], "http://www/");
+    assert_eq!(stdout(&o), "hello-web\n", "{}", stderr(&o));
+    let o = fetch(&d, &["--network", "appnet"], "http://web.appnet/");
+    assert_eq!(stdout(&o), "hello-web\n", "{}", stderr(&o));
+    // The default bridge has no name resolution.
+    web(&d, "plain", &[]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        "http://plain/",
+    ]);
+    assert!(!o.status.success(), "a name resolved on the default bridge");
+    assert_eq!(
+        stdout(&fetch(
+            &d,
+            &[],
+            &format!("http://{}/", ip_of(&d, "plain", "bridge"))
+        )),
+        "hello-plain\n"
+    );
+    // Inspect shows the network's containers and the container's address.
+    let ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+        "web",
+    ]);
+    let ip = ip.trim();
+    assert!(!ip.is_empty());
+    let net = d.docker_ok(&[
+        "network",
+        "inspect",
+        "appnet",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+    ]);
+    assert!(net.trim().starts_with(&format!("web {ip}/")), "{net}");
+    // The default bridge fills the legacy top-level fields.
+    let top = d.docker_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.MacAddress}}", "plain"]);
+    let f: Vec<&str> = top.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "{top}");
+    assert!(f[2].starts_with("02:42:"), "{top}");
+    // In use → refused; free → removed.
+    let o = d.docker(&["network", "rm", "appnet"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("has active endpoints"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["rm", "-f", "web"]);
+    d.docker_ok(&["network", "rm", "appnet"]);
+    assert!(!d
+        .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+        .contains("appnet"));
+}
+
+#[test]
+fn published_ports_answer_on_loopback_and_conflicts_fail_clearly() {
+    let d = daemon();
+    let port = free_port();
+    web(&d, "pub", &["-p", &format!("127.0.0.1:{port}:80")]);
+    assert!(retry(
+        || curl(&format!("http://127.0.0.1:{port}/")) == "hello-pub\n"
+    ));
+    assert_eq!(
+        d.docker_ok(&["port", "pub"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    let ps = d.docker_ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    // The same host port again fails, and that container does not run.
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "clash"])
+            .trim(),
+        "false"
+    );
+    // -P maps every exposed port to a free one that `docker port` reports.
+    web(&d, "auto", &["--expose", "80", "-P"]);
+    let mapped = d.docker_ok(&["port", "auto", "80"]);
+    let hostport: u16 = mapped
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(hostport >= 1024);
+    assert!(retry(
+        || curl(&format!("http://127.0.0.1:{hostport}/")) == "hello-auto\n"
+    ));
+    // Stopped: the port is free again.
+    d.docker_ok(&["stop", "-t", "1", "pub"]);
+    assert_eq!(d.docker_ok(&["port", "pub"]).trim(), "");
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("port released on stop");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn connect_disconnect_isolation_and_internal_networks() {
+    let d = daemon();
+    d.docker_ok(&["network", "create", "front"]);
+    d.docker_ok(&["network", "create", "back"]);
+    d.docker_ok(&["network", "create", "--internal", "sealed"]);
+    web(&d, "api", &["--network", "back"]);
+    let api_ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.back.IPAddress}}",
+        "api",
+    ]);
+    let api_ip = api_ip.trim().to_string();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let get = |target: &str| {
+        d.docker(&[
+            "exec",
+            "client",
+            "timeout",
+            "3",
+            "wget",
+            "-qO-",
+            &format!("http://{target}/"),
+        ])
+    };
+    // Different user networks are isolated.
+    assert!(!get(&api_ip).status.success(), "front reached back");
+    // Connected to back, the client reaches api by name and address.
+    d.docker_ok(&["network", "connect", "back", "client"]);
+    assert!(
+        retry(|| stdout(&get("api")) == "hello-api\n"),
+        "{}",
+        stderr(&get("api"))
+    );
+    assert_eq!(stdout(&get(&api_ip)), "hello-api\n");
+    let nets = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "client",
+    ]);
+    assert_eq!(nets.trim(), "back front");
+    // Disconnected again: unreachable.
+    d.docker_ok(&["network", "disconnect", "back", "client"]);
+    assert!(
+        !get(&api_ip).status.success(),
+        "still reachable after disconnect"
+    );
+    // An internal network has no default route.
+    let routes = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let routes = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(routes.contains("default via"), "{routes}");
+}
+
+#[test]
+fn static_addresses_and_no_reuse_across_a_restart() {
+    let mut d = daemon();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.213.7.0/24",
+        "--gateway",
+        "10.213.7.1",
+        "fixed",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pinned",
+        "--network",
+        "fixed",
+        "--ip",
+        "10.213.7.50",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let ip = d.docker_ok(&[
+        "exec",
+        "pinned",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0 | grep inet",
+    ]);
+    assert!(ip.contains("10.213.7.50/24"), "{ip}");
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dup",
+        "--network",
+        "fixed",
+        "--ip",
+        "10.213.7.50",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert!(!o.status.success(), "an address was handed out twice");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a1",
+        "--network",
+        "fixed",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let a1 = d
+        .docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.fixed.IPAddress}}",
+            "a1",
+        ])
+        .trim()
+        .to_string();
+    // --ip on the default bridge is refused, as in Docker.
+    let o = d.docker(&["run", "--rm", "--ip", "10.213.7.9", "busybox", "true"]);
+    assert!(!o.status.success());
+    d.kill9();
+    d.restart().unwrap();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a2",
+        "--network",
+        "fixed",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let a2 = d
+        .docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.fixed.IPAddress}}",
+            "a2",
+        ])
+        .trim()
+        .to_string();
+    assert_ne!(a1, a2, "an address was reused after the restart");
+    assert_ne!(a2, "10.213.7.50");
+    // Names still resolve after the restart.
+    let o = d.docker(&["exec", "a2", "ping", "-c", "1", "-W", "2", "pinned"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Interfaces plugged into this daemon's bridges, and the bridges.
+fn berth_links(d: &Daemon, bridges: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in bridges {
+        let o = Command::new("ip")
+            .args(["-br", "link", "show", "master", b])
+            .output()
+            .unwrap();
+        out.extend(
+            stdout(&o)
+                .lines()
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string()),
+        );
+        let exists = Command::new("ip")
+            .args(["link", "show", b])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if exists && *b != d.bridge {
+            out.push(b.to_string());
+        }
+    }
+    out
+}
+
+fn table(d: &Daemon) -> String {
+    stdout(
+        &Command::new("nft")
+            .args(["list", "table", "ip", &d.firewall_table])
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn nothing_is_left_behind_after_removal_or_a_crash() {
+    let mut d = daemon();
+    d.docker_ok(&["network", "create", "tmpnet"]);
+    let bridge = format!(
+        "br-{}",
+        &d.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "tmpnet"])[..12]
+    );
+    let bridges = [d.bridge.clone(), bridge.clone()];
+    let bridges: Vec<&str> = bridges.iter().map(String::as_str).collect();
+    let port = free_port();
+    web(
+        &d,
+        "w1",
+        &["--network", "tmpnet", "-p", &format!("{port}:80")],
+    );
+    d.docker_ok(&["run", "-d", "--name", "w2", "busybox", "sleep", "300"]);
+    assert!(
+        table(&d).contains(&format!("dport {port}")),
+        "{}",
+        table(&d)
+    );
+    assert_eq!(
+        berth_links(&d, &bridges).len(),
+        3,
+        "two veths and the user bridge"
+    );
+    // kill -9 and restart: the ports and rules come back.
+    d.kill9();
+    d.restart().unwrap();
+    assert!(retry(
+        || curl(&format!("http://127.0.0.1:{port}/")) == "hello-w1\n"
+    ));
+    assert!(table(&d).contains(&format!("dport {port}")));
+    d.docker_ok(&["rm", "-f", "w1", "w2"]);
+    d.docker_ok(&["network", "rm", "tmpnet"]);
+    let after = berth_links(&d, &bridges);
+    assert!(after.is_empty(), "links left: {after:?}");
+    assert!(!table(&d).contains("dport"), "{}", table(&d));
+    assert!(!table(&d).contains(&bridge), "{}", table(&d));
+    let netns = std::fs::read_dir(d.exec_root.join("netns"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(netns, 0, "network namespaces left behind");
+}
