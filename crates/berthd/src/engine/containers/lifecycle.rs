@@ -303,6 +303,8 @@ impl Engine {
         p: &Paths,
     ) -> Result<(i32, String)> {
         let hc = &r.host_config;
+        let t0 = std::time::Instant::now();
+        let lap = |what: &str| tracing::debug!(id = %&r.id[..12], step = what, us = t0.elapsed().as_micros() as u64, "start");
         // Root file system.
         let lowers = self.images.lower_dirs(&r.image_id)?;
         let short = self.images.lower_short_names(&r.image_id)?;
@@ -314,6 +316,7 @@ impl Engine {
             &self.containers.shim_bin,
         )?;
 
+        lap("rootfs");
         // Network namespace.
         let mode = hc.network_mode.clone().unwrap_or_default();
         let net = if mode == "host" {
@@ -342,6 +345,7 @@ impl Engine {
             rec.ports = r.ports.clone();
         }
         let r = &r;
+        lap("network");
         let host_net = mode == "host";
         let embedded = r
             .endpoints
@@ -463,6 +467,7 @@ impl Engine {
             &serde_json::to_string(&spec_json)?,
         )?;
 
+        lap("spec");
         // The shim.
         let log_cfg = hc
             .log_config
@@ -511,6 +516,7 @@ impl Engine {
         )
         .await?;
 
+        lap("shim");
         // Attach clients that came before start get the stream from the first byte.
         let pending: Vec<super::attach::Pending> =
             std::mem::take(&mut *c.pending.lock().unwrap_or_else(|x| x.into_inner()));
@@ -525,6 +531,7 @@ impl Engine {
             );
             shim::start_error(e.to_string())
         })?;
+        lap("started");
         let started_at = reply.state.and_then(|s| s.started_at).unwrap_or_else(now);
         Ok((pid, started_at))
     }
