@@ -60,6 +60,10 @@ pub fn ncpu() -> i64 {
         .unwrap_or(1)
 }
 
+pub fn mem_total_u64() -> u64 {
+    mem_total().max(0) as u64
+}
+
 pub fn mem_total() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()

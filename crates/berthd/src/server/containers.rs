@@ -238,3 +238,71 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     });
     Ok(resp)
 }
+
+pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let stream_on = req.query.bool_or("stream", true);
+    let one_shot = req.query.bool("one-shot");
+    let mut rx = ctx.engine.container_stats(id, stream_on, one_shot)?;
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
+    let body: berth_api::models::ContainerUpdateBody = req.json().await?;
+    let warnings = ctx.engine.update_container(id, body).await?;
+    ok_json(&serde_json::json!({ "Warnings": warnings }))
+}
+
+pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
+    let mut rx = ctx.engine.export_container(id)?;
+    let (tx, resp) = stream(StatusCode::OK, "application/x-tar");
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn changes(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
+    ok_json(&ctx.engine.container_changes(id)?)
+}
+
+pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let q = req.query.clone();
+    let container = q.get("container").unwrap_or("").to_string();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("container is required"));
+    }
+    let config: Option<berth_api::models::ContainerConfig> = {
+        let b = req.bytes(super::http::MAX_JSON_BODY).await?;
+        if b.iter().all(|c| c.is_ascii_whitespace()) || &b[..] == b"null" {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
+            )
+        }
+    };
+    let opts = crate::engine::containers::commit::CommitOptions {
+        repo: q.get("repo").unwrap_or("").to_string(),
+        tag: q.get("tag").unwrap_or("").to_string(),
+        comment: q.get("comment").unwrap_or("").to_string(),
+        author: q.get("author").unwrap_or("").to_string(),
+        pause: q.bool_or("pause", true),
+        changes: q.all("changes").to_vec(),
+        config,
+    };
+    let id = ctx.engine.commit_container(&container, opts).await?;
+    json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
+}

@@ -193,12 +193,42 @@ impl Engine {
     fn exec_process(&self, e: &Exec) -> Result<ExecProcess> {
         let c = self.containers.find(&e.container_id)?;
         let r = c.snapshot();
+        let cfg = &e.config;
+        self.build_process(
+            &r,
+            cfg.cmd.clone().unwrap_or_default(),
+            cfg.user.as_deref(),
+            &cfg.env.clone().unwrap_or_default(),
+            cfg.working_dir.as_deref(),
+            cfg.tty.unwrap_or(false),
+            cfg.attach_stdin.unwrap_or(false),
+            cfg.console_size
+                .as_ref()
+                .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
+                .map(|v| (v[0] as u16, v[1] as u16)),
+            cfg.privileged.unwrap_or(false),
+        )
+    }
+
+    /// A process to run in a running container, with Docker's exec
+    /// defaults: the container's env and user unless overridden.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build_process(
+        &self,
+        r: &super::Record,
+        args: Vec<String>,
+        user: Option<&str>,
+        extra_env: &[String],
+        workdir: Option<&str>,
+        tty: bool,
+        stdin: bool,
+        console_size: Option<(u16, u16)>,
+        privileged: bool,
+    ) -> Result<ExecProcess> {
         let p = self.paths(&r.id);
-        let user_spec = e
-            .config
-            .user
-            .clone()
+        let user_spec = user
             .filter(|u| !u.is_empty())
+            .map(String::from)
             .or(r.config.user.clone())
             .unwrap_or_default();
         let (u, home) = user::resolve(
@@ -208,10 +238,10 @@ impl Engine {
         )?;
         let mut env: Vec<String> = r.config.env.clone().unwrap_or_default();
         let key = |s: &str| s.split('=').next().unwrap_or("").to_string();
-        for x in e.config.env.clone().unwrap_or_default() {
-            let k = key(&x);
+        for x in extra_env {
+            let k = key(x);
             env.retain(|y| key(y) != k);
-            env.push(x);
+            env.push(x.clone());
         }
         let has = |env: &Vec<String>, k: &str| env.iter().any(|x| key(x) == k);
         if !has(&env, "PATH") {
@@ -223,37 +253,28 @@ impl Engine {
                 r.config.hostname.clone().unwrap_or_default()
             ));
         }
-        let tty = e.config.tty.unwrap_or(false);
         if tty && !has(&env, "TERM") {
             env.push("TERM=xterm".into());
         }
         if !has(&env, "HOME") {
             env.push(format!("HOME={home}"));
         }
-        let cwd = e
-            .config
-            .working_dir
-            .clone()
+        let cwd = workdir
             .filter(|w| !w.is_empty())
+            .map(String::from)
             .or(r.config.working_dir.clone().filter(|w| !w.is_empty()))
             .unwrap_or_else(|| "/".into());
         Ok(ExecProcess {
-            args: e.config.cmd.clone().unwrap_or_default(),
+            args,
             env,
             cwd,
             uid: u.uid,
             gid: u.gid,
             additional_gids: u.additional_gids,
             tty,
-            stdin: e.config.attach_stdin.unwrap_or(false),
-            console_size: e
-                .config
-                .console_size
-                .as_ref()
-                .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
-                .map(|v| (v[0] as u16, v[1] as u16)),
-            privileged: e.config.privileged.unwrap_or(false)
-                || r.host_config.privileged.unwrap_or(false),
+            stdin,
+            console_size,
+            privileged: privileged || r.host_config.privileged.unwrap_or(false),
         })
     }
 

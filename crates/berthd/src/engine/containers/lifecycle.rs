@@ -238,10 +238,12 @@ impl Engine {
                     rec.state.error = String::new();
                     rec.state.oom_killed = false;
                     rec.has_been_started = true;
+                    rec.manually_stopped = false;
                 }
                 self.persist(&c)?;
                 c.progress.send_modify(|p| p.starts += 1);
                 self.container_event(&c.snapshot(), "start", &[]);
+                self.spawn_health(c.clone());
                 let me = self.clone();
                 let c2 = c.clone();
                 tokio::spawn(async move { me.monitor(c2).await });
@@ -593,6 +595,10 @@ impl Engine {
             pr.exits += 1;
             pr.exit_code = st.exit_code as i64;
         });
+        if self.should_restart(&rec) {
+            self.schedule_restart(c.clone(), &rec);
+            return;
+        }
         if rec.host_config.auto_remove == Some(true) {
             let _op = c.op.lock().await;
             if self.containers.find(&c.id).is_ok() {
@@ -603,6 +609,74 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Docker's restart policies (an explicit `stop` is never undone here).
+    fn should_restart(&self, r: &Record) -> bool {
+        use berth_api::models::RestartPolicyNameEnum as P;
+        if r.manually_stopped || r.host_config.auto_remove == Some(true) {
+            return false;
+        }
+        if *self.shutdown_signal().borrow() {
+            return false;
+        }
+        let policy = r.host_config.restart_policy.clone().unwrap_or_default();
+        match policy.name {
+            Some(P::ALWAYS) | Some(P::UNLESS_STOPPED) => true,
+            Some(P::ON_FAILURE) => {
+                let max = policy.maximum_retry_count.unwrap_or(0);
+                r.state.exit_code != 0 && (max <= 0 || r.restart_count < max)
+            }
+            _ => false,
+        }
+    }
+
+    /// Restarts after Docker's back-off: 100 ms doubling up to a minute,
+    /// back to 100 ms once a run lasted 10 s.
+    fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, r: &Record) {
+        let ran = match (
+            r.state
+                .started_at
+                .as_deref()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()),
+            r.state
+                .finished_at
+                .as_deref()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()),
+        ) {
+            (Some(a), Some(b)) => (b - a).num_milliseconds(),
+            _ => 0,
+        };
+        let delay = {
+            let mut b = c.backoff.lock().unwrap_or_else(|p| p.into_inner());
+            *b = if ran >= 10_000 || b.is_zero() {
+                Duration::from_millis(100)
+            } else {
+                (*b * 2).min(Duration::from_secs(60))
+            };
+            *b
+        };
+        c.lock().state.status = Status::Restarting;
+        let _ = self.persist(&c);
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let still = c.snapshot();
+            if still.state.status != Status::Restarting
+                || still.manually_stopped
+                || me.containers.find(&c.id).is_err()
+            {
+                return;
+            }
+            c.lock().restart_count += 1;
+            // start() refuses a "restarting" container; it is exited really.
+            c.lock().state.status = Status::Exited;
+            if let Err(e) = me.start_container(&c.id).await {
+                tracing::warn!(id = %c.id, error = %e, "restart policy: start failed");
+                c.lock().state.status = Status::Exited;
+                let _ = me.persist(&c);
+            }
+        });
     }
 
     fn socket_of(&self, c: &Container) -> std::path::PathBuf {
@@ -676,6 +750,17 @@ impl Engine {
         if !r.state.status.is_running() {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
+        if r.state.status == Status::Restarting {
+            // Waiting out a back-off: no process to signal, just stay down.
+            {
+                let mut rec = c.lock();
+                rec.manually_stopped = true;
+                rec.state.status = Status::Exited;
+            }
+            self.persist(c)?;
+            self.container_event(&c.snapshot(), "stop", &[]);
+            return Ok(());
+        }
         let sig = match signal.filter(|s| !s.is_empty()).or(r
             .config
             .stop_signal
@@ -687,6 +772,8 @@ impl Engine {
         };
         let t = timeout.or(r.config.stop_timeout).unwrap_or(10);
         let base = c.progress.borrow().exits;
+        c.lock().manually_stopped = true;
+        self.persist(c)?;
         if self.signal(c, sig).await.is_ok() {
             self.container_event(&r, "kill", &[("signal", sig.to_string())]);
         }
@@ -768,7 +855,7 @@ impl Engine {
         let c = self.containers.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
-        if r.state.status.is_running() {
+        if r.state.status.is_running() && r.state.status != Status::Restarting {
             if !force {
                 let what = if r.state.status == Status::Paused {
                     "paused"
@@ -903,6 +990,29 @@ impl Engine {
     /// Reattaches to shims that survived a daemon restart and records the
     /// exits that happened while the daemon was down.
     pub async fn restore_containers(self: &Arc<Self>) {
+        self.restore_running().await;
+        // Containers whose policy wants them up, as dockerd does at start.
+        use berth_api::models::RestartPolicyNameEnum as P;
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            if r.state.status.is_running() || r.state.status == Status::Removing {
+                continue;
+            }
+            let policy = r.host_config.restart_policy.as_ref().and_then(|p| p.name);
+            let want = match policy {
+                Some(P::ALWAYS) => r.has_been_started,
+                Some(P::UNLESS_STOPPED) => r.has_been_started && !r.manually_stopped,
+                _ => false,
+            } || r.state.status == Status::Restarting;
+            if want && !(r.manually_stopped && policy != Some(P::ALWAYS)) {
+                if let Err(e) = self.start_container(&r.id).await {
+                    tracing::warn!(id = %r.id, error = %e, "starting on daemon start");
+                }
+            }
+        }
+    }
+
+    async fn restore_running(self: &Arc<Self>) {
         for c in self.containers.all() {
             let r = c.snapshot();
             let p = self.paths(&r.id);
@@ -918,6 +1028,7 @@ impl Engine {
                 Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
                     tracing::info!(id = %r.id, "reattached to running container");
                     self.restore_container_network(&r).await;
+                    self.spawn_health(c.clone());
                     let me = self.clone();
                     tokio::spawn(async move { me.monitor(c).await });
                 }

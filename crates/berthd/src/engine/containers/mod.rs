@@ -3,12 +3,16 @@
 //! in `lifecycle.rs`; attach, exec and logs in their own modules.
 
 pub mod attach;
+pub mod commit;
 pub mod exec;
+pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod rootfs;
 pub mod shim;
+pub mod stats;
+pub mod update;
 pub mod user;
 
 use std::collections::HashMap;
@@ -95,6 +99,9 @@ pub struct Record {
     pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
     /// Published ports while running.
     pub ports: Option<berth_api::models::PortMap>,
+    /// Set by `stop`, cleared by `start`: restart policies leave it alone.
+    pub manually_stopped: bool,
+    pub health: Option<berth_api::models::Health>,
 }
 
 /// What waiters watch.
@@ -114,6 +121,8 @@ pub struct Container {
     pub progress: watch::Sender<Progress>,
     /// Attach requests waiting for the next start.
     pub pending: Mutex<Vec<attach::Pending>>,
+    /// The restart policy's current back-off.
+    pub backoff: Mutex<std::time::Duration>,
 }
 
 impl Container {
@@ -128,6 +137,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             progress,
             pending: Mutex::new(Vec::new()),
+            backoff: Mutex::new(std::time::Duration::ZERO),
         })
     }
 
@@ -295,7 +305,10 @@ pub fn status_text(r: &Record) -> String {
     let s = &r.state;
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(since(&s.started_at))),
+        Status::Running => match health::status_suffix(r.health.as_ref()) {
+            Some(h) => format!("Up {} {h}", human_duration(since(&s.started_at))),
+            None => format!("Up {}", human_duration(since(&s.started_at))),
+        },
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -506,6 +519,8 @@ impl Engine {
             has_been_started: false,
             endpoints,
             ports: None,
+            manually_stopped: false,
+            health: None,
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -707,7 +722,7 @@ impl Engine {
                 error: Some(s.error.clone()),
                 started_at: Some(s.started_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
                 finished_at: Some(s.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into())),
-                health: None,
+                health: r.health.clone(),
             }),
             image: Some(r.image_id.clone()),
             resolv_conf_path: Some(p.resolv.display().to_string()),

@@ -1,0 +1,340 @@
+//! Filesystem views of a container: `export` (a tar of the merged root),
+//! `changes` (what the rw layer added, changed or deleted) and `commit`
+//! (the rw layer as a new image layer).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_api::models::{ContainerConfig, FilesystemChange};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{lifecycle::freeze, Status};
+use crate::engine::images::archive::{pack, PackOptions};
+use crate::engine::images::reference::Reference;
+use crate::engine::{Engine, EngineError, Result};
+
+/// A `Write` that hands 64 KiB chunks to an async receiver.
+struct ChanWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let b = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx
+                .blocking_send(b)
+                .map_err(|_| std::io::Error::other("client went away"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Paths the runtime creates as mount points in the rw layer; Docker keeps
+/// them in a separate init layer, so they are neither changes nor committed.
+const MOUNT_POINTS: &[&str] = &[
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/sbin/docker-init",
+    "/.dockerenv",
+];
+
+fn is_mount_point(p: &str) -> bool {
+    MOUNT_POINTS
+        .iter()
+        .any(|m| p == *m || p.starts_with(&format!("{m}/")))
+}
+
+pub struct CommitOptions {
+    pub repo: String,
+    pub tag: String,
+    pub comment: String,
+    pub author: String,
+    pub pause: bool,
+    pub changes: Vec<String>,
+    pub config: Option<ContainerConfig>,
+}
+
+impl Engine {
+    /// Streams the container's merged root as a tar.
+    pub fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
+        let c = self.containers.find(key)?;
+        let (tx, rx) = mpsc::channel(16);
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Held while a stopped container's root is mounted for us.
+            let _op = c.op.lock().await;
+            let r = c.snapshot();
+            let p = me.paths(&r.id);
+            let mounted_here = if p.rw.is_mounted() {
+                false
+            } else {
+                let lowers = me.images.lower_dirs(&r.image_id).unwrap_or_default();
+                let short = me.images.lower_short_names(&r.image_id).unwrap_or_default();
+                if let Err(e) = p.rw.mount(
+                    &lowers,
+                    &short,
+                    me.images.short_links_dir(),
+                    &me.containers.shim_bin,
+                ) {
+                    tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
+                    return;
+                }
+                true
+            };
+            let merged = p.rw.merged.clone();
+            let w = ChanWriter {
+                tx,
+                buf: Vec::new(),
+            };
+            let res = tokio::task::spawn_blocking(move || {
+                let mut w = pack(&merged, w, &PackOptions::default())?;
+                w.flush()
+                    .map_err(|e| crate::engine::images::archive::ArchiveError::Io(format!("{e}")))
+            })
+            .await;
+            if let Ok(Err(e)) = res {
+                tracing::debug!(error = %e, "export ended early");
+            }
+            if mounted_here {
+                p.rw.unmount();
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Docker's `A`/`C`/`D` list from the rw layer (`None` when unchanged).
+    pub fn container_changes(&self, key: &str) -> Result<Option<Vec<FilesystemChange>>> {
+        let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        let upper = self.paths(&r.id).rw.upper;
+        let lowers = self.images.lower_dirs(&r.image_id)?;
+        let in_lower = |rel: &str| {
+            lowers
+                .iter()
+                .any(|l| std::fs::symlink_metadata(l.join(rel.trim_start_matches('/'))).is_ok())
+        };
+        let mut out: Vec<(String, u8)> = Vec::new();
+        let mut dirs: Vec<String> = Vec::new();
+        walk(&upper, "", &mut |rel: &str, md: &std::fs::Metadata| {
+            if is_mount_point(rel) {
+                return;
+            }
+            let ft = md.file_type();
+            if ft.is_char_device() && md.rdev() == 0 {
+                out.push((rel.to_string(), 2));
+            } else if ft.is_dir() {
+                if in_lower(rel) {
+                    dirs.push(rel.to_string());
+                } else {
+                    out.push((rel.to_string(), 1));
+                }
+            } else {
+                out.push((rel.to_string(), if in_lower(rel) { 0 } else { 1 }));
+            }
+        })?;
+        // An existing directory counts as changed when something in it did.
+        let reported: BTreeSet<String> = out.iter().map(|(p, _)| p.clone()).collect();
+        for d in dirs {
+            let prefix = format!("{d}/");
+            if reported.iter().any(|p| p.starts_with(&prefix)) {
+                out.push((d, 0));
+            }
+        }
+        out.sort();
+        if out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            out.into_iter()
+                .map(|(path, kind)| FilesystemChange {
+                    path,
+                    kind: kind_of(kind),
+                })
+                .collect(),
+        ))
+    }
+
+    pub async fn commit_container(&self, key: &str, o: CommitOptions) -> Result<String> {
+        let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        let tags = if o.repo.is_empty() {
+            vec![]
+        } else {
+            vec![Reference::parse_repo_tag(&o.repo, &o.tag)?]
+        };
+        let image = self
+            .images
+            .get(&r.image_id)
+            .ok_or_else(|| EngineError::not_found(format!("No such image: {}", r.image_id)))?;
+        // The new image's config: the container's, with the changes applied.
+        let mut cfg: berth_api::models::ImageConfig = serde_json::from_value(
+            serde_json::to_value(o.config.clone().unwrap_or(r.config.clone()))?,
+        )?;
+        if o.config.is_some() {
+            // Fields not given in the body come from the container.
+            let base: berth_api::models::ImageConfig =
+                serde_json::from_value(serde_json::to_value(&r.config)?)?;
+            merge_missing(&mut cfg, &base);
+        }
+        crate::engine::images::apply_changes(&mut cfg, &o.changes)?;
+        let frozen = o.pause && r.state.status == Status::Running;
+        if frozen {
+            freeze(&r.id, true)?;
+        }
+        let upper = self.paths(&r.id).rw.upper;
+        let parent = image.chain_ids.last().cloned();
+        let layer = {
+            let (reader, writer) =
+                std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
+            let up = upper.clone();
+            let packer = std::thread::spawn(move || {
+                pack(
+                    &up,
+                    writer,
+                    &PackOptions {
+                        overlay_whiteouts: true,
+                    },
+                )
+                .map(|_| ())
+            });
+            let made = self.images.create_layer(parent.as_deref(), reader);
+            let packed = packer
+                .join()
+                .map_err(|_| EngineError::internal("commit: packer panicked"))?;
+            if frozen {
+                let _ = freeze(&r.id, false);
+            }
+            packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
+            made?
+        };
+        let mut config: serde_json::Value = serde_json::from_str(&image.raw_config)?;
+        let now = super::now();
+        config["config"] = serde_json::to_value(&cfg)?;
+        config["created"] = serde_json::Value::String(now.clone());
+        if !o.author.is_empty() {
+            config["author"] = serde_json::Value::String(o.author.clone());
+        }
+        let diffs = config["rootfs"]["diff_ids"].as_array_mut();
+        match diffs {
+            Some(d) => d.push(serde_json::Value::String(layer.diff_id.clone())),
+            None => {
+                config["rootfs"] =
+                    serde_json::json!({"type": "layers", "diff_ids": [layer.diff_id]})
+            }
+        }
+        let mut created_by = r.path.clone();
+        for a in &r.args {
+            created_by.push(' ');
+            created_by.push_str(a);
+        }
+        let mut h = serde_json::json!({"created": now, "created_by": created_by});
+        if !o.author.is_empty() {
+            h["author"] = o.author.clone().into();
+        }
+        if !o.comment.is_empty() {
+            h["comment"] = o.comment.clone().into();
+        }
+        match config["history"].as_array_mut() {
+            Some(hist) => hist.push(h),
+            None => config["history"] = serde_json::json!([h]),
+        }
+        let bytes = serde_json::to_vec(&config)?;
+        let img = self.images.create_image(&bytes, &tags)?;
+        self.container_event(
+            &r,
+            "commit",
+            &[
+                ("comment", o.comment.clone()),
+                ("imageID", img.id.clone()),
+                (
+                    "imageRef",
+                    tags.first().map(Reference::familiar).unwrap_or_default(),
+                ),
+            ],
+        );
+        Ok(img.id.clone())
+    }
+}
+
+fn kind_of(k: u8) -> berth_api::models::ChangeType {
+    match k {
+        0 => berth_api::models::ChangeType::_0,
+        1 => berth_api::models::ChangeType::_1,
+        _ => berth_api::models::ChangeType::_2,
+    }
+}
+
+fn merge_missing(cfg: &mut berth_api::models::ImageConfig, base: &berth_api::models::ImageConfig) {
+    macro_rules! fill {
+        ($($f:ident),*) => {$(
+            if cfg.$f.is_none() {
+                cfg.$f = base.$f.clone();
+            }
+        )*};
+    }
+    fill!(
+        hostname,
+        domainname,
+        user,
+        env,
+        cmd,
+        entrypoint,
+        working_dir,
+        labels,
+        exposed_ports,
+        volumes,
+        stop_signal,
+        healthcheck,
+        shell,
+        on_build
+    );
+}
+
+fn walk(root: &Path, rel: &str, f: &mut dyn FnMut(&str, &std::fs::Metadata)) -> Result<()> {
+    let dir: PathBuf = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel.trim_start_matches('/'))
+    };
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(EngineError::internal(format!(
+                "reading {}: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = format!("{rel}/{name}");
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        f(&p, &md);
+        if md.is_dir() {
+            walk(root, &p, f)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `POST /containers/{id}/update`: new limits written straight into the
+//! running container's cgroup (v1 or v2), and the restart policy.
+
+use berth_api::models::ContainerUpdateBody;
+
+use super::{cgroups_path, Status};
+use crate::engine::{Engine, EngineError, Result};
+
+fn write(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| EngineError::internal(format!("writing {path}: {e}")))
+}
+
+fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
+    let m = format!("/sys/fs/cgroup/memory{rel}");
+    if let Some(mem) = u.memory.filter(|m| *m > 0) {
+        let swap = u.memory_swap;
+        let cur_memsw: i64 = std::fs::read_to_string(format!("{m}/memory.memsw.limit_in_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(i64::MAX);
+        // memsw must stay >= memory: raise it first when growing.
+        let new_sw = match swap {
+            Some(-1) => Some(-1),
+            Some(s) if s > 0 => Some(s),
+            _ => None,
+        };
+        if std::path::Path::new(&format!("{m}/memory.memsw.limit_in_bytes")).exists() {
+            if mem > cur_memsw || new_sw.is_some() {
+                let target = new_sw.unwrap_or(mem.max(cur_memsw));
+                if target == -1 || target >= mem {
+                    write(
+                        &format!("{m}/memory.memsw.limit_in_bytes"),
+                        &target.to_string(),
+                    )
+                    .or_else(|_| Ok::<(), EngineError>(()))?;
+                }
+            }
+        }
+        write(&format!("{m}/memory.limit_in_bytes"), &mem.to_string())?;
+        if let Some(s) = new_sw {
+            write(&format!("{m}/memory.memsw.limit_in_bytes"), &s.to_string())?;
+        }
+    }
+    if let Some(r) = u.memory_reservation.filter(|m| *m > 0) {
+        write(&format!("{m}/memory.soft_limit_in_bytes"), &r.to_string())?;
+    }
+    let cpu = format!("/sys/fs/cgroup/cpu{rel}");
+    if let Some(s) = u.cpu_shares.filter(|s| *s > 0) {
+        write(&format!("{cpu}/cpu.shares"), &s.to_string())?;
+    }
+    if let Some(n) = u.nano_cpus.filter(|n| *n > 0) {
+        write(&format!("{cpu}/cpu.cfs_period_us"), "100000")?;
+        write(
+            &format!("{cpu}/cpu.cfs_quota_us"),
+            &(n * 100_000 / 1_000_000_000).to_string(),
+        )?;
+    }
+    if let Some(p) = u.cpu_period.filter(|p| *p > 0) {
+        write(&format!("{cpu}/cpu.cfs_period_us"), &p.to_string())?;
+    }
+    if let Some(q) = u.cpu_quota.filter(|q| *q != 0) {
+        write(&format!("{cpu}/cpu.cfs_quota_us"), &q.to_string())?;
+    }
+    let cs = format!("/sys/fs/cgroup/cpuset{rel}");
+    if let Some(c) = u.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        write(&format!("{cs}/cpuset.cpus"), c)?;
+    }
+    if let Some(c) = u.cpuset_mems.as_deref().filter(|c| !c.is_empty()) {
+        write(&format!("{cs}/cpuset.mems"), c)?;
+    }
+    if let Some(p) = u.pids_limit.filter(|p| *p != 0) {
+        let v = if p < 0 {
+            "max".to_string()
+        } else {
+            p.to_string()
+        };
+        write(&format!("/sys/fs/cgroup/pids{rel}/pids.max"), &v)?;
+    }
+    if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
+        let p = format!("/sys/fs/cgroup/blkio{rel}/blkio.weight");
+        if std::path::Path::new(&p).exists() {
+            write(&p, &w.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_v2(d: &str, u: &ContainerUpdateBody) -> Result<()> {
+    if let Some(mem) = u.memory.filter(|m| *m > 0) {
+        write(&format!("{d}/memory.max"), &mem.to_string())?;
+        if let Some(sw) = u.memory_swap {
+            let v = if sw < 0 {
+                "max".to_string()
+            } else {
+                (sw - mem).max(0).to_string()
+            };
+            write(&format!("{d}/memory.swap.max"), &v)?;
+        }
+    }
+    if let Some(r) = u.memory_reservation.filter(|m| *m > 0) {
+        write(&format!("{d}/memory.low"), &r.to_string())?;
+    }
+    if let Some(s) = u.cpu_shares.filter(|s| *s > 0) {
+        // Docker's conversion of shares to weight.
+        let w = 1 + ((s - 2) * 9999) / 262142;
+        write(&format!("{d}/cpu.weight"), &w.to_string())?;
+    }
+    if let Some(n) = u.nano_cpus.filter(|n| *n > 0) {
+        write(
+            &format!("{d}/cpu.max"),
+            &format!("{} 100000", n * 100_000 / 1_000_000_000),
+        )?;
+    }
+    if let Some(p) = u.pids_limit.filter(|p| *p != 0) {
+        let v = if p < 0 {
+            "max".to_string()
+        } else {
+            p.to_string()
+        };
+        write(&format!("{d}/pids.max"), &v)?;
+    }
+    if let Some(c) = u.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        write(&format!("{d}/cpuset.cpus"), c)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub async fn update_container(&self, key: &str, u: ContainerUpdateBody) -> Result<Vec<String>> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        if r.host_config.auto_remove == Some(true)
+            && u.restart_policy
+                .as_ref()
+                .and_then(|p| p.name)
+                .is_some_and(|n| {
+                    !matches!(
+                        n,
+                        berth_api::models::RestartPolicyNameEnum::NO
+                            | berth_api::models::RestartPolicyNameEnum::EMPTY
+                    )
+                })
+        {
+            return Err(EngineError::invalid(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container",
+            ));
+        }
+        if let (Some(m), Some(s)) = (u.memory, u.memory_swap) {
+            if m > 0 && s > 0 && s < m {
+                return Err(EngineError::invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                ));
+            }
+        }
+        if u.memory.is_some_and(|m| m > 0 && m < 6 * 1024 * 1024) {
+            return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        if r.state.status.is_running() && r.state.status != Status::Restarting {
+            let rel = cgroups_path(&r.id);
+            let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+                .iter()
+                .map(|b| format!("{b}{rel}"))
+                .find(|d| std::path::Path::new(&format!("{d}/memory.current")).exists());
+            match v2 {
+                Some(d) => apply_v2(&d, &u)?,
+                None => apply_v1(&rel, &u)?,
+            }
+        }
+        {
+            let mut rec = c.lock();
+            let hc = &mut rec.host_config;
+            macro_rules! set {
+                ($f:ident) => {
+                    if u.$f.is_some() {
+                        hc.$f = u.$f.clone();
+                    }
+                };
+            }
+            set!(cpu_shares);
+            set!(memory);
+            set!(memory_swap);
+            set!(memory_reservation);
+            set!(nano_cpus);
+            set!(cpu_period);
+            set!(cpu_quota);
+            set!(cpuset_cpus);
+            set!(cpuset_mems);
+            set!(pids_limit);
+            set!(blkio_weight);
+            set!(restart_policy);
+        }
+        self.persist(&c)?;
+        self.container_event(&c.snapshot(), "update", &[]);
+        Ok(vec![])
+    }
+}
