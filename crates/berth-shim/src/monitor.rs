@@ -711,12 +711,19 @@ async fn run_exec(
         });
     }
     let code = exit_rx.await.unwrap_or(255);
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+    // What the process wrote is already in the pipe; children it left in
+    // the background may hold the pipe open for ever, so the stream ends
+    // shortly after the process does, as with Docker.
+    let aborts: Vec<_> = pumps.iter().map(|p| p.abort_handle()).collect();
+    let _ = tokio::time::timeout(Duration::from_millis(250), async {
         for p in pumps {
             let _ = p.await;
         }
     })
     .await;
+    for a in aborts {
+        a.abort();
+    }
     shim.execs.borrow_mut().remove(&exec_id);
     if let Ok(Some(mut w)) = writer.await {
         let st = ExitStatus {
