@@ -150,11 +150,20 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         message: q.get("message").unwrap_or("").to_string(),
         source: src.to_string(),
     };
-    let reader = req.body_reader();
+    let mut reader = req.body_reader();
     let engine = ctx.engine.clone();
     // Nothing is written before the import finishes, so a failure is a
     // proper status (400 for a bad or unsafe archive), as in Docker.
-    let img = blocking(move || engine.images.import(reader, &opts)).await?;
+    let img = blocking(move || {
+        let r = engine.images.import(&mut reader, &opts);
+        if r.is_err() {
+            // Read the rest: answering while the client still uploads
+            // would show it a broken pipe instead of the error.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        r
+    })
+    .await?;
     json_line_response(&JsonMessage::status(img.id.clone()))
 }
 
