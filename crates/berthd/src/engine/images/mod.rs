@@ -29,7 +29,7 @@ use super::store::{Store, Table};
 use super::{EngineError, Result};
 use content::{digest_hex, sha256_digest, ContentStore};
 pub use delete::DeleteOptions;
-pub use import::ImportOptions;
+pub use import::{apply_changes, ImportOptions};
 pub use layers::{LayerInfo, LayerRecord, LayerStore};
 pub use query::ListOptions;
 use reference::{AnyRef, Reference};
