@@ -2,7 +2,7 @@
 # System packages berth needs to build, run and test, on Debian 12.
 # Installs only what is missing, so a warm machine skips apt entirely.
 set -euo pipefail
-pkgs=(pkg-config libseccomp-dev busybox-static iproute2 iptables nftables
+pkgs=(pkg-config libseccomp-dev libssl-dev busybox-static iproute2 iptables nftables
       curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps)
 missing=()
 for p in "${pkgs[@]}"; do

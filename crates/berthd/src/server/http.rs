@@ -271,17 +271,53 @@ impl Req {
     }
 }
 
+/// A body fed by a channel that may end in an error: the error aborts the
+/// response (no final chunk), so the client sees a failed transfer rather
+/// than a short, well-terminated one.
+pub struct FallibleChannelBody {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl hyper::body::Body for FallibleChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// Like `stream`, for bodies whose producer can fail midway (`save`).
+pub fn stream_fallible(
+    status: StatusCode,
+    content_type: &'static str,
+) -> (mpsc::Sender<std::io::Result<Bytes>>, Resp) {
+    let (tx, rx) = mpsc::channel(16);
+    let mut r = Response::new(FallibleChannelBody { rx }.boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (tx, r)
+}
+
 /// A blocking `Write` into a streaming response, in chunks of `CHUNK`.
 /// Writes fail with `BrokenPipe` once the client has gone.
 pub struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
 impl ChannelWriter {
     const CHUNK: usize = 1 << 20;
 
-    pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
+    /// Ends the response with an error (see `FallibleChannelBody`).
+    pub fn fail(self, e: std::io::Error) {
+        let _ = self.tx.blocking_send(Err(e));
+    }
+
+    pub fn new(tx: mpsc::Sender<std::io::Result<Bytes>>) -> Self {
         Self {
             tx,
             buf: Vec::with_capacity(Self::CHUNK),
@@ -294,7 +330,7 @@ impl ChannelWriter {
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
         self.tx
-            .blocking_send(Bytes::from(chunk))
+            .blocking_send(Ok(Bytes::from(chunk)))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
     }
 }
@@ -306,7 +342,7 @@ impl std::io::Write for ChannelWriter {
         }
         if b.len() >= Self::CHUNK {
             self.tx
-                .blocking_send(Bytes::copy_from_slice(b))
+                .blocking_send(Ok(Bytes::copy_from_slice(b)))
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
                 })?;

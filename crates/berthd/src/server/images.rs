@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::error::ApiError;
-use super::http::{full, ok_json, status_only, stream, ApiResult, ChannelWriter, Req};
+use super::http::{
+    full, ok_json, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
+};
 use super::Ctx;
 use crate::engine::images::reference::Reference;
 use crate::engine::images::{DeleteOptions, ImportOptions, ListOptions};
@@ -150,11 +152,20 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         message: q.get("message").unwrap_or("").to_string(),
         source: src.to_string(),
     };
-    let reader = req.body_reader();
+    let mut reader = req.body_reader();
     let engine = ctx.engine.clone();
     // Nothing is written before the import finishes, so a failure is a
     // proper status (400 for a bad or unsafe archive), as in Docker.
-    let img = blocking(move || engine.images.import(reader, &opts)).await?;
+    let img = blocking(move || {
+        let r = engine.images.import(&mut reader, &opts);
+        if r.is_err() {
+            // Read the rest: answering while the client still uploads
+            // would show it a broken pipe instead of the error.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        r
+    })
+    .await?;
     json_line_response(&JsonMessage::status(img.id.clone()))
 }
 
@@ -186,16 +197,18 @@ pub async fn save(ctx: &Ctx, req: Req, one: Option<&str>) -> ApiResult {
         None => req.query.all("names").to_vec(),
     };
     let plan = ctx.engine.images.prepare_save(&names)?;
-    let (tx, mut resp) = stream(StatusCode::OK, "application/x-tar");
-    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    let (tx, resp) = stream_fallible(StatusCode::OK, "application/x-tar");
     let engine = ctx.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let w = ChannelWriter::new(tx);
+        let w = ChannelWriter::new(tx.clone());
         match engine.images.write_save(&plan, w) {
             Ok(mut w) => {
                 let _ = w.flush();
             }
-            Err(e) => tracing::warn!(error = %e, "save stopped"),
+            Err(e) => {
+                tracing::warn!(error = %e, "save stopped");
+                ChannelWriter::new(tx).fail(std::io::Error::other(e.to_string()));
+            }
         }
     });
     Ok(resp)

@@ -123,6 +123,12 @@ pub async fn serve(
     drop(alive_tx);
     stopped(&mut stop).await;
     engine.begin_shutdown();
+    // Let each accept loop see the stop itself (a unix listener removes its
+    // socket on the way out); abort only the ones that do not finish soon.
+    // Aborting at once raced with that cleanup and left the socket behind.
+    for t in &mut accept_tasks {
+        let _ = tokio::time::timeout(Duration::from_millis(100), t).await;
+    }
     for t in &accept_tasks {
         t.abort();
     }

@@ -416,6 +416,7 @@ mod tests {
         }
         // Layers are shared: every import used the same one.
         assert_eq!(svc.layers.all().len(), 1);
+        assert_eq!(svc.layer_refcount(&img.chain_ids[0]), n as usize + 1);
         let bad = svc.lower_dirs(&img.id).unwrap();
         assert_eq!(bad.len(), 1);
         assert!(bad[0].join("hi").is_file());

@@ -217,6 +217,19 @@ impl LayerStore {
         reader: R,
         raw_is_stored: bool,
     ) -> Result<StagedLayer> {
+        self.stage_with(content, reader, raw_is_stored, true)
+    }
+
+    /// As `stage`; with `sync` false the caller must call [`Self::sync`]
+    /// before committing (a load stages several layers at once, and
+    /// concurrent `syncfs` calls would each wait for all the others' data).
+    pub fn stage_with<R: Read>(
+        &self,
+        content: &ContentStore,
+        reader: R,
+        raw_is_stored: bool,
+        sync: bool,
+    ) -> Result<StagedLayer> {
         let dir = self
             .root
             .join(format!("tmp-{}", crate::engine::ids::random_hex(8)));
@@ -255,8 +268,15 @@ impl LayerStore {
             staged._blob = Some(lease);
         }
         // One flush for the whole layer rather than an fsync per file.
-        syncfs(&staged.dir)?;
+        if sync {
+            syncfs(&staged.dir)?;
+        }
         Ok(staged)
+    }
+
+    /// Flushes the file system holding the layers (see `stage_with`).
+    pub fn sync(&self) -> Result<()> {
+        syncfs(&self.root)
     }
 
     /// Moves a staged layer into the store on top of `parent` (a chain ID).

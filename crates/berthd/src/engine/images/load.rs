@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 
 use berth_api::jsonmessage::JsonMessage;
 
 use super::archive;
-use super::content::sha256_digest;
-use super::layers::LayerInfo;
+use super::content::{sha256_digest, BlobWriter, HashReader};
+use super::layers::{LayerInfo, StagedLayer};
 use super::lease::Lease;
 use super::reference::Reference;
 use super::spec::{self, ArchiveManifestEntry, ImageSpec, Manifest};
@@ -67,6 +68,15 @@ fn promised_digest(path: &str) -> Option<String> {
     let rest = path.strip_prefix("blobs/sha256/")?;
     (rest.len() == 64 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .then(|| format!("sha256:{rest}"))
+}
+
+/// Whether a blob's first bytes look like a layer: gzip, zstd or a tar
+/// header (`ustar` magic). Configs and manifests start with `{`.
+fn looks_like_layer(head: &[u8]) -> bool {
+    matches!(
+        archive::detect_compression(head),
+        archive::Compression::Gzip | archive::Compression::Zstd
+    ) || head.get(257..262) == Some(b"ustar".as_slice())
 }
 
 impl Archive {
@@ -134,6 +144,24 @@ impl<R: Read> Read for Progress<'_, R> {
     }
 }
 
+/// A large file handed from `ingest` to a worker.
+struct Job {
+    path: String,
+    writer: BlobWriter,
+    promised: Option<String>,
+    layer: bool,
+}
+
+/// What a worker made of a [`Job`].
+struct Ingested {
+    path: String,
+    digest: String,
+    size: u64,
+    lease: Lease,
+    /// The layer unpacked from it, when it looked like one.
+    staged: Option<Result<StagedLayer>>,
+}
+
 struct Candidate {
     config: Vec<u8>,
     layers: Vec<String>,
@@ -164,7 +192,51 @@ impl ImageService {
         quiet: bool,
         out: &mut dyn FnMut(JsonMessage),
     ) -> Result<Vec<Arc<Image>>> {
-        let ar = self.ingest(reader)?;
+        // The receiving thread only parses the archive and writes large
+        // files to disk; two workers read each one back, hash it (verifying
+        // `blobs/sha256/<hex>` names) and, when it looks like a layer, unpack
+        // it in the same pass. Hashing is the bulk of the work and a single
+        // stream cannot be split, but layers can: this keeps both cores busy.
+        let results: Mutex<Vec<Result<Ingested>>> = Mutex::new(Vec::new());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let rx = Mutex::new(rx);
+        let ar = std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let (rx, results) = (&rx, &results);
+                scope.spawn(move || loop {
+                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    };
+                    let r = self.verify_and_stage(job);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push(r);
+                });
+            }
+            let r = self.ingest(reader, &tx);
+            // Closing the queue lets the workers finish and the scope end.
+            drop(tx);
+            r
+        });
+        let mut ar = ar?;
+        let mut pre: HashMap<String, Result<StagedLayer>> = HashMap::new();
+        for r in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            let ing = r?;
+            if let Some(staged) = ing.staged {
+                pre.insert(ing.digest.clone(), staged);
+            }
+            ar.leases.push(ing.lease);
+            ar.files.insert(
+                ing.path,
+                Src::Blob {
+                    digest: ing.digest,
+                    size: ing.size,
+                },
+            );
+        }
+        // One flush for every layer unpacked above, before any is committed.
+        if !pre.is_empty() {
+            self.layers.sync()?;
+        }
         let candidates = if ar.files.contains_key("manifest.json") {
             self.docker_archive(&ar)?
         } else if ar.files.contains_key("index.json") {
@@ -176,14 +248,38 @@ impl ImageService {
         };
         let mut loaded = Vec::new();
         for c in candidates {
-            let img = self.load_one(&ar, c, quiet, out)?;
+            let img = self.load_one(&ar, c, quiet, out, &mut pre)?;
             loaded.push(img);
         }
         Ok(loaded)
     }
 
+    /// Reads back a large file written by `ingest`, hashing it and (if it
+    /// looks like a layer) unpacking it on the way, then commits the blob.
+    fn verify_and_stage(&self, job: Job) -> Result<Ingested> {
+        let f = std::fs::File::open(job.writer.tmp_path())?;
+        let mut hr = HashReader::new(std::io::BufReader::with_capacity(1 << 20, f));
+        let staged = job
+            .layer
+            .then(|| self.layers.stage_with(&self.content, &mut hr, true, false));
+        // Whatever the unpacking left unread still counts for the digest.
+        std::io::copy(&mut hr, &mut std::io::sink())?;
+        let digest = std::mem::take(&mut hr.hasher).digest();
+        let (digest, size, lease) = job
+            .writer
+            .commit_hashed(digest, job.promised.as_deref())
+            .map_err(|e| invalid(format!("invalid archive: {}: {e}", job.path)))?;
+        Ok(Ingested {
+            path: job.path,
+            digest,
+            size,
+            lease,
+            staged,
+        })
+    }
+
     /// Reads the whole archive once.
-    fn ingest<R: Read>(&self, reader: R) -> Result<Archive> {
+    fn ingest<R: Read>(&self, reader: R, jobs: &SyncSender<Job>) -> Result<Archive> {
         let (_, rd) =
             archive::decompress(reader).map_err(|e| invalid(format!("invalid archive: {e}")))?;
         let mut tar = tar::Archive::new(rd);
@@ -231,7 +327,8 @@ impl ImageService {
                 ar.files.insert(path, Src::Mem(v));
                 continue;
             }
-            let mut w = self.content.writer()?;
+            let mut w = self.content.deferred_writer()?;
+            let mut head: Vec<u8> = Vec::with_capacity(512);
             loop {
                 let n = match e.read(&mut buf) {
                     Ok(0) => break,
@@ -241,13 +338,21 @@ impl ImageService {
                         return Err(invalid(format!("invalid archive: reading {path}: {err}")))
                     }
                 };
+                if head.len() < 512 {
+                    let take = (512 - head.len()).min(n);
+                    head.extend_from_slice(&buf[..take]);
+                }
                 w.write_all(&buf[..n])?;
             }
-            let (digest, size, lease) = w
-                .commit(promised.as_deref())
-                .map_err(|err| invalid(format!("invalid archive: {path}: {err}")))?;
-            ar.leases.push(lease);
-            ar.files.insert(path, Src::Blob { digest, size });
+            let job = Job {
+                path,
+                writer: w,
+                promised,
+                layer: looks_like_layer(&head),
+            };
+            if jobs.send(job).is_err() {
+                return Err(EngineError::internal("load workers stopped"));
+            }
         }
         Ok(ar)
     }
@@ -349,6 +454,7 @@ impl ImageService {
         c: Candidate,
         quiet: bool,
         out: &mut dyn FnMut(JsonMessage),
+        pre: &mut HashMap<String, Result<StagedLayer>>,
     ) -> Result<Arc<Image>> {
         let spec = ImageSpec::parse(&c.config)?;
         let diff_ids = &spec.rootfs.diff_ids;
@@ -383,6 +489,15 @@ impl ImageService {
                         out: (!quiet).then_some(&mut *out),
                     };
                     (total, self.layers.stage(&self.content, p, false)?)
+                }
+                Src::Blob { digest, size } if pre.contains_key(digest) => {
+                    let mut staged = pre
+                        .remove(digest)
+                        .unwrap_or_else(|| Err(invalid("lost layer")))?;
+                    if staged.diff_id.is_none() {
+                        staged.diff_id = Some(digest.clone());
+                    }
+                    (*size, staged)
                 }
                 Src::Blob { digest, size } => {
                     let f =

@@ -516,6 +516,16 @@ impl ImageService {
         Ok(removed)
     }
 
+    /// How many images use a layer (its reference count; see `layers.rs`
+    /// for why it is derived rather than stored).
+    pub fn layer_refcount(&self, chain_id: &str) -> usize {
+        self.read_index()
+            .images
+            .values()
+            .filter(|i| i.chain_ids.iter().any(|c| c == chain_id))
+            .count()
+    }
+
     /// Disk use of all layers (for `/system/df`).
     pub fn layers_size(&self) -> i64 {
         self.layers.all().iter().map(|l| l.size as i64).sum()
