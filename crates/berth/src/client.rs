@@ -27,7 +27,7 @@ pub struct Conn {
     #[arg(long, global = true)]
     pub tls: bool,
     /// Use TLS and verify the remote
-    #[arg(long, global = true, env = "DOCKER_TLS_VERIFY", value_parser = parse_flag_bool, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "DOCKER_TLS_VERIFY", value_parser = parse_flag_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub tlsverify: Option<bool>,
     /// Trust certs signed only by this CA
     #[arg(long, global = true, value_name = "FILE")]
