@@ -23,7 +23,9 @@ pub fn to_value(j: &Json) -> Value {
         }
         Json::String(s) => Value::String(s.clone()),
         Json::Array(a) => Value::Array(a.iter().map(to_value).collect()),
-        Json::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+        // Maps, not objects: a missing key is `<no value>`, as in Go's
+        // templates over decoded JSON, rather than an error.
+        Json::Object(o) => Value::Map(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
     }
 }
 
@@ -128,6 +130,19 @@ fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
         " ".repeat(n(2))
     )))
 }
+/// `len`, also of maps (gtmpl's only counts objects).
+fn f_len(args: &[Value]) -> Result<Value, FuncError> {
+    let n = match args.first() {
+        Some(Value::String(s)) => s.len(),
+        Some(Value::Array(a)) => a.len(),
+        Some(Value::Object(o)) | Some(Value::Map(o)) => o.len(),
+        Some(Value::Nil) => 0,
+        Some(v) => return Err(FuncError::Generic(format!("len of {v}"))),
+        None => return Err(FuncError::ExactlyXArgs("len".into(), 1)),
+    };
+    Ok(Value::Number(Number::from(n as u64)))
+}
+
 fn f_println(args: &[Value]) -> Result<Value, FuncError> {
     let parts: Vec<String> = args
         .iter()
@@ -273,6 +288,7 @@ impl Tmpl {
             ("pad", f_pad),
             ("println", f_println),
             ("__goprint", f_goprint),
+            ("len", f_len),
         ]);
         t.parse(go_printing(&body))
             .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
@@ -282,9 +298,13 @@ impl Tmpl {
 
     pub fn render(&self, data: &Json) -> anyhow::Result<String> {
         let ctx = Context::from(to_value(data));
-        self.t
-            .render(&ctx)
-            .map_err(|e| anyhow::anyhow!("template: {e}"))
+        self.t.render(&ctx).map_err(|e| match e {
+            // gtmpl would print the whole object; Go names the key.
+            gtmpl::error::ExecError::NoFiledFor(k, _) => {
+                anyhow::anyhow!("template: executing: map has no entry for key {k:?}")
+            }
+            e => anyhow::anyhow!("template: {e}"),
+        })
     }
 
     /// Renders every item; table output is aligned like docker's tabwriter.
@@ -581,13 +601,13 @@ mod tests {
     fn values_print_as_go_does() {
         let v = serde_json::json!({"Cmd": ["echo", "a b"], "L": {"b": 2, "a": "x"}, "N": null, "E": []});
         let t = Tmpl::parse(
-            "{{.Cmd}} {{.L}} {{.N}} {{.E}} {{ .N }}{{if .Cmd}} yes{{end}}{{range .Cmd}},{{.}}{{end}} {{index .Cmd 1}} {{- \" \\\"}}\" -}} {{$x := .L.a}}{{$x}}",
+            "{{.Cmd}} {{.L}} {{.N}} {{.E}} {{ .Missing }} {{len .L}}{{if .Cmd}} yes{{end}}{{range .Cmd}},{{.}}{{end}} {{index .Cmd 1}} {{- \" \\\"}}\" -}} {{$x := .L.a}}{{$x}}",
             &[],
         )
         .unwrap();
         assert_eq!(
             t.render(&v).unwrap(),
-            "[echo a b] map[a:x b:2] <nil> [] <nil> yes,echo,a b a b \"}}x"
+            "[echo a b] map[a:x b:2] <nil> [] <no value> 2 yes,echo,a b a b \"}}x"
         );
     }
 

@@ -623,10 +623,6 @@ pub async fn inspect(conn: &Conn, a: InspectArgs, typ: Option<&str>) -> anyhow::
                     continue 'names;
                 }
                 Err(e) if kinds.len() > 1 && skippable(&e) => continue,
-                Err(e) if status_of(&e) == Some(404) => {
-                    missing.push(format!("Error: No such {kind}: {name}"));
-                    continue 'names;
-                }
                 Err(e) => {
                     missing.push(super::error_text(&e));
                     continue 'names;
@@ -885,13 +881,18 @@ pub async fn rename(conn: &Conn, a: RenameArgs) -> anyhow::Result<()> {
         anyhow::bail!("Error: Neither old nor new names may be empty");
     }
     let d = conn.connect().await?;
-    d.rename_container(
-        old,
-        bollard::query_parameters::RenameContainerOptions {
-            name: new.to_string(),
-        },
-    )
-    .await?;
+    if let Err(e) = d
+        .rename_container(
+            old,
+            bollard::query_parameters::RenameContainerOptions {
+                name: new.to_string(),
+            },
+        )
+        .await
+    {
+        eprintln!("{}", super::error_text(&e.into()));
+        anyhow::bail!("Error: failed to rename container named {old}");
+    }
     Ok(())
 }
 

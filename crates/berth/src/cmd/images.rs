@@ -335,10 +335,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
     for name in &a.images {
         match d.inspect_image(name).await {
             Ok(i) => found.push(serde_json::to_value(i)?),
-            Err(e) => missing.push(
-                crate::cmd::error_text(&e.into())
-                    .replace("Error response from daemon: ", "Error: "),
-            ),
+            Err(e) => missing.push(crate::cmd::error_text(&e.into())),
         }
     }
     print_inspect(found, missing, a.format.as_deref())

@@ -123,14 +123,13 @@ pub struct ExecArgs {
     argv: Vec<String>,
 }
 
-/// docker's `reportError`: `berth: <message>.` and, for usage-type
-/// errors, a pointer to the help.
-fn report(cmd: &str, msg: &str, with_help: bool) {
-    let mut s = msg.trim_end().trim_end_matches('.').to_string() + ".";
-    if with_help {
-        s.push_str(&format!("\nSee 'berth {cmd} --help'."));
-    }
-    eprintln!("berth: {s}");
+/// How docker 28 reports a failed `run`: `berth: <message>`, a blank
+/// line, and a pointer to the help.
+fn report(msg: &str) {
+    eprintln!(
+        "berth: {}\n\nRun 'berth run --help' for more information",
+        msg.trim_end()
+    );
 }
 
 /// The exit status for a failed create/start, from the daemon's message.
@@ -334,34 +333,34 @@ async fn finish(
 }
 
 pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
-    let fail = |msg: String, help: bool, code: i32| -> anyhow::Result<()> {
-        report("run", &msg, help);
+    let fail = |msg: String, code: i32| -> anyhow::Result<()> {
+        report(&msg);
         Err(ExitCode(code).into())
     };
     if let Err(e) = check_pull_policy(&a.flags.pull) {
-        return fail(e.to_string(), true, EXIT_DAEMON);
+        return fail(e.to_string(), EXIT_DAEMON);
     }
     let spec = match a.flags.build(&a.argv, a.detach) {
         Ok(s) => s,
-        Err(e) => return fail(format!("{e:#}"), true, EXIT_DAEMON),
+        Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
     };
     let tty = a.flags.tty;
     if !a.detach && spec.attach_stdin && tty && !term::is_tty(0) {
         anyhow::bail!("the input device is not a TTY");
     }
     if let Err(e) = detach_keys_of(a.detach_keys.as_deref()) {
-        return fail(e.to_string(), true, EXIT_DAEMON);
+        return fail(e.to_string(), EXIT_DAEMON);
     }
     let d = match conn.connect().await {
         Ok(d) => d,
-        Err(e) => return fail(format!("{e:#}"), false, EXIT_DAEMON),
+        Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
     };
     let raw = conn.raw(&d);
     let id = match create_container(&d, &raw, &spec, &a.flags.pull, a.flags.quiet).await {
         Ok(id) => id,
         Err(e) => {
             let msg = super::error_text(&e);
-            return fail(msg.clone(), true, start_error_code(&msg));
+            return fail(msg.clone(), start_error_code(&msg));
         }
     };
     if let Some(f) = &a.flags.cidfile {
@@ -383,7 +382,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         // Attach before start, so no output is missed.
         let h = match raw.hijack(&io.attach_path(&id), None).await {
             Ok(h) => h,
-            Err(e) => return fail(super::error_text(&e), false, EXIT_DAEMON),
+            Err(e) => return fail(super::error_text(&e), EXIT_DAEMON),
         };
         session = Some(io.begin(h)?);
     }
@@ -396,7 +395,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
             Ok(w) => Some(w),
             Err(e) => {
                 drop(session);
-                return fail(super::error_text(&e), false, EXIT_DAEMON);
+                return fail(super::error_text(&e), EXIT_DAEMON);
             }
         }
     };
@@ -412,7 +411,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
             drop(raw_mode);
         }
         let msg = super::error_text(&e.into());
-        report("run", &msg, false);
+        report(&msg);
         if let (true, Some(w)) = (a.flags.rm, waiter) {
             // Let the daemon finish removing it, as docker does (bounded).
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), w.status()).await;
@@ -426,7 +425,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         match finish(pump, raw_mode).await {
             Ok(End::Detached) => return Ok(()),
             Ok(End::Closed) => {}
-            Err(e) => return fail(format!("{e:#}"), false, EXIT_DAEMON),
+            Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
         }
     }
     if !spec.attach_stdout && !spec.attach_stderr {
@@ -436,39 +435,23 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         Some(w) => match w.status().await {
             Ok(0) => Ok(()),
             Ok(code) => Err(ExitCode(code as i32).into()),
-            Err(e) => fail(super::error_text(&e), false, EXIT_DAEMON),
+            Err(e) => fail(super::error_text(&e), EXIT_DAEMON),
         },
         None => Ok(()),
     }
 }
 
 pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<()> {
-    let fail = |msg: String, help: bool| -> anyhow::Result<()> {
-        report("create", &msg, help);
-        Err(ExitCode(EXIT_DAEMON).into())
-    };
-    if let Err(e) = check_pull_policy(&a.flags.pull) {
-        return fail(e.to_string(), true);
-    }
-    let spec = match a.flags.build(&a.argv, false) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("{e:#}"), true),
-    };
-    let d = match conn.connect().await {
-        Ok(d) => d,
-        Err(e) => return fail(format!("{e:#}"), false),
-    };
+    check_pull_policy(&a.flags.pull)?;
+    let spec = a.flags.build(&a.argv, false)?;
+    let d = conn.connect().await?;
     let raw = conn.raw(&d);
-    match create_container(&d, &raw, &spec, &a.flags.pull, a.flags.quiet).await {
-        Ok(id) => {
-            if let Some(f) = &a.flags.cidfile {
-                std::fs::write(f, &id)?;
-            }
-            println!("{id}");
-            Ok(())
-        }
-        Err(e) => fail(super::error_text(&e), false),
+    let id = create_container(&d, &raw, &spec, &a.flags.pull, a.flags.quiet).await?;
+    if let Some(f) = &a.flags.cidfile {
+        std::fs::write(f, &id)?;
     }
+    println!("{id}");
+    Ok(())
 }
 
 /// A container's raw inspect JSON, parsed.
