@@ -462,13 +462,17 @@ async fn inspect_json(raw: &Raw, name: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// `start -a`/`attach`: stream a container's I/O; returns how it ended.
+/// `start -a`/`attach`: streams a container's I/O, runs `then` (the start)
+/// once attached and waiting, and exits with the container's status.
+/// `condition` is the wait's: `next-exit` before a start, else `""`
+/// (not-running), which also answers for a container that just exited.
 async fn attach_and<F, Fut>(
     d: &Docker,
     raw: &Raw,
     info: &Value,
     io: Io,
     sig_proxy: bool,
+    condition: &str,
     then: F,
 ) -> anyhow::Result<()>
 where
@@ -480,7 +484,7 @@ where
     let tty = io.tty;
     let (pump, raw_mode) = io.begin(h)?;
     let _signals = (sig_proxy && !tty).then(|| stream::proxy_signals(d.clone(), id.clone()));
-    let waiter = match Waiter::start(raw, &id, "next-exit").await {
+    let waiter = match Waiter::start(raw, &id, condition).await {
         Ok(w) => w,
         Err(e) => {
             pump.abort();
@@ -526,7 +530,7 @@ pub async fn start(conn: &Conn, a: StartArgs) -> anyhow::Result<()> {
             detach_keys: a.detach_keys.clone(),
         };
         let d2 = d.clone();
-        return attach_and(&d, &raw, &info, io, true, |id| async move {
+        return attach_and(&d, &raw, &info, io, true, "next-exit", |id| async move {
             d2.start_container(
                 &id,
                 None::<bollard::query_parameters::StartContainerOptions>,
@@ -583,7 +587,7 @@ pub async fn attach(conn: &Conn, a: AttachArgs) -> anyhow::Result<()> {
         stderr: true,
         detach_keys: a.detach_keys.clone(),
     };
-    attach_and(&d, &raw, &info, io, a.sig_proxy, |_| async { Ok(()) }).await
+    attach_and(&d, &raw, &info, io, a.sig_proxy, "", |_| async { Ok(()) }).await
 }
 
 pub async fn exec(conn: &Conn, a: ExecArgs) -> anyhow::Result<()> {
