@@ -23,7 +23,9 @@ pub fn to_value(j: &Json) -> Value {
         }
         Json::String(s) => Value::String(s.clone()),
         Json::Array(a) => Value::Array(a.iter().map(to_value).collect()),
-        Json::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+        // Maps, not objects: a missing key is `<no value>`, as in Go's
+        // templates over decoded JSON, rather than an error.
+        Json::Object(o) => Value::Map(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
     }
 }
 
@@ -128,6 +130,19 @@ fn f_pad(args: &[Value]) -> Result<Value, FuncError> {
         " ".repeat(n(2))
     )))
 }
+/// `len`, also of maps (gtmpl's only counts objects).
+fn f_len(args: &[Value]) -> Result<Value, FuncError> {
+    let n = match args.first() {
+        Some(Value::String(s)) => s.len(),
+        Some(Value::Array(a)) => a.len(),
+        Some(Value::Object(o)) | Some(Value::Map(o)) => o.len(),
+        Some(Value::Nil) => 0,
+        Some(v) => return Err(FuncError::Generic(format!("len of {v}"))),
+        None => return Err(FuncError::ExactlyXArgs("len".into(), 1)),
+    };
+    Ok(Value::Number(Number::from(n as u64)))
+}
+
 fn f_println(args: &[Value]) -> Result<Value, FuncError> {
     let parts: Vec<String> = args
         .iter()
@@ -137,6 +152,110 @@ fn f_println(args: &[Value]) -> Result<Value, FuncError> {
         })
         .collect();
     Ok(Value::String(parts.join(" ") + "\n"))
+}
+
+/// How Go's templates print a value (`fmt.Print`): slices as `[a b]`,
+/// maps as `map[k:v]` with sorted keys, nil as `<nil>`.
+pub fn go_print(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Nil => "<nil>".into(),
+        Value::NoValue => "<no value>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Object(o) | Value::Map(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_print(&o[k])))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+        Value::Function(_) => String::new(),
+    }
+}
+
+fn f_goprint(args: &[Value]) -> Result<Value, FuncError> {
+    Ok(Value::String(go_print(
+        args.first().unwrap_or(&Value::NoValue),
+    )))
+}
+
+/// gtmpl prints arrays and maps with Rust's `Debug`; so every action that
+/// prints its value gets `| __goprint` appended to print it as Go does.
+/// Control actions (`if`, `range`, `end`, …), declarations and comments
+/// print nothing and stay as they are.
+fn go_printing(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + 16);
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let inner_start = start + 2;
+        // The closing `}}`, skipping quoted strings.
+        let bytes = rest.as_bytes();
+        let mut i = inner_start;
+        let mut quote: Option<u8> = None;
+        let mut end = None;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) => {
+                    if b == b'\\' && q != b'`' {
+                        i += 1;
+                    } else if b == q {
+                        quote = None;
+                    }
+                }
+                None if b == b'"' || b == b'`' || b == b'\'' => quote = Some(b),
+                None if b == b'}' && bytes.get(i + 1) == Some(&b'}') => {
+                    end = Some(i);
+                    break;
+                }
+                None => {}
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            // Unterminated: leave it for the parser to report.
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &rest[inner_start..end];
+        let (lead, core, trail) = {
+            let lead = if inner.starts_with("- ") { "- " } else { "" };
+            let t = &inner[lead.len()..];
+            let trail = if t.ends_with(" -") { " -" } else { "" };
+            (lead, &t[..t.len() - trail.len()], trail)
+        };
+        let word = core.split_whitespace().next().unwrap_or("");
+        let control = matches!(
+            word,
+            "if" | "else"
+                | "end"
+                | "range"
+                | "with"
+                | "define"
+                | "template"
+                | "block"
+                | "break"
+                | "continue"
+        ) || core.trim_start().starts_with("/*")
+            || core.trim().is_empty()
+            || (word.starts_with('$')
+                && (core.contains(":=") || core.split_whitespace().nth(1) == Some("=")));
+        out.push_str("{{");
+        if control {
+            out.push_str(inner);
+        } else {
+            out.push_str(&format!("{lead}({}) | __goprint{trail}", core.trim()));
+        }
+        out.push_str("}}");
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A parsed `--format` template with docker's helper functions.
@@ -168,8 +287,10 @@ impl Tmpl {
             ("truncate", f_truncate),
             ("pad", f_pad),
             ("println", f_println),
+            ("__goprint", f_goprint),
+            ("len", f_len),
         ]);
-        t.parse(body.clone())
+        t.parse(go_printing(&body))
             .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
         let header = table.then(|| header_row(&body, headers));
         Ok(Self { t, table, header })
@@ -177,9 +298,13 @@ impl Tmpl {
 
     pub fn render(&self, data: &Json) -> anyhow::Result<String> {
         let ctx = Context::from(to_value(data));
-        self.t
-            .render(&ctx)
-            .map_err(|e| anyhow::anyhow!("template: {e}"))
+        self.t.render(&ctx).map_err(|e| match e {
+            // gtmpl would print the whole object; Go names the key.
+            gtmpl::error::ExecError::NoFiledFor(k, _) => {
+                anyhow::anyhow!("template: executing: map has no entry for key {k:?}")
+            }
+            e => anyhow::anyhow!("template: {e}"),
+        })
     }
 
     /// Renders every item; table output is aligned like docker's tabwriter.
@@ -235,13 +360,18 @@ fn header_row(body: &str, headers: &[(&str, &str)]) -> String {
 
 /// Go's `tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`, as the docker CLI uses.
 pub fn tabwrite(lines: &[String]) -> String {
+    tabwrite_min(lines, 10)
+}
+
+/// Go's `tabwriter.NewWriter(w, min, 1, 3, ' ', 0)` (`top` uses 20).
+pub fn tabwrite_min(lines: &[String], min: usize) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0usize; ncols];
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if i + 1 < r.len() {
-                widths[i] = widths[i].max(c.chars().count() + 3).max(10);
+                widths[i] = widths[i].max(c.chars().count() + 3).max(min);
             }
         }
     }
@@ -465,6 +595,20 @@ mod tests {
             .render_all(&[serde_json::json!({"ID": "abc", "Name": "web"})])
             .unwrap();
         assert_eq!(out, "CONTAINER ID   NAMES\nabc            web\n");
+    }
+
+    #[test]
+    fn values_print_as_go_does() {
+        let v = serde_json::json!({"Cmd": ["echo", "a b"], "L": {"b": 2, "a": "x"}, "N": null, "E": []});
+        let t = Tmpl::parse(
+            "{{.Cmd}} {{.L}} {{.N}} {{.E}} {{ .Missing }} {{len .L}}{{if .Cmd}} yes{{end}}{{range .Cmd}},{{.}}{{end}} {{index .Cmd 1}} {{- \" \\\"}}\" -}} {{$x := .L.a}}{{$x}}",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&v).unwrap(),
+            "[echo a b] map[a:x b:2] <nil> [] <no value> 2 yes,echo,a b a b \"}}x"
+        );
     }
 
     #[test]

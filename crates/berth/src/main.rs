@@ -4,6 +4,9 @@
 mod client;
 mod cmd;
 mod format;
+mod raw;
+mod stream;
+mod term;
 
 use clap::{Parser, Subcommand};
 
@@ -50,7 +53,44 @@ enum Command {
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(cmd::images::SaveArgs),
     /// Return low-level information on berth objects
-    Inspect(cmd::images::InspectArgs),
+    Inspect(cmd::containers::InspectArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(cmd::containers::ContainerCmd),
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(cmd::run::RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(cmd::run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(cmd::run::StartArgs),
+    /// Stop one or more running containers
+    Stop(cmd::containers::StopArgs),
+    /// Restart one or more containers
+    Restart(cmd::containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(cmd::containers::KillArgs),
+    /// Remove one or more containers
+    Rm(cmd::containers::RmArgs),
+    /// List containers
+    Ps(cmd::containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(cmd::containers::LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cmd::run::AttachArgs),
+    /// Execute a command in a running container
+    Exec(cmd::run::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cmd::containers::NamesArgs),
+    /// Pause all processes within one or more containers
+    Pause(cmd::containers::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cmd::containers::NamesArgs),
+    /// Display the running processes of a container
+    Top(cmd::containers::TopArgs),
+    /// Rename a container
+    Rename(cmd::containers::RenameArgs),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -77,7 +117,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => cmd::images::import(&cli.conn, a).await,
         Command::Load(a) => cmd::images::load(&cli.conn, a).await,
         Command::Save(a) => cmd::images::save(&cli.conn, a).await,
-        Command::Inspect(a) => cmd::images::inspect_any(&cli.conn, a).await,
+        Command::Inspect(a) => cmd::containers::inspect(&cli.conn, a, None).await,
+        Command::Container(c) => cmd::containers::container(&cli.conn, c).await,
+        Command::Run(a) => cmd::run::run(&cli.conn, a).await,
+        Command::Create(a) => cmd::run::create(&cli.conn, a).await,
+        Command::Start(a) => cmd::run::start(&cli.conn, a).await,
+        Command::Stop(a) => cmd::containers::stop(&cli.conn, a).await,
+        Command::Restart(a) => cmd::containers::restart(&cli.conn, a).await,
+        Command::Kill(a) => cmd::containers::kill(&cli.conn, a).await,
+        Command::Rm(a) => cmd::containers::rm(&cli.conn, a).await,
+        Command::Ps(a) => cmd::containers::ps(&cli.conn, a).await,
+        Command::Logs(a) => cmd::containers::logs(&cli.conn, a).await,
+        Command::Attach(a) => cmd::run::attach(&cli.conn, a).await,
+        Command::Exec(a) => cmd::run::exec(&cli.conn, a).await,
+        Command::Wait(a) => cmd::containers::wait(&cli.conn, a).await,
+        Command::Pause(a) => cmd::containers::pause(&cli.conn, a, true).await,
+        Command::Unpause(a) => cmd::containers::pause(&cli.conn, a, false).await,
+        Command::Top(a) => cmd::containers::top(&cli.conn, a).await,
+        Command::Rename(a) => cmd::containers::rename(&cli.conn, a).await,
     }
 }
 
@@ -96,11 +153,18 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(cli)) {
-        if let Some(code) = e.downcast_ref::<ExitCode>() {
-            std::process::exit(code.0);
-        }
-        eprintln!("{}", cmd::error_text(&e));
-        std::process::exit(1);
-    }
+    let code = match rt.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => match e.downcast_ref::<ExitCode>() {
+            Some(code) => code.0,
+            None => {
+                eprintln!("{}", cmd::error_text(&e));
+                1
+            }
+        },
+    };
+    // Exit without dropping the runtime: a thread blocked reading the
+    // terminal (attach, exec -i) can't be cancelled and would hold it up.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code);
 }

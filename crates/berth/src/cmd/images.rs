@@ -156,19 +156,19 @@ pub struct SaveArgs {
     images: Vec<String>,
 }
 
-fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.chars().take(12).collect()
 }
 
-fn since(unix: i64) -> String {
+pub(crate) fn since(unix: i64) -> String {
     format!(
         "{} ago",
         human_duration(chrono::Utc::now().timestamp() - unix)
     )
 }
 
-fn filters_of(flags: &[String]) -> anyhow::Result<HashMap<String, Vec<String>>> {
+pub(crate) fn filters_of(flags: &[String]) -> anyhow::Result<HashMap<String, Vec<String>>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
     for f in flags {
         let (k, v) = f
@@ -335,32 +335,14 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
     for name in &a.images {
         match d.inspect_image(name).await {
             Ok(i) => found.push(serde_json::to_value(i)?),
-            Err(e) => missing.push(
-                crate::cmd::error_text(&e.into())
-                    .replace("Error response from daemon: ", "Error: "),
-            ),
-        }
-    }
-    print_inspect(found, missing, a.format.as_deref())
-}
-
-/// `berth inspect NAME`: images for now (containers and other objects
-/// join as their commands land).
-pub async fn inspect_any(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
-    let d = conn.connect().await?;
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for name in &a.images {
-        match d.inspect_image(name).await {
-            Ok(i) => found.push(serde_json::to_value(i)?),
-            Err(_) => missing.push(format!("Error: No such object: {name}")),
+            Err(e) => missing.push(crate::cmd::error_text(&e.into())),
         }
     }
     print_inspect(found, missing, a.format.as_deref())
 }
 
 /// Go's `stringutils.Ellipsis`.
-fn ellipsis(s: &str, max: usize) -> String {
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() <= max {
         return s.to_string();
@@ -437,7 +419,7 @@ pub async fn tag(conn: &Conn, a: TagArgs) -> anyhow::Result<()> {
 }
 
 /// `busybox` → `docker.io/library/busybox`, as the docker CLI normalises.
-fn qualify(repo: &str) -> String {
+pub(crate) fn qualify(repo: &str) -> String {
     let first = repo.split('/').next().unwrap_or("");
     let has_domain =
         repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
@@ -487,7 +469,7 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn confirm(warning: &str) -> bool {
+pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();

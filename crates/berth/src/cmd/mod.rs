@@ -1,6 +1,9 @@
 //! One module per docker command group.
 
+pub mod containers;
 pub mod images;
+pub mod opts;
+pub mod run;
 pub mod system;
 
 /// Daemon errors print as the docker CLI prints them.
