@@ -214,11 +214,13 @@ impl Engine {
         opts: AttachOptions,
     ) -> Result<AttachSession> {
         let c = self.containers.find(key)?;
+        let r = c.snapshot();
+        // As moby: the detach sequence is honoured on a TTY only.
         let keys = match opts.detach_keys.as_deref().filter(|k| !k.is_empty()) {
             Some(k) => parse_detach_keys(k)?,
             None => vec![16, 17],
         };
-        let r = c.snapshot();
+        let keys = if r.config.tty.unwrap_or(false) { keys } else { vec![] };
         if r.state.status == super::Status::Paused {
             return Err(EngineError::conflict(
                 "You cannot attach to a paused container, unpause it first",

@@ -479,6 +479,9 @@ impl Engine {
             shell: body.shell.clone(),
         };
         merge_image_config(&mut config, image.config.config.as_ref());
+        // Docker always reports these, if empty.
+        config.labels.get_or_insert_with(HashMap::new);
+        config.env.get_or_insert_with(Vec::new);
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
