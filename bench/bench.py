@@ -149,6 +149,11 @@ class Daemon:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def close(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                cleanup_containers(self)
+            except Exception:
+                pass
         self.stop()
         sh(["ip", "netns", "del", self.netns], check=False)
 
@@ -312,6 +317,149 @@ def r_save(b, d, runs):
     xa, xb = paired(b, d, lambda: save(b), lambda: save(d), n)
     mb = size / 1e6
     return mb / statistics.median(xa), mb / statistics.median(xb), "MB/s"
+
+
+# ---- containers -------------------------------------------------------------
+
+BUSYBOX = "busybox:latest"
+
+
+def busybox_tar(base):
+    """A busybox rootfs tar from Debian's busybox-static, made once."""
+    path = os.path.join(base, "busybox-rootfs.tar")
+    if os.path.exists(path):
+        return path
+    root = os.path.join(base, "busybox-rootfs")
+    for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy2("/bin/busybox", os.path.join(root, "bin/busybox"))
+    applets = subprocess.run(["/bin/busybox", "--list"], stdout=subprocess.PIPE, text=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            os.symlink("busybox", os.path.join(root, "bin", a))
+    with open(os.path.join(root, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    with open(os.path.join(root, "etc/group"), "w") as f:
+        f.write("root:x:0:\n")
+    sh(["tar", "-C", root, "-cf", path, "."])
+    return path
+
+
+def ensure_busybox(*daemons):
+    for dm in daemons:
+        if not dm.docker("image", "inspect", BUSYBOX, check=False).returncode == 0:
+            dm.docker("import", busybox_tar(os.path.dirname(dm.dir)), BUSYBOX)
+
+
+def cleanup_containers(dm):
+    ids = dm.docker("ps", "-aq").stdout.decode().split()
+    for i in range(0, len(ids), 50):
+        dm.docker("rm", "-f", *ids[i:i + 50], check=False)
+
+
+@row("docker run --rm --network none busybox true")
+def r_run_none(b, d, runs):
+    ensure_busybox(b, d)
+    run = lambda dm: timed(lambda: dm.docker("run", "--rm", "--network", "none", BUSYBOX, "true"))
+    xa, xb = paired(b, d, lambda: run(b), lambda: run(d), runs)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("docker run --rm busybox true (default bridge)")
+def r_run_bridge(b, d, runs):
+    ensure_busybox(b, d)
+    run = lambda dm: timed(lambda: dm.docker("run", "--rm", BUSYBOX, "true"))
+    xa, xb = paired(b, d, lambda: run(b), lambda: run(d), runs)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("docker exec <running> true")
+def r_exec(b, d, runs):
+    ensure_busybox(b, d)
+    for dm in (b, d):
+        dm.docker("rm", "-f", "bench-exec", check=False)
+        dm.docker("run", "-d", "--name", "bench-exec", "--network", "none", BUSYBOX, "sleep", "3600")
+    ex = lambda dm: timed(lambda: dm.docker("exec", "bench-exec", "true"))
+    try:
+        xa, xb = paired(b, d, lambda: ex(b), lambda: ex(d), runs)
+    finally:
+        for dm in (b, d):
+            dm.docker("rm", "-f", "bench-exec", check=False)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("docker ps -a with 200 containers")
+def r_ps(b, d, runs):
+    ensure_busybox(b, d)
+    for dm in (b, d):
+        cleanup_containers(dm)
+        for i in range(200):
+            dm.docker("create", "--network", "none", BUSYBOX, "true")
+    ps = lambda dm: timed(lambda: dm.docker("ps", "-a"))
+    try:
+        xa, xb = paired(b, d, lambda: ps(b), lambda: ps(d), runs)
+    finally:
+        for dm in (b, d):
+            cleanup_containers(dm)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shim_pids(dm):
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if dm.dir in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd):
+            out.append(int(e))
+    return out
+
+
+@row("per-container shim PSS, 50 running sleeps")
+def r_shim_pss(b, d, runs):
+    ensure_busybox(b, d)
+    res = []
+    for dm in (b, d):
+        cleanup_containers(dm)
+        for i in range(50):
+            dm.docker("run", "-d", "--network", "none", BUSYBOX, "sleep", "3600")
+        time.sleep(2)
+        pids = shim_pids(dm)
+        total = sum(pss_kib(p) for p in pids)
+        res.append(total / max(1, len(pids)) / 1024)
+        cleanup_containers(dm)
+    return res[0], res[1], "MiB"
+
+
+@row("docker stats --no-stream, 20 running containers")
+def r_stats(b, d, runs):
+    ensure_busybox(b, d)
+    for dm in (b, d):
+        cleanup_containers(dm)
+        for i in range(20):
+            dm.docker("run", "-d", "--network", "none", BUSYBOX, "sleep", "3600")
+    st = lambda dm: timed(lambda: dm.docker("stats", "--no-stream"))
+    try:
+        xa, xb = paired(b, d, lambda: st(b), lambda: st(d), max(3, runs // 4))
+    finally:
+        for dm in (b, d):
+            cleanup_containers(dm)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
 
 
 def main():
