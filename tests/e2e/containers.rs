@@ -455,6 +455,14 @@ fn security_defaults_match_dockers() {
     let st = d.docker_ok(&["exec", "sig", "cat", "/proc/1/status"]);
     assert!(st.contains("SigIgn:\t0000000000000000"), "{st}");
     assert!(st.contains("SigBlk:\t0000000000000000"), "{st}");
+    // An exec'd process has the same filter and capabilities.
+    let st = d.docker_ok(&["exec", "sig", "cat", "/proc/self/status"]);
+    assert!(st.contains("Seccomp:\t2"), "{st}");
+    assert!(st.contains("CapEff:\t00000000a80425fb"), "{st}");
+    assert!(!d
+        .docker(&["exec", "sig", "unshare", "-n", "true"])
+        .status
+        .success());
     // The shim runs from a sealed in-memory copy (CVE-2019-5736).
     let shim = shim_pids(&d);
     assert!(!shim.is_empty(), "no shim found");

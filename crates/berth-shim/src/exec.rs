@@ -99,6 +99,7 @@ fn open_ns(init_pid: i32, name: &str) -> Option<OwnedFd> {
 pub fn start_exec(
     init_pid: i32,
     spec: &Spec,
+    bpf: Option<&[u8]>,
     p: &ExecProcess,
     stdio: &ExecStdio,
 ) -> Result<Started, String> {
@@ -124,7 +125,7 @@ pub fn start_exec(
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(er);
-            let (msg, code) = match child(spec, p, stdio) {
+            let (msg, code) = match child(spec, bpf, p, stdio) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -152,7 +153,12 @@ pub fn start_exec(
 
 enum Never {}
 
-fn child(spec: &Spec, p: &ExecProcess, stdio: &ExecStdio) -> Result<Never, (String, i32)> {
+fn child(
+    spec: &Spec,
+    bpf: Option<&[u8]>,
+    p: &ExecProcess,
+    stdio: &ExecStdio,
+) -> Result<Never, (String, i32)> {
     let fail = |m: String| (m, 126);
     nix::unistd::setsid().map_err(|e| fail(format!("setsid: {e}")))?;
     match stdio {
@@ -199,9 +205,13 @@ fn child(spec: &Spec, p: &ExecProcess, stdio: &ExecStdio) -> Result<Never, (Stri
         nix::sys::prctl::set_no_new_privs().map_err(|e| fail(format!("no_new_privs: {e}")))?;
     }
     if !p.privileged {
-        if let Some(s) = seccomp {
-            libcontainer::seccomp::initialize_seccomp(s)
-                .map_err(|e| fail(format!("seccomp: {e}")))?;
+        match (bpf, seccomp) {
+            (Some(prog), Some(_)) => load_bpf(prog).map_err(|e| fail(format!("seccomp: {e}")))?,
+            (None, Some(s)) => {
+                libcontainer::seccomp::initialize_seccomp(s)
+                    .map_err(|e| fail(format!("seccomp: {e}")))?;
+            }
+            _ => {}
         }
     }
     // Groups and gid first, while we still hold every capability.
@@ -276,6 +286,30 @@ fn child(spec: &Spec, p: &ExecProcess, stdio: &ExecStdio) -> Result<Never, (Stri
     let e = e.map(|e| e.desc().to_lowercase()).unwrap_or_default();
     let code = if e.contains("permission") { 126 } else { 127 };
     Err((format!("exec: \"{arg0}\": {e}"), code))
+}
+
+/// Installs a compiled seccomp program (we still hold CAP_SYS_ADMIN, so no
+/// no_new_privs is needed, as with runc).
+fn load_bpf(prog: &[u8]) -> Result<(), String> {
+    if prog.len() % 8 != 0 || prog.is_empty() {
+        return Err("malformed seccomp program".into());
+    }
+    let fprog = libc::sock_fprog {
+        len: (prog.len() / 8) as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: fprog points at a valid BPF program for the call's duration.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(())
 }
 
 /// Opens a pty in the container's devpts, makes it our controlling

@@ -130,7 +130,11 @@ fn run(state_dir: &str) {
     };
 
     let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
+    let t0 = std::time::Instant::now();
     let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio));
+    if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
+        eprintln!("berth-shim: create took {:?}", t0.elapsed());
+    }
     drop(child_side);
     let init_pid = match created {
         Ok(pid) => pid,

@@ -44,6 +44,8 @@ struct ExecEntry {
 pub struct Shim {
     cfg: ShimConfig,
     spec: Spec,
+    /// The daemon's precompiled seccomp program for exec'd processes.
+    bpf: Option<Vec<u8>>,
     init_pid: i32,
     status: Cell<Status>,
     started_at: RefCell<Option<String>>,
@@ -111,9 +113,11 @@ pub async fn run(c: Created) {
         (None, Some(fd)) => Fd::new(fd).ok(),
         _ => None,
     };
+    let bpf = std::fs::read(std::path::Path::new(&c.cfg.bundle).join("seccomp.bpf")).ok();
     let shim = Rc::new(Shim {
         cfg: c.cfg,
         spec: c.spec,
+        bpf,
         init_pid: c.init_pid,
         status: Cell::new(Status::Created),
         started_at: RefCell::new(None),
@@ -600,8 +604,10 @@ async fn run_exec(
     };
     let init_pid = shim.init_pid;
     let spec = shim.spec.clone();
+    let bpf = shim.bpf.clone();
     let p2 = p.clone();
-    let started = worker::in_child(move || exec::start_exec(init_pid, &spec, &p2, &stdio));
+    let started =
+        worker::in_child(move || exec::start_exec(init_pid, &spec, bpf.as_deref(), &p2, &stdio));
     drop(theirs);
     let started = match started {
         Ok(s) => s,

@@ -26,13 +26,16 @@ struct Created {
 
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let raw: serde_json::Value = req.json().await?;
-    if let Some(name) = raw.pointer("/HostConfig/RestartPolicy/Name").and_then(|v| v.as_str()) {
+    if let Some(name) = raw
+        .pointer("/HostConfig/RestartPolicy/Name")
+        .and_then(|v| v.as_str())
+    {
         if !["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
             return Err(ApiError::bad_request(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")));
         }
     }
-    let body: ContainerCreateBody =
-        serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let body: ContainerCreateBody = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let opts = CreateOptions {
         name: req.query.get("name").map(String::from),
         platform: req.query.get("platform").map(String::from),

@@ -220,7 +220,11 @@ impl Engine {
             Some(k) => parse_detach_keys(k)?,
             None => vec![16, 17],
         };
-        let keys = if r.config.tty.unwrap_or(false) { keys } else { vec![] };
+        let keys = if r.config.tty.unwrap_or(false) {
+            keys
+        } else {
+            vec![]
+        };
         if r.state.status == super::Status::Paused {
             return Err(EngineError::conflict(
                 "You cannot attach to a paused container, unpause it first",

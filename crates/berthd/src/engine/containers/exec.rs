@@ -164,7 +164,11 @@ impl Engine {
             Some(k) => parse_detach_keys(k)?,
             None => vec![16, 17],
         };
-        let keys = if e.config.tty.unwrap_or(false) { keys } else { vec![] };
+        let keys = if e.config.tty.unwrap_or(false) {
+            keys
+        } else {
+            vec![]
+        };
         Ok(ExecSession {
             engine: self.clone(),
             tty: e.config.tty.unwrap_or(false),

@@ -461,6 +461,14 @@ impl Engine {
             berth_runtime::SpecError::Invalid(m) => EngineError::invalid(m),
             other => EngineError::internal(other.to_string()),
         })?;
+        // The exec'd processes' filter, compiled once per profile.
+        let bpf_path = p.bundle.join("seccomp.bpf");
+        let _ = std::fs::remove_file(&bpf_path);
+        if let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            let bpf = self.containers.bpf.get(sc)?;
+            std::fs::create_dir_all(&p.bundle)?;
+            std::fs::write(&bpf_path, bpf.as_slice())?;
+        }
         let mut spec_json = serde_json::to_value(&spec)?;
         swap_masked_eq(&mut spec_json);
         std::fs::create_dir_all(&p.bundle)?;

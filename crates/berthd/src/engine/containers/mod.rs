@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod rootfs;
+pub mod seccomp;
 pub mod shim;
 pub mod stats;
 pub mod update;
@@ -185,6 +186,7 @@ pub struct Containers {
     pub index: Arc<RwLock<Index>>,
     pub shim_bin: shim::ShimBinary,
     pub execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
+    pub bpf: seccomp::BpfCache,
 }
 
 impl Containers {
@@ -198,6 +200,7 @@ impl Containers {
             index: Arc::new(RwLock::new(idx)),
             shim_bin: shim::ShimBinary::load()?,
             execs: RwLock::new(HashMap::new()),
+            bpf: seccomp::BpfCache::default(),
         })
     }
 

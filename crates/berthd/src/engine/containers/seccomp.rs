@@ -1,0 +1,156 @@
+//! Seccomp filters compiled once per profile, for `docker exec`.
+//!
+//! libseccomp needs tens of milliseconds to compile Docker's profile (its
+//! rule database is copied per rule). libcontainer compiles it inside each
+//! container's init, which we cannot avoid; for exec'd processes the daemon
+//! compiles each distinct profile once, and the shim loads the ready BPF
+//! program into every exec with one `prctl`.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+use std::sync::{Arc, Mutex};
+
+use berth_runtime::oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompOperator as O,
+};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use sha2::{Digest, Sha256};
+
+use crate::engine::{EngineError, Result};
+
+#[derive(Default)]
+pub struct BpfCache(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+
+fn action(a: A, errno: Option<u32>) -> ScmpAction {
+    let e = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    match a {
+        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+        A::ScmpActKillProcess => ScmpAction::KillProcess,
+        A::ScmpActTrap => ScmpAction::Trap,
+        A::ScmpActErrno => ScmpAction::Errno(e),
+        A::ScmpActTrace => ScmpAction::Trace(e as u16),
+        A::ScmpActAllow => ScmpAction::Allow,
+        A::ScmpActLog => ScmpAction::Log,
+        A::ScmpActNotify => ScmpAction::Notify,
+    }
+}
+
+fn arch(a: &berth_runtime::oci_spec::runtime::Arch) -> Option<ScmpArch> {
+    use berth_runtime::oci_spec::runtime::Arch as R;
+    Some(match a {
+        R::ScmpArchX86 => ScmpArch::X86,
+        R::ScmpArchX86_64 => ScmpArch::X8664,
+        R::ScmpArchX32 => ScmpArch::X32,
+        R::ScmpArchArm => ScmpArch::Arm,
+        R::ScmpArchAarch64 => ScmpArch::Aarch64,
+        R::ScmpArchS390 => ScmpArch::S390,
+        R::ScmpArchS390x => ScmpArch::S390X,
+        R::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        R::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        _ => return None,
+    })
+}
+
+/// Compiles a profile with the OCI meaning of every operand (for
+/// `SCMP_CMP_MASKED_EQ`, `value` is the mask and `valueTwo` the datum).
+fn compile(s: &LinuxSeccomp) -> std::result::Result<Vec<u8>, String> {
+    let default = action(s.default_action(), s.default_errno_ret());
+    let mut ctx = ScmpFilterContext::new(default).map_err(|e| e.to_string())?;
+    for a in s
+        .architectures()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(arch)
+    {
+        let _ = ctx.add_arch(a);
+    }
+    ctx.set_ctl_nnp(false).map_err(|e| e.to_string())?;
+    for rule in s.syscalls().clone().unwrap_or_default() {
+        let act = action(rule.action(), rule.errno_ret());
+        if act == default {
+            continue;
+        }
+        let args: Vec<ScmpArgCompare> = rule
+            .args()
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                let op = match a.op() {
+                    O::ScmpCmpNe => ScmpCompareOp::NotEqual,
+                    O::ScmpCmpLt => ScmpCompareOp::Less,
+                    O::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+                    O::ScmpCmpEq => ScmpCompareOp::Equal,
+                    O::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+                    O::ScmpCmpGt => ScmpCompareOp::Greater,
+                    O::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(a.value()),
+                };
+                let datum = if a.op() == O::ScmpCmpMaskedEq {
+                    a.value_two().unwrap_or(0)
+                } else {
+                    a.value()
+                };
+                ScmpArgCompare::new(a.index() as u32, op, datum)
+            })
+            .collect();
+        let mut indexes: Vec<u32> = rule
+            .args()
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.index() as u32)
+            .collect();
+        indexes.sort();
+        let dup = indexes.windows(2).any(|w| w[0] == w[1]);
+        for name in rule.names() {
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let r = if args.is_empty() {
+                ctx.add_rule(act, sc)
+            } else if dup {
+                // Conditions on one argument are alternatives.
+                args.iter()
+                    .try_for_each(|c| {
+                        ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                            .map(|_| ())
+                    })
+                    .map(|_| &mut ctx)
+            } else {
+                ctx.add_rule_conditional(act, sc, &args)
+            };
+            r.map_err(|e| format!("seccomp rule for {name}: {e}"))?;
+        }
+    }
+    let fd = nix::sys::memfd::memfd_create(
+        c"berth-seccomp",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::from(fd);
+    ctx.export_bpf(&f).map_err(|e| e.to_string())?;
+    f.rewind().map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+impl BpfCache {
+    pub fn get(&self, s: &LinuxSeccomp) -> Result<Arc<Vec<u8>>> {
+        let key = hex::encode(Sha256::digest(serde_json::to_vec(s)?));
+        if let Some(b) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(b.clone());
+        }
+        let bpf = Arc::new(
+            compile(s).map_err(|e| EngineError::internal(format!("compiling seccomp: {e}")))?,
+        );
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, bpf.clone());
+        Ok(bpf)
+    }
+}
