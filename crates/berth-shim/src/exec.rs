@@ -291,7 +291,7 @@ fn child(
 /// Installs a compiled seccomp program (we still hold CAP_SYS_ADMIN, so no
 /// no_new_privs is needed, as with runc).
 fn load_bpf(prog: &[u8]) -> Result<(), String> {
-    if prog.len() % 8 != 0 || prog.is_empty() {
+    if !prog.len().is_multiple_of(8) || prog.is_empty() {
         return Err("malformed seccomp program".into());
     }
     let fprog = libc::sock_fprog {
