@@ -47,6 +47,13 @@ pub struct ShimConfig {
     pub console_size: Option<(u16, u16)>,
     /// Cgroup path (relative, as in the spec) to read OOM counters from.
     pub cgroups_path: String,
+    /// The init's seccomp filter is the precompiled `seccomp.bpf` in the
+    /// bundle, installed by the shim's executor right before exec; these
+    /// capabilities were lent for that and are dropped just after.
+    #[serde(default)]
+    pub init_bpf: bool,
+    #[serde(default)]
+    pub lent_caps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,12 +34,18 @@ fn dup_owned(fd: RawFd) -> Result<OwnedFd, String> {
 }
 
 /// Creates the container; returns the init's PID.
-pub fn create(id: &str, root: &str, bundle: &str, stdio: &InitStdio) -> Result<i32, String> {
+pub fn create(
+    id: &str,
+    root: &str,
+    bundle: &str,
+    stdio: &InitStdio,
+    executor: BerthExecutor,
+) -> Result<i32, String> {
     std::fs::create_dir_all(root).map_err(|e| format!("creating {root}: {e}"))?;
     let mut b = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)
         .map_err(|e| e.to_string())?
-        .with_executor(BerthExecutor);
+        .with_executor(executor);
     match stdio {
         InitStdio::Fds {
             stdin,

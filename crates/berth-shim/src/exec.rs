@@ -206,7 +206,7 @@ fn child(
     }
     if !p.privileged {
         match (bpf, seccomp) {
-            (Some(prog), Some(_)) => load_bpf(prog).map_err(|e| fail(format!("seccomp: {e}")))?,
+            (Some(prog), _) => load_bpf(prog).map_err(|e| fail(format!("seccomp: {e}")))?,
             (None, Some(s)) => {
                 libcontainer::seccomp::initialize_seccomp(s)
                     .map_err(|e| fail(format!("seccomp: {e}")))?;
@@ -290,7 +290,7 @@ fn child(
 
 /// Installs a compiled seccomp program (we still hold CAP_SYS_ADMIN, so no
 /// no_new_privs is needed, as with runc).
-fn load_bpf(prog: &[u8]) -> Result<(), String> {
+pub fn load_bpf(prog: &[u8]) -> Result<(), String> {
     if !prog.len().is_multiple_of(8) || prog.is_empty() {
         return Err("malformed seccomp program".into());
     }

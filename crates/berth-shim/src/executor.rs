@@ -9,8 +9,89 @@ use std::path::Path;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 
-#[derive(Clone)]
-pub struct BerthExecutor;
+#[derive(Clone, Default)]
+pub struct BerthExecutor {
+    /// A compiled seccomp program to install right before exec.
+    pub bpf: Option<std::sync::Arc<Vec<u8>>>,
+    /// Capability numbers lent for installing it, dropped right after.
+    pub lent: Vec<u32>,
+}
+
+const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_ADMIN: u32 = 21;
+
+pub fn cap_number(name: &str) -> Option<u32> {
+    match name {
+        "CAP_SETPCAP" => Some(CAP_SETPCAP),
+        "CAP_SYS_ADMIN" => Some(CAP_SYS_ADMIN),
+        _ => None,
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Gives back lent capabilities: the bounding set first (that needs
+/// CAP_SETPCAP, so it goes last), then effective/permitted/inheritable.
+pub fn drop_lent(lent: &[u32]) -> Result<(), String> {
+    let mut order: Vec<u32> = lent.to_vec();
+    order.sort_by_key(|c| *c == CAP_SETPCAP);
+    for c in &order {
+        // SAFETY: plain prctl calls.
+        unsafe {
+            if libc::prctl(libc::PR_CAPBSET_DROP, *c as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(format!(
+                    "dropping capability {c}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_LOWER as libc::c_ulong,
+                *c as libc::c_ulong,
+                0,
+                0,
+            );
+        }
+    }
+    let mut hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data words.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        ) != 0
+        {
+            return Err(format!("capget: {}", std::io::Error::last_os_error()));
+        }
+        for c in lent {
+            let (w, b) = ((*c / 32) as usize, 1u32 << (c % 32));
+            data[w].effective &= !b;
+            data[w].permitted &= !b;
+            data[w].inheritable &= !b;
+        }
+        if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
+            return Err(format!("capset: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
 
 /// Docker's wording, which the CLI maps to exit codes 126/127.
 pub fn lookup(arg0: &str, path_var: &str) -> Result<String, String> {
@@ -97,6 +178,11 @@ impl Executor for BerthExecutor {
             .iter()
             .map(|a| CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
             .collect::<Result<_, _>>()?;
+        if let Some(prog) = &self.bpf {
+            crate::exec::load_bpf(prog)
+                .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+        }
+        drop_lent(&self.lent).map_err(ExecutorError::Other)?;
         reset_signals();
         let err = nix::unistd::execv(&exe, &argv).err();
         Err(ExecutorError::Other(format!(

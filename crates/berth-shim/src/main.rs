@@ -130,8 +130,20 @@ fn run(state_dir: &str) {
     };
 
     let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
+    let mut executor = executor::BerthExecutor::default();
+    if cfg.init_bpf {
+        match std::fs::read(Path::new(&cfg.bundle).join("seccomp.bpf")) {
+            Ok(b) => executor.bpf = Some(std::sync::Arc::new(b)),
+            Err(e) => fail(&mut ready, format!("reading the seccomp program: {e}")),
+        }
+        executor.lent = cfg
+            .lent_caps
+            .iter()
+            .filter_map(|c| executor::cap_number(c))
+            .collect();
+    }
     let t0 = std::time::Instant::now();
-    let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio));
+    let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio, executor));
     if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
         eprintln!("berth-shim: create took {:?}", t0.elapsed());
     }

@@ -114,9 +114,23 @@ pub async fn run(c: Created) {
         _ => None,
     };
     let bpf = std::fs::read(std::path::Path::new(&c.cfg.bundle).join("seccomp.bpf")).ok();
+    let mut spec = c.spec;
+    if !c.cfg.lent_caps.is_empty() {
+        // Exec'd processes get the container's real capabilities, not the
+        // ones lent to its init for installing the filter.
+        if let Some(mut p) = spec.process().clone() {
+            if let Some(mut caps) = p.capabilities().clone() {
+                caps.set_bounding(strip(caps.bounding(), &c.cfg.lent_caps));
+                caps.set_effective(strip(caps.effective(), &c.cfg.lent_caps));
+                caps.set_permitted(strip(caps.permitted(), &c.cfg.lent_caps));
+                p.set_capabilities(Some(caps));
+            }
+            spec.set_process(Some(p));
+        }
+    }
     let shim = Rc::new(Shim {
         cfg: c.cfg,
-        spec: c.spec,
+        spec,
         bpf,
         init_pid: c.init_pid,
         status: Cell::new(Status::Created),
@@ -192,6 +206,22 @@ pub async fn run(c: Created) {
     })
     .await;
     let _ = std::fs::remove_file(&shim.cfg.socket);
+}
+
+/// A capability set without the lent ones.
+fn strip(
+    set: &Option<oci_spec::runtime::Capabilities>,
+    lent: &[String],
+) -> Option<oci_spec::runtime::Capabilities> {
+    set.clone().map(|s| {
+        s.into_iter()
+            .filter(|c| {
+                !lent
+                    .iter()
+                    .any(|l| *l == format!("CAP_{c}") || *l == c.to_string())
+            })
+            .collect()
+    })
 }
 
 fn spawn_pump(shim: &Rc<Shim>, src: Rc<Fd>, stream: usize) {

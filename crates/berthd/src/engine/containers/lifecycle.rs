@@ -180,6 +180,33 @@ fn swap_masked_eq(spec: &mut serde_json::Value) {
     }
 }
 
+/// Gives the init the capabilities it needs to install a seccomp program
+/// (CAP_SYS_ADMIN) and to give them back (CAP_SETPCAP); returns the ones
+/// it did not have, which the shim's executor drops before exec.
+fn lend_caps(spec: &mut serde_json::Value) -> Vec<String> {
+    let mut lent = Vec::new();
+    for cap in ["CAP_SYS_ADMIN", "CAP_SETPCAP"] {
+        let Some(caps) = spec.pointer_mut("/process/capabilities") else {
+            continue;
+        };
+        let missing = caps
+            .get("effective")
+            .and_then(|e| e.as_array())
+            .is_none_or(|e| !e.iter().any(|c| c == cap));
+        if !missing {
+            continue;
+        }
+        for set in ["bounding", "effective", "permitted"] {
+            match caps.get_mut(set).and_then(|s| s.as_array_mut()) {
+                Some(a) => a.push(serde_json::Value::from(cap)),
+                None => caps[set] = serde_json::json!([cap]),
+            }
+        }
+        lent.push(cap.to_string());
+    }
+    lent
+}
+
 fn seccomp_choice(r: &Record) -> Result<(SeccompChoice, bool)> {
     let mut choice = SeccompChoice::Default;
     let mut nnp = false;
@@ -461,15 +488,27 @@ impl Engine {
             berth_runtime::SpecError::Invalid(m) => EngineError::invalid(m),
             other => EngineError::internal(other.to_string()),
         })?;
-        // The exec'd processes' filter, compiled once per profile.
+        // The filter, compiled once per profile: loaded as BPF into exec'd
+        // processes, and (for Docker's default profile) into the init too,
+        // sparing libseccomp's per-container compile (tens of ms).
         let bpf_path = p.bundle.join("seccomp.bpf");
         let _ = std::fs::remove_file(&bpf_path);
+        let mut have_bpf = false;
         if let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             let bpf = self.containers.bpf.get(sc)?;
             std::fs::create_dir_all(&p.bundle)?;
             std::fs::write(&bpf_path, bpf.as_slice())?;
+            have_bpf = true;
         }
         let mut spec_json = serde_json::to_value(&spec)?;
+        let mut lent_caps = Vec::new();
+        let default_profile = matches!(input.seccomp, SeccompChoice::Default);
+        if have_bpf && default_profile {
+            lent_caps = lend_caps(&mut spec_json);
+            if let Some(l) = spec_json.get_mut("linux").and_then(|l| l.as_object_mut()) {
+                l.remove("seccomp");
+            }
+        }
         swap_masked_eq(&mut spec_json);
         std::fs::create_dir_all(&p.bundle)?;
         write_file(
@@ -517,6 +556,8 @@ impl Engine {
                 .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
                 .map(|v| (v[0] as u16, v[1] as u16)),
             cgroups_path: cgroups_path(&r.id),
+            init_bpf: have_bpf && default_profile,
+            lent_caps,
         };
         write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
         let pid = shim::spawn(
