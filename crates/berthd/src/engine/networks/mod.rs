@@ -774,6 +774,7 @@ impl Engine {
                 primary_ip.is_none(),
             )
             .await?;
+            self.net_event("connect", &n, &[("container", cid.to_string())]);
             n_if += 1;
             if primary_ip.is_none() {
                 primary_ip = ep.ip_address.as_deref().and_then(|i| i.parse().ok());
@@ -1045,6 +1046,11 @@ impl Engine {
     pub fn detach_networks(&self, cid: &str, eps: &mut BTreeMap<String, EndpointSettings>) {
         let live = lock(&self.networks.live).remove(cid);
         for (name, ep) in eps.iter_mut() {
+            if !ep.ip_address.as_deref().unwrap_or("").is_empty() {
+                if let Ok(n) = self.networks.find(name) {
+                    self.net_event("disconnect", &n, &[("container", cid.to_string())]);
+                }
+            }
             if let Some(id) = ep.network_id.clone() {
                 self.release(&id, cid);
             } else if let Ok(n) = self.networks.find(name) {
