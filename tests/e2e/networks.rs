@@ -475,3 +475,55 @@ fn nothing_is_left_behind_after_removal_or_a_crash() {
         .unwrap_or(0);
     assert_eq!(netns, 0, "network namespaces left behind");
 }
+
+#[test]
+fn ipv6_networks_give_containers_v6_addresses() {
+    let d = daemon();
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b37:7::/64",
+        "--subnet",
+        "10.213.9.0/24",
+        "six",
+    ]);
+    let cfg = d.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}{{.EnableIPv6}}",
+        "six",
+    ]);
+    assert_eq!(cfg.trim(), "10.213.9.0/24 fd00:b37:7::/64 true");
+    web(&d, "v6web", &["--network", "six"]);
+    let addr = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}",
+        "v6web",
+    ]);
+    let addr = addr.trim().to_string();
+    assert!(addr.starts_with("fd00:b37:7::"), "{addr}");
+    let o = fetch(&d, &["--network", "six"], &format!("http://[{addr}]/"));
+    assert_eq!(stdout(&o), "hello-v6web\n", "{}", stderr(&o));
+    let routes = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "busybox",
+        "ip",
+        "-6",
+        "route",
+    ]);
+    assert!(routes.contains("default via fd00:b37:7::1"), "{routes}");
+    // Without a subnet, --ipv6 is refused clearly.
+    let o = d.docker(&["network", "create", "--ipv6", "nosubnet"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("IPv6 subnet"),
+        "{}",
+        stderr(&o)
+    );
+}

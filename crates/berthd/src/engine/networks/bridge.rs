@@ -124,6 +124,25 @@ pub struct Iface {
     pub mac: [u8; 6],
     /// Default route through this gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 address and prefix, and the IPv6 default route.
+    pub ip6: Option<(std::net::Ipv6Addr, u8)>,
+    pub gateway6: Option<std::net::Ipv6Addr>,
+}
+
+/// Adds an IPv6 address without duplicate address detection (which would
+/// leave it "tentative", unusable, for a second or two).
+pub async fn add_addr6(h: &Handle, idx: u32, ip: std::net::Ipv6Addr, prefix: u8) -> Result<()> {
+    let mut req = h.address().add(idx, IpAddr::V6(ip), prefix);
+    req.message_mut()
+        .attributes
+        .push(netlink_packet_route::address::AddressAttribute::Flags(
+            netlink_packet_route::address::AddressFlags::Nodad,
+        ));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+        Err(e) => Err(nl_err("adding an IPv6 address", e)),
+    }
 }
 
 /// Runs `f` with a netlink handle inside the network namespace at `netns`
@@ -231,6 +250,20 @@ pub async fn add_endpoint(
                     .execute()
                     .await
                     .map_err(|e| nl_err("adding the default route", e))?;
+            }
+            if let Some((ip6, p6)) = iface.ip6 {
+                add_addr6(&nh, idx, ip6, p6).await?;
+                if let Some(gw6) = iface.gateway6 {
+                    nh.route()
+                        .add(
+                            RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                                .gateway(gw6)
+                                .build(),
+                        )
+                        .execute()
+                        .await
+                        .map_err(|e| nl_err("adding the IPv6 default route", e))?;
+                }
             }
             Ok(())
         })

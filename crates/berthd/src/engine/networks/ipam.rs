@@ -172,3 +172,66 @@ mod tests {
         );
     }
 }
+
+/// An IPv6 subnet, for networks created with `--ipv6 --subnet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet6 {
+    pub base: std::net::Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || EngineError::invalid(format!("invalid CIDR address: {s}"));
+        let (ip, p) = s.split_once('/').ok_or_else(bad)?;
+        let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
+        let p: u8 = p.parse().map_err(|_| bad())?;
+        if p > 126 {
+            return Err(bad());
+        }
+        let mask = if p == 0 {
+            0
+        } else {
+            u128::MAX << (128 - p as u32)
+        };
+        Ok(Self {
+            base: std::net::Ipv6Addr::from(u128::from(ip) & mask),
+            prefix: p,
+        })
+    }
+
+    pub fn contains(&self, ip: std::net::Ipv6Addr) -> bool {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.prefix as u32)
+        };
+        u128::from(ip) & mask == u128::from(self.base)
+    }
+
+    /// `base + n`.
+    pub fn nth(&self, n: u128) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::from(u128::from(self.base) + n)
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod v6_tests {
+    use super::*;
+
+    #[test]
+    fn parses_v6_subnets() {
+        let s = Subnet6::parse("fd00:dead:beef::1/64").unwrap();
+        assert_eq!(s.to_string(), "fd00:dead:beef::/64");
+        assert!(s.contains("fd00:dead:beef::42".parse().unwrap()));
+        assert!(!s.contains("fd00:dead:bef0::42".parse().unwrap()));
+        assert_eq!(s.nth(1).to_string(), "fd00:dead:beef::1");
+        assert!(Subnet6::parse("10.0.0.0/8").is_err());
+    }
+}

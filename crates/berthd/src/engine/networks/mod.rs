@@ -38,6 +38,9 @@ pub struct NetRecord {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
+    /// IPv6 (with `EnableIPv6`).
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
     /// The subnet was given by the user (static `--ip` is allowed then).
     pub user_subnet: bool,
     pub internal: bool,
@@ -56,6 +59,16 @@ impl NetRecord {
 
     fn gateway_ip(&self) -> Option<Ipv4Addr> {
         self.gateway.as_deref().and_then(|g| g.parse().ok())
+    }
+
+    fn subnet6(&self) -> Option<ipam::Subnet6> {
+        self.subnet6
+            .as_deref()
+            .and_then(|s| ipam::Subnet6::parse(s).ok())
+    }
+
+    fn gateway6_ip(&self) -> Option<std::net::Ipv6Addr> {
+        self.gateway6.as_deref().and_then(|g| g.parse().ok())
     }
 
     pub fn is_bridge(&self) -> bool {
@@ -82,6 +95,7 @@ pub struct Networks {
     handle: Mutex<Option<rtnetlink::Handle>>,
     /// Addresses in use, per network ID.
     used: Mutex<HashMap<String, HashMap<Ipv4Addr, String>>>,
+    used6: Mutex<HashMap<String, HashMap<std::net::Ipv6Addr, String>>>,
     live: Mutex<HashMap<String, Live>>,
     /// Serialises network creation and removal.
     write: tokio::sync::Mutex<()>,
@@ -271,7 +285,10 @@ impl Engine {
                 (Some(g), Some(s)) => Some((g, s.prefix)),
                 _ => None,
             };
-            bridge::ensure_bridge(&h, &n.bridge, gw).await?;
+            let idx = bridge::ensure_bridge(&h, &n.bridge, gw).await?;
+            if let (Some(g6), Some(s6)) = (n.gateway6_ip(), n.subnet6()) {
+                bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
+            }
         }
         ip_forward_on();
         self.refresh_firewall()
@@ -414,6 +431,37 @@ impl Engine {
             user_subnet = true;
             break;
         }
+        let mut v6: Option<(ipam::Subnet6, std::net::Ipv6Addr)> = None;
+        if req.enable_ipv6 == Some(true) {
+            for c in ipam.config.clone().unwrap_or_default() {
+                let Some(sn) = c.subnet.as_deref().filter(|s| s.contains(':')) else {
+                    continue;
+                };
+                let s6 = ipam::Subnet6::parse(sn)?;
+                let gw6 = match c.gateway.as_deref().filter(|g| g.contains(':')) {
+                    Some(g) => g
+                        .parse()
+                        .map_err(|_| EngineError::invalid(format!("invalid gateway {g}")))?,
+                    None => s6.nth(1),
+                };
+                if self
+                    .networks
+                    .all()
+                    .iter()
+                    .filter_map(|n| n.subnet6())
+                    .any(|o| o.contains(s6.base) || s6.contains(o.base))
+                {
+                    return Err(EngineError::Forbidden(
+                        "invalid pool request: Pool overlaps with other one on this address space"
+                            .into(),
+                    ));
+                }
+                v6 = Some((s6, gw6));
+            }
+            if v6.is_none() {
+                return Err(EngineError::invalid("an IPv6 subnet is required with --ipv6: no default IPv6 address pools are configured"));
+            }
+        }
         let subnet = match subnet {
             Some(s) => s,
             None => {
@@ -431,6 +479,8 @@ impl Engine {
             subnet: Some(subnet.to_string()),
             gateway: gateway.map(|g| g.to_string()),
             ip_range,
+            subnet6: v6.map(|(s, _)| s.to_string()),
+            gateway6: v6.map(|(_, g)| g.to_string()),
             user_subnet,
             internal: req.internal.unwrap_or(false),
             attachable: req.attachable.unwrap_or(false),
@@ -441,7 +491,11 @@ impl Engine {
             predefined: false,
         };
         let h = self.networks.handle()?;
-        bridge::ensure_bridge(&h, &bridge_name, gateway.map(|g| (g, subnet.prefix))).await?;
+        let idx =
+            bridge::ensure_bridge(&h, &bridge_name, gateway.map(|g| (g, subnet.prefix))).await?;
+        if let Some((s6, g6)) = v6 {
+            bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
+        }
         if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
             let _ = bridge::delete_link(&h, &bridge_name).await;
             return Err(e);
@@ -520,7 +574,14 @@ impl Engine {
                             ep.ip_address.clone().unwrap_or_default(),
                             ep.ip_prefix_len.unwrap_or(0)
                         )),
-                        ipv6_address: Some(String::new()),
+                        ipv6_address: Some(
+                            match ep.global_ipv6_address.as_deref().filter(|a| !a.is_empty()) {
+                                Some(a) => {
+                                    format!("{a}/{}", ep.global_ipv6_prefix_len.unwrap_or(0))
+                                }
+                                None => String::new(),
+                            },
+                        ),
                     },
                 );
             }
@@ -534,6 +595,15 @@ impl Engine {
             }],
             _ => vec![],
         };
+        let mut config = config;
+        if let Some(s6) = &n.subnet6 {
+            config.push(IpamConfig {
+                subnet: Some(s6.clone()),
+                ip_range: None,
+                gateway: n.gateway6.clone(),
+                auxiliary_addresses: None,
+            });
+        }
         Network {
             name: Some(n.name.clone()),
             id: Some(n.id.clone()),
@@ -740,6 +810,50 @@ impl Engine {
         if let Some(m) = lock(&self.networks.used).get_mut(net_id) {
             m.retain(|_, c| c != cid);
         }
+        if let Some(m) = lock(&self.networks.used6).get_mut(net_id) {
+            m.retain(|_, c| c != cid);
+        }
+    }
+
+    fn allocate6(
+        &self,
+        n: &NetRecord,
+        s6: &ipam::Subnet6,
+        cid: &str,
+        want: Option<&str>,
+    ) -> Result<std::net::Ipv6Addr> {
+        let gw = n.gateway6_ip();
+        let mut used = lock(&self.networks.used6);
+        let taken = used.entry(n.id.clone()).or_default();
+        let ip = match want.filter(|w| !w.is_empty()) {
+            Some(w) => {
+                let ip: std::net::Ipv6Addr = w
+                    .parse()
+                    .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {w}")))?;
+                if !s6.contains(ip) {
+                    return Err(EngineError::invalid(format!(
+                        "no configured subnet or ip-range contain the IP address {ip}"
+                    )));
+                }
+                if Some(ip) == gw || taken.get(&ip).is_some_and(|c| c != cid) {
+                    return Err(EngineError::conflict(format!(
+                        "Address already in use: {ip}"
+                    )));
+                }
+                ip
+            }
+            None => (2u128..1 << 20)
+                .map(|i| s6.nth(i))
+                .find(|ip| Some(*ip) != gw && !taken.contains_key(ip) && s6.contains(*ip))
+                .ok_or_else(|| {
+                    EngineError::Forbidden(format!(
+                        "no available IPv6 addresses on network {}",
+                        n.name
+                    ))
+                })?,
+        };
+        taken.insert(ip, cid.to_string());
+        Ok(ip)
     }
 
     /// Attaches a starting container to its networks: addresses, veths,
@@ -824,16 +938,37 @@ impl Engine {
                     .await?
             }
         };
-        let iface = bridge::Iface {
+        let ip6 = match n.subnet6() {
+            Some(s6) => {
+                let want6 = ep.ipam_config.as_ref().and_then(|c| c.ipv6_address.clone());
+                match self.allocate6(n, &s6, cid, want6.as_deref()) {
+                    Ok(a) => Some((a, s6.prefix)),
+                    Err(e) => {
+                        self.release(&n.id, cid);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut iface = bridge::Iface {
             name: ifname.to_string(),
             ip,
             prefix: subnet.prefix,
             mac,
+            ip6: None,
+            gateway6: None,
             gateway: if default_route && !n.internal {
                 n.gateway_ip()
             } else {
                 None
             },
+        };
+        iface.ip6 = ip6;
+        iface.gateway6 = if default_route && !n.internal {
+            n.gateway6_ip()
+        } else {
+            None
         };
         if let Err(e) = bridge::add_endpoint(h, br_idx, netns, iface).await {
             self.release(&n.id, cid);
@@ -844,6 +979,11 @@ impl Engine {
         ep.gateway = Some(n.gateway.clone().unwrap_or_default());
         ep.mac_address = Some(ipam::mac_string(&mac));
         ep.network_id = Some(n.id.clone());
+        if let Some((a, p)) = ip6 {
+            ep.global_ipv6_address = Some(a.to_string());
+            ep.global_ipv6_prefix_len = Some(p as i64);
+            ep.ipv6_gateway = Some(n.gateway6.clone().unwrap_or_default());
+        }
         ep.endpoint_id = Some(super::ids::new_object_id());
         if n.has_dns() {
             let mut names = vec![rec.name.clone(), cid[..12].to_string()];
@@ -1060,6 +1200,9 @@ impl Engine {
             ep.gateway = Some(String::new());
             ep.ip_address = Some(String::new());
             ep.ip_prefix_len = Some(0);
+            ep.global_ipv6_address = Some(String::new());
+            ep.global_ipv6_prefix_len = Some(0);
+            ep.ipv6_gateway = Some(String::new());
             ep.dns_names = None;
             if ep
                 .ipam_config
@@ -1093,6 +1236,17 @@ impl Engine {
                     .and_then(|i| i.parse::<Ipv4Addr>().ok()),
             ) {
                 lock(&self.networks.used)
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(ip, rec.id.clone());
+            }
+            if let (Some(id), Some(ip)) = (
+                ep.network_id.as_ref(),
+                ep.global_ipv6_address
+                    .as_deref()
+                    .and_then(|i| i.parse::<std::net::Ipv6Addr>().ok()),
+            ) {
+                lock(&self.networks.used6)
                     .entry(id.clone())
                     .or_default()
                     .insert(ip, rec.id.clone());
@@ -1273,7 +1427,7 @@ fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
         c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
             || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
     });
-    if wants_ip && (n.predefined || !n.user_subnet) {
+    if wants_ip && (n.predefined || !(n.user_subnet || n.subnet6.is_some())) {
         return Err(EngineError::invalid(if n.predefined {
             "user specified IP address is supported on user defined networks only".to_string()
         } else {
