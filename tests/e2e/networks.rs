@@ -527,3 +527,42 @@ fn ipv6_networks_give_containers_v6_addresses() {
         stderr(&o)
     );
 }
+
+#[test]
+fn host_and_container_network_modes_share_namespaces() {
+    let d = daemon();
+    d.docker_ok(&["run", "-d", "--name", "base", "busybox", "sleep", "300"]);
+    let base_ip = ip_of(&d, "base", "bridge");
+    let shared = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+    ]);
+    assert!(shared.contains(&format!("inet {base_ip}/")), "{shared}");
+    let host_links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap());
+    let first_host_if = host_links
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let inside = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(inside.contains(&format!(": {first_host_if}")), "{inside}");
+}
