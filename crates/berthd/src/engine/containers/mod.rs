@@ -95,6 +95,8 @@ pub struct Record {
     pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
     /// Published ports while running.
     pub ports: Option<berth_api::models::PortMap>,
+    /// The mount plan: volumes, binds and tmpfs mounts (moby's `MountPoints`).
+    pub mounts: Vec<super::volumes::mounts::MountRec>,
 }
 
 /// What waiters watch.
@@ -506,6 +508,7 @@ impl Engine {
             has_been_started: false,
             endpoints,
             ports: None,
+            mounts: vec![],
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -541,12 +544,16 @@ impl Engine {
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&paths.dir)?;
             paths.rw.create()?;
+            self.plan_mounts(&c)?;
             self.persist(&c)
         })();
         if let Err(e) = made {
-            let mut idx = self.containers.write();
-            idx.by_id.remove(&id);
-            idx.names.retain(|_, v| v != &id);
+            {
+                let mut idx = self.containers.write();
+                idx.by_id.remove(&id);
+                idx.names.retain(|_, v| v != &id);
+            }
+            self.remove_anonymous_volumes(&c.snapshot());
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
@@ -733,7 +740,7 @@ impl Engine {
             }),
             size_rw,
             size_root_fs: size_root,
-            mounts: Some(vec![]),
+            mounts: Some(super::volumes::mounts::mount_points(&r)),
             config: Some(r.config.clone()),
             network_settings: Some(self.network_settings(&r)),
             ..Default::default()
@@ -935,7 +942,7 @@ impl Engine {
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: Some(HashMap::new()),
             }),
-            mounts: Some(vec![]),
+            mounts: Some(super::volumes::mounts::mount_points(r)),
             ..Default::default()
         }
     }
@@ -982,6 +989,9 @@ impl Engine {
             if idx.names.get(&r.name) == Some(&r.id) {
                 idx.names.remove(&r.name);
             }
+        }
+        if r.host_config.auto_remove == Some(true) {
+            self.remove_anonymous_volumes(&r);
         }
         let p = self.paths(&r.id);
         p.rw.unmount();
