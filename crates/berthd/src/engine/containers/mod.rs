@@ -2,6 +2,7 @@
 //! remove. Lifecycle (start/stop/kill/wait, exit handling, live restore) is
 //! in `lifecycle.rs`; attach, exec and logs in their own modules.
 
+pub mod archive;
 pub mod attach;
 pub mod exec;
 pub mod lifecycle;
