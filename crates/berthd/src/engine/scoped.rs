@@ -11,7 +11,7 @@
 //! copying image content into a new volume).
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -456,10 +456,22 @@ impl<R: Read> Read for Exactly<R> {
 /// Writes trees reached through descriptors into a tar, never following a
 /// symlink: owners, modes, mtimes, xattrs, hard links, devices and fifos
 /// kept; sockets and the contents of pseudo file systems (`/proc`, `/sys`,
-/// `/dev/pts`, ...) left out.
+/// `/dev/pts`, ...) left out. Entry names are written as given (GNU long
+/// name records when long), so the root of a container can be archived as
+/// `/`, `/bin`, ... the way Docker names it.
 pub struct TarWriter<W: Write> {
     b: tar::Builder<W>,
-    links: HashMap<(u64, u64), PathBuf>,
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// `parent` + `/` + `name`, without doubling a trailing `/`.
+pub fn arc_join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = parent.to_vec();
+    if !v.ends_with(b"/") {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
 }
 
 impl<W: Write> TarWriter<W> {
@@ -486,6 +498,47 @@ impl<W: Write> TarWriter<W> {
         h
     }
 
+    /// A GNU `././@LongLink` record carrying a name too long for the header.
+    fn long_record(&mut self, kind: tar::EntryType, value: &[u8]) -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        let n = b"././@LongLink";
+        h.as_old_mut().name[..n.len()].copy_from_slice(n);
+        h.set_mode(0o644);
+        h.set_entry_type(kind);
+        let mut data = value.to_vec();
+        data.push(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.b.append(&h, data.as_slice())
+    }
+
+    /// Appends `h` named `name` (and linking to `link`) with `data`.
+    fn append(
+        &mut self,
+        mut h: tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        data: impl Read,
+    ) -> io::Result<()> {
+        const FIELD: usize = 100;
+        if let Some(l) = link {
+            if l.len() > FIELD {
+                self.long_record(tar::EntryType::GNULongLink, l)?;
+            }
+            let n = l.len().min(FIELD);
+            h.as_old_mut().linkname = [0; FIELD];
+            h.as_old_mut().linkname[..n].copy_from_slice(&l[..n]);
+        }
+        if name.len() > FIELD {
+            self.long_record(tar::EntryType::GNULongName, name)?;
+        }
+        let n = name.len().min(FIELD);
+        h.as_old_mut().name = [0; FIELD];
+        h.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+        h.set_cksum();
+        self.b.append(&h, data)
+    }
+
     fn xattrs(&mut self, dir: RawFd, name: &[u8]) -> io::Result<()> {
         self.pax(&list_xattrs(dir, name))
     }
@@ -504,23 +557,23 @@ impl<W: Write> TarWriter<W> {
 
     /// Archives the entry `name` of directory `dir` as `arc` (recursively
     /// for a directory).
-    pub fn add_at(&mut self, dir: RawFd, name: &[u8], arc: &Path) -> io::Result<()> {
+    pub fn add_at(&mut self, dir: RawFd, name: &[u8], arc: &[u8]) -> io::Result<()> {
         let st = lstat_at(dir, name)?;
         self.add_stat(dir, name, &st, arc, None)
     }
 
     /// Archives an open directory as `arc`, then its contents.
-    pub fn add_dir_fd(&mut self, fd: &OwnedFd, arc: &Path) -> io::Result<()> {
+    pub fn add_dir_fd(&mut self, fd: &OwnedFd, arc: &[u8]) -> io::Result<()> {
         let st = fstat(fd.as_raw_fd())?;
         let mut h = Self::header(&st);
         h.set_entry_type(tar::EntryType::Directory);
         let x = list_xattrs_fd(fd.as_raw_fd());
         self.pax(&x)?;
-        self.b.append_data(&mut h, arc, io::empty())?;
+        self.append(h, arc, None, io::empty())?;
         self.contents(fd, arc)
     }
 
-    fn contents(&mut self, fd: &OwnedFd, arc: &Path) -> io::Result<()> {
+    fn contents(&mut self, fd: &OwnedFd, arc: &[u8]) -> io::Result<()> {
         if is_pseudo_fs(fd.as_raw_fd()) {
             return Ok(());
         }
@@ -537,7 +590,7 @@ impl<W: Write> TarWriter<W> {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(e),
             };
-            let child = arc.join(OsStr::from_bytes(&n));
+            let child = arc_join(arc, &n);
             self.add_stat(fd.as_raw_fd(), &n, &st, &child, Some(parent_dev))?;
         }
         Ok(())
@@ -548,7 +601,7 @@ impl<W: Write> TarWriter<W> {
         dir: RawFd,
         name: &[u8],
         st: &libc::stat,
-        arc: &Path,
+        arc: &[u8],
         parent_dev: Option<u64>,
     ) -> io::Result<()> {
         let mut h = Self::header(st);
@@ -562,7 +615,7 @@ impl<W: Write> TarWriter<W> {
                 )?;
                 self.xattrs(dir, name)?;
                 h.set_entry_type(tar::EntryType::Directory);
-                self.b.append_data(&mut h, arc, io::empty())?;
+                self.append(h, arc, None, io::empty())?;
                 // `/dev` of a container is a tmpfs of device nodes: its
                 // contents are the runtime's, not the container's.
                 let dev_mount = parent_dev.is_some_and(|d| d != st.st_dev) && name == b"dev";
@@ -573,17 +626,16 @@ impl<W: Write> TarWriter<W> {
             libc::S_IFLNK => {
                 let target = readlink_at(dir, name)?;
                 h.set_entry_type(tar::EntryType::Symlink);
-                self.b
-                    .append_link(&mut h, arc, Path::new(OsStr::from_bytes(&target)))?;
+                self.append(h, arc, Some(&target), io::empty())?;
             }
             libc::S_IFREG => {
                 if st.st_nlink > 1 {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key).cloned() {
                         h.set_entry_type(tar::EntryType::Link);
-                        return self.b.append_link(&mut h, arc, &first);
+                        return self.append(h, arc, Some(&first), io::empty());
                     }
-                    self.links.insert(key, arc.to_path_buf());
+                    self.links.insert(key, arc.to_vec());
                 }
                 // O_NONBLOCK: if it was swapped for a fifo, do not hang.
                 let fd = open_at(
@@ -601,9 +653,10 @@ impl<W: Write> TarWriter<W> {
                 let size = st.st_size.max(0) as u64;
                 h.set_size(size);
                 let f = File::from(fd);
-                self.b.append_data(
-                    &mut h,
+                self.append(
+                    h,
                     arc,
+                    None,
                     Exactly {
                         r: f,
                         left: size,
@@ -619,7 +672,7 @@ impl<W: Write> TarWriter<W> {
                 });
                 let _ = h.set_device_major(libc::major(st.st_rdev));
                 let _ = h.set_device_minor(libc::minor(st.st_rdev));
-                self.b.append_data(&mut h, arc, io::empty())?;
+                self.append(h, arc, None, io::empty())?;
             }
             // Sockets are not archived, as in Docker.
             _ => {}
@@ -683,7 +736,7 @@ mod tests {
             .open_at("/", libc::O_RDONLY | libc::O_DIRECTORY, 0)
             .unwrap();
         let mut w = TarWriter::new(Vec::new());
-        w.add_dir_fd(&fd, Path::new("top")).unwrap();
+        w.add_dir_fd(&fd, b"top").unwrap();
         let bytes = w.finish().unwrap();
         let mut names = Vec::new();
         for e in tar::Archive::new(io::Cursor::new(bytes)).entries().unwrap() {

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -146,10 +146,13 @@ fn mtime(st: &libc::stat) -> String {
 /// resolved inside the root.
 pub(crate) fn stat_in(root: &Root, path: &str, key: &str) -> Result<PathStat> {
     let abs = abs_path(path);
-    let mut flags = libc::O_PATH;
-    if !follows_last(&abs) {
-        flags |= libc::O_NOFOLLOW;
-    }
+    // A trailing `/` or `/.` asks for a directory (ENOTDIR otherwise).
+    let flags = libc::O_PATH
+        | if follows_last(&abs) {
+            libc::O_DIRECTORY
+        } else {
+            libc::O_NOFOLLOW
+        };
     let fd = root
         .open_at(&abs, flags, 0)
         .map_err(|e| path_error(e, path, key))?;
@@ -172,21 +175,22 @@ pub(crate) fn stat_in(root: &Root, path: &str, key: &str) -> Result<PathStat> {
 /// the one file, symlink or node named by its base name.
 pub(crate) fn write_archive<W: Write>(root: &Root, path: &str, key: &str, w: W) -> Result<W> {
     let abs = abs_path(path);
-    let name = base(&abs);
-    let rebase = if name == "/" { "." } else { name.as_str() };
+    // The root is archived as `/`, `/bin`, ... (Docker's names, which the
+    // CLI rebases onto the destination).
+    let rebase = base(&abs);
     let mut t = TarWriter::new(w);
     let io = |e: std::io::Error| EngineError::internal(format!("archiving {path}: {e}"));
     if follows_last(&abs) {
         let fd = root
             .open_at(&abs, libc::O_RDONLY | libc::O_DIRECTORY, 0)
             .map_err(|e| path_error(e, path, key))?;
-        t.add_dir_fd(&fd, Path::new(rebase)).map_err(io)?;
+        t.add_dir_fd(&fd, rebase.as_bytes()).map_err(io)?;
     } else {
         let (parent, last) = parent_and_name(&abs);
         let dir = root
             .open_at(&parent, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| path_error(e, path, key))?;
-        t.add_at(dir.as_raw_fd(), &last, Path::new(rebase))
+        t.add_at(dir.as_raw_fd(), &last, rebase.as_bytes())
             .map_err(io)?;
     }
     t.finish().map_err(io)

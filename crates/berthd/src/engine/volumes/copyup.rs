@@ -33,7 +33,7 @@ pub fn copy_tree(src: OwnedFd, dst: OwnedFd) -> Result<()> {
     let (r, w) = pipe()?;
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut t = TarWriter::new(BufWriter::with_capacity(1 << 20, w));
-        t.add_dir_fd(&src, Path::new("."))?;
+        t.add_dir_fd(&src, b".")?;
         t.finish()?.flush()
     });
     let unpacked = archive::unpack_fd(
