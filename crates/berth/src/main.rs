@@ -51,6 +51,11 @@ enum Command {
     Save(cmd::images::SaveArgs),
     /// Return low-level information on berth objects
     Inspect(cmd::images::InspectArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(cmd::volumes::VolumeCmd),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cmd::cp::CpArgs),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -78,6 +83,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(a) => cmd::images::load(&cli.conn, a).await,
         Command::Save(a) => cmd::images::save(&cli.conn, a).await,
         Command::Inspect(a) => cmd::images::inspect_any(&cli.conn, a).await,
+        Command::Volume(c) => cmd::volumes::volume(&cli.conn, c).await,
+        Command::Cp(a) => cmd::cp::cp(&cli.conn, a).await,
     }
 }
 

@@ -1,7 +1,9 @@
 //! One module per docker command group.
 
+pub mod cp;
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 /// Daemon errors print as the docker CLI prints them.
 pub fn error_text(e: &anyhow::Error) -> String {
