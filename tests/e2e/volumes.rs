@@ -161,6 +161,12 @@ fn volume_create_inspect_ls_filters_and_names() {
     assert_eq!(f("name=2"), ["v2"]);
     d.docker_ok(&["create", "--name", "user", "-v", "v2:/x", "busybox", "true"]);
     assert_eq!(f("dangling=true"), ["v1"]);
+    // `ps --filter volume=` by name or destination.
+    let ps = |flt: &str| d.docker_ok(&["ps", "-a", "-q", "--no-trunc", "-f", flt]);
+    let id = inspect(&d, "user")["Id"].as_str().unwrap().to_string();
+    assert_eq!(ps("volume=v2").trim(), id);
+    assert_eq!(ps("volume=/x").trim(), id);
+    assert_eq!(ps("volume=v1").trim(), "");
     assert_eq!(f("dangling=false"), ["v2"]);
     assert_eq!(f("driver=local").len(), 2);
     // Docker's names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

@@ -883,6 +883,15 @@ impl Engine {
                     continue;
                 }
             }
+            if filters.contains("volume")
+                && !filters.get("volume").any(|v| {
+                    r.mounts
+                        .iter()
+                        .any(|m| (!m.name.is_empty() && m.name == v) || m.destination == v)
+                })
+            {
+                continue;
+            }
             if let Some(b) = &before {
                 if &r.created >= b {
                     continue;

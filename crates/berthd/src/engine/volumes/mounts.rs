@@ -303,7 +303,7 @@ pub fn parse_mount(m: &Mount) -> Result<(MountRec, VolumeWant)> {
         MountTypeEnum::EMPTY => return Err(err("mount type unknown")),
         other => {
             return Err(mount_config(
-                &other.to_string(),
+                other.as_ref(),
                 format!("mount type {other} is not supported by berth"),
             ))
         }
