@@ -269,6 +269,37 @@ fn binds_read_only_missing_sources_and_propagation() {
         "/h/new",
     ]);
     assert!(host.join("new").exists());
+    // cp into a read-only mount or a read-only rootfs is refused with
+    // Docker's messages, even for an upload bigger than any buffer.
+    let big = fixtures::write_file(dir.path(), "big", &vec![7u8; 8 << 20]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "-v",
+        &format!("{hs}:/h:ro"),
+        "-v",
+        "rwvol:/rw",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let o = d.docker(&["cp", &big.display().to_string(), "ro:/h/"]);
+    assert!(
+        stderr(&o).contains("mounted volume is marked read-only"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["cp", &big.display().to_string(), "ro:/tmp/"]);
+    assert!(
+        stderr(&o).contains("container rootfs is marked read-only"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["cp", &big.display().to_string(), "ro:/rw/"]);
+    assert!(!host.join("big").exists());
     // `-v` with a missing host path creates it; `--mount` refuses.
     let missing = dir.path().join("made/by/v");
     d.docker_ok(&[

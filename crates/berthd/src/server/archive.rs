@@ -44,7 +44,9 @@ pub async fn put(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         no_overwrite_dir_non_dir: req.query.bool("noOverwriteDirNonDir"),
         copy_uid_gid: req.query.bool("copyUIDGID"),
     };
-    let body = req.body_reader();
+    // An upload refused early (no such directory, read-only) is drained,
+    // so the CLI prints the error instead of a broken pipe.
+    let body = req.body_reader_draining(64 << 20);
     ctx.engine
         .archive_put(id, &path, opts, Box::new(body))
         .await?;
