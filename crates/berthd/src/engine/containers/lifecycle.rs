@@ -430,7 +430,7 @@ impl Engine {
             NsMode::Path(d) => NsMode::Path(d.join("pid")),
             m => m,
         };
-        let extra_mounts = self.container_mounts(r, &p.rw.merged)?;
+        let extra_mounts = self.prepare_mounts(r, &p.rw.merged).await?;
         let input = SpecInput {
             id: &r.id,
             config: &r.config,

@@ -759,6 +759,18 @@ impl Engine {
         Ok(out)
     }
 
+    /// `container_mounts` off the async workers (copy-up may copy a lot).
+    pub(crate) async fn prepare_mounts(
+        self: &std::sync::Arc<Self>,
+        r: &Record,
+        merged: &Path,
+    ) -> Result<Vec<OciMount>> {
+        let (me, r, merged) = (self.clone(), r.clone(), merged.to_path_buf());
+        tokio::task::spawn_blocking(move || me.container_mounts(&r, &merged))
+            .await
+            .map_err(|e| EngineError::internal(format!("preparing mounts: {e}")))?
+    }
+
     /// After a container stopped (or failed to start): `unmount` events and
     /// device volumes released.
     pub(crate) fn unmount_volumes(&self, c: &Container) {
