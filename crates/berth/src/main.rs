@@ -91,6 +91,11 @@ enum Command {
     Top(cmd::containers::TopArgs),
     /// Rename a container
     Rename(cmd::containers::RenameArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(cmd::volumes::VolumeCmd),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cmd::cp::CpArgs),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -135,6 +140,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpause(a) => cmd::containers::pause(&cli.conn, a, false).await,
         Command::Top(a) => cmd::containers::top(&cli.conn, a).await,
         Command::Rename(a) => cmd::containers::rename(&cli.conn, a).await,
+        Command::Volume(c) => cmd::volumes::volume(&cli.conn, c).await,
+        Command::Cp(a) => cmd::cp::cp(&cli.conn, a).await,
     }
 }
 

@@ -1,10 +1,12 @@
 //! One module per docker command group.
 
 pub mod containers;
+pub mod cp;
 pub mod images;
 pub mod opts;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 /// Daemon errors print as the docker CLI prints them.
 pub fn error_text(e: &anyhow::Error) -> String {

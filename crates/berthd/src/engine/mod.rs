@@ -7,8 +7,10 @@ pub mod host;
 pub mod ids;
 pub mod images;
 pub mod networks;
+pub mod scoped;
 pub mod store;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +29,7 @@ pub struct Engine {
     pub images: images::ImageService,
     pub containers: containers::Containers,
     pub networks: networks::Networks,
+    pub volumes: volumes::Volumes,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -56,6 +59,7 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store)?;
         let networks = networks::Networks::open(&store)?;
+        let volumes = volumes::Volumes::open(&config.data_root, &store)?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -68,6 +72,7 @@ impl Engine {
             images,
             containers,
             networks,
+            volumes,
             id,
             started: Instant::now(),
             shutdown,

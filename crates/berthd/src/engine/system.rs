@@ -232,7 +232,7 @@ impl Engine {
                     .map(|c| self.summary(&c.snapshot(), true))
                     .collect(),
             ),
-            volumes: Some(vec![]),
+            volumes: Some(self.volumes_disk_usage()),
             build_cache: Some(vec![]),
         }
     }

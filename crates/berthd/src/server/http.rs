@@ -239,15 +239,33 @@ impl Req {
     /// Hands the body to blocking code as a `Read`. Must be called from
     /// within the runtime; read it from `spawn_blocking`.
     pub fn body_reader(&mut self) -> BodyReader {
+        self.body_reader_draining(0)
+    }
+
+    /// Like `body_reader`, but when the reader is dropped early (the
+    /// request failed), up to `drain` more bytes are read and discarded,
+    /// so a client still sending gets the error response rather than a
+    /// broken pipe.
+    pub fn body_reader_draining(&mut self, drain: usize) -> BodyReader {
         let (tx, rx) = mpsc::channel(16);
         if let Some(mut body) = self.body.take() {
             tokio::spawn(async move {
+                let mut left = drain;
+                let mut dropped = false;
                 while let Some(frame) = body.frame().await {
                     match frame {
                         Ok(f) => {
                             if let Ok(data) = f.into_data() {
-                                if !data.is_empty() && tx.send(Ok(data)).await.is_err() {
-                                    return;
+                                if dropped {
+                                    if data.len() > left {
+                                        return;
+                                    }
+                                    left -= data.len();
+                                } else if !data.is_empty() && tx.send(Ok(data)).await.is_err() {
+                                    if drain == 0 {
+                                        return;
+                                    }
+                                    dropped = true;
                                 }
                             }
                         }

@@ -1,6 +1,7 @@
 //! The HTTP layer: thin. It parses requests, calls the engine and serializes
 //! the answer; one router file per API section.
 
+mod archive;
 mod containers;
 pub mod error;
 mod exec;
@@ -12,6 +13,7 @@ mod networks;
 mod router;
 mod system;
 pub mod tls;
+mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;

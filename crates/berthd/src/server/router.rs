@@ -4,7 +4,7 @@
 use http::Method;
 
 use super::http::{ApiResult, Req};
-use super::{containers, exec, images, networks, page_not_found, system, Ctx};
+use super::{archive, containers, exec, images, networks, page_not_found, system, volumes, Ctx};
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let path = req.path.clone();
@@ -41,6 +41,9 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["commit"]) => containers::commit(ctx, req).await,
         (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
         (Method::DELETE, ["containers", id]) => containers::remove(ctx, req, id).await,
+        (Method::HEAD, ["containers", id, "archive"]) => archive::head(ctx, req, id).await,
+        (Method::GET, ["containers", id, "archive"]) => archive::get(ctx, req, id).await,
+        (Method::PUT, ["containers", id, "archive"]) => archive::put(ctx, req, id).await,
         (Method::POST, ["exec", id, "start"]) => exec::start(ctx, req, id).await,
         (Method::POST, ["exec", id, "resize"]) => exec::resize(ctx, req, id).await,
         (Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, req, id).await,
@@ -51,6 +54,11 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::DELETE, ["networks", id]) => networks::remove(ctx, req, id).await,
         (Method::POST, ["networks", id, "connect"]) => networks::connect(ctx, req, id).await,
         (Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(ctx, req, id).await,
+        (Method::GET, ["volumes"]) => volumes::list(ctx, req).await,
+        (Method::POST, ["volumes", "create"]) => volumes::create(ctx, req).await,
+        (Method::POST, ["volumes", "prune"]) => volumes::prune(ctx, req).await,
+        (Method::GET, ["volumes", name]) => volumes::inspect(ctx, req, name).await,
+        (Method::DELETE, ["volumes", name]) => volumes::remove(ctx, req, name).await,
         (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
         (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
         (Method::POST, ["images", "load"]) => images::load(ctx, req).await,

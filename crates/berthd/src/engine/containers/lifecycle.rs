@@ -323,6 +323,7 @@ impl Engine {
         p.rw.unmount();
         netns::remove(&p.netns);
         let _ = std::fs::remove_file(&p.socket);
+        self.unmount_volumes(c);
     }
 
     async fn start_inner(
@@ -458,6 +459,7 @@ impl Engine {
             NsMode::Path(d) => NsMode::Path(d.join("pid")),
             m => m,
         };
+        let extra_mounts = self.prepare_mounts(r, &p.rw.merged).await?;
         let input = SpecInput {
             id: &r.id,
             config: &r.config,
@@ -479,7 +481,7 @@ impl Engine {
             pid,
             uts_host: hc.uts_mode.as_deref() == Some("host"),
             cgroups_path: cgroups_path(&r.id),
-            extra_mounts: vec![],
+            extra_mounts,
             init_binary: init,
             seccomp,
             no_new_privileges: nnp,
@@ -900,7 +902,7 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.containers.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
@@ -938,6 +940,9 @@ impl Engine {
         }
         c.lock().state.status = Status::Removing;
         self.forget_container(&c)?;
+        if volumes {
+            self.remove_anonymous_volumes(&r);
+        }
         self.container_event(&r, "destroy", &[]);
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! remove. Lifecycle (start/stop/kill/wait, exit handling, live restore) is
 //! in `lifecycle.rs`; attach, exec and logs in their own modules.
 
+pub mod archive;
 pub mod attach;
 pub mod commit;
 pub mod exec;
@@ -103,6 +104,8 @@ pub struct Record {
     /// Set by `stop`, cleared by `start`: restart policies leave it alone.
     pub manually_stopped: bool,
     pub health: Option<berth_api::models::Health>,
+    /// The mount plan: volumes, binds and tmpfs mounts (moby's `MountPoints`).
+    pub mounts: Vec<super::volumes::mounts::MountRec>,
 }
 
 /// What waiters watch.
@@ -527,6 +530,7 @@ impl Engine {
             ports: None,
             manually_stopped: false,
             health: None,
+            mounts: vec![],
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -562,12 +566,16 @@ impl Engine {
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&paths.dir)?;
             paths.rw.create()?;
+            self.plan_mounts(&c)?;
             self.persist(&c)
         })();
         if let Err(e) = made {
-            let mut idx = self.containers.write();
-            idx.by_id.remove(&id);
-            idx.names.retain(|_, v| v != &id);
+            {
+                let mut idx = self.containers.write();
+                idx.by_id.remove(&id);
+                idx.names.retain(|_, v| v != &id);
+            }
+            self.remove_anonymous_volumes(&c.snapshot());
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
@@ -754,7 +762,7 @@ impl Engine {
             }),
             size_rw,
             size_root_fs: size_root,
-            mounts: Some(vec![]),
+            mounts: Some(super::volumes::mounts::mount_points(&r)),
             config: Some(r.config.clone()),
             network_settings: Some(self.network_settings(&r)),
             ..Default::default()
@@ -896,6 +904,15 @@ impl Engine {
                     continue;
                 }
             }
+            if filters.contains("volume")
+                && !filters.get("volume").any(|v| {
+                    r.mounts
+                        .iter()
+                        .any(|m| (!m.name.is_empty() && m.name == v) || m.destination == v)
+                })
+            {
+                continue;
+            }
             if let Some(b) = &before {
                 if &r.created >= b {
                     continue;
@@ -956,7 +973,7 @@ impl Engine {
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: Some(HashMap::new()),
             }),
-            mounts: Some(vec![]),
+            mounts: Some(super::volumes::mounts::mount_points(r)),
             ..Default::default()
         }
     }
@@ -1003,6 +1020,9 @@ impl Engine {
             if idx.names.get(&r.name) == Some(&r.id) {
                 idx.names.remove(&r.name);
             }
+        }
+        if r.host_config.auto_remove == Some(true) {
+            self.remove_anonymous_volumes(&r);
         }
         let p = self.paths(&r.id);
         p.rw.unmount();

@@ -105,6 +105,17 @@ pub struct UnpackOptions {
     pub overlay_whiteouts: bool,
 }
 
+/// Extraction options of `docker cp` uploads (`PUT /containers/{id}/archive`).
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// `noOverwriteDirNonDir`: refuse to replace a directory with a
+    /// non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// `copyUIDGID` for a container with a user: every entry gets this
+    /// owner instead of the archive's.
+    pub chown: Option<(u32, u32)>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UnpackStats {
     /// Docker's layer size: the bytes of every non-directory, hard links once.
@@ -208,6 +219,7 @@ fn parse_pax_time(v: &[u8]) -> Option<libc::timespec> {
 struct Unpacker {
     root: OwnedFd,
     opts: UnpackOptions,
+    extract: ExtractOptions,
     /// The last parent directory opened, by components: tar entries come
     /// grouped by directory, so this saves a walk per entry.
     cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
@@ -307,8 +319,10 @@ impl Unpacker {
             |what: &str| ArchiveError::Malformed(format!("invalid tar entry {shown:?}: {what}"));
         // Empty numeric fields read as 0, as Go's archive/tar reads them.
         let mode = hdr.mode().unwrap_or(0) & 0o7777;
-        let uid = hdr.uid().unwrap_or(0) as libc::uid_t;
-        let gid = hdr.gid().unwrap_or(0) as libc::gid_t;
+        let (uid, gid) = self.extract.chown.unwrap_or((
+            hdr.uid().unwrap_or(0) as libc::uid_t,
+            hdr.gid().unwrap_or(0) as libc::gid_t,
+        ));
         let mut mtime = libc::timespec {
             tv_sec: hdr.mtime().unwrap_or(0) as libc::time_t,
             tv_nsec: 0,
@@ -378,6 +392,18 @@ impl Unpacker {
         let parent = self.open_dir(parent_comps, true, &shown)?;
         let cname = cstr(name)?;
         if let Ok(st) = lstat_at(parent, &cname) {
+            if self.extract.no_overwrite_dir_non_dir && kind != tar::EntryType::Link {
+                if is_dir(&st) && !kind.is_dir() {
+                    return Err(ArchiveError::Malformed(format!(
+                        "cannot overwrite directory {shown:?} with non-directory {shown:?}"
+                    )));
+                }
+                if !is_dir(&st) && kind.is_dir() {
+                    return Err(ArchiveError::Malformed(format!(
+                        "cannot overwrite non-directory {shown:?} with directory {shown:?}"
+                    )));
+                }
+            }
             if !(kind.is_dir() && is_dir(&st)) {
                 self.remove(parent, &cname, &st)?;
             }
@@ -646,9 +672,21 @@ fn set_times_at(dir: RawFd, name: &CString, t: &Times) -> io::Result<()> {
 /// taken around `reader` covers every byte.
 pub fn unpack<R: Read>(reader: R, dest: &Path, opts: &UnpackOptions) -> AResult<UnpackStats> {
     let root = File::open(dest).map_err(|e| io_err(format!("opening {}", dest.display()), e))?;
+    unpack_fd(reader, root.into(), opts, &ExtractOptions::default())
+}
+
+/// Like `unpack`, into an open directory (e.g. one resolved inside a
+/// container's root), with `cp`'s extraction options.
+pub fn unpack_fd<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    opts: &UnpackOptions,
+    extract: &ExtractOptions,
+) -> AResult<UnpackStats> {
     let mut u = Unpacker {
-        root: root.into(),
+        root,
         opts: opts.clone(),
+        extract: extract.clone(),
         cache: None,
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
