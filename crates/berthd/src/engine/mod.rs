@@ -1,5 +1,6 @@
 //! The engine: Docker's objects and their state. Nothing in here knows HTTP.
 
+pub mod builder;
 pub mod containers;
 pub mod error;
 pub mod events;

@@ -1,0 +1,2 @@
+//! The classic builder.
+pub mod dockerfile;
