@@ -28,6 +28,7 @@ pub struct Engine {
     pub images: images::ImageService,
     pub containers: containers::Containers,
     pub networks: networks::Networks,
+    pub builder: builder::Builder,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -57,6 +58,7 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store)?;
         let networks = networks::Networks::open(&store)?;
+        let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -69,6 +71,7 @@ impl Engine {
             images,
             containers,
             networks,
+            builder,
             id,
             started: Instant::now(),
             shutdown,

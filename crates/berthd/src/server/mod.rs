@@ -1,6 +1,7 @@
 //! The HTTP layer: thin. It parses requests, calls the engine and serializes
 //! the answer; one router file per API section.
 
+mod build;
 mod containers;
 pub mod error;
 mod exec;
