@@ -708,6 +708,10 @@ impl Run<'_> {
                 .say(format!(" ---> {}\n", short(&st.image_id)))
                 .await?;
         }
+        // As moby's `setDefaultPath`: every stage has a PATH.
+        if st.env_get("PATH").is_none() {
+            st.set_env("PATH", super::containers::DEFAULT_PATH);
+        }
         // ONBUILD triggers of the base image run first.
         let triggers = st.config.on_build.take().unwrap_or_default();
         if !triggers.is_empty() {
@@ -833,7 +837,7 @@ impl Run<'_> {
     /// A metadata-only step: cache or a new config-only image.
     async fn meta_step(&self, st: &mut State, desc: &str) -> Step {
         let created_by = format!("/bin/sh -c #(nop)  {desc}");
-        let key = cache::key(&st.image_id, &created_by, "");
+        let key = step_key(st, &created_by, "")?;
         if self.try_cache(st, &key).await? {
             return Ok(());
         }
@@ -1010,7 +1014,7 @@ impl Run<'_> {
         let path = berth_api::dockerignore::clean(&joined);
         st.config.working_dir = Some(path.clone());
         let created_by = format!("/bin/sh -c #(nop) WORKDIR {path}");
-        let key = cache::key(&st.image_id, &created_by, "");
+        let key = step_key(st, &created_by, "")?;
         if self.try_cache(st, &key).await? {
             return Ok(());
         }
@@ -1072,11 +1076,11 @@ impl Run<'_> {
                 shown_args.join(" ")
             );
         }
-        let key = cache::key(
-            &st.image_id,
+        let key = step_key(
+            st,
             &format!("RUN {}", serde_json::to_string(&argv)?),
             &shown_args.join("\n"),
-        );
+        )?;
         if self.try_cache(st, &key).await? {
             return Ok(());
         }
@@ -1339,7 +1343,7 @@ impl Run<'_> {
             created_by = format!("/bin/sh -c #(nop) {what} --from={f} {kind}:{hash} in {dest} ");
         }
         let extra = format!("{chown:?}\n{chmod:?}\n{}", downloads.join(" "));
-        let key = cache::key(&st.image_id, &created_by, &extra);
+        let key = step_key(st, &created_by, &extra)?;
         if self.try_cache(st, &key).await? {
             // Unmounts the --from root off the async threads.
             let _ = tokio::task::spawn_blocking(move || drop(plan)).await;
@@ -1375,6 +1379,18 @@ impl Run<'_> {
         self.commit(st, &created_by, &key, layer).await?;
         self.say_id(st).await
     }
+}
+
+/// A step's cache key: the parent image, the step, and the config the
+/// stage carries (which the parent's ID alone does not pin: the default
+/// PATH, cleared ONBUILD triggers).
+fn step_key(st: &State, step: &str, extra: &str) -> Step<String> {
+    let config = serde_json::to_value(&st.config)?.to_string();
+    Ok(cache::key(
+        &st.image_id,
+        step,
+        &format!("{extra}\n{config}"),
+    ))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Step<T> {
