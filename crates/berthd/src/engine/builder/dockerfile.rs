@@ -625,7 +625,10 @@ impl Flags {
 }
 
 /// buildkit's `extractBuilderFlags`: leading `--name[=value]` words.
-fn extract_flags(rest: &str, escape: char) -> PResult<(Vec<(String, Option<String>)>, &str)> {
+/// Builder flags as (name, value) pairs, `None` for a bare `--flag`.
+type FlagList = Vec<(String, Option<String>)>;
+
+fn extract_flags(rest: &str, escape: char) -> PResult<(FlagList, &str)> {
     let mut flags = Vec::new();
     let mut pos = 0;
     let b = rest.as_bytes();

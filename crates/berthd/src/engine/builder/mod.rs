@@ -1132,7 +1132,10 @@ impl Run<'_> {
             .await?;
         let code = self.run_container(&id).await?;
         if code != 0 {
-            guard.remove = self.opts.force_rm;
+            guard.remove = false;
+            if self.opts.force_rm {
+                let _ = engine.remove_container(&id, true, true).await;
+            }
             return Err(Fail::Run(
                 format!(
                     "The command '{}' returned a non-zero code: {code}",
@@ -1472,36 +1475,6 @@ fn health_config(h: &dockerfile::Health) -> Step<HealthConfig> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_expand() {
-        assert_eq!(expand_port("80").unwrap(), vec!["80/tcp"]);
-        assert_eq!(expand_port("53/UDP").unwrap(), vec!["53/udp"]);
-        assert_eq!(
-            expand_port("8000-8002").unwrap(),
-            vec!["8000/tcp", "8001/tcp", "8002/tcp"]
-        );
-        assert!(expand_port("x").is_err());
-        assert!(expand_port("80/foo").is_err());
-    }
-
-    #[test]
-    fn state_env_and_vars() {
-        let mut st = State::scratch();
-        st.args.insert("A".into(), Some("arg".into()));
-        st.args.insert("B".into(), Some("argb".into()));
-        st.set_env("A", "env");
-        st.set_env("C", "1");
-        st.set_env("C", "2");
-        assert_eq!(st.var("A").as_deref(), Some("env"));
-        assert_eq!(st.var("B").as_deref(), Some("argb"));
-        assert_eq!(st.config.env.clone().unwrap(), vec!["A=env", "C=2"]);
-    }
-}
-
 impl Engine {
     /// Images the build cache shares with something else (a tag, a
     /// container, or a tagged descendant): pruning them frees nothing.
@@ -1592,5 +1565,35 @@ impl Engine {
             caches_deleted: if keys.is_empty() { None } else { Some(keys) },
             space_reclaimed: Some(reclaimed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_expand() {
+        assert_eq!(expand_port("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(expand_port("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(
+            expand_port("8000-8002").unwrap(),
+            vec!["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(expand_port("x").is_err());
+        assert!(expand_port("80/foo").is_err());
+    }
+
+    #[test]
+    fn state_env_and_vars() {
+        let mut st = State::scratch();
+        st.args.insert("A".into(), Some("arg".into()));
+        st.args.insert("B".into(), Some("argb".into()));
+        st.set_env("A", "env");
+        st.set_env("C", "1");
+        st.set_env("C", "2");
+        assert_eq!(st.var("A").as_deref(), Some("env"));
+        assert_eq!(st.var("B").as_deref(), Some("argb"));
+        assert_eq!(st.config.env.clone().unwrap(), vec!["A=env", "C=2"]);
     }
 }

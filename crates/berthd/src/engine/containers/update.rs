@@ -24,16 +24,16 @@ fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
             Some(s) if s > 0 => Some(s),
             _ => None,
         };
-        if std::path::Path::new(&format!("{m}/memory.memsw.limit_in_bytes")).exists() {
-            if mem > cur_memsw || new_sw.is_some() {
-                let target = new_sw.unwrap_or(mem.max(cur_memsw));
-                if target == -1 || target >= mem {
-                    write(
-                        &format!("{m}/memory.memsw.limit_in_bytes"),
-                        &target.to_string(),
-                    )
-                    .or_else(|_| Ok::<(), EngineError>(()))?;
-                }
+        if std::path::Path::new(&format!("{m}/memory.memsw.limit_in_bytes")).exists()
+            && (mem > cur_memsw || new_sw.is_some())
+        {
+            let target = new_sw.unwrap_or(mem.max(cur_memsw));
+            if target == -1 || target >= mem {
+                // Best effort: the memory write below reports real failures.
+                let _ = write(
+                    &format!("{m}/memory.memsw.limit_in_bytes"),
+                    &target.to_string(),
+                );
             }
         }
         write(&format!("{m}/memory.limit_in_bytes"), &mem.to_string())?;
