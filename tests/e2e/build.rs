@@ -646,4 +646,39 @@ fn berth_build_does_what_docker_build_does() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run(&d, &["piped"]), "piped\n");
+    // A Dockerfile outside the context is sent under a random name that
+    // COPY does not see.
+    let outside = scratch();
+    write_tree(
+        outside.path(),
+        &[(
+            "Outside",
+            "FROM busybox\nCOPY . /c/\nCMD [\"ls\", \"-A\", \"/c\"]\n",
+        )],
+    );
+    let small = scratch();
+    write_tree(small.path(), &[("only.txt", "x")]);
+    let f = outside.path().join("Outside").display().to_string();
+    berth_build_ok(
+        &d,
+        &[
+            "-f",
+            &f,
+            "-t",
+            "outside",
+            &small.path().display().to_string(),
+        ],
+    );
+    assert_eq!(run(&d, &["outside"]), "only.txt\n");
+    docker_build_ok(
+        &d,
+        &[
+            "-f",
+            &f,
+            "-t",
+            "outside-docker",
+            &small.path().display().to_string(),
+        ],
+    );
+    assert_eq!(run(&d, &["outside-docker"]), "only.txt\n");
 }

@@ -78,7 +78,9 @@ fn header_for(md: &std::fs::Metadata) -> tar::Header {
 }
 
 /// Archives `dir`, leaving out what `m` excludes (but never the files in
-/// `always`).
+/// `always`). An `extra` Dockerfile (from stdin or outside the context)
+/// is added under its random name and listed in `.dockerignore`, as the
+/// docker CLI does, so the daemon drops it from what COPY sees.
 fn archive_dir(
     dir: &Path,
     m: &Matcher,
@@ -86,12 +88,27 @@ fn archive_dir(
     extra: Option<(&str, &[u8])>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
+    let add_file = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| -> anyhow::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o600);
+        h.set_size(data.len() as u64);
+        h.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
+        b.append_data(&mut h, name, data)?;
+        Ok(())
+    };
     fn walk(
         b: &mut tar::Builder<Vec<u8>>,
         root: &Path,
         rel: &str,
         m: &Matcher,
         always: &[String],
+        skip_ignore: bool,
     ) -> anyhow::Result<()> {
         let dir = if rel.is_empty() {
             root.to_path_buf()
@@ -110,6 +127,9 @@ fn archive_dir(
             } else {
                 format!("{rel}/{n}")
             };
+            if skip_ignore && p == ".dockerignore" {
+                continue;
+            }
             let full = root.join(&p);
             let md = std::fs::symlink_metadata(&full)?;
             let excluded = m.excludes(&p) && !always.contains(&p);
@@ -122,7 +142,7 @@ fn archive_dir(
                     h.set_entry_type(tar::EntryType::Directory);
                     b.append_data(&mut h, &p, std::io::empty())?;
                 }
-                walk(b, root, &p, m, always)?;
+                walk(b, root, &p, m, always, skip_ignore)?;
                 continue;
             }
             if excluded {
@@ -143,19 +163,14 @@ fn archive_dir(
         }
         Ok(())
     }
-    walk(&mut b, dir, "", m, always)?;
+    let skip_ignore = extra.is_some();
+    walk(&mut b, dir, "", m, always, skip_ignore)?;
     if let Some((name, data)) = extra {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o600);
-        h.set_size(data.len() as u64);
-        h.set_mtime(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        );
-        b.append_data(&mut h, name, data)?;
+        add_file(&mut b, name, data)?;
+        let mut ignore = std::fs::read_to_string(dir.join(".dockerignore"))
+            .unwrap_or_else(|_| ".dockerignore".to_string());
+        ignore.push_str(&format!("\n{name}\n"));
+        add_file(&mut b, ".dockerignore", ignore.as_bytes())?;
     }
     Ok(b.into_inner()?)
 }

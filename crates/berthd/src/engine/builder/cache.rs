@@ -108,7 +108,11 @@ impl Cache {
 
     /// The `/system/df` view: `shared` when the entry's image is also kept
     /// by something other than the cache (a tag, a container, a child).
-    pub fn items(&self, shared: impl Fn(&Entry) -> bool) -> Vec<BuildCacheItem> {
+    pub fn items(
+        &self,
+        live: impl Fn(&Entry) -> bool,
+        shared: impl Fn(&Entry) -> bool,
+    ) -> Vec<BuildCacheItem> {
         let by_image: HashMap<String, String> = self
             .all()
             .into_iter()
@@ -116,6 +120,7 @@ impl Cache {
             .collect();
         self.all()
             .into_iter()
+            .filter(|(_, e)| live(e))
             .map(|(k, e)| {
                 let parent = by_image.get(&e.parent).cloned();
                 BuildCacheItem {

@@ -34,7 +34,12 @@ impl Context {
         let ctx = Context { root: dir };
         let (_, plain) = archive::decompress(reader)
             .map_err(|e| EngineError::invalid(format!("reading the build context: {e}")))?;
-        archive::unpack(plain, &ctx.root, &UnpackOptions::default()).map_err(|e| {
+        let padded = PadTar {
+            inner: plain,
+            n: 0,
+            tail: None,
+        };
+        archive::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
             EngineError::invalid(format!("the build context is not a valid archive: {e}"))
         })?;
         Ok(ctx)
@@ -84,6 +89,34 @@ impl Context {
         let p = resolve_in_root(&self.root, ".dockerignore", true).ok()?;
         let text = std::fs::read_to_string(p).ok()?;
         Some(Matcher::parse(&text))
+    }
+}
+
+/// Completes a tar stream that stops right after its last entry's data,
+/// without padding or end-of-archive blocks: the docker CLI sends such a
+/// context when it adds a Dockerfile from outside the context (or stdin).
+/// After the real end, zeros up to the block boundary and two zero blocks.
+struct PadTar<R> {
+    inner: R,
+    n: u64,
+    tail: Option<u64>,
+}
+
+impl<R: Read> Read for PadTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.tail.is_none() {
+            let k = self.inner.read(buf)?;
+            if k > 0 {
+                self.n += k as u64;
+                return Ok(k);
+            }
+            self.tail = Some((512 - self.n % 512) % 512 + 1024);
+        }
+        let left = self.tail.unwrap_or(0);
+        let k = (left as usize).min(buf.len());
+        buf[..k].fill(0);
+        self.tail = Some(left - k as u64);
+        Ok(k)
     }
 }
 
@@ -235,6 +268,11 @@ mod tests {
         assert!(!c.root.join("Dockerfile").exists());
         assert!(!c.root.join(".dockerignore").exists());
         assert!(c.root.join("keep").exists());
+        // Cut after the last entry's data, as the docker CLI sends it.
+        let mut t = tar_with(&[("Dockerfile", b"FROM x\n"), ("last", b"abc")]);
+        t.truncate(512 * 3 + 3);
+        let c = Context::receive(std::io::Cursor::new(t), d.path().join("c3")).unwrap();
+        assert_eq!(std::fs::read(c.root.join("last")).unwrap(), b"abc");
         let bad = tar_with(&[("../evil", b"x")]);
         let e = Context::receive(std::io::Cursor::new(bad), d.path().join("c2"))
             .err()

@@ -74,8 +74,11 @@ impl Builder {
         // Whatever an interrupted build left (mounts first).
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
-                RwLayer::at(&e.path()).unmount();
-                let _ = std::fs::remove_dir_all(e.path());
+                let rw = RwLayer::at(&e.path());
+                rw.unmount();
+                if !rw.is_mounted() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             }
         }
         std::fs::create_dir_all(&dir)?;
@@ -317,7 +320,9 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         self.rw.unmount();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.rw.is_mounted() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -481,6 +486,14 @@ impl Engine {
         .await
         .map_err(|e| EngineError::internal(format!("build worker: {e}")))??;
         let df = dockerfile::parse(&text).map_err(|e| invalid(e.to_string()))?;
+        if df.instructions.is_empty() {
+            let name = if opts.dockerfile.is_empty() {
+                "Dockerfile"
+            } else {
+                opts.dockerfile.as_str()
+            };
+            return Err(invalid(format!("the Dockerfile ({name}) cannot be empty")));
+        }
         for w in &df.warnings {
             out.say(format!("{w}\n")).await?;
         }
@@ -760,6 +773,8 @@ impl Run<'_> {
             return Ok(false);
         };
         let Some(img) = self.engine.images.get(&e.image) else {
+            // Its image was removed (rmi, image prune): a stale entry.
+            let _ = self.engine.builder.cache.remove(&[key.to_string()]);
             return Ok(false);
         };
         let args = std::mem::take(&mut st.args);
@@ -1499,7 +1514,10 @@ impl Engine {
     /// `/system/df`'s `BuildCache`.
     pub fn build_cache_usage(&self) -> Vec<berth_api::models::BuildCache> {
         let kept = self.kept_images();
-        self.builder.cache.items(|e| kept.contains(&e.image))
+        self.builder.cache.items(
+            |e| self.images.get(&e.image).is_some(),
+            |e| kept.contains(&e.image),
+        )
     }
 
     /// `POST /build/prune`: drops cache entries (all, or those older than
