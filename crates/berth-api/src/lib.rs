@@ -5,6 +5,7 @@
 //! framings, JSON-message progress lines, the event wire shape, `filters`
 //! parsing and API-version arithmetic.
 
+pub mod dockerignore;
 pub mod events;
 pub mod filters;
 pub mod jsonmessage;

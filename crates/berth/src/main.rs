@@ -35,6 +35,8 @@ enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(cmd::system::SystemCmd),
+    /// Build an image from a Dockerfile
+    Build(cmd::build::BuildArgs),
     /// List images
     Images(cmd::images::ImagesArgs),
     /// Manage images
@@ -114,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => cmd::system::info(&cli.conn, a).await,
         Command::Events(a) => cmd::system::events(&cli.conn, a).await,
         Command::System(c) => cmd::system::system(&cli.conn, c).await,
+        Command::Build(a) => cmd::build::build(&cli.conn, a).await,
         Command::Images(a) => cmd::images::images(&cli.conn, a).await,
         Command::Image(c) => cmd::images::image(&cli.conn, c).await,
         Command::History(a) => cmd::images::history(&cli.conn, a).await,

@@ -1,5 +1,6 @@
 //! One module per docker command group.
 
+pub mod build;
 pub mod containers;
 pub mod cp;
 pub mod images;

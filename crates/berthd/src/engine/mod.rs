@@ -1,5 +1,6 @@
 //! The engine: Docker's objects and their state. Nothing in here knows HTTP.
 
+pub mod builder;
 pub mod containers;
 pub mod error;
 pub mod events;
@@ -30,6 +31,7 @@ pub struct Engine {
     pub containers: containers::Containers,
     pub networks: networks::Networks,
     pub volumes: volumes::Volumes,
+    pub builder: builder::Builder,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -60,6 +62,7 @@ impl Engine {
         let containers = containers::Containers::open(&store)?;
         let networks = networks::Networks::open(&store)?;
         let volumes = volumes::Volumes::open(&config.data_root, &store)?;
+        let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -73,6 +76,7 @@ impl Engine {
             containers,
             networks,
             volumes,
+            builder,
             id,
             started: Instant::now(),
             shutdown,

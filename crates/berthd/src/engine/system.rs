@@ -233,7 +233,7 @@ impl Engine {
                     .collect(),
             ),
             volumes: Some(self.volumes_disk_usage()),
-            build_cache: Some(vec![]),
+            build_cache: Some(self.build_cache_usage()),
         }
     }
 

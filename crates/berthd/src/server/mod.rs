@@ -2,6 +2,7 @@
 //! the answer; one router file per API section.
 
 mod archive;
+mod build;
 mod containers;
 pub mod error;
 mod exec;

@@ -4,7 +4,9 @@
 use http::Method;
 
 use super::http::{ApiResult, Req};
-use super::{archive, containers, exec, images, networks, page_not_found, system, volumes, Ctx};
+use super::{
+    archive, build, containers, exec, images, networks, page_not_found, system, volumes, Ctx,
+};
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let path = req.path.clone();
@@ -84,6 +86,9 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
             images::delete(ctx, req, &images::name_of(name)).await
         }
+        (Method::POST, ["build"]) => build::build(ctx, req).await,
+        (Method::POST, ["build", "prune"]) => build::prune(ctx, req).await,
+        (Method::POST, ["build", "cancel"]) => build::cancel(ctx, req).await,
         (Method::GET, ["plugins"]) => system::plugins(ctx, req).await,
         (Method::GET, ["plugins", .., "json"]) => system::plugin_inspect(ctx, req).await,
         (_, ["swarm", ..])

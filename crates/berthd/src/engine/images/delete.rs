@@ -15,15 +15,16 @@ use crate::engine::{EngineError, Result};
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub force: bool,
-    /// Docker's `noprune`: keep untagged parents. berth images have no
-    /// parent images, so it changes nothing.
+    /// Docker's `noprune`: keep untagged parents (the intermediate images
+    /// of a classic build).
     pub noprune: bool,
 }
 
 const CONFLICT_RUNNING: u8 = 1;
 const CONFLICT_ACTIVE_REF: u8 = 2;
 const CONFLICT_STOPPED: u8 = 4;
-const CONFLICT_HARD: u8 = CONFLICT_RUNNING;
+const CONFLICT_CHILD: u8 = 8;
+const CONFLICT_HARD: u8 = CONFLICT_RUNNING | CONFLICT_CHILD;
 const CONFLICT_SOFT: u8 = CONFLICT_ACTIVE_REF | CONFLICT_STOPPED;
 
 struct Conflict {
@@ -78,6 +79,13 @@ fn is_id_prefix(id: &str, s: &str) -> bool {
 
 impl ImageService {
     fn check_conflict(&self, img: &Image, users: &[ImageUser], mask: u8) -> Option<Conflict> {
+        if mask & CONFLICT_CHILD != 0 && !self.children(&img.id).is_empty() {
+            return Some(Conflict {
+                hard: true,
+                used: false,
+                message: "image has dependent child images".into(),
+            });
+        }
         if mask & CONFLICT_RUNNING != 0 {
             if let Some(u) = users.iter().find(|u| u.running) {
                 return Some(Conflict {
@@ -183,7 +191,14 @@ impl ImageService {
                 self.untag_locked(&img, r, &mut out)?;
             }
         }
-        self.delete_image_locked(&img, &users, opts.force, removed_repo_ref, &mut out)?;
+        self.delete_image_locked(
+            &img,
+            &users,
+            opts.force,
+            removed_repo_ref,
+            !opts.noprune,
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -194,6 +209,7 @@ impl ImageService {
         users: &[ImageUser],
         force: bool,
         quiet: bool,
+        prune_parents: bool,
         out: &mut Vec<ImageDeleteResponseItem>,
     ) -> Result<i64> {
         let mut mask = CONFLICT_HARD;
@@ -229,6 +245,14 @@ impl ImageService {
                 deleted: Some(l.chain_id),
             });
         }
+        // An untagged parent left without children goes too (quietly
+        // stopping at any conflict), as moby prunes a build's step images.
+        if let Some(parent) = img.parent.as_deref().filter(|_| prune_parents) {
+            if let Some(p) = self.get(parent) {
+                let users = self.users(&p.id);
+                freed += self.delete_image_locked(&p, &users, false, true, true, out)?;
+            }
+        }
         Ok(freed)
     }
 
@@ -247,6 +271,7 @@ impl ImageService {
             .images
             .values()
             .filter(|i| !dangling_only || i.repo_tags.is_empty() && i.repo_digests.is_empty())
+            .filter(|i| !dangling_only || self.children(&i.id).is_empty())
             .filter(|i| until.is_none_or(|u| i.config.created_unix() < u))
             .filter(|i| super::query::labels_match(filters, i))
             .cloned()
@@ -255,7 +280,8 @@ impl ImageService {
         let mut deleted = Vec::new();
         let mut reclaimed = 0i64;
         for img in candidates {
-            if !self.users(&img.id).is_empty() {
+            // Removed already, as the parent of an earlier candidate.
+            if self.get(&img.id).is_none() || !self.users(&img.id).is_empty() {
                 continue;
             }
             let mut out = Vec::new();
@@ -268,7 +294,7 @@ impl ImageService {
                 }
             }
             if !failed {
-                match self.delete_image_locked(&img, &[], false, false, &mut out) {
+                match self.delete_image_locked(&img, &[], false, false, true, &mut out) {
                     Ok(freed) => reclaimed += freed,
                     Err(e) => tracing::warn!(image = %img.id, error = %e, "prune: delete failed"),
                 }

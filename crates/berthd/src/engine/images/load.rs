@@ -534,7 +534,7 @@ impl ImageService {
             }
             held.push(self.layers.commit(parent.as_deref(), staged)?);
         }
-        let (img, moved) = self.create_image_moving(&c.config, &c.tags)?;
+        let (img, moved) = self.create_image_moving(&c.config, &c.tags, None)?;
         drop(held);
         for (tag, old) in moved {
             out(JsonMessage::stream(format!(

@@ -31,7 +31,7 @@ use content::{digest_hex, sha256_digest, ContentStore};
 pub use delete::DeleteOptions;
 pub use import::{apply_changes, ImportOptions};
 pub use layers::{LayerInfo, LayerRecord, LayerStore};
-pub use query::ListOptions;
+pub use query::{parse_until, ListOptions};
 use reference::{AnyRef, Reference};
 pub use save::SavePlan;
 pub use spec::ImageSpec;
@@ -58,6 +58,11 @@ pub struct Image {
     /// Sum of the layer sizes.
     pub size: i64,
     pub last_tag_time: Option<String>,
+    /// The image this one was built on (classic builder steps), as moby
+    /// keeps it beside the config: untagged parents with children are
+    /// intermediate images, hidden from `images` and removed with their
+    /// last child.
+    pub parent: Option<String>,
 }
 
 impl Image {
@@ -87,6 +92,8 @@ struct ImageRecord {
     manifest: String,
     #[serde(default)]
     last_tag_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +224,7 @@ impl ImageService {
             repo_digests: vec![],
             size,
             last_tag_time: rec.last_tag_time.clone(),
+            parent: rec.parent.clone(),
         })
     }
 
@@ -347,7 +355,30 @@ impl ImageService {
     /// Registers an image from its config (whose `rootfs.diff_ids` must name
     /// layers already in the store, in order) and points `tags` at it.
     pub fn create_image(&self, config: &[u8], tags: &[Reference]) -> Result<Arc<Image>> {
-        self.create_image_moving(config, tags).map(|(img, _)| img)
+        self.create_image_moving(config, tags, None)
+            .map(|(img, _)| img)
+    }
+
+    /// As `create_image`, recording `parent` (an image ID) as the image's
+    /// parent (the classic builder's step images).
+    pub fn create_child_image(
+        &self,
+        config: &[u8],
+        tags: &[Reference],
+        parent: Option<&str>,
+    ) -> Result<Arc<Image>> {
+        self.create_image_moving(config, tags, parent)
+            .map(|(img, _)| img)
+    }
+
+    /// Images whose parent is `id`.
+    pub fn children(&self, id: &str) -> Vec<String> {
+        self.read_index()
+            .images
+            .values()
+            .filter(|i| i.parent.as_deref() == Some(id))
+            .map(|i| i.id.clone())
+            .collect()
     }
 
     /// As `create_image`, also returning each tag that moved here from
@@ -356,6 +387,7 @@ impl ImageService {
         &self,
         config: &[u8],
         tags: &[Reference],
+        parent: Option<&str>,
     ) -> Result<(Arc<Image>, MovedTags)> {
         let text = std::str::from_utf8(config)
             .map_err(|_| EngineError::invalid("invalid image config: not UTF-8"))?;
@@ -384,6 +416,11 @@ impl ImageService {
                 (_, false) => Some(now_rfc3339()),
                 (Some(img), true) => img.last_tag_time.clone(),
                 (None, true) => None,
+            },
+            parent: match (&existing, parent) {
+                (_, Some(p)) if p != id => Some(p.to_string()),
+                (Some(img), _) => img.parent.clone(),
+                _ => None,
             },
         };
         let tags: Vec<Reference> = tags.iter().map(|t| t.clone().with_default_tag()).collect();
@@ -445,6 +482,7 @@ impl ImageService {
             config: img.raw_config.clone(),
             manifest: img.manifest.clone(),
             last_tag_time: Some(now.clone()),
+            parent: img.parent.clone(),
         };
         self.store.write(|txn| {
             txn.put(Table::Images, digest_hex(&img.id)?, &rec)?;

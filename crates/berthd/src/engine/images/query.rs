@@ -127,6 +127,8 @@ impl ImageService {
             }
         }
         let idx = self.read_index();
+        // Images with children: untagged ones are intermediate (build steps).
+        let parents: HashSet<&str> = images.iter().filter_map(|i| i.parent.as_deref()).collect();
         let mut out = Vec::new();
         for img in &images {
             let created = img.config.created_unix();
@@ -159,6 +161,10 @@ impl ImageService {
                 if dangling == Some(false) || !patterns.is_empty() {
                     continue;
                 }
+                // As moby: intermediate images only with `-a`, never dangling.
+                if parents.contains(img.id.as_str()) && (!opts.all || dangling == Some(true)) {
+                    continue;
+                }
             } else if dangling == Some(true) {
                 continue;
             }
@@ -174,7 +180,11 @@ impl ImageService {
             };
             out.push(ImageSummary {
                 id: img.id.clone(),
-                parent_id: img.config.parent.clone().unwrap_or_default(),
+                parent_id: img
+                    .parent
+                    .clone()
+                    .or_else(|| img.config.parent.clone())
+                    .unwrap_or_default(),
                 repo_tags: tags,
                 repo_digests: digests,
                 created,
@@ -223,7 +233,12 @@ impl ImageService {
             id: Some(img.id.clone()),
             repo_tags: Some(img.repo_tags.clone()),
             repo_digests: Some(img.repo_digests.clone()),
-            parent: Some(c.parent.clone().unwrap_or_default()),
+            parent: Some(
+                img.parent
+                    .clone()
+                    .or_else(|| c.parent.clone())
+                    .unwrap_or_default(),
+            ),
             comment: Some(c.comment.clone().unwrap_or_default()),
             created: c.created.clone(),
             docker_version: Some(c.docker_version.clone().unwrap_or_default()),

@@ -1,0 +1,99 @@
+//! `POST /build` (the classic builder) and `POST /build/prune`.
+
+use std::collections::BTreeMap;
+
+use berth_api::jsonmessage::JsonMessage;
+use bytes::Bytes;
+use http::StatusCode;
+
+use super::error::ApiError;
+use super::http::{ok_json, stream, ApiResult, Req};
+use super::Ctx;
+use crate::engine::builder::BuildOptions;
+use crate::engine::images::reference::Reference;
+
+fn json_param<T: serde::de::DeserializeOwned + Default>(
+    req: &Req,
+    key: &str,
+) -> Result<T, ApiError> {
+    match req.query.get(key).filter(|s| !s.trim().is_empty()) {
+        None => Ok(T::default()),
+        Some(s) => serde_json::from_str(s)
+            .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
+    }
+}
+
+pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let q = &req.query;
+    if q.get("version") == Some("2") {
+        return Err(ApiError::bad_request(
+            "BuildKit is not supported by this daemon: use the classic builder (DOCKER_BUILDKIT=0)",
+        ));
+    }
+    let mut tags = Vec::new();
+    for t in q.all("t") {
+        let r = Reference::parse(t)?;
+        if r.digest.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "invalid tag {t:?}: a build cannot be tagged with a digest"
+            )));
+        }
+        tags.push(r);
+    }
+    // X-Registry-Config: base64 JSON of registry → credentials; checked,
+    // and kept for when FROM can pull.
+    if let Some(h) = req.header("X-Registry-Config").filter(|h| !h.is_empty()) {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::URL_SAFE
+            .decode(h.trim())
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
+            .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
+        serde_json::from_slice::<serde_json::Value>(&raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
+    }
+    let opts = BuildOptions {
+        dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
+        tags,
+        quiet: q.bool("q"),
+        no_cache: q.bool("nocache"),
+        pull: q.bool("pull"),
+        rm: q.bool_or("rm", true),
+        force_rm: q.bool("forcerm"),
+        network_mode: q.get("networkmode").unwrap_or("").to_string(),
+        build_args: json_param::<BTreeMap<String, Option<String>>>(&req, "buildargs")?,
+        labels: json_param::<BTreeMap<String, String>>(&req, "labels")?,
+        target: q.get("target").unwrap_or("").to_string(),
+        platform: q.get("platform").unwrap_or("").to_string(),
+        remote: q.get("remote").unwrap_or("").to_string(),
+    };
+    match opts.network_mode.as_str() {
+        "" | "default" | "bridge" | "none" | "host" => {}
+        other => {
+            ctx.engine.networks.find(other)?;
+        }
+    }
+    let body: Box<dyn std::io::Read + Send> = Box::new(req.body_reader());
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
+    let engine = ctx.engine.clone();
+    tokio::spawn(async move { engine.build(body, opts, jtx).await });
+    tokio::spawn(async move {
+        while let Some(m) = jrx.recv().await {
+            if tx.send(Bytes::from(m.to_line())).await.is_err() {
+                // The client left: dropping the receiver ends the build.
+                return;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
+    let filters = req.query.filters()?;
+    ok_json(&ctx.engine.prune_build_cache(&filters).await?)
+}
+
+/// `POST /build/cancel`: classic builds end when their client goes away.
+pub async fn cancel(_ctx: &Ctx, _req: Req) -> ApiResult {
+    super::http::status_only(StatusCode::OK)
+}
