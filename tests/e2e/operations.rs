@@ -359,4 +359,56 @@ fn export_diff_and_commit_see_the_rw_layer() {
             .trim(),
         "tester"
     );
+    // `--entrypoint ""` resets the entrypoint.
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "committed:1",
+            "echo",
+            "hi"
+        ]),
+        "hi\n"
+    );
+    // The runtime's mount points are not part of the committed layer.
+    let mut c = d
+        .docker_cmd()
+        .args(["save", "committed:1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut saved = Vec::new();
+    c.stdout.take().unwrap().read_to_end(&mut saved).unwrap();
+    assert!(c.wait().unwrap().success());
+    let mut blobs = std::collections::HashMap::new();
+    for e in tar::Archive::new(&saved[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        blobs.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&blobs["manifest.json"]).unwrap();
+    let top = manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let layer: Vec<String> = tar::Archive::new(&blobs[&top][..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(layer.iter().any(|n| n == "newfile"), "{layer:?}");
+    assert!(
+        !layer
+            .iter()
+            .any(|n| n.ends_with("etc/hosts") || n.ends_with("etc/resolv.conf")),
+        "{layer:?}"
+    );
 }

@@ -348,6 +348,7 @@ fn layer_from_upper(
             writer,
             &PackOptions {
                 overlay_whiteouts: true,
+                ..Default::default()
             },
         )
         .map(|_| ())

@@ -55,6 +55,20 @@ const MOUNT_POINTS: &[&str] = &[
     "/.dockerenv",
 ];
 
+/// The empty files the runtime leaves in the rw layer for its mounts.
+fn mount_stubs() -> Vec<PathBuf> {
+    [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        ".dockerenv",
+        "sbin/docker-init",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect()
+}
+
 fn is_mount_point(p: &str) -> bool {
     MOUNT_POINTS
         .iter()
@@ -210,6 +224,7 @@ impl Engine {
                     writer,
                     &PackOptions {
                         overlay_whiteouts: true,
+                        skip_empty_files: mount_stubs(),
                     },
                 )
                 .map(|_| ())

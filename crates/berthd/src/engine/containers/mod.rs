@@ -365,8 +365,17 @@ fn merge_image_config(cfg: &mut ContainerConfig, img: Option<&berth_api::models:
             l.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let no_entrypoint = cfg.entrypoint.as_ref().is_none_or(|e| e.is_empty());
-    if no_entrypoint {
+    // `--entrypoint ""` arrives as `[""]`: no entrypoint at all, not the image's.
+    if cfg
+        .entrypoint
+        .as_ref()
+        .is_some_and(|e| e.len() == 1 && e[0].is_empty())
+    {
+        cfg.entrypoint = Some(vec![]);
+        if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            cfg.cmd = img.cmd.clone();
+        }
+    } else if cfg.entrypoint.as_ref().is_none_or(|e| e.is_empty()) {
         cfg.entrypoint = img.entrypoint.clone();
         if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             cfg.cmd = img.cmd.clone();
@@ -485,6 +494,13 @@ impl Engine {
             shell: body.shell.clone(),
         };
         merge_image_config(&mut config, image.config.config.as_ref());
+        if config
+            .entrypoint
+            .as_ref()
+            .is_some_and(|e| e.len() == 1 && e[0].is_empty())
+        {
+            config.entrypoint = Some(vec![]);
+        }
         // Docker always reports these, if empty.
         config.labels.get_or_insert_with(HashMap::new);
         config.env.get_or_insert_with(Vec::new);

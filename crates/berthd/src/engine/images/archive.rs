@@ -714,6 +714,9 @@ pub fn unpack_fd<R: Read>(
 pub struct PackOptions {
     /// Turn overlayfs whiteouts back into `.wh.` entries (image layers).
     pub overlay_whiteouts: bool,
+    /// Relative paths left out when they are empty regular files: the
+    /// runtime's mount points in a container's rw layer (`commit`).
+    pub skip_empty_files: Vec<PathBuf>,
 }
 
 fn list_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
@@ -798,6 +801,9 @@ fn pack_dir<W: Write>(
             .map_err(|e| io_err(format!("stat {}", full.display()), e))?;
         let ft = md.file_type();
         use std::os::unix::fs::FileTypeExt;
+        if ft.is_file() && md.len() == 0 && opts.skip_empty_files.iter().any(|s| *s == relp) {
+            continue;
+        }
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
             let mut h = header_for(&md);
             h.set_entry_type(tar::EntryType::Regular);
