@@ -801,7 +801,7 @@ fn pack_dir<W: Write>(
             .map_err(|e| io_err(format!("stat {}", full.display()), e))?;
         let ft = md.file_type();
         use std::os::unix::fs::FileTypeExt;
-        if ft.is_file() && md.len() == 0 && opts.skip_empty_files.iter().any(|s| *s == relp) {
+        if ft.is_file() && md.len() == 0 && opts.skip_empty_files.contains(&relp) {
             continue;
         }
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
@@ -1032,6 +1032,7 @@ mod tests {
             Vec::new(),
             &PackOptions {
                 overlay_whiteouts: true,
+                ..Default::default()
             },
         )
         .unwrap();
