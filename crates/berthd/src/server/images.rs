@@ -152,7 +152,9 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         message: q.get("message").unwrap_or("").to_string(),
         source: src.to_string(),
     };
-    let mut reader = req.body_reader();
+    // An import refused early (a bad --change) still reads the upload, so
+    // the client sees the error rather than a broken pipe.
+    let mut reader = req.body_reader_draining(1 << 32);
     let engine = ctx.engine.clone();
     // Nothing is written before the import finishes, so a failure is a
     // proper status (400 for a bad or unsafe archive), as in Docker.
