@@ -2,8 +2,11 @@
 
 pub mod containers;
 pub mod images;
+pub mod network;
+pub mod ops;
 pub mod opts;
 pub mod run;
+pub mod stats;
 pub mod system;
 
 /// Daemon errors print as the docker CLI prints them.
