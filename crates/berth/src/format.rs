@@ -269,6 +269,13 @@ pub struct Tmpl {
 impl Tmpl {
     /// `headers` maps a field name (`ID`) to its column title (`CONTAINER ID`).
     pub fn parse(format: &str, headers: &[(&str, &str)]) -> anyhow::Result<Self> {
+        // `--format json`: every object as one line of JSON, as docker's
+        // formatter turns that key into `{{json .}}`.
+        let format = if format == "json" {
+            "{{json .}}"
+        } else {
+            format
+        };
         let (table, body) = match format.strip_prefix("table") {
             Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
                 (true, rest.trim_start().to_string())
@@ -388,34 +395,47 @@ pub fn tabwrite_min(lines: &[String], min: usize) -> String {
     out
 }
 
-/// Go's `%.<p>g`: `p` significant digits, trailing zeros dropped.
+/// Go's `%.<p>g`: `p` significant digits, trailing zeros dropped, and
+/// the exponent form when rounding reaches `10^p` (`999.7` at 3 digits is
+/// `1e+03`, as docker prints it).
 fn gprec(x: f64, p: i32) -> String {
     if x == 0.0 {
         return "0".into();
     }
-    let digits = x.abs().log10().floor() as i32 + 1;
-    let decimals = (p - digits).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
+    let p = p.max(1);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    // The exponent after rounding to `p` digits decides the form.
+    let e = format!("{:.*e}", (p - 1) as usize, x);
+    let (mant, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= p {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mant), exp.abs());
     }
+    let decimals = (p - 1 - exp).max(0) as usize;
+    trim(&format!("{x:.decimals$}"))
 }
 
 /// docker's `units.HumanSizeWithPrecision(n, 3)`: decimal units.
 pub fn human_size(n: i64) -> String {
-    human_size_prec(n, 3)
+    human_size_f(n as f64, 3)
 }
 
 /// docker's `units.HumanSize` (four significant digits), used by `system df`.
 pub fn human_size4(n: i64) -> String {
-    human_size_prec(n, 4)
+    human_size_f(n as f64, 4)
 }
 
-fn human_size_prec(n: i64, prec: i32) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut x = n as f64;
+/// docker's `units.HumanSizeWithPrecision(x, prec)`.
+pub fn human_size_f(n: f64, prec: i32) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut x = n;
     let mut i = 0;
     while x >= 1000.0 && i < units.len() - 1 {
         x /= 1000.0;
@@ -424,18 +444,69 @@ fn human_size_prec(n: i64, prec: i32) -> String {
     format!("{}{}", gprec(x, prec), units[i])
 }
 
-/// docker's `units.BytesSize`: binary units with two decimals.
-pub fn bytes_size(n: i64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut x = n as f64;
+/// docker's `units.BytesSize`: binary units, four significant digits.
+pub fn bytes_size(n: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut x = n;
     let mut i = 0;
     while x >= 1024.0 && i < units.len() - 1 {
         x /= 1024.0;
         i += 1;
     }
-    let s = format!("{x:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}{}", units[i])
+    format!("{}{}", gprec(x, 4), units[i])
+}
+
+/// fvbommel/sortorder's `NaturalLess` (docker sorts `network ls` and
+/// `port` output with it): digit runs compare as numbers and sort before
+/// other characters.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (d1, d2) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if d1 != d2 {
+            return if d1 {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !d1 {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (nz1, nz2) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (n1, n2) = (&a[nz1..i], &b[nz2..j]);
+        if n1.len() != n2.len() {
+            return n1.len().cmp(&n2.len());
+        }
+        if n1 != n2 {
+            return n1.cmp(n2);
+        }
+        // Equal numbers: fewer leading zeros first.
+        if nz1 != nz2 {
+            return nz1.cmp(&nz2);
+        }
+    }
+    // Identical so far: the one that goes on sorts last.
+    a.len().cmp(&b.len())
 }
 
 /// docker's `units.HumanDuration` (for `ps` and `images`).
@@ -565,8 +636,24 @@ mod tests {
         assert_eq!(human_size(4096), "4.1kB");
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(100_000_000), "100MB");
-        assert_eq!(bytes_size(25_277_116_416), "23.54GiB");
-        assert_eq!(bytes_size(1024), "1KiB");
+        assert_eq!(bytes_size(25_277_116_416.0), "23.54GiB");
+        assert_eq!(bytes_size(1024.0), "1KiB");
+        assert_eq!(bytes_size(129_499_136.0), "123.5MiB");
+        assert_eq!(bytes_size(1_048_063.0), "1023KiB");
+        assert_eq!(bytes_size(0.0), "0B");
+        assert_eq!(human_size_f(999_700.0, 3), "1e+03kB");
+        assert_eq!(human_size_f(1_234.0, 3), "1.23kB");
+        assert_eq!(human_size_f(0.5, 3), "0.5B");
+    }
+
+    #[test]
+    fn natural_order_as_sortorder() {
+        let mut v = vec!["net10", "net2", "bridge", "net02", "a1b", "host", "Z", "1"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["1", "Z", "a1b", "bridge", "host", "net2", "net02", "net10"]
+        );
     }
 
     #[test]

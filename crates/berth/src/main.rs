@@ -98,6 +98,21 @@ enum Command {
     Volume(cmd::volumes::VolumeCmd),
     /// Copy files/folders between a container and the local filesystem
     Cp(cmd::cp::CpArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(cmd::ops::PortArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cmd::stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(cmd::ops::UpdateArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cmd::ops::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cmd::ops::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(cmd::ops::CommitArgs),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -145,6 +160,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rename(a) => cmd::containers::rename(&cli.conn, a).await,
         Command::Volume(c) => cmd::volumes::volume(&cli.conn, c).await,
         Command::Cp(a) => cmd::cp::cp(&cli.conn, a).await,
+        Command::Network(c) => cmd::network::network(&cli.conn, c).await,
+        Command::Port(a) => cmd::ops::port(&cli.conn, a).await,
+        Command::Stats(a) => cmd::stats::stats(&cli.conn, a).await,
+        Command::Update(a) => cmd::ops::update(&cli.conn, a).await,
+        Command::Export(a) => cmd::ops::export(&cli.conn, a).await,
+        Command::Diff(a) => cmd::ops::diff(&cli.conn, a).await,
+        Command::Commit(a) => cmd::ops::commit(&cli.conn, a).await,
     }
 }
 

@@ -57,6 +57,18 @@ pub enum ContainerCmd {
     Rename(RenameArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(super::stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(super::ops::UpdateArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::ops::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(super::ops::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(super::ops::CommitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(super::ops::PortArgs),
 }
 
 pub async fn container(conn: &Conn, c: ContainerCmd) -> anyhow::Result<()> {
@@ -79,6 +91,12 @@ pub async fn container(conn: &Conn, c: ContainerCmd) -> anyhow::Result<()> {
         ContainerCmd::Top(a) => top(conn, a).await,
         ContainerCmd::Rename(a) => rename(conn, a).await,
         ContainerCmd::Prune(a) => prune(conn, a).await,
+        ContainerCmd::Stats(a) => super::stats::stats(conn, a).await,
+        ContainerCmd::Update(a) => super::ops::update(conn, a).await,
+        ContainerCmd::Export(a) => super::ops::export(conn, a).await,
+        ContainerCmd::Diff(a) => super::ops::diff(conn, a).await,
+        ContainerCmd::Commit(a) => super::ops::commit(conn, a).await,
+        ContainerCmd::Port(a) => super::ops::port(conn, a).await,
     }
 }
 
@@ -552,7 +570,7 @@ pub fn indent_json(src: &str) -> String {
 
 /// Prints inspect results as docker does: one indented JSON array of the
 /// raw bodies, or one rendered template per object; misses go to stderr.
-fn print_raw_inspect(
+pub(crate) fn print_raw_inspect(
     found: &[String],
     missing: &[String],
     format: Option<&str>,
@@ -577,7 +595,7 @@ fn print_raw_inspect(
     Ok(())
 }
 
-fn status_of(e: &anyhow::Error) -> Option<u16> {
+pub(crate) fn status_of(e: &anyhow::Error) -> Option<u16> {
     e.chain()
         .find_map(|c| match c.downcast_ref::<bollard::errors::Error>() {
             Some(bollard::errors::Error::DockerResponseServerError { status_code, .. }) => {

@@ -4,8 +4,11 @@ pub mod build;
 pub mod containers;
 pub mod cp;
 pub mod images;
+pub mod network;
+pub mod ops;
 pub mod opts;
 pub mod run;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

@@ -736,30 +736,56 @@ fn read_labels(files: &[String], labels: &[String]) -> anyhow::Result<BTreeMap<S
     Ok(kv_map(&all))
 }
 
-/// docker's `units.RAMInBytes`: `512m`, `1g`, `1.5GiB`, `1024` (binary units).
+/// docker's `units.RAMInBytes`: `512m`, `1g`, `1.5GiB`, `1024` (binary
+/// units), with go-units' error messages.
 pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
-    let bad = || anyhow!("invalid size: '{s}'");
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit.trim_end_matches('b').trim_end_matches('i');
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
+    let Some(sep) = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') else {
+        bail!("invalid size: '{s}'");
+    };
+    // A space between number and unit is dropped.
+    let (num, sfx) = if s.as_bytes()[sep] == b' ' {
+        (&s[..sep], &s[sep + 1..])
+    } else {
+        (&s[..sep + 1], &s[sep + 1..])
+    };
+    let mut size: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("strconv.ParseFloat: parsing {num:?}: invalid syntax"))?;
+    if size < 0.0 {
+        bail!("invalid size: '{s}'");
+    }
+    if sfx.is_empty() {
+        return Ok(size as i64);
+    }
+    if sfx.len() > 3 {
+        bail!("invalid suffix: '{sfx}'");
+    }
+    let sfx = sfx.to_ascii_lowercase();
+    let bad = || anyhow!("invalid suffix: '{sfx}'");
+    let b = sfx.as_bytes();
+    if b[0] == b'b' {
+        return if b.len() > 1 {
+            Err(bad())
+        } else {
+            Ok(size as i64)
+        };
+    }
+    let mult: f64 = match b[0] {
+        b'k' => 1024.0,
+        b'm' => 1024f64.powi(2),
+        b'g' => 1024f64.powi(3),
+        b't' => 1024f64.powi(4),
+        b'p' => 1024f64.powi(5),
         _ => return Err(bad()),
     };
-    Ok((n * mult) as i64)
+    size *= mult;
+    if (b.len() == 2 && b[1] != b'b') || (b.len() == 3 && &b[1..] != b"ib") {
+        return Err(bad());
+    }
+    Ok(size as i64)
 }
 
-fn parse_cpus(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_cpus(s: &str) -> anyhow::Result<i64> {
     let n: f64 = s
         .parse()
         .map_err(|_| anyhow!("failed to parse {s} as a rational number"))?;
@@ -784,7 +810,7 @@ fn parse_ulimit(s: &str) -> anyhow::Result<Value> {
 }
 
 /// `no`, `always`, `unless-stopped`, `on-failure[:N]`
-fn parse_restart(s: &str) -> anyhow::Result<Value> {
+pub(crate) fn parse_restart(s: &str) -> anyhow::Result<Value> {
     let (name, max) = s.split_once(':').unwrap_or((s, ""));
     match name {
         "" | "no" | "always" | "unless-stopped" if max.is_empty() => {
@@ -1158,6 +1184,19 @@ mod tests {
         assert_eq!(ram_in_bytes("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(ram_in_bytes("100").unwrap(), 100);
         assert!(ram_in_bytes("12x").is_err());
+        assert_eq!(ram_in_bytes("64 MB").unwrap(), 64 << 20);
+        assert_eq!(
+            ram_in_bytes("1x").unwrap_err().to_string(),
+            "invalid suffix: 'x'"
+        );
+        assert_eq!(
+            ram_in_bytes("m").unwrap_err().to_string(),
+            "invalid size: 'm'"
+        );
+        assert_eq!(
+            ram_in_bytes("1kibb").unwrap_err().to_string(),
+            "invalid suffix: 'kibb'"
+        );
         assert!(parse_restart("sometimes").is_err());
         assert!(parse_restart("always:3").is_err());
         assert!(parse_volume("relative:path").is_err());

@@ -240,7 +240,7 @@ fn print_info(i: &Value) {
     println!(" CPUs: {}", i["NCPU"]);
     println!(
         " Total Memory: {}",
-        bytes_size(i["MemTotal"].as_i64().unwrap_or(0))
+        bytes_size(i["MemTotal"].as_i64().unwrap_or(0) as f64)
     );
     println!(" Name: {}", s(&i["Name"]));
     println!(" ID: {}", s(&i["ID"]));
