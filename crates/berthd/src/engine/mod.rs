@@ -7,6 +7,7 @@ pub mod host;
 pub mod ids;
 pub mod images;
 pub mod networks;
+pub mod registry;
 pub mod store;
 pub mod system;
 
@@ -27,6 +28,7 @@ pub struct Engine {
     pub images: images::ImageService,
     pub containers: containers::Containers,
     pub networks: networks::Networks,
+    pub registries: registry::Registries,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -56,6 +58,7 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store)?;
         let networks = networks::Networks::open(&store)?;
+        let registries = registry::Registries::new(&config, store.clone())?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -68,6 +71,7 @@ impl Engine {
             images,
             containers,
             networks,
+            registries,
             id,
             started: Instant::now(),
             shutdown,
