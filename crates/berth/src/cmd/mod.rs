@@ -3,6 +3,7 @@
 pub mod containers;
 pub mod images;
 pub mod opts;
+pub mod registry;
 pub mod run;
 pub mod system;
 
