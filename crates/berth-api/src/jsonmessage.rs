@@ -194,8 +194,12 @@ mod tests {
             format!("[{}>{}]     50B/100B", "=".repeat(25), " ".repeat(25))
         );
         assert_eq!(render_progress(50, 100, 80), "     50B/100B");
-        let line = String::from_utf8(JsonMessage::layer_status("Pull complete", "abc").to_line()).unwrap();
-        assert_eq!(line, "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"abc\"}\r\n");
+        let line =
+            String::from_utf8(JsonMessage::layer_status("Pull complete", "abc").to_line()).unwrap();
+        assert_eq!(
+            line,
+            "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"abc\"}\r\n"
+        );
     }
 
     #[test]

@@ -271,7 +271,10 @@ mod tests {
     fn keys_normalise() {
         assert_eq!(normalize_server(""), INDEX_SERVER);
         assert_eq!(normalize_server("docker.io"), INDEX_SERVER);
-        assert_eq!(normalize_server("https://index.docker.io/v1/"), INDEX_SERVER);
+        assert_eq!(
+            normalize_server("https://index.docker.io/v1/"),
+            INDEX_SERVER
+        );
         assert_eq!(normalize_server("http://127.0.0.1:5000/"), "127.0.0.1:5000");
         assert_eq!(key_for("localhost:5000"), "localhost:5000");
     }

@@ -64,8 +64,8 @@ impl Display {
             return Ok(());
         }
         let id = jm.id.clone().unwrap_or_default();
-        let has_progress = jm.progress_detail.is_some()
-            || jm.progress.as_deref().is_some_and(|p| !p.is_empty());
+        let has_progress =
+            jm.progress_detail.is_some() || jm.progress.as_deref().is_some_and(|p| !p.is_empty());
         let mut diff = 0usize;
         if !id.is_empty() && has_progress {
             let n = self.ids.len();

@@ -192,7 +192,10 @@ pub async fn pull_image(
     let mut q = vec![("fromImage", r.name.clone())];
     q.push((
         "tag",
-        r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default(),
+        r.digest
+            .clone()
+            .or_else(|| r.tag.clone())
+            .unwrap_or_default(),
     ));
     if let Some(p) = platform.filter(|p| !p.is_empty()) {
         q.push(("platform", p.to_string()));
@@ -364,16 +367,17 @@ pub async fn login(conn: &Conn, a: LoginArgs) -> anyhow::Result<()> {
             creds::config_path().display()
         );
     }
-    println!(
-        "{}",
-        v["Status"].as_str().unwrap_or("Login Succeeded")
-    );
+    println!("{}", v["Status"].as_str().unwrap_or("Login Succeeded"));
     Ok(())
 }
 
 pub async fn logout(_conn: &Conn, a: LogoutArgs) -> anyhow::Result<()> {
     let key = creds::normalize_server(a.server.as_deref().unwrap_or(""));
-    let shown = a.server.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| key.clone());
+    let shown = a
+        .server
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| key.clone());
     if creds::erase(&key)? {
         println!("Removing login credentials for {shown}");
     } else {

@@ -107,7 +107,9 @@ pub async fn push(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     let mut r = Reference::parse(name)?;
     if let Some(tag) = req.query.get("tag").filter(|t| !t.is_empty()) {
         if !reference::valid_tag(tag) {
-            return Err(ApiError::bad_request(format!("invalid tag format: {tag:?}")));
+            return Err(ApiError::bad_request(format!(
+                "invalid tag format: {tag:?}"
+            )));
         }
         r.tag = Some(tag.to_string());
     }
@@ -144,7 +146,9 @@ async fn pull(ctx: &Ctx, req: &Req, image: &str) -> ApiResult {
         } else if reference::valid_tag(tag) {
             r.tag = Some(tag.to_string());
         } else {
-            return Err(ApiError::bad_request(format!("invalid tag format: {tag:?}")));
+            return Err(ApiError::bad_request(format!(
+                "invalid tag format: {tag:?}"
+            )));
         }
     }
     let platform = match q.get("platform").filter(|p| !p.is_empty()) {

@@ -62,9 +62,8 @@ impl AuthConfig {
             .ok_or_else(|| {
                 EngineError::invalid("failed to decode credentials: invalid X-Registry-Auth header")
             })?;
-        let mut c: AuthConfig = serde_json::from_slice(&raw).map_err(|e| {
-            EngineError::invalid(format!("failed to decode credentials: {e}"))
-        })?;
+        let mut c: AuthConfig = serde_json::from_slice(&raw)
+            .map_err(|e| EngineError::invalid(format!("failed to decode credentials: {e}")))?;
         c.fill_from_auth();
         Ok(c)
     }
@@ -640,8 +639,7 @@ mod tests {
             .encode(r#"{"username":"u","password":"p?>","serveraddress":"h:1"}"#);
         let c = AuthConfig::from_header(Some(&enc)).unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p?>"));
-        let enc = base64::engine::general_purpose::STANDARD
-            .encode(r#"{"auth":"dTpwOng="}"#);
+        let enc = base64::engine::general_purpose::STANDARD.encode(r#"{"auth":"dTpwOng="}"#);
         let c = AuthConfig::from_header(Some(&enc)).unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p:x"));
         assert!(AuthConfig::from_header(Some("!!!")).is_err());

@@ -228,12 +228,7 @@ impl Transports {
     /// The transport for `host` (`host[:port]`).
     pub fn get(&self, host: &str, skip_verify: bool) -> Result<Arc<Transport>> {
         let key = (host.to_string(), skip_verify);
-        if let Some(t) = self
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(t) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(t.clone());
         }
         let t = Arc::new(self.build(host, skip_verify)?);
@@ -305,7 +300,26 @@ pub fn go_method(m: &http::Method) -> String {
 /// A transport failure as Go's HTTP client words it, e.g.
 /// `dial tcp 127.0.0.1:5000: connect: connection refused` or
 /// `tls: failed to verify certificate: x509: certificate signed by unknown authority`.
+/// The rustls error somewhere in a chain (io::Errors wrap it, maybe twice).
+fn find_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    if let Some(io) = e.downcast_ref::<io::Error>() {
+        if let Some(inner) = io.get_ref() {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            if let Some(t) = find_tls(inner) {
+                return Some(t);
+            }
+        }
+    }
+    e.source().and_then(find_tls)
+}
+
 fn describe(e: &(dyn std::error::Error + 'static), host: &str) -> String {
+    if let Some(t) = find_tls(e) {
+        return describe_tls(t, host);
+    }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut last = e.to_string();
     while let Some(c) = cur {
@@ -326,13 +340,14 @@ fn describe(e: &(dyn std::error::Error + 'static), host: &str) -> String {
                     return format!("dial tcp {addr}: connect: connection refused")
                 }
                 io::ErrorKind::TimedOut => return format!("dial tcp {addr}: i/o timeout"),
-                io::ErrorKind::ConnectionReset => return format!("read tcp {addr}: connection reset by peer"),
+                io::ErrorKind::ConnectionReset => {
+                    return format!("read tcp {addr}: connection reset by peer")
+                }
                 io::ErrorKind::UnexpectedEof => return "EOF".to_string(),
                 _ => {}
             }
             let s = io.to_string();
-            if s.contains("failed to lookup address") || s.contains("Name or service not known")
-            {
+            if s.contains("failed to lookup address") || s.contains("Name or service not known") {
                 return format!(
                     "dial tcp: lookup {}: no such host",
                     super::endpoint::host_only(host)
@@ -349,7 +364,8 @@ fn describe_tls(e: &rustls::Error, host: &str) -> String {
     use rustls::{CertificateError, Error};
     match e {
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+                .into()
         }
         Error::InvalidCertificate(CertificateError::NotValidForName)
         | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => format!(
@@ -404,12 +420,16 @@ pub async fn read_body(resp: Response<Incoming>, limit: usize) -> Result<Bytes> 
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(EngineError::internal(format!(
                     "registry response exceeds the {limit} byte limit"
                 )))
             } else {
-                Err(EngineError::internal(format!("reading registry response: {e}")))
+                Err(EngineError::internal(format!(
+                    "reading registry response: {e}"
+                )))
             }
         }
     }

@@ -320,7 +320,10 @@ mod tests {
         // Without Docker's loopback default, loopback is verified https.
         let strict = Resolver::new(&[], &[], false).unwrap();
         assert!(!rt.block_on(strict.is_insecure("127.0.0.1:5000")));
-        assert_eq!(rt.block_on(strict.endpoints("127.0.0.1:5000", true)).len(), 1);
+        assert_eq!(
+            rt.block_on(strict.endpoints("127.0.0.1:5000", true)).len(),
+            1
+        );
     }
 
     #[test]

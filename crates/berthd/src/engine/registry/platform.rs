@@ -118,7 +118,10 @@ mod tests {
         assert!(p.matches("linux", "arm", None), "arm defaults to v7");
         assert!(!p.matches("linux", "arm", Some("v6")));
         assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert!(Platform::parse("linux//").is_err());
         assert_eq!(Platform::host().os, "linux");
     }

@@ -98,10 +98,7 @@ fn manifest_error(e: RegistryError, r: &Reference, method: &str, url: &str) -> E
         } else {
             e.first()
         };
-        return EngineError::not_found(format!(
-            "manifest for {} not found: {cause}",
-            r.familiar()
-        ));
+        return EngineError::not_found(format!("manifest for {} not found: {cause}", r.familiar()));
     }
     if e.has_code("NAME_UNKNOWN") {
         return EngineError::not_found(format!(
@@ -150,7 +147,11 @@ async fn fetch_manifest(s: &Session, r: &Reference, target: &str) -> Result<Fetc
     // The body's own mediaType wins over a generic Content-Type.
     let declared = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        });
     let media_type = match declared {
         Some(m) if !m.is_empty() => m,
         _ => media_type,
@@ -454,9 +455,10 @@ async fn pull_one(
             .manifests
             .iter()
             .find(|d| {
-                d.platform.as_ref().is_some_and(|p| {
-                    want.matches(&p.os, &p.architecture, p.variant.as_deref())
-                }) && !is_index(&d.media_type)
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| want.matches(&p.os, &p.architecture, p.variant.as_deref()))
+                    && !is_index(&d.media_type)
             })
             .ok_or_else(|| {
                 EngineError::not_found(format!(

@@ -118,9 +118,7 @@ async fn push_inner(engine: Arc<Engine>, req: PushRequest, out: &Progress) -> Re
     }
     let session = match session {
         Some(s) => s,
-        None => {
-            return Err(last.unwrap_or_else(|| EngineError::internal("no registry endpoint")))
-        }
+        None => return Err(last.unwrap_or_else(|| EngineError::internal("no registry endpoint"))),
     };
     for (tag_ref, id) in todo {
         let img = engine
@@ -259,8 +257,8 @@ async fn push_tag(
     dref.digest = Some(digest);
     let eng = engine.clone();
     let raw = img.raw_config.clone();
-    let _ = tokio::task::spawn_blocking(move || eng.images.create_image(raw.as_bytes(), &[dref]))
-        .await;
+    let _ =
+        tokio::task::spawn_blocking(move || eng.images.create_image(raw.as_bytes(), &[dref])).await;
     engine.images.publish("push", &img, &r.familiar());
     Ok(())
 }
@@ -423,7 +421,10 @@ async fn upload_layer(
     let o = out.clone();
     let worker = tokio::task::spawn_blocking(move || -> Result<(String, i64)> {
         let mut rd = std::io::BufReader::with_capacity(CHUNK, file);
-        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(CHUNK), flate2::Compression::default());
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(CHUNK),
+            flate2::Compression::default(),
+        );
         let mut h = Hasher::default();
         let mut buf = vec![0u8; CHUNK];
         let mut done: i64 = 0;
