@@ -38,6 +38,15 @@ struct Registry {
 impl Registry {
     /// `tls`: (certificate, key) files; `htpasswd`: a bcrypt htpasswd file.
     fn start(tls: Option<(&Path, &Path)>, htpasswd: Option<&Path>) -> Self {
+        Self::start_full(tls, htpasswd, None)
+    }
+
+    /// `client_ca`: require client certificates signed by it.
+    fn start_full(
+        tls: Option<(&Path, &Path)>,
+        htpasswd: Option<&Path>,
+        client_ca: Option<&Path>,
+    ) -> Self {
         let dir = scratch();
         let port = free_port();
         let mut cfg = format!(
@@ -50,6 +59,9 @@ impl Registry {
                 cert.display(),
                 key.display()
             ));
+            if let Some(ca) = client_ca {
+                cfg.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
         }
         if let Some(h) = htpasswd {
             cfg.push_str(&format!(
@@ -900,6 +912,60 @@ fn bearer_token_challenge_login_and_pull() {
     let v = inspect(&d, &image);
     assert_eq!(v["Id"], img.config_digest.as_str());
     assert!(fake.requests.load(Ordering::SeqCst) > 0);
+}
+
+/// A client certificate signed by a fresh CA: (ca.pem, client.cert, client.key).
+fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["berth-client".into()]).unwrap();
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    let (a, c, k) = (dir.join("client-ca.pem"), dir.join("client.cert"), dir.join("client.key"));
+    std::fs::write(&a, ca.pem()).unwrap();
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (a, c, k)
+}
+
+#[test]
+fn client_certificates_come_from_certs_d() {
+    let pki = scratch();
+    let (cert, key, ca) = make_tls(pki.path());
+    let cdir = pki.path().join("client");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let (client_ca, ccert, ckey) = make_client_cert(&cdir);
+    let reg = Registry::start_full(Some((&cert, &key)), None, Some(&client_ca));
+    let certs = pki.path().join("certs.d");
+    let host_dir = certs.join(reg.host());
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::copy(&ca, host_dir.join("ca.crt")).unwrap();
+    let certs_s = certs.display().to_string();
+    let d = Daemon::start_with(&["--certs-dir", &certs_s, "--loopback-registries-insecure=false"]).unwrap();
+    let tag = format!("{}/mtls/bb:1", reg.host());
+    fixtures::import_busybox(&d, &tag);
+    // Without a client certificate the registry ends the handshake.
+    let o = d.docker(&["push", &tag]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let o2 = d.docker(&["pull", &tag]);
+    assert!(!o2.status.success());
+    assert!(stderr(&o2).contains("tls"), "{}", stderr(&o2));
+    // With one (Docker's layout: X.cert + X.key), push and pull work. The
+    // TLS set-up is cached per registry, so a second daemon reads it anew.
+    std::fs::copy(&ccert, host_dir.join("client.cert")).unwrap();
+    std::fs::copy(&ckey, host_dir.join("client.key")).unwrap();
+    let d2 = Daemon::start_with(&["--certs-dir", &certs_s, "--loopback-registries-insecure=false"]).unwrap();
+    let id = fixtures::import_busybox(&d2, &tag);
+    let out = d2.docker_ok(&["push", &tag]);
+    assert!(out.contains("Pushed"), "{out}");
+    d2.docker_ok(&["rmi", &tag]);
+    d2.docker_ok(&["pull", &tag]);
+    assert_eq!(inspect(&d2, &tag)["Id"], id.as_str());
 }
 
 fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
