@@ -462,6 +462,127 @@ def r_stats(b, d, runs):
     return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
 
 
+# -- registry: docker pull of a ~200 MB multi-layer image from a local registry
+
+REG_LAYERS = 5
+REG_LAYER_MB = 40
+REG_IMAGE = "127.0.0.1:5000/bench/pull:latest"
+
+
+def make_oci_layout(path):
+    """An OCI image layout of REG_LAYERS gzip layers, each a third random
+    bytes, a third base64 text and a third log-like lines (so it compresses
+    like real images do); returns the uncompressed size in bytes."""
+    import base64
+    import gzip
+    import hashlib
+    import json
+    import random
+    rnd = random.Random(42)
+    blobs = os.path.join(path, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+
+    def put(data):
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, d), "wb") as f:
+            f.write(data)
+        return "sha256:" + d, len(data)
+
+    third = REG_LAYER_MB * 1024 * 1024 // 3
+    layers, diff_ids, total = [], [], 0
+    for i in range(REG_LAYERS):
+        logs = b"".join(b"%08d INFO handled GET /api/v1/items/%d status=200 in %dms\n"
+                        % (n, rnd.randrange(10**6), rnd.randrange(500)) for n in range(third // 56))
+        files = []
+        for j in range(4):
+            q = third // 4
+            files.append((f"layer{i}/rand{j}.bin", os.urandom(q)))
+            files.append((f"layer{i}/text{j}.b64", base64.b64encode(os.urandom(q * 3 // 4))))
+            files.append((f"layer{i}/log{j}.log", logs[j * q:(j + 1) * q]))
+        tar = _tar_bytes(files)
+        total += len(tar)
+        diff_ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        layers.append(put(gzip.compress(tar, compresslevel=6, mtime=0)))
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }).encode()
+    cdig, csize = put(config)
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdig, "size": csize},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n}
+                   for d, n in layers],
+    }).encode()
+    mdig, msize = put(manifest)
+    with open(os.path.join(path, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(path, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, f)
+    return total
+
+
+class NsRegistry:
+    """docker-registry on 127.0.0.1:5000 inside a daemon's network namespace
+    (loopback only), holding the bench image."""
+
+    def __init__(self, daemon, layout):
+        self.daemon = daemon
+        self.dir = os.path.join(daemon.dir, "registry")
+        os.makedirs(self.dir, exist_ok=True)
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
+                    "http:\n  addr: 127.0.0.1:5000\n")
+        self.ns = ["nsenter", f"--net=/run/netns/{daemon.netns}", "--"]
+        self.log = open(os.path.join(self.dir, "registry.log"), "ab")
+        self.proc = subprocess.Popen(self.ns + ["docker-registry", "serve", cfg],
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while sh(self.ns + ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:5000/v2/"],
+                 check=False).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"registry did not start; see {self.dir}/registry.log")
+            time.sleep(0.05)
+        sh(self.ns + ["skopeo", "copy", "-q", "--dest-tls-verify=false",
+                      f"oci:{layout}:latest", f"docker://{REG_IMAGE}"], stdout=subprocess.DEVNULL)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@row("registry: docker pull ~200 MB, 5 gzip layers (MB/s, higher is better)")
+def r_pull(b, d, runs):
+    layout = os.path.join(os.path.dirname(b.dir), "bench-oci")
+    size = make_oci_layout(layout)
+    regs = [NsRegistry(b, layout), NsRegistry(d, layout)]
+    try:
+        def pull(daemon):
+            daemon.docker("rmi", "-f", REG_IMAGE, check=False)
+            return timed(lambda: daemon.docker("pull", REG_IMAGE))
+        n = max(3, min(runs, 8))
+        xa, xb = paired(b, d, lambda: pull(b), lambda: pull(d), n)
+        mb = size / 1e6
+        tb, td = mb / statistics.median(xa), mb / statistics.median(xb)
+        print(f"    registry pull: berthd {tb:.1f} MB/s, dockerd {td:.1f} MB/s, "
+              f"throughput ratio berthd/dockerd = {tb / td:.2f}x", file=sys.stderr)
+        return tb, td, "MB/s"
+    finally:
+        for r in regs:
+            r.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)

@@ -93,6 +93,32 @@ impl JsonMessage {
         }
     }
 
+    /// A per-layer status with an empty `progressDetail` (`{}`), as moby
+    /// sends `Pulling fs layer`, `Pull complete`, `Pushed`, ….
+    pub fn layer_status(status: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            status: Some(status.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail::default()),
+            ..Default::default()
+        }
+    }
+
+    /// A progress update as moby's stream formatter writes it: the numbers
+    /// in `progressDetail` and the rendered bar in `progress`.
+    pub fn progress_bar(status: &str, id: &str, current: i64, total: i64) -> Self {
+        Self {
+            status: Some(status.into()),
+            id: Some(id.into()),
+            progress_detail: Some(ProgressDetail {
+                current: (current != 0).then_some(current),
+                total: (total != 0).then_some(total),
+            }),
+            progress: Some(render_progress(current, total, 200)),
+            ..Default::default()
+        }
+    }
+
     /// One line of the stream, `\r\n`-terminated as moby writes it.
     pub fn to_line(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).unwrap_or_default();
@@ -101,9 +127,80 @@ impl JsonMessage {
     }
 }
 
+/// Docker's `units.HumanSize`: decimal units, four significant digits
+/// (`2.161MB`, `512B`, `123.5kB`).
+pub fn human_size(n: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut x = n;
+    let mut i = 0;
+    while x >= 1000.0 && i < units.len() - 1 {
+        x /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_g4(x), units[i])
+}
+
+/// Go's `%.4g` for 0 <= x < 1000.
+fn format_g4(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let digits = (x.abs().log10().floor() as i32) + 1;
+    let decimals = (4 - digits).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// moby's `JSONProgress.String()` for a terminal `width` columns wide: a
+/// 50-character bar (only when wider than 110 columns) and `current/total`.
+pub fn render_progress(current: i64, total: i64, width: usize) -> String {
+    if current <= 0 && total <= 0 {
+        return String::new();
+    }
+    if total <= 0 {
+        return format!("{:>8}", human_size(current as f64));
+    }
+    let pct = ((current as f64 / total as f64 * 100.0) as i64 / 2).clamp(0, 50) as usize;
+    let bar = if width > 110 {
+        format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct))
+    } else {
+        String::new()
+    };
+    let cur = human_size(current as f64);
+    let numbers = if current > total {
+        format!("{cur:>8}")
+    } else {
+        format!("{cur:>8}/{}", human_size(total as f64))
+    };
+    format!("{bar}{numbers}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_renders_as_docker() {
+        assert_eq!(human_size(2_161_000.0), "2.161MB");
+        assert_eq!(human_size(512.0), "512B");
+        assert_eq!(human_size(123_456.0), "123.5kB");
+        assert_eq!(human_size(1_000_000.0), "1MB");
+        assert_eq!(
+            render_progress(50, 100, 200),
+            format!("[{}>{}]     50B/100B", "=".repeat(25), " ".repeat(25))
+        );
+        assert_eq!(render_progress(50, 100, 80), "     50B/100B");
+        let line =
+            String::from_utf8(JsonMessage::layer_status("Pull complete", "abc").to_line()).unwrap();
+        assert_eq!(
+            line,
+            "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"abc\"}\r\n"
+        );
+    }
 
     #[test]
     fn errors_carry_error_detail() {

@@ -3,7 +3,9 @@
 
 mod client;
 mod cmd;
+mod creds;
 mod format;
+mod jsonstream;
 mod raw;
 mod stream;
 mod term;
@@ -54,6 +56,14 @@ enum Command {
     Load(cmd::images::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(cmd::images::SaveArgs),
+    /// Download an image from a registry
+    Pull(cmd::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd::registry::PushArgs),
+    /// Authenticate to a registry
+    Login(cmd::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd::registry::LogoutArgs),
     /// Return low-level information on berth objects
     Inspect(cmd::containers::InspectArgs),
     /// Manage containers
@@ -140,6 +150,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => cmd::images::import(&cli.conn, a).await,
         Command::Load(a) => cmd::images::load(&cli.conn, a).await,
         Command::Save(a) => cmd::images::save(&cli.conn, a).await,
+        Command::Pull(a) => cmd::registry::pull(&cli.conn, a).await,
+        Command::Push(a) => cmd::registry::push(&cli.conn, a).await,
+        Command::Login(a) => cmd::registry::login(&cli.conn, a).await,
+        Command::Logout(a) => cmd::registry::logout(&cli.conn, a).await,
         Command::Inspect(a) => cmd::containers::inspect(&cli.conn, a, None).await,
         Command::Container(c) => cmd::containers::container(&cli.conn, c).await,
         Command::Run(a) => cmd::run::run(&cli.conn, a).await,

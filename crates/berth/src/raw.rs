@@ -133,6 +133,18 @@ impl Raw {
         body: Option<(&str, Vec<u8>)>,
         upgrade: bool,
     ) -> anyhow::Result<Response> {
+        self.send_with(method, path, body, upgrade, &[]).await
+    }
+
+    /// As `send`, with extra request headers (e.g. `X-Registry-Auth`).
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        upgrade: bool,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<Response> {
         let io = self.connect().await?;
         let mut io = BufReader::new(io);
         let (ctype, body) = body.unwrap_or(("text/plain", Vec::new()));
@@ -144,6 +156,9 @@ impl Raw {
         );
         if method != "GET" || !body.is_empty() {
             head.push_str(&format!("Content-Type: {ctype}\r\n"));
+        }
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
         if upgrade {
             head.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");

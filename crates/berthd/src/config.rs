@@ -12,6 +12,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
 pub const DEFAULT_SOCKET: &str = "unix:///run/berth/berth.sock";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+pub const DEFAULT_CERTS_DIR: &str = "/etc/berth/certs.d";
 
 #[derive(Debug, Parser, Default, Clone)]
 #[command(
@@ -65,6 +66,12 @@ pub struct Flags {
     /// Preferred registry mirrors
     #[arg(long = "registry-mirror", value_name = "URL")]
     pub registry_mirrors: Vec<String>,
+    /// Per-registry TLS material, Docker's certs.d layout: <DIR>/<host:port>/{*.crt,*.cert,*.key}
+    #[arg(long, value_name = "DIR", env = "BERTH_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Treat registries on 127.0.0.0/8 and ::1 as insecure (plain HTTP allowed, TLS not verified), as Docker does
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub loopback_registries_insecure: Option<bool>,
     /// Default address pools for networks, e.g. base=10.10.0.0/16,size=24
     #[arg(long = "default-address-pool", value_name = "POOL")]
     pub default_address_pools: Vec<String>,
@@ -143,6 +150,9 @@ pub struct DaemonConfig {
     pub default_address_pools: Vec<AddressPool>,
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
+    /// Root of the per-registry `certs.d` tree.
+    pub certs_dir: PathBuf,
+    pub loopback_registries_insecure: bool,
     pub tls: Option<TlsFiles>,
     pub insecure_tcp: bool,
     pub socket_group: Option<String>,
@@ -521,6 +531,11 @@ impl DaemonConfig {
             } else {
                 flags.registry_mirrors.clone()
             },
+            certs_dir: flags
+                .certs_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)),
+            loopback_registries_insecure: flags.loopback_registries_insecure.unwrap_or(true),
             tls,
             insecure_tcp: flags.insecure_tcp,
             socket_group: flags.group.clone().or(file.group.clone()),

@@ -37,6 +37,10 @@ pub enum ImageCmd {
     Load(LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
+    /// Download an image from a registry
+    Pull(super::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(super::registry::PushArgs),
 }
 
 #[derive(clap::Args)]
@@ -653,6 +657,8 @@ pub async fn image(conn: &Conn, c: ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Import(a) => import(conn, a).await,
         ImageCmd::Load(a) => load(conn, a).await,
         ImageCmd::Save(a) => save(conn, a).await,
+        ImageCmd::Pull(a) => super::registry::pull(conn, a).await,
+        ImageCmd::Push(a) => super::registry::push(conn, a).await,
     }
 }
 

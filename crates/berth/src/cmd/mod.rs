@@ -7,6 +7,7 @@ pub mod images;
 pub mod network;
 pub mod ops;
 pub mod opts;
+pub mod registry;
 pub mod run;
 pub mod stats;
 pub mod system;

@@ -2,7 +2,6 @@
 //! `attach`, `exec`.
 
 use bollard::Docker;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::opts::{ContainerFlags, CreateSpec};
@@ -169,47 +168,17 @@ fn with_default_tag(image: &str) -> String {
 }
 
 /// Pulls `image`, showing the progress on stderr (as docker does for
-/// run/create, keeping stdout for the container).
-async fn pull(d: &Docker, image: &str, platform: Option<&str>, quiet: bool) -> anyhow::Result<()> {
-    let full = with_default_tag(image);
-    let (repo, tag) = match full.split_once('@') {
-        Some((r, dg)) => (r.to_string(), dg.to_string()),
-        None => {
-            let i = full.rfind(':').unwrap_or(full.len());
-            (full[..i].to_string(), full[i + 1..].to_string())
-        }
-    };
-    let mut s = d.create_image(
-        Some(bollard::query_parameters::CreateImageOptions {
-            from_image: Some(super::images::qualify(&repo)),
-            tag: Some(tag),
-            platform: platform.unwrap_or_default().to_string(),
-            ..Default::default()
-        }),
-        None,
-        None,
-    );
-    while let Some(m) = s.next().await {
-        let m = m?;
-        if let Some(e) = m.error_detail.and_then(|e| e.message) {
-            anyhow::bail!("{e}");
-        }
-        if quiet {
-            continue;
-        }
-        match (m.id, m.status) {
-            (Some(id), Some(st)) => eprintln!("{id}: {st}"),
-            (None, Some(st)) => eprintln!("{st}"),
-            _ => {}
-        }
-    }
+/// run/create, keeping stdout for the container), with the stored
+/// credentials of its registry.
+async fn pull(conn: &Conn, image: &str, platform: Option<&str>, quiet: bool) -> anyhow::Result<()> {
+    super::registry::pull_image(conn, image, platform, false, quiet, true).await?;
     Ok(())
 }
 
 /// Creates the container; a missing image is pulled first (unless
 /// `--pull never`), as docker does. Returns the ID.
 async fn create_container(
-    d: &Docker,
+    conn: &Conn,
     raw: &Raw,
     spec: &CreateSpec,
     pull_policy: &str,
@@ -230,7 +199,7 @@ async fn create_container(
     let body = serde_json::to_vec(&spec.body)?;
     let send = || raw.call("POST", &path, Some(("application/json", body.clone())));
     if pull_policy == "always" {
-        pull(d, &spec.image, spec.platform.as_deref(), quiet).await?;
+        pull(conn, &spec.image, spec.platform.as_deref(), quiet).await?;
     }
     let resp = match send().await {
         Err(e) if pull_policy == "missing" && is_not_found(&e) => {
@@ -238,7 +207,7 @@ async fn create_container(
                 "Unable to find image '{}' locally",
                 with_default_tag(&spec.image)
             );
-            pull(d, &spec.image, spec.platform.as_deref(), quiet).await?;
+            pull(conn, &spec.image, spec.platform.as_deref(), quiet).await?;
             send().await?
         }
         r => r?,
@@ -356,7 +325,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
     };
     let raw = conn.raw(&d);
-    let id = match create_container(&d, &raw, &spec, &a.flags.pull, a.flags.quiet).await {
+    let id = match create_container(conn, &raw, &spec, &a.flags.pull, a.flags.quiet).await {
         Ok(id) => id,
         Err(e) => {
             let msg = super::error_text(&e);
@@ -446,7 +415,7 @@ pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<()> {
     let spec = a.flags.build(&a.argv, false)?;
     let d = conn.connect().await?;
     let raw = conn.raw(&d);
-    let id = create_container(&d, &raw, &spec, &a.flags.pull, a.flags.quiet).await?;
+    let id = create_container(conn, &raw, &spec, &a.flags.pull, a.flags.quiet).await?;
     if let Some(f) = &a.flags.cidfile {
         std::fs::write(f, &id)?;
     }

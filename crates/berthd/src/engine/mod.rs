@@ -9,6 +9,7 @@ pub mod ids;
 pub mod images;
 pub mod networks;
 pub mod scoped;
+pub mod registry;
 pub mod store;
 pub mod system;
 pub mod volumes;
@@ -32,6 +33,7 @@ pub struct Engine {
     pub networks: networks::Networks,
     pub volumes: volumes::Volumes,
     pub builder: builder::Builder,
+    pub registries: registry::Registries,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -63,6 +65,7 @@ impl Engine {
         let networks = networks::Networks::open(&store)?;
         let volumes = volumes::Volumes::open(&config.data_root, &store)?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;
+        let registries = registry::Registries::new(&config, store.clone())?;
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
@@ -77,6 +80,7 @@ impl Engine {
             networks,
             volumes,
             builder,
+            registries,
             id,
             started: Instant::now(),
             shutdown,

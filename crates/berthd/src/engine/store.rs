@@ -27,6 +27,9 @@ pub enum Table {
     IpAlloc,
     Volumes,
     BuildCache,
+    /// Registry blobs known for a layer (diff ID → compressed digests and
+    /// where they were seen), for push's existence checks and mounts.
+    Distribution,
 }
 
 impl Table {
@@ -42,11 +45,12 @@ impl Table {
             Table::IpAlloc => "ipalloc",
             Table::Volumes => "volumes",
             Table::BuildCache => "buildcache",
+            Table::Distribution => "distribution",
         };
         TableDefinition::new(name)
     }
 
-    const ALL: [Table; 10] = [
+    const ALL: [Table; 11] = [
         Table::Meta,
         Table::Images,
         Table::Tags,
@@ -57,6 +61,7 @@ impl Table {
         Table::IpAlloc,
         Table::Volumes,
         Table::BuildCache,
+        Table::Distribution,
     ];
 }
 

@@ -152,7 +152,15 @@ impl Engine {
             mem_total: Some(host::mem_total()),
             index_server_address: Some("https://index.docker.io/v1/".into()),
             registry_config: Some(RegistryServiceConfig {
-                insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into(), "::1/128".into()]),
+                insecure_registry_cidrs: Some({
+                    let mut v: Vec<String> = if c.loopback_registries_insecure {
+                        vec!["127.0.0.0/8".into(), "::1/128".into()]
+                    } else {
+                        vec![]
+                    };
+                    v.extend(c.insecure_registries.iter().filter(|r| r.contains('/')).cloned());
+                    v
+                }),
                 index_configs: None,
                 mirrors: Some(c.registry_mirrors.clone()),
             }),

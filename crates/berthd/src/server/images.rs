@@ -12,8 +12,9 @@ use super::http::{
     full, ok_json, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
 };
 use super::Ctx;
-use crate::engine::images::reference::Reference;
+use crate::engine::images::reference::{self, Reference};
 use crate::engine::images::{DeleteOptions, ImportOptions, ListOptions};
+use crate::engine::registry::{self, AuthConfig, Platform, Progress, PullRequest, PushRequest};
 use crate::engine::{EngineError, Result};
 
 /// The image name from the path segments between `/images/` and the verb.
@@ -90,11 +91,89 @@ pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {
     ))
 }
 
-pub async fn push(_ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
-    Err(EngineError::NotImplemented(format!(
-        "cannot push {name}: berth has no registry support yet"
-    ))
-    .into())
+/// The credentials of `X-Registry-Auth` (anonymous when absent).
+fn registry_auth(req: &Req) -> Result<AuthConfig> {
+    AuthConfig::from_header(
+        req.headers
+            .get("X-Registry-Auth")
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// `POST /images/{name}/push?tag=…`: a progress stream; every failure,
+/// including "no such image", travels in `errorDetail` (as in moby, the
+/// first line is already out by then).
+pub async fn push(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let mut r = Reference::parse(name)?;
+    if let Some(tag) = req.query.get("tag").filter(|t| !t.is_empty()) {
+        if !reference::valid_tag(tag) {
+            return Err(ApiError::bad_request(format!(
+                "invalid tag format: {tag:?}"
+            )));
+        }
+        r.tag = Some(tag.to_string());
+    }
+    if r.digest.is_some() {
+        return Err(ApiError::bad_request("cannot push a digest reference"));
+    }
+    let creds = registry_auth(&req)?;
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    let engine = ctx.engine.clone();
+    tokio::spawn(async move {
+        let out = Progress(tx);
+        let req = PushRequest {
+            reference: r,
+            creds,
+        };
+        if let Err(e) = registry::push(engine, req, out.clone()).await {
+            out.send(JsonMessage::error(e.to_string(), None)).await;
+        }
+    });
+    Ok(resp)
+}
+
+/// `fromImage` (+ `tag`, which may be a digest): a pull. Errors before the
+/// first manifest is in hand are plain HTTP errors; later ones travel in
+/// `errorDetail`.
+async fn pull(ctx: &Ctx, req: &Req, image: &str) -> ApiResult {
+    let q = &req.query;
+    let mut r = Reference::parse(image)?;
+    if let Some(tag) = q.get("tag").filter(|t| !t.is_empty()) {
+        if tag.contains(':') {
+            reference::validate_digest(tag)?;
+            r.tag = None;
+            r.digest = Some(tag.to_string());
+        } else if reference::valid_tag(tag) {
+            r.tag = Some(tag.to_string());
+        } else {
+            return Err(ApiError::bad_request(format!(
+                "invalid tag format: {tag:?}"
+            )));
+        }
+    }
+    let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => Some(Platform::parse(p)?),
+        None => None,
+    };
+    let creds = registry_auth(req)?;
+    let prepared = registry::pull::prepare(
+        &ctx.engine,
+        PullRequest {
+            reference: r,
+            platform,
+            creds,
+        },
+    )
+    .await?;
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    let engine = ctx.engine.clone();
+    tokio::spawn(async move {
+        let out = Progress(tx);
+        if let Err(e) = prepared.run(engine, out.clone()).await {
+            out.send(JsonMessage::error(e.to_string(), None)).await;
+        }
+    });
+    Ok(resp)
 }
 
 fn json_line_response(msg: &JsonMessage) -> ApiResult {
@@ -106,19 +185,12 @@ fn json_line_response(msg: &JsonMessage) -> ApiResult {
     Ok(r)
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body; `fromImage` would
-/// pull, which needs registry support.
+/// `POST /images/create`: `fromImage` pulls from a registry; `fromSrc=-`
+/// imports the body.
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let q = req.query.clone();
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = q.get("tag").unwrap_or("");
-        let shown = Reference::parse_repo_tag(image, tag)
-            .map(|r| r.with_default_tag().familiar())
-            .unwrap_or_else(|_| image.to_string());
-        return Err(EngineError::NotImplemented(format!(
-            "cannot pull {shown}: berth has no registry support yet; import or load the image instead"
-        ))
-        .into());
+        return pull(ctx, &req, image).await;
     }
     let src = q.get("fromSrc").unwrap_or("");
     if src.is_empty() {

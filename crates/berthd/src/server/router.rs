@@ -16,6 +16,7 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET | Method::HEAD, ["_ping"]) => system::ping(ctx, req).await,
         (Method::GET, ["version"]) => system::version(ctx, req).await,
         (Method::GET, ["info"]) => system::info(ctx, req).await,
+        (Method::POST, ["auth"]) => system::auth(ctx, req).await,
         (Method::GET, ["system", "df"]) => system::df(ctx, req).await,
         (Method::GET, ["events"]) => system::events(ctx, req).await,
         (Method::POST, ["containers", "create"]) => containers::create(ctx, req).await,

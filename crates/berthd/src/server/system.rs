@@ -12,6 +12,14 @@ use super::http::{ok_json, stream, text, ApiResult, Req};
 use super::Ctx;
 use crate::engine::events;
 
+/// `POST /auth`: checks the credentials against the registry; the daemon
+/// keeps nothing (the CLI stores them).
+pub async fn auth(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let creds: crate::engine::registry::AuthConfig = req.json().await?;
+    let token = ctx.engine.registries.login(&creds).await?;
+    ok_json(&serde_json::json!({"Status": "Login Succeeded", "IdentityToken": token}))
+}
+
 pub async fn ping(_ctx: &Ctx, req: Req) -> ApiResult {
     let body = if req.method == Method::HEAD { "" } else { "OK" };
     let mut r = text(StatusCode::OK, body);

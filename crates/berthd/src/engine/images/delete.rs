@@ -174,6 +174,22 @@ impl ImageService {
                 self.untag_locked(&img, &parsed, &mut out)?;
             }
             refs = self.read_index().refs_of(&img.id);
+            // As moby: once a repository has no tag left on the image, its
+            // digest references (`name@sha256:…`, from pulls and pushes) go
+            // too.
+            if parsed.digest.is_none()
+                && !refs
+                    .iter()
+                    .any(|r| r.digest.is_none() && r.name() == parsed.name())
+            {
+                for r in refs
+                    .iter()
+                    .filter(|r| r.digest.is_some() && r.name() == parsed.name())
+                {
+                    self.untag_locked(&img, r, &mut out)?;
+                }
+                refs = self.read_index().refs_of(&img.id);
+            }
             if !refs.is_empty() {
                 return Ok(out);
             }

@@ -312,6 +312,26 @@ impl ImageService {
         }
     }
 
+    /// The image a reference names exactly (no ID prefixes, no default
+    /// tag), if any.
+    pub fn reference_target(&self, r: &Reference) -> Option<String> {
+        self.read_index()
+            .refs
+            .get(&r.to_string())
+            .map(|(_, id)| id.clone())
+    }
+
+    /// Every reference (tags and digests) of a repository, with its image.
+    pub fn references_by_name(&self, name: &Reference) -> Vec<(Reference, String)> {
+        let n = name.name();
+        self.read_index()
+            .refs
+            .values()
+            .filter(|(r, _)| r.name() == n)
+            .cloned()
+            .collect()
+    }
+
     /// The layer diff directories from TOP to BOTTOM, ready to be overlay
     /// `lowerdir`s.
     pub fn lower_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>> {

@@ -1,0 +1,109 @@
+//! Registries: pull, push and login over the OCI distribution protocol.
+//!
+//! The client is berth's own, on hyper + rustls (see `client.rs` for why
+//! not `oci-client`): layers stream from the socket through digest
+//! verification and decompression straight into the layer store, with
+//! per-registry TLS from a Docker-style `certs.d` tree.
+//!
+//! - `endpoint`: which URLs serve a registry (Docker Hub's defaults,
+//!   mirrors, insecure registries and the https → http fallback).
+//! - `client`: the HTTP transport, TLS trust and Go-style error texts.
+//! - `auth`: `X-Registry-Auth`, challenges, bearer tokens, basic auth, login.
+//! - `pull` / `push`: the two transfers, with Docker's progress stream.
+//! - `metadata`: which registry blobs are known for a layer.
+
+pub mod auth;
+pub mod client;
+pub mod endpoint;
+pub mod metadata;
+pub mod platform;
+pub mod pull;
+mod push;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_api::jsonmessage::JsonMessage;
+
+use crate::config::DaemonConfig;
+use crate::engine::store::Store;
+use crate::engine::Result;
+
+pub use auth::AuthConfig;
+pub use endpoint::Endpoint;
+pub use platform::Platform;
+pub use pull::{PreparedPull, PullRequest};
+pub use push::{push, PushRequest};
+
+/// Where progress lines go: the chunks of the HTTP response. A client
+/// that went away does not stop the transfer.
+#[derive(Clone)]
+pub struct Progress(pub tokio::sync::mpsc::Sender<bytes::Bytes>);
+
+impl Progress {
+    pub async fn send(&self, m: JsonMessage) {
+        let _ = self.0.send(bytes::Bytes::from(m.to_line())).await;
+    }
+
+    /// From a blocking thread.
+    pub fn blocking_send(&self, m: JsonMessage) {
+        let _ = self.0.blocking_send(bytes::Bytes::from(m.to_line()));
+    }
+}
+
+/// How many layers download at once (Docker's `max-concurrent-downloads`).
+pub const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+/// How many layers upload at once (Docker's `max-concurrent-uploads`).
+pub const MAX_CONCURRENT_UPLOADS: usize = 5;
+
+pub struct Registries {
+    pub endpoints: endpoint::Resolver,
+    pub transports: Arc<client::Transports>,
+    pub metadata: metadata::Metadata,
+    /// Hosts whose https endpoint failed and whose http one answered.
+    plain_http: Mutex<HashMap<String, bool>>,
+}
+
+impl Registries {
+    pub fn new(cfg: &DaemonConfig, store: Arc<Store>) -> Result<Self> {
+        Ok(Self {
+            endpoints: endpoint::Resolver::new(
+                &cfg.insecure_registries,
+                &cfg.registry_mirrors,
+                cfg.loopback_registries_insecure,
+            )?,
+            transports: Arc::new(client::Transports::new(cfg.certs_dir.clone())),
+            metadata: metadata::Metadata::new(store),
+            plain_http: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn remember_scheme(&self, host: &str, plain: bool) {
+        self.plain_http
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), plain);
+    }
+
+    /// Endpoints ordered so the one that answered last time comes first.
+    fn ordered(&self, mut eps: Vec<Endpoint>) -> Vec<Endpoint> {
+        let known = self.plain_http.lock().unwrap_or_else(|p| p.into_inner());
+        eps.sort_by_key(|e| match known.get(&e.host) {
+            Some(true) => (e.mirror_rank, u8::from(e.scheme != "http")),
+            _ => (e.mirror_rank, 0),
+        });
+        eps
+    }
+}
+
+impl Registries {
+    /// `POST /auth`: checks credentials against the registry named by
+    /// `serveraddress` (Docker Hub when empty). Returns the identity token.
+    pub async fn login(&self, creds: &AuthConfig) -> Result<String> {
+        let domain = endpoint::normalize_server_address(&creds.serveraddress);
+        let eps = self.ordered(self.endpoints.endpoints(&domain, false).await);
+        let mut c = creds.clone();
+        c.fill_from_auth();
+        auth::login(&self.transports, &eps, &c).await
+    }
+}
