@@ -701,6 +701,54 @@ fn shared_layers_are_skipped_and_mounted() {
     assert_eq!(stdout(&o), "b", "{}", stderr(&o));
 }
 
+/// A Dockerfile whose FROM names an image only the registry has: the
+/// classic builder pulls it, with the pull's progress in the build output.
+#[test]
+fn build_pulls_a_missing_from_image() {
+    let reg = Registry::plain();
+    let d = Daemon::start();
+    let base = format!("{}/e2e/base:1", reg.host());
+    let (t, _) = fixtures::docker_archive(
+        &[
+            busybox_tar(),
+            fixtures::layer_tar(&[Entry::File("base.txt", b"base\n")]),
+        ],
+        &[&base],
+        json!({"Cmd": ["sh"]}),
+    );
+    let dir = scratch();
+    let p = fixtures::write_file(dir.path(), "base.tar", &t);
+    d.docker_ok(&["load", "-i", &p.display().to_string()]);
+    d.docker_ok(&["push", &base]);
+    d.docker_ok(&["rmi", &base]);
+
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN cat /base.txt > /copied.txt\n"),
+    )
+    .unwrap();
+    let o = Command::new("docker")
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "from-registry", &ctx.display().to_string()])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("1: Pulling from e2e/base"), "{out}");
+    assert_eq!(out.matches(": Pull complete").count(), 2, "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {base}")),
+        "{out}"
+    );
+    let o = d.docker(&["run", "--rm", "from-registry", "cat", "/copied.txt"]);
+    assert_eq!(stdout(&o), "base\n", "{}", stderr(&o));
+    // The base image is now local, as after a docker pull.
+    assert!(d.docker(&["image", "inspect", &base]).status.success());
+}
+
 #[test]
 fn oci_index_picks_the_platform_and_reads_gzip_zstd_and_plain_layers() {
     let reg = Registry::plain();
@@ -916,7 +964,9 @@ fn bearer_token_challenge_login_and_pull() {
 
 /// A client certificate signed by a fresh CA: (ca.pem, client.cert, client.key).
 fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -926,7 +976,11 @@ fn make_client_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let mut p = CertificateParams::new(vec!["berth-client".into()]).unwrap();
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = p.signed_by(&key, &issuer).unwrap();
-    let (a, c, k) = (dir.join("client-ca.pem"), dir.join("client.cert"), dir.join("client.key"));
+    let (a, c, k) = (
+        dir.join("client-ca.pem"),
+        dir.join("client.cert"),
+        dir.join("client.key"),
+    );
     std::fs::write(&a, ca.pem()).unwrap();
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
@@ -946,7 +1000,12 @@ fn client_certificates_come_from_certs_d() {
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::copy(&ca, host_dir.join("ca.crt")).unwrap();
     let certs_s = certs.display().to_string();
-    let d = Daemon::start_with(&["--certs-dir", &certs_s, "--loopback-registries-insecure=false"]).unwrap();
+    let d = Daemon::start_with(&[
+        "--certs-dir",
+        &certs_s,
+        "--loopback-registries-insecure=false",
+    ])
+    .unwrap();
     let tag = format!("{}/mtls/bb:1", reg.host());
     fixtures::import_busybox(&d, &tag);
     // Without a client certificate the registry ends the handshake.
@@ -959,7 +1018,12 @@ fn client_certificates_come_from_certs_d() {
     // TLS set-up is cached per registry, so a second daemon reads it anew.
     std::fs::copy(&ccert, host_dir.join("client.cert")).unwrap();
     std::fs::copy(&ckey, host_dir.join("client.key")).unwrap();
-    let d2 = Daemon::start_with(&["--certs-dir", &certs_s, "--loopback-registries-insecure=false"]).unwrap();
+    let d2 = Daemon::start_with(&[
+        "--certs-dir",
+        &certs_s,
+        "--loopback-registries-insecure=false",
+    ])
+    .unwrap();
     let id = fixtures::import_busybox(&d2, &tag);
     let out = d2.docker_ok(&["push", &tag]);
     assert!(out.contains("Pushed"), "{out}");

@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(human_size(1_000_000.0), "1MB");
         assert_eq!(
             render_progress(50, 100, 200),
-            format!("[{}>{}]     50B/100B", "=".repeat(25), " ".repeat(25))
+            format!("[{}>{}]      50B/100B", "=".repeat(25), " ".repeat(25))
         );
         assert_eq!(render_progress(50, 100, 80), "     50B/100B");
         let line =

@@ -158,7 +158,12 @@ impl Engine {
                     } else {
                         vec![]
                     };
-                    v.extend(c.insecure_registries.iter().filter(|r| r.contains('/')).cloned());
+                    v.extend(
+                        c.insecure_registries
+                            .iter()
+                            .filter(|r| r.contains('/'))
+                            .cloned(),
+                    );
                     v
                 }),
                 index_configs: None,

@@ -1,6 +1,6 @@
 //! `POST /build` (the classic builder) and `POST /build/prune`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_api::jsonmessage::JsonMessage;
 use bytes::Bytes;
@@ -11,6 +11,8 @@ use super::http::{ok_json, stream, ApiResult, Req};
 use super::Ctx;
 use crate::engine::builder::BuildOptions;
 use crate::engine::images::reference::Reference;
+use crate::engine::registry::endpoint::normalize_server_address;
+use crate::engine::registry::AuthConfig;
 
 fn json_param<T: serde::de::DeserializeOwned + Default>(
     req: &Req,
@@ -40,16 +42,21 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         }
         tags.push(r);
     }
-    // X-Registry-Config: base64 JSON of registry → credentials; checked,
-    // and kept for when FROM can pull.
+    // X-Registry-Config: base64 JSON of registry → credentials, for the
+    // pulls of FROM images.
+    let mut registry_auth = HashMap::new();
     if let Some(h) = req.header("X-Registry-Config").filter(|h| !h.is_empty()) {
         use base64::Engine as _;
         let raw = base64::engine::general_purpose::URL_SAFE
             .decode(h.trim())
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
             .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
-        serde_json::from_slice::<serde_json::Value>(&raw)
+        let m: HashMap<String, AuthConfig> = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
+        for (server, mut c) in m {
+            c.fill_from_auth();
+            registry_auth.insert(normalize_server_address(&server), c);
+        }
     }
     let opts = BuildOptions {
         dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
@@ -65,6 +72,7 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         target: q.get("target").unwrap_or("").to_string(),
         platform: q.get("platform").unwrap_or("").to_string(),
         remote: q.get("remote").unwrap_or("").to_string(),
+        registry_auth,
     };
     match opts.network_mode.as_str() {
         "" | "default" | "bridge" | "none" | "host" => {}

@@ -29,6 +29,7 @@ use super::containers::rootfs::RwLayer;
 use super::images::archive::{pack, PackOptions};
 use super::images::reference::Reference;
 use super::images::LayerInfo;
+use super::registry::{self, AuthConfig, Platform, Progress, PullRequest};
 use super::store::Store;
 use super::{Engine, EngineError, Result};
 use dockerfile::{Args, Command, Instruction};
@@ -112,6 +113,8 @@ pub struct BuildOptions {
     pub target: String,
     pub platform: String,
     pub remote: String,
+    /// `X-Registry-Config`: credentials by registry domain, for FROM pulls.
+    pub registry_auth: HashMap<String, AuthConfig>,
 }
 
 /// Why a build stopped.
@@ -754,15 +757,54 @@ impl Run<'_> {
         Ok(st)
     }
 
-    /// The base image of a FROM: local, else (once the engine can pull) pulled.
+    /// The base image of a FROM: local, else pulled (always pulled with
+    /// `--pull`), its progress shown in the build output as Docker's
+    /// classic builder does.
     async fn base_image(&self, name: &str) -> Step<Arc<super::images::Image>> {
-        match self.engine.images.resolve(name) {
-            Ok(img) => Ok(img),
-            Err(EngineError::NotFound(_)) => Err(Fail::Engine(EngineError::NotFound(format!(
-                "pull access denied for {name}: the image is not present locally and this daemon cannot pull images yet (load or import it first)"
-            )))),
-            Err(e) => Err(e.into()),
+        if !self.opts.pull {
+            match self.engine.images.resolve(name) {
+                Ok(img) => return Ok(img),
+                Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        let mut reference = Reference::parse(name)?;
+        if reference.tag.is_none() && reference.digest.is_none() {
+            reference.tag = Some("latest".into());
+        }
+        let platform = match self.opts.platform.as_str() {
+            "" => None,
+            p => Some(Platform::parse(p)?),
+        };
+        let creds = self
+            .opts
+            .registry_auth
+            .get(&reference.domain)
+            .cloned()
+            .unwrap_or_default();
+        let prepared = registry::pull::prepare(
+            &self.engine,
+            PullRequest {
+                reference: reference.clone(),
+                platform,
+                creds,
+            },
+        )
+        .await?;
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(64);
+        let engine = self.engine.clone();
+        let pull = tokio::spawn(async move { prepared.run(engine, Progress(tx)).await });
+        while let Some(line) = rx.recv().await {
+            if self.out.quiet {
+                continue;
+            }
+            if let Ok(m) = serde_json::from_slice::<JsonMessage>(&line) {
+                self.out.send(m).await?;
+            }
+        }
+        pull.await
+            .map_err(|e| Fail::Engine(EngineError::internal(format!("pull task: {e}"))))??;
+        Ok(self.engine.images.resolve(&reference.to_string())?)
     }
 
     /// Looks a step up in the cache; on a hit moves the state to it.
