@@ -595,7 +595,8 @@ def main():
         print("building berth (release) ...", file=sys.stderr)
         sh(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT)
     ensure_dockerd()
-    base = tempfile.mkdtemp(prefix="berth-bench-")
+    # Short: containerd's shim sockets live under the exec root (sun_path).
+    base = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     b = Daemon("berthd", base)
     d = Daemon("dockerd", base)
     results = []
@@ -611,7 +612,10 @@ def main():
                 vb, vd, unit = fn(b, d, args.runs)
                 results.append((name, vb, vd, unit))
             except Exception as e:  # a failed row is reported, not fatal
-                results.append((name, None, None, f"error: {e}"))
+                detail = getattr(e, "stderr", None) or b""
+                if isinstance(detail, bytes):
+                    detail = detail.decode(errors="replace")
+                results.append((name, None, None, f"error: {e} {detail.strip()}"))
     finally:
         b.close()
         d.close()

@@ -779,9 +779,14 @@ fn search_and_pull_answer_clear_errors() {
         "{}",
         stderr(&o)
     );
-    let o = d.docker(&["pull", "alpine:3.19"]);
+    // A registry nobody listens on (loopback only: tests never reach out).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = d.docker(&["pull", &format!("127.0.0.1:{port}/alpine:3.19")]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("registry"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("connection refused"), "{}", stderr(&o));
 }
 
 #[test]
@@ -880,4 +885,46 @@ fn the_berth_cli_prints_what_docker_prints() {
         stderr(&o).trim(),
         "Error response from daemon: No such image: nope:latest"
     );
+}
+
+/// An image a container uses is not removed without `-f` (409, Docker's
+/// message); with `-f` the tag goes and the container keeps its image.
+#[test]
+fn rmi_of_an_image_a_container_uses_is_a_conflict() {
+    let d = Daemon::start();
+    let id = fixtures::import_busybox(&d, "busybox:latest");
+    let c = d.docker_ok(&["create", "--network", "none", "busybox", "true"]);
+    let c = c.trim();
+    let o = d.docker(&["rmi", "busybox"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container {} is using its referenced image {}",
+            &c[..12],
+            &id[7..19]
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let (st, _, body) = d.raw("DELETE", &format!("/images/{}", &id[7..19]), None);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(st, 409, "{body}");
+    assert!(
+        body.contains("image is being used by stopped container"),
+        "{body}"
+    );
+    // Forced by ID: berth keeps an image while a container uses it.
+    let o = d.docker(&["rmi", "-f", &id]);
+    assert!(
+        stderr(&o).contains("(cannot be forced) - image is being used by stopped container"),
+        "{}",
+        stderr(&o)
+    );
+    let out = d.docker_ok(&["rmi", "-f", "busybox"]);
+    assert!(out.contains("Untagged: busybox:latest"), "{out}");
+    // The container still starts: its layers stay while it exists.
+    d.docker_ok(&["start", "-a", c]);
+    d.docker_ok(&["rm", c]);
+    d.docker_ok(&["rmi", &id]);
+    assert!(d.docker_ok(&["images", "-aq"]).trim().is_empty());
 }

@@ -566,3 +566,85 @@ fn host_and_container_network_modes_share_namespaces() {
     ]);
     assert!(inside.contains(&format!(": {first_host_if}")), "{inside}");
 }
+
+/// `--hostname --domainname --add-host --dns --dns-search --dns-option
+/// --mac-address` end up in the container's files and interfaces, and the
+/// network's life shows in `docker events --filter type=network`.
+#[test]
+fn per_container_dns_hosts_and_mac_flags_and_network_events() {
+    let d = daemon();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    d.docker_ok(&["network", "create", "flagnet"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "flagnet",
+        "--hostname",
+        "box",
+        "--domainname",
+        "example.test",
+        "--add-host",
+        "db.local:10.1.2.3",
+        "--add-host",
+        "gw.local:host-gateway",
+        "--dns-search",
+        "corp.test",
+        "--dns-option",
+        "ndots:2",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /sys/class/net/eth0/address",
+    ]);
+    let parts: Vec<&str> = out.split("---\n").collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    let (hosts, resolv, mac) = (parts[0], parts[1], parts[2]);
+    assert!(hosts.contains("10.1.2.3\tdb.local"), "{hosts}");
+    assert!(
+        hosts.lines().any(|l| l.ends_with("\tgw.local")),
+        "host-gateway: {hosts}"
+    );
+    assert!(
+        hosts.lines().any(|l| l.ends_with("\tbox.example.test box")),
+        "own name: {hosts}"
+    );
+    // User networks resolve through the embedded server.
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    assert!(resolv.contains("search corp.test"), "{resolv}");
+    assert!(resolv.contains("options ndots:2"), "{resolv}");
+    assert_eq!(mac.trim(), "02:42:ac:11:00:99");
+    d.docker_ok(&["network", "rm", "flagnet"]);
+
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1)
+        .to_string(),
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let acts: Vec<&str> = ev
+        .lines()
+        .filter(|l| {
+            l.ends_with(" flagnet") || l.starts_with("connect") || l.starts_with("disconnect")
+        })
+        .collect();
+    assert!(acts.contains(&"create flagnet"), "{ev}");
+    assert!(acts.contains(&"destroy flagnet"), "{ev}");
+    assert!(acts.iter().any(|a| a.starts_with("connect")), "{ev}");
+    assert!(acts.iter().any(|a| a.starts_with("disconnect")), "{ev}");
+}

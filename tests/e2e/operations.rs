@@ -182,13 +182,57 @@ fn restart_policies_restart_and_give_up_as_docker_does() {
             .unwrap()
             >= 1
     );
+    // unless-stopped: one running, one stopped by hand.
+    for name in ["u-run", "u-stopped"] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    d.docker_ok(&["stop", "-t", "0", "u-stopped"]);
+    // The daemon dies, then so do the containers' processes: a restarted
+    // daemon finds them exited and brings back what its policy wants.
+    let before: Vec<String> = ["keeper", "u-run"]
+        .iter()
+        .map(|n| inspect(&d, n, "{{.State.Pid}}"))
+        .collect();
     d.kill9();
+    for pid in &before {
+        unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
     d.restart().unwrap();
-    assert_eq!(inspect(&d, "keeper", "{{.State.Running}}"), "true");
-    // An explicit stop is respected.
+    for (name, old) in ["keeper", "u-run"].iter().zip(&before) {
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                let s = inspect(&d, name, "{{.State.Status}} {{.State.Pid}}");
+                s.starts_with("running ") && !s.ends_with(&format!(" {old}"))
+            }),
+            "{name}: {}",
+            inspect(&d, name, "{{.State.Status}} {{.State.Pid}}")
+        );
+    }
+    assert_eq!(inspect(&d, "u-stopped", "{{.State.Status}}"), "exited");
+    // An explicit stop is respected while the daemon runs...
     d.docker_ok(&["stop", "-t", "1", "keeper"]);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(inspect(&d, "keeper", "{{.State.Running}}"), "false");
+    // ...and, as in Docker, `always` starts again with the daemon while
+    // a stopped `unless-stopped` container does not.
+    d.restart().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || inspect(
+        &d,
+        "keeper",
+        "{{.State.Running}}"
+    ) == "true"));
+    assert_eq!(inspect(&d, "u-stopped", "{{.State.Status}}"), "exited");
 }
 
 #[test]

@@ -87,7 +87,7 @@ pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {
     let term = req.query.get("term").unwrap_or("");
     Err(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("cannot search for {term:?}: no registry is configured (berth has no registry support yet)"),
+        format!("cannot search for {term:?}: no registry is configured for search (berth does not implement the registry v1 search API)"),
     ))
 }
 

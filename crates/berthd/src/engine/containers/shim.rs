@@ -27,7 +27,7 @@ impl ShimBinary {
     /// and seals a copy.
     pub fn load() -> Result<Self> {
         let path = locate()?;
-        let data = std::fs::read(&path)
+        let mut src = std::fs::File::open(&path)
             .map_err(|e| EngineError::internal(format!("reading {}: {e}", path.display())))?;
         let fd = nix::sys::memfd::memfd_create(
             c"berth-shim",
@@ -36,7 +36,8 @@ impl ShimBinary {
         )
         .map_err(|e| EngineError::internal(format!("memfd_create: {e}")))?;
         let mut f = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut f, &data)
+        // File to file: the kernel copies (copy_file_range), no user buffer.
+        std::io::copy(&mut src, &mut f)
             .map_err(|e| EngineError::internal(format!("copying the shim: {e}")))?;
         let seals =
             libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;

@@ -203,6 +203,14 @@ impl ImageService {
             if let Some(c) = self.check_conflict(&img, &users, mask) {
                 return Err(conflict_error(&img, &c));
             }
+            if let Some(u) = users.first() {
+                // See delete_image_locked: nothing is untagged either.
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by stopped container {}",
+                    img.short_id(),
+                    short(&u.container_id)
+                )));
+            }
             for r in &refs {
                 self.untag_locked(&img, r, &mut out)?;
             }
@@ -239,6 +247,21 @@ impl ImageService {
                 return Ok(0);
             }
             return Err(conflict_error(img, &c));
+        }
+        if let Some(u) = users.first() {
+            // Forced past a stopped container. Docker drops the image and
+            // keeps the layers alive through the container's rw layer;
+            // berth's containers reach their layers through their image, so
+            // it stays (untagged by a forced rmi of its name) until its
+            // last container is removed.
+            if quiet {
+                return Ok(0);
+            }
+            return Err(EngineError::conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by stopped container {}",
+                img.short_id(),
+                short(&u.container_id)
+            )));
         }
         // Bound first: a guard in the loop head would live through the loop.
         let refs = self.read_index().refs_of(&img.id);
@@ -371,9 +394,11 @@ mod tests {
             .unwrap();
         let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let r2 = running.clone();
+        let exists = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let e2 = exists.clone();
         let id = img.id.clone();
         svc.set_usage_checker(Box::new(move |image| {
-            if image == id {
+            if image == id && e2.load(std::sync::atomic::Ordering::Relaxed) {
                 vec![ImageUser {
                     container_id: "abcdef1234567890".into(),
                     running: r2.load(std::sync::atomic::Ordering::Relaxed),
@@ -409,7 +434,14 @@ mod tests {
         running.store(false, std::sync::atomic::Ordering::Relaxed);
         let e = svc.delete(&short, &no).unwrap_err().to_string();
         assert_eq!(e, format!("conflict: unable to delete {short} (must be forced) - image is being used by stopped container abcdef123456"));
-        let out = svc.delete(&short, &force).unwrap();
+        // Forced, by ID: refused, as berth keeps an image while any
+        // container uses it (Docker would delete it and keep its layers).
+        let e = svc.delete(&short, &force).unwrap_err().to_string();
+        assert_eq!(e, format!("conflict: unable to delete {short} (cannot be forced) - image is being used by stopped container abcdef123456"));
+        assert!(svc.get(&img.id).is_some());
+        // Once no container uses it, it goes.
+        exists.store(false, std::sync::atomic::Ordering::Relaxed);
+        let out = svc.delete(&short, &no).unwrap();
         assert_eq!(out[0].deleted.as_deref(), Some(img.id.as_str()));
         assert!(svc.get(&img.id).is_none());
         assert!(svc.content.list().unwrap().is_empty());

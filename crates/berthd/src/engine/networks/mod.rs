@@ -1392,10 +1392,15 @@ impl Engine {
     /// The `/etc/hosts` lines for the container's own addresses.
     pub fn own_hosts_lines(&self, r: &super::containers::Record) -> String {
         let mut s = String::new();
+        // As libnetwork: the FQDN first, then the short name.
         let host = r.config.hostname.clone().unwrap_or_default();
+        let names = match r.config.domainname.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => format!("{host}.{d} {host}"),
+            None => host,
+        };
         for ep in r.endpoints.values() {
             if let Some(ip) = ep.ip_address.as_deref().filter(|i| !i.is_empty()) {
-                s.push_str(&format!("{ip}\t{host}\n"));
+                s.push_str(&format!("{ip}\t{names}\n"));
             }
         }
         s
