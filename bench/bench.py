@@ -388,6 +388,81 @@ def r_exec(b, d, runs):
     return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
 
 
+# -- the same work over the API, without the docker CLI's own start-up
+# (~20 ms of every CLI row above): what the daemon itself costs.
+
+def api(sock, method, path, body=None, timeout=30):
+    """One HTTP/1.1 request over the unix socket; returns (status, body).
+    Reads to EOF (Connection: close), which also drains an exec stream."""
+    import json as _json
+    data = b"" if body is None else _json.dumps(body).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+    s.sendall(head.encode() + data)
+    chunks = []
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        chunks.append(c)
+    s.close()
+    raw = b"".join(chunks)
+    status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
+    return status, raw.split(b"\r\n\r\n", 1)[-1]
+
+
+def api_run(dm):
+    import json as _json
+    st, b = api(dm.sock, "POST", "/v1.41/containers/create",
+                {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+    if st != 201:
+        raise RuntimeError(f"create: {st} {b[:200]!r}")
+    cid = _json.loads(b)["Id"]
+    st, b = api(dm.sock, "POST", f"/v1.41/containers/{cid}/start")
+    if st != 204:
+        raise RuntimeError(f"start: {st} {b[:200]!r}")
+    api(dm.sock, "POST", f"/v1.41/containers/{cid}/wait")
+    api(dm.sock, "DELETE", f"/v1.41/containers/{cid}")
+
+
+@row("API: create+start+wait+delete busybox true, network none (no CLI)")
+def r_api_run(b, d, runs):
+    ensure_busybox(b, d)
+    xa, xb = paired(b, d, lambda: timed(lambda: api_run(b)), lambda: timed(lambda: api_run(d)), runs)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+def api_exec(dm, name):
+    import json as _json
+    st, b = api(dm.sock, "POST", f"/v1.41/containers/{name}/exec",
+                {"Cmd": ["true"], "AttachStdout": True, "AttachStderr": True})
+    if st != 201:
+        raise RuntimeError(f"exec create: {st} {b[:200]!r}")
+    eid = _json.loads(b)["Id"]
+    api(dm.sock, "POST", f"/v1.41/exec/{eid}/start", {"Detach": False, "Tty": False})
+    st, b = api(dm.sock, "GET", f"/v1.41/exec/{eid}/json")
+    if _json.loads(b).get("ExitCode") != 0:
+        raise RuntimeError(f"exec inspect: {b[:200]!r}")
+
+
+@row("API: exec create+start+inspect true (no CLI)")
+def r_api_exec(b, d, runs):
+    ensure_busybox(b, d)
+    for dm in (b, d):
+        dm.docker("rm", "-f", "bench-apiexec", check=False)
+        dm.docker("run", "-d", "--name", "bench-apiexec", "--network", "none", BUSYBOX, "sleep", "3600")
+    try:
+        xa, xb = paired(b, d, lambda: timed(lambda: api_exec(b, "bench-apiexec")),
+                        lambda: timed(lambda: api_exec(d, "bench-apiexec")), runs)
+    finally:
+        for dm in (b, d):
+            dm.docker("rm", "-f", "bench-apiexec", check=False)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
 @row("docker ps -a with 200 containers")
 def r_ps(b, d, runs):
     ensure_busybox(b, d)
