@@ -421,6 +421,15 @@ fn berth_links(d: &Daemon, bridges: &[&str]) -> Vec<String> {
     out
 }
 
+fn table6(d: &Daemon) -> String {
+    stdout(
+        &Command::new("nft")
+            .args(["list", "table", "ip6", &d.firewall_table])
+            .output()
+            .unwrap(),
+    )
+}
+
 fn table(d: &Daemon) -> String {
     stdout(
         &Command::new("nft")
@@ -519,6 +528,39 @@ fn ipv6_networks_give_containers_v6_addresses() {
         "route",
     ]);
     assert!(routes.contains("default via fd00:b37:7::1"), "{routes}");
+    // Isolation holds for IPv6 too: a container on another IPv6 network
+    // cannot reach v6web, one on the same network can.
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b37:8::/64",
+        "--subnet",
+        "10.213.10.0/24",
+        "six-b",
+    ]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "six-b",
+        // --init: as PID 1, wget would ignore timeout's SIGTERM.
+        "--init",
+        "busybox",
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        &format!("http://[{addr}]/"),
+    ]);
+    assert!(
+        !o.status.success() && !stderr(&o).contains("server returned"),
+        "crossed networks over IPv6: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(table6(&d).contains("oifname @bridges"), "{}", table6(&d));
     // Without a subnet, --ipv6 is refused clearly.
     let o = d.docker(&["network", "create", "--ipv6", "nosubnet"]);
     assert!(

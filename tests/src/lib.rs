@@ -309,10 +309,12 @@ impl Daemon {
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.firewall_table])
-            .stderr(Stdio::null())
-            .status();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.firewall_table])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// Kills processes left behind under our roots (shims and their

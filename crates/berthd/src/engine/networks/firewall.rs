@@ -37,16 +37,16 @@ fn q(s: &str) -> String {
 pub fn render(table: &str, nets: &[BridgeNet], dnats: &[Dnat]) -> String {
     let mut s = String::new();
     // Create-then-delete makes the replacement work whether or not it exists.
-    s.push_str(&format!("add table ip {table}\ndelete table ip {table}\n"));
+    for family in ["ip", "ip6"] {
+        s.push_str(&format!(
+            "add table {family} {table}\ndelete table {family} {table}\n"
+        ));
+    }
     if nets.is_empty() {
         return s;
     }
     s.push_str(&format!("table ip {table} {{\n"));
-    let names: Vec<String> = nets.iter().map(|n| q(&n.bridge)).collect();
-    s.push_str(&format!(
-        "  set bridges {{ type ifname; elements = {{ {} }} }}\n",
-        names.join(", ")
-    ));
+    s.push_str(&bridges_set(nets));
     s.push_str(
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
     );
@@ -72,20 +72,43 @@ pub fn render(table: &str, nets: &[BridgeNet], dnats: &[Dnat]) -> String {
         ));
     }
     s.push_str("  }\n");
-    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    s.push_str(&forward_chain(nets));
+    s.push_str("}\n");
+    // IPv6 (EnableIPv6 networks) gets the same isolation; as Docker by
+    // default, no NAT for IPv6.
+    s.push_str(&format!("table ip6 {table} {{\n"));
+    s.push_str(&bridges_set(nets));
+    s.push_str(&forward_chain(nets));
+    s.push_str("}\n");
+    s
+}
+
+fn bridges_set(nets: &[BridgeNet]) -> String {
+    let names: Vec<String> = nets.iter().map(|n| q(&n.bridge)).collect();
+    format!(
+        "  set bridges {{ type ifname; elements = {{ {} }} }}\n",
+        names.join(", ")
+    )
+}
+
+/// Docker's isolation: no traffic between networks, none in or out of an
+/// internal one. Interface matches, so the same rules serve both families.
+fn forward_chain(nets: &[BridgeNet]) -> String {
+    let mut s = String::from(
+        "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+    );
     for n in nets {
         let b = q(&n.bridge);
         if n.internal {
             s.push_str(&format!("    iifname {b} oifname != {b} drop\n"));
             s.push_str(&format!("    oifname {b} iifname != {b} drop\n"));
         } else {
-            // Networks are isolated from each other.
             s.push_str(&format!(
                 "    iifname {b} oifname @bridges oifname != {b} drop\n"
             ));
         }
     }
-    s.push_str("  }\n}\n");
+    s.push_str("  }\n");
     s
 }
 
@@ -114,7 +137,7 @@ pub fn apply(ruleset: &str) -> Result<()> {
 }
 
 pub fn remove(table: &str) {
-    let _ = apply(&format!("add table ip {table}\ndelete table ip {table}\n"));
+    let _ = apply(&render(table, &[], &[]));
 }
 
 #[cfg(test)]

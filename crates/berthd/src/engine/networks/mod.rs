@@ -191,6 +191,12 @@ fn ip_forward_on() {
     let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
 }
 
+/// As Docker with ip6tables: IPv6 networks route, so IPv6 forwarding goes
+/// on (berth's ip6 table then keeps the networks apart).
+fn ip6_forward_on() {
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+}
+
 impl Engine {
     fn net_event(&self, action: &str, n: &NetRecord, extra: &[(&str, String)]) {
         let mut attrs: HashMap<String, String> = n.labels.clone();
@@ -288,6 +294,9 @@ impl Engine {
             let idx = bridge::ensure_bridge(&h, &n.bridge, gw).await?;
             if let (Some(g6), Some(s6)) = (n.gateway6_ip(), n.subnet6()) {
                 bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
+                if !n.internal {
+                    ip6_forward_on();
+                }
             }
         }
         ip_forward_on();
@@ -503,6 +512,9 @@ impl Engine {
         let rec = self.networks.insert(rec);
         if !rec.internal {
             ip_forward_on();
+            if rec.subnet6().is_some() {
+                ip6_forward_on();
+            }
         }
         self.refresh_firewall()?;
         self.net_event("create", &rec, &[]);
