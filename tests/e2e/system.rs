@@ -240,6 +240,9 @@ fn a_second_daemon_on_a_live_socket_refuses_and_a_stale_one_is_replaced() {
     let stale = stale_dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
+    // Its own bridge and firewall table, never the host's defaults.
+    let tag = &random_hex()[..8];
+    let (bridge, table) = (format!("bt{tag}"), format!("berth_t{tag}"));
     let mut child = Command::new(bin("berthd"))
         .args([
             "-H",
@@ -250,6 +253,12 @@ fn a_second_daemon_on_a_live_socket_refuses_and_a_stale_one_is_replaced() {
             &stale_dir.path().join("exec").display().to_string(),
             "--config-file",
             &cfg.display().to_string(),
+            "--bridge",
+            &bridge,
+            "--firewall-table",
+            &table,
+            "--default-address-pool",
+            "base=10.251.0.0/16,size=24",
         ])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -265,6 +274,12 @@ fn a_second_daemon_on_a_live_socket_refuses_and_a_stale_one_is_replaced() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
+    let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+    for family in ["ip", "ip6"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, &table])
+            .output();
+    }
     assert!(up, "berthd did not take over the stale socket");
 }
 
