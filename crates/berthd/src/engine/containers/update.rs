@@ -1,5 +1,7 @@
 //! `POST /containers/{id}/update`: new limits written straight into the
-//! running container's cgroup (v1 or v2), and the restart policy.
+//! running container's cgroup (v1 or v2), and the restart policy. Plain
+//! file writes rather than libcgroups: libcontainer's crates stay in the
+//! single-threaded shim (ARCHITECTURE.md), and an update is a few writes.
 
 use berth_api::models::ContainerUpdateBody;
 
@@ -115,8 +117,25 @@ fn apply_v2(d: &str, u: &ContainerUpdateBody) -> Result<()> {
         };
         write(&format!("{d}/pids.max"), &v)?;
     }
+    if u.cpu_quota.is_some() || u.cpu_period.is_some() {
+        // cpu.max is "QUOTA PERIOD"; a quota of 0 or less means no limit.
+        let period = u.cpu_period.filter(|p| *p > 0).unwrap_or(100_000);
+        let quota = match u.cpu_quota {
+            Some(q) if q > 0 => q.to_string(),
+            _ => "max".to_string(),
+        };
+        write(&format!("{d}/cpu.max"), &format!("{quota} {period}"))?;
+    }
     if let Some(c) = u.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
         write(&format!("{d}/cpuset.cpus"), c)?;
+    }
+    if let Some(m) = u.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        write(&format!("{d}/cpuset.mems"), m)?;
+    }
+    if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
+        // As runc: blkio weight 10..1000 maps onto io.weight 1..10000.
+        let w = 1 + (i64::from(w) - 10) * 9999 / 990;
+        write(&format!("{d}/io.weight"), &format!("default {w}"))?;
     }
     Ok(())
 }
