@@ -1,8 +1,8 @@
 //! berth's own CLI driving containers on berthd: the scenarios of
 //! `containers.rs` (there through the docker CLI) through `berth`.
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_tests::fixtures::import_busybox;
@@ -13,55 +13,6 @@ fn daemon() -> Daemon {
     let d = Daemon::start();
     import_busybox(&d, "busybox:latest");
     d
-}
-
-/// Waits for a child with a deadline (killing it on expiry), collecting
-/// its output.
-fn finish(mut c: Child, limit: Duration) -> Output {
-    let mut out = c.stdout.take();
-    let mut err = c.stderr.take();
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut b);
-        }
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut b);
-        }
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = c.try_wait().expect("try_wait") {
-            break Some(st);
-        }
-        if start.elapsed() > limit {
-            let _ = c.kill();
-            let _ = c.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let (o, e) = (
-        t_out.join().unwrap_or_default(),
-        t_err.join().unwrap_or_default(),
-    );
-    let Some(status) = status else {
-        panic!(
-            "command timed out after {limit:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&o),
-            String::from_utf8_lossy(&e)
-        );
-    };
-    Output {
-        status,
-        stdout: o,
-        stderr: e,
-    }
 }
 
 /// `berth ARGS`, bounded in time.

@@ -455,3 +455,52 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Waits for a child with a deadline (killing it on expiry), collecting
+/// its output.
+pub fn finish(mut c: Child, limit: Duration) -> Output {
+    let mut out = c.stdout.take();
+    let mut err = c.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut b);
+        }
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut b);
+        }
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if start.elapsed() > limit {
+            let _ = c.kill();
+            let _ = c.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (o, e) = (
+        t_out.join().unwrap_or_default(),
+        t_err.join().unwrap_or_default(),
+    );
+    let Some(status) = status else {
+        panic!(
+            "command timed out after {limit:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&o),
+            String::from_utf8_lossy(&e)
+        );
+    };
+    Output {
+        status,
+        stdout: o,
+        stderr: e,
+    }
+}
