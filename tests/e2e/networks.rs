@@ -690,3 +690,43 @@ fn per_container_dns_hosts_and_mac_flags_and_network_events() {
     assert!(acts.iter().any(|a| a.starts_with("connect")), "{ev}");
     assert!(acts.iter().any(|a| a.starts_with("disconnect")), "{ev}");
 }
+
+/// `-p 127.0.0.1:A-B:80`: each container takes a free port of the range,
+/// and a full range is refused.
+#[test]
+fn a_host_port_range_hands_out_its_free_ports() {
+    let d = daemon();
+    // Two adjacent free ports (bounded tries).
+    let (a, b) = (0..50)
+        .find_map(|_| {
+            let a = free_port();
+            let b = a.checked_add(1)?;
+            std::net::TcpListener::bind(("127.0.0.1", b)).ok()?;
+            Some((a, b))
+        })
+        .expect("two adjacent free ports");
+    let range = format!("127.0.0.1:{a}-{b}:80");
+    web(&d, "r1", &["-p", &range]);
+    web(&d, "r2", &["-p", &range]);
+    let mut ports: Vec<u16> = ["r1", "r2"]
+        .iter()
+        .map(|n| {
+            let p = d.docker_ok(&["port", n, "80"]);
+            p.trim().rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    ports.sort();
+    assert_eq!(ports, vec![a, b]);
+    for (p, who) in [(a, "r"), (b, "r")] {
+        let body = curl(&format!("http://127.0.0.1:{p}/"));
+        assert!(body.starts_with(&format!("hello-{who}")), "{body}");
+    }
+    let o = d.docker(&[
+        "run", "-d", "--name", "r3", "-p", &range, "busybox", "sleep", "60",
+    ]);
+    assert!(
+        !o.status.success(),
+        "a third container got a port of a full range"
+    );
+    assert!(stderr(&o).contains("allocated"), "{}", stderr(&o));
+}
