@@ -730,3 +730,66 @@ fn a_host_port_range_hands_out_its_free_ports() {
     );
     assert!(stderr(&o).contains("allocated"), "{}", stderr(&o));
 }
+
+/// Names the embedded DNS does not know go to the upstream resolvers (here
+/// `--dns`, a tiny fake server on a loopback address of the host), queried
+/// from the daemon's namespace as Docker does.
+#[test]
+fn the_embedded_dns_forwards_other_names_upstream() {
+    use std::net::UdpSocket;
+    let d = daemon();
+    let tag = u32::from_str_radix(&random_hex()[..6], 16).unwrap();
+    let ip = format!(
+        "127.{}.{}.{}",
+        100 + tag % 100,
+        (tag >> 8) % 250 + 1,
+        (tag >> 16) % 250 + 1
+    );
+    let sock = UdpSocket::bind((ip.as_str(), 53)).expect("bind a loopback :53");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // Answers A queries with 10.9.9.9 until told to stop (bounded by it).
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            let mut i = 12;
+            while i < n && q[i] != 0 {
+                i += q[i] as usize + 1;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let is_a = q[i + 1] == 0 && q[i + 2] == 1;
+            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0];
+            r.extend_from_slice(&q[12..i + 5]);
+            if is_a {
+                r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 9, 9, 9]);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    d.docker_ok(&["network", "create", "fwdnet"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwdnet",
+        "--dns",
+        &ip,
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "outside.example.test",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("Server:\t\t127.0.0.11"), "{text}");
+    assert!(text.contains("Address: 10.9.9.9"), "{text}{}", stderr(&out));
+}
