@@ -528,6 +528,18 @@ fn ipv6_networks_give_containers_v6_addresses() {
         "route",
     ]);
     assert!(routes.contains("default via fd00:b37:7::1"), "{routes}");
+    // The embedded DNS answers AAAA with the IPv6 address.
+    let aaaa = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "busybox",
+        "nslookup",
+        "-type=aaaa",
+        "v6web",
+    ]);
+    assert!(aaaa.contains(&format!("Address: {addr}")), "{aaaa}");
     // Isolation holds for IPv6 too: a container on another IPv6 network
     // cannot reach v6web, one on the same network can.
     d.docker_ok(&[

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -21,7 +21,7 @@ use crate::engine::{EngineError, Result};
 pub const ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// Resolves a (lower-cased, dot-less) name for the asking container.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync>;
 
 pub struct DnsServer {
     tasks: Vec<JoinHandle<()>>,
@@ -119,14 +119,13 @@ async fn answer(q: &[u8], lookup: &Lookup, upstream: &[SocketAddr]) -> Option<Ve
         resp.metadata.recursion_available = true;
         resp.metadata.authoritative = true;
         resp.add_query(query.clone());
-        if query.query_type() == RecordType::A {
-            for ip in ips {
-                resp.add_answer(Record::from_rdata(
-                    query.name().clone(),
-                    600,
-                    RData::A(A(ip)),
-                ));
-            }
+        for ip in ips {
+            let rdata = match (query.query_type(), ip) {
+                (RecordType::A, IpAddr::V4(v4)) => RData::A(A(v4)),
+                (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(v6)),
+                _ => continue,
+            };
+            resp.add_answer(Record::from_rdata(query.name().clone(), 600, rdata));
         }
         // Other types of a known name: an empty NOERROR answer.
         return resp.to_vec().ok();

@@ -1152,7 +1152,7 @@ impl Engine {
 
     /// Names visible to container `asker`: containers, their short IDs and
     /// aliases on the user-defined networks it shares, also as `name.network`.
-    fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
         let me = self.containers.find(asker).ok()?.snapshot();
         let my_nets: Vec<String> = me
             .endpoints
@@ -1173,20 +1173,24 @@ impl Engine {
                 let Some(ep) = r.endpoints.get(net) else {
                     continue;
                 };
-                let Some(ip) = ep
-                    .ip_address
-                    .as_deref()
-                    .and_then(|i| i.parse::<Ipv4Addr>().ok())
-                else {
-                    continue;
-                };
                 let names = ep.dns_names.clone().unwrap_or_default();
                 let hit = names.iter().any(|n| {
                     let n = n.to_ascii_lowercase();
                     n == name || format!("{n}.{}", net.to_ascii_lowercase()) == name
                 });
-                if hit && !ips.contains(&ip) {
-                    ips.push(ip);
+                if !hit {
+                    continue;
+                }
+                // Its IPv4 address and, on IPv6 networks, its IPv6 one.
+                for a in [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Ok(ip) = a.parse::<std::net::IpAddr>() {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
+                    }
                 }
             }
         }
