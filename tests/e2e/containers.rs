@@ -211,6 +211,12 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
         ]),
         "1 /tmp\n"
     );
+    // An exec'd process lives in the container's cgroups, like its init.
+    let cg = d.docker_ok(&["exec", "web", "cat", "/proc/self/cgroup", "/proc/1/cgroup"]);
+    let lines: Vec<&str> = cg.lines().collect();
+    let (mine, init) = lines.split_at(lines.len() / 2);
+    assert_eq!(mine, init, "{cg}");
+    assert!(cg.contains("pids:/"), "{cg}");
     assert_eq!(
         d.docker(&["exec", "web", "sh", "-c", "exit 4"])
             .status

@@ -59,7 +59,12 @@ fn join_cgroups(init_pid: i32) -> Result<(), String> {
         .filter(|(_, t, _)| t == "cgroup" || t == "cgroup2")
         .collect();
     let me = std::process::id().to_string();
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     for line in cg.lines() {
+        if mine.lines().any(|m| m == line) {
+            // Already there (e.g. the systemd or unified root).
+            continue;
+        }
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), Some(c)) => (a, b, c),
@@ -73,6 +78,14 @@ fn join_cgroups(init_pid: i32) -> Result<(), String> {
             })
         };
         if let Some((mp, _, _)) = mount {
+            // On v1, "0" into `tasks` moves just the calling thread (this
+            // single-threaded child is all of its process): the kernel then
+            // skips the global threadgroup lock whose first writer waits a
+            // whole RCU grace period (~10-20 ms here). cgroup.procs is the
+            // fallback, and the only way on v2.
+            if !ctrls.is_empty() && std::fs::write(format!("{mp}{path}/tasks"), "0").is_ok() {
+                continue;
+            }
             let procs = format!("{mp}{path}/cgroup.procs");
             // Best effort per hierarchy: a controller may be absent.
             if let Err(e) = std::fs::write(&procs, &me) {
