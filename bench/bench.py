@@ -64,14 +64,22 @@ def rss_kib(pid):
 
 
 def children(pid):
+    """All descendants. `children` is per thread: a Go daemon forks from
+    whichever thread runs, so every task's list is read."""
     out = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            for c in f.read().split():
-                out.append(int(c))
-                out.extend(children(int(c)))
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        pass
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                for c in f.read().split():
+                    if int(c) not in out:
+                        out.append(int(c))
+                        out.extend(children(int(c)))
+        except OSError:
+            pass
     return out
 
 
