@@ -381,19 +381,24 @@ def r_run_bridge(b, d, runs):
     return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
 
 
-@row("docker exec <running> true")
-def r_exec(b, d, runs):
+def paired_on_sleeper(b, d, runs, name, fn):
+    """Pairs fn(daemon) runs against a running `sleep` container `name` on
+    each daemon, removed afterwards."""
     ensure_busybox(b, d)
     for dm in (b, d):
-        dm.docker("rm", "-f", "bench-exec", check=False)
-        dm.docker("run", "-d", "--name", "bench-exec", "--network", "none", BUSYBOX, "sleep", "3600")
-    ex = lambda dm: timed(lambda: dm.docker("exec", "bench-exec", "true"))
+        dm.docker("rm", "-f", name, check=False)
+        dm.docker("run", "-d", "--name", name, "--network", "none", BUSYBOX, "sleep", "3600")
     try:
-        xa, xb = paired(b, d, lambda: ex(b), lambda: ex(d), runs)
+        xa, xb = paired(b, d, lambda: timed(lambda: fn(b)), lambda: timed(lambda: fn(d)), runs)
     finally:
         for dm in (b, d):
-            dm.docker("rm", "-f", "bench-exec", check=False)
+            dm.docker("rm", "-f", name, check=False)
     return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
+@row("docker exec <running> true")
+def r_exec(b, d, runs):
+    return paired_on_sleeper(b, d, runs, "bench-exec", lambda dm: dm.docker("exec", "bench-exec", "true"))
 
 
 # -- the same work over the API, without the docker CLI's own start-up
@@ -458,17 +463,7 @@ def api_exec(dm, name):
 
 @row("API: exec create+start+inspect true (no CLI)")
 def r_api_exec(b, d, runs):
-    ensure_busybox(b, d)
-    for dm in (b, d):
-        dm.docker("rm", "-f", "bench-apiexec", check=False)
-        dm.docker("run", "-d", "--name", "bench-apiexec", "--network", "none", BUSYBOX, "sleep", "3600")
-    try:
-        xa, xb = paired(b, d, lambda: timed(lambda: api_exec(b, "bench-apiexec")),
-                        lambda: timed(lambda: api_exec(d, "bench-apiexec")), runs)
-    finally:
-        for dm in (b, d):
-            dm.docker("rm", "-f", "bench-apiexec", check=False)
-    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+    return paired_on_sleeper(b, d, runs, "bench-apiexec", lambda dm: api_exec(dm, "bench-apiexec"))
 
 
 @row("docker ps -a with 200 containers")

@@ -421,22 +421,18 @@ fn berth_links(d: &Daemon, bridges: &[&str]) -> Vec<String> {
     out
 }
 
-fn table6(d: &Daemon) -> String {
+/// This daemon's nftables table of a family (`ip`, `ip6`).
+fn table_of(d: &Daemon, family: &str) -> String {
     stdout(
         &Command::new("nft")
-            .args(["list", "table", "ip6", &d.firewall_table])
+            .args(["list", "table", family, &d.firewall_table])
             .output()
             .unwrap(),
     )
 }
 
 fn table(d: &Daemon) -> String {
-    stdout(
-        &Command::new("nft")
-            .args(["list", "table", "ip", &d.firewall_table])
-            .output()
-            .unwrap(),
-    )
+    table_of(d, "ip")
 }
 
 #[test]
@@ -572,7 +568,11 @@ fn ipv6_networks_give_containers_v6_addresses() {
         stdout(&o),
         stderr(&o)
     );
-    assert!(table6(&d).contains("oifname @bridges"), "{}", table6(&d));
+    assert!(
+        table_of(&d, "ip6").contains("oifname @bridges"),
+        "{}",
+        table_of(&d, "ip6")
+    );
     // Without a subnet, --ipv6 is refused clearly.
     let o = d.docker(&["network", "create", "--ipv6", "nosubnet"]);
     assert!(
