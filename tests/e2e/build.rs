@@ -682,3 +682,41 @@ fn berth_build_does_what_docker_build_does() {
     );
     assert_eq!(run(&d, &["outside-docker"]), "only.txt\n");
 }
+
+/// `docker build - < context.tar.gz`: a gzip-compressed context on stdin
+/// is read like a plain one (Docker accepts gzip, bzip2 and xz contexts).
+#[test]
+fn a_gzipped_context_on_stdin_builds() {
+    let d = daemon();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("Dockerfile", &b"FROM busybox\nCOPY msg.txt /msg.txt\n"[..]),
+        ("msg.txt", &b"from a gzip context\n"[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut child = d
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "gz-ctx", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&gz).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        run(&d, &["gz-ctx", "cat", "/msg.txt"]),
+        "from a gzip context\n"
+    );
+}

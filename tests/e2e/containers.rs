@@ -789,3 +789,64 @@ fn bollard_runs_a_container() {
         assert_eq!(text, "from-bollard\n");
     });
 }
+
+/// The container's life in `docker events`: pause/unpause, rename, exec,
+/// kill with its signal, stop, die with its exit code — in order.
+#[test]
+fn container_events_follow_its_life() {
+    let d = daemon();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let t0 = now();
+    // --init: as PID 1, sleep itself would ignore SIGUSR2.
+    let id = d.docker_ok(&[
+        "run", "-d", "--init", "--name", "ev1", "busybox", "sleep", "30",
+    ]);
+    let id = id.trim();
+    d.docker_ok(&["pause", "ev1"]);
+    d.docker_ok(&["unpause", "ev1"]);
+    d.docker_ok(&["rename", "ev1", "ev2"]);
+    d.docker_ok(&["exec", "ev2", "true"]);
+    d.docker_ok(&["kill", "-s", "USR2", "ev2"]);
+    // SIGUSR2, forwarded by the init, kills sleep; start it again to stop it.
+    d.docker_ok(&["wait", "ev2"]);
+    d.docker_ok(&["start", "ev2"]);
+    d.docker_ok(&["stop", "-t", "1", "ev2"]);
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &(now() + 1).to_string(),
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}}|{{.Actor.Attributes.signal}}|{{.Actor.Attributes.exitCode}}|{{.Actor.Attributes.name}}",
+    ]);
+    let acts: Vec<&str> = ev.lines().collect();
+    let pos = |p: &str| {
+        acts.iter()
+            .position(|a| a.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p:?} in {acts:#?}"))
+    };
+    let order = [
+        "create|",
+        "start|",
+        "pause|",
+        "unpause|",
+        "rename|",
+        "exec_create: true|",
+        "exec_start: true|",
+        "exec_die|",
+        "kill|12|",
+        "die|<no value>|140|ev2",
+        "kill|15|",
+        "stop|",
+    ];
+    let idx: Vec<usize> = order.iter().map(|p| pos(p)).collect();
+    assert!(idx.windows(2).all(|w| w[0] < w[1]), "{acts:#?}");
+}
