@@ -1125,3 +1125,54 @@ fn the_berth_cli_manages_volumes_and_copies() {
     assert!(out.contains("Deleted Volumes:\nbv2\n"), "{out}");
     assert_eq!(ok(&["volume", "ls", "-q"]), "");
 }
+
+/// `docker cp -a` into a container with a `User` gives the files to that
+/// user (copyUIDGID); plain `cp` keeps the archive's owners; a file never
+/// replaces a directory (noOverwriteDirNonDir, always set by the CLI).
+#[test]
+fn cp_a_chowns_to_the_containers_user_and_never_replaces_a_dir_with_a_file() {
+    use std::os::unix::fs::MetadataExt;
+    let d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "owned",
+        "-u",
+        "1234:5678",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/d && exec sleep 300",
+    ]);
+    let dir = scratch();
+    let f = dir.path().join("f.txt");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(42), Some(43)).unwrap();
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 42);
+    let src = f.display().to_string();
+    d.docker_ok(&["cp", "-a", &src, "owned:/tmp/a.txt"]);
+    d.docker_ok(&["cp", &src, "owned:/tmp/b.txt"]);
+    let owners = d.docker_ok(&[
+        "exec",
+        "owned",
+        "stat",
+        "-c",
+        "%n %u:%g",
+        "/tmp/a.txt",
+        "/tmp/b.txt",
+    ]);
+    assert_eq!(owners, "/tmp/a.txt 1234:5678\n/tmp/b.txt 42:43\n");
+    // A file named like an existing directory does not replace it.
+    let d_file = dir.path().join("d");
+    std::fs::write(&d_file, "not a dir").unwrap();
+    let o = d.docker(&["cp", &d_file.display().to_string(), "owned:/tmp/"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot overwrite directory"),
+        "{}",
+        stderr(&o)
+    );
+    let kind = d.docker_ok(&["exec", "owned", "stat", "-c", "%F", "/tmp/d"]);
+    assert_eq!(kind.trim(), "directory");
+}
