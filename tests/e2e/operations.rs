@@ -456,3 +456,38 @@ fn export_diff_and_commit_see_the_rw_layer() {
         "{layer:?}"
     );
 }
+
+/// `docker update --restart` on a running container takes effect: after
+/// the update, a crash of its process brings it back.
+#[test]
+fn a_restart_policy_set_by_update_takes_effect() {
+    let d = daemon();
+    d.docker_ok(&["run", "-d", "--name", "upd", "busybox", "sleep", "300"]);
+    d.docker_ok(&["update", "--restart", "on-failure:3", "upd"]);
+    assert_eq!(
+        inspect(
+            &d,
+            "upd",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "on-failure 3"
+    );
+    let pid = inspect(&d, "upd", "{{.State.Pid}}");
+    unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let s = inspect(
+                &d,
+                "upd",
+                "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
+            );
+            s.starts_with("running 1 ") && !s.ends_with(&format!(" {pid}"))
+        }),
+        "{}",
+        inspect(
+            &d,
+            "upd",
+            "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}"
+        )
+    );
+}
