@@ -928,3 +928,52 @@ fn rmi_of_an_image_a_container_uses_is_a_conflict() {
     d.docker_ok(&["rmi", &id]);
     assert!(d.docker_ok(&["images", "-aq"]).trim().is_empty());
 }
+
+/// `docker images --filter before=/since=` by creation time, and
+/// `shared-size` counting the layers other images also use.
+#[test]
+fn images_filter_before_since_and_report_shared_size() {
+    let d = Daemon::start();
+    let base = fixtures::layer_tar(&[Entry::File("base.txt", &[7u8; 4096])]);
+    let dir = scratch();
+    for (i, (tag, created)) in [
+        ("old:1", "2021-01-01T00:00:00Z"),
+        ("mid:1", "2022-01-01T00:00:00Z"),
+        ("new:1", "2023-01-01T00:00:00Z"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let own = fixtures::layer_tar(&[Entry::File("own.txt", tag.as_bytes())]);
+        let (t, _) = fixtures::docker_archive(
+            &[base.clone(), own],
+            &[tag],
+            serde_json::json!({ "created": created }),
+        );
+        let p = fixtures::write_file(dir.path(), &format!("{i}.tar"), &t);
+        d.docker_ok(&["load", "-q", "-i", &p.display().to_string()]);
+    }
+    let names = |filter: &str| {
+        d.docker_ok(&["images", "--filter", filter, "--format", "{{.Repository}}"])
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("before=mid:1"), vec!["old"]);
+    assert_eq!(names("since=mid:1"), vec!["new"]);
+    assert_eq!(names("since=old:1"), vec!["new", "mid"]);
+    // The API's SharedSize: the base layer is shared by all three.
+    let (st, _, body) = d.raw("GET", "/images/json?shared-size=1", None);
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 3);
+    for img in arr {
+        let shared = img["SharedSize"].as_i64().unwrap();
+        let size = img["Size"].as_i64().unwrap();
+        assert!(shared >= 4096 && shared < size, "{img}");
+    }
+    let (_, _, body) = d.raw("GET", "/images/json", None);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v[0]["SharedSize"], -1);
+}
