@@ -1163,6 +1163,21 @@ fn cp_a_chowns_to_the_containers_user_and_never_replaces_a_dir_with_a_file() {
         "/tmp/b.txt",
     ]);
     assert_eq!(owners, "/tmp/a.txt 1234:5678\n/tmp/b.txt 42:43\n");
+    // berth cp does the same.
+    let o = d.berth(&["cp", "-a", &src, "owned:/tmp/c.txt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = d.berth(&["cp", &src, "owned:/tmp/e.txt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let owners = d.docker_ok(&[
+        "exec",
+        "owned",
+        "stat",
+        "-c",
+        "%n %u:%g",
+        "/tmp/c.txt",
+        "/tmp/e.txt",
+    ]);
+    assert_eq!(owners, "/tmp/c.txt 1234:5678\n/tmp/e.txt 42:43\n");
     // A file named like an existing directory does not replace it.
     let d_file = dir.path().join("d");
     std::fs::write(&d_file, "not a dir").unwrap();
@@ -1175,4 +1190,42 @@ fn cp_a_chowns_to_the_containers_user_and_never_replaces_a_dir_with_a_file() {
     );
     let kind = d.docker_ok(&["exec", "owned", "stat", "-c", "%F", "/tmp/d"]);
     assert_eq!(kind.trim(), "directory");
+}
+
+/// `berth run` takes docker's storage flags: a named volume, a bind with
+/// `--mount`, and a sized tmpfs.
+#[test]
+fn berth_run_mounts_volumes_binds_and_tmpfs() {
+    let d = daemon();
+    let host = scratch();
+    std::fs::write(host.path().join("in.txt"), "from the host\n").unwrap();
+    let mount = format!("type=bind,src={},dst=/h,readonly", host.path().display());
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "bdata:/data",
+        "--mount",
+        &mount,
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f && cat /h/in.txt && (touch /h/x 2>/dev/null || echo ro) \
+         && df -k /scratch | tail -1 | awk '{print $2}'",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from the host\nro\n1024\n");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "bdata:/data",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(stdout(&o), "kept\n", "{}", stderr(&o));
+    assert!(!host.path().join("x").exists());
 }
