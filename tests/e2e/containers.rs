@@ -850,3 +850,76 @@ fn container_events_follow_its_life() {
     let idx: Vec<usize> = order.iter().map(|p| pos(p)).collect();
     assert!(idx.windows(2).all(|w| w[0] < w[1]), "{acts:#?}");
 }
+
+/// Bad resources, ports and health checks are refused at create with
+/// dockerd's 400 messages, and no container is left behind.
+#[test]
+fn create_refuses_bad_limits_ports_and_healthchecks() {
+    let d = daemon();
+    for (extra, msg) in [
+        (
+            r#""HostConfig":{"Memory":-5}"#,
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            r#""HostConfig":{"Memory":1048576}"#,
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            r#""HostConfig":{"Memory":67108864,"MemorySwap":33554432}"#,
+            "Minimum memoryswap limit should be larger than memory limit",
+        ),
+        (
+            r#""HostConfig":{"CpusetCpus":"abc"}"#,
+            "Invalid value abc for cpuset cpus",
+        ),
+        (
+            r#""HostConfig":{"CpusetCpus":"0-4096"}"#,
+            "Requested CPUs are not available",
+        ),
+        (
+            r#""HostConfig":{"NanoCpus":-1}"#,
+            "Range of CPUs is from 0.01 to",
+        ),
+        (
+            r#""HostConfig":{"BlkioWeight":5}"#,
+            "Range of blkio weight is from 10 to 1000",
+        ),
+        (
+            r#""HostConfig":{"OomScoreAdj":2000}"#,
+            "range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            r#""HostConfig":{"PortBindings":{"abc/tcp":[{"HostPort":"80"}]}}"#,
+            "invalid port specification: \"abc\"",
+        ),
+        (
+            r#""HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"x"}]}}"#,
+            "invalid port specification: \"x\"",
+        ),
+        (
+            r#""Healthcheck":{"Test":["CMD","true"],"Interval":-1}"#,
+            "Interval in Healthcheck cannot be less than 1ms",
+        ),
+        (
+            r#""Healthcheck":{"Test":["CMD","true"],"Retries":-2}"#,
+            "Retries in Healthcheck cannot be negative",
+        ),
+    ] {
+        let body = format!(r#"{{"Image":"busybox","Cmd":["true"],{extra}}}"#);
+        let (st, _, out) = d.raw("POST", "/containers/create", Some(body.as_bytes()));
+        let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(st, 400, "{extra}: {out}");
+        let text = out["message"].as_str().unwrap_or_default();
+        assert!(text.contains(msg), "{extra}: {out}");
+    }
+    assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
+    // The same rules hold for docker update.
+    d.docker_ok(&["run", "-d", "--name", "lim", "busybox", "sleep", "60"]);
+    let o = d.docker(&["update", "--cpuset-cpus", "0-4096", "lim"]);
+    assert!(
+        stderr(&o).contains("Requested CPUs are not available"),
+        "{}",
+        stderr(&o)
+    );
+}

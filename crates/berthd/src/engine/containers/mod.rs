@@ -16,6 +16,7 @@ pub mod shim;
 pub mod stats;
 pub mod update;
 pub mod user;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -654,6 +655,22 @@ impl Engine {
         }
         if let Some(sig) = cfg.stop_signal.as_deref().filter(|s| !s.is_empty()) {
             parse_signal(sig)?;
+        }
+        validate::resources(&validate::Limits {
+            memory: hc.memory,
+            memory_reservation: hc.memory_reservation,
+            memory_swap: hc.memory_swap,
+            nano_cpus: hc.nano_cpus,
+            cpuset_cpus: hc.cpuset_cpus.as_deref(),
+            cpuset_mems: hc.cpuset_mems.as_deref(),
+            blkio_weight: hc.blkio_weight,
+            oom_score_adj: hc.oom_score_adj,
+        })?;
+        if let Some(p) = &hc.port_bindings {
+            validate::port_bindings(p)?;
+        }
+        if let Some(h) = &cfg.healthcheck {
+            validate::healthcheck(h)?;
         }
         if hc.init == Some(true) && self.init_binary().is_none() {
             return Err(EngineError::invalid(

@@ -161,16 +161,16 @@ impl Engine {
                 "Restart policy cannot be updated because AutoRemove is enabled for the container",
             ));
         }
-        if let (Some(m), Some(s)) = (u.memory, u.memory_swap) {
-            if m > 0 && s > 0 && s < m {
-                return Err(EngineError::invalid(
-                    "Minimum memoryswap limit should be larger than memory limit, see usage",
-                ));
-            }
-        }
-        if u.memory.is_some_and(|m| m > 0 && m < 6 * 1024 * 1024) {
-            return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
-        }
+        super::validate::resources(&super::validate::Limits {
+            memory: u.memory,
+            memory_reservation: u.memory_reservation,
+            memory_swap: u.memory_swap,
+            nano_cpus: u.nano_cpus,
+            cpuset_cpus: u.cpuset_cpus.as_deref(),
+            cpuset_mems: u.cpuset_mems.as_deref(),
+            blkio_weight: u.blkio_weight,
+            oom_score_adj: None,
+        })?;
         if r.state.status.is_running() && r.state.status != Status::Restarting {
             let rel = cgroups_path(&r.id);
             let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
