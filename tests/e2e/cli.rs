@@ -163,29 +163,7 @@ fn berth_run_it_gives_a_terminal_that_follows_resizes() {
     let d = daemon();
     let mut cmd = d.berth_cmd();
     cmd.args(["run", "-it", "--rm", "busybox", "sh"]);
-    let mut p = Pty::spawn(cmd, 33, 111);
-    assert!(
-        p.expect("/ #", Duration::from_secs(20)),
-        "no prompt: {}",
-        p.text()
-    );
-    p.write("stty size\r");
-    assert!(
-        p.expect("33 111", Duration::from_secs(10)),
-        "initial size: {}",
-        p.text()
-    );
-    p.resize(20, 70);
-    std::thread::sleep(Duration::from_millis(300));
-    p.write("stty size\r");
-    assert!(
-        p.expect("20 70", Duration::from_secs(10)),
-        "resized: {}",
-        p.text()
-    );
-    p.write("echo $((6*7)); exit 5\r");
-    assert!(p.expect("42", Duration::from_secs(10)), "{}", p.text());
-    assert_eq!(p.wait(Duration::from_secs(20)), Some(5), "{}", p.text());
+    berth_tests::pty::check_run_it_session(cmd);
 }
 
 #[test]

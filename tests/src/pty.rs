@@ -111,3 +111,33 @@ impl Pty {
         None
     }
 }
+
+/// The `run -it busybox sh` scenario of the docs, for any client command:
+/// a prompt in a 33x111 terminal, `stty size` following a resize to 20x70,
+/// `echo $((6*7))` printing 42, and `exit 5` becoming the exit status.
+pub fn check_run_it_session(cmd: std::process::Command) {
+    use std::time::Duration;
+    let mut p = Pty::spawn(cmd, 33, 111);
+    assert!(
+        p.expect("/ #", Duration::from_secs(20)),
+        "no prompt: {}",
+        p.text()
+    );
+    p.write("stty size\r");
+    assert!(
+        p.expect("33 111", Duration::from_secs(10)),
+        "initial size: {}",
+        p.text()
+    );
+    p.resize(20, 70);
+    std::thread::sleep(Duration::from_millis(300));
+    p.write("stty size\r");
+    assert!(
+        p.expect("20 70", Duration::from_secs(10)),
+        "resized: {}",
+        p.text()
+    );
+    p.write("echo $((6*7)); exit 5\r");
+    assert!(p.expect("42", Duration::from_secs(10)), "{}", p.text());
+    assert_eq!(p.wait(Duration::from_secs(20)), Some(5), "{}", p.text());
+}
