@@ -172,14 +172,24 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
+# Pause before every sample: a daemon's work goes on after its client
+# returns (dockerd's containerd shim exits and cleans up, the kernel tears
+# down namespaces), and on 2 cores that trailing work would be billed to
+# whichever daemon is measured next.
+SETTLE = float(os.environ.get("BENCH_SETTLE", "0.2"))
+
+
 def paired(a, b, fa, fb, runs, warmup=1):
-    """A B A B ... after a warm-up of each; returns (samples_a, samples_b)."""
+    """A B A B ... after a warm-up of each, each sample on a settled
+    machine; returns (samples_a, samples_b)."""
     for _ in range(warmup):
         fa()
         fb()
     xa, xb = [], []
     for _ in range(runs):
+        time.sleep(SETTLE)
         xa.append(fa())
+        time.sleep(SETTLE)
         xb.append(fb())
     return xa, xb
 

@@ -901,3 +901,83 @@ fn create_refuses_bad_limits_ports_and_healthchecks() {
         stderr(&o)
     );
 }
+
+fn is_mountpoint(p: &std::path::Path) -> bool {
+    let target = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+}
+
+fn shim_of(d: &Daemon, id: &str) -> bool {
+    shim_pids(d).iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(id))
+            .unwrap_or(false)
+    })
+}
+
+/// berthd prepares a created container's start ahead (root file system,
+/// spec, a loaded shim); what no start claims is dropped, and a start after
+/// that, after a `docker cp`, or after `docker update` sees the container
+/// as it is then.
+#[test]
+fn a_start_prepared_ahead_is_claimed_or_dropped() {
+    let d = daemon();
+    let id = d
+        .docker_ok(&["create", "--name", "ahead", "busybox", "cat", "/marker"])
+        .trim()
+        .to_string();
+    let merged = d.data_root.join("containers").join(&id).join("rw/merged");
+    assert!(
+        wait_for(Duration::from_secs(2), || shim_of(&d, &id)
+            && is_mountpoint(&merged)),
+        "the start was not prepared"
+    );
+    // Unclaimed: the shim exits and the root file system is unmounted.
+    assert!(
+        wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
+            && !is_mountpoint(&merged)),
+        "an unclaimed preparation stayed"
+    );
+    let src = d.dir.path().join("marker");
+    std::fs::write(&src, "copied in\n").unwrap();
+    d.docker_ok(&["cp", src.to_str().unwrap(), "ahead:/marker"]);
+    assert_eq!(d.docker_ok(&["start", "-a", "ahead"]), "copied in\n");
+
+    // A change between create and start is seen by the start.
+    let id = d
+        .docker_ok(&["create", "--name", "updated", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    d.docker_ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "updated",
+    ]);
+    d.docker_ok(&["start", "updated"]);
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    d.docker_ok(&["rm", "-f", "updated"]);
+
+    // A container removed before its start leaves no shim and no mount.
+    let id = d
+        .docker_ok(&["create", "busybox", "true"])
+        .trim()
+        .to_string();
+    d.docker_ok(&["rm", &id]);
+    let merged = d.data_root.join("containers").join(&id).join("rw/merged");
+    assert!(
+        wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
+            && !is_mountpoint(&merged)),
+        "a removed container's preparation stayed"
+    );
+    d.docker_ok(&["rm", "-f", "ahead"]);
+}

@@ -94,6 +94,64 @@ pub fn start(id: &str, root: &str) -> Result<(), String> {
     c.start().map_err(|e| describe(&e))
 }
 
+/// After the init has exited: removes the container's (empty) cgroups and
+/// its runtime state directly, which is all libcontainer's delete does for
+/// a stopped container without hooks; it costs a forked worker and a
+/// mountinfo read per hierarchy, on the path that reports the exit. Falls
+/// back to libcontainer's delete (in a worker) when a cgroup still holds
+/// processes (shared PID namespace) or anything else is unexpected.
+pub fn cleanup(id: &str, root: &str, cgroups_path: &str) -> Result<(), String> {
+    if remove_empty_cgroups(cgroups_path).is_ok() {
+        let dir = Path::new(root).join(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
+    }
+    let (id, root) = (id.to_string(), root.to_string());
+    crate::worker::in_child(move || delete(&id, &root))
+}
+
+/// Removes `cgroups_path` from every cgroup hierarchy mounted here, if
+/// each is empty; `Err` leaves the rest to libcontainer.
+fn remove_empty_cgroups(cgroups_path: &str) -> Result<(), ()> {
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return Err(());
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| ())?;
+    for line in info.lines() {
+        // id parent major:minor root mountpoint opts... - fstype source superopts
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let fstype = f.get(dash + 1).copied().unwrap_or("");
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        if f.get(3) != Some(&"/") {
+            return Err(());
+        }
+        let dir = Path::new(f.get(4).copied().unwrap_or("")).join(rel);
+        let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return Err(()),
+        };
+        if !procs.trim().is_empty() {
+            return Err(());
+        }
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(())
+}
+
 /// Removes cgroups and runtime state of an exited container.
 pub fn delete(id: &str, root: &str) -> Result<(), String> {
     let dir = Path::new(root).join(id);

@@ -1,6 +1,7 @@
 //! berth-shim: the per-container process. berthd starts it (in its own
 //! session, so it outlives the daemon) with `berth-shim run <state-dir>`;
-//! it creates the container through libcontainer, reports the PID on fd 3,
+//! it waits for the word on stdin, creates the container through
+//! libcontainer, reports the PID on stdout,
 //! then serves the container until it exits.
 //!
 //! `berth-shim mount-overlay` is a helper berthd runs with its working
@@ -26,8 +27,9 @@ use berth_api::shim::{Ready, ShimConfig};
 
 use create::InitStdio;
 
-/// fd on which berthd waits for the `Ready` line.
-const READY_FD: i32 = 3;
+/// berthd waits for the `Ready` line on our stdout (a pipe); once it is
+/// written, stdout becomes /dev/null (see `monitor::release_ready`).
+const READY_FD: i32 = 1;
 
 fn fail(ready: &mut Option<std::fs::File>, msg: String) -> ! {
     eprintln!("berth-shim: {msg}");
@@ -58,11 +60,32 @@ fn bind_short(path: &Path) -> std::io::Result<UnixListener> {
     r
 }
 
+/// Reads berthd's go byte from stdin, then points stdin at /dev/null.
+fn wait_for_go() -> bool {
+    let mut b = [0u8; 1];
+    let go = loop {
+        // SAFETY: reading one byte into a local buffer.
+        let n = unsafe { libc::read(0, b.as_mut_ptr().cast(), 1) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break n == 1;
+    };
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        // SAFETY: replaces our own stdin.
+        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    }
+    go
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
 fn run(state_dir: &str) {
+    // Our own session: the daemon's terminal, process group and their
+    // signals are not ours, and we outlive the daemon.
+    let _ = nix::unistd::setsid();
     let mut ready = monitor::inherited(READY_FD);
     let cfg_path = Path::new(state_dir).join("shim.json");
     let cfg: ShimConfig = match std::fs::read(&cfg_path)
@@ -142,6 +165,12 @@ fn run(state_dir: &str) {
             .filter_map(|c| executor::cap_number(c))
             .collect();
     }
+    // Loaded; berthd says when the container's network and files are
+    // ready (one byte on stdin). EOF means the start was abandoned.
+    if !wait_for_go() {
+        let _ = std::fs::remove_file(&cfg.socket);
+        std::process::exit(1);
+    }
     let t0 = std::time::Instant::now();
     let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio, executor));
     if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
@@ -206,12 +235,21 @@ fn run(state_dir: &str) {
     local.block_on(&rt, monitor::run(created));
 }
 
-/// `mount-overlay TARGET LOWER UPPER WORK`, run with cwd = the link dir.
+/// `mount-overlay TARGET LOWER UPPER WORK [OPTIONS]`, run with cwd = the
+/// link dir; OPTIONS defaults to `index=off`.
 fn mount_overlay(args: &[String]) -> Result<(), String> {
-    let [target, lower, upper, work] = args else {
-        return Err("usage: berth-shim mount-overlay TARGET LOWER UPPER WORK".into());
-    };
-    let opts = format!("lowerdir={lower},upperdir={upper},workdir={work},index=off");
+    let (target, lower, upper, work, tail) =
+        match args {
+            [t, l, u, w] => (t, l, u, w, "index=off"),
+            [t, l, u, w, o] if o == "index=off" || o == "index=off,volatile" => {
+                (t, l, u, w, o.as_str())
+            }
+            _ => return Err(
+                "usage: berth-shim mount-overlay TARGET LOWER UPPER WORK [index=off[,volatile]]"
+                    .into(),
+            ),
+        };
+    let opts = format!("lowerdir={lower},upperdir={upper},workdir={work},{tail}");
     nix::mount::mount(
         Some("overlay"),
         target.as_str(),

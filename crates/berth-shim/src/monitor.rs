@@ -183,6 +183,7 @@ pub async fn run(c: Created) {
         })
         .unwrap_or_default();
         let _ = writeln!(r, "{line}");
+        release_ready(r);
     }
     // One shim per container: hand start-up's freed heap back to the
     // kernel rather than keep glibc's padding resident for the container's
@@ -348,8 +349,7 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
         l.flush();
     }
     let oom = oom_killed(&shim.cfg.cgroups_path);
-    let (id, root) = (shim.cfg.id.clone(), shim.cfg.runtime_root.clone());
-    if let Err(e) = worker::in_child(move || create::delete(&id, &root)) {
+    if let Err(e) = create::cleanup(&shim.cfg.id, &shim.cfg.runtime_root, &shim.cfg.cgroups_path) {
         eprintln!("berth-shim: delete: {e}");
     }
     let status = ExitStatus {
@@ -418,8 +418,9 @@ async fn handle(shim: Rc<Shim>, conn: UnixStream) {
             let rep = if shim.status.get() != Status::Created {
                 Reply::err("container is not in the created state")
             } else {
-                let (id, root) = (shim.cfg.id.clone(), shim.cfg.runtime_root.clone());
-                match worker::in_child(move || create::start(&id, &root)) {
+                // In-process: start only signals the waiting init and
+                // records the state; nothing is forked or cloned.
+                match create::start(&shim.cfg.id, &shim.cfg.runtime_root) {
                     Ok(()) => {
                         shim.status.set(Status::Running);
                         *shim.started_at.borrow_mut() = Some(now_rfc3339());
@@ -785,6 +786,17 @@ async fn run_exec(
         let _ = w.shutdown().await;
     }
     shim.stream_end();
+}
+
+/// Points the ready pipe's fd at /dev/null: the daemon stops reading it,
+/// and the fd number must stay taken (it is stdout).
+fn release_ready(f: std::fs::File) {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto our own fd replaces the pipe atomically.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
 }
 
 /// Adopts a raw fd number inherited from berthd (the ready pipe).

@@ -12,6 +12,7 @@ pub mod registry;
 pub mod scoped;
 pub mod store;
 pub mod system;
+pub mod trash;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -49,6 +50,9 @@ impl Engine {
         }
         // The data root holds image layers and container state: root only.
         set_mode(&config.data_root, 0o710)?;
+        for root in [&config.data_root, &config.exec_root] {
+            trash::empty(&trash::dir(root));
+        }
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {
             Some(id) => id,

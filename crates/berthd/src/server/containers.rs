@@ -41,6 +41,8 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         platform: req.query.get("platform").map(String::from),
     };
     let (id, warnings) = ctx.engine.create_container(opts, body)?;
+    // `docker run` asks for the start next: its preparation starts now.
+    ctx.engine.prepare_ahead(&id);
     json(StatusCode::CREATED, &Created { id, warnings })
 }
 

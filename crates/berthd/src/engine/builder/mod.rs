@@ -315,6 +315,8 @@ impl Scratch {
             &short,
             engine.images.short_links_dir(),
             &engine.containers.shim_bin,
+            // A build step's upper dir is read into a layer, then dropped.
+            true,
         )?;
         Ok(s)
     }

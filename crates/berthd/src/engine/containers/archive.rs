@@ -290,6 +290,7 @@ impl Engine {
             &short,
             self.images.short_links_dir(),
             &self.containers.shim_bin,
+            false,
         )?;
         let root = Root::open(&p.rw.merged).map_err(|e| {
             p.rw.unmount();

@@ -106,6 +106,7 @@ impl Engine {
                     &short,
                     me.images.short_links_dir(),
                     &me.containers.shim_bin,
+                    false,
                 ) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
                     return;

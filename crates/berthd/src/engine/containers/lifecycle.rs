@@ -233,6 +233,16 @@ fn seccomp_choice(r: &Record) -> Result<(SeccompChoice, bool)> {
     Ok((choice, nnp))
 }
 
+/// A start's configuration-only half (see `Engine::prepare_start`).
+pub(super) struct Prepared {
+    pub launched: shim::Launched,
+    mode: String,
+    private_netns: bool,
+    host_net: bool,
+    embedded: bool,
+    hostname: String,
+}
+
 impl Engine {
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.containers.find(key)?;
@@ -332,6 +342,18 @@ impl Engine {
         r: &Record,
         p: &Paths,
     ) -> Result<(i32, String)> {
+        let prep = match super::prestart::take(c, r, p).await {
+            Some(prep) => prep,
+            None => self.prepare_start(r, p).await?,
+        };
+        self.finish_start(c, r, p, prep).await
+    }
+
+    /// The part of a start that depends only on the container's
+    /// configuration: the root file system, the runtime spec and a loaded
+    /// shim waiting for the word. (Run early for a fresh container, see
+    /// `prestart.rs`.)
+    pub(super) async fn prepare_start(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
         let hc = &r.host_config;
         let t0 = std::time::Instant::now();
         let lap = |what: &str| tracing::debug!(id = %&r.id[..12], step = what, us = t0.elapsed().as_micros() as u64, "start");
@@ -344,11 +366,13 @@ impl Engine {
             &short,
             self.images.short_links_dir(),
             &self.containers.shim_bin,
+            hc.auto_remove == Some(true),
         )?;
 
         lap("rootfs");
-        // Network namespace.
+        // Network namespace: only its path for now (see below).
         let mode = hc.network_mode.clone().unwrap_or_default();
+        let private_netns = !(mode == "host" || mode.starts_with("container:"));
         let net = if mode == "host" {
             NetNs::Host
         } else if let Some(other) = mode.strip_prefix("container:") {
@@ -361,45 +385,19 @@ impl Engine {
             }
             NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into())
         } else {
-            netns::create(&p.netns)?;
             NetNs::Path(p.netns.clone())
         };
-        let mut r = r.clone();
-        let net_mode = crate::engine::networks::mode_of(&mode);
-        if let crate::engine::networks::Mode::Networks = net_mode {
-            let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
-            r.endpoints = eps;
-            r.ports = Some(ports);
-            let mut rec = c.lock();
-            rec.endpoints = r.endpoints.clone();
-            rec.ports = r.ports.clone();
-        }
-        let r = &r;
-        lap("network");
         let host_net = mode == "host";
         let embedded = r
             .endpoints
             .keys()
             .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false));
-
-        // Files bind-mounted into the container.
         let hostname = r.config.hostname.clone().unwrap_or_default();
         let hostname = if hostname.is_empty() {
             crate::engine::host::hostname()
         } else {
             hostname
         };
-        write_file(&p.hostname, &format!("{hostname}\n"))?;
-        write_file(
-            &p.hosts,
-            &hosts_file(
-                r,
-                &self.own_hosts_lines(r),
-                self.default_gateway(),
-                host_net,
-            ),
-        )?;
-        write_file(&p.resolv, &resolv_conf(r, embedded, host_net))?;
 
         // Process.
         let (u, home) = user::resolve(
@@ -562,12 +560,69 @@ impl Engine {
             lent_caps,
         };
         write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
-        let pid = shim::spawn(
+        let launched = shim::launch(
             &self.containers.shim_bin,
             &p.bundle,
             &p.bundle.join("shim.log"),
-        )
-        .await?;
+        )?;
+        lap("launch");
+        Ok(Prepared {
+            launched,
+            mode,
+            private_netns,
+            host_net,
+            embedded,
+            hostname,
+        })
+    }
+
+    /// The rest of a start: network namespace and networks, the files that
+    /// depend on them, then the container itself. A failure drops the
+    /// prepared shim, which exits without creating anything.
+    async fn finish_start(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        r: &Record,
+        p: &Paths,
+        prep: Prepared,
+    ) -> Result<(i32, String)> {
+        let t0 = std::time::Instant::now();
+        let lap = |what: &str| tracing::debug!(id = %&r.id[..12], step = what, us = t0.elapsed().as_micros() as u64, "start");
+        let Prepared {
+            launched,
+            mode,
+            private_netns,
+            host_net,
+            embedded,
+            hostname,
+        } = prep;
+        if private_netns {
+            netns::create(&p.netns)?;
+        }
+        let mut r = r.clone();
+        let net_mode = crate::engine::networks::mode_of(&mode);
+        if let crate::engine::networks::Mode::Networks = net_mode {
+            let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
+            r.endpoints = eps;
+            r.ports = Some(ports);
+            let mut rec = c.lock();
+            rec.endpoints = r.endpoints.clone();
+            rec.ports = r.ports.clone();
+        }
+        let r = &r;
+        lap("network");
+        write_file(&p.hostname, &format!("{hostname}\n"))?;
+        write_file(
+            &p.hosts,
+            &hosts_file(
+                r,
+                &self.own_hosts_lines(r),
+                self.default_gateway(),
+                host_net,
+            ),
+        )?;
+        write_file(&p.resolv, &resolv_conf(r, embedded, host_net))?;
+        let pid = launched.go().await?;
 
         lap("shim");
         // Attach clients that came before start get the stream from the first byte.
@@ -625,7 +680,10 @@ impl Engine {
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
         let p = self.paths(&c.id);
         self.teardown(c, &p);
-        let _ = std::fs::remove_dir_all(&p.bundle);
+        crate::engine::trash::remove(
+            &p.bundle,
+            &crate::engine::trash::dir(&self.config.exec_root),
+        );
         {
             let mut r = c.lock();
             r.state.status = Status::Exited;
@@ -634,8 +692,14 @@ impl Engine {
             r.state.finished_at = Some(st.finished_at.clone());
             r.state.oom_killed = st.oom_killed;
         }
-        if let Err(e) = self.persist(c) {
-            tracing::error!(id = %c.id, error = %e, "recording the exit");
+        // An AutoRemove container's record is deleted just below, so its
+        // exit is not written first (a daemon that dies in between finds
+        // the shim gone at restart and removes the container then).
+        let auto_remove = c.lock().host_config.auto_remove == Some(true);
+        if !auto_remove {
+            if let Err(e) = self.persist(c) {
+                tracing::error!(id = %c.id, error = %e, "recording the exit");
+            }
         }
         let rec = c.snapshot();
         if st.oom_killed {
@@ -650,11 +714,12 @@ impl Engine {
             self.schedule_restart(c.clone(), &rec);
             return;
         }
-        if rec.host_config.auto_remove == Some(true) {
+        if auto_remove {
             let _op = c.op.lock().await;
             if self.containers.find(&c.id).is_ok() {
                 if let Err(e) = self.forget_container(c) {
                     tracing::warn!(id = %c.id, error = %e, "auto-remove");
+                    let _ = self.persist(c);
                 } else {
                     self.container_event(&rec, "destroy", &[]);
                 }

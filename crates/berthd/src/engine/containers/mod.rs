@@ -10,6 +10,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
+mod prestart;
 pub mod rootfs;
 pub mod seccomp;
 pub mod shim;
@@ -128,6 +129,8 @@ pub struct Container {
     pub pending: Mutex<Vec<attach::Pending>>,
     /// The restart policy's current back-off.
     pub backoff: Mutex<std::time::Duration>,
+    /// A start prepared ahead (see `prestart.rs`).
+    staged: Mutex<Option<prestart::Staged>>,
 }
 
 impl Container {
@@ -143,7 +146,12 @@ impl Container {
             progress,
             pending: Mutex::new(Vec::new()),
             backoff: Mutex::new(std::time::Duration::ZERO),
+            staged: Mutex::new(None),
         })
+    }
+
+    fn staged_slot(&self) -> MutexGuard<'_, Option<prestart::Staged>> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Record> {
@@ -1057,15 +1065,12 @@ impl Engine {
         if r.host_config.auto_remove == Some(true) {
             self.remove_anonymous_volumes(&r);
         }
+        prestart::drop_now(c);
         let p = self.paths(&r.id);
         p.rw.unmount();
         super::networks::netns::remove(&p.netns);
-        let _ = std::fs::remove_dir_all(&p.bundle);
-        if let Err(e) = std::fs::remove_dir_all(&p.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(id = %r.id, error = %e, "removing container directory");
-            }
-        }
+        super::trash::remove(&p.bundle, &super::trash::dir(&self.config.exec_root));
+        super::trash::remove(&p.dir, &super::trash::dir(&self.config.data_root));
         c.progress.send_modify(|p| p.removed = true);
         Ok(())
     }

@@ -41,16 +41,36 @@ impl RwLayer {
     /// Mounts the overlay. `lowers` are absolute layer dirs top to bottom;
     /// `short` are the same as names under `links_dir`, used when the
     /// absolute form would not fit in one page of mount options.
+    ///
+    /// A `discardable` layer (an AutoRemove container's, deleted when it
+    /// stops) is mounted `volatile`: overlayfs then skips syncing the upper
+    /// file system, which a plain unmount does for the whole host file
+    /// system, on the path that reports `docker run --rm`'s exit.
     pub fn mount(
         &self,
         lowers: &[PathBuf],
         short: &[String],
         links_dir: &Path,
         shim: &ShimBinary,
+        discardable: bool,
     ) -> Result<()> {
         if self.is_mounted() {
             return Ok(());
         }
+        // overlayfs refuses to mount again over a work dir that a volatile
+        // mount marked; only discardable layers carry the mark, so their
+        // (disposable) work dir is simply started afresh.
+        let marked = self.work.join("work").join("incompat").join("volatile");
+        if marked.exists() {
+            std::fs::remove_dir_all(self.work.join("work")).map_err(|e| {
+                EngineError::internal(format!("resetting {}: {e}", self.work.display()))
+            })?;
+        }
+        let tail = if discardable {
+            "index=off,volatile"
+        } else {
+            "index=off"
+        };
         if lowers.is_empty() {
             // An image with no layers (FROM scratch, nothing added): overlay
             // needs a lower dir; an empty one serves.
@@ -60,17 +80,17 @@ impl RwLayer {
                 .map(|p| p.join("empty"))
                 .unwrap_or_default();
             std::fs::create_dir_all(&empty)?;
-            return self.mount_opts(&format!("lowerdir={}", empty.display()));
+            return self.mount_opts(&format!("lowerdir={}", empty.display()), tail);
         }
         let abs: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
         let opts = format!(
-            "lowerdir={},upperdir={},workdir={},index=off",
+            "lowerdir={},upperdir={},workdir={},{tail}",
             abs.join(":"),
             self.upper.display(),
             self.work.display()
         );
         if opts.len() <= MAX_OPTS {
-            return self.mount_opts(&opts);
+            return self.mount_opts(&opts, tail);
         }
         // Relative names from the link directory, mounted by a helper
         // process whose working directory is that directory.
@@ -81,6 +101,7 @@ impl RwLayer {
             .arg(short.join(":"))
             .arg(&self.upper)
             .arg(&self.work)
+            .arg(tail)
             .current_dir(links_dir)
             .output()
             .map_err(|e| EngineError::internal(format!("running the mount helper: {e}")))?;
@@ -92,24 +113,31 @@ impl RwLayer {
         Ok(())
     }
 
-    fn mount_opts(&self, lower_part: &str) -> Result<()> {
+    fn mount_opts(&self, lower_part: &str, tail: &str) -> Result<()> {
         let opts = if lower_part.contains("upperdir=") {
             lower_part.to_string()
         } else {
             format!(
-                "{lower_part},upperdir={},workdir={},index=off",
+                "{lower_part},upperdir={},workdir={},{tail}",
                 self.upper.display(),
                 self.work.display()
             )
         };
-        nix::mount::mount(
-            Some("overlay"),
-            &self.merged,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(|e| {
+        let mount = |o: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                &self.merged,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(o),
+            )
+        };
+        let mut r = mount(&opts);
+        if r == Err(nix::errno::Errno::EINVAL) && opts.ends_with(",volatile") {
+            // Kernels before 5.10 have no `volatile`.
+            r = mount(opts.trim_end_matches(",volatile"));
+        }
+        r.map_err(|e| {
             EngineError::internal(format!("mounting the container's root file system: {e}"))
         })
     }
@@ -123,10 +151,32 @@ impl RwLayer {
     }
 }
 
-/// True when `p` is a mount point (its device differs from its parent's,
-/// or it is listed in mountinfo).
+/// True when `p` is a mount point: asked of statx (`STATX_ATTR_MOUNT_ROOT`,
+/// Linux 5.8+), else its device differs from its parent's or mountinfo
+/// lists it.
 pub fn is_mountpoint(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
+    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
+        // SAFETY: statx fills the zeroed struct; c is a valid C string.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::statx(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                0,
+                &mut stx,
+            )
+        };
+        if rc != 0 {
+            return false;
+        }
+        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        if stx.stx_attributes_mask & root != 0 {
+            return stx.stx_attributes & root != 0;
+        }
+    }
     let (Ok(a), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else {
         return false;
     };

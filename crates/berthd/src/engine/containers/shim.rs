@@ -85,11 +85,27 @@ fn locate() -> Result<PathBuf> {
     ))
 }
 
-/// Launches `berth-shim run <state_dir>` in its own session and waits for
-/// its ready line (the init PID) or its error.
-pub async fn spawn(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<i32> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
+/// A shim that has been started and waits for the word to create the
+/// container: it loads while the daemon finishes the container's network
+/// and files.
+pub struct Launched {
+    go: OwnedFd,
+    ready: OwnedFd,
+    log: PathBuf,
+}
+
+/// Starts `berth-shim run <state_dir>`. The shim starts its own session,
+/// reads its configuration, then waits on its stdin (a pipe) for
+/// [`Launched::go`]; it answers on its stdout (another pipe). Nothing runs
+/// between fork and exec, so the standard library spawns with posix_spawn
+/// (a vfork): the daemon's page tables are not copied for every container.
+pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched> {
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| EngineError::internal(format!("pipe: {e}")))
+    };
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -98,49 +114,71 @@ pub async fn spawn(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<i32
     let mut cmd = bin.command();
     cmd.arg("run")
         .arg(state_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdin(Stdio::from(go_r))
+        .stdout(Stdio::from(ready_w))
         .stderr(Stdio::from(log_file));
-    let wfd = w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::dup2(wfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
+    // Reaped by tokio in the background once dropped (the shim outlives
+    // us if we die first); no thread waits for it.
+    let child = tokio::process::Command::from(cmd)
         .spawn()
         .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
-    drop(w);
-    // Reap the shim when it ends (it outlives us if we die first).
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    let file = tokio::fs::File::from_std(std::fs::File::from(r));
-    let mut lines = BufReader::new(file).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .map_err(|_| EngineError::internal("berth-shim did not report in 60s"))?
-        .map_err(|e| EngineError::internal(format!("reading from berth-shim: {e}")))?;
-    let line = line.ok_or_else(|| {
-        let tail = std::fs::read_to_string(log).unwrap_or_default();
-        EngineError::internal(format!(
-            "berth-shim exited before it was ready: {}",
-            tail.trim()
-        ))
-    })?;
-    let ready: Ready = serde_json::from_str(&line)
-        .map_err(|e| EngineError::internal(format!("berth-shim said {line:?}: {e}")))?;
-    match (ready.pid, ready.error) {
-        (Some(pid), None) => Ok(pid),
-        (_, Some(e)) => Err(start_error(e)),
-        _ => Err(EngineError::internal("berth-shim reported nothing")),
+    drop(child);
+    Ok(Launched {
+        go: go_w,
+        ready: ready_r,
+        log: log.to_path_buf(),
+    })
+}
+
+impl Launched {
+    /// Lets the shim go without creating anything, and waits (bounded)
+    /// until it has exited: its stdout closes then.
+    pub async fn abandon(self) {
+        use tokio::io::AsyncReadExt;
+        drop(self.go);
+        let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(self.ready) else {
+            return;
+        };
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Lets the shim create the container; waits for its ready line (the
+    /// init PID) or its error. Dropping a `Launched` instead makes the
+    /// shim exit without creating anything.
+    pub async fn go(self) -> Result<i32> {
+        nix::unistd::write(&self.go, b"g")
+            .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
+        drop(self.go);
+        // Read through the reactor, not the blocking pool.
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(self.ready)
+            .map_err(|e| EngineError::internal(format!("ready pipe: {e}")))?;
+        let mut lines = BufReader::new(pipe).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| EngineError::internal("berth-shim did not report in 60s"))?
+            .map_err(|e| EngineError::internal(format!("reading from berth-shim: {e}")))?;
+        let line = line.ok_or_else(|| {
+            let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
+            EngineError::internal(format!(
+                "berth-shim exited before it was ready: {}",
+                tail.trim()
+            ))
+        })?;
+        let ready: Ready = serde_json::from_str(&line)
+            .map_err(|e| EngineError::internal(format!("berth-shim said {line:?}: {e}")))?;
+        match (ready.pid, ready.error) {
+            (Some(pid), None) => Ok(pid),
+            (_, Some(e)) => Err(start_error(e)),
+            _ => Err(EngineError::internal("berth-shim reported nothing")),
+        }
     }
 }
 

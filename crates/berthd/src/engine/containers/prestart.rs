@@ -1,0 +1,117 @@
+//! Preparing the start of a container that was just created.
+//!
+//! `docker run` creates a container, then spends milliseconds of its own
+//! (it attaches, asks to wait) before it asks for the start. In that gap
+//! berthd does the part of the start that depends on the configuration
+//! alone: it mounts the root file system, writes the runtime spec and
+//! starts a shim, which loads and then waits for the word (see
+//! `Engine::prepare_start`). The start then only has the network and the
+//! container itself left to do.
+//!
+//! A preparation is used only by the container's first start, and only if
+//! its configuration is unchanged by then; otherwise it is dropped and the
+//! start prepares afresh. One that no start claims within `UNCLAIMED` is
+//! dropped too: its shim exits, its root file system is unmounted.
+//! Containers with volumes or namespaces shared with another container are
+//! not prepared ahead (those steps have effects elsewhere or depend on the
+//! other container's state at start).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::lifecycle::Prepared;
+use super::{Container, Paths, Record, Status};
+use crate::engine::Engine;
+
+/// How long a preparation waits for its start.
+const UNCLAIMED: Duration = Duration::from_secs(2);
+
+pub struct Staged {
+    prep: Prepared,
+    key: u64,
+}
+
+fn eligible(r: &Record) -> bool {
+    let shares = |m: &Option<String>| m.as_deref().is_some_and(|m| m.starts_with("container:"));
+    let hc = &r.host_config;
+    r.state.status == Status::Created
+        && !r.has_been_started
+        && r.mounts.is_empty()
+        && !shares(&hc.network_mode)
+        && !shares(&hc.ipc_mode)
+        && !shares(&hc.pid_mode)
+}
+
+/// What a preparation depends on.
+fn key(r: &Record) -> u64 {
+    let nets: Vec<&String> = r.endpoints.keys().collect();
+    let bytes = serde_json::to_vec(&(&r.config, &r.host_config, &r.image_id, nets, &r.name))
+        .unwrap_or_default();
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// The container's preparation, if it still fits `r` and its root file
+/// system is still mounted (a `docker cp` into the created container may
+/// have unmounted it); one that does not is dropped, after its shim has
+/// exited, so that it cannot race a new shim for the socket.
+pub(super) async fn take(c: &Container, r: &Record, p: &Paths) -> Option<Prepared> {
+    let staged = c.staged_slot().take()?;
+    if staged.key == key(r) && p.rw.is_mounted() {
+        return Some(staged.prep);
+    }
+    staged.prep.launched.abandon().await;
+    None
+}
+
+/// Drops a preparation at once (the container is being removed).
+pub(super) fn drop_now(c: &Container) {
+    c.staged_slot().take();
+}
+
+impl Engine {
+    /// Prepares the start of the just-created container `id` in the
+    /// background.
+    pub fn prepare_ahead(self: &Arc<Self>, id: &str) {
+        let Ok(c) = self.containers.find(id) else {
+            return;
+        };
+        if !eligible(&c.snapshot()) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let p = me.paths(&c.id);
+            {
+                // A start waits for this (and then finds the preparation).
+                let _op = c.op.lock().await;
+                let r = c.snapshot();
+                if !eligible(&r) || me.containers.find(&c.id).is_err() {
+                    return;
+                }
+                match me.prepare_start(&r, &p).await {
+                    Ok(prep) => {
+                        *c.staged_slot() = Some(Staged { prep, key: key(&r) });
+                    }
+                    Err(e) => {
+                        tracing::debug!(id = %c.id, error = %e, "preparing ahead");
+                        p.rw.unmount();
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(UNCLAIMED).await;
+            let _op = c.op.lock().await;
+            let unclaimed = c.staged_slot().take();
+            if let Some(s) = unclaimed {
+                s.prep.launched.abandon().await;
+                if c.status() == Status::Created {
+                    p.rw.unmount();
+                }
+            }
+        });
+    }
+}
