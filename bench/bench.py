@@ -182,6 +182,9 @@ SETTLE = float(os.environ.get("BENCH_SETTLE", "0.2"))
 def paired(a, b, fa, fb, runs, warmup=1):
     """A B A B ... after a warm-up of each, each sample on a settled
     machine; returns (samples_a, samples_b)."""
+    # What earlier rows wrote (image imports) is flushed now, not during
+    # the first samples of this one.
+    os.sync()
     for _ in range(warmup):
         fa()
         fb()
