@@ -596,32 +596,40 @@ impl Engine {
             embedded,
             hostname,
         } = prep;
-        if private_netns {
-            netns::create(&p.netns)?;
+        let ready = async {
+            if private_netns {
+                netns::create(&p.netns)?;
+            }
+            let mut r = r.clone();
+            let net_mode = crate::engine::networks::mode_of(&mode);
+            if let crate::engine::networks::Mode::Networks = net_mode {
+                let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
+                r.endpoints = eps;
+                r.ports = Some(ports);
+                let mut rec = c.lock();
+                rec.endpoints = r.endpoints.clone();
+                rec.ports = r.ports.clone();
+            }
+            lap("network");
+            write_file(&p.hostname, &format!("{hostname}\n"))?;
+            write_file(
+                &p.hosts,
+                &hosts_file(
+                    &r,
+                    &self.own_hosts_lines(&r),
+                    self.default_gateway(),
+                    host_net,
+                ),
+            )?;
+            write_file(&p.resolv, &resolv_conf(&r, embedded, host_net))?;
+            Ok::<(), EngineError>(())
         }
-        let mut r = r.clone();
-        let net_mode = crate::engine::networks::mode_of(&mode);
-        if let crate::engine::networks::Mode::Networks = net_mode {
-            let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
-            r.endpoints = eps;
-            r.ports = Some(ports);
-            let mut rec = c.lock();
-            rec.endpoints = r.endpoints.clone();
-            rec.ports = r.ports.clone();
+        .await;
+        if let Err(e) = ready {
+            // Gone before a retried start launches a new shim on its socket.
+            launched.abandon().await;
+            return Err(e);
         }
-        let r = &r;
-        lap("network");
-        write_file(&p.hostname, &format!("{hostname}\n"))?;
-        write_file(
-            &p.hosts,
-            &hosts_file(
-                r,
-                &self.own_hosts_lines(r),
-                self.default_gateway(),
-                host_net,
-            ),
-        )?;
-        write_file(&p.resolv, &resolv_conf(r, embedded, host_net))?;
         let pid = launched.go().await?;
 
         lap("shim");
