@@ -233,6 +233,11 @@ fn seccomp_choice(r: &Record) -> Result<(SeccompChoice, bool)> {
     Ok((choice, nnp))
 }
 
+/// Debug timing of a start's steps (`BERTH_LOG=debug`).
+fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
+    tracing::debug!(id = %&id[..12.min(id.len())], step = what, us = t0.elapsed().as_micros() as u64, "start");
+}
+
 /// A start's configuration-only half (see `Engine::prepare_start`).
 pub(super) struct Prepared {
     pub launched: shim::Launched,
@@ -356,7 +361,7 @@ impl Engine {
     pub(super) async fn prepare_start(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
         let hc = &r.host_config;
         let t0 = std::time::Instant::now();
-        let lap = |what: &str| tracing::debug!(id = %&r.id[..12], step = what, us = t0.elapsed().as_micros() as u64, "start");
+        let lap = |what: &str| start_lap(&r.id, t0, what);
         // Root file system.
         let lowers = self.images.lower_dirs(&r.image_id)?;
         let short = self.images.lower_short_names(&r.image_id)?;
@@ -587,7 +592,7 @@ impl Engine {
         prep: Prepared,
     ) -> Result<(i32, String)> {
         let t0 = std::time::Instant::now();
-        let lap = |what: &str| tracing::debug!(id = %&r.id[..12], step = what, us = t0.elapsed().as_micros() as u64, "start");
+        let lap = |what: &str| start_lap(&r.id, t0, what);
         let Prepared {
             launched,
             mode,

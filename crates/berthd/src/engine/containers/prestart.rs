@@ -14,10 +14,13 @@
 //! dropped too: its shim exits, its root file system is unmounted.
 //! Containers with volumes or namespaces shared with another container are
 //! not prepared ahead (those steps have effects elsewhere or depend on the
-//! other container's state at start).
+//! other container's state at start), and at most `MAX_AHEAD` preparations
+//! exist at once (a burst of `docker create` does not become a burst of
+//! mounts and shims).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +31,35 @@ use crate::engine::Engine;
 /// How long a preparation waits for its start.
 const UNCLAIMED: Duration = Duration::from_secs(2);
 
+/// How many preparations may exist at once.
+const MAX_AHEAD: usize = 8;
+
+static AHEAD: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the `MAX_AHEAD` places, given back when dropped.
+struct Place;
+
+impl Place {
+    fn take() -> Option<Place> {
+        AHEAD
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_AHEAD).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Place)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        AHEAD.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub struct Staged {
     prep: Prepared,
     key: u64,
+    _place: Place,
 }
 
 fn eligible(r: &Record) -> bool {
@@ -82,6 +111,9 @@ impl Engine {
         if !eligible(&c.snapshot()) {
             return;
         }
+        let Some(place) = Place::take() else {
+            return;
+        };
         let me = self.clone();
         tokio::spawn(async move {
             let p = me.paths(&c.id);
@@ -94,7 +126,11 @@ impl Engine {
                 }
                 match me.prepare_start(&r, &p).await {
                     Ok(prep) => {
-                        *c.staged_slot() = Some(Staged { prep, key: key(&r) });
+                        *c.staged_slot() = Some(Staged {
+                            prep,
+                            key: key(&r),
+                            _place: place,
+                        });
                     }
                     Err(e) => {
                         tracing::debug!(id = %c.id, error = %e, "preparing ahead");
@@ -113,5 +149,19 @@ impl Engine {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_max_ahead_places_and_each_comes_back() {
+        let held: Vec<Place> = std::iter::from_fn(Place::take).take(100).collect();
+        assert_eq!(held.len(), MAX_AHEAD);
+        assert!(Place::take().is_none());
+        drop(held);
+        assert!(Place::take().is_some());
     }
 }
