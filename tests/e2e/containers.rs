@@ -922,6 +922,55 @@ fn shim_of(d: &Daemon, id: &str) -> bool {
 /// spec, a loaded shim); what no start claims is dropped, and a start after
 /// that, after a `docker cp`, or after `docker update` sees the container
 /// as it is then.
+/// `docker run --rm`: the exit is reported first, the housekeeping
+/// (runtime state, container files) finishes after; nothing is left.
+#[test]
+fn a_removed_run_leaves_no_files_and_shares_its_seccomp_program() {
+    let d = daemon();
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status"
+        ]),
+        "Seccomp:\t2\n"
+    );
+    d.docker_ok(&["run", "-d", "--name", "svc", "busybox", "sleep", "300"]);
+    // An exec'd process gets the filter from the shared compiled program.
+    let status = d.docker_ok(&["exec", "svc", "grep", "Seccomp:", "/proc/self/status"]);
+    assert_eq!(status, "Seccomp:\t2\n");
+    let programs = std::fs::read_dir(d.exec_root.join("seccomp"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        programs, 1,
+        "one compiled program for Docker's default profile"
+    );
+    d.docker_ok(&["rm", "-f", "svc"]);
+    let empty = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|r| r.count() == 0)
+            .unwrap_or(true)
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || empty(
+            &d.exec_root.join("trash")
+        ) && empty(
+            &d.data_root.join("trash")
+        ) && empty(
+            &d.exec_root.join("runtime")
+        ) && empty(
+            &d.exec_root.join("containers")
+        ) && empty(
+            &d.data_root.join("containers")
+        )),
+        "files stayed after the containers were removed"
+    );
+}
+
 #[test]
 fn a_start_prepared_ahead_is_claimed_or_dropped() {
     let d = daemon();
@@ -930,15 +979,19 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
         .trim()
         .to_string();
     let merged = d.data_root.join("containers").join(&id).join("rw/merged");
+    let netns = d.exec_root.join("netns").join(&id);
     assert!(
         wait_for(Duration::from_secs(2), || shim_of(&d, &id)
-            && is_mountpoint(&merged)),
+            && is_mountpoint(&merged)
+            && is_mountpoint(&netns)),
         "the start was not prepared"
     );
-    // Unclaimed: the shim exits and the root file system is unmounted.
+    // Unclaimed: the shim exits, the root file system is unmounted and the
+    // network namespace removed.
     assert!(
         wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
-            && !is_mountpoint(&merged)),
+            && !is_mountpoint(&merged)
+            && !netns.exists()),
         "an unclaimed preparation stayed"
     );
     let src = d.dir.path().join("marker");
@@ -974,9 +1027,11 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
         .to_string();
     d.docker_ok(&["rm", &id]);
     let merged = d.data_root.join("containers").join(&id).join("rw/merged");
+    let netns = d.exec_root.join("netns").join(&id);
     assert!(
         wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
-            && !is_mountpoint(&merged)),
+            && !is_mountpoint(&merged)
+            && !netns.exists()),
         "a removed container's preparation stayed"
     );
     d.docker_ok(&["rm", "-f", "ahead"]);

@@ -47,13 +47,29 @@ pub struct ShimConfig {
     pub console_size: Option<(u16, u16)>,
     /// Cgroup path (relative, as in the spec) to read OOM counters from.
     pub cgroups_path: String,
-    /// The init's seccomp filter is the precompiled `seccomp.bpf` in the
-    /// bundle, installed by the shim's executor right before exec; these
-    /// capabilities were lent for that and are dropped just after.
+    /// The container's seccomp filter compiled to BPF (shared by the
+    /// containers with the same profile); exec'd processes get it. Empty:
+    /// no filter.
+    #[serde(default)]
+    pub seccomp_bpf: String,
+    /// The init's seccomp filter is `seccomp_bpf` too, installed by the
+    /// shim's executor right before exec; these capabilities were lent for
+    /// that and are dropped just after.
     #[serde(default)]
     pub init_bpf: bool,
     #[serde(default)]
     pub lent_caps: Vec<String>,
+    /// The container is removed as soon as it exits (AutoRemove): its exit
+    /// record is written without waiting for the disk (it only serves a
+    /// daemon that comes to collect the exit after the shim has gone).
+    #[serde(default)]
+    pub volatile_exit: bool,
+    /// Where the runtime's state directory is moved when the container has
+    /// exited, to be deleted after the exit is reported (same file system
+    /// as `runtime_root`; berthd empties it at start). Empty: deleted in
+    /// place.
+    #[serde(default)]
+    pub trash_dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

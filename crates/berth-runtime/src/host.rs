@@ -1,5 +1,5 @@
 //! Facts about the host that Docker's defaults depend on. Gathered once per
-//! spec so tests can substitute their own.
+//! process (see `build_spec`); tests substitute their own.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -118,7 +118,14 @@ pub enum SpecError {
 /// for this host (cgroup version, architecture, kernel, capabilities held,
 /// `/dev` and CPU thermal entries).
 pub fn build_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
-    spec::build(input, &host::HostInfo::detect())
+    spec::build(input, host())
+}
+
+/// The host's facts, read once: none of them changes under a running
+/// daemon, and reading them (`/proc`, `/sys`) costs every start.
+fn host() -> &'static host::HostInfo {
+    static HOST: std::sync::OnceLock<host::HostInfo> = std::sync::OnceLock::new();
+    HOST.get_or_init(host::HostInfo::detect)
 }
 
 /// Docker's default capability set (`CAP_`-prefixed), in moby's order.
@@ -130,5 +137,5 @@ pub fn default_capabilities() -> Vec<String> {
 /// `--cap-add ALL` and `--privileged` grant): those berth knows that the
 /// kernel supports and this process holds, in kernel bit order.
 pub fn all_capabilities() -> Vec<String> {
-    caps::available_capabilities(&host::HostInfo::detect())
+    caps::available_capabilities(host())
 }

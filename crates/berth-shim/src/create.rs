@@ -3,7 +3,7 @@
 //! Each runs in a forked worker (see `worker.rs`).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -100,17 +100,32 @@ pub fn start(id: &str, root: &str) -> Result<(), String> {
 /// mountinfo read per hierarchy, on the path that reports the exit. Falls
 /// back to libcontainer's delete (in a worker) when a cgroup still holds
 /// processes (shared PID namespace) or anything else is unexpected.
-pub fn cleanup(id: &str, root: &str, cgroups_path: &str) -> Result<(), String> {
+///
+/// With a `trash` directory, the state directory is only renamed there
+/// (its name is free at once); the returned path is for the caller to
+/// delete once the exit is reported.
+pub fn cleanup(
+    id: &str,
+    root: &str,
+    cgroups_path: &str,
+    trash: &str,
+) -> Result<Option<PathBuf>, String> {
     if remove_empty_cgroups(cgroups_path).is_ok() {
         let dir = Path::new(root).join(id);
+        if !trash.is_empty() {
+            let dest = Path::new(trash).join(format!("runtime-{id}-{}", std::process::id()));
+            if std::fs::create_dir_all(trash).is_ok() && std::fs::rename(&dir, &dest).is_ok() {
+                return Ok(Some(dest));
+            }
+        }
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Ok(()) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(_) => {}
         }
     }
     let (id, root) = (id.to_string(), root.to_string());
-    crate::worker::in_child(move || delete(&id, &root))
+    crate::worker::in_child(move || delete(&id, &root)).map(|()| None)
 }
 
 /// Removes `cgroups_path` from every cgroup hierarchy mounted here, if

@@ -155,7 +155,7 @@ fn run(state_dir: &str) {
     let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
     let mut executor = executor::BerthExecutor::default();
     if cfg.init_bpf {
-        match std::fs::read(Path::new(&cfg.bundle).join("seccomp.bpf")) {
+        match std::fs::read(&cfg.seccomp_bpf) {
             Ok(b) => executor.bpf = Some(std::sync::Arc::new(b)),
             Err(e) => fail(&mut ready, format!("reading the seccomp program: {e}")),
         }

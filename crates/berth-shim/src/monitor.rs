@@ -62,6 +62,8 @@ pub struct Shim {
     streams: Cell<usize>,
     streams_done: Notify,
     exited: Notify,
+    /// The runtime state, moved aside at exit, deleted before the shim goes.
+    leftover: RefCell<Option<std::path::PathBuf>>,
 }
 
 /// What `main` hands over after the container was created.
@@ -113,7 +115,11 @@ pub async fn run(c: Created) {
         (None, Some(fd)) => Fd::new(fd).ok(),
         _ => None,
     };
-    let bpf = std::fs::read(std::path::Path::new(&c.cfg.bundle).join("seccomp.bpf")).ok();
+    let bpf = if c.cfg.seccomp_bpf.is_empty() {
+        None
+    } else {
+        std::fs::read(&c.cfg.seccomp_bpf).ok()
+    };
     let mut spec = c.spec;
     if !c.cfg.lent_caps.is_empty() {
         // Exec'd processes get the container's real capabilities, not the
@@ -148,6 +154,7 @@ pub async fn run(c: Created) {
         streams: Cell::new(0),
         streams_done: Notify::new(),
         exited: Notify::new(),
+        leftover: RefCell::new(None),
     });
     if let (Some(m), Some((rows, cols))) = (&master, shim.cfg.console_size) {
         let _ = fdio::resize(m.raw(), rows, cols);
@@ -215,6 +222,15 @@ pub async fn run(c: Created) {
     })
     .await;
     let _ = std::fs::remove_file(&shim.cfg.socket);
+    let leftover = shim.leftover.borrow_mut().take();
+    if let Some(dir) = leftover {
+        // Reported already; what is left is housekeeping, done when a CPU
+        // is free.
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sets our own (single thread's) policy.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A capability set without the lent ones.
@@ -349,18 +365,26 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
         l.flush();
     }
     let oom = oom_killed(&shim.cfg.cgroups_path);
-    if let Err(e) = create::cleanup(&shim.cfg.id, &shim.cfg.runtime_root, &shim.cfg.cgroups_path) {
-        eprintln!("berth-shim: delete: {e}");
+    match create::cleanup(
+        &shim.cfg.id,
+        &shim.cfg.runtime_root,
+        &shim.cfg.cgroups_path,
+        &shim.cfg.trash_dir,
+    ) {
+        Ok(left) => *shim.leftover.borrow_mut() = left,
+        Err(e) => eprintln!("berth-shim: delete: {e}"),
     }
     let status = ExitStatus {
         exit_code: code,
         finished_at: now_rfc3339(),
         oom_killed: oom,
     };
-    // Recorded durably before anyone is told.
+    // Recorded (durably, unless the container is removed on exit anyway)
+    // before anyone is told.
     if let Err(e) = write_atomic(
         &shim.cfg.exit_file,
         &serde_json::to_vec(&status).unwrap_or_default(),
+        !shim.cfg.volatile_exit,
     ) {
         eprintln!("berth-shim: writing {}: {e}", shim.cfg.exit_file);
     }
@@ -374,12 +398,14 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
     shim.exited.notify_one();
 }
 
-fn write_atomic(path: &str, data: &[u8]) -> std::io::Result<()> {
+fn write_atomic(path: &str, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = format!("{path}.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 

@@ -65,7 +65,7 @@ impl Engine {
         let events = Arc::new(EventBus::new());
         let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
         containers::install_init(&config.data_root)?;
-        let containers = containers::Containers::open(&store)?;
+        let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(&store)?;
         let volumes = volumes::Volumes::open(&config.data_root, &store)?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;

@@ -170,6 +170,20 @@ impl Store {
     pub fn delete(&self, table: Table, key: &str) -> Result<()> {
         self.write(|t| t.delete(table, key))
     }
+
+    /// Deletes without waiting for the disk: the deletion is persisted by
+    /// the next durable commit, and lost if the daemon dies first. Only for
+    /// records whose return after a crash is undone at start anyway.
+    pub fn delete_lazily(&self, table: Table, key: &str) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None);
+        {
+            let mut t = tx.open_table(table.def())?;
+            t.remove(key)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 impl Txn<'_> {
@@ -220,6 +234,23 @@ mod tests {
             s.get::<String>(Table::Volumes, "a").unwrap().as_deref(),
             Some("one")
         );
+    }
+
+    #[test]
+    fn a_lazy_delete_is_seen_at_once_and_kept_by_the_next_durable_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.put(Table::Containers, "gone", &"x".to_string()).unwrap();
+        s.delete_lazily(Table::Containers, "gone").unwrap();
+        assert!(s
+            .get::<String>(Table::Containers, "gone")
+            .unwrap()
+            .is_none());
+        s.put(Table::Containers, "kept", &"y".to_string()).unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        let all: Vec<(String, String)> = s.load_all(Table::Containers).unwrap();
+        assert_eq!(all, vec![("kept".to_string(), "y".to_string())]);
     }
 
     #[test]

@@ -241,11 +241,23 @@ fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
 /// A start's configuration-only half (see `Engine::prepare_start`).
 pub(super) struct Prepared {
     pub launched: shim::Launched,
+    /// The container's own network namespace, being created meanwhile.
+    pub netns: Option<netns::Pending>,
     mode: String,
-    private_netns: bool,
     host_net: bool,
     embedded: bool,
     hostname: String,
+}
+
+impl Prepared {
+    /// Lets the shim go without creating anything (see
+    /// `shim::Launched::abandon`), once the namespace is made.
+    pub async fn abandon(self) {
+        if let Some(n) = self.netns {
+            let _ = n.ready().await;
+        }
+        self.launched.abandon().await;
+    }
 }
 
 impl Engine {
@@ -359,6 +371,27 @@ impl Engine {
     /// shim waiting for the word. (Run early for a fresh container, see
     /// `prestart.rs`.)
     pub(super) async fn prepare_start(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
+        let mode = r.host_config.network_mode.as_deref().unwrap_or_default();
+        let private_netns = !(mode == "host" || mode.starts_with("container:"));
+        // The (empty) network namespace is made on a thread of its own
+        // while the rest is prepared; the networks are attached at start.
+        let netns = private_netns.then(|| netns::create_soon(&p.netns));
+        match self.prepare_rest(r, p).await {
+            Ok(mut prep) => {
+                prep.netns = netns;
+                Ok(prep)
+            }
+            Err(e) => {
+                // Made before the caller's clean-up looks for it.
+                if let Some(n) = netns {
+                    let _ = n.ready().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare_rest(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
         let hc = &r.host_config;
         let t0 = std::time::Instant::now();
         let lap = |what: &str| start_lap(&r.id, t0, what);
@@ -375,9 +408,7 @@ impl Engine {
         )?;
 
         lap("rootfs");
-        // Network namespace: only its path for now (see below).
         let mode = hc.network_mode.clone().unwrap_or_default();
-        let private_netns = !(mode == "host" || mode.starts_with("container:"));
         let net = if mode == "host" {
             NetNs::Host
         } else if let Some(other) = mode.strip_prefix("container:") {
@@ -489,30 +520,30 @@ impl Engine {
             seccomp,
             no_new_privileges: nnp,
         };
-        let spec = berth_runtime::build_spec(&input).map_err(|e| match e {
+        let mut spec = berth_runtime::build_spec(&input).map_err(|e| match e {
             berth_runtime::SpecError::Invalid(m) => EngineError::invalid(m),
             other => EngineError::internal(other.to_string()),
         })?;
+        lap("build");
         // The filter, compiled once per profile: loaded as BPF into exec'd
         // processes, and (for Docker's default profile) into the init too,
         // sparing libseccomp's per-container compile (tens of ms).
-        let bpf_path = p.bundle.join("seccomp.bpf");
-        let _ = std::fs::remove_file(&bpf_path);
-        let mut have_bpf = false;
-        if let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            let bpf = self.containers.bpf.get(sc)?;
-            std::fs::create_dir_all(&p.bundle)?;
-            std::fs::write(&bpf_path, bpf.as_slice())?;
-            have_bpf = true;
+        let default_profile = matches!(input.seccomp, SeccompChoice::Default);
+        let mut bpf_file = None;
+        if let Some(l) = spec.linux_mut() {
+            if let Some(sc) = l.seccomp() {
+                bpf_file = Some(self.containers.bpf.file(sc)?);
+                if default_profile {
+                    // The shim installs it; libcontainer must not.
+                    l.set_seccomp(None);
+                }
+            }
         }
+        let have_bpf = bpf_file.is_some();
         let mut spec_json = serde_json::to_value(&spec)?;
         let mut lent_caps = Vec::new();
-        let default_profile = matches!(input.seccomp, SeccompChoice::Default);
         if have_bpf && default_profile {
             lent_caps = lend_caps(&mut spec_json);
-            if let Some(l) = spec_json.get_mut("linux").and_then(|l| l.as_object_mut()) {
-                l.remove("seccomp");
-            }
         }
         swap_masked_eq(&mut spec_json);
         std::fs::create_dir_all(&p.bundle)?;
@@ -562,7 +593,14 @@ impl Engine {
                 .map(|v| (v[0] as u16, v[1] as u16)),
             cgroups_path: cgroups_path(&r.id),
             init_bpf: have_bpf && default_profile,
+            seccomp_bpf: bpf_file
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
             lent_caps,
+            volatile_exit: hc.auto_remove == Some(true),
+            trash_dir: crate::engine::trash::dir(&self.config.exec_root)
+                .display()
+                .to_string(),
         };
         write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
         let launched = shim::launch(
@@ -573,8 +611,8 @@ impl Engine {
         lap("launch");
         Ok(Prepared {
             launched,
+            netns: None,
             mode,
-            private_netns,
             host_net,
             embedded,
             hostname,
@@ -595,15 +633,15 @@ impl Engine {
         let lap = |what: &str| start_lap(&r.id, t0, what);
         let Prepared {
             launched,
+            netns,
             mode,
-            private_netns,
             host_net,
             embedded,
             hostname,
         } = prep;
         let ready = async {
-            if private_netns {
-                netns::create(&p.netns)?;
+            if let Some(n) = netns {
+                n.ready().await?;
             }
             let mut r = r.clone();
             let net_mode = crate::engine::networks::mode_of(&mode);
@@ -730,7 +768,7 @@ impl Engine {
         if auto_remove {
             let _op = c.op.lock().await;
             if self.containers.find(&c.id).is_ok() {
-                if let Err(e) = self.forget_container(c) {
+                if let Err(e) = self.forget(c, false) {
                     tracing::warn!(id = %c.id, error = %e, "auto-remove");
                     let _ = self.persist(c);
                 } else {

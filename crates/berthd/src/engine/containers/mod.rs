@@ -202,7 +202,8 @@ pub struct Containers {
 }
 
 impl Containers {
-    pub fn open(store: &super::store::Store) -> Result<Self> {
+    /// `exec_root` holds the compiled seccomp filters.
+    pub fn open(store: &super::store::Store, exec_root: &std::path::Path) -> Result<Self> {
         let mut idx = Index::default();
         for (id, rec) in store.load_all::<Record>(Table::Containers)? {
             idx.names.insert(rec.name.clone(), id.clone());
@@ -212,7 +213,7 @@ impl Containers {
             index: Arc::new(RwLock::new(idx)),
             shim_bin: shim::ShimBinary::load()?,
             execs: RwLock::new(HashMap::new()),
-            bpf: seccomp::BpfCache::default(),
+            bpf: seccomp::BpfCache::new(exec_root.join("seccomp")),
         })
     }
 
@@ -1053,8 +1054,20 @@ impl Engine {
 
     /// Drops a container from the index and the store, and its files.
     pub fn forget_container(&self, c: &Arc<Container>) -> Result<()> {
+        self.forget(c, true)
+    }
+
+    /// `forget_container`; `durable: false` does not wait for the store's
+    /// disk write (for an AutoRemove container that exited: should the
+    /// deletion be lost in a crash, the record says it runs, and the daemon
+    /// removes it at start when it finds no shim).
+    pub(super) fn forget(&self, c: &Arc<Container>, durable: bool) -> Result<()> {
         let r = c.snapshot();
-        self.store.delete(Table::Containers, &r.id)?;
+        if durable {
+            self.store.delete(Table::Containers, &r.id)?;
+        } else {
+            self.store.delete_lazily(Table::Containers, &r.id)?;
+        }
         {
             let mut idx = self.containers.write();
             idx.by_id.remove(&r.id);
@@ -1065,8 +1078,8 @@ impl Engine {
         if r.host_config.auto_remove == Some(true) {
             self.remove_anonymous_volumes(&r);
         }
-        prestart::drop_now(c);
         let p = self.paths(&r.id);
+        prestart::drop_now(c, &p);
         p.rw.unmount();
         super::networks::netns::remove(&p.netns);
         super::trash::remove(&p.bundle, &super::trash::dir(&self.config.exec_root));

@@ -3,15 +3,16 @@
 //! `docker run` creates a container, then spends milliseconds of its own
 //! (it attaches, asks to wait) before it asks for the start. In that gap
 //! berthd does the part of the start that depends on the configuration
-//! alone: it mounts the root file system, writes the runtime spec and
-//! starts a shim, which loads and then waits for the word (see
-//! `Engine::prepare_start`). The start then only has the network and the
-//! container itself left to do.
+//! alone: it mounts the root file system, creates the empty network
+//! namespace, writes the runtime spec and starts a shim, which loads and
+//! then waits for the word (see `Engine::prepare_start`). The start then
+//! only has the networks and the container itself left to do.
 //!
 //! A preparation is used only by the container's first start, and only if
 //! its configuration is unchanged by then; otherwise it is dropped and the
 //! start prepares afresh. One that no start claims within `UNCLAIMED` is
-//! dropped too: its shim exits, its root file system is unmounted.
+//! dropped too: its shim exits, its root file system is unmounted and its
+//! network namespace removed.
 //! Containers with volumes or namespaces shared with another container are
 //! not prepared ahead (those steps have effects elsewhere or depend on the
 //! other container's state at start), and at most `MAX_AHEAD` preparations
@@ -92,13 +93,29 @@ pub(super) async fn take(c: &Container, r: &Record, p: &Paths) -> Option<Prepare
     if staged.key == key(r) && p.rw.is_mounted() {
         return Some(staged.prep);
     }
-    staged.prep.launched.abandon().await;
+    staged.prep.abandon().await;
     None
 }
 
-/// Drops a preparation at once (the container is being removed).
-pub(super) fn drop_now(c: &Container) {
-    c.staged_slot().take();
+/// Undoes a preparation's host state (after its shim has gone).
+fn undo(p: &Paths) {
+    p.rw.unmount();
+    crate::engine::networks::netns::remove(&p.netns);
+}
+
+/// Drops a preparation at once (the container is being removed): its shim
+/// exits; a network namespace still being made is removed once it is.
+pub(super) fn drop_now(c: &Container, p: &Paths) {
+    let Some(staged) = c.staged_slot().take() else {
+        return;
+    };
+    if let (Some(n), Ok(rt)) = (staged.prep.netns, tokio::runtime::Handle::try_current()) {
+        let path = p.netns.clone();
+        rt.spawn(async move {
+            let _ = n.ready().await;
+            crate::engine::networks::netns::remove(&path);
+        });
+    }
 }
 
 impl Engine {
@@ -134,7 +151,7 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::debug!(id = %c.id, error = %e, "preparing ahead");
-                        p.rw.unmount();
+                        undo(&p);
                         return;
                     }
                 }
@@ -143,9 +160,9 @@ impl Engine {
             let _op = c.op.lock().await;
             let unclaimed = c.staged_slot().take();
             if let Some(s) = unclaimed {
-                s.prep.launched.abandon().await;
+                s.prep.abandon().await;
                 if c.status() == Status::Created {
-                    p.rw.unmount();
+                    undo(&p);
                 }
             }
         });

@@ -4,11 +4,13 @@
 //! rule database is copied per rule). libcontainer compiles it inside each
 //! container's init, which we cannot avoid; for exec'd processes the daemon
 //! compiles each distinct profile once, and the shim loads the ready BPF
-//! program into every exec with one `prctl`.
+//! program into every exec with one `prctl`. (For Docker's default profile
+//! the shim loads it into the init too, see `lifecycle.rs`.)
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use berth_runtime::oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompOperator as O,
@@ -20,8 +22,12 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{EngineError, Result};
 
-#[derive(Default)]
-pub struct BpfCache(Mutex<HashMap<String, Arc<Vec<u8>>>>);
+/// Compiled filters by profile, each in one file under `dir` that every
+/// container with that profile shares (written once, read by its shim).
+pub struct BpfCache {
+    dir: PathBuf,
+    files: Mutex<HashMap<String, PathBuf>>,
+}
 
 fn action(a: A, errno: Option<u32>) -> ScmpAction {
     let e = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
@@ -139,18 +145,36 @@ fn compile(s: &LinuxSeccomp) -> std::result::Result<Vec<u8>, String> {
 }
 
 impl BpfCache {
-    pub fn get(&self, s: &LinuxSeccomp) -> Result<Arc<Vec<u8>>> {
-        let key = hex::encode(Sha256::digest(serde_json::to_vec(s)?));
-        if let Some(b) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(b.clone());
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            files: Mutex::new(HashMap::new()),
         }
-        let bpf = Arc::new(
-            compile(s).map_err(|e| EngineError::internal(format!("compiling seccomp: {e}")))?,
-        );
-        self.0
+    }
+
+    /// The file holding `s` compiled to BPF (compiled on first use).
+    pub fn file(&self, s: &LinuxSeccomp) -> Result<PathBuf> {
+        let key = hex::encode(Sha256::digest(serde_json::to_vec(s)?));
+        if let Some(f) = self
+            .files
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, bpf.clone());
-        Ok(bpf)
+            .get(&key)
+        {
+            return Ok(f.clone());
+        }
+        let bpf =
+            compile(s).map_err(|e| EngineError::internal(format!("compiling seccomp: {e}")))?;
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!("{key}.bpf"));
+        // Atomically: a shim may be reading an earlier daemon's copy.
+        let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &bpf)?;
+        std::fs::rename(&tmp, &path)?;
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, path.clone());
+        Ok(path)
     }
 }

@@ -43,8 +43,8 @@ pub fn resources(l: &Limits) -> Result<()> {
             "Minimum memoryswap limit should be larger than memory limit, see usage",
         ));
     }
-    let cpus = host_cpus();
     if let Some(n) = l.nano_cpus.filter(|n| *n != 0) {
+        let cpus = host_cpus();
         if n < 0 || n > cpus as i64 * 1_000_000_000 {
             return Err(invalid(format!(
                 "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
@@ -54,6 +54,7 @@ pub fn resources(l: &Limits) -> Result<()> {
     if let Some(set) = l.cpuset_cpus.filter(|s| !s.is_empty()) {
         let ids = parse_cpuset(set)
             .ok_or_else(|| invalid(format!("Invalid value {set} for cpuset cpus")))?;
+        let cpus = host_cpus();
         if ids.iter().any(|c| *c >= cpus) {
             return Err(invalid(format!(
                 "Requested CPUs are not available - requested {set}, available: 0-{}",
@@ -79,6 +80,7 @@ pub fn resources(l: &Limits) -> Result<()> {
     Ok(())
 }
 
+/// Asked only when a limit needs it: it reads the cgroup's CPU quota.
 fn host_cpus() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as u32)
