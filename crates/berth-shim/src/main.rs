@@ -154,11 +154,17 @@ fn run(state_dir: &str) {
 
     let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
     let mut executor = executor::BerthExecutor::default();
-    if cfg.init_bpf {
+    // Read once: for the init (default profile) and for every exec.
+    let bpf = if cfg.seccomp_bpf.is_empty() {
+        None
+    } else {
         match std::fs::read(&cfg.seccomp_bpf) {
-            Ok(b) => executor.bpf = Some(std::sync::Arc::new(b)),
+            Ok(b) => Some(std::sync::Arc::new(b)),
             Err(e) => fail(&mut ready, format!("reading the seccomp program: {e}")),
         }
+    };
+    if cfg.init_bpf {
+        executor.bpf = bpf.clone();
         executor.lent = cfg
             .lent_caps
             .iter()
@@ -231,6 +237,7 @@ fn run(state_dir: &str) {
         stderr: stderr_ours,
         master,
         ready,
+        bpf,
     };
     local.block_on(&rt, monitor::run(created));
 }

@@ -45,7 +45,7 @@ pub struct Shim {
     cfg: ShimConfig,
     spec: Spec,
     /// The daemon's precompiled seccomp program for exec'd processes.
-    bpf: Option<Vec<u8>>,
+    bpf: Option<std::sync::Arc<Vec<u8>>>,
     init_pid: i32,
     status: Cell<Status>,
     started_at: RefCell<Option<String>>,
@@ -78,6 +78,8 @@ pub struct Created {
     pub stderr: Option<OwnedFd>,
     pub master: Option<OwnedFd>,
     pub ready: Option<std::fs::File>,
+    /// The container's seccomp program, for exec'd processes.
+    pub bpf: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 fn wait_code(st: libc::c_int) -> i32 {
@@ -115,11 +117,6 @@ pub async fn run(c: Created) {
         (None, Some(fd)) => Fd::new(fd).ok(),
         _ => None,
     };
-    let bpf = if c.cfg.seccomp_bpf.is_empty() {
-        None
-    } else {
-        std::fs::read(&c.cfg.seccomp_bpf).ok()
-    };
     let mut spec = c.spec;
     if !c.cfg.lent_caps.is_empty() {
         // Exec'd processes get the container's real capabilities, not the
@@ -137,7 +134,7 @@ pub async fn run(c: Created) {
     let shim = Rc::new(Shim {
         cfg: c.cfg,
         spec,
-        bpf,
+        bpf: c.bpf,
         init_pid: c.init_pid,
         status: Cell::new(Status::Created),
         started_at: RefCell::new(None),
@@ -671,8 +668,15 @@ async fn run_exec(
     let spec = shim.spec.clone();
     let bpf = shim.bpf.clone();
     let p2 = p.clone();
-    let started =
-        worker::in_child(move || exec::start_exec(init_pid, &spec, bpf.as_deref(), &p2, &stdio));
+    let started = worker::in_child(move || {
+        exec::start_exec(
+            init_pid,
+            &spec,
+            bpf.as_deref().map(Vec::as_slice),
+            &p2,
+            &stdio,
+        )
+    });
     drop(theirs);
     let started = match started {
         Ok(s) => s,

@@ -152,15 +152,12 @@ impl BpfCache {
         }
     }
 
-    /// The file holding `s` compiled to BPF (compiled on first use).
+    /// The file holding `s` compiled to BPF (compiled on first use; the
+    /// lock is held meanwhile, so concurrent first starts compile once).
     pub fn file(&self, s: &LinuxSeccomp) -> Result<PathBuf> {
         let key = hex::encode(Sha256::digest(serde_json::to_vec(s)?));
-        if let Some(f) = self
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&key) {
             return Ok(f.clone());
         }
         let bpf =
@@ -171,10 +168,7 @@ impl BpfCache {
         let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, &bpf)?;
         std::fs::rename(&tmp, &path)?;
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, path.clone());
+        files.insert(key, path.clone());
         Ok(path)
     }
 }

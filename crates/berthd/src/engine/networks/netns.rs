@@ -39,9 +39,11 @@ pub struct Pending(tokio::sync::oneshot::Receiver<Result<()>>);
 impl Pending {
     /// Waits until the namespace exists (or could not be made).
     pub async fn ready(self) -> Result<()> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err(EngineError::internal("netns thread vanished")))
+        self.0.await.unwrap_or_else(|_| {
+            Err(EngineError::internal(
+                "creating the network namespace: its thread ended without an answer",
+            ))
+        })
     }
 }
 
