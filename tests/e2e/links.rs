@@ -613,5 +613,11 @@ fn links_survive_container_and_daemon_restarts() {
         link_line(&d),
         format!("{}\tdb webhost web", ip_of(&d, "web"))
     );
+    // `rm --link` takes the running parent's line away too.
+    d.docker_ok(&["rm", "--link", "/app/db"]);
+    let hosts = d.docker_ok(&["exec", "app", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("\tdb "), "{hosts}");
+    let env = d.docker_ok(&["exec", "app", "env"]);
+    assert!(!env.contains("DB_"), "{env}");
     d.docker_ok(&["rm", "-f", "app", "web", "thief"]);
 }

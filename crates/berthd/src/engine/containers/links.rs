@@ -148,14 +148,10 @@ fn next_contiguous(ports: &[(u32, String)], i: usize) -> usize {
     if i + 1 == ports.len() {
         return i;
     }
-    let mut value = ports[i].0;
-    for (k, p) in ports.iter().enumerate().skip(i + 1) {
-        if p.0 > value + 1 {
-            return k - 1;
-        }
-        value += 1;
-    }
-    ports.len() - 1
+    // The k-th port after `i` may be at most k + 1 above the first.
+    (i + 1..ports.len())
+        .find(|&k| ports[k].0 > ports[i].0 + (k - i) as u32)
+        .map_or(ports.len() - 1, |k| k - 1)
 }
 
 /// The `/etc/hosts` line(s) of one link: the alias, the target's host name
@@ -360,7 +356,7 @@ impl Engine {
             }
             for l in parent.links.iter().filter(|l| l.target == target.id) {
                 let path = self.paths(&parent.id).hosts;
-                if let Err(e) = repoint_hosts(&path, &l.alias, &ip) {
+                if let Err(e) = repoint_hosts(&path, &l.alias, Some(&ip)) {
                     tracing::debug!(parent = %parent.id, error = %e, "updating a link's hosts line");
                 }
             }
@@ -385,7 +381,15 @@ impl Engine {
             EngineError::internal(format!("Cannot get parent {parent} for link name {full}"))
         })?;
         c.lock().links.retain(|l| l.alias != alias);
-        self.persist(&c)
+        self.persist(&c)?;
+        // A running parent's /etc/hosts loses the line (dockerd rebuilds it).
+        let r = c.snapshot();
+        if r.state.status.is_running() && r.endpoints.contains_key("bridge") {
+            if let Err(e) = repoint_hosts(&self.paths(&r.id).hosts, alias, None) {
+                tracing::debug!(id = %r.id, error = %e, "removing a link's hosts line");
+            }
+        }
+        Ok(())
     }
 
     /// After a daemon restart: a link whose target was removed while the
@@ -420,9 +424,9 @@ impl Engine {
     }
 }
 
-/// Rewrites, in place (the file is bind-mounted), the address of the lines
-/// whose first name is `alias`.
-fn repoint_hosts(path: &std::path::Path, alias: &str, ip: &str) -> std::io::Result<()> {
+/// Rewrites, in place (the file is bind-mounted), the IPv4 lines whose
+/// first name is `alias`: to address `ip`, or (without one) away.
+fn repoint_hosts(path: &std::path::Path, alias: &str, ip: Option<&str>) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path)?;
     let mut changed = false;
     let new: String = old
@@ -432,12 +436,17 @@ fn repoint_hosts(path: &std::path::Path, alias: &str, ip: &str) -> std::io::Resu
                 return line.to_string();
             };
             let first = rest.split(|c: char| c.is_whitespace()).next().unwrap_or("");
-            // Only the IPv4 line: an IPv6 address stays as it was.
-            if first == alias && !addr.contains(':') && addr != ip {
-                changed = true;
-                format!("{ip}\t{rest}")
-            } else {
-                line.to_string()
+            match ip {
+                // Only the IPv4 line: an IPv6 address stays as it was.
+                Some(ip) if first == alias && !addr.contains(':') && addr != ip => {
+                    changed = true;
+                    format!("{ip}\t{rest}")
+                }
+                None if first == alias => {
+                    changed = true;
+                    String::new()
+                }
+                _ => line.to_string(),
             }
         })
         .collect();
@@ -520,10 +529,15 @@ mod tests {
             "127.0.0.1\tlocalhost\n172.17.0.2\tdb abc web\n172.17.0.9\tdbx\n",
         )
         .unwrap();
-        repoint_hosts(&p, "db", "172.17.0.5").unwrap();
+        repoint_hosts(&p, "db", Some("172.17.0.5")).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             "127.0.0.1\tlocalhost\n172.17.0.5\tdb abc web\n172.17.0.9\tdbx\n"
+        );
+        repoint_hosts(&p, "db", None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "127.0.0.1\tlocalhost\n172.17.0.9\tdbx\n"
         );
     }
 }
