@@ -67,6 +67,15 @@ W2_ENV_EMPTY=
 HOME=/root
 ";
 
+/// The start of dockerd's /etc/hosts on the default bridge.
+const DOCKERD_HOSTS_BLOCK: &str = "127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+";
+
 fn ip_of(d: &Daemon, c: &str) -> String {
     d.docker_ok(&[
         "inspect",
@@ -156,7 +165,10 @@ fn a_link_on_the_default_bridge_gives_dockerds_variables_and_hosts_lines() {
         .iter()
         .position(|l| *l == format!("{ip}\tdb webhost web"))
         .unwrap_or_else(|| panic!("no link line in\n{hosts}"));
-    assert!(lines[at - 1].starts_with("ff02::2\t"), "{hosts}");
+    assert_eq!(
+        lines[..at],
+        DOCKERD_HOSTS_BLOCK.lines().collect::<Vec<_>>()[..]
+    );
     assert_eq!(
         lines.len(),
         at + 2,
@@ -285,6 +297,26 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
     assert_eq!(st, 200);
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(v["Id"], serde_json::json!(web));
+
+    // Renames show through: the links follow both containers.
+    d.docker_ok(&["rename", "app", "app9"]);
+    d.docker_ok(&["rename", "web", "web9"]);
+    assert_eq!(
+        inspect(&d, "app9")["HostConfig"]["Links"],
+        serde_json::json!(["/web9:/app9/db"])
+    );
+    let names = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &format!("id={web}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(names.trim(), "app9/db,norm/db,web9");
+    d.docker_ok(&["rename", "app9", "app"]);
+    d.docker_ok(&["rename", "web9", "web"]);
 
     // `docker rm --link`: the link goes, the target stays.
     let out = d.docker_ok(&["rm", "--link", "/app/db"]);

@@ -140,7 +140,7 @@ fn hosts_file(
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         String::from(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         )
     };
     for h in r.host_config.extra_hosts.clone().unwrap_or_default() {
