@@ -627,6 +627,18 @@ fn links_survive_container_and_daemon_restarts() {
     assert!(env.lines().any(|l| l == "DB_NAME=/app/db"), "{env}");
     assert!(env.lines().any(|l| l == "DB_ENV_FOO=bar"), "{env}");
 
+    // A link whose target was removed stays until the daemon restarts
+    // (dockerd registers links by name at start, and finds none then).
+    d.docker_ok(&["create", "--name", "s2", "busybox", "sh"]);
+    d.docker_ok(&[
+        "create", "--name", "l2", "--link", "s2:s", "busybox", "true",
+    ]);
+    d.docker_ok(&["rm", "s2"]);
+    assert_eq!(
+        inspect(&d, "l2")["HostConfig"]["Links"],
+        serde_json::json!(["/s2:/l2/s"])
+    );
+
     // So does a restarted daemon.
     d.restart().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -637,6 +649,11 @@ fn links_survive_container_and_daemon_restarts() {
         inspect(&d, "app")["HostConfig"]["Links"],
         serde_json::json!(["/web:/app/db"])
     );
+    assert_eq!(
+        inspect(&d, "l2")["HostConfig"]["Links"],
+        serde_json::Value::Null
+    );
+    d.docker_ok(&["start", "l2"]);
     d.docker_ok(&["stop", "-t", "0", "app"]);
     d.docker_ok(&["start", "app"]);
     let env = d.docker_ok(&["exec", "app", "env"]);
@@ -651,5 +668,5 @@ fn links_survive_container_and_daemon_restarts() {
     assert!(!hosts.contains("\tdb "), "{hosts}");
     let env = d.docker_ok(&["exec", "app", "env"]);
     assert!(!env.contains("DB_"), "{env}");
-    d.docker_ok(&["rm", "-f", "app", "web", "thief"]);
+    d.docker_ok(&["rm", "-f", "app", "web", "thief", "l2"]);
 }
