@@ -274,6 +274,16 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
         .unwrap()
         .links;
     assert_eq!(links, Some(vec!["/web:/norm/db".to_string()]));
+    // A link to a container in another's namespace links to the owner.
+    sleeper(&d, "guest", &["--network", "container:web"]);
+    d.docker_ok(&[
+        "create", "--name", "viaguest", "--link", "guest:g", "busybox", "sh",
+    ]);
+    assert_eq!(
+        inspect(&d, "viaguest")["HostConfig"]["Links"],
+        serde_json::json!(["/web:/viaguest/g"])
+    );
+    d.docker_ok(&["rm", "-f", "viaguest", "guest"]);
     // No links: null.
     d.docker_ok(&["create", "--name", "plain", "busybox", "sh"]);
     assert_eq!(
