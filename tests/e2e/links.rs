@@ -340,6 +340,13 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
             .trim(),
         "true"
     );
+    // berth's CLI too.
+    let o = d.berth(&["rm", "--link", "/norm/db"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        inspect(&d, "norm")["HostConfig"]["Links"],
+        serde_json::Value::Null
+    );
     // dockerd's answers for a container's own name and a missing link.
     assert_eq!(
         raw_err(&d, "DELETE", "/containers/web?link=1", None),
