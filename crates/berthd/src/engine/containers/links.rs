@@ -347,6 +347,10 @@ impl Engine {
             return;
         };
         for c in self.containers.all() {
+            // Cheap for the (usual) containers that link to nothing.
+            if !c.lock().links.iter().any(|l| l.target == target.id) {
+                continue;
+            }
             let parent = c.snapshot();
             if parent.id == target.id
                 || !parent.state.status.is_running()
