@@ -93,6 +93,10 @@ pub async fn pause(ctx: &Ctx, _req: Req, id: &str, on: bool) -> ApiResult {
 }
 
 pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    if req.query.bool("link") {
+        ctx.engine.remove_link(id)?;
+        return no_content();
+    }
     ctx.engine
         .remove_container(id, req.query.bool("force"), req.query.bool("v"))
         .await?;

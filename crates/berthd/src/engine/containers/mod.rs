@@ -8,6 +8,7 @@ pub mod commit;
 pub mod exec;
 pub mod health;
 pub mod lifecycle;
+pub mod links;
 pub mod logs;
 pub mod names;
 mod prestart;
@@ -108,6 +109,8 @@ pub struct Record {
     pub health: Option<berth_api::models::Health>,
     /// The mount plan: volumes, binds and tmpfs mounts (moby's `MountPoints`).
     pub mounts: Vec<super::volumes::mounts::MountRec>,
+    /// Registered legacy links (see `links.rs`).
+    pub links: Vec<links::Link>,
 }
 
 /// What waiters watch.
@@ -241,6 +244,24 @@ impl Containers {
                 return Ok(c.clone());
             }
         }
+        // A link name, `parent/alias`, names the link's target.
+        if let Some((parent, alias)) = name.rsplit_once('/') {
+            let target = idx
+                .names
+                .get(parent)
+                .and_then(|id| idx.by_id.get(id))
+                .and_then(|p| {
+                    p.lock()
+                        .links
+                        .iter()
+                        .find(|l| l.alias == alias)
+                        .map(|l| l.target.clone())
+                })
+                .and_then(|t| idx.by_id.get(&t));
+            if let Some(c) = target {
+                return Ok(c.clone());
+            }
+        }
         if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut hits = idx.by_id.iter().filter(|(id, _)| id.starts_with(key));
             if let Some((_, c)) = hits.next() {
@@ -269,6 +290,35 @@ impl Containers {
             })
             .collect()
     }
+}
+
+/// dockerd's process environment: `PATH`, `HOSTNAME`, `TERM` (with a
+/// TTY) and the links' variables, then each of `layers` in turn, an entry
+/// replacing one of the same name in place or else coming last.
+pub fn daemon_env(
+    hostname: &str,
+    tty: bool,
+    linked: Vec<String>,
+    layers: &[&[String]],
+) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(linked);
+    let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
+    for layer in layers {
+        for e in layer.iter() {
+            match env.iter().position(|d| key(d) == key(e)) {
+                Some(i) => env[i] = e.clone(),
+                None => env.push(e.clone()),
+            }
+        }
+    }
+    env
 }
 
 pub fn now() -> String {
@@ -519,7 +569,9 @@ impl Engine {
         if argv.is_empty() {
             return Err(EngineError::invalid("no command specified"));
         }
+        links::check_mode(&host_config)?;
         self.validate_host_config(&mut host_config, &config)?;
+        let links = self.register_links(&host_config)?;
         let endpoints = self.initial_endpoints(
             host_config.network_mode.as_deref().unwrap_or("default"),
             &body
@@ -557,6 +609,7 @@ impl Engine {
             manually_stopped: false,
             health: None,
             mounts: vec![],
+            links,
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -797,7 +850,11 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: if execs.is_empty() { None } else { Some(execs) },
-            host_config: Some(r.host_config.clone()),
+            host_config: Some(HostConfig {
+                // The registered links, in dockerd's form, not the request's.
+                links: self.inspect_links(&r),
+                ..r.host_config.clone()
+            }),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
                 data: gd,
@@ -911,6 +968,7 @@ impl Engine {
             .get("ancestor")
             .filter_map(|a| self.images.resolve(a).ok().map(|i| i.id.clone()))
             .collect();
+        let link_names = self.link_names(&recs);
         let mut out = Vec::new();
         for r in recs {
             let status_filtered = filters.contains("status");
@@ -965,7 +1023,13 @@ impl Engine {
                     continue;
                 }
             }
-            out.push(self.summary(&r, size));
+            let mut s = self.summary(&r, size);
+            if let (Some(names), Some(more)) = (s.names.as_mut(), link_names.get(&r.id)) {
+                // dockerd lists a container's link names too, all sorted.
+                names.extend(more.iter().cloned());
+                names.sort();
+            }
+            out.push(s);
         }
         if let Some(l) = limit.filter(|l| *l > 0) {
             out.truncate(l as usize);

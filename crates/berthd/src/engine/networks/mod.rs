@@ -934,6 +934,10 @@ impl Engine {
         ifname: &str,
         default_route: bool,
     ) -> Result<()> {
+        // As dockerd, an endpoint's links are parsed when it joins.
+        for l in ep.links.iter().flatten() {
+            berth_api::links::parse(l).map_err(|e| EngineError::internal(e.to_string()))?;
+        }
         let want = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.clone());
         let ip = self.allocate(n, cid, want.as_deref())?;
         let subnet = n
@@ -1152,6 +1156,8 @@ impl Engine {
 
     /// Names visible to container `asker`: containers, their short IDs and
     /// aliases on the user-defined networks it shares, also as `name.network`.
+    /// Its own legacy links (`EndpointSettings.Links`) come first: an alias
+    /// names the link's target on that network, for this container only.
     fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
         let me = self.containers.find(asker).ok()?.snapshot();
         let my_nets: Vec<String> = me
@@ -1163,13 +1169,36 @@ impl Engine {
             })
             .map(|(n, _)| n.clone())
             .collect();
+        for net in &my_nets {
+            let links = me.endpoints.get(net).and_then(|e| e.links.clone());
+            for link in links.iter().flatten() {
+                let Ok((target, alias)) = berth_api::links::parse(link) else {
+                    continue;
+                };
+                let alias = alias.to_ascii_lowercase();
+                if alias == name || format!("{alias}.{}", net.to_ascii_lowercase()) == name {
+                    let found =
+                        self.names_on(std::slice::from_ref(net), &target.to_ascii_lowercase());
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+            }
+        }
+        self.names_on(&my_nets, name)
+    }
+
+    /// The addresses of the running containers that answer to `name` (or
+    /// `name.network`) on one of `nets`.
+    fn names_on(&self, nets: &[String], name: &str) -> Option<Vec<std::net::IpAddr>> {
+        let my_nets = nets;
         let mut ips = Vec::new();
         for c in self.containers.all() {
             let r = c.snapshot();
             if !r.state.status.is_running() {
                 continue;
             }
-            for net in &my_nets {
+            for net in my_nets {
                 let Some(ep) = r.endpoints.get(net) else {
                     continue;
                 };
@@ -1327,6 +1356,7 @@ impl Engine {
         validate_endpoint(&n, &given)?;
         let mut ep = EndpointSettings {
             ipam_config: given.ipam_config.clone(),
+            links: given.links.clone().filter(|l| !l.is_empty()),
             aliases: given.aliases.clone().filter(|a| !a.is_empty()),
             mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
             network_id: Some(n.id.clone()),
