@@ -24,16 +24,38 @@ struct Created {
     warnings: Vec<String>,
 }
 
-pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
-    let raw: serde_json::Value = req.json().await?;
-    if let Some(name) = raw
-        .pointer("/HostConfig/RestartPolicy/Name")
-        .and_then(|v| v.as_str())
-    {
+/// Values the typed body cannot hold, refused with dockerd's messages
+/// (rather than a decoding error).
+fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
+    let get = |p: &str| raw.pointer(p).and_then(|v| v.as_str());
+    if let Some(name) = get("/HostConfig/RestartPolicy/Name") {
         if !["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
-            return Err(ApiError::bad_request(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")));
+            return Err(ApiError::bad_request(format!(
+                "invalid restart policy '{name}'"
+            )));
         }
     }
+    if let Some(m) = get("/HostConfig/Isolation") {
+        if !["", "default"].contains(&m) {
+            // dockerd answers this one with a 500.
+            return Err(ApiError::internal(format!(
+                "Invalid isolation: {m:?} - linux only supports 'default'"
+            )));
+        }
+    }
+    if let Some(m) = get("/HostConfig/CgroupnsMode") {
+        if !["", "private", "host"].contains(&m) {
+            return Err(ApiError::bad_request(format!(
+                "invalid cgroup namespace mode: {m}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
+    let raw: serde_json::Value = req.json().await?;
+    check_enums(&raw)?;
     let body: ContainerCreateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let opts = CreateOptions {
