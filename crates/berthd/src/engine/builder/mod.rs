@@ -106,6 +106,9 @@ pub struct BuildOptions {
     pub rm: bool,
     pub force_rm: bool,
     pub network_mode: String,
+    /// `extrahosts` (`name:ip`) and `shmsize` for RUN containers.
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<i64>,
     /// `None` values: given without a value and not set in the client's
     /// environment (the default applies).
     pub build_args: BTreeMap<String, Option<String>>,
@@ -443,20 +446,28 @@ impl Engine {
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
         tx: mpsc::Sender<JsonMessage>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
     ) {
         let out = Out {
             tx,
             quiet: opts.quiet,
         };
-        match self.build_inner(body, &opts, &out).await {
+        let mut ready = Some(ready);
+        match self.build_inner(body, &opts, &out, &mut ready).await {
             Ok(()) => {}
             Err(Fail::Gone) => tracing::info!("build: the client went away"),
             Err(Fail::Run(m, code)) => {
                 let _ = out.send(JsonMessage::error(m, Some(code))).await;
             }
-            Err(Fail::Engine(e)) => {
-                let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
-            }
+            Err(Fail::Engine(e)) => match ready.take() {
+                // Not started yet: the request itself fails.
+                Some(r) => {
+                    let _ = r.send(Err(e));
+                }
+                None => {
+                    let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
+                }
+            },
         }
     }
 
@@ -465,6 +476,7 @@ impl Engine {
         body: Box<dyn std::io::Read + Send>,
         opts: &BuildOptions,
         out: &Out,
+        ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
     ) -> Step {
         if !opts.remote.is_empty() {
             return Err(invalid(format!(
@@ -499,6 +511,13 @@ impl Engine {
                 opts.dockerfile.as_str()
             };
             return Err(invalid(format!("the Dockerfile ({name}) cannot be empty")));
+        }
+        // The context is in and the Dockerfile parses: the response (a
+        // stream) starts; errors before this are the request's own.
+        if let Some(r) = ready.take() {
+            if r.send(Ok(())).is_err() {
+                return Err(Fail::Gone);
+            }
         }
         for w in &df.warnings {
             out.say(format!("{w}\n")).await?;
@@ -1168,6 +1187,8 @@ impl Run<'_> {
                     "" => "default".into(),
                     m => m.to_string(),
                 }),
+                extra_hosts: Some(self.opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
+                shm_size: self.opts.shm_size,
                 ..Default::default()
             }),
             ..Default::default()
@@ -1259,6 +1280,7 @@ impl Run<'_> {
         engine.start_container(id).await?;
         let mut ours = ours;
         let mut pending: Vec<u8> = Vec::new();
+        let mut in_err = false;
         let mut header = [0u8; 8];
         let pump = async {
             loop {
@@ -1270,6 +1292,14 @@ impl Run<'_> {
                 if ours.read_exact(&mut buf).await.is_err() {
                     break;
                 }
+                let is_err = header[0] == 2;
+                if is_err != in_err && !pending.is_empty() {
+                    // A stream switch: flush what is left of the other one.
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    pending.clear();
+                    self.out.say(colour(in_err, text)).await?;
+                }
+                in_err = is_err;
                 pending.extend_from_slice(&buf);
                 let valid = match std::str::from_utf8(&pending) {
                     Ok(_) => pending.len(),
@@ -1279,12 +1309,15 @@ impl Run<'_> {
                 if valid > 0 {
                     let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
                     pending.drain(..valid);
-                    self.out.say(text).await?;
+                    self.out.say(colour(in_err, text)).await?;
                 }
             }
             if !pending.is_empty() {
                 self.out
-                    .say(String::from_utf8_lossy(&pending).into_owned())
+                    .say(colour(
+                        in_err,
+                        String::from_utf8_lossy(&pending).into_owned(),
+                    ))
                     .await?;
             }
             Ok::<(), Fail>(())
@@ -1461,6 +1494,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .await
         .map_err(|e| Fail::Engine(EngineError::internal(format!("build worker: {e}"))))?
         .map_err(Fail::Engine)
+}
+
+/// A RUN's stderr, shown in red as dockerd's classic builder does.
+fn colour(stderr: bool, text: String) -> String {
+    if stderr {
+        format!("\x1b[91m{text}\x1b[0m")
+    } else {
+        text
+    }
 }
 
 struct DirGuard(PathBuf);
