@@ -1057,3 +1057,60 @@ fn list_filters_as_dockerd() {
     d.docker_ok(&["rmi", "chk/derived:1"]);
     let _ = Path::new("/");
 }
+
+#[test]
+fn build_cache_from_uses_a_loaded_image_as_dockerd() {
+    let d = daemon();
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo hi > /hi\nENV X=1\nRUN echo two > /two\n",
+    )
+    .unwrap();
+    let ctx = dir.path().display().to_string();
+    let cli_build = |extra: &[&str], tag: &str| -> String {
+        let o = d
+            .docker_cmd()
+            .env("DOCKER_BUILDKIT", "0")
+            .arg("build")
+            .args(extra)
+            .args(["-t", tag, &ctx])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    cli_build(&["-q"], "cf:1");
+    let id1 = d
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "cf:1"])
+        .trim()
+        .to_string();
+    // As if pulled: no parent links, no local cache.
+    let saved = dir.path().join("cf.tar");
+    d.docker_ok(&["save", "-o", saved.to_str().unwrap(), "cf:1"]);
+    d.docker_ok(&["rmi", "cf:1"]);
+    d.docker_ok(&["builder", "prune", "-af"]);
+    d.docker_ok(&["load", "-i", saved.to_str().unwrap()]);
+    let out = cli_build(&[], "cf:2");
+    assert!(!out.contains("Using cache"), "{out}");
+    assert_ne!(
+        d.docker_ok(&["inspect", "-f", "{{.Id}}", "cf:2"]).trim(),
+        id1
+    );
+    // With --cache-from, every step comes from cf:1 (the local cache of
+    // cf:2, not on cf:1's line, does not count) and the result is cf:1.
+    let out = cli_build(&["--cache-from", "cf:1"], "cf:3");
+    assert_eq!(out.matches("Using cache").count(), 3, "{out}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.Id}}", "cf:3"]).trim(),
+        id1
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "cf:3", "cat", "/hi", "/two"]),
+        "hi\ntwo\n"
+    );
+    // The step images it made are intermediate: no dangling images show.
+    let listed = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!listed.contains("<none>"), "{listed}");
+    d.docker_ok(&["rmi", "cf:1", "cf:2", "cf:3"]);
+}

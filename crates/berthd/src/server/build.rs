@@ -81,6 +81,7 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
             .map(String::from)
             .collect(),
         shm_size: q.int("shmsize")?.filter(|s| *s != 0),
+        cache_from: json_param::<Vec<String>>(&req, "cachefrom")?,
         build_args: json_param::<BTreeMap<String, Option<String>>>(&req, "buildargs")?,
         labels: json_param::<BTreeMap<String, String>>(&req, "labels")?,
         target: q.get("target").unwrap_or("").to_string(),

@@ -11,6 +11,7 @@
 //! Each step is recorded in the build cache (see `cache.rs`).
 
 pub mod cache;
+mod cache_from;
 pub mod context;
 mod copy;
 pub mod dockerfile;
@@ -109,6 +110,8 @@ pub struct BuildOptions {
     /// `extrahosts` (`name:ip`) and `shmsize` for RUN containers.
     pub extra_hosts: Vec<String>,
     pub shm_size: Option<i64>,
+    /// `cachefrom`: images that may stand for steps (see `cache_from.rs`).
+    pub cache_from: Vec<String>,
     /// `None` values: given without a value and not set in the client's
     /// environment (the default applies).
     pub build_args: BTreeMap<String, Option<String>>,
@@ -829,17 +832,28 @@ impl Run<'_> {
     }
 
     /// Looks a step up in the cache; on a hit moves the state to it.
-    async fn try_cache(&self, st: &mut State, key: &str) -> Step<bool> {
+    async fn try_cache(&self, st: &mut State, key: &str, created_by: &str) -> Step<bool> {
         if self.opts.no_cache {
             return Ok(false);
         }
-        let Some(e) = self.engine.builder.cache.get(key) else {
-            return Ok(false);
-        };
-        let Some(img) = self.engine.images.get(&e.image) else {
-            // Its image was removed (rmi, image prune): a stale entry.
-            let _ = self.engine.builder.cache.remove(&[key.to_string()]);
-            return Ok(false);
+        let local = self.engine.builder.cache.get(key).and_then(|e| {
+            let img = self.engine.images.get(&e.image);
+            if img.is_none() {
+                // Its image was removed (rmi, image prune): a stale entry.
+                let _ = self.engine.builder.cache.remove(&[key.to_string()]);
+            }
+            img
+        });
+        // With `cachefrom`, a local hit counts only on a source's own line
+        // (as dockerd's).
+        let local =
+            local.filter(|img| self.opts.cache_from.is_empty() || self.is_source_ancestor(&img.id));
+        let img = match local {
+            Some(img) => img,
+            None => match self.from_sources(st, key, created_by).await? {
+                Some(img) => img,
+                None => return Ok(false),
+            },
         };
         let args = std::mem::take(&mut st.args);
         let cmd_set = st.cmd_set;
@@ -850,6 +864,71 @@ impl Run<'_> {
         self.out.say(" ---> Using cache\n").await?;
         self.out.say(format!(" ---> {}\n", short(&img.id))).await?;
         Ok(true)
+    }
+
+    /// Whether `id` is a `cachefrom` image or one of their parents.
+    fn is_source_ancestor(&self, id: &str) -> bool {
+        self.opts.cache_from.iter().any(|r| {
+            let mut cur = self.engine.images.resolve(r).ok().map(|i| i.id.clone());
+            // Parent chains are short; the bound guards against a cycle.
+            for _ in 0..1000 {
+                match cur {
+                    Some(c) if c == id => return true,
+                    Some(c) => cur = self.engine.images.get(&c).and_then(|i| i.parent.clone()),
+                    None => return false,
+                }
+            }
+            false
+        })
+    }
+
+    /// A `cachefrom` image for this step, kept in the local cache too.
+    async fn from_sources(
+        &self,
+        st: &State,
+        key: &str,
+        created_by: &str,
+    ) -> Step<Option<Arc<super::images::Image>>> {
+        if self.opts.cache_from.is_empty() {
+            return Ok(None);
+        }
+        let sources: Vec<String> = self
+            .opts
+            .cache_from
+            .iter()
+            .filter_map(|r| self.engine.images.resolve(r).ok().map(|i| i.id.clone()))
+            .collect();
+        let parent_id = Some(st.image_id.as_str()).filter(|p| !p.is_empty());
+        let parent = parent_id.map(|_| &st.spec);
+        let config = serde_json::to_value(&st.config)?;
+        let Some(id) = cache_from::lookup(
+            &self.engine.images,
+            &sources,
+            parent_id,
+            parent,
+            created_by,
+            &config,
+        )?
+        else {
+            return Ok(None);
+        };
+        let Some(img) = self.engine.images.get(&id) else {
+            return Ok(None);
+        };
+        let t = now();
+        self.engine.builder.cache.put(
+            key,
+            cache::Entry {
+                image: img.id.clone(),
+                parent: st.image_id.clone(),
+                description: created_by.to_string(),
+                size: 0,
+                created: t.clone(),
+                last_used: t,
+                usage: 0,
+            },
+        )?;
+        Ok(Some(img))
     }
 
     /// Makes the step's image from the state's config (and a layer).
@@ -917,7 +996,7 @@ impl Run<'_> {
     async fn meta_step(&self, st: &mut State, desc: &str) -> Step {
         let created_by = format!("/bin/sh -c #(nop)  {desc}");
         let key = step_key(st, &created_by, "")?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         self.commit(st, &created_by, &key, None).await?;
@@ -1094,7 +1173,7 @@ impl Run<'_> {
         st.config.working_dir = Some(path.clone());
         let created_by = format!("/bin/sh -c #(nop) WORKDIR {path}");
         let key = step_key(st, &created_by, "")?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         // The directory is created (root-owned) when missing: a layer.
@@ -1160,7 +1239,7 @@ impl Run<'_> {
             &format!("RUN {}", serde_json::to_string(&argv)?),
             &shown_args.join("\n"),
         )?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         if st.image_id.is_empty() {
@@ -1440,7 +1519,7 @@ impl Run<'_> {
         }
         let extra = format!("{chown:?}\n{chmod:?}\n{}", downloads.join(" "));
         let key = step_key(st, &created_by, &extra)?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             // Unmounts the --from root off the async threads.
             let _ = tokio::task::spawn_blocking(move || drop(plan)).await;
             return Ok(());
