@@ -850,7 +850,7 @@ impl Run<'_> {
             local.filter(|img| self.opts.cache_from.is_empty() || self.is_source_ancestor(&img.id));
         let img = match local {
             Some(img) => img,
-            None => match self.from_sources(st, key, created_by).await? {
+            None => match self.cache_source_hit(st, key, created_by).await? {
                 Some(img) => img,
                 None => return Ok(false),
             },
@@ -883,7 +883,7 @@ impl Run<'_> {
     }
 
     /// A `cachefrom` image for this step, kept in the local cache too.
-    async fn from_sources(
+    async fn cache_source_hit(
         &self,
         st: &State,
         key: &str,
