@@ -236,10 +236,56 @@ fn create_refuses_what_dockerd_refuses_with_its_messages() {
             400,
             "Invalid network mode: invalid container format container:<name|id>",
         ),
+        (
+            serde_json::json!({"Image": "busybox", "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "nope"}}}}}),
+            400,
+            "invalid IPv4 address: nope",
+        ),
+        (
+            serde_json::json!({"Image": "busybox", "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv6Address": "nope"}}}}}),
+            400,
+            "invalid IPv6 address: nope",
+        ),
+        (
+            serde_json::json!({"Image": "busybox", "Cmd": ["true"], "Env": ["=x"]}),
+            400,
+            "invalid environment variable: =x",
+        ),
+        (
+            with_hc(serde_json::json!({"Memory": 10_000_000, "MemoryReservation": 20_000_000})),
+            400,
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+        (
+            with_hc(serde_json::json!({"PidMode": "container:nope"})),
+            400,
+            "No such container: nope",
+        ),
+        (
+            with_hc(serde_json::json!({"IpcMode": "container:nope"})),
+            400,
+            "No such container: nope",
+        ),
+        (
+            serde_json::json!({"Image": "busybox"}),
+            400,
+            "No command specified",
+        ),
     ];
     for (body, code, msg) in bad {
         assert_eq!(create(&d, body.clone()), (code, msg.to_string()), "{body}");
     }
+    // Before API 1.44 a create takes one endpoint (dockerd lists them in
+    // map order; berth in name order).
+    let (code, msg) = create(
+        &d,
+        serde_json::json!({"Image": "busybox", "Cmd": ["true"], "NetworkingConfig": {"EndpointsConfig": {"bridge": {}, "none": {}}}}),
+    );
+    assert_eq!(code, 400);
+    assert_eq!(
+        msg,
+        "Container cannot be connected to network endpoints: bridge, none"
+    );
     // Nothing was half-made.
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
 

@@ -56,6 +56,20 @@ fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let raw: serde_json::Value = req.json().await?;
     check_enums(&raw)?;
+    if !req.version.at_least(1, 44) {
+        // One endpoint at create before API 1.44 (more come with connect).
+        if let Some(eps) = raw
+            .pointer("/NetworkingConfig/EndpointsConfig")
+            .and_then(|v| v.as_object())
+            .filter(|m| m.len() > 1)
+        {
+            let names: Vec<&str> = eps.keys().map(String::as_str).collect();
+            return Err(ApiError::bad_request(format!(
+                "Container cannot be connected to network endpoints: {}",
+                names.join(", ")
+            )));
+        }
+    }
     let body: ContainerCreateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let opts = CreateOptions {

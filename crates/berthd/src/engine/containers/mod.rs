@@ -517,9 +517,10 @@ impl Engine {
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
-            return Err(EngineError::invalid("no command specified"));
+            return Err(EngineError::invalid("No command specified"));
         }
         validate::network_mode(&body, &host_config)?;
+        validate::env(body.env.as_deref())?;
         self.validate_host_config(&mut host_config, &config)?;
         let endpoints = self.initial_endpoints(
             host_config.network_mode.as_deref().unwrap_or("default"),
@@ -695,6 +696,14 @@ impl Engine {
             });
         }
         validate::restart_policy(hc)?;
+        // Namespaces joined from another container: it must exist now.
+        for mode in [hc.pid_mode.as_deref(), hc.ipc_mode.as_deref()] {
+            if let Some(other) = mode.and_then(|m| m.strip_prefix("container:")) {
+                self.containers
+                    .find(other)
+                    .map_err(|_| EngineError::invalid(format!("No such container: {other}")))?;
+            }
+        }
         validate::create_settings(hc, cfg.working_dir.as_deref())?;
         match hc.runtime.as_deref().unwrap_or("") {
             "" => hc.runtime = Some(validate::DEFAULT_RUNTIME.into()),

@@ -39,6 +39,11 @@ pub fn resources(l: &Limits) -> Result<()> {
     if reservation != 0 && reservation < MIN_MEMORY {
         return Err(invalid("Minimum memory reservation allowed is 6MB"));
     }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return Err(invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
+    }
     let swap = l.memory_swap.unwrap_or(0);
     if swap > 0 && memory > 0 && swap < memory {
         return Err(invalid(
@@ -302,6 +307,16 @@ pub fn create_settings(hc: &HostConfig, working_dir: Option<&str>) -> Result<()>
             return Err(invalid(format!(
                 "invalid {field}: unknown capability: {bad:?}"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The request's `Env`: every entry needs a name.
+pub fn env(env: Option<&[String]>) -> Result<()> {
+    for e in env.unwrap_or(&[]) {
+        if e.split('=').next().unwrap_or("").is_empty() {
+            return Err(invalid(format!("invalid environment variable: {e}")));
         }
     }
     Ok(())

@@ -1456,6 +1456,17 @@ fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
 }
 
 fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
+    // Addresses are checked for form first (as dockerd).
+    if let Some(c) = &ep.ipam_config {
+        if let Some(a) = c.ipv4_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {a}")))?;
+        }
+        if let Some(a) = c.ipv6_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {a}")))?;
+        }
+    }
     let wants_ip = ep.ipam_config.as_ref().is_some_and(|c| {
         c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
             || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
