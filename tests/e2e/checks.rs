@@ -645,7 +645,17 @@ fn build_args_nocache_rm_forcerm_and_run_containers_in_the_list() {
     assert_eq!(l5.last().unwrap()["errorDetail"]["code"], 1, "{l5:?}");
     assert_eq!(d.docker_ok(&["ps", "-aq"]).split_whitespace().count(), 1);
     rm_all(&d);
-    let (_, _, _) = build(&d, "forcerm=1", &bad);
+    // forcerm removes it; quiet mode shows what it held back on failure.
+    let bad = tar_of(&[("Dockerfile", "FROM busybox\nRUN echo visible; exit 3\n")]);
+    let (_, l6, _) = build(&d, "forcerm=1&q=1", &bad);
+    let text = stream_text(&l6);
+    assert!(text.starts_with("Step 1/2 : FROM busybox\n"), "{text}");
+    assert!(text.contains("visible\n"), "{text}");
+    assert!(text.contains("Removing intermediate container"), "{text}");
+    assert_eq!(
+        l6.last().unwrap()["error"],
+        "The command '/bin/sh -c echo visible; exit 3' returned a non-zero code: 3"
+    );
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "");
     // q: only the ID.
     let (_, lq, _) = build(&d, "q=1", &ctx);

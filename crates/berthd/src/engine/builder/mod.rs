@@ -159,6 +159,8 @@ fn invalid(m: impl Into<String>) -> Fail {
 struct Out {
     tx: mpsc::Sender<JsonMessage>,
     quiet: bool,
+    /// Quiet mode's progress, shown only if the build fails (as dockerd).
+    held: std::sync::Mutex<Vec<String>>,
 }
 
 impl Out {
@@ -166,12 +168,26 @@ impl Out {
         self.tx.send(m).await.map_err(|_| Fail::Gone)
     }
 
-    /// A progress line (dropped in quiet mode).
+    /// A progress line (held back in quiet mode).
     async fn say(&self, s: impl Into<String>) -> Step {
         if self.quiet {
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(s.into());
             return Ok(());
         }
         self.send(JsonMessage::stream(s)).await
+    }
+
+    /// Before a failure's error: what quiet mode held back.
+    async fn release(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        for s in held {
+            if self.send(JsonMessage::stream(s)).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -454,12 +470,14 @@ impl Engine {
         let out = Out {
             tx,
             quiet: opts.quiet,
+            held: Default::default(),
         };
         let mut ready = Some(ready);
         match self.build_inner(body, &opts, &out, &mut ready).await {
             Ok(()) => {}
             Err(Fail::Gone) => tracing::info!("build: the client went away"),
             Err(Fail::Run(m, code)) => {
+                out.release().await;
                 let _ = out.send(JsonMessage::error(m, Some(code))).await;
             }
             Err(Fail::Engine(e)) => match ready.take() {
@@ -468,6 +486,7 @@ impl Engine {
                     let _ = r.send(Err(e));
                 }
                 None => {
+                    out.release().await;
                     let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
                 }
             },
@@ -1295,6 +1314,9 @@ impl Run<'_> {
             guard.remove = false;
             if self.opts.force_rm {
                 let _ = engine.remove_container(&id, true, true).await;
+                self.out
+                    .say(format!("Removing intermediate container {}\n", short(&id)))
+                    .await?;
             }
             return Err(Fail::Run(
                 format!(
