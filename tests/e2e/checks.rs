@@ -1056,6 +1056,23 @@ fn list_filters_as_dockerd() {
         names(&["c-exit3"])
     );
 
+    // The columns dockerd fills: quoted arguments, networks, and ports
+    // only while the container has its network.
+    let rows = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}|{{.Command}}|{{.Networks}}|{{.Ports}}",
+    ]);
+    for want in [
+        "c-exit3|\"sh -c 'exit 3'\"|bridge|".to_string(),
+        "c-created|\"true\"|bridge|".to_string(),
+        format!("c-run|\"sleep 300\"|chknet|127.0.0.1:{run_port}->80/tcp"),
+        "c-paused|\"sleep 300\"|bridge|7000-7002/udp".to_string(),
+    ] {
+        assert!(rows.lines().any(|l| l == want), "{want} not in\n{rows}");
+    }
+
     // Bad filters: dockerd's status and words.
     let errors = [
         (r#"{"bogus":{"1":true}}"#, 400, "invalid filter 'bogus'"),

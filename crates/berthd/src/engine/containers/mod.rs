@@ -874,10 +874,15 @@ impl Engine {
     }
 
     pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {
+        // dockerd quotes arguments holding a space: `sh -c 'exit 3'`.
         let mut command = r.path.clone();
         for a in &r.args {
             command.push(' ');
-            command.push_str(a);
+            if a.contains(' ') {
+                command.push_str(&format!("'{a}'"));
+            } else {
+                command.push_str(a);
+            }
         }
         let created = parse_time(&r.created).map(|t| t.timestamp()).unwrap_or(0);
         let (size_rw, size_root) = if size {
@@ -913,7 +918,7 @@ impl Engine {
                 annotations: None,
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
-                networks: Some(HashMap::new()),
+                networks: Some(r.endpoints.clone().into_iter().collect()),
             }),
             mounts: Some(super::volumes::mounts::mount_points(r)),
             ..Default::default()
@@ -1069,11 +1074,12 @@ fn summary_ports(r: &Record) -> Vec<berth_api::models::Port> {
     use berth_api::models::{Port, PortTypeEnum};
     let mut out = Vec::new();
     let running = r.state.status.is_running();
-    let published = if running {
-        r.ports.clone().unwrap_or_default()
-    } else {
-        HashMap::new()
-    };
+    // Ports exist while the container has its network (dockerd lists
+    // none for created or stopped containers, exposed or not).
+    if !running {
+        return out;
+    }
+    let published = r.ports.clone().unwrap_or_default();
     let mut keys: Vec<String> = r
         .config
         .exposed_ports
