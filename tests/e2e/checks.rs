@@ -421,6 +421,87 @@ fn runtime_is_echoed_and_config_mac_address_reaches_eth0() {
     rm_all(&d);
 }
 
+#[test]
+fn update_checks_restart_policy_and_cpu_as_dockerd() {
+    let d = daemon();
+    let auto = d
+        .docker_ok(&["create", "--rm", "busybox", "true"])
+        .trim()
+        .to_string();
+    let plain = d
+        .docker_ok(&["create", "busybox", "true"])
+        .trim()
+        .to_string();
+    let update = |id: &str, body: serde_json::Value| -> (u16, String) {
+        let (code, _, b) = d.raw(
+            "POST",
+            &format!("/v1.41/containers/{id}/update"),
+            Some(body.to_string().as_bytes()),
+        );
+        (code, message(&b))
+    };
+    assert_eq!(
+        update(&auto, serde_json::json!({"RestartPolicy": {"Name": "always"}})),
+        (
+            409,
+            format!("Cannot update container {auto}: Restart policy cannot be updated because AutoRemove is enabled for the container")
+        )
+    );
+    for id in [&auto, &plain] {
+        for (body, msg) in [
+            (
+                serde_json::json!({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}),
+                "maximum retry count cannot be used with restart policy 'always'",
+            ),
+            (
+                serde_json::json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -2}}),
+                "maximum retry count cannot be negative",
+            ),
+            (
+                serde_json::json!({"RestartPolicy": {"Name": "nope"}}),
+                "invalid restart policy 'nope'",
+            ),
+            (
+                serde_json::json!({"CpuPeriod": 10}),
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ),
+            (
+                serde_json::json!({"NanoCpus": 1_000_000_000i64, "CpuPeriod": 100000}),
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ),
+        ] {
+            assert_eq!(update(id, body.clone()), (400, msg.to_string()), "{body}");
+        }
+    }
+    assert_eq!(
+        update(
+            &plain,
+            serde_json::json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            &plain
+        ])
+        .trim(),
+        "on-failure:2"
+    );
+    let o = d.docker(&["update", "--restart", "always", &auto]);
+    assert!(
+        stderr(&o).contains(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    rm_all(&d);
+}
+
 // ---- B. the classic builder -----------------------------------------------
 
 fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {

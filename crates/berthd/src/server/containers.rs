@@ -24,16 +24,22 @@ struct Created {
     warnings: Vec<String>,
 }
 
+fn check_restart_name(name: &str) -> Result<(), ApiError> {
+    if ["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid restart policy '{name}'"
+        )))
+    }
+}
+
 /// Values the typed body cannot hold, refused with dockerd's messages
 /// (rather than a decoding error).
 fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
     let get = |p: &str| raw.pointer(p).and_then(|v| v.as_str());
     if let Some(name) = get("/HostConfig/RestartPolicy/Name") {
-        if !["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
-            return Err(ApiError::bad_request(format!(
-                "invalid restart policy '{name}'"
-            )));
-        }
+        check_restart_name(name)?;
     }
     if let Some(m) = get("/HostConfig/Isolation") {
         if !["", "default"].contains(&m) {
@@ -303,7 +309,12 @@ pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
-    let body: berth_api::models::ContainerUpdateBody = req.json().await?;
+    let raw: serde_json::Value = req.json().await?;
+    if let Some(name) = raw.pointer("/RestartPolicy/Name").and_then(|v| v.as_str()) {
+        check_restart_name(name)?;
+    }
+    let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = ctx.engine.update_container(id, body).await?;
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }

@@ -277,8 +277,24 @@ pub fn create_settings(hc: &HostConfig, working_dir: Option<&str>) -> Result<()>
             )));
         }
     }
-    let nano = hc.nano_cpus.unwrap_or(0);
-    let (period, quota) = (hc.cpu_period.unwrap_or(0), hc.cpu_quota.unwrap_or(0));
+    cpu(hc.nano_cpus, hc.cpu_period, hc.cpu_quota)?;
+    if hc.shm_size.unwrap_or(0) < 0 {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
+    for (field, list) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
+        if let Some(bad) = berth_runtime::unknown_capability(list.as_deref().unwrap_or(&[])) {
+            return Err(invalid(format!(
+                "invalid {field}: unknown capability: {bad:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// CPU period and quota, alone or against `NanoCpus` (create and update).
+pub fn cpu(nano: Option<i64>, period: Option<i64>, quota: Option<i64>) -> Result<()> {
+    let nano = nano.unwrap_or(0);
+    let (period, quota) = (period.unwrap_or(0), quota.unwrap_or(0));
     if nano > 0 && period > 0 {
         return Err(invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set",
@@ -298,16 +314,6 @@ pub fn create_settings(hc: &HostConfig, working_dir: Option<&str>) -> Result<()>
         return Err(invalid(
             "CPU cfs quota can not be less than 1ms (i.e. 1000)",
         ));
-    }
-    if hc.shm_size.unwrap_or(0) < 0 {
-        return Err(invalid("SHM size can not be less than 0"));
-    }
-    for (field, list) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
-        if let Some(bad) = berth_runtime::unknown_capability(list.as_deref().unwrap_or(&[])) {
-            return Err(invalid(format!(
-                "invalid {field}: unknown capability: {bad:?}"
-            )));
-        }
     }
     Ok(())
 }
