@@ -1137,6 +1137,41 @@ fn list_filters_as_dockerd() {
         names(&["c-exit3"])
     );
 
+    // ancestor: images built on the named one count too; an ID prefix names it.
+    let child_ctx = scratch();
+    std::fs::write(
+        child_ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN touch /x\n",
+    )
+    .unwrap();
+    let o = d
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", "chk/child"])
+        .arg(child_ctx.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    d.docker_ok(&["create", "--name", "c-child", "chk/child", "true"]);
+    let mut with_child = vec!["c-child"];
+    with_child.extend(everyone);
+    assert_eq!(
+        ps(&d, &["-a", "--filter", "ancestor=busybox"]),
+        names(&with_child)
+    );
+    let bb = d.docker_ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    let bb_short = &bb.trim()[7..19];
+    assert_eq!(
+        ps(&d, &["-a", "--filter", &format!("ancestor={bb_short}")]),
+        names(&with_child)
+    );
+    assert_eq!(
+        ps(&d, &["-a", "--filter", "ancestor=chk/child"]),
+        names(&["c-child"])
+    );
+    d.docker_ok(&["rm", "c-child"]);
+    d.docker_ok(&["rmi", "chk/child"]);
+
     // The columns dockerd fills: quoted arguments, networks, and ports
     // only while the container has its network.
     let rows = d.docker_ok(&[
