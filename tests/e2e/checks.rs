@@ -1,6 +1,11 @@
 //! Issue 15: what dockerd 20.10 checks and answers, through real clients:
 //! create-time validation (status and message as dockerd's), the classic
 //! builder's parameters, and `GET /containers/json` with every filter.
+//!
+//! The expected statuses and messages are dockerd 20.10's own answers to
+//! the same requests (recorded against a reference dockerd, which CI does
+//! not run), except `invalid filter '…'`, which berth words in lower case
+//! as dockerd does from API 1.42 on.
 
 use std::collections::HashMap;
 use std::path::Path;
