@@ -5,7 +5,7 @@
 //! The expected statuses and messages are dockerd 20.10's own answers to
 //! the same requests (recorded against a reference dockerd, which CI does
 //! not run), except `invalid filter '…'`, which berth words in lower case
-//! as dockerd does from API 1.42 on.
+//! as later dockerd releases do.
 
 use std::collections::HashMap;
 use std::path::Path;
