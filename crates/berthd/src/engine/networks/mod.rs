@@ -710,6 +710,7 @@ impl Engine {
         &self,
         network_mode: &str,
         configs: &HashMap<String, EndpointSettings>,
+        config_mac: Option<&str>,
     ) -> Result<BTreeMap<String, EndpointSettings>> {
         let mut out = BTreeMap::new();
         let primary = match mode_of(network_mode) {
@@ -732,6 +733,7 @@ impl Engine {
                 wanted.push(canon);
             }
         }
+        let primary_name = self.networks.find(&primary)?.name.clone();
         for key in wanted {
             let n = self.networks.find(&key)?;
             if (n.name == "none" || n.name == "host") && out.len() + 1 > 1 && n.name != primary {
@@ -754,10 +756,20 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default();
             validate_endpoint(&n, &given)?;
+            // `Config.MacAddress` (API < 1.44) is the primary endpoint's.
+            let mac = given
+                .mac_address
+                .clone()
+                .filter(|m| !m.is_empty())
+                .or_else(|| {
+                    config_mac
+                        .filter(|m| !m.is_empty() && n.name == primary_name)
+                        .map(String::from)
+                });
             let ep = EndpointSettings {
                 ipam_config: given.ipam_config.clone(),
                 links: given.links.clone(),
-                mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
+                mac_address: mac,
                 aliases: given.aliases.clone().filter(|a| !a.is_empty()),
                 driver_opts: given.driver_opts.clone(),
                 gw_priority: given.gw_priority,
@@ -1474,6 +1486,17 @@ fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
 }
 
 fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
+    // Addresses are checked for form first (as dockerd).
+    if let Some(c) = &ep.ipam_config {
+        if let Some(a) = c.ipv4_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {a}")))?;
+        }
+        if let Some(a) = c.ipv6_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {a}")))?;
+        }
+    }
     let wants_ip = ep.ipam_config.as_ref().is_some_and(|c| {
         c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
             || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
