@@ -474,6 +474,18 @@ impl Engine {
             .clone()
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into());
+        // As dockerd does, a missing working directory is created (root's,
+        // 0755), resolved inside the container's root.
+        if !crate::engine::scoped::components(&cwd).is_empty() {
+            crate::engine::scoped::Root::open(&p.rw.merged)
+                .and_then(|root| root.mkdir_all(&cwd, 0o755))
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENOTDIR) | Some(libc::EEXIST) => {
+                        EngineError::invalid(format!("Cannot mkdir: {cwd} is not a directory"))
+                    }
+                    _ => EngineError::internal(format!("creating working directory {cwd}: {e}")),
+                })?;
+        }
         let (seccomp, nnp) = seccomp_choice(r)?;
         let ns_mode = |m: Option<&String>| -> Result<NsMode> {
             match m.map(String::as_str).unwrap_or("") {
