@@ -151,6 +151,11 @@ fn write_project(dir: &Path, port: u16) {
     command: ["sleep", "3600"]
     stop_signal: SIGKILL
     networks: [front]
+  sidecar:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    stop_signal: SIGKILL
+    network_mode: "service:web"
   worker:
     image: busybox:latest
     command: ["sleep", "3600"]
@@ -201,13 +206,19 @@ fn compose_runs_a_multi_service_project_end_to_end() {
     let rows = ps(&d, dir, &[]);
     let count = |svc: &str| rows.iter().filter(|r| r["Service"] == svc).count();
     assert_eq!(
-        (count("db"), count("web"), count("probe"), count("worker")),
-        (1, 1, 1, 3),
+        (
+            count("db"),
+            count("web"),
+            count("probe"),
+            count("sidecar"),
+            count("worker")
+        ),
+        (1, 1, 1, 1, 3),
         "{rows:#?}"
     );
     assert!(rows.iter().all(|r| r["State"] == "running"), "{rows:#?}");
     let api = project_containers(&d);
-    assert_eq!(api.len(), 6, "{api:#?}");
+    assert_eq!(api.len(), 7, "{api:#?}");
 
     // depends_on service_healthy: web started only after db turned healthy.
     let db = api_json(&d, &format!("/containers/{PROJECT}-db-1/json"));
@@ -290,6 +301,33 @@ fn compose_runs_a_multi_service_project_end_to_end() {
         &["exec", "-T", "--index", "2", "worker", "nslookup", "db"],
     );
     assert!(worker_dns.contains(&db_ip), "{worker_dns}");
+
+    // network_mode service:web: the sidecar is web on the network — its
+    // host name, its files, its view of service DNS.
+    let web_host = compose_ok(&d, dir, &["exec", "-T", "web", "hostname"]);
+    let side_host = compose_ok(&d, dir, &["exec", "-T", "sidecar", "hostname"]);
+    assert_eq!(side_host, web_host);
+    let got = compose_ok(
+        &d,
+        dir,
+        &[
+            "exec",
+            "-T",
+            "sidecar",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://db:8080/",
+        ],
+    );
+    assert_eq!(got.trim(), "db-answer");
+    let got = compose_ok(
+        &d,
+        dir,
+        &["exec", "-T", "sidecar", "wget", "-qO-", "http://127.0.0.1/"],
+    );
+    assert_eq!(got.trim(), "hello from web");
 
     // run --rm: a one-off container on the service's networks, then gone.
     let got = compose_ok(

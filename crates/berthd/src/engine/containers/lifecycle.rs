@@ -409,6 +409,7 @@ impl Engine {
 
         lap("rootfs");
         let mode = hc.network_mode.clone().unwrap_or_default();
+        let mut joined = None;
         let net = if mode == "host" {
             NetNs::Host
         } else if let Some(other) = mode.strip_prefix("container:") {
@@ -419,16 +420,38 @@ impl Engine {
                     o.id
                 )));
             }
-            NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into())
+            let ns = NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into());
+            joined = Some(o);
+            ns
         } else {
             NetNs::Path(p.netns.clone())
         };
+        // Joining another container's network namespace means taking its
+        // host name and sharing its hostname, hosts and resolv.conf files,
+        // as dockerd does (its embedded DNS then answers this one too).
+        let files = match &joined {
+            Some(o) => {
+                let op = self.paths(&o.id);
+                ContainerFiles {
+                    hosts: Some(op.hosts),
+                    resolv_conf: Some(op.resolv),
+                    hostname: Some(op.hostname),
+                }
+            }
+            None => ContainerFiles {
+                hosts: Some(p.hosts.clone()),
+                resolv_conf: Some(p.resolv.clone()),
+                hostname: Some(p.hostname.clone()),
+            },
+        };
+        let config_of = |rec: &Record| (rec.config.hostname.clone(), rec.config.domainname.clone());
+        let (hostname, domainname) = config_of(joined.as_ref().unwrap_or(r));
         let host_net = mode == "host";
         let embedded = r
             .endpoints
             .keys()
             .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false));
-        let hostname = r.config.hostname.clone().unwrap_or_default();
+        let hostname = hostname.unwrap_or_default();
         let hostname = if hostname.is_empty() {
             crate::engine::host::hostname()
         } else {
@@ -516,12 +539,8 @@ impl Engine {
             cwd,
             user: u,
             hostname: hostname.clone(),
-            domainname: r.config.domainname.clone().unwrap_or_default(),
-            files: ContainerFiles {
-                hosts: Some(p.hosts.clone()),
-                resolv_conf: Some(p.resolv.clone()),
-                hostname: Some(p.hostname.clone()),
-            },
+            domainname: domainname.unwrap_or_default(),
+            files,
             netns: net,
             ipc,
             pid,
@@ -666,6 +685,10 @@ impl Engine {
                 rec.ports = r.ports.clone();
             }
             lap("network");
+            if mode.starts_with("container:") {
+                // dockerd records the joined container's name as this one's.
+                c.lock().config.hostname = Some(hostname.clone());
+            }
             write_file(&p.hostname, &format!("{hostname}\n"))?;
             write_file(
                 &p.hosts,
