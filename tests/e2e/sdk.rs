@@ -2367,7 +2367,6 @@ fn filters_options_and_replays_across_groups() {
             .await
             .expect("list all");
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].containers, 1, "used by optbox");
         assert_eq!(listed[0].shared_size, 0);
 
         // events: a label filter on containers, an image filter.
@@ -2504,6 +2503,32 @@ fn attach_with_logs_replays_a_stopped_containers_output() {
 
         docker
             .remove_container(&said, None::<RemoveContainerOptions>)
+            .await
+            .expect("rm");
+    });
+}
+
+#[test]
+#[ignore = "gap: GET /images/json counts Containers; dockerd leaves it -1 (counted only by /system/df) (owned by the shapes helper: JSON values)"]
+fn image_list_leaves_the_container_count_to_system_df() {
+    let d = daemon();
+    rt().block_on(async {
+        let docker = client(&d).await;
+        let c = run_sleeper(&docker, "user", Default::default()).await;
+        let listed = docker
+            .list_images(None::<ListImagesOptions>)
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].containers, -1, "not computed by /images/json");
+        assert_eq!(listed[0].shared_size, -1, "not asked for");
+        let df = docker.df(None::<DataUsageOptions>).await.expect("df");
+        assert_eq!(df.images.expect("images")[0].containers, 1);
+        docker
+            .remove_container(
+                &c,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
             .await
             .expect("rm");
     });
