@@ -151,6 +151,8 @@ fn write_project(dir: &Path, port: u16) {
     command: ["sleep", "3600"]
     stop_signal: SIGKILL
     networks: [front]
+    # Names the embedded DNS does not know go upstream: keep that on loopback.
+    dns: ["127.0.0.1"]
   sidecar:
     image: busybox:latest
     command: ["sleep", "3600"]
