@@ -598,6 +598,31 @@ fn host_and_container_network_modes_share_namespaces() {
         "addr",
     ]);
     assert!(shared.contains(&format!("inet {base_ip}/")), "{shared}");
+    // It is `base` on the network: its host name and its hosts file, as
+    // dockerd does (inspect points at base's files).
+    let base_host = d.docker_ok(&["exec", "base", "hostname"]);
+    let files = d.docker_ok(&[
+        "run",
+        "--name",
+        "joiner",
+        "--network",
+        "container:base",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts",
+    ]);
+    assert!(files.starts_with(&base_host), "{files}");
+    assert!(
+        files.contains(&format!("{base_ip}\t{}", base_host.trim())),
+        "{files}"
+    );
+    let paths = "{{.HostsPath}} {{.HostnamePath}} {{.ResolvConfPath}} {{.Config.Hostname}}";
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", paths, "joiner"]),
+        d.docker_ok(&["inspect", "-f", paths, "base"])
+    );
+    d.docker_ok(&["rm", "joiner"]);
     let host_links = stdout(&Command::new("ip").args(["-o", "link"]).output().unwrap());
     let first_host_if = host_links
         .lines()

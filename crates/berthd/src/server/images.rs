@@ -100,6 +100,14 @@ fn registry_auth(req: &Req) -> Result<AuthConfig> {
     )
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor and platforms
+/// for a reference (tag `latest` when none), with the caller's credentials.
+pub async fn distribution(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let r = Reference::parse(name)?;
+    let creds = registry_auth(&req)?;
+    ok_json(&ctx.engine.distribution_inspect(r, creds).await?)
+}
+
 /// `POST /images/{name}/push?tag=…`: a progress stream; every failure,
 /// including "no such image", travels in `errorDetail` (as in moby, the
 /// first line is already out by then).

@@ -75,6 +75,9 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["images", "get"]) => images::save(ctx, req, None).await,
         (Method::GET, ["images", "search"]) => images::search(ctx, req).await,
         (Method::POST, ["images", "prune"]) => images::prune(ctx, req).await,
+        (Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            images::distribution(ctx, req, &images::name_of(name)).await
+        }
         (Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(ctx, req, &images::name_of(name)).await
         }

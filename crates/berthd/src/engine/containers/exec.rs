@@ -282,7 +282,8 @@ impl Engine {
             st.running = false;
             st.exit_code = Some(code);
         }
-        let _ = e.running.send(false);
+        // send_replace: a plain send drops the value while no resize waits.
+        e.running.send_replace(false);
         if let Ok(c) = self.containers.find(&e.container_id) {
             self.container_event(
                 &c.snapshot(),
@@ -373,7 +374,7 @@ impl ExecSession {
             let mut st = e.st();
             st.pid = rep.pid.unwrap_or(0) as i64;
         }
-        let _ = e.running.send(true);
+        e.running.send_replace(true);
         if let Ok(c) = engine.containers.find(&e.container_id) {
             engine.container_event(
                 &c.snapshot(),

@@ -421,6 +421,7 @@ impl Engine {
 
         lap("rootfs");
         let mode = hc.network_mode.clone().unwrap_or_default();
+        let mut joined = None;
         let net = if mode == "host" {
             NetNs::Host
         } else if let Some(other) = mode.strip_prefix("container:") {
@@ -431,16 +432,38 @@ impl Engine {
                     o.id
                 )));
             }
-            NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into())
+            let ns = NetNs::Path(format!("/proc/{}/ns/net", o.state.pid).into());
+            joined = Some(o);
+            ns
         } else {
             NetNs::Path(p.netns.clone())
         };
+        // Joining another container's network namespace means taking its
+        // host name and sharing its hostname, hosts and resolv.conf files,
+        // as dockerd does (its embedded DNS then answers this one too).
+        let files = match &joined {
+            Some(o) => {
+                let op = self.paths(&o.id);
+                ContainerFiles {
+                    hosts: Some(op.hosts),
+                    resolv_conf: Some(op.resolv),
+                    hostname: Some(op.hostname),
+                }
+            }
+            None => ContainerFiles {
+                hosts: Some(p.hosts.clone()),
+                resolv_conf: Some(p.resolv.clone()),
+                hostname: Some(p.hostname.clone()),
+            },
+        };
+        let config_of = |rec: &Record| (rec.config.hostname.clone(), rec.config.domainname.clone());
+        let (hostname, domainname) = config_of(joined.as_ref().unwrap_or(r));
         let host_net = mode == "host";
         let embedded = r
             .endpoints
             .keys()
             .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false));
-        let hostname = r.config.hostname.clone().unwrap_or_default();
+        let hostname = hostname.unwrap_or_default();
         let hostname = if hostname.is_empty() {
             crate::engine::host::hostname()
         } else {
@@ -483,6 +506,18 @@ impl Engine {
             .clone()
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into());
+        // As dockerd does, a missing working directory is created (root's,
+        // 0755), resolved inside the container's root.
+        if !crate::engine::scoped::components(&cwd).is_empty() {
+            crate::engine::scoped::Root::open(&p.rw.merged)
+                .and_then(|root| root.mkdir_all(&cwd, 0o755))
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENOTDIR) | Some(libc::EEXIST) => {
+                        EngineError::invalid(format!("Cannot mkdir: {cwd} is not a directory"))
+                    }
+                    _ => EngineError::internal(format!("creating working directory {cwd}: {e}")),
+                })?;
+        }
         let (seccomp, nnp) = seccomp_choice(r)?;
         let ns_mode = |m: Option<&String>| -> Result<NsMode> {
             match m.map(String::as_str).unwrap_or("") {
@@ -513,12 +548,8 @@ impl Engine {
             cwd,
             user: u,
             hostname: hostname.clone(),
-            domainname: r.config.domainname.clone().unwrap_or_default(),
-            files: ContainerFiles {
-                hosts: Some(p.hosts.clone()),
-                resolv_conf: Some(p.resolv.clone()),
-                hostname: Some(p.hostname.clone()),
-            },
+            domainname: domainname.unwrap_or_default(),
+            files,
             netns: net,
             ipc,
             pid,
@@ -665,6 +696,10 @@ impl Engine {
                 rec.ports = r.ports.clone();
             }
             lap("network");
+            if mode.starts_with("container:") {
+                // dockerd records the joined container's name as this one's.
+                c.lock().config.hostname = Some(hostname.clone());
+            }
             write_file(&p.hostname, &format!("{hostname}\n"))?;
             write_file(
                 &p.hosts,

@@ -810,6 +810,15 @@ impl Engine {
         gd.insert("UpperDir".into(), p.rw.upper.display().to_string());
         gd.insert("WorkDir".into(), p.rw.work.display().to_string());
         gd.insert("MergedDir".into(), p.rw.merged.display().to_string());
+        // A container in another's network namespace uses that one's files.
+        let files = r
+            .host_config
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+            .and_then(|other| self.containers.find(other).ok())
+            .map(|o| self.paths(&o.id))
+            .unwrap_or_else(|| self.paths(&r.id));
         let execs: Vec<String> = self
             .containers
             .execs
@@ -847,9 +856,9 @@ impl Engine {
                 health: r.health.clone(),
             }),
             image: Some(r.image_id.clone()),
-            resolv_conf_path: Some(p.resolv.display().to_string()),
-            hostname_path: Some(p.hostname.display().to_string()),
-            hosts_path: Some(p.hosts.display().to_string()),
+            resolv_conf_path: Some(files.resolv.display().to_string()),
+            hostname_path: Some(files.hostname.display().to_string()),
+            hosts_path: Some(files.hosts.display().to_string()),
             log_path: Some(if self.log_enabled(&r) {
                 p.log.display().to_string()
             } else {

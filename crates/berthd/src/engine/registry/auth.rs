@@ -23,23 +23,29 @@ const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 /// `X-Registry-Auth`, or the body of `POST /auth`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuthConfig {
-    #[serde(default, alias = "Username")]
+    #[serde(default, alias = "Username", deserialize_with = "null_is_empty")]
     pub username: String,
-    #[serde(default, alias = "Password")]
+    #[serde(default, alias = "Password", deserialize_with = "null_is_empty")]
     pub password: String,
     /// base64 of `user:password`.
-    #[serde(default, alias = "Auth")]
+    #[serde(default, alias = "Auth", deserialize_with = "null_is_empty")]
     pub auth: String,
-    #[serde(default, alias = "Email")]
+    #[serde(default, alias = "Email", deserialize_with = "null_is_empty")]
     pub email: String,
-    #[serde(default, alias = "ServerAddress")]
+    #[serde(default, alias = "ServerAddress", deserialize_with = "null_is_empty")]
     pub serveraddress: String,
     /// A refresh token from an earlier login (OAuth2).
-    #[serde(default, alias = "IdentityToken")]
+    #[serde(default, alias = "IdentityToken", deserialize_with = "null_is_empty")]
     pub identitytoken: String,
     /// A bearer token to send as is.
-    #[serde(default, alias = "RegistryToken")]
+    #[serde(default, alias = "RegistryToken", deserialize_with = "null_is_empty")]
     pub registrytoken: String,
+}
+
+/// Go's decoder leaves a string field empty for a JSON `null`; clients
+/// such as bollard send every unset field as `null`.
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl AuthConfig {
@@ -608,6 +614,19 @@ async fn login_one(transports: &Transports, ep: &Endpoint, creds: &AuthConfig) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_fields_decode_as_empty() {
+        // What bollard sends for anonymous credentials.
+        let json = r#"{"username":null,"password":null,"auth":null,"email":null,"serveraddress":null,"identitytoken":null,"registrytoken":null}"#;
+        let h = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let c = AuthConfig::from_header(Some(&h)).unwrap();
+        assert!(c.username.is_empty() && c.password.is_empty() && !c.has_basic());
+        let json = r#"{"username":"u","password":"p","email":null}"#;
+        let h = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let c = AuthConfig::from_header(Some(&h)).unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+    }
 
     #[test]
     fn challenges_parse() {

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+mod distribution;
 pub mod endpoint;
 pub mod metadata;
 pub mod platform;

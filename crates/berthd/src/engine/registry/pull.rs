@@ -53,18 +53,18 @@ pub struct PullRequest {
     pub creds: AuthConfig,
 }
 
-struct Fetched {
-    bytes: Bytes,
-    media_type: String,
-    digest: String,
+pub(super) struct Fetched {
+    pub(super) bytes: Bytes,
+    pub(super) media_type: String,
+    pub(super) digest: String,
 }
 
 pub struct PreparedPull {
-    session: Arc<Session>,
+    pub(super) session: Arc<Session>,
     reference: Reference,
     platform: Option<Platform>,
     /// Each tag or digest to pull, with its manifest when already fetched.
-    targets: Vec<(Reference, Option<Fetched>)>,
+    pub(super) targets: Vec<(Reference, Option<Fetched>)>,
 }
 
 /// The 12-character ID Docker shows for a blob.
@@ -191,7 +191,7 @@ pub async fn prepare(engine: &Engine, req: PullRequest) -> Result<PreparedPull> 
     prepare_inner(engine, req).await.map_err(not_401)
 }
 
-async fn prepare_inner(engine: &Engine, req: PullRequest) -> Result<PreparedPull> {
+pub(super) async fn prepare_inner(engine: &Engine, req: PullRequest) -> Result<PreparedPull> {
     let regs = &engine.registries;
     let r = req.reference;
     let eps = regs.ordered(regs.endpoints.endpoints(&r.domain, true).await);
@@ -373,7 +373,7 @@ async fn download(
     Ok(staged)
 }
 
-async fn fetch_config(s: &Session, path: &str, desc: &Descriptor) -> Result<Bytes> {
+pub(super) async fn fetch_config(s: &Session, path: &str, desc: &Descriptor) -> Result<Bytes> {
     let url = s.url(&format!("/v2/{path}/blobs/{}", desc.digest));
     let resp = s.request(Method::GET, &url, &[], None).await?;
     if resp.status() != StatusCode::OK {
@@ -390,7 +390,7 @@ async fn fetch_config(s: &Session, path: &str, desc: &Descriptor) -> Result<Byte
     Ok(b)
 }
 
-fn is_index(mt: &str) -> bool {
+pub(super) fn is_index(mt: &str) -> bool {
     mt == spec::MT_OCI_INDEX || mt == spec::MT_DOCKER_LIST
 }
 
