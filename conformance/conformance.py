@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Differential conformance: berthd against dockerd 20.10 (API 1.41).
+
+Live (default): starts dockerd and berthd side by side, each in its own
+network namespace, replays the scripted scenario (scenarios.py) on both and
+compares status codes, key paths and value types, Content-Type, stream
+framing, the headers clients read, normalised error messages, selected
+values and event sequences. Prints a per-endpoint score and every
+difference; exits non-zero on a difference not in conformance/intended.json.
+
+  --record   also writes dockerd's answers to conformance/golden/v1.41/
+  --golden   runs berthd alone against those fixtures (no dockerd), and
+             checks the /v1.50/ answers against the type-derived shapes in
+             conformance/golden/v1.50/; differences listed in
+             conformance/known-gaps.json are reported as known gaps.
+  --sock S   (golden mode) use the already-running daemon at S.
+
+Needs root (namespaces) unless --sock is given. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import shape  # noqa: E402
+import v150  # noqa: E402
+from client import request  # noqa: E402
+from daemons import Spawned, Target, ensure_dockerd  # noqa: E402
+from scenarios import Case, Step, scenario  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+GOLDEN = os.path.join(HERE, "golden", "v1.41")
+VERSION = "1.41"
+
+
+def expand(t, s):
+    for k, v in t.vars.items():
+        s = s.replace("{" + k + "}", str(v))
+    return s
+
+
+def url(case, version):
+    if case.raw or case.path.startswith("/v1."):
+        return case.path
+    return f"/v{version}{case.path}"
+
+
+def run_case(t, case, version=VERSION):
+    """Sends one case; returns (record, parsed body)."""
+    path = expand(t, url(case, version))
+    r = request(t.sock, case.method, path, body=case.body, headers=case.headers, timeout=case.timeout)
+    if case.jsonlines or case.events:
+        data = shape.events_json(r.body) if r.status < 400 else r.json()
+    else:
+        data = r.json()
+    if t.dump_dir:
+        with open(os.path.join(t.dump_dir, f"{case.name}.v{version}.{t.kind}"), "wb") as f:
+            f.write(r.body)
+    rec = shape.observe(case, r, data)
+    rec["path"] = url(case, version)
+    for h in case.extra_headers:
+        rec["headers"][h] = "present" if r.header(h) is not None else None
+    if case.capture:
+        case.capture(t, data)
+    return rec, data
+
+
+def play(t, on_case, log):
+    """Runs the whole scenario on target t; on_case(case, record)."""
+    t.cleanup()
+    t.ensure_busybox()
+    for item in scenario():
+        t0 = time.monotonic()
+        if isinstance(item, Step):
+            item.fn(t)
+        else:
+            try:
+                rec, data = run_case(t, item)
+            except Exception as e:  # a broken case is a difference, not a crash
+                rec, data = {"case": item.name, "status": 0, "error": f"harness: {e}"}, None
+            on_case(item, rec, data)
+        dt = time.monotonic() - t0
+        if dt > 2:
+            log(f"  {t.kind}: {item.name} took {dt:.1f}s")
+
+
+def load_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+
+
+def diff_id(case, kind, detail):
+    return f"{case}: {kind} {detail}"
+
+
+class Report:
+    def __init__(self):
+        self.scores = OrderedDict()  # endpoint -> [paths ok, paths, status ok, cases]
+        self.diffs = []  # (id, case name)
+
+    def add(self, case, want, got):
+        s = self.scores.setdefault(case.endpoint, [0, 0, 0, 0])
+        ok, n = shape.path_score(want, got)
+        s[0] += ok
+        s[1] += n
+        s[2] += want.get("status") == got.get("status")
+        s[3] += 1
+        for kind, detail in shape.compare(want, got):
+            self.diffs.append(diff_id(case.name, kind, detail))
+
+    def print(self, out, intended, known, title):
+        w = max([len(e) for e in self.scores] + [10]) + 2
+        out(f"\n{title}\n{'endpoint':<{w}}{'key paths':>14}{'status':>10}")
+        out("-" * (w + 24))
+        tp = tn = ts = tc = 0
+        for ep, (ok, n, st, c) in self.scores.items():
+            out(f"{ep:<{w}}{f'{ok}/{n}':>14}{f'{st}/{c}':>10}")
+            tp, tn, ts, tc = tp + ok, tn + n, ts + st, tc + c
+        out("-" * (w + 24))
+        out(f"{'total':<{w}}{f'{tp}/{tn}':>14}{f'{ts}/{tc}':>10}")
+        new = [d for d in self.diffs if d not in intended and d not in known]
+        out(f"\ndifferences: {len(self.diffs)} ({len(new)} new, "
+            f"{sum(d in known for d in self.diffs)} known gaps, "
+            f"{sum(d in intended for d in self.diffs)} intended)")
+        for d in self.diffs:
+            tag = "intended" if d in intended else "known gap" if d in known else "DIFF"
+            out(f"  [{tag}] {d}")
+        stale = [k for k in known if k not in self.diffs]
+        if stale:
+            out(f"\nknown gaps no longer seen ({len(stale)}; remove from known-gaps.json):")
+            for k in stale:
+                out(f"  {k}")
+        return new
+
+
+def live(args, out, log):
+    ensure_dockerd()
+    base = tempfile.mkdtemp(prefix="cf", dir="/tmp")
+    daemons = [Spawned("dockerd", base, args.bin_dir), Spawned("berthd", base, args.bin_dir)]
+    targets = []
+    try:
+        for d in daemons:
+            d.start()
+            targets.append(Target(d.kind, d.sock, d.dir, dump_dir=args.dump))
+        answers = {}
+        for t in targets:
+            answers[t.kind] = OrderedDict()
+            t0 = time.monotonic()
+            play(t, lambda c, rec, data, t=t: answers[t.kind].__setitem__(c.name, (c, rec)), log)
+            log(f"  {t.kind}: scenario done in {time.monotonic() - t0:.1f}s")
+        rep = Report()
+        for name, (case, want) in answers["dockerd"].items():
+            rep.add(case, want, answers["berthd"][name][1])
+        if args.record:
+            os.makedirs(GOLDEN, exist_ok=True)
+            for name, (case, rec) in answers["dockerd"].items():
+                with open(os.path.join(GOLDEN, f"{name}.json"), "w") as f:
+                    json.dump(rec, f, indent=1, sort_keys=True)
+                    f.write("\n")
+            log(f"recorded {len(answers['dockerd'])} fixtures in {GOLDEN}")
+        intended = load_json(os.path.join(HERE, "intended.json"), {})
+        new = rep.print(out, intended, {}, "berthd vs dockerd 20.10 (API 1.41), live")
+        for t in targets:
+            t.cleanup()
+        return 1 if new else 0
+    finally:
+        for d in daemons:
+            d.close()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def golden(args, out, log):
+    base = tempfile.mkdtemp(prefix="cf", dir="/tmp")
+    spawned = None
+    try:
+        if args.sock:
+            t = Target("berthd", args.sock, base, args.docker_config, dump_dir=args.dump)
+        else:
+            spawned = Spawned("berthd", base, args.bin_dir)
+            spawned.start()
+            t = Target("berthd", spawned.sock, base, dump_dir=args.dump)
+        shapes = v150.load(args.types_dir)
+        rep, rep150 = Report(), Report()
+        missing = []
+
+        def on_case(case, got, data):
+            path = os.path.join(GOLDEN, f"{case.name}.json")
+            want = load_json(path, None)
+            if want is None:
+                missing.append(case.name)
+                return
+            rep.add(case, want, got)
+            if shapes and case.method == "GET" and want["status"] == 200 and not case.raw:
+                v150.check(t, case, shapes, rep150)
+
+        t0 = time.monotonic()
+        try:
+            play(t, on_case, log)
+        finally:
+            t.cleanup()
+        log(f"  golden scenario done in {time.monotonic() - t0:.1f}s")
+        intended = load_json(os.path.join(HERE, "intended.json"), {})
+        known = load_json(os.path.join(HERE, "known-gaps.json"), {})
+        new = rep.print(out, intended, known, "berthd vs golden v1.41 fixtures (dockerd 20.10)")
+        if missing:
+            out(f"\ncases without a fixture (run --record): {', '.join(missing)}")
+        if shapes:
+            new += rep150.print(out, intended, known, "berthd /v1.50/ vs type-derived shapes")
+        else:
+            out(f"\nv1.50 shape check skipped: no type fixtures in {args.types_dir}")
+        if args.write_known_gaps:
+            gaps = {d: known.get(d, "initial golden run") for d in rep.diffs + rep150.diffs
+                    if d not in intended}
+            with open(os.path.join(HERE, "known-gaps.json"), "w") as f:
+                json.dump(gaps, f, indent=1, sort_keys=True)
+                f.write("\n")
+            log(f"wrote {len(gaps)} known gaps")
+            return 0
+        return 1 if new else 0
+    finally:
+        if spawned:
+            spawned.close()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "debug"))
+    ap.add_argument("--record", action="store_true", help="write dockerd's answers as golden fixtures")
+    ap.add_argument("--golden", action="store_true", help="berthd alone against the fixtures")
+    ap.add_argument("--sock", help="golden mode: an already-running daemon's socket")
+    ap.add_argument("--docker-config", help="DOCKER_CONFIG dir for the CLI (with --sock)")
+    ap.add_argument("--types-dir", default=os.path.join(HERE, "golden", "v1.50"),
+                    help="type-derived v1.50 shapes")
+    ap.add_argument("--write-known-gaps", action="store_true",
+                    help="golden mode: write every difference to known-gaps.json")
+    ap.add_argument("--output", help="also write the report to this file")
+    ap.add_argument("--dump", help="write every raw answer body to this directory")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args()
+    if args.dump:
+        os.makedirs(args.dump, exist_ok=True)
+    if os.geteuid() != 0 and not args.sock:
+        sys.exit("conformance needs root (network namespaces), or --golden --sock")
+    lines = []
+
+    def out(s):
+        print(s)
+        lines.append(s)
+
+    def log(s):
+        print(s, file=sys.stderr, flush=True)
+
+    rc = golden(args, out, log) if args.golden else live(args, out, log)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
