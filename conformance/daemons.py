@@ -114,6 +114,7 @@ class Target:
         self.kind, self.sock, self.scratch = kind, sock, scratch
         self.dump_dir = dump_dir
         self.vars = {}
+        self.api_version = "1.41"  # what the docker CLI is pinned to
         self.docker_config = docker_config or os.path.join(scratch, f"docker-config-{kind}")
         os.makedirs(self.docker_config, exist_ok=True)
         self.bind_dir = os.path.join(scratch, "bind")
@@ -121,7 +122,7 @@ class Target:
         self.imported_busybox = False
 
     def env(self):
-        env = dict(os.environ, DOCKER_HOST="unix://" + self.sock, DOCKER_API_VERSION="1.41",
+        env = dict(os.environ, DOCKER_HOST="unix://" + self.sock, DOCKER_API_VERSION=self.api_version,
                    DOCKER_CONFIG=self.docker_config, DOCKER_CLI_HINTS="false", DOCKER_BUILDKIT="0")
         env.pop("DOCKER_CONTEXT", None)
         return env

@@ -13,8 +13,10 @@ DYNAMIC = [
     "Labels", "Networks", "Ports", "ExposedPorts", "Volumes", "Options",
     "DriverOpts", "GraphDriver.Data", "PortBindings", "Tmpfs", "Sysctls",
     "LogConfig.Config", "IndexConfigs", "Runtimes", "Attributes", "networks",
-    "StorageOpt", "Status", "Containers", "Annotations", "Mirrors",
-    "Healthcheck.Test",
+    "StorageOpt", "Status", "Containers", "Annotations", "annotations",
+    "Details", "AuxiliaryAddresses", "Services", "Info", "options", "status",
+    # cgroup counters: which ones exist depends on the kernel
+    "memory_stats.stats",
 ]
 _DYN = [tuple(p.split(".")) for p in DYNAMIC]
 
@@ -185,40 +187,41 @@ def events_json(body):
 
 
 def compare(want, got):
-    """Differences of `got` against `want`: (kind, detail) pairs. Kinds:
+    """Differences of `got` against `want`: (kind, key, detail); kind and
+    key make the difference's stable id, detail shows the values. Kinds:
     status, content-type, header, missing, extra, type, error, framing,
     payload, value, events."""
     diffs = []
     if want["status"] != got["status"]:
-        diffs.append(("status", f"{want['status']} != {got['status']}"))
+        diffs.append(("status", "", f"{want['status']} != {got['status']}"))
     if want.get("content_type") != got.get("content_type"):
-        diffs.append(("content-type", f"{want.get('content_type')!r} != {got.get('content_type')!r}"))
+        diffs.append(("content-type", "", f"{want.get('content_type')!r} != {got.get('content_type')!r}"))
     for h, v in (want.get("headers") or {}).items():
         g = (got.get("headers") or {}).get(h)
         if v != g:
-            diffs.append(("header", f"{h}: {v!r} != {g!r}"))
+            diffs.append(("header", h, f"{v!r} != {g!r}"))
     wp, gp = want.get("paths"), got.get("paths")
     if wp is not None or gp is not None:
         wp, gp = wp or {}, gp or {}
         for p in sorted(wp):
             if p not in gp:
-                diffs.append(("missing", p))
+                diffs.append(("missing", p, ""))
             elif not _types_ok(wp[p], gp[p]):
-                diffs.append(("type", f"{p}: {wp[p]} != {gp[p]}"))
+                diffs.append(("type", p, f"{wp[p]} != {gp[p]}"))
         for p in sorted(gp):
             if p not in wp:
-                diffs.append(("extra", p))
+                diffs.append(("extra", p, ""))
     if want.get("error") != got.get("error"):
-        diffs.append(("error", f"{want.get('error')!r} != {got.get('error')!r}"))
+        diffs.append(("error", "", f"{want.get('error')!r} != {got.get('error')!r}"))
     for k in ("framing", "ends", "payload"):
         if k in want and want[k] != got.get(k):
-            diffs.append((k, f"{want[k]!r} != {got.get(k)!r}"))
+            diffs.append((k, "", f"{want[k]!r} != {got.get(k)!r}"))
     for p, v in (want.get("values") or {}).items():
         g = (got.get("values") or {}).get(p)
         if v != g:
-            diffs.append(("value", f"{p}: {json.dumps(v)} != {json.dumps(g)}"))
+            diffs.append(("value", p, f"{json.dumps(v)} != {json.dumps(g)}"))
     if "events" in want and want["events"] != got.get("events"):
-        diffs.append(("events", f"{want['events']} != {got.get('events')}"))
+        diffs.append(("events", "", f"{want['events']} != {got.get('events')}"))
     return diffs
 
 
