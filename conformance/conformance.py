@@ -19,6 +19,7 @@ Needs root (namespaces) unless --sock is given. Standard library only.
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -47,6 +48,17 @@ def expand(t, s):
     return s
 
 
+STAT = "X-Docker-Container-Path-Stat"
+
+
+def decode_stat(value):
+    """The archive endpoints' path stat: base64 of a JSON object."""
+    try:
+        return json.loads(base64.b64decode(value or ""))
+    except ValueError:
+        return None
+
+
 def url(case, version):
     if case.raw or case.path.startswith("/v1."):
         return case.path
@@ -67,7 +79,13 @@ def run_case(t, case, version=VERSION):
     rec = shape.observe(case, r, data)
     rec["path"] = url(case, version)
     for h in case.extra_headers:
-        rec["headers"][h] = "present" if r.header(h) is not None else None
+        # Headers whose value matters to clients: compared as they are.
+        rec["headers"][h] = r.header(h)
+    if case.stat_header:
+        rec["headers"][STAT] = "present" if r.header(STAT) else None
+        stat = decode_stat(r.header(STAT))
+        if stat is not None:
+            rec["paths"] = shape.key_paths(stat)
     if case.capture:
         case.capture(t, data)
     return rec, data

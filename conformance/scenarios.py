@@ -11,6 +11,9 @@ from urllib.parse import quote
 
 LABEL = "conformance=1"
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "tcp"}
+PING_HEADERS = ["Builder-Version", "Cache-Control", "Pragma", "Swarm"]
+MUX = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
 
 
 class Case:
@@ -21,7 +24,7 @@ class Case:
     def __init__(self, name, method, path, endpoint, body=None, headers=None,
                  values=(), stream=False, payload=False, events=False,
                  jsonlines=False, raw=False, capture=None, extra_headers=(),
-                 timeout=60, server=False):
+                 timeout=60, server=False, stat_header=False, ct150=None):
         self.name, self.method, self.path = name, method, path
         self.endpoint = endpoint
         self.body, self.headers = body, headers
@@ -33,6 +36,10 @@ class Case:
         self.timeout = timeout
         # Compare the Server header's value (normalised), not just its presence.
         self.server = server
+        # Key paths come from the X-Docker-Container-Path-Stat header.
+        self.stat_header = stat_header
+        # The Content-Type API 1.42+ sends (streams: multiplexed or raw).
+        self.ct150 = ct150
 
 
 class Step:
@@ -125,9 +132,19 @@ STATE = ["State.Status", "State.Running", "State.Paused", "State.ExitCode", "Nam
          "HostConfig.NetworkMode", "Config.Tty", "RestartCount"]
 
 
+# What the set-up asked for, as each container's inspect must show it.
+ASKED = {
+    "cf-run": ["HostConfig.Tmpfs", "HostConfig.PortBindings", "Config.ExposedPorts",
+               "NetworkSettings.Networks.cf-net.Aliases", "State.Health.Status",
+               "Config.Healthcheck", "Config.Labels"],
+    "cf-link": ["HostConfig.Links", "NetworkSettings.Networks.bridge.Aliases"],
+    "cf-tty": ["Config.Tty", "Config.OpenStdin"],
+}
+
+
 def inspect_case(name, cid, extra=""):
     return Case(name, "GET", f"/containers/{cid}/json{extra}", "GET /containers/{id}/json",
-                values=STATE)
+                values=STATE + ASKED.get(cid, []))
 
 
 def capture_id(var):
@@ -143,8 +160,9 @@ def scenario():
     ex = {"AttachStdout": True, "AttachStderr": True}
     return [
         # -- system, no objects needed
-        C("ping", "GET", "/_ping", "GET /_ping", raw=True, stream=True, payload=True, server=True),
-        C("ping_head", "HEAD", "/_ping", "HEAD /_ping", raw=True),
+        C("ping", "GET", "/_ping", "GET /_ping", raw=True, stream=True, payload=True, server=True,
+          extra_headers=PING_HEADERS),
+        C("ping_head", "HEAD", "/_ping", "HEAD /_ping", raw=True, extra_headers=PING_HEADERS),
         C("ping_v141", "GET", "/_ping", "GET /_ping", stream=True, payload=True),
         C("version", "GET", "/version", "GET /version", values=["Os", "Arch"], server=True),
         C("version_unversioned", "GET", "/version", "GET /version", raw=True),
@@ -193,29 +211,29 @@ def scenario():
         C("container_stats_missing", "GET", "/containers/nope/stats?stream=0", "GET /containers/{id}/stats"),
         # -- streams
         C("logs_stdout", "GET", "/containers/cf-run/logs?stdout=1", "GET /containers/{id}/logs",
-          stream=True, payload=True),
+          stream=True, payload=True, ct150=MUX),
         C("logs_both", "GET", "/containers/cf-run/logs?stdout=1&stderr=1&tail=all",
-          "GET /containers/{id}/logs", stream=True),
+          "GET /containers/{id}/logs", stream=True, ct150=MUX),
         C("logs_tty", "GET", "/containers/cf-tty/logs?stdout=1&stderr=1", "GET /containers/{id}/logs",
-          stream=True, payload=True),
+          stream=True, payload=True, ct150=RAW),
         C("logs_timestamps", "GET", "/containers/cf-exited/logs?stdout=1&timestamps=1&tail=1",
-          "GET /containers/{id}/logs", stream=True),
+          "GET /containers/{id}/logs", stream=True, ct150=MUX),
         C("logs_no_stream", "GET", "/containers/cf-run/logs", "GET /containers/{id}/logs"),
         C("logs_missing", "GET", "/containers/nope/logs?stdout=1", "GET /containers/{id}/logs"),
         C("attach_logs", "POST", "/containers/cf-exited/attach?logs=1&stream=0&stdout=1&stderr=1",
-          "POST /containers/{id}/attach", headers=UPGRADE, stream=True, payload=True, timeout=5),
+          "POST /containers/{id}/attach", headers=UPGRADE, stream=True, payload=True, timeout=5, ct150=MUX),
         C("attach_logs_tty", "POST", "/containers/cf-tty/attach?logs=1&stream=0&stdout=1",
-          "POST /containers/{id}/attach", headers=UPGRADE, stream=True, payload=True, timeout=5),
+          "POST /containers/{id}/attach", headers=UPGRADE, stream=True, payload=True, timeout=5, ct150=RAW),
         C("exec_create", "POST", "/containers/cf-run/exec", "POST /containers/{id}/exec",
           body=dict(ex, Cmd=["sh", "-c", "echo hi"]), capture=capture_id("exec")),
         C("exec_start", "POST", "/exec/{exec}/start", "POST /exec/{id}/start",
-          body={"Detach": False, "Tty": False}, headers=UPGRADE, stream=True, payload=True, timeout=10),
+          body={"Detach": False, "Tty": False}, headers=UPGRADE, stream=True, payload=True, timeout=10, ct150=MUX),
         C("exec_inspect", "GET", "/exec/{exec}/json", "GET /exec/{id}/json",
           values=["ExitCode", "Running", "OpenStdout", "ProcessConfig"]),
         C("exec_create_tty", "POST", "/containers/cf-run/exec", "POST /containers/{id}/exec",
           body=dict(ex, Tty=True, Cmd=["echo", "tty"]), capture=capture_id("exec_tty")),
         C("exec_start_tty", "POST", "/exec/{exec_tty}/start", "POST /exec/{id}/start",
-          body={"Detach": False, "Tty": True}, headers=UPGRADE, stream=True, payload=True, timeout=10),
+          body={"Detach": False, "Tty": True}, headers=UPGRADE, stream=True, payload=True, timeout=10, ct150=RAW),
         C("exec_create_detached", "POST", "/containers/cf-run/exec", "POST /containers/{id}/exec",
           body={"Cmd": ["sleep", "0"]}, capture=capture_id("exec_d")),
         C("exec_start_detached", "POST", "/exec/{exec_d}/start", "POST /exec/{id}/start",
@@ -228,9 +246,9 @@ def scenario():
           body=dict(ex, Cmd=["true"])),
         # -- archive, export
         C("archive_head", "HEAD", "/containers/cf-run/archive?path=/etc/passwd",
-          "HEAD /containers/{id}/archive", extra_headers=["X-Docker-Container-Path-Stat"]),
+          "HEAD /containers/{id}/archive", stat_header=True),
         C("archive_get", "GET", "/containers/cf-run/archive?path=/etc/passwd",
-          "GET /containers/{id}/archive", stream=True),
+          "GET /containers/{id}/archive", stream=True, stat_header=True),
         C("archive_get_missing", "GET", "/containers/cf-run/archive?path=/nope",
           "GET /containers/{id}/archive"),
         C("archive_put", "PUT", "/containers/cf-run/archive?path=/tmp", "PUT /containers/{id}/archive",

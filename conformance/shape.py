@@ -54,7 +54,7 @@ def key_paths(value):
     def add(p, v):
         t = json_type(v)
         old = out.get(p)
-        if old and t not in old.split("|"):
+        if old:
             t = "|".join(sorted(set(old.split("|")) | {t}))
         out[p] = t
 

@@ -44,6 +44,8 @@ def load(types_dir):
             if "error body" in use:
                 by_ep.setdefault(ERRORS, []).append((fx["type"], fx["paths"]))
                 continue
+            if "X-Docker-Container-Path-Stat" in use:
+                use = "HEAD /containers/{id}/archive"  # the stat header's JSON
             m = _USED_BY.match(use.strip())
             if not m:
                 continue  # e.g. a header's content: not a body shape
@@ -99,6 +101,9 @@ def check(case, rec, want_status, shapes, report):
     s = report.scores.setdefault(case.endpoint, [0, 0, 0, 0])
     s[3] += 1
     s[2] += rec.get("status") == want_status
+    if case.ct150 and rec.get("content_type") != case.ct150:
+        report.add_diff(f"{case.name}@v1.50", "content-type", "",
+                        f"{case.ct150!r} != {rec.get('content_type')!r}")
     got = rec.get("paths") or {}
     for name, want in fixtures:
         diffs = check_paths(want, got)

@@ -3,7 +3,7 @@
 # Installs only what is missing, so a warm machine skips apt entirely.
 set -euo pipefail
 pkgs=(pkg-config libseccomp-dev libssl-dev busybox-static iproute2 iptables nftables
-      curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps)
+      curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,7 +43,11 @@ fn berthd_matches_the_golden_fixtures() {
 
     // And left nothing behind.
     assert_eq!(d.docker_ok(&["ps", "-aq"]).trim(), "", "containers left");
-    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "", "volumes left");
+    assert_eq!(
+        d.docker_ok(&["volume", "ls", "-q"]).trim(),
+        "",
+        "volumes left"
+    );
     assert_eq!(d.docker_ok(&["images", "-aq"]).trim(), "", "images left");
     let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     let mut nets: Vec<&str> = nets.lines().collect();
