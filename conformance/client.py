@@ -41,8 +41,10 @@ def _dechunk(data):
     return bytes(out)
 
 
-def request(sock, method, path, body=None, headers=None, timeout=60):
-    """Sends one request; `body` is bytes, or any other value sent as JSON."""
+def request(sock, method, path, body=None, headers=None, timeout=60, half_close=False):
+    """Sends one request; `body` is bytes, or any other value sent as JSON.
+    `half_close` shuts the sending side after the request, as a client
+    does when its stdin ends on a hijacked stream."""
     hdrs = {"Host": "docker", "User-Agent": "berth-conformance"}
     if body is not None and not isinstance(body, bytes):
         body = json.dumps(body).encode()
@@ -59,8 +61,7 @@ def request(sock, method, path, body=None, headers=None, timeout=60):
     s.connect(sock)
     try:
         s.sendall(head.encode() + (body or b""))
-        if hdrs.get("Upgrade"):
-            # A hijacked stream: tell the daemon we send nothing more.
+        if half_close:
             s.shutdown(socket.SHUT_WR)
         raw = bytearray()
         timed_out = False

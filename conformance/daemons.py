@@ -39,7 +39,7 @@ class Spawned:
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "api.sock")
         self.netns = f"conf-{kind}-{os.getpid()}"
-        self.proc = None
+        self.proc = self.log = None
         sh(["ip", "netns", "add", self.netns])
         sh(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"])
 
@@ -55,11 +55,13 @@ class Spawned:
         return ["dockerd"] + common + ["--iptables=false", "--ip6tables=false"]
 
     def start(self, timeout=60):
-        log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        log = self.log
         # nsenter --net, not `ip netns exec`: the latter remounts /sys and
         # hides the cgroup mounts dockerd needs.
-        self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", "--"] + self.argv(),
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        ns = ["nsenter", f"--net=/run/netns/{self.netns}", "--"]
+        self.proc = subprocess.Popen(ns + self.argv(), stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -80,6 +82,8 @@ class Spawned:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log:
+            self.log.close()
         sh(["ip", "netns", "del", self.netns], check=False)
 
 
@@ -92,7 +96,8 @@ def busybox_tar(base):
     for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     shutil.copy2("/bin/busybox", os.path.join(root, "bin/busybox"))
-    applets = subprocess.run(["/bin/busybox", "--list"], stdout=subprocess.PIPE, text=True).stdout.split()
+    applets = subprocess.run(["/bin/busybox", "--list"], stdout=subprocess.PIPE,
+                             text=True).stdout.split()
     for a in applets:
         if a != "busybox":
             os.symlink("busybox", os.path.join(root, "bin", a))
@@ -122,8 +127,9 @@ class Target:
         self.imported_busybox = False
 
     def env(self):
-        env = dict(os.environ, DOCKER_HOST="unix://" + self.sock, DOCKER_API_VERSION=self.api_version,
-                   DOCKER_CONFIG=self.docker_config, DOCKER_CLI_HINTS="false", DOCKER_BUILDKIT="0")
+        env = dict(os.environ, DOCKER_HOST="unix://" + self.sock,
+                   DOCKER_API_VERSION=self.api_version, DOCKER_CONFIG=self.docker_config,
+                   DOCKER_CLI_HINTS="false", DOCKER_BUILDKIT="0")
         env.pop("DOCKER_CONTEXT", None)
         return env
 

@@ -195,7 +195,8 @@ def compare(want, got):
     if want["status"] != got["status"]:
         diffs.append(("status", "", f"{want['status']} != {got['status']}"))
     if want.get("content_type") != got.get("content_type"):
-        diffs.append(("content-type", "", f"{want.get('content_type')!r} != {got.get('content_type')!r}"))
+        wc, gc = want.get("content_type"), got.get("content_type")
+        diffs.append(("content-type", "", f"{wc!r} != {gc!r}"))
     for h, v in (want.get("headers") or {}).items():
         g = (got.get("headers") or {}).get(h)
         if v != g:
