@@ -118,6 +118,7 @@ def setup_objects(t):
              "busybox:latest", "sleep", "3600")
     t.docker(*run, "-t", "--name", "cf-tty",
              "busybox:latest", "sh", "-c", "echo tty; exec sleep 3600")
+    t.docker(*run, "--name", "cf-none", "--network", "none", "busybox:latest", "sleep", "3600")
     t.docker(*run, "--name", "cf-paused", "busybox:latest", "sleep", "3600")
     t.docker("pause", "cf-paused")
     t.docker(*run, "--name", "cf-exited", "busybox:latest", "sh", "-c", "echo bye; exit 3")
@@ -145,7 +146,47 @@ def lifecycle(t):
     t.vars["t1"] = int(time.time())
 
 
+def object_events(t):
+    """Network, volume and image lifecycles, for their events."""
+    t.vars["t2"] = int(time.time()) - 1
+    t.docker("network", "create", "--label", LABEL, "cf-evtnet")
+    t.docker("network", "connect", "cf-evtnet", "cf-base")
+    t.docker("network", "disconnect", "cf-evtnet", "cf-base")
+    t.docker("network", "rm", "cf-evtnet")
+    t.docker("volume", "create", "--label", LABEL, "cf-evtvol")
+    t.docker("run", "--label", LABEL, "--name", "cf-evtv", "-v", "cf-evtvol:/v",
+             "busybox:latest", "true")
+    t.docker("rm", "cf-evtv")
+    t.docker("volume", "rm", "cf-evtvol")
+    t.docker("tag", "busybox:latest", "cf-evtimg:1")
+    t.docker("rmi", "cf-evtimg:1")
+    time.sleep(1.1)
+    t.vars["t3"] = int(time.time())
+
+
 # -- cases --------------------------------------------------------------
+
+# A create asking for much, to see it all echoed back by inspect.
+RICH = {
+    "Hostname": "rich", "Domainname": "example.org", "User": "nobody",
+    "Env": ["A=1", "B=two"], "Cmd": ["sleep", "3600"], "WorkingDir": "/tmp",
+    "Labels": {"conformance": "1", "k": "v"}, "StopSignal": "SIGUSR1", "StopTimeout": 7,
+    "ExposedPorts": {"7000/tcp": {}},
+    "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2000000000, "Retries": 2},
+    "Image": "busybox:latest",
+    "HostConfig": {
+        "Memory": 67108864, "CpuShares": 256, "PidsLimit": 50,
+        "CapAdd": ["NET_ADMIN"], "CapDrop": ["MKNOD"],
+        "Dns": ["10.0.0.2"], "DnsSearch": ["example.org"], "ExtraHosts": ["h:10.0.0.3"],
+        "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
+        "ShmSize": 33554432, "Init": True, "OomScoreAdj": 100, "ReadonlyRootfs": True,
+        "Tmpfs": {"/run": "size=1m"}, "SecurityOpt": ["no-new-privileges"],
+        "GroupAdd": ["users"], "NetworkMode": "bridge",
+        "PortBindings": {"7000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+    },
+}
 
 STATE = ["State.Status", "State.Running", "State.Paused", "State.ExitCode", "Name",
          "HostConfig.NetworkMode", "Config.Tty", "RestartCount"]
@@ -158,6 +199,8 @@ ASKED = {
                "Config.Healthcheck", "Config.Labels"],
     "cf-link": ["HostConfig.Links", "NetworkSettings.Networks.bridge.Aliases"],
     "cf-tty": ["Config.Tty", "Config.OpenStdin"],
+    "cf-none": ["NetworkSettings.Networks.*"],
+    "cf-rich": ["Config.*", "HostConfig.*"],
 }
 
 
@@ -218,6 +261,7 @@ def scenario():
         inspect_case("container_inspect_paused", "cf-paused"),
         inspect_case("container_inspect_exited", "cf-exited"),
         inspect_case("container_inspect_created", "cf-created"),
+        inspect_case("container_inspect_network_none", "cf-none"),
         C("container_inspect_restarting", "GET", "/containers/cf-restart/json",
           values=["Name", "HostConfig.RestartPolicy"]),
         C("container_inspect_missing", "GET", "/containers/nope/json"),
@@ -269,6 +313,7 @@ def scenario():
         C("archive_get", "GET", "/containers/cf-run/archive?path=/etc/passwd", stream=True,
           stat_header=True),
         C("archive_get_missing", "GET", "/containers/cf-run/archive?path=/nope"),
+        C("archive_head_missing", "HEAD", "/containers/cf-run/archive?path=/nope"),
         C("archive_put", "PUT", "/containers/cf-run/archive?path=/tmp",
           body=tar_of({"put.txt": b"hello\n"}), headers={"Content-Type": "application/x-tar"}),
         C("export", "GET", "/containers/cf-created/export", stream=True),
@@ -287,6 +332,8 @@ def scenario():
                   "Config.WorkingDir", "Config.Cmd"]),
         C("image_inspect_missing", "GET", "/images/nope:latest/json"),
         C("image_history", "GET", "/images/cf-build:latest/history"),
+        C("image_history_imported", "GET", "/images/busybox:latest/history",
+          values=["0.Comment", "0.CreatedBy", "0.Tags"]),
         C("image_history_missing", "GET", "/images/nope/history"),
         C("image_tag", "POST", "/images/busybox:latest/tag?repo=cf-tag&tag=v1"),
         C("image_tag_missing", "POST", "/images/nope/tag?repo=cf-tag&tag=v2"),
@@ -299,6 +346,11 @@ def scenario():
         C("image_import", "POST", "/images/create?fromSrc=-&repo=cf-import&tag=v1",
           body=tar_of({"hello.txt": b"hi\n"}), headers={"Content-Type": "application/x-tar"},
           jsonlines=True),
+        C("image_inspect_commit", "GET", "/images/cf-commit:v1/json",
+          values=["Comment", "Container", "Parent", "Config.Cmd", "ContainerConfig.Cmd",
+                  "RootFS.Layers"]),
+        C("image_inspect_import", "GET", "/images/cf-import:v1/json",
+          values=["Comment", "Config", "Parent", "Architecture", "Os"]),
         C("build", "POST", "/build?t=cf-api-build:latest&rm=1&labels=" + q({"conformance": "1"}),
           body=tar_of({"Dockerfile": b"FROM busybox:latest\nRUN true\n"}),
           headers={"Content-Type": "application/x-tar"}, jsonlines=True),
@@ -348,6 +400,9 @@ def scenario():
           body={"Image": "busybox:latest", "Cmd": ["sleep", "3600"],
                 "Labels": {"conformance": "1"}},
           values=["Warnings"]),
+        C("container_create_rich", "POST", "/containers/create?name=cf-rich", body=RICH,
+          values=["Warnings"]),
+        inspect_case("container_inspect_rich", "cf-rich"),
         C("container_create_conflict", "POST", "/containers/create?name=cf-run",
           body={"Image": "busybox:latest", "Cmd": ["true"]}),
         C("container_create_no_image", "POST", "/containers/create?name=cf-noimg",
@@ -386,5 +441,12 @@ def scenario():
         S("lifecycle", lifecycle),
         C("events_lifecycle", "GET",
           "/events?since={t0}&until={t1}&filters=" + q({"container": ["cf-evt"]}), events=True),
+        S("object events", object_events),
+        C("events_network", "GET", "/events?since={t2}&until={t3}&filters="
+          + q({"type": ["network"], "network": ["cf-evtnet"]}), events=True),
+        C("events_volume", "GET", "/events?since={t2}&until={t3}&filters="
+          + q({"type": ["volume"], "volume": ["cf-evtvol"]}), events=True),
+        C("events_image", "GET", "/events?since={t2}&until={t3}&filters="
+          + q({"type": ["image"], "image": ["cf-evtimg:1"]}), events=True),
         C("events_bad_filter", "GET", "/events?since={t0}&until={t1}&filters=notjson"),
     ]

@@ -118,6 +118,16 @@ def norm_value(v):
     return v
 
 
+def leaves(prefix, v):
+    """{path: value} of the scalars and arrays under an object."""
+    if not isinstance(v, dict):
+        return {prefix: norm_value(v)}
+    out = {}
+    for k, x in v.items():
+        out.update(leaves(f"{prefix}.{k}", x))
+    return out
+
+
 def get_path(v, path):
     for k in path.split("."):
         if isinstance(v, dict):
@@ -167,7 +177,12 @@ def observe(case, resp, body_json=None):
     else:
         rec["error"] = None
     if case.values and isinstance(data, (dict, list)):
-        rec["values"] = {p: norm_value(get_path(data, p)) for p in case.values}
+        rec["values"] = {}
+        for p in case.values:
+            if p.endswith(".*"):  # every leaf under p, one value each
+                rec["values"].update(leaves(p[:-2], get_path(data, p[:-2])))
+            else:
+                rec["values"][p] = norm_value(get_path(data, p))
     if case.events and isinstance(data, list):
         rec["events"] = [f"{e.get('Type')} {e.get('Action')}" for e in data]
     return rec
