@@ -179,7 +179,12 @@ def observe(case, resp, body_json=None):
     if case.values and isinstance(data, (dict, list)):
         rec["values"] = {}
         for p in case.values:
-            if p.endswith(".*"):  # every leaf under p, one value each
+            if "[]." in p:  # every element's value, sorted
+                head, tail = p.split("[].", 1)
+                items = get_path(data, head) if head else data
+                got = [norm_value(get_path(x, tail)) for x in items or []]
+                rec["values"][p] = sorted(got, key=json.dumps)
+            elif p.endswith(".*"):  # every leaf under p, one value each
                 rec["values"].update(leaves(p[:-2], get_path(data, p[:-2])))
             else:
                 rec["values"][p] = norm_value(get_path(data, p))
