@@ -173,6 +173,7 @@ class Target:
             if names:
                 self.docker(kind, "rm", *names, check=False)
         tags = ["cf-build:latest", "cf-dangle:latest", "cf-commit:v1", "cf-import:v1",
+                "cf-load:v1", "127.0.0.1:1/cf-push:v1",
                 "cf-api-build:latest", "cf-tag:v1"]
         self.docker("rmi", "-f", *tags, check=False)
         self.docker("image", "prune", "-f", *lbl, check=False)

@@ -81,6 +81,24 @@ def tar_of(files):
     return buf.getvalue()[:end]
 
 
+def docker_archive(tag):
+    """A one-layer docker-archive (manifest.json layout) tagged `tag`."""
+    import hashlib
+    layer = tar_of({"loaded.txt": b"loaded\n"})
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "conformance"}],
+    }).encode()
+    cfg = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg, "RepoTags": [tag], "Layers": ["layer.tar"]}])
+    return tar_of({cfg: config, "layer.tar": layer, "manifest.json": manifest.encode()})
+
+
+# Nothing listens there: registry calls fail at once, on loopback only.
+NO_REGISTRY = "127.0.0.1:1"
+
 # -- set-up -------------------------------------------------------------
 
 DOCKERFILE_BUILD = b"""FROM busybox:latest
@@ -233,6 +251,11 @@ def scenario():
         C("plugins", "GET", "/plugins"),
         C("plugin_inspect_missing", "GET", "/plugins/nope/json"),
         C("swarm_inspect", "GET", "/swarm"),
+        C("services_list", "GET", "/services"),
+        C("nodes_list", "GET", "/nodes"),
+        C("auth_unreachable", "POST", "/auth",
+          body={"username": "u", "password": "p", "serveraddress": NO_REGISTRY}),
+        C("images_search_unreachable", "GET", f"/images/search?term={NO_REGISTRY}/busybox"),
         S("objects", setup_objects),
         C("info", "GET", "/info", values=["OSType", "Containers", "ContainersPaused"]),
         C("system_df", "GET", "/system/df"),
@@ -361,6 +384,19 @@ def scenario():
         C("image_delete_missing", "DELETE", "/images/nope:latest"),
         C("image_delete_in_use", "DELETE", "/images/busybox:latest"),
         C("image_save", "GET", "/images/cf-build:latest/get", stream=True),
+        C("images_save_many", "GET", "/images/get?names=cf-build:latest&names=busybox:latest",
+          stream=True),
+        C("images_load", "POST", "/images/load", body=docker_archive("cf-load:v1"),
+          headers={"Content-Type": "application/x-tar"}, jsonlines=True, values=["[].stream"]),
+        C("image_inspect_loaded", "GET", "/images/cf-load:v1/json",
+          values=["RepoTags", "Created", "Config.Cmd", "RootFS.Layers"]),
+        C("image_pull_unreachable", "POST", f"/images/create?fromImage={NO_REGISTRY}/nope&tag=1",
+          jsonlines=True),
+        C("image_tag_for_push", "POST",
+          "/images/busybox:latest/tag?tag=v1&repo=" + quote(f"{NO_REGISTRY}/cf-push", safe="")),
+        C("image_push_unreachable", "POST", f"/images/{NO_REGISTRY}/cf-push:v1/push",
+          endpoint="POST /images/{name}/push", headers={"X-Registry-Auth": "e30="},
+          jsonlines=True),
         C("commit", "POST", "/commit?container=cf-exited&repo=cf-commit&tag=v1&comment=c", body={}),
         C("commit_missing", "POST", "/commit?container=nope&repo=cf-commit&tag=v2", body={}),
         C("image_import", "POST", "/images/create?fromSrc=-&repo=cf-import&tag=v1",
@@ -378,6 +414,7 @@ def scenario():
           body=tar_of({"Dockerfile": b"FROMM busybox\n"}),
           headers={"Content-Type": "application/x-tar"}, jsonlines=True),
         C("build_prune", "POST", "/build/prune"),
+        C("build_cancel_unknown", "POST", "/build/cancel?id=nope"),
         # -- networks
         C("networks_list", "GET", "/networks"),
         C("networks_list_custom", "GET", "/networks?filters=" + q({"type": ["custom"]}),
@@ -469,6 +506,7 @@ def scenario():
         C("containers_prune", "POST", "/containers/prune?filters=" + q({"label": ["cf-prune=1"]}),
           values=["ContainersDeleted"]),
         C("images_prune", "POST", "/images/prune?filters=" + q({"label": ["cf-prune=1"]})),
+        C("container_delete_paused_force", "DELETE", "/containers/cf-paused?force=1&v=1"),
         # -- events of a scripted lifecycle
         S("lifecycle", lifecycle),
         C("events_lifecycle", "GET",
