@@ -126,6 +126,22 @@ def load_json(path, default):
         return default
 
 
+WHY = {
+    "missing": "berthd omits this key",
+    "extra": "berthd sends a key dockerd does not",
+    "type": "another JSON type",
+}
+
+
+def gap_reason(d, detail):
+    """A first reason for a new known gap: what differs (want != got)."""
+    kind = d.split(": ", 1)[1].split(" ", 1)[0] if ": " in d else ""
+    why = WHY.get(kind, "")
+    if detail:
+        why = f"{why}: {detail}" if why else detail
+    return why or "differs"
+
+
 def live(args, out, log):
     ensure_dockerd()
     base = tempfile.mkdtemp(prefix="cf", dir="/tmp")
@@ -219,8 +235,10 @@ def golden(args, out, log):
                 out(f"  {k}")
         if args.write_known_gaps:
             gaps = {k: v for k, v in known.items() if k.endswith("*")}
-            gaps.update({d: known.get(d, "initial golden run") for d in rep.diffs + rep150.diffs
-                         if not listed(d, intended) and not listed(d, gaps)})
+            details = {**rep.details, **rep150.details}
+            for d in rep.diffs + rep150.diffs:
+                if not listed(d, intended) and not listed(d, gaps):
+                    gaps[d] = known.get(d) or gap_reason(d, details.get(d))
             with open(args.known_gaps, "w") as f:
                 json.dump(gaps, f, indent=1, sort_keys=True)
                 f.write("\n")
