@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(pkg-config libseccomp-dev libssl-dev busybox-static iproute2 iptables nftables
       curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps
-      python3-pip)
+      python3 python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
