@@ -9,6 +9,8 @@ pub mod dockerignore;
 pub mod events;
 pub mod filters;
 pub mod jsonmessage;
+pub mod shape;
+pub mod shapes;
 pub mod shim;
 pub mod stdcopy;
 pub mod version;

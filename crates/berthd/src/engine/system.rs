@@ -84,15 +84,18 @@ impl Engine {
                     .to_string(),
             );
         }
-        let runtimes: HashMap<String, Runtime> = [(
-            "berth".to_string(),
-            Runtime {
-                path: Some("berth-shim".into()),
-                ..Default::default()
-            },
-        )]
-        .into_iter()
-        .collect();
+        // Containers report dockerd's runtime name ("runc": see
+        // `HostConfig.Runtime`); berth's shim is what serves it.
+        let runtimes: HashMap<String, Runtime> = ["io.containerd.runc.v2", "runc"]
+            .into_iter()
+            .map(|name| {
+                let rt = Runtime {
+                    path: Some("berth-shim".into()),
+                    ..Default::default()
+                };
+                (name.to_string(), rt)
+            })
+            .collect();
         SystemInfo {
             id: Some(self.id.clone()),
             containers: Some(counts.containers),
@@ -166,7 +169,7 @@ impl Engine {
                     );
                     v
                 }),
-                index_configs: None,
+                index_configs: Some(index_configs(c)),
                 mirrors: Some(c.registry_mirrors.clone()),
             }),
             http_proxy: Some(
@@ -189,7 +192,7 @@ impl Engine {
             experimental_build: Some(false),
             server_version: Some(VERSION.into()),
             runtimes: Some(runtimes),
-            default_runtime: Some("berth".into()),
+            default_runtime: Some("runc".into()),
             swarm: Some(SwarmInfo {
                 node_id: Some(String::new()),
                 node_addr: Some(String::new()),
@@ -221,7 +224,7 @@ impl Engine {
                     })
                     .collect(),
             ),
-            warnings: Some(warnings),
+            warnings: (!warnings.is_empty()).then_some(warnings),
             ..Default::default()
         }
     }
@@ -267,4 +270,29 @@ struct Counts {
     running: i64,
     paused: i64,
     images: i64,
+}
+
+/// dockerd's `RegistryConfig.IndexConfigs`: Docker Hub (with the mirrors)
+/// and each insecure registry given by name.
+fn index_configs(c: &crate::config::DaemonConfig) -> HashMap<String, berth_api::models::IndexInfo> {
+    let hub = berth_api::models::IndexInfo {
+        name: Some("docker.io".into()),
+        mirrors: Some(c.registry_mirrors.clone()),
+        secure: Some(true),
+        official: Some(true),
+    };
+    let mut m: HashMap<String, berth_api::models::IndexInfo> =
+        [("docker.io".to_string(), hub)].into_iter().collect();
+    for r in c.insecure_registries.iter().filter(|r| !r.contains('/')) {
+        m.insert(
+            r.clone(),
+            berth_api::models::IndexInfo {
+                name: Some(r.clone()),
+                mirrors: Some(vec![]),
+                secure: Some(false),
+                official: Some(false),
+            },
+        );
+    }
+    m
 }

@@ -8,13 +8,14 @@ use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
-use super::http::{json, no_content, ok_json, stream, ApiResult, Req};
+use super::http::{json, no_content, ok_json, ok_shaped, shaped_value, stream, ApiResult, Req};
 use super::system::parse_ts;
 use super::Ctx;
 use crate::engine::containers::attach::AttachOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
 use crate::engine::containers::CreateOptions;
+use berth_api::shapes;
 
 #[derive(Serialize)]
 struct Created {
@@ -54,11 +55,44 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
         req.query.bool("size"),
         &f,
     )?;
-    ok_json(&list)
+    ok_shaped(&list, &shapes::CONTAINER_LIST, req.version)
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.inspect_container(id, req.query.bool("size"))?)
+    let c = ctx.engine.inspect_container(id, req.query.bool("size"))?;
+    let mut v = serde_json::to_value(&c).map_err(|e| ApiError::internal(e.to_string()))?;
+    if !req.version.at_least(1, 45) {
+        legacy_aliases(&mut v);
+    }
+    shaped_value(StatusCode::OK, v, &shapes::CONTAINER_INSPECT, req.version)
+}
+
+/// Before API 1.45 an endpoint's `Aliases` on a user-defined network also
+/// held the short container ID and the hostname (DNSNames replaced that).
+fn legacy_aliases(v: &mut serde_json::Value) {
+    let short: String = v["Id"].as_str().unwrap_or("").chars().take(12).collect();
+    let host = v["Config"]["Hostname"].as_str().unwrap_or("").to_string();
+    let Some(nets) = v
+        .pointer_mut("/NetworkSettings/Networks")
+        .and_then(|n| n.as_object_mut())
+    else {
+        return;
+    };
+    for (name, ep) in nets.iter_mut() {
+        if ["bridge", "host", "none", "default"].contains(&name.as_str())
+            || name.starts_with("container:")
+        {
+            continue;
+        }
+        let mut aliases: Vec<serde_json::Value> =
+            ep["Aliases"].as_array().cloned().unwrap_or_default();
+        for extra in [&short, &host] {
+            if !extra.is_empty() && !aliases.iter().any(|a| a == extra.as_str()) {
+                aliases.push(extra.as_str().into());
+            }
+        }
+        ep["Aliases"] = serde_json::Value::Array(aliases);
+    }
 }
 
 pub async fn start(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {

@@ -4,12 +4,13 @@
 use std::io::Write;
 
 use berth_api::jsonmessage::JsonMessage;
+use berth_api::shapes;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::error::ApiError;
 use super::http::{
-    full, ok_json, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
+    full, ok_json, ok_shaped, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
 };
 use super::Ctx;
 use crate::engine::images::reference::{self, Reference};
@@ -43,7 +44,7 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
             s.virtual_size = Some(s.size);
         }
     }
-    ok_json(&out)
+    ok_shaped(&out, &shapes::IMAGE_LIST, req.version)
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
@@ -51,11 +52,15 @@ pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     if !req.version.at_least(1, 44) {
         v.virtual_size = v.size;
     }
-    ok_json(&v)
+    ok_shaped(&v, &shapes::IMAGE_INSPECT, req.version)
 }
 
-pub async fn history(ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
-    ok_json(&ctx.engine.images.history(name)?)
+pub async fn history(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    ok_shaped(
+        &ctx.engine.images.history(name)?,
+        &shapes::IMAGE_HISTORY,
+        req.version,
+    )
 }
 
 pub async fn tag(ctx: &Ctx, req: Req, name: &str) -> ApiResult {

@@ -206,10 +206,8 @@ impl Engine {
                 let line = if running {
                     let (cpu, mem, pids, blkio) = sample(&r.id, ncpu);
                     let read = super::now();
-                    let (precpu, preread) = prev.clone().unwrap_or((
-                        json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
-                        ZERO.to_string(),
-                    ));
+                    let (precpu, preread) =
+                        prev.clone().unwrap_or((zero_cpu_stats(), ZERO.to_string()));
                     let v = json!({
                         "read": read, "preread": preread,
                         "pids_stats": pids, "blkio_stats": blkio,
@@ -224,8 +222,8 @@ impl Engine {
                 } else {
                     json!({
                         "read": ZERO, "preread": ZERO, "pids_stats": {}, "blkio_stats": {},
-                        "num_procs": 0, "storage_stats": {}, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                        "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}, "memory_stats": {},
+                        "num_procs": 0, "storage_stats": {}, "cpu_stats": zero_cpu_stats(),
+                        "precpu_stats": zero_cpu_stats(), "memory_stats": {},
                         "name": format!("/{}", r.name), "id": r.id,
                     })
                 };
@@ -249,4 +247,13 @@ impl Engine {
         });
         Ok(rx)
     }
+}
+
+/// CPU stats with no sample: moby's zero `CPUStats` (its always-emitted
+/// fields at zero).
+fn zero_cpu_stats() -> Value {
+    json!({
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    })
 }

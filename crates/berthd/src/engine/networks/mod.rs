@@ -48,7 +48,8 @@ pub struct NetRecord {
     pub enable_ipv6: bool,
     pub labels: HashMap<String, String>,
     pub options: HashMap<String, String>,
-    pub ipam_options: HashMap<String, String>,
+    /// As given: dockerd reports `null` when the request had none.
+    pub ipam_options: Option<HashMap<String, String>>,
     pub predefined: bool,
 }
 
@@ -496,7 +497,7 @@ impl Engine {
             enable_ipv6: req.enable_ipv6.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
             options: opts,
-            ipam_options: ipam.options.clone().unwrap_or_default(),
+            ipam_options: ipam.options.clone(),
             predefined: false,
         };
         let h = self.networks.handle()?;
@@ -627,7 +628,7 @@ impl Engine {
             ipam: Some(Ipam {
                 driver: Some("default".into()),
                 config: Some(config),
-                options: Some(n.ipam_options.clone()),
+                options: n.ipam_options.clone(),
             }),
             internal: Some(n.internal),
             attachable: Some(n.attachable),
