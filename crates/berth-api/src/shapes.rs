@@ -611,6 +611,51 @@ mod tests {
     }
 
     #[test]
+    fn typed_answers_are_shaped_while_serializing() {
+        use crate::models::{
+            ContainerInspectResponse, EndpointSettings, HostConfig, NetworkSettings,
+        };
+        let c = ContainerInspectResponse {
+            id: Some("x".into()),
+            host_config: Some(HostConfig {
+                runtime: Some("runc".into()),
+                memory: Some(5),
+                ..Default::default()
+            }),
+            network_settings: Some(NetworkSettings {
+                networks: Some(
+                    [("n".to_string(), EndpointSettings::default())]
+                        .into_iter()
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let b = CONTAINER_INSPECT
+            .to_vec(&c, ApiVersion::new(1, 50))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["HostConfig"]["Runtime"], json!("runc"));
+        assert_eq!(v["HostConfig"]["Memory"], json!(5));
+        assert_eq!(v["HostConfig"]["Links"], json!(null));
+        assert_eq!(v["Config"]["Tty"], json!(false));
+        assert_eq!(v["State"]["Status"], json!(""));
+        assert_eq!(
+            v["NetworkSettings"]["Networks"]["n"]["DNSNames"],
+            json!(null)
+        );
+        assert_eq!(
+            v["NetworkSettings"]["Networks"]["n"]["Aliases"],
+            json!(null)
+        );
+        assert!(v["HostConfig"].get("KernelMemory").is_none());
+        // Every key once: filled keys do not repeat written ones.
+        let text = String::from_utf8(b).unwrap();
+        assert_eq!(text.matches("\"Runtime\"").count(), 1);
+    }
+
+    #[test]
     fn omitempty_drops_zero_values_only() {
         let mut v = json!([{"SizeRw": 0, "SizeRootFs": 5}]);
         CONTAINER_LIST.apply(&mut v, ApiVersion::new(1, 41));

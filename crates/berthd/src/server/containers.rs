@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
-use super::http::{json, no_content, ok_json, ok_shaped, shaped_value, stream, ApiResult, Req};
+use super::http::{json, no_content, ok_json, ok_shaped, shaped, stream, ApiResult, Req};
 use super::system::parse_ts;
 use super::Ctx;
 use crate::engine::containers::attach::AttachOptions;
@@ -64,7 +64,7 @@ pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     if !req.version.at_least(1, 45) {
         legacy_aliases(&mut v);
     }
-    shaped_value(StatusCode::OK, v, &shapes::CONTAINER_INSPECT, req.version)
+    shaped(StatusCode::OK, &v, &shapes::CONTAINER_INSPECT, req.version)
 }
 
 /// Before API 1.45 an endpoint's `Aliases` on a user-defined network also

@@ -81,26 +81,27 @@ pub fn ok_json<T: Serialize + ?Sized>(v: &T) -> ApiResult {
 pub fn shaped<T: Serialize + ?Sized>(
     status: StatusCode,
     v: &T,
-    shape: &Shape,
+    shape: &'static Shape,
     version: ApiVersion,
 ) -> ApiResult {
-    let v = serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
-    shaped_value(status, v, shape, version)
-}
-
-/// Like `shaped`, for an answer a handler already holds as a JSON value.
-pub fn shaped_value(
-    status: StatusCode,
-    mut v: serde_json::Value,
-    shape: &Shape,
-    version: ApiVersion,
-) -> ApiResult {
-    shape.apply(&mut v, version);
-    json(status, &v)
+    let body = shape
+        .to_vec(v, version)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
 /// `shaped` with 200 OK.
-pub fn ok_shaped<T: Serialize + ?Sized>(v: &T, shape: &Shape, version: ApiVersion) -> ApiResult {
+pub fn ok_shaped<T: Serialize + ?Sized>(
+    v: &T,
+    shape: &'static Shape,
+    version: ApiVersion,
+) -> ApiResult {
     shaped(StatusCode::OK, v, shape, version)
 }
 

@@ -5,7 +5,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::http::{no_content, ok_json, shaped_value, ApiResult, Req};
+use super::http::{no_content, ok_json, shaped, ApiResult, Req};
 use super::Ctx;
 use berth_api::shapes;
 
@@ -26,19 +26,24 @@ fn wire(v: &Volume) -> Value {
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let body: VolumeCreateOptions = req.json_or_default().await?;
     let v = wire(&ctx.engine.create_volume(body)?);
-    shaped_value(StatusCode::CREATED, v, &shapes::VOLUME_INSPECT, req.version)
+    shaped(
+        StatusCode::CREATED,
+        &v,
+        &shapes::VOLUME_INSPECT,
+        req.version,
+    )
 }
 
 pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     let list = ctx.engine.list_volumes(&req.query.filters()?)?;
     let vols: Vec<Value> = list.volumes.unwrap_or_default().iter().map(wire).collect();
     let v = serde_json::json!({ "Volumes": vols, "Warnings": null });
-    shaped_value(StatusCode::OK, v, &shapes::VOLUME_LIST, req.version)
+    shaped(StatusCode::OK, &v, &shapes::VOLUME_LIST, req.version)
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     let v = wire(&ctx.engine.inspect_volume(name)?);
-    shaped_value(StatusCode::OK, v, &shapes::VOLUME_INSPECT, req.version)
+    shaped(StatusCode::OK, &v, &shapes::VOLUME_INSPECT, req.version)
 }
 
 /// Removing a volume deletes its files: off the async workers.

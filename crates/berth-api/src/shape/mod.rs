@@ -5,8 +5,8 @@
 //! `None`, while dockerd's Go structs emit every field without `omitempty`,
 //! with its zero value (`""`, `0`, `false`, `null` for nil slices, maps and
 //! pointers, nested structs filled). A [`Shape`] describes those fields for
-//! one response type; [`Shape::apply`] adds the missing ones to a serialized
-//! answer and drops the ones the negotiated version does not have. The
+//! one response type; [`Shape::to_vec`] serializes an answer with the missing
+//! ones added and the ones the negotiated version does not have dropped. The
 //! engine still fills every real value: a shape only supplies defaults.
 //!
 //! A shape is written as lines of `PATH ZERO [>=X.Y] [<X.Y]`:
@@ -24,6 +24,8 @@
 //!
 //! `#` starts a comment. Shared parts (a `HostConfig`, an endpoint) are
 //! separate texts mounted under a prefix (see [`Shape::new`]).
+
+mod ser;
 
 use std::sync::OnceLock;
 
@@ -133,49 +135,6 @@ impl Node {
         }
         n
     }
-
-    fn apply(&self, v: &mut Value, ver: ApiVersion) {
-        match v {
-            Value::Object(m) => {
-                for (k, child) in &self.fields {
-                    if !child.in_version(ver) {
-                        m.remove(k);
-                        continue;
-                    }
-                    let omit = child.omit_empty.is_some_and(|s| ver >= s);
-                    match m.get_mut(k) {
-                        Some(x) => {
-                            child.apply(x, ver);
-                            if omit && is_empty(x) {
-                                m.remove(k);
-                            }
-                        }
-                        None if omit => {}
-                        None => {
-                            if let Some(z) = &child.zero {
-                                let mut x = z.value();
-                                child.apply(&mut x, ver);
-                                m.insert(k.clone(), x);
-                            }
-                        }
-                    }
-                }
-                if let Some(e) = &self.entries {
-                    for x in m.values_mut() {
-                        e.apply(x, ver);
-                    }
-                }
-            }
-            Value::Array(a) => {
-                if let Some(e) = &self.elems {
-                    for x in a {
-                        e.apply(x, ver);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// The always-emitted fields of one response type; built on first use.
@@ -245,12 +204,12 @@ impl Shape {
         Ok(root)
     }
 
-    /// Checks the shape texts (for tests: `apply` builds them lazily).
+    /// Checks the shape texts (`to_vec` builds them lazily).
     pub fn check(&self) -> Result<(), BadShape> {
         Self::build(self.parts).map(|_| ())
     }
 
-    fn tree(&self) -> &Node {
+    fn tree(&'static self) -> &'static Node {
         self.tree.get_or_init(|| {
             // The texts are constants checked by unit tests; a broken one
             // shapes nothing rather than failing requests.
@@ -258,20 +217,28 @@ impl Shape {
         })
     }
 
-    /// Brings a serialized answer to the shape dockerd gives at `version`.
-    pub fn apply(&self, v: &mut Value, version: ApiVersion) {
-        self.tree().apply(v, version);
-    }
-
-    /// Serializes `v` in this shape.
+    /// Serializes `v` as JSON in the shape dockerd gives at `version`.
     pub fn to_vec<T: serde::Serialize + ?Sized>(
-        &self,
+        &'static self,
         v: &T,
         version: ApiVersion,
     ) -> serde_json::Result<Vec<u8>> {
-        let mut val = serde_json::to_value(v)?;
-        self.apply(&mut val, version);
-        serde_json::to_vec(&val)
+        serde_json::to_vec(&self.shaped(v, version))
+    }
+
+    /// Brings a JSON value to the shape dockerd gives at `version`.
+    pub fn apply(&'static self, v: &mut Value, version: ApiVersion) {
+        if let Ok(out) = serde_json::to_value(self.shaped(&*v, version)) {
+            *v = out;
+        }
+    }
+
+    fn shaped<'a, T: ?Sized>(&'static self, v: &'a T, ver: ApiVersion) -> ser::Shaped<'a, T> {
+        ser::Shaped {
+            v,
+            node: Some(self.tree()),
+            ver,
+        }
     }
 }
 
