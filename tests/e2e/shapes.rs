@@ -452,3 +452,106 @@ fn info_version_networks_volumes_and_execs_carry_dockerds_keys() {
         assert_eq!(e.running, Some(false));
     });
 }
+
+fn post(d: &Daemon, path: &str, body: Option<&str>) -> (u16, Value) {
+    let (status, _, b) = d.raw("POST", path, body.map(str::as_bytes));
+    let v = if b.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&b)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}: {}", String::from_utf8_lossy(&b)))
+    };
+    (status, v)
+}
+
+#[test]
+fn operation_answers_prunes_and_events_carry_dockerds_keys() {
+    let d = Daemon::start();
+    import_busybox(&d, "busybox:latest");
+    for v in VERSIONS {
+        d.docker_ok(&["volume", "create", "named"]);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (st, c) = post(
+            &d,
+            &format!("/v{v}/containers/create?name=op"),
+            Some(r#"{"Image":"busybox","Cmd":["sleep","1000"]}"#),
+        );
+        assert_eq!(st, 201, "{c}");
+        assert_eq!(c["Warnings"], json!([]), "{c}");
+        let id = c["Id"].as_str().unwrap().to_string();
+        assert_eq!(post(&d, &format!("/v{v}/containers/op/start"), None).0, 204);
+        let top = get(&d, &format!("/v{v}/containers/op/top"));
+        assert!(has(&top, "Titles").is_array() && has(&top, "Processes").is_array());
+        let (st, u) = post(
+            &d,
+            &format!("/v{v}/containers/op/update"),
+            Some(r#"{"CpuShares":512}"#),
+        );
+        assert_eq!(st, 200, "{u}");
+        eq(&u, "Warnings", Value::Null);
+        assert_eq!(post(&d, &format!("/v{v}/containers/op/kill"), None).0, 204);
+        let (st, w) = post(&d, &format!("/v{v}/containers/op/wait"), None);
+        assert_eq!(st, 200);
+        eq(&w, "StatusCode", json!(137));
+        has(&w, "Error");
+        for ch in get(&d, &format!("/v{v}/containers/op/changes"))
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            has(ch, "Path");
+            has(ch, "Kind");
+        }
+        let (_, p) = post(&d, &format!("/v{v}/containers/prune"), None);
+        eq(&p, "ContainersDeleted", json!([id]));
+        eq(&p, "SpaceReclaimed", json!(0));
+        let (_, p) = post(&d, &format!("/v{v}/containers/prune"), None);
+        eq(&p, "ContainersDeleted", Value::Null);
+        let (_, p) = post(&d, &format!("/v{v}/images/prune"), None);
+        eq(&p, "ImagesDeleted", Value::Null);
+        has(&p, "SpaceReclaimed");
+        let (_, p) = post(&d, &format!("/v{v}/networks/prune"), None);
+        eq(&p, "NetworksDeleted", Value::Null);
+        // Before 1.42 a volume prune also takes named volumes.
+        let (_, p) = post(&d, &format!("/v{v}/volumes/prune"), None);
+        if v == "1.41" {
+            eq(&p, "VolumesDeleted", json!(["named"]));
+        } else {
+            eq(&p, "VolumesDeleted", json!([]));
+            d.docker_ok(&["volume", "rm", "named"]);
+        }
+        // A bounded replay: `until` is at most two seconds ahead.
+        let (st, _, body) = d.raw(
+            "GET",
+            &format!("/v{v}/events?since={since}&until={}", since + 2),
+            None,
+        );
+        assert_eq!(st, 200);
+        let events: Vec<Value> = String::from_utf8_lossy(&body)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let create = events
+            .iter()
+            .find(|e| e["Type"] == "container" && e["Action"] == "create")
+            .unwrap_or_else(|| panic!("no create event in {events:?}"));
+        for k in [
+            "status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano",
+        ] {
+            has(create, k);
+        }
+        eq(create, "Actor.ID", json!(id));
+        eq(create, "Actor.Attributes.image", json!("busybox"));
+        let connect = events
+            .iter()
+            .find(|e| e["Type"] == "network" && e["Action"] == "connect")
+            .unwrap_or_else(|| panic!("no connect event in {events:?}"));
+        for k in ["status", "id", "from"] {
+            lacks(connect, k);
+        }
+        has(connect, "Actor.Attributes.container");
+    }
+}

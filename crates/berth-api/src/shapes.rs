@@ -537,6 +537,12 @@ BuildTime omitempty
 "#,
 )]);
 
+/// `POST /images/prune`.
+pub static IMAGE_PRUNE: Shape = Shape::new(&[("", "ImagesDeleted null\nSpaceReclaimed 0")]);
+
+/// `POST /volumes/prune`: dockerd starts from an empty list, not nil.
+pub static VOLUME_PRUNE: Shape = Shape::new(&[("", "VolumesDeleted []\nSpaceReclaimed 0")]);
+
 /// Every shape, for the tests that check their texts.
 pub const ALL: &[&Shape] = &[
     &CONTAINER_INSPECT,
@@ -552,6 +558,8 @@ pub const ALL: &[&Shape] = &[
     &EXEC_INSPECT,
     &INFO,
     &VERSION,
+    &IMAGE_PRUNE,
+    &VOLUME_PRUNE,
 ];
 
 #[cfg(test)]

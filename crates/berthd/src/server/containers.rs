@@ -303,6 +303,8 @@ pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: berth_api::models::ContainerUpdateBody = req.json().await?;
     let warnings = ctx.engine.update_container(id, body).await?;
+    // dockerd's nil slice: `null` when there is nothing to warn about.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 

@@ -85,7 +85,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
     let filters = req.query.filters()?;
     let engine = ctx.engine.clone();
     let out = blocking(move || engine.images.prune(&filters)).await?;
-    ok_json(&out)
+    ok_shaped(&out, &shapes::IMAGE_PRUNE, req.version)
 }
 
 pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {

@@ -5,7 +5,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::http::{no_content, ok_json, shaped, ApiResult, Req};
+use super::http::{no_content, ok_shaped, shaped, ApiResult, Req};
 use super::Ctx;
 use berth_api::shapes;
 
@@ -60,9 +60,14 @@ pub async fn remove(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
-    let (engine, f) = (ctx.engine.clone(), req.query.filters()?);
+    let (engine, mut f) = (ctx.engine.clone(), req.query.filters()?);
+    // Before 1.42 a prune took named volumes too (dockerd's router adds
+    // `all=true` for those clients).
+    if !req.version.at_least(1, 42) && !f.contains("all") {
+        f.add("all", "true");
+    }
     let r = tokio::task::spawn_blocking(move || engine.prune_volumes(&f))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    ok_json(&r)
+    ok_shaped(&r, &shapes::VOLUME_PRUNE, req.version)
 }
