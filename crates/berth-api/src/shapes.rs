@@ -297,9 +297,9 @@ const IMAGE_SUMMARY: &str = r#"
 Containers 0
 Created 0
 Id ""
-Labels null
+Labels null emptynull
 ParentId ""
-RepoDigests null
+RepoDigests null emptynull<1.43
 RepoTags null
 SharedSize 0
 Size 0
@@ -318,17 +318,17 @@ Created 0
 CreatedBy ""
 Id ""
 Size 0
-Tags null
+Tags null emptynull
 "#,
 )]);
 
 const VOLUME: &str = r#"
 CreatedAt omitempty
 Driver ""
-Labels null
+Labels null emptynull
 Mountpoint ""
 Name ""
-Options null
+Options null emptynull
 Scope ""
 "#;
 
@@ -464,8 +464,8 @@ OSType ""
 Architecture ""
 IndexServerAddress ""
 RegistryConfig null
-RegistryConfig.AllowNondistributableArtifactsCIDRs null <1.47
-RegistryConfig.AllowNondistributableArtifactsHostnames null <1.47
+RegistryConfig.AllowNondistributableArtifactsCIDRs [] <1.47
+RegistryConfig.AllowNondistributableArtifactsHostnames [] <1.47
 RegistryConfig.InsecureRegistryCIDRs null
 RegistryConfig.IndexConfigs null
 RegistryConfig.IndexConfigs.{}.Name ""
@@ -661,6 +661,19 @@ mod tests {
         // Every key once: filled keys do not repeat written ones.
         let text = String::from_utf8(b).unwrap();
         assert_eq!(text.matches("\"Runtime\"").count(), 1);
+    }
+
+    #[test]
+    fn emptynull_writes_nil_lists_and_maps() {
+        let mut v = json!([{"Labels": {}, "RepoDigests": [], "RepoTags": []}]);
+        IMAGE_LIST.apply(&mut v, ApiVersion::new(1, 41));
+        assert_eq!(v[0]["Labels"], json!(null));
+        assert_eq!(v[0]["RepoDigests"], json!(null));
+        assert_eq!(v[0]["RepoTags"], json!([]));
+        let mut v = json!([{"Labels": {"a": "b"}, "RepoDigests": []}]);
+        IMAGE_LIST.apply(&mut v, ApiVersion::new(1, 50));
+        assert_eq!(v[0]["Labels"], json!({"a": "b"}));
+        assert_eq!(v[0]["RepoDigests"], json!([]));
     }
 
     #[test]

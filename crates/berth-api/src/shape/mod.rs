@@ -21,6 +21,9 @@
 //! - `>=X.Y`: the key exists from that version on; `<X.Y`: up to (and not
 //!   including) that version. Outside its range the key is removed.
 //! - `omitempty>=X.Y`: from that version on the field is `omitempty`.
+//! - `emptynull` (or `emptynull<X.Y`, below that version only): an empty
+//!   list or map is written as `null` — Go's nil, which the wire types
+//!   cannot tell from empty.
 //!
 //! `#` starts a comment. Shared parts (a `HostConfig`, an endpoint) are
 //! separate texts mounted under a prefix (see [`Shape::new`]).
@@ -91,6 +94,8 @@ struct Node {
     until: Option<ApiVersion>,
     /// From this version on the field is `omitempty`.
     omit_empty: Option<ApiVersion>,
+    /// Below this version an empty list or map is written as `null`.
+    empty_null: Option<ApiVersion>,
     fields: Vec<(String, Node)>,
     /// `{}`: applied to every entry of a map.
     entries: Option<Box<Node>>,
@@ -188,7 +193,13 @@ impl Shape {
                     z => node.zero = Some(Zero::parse(z).ok_or_else(|| bad("bad zero value"))?),
                 }
                 for w in words {
-                    let (slot, v) = if let Some(v) = w.strip_prefix("omitempty>=") {
+                    if w == "emptynull" {
+                        node.empty_null = Some(ApiVersion::new(u32::MAX, u32::MAX));
+                        continue;
+                    }
+                    let (slot, v) = if let Some(v) = w.strip_prefix("emptynull<") {
+                        (&mut node.empty_null, v)
+                    } else if let Some(v) = w.strip_prefix("omitempty>=") {
                         (&mut node.omit_empty, v)
                     } else if let Some(v) = w.strip_prefix(">=") {
                         (&mut node.since, v)

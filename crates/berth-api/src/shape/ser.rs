@@ -34,6 +34,7 @@ enum Plan {
     Drop,
     Write,
     WriteUnlessEmpty,
+    WriteNullIfEmpty,
 }
 
 fn plan(child: &Node, ver: ApiVersion) -> Plan {
@@ -41,6 +42,8 @@ fn plan(child: &Node, ver: ApiVersion) -> Plan {
         Plan::Drop
     } else if child.omit_empty.is_some_and(|s| ver >= s) {
         Plan::WriteUnlessEmpty
+    } else if child.empty_null.is_some_and(|u| ver < u) {
+        Plan::WriteNullIfEmpty
     } else {
         Plan::Write
     }
@@ -291,6 +294,18 @@ fn field<T: Serialize + ?Sized, E: ser::Error>(
         Plan::WriteUnlessEmpty => {
             let probe = serde_json::to_value(v).map_err(E::custom)?;
             (!is_empty(&probe)).then_some(FieldValue::Probed(child, probe))
+        }
+        Plan::WriteNullIfEmpty => {
+            let mut probe = serde_json::to_value(v).map_err(E::custom)?;
+            let empty = match &probe {
+                serde_json::Value::Array(a) => a.is_empty(),
+                serde_json::Value::Object(m) => m.is_empty(),
+                _ => false,
+            };
+            if empty {
+                probe = serde_json::Value::Null;
+            }
+            Some(FieldValue::Probed(child, probe))
         }
     })
 }

@@ -39,9 +39,15 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
         filters: req.query.filters()?,
     };
     let mut out = ctx.engine.images.list(&opts)?;
-    if !req.version.at_least(1, 44) {
-        for s in &mut out {
+    for s in &mut out {
+        if !req.version.at_least(1, 44) {
             s.virtual_size = Some(s.size);
+        }
+        // Before 1.43 an image with neither tags nor digests is listed as
+        // `<none>:<none>` / `<none>@<none>`.
+        if !req.version.at_least(1, 43) && s.repo_tags.is_empty() && s.repo_digests.is_empty() {
+            s.repo_tags.push("<none>:<none>".into());
+            s.repo_digests.push("<none>@<none>".into());
         }
     }
     ok_shaped(&out, &shapes::IMAGE_LIST, req.version)
