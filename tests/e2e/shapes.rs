@@ -378,7 +378,7 @@ fn info_version_networks_volumes_and_execs_carry_dockerds_keys() {
             eq(
                 &i,
                 "RegistryConfig.AllowNondistributableArtifactsCIDRs",
-                Value::Null,
+                json!([]),
             );
             lacks(&i, "CDISpecDirs");
         } else {
