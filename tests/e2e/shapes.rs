@@ -483,6 +483,33 @@ fn operation_answers_prunes_and_events_carry_dockerds_keys() {
         assert_eq!(c["Warnings"], json!([]), "{c}");
         let id = c["Id"].as_str().unwrap().to_string();
         assert_eq!(post(&d, &format!("/v{v}/containers/op/start"), None).0, 204);
+        // A one-shot sample has no previous one: moby's zero CPU stats.
+        let st = get(
+            &d,
+            &format!("/v{v}/containers/op/stats?stream=0&one-shot=1"),
+        );
+        for k in [
+            "cpu_usage.total_usage",
+            "cpu_usage.usage_in_kernelmode",
+            "cpu_usage.usage_in_usermode",
+            "throttling_data.periods",
+            "throttling_data.throttled_periods",
+            "throttling_data.throttled_time",
+        ] {
+            eq(&st, &format!("precpu_stats.{k}"), json!(0));
+            has(&st, &format!("cpu_stats.{k}"));
+        }
+        for k in [
+            "read",
+            "preread",
+            "name",
+            "id",
+            "pids_stats",
+            "blkio_stats",
+            "memory_stats",
+        ] {
+            has(&st, k);
+        }
         let top = get(&d, &format!("/v{v}/containers/op/top"));
         assert!(has(&top, "Titles").is_array() && has(&top, "Processes").is_array());
         let (st, u) = post(

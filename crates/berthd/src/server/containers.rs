@@ -354,3 +354,26 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
     let id = ctx.engine.commit_container(&container, opts).await?;
     json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn legacy_aliases_add_short_id_and_hostname_on_user_networks() {
+        let mut v = json!({
+            "Id": "0123456789abcdef",
+            "Config": {"Hostname": "web"},
+            "NetworkSettings": {"Networks": {
+                "bridge": {"Aliases": null},
+                "app": {"Aliases": ["db", "web"]},
+                "other": {"Aliases": null},
+            }},
+        });
+        super::legacy_aliases(&mut v);
+        let n = &v["NetworkSettings"]["Networks"];
+        assert_eq!(n["bridge"]["Aliases"], json!(null));
+        assert_eq!(n["app"]["Aliases"], json!(["db", "web", "0123456789ab"]));
+        assert_eq!(n["other"]["Aliases"], json!(["0123456789ab", "web"]));
+    }
+}

@@ -1401,6 +1401,54 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reported_host_config_has_dockerds_filled_values() {
+        let asked = HostConfig {
+            memory_swappiness: Some(-1),
+            pids_limit: Some(0),
+            ..Default::default()
+        };
+        let hc = super::reported_host_config(&asked);
+        assert_eq!(hc.runtime.as_deref(), Some("runc"));
+        assert_eq!(hc.memory_swappiness, None);
+        assert_eq!(hc.pids_limit, None);
+        assert!(hc
+            .masked_paths
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(hc
+            .readonly_paths
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
+        let privileged = HostConfig {
+            privileged: Some(true),
+            runtime: Some("io.containerd.runc.v2".into()),
+            pids_limit: Some(50),
+            ..Default::default()
+        };
+        let hc = super::reported_host_config(&privileged);
+        assert_eq!(hc.runtime.as_deref(), Some("io.containerd.runc.v2"));
+        assert_eq!(hc.pids_limit, Some(50));
+        assert_eq!(hc.masked_paths, None);
+    }
+
+    #[test]
+    fn listed_endpoints_carry_addresses_not_aliases() {
+        let ep = berth_api::models::EndpointSettings {
+            aliases: Some(vec!["a".into()]),
+            ip_address: Some("10.0.0.2".into()),
+            network_id: Some("n".into()),
+            dns_names: Some(vec!["x".into()]),
+            ..Default::default()
+        };
+        let l = super::listed_endpoint(&ep);
+        assert_eq!(l.aliases, None);
+        assert_eq!(l.dns_names, None);
+        assert_eq!(l.ip_address.as_deref(), Some("10.0.0.2"));
+        assert_eq!(l.network_id.as_deref(), Some("n"));
+    }
+
     use super::*;
 
     #[test]

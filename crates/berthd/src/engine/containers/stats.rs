@@ -204,7 +204,10 @@ impl Engine {
                 let r = c.snapshot();
                 let running = r.state.status.is_running() && r.state.status != Status::Restarting;
                 let line = if running {
-                    let (cpu, mem, pids, blkio) = sample(&r.id, ncpu);
+                    let (cpu, mut mem, mut pids, blkio) = sample(&r.id, ncpu);
+                    // moby's `omitempty` counters: absent when zero.
+                    drop_zero(&mut mem, "failcnt");
+                    drop_zero(&mut pids, "limit");
                     let read = super::now();
                     let (precpu, preread) =
                         prev.clone().unwrap_or((zero_cpu_stats(), ZERO.to_string()));
@@ -256,4 +259,12 @@ fn zero_cpu_stats() -> Value {
         "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
         "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
     })
+}
+
+fn drop_zero(v: &mut Value, key: &str) {
+    if let Some(m) = v.as_object_mut() {
+        if m.get(key).and_then(Value::as_u64) == Some(0) {
+            m.remove(key);
+        }
+    }
 }
