@@ -92,29 +92,39 @@ fn networks(pid: i64) -> Value {
     Value::Object(out)
 }
 
+/// cgroup v1 block I/O, as moby reads it: one list per stat file (empty,
+/// not null, when the file is absent — CFQ files often are).
 fn blkio_v1(rel: &str) -> Value {
-    let mut entries = Vec::new();
-    for l in read(&format!(
-        "/sys/fs/cgroup/blkio{rel}/blkio.throttle.io_service_bytes_recursive"
-    ))
-    .or_else(|| {
-        read(&format!(
-            "/sys/fs/cgroup/blkio{rel}/blkio.throttle.io_service_bytes"
-        ))
+    let dir = format!("/sys/fs/cgroup/blkio{rel}");
+    // Lines are `maj:min op value`, or `maj:min value` for time and sectors.
+    let entries = |files: &[&str]| -> Vec<Value> {
+        let text = files
+            .iter()
+            .find_map(|f| read(&format!("{dir}/{f}")))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (dev, op, value) = match f.as_slice() {
+                    [dev, op, value] => (*dev, op.to_lowercase(), *value),
+                    [dev, value] => (*dev, String::new(), *value),
+                    _ => return None,
+                };
+                let (maj, min) = dev.split_once(':')?;
+                Some(json!({"major": maj.parse::<u64>().unwrap_or(0), "minor": min.parse::<u64>().unwrap_or(0), "op": op, "value": value.parse::<u64>().unwrap_or(0)}))
+            })
+            .collect()
+    };
+    json!({
+        "io_service_bytes_recursive": entries(&["blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"]),
+        "io_serviced_recursive": entries(&["blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"]),
+        "io_queue_recursive": entries(&["blkio.io_queued_recursive"]),
+        "io_service_time_recursive": entries(&["blkio.io_service_time_recursive"]),
+        "io_wait_time_recursive": entries(&["blkio.io_wait_time_recursive"]),
+        "io_merged_recursive": entries(&["blkio.io_merged_recursive"]),
+        "io_time_recursive": entries(&["blkio.time_recursive"]),
+        "sectors_recursive": entries(&["blkio.sectors_recursive"]),
     })
-    .unwrap_or_default()
-    .lines()
-    {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() != 3 {
-            continue;
-        }
-        let Some((maj, min)) = f[0].split_once(':') else {
-            continue;
-        };
-        entries.push(json!({"major": maj.parse::<u64>().unwrap_or(0), "minor": min.parse::<u64>().unwrap_or(0), "op": f[1].to_lowercase(), "value": f[2].parse::<u64>().unwrap_or(0)}));
-    }
-    json!({"io_service_bytes_recursive": entries, "io_serviced_recursive": null, "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null})
 }
 
 /// One sample: (cpu_stats, memory_stats, pids_stats, blkio_stats).
