@@ -143,10 +143,12 @@ pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ok_json(&ctx.engine.top(id, req.query.get("ps_args").unwrap_or(""))?)
 }
 
+/// The wait answer. dockerd 20.10 (API 1.41) always sent `"Error": null`;
+/// from moby 23 (API 1.42) `Error` is omitted when there was none.
 #[derive(Serialize)]
 struct WaitBody {
-    #[serde(rename = "Error")]
-    error: Option<()>,
+    #[serde(rename = "Error", skip_serializing_if = "Option::is_none")]
+    error: Option<Option<()>>,
     #[serde(rename = "StatusCode")]
     status_code: i64,
 }
@@ -154,12 +156,13 @@ struct WaitBody {
 pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition"))?;
     let waiter = ctx.engine.wait_container(id, cond)?;
+    let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
         let code = waiter.wait().await;
         let mut b = serde_json::to_vec(&WaitBody {
-            error: None,
+            error: legacy_error.then_some(None),
             status_code: code,
         })
         .unwrap_or_default();
