@@ -759,7 +759,7 @@ impl Engine {
                 ipam_config: given.ipam_config.clone(),
                 links: given.links.clone(),
                 mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
-                aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+                aliases: given.aliases.clone(),
                 driver_opts: given.driver_opts.clone(),
                 gw_priority: given.gw_priority,
                 network_id: Some(n.id.clone()),
@@ -1326,9 +1326,11 @@ impl Engine {
         }
         let given = cfg.unwrap_or_default();
         validate_endpoint(&n, &given)?;
+        // Echoed as given (dockerd keeps an empty list or map as sent).
         let mut ep = EndpointSettings {
             ipam_config: given.ipam_config.clone(),
-            aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+            aliases: given.aliases.clone(),
+            driver_opts: given.driver_opts.clone(),
             mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
             network_id: Some(n.id.clone()),
             ..Default::default()
