@@ -112,6 +112,7 @@ fn container_inspect_has_every_key_in_each_versions_shape() {
                 eq(&c, &format!("HostConfig.{k}"), Value::Null);
             }
             eq(&c, "HostConfig.MemorySwappiness", Value::Null);
+            eq(&c, "HostConfig.OomKillDisable", json!(false));
             assert!(has(&c, "HostConfig.MaskedPaths")
                 .as_array()
                 .is_some_and(|m| m.contains(&json!("/proc/kcore"))));
@@ -482,6 +483,13 @@ fn operation_answers_prunes_and_events_carry_dockerds_keys() {
         assert_eq!(st, 201, "{c}");
         assert_eq!(c["Warnings"], json!([]), "{c}");
         let id = c["Id"].as_str().unwrap().to_string();
+        // A bare API create: dockerd's create fills these in.
+        let i = get(&d, &format!("/v{v}/containers/op/json"));
+        eq(&i, "HostConfig.OomKillDisable", json!(false));
+        eq(&i, "HostConfig.Runtime", json!("runc"));
+        eq(&i, "HostConfig.NetworkMode", json!("default"));
+        eq(&i, "Config.Env", Value::Null);
+        eq(&i, "Config.Labels", json!({}));
         assert_eq!(post(&d, &format!("/v{v}/containers/op/start"), None).0, 204);
         // A one-shot sample has no previous one: moby's zero CPU stats.
         let st = get(

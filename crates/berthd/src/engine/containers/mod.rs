@@ -1268,6 +1268,8 @@ fn reported_host_config(hc: &HostConfig) -> HostConfig {
     if hc.memory_swappiness == Some(-1) {
         hc.memory_swappiness = None;
     }
+    // moby's create defaults it on Linux.
+    hc.oom_kill_disable.get_or_insert(false);
     if hc.pids_limit.is_some_and(|p| p <= 0) {
         hc.pids_limit = None;
     }
