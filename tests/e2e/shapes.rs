@@ -490,6 +490,7 @@ fn operation_answers_prunes_and_events_carry_dockerds_keys() {
         eq(&i, "HostConfig.NetworkMode", json!("default"));
         eq(&i, "Config.Env", Value::Null);
         eq(&i, "Config.Labels", json!({}));
+        eq(&i, "HostConfig.ConsoleSize", json!([0, 0]));
         assert_eq!(post(&d, &format!("/v{v}/containers/op/start"), None).0, 204);
         // A one-shot sample has no previous one: moby's zero CPU stats.
         let st = get(

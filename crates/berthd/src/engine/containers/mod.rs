@@ -1270,6 +1270,8 @@ fn reported_host_config(hc: &HostConfig) -> HostConfig {
     }
     // moby's create defaults it on Linux.
     hc.oom_kill_disable.get_or_insert(false);
+    // A fixed-size Go array: always `[h, w]`.
+    hc.console_size.get_or_insert_with(|| vec![0, 0]);
     if hc.pids_limit.is_some_and(|p| p <= 0) {
         hc.pids_limit = None;
     }

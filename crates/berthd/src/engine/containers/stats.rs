@@ -234,7 +234,8 @@ impl Engine {
                     v
                 } else {
                     json!({
-                        "read": ZERO, "preread": ZERO, "pids_stats": {}, "blkio_stats": {},
+                        "read": ZERO, "preread": ZERO, "pids_stats": {},
+                        "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null, "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null},
                         "num_procs": 0, "storage_stats": {}, "cpu_stats": zero_cpu_stats(),
                         "precpu_stats": zero_cpu_stats(), "memory_stats": {},
                         "name": format!("/{}", r.name), "id": r.id,

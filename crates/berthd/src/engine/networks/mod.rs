@@ -528,14 +528,16 @@ impl Engine {
             .all()
             .iter()
             .map(|c| c.snapshot())
+            // `host` and `none` endpoints have no address but are listed.
             .filter(|r| {
                 r.state.status.is_running()
                     && r.endpoints.contains_key(&net.name)
-                    && !r.endpoints[&net.name]
-                        .ip_address
-                        .as_deref()
-                        .unwrap_or("")
-                        .is_empty()
+                    && (!net.is_bridge()
+                        || !r.endpoints[&net.name]
+                            .ip_address
+                            .as_deref()
+                            .unwrap_or("")
+                            .is_empty())
             })
             .collect()
     }
@@ -582,11 +584,12 @@ impl Engine {
                         name: Some(r.name.clone()),
                         endpoint_id: ep.endpoint_id.clone(),
                         mac_address: ep.mac_address.clone(),
-                        ipv4_address: Some(format!(
-                            "{}/{}",
-                            ep.ip_address.clone().unwrap_or_default(),
-                            ep.ip_prefix_len.unwrap_or(0)
-                        )),
+                        ipv4_address: Some(
+                            match ep.ip_address.as_deref().filter(|a| !a.is_empty()) {
+                                Some(a) => format!("{a}/{}", ep.ip_prefix_len.unwrap_or(0)),
+                                None => String::new(),
+                            },
+                        ),
                         ipv6_address: Some(
                             match ep.global_ipv6_address.as_deref().filter(|a| !a.is_empty()) {
                                 Some(a) => {
