@@ -1,7 +1,8 @@
 //! Wire types shared by the daemon and the CLI.
 //!
 //! Models come from the pinned `bollard-stubs` 1.49 (the closest published
-//! generation to API 1.50); this crate adds only what the stubs lack: stream
+//! generation to API 1.50); this crate adds only what the stubs lack: the
+//! per-version wire shapes of JSON answers (`shape`, `shapes`), stream
 //! framings, JSON-message progress lines, the event wire shape, `filters`
 //! parsing and API-version arithmetic.
 
@@ -10,6 +11,8 @@ pub mod events;
 pub mod filters;
 pub mod jsonmessage;
 pub mod links;
+pub mod shape;
+pub mod shapes;
 pub mod shim;
 pub mod stdcopy;
 pub mod version;

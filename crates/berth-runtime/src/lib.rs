@@ -129,6 +129,12 @@ fn host() -> &'static host::HostInfo {
     HOST.get_or_init(host::HostInfo::detect)
 }
 
+/// The masked and read-only paths a container gets unless it is privileged
+/// or asks otherwise (what dockerd reports in `HostConfig`).
+pub fn default_path_lists() -> (Vec<String>, Vec<String>) {
+    spec::default_path_lists(host())
+}
+
 /// Docker's default capability set (`CAP_`-prefixed), in moby's order.
 pub fn default_capabilities() -> Vec<String> {
     caps::default_capabilities()

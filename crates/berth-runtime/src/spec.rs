@@ -303,6 +303,18 @@ fn sysctls(input: &SpecInput<'_>, host: &HostInfo) -> HashMap<String, String> {
     out
 }
 
+pub(crate) fn default_path_lists(host: &HostInfo) -> (Vec<String>, Vec<String>) {
+    let mut m: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    m.extend(host.thermal_throttle.iter().cloned());
+    (
+        m,
+        DEFAULT_READONLY_PATHS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    )
+}
+
 fn path_lists(
     input: &SpecInput<'_>,
     host: &HostInfo,
@@ -312,15 +324,7 @@ fn path_lists(
     let (mut masked, mut readonly) = if privileged || sec.unconfined_systempaths {
         (Vec::new(), Vec::new())
     } else {
-        let mut m: Vec<String> = DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect();
-        m.extend(host.thermal_throttle.iter().cloned());
-        (
-            m,
-            DEFAULT_READONLY_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        )
+        default_path_lists(host)
     };
     // Explicit lists win, even over --privileged (as moby applies them last).
     if let Some(m) = &input.host_config.masked_paths {

@@ -3,10 +3,16 @@
 
 use std::path::PathBuf;
 
+use std::sync::OnceLock;
+
 use anyhow::{bail, Context};
-use bollard::Docker;
+use berth_api::ApiVersion;
+use bollard::{ClientVersion, Docker};
 
 use crate::raw::{Raw, Tls};
+
+/// The daemon's API version, once a connection has pinged it.
+static SERVER_API: OnceLock<ApiVersion> = OnceLock::new();
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 /// No client-side timeout: `wait`, `logs -f` and `events` may run for days.
@@ -83,18 +89,48 @@ impl Conn {
         })
     }
 
-    /// Our own HTTP client on the same daemon, at the negotiated version.
+    /// Our own HTTP client on the same daemon, at the version the docker
+    /// CLI would use: the daemon's, up to the API berth speaks (bollard's
+    /// typed calls stop at the version its models know).
     pub fn raw(&self, d: &Docker) -> Raw {
-        let v = d.client_version();
+        let prefix = match SERVER_API.get() {
+            Some(v) => format!("/v{}", (*v).min(berth_api::API_VERSION)),
+            None => {
+                let v = d.client_version();
+                format!("/v{}.{}", v.major_version, v.minor_version)
+            }
+        };
         Raw {
             host: self.host(),
             tls: self.tls_files(),
-            prefix: format!("/v{}.{}", v.major_version, v.minor_version),
+            prefix,
         }
     }
 
+    /// The daemon's API version from `/_ping`, as the docker CLI learns it.
+    async fn ping_version(&self, host: &str) -> Option<ApiVersion> {
+        let raw = Raw {
+            host: host.to_string(),
+            tls: self.tls_files(),
+            prefix: String::new(),
+        };
+        let r = raw.send("GET", "/_ping", None, false).await.ok()?;
+        r.header("api-version")?.parse().ok()
+    }
+
     async fn try_connect(&self, host: &str) -> anyhow::Result<Docker> {
-        let version = bollard::API_DEFAULT_VERSION;
+        // Negotiated on `/_ping` (one request, as bollard's own negotiation).
+        let pinged = self.ping_version(host).await;
+        if let Some(v) = pinged {
+            let _ = SERVER_API.set(v);
+        }
+        let max = bollard::API_DEFAULT_VERSION;
+        let ours = ApiVersion::new(max.major_version as u32, max.minor_version as u32);
+        let agreed = pinged.map(|v| v.min(ours)).map(|v| ClientVersion {
+            major_version: v.major as usize,
+            minor_version: v.minor as usize,
+        });
+        let version = agreed.as_ref().unwrap_or(max);
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, TIMEOUT_SECS, version)?
         } else if let Some(addr) = host.strip_prefix("tcp://") {
@@ -114,6 +150,9 @@ impl Conn {
         } else {
             bail!("unsupported host {host:?}: use unix:///path or tcp://host:port");
         };
+        if agreed.is_some() {
+            return Ok(docker);
+        }
         Ok(docker.negotiate_version().await?)
     }
 }

@@ -28,8 +28,13 @@ fn build_time() -> String {
         .unwrap_or_default()
 }
 
-/// The runtimes `/info` lists (name, path).
-pub const RUNTIMES: &[(&str, &str)] = &[("berth", "berth-shim")];
+/// The runtimes `/info` lists (name, path). Containers report dockerd's
+/// runtime names (`HostConfig.Runtime` is "runc" by default); berth's shim is
+/// what serves them.
+pub const RUNTIMES: &[(&str, &str)] = &[
+    ("io.containerd.runc.v2", "berth-shim"),
+    ("runc", "berth-shim"),
+];
 
 impl Engine {
     pub fn version(&self) -> SystemVersion {
@@ -172,7 +177,7 @@ impl Engine {
                     );
                     v
                 }),
-                index_configs: None,
+                index_configs: Some(index_configs(c)),
                 mirrors: Some(c.registry_mirrors.clone()),
             }),
             http_proxy: Some(
@@ -195,7 +200,7 @@ impl Engine {
             experimental_build: Some(false),
             server_version: Some(VERSION.into()),
             runtimes: Some(runtimes),
-            default_runtime: Some("berth".into()),
+            default_runtime: Some("runc".into()),
             swarm: Some(SwarmInfo {
                 node_id: Some(String::new()),
                 node_addr: Some(String::new()),
@@ -227,7 +232,7 @@ impl Engine {
                     })
                     .collect(),
             ),
-            warnings: Some(warnings),
+            warnings: (!warnings.is_empty()).then_some(warnings),
             ..Default::default()
         }
     }
@@ -273,4 +278,29 @@ struct Counts {
     running: i64,
     paused: i64,
     images: i64,
+}
+
+/// dockerd's `RegistryConfig.IndexConfigs`: Docker Hub (with the mirrors)
+/// and each insecure registry given by name.
+fn index_configs(c: &crate::config::DaemonConfig) -> HashMap<String, berth_api::models::IndexInfo> {
+    let hub = berth_api::models::IndexInfo {
+        name: Some("docker.io".into()),
+        mirrors: Some(c.registry_mirrors.clone()),
+        secure: Some(true),
+        official: Some(true),
+    };
+    let mut m: HashMap<String, berth_api::models::IndexInfo> =
+        [("docker.io".to_string(), hub)].into_iter().collect();
+    for r in c.insecure_registries.iter().filter(|r| !r.contains('/')) {
+        m.insert(
+            r.clone(),
+            berth_api::models::IndexInfo {
+                name: Some(r.clone()),
+                mirrors: Some(vec![]),
+                secure: Some(false),
+                official: Some(false),
+            },
+        );
+    }
+    m
 }

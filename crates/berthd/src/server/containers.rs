@@ -8,13 +8,14 @@ use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
-use super::http::{json, no_content, ok_json, stream, ApiResult, Req};
+use super::http::{json, no_content, ok_json, ok_shaped, shaped, stream, ApiResult, Req};
 use super::system::parse_ts;
 use super::Ctx;
 use crate::engine::containers::attach::AttachOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
 use crate::engine::containers::CreateOptions;
+use berth_api::shapes;
 
 #[derive(Serialize)]
 struct Created {
@@ -96,11 +97,44 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
         req.query.bool("size"),
         &f,
     )?;
-    ok_json(&list)
+    ok_shaped(&list, &shapes::CONTAINER_LIST, req.version)
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.inspect_container(id, req.query.bool("size"))?)
+    let c = ctx.engine.inspect_container(id, req.query.bool("size"))?;
+    let mut v = serde_json::to_value(&c).map_err(|e| ApiError::internal(e.to_string()))?;
+    if !req.version.at_least(1, 45) {
+        legacy_aliases(&mut v);
+    }
+    shaped(StatusCode::OK, &v, &shapes::CONTAINER_INSPECT, req.version)
+}
+
+/// Before API 1.45 an endpoint's `Aliases` on a user-defined network also
+/// held the short container ID and the hostname (DNSNames replaced that).
+fn legacy_aliases(v: &mut serde_json::Value) {
+    let short: String = v["Id"].as_str().unwrap_or("").chars().take(12).collect();
+    let host = v["Config"]["Hostname"].as_str().unwrap_or("").to_string();
+    let Some(nets) = v
+        .pointer_mut("/NetworkSettings/Networks")
+        .and_then(|n| n.as_object_mut())
+    else {
+        return;
+    };
+    for (name, ep) in nets.iter_mut() {
+        if ["bridge", "host", "none", "default"].contains(&name.as_str())
+            || name.starts_with("container:")
+        {
+            continue;
+        }
+        let mut aliases: Vec<serde_json::Value> =
+            ep["Aliases"].as_array().cloned().unwrap_or_default();
+        for extra in [&short, &host] {
+            if !extra.is_empty() && !aliases.iter().any(|a| a == extra.as_str()) {
+                aliases.push(extra.as_str().into());
+            }
+        }
+        ep["Aliases"] = serde_json::Value::Array(aliases);
+    }
 }
 
 pub async fn start(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
@@ -155,10 +189,12 @@ pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ok_json(&ctx.engine.top(id, req.query.get("ps_args").unwrap_or(""))?)
 }
 
+/// The wait answer. dockerd 20.10 (API 1.41) always sent `"Error": null`;
+/// from moby 23 (API 1.42) `Error` is omitted when there was none.
 #[derive(Serialize)]
 struct WaitBody {
-    #[serde(rename = "Error")]
-    error: Option<()>,
+    #[serde(rename = "Error", skip_serializing_if = "Option::is_none")]
+    error: Option<Option<()>>,
     #[serde(rename = "StatusCode")]
     status_code: i64,
 }
@@ -166,12 +202,13 @@ struct WaitBody {
 pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition"))?;
     let waiter = ctx.engine.wait_container(id, cond)?;
+    let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
         let code = waiter.wait().await;
         let mut b = serde_json::to_vec(&WaitBody {
-            error: None,
+            error: legacy_error.then_some(None),
             status_code: code,
         })
         .unwrap_or_default();
@@ -320,6 +357,8 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = ctx.engine.update_container(id, body).await?;
+    // dockerd's nil slice: `null` when there is nothing to warn about.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
@@ -368,4 +407,27 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
     };
     let id = ctx.engine.commit_container(&container, opts).await?;
     json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn legacy_aliases_add_short_id_and_hostname_on_user_networks() {
+        let mut v = json!({
+            "Id": "0123456789abcdef",
+            "Config": {"Hostname": "web"},
+            "NetworkSettings": {"Networks": {
+                "bridge": {"Aliases": null},
+                "app": {"Aliases": ["db", "web"]},
+                "other": {"Aliases": null},
+            }},
+        });
+        super::legacy_aliases(&mut v);
+        let n = &v["NetworkSettings"]["Networks"];
+        assert_eq!(n["bridge"]["Aliases"], json!(null));
+        assert_eq!(n["app"]["Aliases"], json!(["db", "web", "0123456789ab"]));
+        assert_eq!(n["other"]["Aliases"], json!(["0123456789ab", "web"]));
+    }
 }

@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use super::containers::size_of;
 use super::hijack;
-use super::http::{empty, json, ok_json, status_only, ApiResult, Req};
+use super::http::{empty, json, ok_shaped, status_only, ApiResult, Req};
 use super::Ctx;
+use berth_api::shapes;
 
 #[derive(Serialize)]
 struct Created {
@@ -62,8 +63,12 @@ pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     Ok(resp)
 }
 
-pub async fn inspect(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.inspect_exec(id)?)
+pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    ok_shaped(
+        &ctx.engine.inspect_exec(id)?,
+        &shapes::EXEC_INSPECT,
+        req.version,
+    )
 }
 
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {

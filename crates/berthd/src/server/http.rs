@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use berth_api::shape::Shape;
 use berth_api::ApiVersion;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -73,6 +74,35 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> ApiResult {
 
 pub fn ok_json<T: Serialize + ?Sized>(v: &T) -> ApiResult {
     json(StatusCode::OK, v)
+}
+
+/// A JSON answer in dockerd's shape for the negotiated version: every
+/// always-emitted field present (see `berth_api::shape`).
+pub fn shaped<T: Serialize + ?Sized>(
+    status: StatusCode,
+    v: &T,
+    shape: &'static Shape,
+    version: ApiVersion,
+) -> ApiResult {
+    let body = shape
+        .to_vec(v, version)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// `shaped` with 200 OK.
+pub fn ok_shaped<T: Serialize + ?Sized>(
+    v: &T,
+    shape: &'static Shape,
+    version: ApiVersion,
+) -> ApiResult {
+    shaped(StatusCode::OK, v, shape, version)
 }
 
 pub fn no_content() -> ApiResult {

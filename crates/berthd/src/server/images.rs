@@ -4,12 +4,13 @@
 use std::io::Write;
 
 use berth_api::jsonmessage::JsonMessage;
+use berth_api::shapes;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::error::ApiError;
 use super::http::{
-    full, ok_json, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
+    full, ok_json, ok_shaped, status_only, stream, stream_fallible, ApiResult, ChannelWriter, Req,
 };
 use super::Ctx;
 use crate::engine::images::reference::{self, Reference};
@@ -38,12 +39,18 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
         filters: req.query.filters()?,
     };
     let mut out = ctx.engine.images.list(&opts)?;
-    if !req.version.at_least(1, 44) {
-        for s in &mut out {
+    for s in &mut out {
+        if !req.version.at_least(1, 44) {
             s.virtual_size = Some(s.size);
         }
+        // Before 1.43 an image with neither tags nor digests is listed as
+        // `<none>:<none>` / `<none>@<none>`.
+        if !req.version.at_least(1, 43) && s.repo_tags.is_empty() && s.repo_digests.is_empty() {
+            s.repo_tags.push("<none>:<none>".into());
+            s.repo_digests.push("<none>@<none>".into());
+        }
     }
-    ok_json(&out)
+    ok_shaped(&out, &shapes::IMAGE_LIST, req.version)
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
@@ -51,11 +58,15 @@ pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     if !req.version.at_least(1, 44) {
         v.virtual_size = v.size;
     }
-    ok_json(&v)
+    ok_shaped(&v, &shapes::IMAGE_INSPECT, req.version)
 }
 
-pub async fn history(ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
-    ok_json(&ctx.engine.images.history(name)?)
+pub async fn history(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    ok_shaped(
+        &ctx.engine.images.history(name)?,
+        &shapes::IMAGE_HISTORY,
+        req.version,
+    )
 }
 
 pub async fn tag(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
@@ -80,7 +91,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
     let filters = req.query.filters()?;
     let engine = ctx.engine.clone();
     let out = blocking(move || engine.images.prune(&filters)).await?;
-    ok_json(&out)
+    ok_shaped(&out, &shapes::IMAGE_PRUNE, req.version)
 }
 
 pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {

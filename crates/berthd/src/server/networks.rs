@@ -5,8 +5,9 @@ use http::StatusCode;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::http::{json, no_content, ok_json, status_only, ApiResult, Req};
+use super::http::{json, no_content, ok_json, ok_shaped, status_only, ApiResult, Req};
 use super::Ctx;
+use berth_api::shapes;
 
 #[derive(Serialize)]
 struct Created {
@@ -23,11 +24,13 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
 }
 
 pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
-    ok_json(&ctx.engine.list_networks(&req.query.filters()?)?)
+    let list = ctx.engine.list_networks(&req.query.filters()?)?;
+    ok_shaped(&list, &shapes::NETWORK_LIST, req.version)
 }
 
-pub async fn inspect(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.inspect_network(id)?)
+pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    let n = ctx.engine.inspect_network(id)?;
+    ok_shaped(&n, &shapes::NETWORK_INSPECT, req.version)
 }
 
 pub async fn remove(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {

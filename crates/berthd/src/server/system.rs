@@ -8,9 +8,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::ApiError;
-use super::http::{ok_json, stream, text, ApiResult, Req};
+use super::http::{ok_json, ok_shaped, stream, text, ApiResult, Req};
 use super::Ctx;
 use crate::engine::events;
+use berth_api::shapes;
 
 /// `POST /auth`: checks the credentials against the registry; the daemon
 /// keeps nothing (the CLI stores them).
@@ -37,16 +38,22 @@ pub async fn ping(_ctx: &Ctx, req: Req) -> ApiResult {
     Ok(r)
 }
 
-pub async fn version(ctx: &Ctx, _req: Req) -> ApiResult {
-    ok_json(&ctx.engine.version())
+pub async fn version(ctx: &Ctx, req: Req) -> ApiResult {
+    ok_shaped(&ctx.engine.version(), &shapes::VERSION, req.version)
 }
 
-pub async fn info(ctx: &Ctx, _req: Req) -> ApiResult {
-    ok_json(&ctx.engine.info())
+pub async fn info(ctx: &Ctx, req: Req) -> ApiResult {
+    ok_shaped(&ctx.engine.info(), &shapes::INFO, req.version)
 }
 
-pub async fn df(ctx: &Ctx, _req: Req) -> ApiResult {
-    ok_json(&ctx.engine.disk_usage())
+pub async fn df(ctx: &Ctx, req: Req) -> ApiResult {
+    let mut du = ctx.engine.disk_usage();
+    if !req.version.at_least(1, 44) {
+        for i in du.images.iter_mut().flatten() {
+            i.virtual_size = Some(i.size);
+        }
+    }
+    ok_shaped(&du, &shapes::DISK_USAGE, req.version)
 }
 
 pub async fn swarm_unavailable(_ctx: &Ctx, _req: Req) -> ApiResult {

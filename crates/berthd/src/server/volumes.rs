@@ -5,8 +5,9 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::http::{json, no_content, ok_json, ApiResult, Req};
+use super::http::{no_content, ok_shaped, shaped, ApiResult, Req};
 use super::Ctx;
+use berth_api::shapes;
 
 /// A volume as Docker writes it: empty `Labels`/`Options` are `null`.
 fn wire(v: &Volume) -> Value {
@@ -24,17 +25,25 @@ fn wire(v: &Volume) -> Value {
 
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let body: VolumeCreateOptions = req.json_or_default().await?;
-    json(StatusCode::CREATED, &wire(&ctx.engine.create_volume(body)?))
+    let v = wire(&ctx.engine.create_volume(body)?);
+    shaped(
+        StatusCode::CREATED,
+        &v,
+        &shapes::VOLUME_INSPECT,
+        req.version,
+    )
 }
 
 pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     let list = ctx.engine.list_volumes(&req.query.filters()?)?;
     let vols: Vec<Value> = list.volumes.unwrap_or_default().iter().map(wire).collect();
-    ok_json(&serde_json::json!({ "Volumes": vols, "Warnings": null }))
+    let v = serde_json::json!({ "Volumes": vols, "Warnings": null });
+    shaped(StatusCode::OK, &v, &shapes::VOLUME_LIST, req.version)
 }
 
-pub async fn inspect(ctx: &Ctx, _req: Req, name: &str) -> ApiResult {
-    ok_json(&wire(&ctx.engine.inspect_volume(name)?))
+pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+    let v = wire(&ctx.engine.inspect_volume(name)?);
+    shaped(StatusCode::OK, &v, &shapes::VOLUME_INSPECT, req.version)
 }
 
 /// Removing a volume deletes its files: off the async workers.
@@ -51,9 +60,14 @@ pub async fn remove(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
-    let (engine, f) = (ctx.engine.clone(), req.query.filters()?);
+    let (engine, mut f) = (ctx.engine.clone(), req.query.filters()?);
+    // Before 1.42 a prune took named volumes too (dockerd's router adds
+    // `all=true` for those clients).
+    if !req.version.at_least(1, 42) && !f.contains("all") {
+        f.add("all", "true");
+    }
     let r = tokio::task::spawn_blocking(move || engine.prune_volumes(&f))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    ok_json(&r)
+    ok_shaped(&r, &shapes::VOLUME_PRUNE, req.version)
 }

@@ -416,7 +416,12 @@ fn merge_image_config(cfg: &mut ContainerConfig, img: Option<&berth_api::models:
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
     }
-    cfg.env = Some(env);
+    // moby: no env of the container's own means the image's, nil included.
+    cfg.env = if env.is_empty() {
+        img.env.clone()
+    } else {
+        Some(env)
+    };
     if cfg.labels.as_ref().is_none_or(|l| l.is_empty()) {
         cfg.labels = img.labels.clone();
     } else if let Some(il) = &img.labels {
@@ -561,9 +566,12 @@ impl Engine {
         {
             config.entrypoint = Some(vec![]);
         }
-        // Docker always reports these, if empty.
+        // moby's merge makes `Labels` a map; `Env` and `Volumes` stay nil
+        // (`null`) when neither the request nor the image has any.
         config.labels.get_or_insert_with(HashMap::new);
-        config.env.get_or_insert_with(Vec::new);
+        if config.volumes.as_ref().is_some_and(|v| v.is_empty()) {
+            config.volumes = None;
+        }
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
@@ -875,7 +883,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 // The registered links, in dockerd's form, not the request's.
                 links: self.inspect_links(&r),
-                ..r.host_config.clone()
+                ..reported_host_config(&r.host_config)
             }),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
@@ -981,10 +989,15 @@ impl Engine {
             status: Some(status_text(r)),
             host_config: Some(ContainerSummaryHostConfig {
                 network_mode: r.host_config.network_mode.clone(),
-                annotations: None,
+                annotations: r.host_config.annotations.clone(),
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
-                networks: Some(r.endpoints.clone().into_iter().collect()),
+                networks: Some(
+                    r.endpoints
+                        .iter()
+                        .map(|(n, ep)| (n.clone(), listed_endpoint(ep)))
+                        .collect(),
+                ),
             }),
             mounts: Some(super::volumes::mounts::mount_points(r)),
             ..Default::default()
@@ -1195,6 +1208,59 @@ fn summary_ports(r: &Record) -> Vec<berth_api::models::Port> {
 /// berth-init, built statically by the build script and embedded here.
 const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
 
+/// An endpoint as container lists show it: dockerd copies the addresses and
+/// the IPAM config into its list view, not the aliases, links or options.
+fn listed_endpoint(
+    ep: &berth_api::models::EndpointSettings,
+) -> berth_api::models::EndpointSettings {
+    berth_api::models::EndpointSettings {
+        ipam_config: ep.ipam_config.clone(),
+        network_id: ep.network_id.clone(),
+        endpoint_id: ep.endpoint_id.clone(),
+        gateway: ep.gateway.clone(),
+        ip_address: ep.ip_address.clone(),
+        ip_prefix_len: ep.ip_prefix_len,
+        ipv6_gateway: ep.ipv6_gateway.clone(),
+        global_ipv6_address: ep.global_ipv6_address.clone(),
+        global_ipv6_prefix_len: ep.global_ipv6_prefix_len,
+        mac_address: ep.mac_address.clone(),
+        gw_priority: ep.gw_priority,
+        ..Default::default()
+    }
+}
+
+/// The `HostConfig` dockerd reports: what was asked, plus the values its
+/// create fills in (runtime, default masked and read-only paths) and its
+/// "unset" spelling (`null`) for swappiness and the pids limit.
+fn reported_host_config(hc: &HostConfig) -> HostConfig {
+    let mut hc = hc.clone();
+    if hc.runtime.as_deref().unwrap_or("").is_empty() {
+        hc.runtime = Some("runc".into());
+    }
+    if hc.memory_swappiness == Some(-1) {
+        hc.memory_swappiness = None;
+    }
+    // moby's create defaults it on Linux.
+    hc.oom_kill_disable.get_or_insert(false);
+    // A fixed-size Go array: always `[h, w]`.
+    hc.console_size.get_or_insert_with(|| vec![0, 0]);
+    if hc.pids_limit.is_some_and(|p| p <= 0) {
+        hc.pids_limit = None;
+    }
+    let unconfined = hc.privileged == Some(true)
+        || hc
+            .security_opt
+            .iter()
+            .flatten()
+            .any(|o| o.replace(':', "=") == "systempaths=unconfined");
+    if !unconfined && (hc.masked_paths.is_none() || hc.readonly_paths.is_none()) {
+        let (masked, readonly) = berth_runtime::default_path_lists();
+        hc.masked_paths.get_or_insert(masked);
+        hc.readonly_paths.get_or_insert(readonly);
+    }
+    hc
+}
+
 pub fn init_path(data_root: &Path) -> PathBuf {
     data_root.join("bin").join("berth-init")
 }
@@ -1311,6 +1377,54 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reported_host_config_has_dockerds_filled_values() {
+        let asked = HostConfig {
+            memory_swappiness: Some(-1),
+            pids_limit: Some(0),
+            ..Default::default()
+        };
+        let hc = super::reported_host_config(&asked);
+        assert_eq!(hc.runtime.as_deref(), Some("runc"));
+        assert_eq!(hc.memory_swappiness, None);
+        assert_eq!(hc.pids_limit, None);
+        assert!(hc
+            .masked_paths
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(hc
+            .readonly_paths
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
+        let privileged = HostConfig {
+            privileged: Some(true),
+            runtime: Some("io.containerd.runc.v2".into()),
+            pids_limit: Some(50),
+            ..Default::default()
+        };
+        let hc = super::reported_host_config(&privileged);
+        assert_eq!(hc.runtime.as_deref(), Some("io.containerd.runc.v2"));
+        assert_eq!(hc.pids_limit, Some(50));
+        assert_eq!(hc.masked_paths, None);
+    }
+
+    #[test]
+    fn listed_endpoints_carry_addresses_not_aliases() {
+        let ep = berth_api::models::EndpointSettings {
+            aliases: Some(vec!["a".into()]),
+            ip_address: Some("10.0.0.2".into()),
+            network_id: Some("n".into()),
+            dns_names: Some(vec!["x".into()]),
+            ..Default::default()
+        };
+        let l = super::listed_endpoint(&ep);
+        assert_eq!(l.aliases, None);
+        assert_eq!(l.dns_names, None);
+        assert_eq!(l.ip_address.as_deref(), Some("10.0.0.2"));
+        assert_eq!(l.network_id.as_deref(), Some("n"));
+    }
+
     use super::*;
 
     #[test]

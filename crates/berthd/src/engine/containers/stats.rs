@@ -92,29 +92,39 @@ fn networks(pid: i64) -> Value {
     Value::Object(out)
 }
 
+/// cgroup v1 block I/O, as moby reads it: one list per stat file (empty,
+/// not null, when the file is absent — CFQ files often are).
 fn blkio_v1(rel: &str) -> Value {
-    let mut entries = Vec::new();
-    for l in read(&format!(
-        "/sys/fs/cgroup/blkio{rel}/blkio.throttle.io_service_bytes_recursive"
-    ))
-    .or_else(|| {
-        read(&format!(
-            "/sys/fs/cgroup/blkio{rel}/blkio.throttle.io_service_bytes"
-        ))
+    let dir = format!("/sys/fs/cgroup/blkio{rel}");
+    // Lines are `maj:min op value`, or `maj:min value` for time and sectors.
+    let entries = |files: &[&str]| -> Vec<Value> {
+        let text = files
+            .iter()
+            .find_map(|f| read(&format!("{dir}/{f}")))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (dev, op, value) = match f.as_slice() {
+                    [dev, op, value] => (*dev, op.to_lowercase(), *value),
+                    [dev, value] => (*dev, String::new(), *value),
+                    _ => return None,
+                };
+                let (maj, min) = dev.split_once(':')?;
+                Some(json!({"major": maj.parse::<u64>().unwrap_or(0), "minor": min.parse::<u64>().unwrap_or(0), "op": op, "value": value.parse::<u64>().unwrap_or(0)}))
+            })
+            .collect()
+    };
+    json!({
+        "io_service_bytes_recursive": entries(&["blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"]),
+        "io_serviced_recursive": entries(&["blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"]),
+        "io_queue_recursive": entries(&["blkio.io_queued_recursive"]),
+        "io_service_time_recursive": entries(&["blkio.io_service_time_recursive"]),
+        "io_wait_time_recursive": entries(&["blkio.io_wait_time_recursive"]),
+        "io_merged_recursive": entries(&["blkio.io_merged_recursive"]),
+        "io_time_recursive": entries(&["blkio.time_recursive"]),
+        "sectors_recursive": entries(&["blkio.sectors_recursive"]),
     })
-    .unwrap_or_default()
-    .lines()
-    {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() != 3 {
-            continue;
-        }
-        let Some((maj, min)) = f[0].split_once(':') else {
-            continue;
-        };
-        entries.push(json!({"major": maj.parse::<u64>().unwrap_or(0), "minor": min.parse::<u64>().unwrap_or(0), "op": f[1].to_lowercase(), "value": f[2].parse::<u64>().unwrap_or(0)}));
-    }
-    json!({"io_service_bytes_recursive": entries, "io_serviced_recursive": null, "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null})
 }
 
 /// One sample: (cpu_stats, memory_stats, pids_stats, blkio_stats).
@@ -204,12 +214,13 @@ impl Engine {
                 let r = c.snapshot();
                 let running = r.state.status.is_running() && r.state.status != Status::Restarting;
                 let line = if running {
-                    let (cpu, mem, pids, blkio) = sample(&r.id, ncpu);
+                    let (cpu, mut mem, mut pids, blkio) = sample(&r.id, ncpu);
+                    // moby's `omitempty` counters: absent when zero.
+                    drop_zero(&mut mem, "failcnt");
+                    drop_zero(&mut pids, "limit");
                     let read = super::now();
-                    let (precpu, preread) = prev.clone().unwrap_or((
-                        json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
-                        ZERO.to_string(),
-                    ));
+                    let (precpu, preread) =
+                        prev.clone().unwrap_or((zero_cpu_stats(), ZERO.to_string()));
                     let v = json!({
                         "read": read, "preread": preread,
                         "pids_stats": pids, "blkio_stats": blkio,
@@ -223,9 +234,10 @@ impl Engine {
                     v
                 } else {
                     json!({
-                        "read": ZERO, "preread": ZERO, "pids_stats": {}, "blkio_stats": {},
-                        "num_procs": 0, "storage_stats": {}, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                        "precpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}, "memory_stats": {},
+                        "read": ZERO, "preread": ZERO, "pids_stats": {},
+                        "blkio_stats": {"io_service_bytes_recursive": null, "io_serviced_recursive": null, "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null},
+                        "num_procs": 0, "storage_stats": {}, "cpu_stats": zero_cpu_stats(),
+                        "precpu_stats": zero_cpu_stats(), "memory_stats": {},
                         "name": format!("/{}", r.name), "id": r.id,
                     })
                 };
@@ -248,5 +260,22 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+}
+
+/// CPU stats with no sample: moby's zero `CPUStats` (its always-emitted
+/// fields at zero).
+fn zero_cpu_stats() -> Value {
+    json!({
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    })
+}
+
+fn drop_zero(v: &mut Value, key: &str) {
+    if let Some(m) = v.as_object_mut() {
+        if m.get(key).and_then(Value::as_u64) == Some(0) {
+            m.remove(key);
+        }
     }
 }

@@ -48,7 +48,8 @@ pub struct NetRecord {
     pub enable_ipv6: bool,
     pub labels: HashMap<String, String>,
     pub options: HashMap<String, String>,
-    pub ipam_options: HashMap<String, String>,
+    /// As given: dockerd reports `null` when the request had none.
+    pub ipam_options: Option<HashMap<String, String>>,
     pub predefined: bool,
 }
 
@@ -496,7 +497,7 @@ impl Engine {
             enable_ipv6: req.enable_ipv6.unwrap_or(false),
             labels: req.labels.clone().unwrap_or_default(),
             options: opts,
-            ipam_options: ipam.options.clone().unwrap_or_default(),
+            ipam_options: ipam.options.clone(),
             predefined: false,
         };
         let h = self.networks.handle()?;
@@ -527,14 +528,16 @@ impl Engine {
             .all()
             .iter()
             .map(|c| c.snapshot())
+            // `host` and `none` endpoints have no address but are listed.
             .filter(|r| {
                 r.state.status.is_running()
                     && r.endpoints.contains_key(&net.name)
-                    && !r.endpoints[&net.name]
-                        .ip_address
-                        .as_deref()
-                        .unwrap_or("")
-                        .is_empty()
+                    && (!net.is_bridge()
+                        || !r.endpoints[&net.name]
+                            .ip_address
+                            .as_deref()
+                            .unwrap_or("")
+                            .is_empty())
             })
             .collect()
     }
@@ -581,11 +584,12 @@ impl Engine {
                         name: Some(r.name.clone()),
                         endpoint_id: ep.endpoint_id.clone(),
                         mac_address: ep.mac_address.clone(),
-                        ipv4_address: Some(format!(
-                            "{}/{}",
-                            ep.ip_address.clone().unwrap_or_default(),
-                            ep.ip_prefix_len.unwrap_or(0)
-                        )),
+                        ipv4_address: Some(
+                            match ep.ip_address.as_deref().filter(|a| !a.is_empty()) {
+                                Some(a) => format!("{a}/{}", ep.ip_prefix_len.unwrap_or(0)),
+                                None => String::new(),
+                            },
+                        ),
                         ipv6_address: Some(
                             match ep.global_ipv6_address.as_deref().filter(|a| !a.is_empty()) {
                                 Some(a) => {
@@ -627,7 +631,7 @@ impl Engine {
             ipam: Some(Ipam {
                 driver: Some("default".into()),
                 config: Some(config),
-                options: Some(n.ipam_options.clone()),
+                options: n.ipam_options.clone(),
             }),
             internal: Some(n.internal),
             attachable: Some(n.attachable),
@@ -770,7 +774,7 @@ impl Engine {
                 ipam_config: given.ipam_config.clone(),
                 links: given.links.clone(),
                 mac_address: mac,
-                aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+                aliases: given.aliases.clone(),
                 driver_opts: given.driver_opts.clone(),
                 gw_priority: given.gw_priority,
                 network_id: Some(n.id.clone()),
@@ -1366,10 +1370,12 @@ impl Engine {
         }
         let given = cfg.unwrap_or_default();
         validate_endpoint(&n, &given)?;
+        // Echoed as given (dockerd keeps an empty list or map as sent).
         let mut ep = EndpointSettings {
             ipam_config: given.ipam_config.clone(),
             links: given.links.clone().filter(|l| !l.is_empty()),
-            aliases: given.aliases.clone().filter(|a| !a.is_empty()),
+            aliases: given.aliases.clone(),
+            driver_opts: given.driver_opts.clone(),
             mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
             network_id: Some(n.id.clone()),
             ..Default::default()
