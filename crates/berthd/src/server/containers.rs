@@ -4,7 +4,6 @@ use berth_api::models::ContainerCreateBody;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
@@ -231,30 +230,23 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         },
     )?;
     let tty = session.tty;
-    let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(session.run(theirs));
-    tokio::spawn(async move {
-        let mut ours = ours;
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match ours.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Ok(resp)
+    Ok(hijack::plain(req.version, tty, move |io| session.run(io)))
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let stream_on = req.query.bool_or("stream", true);
     let one_shot = req.query.bool("one-shot");
     let mut rx = ctx.engine.container_stats(id, stream_on, one_shot)?;
+    if !stream_on {
+        // One sample: a plain body with its length, as dockerd sends it.
+        let b = rx.recv().await.unwrap_or_default();
+        let mut r = http::Response::new(super::http::full(b));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return Ok(r);
+    }
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {

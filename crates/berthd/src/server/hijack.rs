@@ -4,11 +4,13 @@
 use std::future::Future;
 
 use berth_api::ApiVersion;
-use http::{header, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, DuplexStream};
 
 use super::error::ApiError;
-use super::http::{empty, ApiResult, Req};
+use super::http::{empty, stream, ApiResult, Req, Resp};
 
 pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
 
@@ -45,6 +47,36 @@ where
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     Some(Ok(r))
+}
+
+/// The answer to an attach or exec start sent without `Upgrade`: dockerd
+/// hijacks those too, writing `200 OK` and then the raw stream until it
+/// closes the connection, with neither chunking nor a length, so a client
+/// reading the socket directly sees the same bytes as after a 101. hyper
+/// writes such a close-delimited body only in an HTTP/1.0 response.
+pub fn plain<F, Fut>(version: ApiVersion, tty: bool, f: F) -> Resp
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut resp) = stream(StatusCode::OK, stream_content_type(version, tty));
+    *resp.version_mut() = Version::HTTP_10;
+    let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(f(theirs));
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match ours.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    resp
 }
 
 pub fn no_upgrade() -> ApiError {

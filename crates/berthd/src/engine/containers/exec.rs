@@ -131,31 +131,41 @@ impl Engine {
         })
     }
 
-    /// Validates an exec start; the session then runs on a connection (or detached).
+    /// Validates an exec start; the session then runs on a connection (or
+    /// detached). As in dockerd, the container's state is checked before
+    /// the exec's own.
     pub fn start_exec(self: &Arc<Self>, id: &str) -> Result<ExecSession> {
         let e = self.exec_get(id)?;
         {
-            let mut st = e.st();
-            if st.started {
-                return Err(EngineError::conflict(format!(
-                    "Error: Exec command {id} is already running"
-                )));
-            }
             let c = self.containers.find(&e.container_id)?;
-            match c.status() {
+            let r = c.snapshot();
+            match r.state.status {
                 Status::Paused => {
                     return Err(EngineError::conflict(format!(
                         "Container {} is paused, unpause the container before exec",
-                        c.id
+                        r.id
                     )))
                 }
                 s if !s.is_running() => {
                     return Err(EngineError::conflict(format!(
-                        "container {} is not running",
-                        c.id
+                        "Container {} is not running: {}",
+                        r.id,
+                        super::status_text(&r)
                     )))
                 }
                 _ => {}
+            }
+            let mut st = e.st();
+            if st.started {
+                let what = if st.exit_code.is_some() {
+                    "has already run"
+                } else {
+                    "is already running"
+                };
+                return Err(EngineError::conflict(format!(
+                    "Error: Exec command {} {what}",
+                    e.id
+                )));
             }
             st.started = true;
             st.running = true;
@@ -283,6 +293,16 @@ impl Engine {
         })
     }
 
+    /// At a container's exit its execs that have not finished are gone,
+    /// as in dockerd (finished ones stay inspectable).
+    pub(crate) fn forget_unfinished_execs(&self, container_id: &str) {
+        self.containers
+            .execs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container_id != container_id || e.st().exit_code.is_some());
+    }
+
     fn exec_finished(&self, e: &Exec, code: i64) {
         {
             let mut st = e.st();
@@ -301,6 +321,18 @@ impl Engine {
 }
 
 impl ExecSession {
+    /// Runs the exec detached; returns once its process has started (or
+    /// failed to), so that an inspect right after shows its PID.
+    pub async fn run_detached(self) {
+        let mut started = self.exec.running.subscribe();
+        let run = tokio::spawn(self.run(None::<tokio::io::DuplexStream>));
+        tokio::select! {
+            _ = started.wait_for(|r| *r) => {}
+            _ = run => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+
     /// Runs the exec, bridging it to `io` (None: detached, output dropped).
     pub async fn run<IO>(self, io: Option<IO>)
     where
