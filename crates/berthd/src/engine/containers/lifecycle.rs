@@ -15,6 +15,9 @@ use super::{
 use crate::engine::networks::netns;
 use crate::engine::{Engine, EngineError, Result};
 
+/// How long a SIGKILL `kill` waits for the exit before it fails.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
 /// `GET /containers/{id}/wait` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -752,6 +755,7 @@ impl Engine {
                 tracing::error!(id = %c.id, error = %e, "recording the exit");
             }
         }
+        self.forget_unfinished_execs(&c.id);
         let rec = c.snapshot();
         if st.oom_killed {
             self.container_event(&rec, "oom", &[]);
@@ -875,8 +879,18 @@ impl Engine {
         }
     }
 
+    /// `docker kill`. As in dockerd, SIGKILL (the default) answers only
+    /// once the container has exited, so an inspect or `rm` right after
+    /// sees it stopped; other signals answer once delivered. A paused
+    /// container is resumed after its stop signal (any signal when it has
+    /// none configured), so the signal takes effect.
     pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.containers.find(key).map_err(|e| match e {
+            EngineError::NotFound(m) => {
+                EngineError::NotFound(format!("Cannot kill container: {key}: {m}"))
+            }
+            e => e,
+        })?;
         let sig = match signal.filter(|s| !s.is_empty()) {
             Some(s) => parse_signal(s)?,
             None => libc::SIGKILL,
@@ -888,10 +902,34 @@ impl Engine {
                 r.id
             )));
         }
+        let stop_signal = match r.config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(parse_signal(s)?),
+            None => None,
+        };
+        let base = c.progress.borrow().exits;
         self.signal(&c, sig).await?;
         self.container_event(&r, "kill", &[("signal", sig.to_string())]);
-        if r.state.status == Status::Paused && sig == libc::SIGKILL {
-            let _ = freeze(&r.id, false);
+        let resume = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig);
+        if r.state.status == Status::Paused && resume && freeze(&r.id, false).is_ok() {
+            // Unless the process has exited meanwhile (its exit is recorded).
+            let resumed = {
+                let mut rec = c.lock();
+                let was = rec.state.status == Status::Paused;
+                if was {
+                    rec.state.status = Status::Running;
+                }
+                was
+            };
+            if resumed {
+                self.persist(&c)?;
+                self.container_event(&c.snapshot(), "unpause", &[]);
+            }
+        }
+        if sig == libc::SIGKILL && !self.wait_exit(&c, base, Some(KILL_WAIT)).await {
+            return Err(EngineError::internal(format!(
+                "container {} did not exit after SIGKILL",
+                r.id
+            )));
         }
         Ok(())
     }
