@@ -209,10 +209,24 @@ impl Engine {
             merge_missing(&mut cfg, &base);
         }
         crate::engine::images::apply_changes(&mut cfg, &o.changes)?;
-        let frozen = o.pause && r.state.status == Status::Running;
+        // Paused as `docker pause` would (state, events), so that what is
+        // committed is consistent; resumed afterwards.
+        let _op = if o.pause && r.state.status == Status::Running {
+            Some(c.op.lock().await)
+        } else {
+            None
+        };
+        let frozen = _op.is_some() && c.status() == Status::Running;
         if frozen {
             freeze(&r.id, true)?;
+            self.set_paused(&c, true);
         }
+        // Resumed on every way out, after the `commit` event (dockerd's order).
+        let _resume = Resume {
+            engine: self,
+            container: &c,
+            frozen,
+        };
         let upper = self.paths(&r.id).rw.upper;
         let parent = image.chain_ids.last().cloned();
         let layer = {
@@ -234,9 +248,6 @@ impl Engine {
             let packed = packer
                 .join()
                 .map_err(|_| EngineError::internal("commit: packer panicked"))?;
-            if frozen {
-                let _ = freeze(&r.id, false);
-            }
             packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
             made?
         };
@@ -286,6 +297,48 @@ impl Engine {
             ],
         );
         Ok(img.id.clone())
+    }
+}
+
+/// Thaws a container frozen for a commit when dropped.
+struct Resume<'a> {
+    engine: &'a Engine,
+    container: &'a super::Container,
+    frozen: bool,
+}
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        if self.frozen && freeze(&self.container.id, false).is_ok() {
+            self.engine.set_paused(self.container, false);
+        }
+    }
+}
+
+impl Engine {
+    /// Records a freeze or thaw done on the container's behalf (unless it
+    /// exited meanwhile), with Docker's `pause`/`unpause` event.
+    fn set_paused(&self, c: &super::Container, paused: bool) {
+        let (from, to) = if paused {
+            (Status::Running, Status::Paused)
+        } else {
+            (Status::Paused, Status::Running)
+        };
+        let changed = {
+            let mut rec = c.lock();
+            let was = rec.state.status == from;
+            if was {
+                rec.state.status = to;
+            }
+            was
+        };
+        if changed {
+            if let Err(e) = self.persist(c) {
+                tracing::warn!(id = %c.id, error = %e, "commit: recording the pause");
+            }
+            let action = if paused { "pause" } else { "unpause" };
+            self.container_event(&c.snapshot(), action, &[]);
+        }
     }
 }
 
