@@ -81,16 +81,27 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         }
     }
     let body: Box<dyn std::io::Read + Send> = Box::new(req.body_reader());
-    let (tx, resp) = stream(StatusCode::OK, "application/json");
     let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let engine = ctx.engine.clone();
-    tokio::spawn(async move { engine.build(body, opts, jtx).await });
+    let build = tokio::spawn(async move { engine.build(body, opts, jtx).await });
+    // Headers wait for the first message: a build that fails before it
+    // says anything (a bad context, no Dockerfile) answers with an error
+    // status, as dockerd does.
+    let Some(first) = jrx.recv().await else {
+        build
+            .await
+            .map_err(|e| ApiError::internal(format!("build worker: {e}")))??;
+        return Ok(stream(StatusCode::OK, "application/json").1);
+    };
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
-        while let Some(m) = jrx.recv().await {
+        let mut next = Some(first);
+        while let Some(m) = next {
             if tx.send(Bytes::from(m.to_line())).await.is_err() {
                 // The client left: dropping the receiver ends the build.
                 return;
             }
+            next = jrx.recv().await;
         }
     });
     Ok(resp)

@@ -40,7 +40,8 @@ impl Context {
             tail: None,
         };
         archive::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
-            EngineError::invalid(format!("the build context is not a valid archive: {e}"))
+            // dockerd answers 500 here too (and for a missing Dockerfile).
+            EngineError::internal(format!("the build context is not a valid archive: {e}"))
         })?;
         Ok(ctx)
     }
@@ -61,13 +62,13 @@ impl Context {
             None if name == "Dockerfile" => match read("dockerfile") {
                 Some(t) => (t, "dockerfile".to_string()),
                 None => {
-                    return Err(EngineError::invalid(format!(
+                    return Err(EngineError::internal(format!(
                         "Cannot locate specified Dockerfile: {name}"
                     )))
                 }
             },
             None => {
-                return Err(EngineError::invalid(format!(
+                return Err(EngineError::internal(format!(
                     "Cannot locate specified Dockerfile: {name}"
                 )))
             }

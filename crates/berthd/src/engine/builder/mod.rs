@@ -153,11 +153,19 @@ fn invalid(m: impl Into<String>) -> Fail {
 struct Out {
     tx: mpsc::Sender<JsonMessage>,
     quiet: bool,
+    /// Whether anything has gone out yet (until then a failure can still
+    /// be the response's status).
+    sent: std::sync::atomic::AtomicBool,
 }
 
 impl Out {
     async fn send(&self, m: JsonMessage) -> Step {
+        self.sent.store(true, std::sync::atomic::Ordering::Relaxed);
         self.tx.send(m).await.map_err(|_| Fail::Gone)
+    }
+
+    fn sent(&self) -> bool {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A progress line (dropped in quiet mode).
@@ -438,19 +446,25 @@ fn expand_port(spec: &str) -> Result<Vec<String>> {
 impl Engine {
     /// Runs a build: reads the context from `body`, streams progress to
     /// `tx`, and ends the stream with the result or an `errorDetail`.
+    /// Runs a build, sending its progress to `tx`. A failure before any
+    /// progress went out is returned instead, so that it can be the HTTP
+    /// status (as dockerd does while its output is unflushed); later ones
+    /// end the stream as an `errorDetail` message.
     pub async fn build(
         self: &Arc<Self>,
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
         tx: mpsc::Sender<JsonMessage>,
-    ) {
+    ) -> Result<()> {
         let out = Out {
             tx,
             quiet: opts.quiet,
+            sent: Default::default(),
         };
         match self.build_inner(body, &opts, &out).await {
             Ok(()) => {}
             Err(Fail::Gone) => tracing::info!("build: the client went away"),
+            Err(Fail::Engine(e)) if !out.sent() => return Err(e),
             Err(Fail::Run(m, code)) => {
                 let _ = out.send(JsonMessage::error(m, Some(code))).await;
             }
@@ -458,6 +472,7 @@ impl Engine {
                 let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
             }
         }
+        Ok(())
     }
 
     async fn build_inner(
