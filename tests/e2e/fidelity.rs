@@ -325,6 +325,17 @@ fn exec_output_is_never_lost_at_the_start() {
             assert_eq!(code, Some(0), "round {i}");
         }
     });
+    // Plain (unhijacked) starts, where the stream is the response body.
+    for i in 0..20 {
+        let id = create_exec(&d, "ol", false, "echo first; echo second; echo third >&2");
+        let r = Raw::send(&d, "POST", &format!("/exec/{id}/start"), b"{}", false);
+        assert_eq!(r.status, 200, "round {i}: {}", r.head);
+        assert_eq!(
+            demux(&r.body()),
+            ("first\nsecond\n".to_string(), "third\n".to_string()),
+            "round {i}"
+        );
+    }
     for i in 0..10 {
         let o = d.docker(&[
             "exec",
@@ -1024,4 +1035,37 @@ fn streamed_endpoints_fail_before_streaming() {
         &format!("Container {} is not running: Exited (137)", cid.trim()),
     );
     d.docker_ok(&["rm", "-f", "ln", "st", "gone"]);
+}
+
+/// `docker run` attaches before the start: the first lines are never lost.
+#[test]
+fn run_output_is_never_lost_at_the_start() {
+    let d = daemon();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for i in 0..15 {
+        assert!(Instant::now() < deadline, "too slow at round {i}");
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo first; echo second; echo third >&2; exit 2",
+        ]);
+        assert_eq!(
+            (stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()),
+            ("first\nsecond\n", "third\n", Some(2)),
+            "round {i}"
+        );
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "echo first; echo second",
+        ]);
+        assert_eq!(stdout(&o), "first\r\nsecond\r\n", "round {i}");
+    }
 }
