@@ -265,7 +265,7 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    let mut rx = ctx.engine.export_container(id)?;
+    let mut rx = ctx.engine.export_container(id).await?;
     let (tx, resp) = stream(StatusCode::OK, "application/x-tar");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {

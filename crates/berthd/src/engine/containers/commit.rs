@@ -86,10 +86,12 @@ pub struct CommitOptions {
 }
 
 impl Engine {
-    /// Streams the container's merged root as a tar.
-    pub fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
+    /// Streams the container's merged root as a tar. Returns once the root
+    /// is mounted, so that a failure there is the answer's status.
+    pub async fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
         let c = self.containers.find(key)?;
         let (tx, rx) = mpsc::channel(16);
+        let (ready, mounted) = tokio::sync::oneshot::channel::<Result<()>>();
         let me = self.clone();
         tokio::spawn(async move {
             // Held while a stopped container's root is mounted for us.
@@ -109,10 +111,12 @@ impl Engine {
                     false,
                 ) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
+                    let _ = ready.send(Err(e));
                     return;
                 }
                 true
             };
+            let _ = ready.send(Ok(()));
             let merged = p.rw.merged.clone();
             let w = ChanWriter {
                 tx,
@@ -131,6 +135,9 @@ impl Engine {
                 p.rw.unmount();
             }
         });
+        mounted
+            .await
+            .map_err(|_| EngineError::internal("export: the worker stopped"))??;
         Ok(rx)
     }
 
