@@ -211,6 +211,35 @@ fn exec_start_framing_matches_dockerd() {
     }
 }
 
+/// Only the streams an exec was created to attach are sent (dockerd).
+#[test]
+fn exec_sends_only_the_attached_streams() {
+    let d = daemon();
+    d.docker_ok(&["run", "-d", "--name", "ea", "busybox", "sleep", "300"]);
+    for (out, err) in [(false, false), (false, true), (true, false)] {
+        let body = serde_json::json!({
+            "AttachStdout": out, "AttachStderr": err,
+            "Cmd": ["sh", "-c", "echo out; echo err >&2; exit 2"],
+        });
+        let (st, _, b) = d.raw(
+            "POST",
+            "/containers/ea/exec",
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(st, 201);
+        let id = json(&b)["Id"].as_str().unwrap().to_string();
+        let r = Raw::send(&d, "POST", &format!("/exec/{id}/start"), b"{}", true);
+        assert_eq!(r.status, 101, "{}", r.head);
+        let want = (
+            if out { "out\n" } else { "" }.to_string(),
+            if err { "err\n" } else { "" }.to_string(),
+        );
+        assert_eq!(demux(&r.body()), want, "stdout={out} stderr={err}");
+        let v = json(&d.raw("GET", &format!("/exec/{id}/json"), None).2);
+        assert_eq!(v["ExitCode"].as_i64(), Some(2));
+    }
+}
+
 /// Attach, hijacked and plain, to a container started after the attach.
 #[test]
 fn attach_framing_matches_dockerd() {

@@ -427,7 +427,7 @@ impl ExecSession {
                     let _ = sw.write_all(&stdin_chunk(&[])).await;
                 }
                 let mut sink = tokio::io::sink();
-                read_until_exit(&mut sr, &mut sink, true).await
+                read_until_exit(&mut sr, &mut sink, true, ALL).await
             }
             Some(io) => {
                 let (mut cr, mut cw) = tokio::io::split(io);
@@ -445,7 +445,7 @@ impl ExecSession {
                     }
                 };
                 let outcome = {
-                    let output = read_until_exit(&mut sr, &mut cw, self.tty);
+                    let output = read_until_exit(&mut sr, &mut cw, self.tty, self.streams());
                     tokio::pin!(output);
                     tokio::select! {
                         c = &mut output => Some(c),
@@ -466,7 +466,7 @@ impl ExecSession {
                         let eng = engine.clone();
                         tokio::spawn(async move {
                             let mut sink = tokio::io::sink();
-                            let code = read_until_exit(&mut sr, &mut sink, true).await;
+                            let code = read_until_exit(&mut sr, &mut sink, true, ALL).await;
                             eng.exec_finished(&e2, code);
                         });
                         let _ = cw.shutdown().await;
@@ -479,8 +479,31 @@ impl ExecSession {
     }
 }
 
+/// Which of stdout and stderr reach the client.
+#[derive(Clone, Copy)]
+struct Streams {
+    stdout: bool,
+    stderr: bool,
+}
+
+const ALL: Streams = Streams {
+    stdout: true,
+    stderr: true,
+};
+
+impl ExecSession {
+    /// Only the streams the exec was created to attach, as in dockerd.
+    fn streams(&self) -> Streams {
+        let c = &self.exec.config;
+        Streams {
+            stdout: c.attach_stdout.unwrap_or(false),
+            stderr: c.attach_stderr.unwrap_or(false),
+        }
+    }
+}
+
 /// Forwards frames until the shim's exit frame; returns the exit code.
-async fn read_until_exit<R, W>(sr: &mut R, out: &mut W, tty: bool) -> i64
+async fn read_until_exit<R, W>(sr: &mut R, out: &mut W, tty: bool, streams: Streams) -> i64
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -503,7 +526,12 @@ where
             let _ = out.flush().await;
             return st.exit_code as i64;
         }
-        if out_ok {
+        let wanted = match header[0] {
+            1 => streams.stdout,
+            2 => streams.stderr,
+            _ => true,
+        };
+        if out_ok && wanted {
             let r = if tty {
                 out.write_all(&buf).await
             } else {
