@@ -136,9 +136,11 @@ fn create_exec(d: &Daemon, container: &str, tty: bool, cmd: &str) -> String {
 }
 
 /// dockerd's Content-Type for attach, exec and logs: raw unless the
-/// stream is multiplexed and the client speaks 1.42 or later.
-fn expected_type(version: &str, tty: bool) -> &'static str {
-    if !tty && version != "1.41" {
+/// stream is multiplexed, the client speaks 1.42 or later and (for attach
+/// and exec) the connection was upgraded: moby announces a plain hijack as
+/// raw whatever it carries.
+fn expected_type(version: &str, tty: bool, upgraded: bool) -> &'static str {
+    if !tty && version != "1.41" && upgraded {
         "application/vnd.docker.multiplexed-stream"
     } else {
         "application/vnd.docker.raw-stream"
@@ -182,7 +184,7 @@ fn exec_start_framing_matches_dockerd() {
                 }
                 assert_eq!(
                     r.header("Content-Type"),
-                    Some(expected_type(version, tty)),
+                    Some(expected_type(version, tty, upgrade)),
                     "{what}"
                 );
                 let body = r.body();
@@ -274,7 +276,7 @@ fn attach_framing_matches_dockerd() {
                 }
                 assert_eq!(
                     r.header("Content-Type"),
-                    Some(expected_type(version, tty)),
+                    Some(expected_type(version, tty, upgrade)),
                     "{what}"
                 );
                 d.docker_ok(&["start", &name]);
@@ -467,7 +469,7 @@ fn logs_framing_matches_dockerd() {
             // API 1.42 sends these, and the raw one for older versions.
             assert_eq!(
                 header(&head, "Content-Type"),
-                Some(expected_type(version, tty)),
+                Some(expected_type(version, tty, true)),
                 "{what}"
             );
             if tty {

@@ -229,8 +229,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             ..opts
         },
     )?;
-    let tty = session.tty;
-    Ok(hijack::plain(req.version, tty, move |io| session.run(io)))
+    Ok(hijack::plain(move |io| session.run(io)))
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {

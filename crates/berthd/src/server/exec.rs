@@ -35,9 +35,7 @@ pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // Without an upgrade the output streams in the response body.
-    Ok(hijack::plain(req.version, tty, move |io| {
-        session.run(Some(io))
-    }))
+    Ok(hijack::plain(move |io| session.run(Some(io))))
 }
 
 pub async fn inspect(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {

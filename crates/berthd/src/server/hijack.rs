@@ -50,16 +50,17 @@ where
 }
 
 /// The answer to an attach or exec start sent without `Upgrade`: dockerd
-/// hijacks those too, writing `200 OK` and then the raw stream until it
-/// closes the connection, with neither chunking nor a length, so a client
-/// reading the socket directly sees the same bytes as after a 101. hyper
-/// writes such a close-delimited body only in an HTTP/1.0 response.
-pub fn plain<F, Fut>(version: ApiVersion, tty: bool, f: F) -> Resp
+/// hijacks those too, writing `200 OK` and then the stream until it closes
+/// the connection, with neither chunking nor a length, so a client reading
+/// the socket directly sees the same bytes as after a 101. hyper writes
+/// such a close-delimited body only in an HTTP/1.0 response. The type is
+/// always the raw one here, whatever the framing and version (moby's rule).
+pub fn plain<F, Fut>(f: F) -> Resp
 where
     F: FnOnce(DuplexStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut resp) = stream(StatusCode::OK, stream_content_type(version, tty));
+    let (tx, mut resp) = stream(StatusCode::OK, "application/vnd.docker.raw-stream");
     *resp.version_mut() = Version::HTTP_10;
     let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
     tokio::spawn(f(theirs));
