@@ -883,8 +883,7 @@ fn streamed_endpoints_fail_before_streaming() {
         "{}",
         stderr(&o)
     );
-    // dockerd answered these with its message as plain text; the status
-    // is what clients act on.
+    // A refused attach: dockerd's status, raw-stream type and text message.
     for upgrade in [true, false] {
         let r = Raw::send(
             &d,
@@ -894,6 +893,11 @@ fn streamed_endpoints_fail_before_streaming() {
             upgrade,
         );
         assert_eq!(r.status, 404, "{}", r.head);
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("application/vnd.docker.raw-stream")
+        );
+        assert_eq!(r.body(), b"No such container: nope\r\n");
     }
     let r = Raw::send(&d, "POST", "/exec/nope/start", b"{}", true);
     assert_eq!(r.status, 404, "{}", r.head);

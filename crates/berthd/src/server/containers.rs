@@ -216,7 +216,10 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         detach_keys: q.get("detachKeys").map(String::from),
     };
     if req.upgrade.is_some() {
-        let session = ctx.engine.attach_container(id, opts)?;
+        let session = match ctx.engine.attach_container(id, opts) {
+            Ok(s) => s,
+            Err(e) => return Ok(hijack::refused(e.into())),
+        };
         let tty = session.tty;
         return hijack::upgrade(&mut req, tty, move |io| session.run(io))
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
@@ -228,8 +231,11 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             stdin: false,
             ..opts
         },
-    )?;
-    Ok(hijack::plain(move |io| session.run(io)))
+    );
+    match session {
+        Ok(session) => Ok(hijack::plain(move |io| session.run(io))),
+        Err(e) => Ok(hijack::refused(e.into())),
+    }
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {

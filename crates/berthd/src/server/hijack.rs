@@ -80,6 +80,16 @@ where
     resp
 }
 
+/// A refused attach as moby answers it: the status, the raw-stream type
+/// and the message as text up to the close (it has hijacked the
+/// connection by then).
+pub fn refused(e: ApiError) -> Resp {
+    let (tx, mut r) = stream(e.status, "application/vnd.docker.raw-stream");
+    *r.version_mut() = Version::HTTP_10;
+    let _ = tx.try_send(Bytes::from(format!("{}\r\n", e.message)));
+    r
+}
+
 pub fn no_upgrade() -> ApiError {
     ApiError::bad_request("this endpoint needs a hijacked connection (Upgrade: tcp)")
 }
