@@ -552,8 +552,13 @@ fn kill_answers_once_the_container_has_stopped() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 5' TERM; touch /tmp/ready; while true; do sleep 0.1; done",
     ]);
+    // (PID 1 ignores TERM until its trap is set.)
+    assert!(wait_for(Duration::from_secs(10), || d
+        .docker(&["exec", "kt", "test", "-f", "/tmp/ready"])
+        .status
+        .success()));
     let (st, _, _) = d.raw("POST", "/containers/kt/kill?signal=SIGTERM", None);
     assert_eq!(st, 204);
     assert_eq!(d.docker_ok(&["wait", "kt"]).trim(), "5");
@@ -603,6 +608,45 @@ fn kill_answers_once_the_container_has_stopped() {
         .trim(),
         "exited 137"
     );
+    // The exit a kill causes is not restarted by the policy (dockerd's
+    // "exit on next"); a later start runs under the policy again.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--restart=always",
+        "--name",
+        "ka",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.docker_ok(&["kill", "ka"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}",
+            "ka"
+        ])
+        .trim(),
+        "exited 137 0"
+    );
+    d.docker_ok(&["start", "ka"]);
+    // Its process dies of something else (SIGKILL from the host).
+    let pid: i32 = d
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", "ka"])
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: plain kill(2) of the container's own process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_for(Duration::from_secs(10), || {
+        d.docker_ok(&["inspect", "-f", "{{.RestartCount}}", "ka"])
+            .trim()
+            == "1"
+    }));
+    d.docker_ok(&["rm", "-f", "ka"]);
     d.docker_ok(&["rm", "kp", "kt"]);
 }
 

@@ -2,6 +2,7 @@
 //! container's process exits; and live restore after a daemon restart.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -297,6 +298,7 @@ impl Engine {
                     rec.has_been_started = true;
                     rec.manually_stopped = false;
                 }
+                c.exit_on_next.store(false, Ordering::SeqCst);
                 self.persist(&c)?;
                 c.progress.send_modify(|p| p.starts += 1);
                 self.container_event(&c.snapshot(), "start", &[]);
@@ -765,7 +767,8 @@ impl Engine {
             pr.exits += 1;
             pr.exit_code = st.exit_code as i64;
         });
-        if self.should_restart(&rec) {
+        let exit_on_next = c.exit_on_next.swap(false, Ordering::SeqCst);
+        if !exit_on_next && self.should_restart(&rec) {
             self.schedule_restart(c.clone(), &rec);
             return;
         }
@@ -881,9 +884,7 @@ impl Engine {
 
     /// `docker kill`. As in dockerd, SIGKILL (the default) answers only
     /// once the container has exited, so an inspect or `rm` right after
-    /// sees it stopped; other signals answer once delivered. A paused
-    /// container is resumed after its stop signal (any signal when it has
-    /// none configured), so the signal takes effect.
+    /// sees it stopped; other signals answer once delivered.
     pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.containers.find(key).map_err(|e| match e {
             EngineError::NotFound(m) => {
@@ -906,11 +907,17 @@ impl Engine {
             Some(s) => Some(parse_signal(s)?),
             None => None,
         };
+        // dockerd's "exit on next": SIGKILL, or the stop signal (any signal
+        // when none is configured), means the exit it causes is not
+        // restarted, and a paused container is resumed to receive it.
+        let stopping = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig);
+        if stopping {
+            c.exit_on_next.store(true, Ordering::SeqCst);
+        }
         let base = c.progress.borrow().exits;
         self.signal(&c, sig).await?;
         self.container_event(&r, "kill", &[("signal", sig.to_string())]);
-        let resume = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig);
-        if r.state.status == Status::Paused && resume && freeze(&r.id, false).is_ok() {
+        if r.state.status == Status::Paused && stopping && freeze(&r.id, false).is_ok() {
             // Unless the process has exited meanwhile (its exit is recorded).
             let resumed = {
                 let mut rec = c.lock();
