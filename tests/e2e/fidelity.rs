@@ -1148,3 +1148,44 @@ fn run_output_is_never_lost_at_the_start() {
         assert_eq!(stdout(&o), "first\r\nsecond\r\n", "round {i}");
     }
 }
+
+/// The docker CLI pinned to API 1.41 (raw-stream announced for every
+/// stream) frames by the TTY setting and gets the same output.
+#[test]
+fn the_cli_at_api_1_41_reads_every_stream() {
+    let d = daemon();
+    let cli = |args: &[&str]| {
+        d.docker_cmd()
+            .env("DOCKER_API_VERSION", "1.41")
+            .args(args)
+            .output()
+            .expect("docker")
+    };
+    let o = cli(&[
+        "run",
+        "--name",
+        "v41",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()),
+        ("out\n", "err\n", Some(3))
+    );
+    let o = cli(&["logs", "v41"]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    d.docker_ok(&["run", "-d", "--name", "v41e", "busybox", "sleep", "300"]);
+    let o = cli(&["exec", "v41e", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()),
+        ("out\n", "err\n", Some(4))
+    );
+    let o = cli(&["exec", "-t", "v41e", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(stdout(&o), "out\r\nerr\r\n");
+    d.docker_ok(&["rm", "-f", "v41", "v41e"]);
+}
