@@ -199,3 +199,43 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FixStatusLine<IO> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn an_armed_connection_writes_one_http11_status_line() {
+        let fix = StatusFix::default();
+        let mut w = FixStatusLine::new(Vec::new(), fix.clone());
+        w.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+        fix.arm();
+        w.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+        // Disarmed after one head: body bytes pass untouched.
+        w.write_all(b"HTTP/1.0 body").await.unwrap();
+        assert_eq!(
+            w.inner,
+            b"HTTP/1.0 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n\r\nHTTP/1.0 body"
+        );
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_are_fixed_in_their_first_slice() {
+        let fix = StatusFix::default();
+        fix.arm();
+        let mut w = FixStatusLine::new(Vec::new(), fix);
+        let bufs = [
+            IoSlice::new(b""),
+            IoSlice::new(b"HTTP/1.0 404 Not Found\r\n\r\n"),
+            IoSlice::new(b"x"),
+        ];
+        let n = w.write_vectored(&bufs).await.unwrap();
+        assert!(n > 9, "{n}");
+        assert!(
+            w.inner.starts_with(b"HTTP/1.1 404 Not Found\r\n"),
+            "{:?}",
+            w.inner
+        );
+    }
+}
