@@ -656,6 +656,30 @@ fn kill_answers_once_the_container_has_stopped() {
             == "1"
     }));
     d.docker_ok(&["rm", "-f", "ka"]);
+    // A container waiting out a restart back-off: the kill ends it there.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--restart=always",
+        "--name",
+        "kr",
+        "busybox",
+        "false",
+    ]);
+    assert!(wait_for(Duration::from_secs(10), || {
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "kr"])
+            .trim()
+            == "restarting"
+    }));
+    let (st, _, b) = d.raw("POST", "/containers/kr/kill", None);
+    assert_eq!(st, 204, "{}", String::from_utf8_lossy(&b));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "kr"])
+            .trim(),
+        "exited"
+    );
+    d.docker_ok(&["rm", "kr"]);
     d.docker_ok(&["rm", "kp", "kt"]);
 }
 

@@ -910,6 +910,19 @@ impl Engine {
         // dockerd's "exit on next": SIGKILL, or the stop signal (any signal
         // when none is configured), means the exit it causes is not
         // restarted, and a paused container is resumed to receive it.
+        if r.state.status == Status::Restarting {
+            // In a restart back-off there is no process to signal: the kill
+            // cancels the restart, and the container stays exited.
+            {
+                let mut rec = c.lock();
+                if rec.state.status == Status::Restarting {
+                    rec.state.status = Status::Exited;
+                }
+            }
+            self.persist(&c)?;
+            self.container_event(&r, "kill", &[("signal", sig.to_string())]);
+            return Ok(());
+        }
         let stopping = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig);
         if stopping {
             c.exit_on_next.store(true, Ordering::SeqCst);
