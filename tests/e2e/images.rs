@@ -201,11 +201,11 @@ fn import_applies_changes_and_message() {
         inspect(&d, "myimport:1")["RootFS"],
         "same layer"
     );
-    // An unknown instruction is refused.
+    // An unknown instruction is refused, named in lower case as dockerd does.
     let o = d.docker(&["import", "-c", "RUN true", &tar, "bad:1"]);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("RUN is not a valid change command"),
+        stderr(&o).contains("run is not a valid change command"),
         "{}",
         stderr(&o)
     );

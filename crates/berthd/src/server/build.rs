@@ -96,7 +96,6 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         }
     }
     let body: Box<dyn std::io::Read + Send> = Box::new(req.body_reader());
-    let (tx, resp) = stream(StatusCode::OK, "application/json");
     let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let engine = ctx.engine.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -107,6 +106,7 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => {}
     }
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
         while let Some(m) = jrx.recv().await {
             if tx.send(Bytes::from(m.to_line())).await.is_err() {

@@ -4,7 +4,6 @@ use berth_api::models::ContainerCreateBody;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
@@ -300,7 +299,10 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         detach_keys: q.get("detachKeys").map(String::from),
     };
     if req.upgrade.is_some() {
-        let session = ctx.engine.attach_container(id, opts)?;
+        let session = match ctx.engine.attach_container(id, opts) {
+            Ok(s) => s,
+            Err(e) => return Ok(hijack::refused(e.into())),
+        };
         let tty = session.tty;
         return hijack::upgrade(&mut req, tty, move |io| session.run(io))
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
@@ -312,32 +314,27 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             stdin: false,
             ..opts
         },
-    )?;
-    let tty = session.tty;
-    let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(session.run(theirs));
-    tokio::spawn(async move {
-        let mut ours = ours;
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match ours.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Ok(resp)
+    );
+    match session {
+        Ok(session) => Ok(hijack::plain(move |io| session.run(io))),
+        Err(e) => Ok(hijack::refused(e.into())),
+    }
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let stream_on = req.query.bool_or("stream", true);
     let one_shot = req.query.bool("one-shot");
     let mut rx = ctx.engine.container_stats(id, stream_on, one_shot)?;
+    if !stream_on {
+        // One sample: a plain body with its length, as dockerd sends it.
+        let b = rx.recv().await.unwrap_or_default();
+        let mut r = http::Response::new(super::http::full(b));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return Ok(r);
+    }
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
@@ -363,7 +360,7 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    let mut rx = ctx.engine.export_container(id)?;
+    let mut rx = ctx.engine.export_container(id).await?;
     let (tx, resp) = stream(StatusCode::OK, "application/x-tar");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {

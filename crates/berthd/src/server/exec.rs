@@ -26,7 +26,8 @@ pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: ExecStartConfig = req.json_or_default().await?;
     let session = ctx.engine.start_exec(id)?;
     if body.detach.unwrap_or(false) {
-        tokio::spawn(session.run(None::<tokio::io::DuplexStream>));
+        // Answered once the process has started, as dockerd does.
+        session.run_detached().await;
         return status_only(StatusCode::OK);
     }
     let tty = session.tty;
@@ -35,32 +36,7 @@ pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // Without an upgrade the output streams in the response body.
-    let (tx, resp) = super::http::stream(
-        StatusCode::OK,
-        hijack::stream_content_type(req.version, tty),
-    );
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(session.run(Some(theirs)));
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut ours = ours;
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match ours.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tx
-                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Ok(resp)
+    Ok(hijack::plain(move |io| session.run(Some(io))))
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {

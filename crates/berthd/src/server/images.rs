@@ -20,10 +20,9 @@ use crate::engine::{EngineError, Result};
 
 /// The image name from the path segments between `/images/` and the verb.
 pub fn name_of(segs: &[&str]) -> String {
-    let joined = segs.join("/");
-    percent_encoding::percent_decode_str(&joined)
-        .decode_utf8_lossy()
-        .into_owned()
+    // The router has decoded each segment already: decoding again would
+    // turn `%252F` into `/`.
+    segs.join("/")
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -158,8 +157,7 @@ async fn pull(ctx: &Ctx, req: &Req, image: &str) -> ApiResult {
     let q = &req.query;
     let mut r = Reference::parse(image)?;
     if let Some(tag) = q.get("tag").filter(|t| !t.is_empty()) {
-        if tag.contains(':') {
-            reference::validate_digest(tag)?;
+        if tag.contains(':') && reference::validate_digest(tag).is_ok() {
             r.tag = None;
             r.digest = Some(tag.to_string());
         } else if reference::valid_tag(tag) {

@@ -42,6 +42,9 @@ const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linu
 
 async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infallible> {
     let started = Instant::now();
+    let status_fix = (req.version() == ::http::Version::HTTP_11)
+        .then(|| req.extensions().get::<hijack::StatusFix>().cloned())
+        .flatten();
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let (ver, rest) = split_version_prefix(&raw_path);
@@ -79,6 +82,12 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
         }
     };
     let mut resp = resp;
+    if resp.version() == ::http::Version::HTTP_10 {
+        // A plain hijack (see `hijack::plain`): dockerd's status line.
+        if let Some(f) = status_fix {
+            f.arm();
+        }
+    }
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static("1.50"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
@@ -144,10 +153,15 @@ where
 {
     tokio::spawn(async move {
         let _alive = alive;
-        let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+        let fix = hijack::StatusFix::default();
+        let armed = fix.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(armed.clone());
+            handle(ctx.clone(), req)
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
-            .serve_connection(TokioIo::new(io), svc)
+            .serve_connection(TokioIo::new(hijack::FixStatusLine::new(io, fix)), svc)
             .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {

@@ -1,5 +1,8 @@
 //! Method + path → handler. Image names carry `/` and `:` raw in the path,
 //! so routes are matched on segments by hand rather than by a pattern router.
+//! Each segment is percent-decoded exactly once, as Go's router does to the
+//! whole path: `/networks/test%2001` names `test 01`, and `%252F` stays
+//! `%2F`.
 
 use http::Method;
 
@@ -9,8 +12,17 @@ use super::{
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
-    let path = req.path.clone();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let decoded: Vec<String> = req
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method.clone();
     match (m, segs.as_slice()) {
         (Method::GET | Method::HEAD, ["_ping"]) => system::ping(ctx, req).await,

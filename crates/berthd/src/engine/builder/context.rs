@@ -40,7 +40,8 @@ impl Context {
             tail: None,
         };
         archive::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
-            EngineError::invalid(format!("the build context is not a valid archive: {e}"))
+            // dockerd answers 500 here too (and for a missing Dockerfile).
+            EngineError::internal(format!("the build context is not a valid archive: {e}"))
         })?;
         Ok(ctx)
     }

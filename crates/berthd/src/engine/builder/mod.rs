@@ -460,6 +460,10 @@ fn expand_port(spec: &str) -> Result<Vec<String>> {
 impl Engine {
     /// Runs a build: reads the context from `body`, streams progress to
     /// `tx`, and ends the stream with the result or an `errorDetail`.
+    /// Runs a build, sending its progress to `tx`. A failure before any
+    /// progress went out is returned instead, so that it can be the HTTP
+    /// status (as dockerd does while its output is unflushed); later ones
+    /// end the stream as an `errorDetail` message.
     pub async fn build(
         self: &Arc<Self>,
         body: Box<dyn std::io::Read + Send>,

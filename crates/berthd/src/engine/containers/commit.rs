@@ -86,10 +86,12 @@ pub struct CommitOptions {
 }
 
 impl Engine {
-    /// Streams the container's merged root as a tar.
-    pub fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
+    /// Streams the container's merged root as a tar. Returns once the root
+    /// is mounted, so that a failure there is the answer's status.
+    pub async fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
         let c = self.containers.find(key)?;
         let (tx, rx) = mpsc::channel(16);
+        let (ready, mounted) = tokio::sync::oneshot::channel::<Result<()>>();
         let me = self.clone();
         tokio::spawn(async move {
             // Held while a stopped container's root is mounted for us.
@@ -109,10 +111,12 @@ impl Engine {
                     false,
                 ) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
+                    let _ = ready.send(Err(e));
                     return;
                 }
                 true
             };
+            let _ = ready.send(Ok(()));
             let merged = p.rw.merged.clone();
             let w = ChanWriter {
                 tx,
@@ -131,6 +135,9 @@ impl Engine {
                 p.rw.unmount();
             }
         });
+        mounted
+            .await
+            .map_err(|_| EngineError::internal("export: the worker stopped"))??;
         Ok(rx)
     }
 
@@ -209,10 +216,24 @@ impl Engine {
             merge_missing(&mut cfg, &base);
         }
         crate::engine::images::apply_changes(&mut cfg, &o.changes)?;
-        let frozen = o.pause && r.state.status == Status::Running;
+        // Paused as `docker pause` would (state, events), so that what is
+        // committed is consistent; resumed afterwards.
+        let _op = if o.pause && r.state.status == Status::Running {
+            Some(c.op.lock().await)
+        } else {
+            None
+        };
+        let frozen = _op.is_some() && c.status() == Status::Running;
         if frozen {
             freeze(&r.id, true)?;
+            self.set_paused(&c, true);
         }
+        // Resumed on every way out, after the `commit` event (dockerd's order).
+        let _resume = Resume {
+            engine: self,
+            container: &c,
+            frozen,
+        };
         let upper = self.paths(&r.id).rw.upper;
         let parent = image.chain_ids.last().cloned();
         let layer = {
@@ -234,9 +255,6 @@ impl Engine {
             let packed = packer
                 .join()
                 .map_err(|_| EngineError::internal("commit: packer panicked"))?;
-            if frozen {
-                let _ = freeze(&r.id, false);
-            }
             packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
             made?
         };
@@ -286,6 +304,48 @@ impl Engine {
             ],
         );
         Ok(img.id.clone())
+    }
+}
+
+/// Thaws a container frozen for a commit when dropped.
+struct Resume<'a> {
+    engine: &'a Engine,
+    container: &'a super::Container,
+    frozen: bool,
+}
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        if self.frozen && freeze(&self.container.id, false).is_ok() {
+            self.engine.set_paused(self.container, false);
+        }
+    }
+}
+
+impl Engine {
+    /// Records a freeze or thaw done on the container's behalf (unless it
+    /// exited meanwhile), with Docker's `pause`/`unpause` event.
+    fn set_paused(&self, c: &super::Container, paused: bool) {
+        let (from, to) = if paused {
+            (Status::Running, Status::Paused)
+        } else {
+            (Status::Paused, Status::Running)
+        };
+        let changed = {
+            let mut rec = c.lock();
+            let was = rec.state.status == from;
+            if was {
+                rec.state.status = to;
+            }
+            was
+        };
+        if changed {
+            if let Err(e) = self.persist(c) {
+                tracing::warn!(id = %c.id, error = %e, "commit: recording the pause");
+            }
+            let action = if paused { "pause" } else { "unpause" };
+            self.container_event(&c.snapshot(), action, &[]);
+        }
     }
 }
 

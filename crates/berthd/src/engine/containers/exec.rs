@@ -133,31 +133,41 @@ impl Engine {
         })
     }
 
-    /// Validates an exec start; the session then runs on a connection (or detached).
+    /// Validates an exec start; the session then runs on a connection (or
+    /// detached). As in dockerd, the container's state is checked before
+    /// the exec's own.
     pub fn start_exec(self: &Arc<Self>, id: &str) -> Result<ExecSession> {
         let e = self.exec_get(id)?;
         {
-            let mut st = e.st();
-            if st.started {
-                return Err(EngineError::conflict(format!(
-                    "Error: Exec command {id} is already running"
-                )));
-            }
             let c = self.containers.find(&e.container_id)?;
-            match c.status() {
+            let r = c.snapshot();
+            match r.state.status {
                 Status::Paused => {
                     return Err(EngineError::conflict(format!(
                         "Container {} is paused, unpause the container before exec",
-                        c.id
+                        r.id
                     )))
                 }
                 s if !s.is_running() => {
                     return Err(EngineError::conflict(format!(
-                        "container {} is not running",
-                        c.id
+                        "Container {} is not running: {}",
+                        r.id,
+                        super::status_text(&r)
                     )))
                 }
                 _ => {}
+            }
+            let mut st = e.st();
+            if st.started {
+                let what = if st.exit_code.is_some() {
+                    "has already run"
+                } else {
+                    "is already running"
+                };
+                return Err(EngineError::conflict(format!(
+                    "Error: Exec command {} {what}",
+                    e.id
+                )));
             }
             st.started = true;
             st.running = true;
@@ -276,6 +286,16 @@ impl Engine {
         })
     }
 
+    /// At a container's exit its execs that have not finished are gone,
+    /// as in dockerd (finished ones stay inspectable).
+    pub(crate) fn forget_unfinished_execs(&self, container_id: &str) {
+        self.containers
+            .execs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container_id != container_id || e.st().exit_code.is_some());
+    }
+
     fn exec_finished(&self, e: &Exec, code: i64) {
         {
             let mut st = e.st();
@@ -295,6 +315,18 @@ impl Engine {
 }
 
 impl ExecSession {
+    /// Runs the exec detached; returns once its process has started (or
+    /// failed to), so that an inspect right after shows its PID.
+    pub async fn run_detached(self) {
+        let mut started = self.exec.running.subscribe();
+        let run = tokio::spawn(self.run(None::<tokio::io::DuplexStream>));
+        tokio::select! {
+            _ = started.wait_for(|r| *r) => {}
+            _ = run => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+
     /// Runs the exec, bridging it to `io` (None: detached, output dropped).
     pub async fn run<IO>(self, io: Option<IO>)
     where
@@ -389,7 +421,7 @@ impl ExecSession {
                     let _ = sw.write_all(&stdin_chunk(&[])).await;
                 }
                 let mut sink = tokio::io::sink();
-                read_until_exit(&mut sr, &mut sink, true).await
+                read_until_exit(&mut sr, &mut sink, true, ALL).await
             }
             Some(io) => {
                 let (mut cr, mut cw) = tokio::io::split(io);
@@ -407,7 +439,7 @@ impl ExecSession {
                     }
                 };
                 let outcome = {
-                    let output = read_until_exit(&mut sr, &mut cw, self.tty);
+                    let output = read_until_exit(&mut sr, &mut cw, self.tty, self.streams());
                     tokio::pin!(output);
                     tokio::select! {
                         c = &mut output => Some(c),
@@ -428,7 +460,7 @@ impl ExecSession {
                         let eng = engine.clone();
                         tokio::spawn(async move {
                             let mut sink = tokio::io::sink();
-                            let code = read_until_exit(&mut sr, &mut sink, true).await;
+                            let code = read_until_exit(&mut sr, &mut sink, true, ALL).await;
                             eng.exec_finished(&e2, code);
                         });
                         let _ = cw.shutdown().await;
@@ -441,8 +473,31 @@ impl ExecSession {
     }
 }
 
+/// Which of stdout and stderr reach the client.
+#[derive(Clone, Copy)]
+struct Streams {
+    stdout: bool,
+    stderr: bool,
+}
+
+const ALL: Streams = Streams {
+    stdout: true,
+    stderr: true,
+};
+
+impl ExecSession {
+    /// Only the streams the exec was created to attach, as in dockerd.
+    fn streams(&self) -> Streams {
+        let c = &self.exec.config;
+        Streams {
+            stdout: c.attach_stdout.unwrap_or(false),
+            stderr: c.attach_stderr.unwrap_or(false),
+        }
+    }
+}
+
 /// Forwards frames until the shim's exit frame; returns the exit code.
-async fn read_until_exit<R, W>(sr: &mut R, out: &mut W, tty: bool) -> i64
+async fn read_until_exit<R, W>(sr: &mut R, out: &mut W, tty: bool, streams: Streams) -> i64
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -465,7 +520,12 @@ where
             let _ = out.flush().await;
             return st.exit_code as i64;
         }
-        if out_ok {
+        let wanted = match header[0] {
+            1 => streams.stdout,
+            2 => streams.stderr,
+            _ => true,
+        };
+        if out_ok && wanted {
             let r = if tty {
                 out.write_all(&buf).await
             } else {

@@ -2,6 +2,7 @@
 //! container's process exits; and live restore after a daemon restart.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use super::{
 };
 use crate::engine::networks::netns;
 use crate::engine::{Engine, EngineError, Result};
+
+/// How long a SIGKILL `kill` waits for the exit before it fails.
+const KILL_WAIT: Duration = Duration::from_secs(30);
 
 /// `GET /containers/{id}/wait` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +308,7 @@ impl Engine {
                     rec.has_been_started = true;
                     rec.manually_stopped = false;
                 }
+                c.exit_on_next.store(false, Ordering::SeqCst);
                 self.persist(&c)?;
                 c.progress.send_modify(|p| p.starts += 1);
                 let started = c.snapshot();
@@ -799,6 +804,7 @@ impl Engine {
                 tracing::error!(id = %c.id, error = %e, "recording the exit");
             }
         }
+        self.forget_unfinished_execs(&c.id);
         let rec = c.snapshot();
         if st.oom_killed {
             self.container_event(&rec, "oom", &[]);
@@ -808,7 +814,8 @@ impl Engine {
             pr.exits += 1;
             pr.exit_code = st.exit_code as i64;
         });
-        if self.should_restart(&rec) {
+        let exit_on_next = c.exit_on_next.swap(false, Ordering::SeqCst);
+        if !exit_on_next && self.should_restart(&rec) {
             self.schedule_restart(c.clone(), &rec);
             return;
         }
@@ -922,8 +929,16 @@ impl Engine {
         }
     }
 
+    /// `docker kill`. As in dockerd, SIGKILL (the default) answers only
+    /// once the container has exited, so an inspect or `rm` right after
+    /// sees it stopped; other signals answer once delivered.
     pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.containers.find(key).map_err(|e| match e {
+            EngineError::NotFound(m) => {
+                EngineError::NotFound(format!("Cannot kill container: {key}: {m}"))
+            }
+            e => e,
+        })?;
         let sig = match signal.filter(|s| !s.is_empty()) {
             Some(s) => parse_signal(s)?,
             None => libc::SIGKILL,
@@ -935,10 +950,53 @@ impl Engine {
                 r.id
             )));
         }
+        let stop_signal = match r.config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(parse_signal(s)?),
+            None => None,
+        };
+        // dockerd's "exit on next": SIGKILL, or the stop signal (any signal
+        // when none is configured), means the exit it causes is not
+        // restarted, and a paused container is resumed to receive it.
+        if r.state.status == Status::Restarting {
+            // In a restart back-off there is no process to signal: the kill
+            // cancels the restart, and the container stays exited.
+            {
+                let mut rec = c.lock();
+                if rec.state.status == Status::Restarting {
+                    rec.state.status = Status::Exited;
+                }
+            }
+            self.persist(&c)?;
+            self.container_event(&r, "kill", &[("signal", sig.to_string())]);
+            return Ok(());
+        }
+        let stopping = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig);
+        if stopping {
+            c.exit_on_next.store(true, Ordering::SeqCst);
+        }
+        let base = c.progress.borrow().exits;
         self.signal(&c, sig).await?;
         self.container_event(&r, "kill", &[("signal", sig.to_string())]);
-        if r.state.status == Status::Paused && sig == libc::SIGKILL {
-            let _ = freeze(&r.id, false);
+        if r.state.status == Status::Paused && stopping && freeze(&r.id, false).is_ok() {
+            // Unless the process has exited meanwhile (its exit is recorded).
+            let resumed = {
+                let mut rec = c.lock();
+                let was = rec.state.status == Status::Paused;
+                if was {
+                    rec.state.status = Status::Running;
+                }
+                was
+            };
+            if resumed {
+                self.persist(&c)?;
+                self.container_event(&c.snapshot(), "unpause", &[]);
+            }
+        }
+        if sig == libc::SIGKILL && !self.wait_exit(&c, base, Some(KILL_WAIT)).await {
+            return Err(EngineError::internal(format!(
+                "container {} did not exit after SIGKILL",
+                r.id
+            )));
         }
         Ok(())
     }

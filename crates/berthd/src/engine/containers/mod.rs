@@ -134,6 +134,10 @@ pub struct Container {
     pub backoff: Mutex<std::time::Duration>,
     /// A start prepared ahead (see `prestart.rs`).
     staged: Mutex<Option<prestart::Staged>>,
+    /// dockerd's "exit on next": the exit a `kill` causes is not restarted
+    /// by the policy (in memory only, like dockerd's cancelled restart
+    /// manager; the next start clears it).
+    pub exit_on_next: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -150,6 +154,7 @@ impl Container {
             pending: Mutex::new(Vec::new()),
             backoff: Mutex::new(std::time::Duration::ZERO),
             staged: Mutex::new(None),
+            exit_on_next: Default::default(),
         })
     }
 

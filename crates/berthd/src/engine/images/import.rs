@@ -194,7 +194,8 @@ pub fn apply_changes(cfg: &mut ContainerDefaults, changes: &[String]) -> Result<
             }
             _ => {
                 return Err(EngineError::invalid(format!(
-                    "{word} is not a valid change command"
+                    "{} is not a valid change command",
+                    word.to_ascii_lowercase()
                 )))
             }
         }
