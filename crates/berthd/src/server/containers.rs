@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
 use super::http::{json, no_content, ok_json, stream, ApiResult, Req};
 use super::system::parse_ts;
-use super::Ctx;
+use super::{CommonHeaders, Ctx};
 use crate::engine::containers::attach::AttachOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
@@ -154,10 +154,8 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
     ctx.engine.resize_container(id, h, w).await?;
-    ok_json(&serde_json::json!({})).map(|mut r| {
-        *r.body_mut() = super::http::empty();
-        r
-    })
+    // 200 with no body and no Content-Type, as dockerd.
+    super::http::status_only(StatusCode::OK)
 }
 
 pub fn size_of(req: &Req) -> Result<(u16, u16), ApiError> {
@@ -215,12 +213,18 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
         detach_keys: q.get("detachKeys").map(String::from),
+        logs: q.bool("logs"),
+        stream: q.bool("stream"),
     };
+    // dockerd writes the attach status line itself, without the common headers.
+    let bare = |r: ApiResult| r.map(|r| CommonHeaders::Omitted.mark(r));
     if req.upgrade.is_some() {
         let session = ctx.engine.attach_container(id, opts)?;
         let tty = session.tty;
-        return hijack::upgrade(&mut req, tty, move |io| session.run(io))
-            .unwrap_or_else(|| Err(hijack::no_upgrade()));
+        return bare(
+            hijack::upgrade(&mut req, tty, move |io| session.run(io))
+                .unwrap_or_else(|| Err(hijack::no_upgrade())),
+        );
     }
     // No Upgrade header: stream the output in a plain response.
     let session = ctx.engine.attach_container(
@@ -248,7 +252,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             }
         }
     });
-    Ok(resp)
+    bare(Ok(resp))
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
@@ -269,12 +273,15 @@ pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: berth_api::models::ContainerUpdateBody = req.json().await?;
     let warnings = ctx.engine.update_container(id, body).await?;
+    // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
     let mut rx = ctx.engine.export_container(id)?;
-    let (tx, resp) = stream(StatusCode::OK, "application/x-tar");
+    // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
+    let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if tx.send(b).await.is_err() {

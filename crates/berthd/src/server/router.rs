@@ -5,7 +5,8 @@ use http::Method;
 
 use super::http::{ApiResult, Req};
 use super::{
-    archive, build, containers, exec, images, networks, page_not_found, system, volumes, Ctx,
+    archive, build, containers, exec, images, networks, page_not_found, system, volumes,
+    CommonHeaders, Ctx,
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
@@ -98,6 +99,7 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         | (_, ["tasks", ..])
         | (_, ["secrets", ..])
         | (_, ["configs", ..]) => system::swarm_unavailable(ctx, req).await,
-        _ => Err(page_not_found()),
+        // dockerd's router answers unknown routes outside its middlewares.
+        _ => Ok(CommonHeaders::Omitted.mark(page_not_found().into_response())),
     }
 }

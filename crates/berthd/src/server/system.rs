@@ -45,15 +45,23 @@ pub async fn info(ctx: &Ctx, _req: Req) -> ApiResult {
     ok_json(&ctx.engine.info())
 }
 
-pub async fn df(ctx: &Ctx, _req: Req) -> ApiResult {
-    ok_json(&ctx.engine.disk_usage())
+pub async fn df(ctx: &Ctx, req: Req) -> ApiResult {
+    let mut du = ctx.engine.disk_usage();
+    if let Some(images) = du.images.as_mut() {
+        super::images::untagged_placeholders(images, req.version);
+    }
+    ok_json(&du)
 }
 
-pub async fn swarm_unavailable(_ctx: &Ctx, _req: Req) -> ApiResult {
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "This node is not part of a swarm",
-    ))
+/// What dockerd answers for swarm routes on a node outside any swarm:
+/// leaving says there is no swarm, everything else needs a manager.
+pub async fn swarm_unavailable(_ctx: &Ctx, req: Req) -> ApiResult {
+    let message = if req.method == Method::POST && req.path == "/swarm/leave" {
+        "This node is not part of a swarm"
+    } else {
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+    };
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message))
 }
 
 pub async fn plugins(_ctx: &Ctx, req: Req) -> ApiResult {

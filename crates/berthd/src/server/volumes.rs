@@ -51,7 +51,12 @@ pub async fn remove(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
-    let (engine, f) = (ctx.engine.clone(), req.query.filters()?);
+    let (engine, mut f) = (ctx.engine.clone(), req.query.filters()?);
+    // Before API 1.42 prune took named volumes too: as dockerd, older
+    // clients get the `all` filter added for them.
+    if !req.version.at_least(1, 42) {
+        f.add("all", "true");
+    }
     let r = tokio::task::spawn_blocking(move || engine.prune_volumes(&f))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;

@@ -1237,6 +1237,8 @@ impl Run<'_> {
                 stdout: true,
                 stderr: true,
                 detach_keys: None,
+                logs: false,
+                stream: true,
             },
         )?;
         let (ours, theirs) = tokio::io::duplex(64 * 1024);

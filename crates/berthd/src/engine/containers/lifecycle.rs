@@ -266,7 +266,12 @@ impl Engine {
         let _op = c.op.lock().await;
         let r = c.snapshot();
         match r.state.status {
-            Status::Running | Status::Paused | Status::Restarting => {
+            Status::Paused => {
+                return Err(EngineError::conflict(
+                    "cannot start a paused container, try unpause instead",
+                ))
+            }
+            Status::Running | Status::Restarting => {
                 return Err(EngineError::NotModified("container already started".into()))
             }
             Status::Removing => {

@@ -974,10 +974,18 @@ impl Engine {
     }
 
     pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {
+        // As dockerd: an argument with a space is wrapped in single quotes
+        // (nothing else is escaped); the path never is.
         let mut command = r.path.clone();
         for a in &r.args {
             command.push(' ');
-            command.push_str(a);
+            if a.contains(' ') {
+                command.push('\'');
+                command.push_str(a);
+                command.push('\'');
+            } else {
+                command.push_str(a);
+            }
         }
         let created = parse_time(&r.created).map(|t| t.timestamp()).unwrap_or(0);
         let (size_rw, size_root) = if size {
@@ -1033,7 +1041,7 @@ impl Engine {
             }
             if let Some(other) = idx.names.get(&new) {
                 return Err(EngineError::conflict(format!(
-                    "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    "Error when allocating new name: Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                 )));
             }
             idx.names.remove(&old);
