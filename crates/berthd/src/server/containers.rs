@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
 use super::http::{json, no_content, ok_json, stream, ApiResult, Req};
 use super::system::parse_ts;
-use super::{CommonHeaders, Ctx};
+use super::Ctx;
 use crate::engine::containers::attach::AttachOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
@@ -216,15 +216,11 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         logs: q.bool("logs"),
         stream: q.bool("stream"),
     };
-    // dockerd writes the attach status line itself, without the common headers.
-    let bare = |r: ApiResult| r.map(|r| CommonHeaders::Omitted.mark(r));
     if req.upgrade.is_some() {
         let session = ctx.engine.attach_container(id, opts)?;
         let tty = session.tty;
-        return bare(
-            hijack::upgrade(&mut req, tty, move |io| session.run(io))
-                .unwrap_or_else(|| Err(hijack::no_upgrade())),
-        );
+        return hijack::upgrade(&mut req, tty, move |io| session.run(io))
+            .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // No Upgrade header: stream the output in a plain response.
     let session = ctx.engine.attach_container(
@@ -252,7 +248,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             }
         }
     });
-    bare(Ok(resp))
+    Ok(resp)
 }
 
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {

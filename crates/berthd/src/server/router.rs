@@ -34,7 +34,10 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         }
         (Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, req, id).await,
         (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
-        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id).await,
+        // dockerd writes the attach status line itself, without the common headers.
+        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id)
+            .await
+            .map(|r| CommonHeaders::Omitted.mark(r)),
         (Method::POST, ["containers", id, "resize"]) => containers::resize(ctx, req, id).await,
         (Method::POST, ["containers", id, "exec"]) => exec::create(ctx, req, id).await,
         (Method::GET, ["containers", id, "top"]) => containers::top(ctx, req, id).await,
