@@ -349,6 +349,20 @@ fn container_statuses_and_messages_as_dockerd() {
     let (status, _, body) = d.raw("POST", "/v1.41/containers/stopped/exec", Some(exec));
     assert_eq!(status, 409);
     assert_eq!(message(&body), format!("Container {sid} is not running"));
+    // attach to a paused container: a conflict, in dockerd's words (how the
+    // error travels on a hijack is another matter; its text is this).
+    let (status, _, body) = d.raw(
+        "POST",
+        "/v1.41/containers/pz/attach?stream=1&stdout=1",
+        None,
+    );
+    assert_eq!(status, 409);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("container pz is paused, unpause the container before attach"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     d.docker_ok(&["unpause", "pz"]);
 
     // Rename onto a taken name.

@@ -231,10 +231,19 @@ impl Engine {
         } else {
             vec![]
         };
-        if r.state.status == super::Status::Paused {
-            return Err(EngineError::conflict(
-                "You cannot attach to a paused container, unpause it first",
-            ));
+        // dockerd's words, naming the container as the client did.
+        match r.state.status {
+            super::Status::Paused => {
+                return Err(EngineError::conflict(format!(
+                    "container {key} is paused, unpause the container before attach"
+                )))
+            }
+            super::Status::Restarting => {
+                return Err(EngineError::conflict(format!(
+                    "container {key} is restarting, wait until the container is running"
+                )))
+            }
+            _ => {}
         }
         Ok(AttachSession {
             engine: self.clone(),
