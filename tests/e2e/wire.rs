@@ -373,6 +373,55 @@ fn container_statuses_and_messages_as_dockerd() {
         format!("Error when allocating new name: Conflict. The container name \"/pz\" is already in use by container \"{pid}\". You have to remove (or rename) that container to be able to reuse that name.")
     );
 
+    // Unpause asks only whether the container is paused.
+    let (status, _, body) = d.raw("POST", "/v1.41/containers/stopped/unpause", None);
+    assert_eq!(status, 409);
+    assert_eq!(message(&body), format!("Container {sid} is not paused"));
+    // Removing a paused container, in moby's words.
+    d.docker_ok(&["pause", "pz"]);
+    let (status, _, body) = d.raw("DELETE", "/v1.41/containers/pz", None);
+    assert_eq!(status, 409);
+    assert_eq!(
+        message(&body),
+        "cannot remove container \"/pz\": container is paused and must be unpaused first"
+    );
+    d.docker_ok(&["unpause", "pz"]);
+    // Rename without a name, or to a bad one.
+    let (status, _, body) = d.raw("POST", "/v1.41/containers/pz/rename?name=", None);
+    assert_eq!(
+        (status, message(&body).as_str()),
+        (400, "Neither old nor new names may be empty")
+    );
+    let (status, _, body) = d.raw("POST", "/v1.41/containers/pz/rename?name=bad%20name", None);
+    assert_eq!(
+        (status, message(&body).as_str()),
+        (400, "Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    );
+    // A resize needs both sizes, as integers.
+    for (q, msg) in [
+        ("h=20", "strconv.Atoi: parsing \"\": invalid syntax"),
+        ("h=x&w=80", "strconv.Atoi: parsing \"x\": invalid syntax"),
+        (
+            "h=99999999999999999999&w=80",
+            "strconv.Atoi: parsing \"99999999999999999999\": value out of range",
+        ),
+    ] {
+        let (status, _, body) = d.raw("POST", &format!("/v1.41/containers/pz/resize?{q}"), None);
+        assert_eq!((status, message(&body).as_str()), (400, msg), "{q}");
+    }
+    // A network cannot be created under a predefined name.
+    for name in ["bridge", "host", "none"] {
+        let body = format!(r#"{{"Name":"{name}"}}"#);
+        let (status, _, body) = d.raw("POST", "/v1.41/networks/create", Some(body.as_bytes()));
+        assert_eq!(
+            (status, message(&body)),
+            (
+                403,
+                format!("operation is not permitted on predefined {name} network ")
+            )
+        );
+    }
+
     // Update without warnings: `null`, at 1.41 and 1.50 alike.
     for v in ["1.41", "1.50"] {
         let (status, _, body) = d.raw(

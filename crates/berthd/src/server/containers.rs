@@ -158,9 +158,23 @@ pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     super::http::status_only(StatusCode::OK)
 }
 
+/// `h` and `w` of a resize, both required, with the errors of Go's
+/// `strconv.Atoi` that dockerd passes on.
 pub fn size_of(req: &Req) -> Result<(u16, u16), ApiError> {
-    let h = req.query.int("h")?.unwrap_or(0);
-    let w = req.query.int("w")?.unwrap_or(0);
+    let atoi = |k: &str| -> Result<i64, ApiError> {
+        let v = req.query.get(k).unwrap_or("");
+        let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::bad_request(format!(
+                "strconv.Atoi: parsing {v:?}: invalid syntax"
+            )));
+        }
+        v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {v:?}: value out of range"))
+        })
+    };
+    let h = atoi("h")?;
+    let w = atoi("w")?;
     if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
         return Err(ApiError::bad_request("invalid terminal size"));
     }

@@ -1029,8 +1029,19 @@ impl Engine {
     }
 
     pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
+        if new_name.is_empty() {
+            return Err(EngineError::invalid(
+                "Neither old nor new names may be empty",
+            ));
+        }
         let c = self.containers.find(key)?;
-        let new = names::validate(new_name)?;
+        // dockerd checks the new name with its slash, under this prefix.
+        let new = names::validate(new_name).map_err(|_| {
+            EngineError::invalid(format!(
+                "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                new_name.trim_start_matches('/')
+            ))
+        })?;
         let old = {
             let mut idx = self.containers.write();
             let old = c.name();

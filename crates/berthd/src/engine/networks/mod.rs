@@ -335,6 +335,13 @@ impl Engine {
         if name.is_empty() {
             return Err(EngineError::invalid("network name cannot be empty"));
         }
+        // dockerd refuses these names before looking for a clash (the
+        // trailing space is its own).
+        if ["bridge", "host", "none", "default"].contains(&name.as_str()) {
+            return Err(EngineError::Forbidden(format!(
+                "operation is not permitted on predefined {name} network "
+            )));
+        }
         if self.networks.all().iter().any(|n| n.name == name) {
             return Err(EngineError::conflict(format!(
                 "network with name {name} already exists"
