@@ -248,7 +248,8 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
     let row = ps.lines().nth(1).unwrap_or_default();
     assert!(row.starts_with(&id[..12]), "{ps}");
     assert!(
-        row.contains("   busybox   \"sh -c trap 'echo go…\"   "),
+        // dockerd quotes an argument holding a space.
+        row.contains("   busybox   \"sh -c 'trap 'echo g…\"   "),
         "{ps}"
     );
     assert!(row.contains(" ago   Up ") && row.ends_with("web"), "{ps}");

@@ -9,6 +9,7 @@ pub mod dockerignore;
 pub mod events;
 pub mod filters;
 pub mod jsonmessage;
+pub mod links;
 pub mod shim;
 pub mod stdcopy;
 pub mod version;

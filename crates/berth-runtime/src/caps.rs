@@ -92,6 +92,21 @@ pub(crate) fn known_capabilities() -> Vec<String> {
     KNOWN.iter().map(|(name, _)| name.to_string()).collect()
 }
 
+/// The first name in `list` that is no capability at all (as `CAP_X`), as
+/// dockerd checks `CapAdd`/`CapDrop` at create.
+pub fn first_unknown(list: &[String]) -> Option<String> {
+    list.iter().find_map(|raw| {
+        let mut c = raw.to_uppercase();
+        if c == "ALL" {
+            return None;
+        }
+        if !c.starts_with("CAP_") {
+            c = format!("CAP_{c}");
+        }
+        (!KNOWN.iter().any(|(name, _)| *name == c)).then_some(c)
+    })
+}
+
 fn normalize(list: &[String], available: &[String]) -> Result<Vec<String>, SpecError> {
     let mut out = Vec::with_capacity(list.len());
     for raw in list {

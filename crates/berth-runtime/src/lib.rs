@@ -19,6 +19,7 @@ mod spec;
 use std::path::PathBuf;
 
 pub use bollard_stubs::models::{ContainerConfig, HostConfig};
+pub use caps::first_unknown as unknown_capability;
 pub use oci_spec;
 pub use oci_spec::runtime::{Mount, Spec};
 

@@ -182,9 +182,19 @@ impl Executor for BerthExecutor {
             crate::exec::load_bpf(prog)
                 .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
         }
+        // The spec's environment, in its order: libcontainer sets it from a
+        // hash map, and a program sees `environ` in the order dockerd gives.
+        let envp: Vec<CString> = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| CString::new(e.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+            .collect::<Result<_, _>>()?;
         drop_lent(&self.lent).map_err(ExecutorError::Other)?;
         reset_signals();
-        let err = nix::unistd::execv(&exe, &argv).err();
+        let err = nix::unistd::execve(&exe, &argv, &envp).err();
         Err(ExecutorError::Other(format!(
             "exec: \"{}\": {}",
             args[0],

@@ -240,6 +240,9 @@ pub struct ContainerFlags {
         value_name = "list"
     )]
     pub network_alias: Vec<String>,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "list", value_parser = parse_link_flag)]
+    pub link: Vec<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
@@ -511,6 +514,7 @@ impl ContainerFlags {
             .map(|h| parse_extra_host(h))
             .collect::<anyhow::Result<Vec<_>>>()?;
         set_list(&mut hc, "ExtraHosts", &hosts);
+        set_list(&mut hc, "Links", &self.link);
         // Lifecycle.
         if self.rm {
             set(&mut hc, "AutoRemove", true);
@@ -645,6 +649,14 @@ impl ContainerFlags {
             }
             set(&mut ep, "Aliases", self.network_alias.clone());
         }
+        // On a user-defined network a link is an alias for the network's
+        // DNS, so docker also sends it with the endpoint.
+        if !self.link.is_empty()
+            && !matches!(network, "default" | "bridge" | "host" | "none")
+            && !network.starts_with("container:")
+        {
+            set(&mut ep, "Links", self.link.clone());
+        }
         if self.ip.is_some() || self.ip6.is_some() {
             let mut ipam = Map::new();
             set_opt(&mut ipam, "IPv4Address", self.ip.clone());
@@ -657,6 +669,13 @@ impl ContainerFlags {
         }
         Ok(json!({ "EndpointsConfig": eps }))
     }
+}
+
+/// `--link` values are checked as docker checks them, before any request.
+fn parse_link_flag(v: &str) -> Result<String, String> {
+    berth_api::links::parse(v)
+        .map(|_| v.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn kv_map(items: &[String]) -> BTreeMap<String, String> {

@@ -28,6 +28,9 @@ fn build_time() -> String {
         .unwrap_or_default()
 }
 
+/// The runtimes `/info` lists (name, path).
+pub const RUNTIMES: &[(&str, &str)] = &[("berth", "berth-shim")];
+
 impl Engine {
     pub fn version(&self) -> SystemVersion {
         let kernel = host::kernel_version();
@@ -84,15 +87,18 @@ impl Engine {
                     .to_string(),
             );
         }
-        let runtimes: HashMap<String, Runtime> = [(
-            "berth".to_string(),
-            Runtime {
-                path: Some("berth-shim".into()),
-                ..Default::default()
-            },
-        )]
-        .into_iter()
-        .collect();
+        let runtimes: HashMap<String, Runtime> = RUNTIMES
+            .iter()
+            .map(|(name, path)| {
+                (
+                    name.to_string(),
+                    Runtime {
+                        path: Some(path.to_string()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
         SystemInfo {
             id: Some(self.id.clone()),
             containers: Some(counts.containers),

@@ -32,6 +32,11 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
             "BuildKit is not supported by this daemon: use the classic builder (DOCKER_BUILDKIT=0)",
         ));
     }
+    if q.bool("squash") {
+        return Err(ApiError::bad_request(
+            "squash is only supported with experimental mode",
+        ));
+    }
     let mut tags = Vec::new();
     for t in q.all("t") {
         let r = Reference::parse(t)?;
@@ -67,6 +72,16 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         rm: q.bool_or("rm", true),
         force_rm: q.bool("forcerm"),
         network_mode: q.get("networkmode").unwrap_or("").to_string(),
+        // The CLI sends them comma-separated, or the parameter repeated.
+        extra_hosts: q
+            .all("extrahosts")
+            .iter()
+            .flat_map(|h| h.split(','))
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect(),
+        shm_size: q.int("shmsize")?.filter(|s| *s != 0),
+        cache_from: json_param::<Vec<String>>(&req, "cachefrom")?,
         build_args: json_param::<BTreeMap<String, Option<String>>>(&req, "buildargs")?,
         labels: json_param::<BTreeMap<String, String>>(&req, "labels")?,
         target: q.get("target").unwrap_or("").to_string(),
@@ -84,7 +99,14 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let engine = ctx.engine.clone();
-    tokio::spawn(async move { engine.build(body, opts, jtx).await });
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move { engine.build(body, opts, jtx, ready_tx).await });
+    // Errors before the build starts (context, Dockerfile) are the answer.
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {}
+    }
     tokio::spawn(async move {
         while let Some(m) = jrx.recv().await {
             if tx.send(Bytes::from(m.to_line())).await.is_err() {

@@ -24,14 +24,56 @@ struct Created {
     warnings: Vec<String>,
 }
 
+fn check_restart_name(name: &str) -> Result<(), ApiError> {
+    if ["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid restart policy '{name}'"
+        )))
+    }
+}
+
+/// Values the typed body cannot hold, refused with dockerd's messages
+/// (rather than a decoding error).
+fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
+    let get = |p: &str| raw.pointer(p).and_then(|v| v.as_str());
+    if let Some(name) = get("/HostConfig/RestartPolicy/Name") {
+        check_restart_name(name)?;
+    }
+    if let Some(m) = get("/HostConfig/Isolation") {
+        if !["", "default"].contains(&m) {
+            // dockerd answers this one with a 500.
+            return Err(ApiError::internal(format!(
+                "Invalid isolation: {m:?} - linux only supports 'default'"
+            )));
+        }
+    }
+    if let Some(m) = get("/HostConfig/CgroupnsMode") {
+        if !["", "private", "host"].contains(&m) {
+            return Err(ApiError::bad_request(format!(
+                "invalid cgroup namespace mode: {m}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     let raw: serde_json::Value = req.json().await?;
-    if let Some(name) = raw
-        .pointer("/HostConfig/RestartPolicy/Name")
-        .and_then(|v| v.as_str())
-    {
-        if !["", "no", "always", "unless-stopped", "on-failure"].contains(&name) {
-            return Err(ApiError::bad_request(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")));
+    check_enums(&raw)?;
+    if !req.version.at_least(1, 44) {
+        // One endpoint at create before API 1.44 (more come with connect).
+        if let Some(eps) = raw
+            .pointer("/NetworkingConfig/EndpointsConfig")
+            .and_then(|v| v.as_object())
+            .filter(|m| m.len() > 1)
+        {
+            let names: Vec<&str> = eps.keys().map(String::as_str).collect();
+            return Err(ApiError::bad_request(format!(
+                "Container cannot be connected to network endpoints: {}",
+                names.join(", ")
+            )));
         }
     }
     let body: ContainerCreateBody = serde_json::from_value(raw)
@@ -93,6 +135,10 @@ pub async fn pause(ctx: &Ctx, _req: Req, id: &str, on: bool) -> ApiResult {
 }
 
 pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+    if req.query.bool("link") {
+        ctx.engine.remove_link(id)?;
+        return no_content();
+    }
     ctx.engine
         .remove_container(id, req.query.bool("force"), req.query.bool("v"))
         .await?;
@@ -281,7 +327,12 @@ pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
-    let body: berth_api::models::ContainerUpdateBody = req.json().await?;
+    let raw: serde_json::Value = req.json().await?;
+    if let Some(name) = raw.pointer("/RestartPolicy/Name").and_then(|v| v.as_str()) {
+        check_restart_name(name)?;
+    }
+    let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = ctx.engine.update_container(id, body).await?;
     // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
     let warnings = (!warnings.is_empty()).then_some(warnings);

@@ -24,6 +24,9 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
         (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
         (Method::GET, ["containers", id, "json"]) => containers::inspect(ctx, req, id).await,
+        (Method::GET, ["containers", name @ .., "json"]) if name.len() > 1 => {
+            containers::inspect(ctx, req, &name.join("/")).await
+        }
         (Method::POST, ["containers", id, "start"]) => containers::start(ctx, req, id).await,
         (Method::POST, ["containers", id, "stop"]) => containers::stop(ctx, req, id).await,
         (Method::POST, ["containers", id, "restart"]) => containers::restart(ctx, req, id).await,
@@ -48,6 +51,10 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["commit"]) => containers::commit(ctx, req).await,
         (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
         (Method::DELETE, ["containers", id]) => containers::remove(ctx, req, id).await,
+        // Link names (`parent/alias`) carry a `/`, as dockerd's `{name:.*}`.
+        (Method::DELETE, ["containers", name @ ..]) if name.len() > 1 => {
+            containers::remove(ctx, req, &name.join("/")).await
+        }
         (Method::HEAD, ["containers", id, "archive"]) => archive::head(ctx, req, id).await,
         (Method::GET, ["containers", id, "archive"]) => archive::get(ctx, req, id).await,
         (Method::PUT, ["containers", id, "archive"]) => archive::put(ctx, req, id).await,

@@ -50,6 +50,20 @@ impl Context {
     /// them (moby's `removeDockerfile`; the client leaves out the rest).
     pub fn take_dockerfile(&self, name: &str) -> Result<String> {
         let name = if name.is_empty() { "Dockerfile" } else { name };
+        // dockerd answers these two with a 500, before any output.
+        let mut depth = 0i32;
+        for c in Path::new(name).components() {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(EngineError::internal(format!(
+                    "forbidden path outside the build context: {name} ()"
+                )));
+            }
+        }
         let read = |n: &str| -> Option<String> {
             let p = resolve_in_root(&self.root, n, true).ok()?;
             std::fs::read(&p)
@@ -61,13 +75,13 @@ impl Context {
             None if name == "Dockerfile" => match read("dockerfile") {
                 Some(t) => (t, "dockerfile".to_string()),
                 None => {
-                    return Err(EngineError::invalid(format!(
+                    return Err(EngineError::internal(format!(
                         "Cannot locate specified Dockerfile: {name}"
                     )))
                 }
             },
             None => {
-                return Err(EngineError::invalid(format!(
+                return Err(EngineError::internal(format!(
                     "Cannot locate specified Dockerfile: {name}"
                 )))
             }

@@ -11,6 +11,7 @@
 //! Each step is recorded in the build cache (see `cache.rs`).
 
 pub mod cache;
+mod cache_from;
 pub mod context;
 mod copy;
 pub mod dockerfile;
@@ -106,6 +107,11 @@ pub struct BuildOptions {
     pub rm: bool,
     pub force_rm: bool,
     pub network_mode: String,
+    /// `extrahosts` (`name:ip`) and `shmsize` for RUN containers.
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<i64>,
+    /// `cachefrom`: images that may stand for steps (see `cache_from.rs`).
+    pub cache_from: Vec<String>,
     /// `None` values: given without a value and not set in the client's
     /// environment (the default applies).
     pub build_args: BTreeMap<String, Option<String>>,
@@ -153,6 +159,8 @@ fn invalid(m: impl Into<String>) -> Fail {
 struct Out {
     tx: mpsc::Sender<JsonMessage>,
     quiet: bool,
+    /// Quiet mode's progress, shown only if the build fails (as dockerd).
+    held: std::sync::Mutex<Vec<String>>,
 }
 
 impl Out {
@@ -160,12 +168,26 @@ impl Out {
         self.tx.send(m).await.map_err(|_| Fail::Gone)
     }
 
-    /// A progress line (dropped in quiet mode).
+    /// A progress line (held back in quiet mode).
     async fn say(&self, s: impl Into<String>) -> Step {
         if self.quiet {
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(s.into());
             return Ok(());
         }
         self.send(JsonMessage::stream(s)).await
+    }
+
+    /// Before a failure's error: what quiet mode held back.
+    async fn release(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        for s in held {
+            if self.send(JsonMessage::stream(s)).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -443,20 +465,31 @@ impl Engine {
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
         tx: mpsc::Sender<JsonMessage>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
     ) {
         let out = Out {
             tx,
             quiet: opts.quiet,
+            held: Default::default(),
         };
-        match self.build_inner(body, &opts, &out).await {
+        let mut ready = Some(ready);
+        match self.build_inner(body, &opts, &out, &mut ready).await {
             Ok(()) => {}
             Err(Fail::Gone) => tracing::info!("build: the client went away"),
             Err(Fail::Run(m, code)) => {
+                out.release().await;
                 let _ = out.send(JsonMessage::error(m, Some(code))).await;
             }
-            Err(Fail::Engine(e)) => {
-                let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
-            }
+            Err(Fail::Engine(e)) => match ready.take() {
+                // Not started yet: the request itself fails.
+                Some(r) => {
+                    let _ = r.send(Err(e));
+                }
+                None => {
+                    out.release().await;
+                    let _ = out.send(JsonMessage::error(e.to_string(), None)).await;
+                }
+            },
         }
     }
 
@@ -465,6 +498,7 @@ impl Engine {
         body: Box<dyn std::io::Read + Send>,
         opts: &BuildOptions,
         out: &Out,
+        ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
     ) -> Step {
         if !opts.remote.is_empty() {
             return Err(invalid(format!(
@@ -499,6 +533,13 @@ impl Engine {
                 opts.dockerfile.as_str()
             };
             return Err(invalid(format!("the Dockerfile ({name}) cannot be empty")));
+        }
+        // The context is in and the Dockerfile parses: the response (a
+        // stream) starts; errors before this are the request's own.
+        if let Some(r) = ready.take() {
+            if r.send(Ok(())).is_err() {
+                return Err(Fail::Gone);
+            }
         }
         for w in &df.warnings {
             out.say(format!("{w}\n")).await?;
@@ -810,17 +851,28 @@ impl Run<'_> {
     }
 
     /// Looks a step up in the cache; on a hit moves the state to it.
-    async fn try_cache(&self, st: &mut State, key: &str) -> Step<bool> {
+    async fn try_cache(&self, st: &mut State, key: &str, created_by: &str) -> Step<bool> {
         if self.opts.no_cache {
             return Ok(false);
         }
-        let Some(e) = self.engine.builder.cache.get(key) else {
-            return Ok(false);
-        };
-        let Some(img) = self.engine.images.get(&e.image) else {
-            // Its image was removed (rmi, image prune): a stale entry.
-            let _ = self.engine.builder.cache.remove(&[key.to_string()]);
-            return Ok(false);
+        let local = self.engine.builder.cache.get(key).and_then(|e| {
+            let img = self.engine.images.get(&e.image);
+            if img.is_none() {
+                // Its image was removed (rmi, image prune): a stale entry.
+                let _ = self.engine.builder.cache.remove(&[key.to_string()]);
+            }
+            img
+        });
+        // With `cachefrom`, a local hit counts only on a source's own line
+        // (as dockerd's).
+        let local =
+            local.filter(|img| self.opts.cache_from.is_empty() || self.is_source_ancestor(&img.id));
+        let img = match local {
+            Some(img) => img,
+            None => match self.cache_source_hit(st, key, created_by).await? {
+                Some(img) => img,
+                None => return Ok(false),
+            },
         };
         let args = std::mem::take(&mut st.args);
         let cmd_set = st.cmd_set;
@@ -831,6 +883,71 @@ impl Run<'_> {
         self.out.say(" ---> Using cache\n").await?;
         self.out.say(format!(" ---> {}\n", short(&img.id))).await?;
         Ok(true)
+    }
+
+    /// Whether `id` is a `cachefrom` image or one of their parents.
+    fn is_source_ancestor(&self, id: &str) -> bool {
+        self.opts.cache_from.iter().any(|r| {
+            let mut cur = self.engine.images.resolve(r).ok().map(|i| i.id.clone());
+            // Parent chains are short; the bound guards against a cycle.
+            for _ in 0..1000 {
+                match cur {
+                    Some(c) if c == id => return true,
+                    Some(c) => cur = self.engine.images.get(&c).and_then(|i| i.parent.clone()),
+                    None => return false,
+                }
+            }
+            false
+        })
+    }
+
+    /// A `cachefrom` image for this step, kept in the local cache too.
+    async fn cache_source_hit(
+        &self,
+        st: &State,
+        key: &str,
+        created_by: &str,
+    ) -> Step<Option<Arc<super::images::Image>>> {
+        if self.opts.cache_from.is_empty() {
+            return Ok(None);
+        }
+        let sources: Vec<String> = self
+            .opts
+            .cache_from
+            .iter()
+            .filter_map(|r| self.engine.images.resolve(r).ok().map(|i| i.id.clone()))
+            .collect();
+        let parent_id = Some(st.image_id.as_str()).filter(|p| !p.is_empty());
+        let parent = parent_id.map(|_| &st.spec);
+        let config = serde_json::to_value(&st.config)?;
+        let Some(id) = cache_from::lookup(
+            &self.engine.images,
+            &sources,
+            parent_id,
+            parent,
+            created_by,
+            &config,
+        )?
+        else {
+            return Ok(None);
+        };
+        let Some(img) = self.engine.images.get(&id) else {
+            return Ok(None);
+        };
+        let t = now();
+        self.engine.builder.cache.put(
+            key,
+            cache::Entry {
+                image: img.id.clone(),
+                parent: st.image_id.clone(),
+                description: created_by.to_string(),
+                size: 0,
+                created: t.clone(),
+                last_used: t,
+                usage: 0,
+            },
+        )?;
+        Ok(Some(img))
     }
 
     /// Makes the step's image from the state's config (and a layer).
@@ -898,7 +1015,7 @@ impl Run<'_> {
     async fn meta_step(&self, st: &mut State, desc: &str) -> Step {
         let created_by = format!("/bin/sh -c #(nop)  {desc}");
         let key = step_key(st, &created_by, "")?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         self.commit(st, &created_by, &key, None).await?;
@@ -1075,7 +1192,7 @@ impl Run<'_> {
         st.config.working_dir = Some(path.clone());
         let created_by = format!("/bin/sh -c #(nop) WORKDIR {path}");
         let key = step_key(st, &created_by, "")?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         // The directory is created (root-owned) when missing: a layer.
@@ -1141,7 +1258,7 @@ impl Run<'_> {
             &format!("RUN {}", serde_json::to_string(&argv)?),
             &shown_args.join("\n"),
         )?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
         if st.image_id.is_empty() {
@@ -1168,6 +1285,8 @@ impl Run<'_> {
                     "" => "default".into(),
                     m => m.to_string(),
                 }),
+                extra_hosts: Some(self.opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
+                shm_size: self.opts.shm_size,
                 ..Default::default()
             }),
             ..Default::default()
@@ -1195,6 +1314,9 @@ impl Run<'_> {
             guard.remove = false;
             if self.opts.force_rm {
                 let _ = engine.remove_container(&id, true, true).await;
+                self.out
+                    .say(format!("Removing intermediate container {}\n", short(&id)))
+                    .await?;
             }
             return Err(Fail::Run(
                 format!(
@@ -1261,6 +1383,7 @@ impl Run<'_> {
         engine.start_container(id).await?;
         let mut ours = ours;
         let mut pending: Vec<u8> = Vec::new();
+        let mut in_err = false;
         let mut header = [0u8; 8];
         let pump = async {
             loop {
@@ -1272,6 +1395,14 @@ impl Run<'_> {
                 if ours.read_exact(&mut buf).await.is_err() {
                     break;
                 }
+                let is_err = header[0] == 2;
+                if is_err != in_err && !pending.is_empty() {
+                    // A stream switch: flush what is left of the other one.
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    pending.clear();
+                    self.out.say(colour(in_err, text)).await?;
+                }
+                in_err = is_err;
                 pending.extend_from_slice(&buf);
                 let valid = match std::str::from_utf8(&pending) {
                     Ok(_) => pending.len(),
@@ -1281,12 +1412,15 @@ impl Run<'_> {
                 if valid > 0 {
                     let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
                     pending.drain(..valid);
-                    self.out.say(text).await?;
+                    self.out.say(colour(in_err, text)).await?;
                 }
             }
             if !pending.is_empty() {
                 self.out
-                    .say(String::from_utf8_lossy(&pending).into_owned())
+                    .say(colour(
+                        in_err,
+                        String::from_utf8_lossy(&pending).into_owned(),
+                    ))
                     .await?;
             }
             Ok::<(), Fail>(())
@@ -1409,7 +1543,7 @@ impl Run<'_> {
         }
         let extra = format!("{chown:?}\n{chmod:?}\n{}", downloads.join(" "));
         let key = step_key(st, &created_by, &extra)?;
-        if self.try_cache(st, &key).await? {
+        if self.try_cache(st, &key, &created_by).await? {
             // Unmounts the --from root off the async threads.
             let _ = tokio::task::spawn_blocking(move || drop(plan)).await;
             return Ok(());
@@ -1463,6 +1597,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .await
         .map_err(|e| Fail::Engine(EngineError::internal(format!("build worker: {e}"))))?
         .map_err(Fail::Engine)
+}
+
+/// A RUN's stderr, shown in red as dockerd's classic builder does.
+fn colour(stderr: bool, text: String) -> String {
+    if stderr {
+        format!("\x1b[91m{text}\x1b[0m")
+    } else {
+        text
+    }
 }
 
 struct DirGuard(PathBuf);

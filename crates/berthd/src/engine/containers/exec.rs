@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::attach::{parse_detach_keys, pump_stdin, Escape, StdinEnd};
-use super::{shim, user, Status, DEFAULT_PATH};
+use super::{shim, user, Status};
 use crate::engine::{Engine, EngineError, Result};
 
 #[derive(Debug, Default, Clone)]
@@ -85,6 +85,8 @@ impl Engine {
         if let Some(k) = cfg.detach_keys.as_deref().filter(|k| !k.is_empty()) {
             parse_detach_keys(k)?;
         }
+        // dockerd refuses at create when a link's target has stopped.
+        self.linked(&r)?;
         let id = crate::engine::ids::new_object_id();
         let (running, _) = watch::channel(false);
         let e = Arc::new(Exec {
@@ -242,26 +244,17 @@ impl Engine {
             &user_spec,
             &r.host_config.group_add.clone().unwrap_or_default(),
         )?;
-        let mut env: Vec<String> = r.config.env.clone().unwrap_or_default();
+        // As dockerd, the links' variables are worked out anew for each
+        // process (a target may have moved), and refuse a stopped target.
+        let linked = self.linked(r)?;
+        let mut env = super::daemon_env(
+            &r.config.hostname.clone().unwrap_or_default(),
+            tty,
+            linked.env,
+            &[&r.config.env.clone().unwrap_or_default(), extra_env],
+        );
         let key = |s: &str| s.split('=').next().unwrap_or("").to_string();
-        for x in extra_env {
-            let k = key(x);
-            env.retain(|y| key(y) != k);
-            env.push(x.clone());
-        }
         let has = |env: &Vec<String>, k: &str| env.iter().any(|x| key(x) == k);
-        if !has(&env, "PATH") {
-            env.insert(0, format!("PATH={DEFAULT_PATH}"));
-        }
-        if !has(&env, "HOSTNAME") {
-            env.push(format!(
-                "HOSTNAME={}",
-                r.config.hostname.clone().unwrap_or_default()
-            ));
-        }
-        if tty && !has(&env, "TERM") {
-            env.push("TERM=xterm".into());
-        }
         if !has(&env, "HOME") {
             env.push(format!("HOME={home}"));
         }

@@ -10,7 +10,6 @@ use berth_runtime::{ContainerFiles, NetNs, NsMode, SeccompChoice, SpecInput};
 
 use super::{
     cgroups_path, now, parse_signal, parse_size, shim, user, Container, Paths, Record, Status,
-    DEFAULT_PATH,
 };
 use crate::engine::networks::netns;
 use crate::engine::{Engine, EngineError, Result};
@@ -128,12 +127,20 @@ fn resolv_conf(r: &Record, embedded: bool, host_net: bool) -> String {
     out
 }
 
-fn hosts_file(r: &Record, own: &str, gateway: Option<String>, host_net: bool) -> String {
+/// `links` are the lines of the container's links (after `--add-host`
+/// ones, as libnetwork orders them).
+fn hosts_file(
+    r: &Record,
+    own: &str,
+    links: &str,
+    gateway: Option<String>,
+    host_net: bool,
+) -> String {
     let mut s = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         String::from(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         )
     };
     for h in r.host_config.extra_hosts.clone().unwrap_or_default() {
@@ -146,6 +153,7 @@ fn hosts_file(r: &Record, own: &str, gateway: Option<String>, host_net: bool) ->
             s.push_str(&format!("{ip}\t{name}\n"));
         }
     }
+    s.push_str(links);
     s.push_str(own);
     s
 }
@@ -247,6 +255,8 @@ pub(super) struct Prepared {
     host_net: bool,
     embedded: bool,
     hostname: String,
+    /// `/etc/hosts` lines for the container's links.
+    link_hosts: String,
 }
 
 impl Prepared {
@@ -301,7 +311,9 @@ impl Engine {
                 }
                 self.persist(&c)?;
                 c.progress.send_modify(|p| p.starts += 1);
-                self.container_event(&c.snapshot(), "start", &[]);
+                let started = c.snapshot();
+                self.update_linking_hosts(&started);
+                self.container_event(&started, "start", &[]);
                 self.spawn_health(c.clone());
                 let me = self.clone();
                 let c2 = c.clone();
@@ -447,17 +459,14 @@ impl Engine {
             &hc.group_add.clone().unwrap_or_default(),
         )?;
         let tty = r.config.tty.unwrap_or(false);
-        let mut env: Vec<String> = r.config.env.clone().unwrap_or_default();
+        let linked = self.linked(r)?;
+        let mut env = super::daemon_env(
+            &hostname,
+            tty,
+            linked.env,
+            &[&r.config.env.clone().unwrap_or_default()],
+        );
         let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
-        if !has(&env, "PATH") {
-            env.insert(0, format!("PATH={DEFAULT_PATH}"));
-        }
-        if !has(&env, "HOSTNAME") {
-            env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
-        }
-        if tty && !has(&env, "TERM") {
-            env.push("TERM=xterm".into());
-        }
         if !has(&env, "HOME") {
             env.push(format!("HOME={home}"));
         }
@@ -621,6 +630,7 @@ impl Engine {
             host_net,
             embedded,
             hostname,
+            link_hosts: linked.hosts,
         })
     }
 
@@ -643,6 +653,7 @@ impl Engine {
             host_net,
             embedded,
             hostname,
+            link_hosts,
         } = prep;
         let ready = async {
             if let Some(n) = netns {
@@ -665,6 +676,7 @@ impl Engine {
                 &hosts_file(
                     &r,
                     &self.own_hosts_lines(&r),
+                    &link_hosts,
                     self.default_gateway(),
                     host_net,
                 ),
@@ -1173,6 +1185,7 @@ impl Engine {
     /// Reattaches to shims that survived a daemon restart and records the
     /// exits that happened while the daemon was down.
     pub async fn restore_containers(self: &Arc<Self>) {
+        self.restore_links();
         self.restore_running().await;
         // Containers whose policy wants them up, as dockerd does at start.
         use berth_api::models::RestartPolicyNameEnum as P;

@@ -8,6 +8,8 @@ pub mod commit;
 pub mod exec;
 pub mod health;
 pub mod lifecycle;
+pub mod links;
+mod list;
 pub mod logs;
 pub mod names;
 mod prestart;
@@ -23,7 +25,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use berth_api::filters::Filters;
 use berth_api::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
@@ -108,6 +109,8 @@ pub struct Record {
     pub health: Option<berth_api::models::Health>,
     /// The mount plan: volumes, binds and tmpfs mounts (moby's `MountPoints`).
     pub mounts: Vec<super::volumes::mounts::MountRec>,
+    /// Registered legacy links (see `links.rs`).
+    pub links: Vec<links::Link>,
 }
 
 /// What waiters watch.
@@ -241,6 +244,24 @@ impl Containers {
                 return Ok(c.clone());
             }
         }
+        // A link name, `parent/alias`, names the link's target.
+        if let Some((parent, alias)) = name.rsplit_once('/') {
+            let target = idx
+                .names
+                .get(parent)
+                .and_then(|id| idx.by_id.get(id))
+                .and_then(|p| {
+                    p.lock()
+                        .links
+                        .iter()
+                        .find(|l| l.alias == alias)
+                        .map(|l| l.target.clone())
+                })
+                .and_then(|t| idx.by_id.get(&t));
+            if let Some(c) = target {
+                return Ok(c.clone());
+            }
+        }
         if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut hits = idx.by_id.iter().filter(|(id, _)| id.starts_with(key));
             if let Some((_, c)) = hits.next() {
@@ -269,6 +290,35 @@ impl Containers {
             })
             .collect()
     }
+}
+
+/// dockerd's process environment: `PATH`, `HOSTNAME`, `TERM` (with a
+/// TTY) and the links' variables, then each of `layers` in turn, an entry
+/// replacing one of the same name in place or else coming last.
+pub fn daemon_env(
+    hostname: &str,
+    tty: bool,
+    linked: Vec<String>,
+    layers: &[&[String]],
+) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(linked);
+    let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
+    for layer in layers {
+        for e in layer.iter() {
+            match env.iter().position(|d| key(d) == key(e)) {
+                Some(i) => env[i] = e.clone(),
+                None => env.push(e.clone()),
+            }
+        }
+    }
+    env
 }
 
 pub fn now() -> String {
@@ -517,9 +567,13 @@ impl Engine {
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
-            return Err(EngineError::invalid("no command specified"));
+            return Err(EngineError::invalid("No command specified"));
         }
+        links::check_mode(&host_config)?;
+        validate::network_mode(&body, &host_config)?;
+        validate::env(body.env.as_deref())?;
         self.validate_host_config(&mut host_config, &config)?;
+        let links = self.register_links(&host_config)?;
         let endpoints = self.initial_endpoints(
             host_config.network_mode.as_deref().unwrap_or("default"),
             &body
@@ -527,6 +581,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|n| n.endpoints_config.clone())
                 .unwrap_or_default(),
+            body.mac_address.as_deref(),
         )?;
 
         let id = super::ids::new_object_id();
@@ -557,6 +612,7 @@ impl Engine {
             manually_stopped: false,
             health: None,
             mounts: vec![],
+            links,
         };
         // Reserve the name and insert under one index lock.
         let c = {
@@ -626,29 +682,29 @@ impl Engine {
         if hc.network_mode.is_none() {
             hc.network_mode = Some("default".into());
         }
-        match hc
+        validate::log_config(
+            hc.log_config
+                .as_ref()
+                .and_then(|l| l.typ.as_deref())
+                .unwrap_or(""),
+            hc.log_config.as_ref().and_then(|l| l.config.as_ref()),
+        )?;
+        if hc
             .log_config
             .as_ref()
-            .and_then(|l| l.typ.clone())
-            .as_deref()
+            .and_then(|l| l.typ.as_deref())
+            .unwrap_or("")
+            .is_empty()
         {
-            None | Some("") => {
-                hc.log_config = Some(HostConfigLogConfig {
-                    typ: Some("json-file".into()),
-                    config: Some(
-                        hc.log_config
-                            .as_ref()
-                            .and_then(|l| l.config.clone())
-                            .unwrap_or_default(),
-                    ),
-                })
-            }
-            Some("json-file") | Some("none") => {}
-            Some(other) => {
-                return Err(EngineError::invalid(format!(
-                    "logging driver {other:?} is not supported: use json-file or none"
-                )))
-            }
+            hc.log_config = Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(
+                    hc.log_config
+                        .as_ref()
+                        .and_then(|l| l.config.clone())
+                        .unwrap_or_default(),
+                ),
+            })
         }
         if let Some(lc) = hc.log_config.as_ref().and_then(|l| l.config.as_ref()) {
             if let Some(s) = lc.get("max-size") {
@@ -692,18 +748,28 @@ impl Engine {
                 maximum_retry_count: Some(0),
             });
         }
-        if hc.auto_remove == Some(true) {
-            let rp = hc.restart_policy.as_ref().and_then(|r| r.name);
-            if rp.is_some_and(|n| {
-                !matches!(
-                    n,
-                    berth_api::models::RestartPolicyNameEnum::NO
-                        | berth_api::models::RestartPolicyNameEnum::EMPTY
-                )
-            }) {
-                return Err(EngineError::invalid(
-                    "can't create 'AutoRemove' container with restart policy",
-                ));
+        validate::restart_policy(hc)?;
+        // Namespaces joined from another container: it must exist now.
+        for mode in [hc.pid_mode.as_deref(), hc.ipc_mode.as_deref()] {
+            if let Some(other) = mode.and_then(|m| m.strip_prefix("container:")) {
+                self.containers
+                    .find(other)
+                    .map_err(|_| EngineError::invalid(format!("No such container: {other}")))?;
+            }
+        }
+        validate::create_settings(hc, cfg.working_dir.as_deref())?;
+        match hc.runtime.as_deref().unwrap_or("") {
+            "" => hc.runtime = Some(validate::DEFAULT_RUNTIME.into()),
+            r => {
+                let listed: Vec<String> = crate::engine::system::RUNTIMES
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect();
+                if !validate::runtime_known(r, &listed) {
+                    return Err(EngineError::invalid(format!(
+                        "Unknown runtime specified {r}"
+                    )));
+                }
             }
         }
         // Docker stores the effective default.
@@ -797,7 +863,11 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: if execs.is_empty() { None } else { Some(execs) },
-            host_config: Some(r.host_config.clone()),
+            host_config: Some(HostConfig {
+                // The registered links, in dockerd's form, not the request's.
+                links: self.inspect_links(&r),
+                ..r.host_config.clone()
+            }),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
                 data: gd,
@@ -860,129 +930,13 @@ impl Engine {
             != Some("none")
     }
 
-    pub fn list_containers(
-        &self,
-        all: bool,
-        limit: Option<i64>,
-        size: bool,
-        filters: &Filters,
-    ) -> Result<Vec<ContainerSummary>> {
-        filters.validate(&[
-            "id",
-            "name",
-            "label",
-            "status",
-            "exited",
-            "ancestor",
-            "before",
-            "since",
-            "network",
-            "volume",
-            "health",
-            "isolation",
-            "publish",
-            "expose",
-            "is-task",
-        ])?;
-        for st in filters.get("status") {
-            if ![
-                "created",
-                "restarting",
-                "running",
-                "removing",
-                "paused",
-                "exited",
-                "dead",
-            ]
-            .contains(&st)
-            {
-                return Err(EngineError::invalid(format!(
-                    "invalid filter 'status={st}'"
-                )));
-            }
-        }
-        let mut recs: Vec<Record> = self.containers.all().iter().map(|c| c.snapshot()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let created_of =
-            |key: &str| -> Result<String> { Ok(self.containers.find(key)?.snapshot().created) };
-        let before: Option<String> = filters.get("before").next().map(created_of).transpose()?;
-        let since: Option<String> = filters.get("since").next().map(created_of).transpose()?;
-        let ancestors: Vec<String> = filters
-            .get("ancestor")
-            .filter_map(|a| self.images.resolve(a).ok().map(|i| i.id.clone()))
-            .collect();
-        let mut out = Vec::new();
-        for r in recs {
-            let status_filtered = filters.contains("status");
-            if !all
-                && !status_filtered
-                && !r.state.status.is_running()
-                && limit.unwrap_or(-1) <= 0
-                && !filters.contains("exited")
-            {
-                continue;
-            }
-            if !filters.prefix_match("id", &r.id)
-                || !filters.substring_match("name", &r.name)
-                || !filters.match_labels("label", r.config.labels.as_ref())
-                || !filters.exact_match("status", r.state.status.as_str())
-            {
-                continue;
-            }
-            if filters.contains("exited") {
-                if r.state.status != Status::Exited {
-                    continue;
-                }
-                if !filters
-                    .get("exited")
-                    .any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code))
-                {
-                    continue;
-                }
-            }
-            if filters.contains("ancestor") && !ancestors.contains(&r.image_id) {
-                let given = r.config.image.clone().unwrap_or_default();
-                if !filters.get("ancestor").any(|a| a == given) {
-                    continue;
-                }
-            }
-            if filters.contains("volume")
-                && !filters.get("volume").any(|v| {
-                    r.mounts
-                        .iter()
-                        .any(|m| (!m.name.is_empty() && m.name == v) || m.destination == v)
-                })
-            {
-                continue;
-            }
-            if let Some(b) = &before {
-                if &r.created >= b {
-                    continue;
-                }
-            }
-            if let Some(s) = &since {
-                if &r.created <= s {
-                    continue;
-                }
-            }
-            out.push(self.summary(&r, size));
-        }
-        if let Some(l) = limit.filter(|l| *l > 0) {
-            out.truncate(l as usize);
-        }
-        Ok(out)
-    }
-
     pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {
-        // As dockerd: an argument with a space is wrapped in single quotes
-        // (nothing else is escaped); the path never is.
+        // dockerd quotes arguments holding a space: `sh -c 'exit 3'`.
         let mut command = r.path.clone();
         for a in &r.args {
             command.push(' ');
             if a.contains(' ') {
-                command.push('\'');
-                command.push_str(a);
-                command.push('\'');
+                command.push_str(&format!("'{a}'"));
             } else {
                 command.push_str(a);
             }
@@ -1021,7 +975,7 @@ impl Engine {
                 annotations: None,
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
-                networks: Some(HashMap::new()),
+                networks: Some(r.endpoints.clone().into_iter().collect()),
             }),
             mounts: Some(super::volumes::mounts::mount_points(r)),
             ..Default::default()
@@ -1188,11 +1142,12 @@ fn summary_ports(r: &Record) -> Vec<berth_api::models::Port> {
     use berth_api::models::{Port, PortTypeEnum};
     let mut out = Vec::new();
     let running = r.state.status.is_running();
-    let published = if running {
-        r.ports.clone().unwrap_or_default()
-    } else {
-        HashMap::new()
-    };
+    // Ports exist while the container has its network (dockerd lists
+    // none for created or stopped containers, exposed or not).
+    if !running {
+        return out;
+    }
+    let published = r.ports.clone().unwrap_or_default();
     let mut keys: Vec<String> = r
         .config
         .exposed_ports

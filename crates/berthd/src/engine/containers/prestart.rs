@@ -13,9 +13,9 @@
 //! start prepares afresh. One that no start claims within `UNCLAIMED` is
 //! dropped too: its shim exits, its root file system is unmounted and its
 //! network namespace removed.
-//! Containers with volumes or namespaces shared with another container are
-//! not prepared ahead (those steps have effects elsewhere or depend on the
-//! other container's state at start), and at most `MAX_AHEAD` preparations
+//! Containers with volumes, links or namespaces shared with another
+//! container are not prepared ahead (those steps have effects elsewhere or
+//! depend on the other container's state at start), and at most `MAX_AHEAD` preparations
 //! exist at once (a burst of `docker create` does not become a burst of
 //! mounts and shims).
 
@@ -69,6 +69,7 @@ fn eligible(r: &Record) -> bool {
     r.state.status == Status::Created
         && !r.has_been_started
         && r.mounts.is_empty()
+        && r.links.is_empty()
         && !shares(&hc.network_mode)
         && !shares(&hc.ipc_mode)
         && !shares(&hc.pid_mode)

@@ -145,6 +145,11 @@ impl Engine {
         let c = self.containers.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
+        super::validate::restart_policy(&berth_api::models::HostConfig {
+            restart_policy: u.restart_policy.clone(),
+            ..Default::default()
+        })?;
+        super::validate::cpu(u.nano_cpus, u.cpu_period, u.cpu_quota)?;
         if r.host_config.auto_remove == Some(true)
             && u.restart_policy
                 .as_ref()
@@ -157,9 +162,10 @@ impl Engine {
                     )
                 })
         {
-            return Err(EngineError::invalid(
-                "Restart policy cannot be updated because AutoRemove is enabled for the container",
-            ));
+            return Err(EngineError::conflict(format!(
+                "Cannot update container {}: Restart policy cannot be updated because AutoRemove is enabled for the container",
+                r.id
+            )));
         }
         super::validate::resources(&super::validate::Limits {
             memory: u.memory,

@@ -2,9 +2,11 @@
 //! dockerd does at create (and `update`) time, with its messages, so bad
 //! values are a 400 rather than a failure at start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use berth_api::models::{HealthConfig, PortMap};
+use berth_api::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, PortMap, RestartPolicyNameEnum,
+};
 
 use crate::engine::{EngineError, Result};
 
@@ -36,6 +38,11 @@ pub fn resources(l: &Limits) -> Result<()> {
     let reservation = l.memory_reservation.unwrap_or(0);
     if reservation != 0 && reservation < MIN_MEMORY {
         return Err(invalid("Minimum memory reservation allowed is 6MB"));
+    }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return Err(invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
     }
     let swap = l.memory_swap.unwrap_or(0);
     if swap > 0 && memory > 0 && swap < memory {
@@ -152,6 +159,235 @@ pub fn healthcheck(h: &HealthConfig) -> Result<()> {
         return Err(invalid("Retries in Healthcheck cannot be negative"));
     }
     Ok(())
+}
+
+/// The runtime a container gets when it names none (what dockerd reports).
+pub const DEFAULT_RUNTIME: &str = "runc";
+
+/// Runtime names a container may ask for: dockerd's default, and those
+/// `/info` lists.
+pub fn runtime_known(name: &str, listed: &[String]) -> bool {
+    name == DEFAULT_RUNTIME || listed.iter().any(|l| l == name)
+}
+
+/// The network mode's conflicts with the request's own settings, checked on
+/// the request before the image's config is merged in (dockerd's
+/// `validateNetMode`).
+pub fn network_mode(body: &ContainerCreateBody, hc: &HostConfig) -> Result<()> {
+    let mode = hc.network_mode.as_deref().unwrap_or("");
+    let container = mode.starts_with("container:") || mode == "container";
+    if container && mode.split(':').nth(1).unwrap_or("").is_empty() {
+        return Err(invalid(
+            "Invalid network mode: invalid container format container:<name|id>",
+        ));
+    }
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    let conflict = |what: &str| Err(invalid(format!("conflicting options: {what}")));
+    if container {
+        if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+            return conflict("hostname and the network mode");
+        }
+        if some(&hc.links) {
+            return conflict("container type network can't be used with links. This would result in undefined behavior");
+        }
+        if some(&hc.dns) {
+            return conflict("dns and the network mode");
+        }
+        if some(&hc.extra_hosts) {
+            return conflict("custom host-to-IP mapping and the network mode");
+        }
+    }
+    if (container || mode == "host") && body.mac_address.as_deref().is_some_and(|m| !m.is_empty()) {
+        return conflict("mac-address and the network mode");
+    }
+    if container {
+        if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || hc.publish_all_ports == Some(true)
+        {
+            return conflict("port publishing and the container type network mode");
+        }
+        if body.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+            return conflict("port exposing and the container type network mode");
+        }
+    }
+    if mode == "host" && some(&hc.links) {
+        return conflict(
+            "host type networking can't be used with links. This would result in undefined behavior",
+        );
+    }
+    Ok(())
+}
+
+/// `RestartPolicy` and `AutoRemove` (dockerd's `validateRestartPolicy`).
+pub fn restart_policy(hc: &HostConfig) -> Result<()> {
+    let Some(p) = &hc.restart_policy else {
+        return Ok(());
+    };
+    let name = p.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
+    let retries = p.maximum_retry_count.unwrap_or(0);
+    if hc.auto_remove == Some(true)
+        && !matches!(
+            name,
+            RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY
+        )
+    {
+        return Err(invalid(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
+    match name {
+        RestartPolicyNameEnum::ALWAYS
+        | RestartPolicyNameEnum::UNLESS_STOPPED
+        | RestartPolicyNameEnum::NO
+            if retries != 0 =>
+        {
+            Err(invalid(format!(
+                "maximum retry count cannot be used with restart policy '{name}'"
+            )))
+        }
+        RestartPolicyNameEnum::ON_FAILURE if retries < 0 => {
+            Err(invalid("maximum retry count cannot be negative"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Settings dockerd checks at create only (`verifyContainerSettings` and
+/// `verifyPlatformContainerResources`), beyond [`resources`].
+pub fn create_settings(hc: &HostConfig, working_dir: Option<&str>) -> Result<()> {
+    if let Some(w) = working_dir.filter(|w| !w.is_empty()) {
+        if !w.starts_with('/') {
+            return Err(invalid(format!(
+                "the working directory '{w}' is invalid, it needs to be an absolute path"
+            )));
+        }
+    }
+    for h in hc.extra_hosts.iter().flatten() {
+        extra_host(h)?;
+    }
+    if hc.memory.unwrap_or(0) == 0 && hc.memory_swap.unwrap_or(0) > 0 {
+        return Err(invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if let Some(s) = hc.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    cpu(hc.nano_cpus, hc.cpu_period, hc.cpu_quota)?;
+    if hc.shm_size.unwrap_or(0) < 0 {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
+    for (field, list) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
+        if let Some(bad) = berth_runtime::unknown_capability(list.as_deref().unwrap_or(&[])) {
+            return Err(invalid(format!(
+                "invalid {field}: unknown capability: {bad:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// CPU period and quota, alone or against `NanoCpus` (create and update).
+pub fn cpu(nano: Option<i64>, period: Option<i64>, quota: Option<i64>) -> Result<()> {
+    let nano = nano.unwrap_or(0);
+    let (period, quota) = (period.unwrap_or(0), quota.unwrap_or(0));
+    if nano > 0 && period > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    if nano > 0 && quota > 0 {
+        return Err(invalid(
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ));
+    }
+    if period != 0 && !(1000..=1_000_000).contains(&period) {
+        return Err(invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
+    }
+    if quota > 0 && quota < 1000 {
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    Ok(())
+}
+
+/// The request's `Env`: every entry needs a name.
+pub fn env(env: Option<&[String]>) -> Result<()> {
+    for e in env.unwrap_or(&[]) {
+        if e.split('=').next().unwrap_or("").is_empty() {
+            return Err(invalid(format!("invalid environment variable: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// `--add-host` entries: `name:ip` (or `name:host-gateway`).
+pub fn extra_host(h: &str) -> Result<()> {
+    match h.split_once(':') {
+        Some((name, ip)) if !name.is_empty() => {
+            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!("invalid IP address in add-host: {ip:?}")));
+            }
+            Ok(())
+        }
+        _ => Err(invalid(format!("bad format for add-host: {h:?}"))),
+    }
+}
+
+/// Log options the json-file driver takes (dockerd refuses others).
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-file",
+    "max-size",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+/// dockerd's built-in log drivers berth does not implement.
+const OTHER_DRIVERS: &[&str] = &[
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+];
+
+/// The log driver and its options (`json-file` when empty).
+pub fn log_config(driver: &str, opts: Option<&HashMap<String, String>>) -> Result<()> {
+    match driver {
+        "" | "json-file" => {
+            for k in opts.into_iter().flat_map(|o| o.keys()) {
+                if !JSON_FILE_OPTS.contains(&k.as_str()) {
+                    return Err(invalid(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        "none" => Ok(()),
+        d if OTHER_DRIVERS.contains(&d) => Err(invalid(format!(
+            "logging driver {d:?} is not supported: use json-file or none"
+        ))),
+        d => Err(invalid(format!(
+            "error looking up logging plugin {d}: plugin {d:?} not found"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -717,6 +717,7 @@ impl Engine {
         &self,
         network_mode: &str,
         configs: &HashMap<String, EndpointSettings>,
+        config_mac: Option<&str>,
     ) -> Result<BTreeMap<String, EndpointSettings>> {
         let mut out = BTreeMap::new();
         let primary = match mode_of(network_mode) {
@@ -739,6 +740,7 @@ impl Engine {
                 wanted.push(canon);
             }
         }
+        let primary_name = self.networks.find(&primary)?.name.clone();
         for key in wanted {
             let n = self.networks.find(&key)?;
             if (n.name == "none" || n.name == "host") && out.len() + 1 > 1 && n.name != primary {
@@ -761,10 +763,20 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default();
             validate_endpoint(&n, &given)?;
+            // `Config.MacAddress` (API < 1.44) is the primary endpoint's.
+            let mac = given
+                .mac_address
+                .clone()
+                .filter(|m| !m.is_empty())
+                .or_else(|| {
+                    config_mac
+                        .filter(|m| !m.is_empty() && n.name == primary_name)
+                        .map(String::from)
+                });
             let ep = EndpointSettings {
                 ipam_config: given.ipam_config.clone(),
                 links: given.links.clone(),
-                mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
+                mac_address: mac,
                 aliases: given.aliases.clone().filter(|a| !a.is_empty()),
                 driver_opts: given.driver_opts.clone(),
                 gw_priority: given.gw_priority,
@@ -941,6 +953,10 @@ impl Engine {
         ifname: &str,
         default_route: bool,
     ) -> Result<()> {
+        // As dockerd, an endpoint's links are parsed when it joins.
+        for l in ep.links.iter().flatten() {
+            berth_api::links::parse(l).map_err(|e| EngineError::internal(e.to_string()))?;
+        }
         let want = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.clone());
         let ip = self.allocate(n, cid, want.as_deref())?;
         let subnet = n
@@ -1159,6 +1175,8 @@ impl Engine {
 
     /// Names visible to container `asker`: containers, their short IDs and
     /// aliases on the user-defined networks it shares, also as `name.network`.
+    /// Its own legacy links (`EndpointSettings.Links`) come first: an alias
+    /// names the link's target on that network, for this container only.
     fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
         let me = self.containers.find(asker).ok()?.snapshot();
         let my_nets: Vec<String> = me
@@ -1170,13 +1188,36 @@ impl Engine {
             })
             .map(|(n, _)| n.clone())
             .collect();
+        for net in &my_nets {
+            let links = me.endpoints.get(net).and_then(|e| e.links.clone());
+            for link in links.iter().flatten() {
+                let Ok((target, alias)) = berth_api::links::parse(link) else {
+                    continue;
+                };
+                let alias = alias.to_ascii_lowercase();
+                if alias == name || format!("{alias}.{}", net.to_ascii_lowercase()) == name {
+                    let found =
+                        self.names_on(std::slice::from_ref(net), &target.to_ascii_lowercase());
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+            }
+        }
+        self.names_on(&my_nets, name)
+    }
+
+    /// The addresses of the running containers that answer to `name` (or
+    /// `name.network`) on one of `nets`.
+    fn names_on(&self, nets: &[String], name: &str) -> Option<Vec<std::net::IpAddr>> {
+        let my_nets = nets;
         let mut ips = Vec::new();
         for c in self.containers.all() {
             let r = c.snapshot();
             if !r.state.status.is_running() {
                 continue;
             }
-            for net in &my_nets {
+            for net in my_nets {
                 let Some(ep) = r.endpoints.get(net) else {
                     continue;
                 };
@@ -1334,6 +1375,7 @@ impl Engine {
         validate_endpoint(&n, &given)?;
         let mut ep = EndpointSettings {
             ipam_config: given.ipam_config.clone(),
+            links: given.links.clone().filter(|l| !l.is_empty()),
             aliases: given.aliases.clone().filter(|a| !a.is_empty()),
             mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
             network_id: Some(n.id.clone()),
@@ -1451,6 +1493,17 @@ fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
 }
 
 fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
+    // Addresses are checked for form first (as dockerd).
+    if let Some(c) = &ep.ipam_config {
+        if let Some(a) = c.ipv4_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {a}")))?;
+        }
+        if let Some(a) = c.ipv6_address.as_deref().filter(|a| !a.is_empty()) {
+            a.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {a}")))?;
+        }
+    }
     let wants_ip = ep.ipam_config.as_ref().is_some_and(|c| {
         c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
             || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())

@@ -594,9 +594,10 @@ impl Engine {
             .unwrap_or_default()
             .keys()
             .map(|d| {
+                // dockerd words `--tmpfs` errors without the mount-config prefix.
                 validate_target(d)
                     .map(|_| scoped::clean(d))
-                    .map_err(|w| mount_config(TMPFS, w))
+                    .map_err(EngineError::invalid)
             })
             .collect::<Result<_>>()?;
         let mut bound: Vec<String> = Vec::new();
