@@ -111,6 +111,15 @@ fn common_headers_where_dockerd_sends_them() {
         header(&head, "Server").is_some_and(|s| s.starts_with("Berth/")),
         "{head}"
     );
+    // Header names spelt as Go spells them, for clients reading raw bytes.
+    for h in [
+        "\r\nApi-Version: 1.50\r\n",
+        "\r\nOstype: linux\r\n",
+        "\r\nDocker-Experimental: false\r\n",
+        "\r\nContent-Type: text/plain; charset=utf-8\r\n",
+    ] {
+        assert!(format!("{head}\r\n").contains(h), "{h:?} in {head}");
+    }
 
     // An unknown route is answered outside dockerd's middlewares: none.
     let (status, head, body) = d.raw("GET", "/v1.41/nope", None);

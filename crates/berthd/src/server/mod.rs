@@ -175,6 +175,9 @@ where
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .half_close(true)
+            // Header names as Go writes them (`Content-Type`, `Api-Version`),
+            // for clients that read the raw response.
+            .title_case_headers(true)
             .serve_connection(TokioIo::new(io), svc)
             .with_upgrades();
         tokio::pin!(conn);
