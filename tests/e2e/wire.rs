@@ -549,3 +549,79 @@ fn untagged_images_and_volume_prune_per_api_version() {
     assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "");
     d.docker_ok(&["rmi", "dang:latest", &first]);
 }
+
+/// `docker events` lines of `typ` between `since` and now.
+fn events_of(d: &Daemon, since: u64, filters: &[&str]) -> Vec<String> {
+    // `--until 0s` is taken in whole seconds by the CLI.
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = since.to_string();
+    let mut args = vec!["events", "--since", &since, "--until", "0s"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend([
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"container\"}}",
+    ]);
+    d.docker_ok(&args)
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn volume_and_network_events_as_dockerd_logs_them() {
+    let d = Daemon::start();
+    import_busybox(&d, "busybox:latest");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            - 1
+    };
+
+    // Every create of a name logs `create`, the volume existing or not.
+    let t0 = now();
+    d.docker_ok(&["volume", "create", "ev"]);
+    d.docker_ok(&["volume", "create", "ev"]);
+    d.docker_ok(&["create", "--name", "evc", "-v", "ev:/x", "busybox", "true"]);
+    d.docker_ok(&["rm", "evc"]);
+    d.docker_ok(&["volume", "rm", "ev"]);
+    assert_eq!(
+        events_of(&d, t0, &["type=volume", "volume=ev"]),
+        ["create", "create", "create", "destroy"]
+    );
+
+    // A running container's disconnect logs two events (the endpoint's leave
+    // and the API's); a stopped one's connect logs none until it starts.
+    d.docker_ok(&["run", "-d", "--name", "up", "busybox", "sleep", "300"]);
+    let up = d
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "up"])
+        .trim()
+        .to_string();
+    d.docker_ok(&["create", "--name", "down", "busybox", "true"]);
+    let down = d
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "down"])
+        .trim()
+        .to_string();
+    let t1 = now();
+    d.docker_ok(&["network", "create", "evn"]);
+    d.docker_ok(&["network", "connect", "evn", "up"]);
+    d.docker_ok(&["network", "disconnect", "evn", "up"]);
+    d.docker_ok(&["network", "connect", "evn", "down"]);
+    d.docker_ok(&["network", "disconnect", "evn", "down"]);
+    d.docker_ok(&["network", "rm", "evn"]);
+    assert_eq!(
+        events_of(&d, t1, &["type=network", "network=evn"]),
+        [
+            "create".to_string(),
+            format!("connect {up}"),
+            format!("disconnect {up}"),
+            format!("disconnect {up}"),
+            format!("disconnect {down}"),
+            "destroy".to_string(),
+        ]
+    );
+    d.docker_ok(&["rm", "-f", "up", "down"]);
+}

@@ -1421,7 +1421,11 @@ impl Engine {
         }
         c.lock().endpoints.insert(n.name.clone(), ep);
         self.persist(&c)?;
-        self.net_event("connect", &n, &[("container", r.id.clone())]);
+        // As dockerd: a stopped container's connect is only recorded; its
+        // `connect` event comes when it starts.
+        if r.state.status.is_running() {
+            self.net_event("connect", &n, &[("container", r.id.clone())]);
+        }
         Ok(())
     }
 
@@ -1447,6 +1451,9 @@ impl Engine {
             }
             self.release(&n.id, &r.id);
             tracing::debug!(%ip, %ifname, "disconnected");
+            // dockerd logs the endpoint's leave and then the API's
+            // disconnect: two events for a running container.
+            self.net_event("disconnect", &n, &[("container", r.id.clone())]);
         }
         c.lock().endpoints.remove(&n.name);
         self.persist(&c)?;
