@@ -490,6 +490,16 @@ fn container_statuses_and_messages_as_dockerd() {
         let (status, _, body) = d.raw(method, path, None);
         assert_eq!((status, message(&body).as_str()), (503, manager), "{path}");
     }
+    // Build cancel: nothing to cancel, a JSON type and no body; an ID needed.
+    let (status, head, body) = d.raw("POST", "/v1.41/build/cancel?id=nope", None);
+    assert_eq!((status, body.len()), (200, 0));
+    assert_eq!(header(&head, "Content-Type"), Some("application/json"));
+    let (status, _, body) = d.raw("POST", "/v1.41/build/cancel", None);
+    assert_eq!(
+        (status, message(&body).as_str()),
+        (400, "build ID not provided")
+    );
+
     let (status, _, body) = d.raw("POST", "/v1.41/swarm/leave", None);
     assert_eq!(
         (status, message(&body).as_str()),
