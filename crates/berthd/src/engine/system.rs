@@ -241,7 +241,8 @@ impl Engine {
         let images = self
             .images
             .list(&super::images::ListOptions {
-                all: true,
+                // As dockerd: intermediate images are not listed.
+                all: false,
                 shared_size: true,
                 filters: Default::default(),
             })

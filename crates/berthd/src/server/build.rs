@@ -124,6 +124,17 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
 }
 
 /// `POST /build/cancel`: classic builds end when their client goes away.
-pub async fn cancel(_ctx: &Ctx, _req: Req) -> ApiResult {
-    super::http::status_only(StatusCode::OK)
+/// `POST /build/cancel`: the classic builder has nothing to cancel. dockerd
+/// answers 200 with a JSON type and no body (and refuses a missing ID, with
+/// a 500 there; bad input is a 400 here).
+pub async fn cancel(_ctx: &Ctx, req: Req) -> ApiResult {
+    if req.query.get("id").unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request("build ID not provided"));
+    }
+    let mut r = super::http::status_only(StatusCode::OK)?;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }

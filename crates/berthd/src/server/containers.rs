@@ -236,15 +236,27 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
     ctx.engine.resize_container(id, h, w).await?;
-    ok_json(&serde_json::json!({})).map(|mut r| {
-        *r.body_mut() = super::http::empty();
-        r
-    })
+    // 200 with no body and no Content-Type, as dockerd.
+    super::http::status_only(StatusCode::OK)
 }
 
+/// `h` and `w` of a resize, both required, with the errors of Go's
+/// `strconv.Atoi` that dockerd passes on.
 pub fn size_of(req: &Req) -> Result<(u16, u16), ApiError> {
-    let h = req.query.int("h")?.unwrap_or(0);
-    let w = req.query.int("w")?.unwrap_or(0);
+    let atoi = |k: &str| -> Result<i64, ApiError> {
+        let v = req.query.get(k).unwrap_or("");
+        let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::bad_request(format!(
+                "strconv.Atoi: parsing {v:?}: invalid syntax"
+            )));
+        }
+        v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {v:?}: value out of range"))
+        })
+    };
+    let h = atoi("h")?;
+    let w = atoi("w")?;
     if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
         return Err(ApiError::bad_request("invalid terminal size"));
     }
@@ -297,6 +309,8 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
         detach_keys: q.get("detachKeys").map(String::from),
+        logs: q.bool("logs"),
+        stream: q.bool("stream"),
     };
     if req.upgrade.is_some() {
         let session = match ctx.engine.attach_container(id, opts) {
@@ -354,14 +368,15 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = ctx.engine.update_container(id, body).await?;
-    // dockerd's nil slice: `null` when there is nothing to warn about.
+    // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
     let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
     let mut rx = ctx.engine.export_container(id).await?;
-    let (tx, resp) = stream(StatusCode::OK, "application/x-tar");
+    // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
+    let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
     tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if tx.send(b).await.is_err() {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use berth_api::jsonmessage::JsonMessage;
 use berth_api::shapes;
+use berth_api::ApiVersion;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
@@ -38,18 +39,28 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
         filters: req.query.filters()?,
     };
     let mut out = ctx.engine.images.list(&opts)?;
-    for s in &mut out {
-        if !req.version.at_least(1, 44) {
+    untagged_placeholders(&mut out, req.version);
+    if !req.version.at_least(1, 44) {
+        for s in &mut out {
             s.virtual_size = Some(s.size);
-        }
-        // Before 1.43 an image with neither tags nor digests is listed as
-        // `<none>:<none>` / `<none>@<none>`.
-        if !req.version.at_least(1, 43) && s.repo_tags.is_empty() && s.repo_digests.is_empty() {
-            s.repo_tags.push("<none>:<none>".into());
-            s.repo_digests.push("<none>@<none>".into());
         }
     }
     ok_shaped(&out, &shapes::IMAGE_LIST, req.version)
+}
+
+/// Below API 1.43 an image with neither tags nor digests is listed as
+/// `<none>:<none>` / `<none>@<none>` (the docker CLI of that era printed
+/// those); from 1.43 on both are `[]`.
+pub fn untagged_placeholders(images: &mut [berth_api::models::ImageSummary], v: ApiVersion) {
+    if v.at_least(1, 43) {
+        return;
+    }
+    for i in images {
+        if i.repo_tags.is_empty() && i.repo_digests.is_empty() {
+            i.repo_tags = vec!["<none>:<none>".to_string()];
+            i.repo_digests = vec!["<none>@<none>".to_string()];
+        }
+    }
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {

@@ -40,6 +40,26 @@ pub struct Ctx {
 
 const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
 
+/// Which of the common headers (`Server`, `Api-Version`, `Ostype`,
+/// `Docker-Experimental`) a response carries, as dockerd sends them: a
+/// response without this extension gets all four. dockerd's version check
+/// runs outside the middleware that adds `Docker-Experimental`, unknown routes
+/// bypass its middlewares, and a hijacked attach writes its own status line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommonHeaders {
+    /// All but `Docker-Experimental` (an unsupported API version).
+    NoExperimental,
+    /// None of them (unknown route; attach).
+    Omitted,
+}
+
+impl CommonHeaders {
+    pub fn mark(self, mut r: Resp) -> Resp {
+        r.extensions_mut().insert(self);
+        r
+    }
+}
+
 async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infallible> {
     let started = Instant::now();
     let status_fix = (req.version() == ::http::Version::HTTP_11)
@@ -56,7 +76,7 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
             .and_then(|v| check_supported(v).map(|_| v).map_err(ApiError::bad_request)),
     };
     let resp = match version {
-        Err(e) => e.into_response(),
+        Err(e) => CommonHeaders::NoExperimental.mark(e.into_response()),
         Ok(version) => {
             let upgrade = req
                 .headers()
@@ -88,14 +108,19 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
             f.arm();
         }
     }
-    let h = resp.headers_mut();
-    h.insert("Api-Version", HeaderValue::from_static("1.50"));
-    h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
-    h.insert(
-        ::http::header::SERVER,
-        HeaderValue::from_static(SERVER_HEADER),
-    );
+    let which = resp.extensions().get::<CommonHeaders>().copied();
+    if which != Some(CommonHeaders::Omitted) {
+        let h = resp.headers_mut();
+        h.insert("Api-Version", HeaderValue::from_static("1.50"));
+        h.insert("Ostype", HeaderValue::from_static("linux"));
+        if which.is_none() {
+            h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+        }
+        h.insert(
+            ::http::header::SERVER,
+            HeaderValue::from_static(SERVER_HEADER),
+        );
+    }
     let status = resp.status();
     if status.is_server_error() {
         tracing::warn!(%method, path = %raw_path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
@@ -159,8 +184,14 @@ where
             req.extensions_mut().insert(armed.clone());
             handle(ctx.clone(), req)
         });
+        // Half-close: a client may shut its write side as soon as its
+        // request is out (hijacking clients do), and still wants the answer.
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
+            .half_close(true)
+            // Header names as Go writes them (`Content-Type`, `Api-Version`),
+            // for clients that read the raw response.
+            .title_case_headers(true)
             .serve_connection(TokioIo::new(hijack::FixStatusLine::new(io, fix)), svc)
             .with_upgrades();
         tokio::pin!(conn);

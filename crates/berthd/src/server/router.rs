@@ -8,7 +8,8 @@ use http::Method;
 
 use super::http::{ApiResult, Req};
 use super::{
-    archive, build, containers, exec, images, networks, page_not_found, system, volumes, Ctx,
+    archive, build, containers, exec, images, networks, page_not_found, system, volumes,
+    CommonHeaders, Ctx,
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
@@ -48,7 +49,10 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         }
         (Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, req, id).await,
         (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
-        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id).await,
+        // dockerd writes the attach status line itself, without the common headers.
+        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id)
+            .await
+            .map(|r| CommonHeaders::Omitted.mark(r)),
         (Method::POST, ["containers", id, "resize"]) => containers::resize(ctx, req, id).await,
         (Method::POST, ["containers", id, "exec"]) => exec::create(ctx, req, id).await,
         (Method::GET, ["containers", id, "top"]) => containers::top(ctx, req, id).await,
@@ -120,6 +124,7 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         | (_, ["tasks", ..])
         | (_, ["secrets", ..])
         | (_, ["configs", ..]) => system::swarm_unavailable(ctx, req).await,
-        _ => Err(page_not_found()),
+        // dockerd's router answers unknown routes outside its middlewares.
+        _ => Ok(CommonHeaders::Omitted.mark(page_not_found().into_response())),
     }
 }

@@ -48,6 +48,9 @@ pub async fn info(ctx: &Ctx, req: Req) -> ApiResult {
 
 pub async fn df(ctx: &Ctx, req: Req) -> ApiResult {
     let mut du = ctx.engine.disk_usage();
+    if let Some(images) = du.images.as_mut() {
+        super::images::untagged_placeholders(images, req.version);
+    }
     if !req.version.at_least(1, 44) {
         for i in du.images.iter_mut().flatten() {
             i.virtual_size = Some(i.size);
@@ -56,11 +59,15 @@ pub async fn df(ctx: &Ctx, req: Req) -> ApiResult {
     ok_shaped(&du, &shapes::DISK_USAGE, req.version)
 }
 
-pub async fn swarm_unavailable(_ctx: &Ctx, _req: Req) -> ApiResult {
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "This node is not part of a swarm",
-    ))
+/// What dockerd answers for swarm routes on a node outside any swarm:
+/// leaving says there is no swarm, everything else needs a manager.
+pub async fn swarm_unavailable(_ctx: &Ctx, req: Req) -> ApiResult {
+    let message = if req.method == Method::POST && req.path == "/swarm/leave" {
+        "This node is not part of a swarm"
+    } else {
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+    };
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message))
 }
 
 pub async fn plugins(_ctx: &Ctx, req: Req) -> ApiResult {

@@ -1363,6 +1363,8 @@ impl Run<'_> {
                 stdout: true,
                 stderr: true,
                 detach_keys: None,
+                logs: false,
+                stream: true,
             },
         )?;
         let (ours, theirs) = tokio::io::duplex(64 * 1024);

@@ -10,6 +10,7 @@ use berth_api::shim::{stdin_chunk, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+use super::logs::LogOptions;
 use super::shim;
 use crate::engine::{Engine, EngineError, Result};
 
@@ -19,6 +20,11 @@ pub struct AttachOptions {
     pub stdout: bool,
     pub stderr: bool,
     pub detach_keys: Option<String>,
+    /// Replay the container's log first.
+    pub logs: bool,
+    /// Then stay attached to the live streams (without it the answer ends
+    /// after the replay).
+    pub stream: bool,
 }
 
 /// An attach waiting for the container to start.
@@ -225,10 +231,19 @@ impl Engine {
         } else {
             vec![]
         };
-        if r.state.status == super::Status::Paused {
-            return Err(EngineError::conflict(
-                "You cannot attach to a paused container, unpause it first",
-            ));
+        // dockerd's words, naming the container as the client did.
+        match r.state.status {
+            super::Status::Paused => {
+                return Err(EngineError::conflict(format!(
+                    "container {key} is paused, unpause the container before attach"
+                )))
+            }
+            super::Status::Restarting => {
+                return Err(EngineError::conflict(format!(
+                    "container {key} is restarting, wait until the container is running"
+                )))
+            }
+            _ => {}
         }
         Ok(AttachSession {
             engine: self.clone(),
@@ -241,14 +256,42 @@ impl Engine {
 }
 
 impl AttachSession {
+    /// Writes the container's whole log for the chosen streams, framed as
+    /// the live output is (multiplexed without a TTY, raw with one).
+    async fn replay_log<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
+        if !self.opts.stdout && !self.opts.stderr {
+            return Ok(());
+        }
+        let opts = LogOptions {
+            stdout: self.opts.stdout,
+            stderr: self.opts.stderr,
+            ..LogOptions::default()
+        };
+        // A log driver that cannot be read back has nothing to replay.
+        let Ok((_, mut rx)) = self.engine.container_logs(&self.c.id, opts) else {
+            return Ok(());
+        };
+        while let Some(b) = rx.recv().await {
+            w.write_all(&b).await?;
+        }
+        w.flush().await
+    }
+
     /// Runs the session on the client's (hijacked) connection.
     pub async fn run<IO>(self, io: IO)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let (mut cr, mut cw) = tokio::io::split(io);
+        if self.opts.logs && self.replay_log(&mut cw).await.is_err() {
+            return;
+        }
         let rec = self.c.snapshot();
         self.engine.container_event(&rec, "attach", &[]);
+        if !self.opts.stream {
+            let _ = cw.shutdown().await;
+            return;
+        }
         let socket = self.engine.paths(&self.c.id).socket;
         let mut buffered = Vec::new();
         let mut client_eof = false;

@@ -64,15 +64,16 @@ impl Engine {
         let c = self.containers.find(key)?;
         let r = c.snapshot();
         match r.state.status {
+            // As dockerd: the paused message names the container as the
+            // client did, the not-running one by its full ID.
             Status::Paused => {
                 return Err(EngineError::conflict(format!(
-                    "Container {} is paused, unpause the container before exec",
-                    r.id
+                    "Container {key} is paused, unpause the container before exec"
                 )))
             }
             s if !s.is_running() => {
                 return Err(EngineError::conflict(format!(
-                    "container {} is not running",
+                    "Container {} is not running",
                     r.id
                 )))
             }

@@ -280,7 +280,12 @@ impl Engine {
         let _op = c.op.lock().await;
         let r = c.snapshot();
         match r.state.status {
-            Status::Running | Status::Paused | Status::Restarting => {
+            Status::Paused => {
+                return Err(EngineError::conflict(
+                    "cannot start a paused container, try unpause instead",
+                ))
+            }
+            Status::Running | Status::Restarting => {
                 return Err(EngineError::NotModified("container already started".into()))
             }
             Status::Removing => {
@@ -1092,6 +1097,13 @@ impl Engine {
         let _op = c.op.lock().await;
         let r = c.snapshot();
         match (pause, r.state.status) {
+            // As dockerd, unpause only asks whether the container is paused.
+            (false, s) if s != Status::Paused => {
+                return Err(EngineError::conflict(format!(
+                    "Container {} is not paused",
+                    r.id
+                )))
+            }
             (_, s) if !s.is_running() => {
                 return Err(EngineError::conflict(format!(
                     "Container {} is not running",
@@ -1101,12 +1113,6 @@ impl Engine {
             (true, Status::Paused) => {
                 return Err(EngineError::conflict(format!(
                     "Container {} is already paused",
-                    r.id
-                )))
-            }
-            (false, s) if s != Status::Paused => {
-                return Err(EngineError::conflict(format!(
-                    "Container {} is not paused",
                     r.id
                 )))
             }
@@ -1127,15 +1133,22 @@ impl Engine {
         let c = self.containers.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
+        if !force && r.state.status == Status::Restarting {
+            return Err(EngineError::conflict(format!(
+                "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                r.name
+            )));
+        }
         if r.state.status.is_running() && r.state.status != Status::Restarting {
             if !force {
-                let what = if r.state.status == Status::Paused {
-                    "paused"
+                // moby's words (25 and later).
+                let why = if r.state.status == Status::Paused {
+                    "is paused and must be unpaused first"
                 } else {
-                    "running"
+                    "is running: stop the container before removing or force remove"
                 };
                 return Err(EngineError::conflict(format!(
-                    "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
+                    "cannot remove container \"/{}\": container {why}",
                     r.name
                 )));
             }

@@ -1010,8 +1010,19 @@ impl Engine {
     }
 
     pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
+        if new_name.is_empty() {
+            return Err(EngineError::invalid(
+                "Neither old nor new names may be empty",
+            ));
+        }
         let c = self.containers.find(key)?;
-        let new = names::validate(new_name)?;
+        // dockerd checks the new name with its slash, under this prefix.
+        let new = names::validate(new_name).map_err(|_| {
+            EngineError::invalid(format!(
+                "Error when allocating new name: Invalid container name (/{}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                new_name.trim_start_matches('/')
+            ))
+        })?;
         let old = {
             let mut idx = self.containers.write();
             let old = c.name();
@@ -1022,7 +1033,7 @@ impl Engine {
             }
             if let Some(other) = idx.names.get(&new) {
                 return Err(EngineError::conflict(format!(
-                    "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    "Error when allocating new name: Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                 )));
             }
             idx.names.remove(&old);

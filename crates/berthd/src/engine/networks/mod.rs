@@ -336,6 +336,13 @@ impl Engine {
         if name.is_empty() {
             return Err(EngineError::invalid("network name cannot be empty"));
         }
+        // dockerd refuses these names before looking for a clash (the
+        // trailing space is its own).
+        if ["bridge", "host", "none", "default"].contains(&name.as_str()) {
+            return Err(EngineError::Forbidden(format!(
+                "operation is not permitted on predefined {name} network "
+            )));
+        }
         if self.networks.all().iter().any(|n| n.name == name) {
             return Err(EngineError::conflict(format!(
                 "network with name {name} already exists"
@@ -1420,7 +1427,11 @@ impl Engine {
         }
         c.lock().endpoints.insert(n.name.clone(), ep);
         self.persist(&c)?;
-        self.net_event("connect", &n, &[("container", r.id.clone())]);
+        // As dockerd: a stopped container's connect is only recorded; its
+        // `connect` event comes when it starts.
+        if r.state.status.is_running() {
+            self.net_event("connect", &n, &[("container", r.id.clone())]);
+        }
         Ok(())
     }
 
@@ -1446,6 +1457,9 @@ impl Engine {
             }
             self.release(&n.id, &r.id);
             tracing::debug!(%ip, %ifname, "disconnected");
+            // dockerd logs the endpoint's leave and then the API's
+            // disconnect: two events for a running container.
+            self.net_event("disconnect", &n, &[("container", r.id.clone())]);
         }
         c.lock().endpoints.remove(&n.name);
         self.persist(&c)?;

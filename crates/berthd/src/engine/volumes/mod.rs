@@ -310,6 +310,9 @@ impl Engine {
             (name.to_string(), labels)
         };
         if let Some(v) = self.volumes.get(&name) {
+            // dockerd logs `create` for every create of a name, existing or
+            // not (a container naming the volume included).
+            self.volume_event("create", &name, &[]);
             return Ok((v, false));
         }
         validate_options(&options)?;
