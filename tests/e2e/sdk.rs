@@ -1122,7 +1122,6 @@ fn containers_through_their_whole_life() {
 }
 
 #[test]
-#[ignore = "gap: POST /containers/{id}/kill does not count as a manual stop, so an unless-stopped/always container is restarted after a SIGKILL; dockerd leaves it exited (owned by the streams helper: kill)"]
 fn a_kill_is_a_manual_stop_for_the_restart_policy() {
     let d = daemon();
     rt().block_on(async {
@@ -2482,7 +2481,6 @@ fn filters_options_and_replays_across_groups() {
 }
 
 #[test]
-#[ignore = "gap: POST /containers/{id}/attach?logs=1&stdout=1&stderr=1 on a stopped container never answers (no headers); dockerd replays the log as frames and closes (owned by the streams helper: attach)"]
 fn attach_with_logs_replays_a_stopped_containers_output() {
     let d = daemon();
     rt().block_on(async {
@@ -2536,7 +2534,6 @@ fn attach_with_logs_replays_a_stopped_containers_output() {
 }
 
 #[test]
-#[ignore = "gap: GET /images/json counts Containers; dockerd leaves it -1 (counted only by /system/df) (owned by the shapes helper: JSON values)"]
 fn image_list_leaves_the_container_count_to_system_df() {
     let d = daemon();
     rt().block_on(async {

@@ -244,6 +244,7 @@ impl Engine {
                 // As dockerd: intermediate images are not listed.
                 all: false,
                 shared_size: true,
+                count_containers: true,
                 filters: Default::default(),
             })
             .unwrap_or_default();

@@ -36,6 +36,7 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     let opts = ListOptions {
         all: req.query.bool("all"),
         shared_size: req.query.bool("shared-size"),
+        count_containers: false,
         filters: req.query.filters()?,
     };
     let mut out = ctx.engine.images.list(&opts)?;

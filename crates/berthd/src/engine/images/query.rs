@@ -17,6 +17,9 @@ use crate::engine::{EngineError, Result};
 pub struct ListOptions {
     pub all: bool,
     pub shared_size: bool,
+    /// Count each image's containers (`/system/df`); the image list leaves
+    /// `Containers` at -1, as dockerd does.
+    pub count_containers: bool,
     pub filters: Filters,
 }
 
@@ -192,7 +195,11 @@ impl ImageService {
                 shared_size: shared,
                 virtual_size: None,
                 labels: img.config.labels().cloned().unwrap_or_default(),
-                containers: self.users(&img.id).len() as i64,
+                containers: if opts.count_containers {
+                    self.users(&img.id).len() as i64
+                } else {
+                    -1
+                },
                 manifests: None,
                 descriptor: None,
             });
