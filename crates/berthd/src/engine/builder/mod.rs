@@ -1176,9 +1176,10 @@ impl Run<'_> {
                         st.config
                             .exposed_ports
                             .get_or_insert_with(HashMap::new)
-                            .insert(k.clone(), HashMap::new());
-                        shown.push(k);
+                            .insert(k, HashMap::new());
                     }
+                    // moby's comment shows the ports as written.
+                    shown.push(p);
                 }
                 self.meta_step(st, &format!("EXPOSE {}", shown.join(" ")))
                     .await
