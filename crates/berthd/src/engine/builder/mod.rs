@@ -1825,6 +1825,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn step_comment_cmds() {
+        assert_eq!(
+            comment_cmd("/bin/sh -c #(nop)  ENV A=1"),
+            ["/bin/sh", "-c", "#(nop) ", "ENV A=1"]
+        );
+        assert_eq!(
+            comment_cmd("/bin/sh -c #(nop) WORKDIR /w"),
+            ["/bin/sh", "-c", "#(nop) WORKDIR /w"]
+        );
+    }
+
+    #[test]
     fn ports_expand() {
         assert_eq!(expand_port("80").unwrap(), vec!["80/tcp"]);
         assert_eq!(expand_port("53/UDP").unwrap(), vec!["53/udp"]);

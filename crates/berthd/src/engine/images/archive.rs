@@ -967,6 +967,33 @@ mod tests {
     }
 
     #[test]
+    fn mount_stubs_alone_pack_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let opts = PackOptions {
+            overlay_whiteouts: true,
+            skip_empty_files: vec![PathBuf::from("etc/hosts")],
+            skip_vacant_dirs: vec![PathBuf::from("etc"), PathBuf::from("proc")],
+        };
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::create_dir_all(d.path().join("proc")).unwrap();
+        std::fs::write(d.path().join("etc/hosts"), "").unwrap();
+        assert!(packs_nothing(d.path(), &opts));
+        let names = |opts: &PackOptions| -> Vec<String> {
+            let tar = pack(d.path(), Vec::new(), opts).unwrap();
+            let mut ar = tar::Archive::new(tar.as_slice());
+            ar.entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        assert!(names(&opts).is_empty());
+        // A real change keeps its directory and drops the stub.
+        std::fs::write(d.path().join("etc/new"), "x").unwrap();
+        assert!(!packs_nothing(d.path(), &opts));
+        assert_eq!(names(&opts), ["etc", "etc/new"]);
+    }
+
+    #[test]
     fn unpacks_files_links_and_metadata() {
         let t = tar_of(&[
             ("bin/", tar::EntryType::Directory, b"", None),
