@@ -106,6 +106,11 @@ fn commit_records_the_container_its_config_and_parent() {
     let hist = get_json(&d, "/v1.41/images/cc:1/history");
     assert_eq!(hist[0]["Comment"], "msg");
     assert_eq!(hist[0]["Size"], 0);
+    // Entries are named after the image and its parents, as dockerd does.
+    assert_eq!(hist[0]["Id"], one["Id"]);
+    assert_eq!(hist[0]["Tags"], json!(["cc:1"]));
+    assert_eq!(hist[1]["Id"], base_id.as_str(), "{hist}");
+    assert_eq!(hist[1]["Tags"], json!(["busybox:latest"]));
 
     // Without -m the comment is empty, not the base image's.
     let two = inspect(&d, "cc:2");
@@ -232,6 +237,48 @@ fn build_steps_record_their_container_config() {
         1,
         "only busybox is left"
     );
+}
+
+#[test]
+fn a_copy_step_records_no_container() {
+    let d = daemon();
+    let ctx = scratch();
+    std::fs::write(ctx.path().join("a.txt"), "hello\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:latest\nCOPY a.txt /dst/\nWORKDIR /w\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_string_lossy().into_owned();
+    let o = d
+        .docker_cmd()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "b3", &dir])
+        .output()
+        .expect("docker build");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let workdir = inspect(&d, "b3");
+    let copy = inspect(&d, workdir["Parent"].as_str().unwrap());
+    // moby copies without a container; WORKDIR creates one.
+    assert_eq!(copy["Container"], "", "{copy}");
+    assert_eq!(copy["ContainerConfig"]["Hostname"], "");
+    assert_eq!(copy["ContainerConfig"]["Labels"], Value::Null);
+    let cmd = copy["ContainerConfig"]["Cmd"].as_array().unwrap();
+    assert_eq!(cmd.len(), 3, "{copy}");
+    assert!(cmd[2].as_str().unwrap().starts_with("#(nop) COPY file:"));
+    assert_eq!(
+        workdir["ContainerConfig"]["Cmd"],
+        json!(["/bin/sh", "-c", "#(nop) WORKDIR /w"])
+    );
+    let c = workdir["Container"].as_str().unwrap();
+    assert_eq!(workdir["ContainerConfig"]["Hostname"], &c[..12]);
+    // History names each step image.
+    let hist = get_json(&d, "/v1.41/images/b3/history");
+    assert_eq!(hist[0]["Id"], workdir["Id"]);
+    assert_eq!(hist[1]["Id"], copy["Id"]);
+    assert_eq!(hist[1]["Tags"], Value::Null, "{hist}");
+    assert_eq!(hist[2]["Tags"], json!(["busybox:latest"]));
+    d.docker_ok(&["rmi", "b3"]);
 }
 
 #[test]

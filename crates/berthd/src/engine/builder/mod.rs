@@ -427,26 +427,38 @@ fn is_opaque(p: &Path) -> bool {
     n == 1 && v[0] == b'y'
 }
 
-/// The container a step's image records (`Container`, `ContainerConfig`):
-/// for RUN the step's container with the Cmd moby saves (no entrypoint);
-/// for the other steps moby creates a container whose Cmd is the step's
-/// `#(nop)` comment, its config completed by container creation (hostname,
-/// labels). Those containers never run here, so their ID is made up.
+/// The container behind a step's image, as moby records it (`Container`,
+/// `ContainerConfig`; the Cmd is the step's `#(nop)` comment unless it ran).
+enum StepContainer {
+    /// RUN: the step's container, with the Cmd moby saves (no entrypoint).
+    Ran(String, Vec<String>),
+    /// Metadata steps and WORKDIR: moby creates a container that never
+    /// runs; creation completes its config (hostname, labels). Berth makes
+    /// none, so its ID is made up.
+    Created,
+    /// COPY/ADD: moby makes no container at all.
+    None,
+}
+
 fn step_container(
     st: &State,
     created_by: &str,
-    ran: Option<(String, Vec<String>)>,
+    ran: StepContainer,
 ) -> Result<(String, serde_json::Value)> {
     let mut cc: berth_api::models::ContainerConfig =
         serde_json::from_value(serde_json::to_value(&st.config)?)?;
     cc.image = Some(st.image_id.clone());
     let id = match ran {
-        Some((id, cmd)) => {
+        StepContainer::Ran(id, cmd) => {
             cc.cmd = Some(cmd);
             cc.entrypoint = None;
             id
         }
-        None => {
+        StepContainer::None => {
+            cc.cmd = Some(comment_cmd(created_by));
+            String::new()
+        }
+        StepContainer::Created => {
             let id = super::ids::new_object_id();
             cc.hostname = Some(id[..12].to_string());
             cc.cmd = Some(comment_cmd(created_by));
@@ -1007,7 +1019,7 @@ impl Run<'_> {
         created_by: &str,
         key: &str,
         layer: Option<LayerInfo>,
-        ran: Option<(String, Vec<String>)>,
+        ran: StepContainer,
     ) -> Step {
         let mut spec = st.spec.clone();
         let (container, container_config) = step_container(st, created_by, ran)?;
@@ -1073,7 +1085,8 @@ impl Run<'_> {
         if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
-        self.commit(st, &created_by, &key, None, None).await?;
+        self.commit(st, &created_by, &key, None, StepContainer::Created)
+            .await?;
         self.say_id(st).await
     }
 
@@ -1263,7 +1276,8 @@ impl Run<'_> {
             layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
         })
         .await?;
-        self.commit(st, &created_by, &key, layer, None).await?;
+        self.commit(st, &created_by, &key, layer, StepContainer::Created)
+            .await?;
         self.say_id(st).await
     }
 
@@ -1397,7 +1411,13 @@ impl Run<'_> {
         })
         .await?;
         let result = self
-            .commit(st, &created_by, &key, layer, Some((id.clone(), saved_cmd)))
+            .commit(
+                st,
+                &created_by,
+                &key,
+                layer,
+                StepContainer::Ran(id.clone(), saved_cmd),
+            )
             .await;
         guard.remove = false;
         if self.opts.rm || self.opts.force_rm {
@@ -1639,7 +1659,8 @@ impl Run<'_> {
             layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
         })
         .await?;
-        self.commit(st, &created_by, &key, layer, None).await?;
+        self.commit(st, &created_by, &key, layer, StepContainer::None)
+            .await?;
         self.say_id(st).await
     }
 }

@@ -322,9 +322,19 @@ impl ImageService {
             });
         }
         out.reverse();
-        if let Some(first) = out.first_mut() {
-            first.id = img.id.clone();
-            first.tags = img.repo_tags.clone();
+        // As moby: the newest entries are named after the image and its
+        // parents (commits, build steps) for as long as they are here.
+        let mut cur = Some(img);
+        for item in out.iter_mut() {
+            let Some(i) = cur else { break };
+            item.id = i.id.clone();
+            item.tags = i.repo_tags.clone();
+            cur = i
+                .parent
+                .as_deref()
+                .or(i.config.parent.as_deref())
+                .filter(|p| !p.is_empty())
+                .and_then(|p| self.get(p));
         }
         Ok(out)
     }
