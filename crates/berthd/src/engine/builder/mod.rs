@@ -1032,6 +1032,8 @@ impl Run<'_> {
             o.remove("parent");
             o.remove("id");
             o.remove("comment");
+            // moby writes its own version there; berth is not docker.
+            o.remove("docker_version");
         }
         spec["container"] = serde_json::Value::String(container);
         spec["container_config"] = container_config;

@@ -273,6 +273,7 @@ impl Engine {
                 "parent",
                 "id",
                 "author",
+                "docker_version",
             ] {
                 obj.remove(k);
             }
