@@ -2044,7 +2044,6 @@ fn containers_stop_resize_wait_conditions_follow_logs_and_sizes() {
 }
 
 #[test]
-#[ignore = "gap: POST /commit keeps the parent image's top-level \"comment\" (inspect Comment says \"Imported from -\") instead of the commit's comment (owned by the streams helper: commit)"]
 fn commit_makes_an_image_from_the_changes_and_a_config() {
     let d = daemon();
     rt().block_on(async {

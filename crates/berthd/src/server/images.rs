@@ -67,7 +67,7 @@ pub fn untagged_placeholders(images: &mut [berth_api::models::ImageSummary], v: 
 pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     let mut v = ctx.engine.images.inspect(name)?;
     if !req.version.at_least(1, 44) {
-        v.virtual_size = v.size;
+        v.inspect.virtual_size = v.inspect.size;
     }
     ok_shaped(&v, &shapes::IMAGE_INSPECT, req.version)
 }

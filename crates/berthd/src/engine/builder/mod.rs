@@ -427,6 +427,64 @@ fn is_opaque(p: &Path) -> bool {
     n == 1 && v[0] == b'y'
 }
 
+/// The container behind a step's image, as moby records it (`Container`,
+/// `ContainerConfig`; the Cmd is the step's `#(nop)` comment unless it ran).
+enum StepContainer {
+    /// RUN: the step's container, with the Cmd moby saves (no entrypoint).
+    Ran(String, Vec<String>),
+    /// Metadata steps and WORKDIR: moby creates a container that never
+    /// runs; creation completes its config (hostname, labels). Berth makes
+    /// none, so its ID is made up.
+    Created,
+    /// COPY/ADD: moby makes no container at all.
+    None,
+}
+
+fn step_container(
+    st: &State,
+    created_by: &str,
+    ran: StepContainer,
+) -> Result<(String, serde_json::Value)> {
+    let mut cc: berth_api::models::ContainerConfig =
+        serde_json::from_value(serde_json::to_value(&st.config)?)?;
+    cc.image = Some(st.image_id.clone());
+    let id = match ran {
+        StepContainer::Ran(id, cmd) => {
+            cc.cmd = Some(cmd);
+            cc.entrypoint = None;
+            id
+        }
+        StepContainer::None => {
+            cc.cmd = Some(comment_cmd(created_by));
+            String::new()
+        }
+        StepContainer::Created => {
+            let id = super::ids::new_object_id();
+            cc.hostname = Some(id[..12].to_string());
+            cc.cmd = Some(comment_cmd(created_by));
+            cc.labels.get_or_insert_with(HashMap::new);
+            id
+        }
+    };
+    Ok((id, serde_json::to_value(&cc)?))
+}
+
+/// `/bin/sh -c #(nop)  ENV A=1` → `["/bin/sh", "-c", "#(nop) ", "ENV A=1"]`
+/// (moby's comment for metadata steps); `/bin/sh -c #(nop) COPY …` →
+/// `["/bin/sh", "-c", "#(nop) COPY …"]` (COPY, ADD, WORKDIR).
+fn comment_cmd(created_by: &str) -> Vec<String> {
+    let rest = created_by.strip_prefix("/bin/sh -c ").unwrap_or(created_by);
+    let mut v = vec!["/bin/sh".to_string(), "-c".to_string()];
+    match rest.strip_prefix("#(nop)  ") {
+        Some(desc) => {
+            v.push("#(nop) ".into());
+            v.push(desc.into());
+        }
+        None => v.push(rest.into()),
+    }
+    v
+}
+
 fn human_list(v: &[String]) -> String {
     format!("[{}]", v.join(" "))
 }
@@ -961,8 +1019,10 @@ impl Run<'_> {
         created_by: &str,
         key: &str,
         layer: Option<LayerInfo>,
+        ran: StepContainer,
     ) -> Step {
         let mut spec = st.spec.clone();
+        let (container, container_config) = step_container(st, created_by, ran)?;
         let created = now();
         spec["config"] = serde_json::to_value(&st.config)?;
         spec["created"] = serde_json::Value::String(created.clone());
@@ -971,7 +1031,12 @@ impl Run<'_> {
             o.remove("container_config");
             o.remove("parent");
             o.remove("id");
+            o.remove("comment");
+            // moby writes its own version there; berth is not docker.
+            o.remove("docker_version");
         }
+        spec["container"] = serde_json::Value::String(container);
+        spec["container_config"] = container_config;
         let mut h = serde_json::json!({"created": created, "created_by": created_by});
         if let Some(l) = &layer {
             match spec["rootfs"]["diff_ids"].as_array_mut() {
@@ -1022,7 +1087,8 @@ impl Run<'_> {
         if self.try_cache(st, &key, &created_by).await? {
             return Ok(());
         }
-        self.commit(st, &created_by, &key, None).await?;
+        self.commit(st, &created_by, &key, None, StepContainer::Created)
+            .await?;
         self.say_id(st).await
     }
 
@@ -1125,9 +1191,10 @@ impl Run<'_> {
                         st.config
                             .exposed_ports
                             .get_or_insert_with(HashMap::new)
-                            .insert(k.clone(), HashMap::new());
-                        shown.push(k);
+                            .insert(k, HashMap::new());
                     }
+                    // moby's comment shows the ports as written.
+                    shown.push(p);
                 }
                 self.meta_step(st, &format!("EXPOSE {}", shown.join(" ")))
                     .await
@@ -1211,7 +1278,8 @@ impl Run<'_> {
             layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
         })
         .await?;
-        self.commit(st, &created_by, &key, layer).await?;
+        self.commit(st, &created_by, &key, layer, StepContainer::Created)
+            .await?;
         self.say_id(st).await
     }
 
@@ -1250,7 +1318,13 @@ impl Run<'_> {
         };
         let (env, shown_args) = self.run_env(st);
         let mut created_by = argv.join(" ");
+        // The Cmd dockerd records for the step (`ContainerConfig.Cmd`).
+        let mut saved_cmd = argv.clone();
         if !shown_args.is_empty() {
+            saved_cmd = std::iter::once(format!("|{}", shown_args.len()))
+                .chain(shown_args.iter().cloned())
+                .chain(argv.iter().cloned())
+                .collect();
             created_by = format!(
                 "|{} {} {created_by}",
                 shown_args.len(),
@@ -1338,7 +1412,15 @@ impl Run<'_> {
             layer_from_upper(&e2, &upper, parent.as_deref())
         })
         .await?;
-        let result = self.commit(st, &created_by, &key, layer).await;
+        let result = self
+            .commit(
+                st,
+                &created_by,
+                &key,
+                layer,
+                StepContainer::Ran(id.clone(), saved_cmd),
+            )
+            .await;
         guard.remove = false;
         if self.opts.rm || self.opts.force_rm {
             if let Err(e) = engine.remove_container(&id, true, true).await {
@@ -1579,7 +1661,8 @@ impl Run<'_> {
             layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
         })
         .await?;
-        self.commit(st, &created_by, &key, layer).await?;
+        self.commit(st, &created_by, &key, layer, StepContainer::None)
+            .await?;
         self.say_id(st).await
     }
 }
@@ -1715,7 +1798,7 @@ impl Engine {
     }
 
     /// `POST /build/prune`: drops cache entries (all, or those older than
-    /// `until`) and the step images only the cache kept.
+    /// `until`); the images they point at are left alone.
     pub async fn prune_build_cache(
         self: &Arc<Self>,
         filters: &berth_api::filters::Filters,
@@ -1740,39 +1823,19 @@ impl Engine {
         };
         let ids: Vec<&str> = filters.get("id").collect();
         let all = self.builder.cache.all();
-        let (gone, stay): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, e)| {
-            until.as_ref().is_none_or(|u| e.created < *u)
-                && (ids.is_empty() || ids.iter().any(|i| k.starts_with(i)))
-        });
+        let gone: Vec<_> = all
+            .into_iter()
+            .filter(|(k, e)| {
+                until.as_ref().is_none_or(|u| e.created < *u)
+                    && (ids.is_empty() || ids.iter().any(|i| k.starts_with(i)))
+            })
+            .collect();
         let keys: Vec<String> = gone.iter().map(|(k, _)| k.clone()).collect();
         self.builder.cache.remove(&keys)?;
-        let still: HashSet<String> = stay.into_iter().map(|(_, e)| e.image).collect();
-        let candidates: Vec<String> = gone
-            .into_iter()
-            .map(|(_, e)| e.image)
-            .filter(|i| !still.contains(i))
-            .collect();
-        let me = self.clone();
-        let reclaimed = tokio::task::spawn_blocking(move || {
-            let before = me.images.layers_size();
-            for id in candidates {
-                let Some(img) = me.images.get(&id) else {
-                    continue;
-                };
-                let free = img.repo_tags.is_empty()
-                    && img.repo_digests.is_empty()
-                    && me.images.children(&id).is_empty()
-                    && me.images.users(&id).is_empty();
-                if free {
-                    if let Err(e) = me.images.delete(&id, &Default::default()) {
-                        tracing::warn!(image = %id, error = %e, "build prune: removing a step image");
-                    }
-                }
-            }
-            (before - me.images.layers_size()).max(0)
-        })
-        .await
-        .map_err(|e| EngineError::internal(format!("build prune: {e}")))?;
+        // The step images stay: as with dockerd's classic builder, they are
+        // ordinary images (a build's untagged result is a dangling image
+        // for `image prune`; intermediate ones go with their last child).
+        let reclaimed = 0;
         Ok(berth_api::models::BuildPruneResponse {
             caches_deleted: if keys.is_empty() { None } else { Some(keys) },
             space_reclaimed: Some(reclaimed),
@@ -1783,6 +1846,18 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_comment_cmds() {
+        assert_eq!(
+            comment_cmd("/bin/sh -c #(nop)  ENV A=1"),
+            ["/bin/sh", "-c", "#(nop) ", "ENV A=1"]
+        );
+        assert_eq!(
+            comment_cmd("/bin/sh -c #(nop) WORKDIR /w"),
+            ["/bin/sh", "-c", "#(nop) WORKDIR /w"]
+        );
+    }
 
     #[test]
     fn ports_expand() {

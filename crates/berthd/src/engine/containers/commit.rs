@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{lifecycle::freeze, Status};
-use crate::engine::images::archive::{pack, PackOptions};
+use crate::engine::images::archive::{pack, packs_nothing, PackOptions};
 use crate::engine::images::reference::Reference;
 use crate::engine::{Engine, EngineError, Result};
 
@@ -68,6 +68,10 @@ fn mount_stubs() -> Vec<PathBuf> {
     .map(PathBuf::from)
     .collect()
 }
+
+/// Directories that hold only those stubs in the rw layer (or are mounted
+/// over): not committed unless something else changed in them.
+const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
 
 fn is_mount_point(p: &str) -> bool {
     MOUNT_POINTS
@@ -236,48 +240,62 @@ impl Engine {
         };
         let upper = self.paths(&r.id).rw.upper;
         let parent = image.chain_ids.last().cloned();
-        let layer = {
+        let pack_opts = PackOptions {
+            overlay_whiteouts: true,
+            skip_empty_files: mount_stubs(),
+            skip_vacant_dirs: MOUNT_DIRS.iter().map(PathBuf::from).collect(),
+        };
+        // moby's NewChildImage adds no layer for an empty diff; the history
+        // entry says `empty_layer` instead.
+        let layer = if packs_nothing(&upper, &pack_opts) {
+            None
+        } else {
             let (reader, writer) =
                 std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
             let up = upper.clone();
-            let packer = std::thread::spawn(move || {
-                pack(
-                    &up,
-                    writer,
-                    &PackOptions {
-                        overlay_whiteouts: true,
-                        skip_empty_files: mount_stubs(),
-                    },
-                )
-                .map(|_| ())
-            });
+            let packer = std::thread::spawn(move || pack(&up, writer, &pack_opts).map(|_| ()));
             let made = self.images.create_layer(parent.as_deref(), reader);
             let packed = packer
                 .join()
                 .map_err(|_| EngineError::internal("commit: packer panicked"))?;
             packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
-            made?
+            Some(made?)
         };
         let mut config: serde_json::Value = serde_json::from_str(&image.raw_config)?;
         let now = super::now();
+        // The parent's v1 fields are not inherited (moby builds the child's
+        // config afresh); the comment lives in the history entry.
+        if let Some(obj) = config.as_object_mut() {
+            for k in [
+                "comment",
+                "container",
+                "container_config",
+                "parent",
+                "id",
+                "author",
+                "docker_version",
+            ] {
+                obj.remove(k);
+            }
+        }
         config["config"] = serde_json::to_value(&cfg)?;
         config["created"] = serde_json::Value::String(now.clone());
+        config["container"] = serde_json::Value::String(r.id.clone());
+        config["container_config"] = serde_json::to_value(&r.config)?;
         if !o.author.is_empty() {
             config["author"] = serde_json::Value::String(o.author.clone());
         }
-        let diffs = config["rootfs"]["diff_ids"].as_array_mut();
-        match diffs {
-            Some(d) => d.push(serde_json::Value::String(layer.diff_id.clone())),
-            None => {
-                config["rootfs"] =
-                    serde_json::json!({"type": "layers", "diff_ids": [layer.diff_id]})
+        if let Some(layer) = &layer {
+            match config["rootfs"]["diff_ids"].as_array_mut() {
+                Some(d) => d.push(serde_json::Value::String(layer.diff_id.clone())),
+                None => {
+                    config["rootfs"] =
+                        serde_json::json!({"type": "layers", "diff_ids": [layer.diff_id]})
+                }
             }
         }
-        let mut created_by = r.path.clone();
-        for a in &r.args {
-            created_by.push(' ');
-            created_by.push_str(a);
-        }
+        // moby: the committed config's Cmd, joined.
+        let created_by = r.config.cmd.clone().unwrap_or_default().join(" ");
         let mut h = serde_json::json!({"created": now, "created_by": created_by});
         if !o.author.is_empty() {
             h["author"] = o.author.clone().into();
@@ -285,12 +303,18 @@ impl Engine {
         if !o.comment.is_empty() {
             h["comment"] = o.comment.clone().into();
         }
+        if layer.is_none() {
+            h["empty_layer"] = true.into();
+        }
         match config["history"].as_array_mut() {
             Some(hist) => hist.push(h),
             None => config["history"] = serde_json::json!([h]),
         }
         let bytes = serde_json::to_vec(&config)?;
-        let img = self.images.create_image(&bytes, &tags)?;
+        // Recorded as the image's parent, as moby's commit does.
+        let img = self
+            .images
+            .create_child_image(&bytes, &tags, Some(&r.image_id))?;
         self.container_event(
             &r,
             "commit",

@@ -717,6 +717,50 @@ pub struct PackOptions {
     /// Relative paths left out when they are empty regular files: the
     /// runtime's mount points in a container's rw layer (`commit`).
     pub skip_empty_files: Vec<PathBuf>,
+    /// Relative paths of directories left out when nothing in them is
+    /// packed (and they are not opaque): the parents of those mount points.
+    pub skip_vacant_dirs: Vec<PathBuf>,
+}
+
+/// Whether the directory `dir` (at `rel` in the tree) holds nothing that
+/// `pack` would write: only skipped stubs and vacant skipped directories.
+fn is_vacant(dir: &Path, rel: &Path, opts: &PackOptions) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for e in rd {
+        let Ok(e) = e else { return false };
+        let full = e.path();
+        let relp = rel.join(e.file_name());
+        let Ok(md) = std::fs::symlink_metadata(&full) else {
+            return false;
+        };
+        let skipped = if md.is_file() {
+            md.len() == 0 && opts.skip_empty_files.contains(&relp)
+        } else if md.is_dir() {
+            opts.skip_vacant_dirs.contains(&relp)
+                && !is_opaque_dir(&full)
+                && is_vacant(&full, &relp, opts)
+        } else {
+            false
+        };
+        if !skipped {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_opaque_dir(p: &Path) -> bool {
+    list_xattrs(p)
+        .map(|x| x.iter().any(|(k, v)| k == OPAQUE_XATTR && v == b"y"))
+        .unwrap_or(false)
+}
+
+/// Whether `pack(src, …, opts)` would write no entry at all (a commit
+/// without changes, which moby records as an empty layer).
+pub fn packs_nothing(src: &Path, opts: &PackOptions) -> bool {
+    is_vacant(src, Path::new(""), opts)
 }
 
 fn list_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
@@ -802,6 +846,13 @@ fn pack_dir<W: Write>(
         let ft = md.file_type();
         use std::os::unix::fs::FileTypeExt;
         if ft.is_file() && md.len() == 0 && opts.skip_empty_files.contains(&relp) {
+            continue;
+        }
+        if ft.is_dir()
+            && opts.skip_vacant_dirs.contains(&relp)
+            && !is_opaque_dir(&full)
+            && is_vacant(&full, &relp, opts)
+        {
             continue;
         }
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
@@ -913,6 +964,33 @@ mod tests {
             },
         );
         (d, r)
+    }
+
+    #[test]
+    fn mount_stubs_alone_pack_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let opts = PackOptions {
+            overlay_whiteouts: true,
+            skip_empty_files: vec![PathBuf::from("etc/hosts")],
+            skip_vacant_dirs: vec![PathBuf::from("etc"), PathBuf::from("proc")],
+        };
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::create_dir_all(d.path().join("proc")).unwrap();
+        std::fs::write(d.path().join("etc/hosts"), "").unwrap();
+        assert!(packs_nothing(d.path(), &opts));
+        let names = |opts: &PackOptions| -> Vec<String> {
+            let tar = pack(d.path(), Vec::new(), opts).unwrap();
+            let mut ar = tar::Archive::new(tar.as_slice());
+            ar.entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        assert!(names(&opts).is_empty());
+        // A real change keeps its directory and drops the stub.
+        std::fs::write(d.path().join("etc/new"), "x").unwrap();
+        assert!(!packs_nothing(d.path(), &opts));
+        assert_eq!(names(&opts), ["etc", "etc/new"]);
     }
 
     #[test]

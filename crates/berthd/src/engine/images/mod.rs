@@ -31,7 +31,7 @@ use content::{digest_hex, sha256_digest, ContentStore};
 pub use delete::DeleteOptions;
 pub use import::{apply_changes, ImportOptions};
 pub use layers::{LayerInfo, LayerRecord, LayerStore};
-pub use query::{parse_until, ListOptions};
+pub use query::{parse_until, ImageDetails, ListOptions};
 use reference::{AnyRef, Reference};
 pub use save::SavePlan;
 pub use spec::ImageSpec;

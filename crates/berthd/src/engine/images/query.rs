@@ -13,6 +13,18 @@ use super::reference::{familiar_match, Reference};
 use super::{Image, ImageService};
 use crate::engine::{EngineError, Result};
 
+/// `image inspect`: the API model plus the v1 fields it no longer has
+/// (`Container`, `ContainerConfig`; the answer's shape drops them from 1.45).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageDetails {
+    #[serde(flatten)]
+    pub inspect: ImageInspect,
+    #[serde(rename = "Container")]
+    pub container: String,
+    #[serde(rename = "ContainerConfig")]
+    pub container_config: serde_json::Value,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
     pub all: bool,
@@ -209,7 +221,7 @@ impl ImageService {
     }
 
     /// `GET /images/{name}/json`.
-    pub fn inspect(&self, name: &str) -> Result<ImageInspect> {
+    pub fn inspect(&self, name: &str) -> Result<ImageDetails> {
         let img = self.resolve(name)?;
         let c = &img.config;
         let top = img.chain_ids.last();
@@ -236,7 +248,7 @@ impl ImageService {
                 data.insert("LowerDir".to_string(), lowers.join(":"));
             }
         }
-        Ok(ImageInspect {
+        let inspect = ImageInspect {
             id: Some(img.id.clone()),
             repo_tags: Some(img.repo_tags.clone()),
             repo_digests: Some(img.repo_digests.clone()),
@@ -246,7 +258,15 @@ impl ImageService {
                     .or_else(|| c.parent.clone())
                     .unwrap_or_default(),
             ),
-            comment: Some(c.comment.clone().unwrap_or_default()),
+            // moby: the config's comment, else the last history entry's
+            // (where `commit` puts it).
+            comment: Some(
+                c.comment
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| c.history.last().and_then(|h| h.comment.clone()))
+                    .unwrap_or_default(),
+            ),
             created: c.created.clone(),
             docker_version: Some(c.docker_version.clone().unwrap_or_default()),
             author: Some(c.author.clone().unwrap_or_default()),
@@ -268,6 +288,15 @@ impl ImageService {
                 last_tag_time: Some(rfc3339_or_zero(img.last_tag_time.as_deref())),
             }),
             ..Default::default()
+        };
+        Ok(ImageDetails {
+            inspect,
+            container: c.container.clone().unwrap_or_default(),
+            container_config: c
+                .container_config
+                .clone()
+                .filter(|v| v.is_object())
+                .unwrap_or_else(|| serde_json::json!({})),
         })
     }
 
@@ -300,9 +329,19 @@ impl ImageService {
             });
         }
         out.reverse();
-        if let Some(first) = out.first_mut() {
-            first.id = img.id.clone();
-            first.tags = img.repo_tags.clone();
+        // As moby: the newest entries are named after the image and its
+        // parents (commits, build steps) for as long as they are here.
+        let mut cur = Some(img);
+        for item in out.iter_mut() {
+            let Some(i) = cur else { break };
+            item.id = i.id.clone();
+            item.tags = i.repo_tags.clone();
+            cur = i
+                .parent
+                .as_deref()
+                .or(i.config.parent.as_deref())
+                .filter(|p| !p.is_empty())
+                .and_then(|p| self.get(p));
         }
         Ok(out)
     }

@@ -54,6 +54,14 @@ pub struct ImageSpec {
     pub docker_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The container a commit or build step was made from (v1 fields that
+    /// dockerd still writes and shows before API 1.45).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// That container's config; kept as JSON so that an unusual one never
+    /// makes the image unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
