@@ -789,6 +789,7 @@ impl Engine {
         if hc.shm_size.unwrap_or(0) == 0 {
             hc.shm_size = Some(64 * 1024 * 1024);
         }
+        fill_effective_defaults(hc);
         Ok(())
     }
 
@@ -1242,6 +1243,30 @@ fn listed_endpoint(
         mac_address: ep.mac_address.clone(),
         gw_priority: ep.gw_priority,
         ..Default::default()
+    }
+}
+
+/// The defaults dockerd's create stores in `HostConfig` (so inspect shows
+/// them), which the start then applies as asked.
+fn fill_effective_defaults(hc: &mut HostConfig) {
+    use crate::engine::host::{cgroup_version, CgroupVersion};
+    use berth_api::models::HostConfigCgroupnsModeEnum as Cg;
+    // dockerd's default-ipc-mode.
+    if hc.ipc_mode.as_deref().unwrap_or("").is_empty() {
+        hc.ipc_mode = Some("private".into());
+    }
+    // dockerd's default-cgroupns-mode: private only on a pure cgroup v2 host.
+    if matches!(hc.cgroupns_mode, None | Some(Cg::EMPTY)) {
+        hc.cgroupns_mode = Some(match cgroup_version() {
+            CgroupVersion::V2 => Cg::PRIVATE,
+            CgroupVersion::V1 => Cg::HOST,
+        });
+    }
+    // A memory limit alone allows as much swap again.
+    if let Some(m) = hc.memory.filter(|m| *m > 0) {
+        if hc.memory_swap.unwrap_or(0) == 0 {
+            hc.memory_swap = Some(m.saturating_mul(2));
+        }
     }
 }
 
