@@ -908,10 +908,11 @@ impl Engine {
         let running = r.state.status.is_running();
         let mut ports: HashMap<String, Option<Vec<berth_api::models::PortBinding>>> =
             HashMap::new();
-        for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
-            ports.insert(k.clone(), None);
-        }
+        // dockerd reads the map from the live sandbox: `{}` unless running.
         if running {
+            for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+                ports.insert(k.clone(), None);
+            }
             for (k, v) in r.ports.clone().unwrap_or_default() {
                 ports.insert(k, v);
             }
