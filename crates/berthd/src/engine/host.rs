@@ -93,6 +93,12 @@ pub fn cgroup_version() -> CgroupVersion {
     }
 }
 
+/// Whether the memory cgroup can limit swap (`docker info`'s SwapLimit).
+pub fn swap_limit_supported() -> bool {
+    cgroup_version() == CgroupVersion::V2
+        || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+}
+
 /// Names the file system under `path` as `docker info` does.
 pub fn backing_filesystem(path: &Path) -> String {
     let Ok(st) = nix::sys::statfs::statfs(path) else {

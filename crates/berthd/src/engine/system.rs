@@ -127,10 +127,7 @@ impl Engine {
                 log: Some(vec!["json-file".into()]),
             }),
             memory_limit: Some(true),
-            swap_limit: Some(
-                std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-                    || cg == CgroupVersion::V2,
-            ),
+            swap_limit: Some(host::swap_limit_supported()),
             kernel_memory_tcp: Some(false),
             cpu_cfs_period: Some(true),
             cpu_cfs_quota: Some(true),

@@ -275,7 +275,8 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
 /// `POST /images/load`: a progress stream; errors after the 200 travel in
 /// `errorDetail`, the only place the CLI looks.
 pub async fn load(ctx: &Ctx, mut req: Req) -> ApiResult {
-    let quiet = req.query.bool("quiet");
+    // dockerd's default when the parameter is absent: no per-layer progress.
+    let quiet = req.query.bool_or("quiet", true);
     let mut reader = req.body_reader();
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     let engine = ctx.engine.clone();

@@ -696,14 +696,22 @@ impl Engine {
                 n.ready().await?;
             }
             let mut r = r.clone();
-            let net_mode = crate::engine::networks::mode_of(&mode);
-            if let crate::engine::networks::Mode::Networks = net_mode {
-                let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
-                r.endpoints = eps;
-                r.ports = Some(ports);
-                let mut rec = c.lock();
-                rec.endpoints = r.endpoints.clone();
-                rec.ports = r.ports.clone();
+            use crate::engine::networks::Mode;
+            match crate::engine::networks::mode_of(&mode) {
+                Mode::Networks => {
+                    let (eps, ports) = self.attach_networks(&r.id, &r, &p.netns).await?;
+                    r.endpoints = eps;
+                    r.ports = Some(ports);
+                    let mut rec = c.lock();
+                    rec.endpoints = r.endpoints.clone();
+                    rec.ports = r.ports.clone();
+                }
+                Mode::None | Mode::Host => {
+                    let mut rec = c.lock();
+                    crate::engine::networks::join_without_interface(&mut rec.endpoints);
+                    r.endpoints = rec.endpoints.clone();
+                }
+                Mode::Container(_) => {}
             }
             lap("network");
             if mode.starts_with("container:") {

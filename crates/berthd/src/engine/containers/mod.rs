@@ -586,6 +586,11 @@ impl Engine {
         validate::network_mode(&body, &host_config)?;
         validate::env(body.env.as_deref())?;
         self.validate_host_config(&mut host_config, &config)?;
+        let warnings = fill_effective_defaults(
+            &mut host_config,
+            crate::engine::host::cgroup_version(),
+            crate::engine::host::swap_limit_supported(),
+        );
         let links = self.register_links(&host_config)?;
         let endpoints = self.initial_endpoints(
             host_config.network_mode.as_deref().unwrap_or("default"),
@@ -675,7 +680,7 @@ impl Engine {
             return Err(e);
         }
         self.container_event(&c.snapshot(), "create", &[]);
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 
     fn validate_host_config(&self, hc: &mut HostConfig, cfg: &ContainerConfig) -> Result<()> {
@@ -907,10 +912,11 @@ impl Engine {
         let running = r.state.status.is_running();
         let mut ports: HashMap<String, Option<Vec<berth_api::models::PortBinding>>> =
             HashMap::new();
-        for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
-            ports.insert(k.clone(), None);
-        }
+        // dockerd reads the map from the live sandbox: `{}` unless running.
         if running {
+            for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+                ports.insert(k.clone(), None);
+            }
             for (k, v) in r.ports.clone().unwrap_or_default() {
                 ports.insert(k, v);
             }
@@ -1245,6 +1251,41 @@ fn listed_endpoint(
     }
 }
 
+/// The defaults dockerd's create stores in `HostConfig` (so inspect shows
+/// them), which the start then applies as stored; returns the create's
+/// warnings.
+fn fill_effective_defaults(
+    hc: &mut HostConfig,
+    cgroup: crate::engine::host::CgroupVersion,
+    swap_limit: bool,
+) -> Vec<String> {
+    use crate::engine::host::CgroupVersion;
+    use berth_api::models::HostConfigCgroupnsModeEnum as Cg;
+    let mut warnings = Vec::new();
+    // dockerd's default-ipc-mode.
+    if hc.ipc_mode.as_deref().unwrap_or("").is_empty() {
+        hc.ipc_mode = Some("private".into());
+    }
+    // dockerd's default-cgroupns-mode: private only on a pure cgroup v2 host.
+    if matches!(hc.cgroupns_mode, None | Some(Cg::EMPTY)) {
+        hc.cgroupns_mode = Some(match cgroup {
+            CgroupVersion::V2 => Cg::PRIVATE,
+            CgroupVersion::V1 => Cg::HOST,
+        });
+    }
+    // A memory limit alone allows as much swap again.
+    if let Some(m) = hc.memory.filter(|m| *m > 0) {
+        if hc.memory_swap.unwrap_or(0) == 0 {
+            hc.memory_swap = Some(m.saturating_mul(2));
+        }
+        if hc.memory_swap.unwrap_or(0) > 0 && !swap_limit {
+            warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+            hc.memory_swap = Some(-1);
+        }
+    }
+    warnings
+}
+
 /// The `HostConfig` dockerd reports: what was asked, plus the values its
 /// create fills in (runtime, default masked and read-only paths) and its
 /// "unset" spelling (`null`) for swappiness and the pids limit.
@@ -1393,6 +1434,46 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn create_fills_dockerds_effective_defaults() {
+        use crate::engine::host::CgroupVersion;
+        use berth_api::models::{HostConfig, HostConfigCgroupnsModeEnum as Cg};
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        assert!(super::fill_effective_defaults(&mut hc, CgroupVersion::V1, true).is_empty());
+        assert_eq!(hc.memory_swap, Some(128 << 20));
+        assert_eq!(hc.ipc_mode.as_deref(), Some("private"));
+        assert_eq!(hc.cgroupns_mode, Some(Cg::HOST));
+
+        // Asked values stay; v2 defaults to a private cgroup namespace.
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            ipc_mode: Some("host".into()),
+            ..Default::default()
+        };
+        super::fill_effective_defaults(&mut hc, CgroupVersion::V2, true);
+        assert_eq!(hc.memory_swap, Some(-1));
+        assert_eq!(hc.ipc_mode.as_deref(), Some("host"));
+        assert_eq!(hc.cgroupns_mode, Some(Cg::PRIVATE));
+
+        // Without swap accounting: no swap limit, and dockerd's warning.
+        let mut hc = HostConfig {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        let w = super::fill_effective_defaults(&mut hc, CgroupVersion::V1, false);
+        assert_eq!(hc.memory_swap, Some(-1));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("Your kernel does not support swap limit"));
+
+        // No memory limit: no swap limit either.
+        let mut hc = HostConfig::default();
+        super::fill_effective_defaults(&mut hc, CgroupVersion::V1, false);
+        assert_eq!(hc.memory_swap, None);
+    }
 
     #[test]
     fn reported_host_config_has_dockerds_filled_values() {

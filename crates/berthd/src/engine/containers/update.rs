@@ -167,6 +167,17 @@ impl Engine {
                 r.id
             )));
         }
+        // dockerd's rule: a new memory limit above the stored swap limit
+        // (0 when none was set) needs a new swap limit with it.
+        if u.memory.unwrap_or(0) != 0
+            && u.memory_swap.unwrap_or(0) == 0
+            && u.memory.unwrap_or(0) > r.host_config.memory_swap.unwrap_or(0)
+        {
+            return Err(EngineError::conflict(format!(
+                "Cannot update container {}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+                r.id
+            )));
+        }
         super::validate::resources(&super::validate::Limits {
             memory: u.memory,
             memory_reservation: u.memory_reservation,

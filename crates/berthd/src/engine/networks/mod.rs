@@ -187,6 +187,15 @@ pub fn mode_of(network_mode: &str) -> Mode {
     }
 }
 
+/// The `none` and `host` networks plug no interface, but dockerd still
+/// gives a running container an endpoint (and its ID) on them; the stop's
+/// `detach_networks` clears it again.
+pub fn join_without_interface(eps: &mut BTreeMap<String, EndpointSettings>) {
+    for ep in eps.values_mut() {
+        ep.endpoint_id = Some(super::ids::new_object_id());
+    }
+}
+
 fn ip_forward_on() {
     // Docker turns forwarding on for bridge networks to reach the outside.
     let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
