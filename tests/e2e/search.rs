@@ -29,6 +29,9 @@ struct V1Index {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Longer than the 45 characters the table shows.
+const LONG: &str = "Buzzing about the hive all day long, then\nsome more";
+
 fn answer() -> Value {
     json!({
         "num_results": 3,
@@ -36,7 +39,7 @@ fn answer() -> Value {
         "results": [
             {"name": "busy/box", "description": "A small box", "star_count": 5,
              "is_official": true, "is_automated": false},
-            {"name": "busy/bee", "description": "Buzzing", "star_count": 2,
+            {"name": "busy/bee", "description": LONG, "star_count": 2,
              "is_official": false, "is_automated": true},
             {"name": "busy/body", "description": null, "star_count": 3,
              "is_official": false, "is_automated": false}
@@ -198,6 +201,40 @@ fn docker_search_asks_the_v1_index_and_filters_its_answer() {
     assert_eq!(names(&out), ["busy/bee:2"]);
     idx.take();
 
+    // The long description: cut to 45 characters, newlines as spaces.
+    let out = d.docker_ok(&["search", &term]);
+    assert!(
+        out.contains("Buzzing about the hive all day long, then so… "),
+        "{out}"
+    );
+    let out = d.docker_ok(&["search", "--no-trunc", &term]);
+    assert!(
+        out.contains("Buzzing about the hive all day long, then some more"),
+        "{out}"
+    );
+
+    // berth's own CLI prints what docker's prints.
+    for args in [
+        vec!["search", term.as_str()],
+        vec!["search", "--no-trunc", term.as_str()],
+        vec!["search", "--limit", "2", "-f", "stars=3", term.as_str()],
+        vec![
+            "search",
+            "--format",
+            "{{.Name}}|{{.StarCount}}|{{.IsOfficial}}",
+            term.as_str(),
+        ],
+    ] {
+        let b = d.berth(&args);
+        assert!(b.status.success(), "berth {args:?}: {}", stderr(&b));
+        assert_eq!(stdout(&b), d.docker_ok(&args), "berth {args:?}");
+    }
+    let seen = idx.take();
+    assert!(
+        seen.iter().any(|s| s.target == "/v1/search?q=busy&n=2"),
+        "{seen:?}"
+    );
+
     // Stored credentials for the registry reach it as basic auth.
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let cfg = json!({"auths": {format!("127.0.0.1:{}", idx.port): {"auth": auth}}});
@@ -207,12 +244,18 @@ fn docker_search_asks_the_v1_index_and_filters_its_answer() {
     let cfg_path = cfg_path.expect("DOCKER_CONFIG is set");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     d.docker_ok(&["search", &term]);
+    let b = d.berth(&["search", &term]);
+    assert!(b.status.success(), "{}", stderr(&b));
     std::fs::remove_file(&cfg_path).unwrap();
     let seen = idx.take();
-    assert_eq!(
-        seen[0].authorization.as_deref(),
-        Some(format!("Basic {auth}").as_str())
-    );
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for s in &seen {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Basic {auth}").as_str()),
+            "{s:?}"
+        );
+    }
 }
 
 #[test]
@@ -230,7 +273,7 @@ fn the_search_api_answers_as_dockerd() {
             {"star_count": 5, "is_official": true, "name": "busy/box",
              "is_automated": false, "description": "A small box"},
             {"star_count": 2, "is_official": false, "name": "busy/bee",
-             "is_automated": true, "description": "Buzzing"},
+             "is_automated": true, "description": LONG},
             {"star_count": 3, "is_official": false, "name": "busy/body",
              "is_automated": false, "description": ""}
         ])
@@ -317,4 +360,7 @@ fn the_search_api_answers_as_dockerd() {
         "{}",
         stderr(&o)
     );
+    let b = d.berth(&["search", &format!("127.0.0.1:{p}/busybox")]);
+    assert!(!b.status.success());
+    assert_eq!(stderr(&b), stderr(&o));
 }
