@@ -60,6 +60,8 @@ enum Command {
     Pull(cmd::registry::PullArgs),
     /// Upload an image to a registry
     Push(cmd::registry::PushArgs),
+    /// Search Docker Hub (or the registry the term names) for images
+    Search(cmd::registry::SearchArgs),
     /// Authenticate to a registry
     Login(cmd::registry::LoginArgs),
     /// Log out from a registry
@@ -152,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Save(a) => cmd::images::save(&cli.conn, a).await,
         Command::Pull(a) => cmd::registry::pull(&cli.conn, a).await,
         Command::Push(a) => cmd::registry::push(&cli.conn, a).await,
+        Command::Search(a) => cmd::registry::search(&cli.conn, a).await,
         Command::Login(a) => cmd::registry::login(&cli.conn, a).await,
         Command::Logout(a) => cmd::registry::logout(&cli.conn, a).await,
         Command::Inspect(a) => cmd::containers::inspect(&cli.conn, a, None).await,

@@ -1,4 +1,4 @@
-//! `pull`, `push`, `login`, `logout` (and `image pull|push`).
+//! `pull`, `push`, `search`, `login`, `logout` (and `image pull|push`).
 
 use std::io::{IsTerminal, Read, Write};
 
@@ -44,6 +44,24 @@ pub struct PushArgs {
     disable_content_trust: Option<String>,
     /// NAME[:TAG]
     name: String,
+}
+
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    format: Option<String>,
+    /// Max number of search results
+    #[arg(long)]
+    limit: Option<i64>,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// TERM
+    term: String,
 }
 
 #[derive(clap::Args)]
@@ -270,6 +288,79 @@ pub async fn push(conn: &Conn, a: PushArgs) -> anyhow::Result<()> {
     if a.quiet {
         println!("{}", r.full());
     }
+    Ok(())
+}
+
+/// The registry a search term names, as the docker CLI finds the
+/// credentials for it: the first component when it looks like a host.
+fn search_domain(term: &str) -> &str {
+    match term.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
+}
+
+pub async fn search(conn: &Conn, a: SearchArgs) -> anyhow::Result<()> {
+    let filters = crate::cmd::images::filters_of(&a.filter)?;
+    let mut q = vec![("term", a.term.clone())];
+    if let Some(l) = a.limit.filter(|l| *l != 0) {
+        q.push(("limit", l.to_string()));
+    }
+    if !filters.is_empty() {
+        q.push(("filters", serde_json::to_string(&filters)?));
+    }
+    let d = conn.connect().await?;
+    let rawc = conn.raw(&d);
+    let auth = creds::registry_auth_header(search_domain(&a.term));
+    let resp = rawc
+        .send_with(
+            "GET",
+            &format!("/images/search?{}", raw::query(&q)),
+            None,
+            false,
+            &[("X-Registry-Auth", auth)],
+        )
+        .await?;
+    if resp.status >= 400 {
+        return Err(resp.error().await.into());
+    }
+    let results: Vec<Value> = serde_json::from_slice(&resp.body().await?)?;
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let desc = r["description"]
+                .as_str()
+                .unwrap_or("")
+                .replace(['\n', '\r'], " ");
+            // docker CLI 28 shows IsOfficial only (IsAutomated is gone).
+            let official = if r["is_official"].as_bool() == Some(true) {
+                "[OK]"
+            } else {
+                ""
+            };
+            json!({
+                "Name": r["name"].as_str().unwrap_or(""),
+                "Description": if a.no_trunc { desc } else { crate::cmd::images::ellipsis(&desc, 45) },
+                "StarCount": r["star_count"].as_i64().unwrap_or(0).to_string(),
+                "IsOfficial": official,
+            })
+        })
+        .collect();
+    let fmt = a.format.unwrap_or_else(|| {
+        "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}".into()
+    });
+    let t = crate::format::Tmpl::parse(
+        &fmt,
+        &[
+            ("Name", "NAME"),
+            ("Description", "DESCRIPTION"),
+            ("StarCount", "STARS"),
+            ("IsOfficial", "OFFICIAL"),
+        ],
+    )?;
+    print!("{}", t.render_all(&rows)?);
     Ok(())
 }
 

@@ -105,12 +105,26 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
     ok_shaped(&out, &shapes::IMAGE_PRUNE, req.version)
 }
 
-pub async fn search(_ctx: &Ctx, req: Req) -> ApiResult {
+/// `GET /images/search?term=…&limit=…&filters=…`: the registry's v1
+/// search, filtered by the daemon.
+pub async fn search(ctx: &Ctx, req: Req) -> ApiResult {
     let term = req.query.get("term").unwrap_or("");
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("cannot search for {term:?}: no registry is configured for search (berth does not implement the registry v1 search API)"),
-    ))
+    let limit = match req.query.get("limit").filter(|l| !l.is_empty()) {
+        None => registry::search::DEFAULT_LIMIT,
+        // dockerd hands Go's untyped `strconv.Atoi` error on: a 500.
+        Some(l) => l.parse().map_err(|_| {
+            EngineError::internal(format!("strconv.Atoi: parsing {l:?}: invalid syntax"))
+        })?,
+    };
+    let filters = req.query.get("filters").unwrap_or("");
+    // For a search, undecodable credentials mean anonymous (as dockerd).
+    let creds = registry_auth(&req).unwrap_or_default();
+    ok_json(
+        &ctx.engine
+            .registries
+            .search(term, limit, filters, &creds)
+            .await?,
+    )
 }
 
 /// The credentials of `X-Registry-Auth` (anonymous when absent).

@@ -17,7 +17,7 @@ use super::client::{self, go_method, read_body, RegistryError, ReqBody, Transpor
 use super::endpoint::Endpoint;
 use crate::engine::{EngineError, Result};
 
-const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
 /// Docker's `registry.AuthConfig`, as the CLI sends it (base64url JSON in
 /// `X-Registry-Auth`, or the body of `POST /auth`).
@@ -90,7 +90,7 @@ impl AuthConfig {
         !self.username.is_empty() && !self.password.is_empty()
     }
 
-    fn basic_header(&self) -> String {
+    pub(super) fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!(
             "Basic {}",

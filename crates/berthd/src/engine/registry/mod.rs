@@ -11,6 +11,7 @@
 //! - `auth`: `X-Registry-Auth`, challenges, bearer tokens, basic auth, login.
 //! - `pull` / `push`: the two transfers, with Docker's progress stream.
 //! - `metadata`: which registry blobs are known for a layer.
+//! - `search`: the v1 search API (`GET /images/search`).
 
 pub mod auth;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod metadata;
 pub mod platform;
 pub mod pull;
 mod push;
+pub mod search;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
