@@ -772,18 +772,19 @@ fn bollard_sees_the_same_images() {
 #[test]
 fn search_and_pull_answer_clear_errors() {
     let d = Daemon::start();
-    let o = d.docker(&["search", "busybox"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("no registry is configured"),
-        "{}",
-        stderr(&o)
-    );
     // A registry nobody listens on (loopback only: tests never reach out).
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let o = d.docker(&["search", &format!("127.0.0.1:{port}/busybox")]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("invalid registry endpoint")
+            && stderr(&o).contains("connection refused"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["pull", &format!("127.0.0.1:{port}/alpine:3.19")]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("connection refused"), "{}", stderr(&o));
