@@ -210,3 +210,23 @@ fn bridges_of_networks_that_are_gone_are_removed_at_start() {
         .to_string();
     assert!(link_exists(&format!("br-{}", &id3[..12])));
 }
+
+#[test]
+fn a_restart_on_its_own_data_root_clears_extra_subnets_from_its_bridge() {
+    let mut d = Daemon::start();
+    let original = ipv4_addrs(&d.bridge);
+    assert_eq!(original.len(), 1);
+    let (subnet, gateway) = bridge_network(&d);
+    d.terminate();
+    let o: Vec<&str> = original[0].0.split('.').collect();
+    ip(&[
+        "addr",
+        "add",
+        &format!("{}.{}.202.1/24", o[0], o[1]),
+        "dev",
+        &d.bridge,
+    ]);
+    d.restart().expect("berthd restarts");
+    assert_eq!(ipv4_addrs(&d.bridge), original);
+    assert_eq!(bridge_network(&d), (subnet, gateway));
+}

@@ -1726,3 +1726,17 @@ fn upstream_resolvers(dns: Option<&[String]>) -> Vec<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_berths_generated_bridge_names_match() {
+        assert!(is_generated_bridge_name("br-0123456789ab"));
+        assert!(!is_generated_bridge_name("br-0123456789a"));
+        assert!(!is_generated_bridge_name("br-0123456789xz"));
+        assert!(!is_generated_bridge_name("berth0"));
+        assert!(!is_generated_bridge_name("docker0"));
+    }
+}
