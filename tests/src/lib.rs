@@ -55,6 +55,9 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     pub docker_config: PathBuf,
     extra_args: Vec<String>,
+    /// Started beside another daemon whose bridge and table it shares: that
+    /// one removes them.
+    shares_host_state: bool,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -78,6 +81,32 @@ impl Daemon {
             exec_root: root.join("exec"),
             docker_config,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            shares_host_state: false,
+            child: None,
+            log: root.join("berthd.log"),
+            dir,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// A second daemon with a fresh data root (and socket, exec root) that
+    /// shares `other`'s bridge, firewall table and address pool: a new user
+    /// starting berth beside what an earlier one left on the host.
+    pub fn start_beside(other: &Daemon) -> Result<Self> {
+        let dir = scratch();
+        let root = dir.path().to_path_buf();
+        let docker_config = root.join("docker-config");
+        std::fs::create_dir_all(&docker_config)?;
+        let mut d = Daemon {
+            bridge: other.bridge.clone(),
+            firewall_table: other.firewall_table.clone(),
+            sock: root.join("berth.sock"),
+            data_root: root.join("data"),
+            exec_root: root.join("exec"),
+            docker_config,
+            extra_args: other.extra_args.clone(),
+            shares_host_state: true,
             child: None,
             log: root.join("berthd.log"),
             dir,
@@ -303,12 +332,34 @@ impl Daemon {
         }
     }
 
-    /// Deletes this daemon's default bridge and nftables table.
+    /// The bridges berthd marked (ifalias) as this daemon's own.
+    pub fn owned_bridges(&self) -> Vec<String> {
+        let Ok(out) = Command::new("ip")
+            .args(["-j", "link", "show", "type", "bridge"])
+            .output()
+        else {
+            return Vec::new();
+        };
+        let owner = format!("berth:{}", self.firewall_table);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+            .unwrap_or_default()
+            .iter()
+            .filter(|l| l["ifalias"].as_str() == Some(owner.as_str()))
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Deletes this daemon's bridges (the default one and any it marked as
+    /// its own) and nftables table.
     fn remove_host_network_state(&self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        let mut bridges = self.owned_bridges();
+        bridges.push(self.bridge.clone());
+        for b in bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", &b])
+                .stderr(Stdio::null())
+                .status();
+        }
         for family in ["ip", "ip6"] {
             let _ = Command::new("nft")
                 .args(["delete", "table", family, &self.firewall_table])
@@ -369,7 +420,9 @@ impl Drop for Daemon {
         }
         self.kill_leftovers();
         self.unmount_leftovers();
-        self.remove_host_network_state();
+        if !self.shares_host_state {
+            self.remove_host_network_state();
+        }
         if std::thread::panicking() {
             eprintln!("---- berthd log ----\n{}", tail(&self.log_text(), 80));
         }

@@ -6,7 +6,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoVeth};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -36,7 +37,14 @@ pub async fn link_index(h: &Handle, name: &str) -> Result<Option<u32>> {
 }
 
 /// Creates (or adopts) a bridge with the gateway address, and brings it up.
-pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Option<(Ipv4Addr, u8)>) -> Result<u32> {
+/// A bridge berth creates carries `owner` as its alias (ifalias): that is
+/// how a later start recognises it as this daemon's own.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Option<(Ipv4Addr, u8)>,
+    owner: &str,
+) -> Result<u32> {
     let idx = match link_index(h, name).await? {
         Some(i) => i,
         None => {
@@ -45,9 +53,19 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Option<(Ipv4Addr, u8
                 .execute()
                 .await
                 .map_err(|e| nl_err(&format!("creating bridge {name}"), e))?;
-            link_index(h, name)
+            let idx = link_index(h, name)
                 .await?
-                .ok_or_else(|| EngineError::internal(format!("bridge {name} vanished")))?
+                .ok_or_else(|| EngineError::internal(format!("bridge {name} vanished")))?;
+            // The kernel takes an alias only on a change, not at creation.
+            let mut msg = LinkUnspec::new_with_index(idx).build();
+            msg.attributes
+                .push(LinkAttribute::IfAlias(owner.to_string()));
+            h.link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|e| nl_err(&format!("marking bridge {name}"), e))?;
+            idx
         }
     };
     if let Some((gw, prefix)) = gateway {
@@ -55,9 +73,7 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Option<(Ipv4Addr, u8
         let mut present = false;
         while let Ok(Some(a)) = addrs.try_next().await {
             for attr in a.attributes {
-                if let netlink_packet_route::address::AddressAttribute::Address(IpAddr::V4(ip)) =
-                    attr
-                {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
                     if ip == gw {
                         present = true;
                     }
@@ -78,6 +94,109 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Option<(Ipv4Addr, u8
         .await
         .map_err(|e| nl_err(&format!("bringing up {name}"), e))?;
     Ok(idx)
+}
+
+fn ipv4_of(m: &AddressMessage) -> Option<(Ipv4Addr, u8)> {
+    m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(IpAddr::V4(ip)) => Some((*ip, m.header.prefix_len)),
+        _ => None,
+    })
+}
+
+async fn ipv4_messages(h: &Handle, idx: u32) -> Result<Vec<AddressMessage>> {
+    let mut out = Vec::new();
+    let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+    while let Some(a) = addrs
+        .try_next()
+        .await
+        .map_err(|e| nl_err("listing addresses", e))?
+    {
+        // The filter is advisory on some kernels.
+        if a.header.index == idx && ipv4_of(&a).is_some() {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// The IPv4 addresses (with prefix lengths) of a link, in the kernel's order
+/// (the primary address first).
+pub async fn ipv4_addrs(h: &Handle, name: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    let Some(idx) = link_index(h, name).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(ipv4_messages(h, idx)
+        .await?
+        .iter()
+        .filter_map(ipv4_of)
+        .collect())
+}
+
+/// Removes the IPv4 addresses of a link other than `keep` for which
+/// `removable` holds; their prefix routes go with them. Returns what went.
+pub async fn prune_ipv4(
+    h: &Handle,
+    name: &str,
+    keep: Ipv4Addr,
+    removable: impl Fn(Ipv4Addr, u8) -> bool,
+) -> Result<Vec<(Ipv4Addr, u8)>> {
+    let Some(idx) = link_index(h, name).await? else {
+        return Ok(Vec::new());
+    };
+    let mut gone = Vec::new();
+    for m in ipv4_messages(h, idx).await? {
+        let Some((ip, plen)) = ipv4_of(&m) else {
+            continue;
+        };
+        if ip == keep || !removable(ip, plen) {
+            continue;
+        }
+        match h.address().del(m).execute().await {
+            Ok(()) => gone.push((ip, plen)),
+            // Deleting a primary address also drops its secondaries.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {}
+            Err(e) => return Err(nl_err(&format!("removing {ip}/{plen} from {name}"), e)),
+        }
+    }
+    Ok(gone)
+}
+
+/// Whether a link is a bridge carrying `owner` as its alias.
+pub async fn is_owned_bridge(h: &Handle, name: &str, owner: &str) -> Result<bool> {
+    Ok(owned_bridges(h, owner).await?.iter().any(|n| n == name))
+}
+
+/// Names of the bridges that carry `owner` as their alias.
+pub async fn owned_bridges(h: &Handle, owner: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut links = h.link().get().execute();
+    while let Some(l) = links
+        .try_next()
+        .await
+        .map_err(|e| nl_err("listing links", e))?
+    {
+        let mut name = None;
+        let mut alias = None;
+        let mut bridge = false;
+        for a in l.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = Some(n),
+                LinkAttribute::IfAlias(s) => alias = Some(s),
+                LinkAttribute::LinkInfo(infos) => {
+                    bridge |= infos
+                        .iter()
+                        .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge)));
+                }
+                _ => {}
+            }
+        }
+        if let (true, Some(n), Some(a)) = (bridge, name, alias) {
+            if a == owner {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {

@@ -136,6 +136,36 @@ pub fn apply(ruleset: &str) -> Result<()> {
     Ok(())
 }
 
+/// The bridges named in the `bridges` set of the table as the last run left
+/// it (empty when there is no such table).
+pub fn listed_bridges(table: &str) -> Vec<String> {
+    let Ok(out) = Command::new("nft")
+        .args(["-j", "list", "set", "ip", table, "bridges"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    parse_set_elements(&out.stdout)
+}
+
+fn parse_set_elements(json: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(|e| e.as_str().map(str::to_string))
+        .collect()
+}
+
 pub fn remove(table: &str) {
     let _ = apply(&render(table, &[], &[]));
 }
@@ -143,6 +173,13 @@ pub fn remove(table: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_bridges_set() {
+        let j = br#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "ip", "name": "bridges", "table": "berth", "type": "ifname", "handle": 1, "elem": ["berth0", "br-0123456789ab"]}}]}"#;
+        assert_eq!(parse_set_elements(j), vec!["berth0", "br-0123456789ab"]);
+        assert!(parse_set_elements(b"garbage").is_empty());
+    }
 
     #[test]
     fn renders_isolation_masquerade_and_dnat() {

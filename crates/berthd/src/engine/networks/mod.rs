@@ -271,10 +271,19 @@ impl Engine {
                 ..Default::default()
             };
             if driver == "bridge" {
-                let s = self.pick_subnet(Some(&self.config.bridge)).await?;
+                // As dockerd with docker0: a bridge that is already there
+                // with an address keeps it (a fresh data root beside it
+                // must not add another subnet).
+                let (s, gw) = match self.existing_bridge_address().await? {
+                    Some(found) => found,
+                    None => {
+                        let s = self.pick_subnet(Some(&self.config.bridge)).await?;
+                        (s, Ipv4Addr::from(s.first() + 1))
+                    }
+                };
                 rec.bridge = self.config.bridge.clone();
                 rec.subnet = Some(s.to_string());
-                rec.gateway = Some(Ipv4Addr::from(s.first() + 1).to_string());
+                rec.gateway = Some(gw.to_string());
                 rec.options.insert(
                     "com.docker.network.bridge.default_bridge".into(),
                     "true".into(),
@@ -296,12 +305,14 @@ impl Engine {
             self.networks.insert(rec);
         }
         let h = self.networks.handle()?;
+        let owner = self.bridge_owner();
+        self.remove_stale_bridges(&h, &owner).await;
         for n in self.networks.all().iter().filter(|n| n.is_bridge()) {
             let gw = match (n.gateway_ip(), n.subnet()) {
                 (Some(g), Some(s)) => Some((g, s.prefix)),
                 _ => None,
             };
-            let idx = bridge::ensure_bridge(&h, &n.bridge, gw).await?;
+            let idx = bridge::ensure_bridge(&h, &n.bridge, gw, &owner).await?;
             if let (Some(g6), Some(s6)) = (n.gateway6_ip(), n.subnet6()) {
                 bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
                 if !n.internal {
@@ -309,8 +320,92 @@ impl Engine {
                 }
             }
         }
+        self.prune_default_bridge(&h, &owner).await;
         ip_forward_on();
         self.refresh_firewall()
+    }
+
+    /// The alias that marks the bridges this daemon creates; the firewall
+    /// table's name is what sets one daemon's host state apart from another's.
+    fn bridge_owner(&self) -> String {
+        format!("berth:{}", self.config.firewall_table)
+    }
+
+    /// The default bridge's first usable IPv4 address, if the bridge exists.
+    async fn existing_bridge_address(&self) -> Result<Option<(Subnet, Ipv4Addr)>> {
+        let h = self.networks.handle()?;
+        let addrs = bridge::ipv4_addrs(&h, &self.config.bridge).await?;
+        Ok(addrs.into_iter().find_map(|(ip, plen)| {
+            let s = Subnet::new(ip, plen);
+            let host = u32::from(ip);
+            (plen <= 30 && host != s.first() && host != s.last()).then_some((s, ip))
+        }))
+    }
+
+    /// Removes from the default bridge the IPv4 addresses other than the
+    /// `bridge` network's gateway that berth put there: all of them on a
+    /// bridge berth created, only those in berth's address pools on one it
+    /// adopted (what an earlier berth added, never the owner's own).
+    async fn prune_default_bridge(&self, h: &rtnetlink::Handle, owner: &str) {
+        let Some(n) = self
+            .networks
+            .all()
+            .into_iter()
+            .find(|n| n.predefined && n.is_bridge())
+        else {
+            return;
+        };
+        let Some(gw) = n.gateway_ip() else {
+            return;
+        };
+        let created = bridge::is_owned_bridge(h, &n.bridge, owner)
+            .await
+            .unwrap_or(false);
+        let pools: Vec<Subnet> = self
+            .config
+            .default_address_pools
+            .iter()
+            .filter_map(|p| p.base.parse().ok())
+            .collect();
+        let removable = |ip: Ipv4Addr, _plen: u8| created || pools.iter().any(|p| p.contains(ip));
+        match bridge::prune_ipv4(h, &n.bridge, gw, removable).await {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(bridge = %n.bridge, removed = ?gone, "removed stale addresses");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(bridge = %n.bridge, "pruning addresses: {e}"),
+        }
+    }
+
+    /// Deletes the bridges this daemon created for networks no longer in its
+    /// store: those carrying its alias, and those of berth's `br-` scheme
+    /// listed in its own firewall table from the last run. Nothing else.
+    async fn remove_stale_bridges(&self, h: &rtnetlink::Handle, owner: &str) {
+        let mut candidates = bridge::owned_bridges(h, owner).await.unwrap_or_default();
+        candidates.extend(
+            firewall::listed_bridges(&self.config.firewall_table)
+                .into_iter()
+                .filter(|b| is_generated_bridge_name(b)),
+        );
+        let known: Vec<String> = self
+            .networks
+            .all()
+            .iter()
+            .map(|n| n.bridge.clone())
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        for b in candidates {
+            if b == self.config.bridge || known.contains(&b) {
+                continue;
+            }
+            match bridge::delete_link(h, &b).await {
+                Ok(()) => {
+                    tracing::info!(bridge = %b, "removed the bridge of a network that is gone")
+                }
+                Err(e) => tracing::warn!(bridge = %b, "removing a stale bridge: {e}"),
+            }
+        }
     }
 
     /// Renders and applies berth's nftables table from the current state.
@@ -517,8 +612,13 @@ impl Engine {
             predefined: false,
         };
         let h = self.networks.handle()?;
-        let idx =
-            bridge::ensure_bridge(&h, &bridge_name, gateway.map(|g| (g, subnet.prefix))).await?;
+        let idx = bridge::ensure_bridge(
+            &h,
+            &bridge_name,
+            gateway.map(|g| (g, subnet.prefix)),
+            &self.bridge_owner(),
+        )
+        .await?;
         if let Some((s6, g6)) = v6 {
             bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
         }
@@ -982,8 +1082,13 @@ impl Engine {
         let br_idx = match bridge::link_index(h, &n.bridge).await? {
             Some(i) => i,
             None => {
-                bridge::ensure_bridge(h, &n.bridge, n.gateway_ip().map(|g| (g, subnet.prefix)))
-                    .await?
+                bridge::ensure_bridge(
+                    h,
+                    &n.bridge,
+                    n.gateway_ip().map(|g| (g, subnet.prefix)),
+                    &self.bridge_owner(),
+                )
+                .await?
             }
         };
         let ip6 = match n.subnet6() {
@@ -1505,6 +1610,12 @@ impl Engine {
 
 /// Attachment order: the default bridge first, then by name (Docker sorts
 /// by gateway priority, then name).
+/// `br-` and twelve hex digits: the name berth gives a network's bridge.
+fn is_generated_bridge_name(name: &str) -> bool {
+    name.strip_prefix("br-")
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
 fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
     let mut v: Vec<(i64, String)> = eps
         .iter()
@@ -1614,4 +1725,18 @@ fn upstream_resolvers(dns: Option<&[String]>) -> Vec<SocketAddr> {
         .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_berths_generated_bridge_names_match() {
+        assert!(is_generated_bridge_name("br-0123456789ab"));
+        assert!(!is_generated_bridge_name("br-0123456789a"));
+        assert!(!is_generated_bridge_name("br-0123456789xz"));
+        assert!(!is_generated_bridge_name("berth0"));
+        assert!(!is_generated_bridge_name("docker0"));
+    }
 }
