@@ -184,6 +184,13 @@ impl Query {
     }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeds the {limit} byte limit"),
+    )
+}
+
 /// One parsed request, handed to the router.
 pub struct Req {
     pub method: Method,
@@ -201,6 +208,13 @@ impl Req {
         let Some(body) = self.body.take() else {
             return Ok(Bytes::new());
         };
+        // A declared length past the limit is refused before reading any of it.
+        if hyper::body::Body::size_hint(&body)
+            .exact()
+            .is_some_and(|n| n > limit as u64)
+        {
+            return Err(too_large(limit));
+        }
         let limited = http_body_util::Limited::new(body, limit);
         match limited.collect().await {
             Ok(c) => Ok(c.to_bytes()),
@@ -208,10 +222,7 @@ impl Req {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body exceeds the {limit} byte limit"),
-                    ))
+                    Err(too_large(limit))
                 } else {
                     Err(ApiError::bad_request(format!("reading request body: {e}")))
                 }
