@@ -55,6 +55,8 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     pub docker_config: PathBuf,
     extra_args: Vec<String>,
+    /// Environment variables for the daemon process (beside `BERTH_LOG`).
+    extra_env: Vec<(String, String)>,
     /// Started beside another daemon whose bridge and table it shares: that
     /// one removes them.
     shares_host_state: bool,
@@ -68,6 +70,11 @@ impl Daemon {
     }
 
     pub fn start_with(args: &[&str]) -> Result<Self> {
+        Self::start_with_env(args, &[])
+    }
+
+    /// A daemon with extra command-line arguments and environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let dir = scratch();
         let root = dir.path().to_path_buf();
         let docker_config = root.join("docker-config");
@@ -81,6 +88,10 @@ impl Daemon {
             exec_root: root.join("exec"),
             docker_config,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             shares_host_state: false,
             child: None,
             log: root.join("berthd.log"),
@@ -106,6 +117,7 @@ impl Daemon {
             exec_root: root.join("exec"),
             docker_config,
             extra_args: other.extra_args.clone(),
+            extra_env: other.extra_env.clone(),
             shares_host_state: true,
             child: None,
             log: root.join("berthd.log"),
@@ -160,6 +172,7 @@ impl Daemon {
                 "BERTH_LOG",
                 std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -184,6 +184,13 @@ impl Query {
     }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body exceeds the {limit} byte limit"),
+    )
+}
+
 /// One parsed request, handed to the router.
 pub struct Req {
     pub method: Method,
@@ -201,22 +208,36 @@ impl Req {
         let Some(body) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        let limited = http_body_util::Limited::new(body, limit);
-        match limited.collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body exceeds the {limit} byte limit"),
-                    ))
-                } else {
-                    Err(ApiError::bad_request(format!("reading request body: {e}")))
+        // A declared length past the limit is refused before reading any of it.
+        if hyper::body::Body::size_hint(&body)
+            .exact()
+            .is_some_and(|n| n > limit as u64)
+        {
+            return Err(too_large(limit));
+        }
+        // Frames are copied out as they come and dropped, so a body costs
+        // its size once, not twice as with `collect`.
+        let declared = hyper::body::Body::size_hint(&body).lower();
+        let mut buf =
+            bytes::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0).min(limit));
+        let mut limited = http_body_util::Limited::new(body, limit);
+        while let Some(frame) = limited.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
                 }
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    return Err(too_large(limit));
+                }
+                Err(e) => return Err(ApiError::bad_request(format!("reading request body: {e}"))),
             }
         }
+        Ok(buf.freeze())
     }
 
     /// Parses a JSON body; malformed input is a 400 naming the problem.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{DaemonConfig, Host};
@@ -16,6 +16,29 @@ use crate::config::{DaemonConfig, Host};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub type BoxIo = Box<dyn Io>;
+
+/// Upper bound on connections served at once, across all listeners. Past
+/// it, new connections wait in the kernel's backlog instead of using up the
+/// daemon's file descriptors (which container operations need too).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Time a TLS client gets to finish its handshake (it holds a connection
+/// slot meanwhile).
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The connection bound for this process: `MAX_CONNECTIONS`, or half the
+/// open-file limit when that is lower, so the rest stays for the engine.
+pub fn connection_limit() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    usize::try_from(soft / 2)
+        .unwrap_or(MAX_CONNECTIONS)
+        .clamp(16, MAX_CONNECTIONS)
+}
+
+/// A connection slot; the connection holds it until it ends.
+pub type Slot = OwnedSemaphorePermit;
 
 pub enum Listener {
     Unix {
@@ -105,10 +128,15 @@ impl Listener {
         }
     }
 
-    /// Accepts until `stop` flips; each connection is handed to `on_conn`.
-    pub async fn accept_loop<F>(self, on_conn: F, mut stop: watch::Receiver<bool>)
-    where
-        F: Fn(BoxIo) + Clone + Send + Sync + 'static,
+    /// Accepts until `stop` flips; each connection is handed to `on_conn`
+    /// with the slot it holds. No slot free: accepting waits.
+    pub async fn accept_loop<F>(
+        self,
+        on_conn: F,
+        slots: Arc<Semaphore>,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        F: Fn(BoxIo, Slot) + Clone + Send + Sync + 'static,
     {
         match self {
             Listener::Unix {
@@ -117,9 +145,13 @@ impl Listener {
                 ino,
             } => {
                 loop {
+                    let slot = tokio::select! {
+                        s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => break },
+                        _ = crate::server::stopped(&mut stop) => break,
+                    };
                     tokio::select! {
                         r = listener.accept() => match r {
-                            Ok((s, _)) => on_conn(Box::new(s)),
+                            Ok((s, _)) => on_conn(Box::new(s), slot),
                             Err(e) => { tracing::warn!(error = %e, "accept"); tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
                         },
                         _ = crate::server::stopped(&mut stop) => break,
@@ -134,19 +166,24 @@ impl Listener {
                 }
             }
             Listener::Tcp { listener, tls } => loop {
+                let slot = tokio::select! {
+                    s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => break },
+                    _ = crate::server::stopped(&mut stop) => break,
+                };
                 tokio::select! {
                     r = listener.accept() => match r {
                         Ok((s, peer)) => {
                             let _ = s.set_nodelay(true);
                             match &tls {
-                                None => on_conn(Box::new(s)),
+                                None => on_conn(Box::new(s), slot),
                                 Some(acc) => {
                                     let acc = acc.clone();
                                     let on_conn = on_conn.clone();
                                     tokio::spawn(async move {
-                                        match acc.accept(s).await {
-                                            Ok(t) => on_conn(Box::new(t)),
-                                            Err(e) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acc.accept(s)).await {
+                                            Ok(Ok(t)) => on_conn(Box::new(t), slot),
+                                            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                                            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                                         }
                                     });
                                 }
@@ -158,5 +195,54 @@ impl Listener {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// With every slot taken, a new connection waits; it is served once a
+    /// connection ends.
+    #[tokio::test]
+    async fn past_the_limit_connections_wait_for_a_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = Listener::Unix {
+            listener: UnixListener::bind(&path).unwrap(),
+            path: path.clone(),
+            ino: 0,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<(BoxIo, Slot)>();
+        let (stop_tx, stop) = watch::channel(false);
+        let slots = Arc::new(Semaphore::new(2));
+        let task = tokio::spawn(listener.accept_loop(
+            move |io, slot| {
+                let _ = tx.send((io, slot));
+            },
+            slots,
+            stop,
+        ));
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(tokio::net::UnixStream::connect(&path).await.unwrap());
+        }
+        let first = rx.recv().await.unwrap();
+        let _second = rx.recv().await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(
+            third.is_err(),
+            "a third connection was served past the limit"
+        );
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(
+            matches!(third, Ok(Some(_))),
+            "the waiting connection was not served"
+        );
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
     }
 }

@@ -143,15 +143,20 @@ pub async fn serve(
     });
     // Each connection task holds a clone; when all are gone, recv() yields None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let limit = listen::connection_limit();
+    tracing::debug!(limit, "connection limit");
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut accept_tasks = Vec::new();
     for l in listeners {
         let ctx = ctx.clone();
         let alive = alive_tx.clone();
         let stop = stop.clone();
+        let slots = slots.clone();
         accept_tasks.push(tokio::spawn(async move {
             let stop2 = stop.clone();
             l.accept_loop(
-                move |io| spawn_conn(ctx.clone(), io, alive.clone(), stop2.clone()),
+                move |io, slot| spawn_conn(ctx.clone(), io, slot, alive.clone(), stop2.clone()),
+                slots,
                 stop,
             )
             .await
@@ -172,12 +177,44 @@ pub async fn serve(
     let _ = tokio::time::timeout(grace, alive_rx.recv()).await;
 }
 
-fn spawn_conn<IO>(ctx: Arc<Ctx>, io: IO, alive: mpsc::Sender<()>, mut stop: watch::Receiver<bool>)
-where
+/// Largest request head (request line and headers) read: Go's
+/// `DefaultMaxHeaderBytes`, which dockerd serves with. Past it the client
+/// gets 431 and the connection closes.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Time a client gets to send a request's head: dockerd's
+/// `ReadHeaderTimeout` (5 minutes). Bodies are not timed (uploads may be
+/// slow, as with dockerd); a client trickling its headers is cut off here.
+/// hyper also counts a keep-alive connection's idle wait for the next
+/// request against it, so idle connections close after this; a long value
+/// keeps that rare for clients that pool connections.
+/// `BERTH_HEADER_READ_TIMEOUT` (seconds) overrides it, for tests.
+fn header_read_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("BERTH_HEADER_READ_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(300))
+    })
+}
+
+fn spawn_conn<IO>(
+    ctx: Arc<Ctx>,
+    io: IO,
+    slot: listen::Slot,
+    alive: mpsc::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
         let _alive = alive;
+        // Held until the connection ends (or is hijacked: an upgraded
+        // stream no longer counts).
+        let _slot = slot;
         let fix = hijack::StatusFix::default();
         let armed = fix.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -192,6 +229,11 @@ where
             // Header names as Go writes them (`Content-Type`, `Api-Version`),
             // for clients that read the raw response.
             .title_case_headers(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout())
+            .max_header_size(MAX_HEADER_BYTES)
+            // The read buffer must hold a whole head of that size.
+            .max_buf_size(MAX_HEADER_BYTES + (64 << 10))
             .serve_connection(TokioIo::new(hijack::FixStatusLine::new(io, fix)), svc)
             .with_upgrades();
         tokio::pin!(conn);
