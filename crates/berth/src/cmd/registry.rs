@@ -218,19 +218,8 @@ pub async fn pull_image(
     if let Some(p) = platform.filter(|p| !p.is_empty()) {
         q.push(("platform", p.to_string()));
     }
-    let auth = creds::registry_auth_header(r.domain());
-    let resp = rawc
-        .send_with(
-            "POST",
-            &format!("/images/create?{}", raw::query(&q)),
-            None,
-            false,
-            &[("X-Registry-Auth", auth)],
-        )
-        .await?;
-    if resp.status >= 400 {
-        return Err(resp.error().await.into());
-    }
+    let path = format!("/images/create?{}", raw::query(&q));
+    let resp = send_with_auth(&rawc, "POST", &path, r.domain()).await?;
     if to_stderr {
         let is_term = std::io::stderr().is_terminal();
         let mut e = std::io::stderr();
@@ -313,19 +302,8 @@ pub async fn search(conn: &Conn, a: SearchArgs) -> anyhow::Result<()> {
     }
     let d = conn.connect().await?;
     let rawc = conn.raw(&d);
-    let auth = creds::registry_auth_header(search_domain(&a.term));
-    let resp = rawc
-        .send_with(
-            "GET",
-            &format!("/images/search?{}", raw::query(&q)),
-            None,
-            false,
-            &[("X-Registry-Auth", auth)],
-        )
-        .await?;
-    if resp.status >= 400 {
-        return Err(resp.error().await.into());
-    }
+    let path = format!("/images/search?{}", raw::query(&q));
+    let resp = send_with_auth(&rawc, "GET", &path, search_domain(&a.term)).await?;
     let results: Vec<Value> = serde_json::from_slice(&resp.body().await?)?;
     let rows: Vec<Value> = results
         .iter()
@@ -477,6 +455,23 @@ pub async fn logout(_conn: &Conn, a: LogoutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends a bodiless request with the CLI's credentials for `domain` in
+/// `X-Registry-Auth`; an error status is the error.
+async fn send_with_auth(
+    rawc: &Raw,
+    method: &str,
+    path: &str,
+    domain: &str,
+) -> anyhow::Result<raw::Response> {
+    let auth = creds::registry_auth_header(domain);
+    let resp = rawc
+        .send_with(method, path, None, false, &[("X-Registry-Auth", auth)])
+        .await?;
+    if resp.status >= 400 {
+        return Err(resp.error().await.into());
+    }
+    Ok(resp)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
