@@ -5,15 +5,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::pty::Pty;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 /// `berth ARGS`, bounded in time.
 fn berth(d: &Daemon, args: &[&str]) -> Output {

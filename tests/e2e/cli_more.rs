@@ -8,15 +8,8 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::pty::Pty;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 fn bounded(mut cmd: Command) -> Output {
     let c = cmd

@@ -7,15 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
 use serde_json::{json, Value};
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 /// `GET /v1.41/images/{name}/json` (the version dockerd 20.10 speaks).
 fn inspect(d: &Daemon, name: &str) -> Value {

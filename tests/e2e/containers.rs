@@ -4,15 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::pty::Pty;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

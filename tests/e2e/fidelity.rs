@@ -9,25 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 /// A request whose answer is read straight off the socket, so framing
 /// (101 or 200, chunked or not) is seen exactly as sent.

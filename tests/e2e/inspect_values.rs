@@ -3,17 +3,10 @@
 //! `none`/`host` endpoint) are what berthd stores, shows and applies —
 //! checked against the kernel where the kernel has a say.
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
 use serde_json::{json, Value};
 
 const MIB: i64 = 1024 * 1024;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 fn call(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let bytes = body.map(|b| b.to_string().into_bytes());

@@ -5,14 +5,7 @@
 
 use std::time::Duration;
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 /// dockerd's `docker run --rm --name app --link web:db -e X=1 busybox env`
 /// for `web` run with `--expose 80/tcp --expose 53/udp -e FOO=bar -e HOME=/x

@@ -5,14 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";

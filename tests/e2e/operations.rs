@@ -4,14 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
     d.docker_ok(&["inspect", "-f", fmt, name])

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_tests::fixtures::{busybox_rootfs_tar, import_busybox};
+use berth_tests::fixtures::busybox_rootfs_tar;
 use berth_tests::*;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as BollardError;
@@ -21,12 +21,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 async fn client(d: &Daemon) -> Docker {
     d.bollard()

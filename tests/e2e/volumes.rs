@@ -5,15 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_tests::fixtures::{self, import_busybox};
+use berth_tests::fixtures::{self};
 use berth_tests::*;
 use serde_json::Value;
-
-fn daemon() -> Daemon {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
-    d
-}
 
 fn inspect(d: &Daemon, name: &str) -> Value {
     let out = d.docker_ok(&["inspect", name]);

@@ -570,3 +570,22 @@ pub fn finish(mut c: Child, limit: Duration) -> Output {
         stderr: e,
     }
 }
+
+/// A daemon of its own with the test image `busybox:latest` imported.
+pub fn daemon() -> Daemon {
+    let d = Daemon::start();
+    fixtures::import_busybox(&d, "busybox:latest");
+    d
+}
+
+/// Polls `f` every 20 ms until it holds or `limit` passes; whether it held.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
