@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub use anyhow::Result;
 
 pub mod fixtures;
+pub mod host;
 pub mod pty;
 
 /// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
@@ -153,6 +154,11 @@ impl Daemon {
             v.push("--default-address-pool".into());
             v.push(format!("base=10.{n}.0.0/16,size=24"));
         }
+        if !self.extra_args.iter().any(|a| a == "--cgroup-parent") {
+            // Its own cgroups, so that what it leaves is counted exactly.
+            v.push("--cgroup-parent".into());
+            v.push(self.cgroup_parent());
+        }
         v.extend(self.extra_args.iter().cloned());
         v
     }
@@ -198,6 +204,11 @@ impl Daemon {
             "berthd did not answer /_ping in {limit:?}:\n{}",
             self.log_text()
         )
+    }
+
+    /// The parent of this daemon's container cgroups (one per bridge).
+    pub fn cgroup_parent(&self) -> String {
+        format!("/berth-{}", self.bridge)
     }
 
     pub fn log_text(&self) -> String {
@@ -298,6 +309,27 @@ impl Daemon {
             }
         }
         start.elapsed()
+    }
+
+    /// Starts the daemon process on the same roots without waiting for it
+    /// to answer (to kill it during its start-up).
+    pub fn spawn_only(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(bin("berthd"))
+            .args(self.args())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Starts the daemon again on the same roots (after `kill9` or `terminate`).
@@ -435,6 +467,7 @@ impl Drop for Daemon {
         self.unmount_leftovers();
         if !self.shares_host_state {
             self.remove_host_network_state();
+            host::remove_cgroups(&self.cgroup_parent());
         }
         if std::thread::panicking() {
             eprintln!("---- berthd log ----\n{}", tail(&self.log_text(), 80));

@@ -84,6 +84,13 @@ pub struct Flags {
     /// Name of berth's own nftables table (default berth)
     #[arg(long, value_name = "NAME")]
     pub firewall_table: Option<String>,
+    /// Parent cgroup of all containers (default /berth)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Report what a start would reconcile (leftovers of a crash) and exit,
+    /// changing nothing; the daemon must be stopped
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -115,6 +122,8 @@ pub struct FileConfig {
     pub bridge: Option<String>,
     #[serde(rename = "firewall-table")]
     pub firewall_table: Option<String>,
+    #[serde(rename = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -158,6 +167,7 @@ pub struct DaemonConfig {
     pub socket_group: Option<String>,
     pub bridge: String,
     pub firewall_table: String,
+    pub cgroup_parent: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +396,11 @@ impl DaemonConfig {
             flags.firewall_table.as_ref(),
             file.firewall_table.as_ref()
         );
+        both!(
+            "cgroup-parent",
+            flags.cgroup_parent.as_ref(),
+            file.cgroup_parent.as_ref()
+        );
         if !conflicts.is_empty() {
             let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             return Err(file_err(
@@ -512,6 +527,19 @@ impl DaemonConfig {
                 "invalid firewall table name {table:?}"
             )));
         }
+        let cgroup_parent = flags
+            .cgroup_parent
+            .clone()
+            .or(file.cgroup_parent.clone())
+            .unwrap_or_else(|| crate::engine::cgroups::DEFAULT_PARENT.into());
+        if cgroup_parent.split('/').any(|c| c == ".." || c == ".")
+            || cgroup_parent.contains('\0')
+            || cgroup_parent.trim_matches('/').is_empty()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "invalid cgroup parent {cgroup_parent:?}"
+            )));
+        }
         Ok(Self {
             hosts,
             data_root,
@@ -549,6 +577,7 @@ impl DaemonConfig {
                 .clone()
                 .or(file.firewall_table.clone())
                 .unwrap_or_else(|| "berth".into()),
+            cgroup_parent,
         })
     }
 }

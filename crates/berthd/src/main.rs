@@ -4,6 +4,7 @@ use berthd::config::{DaemonConfig, Flags};
 
 fn main() {
     let flags = Flags::parse();
+    let check = flags.check;
     let cfg = match DaemonConfig::resolve(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -11,6 +12,17 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if check {
+        // 0: nothing to reconcile; 2: findings (printed); 1: error.
+        match berthd::engine::reconcile::check(&cfg, &mut std::io::stdout()) {
+            Ok(0) => std::process::exit(0),
+            Ok(_) => std::process::exit(2),
+            Err(e) => {
+                eprintln!("berthd: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
     berthd::daemon::init_logging(&cfg);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

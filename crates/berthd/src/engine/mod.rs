@@ -1,6 +1,7 @@
 //! The engine: Docker's objects and their state. Nothing in here knows HTTP.
 
 pub mod builder;
+pub mod cgroups;
 pub mod containers;
 pub mod error;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod host;
 pub mod ids;
 pub mod images;
 pub mod networks;
+pub mod reconcile;
 pub mod registry;
 pub mod scoped;
 pub mod store;
@@ -53,6 +55,7 @@ impl Engine {
         for root in [&config.data_root, &config.exec_root] {
             trash::empty(&trash::dir(root));
         }
+        cgroups::set_parent(&config.cgroup_parent);
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {
             Some(id) => id,

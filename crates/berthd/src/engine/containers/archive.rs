@@ -251,7 +251,7 @@ fn proc_root(id: &str, pid: i64) -> Result<OwnedFd> {
         .map(std::fs::File::from)
         .and_then(|mut f| f.read_to_string(&mut cg))
         .map_err(|_| gone())?;
-    let want = super::cgroups_path(id);
+    let want = crate::engine::cgroups::path(id);
     if !cg.lines().any(|l| l.ends_with(&want)) {
         return Err(gone());
     }

@@ -12,7 +12,8 @@ use berth_api::models::{ContainerConfig, FilesystemChange};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{lifecycle::freeze, Status};
+use super::Status;
+use crate::engine::cgroups::freeze;
 use crate::engine::images::archive::{pack, packs_nothing, PackOptions};
 use crate::engine::images::reference::Reference;
 use crate::engine::{Engine, EngineError, Result};

@@ -9,9 +9,8 @@ use std::time::Duration;
 use berth_api::shim::{ExitStatus, Request, ShimConfig};
 use berth_runtime::{ContainerFiles, NetNs, NsMode, SeccompChoice, SpecInput};
 
-use super::{
-    cgroups_path, now, parse_signal, parse_size, shim, user, Container, Paths, Record, Status,
-};
+use super::{now, parse_signal, parse_size, shim, user, Container, Paths, Record, Status};
+use crate::engine::cgroups;
 use crate::engine::networks::netns;
 use crate::engine::{Engine, EngineError, Result};
 
@@ -278,6 +277,12 @@ impl Engine {
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.containers.find(key)?;
         let _op = c.op.lock().await;
+        self.start_locked(&c).await
+    }
+
+    /// A start; the caller holds the container's lifecycle lock.
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let c = c.clone();
         let r = c.snapshot();
         match r.state.status {
             Status::Paused => {
@@ -361,7 +366,7 @@ impl Engine {
     }
 
     /// Undoes what a start set up on the host: networks, namespace, rootfs.
-    fn teardown(&self, c: &Container, p: &Paths) {
+    pub(crate) fn teardown(&self, c: &Container, p: &Paths) {
         let mut eps = c.lock().endpoints.clone();
         self.detach_networks(&c.id, &mut eps);
         {
@@ -564,7 +569,7 @@ impl Engine {
             ipc,
             pid,
             uts_host: hc.uts_mode.as_deref() == Some("host"),
-            cgroups_path: cgroups_path(&r.id),
+            cgroups_path: cgroups::path(&r.id),
             extra_mounts,
             init_binary: init,
             seccomp,
@@ -641,7 +646,7 @@ impl Engine {
                 .as_ref()
                 .filter(|v| v.len() == 2 && v[0] > 0 && v[1] > 0)
                 .map(|v| (v[0] as u16, v[1] as u16)),
-            cgroups_path: cgroups_path(&r.id),
+            cgroups_path: cgroups::path(&r.id),
             init_bpf: have_bpf && default_profile,
             seccomp_bpf: bpf_file
                 .map(|f| f.display().to_string())
@@ -785,12 +790,31 @@ impl Engine {
                 }
             }
         };
-        let status = status.unwrap_or(ExitStatus {
-            exit_code: 255,
-            finished_at: now(),
-            oom_killed: false,
-        });
+        let status = match status {
+            Some(s) => s,
+            None => {
+                // The shim died without a word (killed): its container's
+                // processes may live on, unreachable. They are stopped.
+                self.release_stray(&c.id).await;
+                ExitStatus {
+                    exit_code: 255,
+                    finished_at: now(),
+                    oom_killed: false,
+                }
+            }
+        };
         self.handle_exit(&c, status).await;
+    }
+
+    /// Stops what runs of a container outside a working shim, and releases
+    /// its cgroups and runtime state (see `reconcile::release`).
+    async fn release_stray(&self, id: &str) {
+        let (cfg, id) = (self.config.clone(), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || {
+            let shims = crate::engine::reconcile::shims_of(&cfg.exec_root, &id);
+            crate::engine::reconcile::release_processes(&cfg, &id, &shims);
+        })
+        .await;
     }
 
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
@@ -988,9 +1012,18 @@ impl Engine {
             c.exit_on_next.store(true, Ordering::SeqCst);
         }
         let base = c.progress.borrow().exits;
-        self.signal(&c, sig).await?;
+        if let Err(e) = self.signal(&c, sig).await {
+            // The process exited as the signal went (its shim is closing):
+            // done, as dockerd answers when the task is already gone.
+            if !self.wait_exit(&c, base, Some(Duration::from_secs(2))).await
+                && c.status().is_running()
+            {
+                return Err(e);
+            }
+            return Ok(());
+        }
         self.container_event(&r, "kill", &[("signal", sig.to_string())]);
-        if r.state.status == Status::Paused && stopping && freeze(&r.id, false).is_ok() {
+        if r.state.status == Status::Paused && stopping && cgroups::freeze(&r.id, false).is_ok() {
             // Unless the process has exited meanwhile (its exit is recorded).
             let resumed = {
                 let mut rec = c.lock();
@@ -1063,7 +1096,7 @@ impl Engine {
             self.container_event(&r, "kill", &[("signal", sig.to_string())]);
         }
         if r.state.status == Status::Paused {
-            let _ = freeze(&r.id, false);
+            let _ = cgroups::freeze(&r.id, false);
         }
         let limit = (t >= 0).then(|| Duration::from_secs(t as u64));
         if !self.wait_exit(c, base, limit).await {
@@ -1088,14 +1121,16 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<()> {
         let c = self.containers.find(key)?;
-        {
-            let _op = c.op.lock().await;
-            match self.stop_locked(&c, timeout, signal).await {
-                Ok(()) | Err(EngineError::NotModified(_)) => {}
-                Err(e) => return Err(e),
-            }
+        // One lock over both halves: no other start slips in between.
+        let _op = c.op.lock().await;
+        match self.stop_locked(&c, timeout, signal).await {
+            Ok(()) | Err(EngineError::NotModified(_)) => {}
+            Err(e) => return Err(e),
         }
-        self.start_container(&c.id).await?;
+        if self.containers.find(&c.id).is_err() {
+            return Err(EngineError::NotFound(format!("No such container: {key}")));
+        }
+        self.start_locked(&c).await?;
         self.container_event(&c.snapshot(), "restart", &[]);
         Ok(())
     }
@@ -1126,7 +1161,7 @@ impl Engine {
             }
             _ => {}
         }
-        freeze(&r.id, pause)?;
+        cgroups::freeze(&r.id, pause)?;
         c.lock().state.status = if pause {
             Status::Paused
         } else {
@@ -1163,7 +1198,7 @@ impl Engine {
             let base = c.progress.borrow().exits;
             let _ = self.signal(&c, libc::SIGKILL).await;
             if r.state.status == Status::Paused {
-                let _ = freeze(&r.id, false);
+                let _ = cgroups::freeze(&r.id, false);
             }
             self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
             if !self
@@ -1286,6 +1321,15 @@ impl Engine {
     /// Reattaches to shims that survived a daemon restart and records the
     /// exits that happened while the daemon was down.
     pub async fn restore_containers(self: &Arc<Self>) {
+        let out = self.reconcile().await;
+        tracing::info!(
+            adopted = out.adopted,
+            exits_recorded = out.exits_recorded,
+            stopped_unacknowledged = out.stopped_unacknowledged,
+            orphans_removed = out.orphans_removed,
+            released = out.released,
+            "reconciled with the host"
+        );
         self.restore_links();
         self.restore_running().await;
         // Containers whose policy wants them up, as dockerd does at start.
@@ -1320,7 +1364,13 @@ impl Engine {
                 }
                 continue;
             }
-            let alive = shim::call(&p.socket, &Request::State).await;
+            // Bounded: a stopped shim must not hold up the daemon's start.
+            let alive = tokio::time::timeout(
+                Duration::from_secs(5),
+                shim::call(&p.socket, &Request::State),
+            )
+            .await
+            .unwrap_or_else(|_| Err(EngineError::internal("the shim did not answer")));
             match alive {
                 Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
                     tracing::info!(id = %r.id, "reattached to running container");
@@ -1334,6 +1384,9 @@ impl Engine {
                     self.handle_exit(&c, st).await;
                 }
                 _ => {
+                    // Whatever still runs of it (a shim that does not
+                    // answer, processes whose shim was killed) is stopped.
+                    self.release_stray(&r.id).await;
                     let st = read_exit(&p.bundle.join("exit.json")).unwrap_or(ExitStatus {
                         exit_code: 255,
                         finished_at: now(),
@@ -1359,34 +1412,4 @@ fn parse_until(u: &str) -> Result<i64> {
 
 fn read_exit(path: &Path) -> Option<ExitStatus> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-/// Freezes or thaws the container's cgroup (v1 freezer or v2 cgroup.freeze).
-pub fn freeze(id: &str, on: bool) -> Result<()> {
-    let rel = cgroups_path(id);
-    let v1 = format!("/sys/fs/cgroup/freezer{rel}");
-    if Path::new(&v1).exists() {
-        let want = if on { "FROZEN" } else { "THAWED" };
-        std::fs::write(format!("{v1}/freezer.state"), want)
-            .map_err(|e| EngineError::internal(format!("freezer: {e}")))?;
-        for _ in 0..1000 {
-            let st = std::fs::read_to_string(format!("{v1}/freezer.state")).unwrap_or_default();
-            if st.trim() == want {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        return Err(EngineError::internal("the freezer did not settle"));
-    }
-    for base in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let d = format!("{base}{rel}");
-        if Path::new(&format!("{d}/cgroup.freeze")).exists() {
-            std::fs::write(format!("{d}/cgroup.freeze"), if on { "1" } else { "0" })
-                .map_err(|e| EngineError::internal(format!("cgroup.freeze: {e}")))?;
-            return Ok(());
-        }
-    }
-    Err(EngineError::internal(
-        "no freezer cgroup for this container",
-    ))
 }

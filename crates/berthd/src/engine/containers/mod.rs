@@ -24,6 +24,7 @@ pub mod validate;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use berth_api::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
@@ -1088,6 +1089,11 @@ impl Engine {
         prestart::drop_now(c, &p);
         p.rw.unmount();
         super::networks::netns::remove(&p.netns);
+        // Normally gone with the shim; one killed leaves them.
+        if !super::cgroups::dirs(&r.id).is_empty() {
+            super::cgroups::kill_all(&r.id, Duration::from_secs(2));
+            super::cgroups::remove(&r.id);
+        }
         super::trash::remove(&p.bundle, &super::trash::dir(&self.config.exec_root));
         super::trash::remove(&p.dir, &super::trash::dir(&self.config.data_root));
         c.progress.send_modify(|p| p.removed = true);
@@ -1103,7 +1109,7 @@ impl Engine {
                 r.id
             )));
         }
-        let pids = cgroup_pids(&r.id);
+        let pids = crate::engine::cgroups::pids(&r.id);
         let args: Vec<&str> = if ps_args.trim().is_empty() {
             vec!["-ef"]
         } else {
@@ -1337,28 +1343,6 @@ pub fn install_init(data_root: &Path) -> Result<()> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
     std::fs::rename(&tmp, &p)?;
     Ok(())
-}
-
-/// The cgroup path berth gives a container.
-pub fn cgroups_path(id: &str) -> String {
-    format!("/berth/{id}")
-}
-
-/// PIDs in the container's cgroup (host view).
-pub fn cgroup_pids(id: &str) -> Vec<i64> {
-    let rel = cgroups_path(id);
-    for base in [
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup/cpu",
-        "/sys/fs/cgroup/unified",
-        "/sys/fs/cgroup",
-    ] {
-        if let Ok(s) = std::fs::read_to_string(format!("{base}{rel}/cgroup.procs")) {
-            return s.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        }
-    }
-    vec![]
 }
 
 /// Bytes used under a directory (not following symlinks).

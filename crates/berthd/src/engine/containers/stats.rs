@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::{cgroups_path, Status};
+use super::Status;
+use crate::engine::cgroups::path as cgroups_path;
 use crate::engine::{Engine, Result};
 
 fn read(p: &str) -> Option<String> {

@@ -5,7 +5,8 @@
 
 use berth_api::models::ContainerUpdateBody;
 
-use super::{cgroups_path, Status};
+use super::Status;
+use crate::engine::cgroups::path as cgroups_path;
 use crate::engine::{Engine, EngineError, Result};
 
 fn write(path: &str, value: &str) -> Result<()> {

@@ -127,6 +127,45 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// Staging directories and unrecorded layers: leftovers of a crash.
+fn unfinished(root: &Path, known: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| !known(&format!("sha256:{}", e.file_name().to_string_lossy())))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// What `LayerStore::open` would remove (for `berthd --check`): unfinished
+/// layer directories and partial downloads.
+pub fn leftovers(data_root: &Path, store: &Store) -> Result<Vec<(String, usize)>> {
+    let recorded: std::collections::HashSet<String> = store
+        .load_all::<LayerRecord>(Table::Layers)?
+        .into_iter()
+        .map(|(_, r)| r.chain_id)
+        .collect();
+    let mut out = Vec::new();
+    let dirs = unfinished(&data_root.join("layers"), |c| recorded.contains(c));
+    if !dirs.is_empty() {
+        out.push((
+            format!("{} unfinished layer directories", dirs.len()),
+            dirs.len(),
+        ));
+    }
+    let partial = std::fs::read_dir(data_root.join("content/tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    if partial > 0 {
+        out.push((
+            format!("{partial} partial downloads in content/tmp"),
+            partial,
+        ));
+    }
+    Ok(out)
+}
+
 impl LayerStore {
     pub fn open(data_root: &Path, store: Arc<Store>) -> Result<Self> {
         let root = data_root.join("layers");
@@ -144,14 +183,9 @@ impl LayerStore {
                 store.delete(Table::Layers, &hex)?;
             }
         }
-        // Staging directories and unrecorded layers are leftovers of a crash.
-        for e in std::fs::read_dir(&root)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let known = index.contains_key(&format!("sha256:{name}"));
-            if !known {
-                tracing::info!(dir = %name, "removing unfinished layer directory");
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+        for dir in unfinished(&root, |chain| index.contains_key(chain)) {
+            tracing::info!(dir = %dir.display(), "removing unfinished layer directory");
+            let _ = std::fs::remove_dir_all(dir);
         }
         let shorts: std::collections::HashSet<&str> =
             index.values().map(|r| r.short.as_str()).collect();
