@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(pkg-config libseccomp-dev libssl-dev busybox-static iproute2 iptables nftables
       curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps
-      python3 python3-pip)
+      python3 python3-pip python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,4 +38,13 @@ if ! { [ -x "$compose_plugin" ] && "$compose_plugin" version 2>/dev/null | grep 
   echo "$compose_sha256  $bin" | sha256sum -c --quiet -
   install -D -m 0755 "$bin" "$compose_plugin"
   rm -rf "$tmp"
+fi
+# schemathesis, the property-based API fuzzer driven by the Engine API spec
+# (tests/e2e/fuzz.rs), in a virtual environment of its own.
+fuzz_venv=/usr/local/lib/berth/schemathesis
+fuzz_version=4.32.5
+if ! { [ -x "$fuzz_venv/bin/st" ] && "$fuzz_venv/bin/st" --version 2>/dev/null | grep -q "$fuzz_version"; }; then
+  rm -rf "$fuzz_venv"
+  python3 -m venv "$fuzz_venv"
+  "$fuzz_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$fuzz_version"
 fi

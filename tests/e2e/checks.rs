@@ -156,7 +156,7 @@ fn create_refuses_what_dockerd_refuses_with_its_messages() {
         ),
         (
             with_hc(serde_json::json!({"Isolation": "hyperv"})),
-            500,
+            400,
             "Invalid isolation: \"hyperv\" - linux only supports 'default'",
         ),
         (

@@ -61,6 +61,8 @@ pub struct Daemon {
     /// Started beside another daemon whose bridge and table it shares: that
     /// one removes them.
     shares_host_state: bool,
+    /// A network namespace of its own (`/run/netns/<name>`), made for it.
+    pub netns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -94,6 +96,7 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             shares_host_state: false,
+            netns: None,
             child: None,
             log: root.join("berthd.log"),
             dir,
@@ -120,12 +123,66 @@ impl Daemon {
             extra_args: other.extra_args.clone(),
             extra_env: other.extra_env.clone(),
             shares_host_state: true,
+            netns: other.netns.clone(),
             child: None,
             log: root.join("berthd.log"),
             dir,
         };
         d.spawn()?;
         Ok(d)
+    }
+
+    /// A daemon in a network namespace of its own: what it does to links,
+    /// addresses and firewall rules stays there (for input that may ask
+    /// for anything, such as the API fuzzer's).
+    pub fn start_in_netns(args: &[&str]) -> Result<Self> {
+        let tag = &random_hex()[..8];
+        let ns = format!("bn{tag}");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()?
+            .success()
+            && Command::new("ip")
+                .args(["-n", &ns, "link", "set", "lo", "up"])
+                .status()?
+                .success();
+        anyhow::ensure!(ok, "could not create network namespace {ns}");
+        let dir = scratch();
+        let root = dir.path().to_path_buf();
+        let docker_config = root.join("docker-config");
+        std::fs::create_dir_all(&docker_config)?;
+        let mut d = Daemon {
+            bridge: format!("bt{tag}"),
+            firewall_table: format!("berth_t{tag}"),
+            sock: root.join("berth.sock"),
+            data_root: root.join("data"),
+            exec_root: root.join("exec"),
+            docker_config,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
+            shares_host_state: false,
+            netns: Some(ns),
+            child: None,
+            log: root.join("berthd.log"),
+            dir,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// berthd, entered into the daemon's network namespace if it has one
+    /// (nsenter execs it: the child is berthd itself).
+    fn berthd_command(&self) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(bin("berthd"));
+                c
+            }
+            None => Command::new(bin("berthd")),
+        }
     }
 
     /// The command line this daemon runs with (for a second instance or a restart).
@@ -172,7 +229,8 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(bin("berthd"))
+        let child = self
+            .berthd_command()
             .args(self.args())
             .env(
                 "BERTH_LOG",
@@ -321,7 +379,8 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(bin("berthd"))
+        let child = self
+            .berthd_command()
             .args(self.args())
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -468,6 +527,9 @@ impl Drop for Daemon {
         if !self.shares_host_state {
             self.remove_host_network_state();
             host::remove_cgroups(&self.cgroup_parent());
+            if let Some(ns) = &self.netns {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            }
         }
         if std::thread::panicking() {
             eprintln!("---- berthd log ----\n{}", tail(&self.log_text(), 80));

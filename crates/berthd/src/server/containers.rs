@@ -43,8 +43,9 @@ fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
     }
     if let Some(m) = get("/HostConfig/Isolation") {
         if !["", "default"].contains(&m) {
-            // dockerd answers this one with a 500.
-            return Err(ApiError::internal(format!(
+            // dockerd 20.10 answers this one with a 500; bad input is the
+            // client's error (and a 5xx makes clients retry), so 400.
+            return Err(ApiError::bad_request(format!(
                 "Invalid isolation: {m:?} - linux only supports 'default'"
             )));
         }

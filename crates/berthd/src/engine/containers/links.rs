@@ -377,12 +377,14 @@ impl Engine {
             format!("/{name}")
         };
         let Some((parent, alias)) = full.rsplit_once('/').filter(|(p, _)| !p.is_empty()) else {
-            return Err(EngineError::internal(
+            // dockerd answers these two with a 500; they are the request's
+            // fault: 409 and 404.
+            return Err(EngineError::conflict(
                 "Conflict, cannot remove the default link name of the container",
             ));
         };
         let c = self.containers.find(parent).map_err(|_| {
-            EngineError::internal(format!("Cannot get parent {parent} for link name {full}"))
+            EngineError::not_found(format!("Cannot get parent {parent} for link name {full}"))
         })?;
         c.lock().links.retain(|l| l.alias != alias);
         self.persist(&c)?;

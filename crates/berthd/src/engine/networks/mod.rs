@@ -470,9 +470,17 @@ impl Engine {
                 )))
             }
         }
-        if req.ingress == Some(true) || req.config_only == Some(true) {
-            return Err(EngineError::NotImplemented(
-                "swarm networks are not supported".into(),
+        // Refusals of what the request asks, not server failures: no 5xx
+        // (clients retry those).
+        if req.ingress == Some(true) {
+            return Err(EngineError::Forbidden(
+                "ingress networks are only available in swarm mode, which berth does not serve"
+                    .into(),
+            ));
+        }
+        if req.config_only == Some(true) {
+            return Err(EngineError::invalid(
+                "config-only networks are not supported",
             ));
         }
         let id = super::ids::new_object_id();
