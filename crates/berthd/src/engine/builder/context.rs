@@ -40,8 +40,13 @@ impl Context {
             tail: None,
         };
         archive::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
-            // dockerd answers 500 here too (and for a missing Dockerfile).
-            EngineError::internal(format!("the build context is not a valid archive: {e}"))
+            // dockerd answers 500 for any of these; an unsafe or malformed
+            // archive is the request's fault (400), a failed write is ours.
+            let m = format!("the build context is not a valid archive: {e}");
+            match e {
+                archive::ArchiveError::Io(_) => EngineError::internal(m),
+                _ => EngineError::invalid(m),
+            }
         })?;
         Ok(ctx)
     }
