@@ -259,8 +259,11 @@ impl Engine {
             let packed = packer
                 .join()
                 .map_err(|_| EngineError::internal("commit: packer panicked"))?;
+            // The layer store's failure first: when it stops reading (a
+            // full disk), the packer only sees a broken pipe.
+            let made = made?;
             packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
-            Some(made?)
+            Some(made)
         };
         let mut config: serde_json::Value = serde_json::from_str(&image.raw_config)?;
         let now = super::now();

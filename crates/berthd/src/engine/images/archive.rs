@@ -131,6 +131,26 @@ fn errno() -> io::Error {
     io::Error::last_os_error()
 }
 
+/// A failed read of the archive: malformed input, unless what failed is
+/// our own storage (the input is often teed into the content store, so a
+/// full disk shows up as a read error) — that is ours, not the archive's.
+fn read_err(msg: String, e: &io::Error) -> ArchiveError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let errno = err
+            .downcast_ref::<io::Error>()
+            .and_then(|i| i.raw_os_error());
+        if matches!(
+            errno,
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EIO) | Some(libc::EROFS)
+        ) {
+            return ArchiveError::Io(format!("storing the archive: {err}"));
+        }
+        cur = err.source();
+    }
+    ArchiveError::Malformed(msg)
+}
+
 fn io_err(what: impl std::fmt::Display, e: io::Error) -> ArchiveError {
     ArchiveError::Io(format!("{what}: {e}"))
 }
@@ -437,7 +457,12 @@ impl Unpacker {
                         Ok(0) => break,
                         Ok(k) => k,
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(err) => return Err(bad(&format!("reading contents: {err}"))),
+                        Err(err) => {
+                            return Err(read_err(
+                                format!("invalid tar entry {shown:?}: reading contents: {err}"),
+                                &err,
+                            ))
+                        }
                     };
                     f.write_all(&self.buf[..got])
                         .map_err(|err| io_err(ctx("writing"), err))?;
@@ -698,7 +723,7 @@ pub fn unpack_fd<R: Read>(
             .entries()
             .map_err(|e| ArchiveError::Malformed(format!("invalid tar archive: {e}")))?;
         for e in entries {
-            let e = e.map_err(|e| ArchiveError::Malformed(format!("invalid tar archive: {e}")))?;
+            let e = e.map_err(|e| read_err(format!("invalid tar archive: {e}"), &e))?;
             u.entry(e)?;
         }
     }
@@ -706,7 +731,7 @@ pub fn unpack_fd<R: Read>(
     // Drain what follows the end-of-archive marker (padding to the block).
     let mut rest = ar.into_inner();
     io::copy(&mut rest, &mut io::sink())
-        .map_err(|e| ArchiveError::Malformed(format!("reading the end of the archive: {e}")))?;
+        .map_err(|e| read_err(format!("reading the end of the archive: {e}"), &e))?;
     Ok(u.stats)
 }
 
