@@ -116,7 +116,8 @@ fn hostile_archives_are_refused_at_every_door() {
             message(&body)
         );
         // load (the hostile tar as an image's layer)
-        let (archive, _) = fixtures::docker_archive(&[tar.clone()], &["evil:load"], Value::Null);
+        let (archive, _) =
+            fixtures::docker_archive(std::slice::from_ref(&tar), &["evil:load"], Value::Null);
         let (status, _, body) = d.raw("POST", "/v1.50/images/load?quiet=1", Some(&archive));
         let text = String::from_utf8_lossy(&body).into_owned();
         assert!(

@@ -282,7 +282,7 @@ fn a_reader_that_never_reads_events_does_not_grow_the_daemon() {
     let last = String::from_utf8_lossy(&body)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .last()
+        .next_back()
         .expect("events in the history");
     assert_eq!(
         last["Type"], "volume",
