@@ -505,9 +505,10 @@ fn berth_update_changes_the_limits() {
     );
     // The limit reached the container's cgroup (v1 or v2).
     let id = inspect(&d, "lim", "{{.Id}}");
+    let parent = d.cgroup_parent();
     let limit = [
-        format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"),
-        format!("/sys/fs/cgroup/berth/{id}/memory.max"),
+        format!("/sys/fs/cgroup/memory{parent}/{id}/memory.limit_in_bytes"),
+        format!("/sys/fs/cgroup{parent}/{id}/memory.max"),
     ]
     .iter()
     .find_map(|p| std::fs::read_to_string(p).ok())

@@ -1007,7 +1007,8 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
     ]);
     d.docker_ok(&["start", "updated"]);
     let limit = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+        "/sys/fs/cgroup/memory{}/{id}/memory.limit_in_bytes",
+        d.cgroup_parent()
     ))
     .unwrap();
     assert_eq!(limit.trim(), (64u64 << 20).to_string());

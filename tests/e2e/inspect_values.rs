@@ -78,8 +78,9 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
 
     // The stored swap limit is the one the cgroup has.
     let id = v["Id"].as_str().expect("id");
-    let memsw = format!("/sys/fs/cgroup/memory/berth/{id}/memory.memsw.limit_in_bytes");
-    let swap_max = format!("/sys/fs/cgroup/berth/{id}/memory.swap.max");
+    let parent = d.cgroup_parent();
+    let memsw = format!("/sys/fs/cgroup/memory{parent}/{id}/memory.memsw.limit_in_bytes");
+    let swap_max = format!("/sys/fs/cgroup{parent}/{id}/memory.swap.max");
     if let Ok(s) = std::fs::read_to_string(&memsw) {
         assert_eq!(s.trim(), (128 * MIB).to_string(), "memsw limit");
     } else if let Ok(s) = std::fs::read_to_string(&swap_max) {

@@ -39,9 +39,10 @@ fn events(d: &Daemon, filter: &str, format: &str) -> String {
 
 fn cgroup_file(d: &Daemon, name: &str, ctrl: &str, file: &str) -> String {
     let id = inspect(d, name, "{{.Id}}");
+    let parent = d.cgroup_parent();
     for p in [
-        format!("/sys/fs/cgroup/{ctrl}/berth/{id}/{file}"),
-        format!("/sys/fs/cgroup/berth/{id}/{file}"),
+        format!("/sys/fs/cgroup/{ctrl}{parent}/{id}/{file}"),
+        format!("/sys/fs/cgroup{parent}/{id}/{file}"),
     ] {
         if let Ok(s) = std::fs::read_to_string(&p) {
             return s.trim().to_string();

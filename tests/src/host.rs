@@ -109,7 +109,9 @@ fn files_under(root: &Path, skip: &[&str]) -> Vec<String> {
             if skip.iter().any(|s| rel == *s) {
                 continue;
             }
+            // Directories count too: an empty one left behind is a leak.
             if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(format!("{rel}/"));
                 walk(base, &p, skip, out);
             } else {
                 out.push(rel);
