@@ -8,7 +8,6 @@
 //! printed). The figures of a run are printed at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -575,35 +574,6 @@ impl Harness {
     }
 }
 
-/// A plain registry on a free loopback port (Debian's docker-registry).
-fn registry(dir: &std::path::Path) -> Option<(Child, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let cfg = dir.join("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("registry").display()
-        ),
-    )
-    .ok()?;
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let up = wait_for(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    up.then_some((child, port))
-}
-
 /// Waits until the footprint is back to `before` (the trash is emptied in
 /// the background); returns what is left.
 fn left_over(d: &Daemon, before: &Footprint) -> Vec<String> {
@@ -631,9 +601,9 @@ fn crash_rounds_lose_nothing_and_leak_nothing() {
     let d = daemon();
     let work = scratch();
     std::fs::write(work.path().join("payload"), "payload\n").expect("payload");
-    let reg = registry(work.path());
-    let registry_image = reg.as_ref().map(|(_, port)| {
-        let img = format!("127.0.0.1:{port}/crash/busybox:latest");
+    let reg = LocalRegistry::start(work.path());
+    let registry_image = reg.as_ref().map(|r| {
+        let img = format!("127.0.0.1:{}/crash/busybox:latest", r.port);
         d.docker_ok(&["tag", "busybox:latest", &img]);
         d.docker_ok(&["push", &img]);
         d.docker_ok(&["rmi", &img]);
@@ -680,10 +650,7 @@ fn crash_rounds_lose_nothing_and_leak_nothing() {
         "left on the host after removing everything:\n{}",
         left.join("\n")
     );
-    if let Some((mut child, _)) = reg {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(reg);
 }
 
 /// The container's shim (`berth-shim run <exec-root>/containers/<id>`).

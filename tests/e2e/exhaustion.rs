@@ -1,5 +1,5 @@
 //! Issue 16: exhaustion. A data root that fills up (a small loop-mounted
-//! ext4 in the test) during commit, import, load, build and container
+//! ext4 in the test) during commit, import, load, pull, build and container
 //! writes gives a clear `No space left on device`, keeps the daemon
 //! serving, and registers nothing half-made; a 10 MB log line and a slow
 //! `/events` reader under thousands of events stay bounded in memory.
@@ -140,6 +140,17 @@ fn a_full_data_root_gives_clear_errors_and_registers_nothing() {
         .output()
         .expect("build");
     assert_no_space("build", &o);
+    // pull: a 60 MiB image pushed by a daemon with room to a local registry.
+    if let Some(reg) = LocalRegistry::start(dir.path()) {
+        let roomy = Daemon::start();
+        let img = format!("127.0.0.1:{}/full/big:latest", reg.port);
+        roomy.docker_ok(&["load", "-i", &archive_file.display().to_string()]);
+        roomy.docker_ok(&["tag", "full:load", &img]);
+        roomy.docker_ok(&["push", &img]);
+        assert_no_space("pull", &d.docker(&["pull", &img]));
+    } else {
+        panic!("docker-registry is not installed: run scripts/deps.sh");
+    }
     // A container's own writes.
     assert_no_space(
         "container write",

@@ -1076,8 +1076,10 @@ fn streamed_endpoints_fail_before_streaming() {
     assert!(String::from_utf8_lossy(&b).contains(
         r#""errorDetail":{"message":"An image does not exist locally with the tag: nope"}"#
     ));
-    // Build: a failure before any output is the status (dockerd: 500).
-    assert_error(&d, "POST", "/build", Some(b"notatar"), 500, "");
+    // Build: a failure before any output is the status (dockerd: 500;
+    // berth answers a context that is no archive with a 400, the
+    // request's fault).
+    assert_error(&d, "POST", "/build", Some(b"notatar"), 400, "");
     let ctx = fixtures::archive_of(&[("Dockerfile".into(), b"FROM busybox\nRUN true\n".to_vec())]);
     assert_error(
         &d,
