@@ -322,8 +322,8 @@ pub fn release_processes(cfg: &DaemonConfig, id: &str, shims: &[i32]) {
     let _ = std::fs::remove_dir_all(cfg.exec_root.join("runtime").join(id));
 }
 
-/// Unmounts every mount point under `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+/// Unmounts every mount point under `dir` (and `dir` itself), deepest first.
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };

@@ -83,6 +83,18 @@ impl Volumes {
             }
             index.insert(name, rec);
         }
+        // A removal or a creation that a crash cut short: a renamed-away
+        // directory, or one without a record. Anything mounted there is
+        // unmounted first, so that deleting never reaches into a mount.
+        for e in std::fs::read_dir(&root)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if index.contains_key(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            tracing::info!(dir = %name, "removing an unfinished volume directory");
+            super::reconcile::unmount_under(&e.path());
+            super::trash::remove(&e.path(), &super::trash::dir(data_root));
+        }
         Ok(Self {
             root,
             index: RwLock::new(index),
