@@ -55,6 +55,12 @@ impl Engine {
         for root in [&config.data_root, &config.exec_root] {
             trash::empty(&trash::dir(root));
         }
+        // Scratch space of operations in flight (`cp` rehearsals): what a
+        // crash left there is garbage.
+        let tmp = config.data_root.join("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| EngineError::internal(format!("creating {}: {e}", tmp.display())))?;
         cgroups::set_parent(&config.cgroup_parent);
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -442,6 +442,7 @@ impl Engine {
         } else {
             Some(guard)
         };
+        let tmp = self.config.data_root.join("tmp");
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
             let (dir, resolved) = extraction_dir(&view.root, &p2, &k2)?;
             check_writable(&r, &resolved)?;
@@ -454,15 +455,13 @@ impl Engine {
             };
             let (_, rd) = archive::decompress(body)
                 .map_err(|e| EngineError::invalid(format!("reading the archive: {e}")))?;
-            archive::unpack_fd(
-                rd,
-                dir,
-                &UnpackOptions::default(),
-                &ExtractOptions {
-                    no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-                    chown,
-                },
-            )?;
+            let extract = ExtractOptions {
+                no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+                chown,
+                rehearse: false,
+            };
+            let spool = rehearse(rd, &tmp, &extract)?;
+            archive::unpack_fd(spool, dir, &UnpackOptions::default(), &extract)?;
             drop(view);
             Ok(())
         })
@@ -473,6 +472,61 @@ impl Engine {
         self.container_event(&c.snapshot(), "extract-to-dir", &[]);
         Ok(())
     }
+}
+
+/// Reads through, copying what it reads to a file.
+struct Tee<R, W> {
+    r: R,
+    w: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.r.read(buf)?;
+        self.w.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// `docker cp` into a container does all of an archive or none of it: the
+/// archive is first extracted as a rehearsal into an empty scratch
+/// directory (contents dropped) while it is spooled to an unlinked file
+/// under `tmp`; an archive refused there (a `..` name, a link or symlink
+/// out of the root, a malformed entry) has changed nothing in the
+/// container. Returns the spool, rewound, for the real extraction. (What
+/// depends on the destination's own files, such as `noOverwriteDirNonDir`,
+/// is still found only by the real extraction.)
+fn rehearse(rd: impl Read, tmp: &Path, extract: &ExtractOptions) -> Result<std::fs::File> {
+    use std::io::Seek;
+    std::fs::create_dir_all(tmp)?;
+    let tag = crate::engine::ids::random_hex(8);
+    let spool_path = tmp.join(format!("cp-{tag}"));
+    let mut spool = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&spool_path)?;
+    // Unlinked at once: a crash leaves nothing behind.
+    let _ = std::fs::remove_file(&spool_path);
+    let scratch = tmp.join(format!("rehearse-{tag}"));
+    std::fs::create_dir(&scratch)?;
+    let root = std::fs::File::open(&scratch)?;
+    let res = archive::unpack_fd(
+        Tee {
+            r: rd,
+            w: &mut spool,
+        },
+        root.into(),
+        &UnpackOptions::default(),
+        &ExtractOptions {
+            rehearse: true,
+            ..extract.clone()
+        },
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    res?;
+    spool.rewind()?;
+    Ok(spool)
 }
 
 #[cfg(test)]

@@ -114,6 +114,11 @@ pub struct ExtractOptions {
     /// `copyUIDGID` for a container with a user: every entry gets this
     /// owner instead of the archive's.
     pub chown: Option<(u32, u32)>,
+    /// A rehearsal into a scratch directory (see `containers/archive.rs`):
+    /// file contents are read and dropped, and a hard link to a file the
+    /// archive did not bring is made as an empty file (the destination may
+    /// have it; the real extraction checks).
+    pub rehearse: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -176,6 +181,25 @@ fn components(name: &[u8]) -> AResult<Vec<Vec<u8>>> {
         }
     }
     Ok(out)
+}
+
+/// An empty file standing in for a hard link's target (rehearsals).
+fn placeholder(parent: RawFd, name: &CString) -> io::Result<()> {
+    // SAFETY: plain syscall; the fd is closed at once.
+    let fd = unsafe {
+        libc::openat(
+            parent,
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: the fd was just opened and is ours.
+    unsafe { libc::close(fd) };
+    Ok(())
 }
 
 fn open_dir_at(parent: RawFd, name: &CString) -> io::Result<OwnedFd> {
@@ -464,8 +488,10 @@ impl Unpacker {
                             ))
                         }
                     };
-                    f.write_all(&self.buf[..got])
-                        .map_err(|err| io_err(ctx("writing"), err))?;
+                    if !self.extract.rehearse {
+                        f.write_all(&self.buf[..got])
+                            .map_err(|err| io_err(ctx("writing"), err))?;
+                    }
                     n += got as u64;
                 }
                 self.stats.size += n;
@@ -525,7 +551,16 @@ impl Unpacker {
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(bad("hard link to the root"));
                 };
-                let tparent_fd = self.open_dir(tparent, false, &shown)?;
+                let tparent_fd = match self.open_dir(tparent, false, &shown) {
+                    Ok(fd) => fd,
+                    Err(ArchiveError::Unsafe(m)) => return Err(ArchiveError::Unsafe(m)),
+                    Err(_) if self.extract.rehearse => {
+                        let parent = self.open_dir(parent_comps, true, &shown)?;
+                        return placeholder(parent, &cname)
+                            .map_err(|err| io_err(ctx("creating"), err));
+                    }
+                    Err(e) => return Err(e),
+                };
                 // SAFETY: dup of a valid fd, so it survives re-opening `parent`.
                 let tdup = unsafe { libc::fcntl(tparent_fd, libc::F_DUPFD_CLOEXEC, 0) };
                 if tdup < 0 {
@@ -541,6 +576,10 @@ impl Unpacker {
                 };
                 if r < 0 {
                     let err = errno();
+                    if err.raw_os_error() == Some(libc::ENOENT) && self.extract.rehearse {
+                        return placeholder(parent, &cname)
+                            .map_err(|err| io_err(ctx("creating"), err));
+                    }
                     return Err(if err.raw_os_error() == Some(libc::ENOENT) {
                         bad(&format!(
                             "hard link target {:?} not found",
