@@ -378,3 +378,62 @@ fn malformed_requests_get_a_4xx_json_message() {
     assert!(bad.is_empty(), "not a 4xx JSON error:\n{}", bad.join("\n"));
     no_panics(&d);
 }
+
+/// Sockets the daemon holds open.
+fn open_sockets(d: &Daemon) -> usize {
+    let pid = d.pid().expect("daemon pid");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|r| {
+            r.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|l| l.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn clients_that_leave_a_wait_or_events_are_let_go() {
+    let d = daemon();
+    d.docker_ok(&["run", "-d", "--name", "long", "busybox", "sleep", "600"]);
+    let before = open_sockets(&d);
+    let mut waiting = Vec::new();
+    for i in 0..60 {
+        let mut s = connect(&d);
+        let path = if i % 2 == 0 {
+            "POST /v1.50/containers/long/wait"
+        } else {
+            "GET /v1.50/events"
+        };
+        s.write_all(format!("{path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .expect("request");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).expect("headers come first");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        waiting.push(s);
+    }
+    assert!(open_sockets(&d) >= before + 60);
+    drop(waiting);
+    // Nothing waits on for a client that left (dockerd cancels too).
+    assert!(
+        wait_for(Duration::from_secs(10), || open_sockets(&d) <= before + 2),
+        "the daemon still holds {} sockets (was {before})",
+        open_sockets(&d)
+    );
+    // A client that stays still gets its answer.
+    let mut s = connect(&d);
+    s.write_all(
+        b"POST /v1.50/containers/long/wait HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("request");
+    d.docker_ok(&["kill", "long"]);
+    let mut answer = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.contains("\"StatusCode\":137"), "{answer}");
+    d.docker_ok(&["rm", "-f", "long"]);
+}

@@ -205,8 +205,14 @@ pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
+    let gone = req.client_gone();
     tokio::spawn(async move {
-        let code = waiter.wait().await;
+        // A client that leaves ends the wait, as in dockerd (whose request
+        // context is cancelled): nothing holds its connection meanwhile.
+        let code = tokio::select! {
+            code = waiter.wait() => code,
+            _ = gone.wait() => return,
+        };
         let mut b = serde_json::to_vec(&WaitBody {
             error: legacy_error.then_some(None),
             status_code: code,

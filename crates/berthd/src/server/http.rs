@@ -200,6 +200,18 @@ pub struct Req {
     pub headers: HeaderMap,
     pub body: Option<Incoming>,
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The connection's socket, to notice the client leaving.
+    pub peer: Option<super::peer::Peer>,
+}
+
+impl Req {
+    /// Resolves once the client has gone (never, when that cannot be told).
+    pub fn client_gone(&self) -> super::peer::Gone {
+        match self.peer {
+            Some(p) => p.watch(),
+            None => super::peer::Gone::never(),
+        }
+    }
 }
 
 impl Req {

@@ -13,8 +13,16 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{DaemonConfig, Host};
 
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// A connection's stream; its socket is watched for the client leaving
+/// (`peer.rs`).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {
+    fn raw_fd(&self) -> std::os::fd::RawFd;
+}
+impl<T: AsyncRead + AsyncWrite + std::os::fd::AsRawFd + Unpin + Send> Io for T {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.as_raw_fd()
+    }
+}
 pub type BoxIo = Box<dyn Io>;
 
 /// Upper bound on connections served at once, across all listeners. Past

@@ -11,6 +11,7 @@ pub mod http;
 mod images;
 pub mod listen;
 mod networks;
+pub mod peer;
 mod router;
 mod system;
 pub mod tls;
@@ -25,7 +26,6 @@ use berth_api::version::{check_supported, split_version_prefix};
 use berth_api::{ApiVersion, API_VERSION};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::Engine;
@@ -83,6 +83,7 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
                 .contains_key(::http::header::UPGRADE)
                 .then(|| hyper::upgrade::on(&mut req));
             let (parts, body) = req.into_parts();
+            let peer = parts.extensions.get::<peer::Peer>().copied();
             let r = Req {
                 method: parts.method,
                 version,
@@ -95,6 +96,7 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
                 headers: parts.headers,
                 body: Some(body),
                 upgrade,
+                peer,
             };
             router::route(&ctx, r)
                 .await
@@ -201,15 +203,14 @@ fn header_read_timeout() -> Duration {
     })
 }
 
-fn spawn_conn<IO>(
+fn spawn_conn(
     ctx: Arc<Ctx>,
-    io: IO,
+    io: listen::BoxIo,
     slot: listen::Slot,
     alive: mpsc::Sender<()>,
     mut stop: watch::Receiver<bool>,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
+    let peer = peer::Peer(io.raw_fd());
     tokio::spawn(async move {
         let _alive = alive;
         // Held until the connection ends (or is hijacked: an upgraded
@@ -219,6 +220,7 @@ fn spawn_conn<IO>(
         let armed = fix.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(armed.clone());
+            req.extensions_mut().insert(peer);
             handle(ctx.clone(), req)
         });
         // Half-close: a client may shut its write side as soon as its

@@ -130,7 +130,10 @@ pub async fn events(ctx: &Ctx, req: Req) -> ApiResult {
     }
     let (tx, resp) = stream(StatusCode::OK, "application/json");
     let engine = ctx.engine.clone();
+    let gone = req.client_gone();
     tokio::spawn(async move {
+        let gone = gone.wait();
+        tokio::pin!(gone);
         let mut shutdown = engine.shutdown_signal();
         let mut sub = engine.events.subscribe(since);
         let send = |ev: &Event| -> Option<Bytes> {
@@ -180,6 +183,7 @@ pub async fn events(ctx: &Ctx, req: Req) -> ApiResult {
                 },
                 _ = tx.closed() => return,
                 _ = shutdown.changed() => return,
+                _ = &mut gone => return,
             }
         }
     });
