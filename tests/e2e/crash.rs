@@ -857,6 +857,15 @@ fn berthd_check_reports_leftovers_and_changes_nothing() {
         .join(&orphan)
         .exists()));
     d.docker_ok(&["rm", "-f", &id, "idle"]);
+    // (Removed files are deleted in the background: a stop cut short
+    // leaves them in the trash, which --check reports.)
+    let empty =
+        |p: std::path::PathBuf| std::fs::read_dir(p).map(|r| r.count() == 0).unwrap_or(true);
+    assert!(wait_for(Duration::from_secs(10), || empty(
+        d.data_root.join("trash")
+    ) && empty(
+        d.exec_root.join("trash")
+    )));
     d.terminate();
     let o = check(&d);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
