@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs test dependencies, builds every binary, runs
-# the unit tests and the end-to-end tests (real berthd, real docker CLI).
+# the unit tests and the end-to-end tests (real berthd, real docker CLI);
+# every suite runs even after one fails, so a run reports all failures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (namespaces, mounts, cgroups)" >&2; exit 1; }
@@ -8,4 +9,4 @@ source scripts/deps.sh
 command -v docker >/dev/null || { echo "test.sh: the docker CLI (28.x) must be on PATH" >&2; exit 1; }
 docker --version
 cargo build --workspace --bins
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
