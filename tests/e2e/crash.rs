@@ -834,8 +834,13 @@ fn berthd_check_reports_leftovers_and_changes_nothing() {
     // container directory without a record.
     let orphan = format!("{:064x}", 0xdead_beefu64);
     std::fs::create_dir_all(d.data_root.join("containers").join(&orphan)).expect("orphan dir");
+    std::fs::create_dir_all(d.data_root.join("volumes/ghostvol/_data")).expect("volume dir");
     let o = check(&d);
     let out = stdout(&o);
+    assert!(
+        out.contains("volume directory ghostvol: no record"),
+        "{out}"
+    );
     assert_eq!(o.status.code(), Some(2), "{out}{}", stderr(&o));
     assert!(
         out.contains(&format!("container {}: running", &id[..12])),
@@ -856,6 +861,7 @@ fn berthd_check_reports_leftovers_and_changes_nothing() {
         .join("containers")
         .join(&orphan)
         .exists()));
+    assert!(!d.data_root.join("volumes/ghostvol").exists());
     d.docker_ok(&["rm", "-f", &id, "idle"]);
     // (Removed files are deleted in the background: a stop cut short
     // leaves them in the trash, which --check reports.)
@@ -874,4 +880,67 @@ fn berthd_check_reports_leftovers_and_changes_nothing() {
         "{}",
         stdout(&o)
     );
+}
+
+fn is_mountpoint(p: &std::path::Path) -> bool {
+    let want = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+#[test]
+fn device_volumes_survive_a_crash_with_their_container_and_no_longer() {
+    let mut d = daemon();
+    for v in ["keep", "idle"] {
+        d.docker_ok(&[
+            "volume",
+            "create",
+            "--driver",
+            "local",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            v,
+        ]);
+    }
+    let keep = d.data_root.join("volumes/keep/_data");
+    let idle = d.data_root.join("volumes/idle/_data");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "keep:/data",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert!(is_mountpoint(&keep));
+    d.kill9();
+    // What a dead daemon can leave: a device volume mounted for nobody.
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&idle)
+        .status()
+        .expect("mount")
+        .success());
+    d.restart().expect("restart");
+    assert!(
+        !is_mountpoint(&idle),
+        "a volume no container uses stayed mounted"
+    );
+    assert!(
+        is_mountpoint(&keep),
+        "the running container's volume was unmounted"
+    );
+    d.docker_ok(&["exec", "user", "sh", "-c", "echo ok > /data/f"]);
+    // Its last user's stop releases it, as before the crash.
+    d.docker_ok(&["stop", "-t", "0", "user"]);
+    assert!(wait_for(Duration::from_secs(5), || !is_mountpoint(&keep)));
+    d.docker_ok(&["rm", "user"]);
+    d.docker_ok(&["volume", "rm", "keep", "idle"]);
 }

@@ -465,6 +465,32 @@ pub fn check(cfg: &DaemonConfig, out: &mut impl std::io::Write) -> anyhow::Resul
         writeln!(out, "{what} (would be removed)")?;
         findings += n;
     }
+    // Volume directories without a record (a create or rm cut short).
+    let volumes: BTreeSet<String> = store
+        .load_all::<serde_json::Value>(Table::Volumes)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(cfg.data_root.join("volumes")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !volumes.contains(&name) {
+                writeln!(out, "volume directory {name}: no record (would be removed)")?;
+                findings += 1;
+            }
+        }
+    }
+    let scratch = std::fs::read_dir(cfg.data_root.join("tmp"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    if scratch > 0 {
+        writeln!(
+            out,
+            "{scratch} entries in {} (would be deleted)",
+            cfg.data_root.join("tmp").display()
+        )?;
+        findings += scratch;
+    }
     for root in [&cfg.data_root, &cfg.exec_root] {
         let n = std::fs::read_dir(super::trash::dir(root))
             .map(|rd| rd.count())

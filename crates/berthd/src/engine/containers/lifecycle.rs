@@ -1332,6 +1332,7 @@ impl Engine {
         );
         self.restore_links();
         self.restore_running().await;
+        self.release_idle_volumes();
         // Containers whose policy wants them up, as dockerd does at start.
         use berth_api::models::RestartPolicyNameEnum as P;
         for c in self.containers.all() {

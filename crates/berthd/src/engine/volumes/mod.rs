@@ -549,6 +549,35 @@ impl Engine {
         Ok(())
     }
 
+    /// After a restart: the activations of the daemon that died are gone
+    /// with it, so a device volume mounted for a container that no longer
+    /// runs (or a `cp` that was cut off) is unmounted; the running
+    /// containers' volumes stay, and their last stop unmounts them.
+    pub(crate) fn release_idle_volumes(&self) {
+        for v in self.volumes.all().iter().filter(|v| v.has_device()) {
+            let data = self.volumes.data_path(&v.name);
+            if !is_mountpoint(&data) || self.used_by_running(&v.name, "") {
+                continue;
+            }
+            tracing::info!(volume = %v.name, "unmounting a device volume no container uses");
+            if let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!(volume = %v.name, error = %e, "unmounting the volume's device");
+            }
+        }
+    }
+
+    /// Whether a running container other than `except` mounts volume `name`.
+    fn used_by_running(&self, name: &str, except: &str) -> bool {
+        self.containers.all().iter().any(|c| {
+            let r = c.lock();
+            r.id != except
+                && r.state.status.is_running()
+                && r.mounts
+                    .iter()
+                    .any(|m| m.typ == mounts::VOLUME && m.name == name)
+        })
+    }
+
     /// Releases `holder`'s use; the device is unmounted once no holder and
     /// no other running container uses the volume.
     pub(crate) fn deactivate_volume(&self, name: &str, holder: &str) {
@@ -568,14 +597,7 @@ impl Engine {
             return;
         }
         active.remove(name);
-        let running_elsewhere = self.containers.all().iter().any(|c| {
-            let r = c.lock();
-            r.id != holder
-                && r.state.status.is_running()
-                && r.mounts
-                    .iter()
-                    .any(|m| m.typ == mounts::VOLUME && m.name == name)
-        });
+        let running_elsewhere = self.used_by_running(name, holder);
         let data = self.volumes.data_path(name);
         if !running_elsewhere && is_mountpoint(&data) {
             if let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH) {
