@@ -396,17 +396,17 @@ fn open_sockets(d: &Daemon) -> usize {
 }
 
 #[test]
-fn clients_that_leave_a_wait_or_events_are_let_go() {
+fn clients_that_leave_a_wait_events_or_logs_are_let_go() {
     let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "long", "busybox", "sleep", "600"]);
     let before = open_sockets(&d);
     let mut waiting = Vec::new();
     for i in 0..60 {
         let mut s = connect(&d);
-        let path = if i % 2 == 0 {
-            "POST /v1.50/containers/long/wait"
-        } else {
-            "GET /v1.50/events"
+        let path = match i % 3 {
+            0 => "POST /v1.50/containers/long/wait",
+            1 => "GET /v1.50/events",
+            _ => "GET /v1.50/containers/long/logs?stdout=1&follow=1",
         };
         s.write_all(format!("{path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
             .expect("request");

@@ -299,8 +299,18 @@ pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     };
     let (tty, mut rx) = ctx.engine.container_logs(id, opts)?;
     let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
+    let gone = req.client_gone();
     tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
+        // A quiet `logs -f` would otherwise hold its connection, after the
+        // client left, until the container writes or exits.
+        let gone = gone.wait();
+        tokio::pin!(gone);
+        loop {
+            let b = tokio::select! {
+                b = rx.recv() => b,
+                _ = &mut gone => return,
+            };
+            let Some(b) = b else { return };
             if tx.send(b).await.is_err() {
                 return;
             }
