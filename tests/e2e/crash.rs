@@ -666,6 +666,12 @@ fn shim_pid(d: &Daemon, id: &str) -> Option<i32> {
     })
 }
 
+fn state_id(d: &Daemon, name: &str) -> String {
+    d.docker_ok(&["inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
 fn state(d: &Daemon, id: &str) -> Value {
     let v: Value = serde_json::from_str(&d.docker_ok(&["inspect", id])).expect("inspect");
     v[0]["State"].clone()
@@ -943,4 +949,65 @@ fn device_volumes_survive_a_crash_with_their_container_and_no_longer() {
     assert!(wait_for(Duration::from_secs(5), || !is_mountpoint(&keep)));
     d.docker_ok(&["rm", "user"]);
     d.docker_ok(&["volume", "rm", "keep", "idle"]);
+}
+
+#[test]
+fn a_container_paused_by_a_commit_cut_off_is_resumed() {
+    let mut d = daemon();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/big bs=1M count=150 2>/dev/null; sleep 600",
+    ]);
+    // The commit packs 150 MiB: long enough to be caught paused.
+    assert!(wait_for(Duration::from_secs(60), || {
+        d.docker(&["exec", "busy", "test", "-s", "/big"])
+            .status
+            .success()
+            && d.docker_ok(&["exec", "busy", "ls", "-l", "/big"])
+                .contains("157286400")
+    }));
+    let commit = d
+        .docker_cmd()
+        .args(["commit", "busy", "cut:commit"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("commit");
+    // Read from the freezer itself: an inspect waits for the commit.
+    let id = state_id(&d, "busy");
+    let freezer = format!(
+        "/sys/fs/cgroup/freezer{}/{id}/freezer.state",
+        d.cgroup_parent()
+    );
+    let paused = || {
+        std::fs::read_to_string(&freezer)
+            .map(|s| s.trim() == "FROZEN")
+            .unwrap_or(false)
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), paused),
+        "the commit did not pause the container"
+    );
+    d.kill9();
+    let _ = finish(commit, Duration::from_secs(30));
+    d.restart().expect("restart");
+    let st = state(&d, "busy");
+    assert_eq!(
+        (st["Running"].clone(), st["Paused"].clone()),
+        (Value::Bool(true), Value::Bool(false)),
+        "{st}"
+    );
+    assert_eq!(d.docker_ok(&["exec", "busy", "echo", "ok"]).trim(), "ok");
+    // A user's pause is not undone by a restart.
+    d.docker_ok(&["pause", "busy"]);
+    d.kill9();
+    d.restart().expect("restart");
+    assert_eq!(state(&d, "busy")["Paused"], true);
+    d.docker_ok(&["rm", "-f", "busy"]);
 }

@@ -351,6 +351,19 @@ impl Drop for Resume<'_> {
 }
 
 impl Engine {
+    /// After a restart: a container a commit paused (the daemon died
+    /// before the commit resumed it) is resumed.
+    pub(crate) fn resume_after_commit(&self, c: &super::Container) {
+        if c.lock().paused_for_commit && c.status() == Status::Paused {
+            if let Err(e) = freeze(&c.id, false) {
+                tracing::warn!(id = %c.id, error = %e, "resuming a container a commit paused");
+                return;
+            }
+            tracing::info!(id = %c.id, "resumed a container a commit left paused");
+            self.set_paused(c, false);
+        }
+    }
+
     /// Records a freeze or thaw done on the container's behalf (unless it
     /// exited meanwhile), with Docker's `pause`/`unpause` event.
     fn set_paused(&self, c: &super::Container, paused: bool) {
@@ -364,6 +377,7 @@ impl Engine {
             let was = rec.state.status == from;
             if was {
                 rec.state.status = to;
+                rec.paused_for_commit = paused;
             }
             was
         };

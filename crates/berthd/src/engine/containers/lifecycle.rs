@@ -1162,11 +1162,16 @@ impl Engine {
             _ => {}
         }
         cgroups::freeze(&r.id, pause)?;
-        c.lock().state.status = if pause {
-            Status::Paused
-        } else {
-            Status::Running
-        };
+        {
+            let mut rec = c.lock();
+            rec.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+            // The user's pause (or unpause) is the user's to undo.
+            rec.paused_for_commit = false;
+        }
         self.persist(&c)?;
         self.container_event(&c.snapshot(), if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
@@ -1375,6 +1380,7 @@ impl Engine {
             match alive {
                 Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
                     tracing::info!(id = %r.id, "reattached to running container");
+                    self.resume_after_commit(&c);
                     self.restore_container_network(&r).await;
                     self.spawn_health(c.clone());
                     let me = self.clone();

@@ -112,6 +112,10 @@ pub struct Record {
     pub mounts: Vec<super::volumes::mounts::MountRec>,
     /// Registered legacy links (see `links.rs`).
     pub links: Vec<links::Link>,
+    /// Paused by a `commit` (not by `docker pause`): a daemon that died
+    /// mid-commit resumes it at start, as the commit would have.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused_for_commit: bool,
 }
 
 /// What waiters watch.
@@ -632,6 +636,7 @@ impl Engine {
             health: None,
             mounts: vec![],
             links,
+            paused_for_commit: false,
         };
         // Reserve the name and insert under one index lock.
         let c = {
