@@ -143,6 +143,20 @@ fn remove_tree(d: &Path) {
     let _ = std::fs::remove_dir(d);
 }
 
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+pub fn is_frozen(id: &str) -> bool {
+    let rel = path(id);
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{rel}/freezer.state")) {
+        return s.trim() != "THAWED";
+    }
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .any(|b| {
+            std::fs::read_to_string(format!("{b}{rel}/cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1")
+        })
+}
+
 /// Freezes or thaws the container's cgroup (v1 freezer or v2 cgroup.freeze).
 pub fn freeze(id: &str, on: bool) -> Result<()> {
     let rel = path(id);

@@ -354,6 +354,16 @@ impl Engine {
     /// After a restart: a container a commit paused (the daemon died
     /// before the commit resumed it) is resumed.
     pub(crate) fn resume_after_commit(&self, c: &super::Container) {
+        // Frozen but recorded running: the daemon died between the freeze
+        // and its record (a commit's or a pause's), which was never
+        // acknowledged.
+        if c.status() == Status::Running && crate::engine::cgroups::is_frozen(&c.id) {
+            tracing::info!(id = %c.id, "thawing a container frozen by an operation cut off");
+            if let Err(e) = freeze(&c.id, false) {
+                tracing::warn!(id = %c.id, error = %e, "thawing");
+            }
+            return;
+        }
         if c.lock().paused_for_commit && c.status() == Status::Paused {
             if let Err(e) = freeze(&c.id, false) {
                 tracing::warn!(id = %c.id, error = %e, "resuming a container a commit paused");
