@@ -972,6 +972,7 @@ fn a_container_paused_by_a_commit_cut_off_is_resumed() {
             && d.docker_ok(&["exec", "busy", "ls", "-l", "/big"])
                 .contains("157286400")
     }));
+    let id = state_id(&d, "busy");
     let commit = d
         .docker_cmd()
         .args(["commit", "busy", "cut:commit"])
@@ -979,8 +980,7 @@ fn a_container_paused_by_a_commit_cut_off_is_resumed() {
         .stderr(Stdio::null())
         .spawn()
         .expect("commit");
-    // Read from the freezer itself: an inspect waits for the commit.
-    let id = state_id(&d, "busy");
+    // Read from the freezer itself, so the pause is seen however briefly.
     let freezer = format!(
         "/sys/fs/cgroup/freezer{}/{id}/freezer.state",
         d.cgroup_parent()
@@ -994,6 +994,8 @@ fn a_container_paused_by_a_commit_cut_off_is_resumed() {
         wait_for(Duration::from_secs(20), paused),
         "the commit did not pause the container"
     );
+    // An inspect answers during the commit, and shows the pause.
+    assert_eq!(state(&d, "busy")["Paused"], true);
     d.kill9();
     let _ = finish(commit, Duration::from_secs(30));
     d.restart().expect("restart");

@@ -198,7 +198,7 @@ impl Engine {
         ))
     }
 
-    pub async fn commit_container(&self, key: &str, o: CommitOptions) -> Result<String> {
+    pub async fn commit_container(self: &Arc<Self>, key: &str, o: CommitOptions) -> Result<String> {
         let c = self.containers.find(key)?;
         let r = c.snapshot();
         let tags = if o.repo.is_empty() {
@@ -248,14 +248,18 @@ impl Engine {
         };
         // moby's NewChildImage adds no layer for an empty diff; the history
         // entry says `empty_layer` instead.
-        let layer = if packs_nothing(&upper, &pack_opts) {
-            None
-        } else {
+        // Packing and unpacking a large upper takes seconds: off the
+        // runtime's workers, so that other requests (an inspect of this very
+        // container) are not held behind it.
+        let me = self.clone();
+        let layer = tokio::task::spawn_blocking(move || -> Result<_> {
+            if packs_nothing(&upper, &pack_opts) {
+                return Ok(None);
+            }
             let (reader, writer) =
                 std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
-            let up = upper.clone();
-            let packer = std::thread::spawn(move || pack(&up, writer, &pack_opts).map(|_| ()));
-            let made = self.images.create_layer(parent.as_deref(), reader);
+            let packer = std::thread::spawn(move || pack(&upper, writer, &pack_opts).map(|_| ()));
+            let made = me.images.create_layer(parent.as_deref(), reader);
             let packed = packer
                 .join()
                 .map_err(|_| EngineError::internal("commit: packer panicked"))?;
@@ -263,8 +267,10 @@ impl Engine {
             // full disk), the packer only sees a broken pipe.
             let made = made?;
             packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
-            Some(made)
-        };
+            Ok(Some(made))
+        })
+        .await
+        .map_err(|e| EngineError::internal(format!("commit: {e}")))??;
         let mut config: serde_json::Value = serde_json::from_str(&image.raw_config)?;
         let now = super::now();
         // The parent's v1 fields are not inherited (moby builds the child's
