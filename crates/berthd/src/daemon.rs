@@ -73,6 +73,15 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&cfg.pidfile);
         return Err(anyhow::anyhow!("setting up networks: {e}"));
     }
+    let out = engine.reconcile().await;
+    tracing::info!(
+        adopted = out.adopted,
+        exits_recorded = out.exits_recorded,
+        stopped_unacknowledged = out.stopped_unacknowledged,
+        orphans_removed = out.orphans_removed,
+        released = out.released,
+        "reconciled with the host"
+    );
     engine.restore_containers().await;
     tracing::info!(
         version = crate::engine::VERSION,

@@ -145,6 +145,24 @@ pub fn threads() -> i64 {
         .unwrap_or(0)
 }
 
+/// Bytes used under a directory (not following symlinks).
+pub fn dir_size(p: &Path) -> i64 {
+    fn walk(p: &Path, total: &mut i64) {
+        let Ok(rd) = std::fs::read_dir(p) else { return };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                walk(&e.path(), total);
+            } else {
+                *total += m.len() as i64;
+            }
+        }
+    }
+    let mut t = 0;
+    walk(p, &mut t);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

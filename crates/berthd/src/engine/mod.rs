@@ -2,12 +2,14 @@
 
 pub mod builder;
 pub mod cgroups;
+pub mod clock;
 pub mod containers;
 pub mod error;
 pub mod events;
 pub mod host;
 pub mod ids;
 pub mod images;
+pub mod mountinfo;
 pub mod networks;
 pub mod reconcile;
 pub mod registry;
@@ -79,6 +81,13 @@ impl Engine {
         let volumes = volumes::Volumes::open(&config.data_root, &store)?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let registries = registry::Registries::new(&config, store.clone())?;
+        volumes.set_users(Box::new(containers::mounts::VolumeUse(
+            containers.index.clone(),
+        )));
+        let index = containers.index.clone();
+        networks.set_referenced(Box::new(move |name| {
+            containers::network::names_network(&index, name)
+        }));
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)

@@ -26,9 +26,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use super::containers::release::{is_id, release, shim_of};
 use super::containers::Record;
+use super::mountinfo::unescape;
 use super::store::{Store, Table};
 use super::{cgroups, Engine};
 use crate::config::DaemonConfig;
@@ -104,28 +105,6 @@ fn list_names(dir: &Path, suffix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Container IDs are 64 lowercase hex digits; nothing else is touched.
-fn is_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The container ID a process is the shim of, if it is one of ours.
-fn shim_of(pid: i32, bundles: &Path) -> Option<String> {
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-    if args.len() < 3 || args[0] != b"berth-shim" || args[1] != b"run" {
-        return None;
-    }
-    let dir = Path::new(std::str::from_utf8(args[2]).ok()?);
-    if dir.parent()? != bundles {
-        return None;
-    }
-    let id = dir.file_name()?.to_str()?;
-    is_id(id).then(|| id.to_string())
-}
-
 /// Surveys the host for the containers of the daemon with these roots.
 pub fn survey(data_root: &Path, exec_root: &Path) -> Host {
     let bundles_dir = exec_root.join("containers");
@@ -167,27 +146,6 @@ pub fn survey(data_root: &Path, exec_root: &Path) -> Host {
     // containers this daemon knows of are its own.
     h.cgroups = cgroups::children();
     h
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One verdict per container ID found in the store or on the host.
@@ -262,81 +220,6 @@ pub fn known_of(records: &[Record]) -> BTreeMap<String, Known> {
             )
         })
         .collect()
-}
-
-/// Stops whatever runs for `id` outside an adopted shim, then releases its
-/// host state: processes, cgroups, runtime state, mounts, network
-/// namespace file, socket and bundle. `whole`: its container directory
-/// goes too (it has no record).
-pub fn release(cfg: &DaemonConfig, id: &str, shims: &[i32], whole: bool) {
-    release_processes(cfg, id, shims);
-    let cdir = cfg.data_root.join("containers").join(id);
-    unmount_under(&cdir);
-    super::networks::netns::remove(&cfg.exec_root.join("netns").join(id));
-    let _ = std::fs::remove_file(cfg.exec_root.join("s").join(format!("{id}.sock")));
-    super::trash::remove(
-        &cfg.exec_root.join("containers").join(id),
-        &super::trash::dir(&cfg.exec_root),
-    );
-    if whole {
-        super::trash::remove(&cdir, &super::trash::dir(&cfg.data_root));
-    }
-}
-
-/// The live shims of container `id` (normally none or one).
-pub fn shims_of(exec_root: &Path, id: &str) -> Vec<i32> {
-    let bundles = exec_root.join("containers");
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| shim_of(*pid, &bundles).as_deref() == Some(id))
-        .collect()
-}
-
-/// Kills the shims and every process of container `id`, then removes its
-/// cgroups and runtime state.
-pub fn release_processes(cfg: &DaemonConfig, id: &str, shims: &[i32]) {
-    let bundles = cfg.exec_root.join("containers");
-    for &pid in shims {
-        // Checked again: the PID must still be this container's shim.
-        if shim_of(pid, &bundles).as_deref() == Some(id) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-    if !cgroups::kill_all(id, Duration::from_secs(5)) {
-        tracing::warn!(id, "processes of the container survived SIGKILL");
-    }
-    // A shim that is still exiting must not recreate what is removed next.
-    let start = Instant::now();
-    while shims.iter().any(|p| shim_of(*p, &bundles).is_some())
-        && start.elapsed() < Duration::from_secs(2)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cgroups::remove(id);
-    let _ = std::fs::remove_dir_all(cfg.exec_root.join("runtime").join(id));
-}
-
-/// Unmounts every mount point under `dir` (and `dir` itself), deepest first.
-pub(crate) fn unmount_under(dir: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape(m)))
-        .filter(|m| m.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    for p in points {
-        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-    }
 }
 
 /// What a start found and did (logged; `--check` prints the same plan).
@@ -591,20 +474,12 @@ mod tests {
     }
 
     #[test]
-    fn only_ids_are_listed_and_mountinfo_is_unescaped() {
+    fn only_ids_are_listed() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join(id(1))).unwrap();
         std::fs::create_dir(d.path().join("not-an-id")).unwrap();
         std::fs::write(d.path().join(format!("{}.sock", id(2))), "").unwrap();
         assert_eq!(list_names(d.path(), ""), [id(1)].into_iter().collect());
         assert_eq!(list_names(d.path(), ".sock"), [id(2)].into_iter().collect());
-        assert_eq!(unescape(r"/a\040b"), "/a b");
-        assert_eq!(unescape(r"/a\\"), r"/a\\");
-    }
-
-    #[test]
-    fn a_process_is_a_shim_only_with_our_bundle_dir() {
-        let me = std::process::id() as i32;
-        assert_eq!(shim_of(me, Path::new("/nowhere")), None);
     }
 }

@@ -60,9 +60,7 @@ const MOUNT_STUBS: &[&str] = &[
 ];
 const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
 
-pub fn now() -> String {
-    super::images::now_rfc3339()
-}
+pub use crate::engine::clock::now;
 
 /// The builder's state kept by the engine.
 pub struct Builder {

@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::mounts::{BIND, TMPFS, VOLUME};
 use super::{user, Container, Record};
 use crate::engine::images::archive::{self, ExtractOptions, UnpackOptions};
 use crate::engine::scoped::{self, Root, TarWriter};
-use crate::engine::volumes::mounts::{BIND, TMPFS, VOLUME};
 use crate::engine::{Engine, EngineError, Result};
 
 /// The `X-Docker-Container-Path-Stat` JSON (Go's `ContainerPathStat`).

@@ -715,6 +715,7 @@ impl Engine {
                     let mut rec = c.lock();
                     crate::engine::networks::join_without_interface(&mut rec.endpoints);
                     r.endpoints = rec.endpoints.clone();
+                    self.networks.attach_endpoints(&r.id, &r.name, &r.endpoints);
                 }
                 Mode::Container(_) => {}
             }
@@ -807,12 +808,12 @@ impl Engine {
     }
 
     /// Stops what runs of a container outside a working shim, and releases
-    /// its cgroups and runtime state (see `reconcile::release`).
+    /// its cgroups and runtime state (see `release::release`).
     async fn release_stray(&self, id: &str) {
         let (cfg, id) = (self.config.clone(), id.to_string());
         let _ = tokio::task::spawn_blocking(move || {
-            let shims = crate::engine::reconcile::shims_of(&cfg.exec_root, &id);
-            crate::engine::reconcile::release_processes(&cfg, &id, &shims);
+            let shims = super::release::shims_of(&cfg.exec_root, &id);
+            super::release::release_processes(&cfg, &id, &shims);
         })
         .await;
     }
@@ -1304,7 +1305,7 @@ impl Engine {
                     continue;
                 }
             }
-            let size = super::dir_size(&self.paths(&r.id).rw.upper);
+            let size = crate::engine::host::dir_size(&self.paths(&r.id).rw.upper);
             if self.remove_container(&r.id, false, false).await.is_ok() {
                 deleted.push(r.id.clone());
                 space += size;
@@ -1325,16 +1326,8 @@ impl Engine {
 
     /// Reattaches to shims that survived a daemon restart and records the
     /// exits that happened while the daemon was down.
+    /// Runs after `reconcile`, which leaves only adopted shims behind.
     pub async fn restore_containers(self: &Arc<Self>) {
-        let out = self.reconcile().await;
-        tracing::info!(
-            adopted = out.adopted,
-            exits_recorded = out.exits_recorded,
-            stopped_unacknowledged = out.stopped_unacknowledged,
-            orphans_removed = out.orphans_removed,
-            released = out.released,
-            "reconciled with the host"
-        );
         self.restore_links();
         self.restore_running().await;
         self.release_idle_volumes();

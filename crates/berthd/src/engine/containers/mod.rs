@@ -11,8 +11,11 @@ pub mod lifecycle;
 pub mod links;
 mod list;
 pub mod logs;
+pub mod mounts;
 pub mod names;
+pub mod network;
 mod prestart;
+pub(crate) mod release;
 pub mod rootfs;
 pub mod seccomp;
 pub mod shim;
@@ -109,7 +112,7 @@ pub struct Record {
     pub manually_stopped: bool,
     pub health: Option<berth_api::models::Health>,
     /// The mount plan: volumes, binds and tmpfs mounts (moby's `MountPoints`).
-    pub mounts: Vec<super::volumes::mounts::MountRec>,
+    pub mounts: Vec<mounts::MountRec>,
     /// Registered legacy links (see `links.rs`).
     pub links: Vec<links::Link>,
     /// Paused by a `commit` (not by `docker pause`): a daemon that died
@@ -192,6 +195,12 @@ impl Container {
 pub struct Index {
     by_id: HashMap<String, Arc<Container>>,
     names: HashMap<String, String>,
+}
+
+impl Index {
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.by_id.values().cloned().collect()
+    }
 }
 
 /// Where a container's files live.
@@ -331,9 +340,7 @@ pub fn daemon_env(
     env
 }
 
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub use crate::engine::clock::now;
 
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -907,7 +914,7 @@ impl Engine {
             }),
             size_rw,
             size_root_fs: size_root,
-            mounts: Some(super::volumes::mounts::mount_points(&r)),
+            mounts: Some(mounts::mount_points(&r)),
             config: Some(r.config.clone()),
             network_settings: Some(self.network_settings(&r)),
             ..Default::default()
@@ -1016,7 +1023,7 @@ impl Engine {
                         .collect(),
                 ),
             }),
-            mounts: Some(super::volumes::mounts::mount_points(r)),
+            mounts: Some(mounts::mount_points(r)),
             ..Default::default()
         }
     }
@@ -1060,6 +1067,7 @@ impl Engine {
             c.lock().name = old;
             return Err(e);
         }
+        self.networks.rename_endpoints(&c.id, &new);
         self.container_event(&c.snapshot(), "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
@@ -1350,23 +1358,7 @@ pub fn install_init(data_root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Bytes used under a directory (not following symlinks).
-pub fn dir_size(p: &Path) -> i64 {
-    fn walk(p: &Path, total: &mut i64) {
-        let Ok(rd) = std::fs::read_dir(p) else { return };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                walk(&e.path(), total);
-            } else {
-                *total += m.len() as i64;
-            }
-        }
-    }
-    let mut t = 0;
-    walk(p, &mut t);
-    t
-}
+use crate::engine::host::dir_size;
 
 /// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
 pub fn parse_size(s: &str) -> Option<u64> {

@@ -151,46 +151,4 @@ impl RwLayer {
     }
 }
 
-/// True when `p` is a mount point: asked of statx (`STATX_ATTR_MOUNT_ROOT`,
-/// Linux 5.8+), else its device differs from its parent's or mountinfo
-/// lists it.
-pub fn is_mountpoint(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
-        // SAFETY: statx fills the zeroed struct; c is a valid C string.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::statx(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-                0,
-                &mut stx,
-            )
-        };
-        if rc != 0 {
-            return false;
-        }
-        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-        if stx.stx_attributes_mask & root != 0 {
-            return stx.stx_attributes & root != 0;
-        }
-    }
-    let (Ok(a), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else {
-        return false;
-    };
-    let Ok(b) = std::fs::symlink_metadata(parent) else {
-        return false;
-    };
-    if a.dev() != b.dev() {
-        return true;
-    }
-    let target = p.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
-        })
-        .unwrap_or(false)
-}
+pub use crate::engine::mountinfo::is_mountpoint;

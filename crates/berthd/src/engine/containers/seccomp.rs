@@ -146,6 +146,15 @@ fn compile(s: &LinuxSeccomp) -> std::result::Result<Vec<u8>, String> {
 
 impl BpfCache {
     pub fn new(dir: PathBuf) -> Self {
+        // A write that a crash cut off leaves its temporary file; whole
+        // `.bpf` files stay, since live shims may still load them.
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Self {
             dir,
             files: Mutex::new(HashMap::new()),

@@ -152,9 +152,7 @@ pub struct ImageService {
     usage: RwLock<Option<UsageChecker>>,
 }
 
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub use crate::engine::clock::now as now_rfc3339;
 
 impl ImageService {
     pub fn open(data_root: &Path, store: Arc<Store>, events: Arc<EventBus>) -> Result<Self> {

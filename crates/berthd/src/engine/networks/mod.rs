@@ -3,8 +3,10 @@
 //! publishing, embedded DNS). Kernel work is in `bridge.rs` (netlink) and
 //! `firewall.rs` (berth's own nftables table).
 
+pub mod addresses;
 pub mod bridge;
 pub mod dns;
+pub mod endpoints;
 pub mod firewall;
 pub mod ipam;
 pub mod netns;
@@ -13,7 +15,7 @@ pub mod proxy;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 
 use berth_api::filters::Filters;
 use berth_api::models::{
@@ -82,12 +84,20 @@ impl NetRecord {
     }
 }
 
+/// The ports a container asks to publish: `HostConfig.PortBindings`,
+/// `PublishAllPorts` and the keys of `Config.ExposedPorts`.
+pub struct Publish {
+    pub bindings: PortMap,
+    pub all: bool,
+    pub exposed: Vec<String>,
+}
+
 /// Per running container: what must be undone when it stops.
 #[derive(Default)]
-struct Live {
-    proxies: Vec<proxy::Proxy>,
-    dnats: Vec<firewall::Dnat>,
-    dns: Option<dns::DnsServer>,
+pub struct Live {
+    pub proxies: Vec<proxy::Proxy>,
+    pub dnats: Vec<firewall::Dnat>,
+    pub dns: Option<dns::DnsServer>,
 }
 
 #[derive(Default)]
@@ -97,12 +107,20 @@ pub struct Networks {
     /// Addresses in use, per network ID.
     used: Mutex<HashMap<String, HashMap<Ipv4Addr, String>>>,
     used6: Mutex<HashMap<String, HashMap<std::net::Ipv6Addr, String>>>,
-    live: Mutex<HashMap<String, Live>>,
+    pub live: Mutex<HashMap<String, Live>>,
+    /// Running containers' endpoints (see `endpoints.rs`).
+    endpoints: Mutex<endpoints::Table>,
     /// Serialises network creation and removal.
     write: tokio::sync::Mutex<()>,
+    /// Whether any container (running or not) names a network; supplied
+    /// by the container side (`Networks::set_referenced`).
+    referenced: std::sync::OnceLock<Referenced>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// See `Networks::set_referenced`.
+pub type Referenced = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -116,6 +134,16 @@ impl Networks {
             }
         }
         Ok(n)
+    }
+
+    /// Installs the container side's answer to "does any container name
+    /// this network" (once); `prune` keeps such networks.
+    pub fn set_referenced(&self, f: Referenced) {
+        let _ = self.referenced.set(f);
+    }
+
+    fn is_referenced(&self, name: &str) -> bool {
+        self.referenced.get().is_some_and(|f| f(name))
     }
 
     pub fn all(&self) -> Vec<Arc<NetRecord>> {
@@ -150,7 +178,7 @@ impl Networks {
         }
     }
 
-    fn handle(&self) -> Result<rtnetlink::Handle> {
+    pub fn handle(&self) -> Result<rtnetlink::Handle> {
         let mut h = lock(&self.handle);
         if h.is_none() {
             *h = Some(bridge::host_handle()?);
@@ -208,7 +236,7 @@ fn ip6_forward_on() {
 }
 
 impl Engine {
-    fn net_event(&self, action: &str, n: &NetRecord, extra: &[(&str, String)]) {
+    pub(crate) fn net_event(&self, action: &str, n: &NetRecord, extra: &[(&str, String)]) {
         let mut attrs: HashMap<String, String> = n.labels.clone();
         attrs.insert("name".into(), n.name.clone());
         attrs.insert("type".into(), n.driver.clone());
@@ -252,7 +280,7 @@ impl Engine {
     /// Creates the predefined networks on first start, brings the bridges
     /// up, and rebuilds the firewall table.
     pub async fn init_networks(&self) -> Result<()> {
-        let now = super::containers::now();
+        let now = super::clock::now();
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if self
                 .networks
@@ -603,7 +631,7 @@ impl Engine {
             id: id.clone(),
             name: name.clone(),
             driver,
-            created: super::containers::now(),
+            created: super::clock::now(),
             bridge: bridge_name.clone(),
             subnet: Some(subnet.to_string()),
             gateway: gateway.map(|g| g.to_string()),
@@ -646,26 +674,6 @@ impl Engine {
         Ok((id, String::new()))
     }
 
-    /// Containers (running) attached to a network.
-    fn network_users(&self, net: &NetRecord) -> Vec<super::containers::Record> {
-        self.containers
-            .all()
-            .iter()
-            .map(|c| c.snapshot())
-            // `host` and `none` endpoints have no address but are listed.
-            .filter(|r| {
-                r.state.status.is_running()
-                    && r.endpoints.contains_key(&net.name)
-                    && (!net.is_bridge()
-                        || !r.endpoints[&net.name]
-                            .ip_address
-                            .as_deref()
-                            .unwrap_or("")
-                            .is_empty())
-            })
-            .collect()
-    }
-
     pub async fn remove_network(&self, key: &str) -> Result<()> {
         let _w = self.networks.write.lock().await;
         let n = self.networks.find(key)?;
@@ -675,7 +683,7 @@ impl Engine {
                 n.name
             )));
         }
-        if !self.network_users(&n).is_empty() {
+        if !self.networks.attached_to(&n.name).is_empty() {
             return Err(EngineError::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
@@ -700,12 +708,12 @@ impl Engine {
     pub fn network_view(&self, n: &NetRecord, with_containers: bool) -> Network {
         let mut containers = HashMap::new();
         if with_containers {
-            for r in self.network_users(n) {
-                let ep = &r.endpoints[&n.name];
+            for (id, a) in self.networks.attached_to(&n.name) {
+                let ep = &a.settings;
                 containers.insert(
-                    r.id.clone(),
+                    id,
                     NetworkContainer {
-                        name: Some(r.name.clone()),
+                        name: Some(a.name.clone()),
                         endpoint_id: ep.endpoint_id.clone(),
                         mac_address: ep.mac_address.clone(),
                         ipv4_address: Some(
@@ -800,7 +808,7 @@ impl Engine {
                 continue;
             }
             if let Some(d) = dangling {
-                let unused = self.network_users(&n).is_empty() && !n.predefined;
+                let unused = self.networks.attached_to(&n.name).is_empty() && !n.predefined;
                 if unused != d {
                     continue;
                 }
@@ -817,11 +825,7 @@ impl Engine {
             if n.predefined || !f.match_labels("label", Some(&n.labels)) {
                 continue;
             }
-            let used_at_all = self
-                .containers
-                .all()
-                .iter()
-                .any(|c| c.snapshot().endpoints.contains_key(&n.name));
+            let used_at_all = self.networks.is_referenced(&n.name);
             if used_at_all {
                 continue;
             }
@@ -832,242 +836,14 @@ impl Engine {
         Ok(gone)
     }
 
-    /// The endpoints a new container starts with (from NetworkMode and
-    /// NetworkingConfig), validated now as Docker does at create.
-    pub fn initial_endpoints(
-        &self,
-        network_mode: &str,
-        configs: &HashMap<String, EndpointSettings>,
-        config_mac: Option<&str>,
-    ) -> Result<BTreeMap<String, EndpointSettings>> {
-        let mut out = BTreeMap::new();
-        let primary = match mode_of(network_mode) {
-            Mode::Container(_) => return Ok(out),
-            Mode::None => "none".to_string(),
-            Mode::Host => "host".to_string(),
-            Mode::Networks => match network_mode {
-                "" | "default" | "bridge" => "bridge".to_string(),
-                other => other.to_string(),
-            },
-        };
-        let mut wanted: Vec<String> = vec![primary.clone()];
-        for k in configs.keys() {
-            let canon = if k == "default" {
-                "bridge".to_string()
-            } else {
-                k.clone()
-            };
-            if !wanted.contains(&canon) {
-                wanted.push(canon);
-            }
-        }
-        let primary_name = self.networks.find(&primary)?.name.clone();
-        for key in wanted {
-            let n = self.networks.find(&key)?;
-            if (n.name == "none" || n.name == "host") && out.len() + 1 > 1 && n.name != primary {
-                return Err(EngineError::invalid(format!(
-                    "container cannot be connected to network {}",
-                    n.name
-                )));
-            }
-            let given = configs
-                .get(&key)
-                .or_else(|| configs.get(&n.name))
-                .or_else(|| configs.get(&n.id))
-                .or_else(|| {
-                    if n.name == "bridge" {
-                        configs.get("default")
-                    } else {
-                        None
-                    }
-                })
-                .cloned()
-                .unwrap_or_default();
-            validate_endpoint(&n, &given)?;
-            // `Config.MacAddress` (API < 1.44) is the primary endpoint's.
-            let mac = given
-                .mac_address
-                .clone()
-                .filter(|m| !m.is_empty())
-                .or_else(|| {
-                    config_mac
-                        .filter(|m| !m.is_empty() && n.name == primary_name)
-                        .map(String::from)
-                });
-            let ep = EndpointSettings {
-                ipam_config: given.ipam_config.clone(),
-                links: given.links.clone(),
-                mac_address: mac,
-                aliases: given.aliases.clone(),
-                driver_opts: given.driver_opts.clone(),
-                gw_priority: given.gw_priority,
-                network_id: Some(n.id.clone()),
-                endpoint_id: Some(String::new()),
-                gateway: Some(String::new()),
-                ip_address: Some(String::new()),
-                ip_prefix_len: Some(0),
-                ipv6_gateway: Some(String::new()),
-                global_ipv6_address: Some(String::new()),
-                global_ipv6_prefix_len: Some(0),
-                dns_names: None,
-            };
-            out.insert(n.name.clone(), ep);
-        }
-        Ok(out)
-    }
-
-    /// Allocates an address on `n` (static when asked).
-    fn allocate(&self, n: &NetRecord, cid: &str, want: Option<&str>) -> Result<Ipv4Addr> {
-        let subnet = n
-            .subnet()
-            .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", n.name)))?;
-        let gw = n.gateway_ip();
-        let mut used = lock(&self.networks.used);
-        let taken = used.entry(n.id.clone()).or_default();
-        let ip = match want.filter(|w| !w.is_empty()) {
-            Some(w) => {
-                let ip: Ipv4Addr = w
-                    .parse()
-                    .map_err(|_| EngineError::invalid(format!("invalid IPv4 address: {w}")))?;
-                if !subnet.contains(ip) {
-                    return Err(EngineError::invalid(format!(
-                        "no configured subnet or ip-range contain the IP address {ip}"
-                    )));
-                }
-                if Some(ip) == gw || taken.get(&ip).is_some_and(|c| c != cid) {
-                    return Err(EngineError::conflict(format!(
-                        "Address already in use: {ip}"
-                    )));
-                }
-                ip
-            }
-            None => {
-                let range = n.ip_range.as_deref().and_then(|r| r.parse::<Subnet>().ok());
-                ipam::next_free(&subnet, range.as_ref(), &|ip| {
-                    Some(ip) == gw || taken.contains_key(&ip)
-                })
-                .ok_or_else(|| {
-                    EngineError::Forbidden(format!(
-                        "no available IPv4 addresses on network {}",
-                        n.name
-                    ))
-                })?
-            }
-        };
-        taken.insert(ip, cid.to_string());
-        Ok(ip)
-    }
-
-    fn release(&self, net_id: &str, cid: &str) {
-        if let Some(m) = lock(&self.networks.used).get_mut(net_id) {
-            m.retain(|_, c| c != cid);
-        }
-        if let Some(m) = lock(&self.networks.used6).get_mut(net_id) {
-            m.retain(|_, c| c != cid);
-        }
-    }
-
-    fn allocate6(
-        &self,
-        n: &NetRecord,
-        s6: &ipam::Subnet6,
-        cid: &str,
-        want: Option<&str>,
-    ) -> Result<std::net::Ipv6Addr> {
-        let gw = n.gateway6_ip();
-        let mut used = lock(&self.networks.used6);
-        let taken = used.entry(n.id.clone()).or_default();
-        let ip = match want.filter(|w| !w.is_empty()) {
-            Some(w) => {
-                let ip: std::net::Ipv6Addr = w
-                    .parse()
-                    .map_err(|_| EngineError::invalid(format!("invalid IPv6 address: {w}")))?;
-                if !s6.contains(ip) {
-                    return Err(EngineError::invalid(format!(
-                        "no configured subnet or ip-range contain the IP address {ip}"
-                    )));
-                }
-                if Some(ip) == gw || taken.get(&ip).is_some_and(|c| c != cid) {
-                    return Err(EngineError::conflict(format!(
-                        "Address already in use: {ip}"
-                    )));
-                }
-                ip
-            }
-            None => (2u128..1 << 20)
-                .map(|i| s6.nth(i))
-                .find(|ip| Some(*ip) != gw && !taken.contains_key(ip) && s6.contains(*ip))
-                .ok_or_else(|| {
-                    EngineError::Forbidden(format!(
-                        "no available IPv6 addresses on network {}",
-                        n.name
-                    ))
-                })?,
-        };
-        taken.insert(ip, cid.to_string());
-        Ok(ip)
-    }
-
-    /// Attaches a starting container to its networks: addresses, veths,
-    /// published ports, DNS. Returns the updated endpoints and port map.
-    pub async fn attach_networks(
-        self: &Arc<Self>,
-        cid: &str,
-        rec: &super::containers::Record,
-        netns: &Path,
-    ) -> Result<(BTreeMap<String, EndpointSettings>, PortMap)> {
-        let mut eps = rec.endpoints.clone();
-        let h = self.networks.handle()?;
-        let mut primary_ip: Option<Ipv4Addr> = None;
-        let mut n_if = 0;
-        let names: Vec<String> = order_networks(&eps);
-        for name in &names {
-            let n = self.networks.find(name)?;
-            if !n.is_bridge() {
-                continue;
-            }
-            let ep = eps
-                .get_mut(name)
-                .ok_or_else(|| EngineError::internal("endpoint vanished"))?;
-            self.plug(
-                &h,
-                cid,
-                rec,
-                &n,
-                ep,
-                netns,
-                &format!("eth{n_if}"),
-                primary_ip.is_none(),
-            )
-            .await?;
-            self.net_event("connect", &n, &[("container", cid.to_string())]);
-            n_if += 1;
-            if primary_ip.is_none() {
-                primary_ip = ep.ip_address.as_deref().and_then(|i| i.parse().ok());
-            }
-        }
-        // Published ports, to the address on the first network.
-        let ports = self.publish(cid, rec, primary_ip).await?;
-        // The embedded DNS, on user-defined networks.
-        if names
-            .iter()
-            .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false))
-        {
-            let dns = self.start_dns(cid, netns, rec)?;
-            lock(&self.networks.live)
-                .entry(cid.to_string())
-                .or_default()
-                .dns = Some(dns);
-        }
-        Ok((eps, ports))
-    }
-
     #[allow(clippy::too_many_arguments)]
-    async fn plug(
+    /// Joins container `cid` (named `name`) to bridge network `n`: an
+    /// address, a veth into `netns` named `ifname`, and its DNS names.
+    pub(crate) async fn plug(
         &self,
         h: &rtnetlink::Handle,
         cid: &str,
-        rec: &super::containers::Record,
+        name: &str,
         n: &NetRecord,
         ep: &mut EndpointSettings,
         netns: &Path,
@@ -1079,7 +855,7 @@ impl Engine {
             berth_api::links::parse(l).map_err(|e| EngineError::internal(e.to_string()))?;
         }
         let want = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.clone());
-        let ip = self.allocate(n, cid, want.as_deref())?;
+        let ip = self.networks.allocate(n, cid, want.as_deref())?;
         let subnet = n
             .subnet()
             .ok_or_else(|| EngineError::internal("no subnet"))?;
@@ -1102,10 +878,10 @@ impl Engine {
         let ip6 = match n.subnet6() {
             Some(s6) => {
                 let want6 = ep.ipam_config.as_ref().and_then(|c| c.ipv6_address.clone());
-                match self.allocate6(n, &s6, cid, want6.as_deref()) {
+                match self.networks.allocate6(n, &s6, cid, want6.as_deref()) {
                     Ok(a) => Some((a, s6.prefix)),
                     Err(e) => {
-                        self.release(&n.id, cid);
+                        self.networks.release(&n.id, cid);
                         return Err(e);
                     }
                 }
@@ -1132,7 +908,7 @@ impl Engine {
             None
         };
         if let Err(e) = bridge::add_endpoint(h, br_idx, netns, iface).await {
-            self.release(&n.id, cid);
+            self.networks.release(&n.id, cid);
             return Err(e);
         }
         ep.ip_address = Some(ip.to_string());
@@ -1147,7 +923,7 @@ impl Engine {
         }
         ep.endpoint_id = Some(super::ids::new_object_id());
         if n.has_dns() {
-            let mut names = vec![rec.name.clone(), cid[..12].to_string()];
+            let mut names = vec![name.to_string(), cid[..12].to_string()];
             for a in ep.aliases.clone().unwrap_or_default() {
                 if !names.contains(&a) {
                     names.push(a);
@@ -1158,19 +934,20 @@ impl Engine {
         Ok(())
     }
 
-    async fn publish(
+    /// Publishes container `cid`'s ports on the host, forwarded to
+    /// `target` (its address on its first network). Returns what was bound.
+    pub(crate) async fn publish(
         &self,
         cid: &str,
-        rec: &super::containers::Record,
+        ports: &Publish,
         target: Option<Ipv4Addr>,
     ) -> Result<PortMap> {
-        let hc = &rec.host_config;
         let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
-        for (k, v) in hc.port_bindings.clone().unwrap_or_default() {
+        for (k, v) in ports.bindings.clone() {
             bindings.insert(k, v.unwrap_or_default());
         }
-        if hc.publish_all_ports == Some(true) {
-            for k in rec.config.exposed_ports.clone().unwrap_or_default().keys() {
+        if ports.all {
+            for k in &ports.exposed {
                 bindings.entry(k.clone()).or_default();
                 if bindings[k].is_empty() {
                     bindings.insert(
@@ -1184,7 +961,7 @@ impl Engine {
             }
         }
         let mut out: PortMap = HashMap::new();
-        for k in rec.config.exposed_ports.clone().unwrap_or_default().keys() {
+        for k in &ports.exposed {
             out.insert(k.clone(), None);
         }
         let Some(target) = target else {
@@ -1283,329 +1060,6 @@ impl Engine {
         Ok(out)
     }
 
-    fn start_dns(
-        self: &Arc<Self>,
-        cid: &str,
-        netns: &Path,
-        rec: &super::containers::Record,
-    ) -> Result<dns::DnsServer> {
-        let weak: Weak<Engine> = Arc::downgrade(self);
-        let me = cid.to_string();
-        let lookup: dns::Lookup = Arc::new(move |name: &str| {
-            let e = weak.upgrade()?;
-            e.dns_lookup(&me, name)
-        });
-        let upstream = upstream_resolvers(rec.host_config.dns.as_deref());
-        dns::start(netns, lookup, upstream)
-    }
-
-    /// Names visible to container `asker`: containers, their short IDs and
-    /// aliases on the user-defined networks it shares, also as `name.network`.
-    /// Its own legacy links (`EndpointSettings.Links`) come first: an alias
-    /// names the link's target on that network, for this container only.
-    fn dns_lookup(&self, asker: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
-        let me = self.containers.find(asker).ok()?.snapshot();
-        let my_nets: Vec<String> = me
-            .endpoints
-            .iter()
-            .filter(|(n, ep)| {
-                !ep.ip_address.as_deref().unwrap_or("").is_empty()
-                    && self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false)
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        for net in &my_nets {
-            let links = me.endpoints.get(net).and_then(|e| e.links.clone());
-            for link in links.iter().flatten() {
-                let Ok((target, alias)) = berth_api::links::parse(link) else {
-                    continue;
-                };
-                let alias = alias.to_ascii_lowercase();
-                if alias == name || format!("{alias}.{}", net.to_ascii_lowercase()) == name {
-                    let found =
-                        self.names_on(std::slice::from_ref(net), &target.to_ascii_lowercase());
-                    if found.is_some() {
-                        return found;
-                    }
-                }
-            }
-        }
-        self.names_on(&my_nets, name)
-    }
-
-    /// The addresses of the running containers that answer to `name` (or
-    /// `name.network`) on one of `nets`.
-    fn names_on(&self, nets: &[String], name: &str) -> Option<Vec<std::net::IpAddr>> {
-        let my_nets = nets;
-        let mut ips = Vec::new();
-        for c in self.containers.all() {
-            let r = c.snapshot();
-            if !r.state.status.is_running() {
-                continue;
-            }
-            for net in my_nets {
-                let Some(ep) = r.endpoints.get(net) else {
-                    continue;
-                };
-                let names = ep.dns_names.clone().unwrap_or_default();
-                let hit = names.iter().any(|n| {
-                    let n = n.to_ascii_lowercase();
-                    n == name || format!("{n}.{}", net.to_ascii_lowercase()) == name
-                });
-                if !hit {
-                    continue;
-                }
-                // Its IPv4 address and, on IPv6 networks, its IPv6 one.
-                for a in [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Ok(ip) = a.parse::<std::net::IpAddr>() {
-                        if !ips.contains(&ip) {
-                            ips.push(ip);
-                        }
-                    }
-                }
-            }
-        }
-        (!ips.is_empty()).then_some(ips)
-    }
-
-    /// Undoes `attach_networks` for a stopped container: addresses, ports,
-    /// DNS. (Its veths die with its namespace.)
-    pub fn detach_networks(&self, cid: &str, eps: &mut BTreeMap<String, EndpointSettings>) {
-        let live = lock(&self.networks.live).remove(cid);
-        for (name, ep) in eps.iter_mut() {
-            if !ep.ip_address.as_deref().unwrap_or("").is_empty() {
-                if let Ok(n) = self.networks.find(name) {
-                    self.net_event("disconnect", &n, &[("container", cid.to_string())]);
-                }
-            }
-            if let Some(id) = ep.network_id.clone() {
-                self.release(&id, cid);
-            } else if let Ok(n) = self.networks.find(name) {
-                self.release(&n.id, cid);
-            }
-            ep.endpoint_id = Some(String::new());
-            ep.gateway = Some(String::new());
-            ep.ip_address = Some(String::new());
-            ep.ip_prefix_len = Some(0);
-            ep.global_ipv6_address = Some(String::new());
-            ep.global_ipv6_prefix_len = Some(0);
-            ep.ipv6_gateway = Some(String::new());
-            ep.dns_names = None;
-            if ep
-                .ipam_config
-                .as_ref()
-                .and_then(|c| c.ipv4_address.as_ref())
-                .is_none()
-            {
-                // A generated MAC follows the address; a configured one stays.
-                ep.mac_address = Some(String::new());
-            }
-        }
-        if let Some(l) = live {
-            let had = !l.dnats.is_empty();
-            drop(l);
-            if had {
-                if let Err(e) = self.refresh_firewall() {
-                    tracing::warn!(error = %e, "refreshing the firewall");
-                }
-            }
-        }
-    }
-
-    /// After a daemon restart: re-reserve the addresses of running
-    /// containers and restart their port proxies and DNS.
-    pub async fn restore_container_network(self: &Arc<Self>, rec: &super::containers::Record) {
-        for ep in rec.endpoints.values() {
-            if let (Some(id), Some(ip)) = (
-                ep.network_id.as_ref(),
-                ep.ip_address
-                    .as_deref()
-                    .and_then(|i| i.parse::<Ipv4Addr>().ok()),
-            ) {
-                lock(&self.networks.used)
-                    .entry(id.clone())
-                    .or_default()
-                    .insert(ip, rec.id.clone());
-            }
-            if let (Some(id), Some(ip)) = (
-                ep.network_id.as_ref(),
-                ep.global_ipv6_address
-                    .as_deref()
-                    .and_then(|i| i.parse::<std::net::Ipv6Addr>().ok()),
-            ) {
-                lock(&self.networks.used6)
-                    .entry(id.clone())
-                    .or_default()
-                    .insert(ip, rec.id.clone());
-            }
-        }
-        let primary = order_networks(&rec.endpoints).iter().find_map(|n| {
-            rec.endpoints[n]
-                .ip_address
-                .as_deref()
-                .and_then(|i| i.parse::<Ipv4Addr>().ok())
-        });
-        if let Err(e) = self.publish(&rec.id, rec, primary).await {
-            tracing::warn!(id = %rec.id, error = %e, "restoring published ports");
-        }
-        let netns = self.paths(&rec.id).netns;
-        if rec
-            .endpoints
-            .keys()
-            .any(|n| self.networks.find(n).map(|x| x.has_dns()).unwrap_or(false))
-            && netns.exists()
-        {
-            match self.start_dns(&rec.id, &netns, rec) {
-                Ok(d) => {
-                    lock(&self.networks.live)
-                        .entry(rec.id.clone())
-                        .or_default()
-                        .dns = Some(d)
-                }
-                Err(e) => tracing::warn!(id = %rec.id, error = %e, "restoring DNS"),
-            }
-        }
-    }
-
-    pub async fn connect_network(
-        self: &Arc<Self>,
-        net: &str,
-        container: &str,
-        cfg: Option<EndpointSettings>,
-    ) -> Result<()> {
-        let n = self.networks.find(net)?;
-        let c = self.containers.find(container)?;
-        let _op = c.op.lock().await;
-        let r = c.snapshot();
-        if let Mode::Container(_) | Mode::Host =
-            mode_of(r.host_config.network_mode.as_deref().unwrap_or(""))
-        {
-            return Err(EngineError::Forbidden("container sharing network namespace with another container or host cannot be connected to any other network".into()));
-        }
-        if !n.is_bridge() {
-            return Err(EngineError::Forbidden(
-                "container cannot be disconnected from host network or connected to host network"
-                    .into(),
-            ));
-        }
-        if r.endpoints.contains_key(&n.name) {
-            return Err(EngineError::Forbidden(format!(
-                "endpoint with name {} already exists in network {}",
-                r.name, n.name
-            )));
-        }
-        let given = cfg.unwrap_or_default();
-        validate_endpoint(&n, &given)?;
-        // Echoed as given (dockerd keeps an empty list or map as sent).
-        let mut ep = EndpointSettings {
-            ipam_config: given.ipam_config.clone(),
-            links: given.links.clone().filter(|l| !l.is_empty()),
-            aliases: given.aliases.clone(),
-            driver_opts: given.driver_opts.clone(),
-            mac_address: given.mac_address.clone().filter(|m| !m.is_empty()),
-            network_id: Some(n.id.clone()),
-            ..Default::default()
-        };
-        if r.state.status.is_running() {
-            let netns = self.paths(&r.id).netns;
-            if r.endpoints.contains_key("none") {
-                return Err(EngineError::Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode".into()));
-            }
-            let h = self.networks.handle()?;
-            let existing = bridge::iface_names(&netns)?;
-            let mut i = 0;
-            while existing.contains(&format!("eth{i}")) {
-                i += 1;
-            }
-            let no_route = !r
-                .endpoints
-                .values()
-                .any(|e| !e.ip_address.as_deref().unwrap_or("").is_empty());
-            self.plug(
-                &h,
-                &r.id,
-                &r,
-                &n,
-                &mut ep,
-                &netns,
-                &format!("eth{i}"),
-                no_route,
-            )
-            .await?;
-            if n.has_dns()
-                && lock(&self.networks.live)
-                    .get(&r.id)
-                    .is_none_or(|l| l.dns.is_none())
-            {
-                let d = self.start_dns(&r.id, &netns, &r)?;
-                lock(&self.networks.live)
-                    .entry(r.id.clone())
-                    .or_default()
-                    .dns = Some(d);
-            }
-        }
-        c.lock().endpoints.insert(n.name.clone(), ep);
-        self.persist(&c)?;
-        // As dockerd: a stopped container's connect is only recorded; its
-        // `connect` event comes when it starts.
-        if r.state.status.is_running() {
-            self.net_event("connect", &n, &[("container", r.id.clone())]);
-        }
-        Ok(())
-    }
-
-    pub async fn disconnect_network(&self, net: &str, container: &str, _force: bool) -> Result<()> {
-        let n = self.networks.find(net)?;
-        let c = self.containers.find(container)?;
-        let _op = c.op.lock().await;
-        let r = c.snapshot();
-        let Some(ep) = r.endpoints.get(&n.name).cloned() else {
-            return Err(EngineError::Forbidden(format!(
-                "container {} is not connected to network {}",
-                r.id, n.name
-            )));
-        };
-        if r.state.status.is_running() && n.is_bridge() {
-            let netns = self.paths(&r.id).netns;
-            // Find the interface holding this network's address.
-            let ip = ep.ip_address.clone().unwrap_or_default();
-            let mac = ep.mac_address.clone().unwrap_or_default();
-            let ifname = find_iface_by_mac(&netns, &mac).unwrap_or_default();
-            if !ifname.is_empty() {
-                bridge::remove_iface(&netns, &ifname)?;
-            }
-            self.release(&n.id, &r.id);
-            tracing::debug!(%ip, %ifname, "disconnected");
-            // dockerd logs the endpoint's leave and then the API's
-            // disconnect: two events for a running container.
-            self.net_event("disconnect", &n, &[("container", r.id.clone())]);
-        }
-        c.lock().endpoints.remove(&n.name);
-        self.persist(&c)?;
-        self.net_event("disconnect", &n, &[("container", r.id.clone())]);
-        Ok(())
-    }
-
-    /// The `/etc/hosts` lines for the container's own addresses.
-    pub fn own_hosts_lines(&self, r: &super::containers::Record) -> String {
-        let mut s = String::new();
-        // As libnetwork: the FQDN first, then the short name.
-        let host = r.config.hostname.clone().unwrap_or_default();
-        let names = match r.config.domainname.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) => format!("{host}.{d} {host}"),
-            None => host,
-        };
-        for ep in r.endpoints.values() {
-            if let Some(ip) = ep.ip_address.as_deref().filter(|i| !i.is_empty()) {
-                s.push_str(&format!("{ip}\t{names}\n"));
-            }
-        }
-        s
-    }
-
     /// The gateway of the default bridge (for `host-gateway` in --add-host).
     pub fn default_gateway(&self) -> Option<String> {
         self.networks
@@ -1624,16 +1078,7 @@ fn is_generated_bridge_name(name: &str) -> bool {
         .is_some_and(|h| h.len() == 12 && h.bytes().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
-    let mut v: Vec<(i64, String)> = eps
-        .iter()
-        .map(|(k, e)| (-e.gw_priority.unwrap_or(0), k.clone()))
-        .collect();
-    v.sort();
-    v.into_iter().map(|(_, k)| k).collect()
-}
-
-fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
+pub fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
     // Addresses are checked for form first (as dockerd).
     if let Some(c) = &ep.ipam_config {
         if let Some(a) = c.ipv4_address.as_deref().filter(|a| !a.is_empty()) {
@@ -1682,57 +1127,6 @@ fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
         ipam::parse_mac(m)?;
     }
     Ok(())
-}
-
-fn find_iface_by_mac(netns: &Path, mac: &str) -> Option<String> {
-    let mac = mac.to_string();
-    bridge::in_netns(netns, move |nh| async move {
-        use futures_util::TryStreamExt;
-        let mut links = nh.link().get().execute();
-        while let Some(l) = links
-            .try_next()
-            .await
-            .map_err(|e| EngineError::internal(e.to_string()))?
-        {
-            let mut name = None;
-            let mut addr = None;
-            for a in l.attributes {
-                match a {
-                    netlink_packet_route::link::LinkAttribute::IfName(n) => name = Some(n),
-                    netlink_packet_route::link::LinkAttribute::Address(a) => addr = Some(a),
-                    _ => {}
-                }
-            }
-            if let (Some(n), Some(a)) = (name, addr) {
-                if ipam::mac_string(&<[u8; 6]>::try_from(a.as_slice()).unwrap_or_default()) == mac {
-                    return Ok(Some(n));
-                }
-            }
-        }
-        Ok(None)
-    })
-    .ok()
-    .flatten()
-}
-
-/// Upstream resolvers for the embedded DNS: `--dns`, else the host's.
-fn upstream_resolvers(dns: Option<&[String]>) -> Vec<SocketAddr> {
-    let list: Vec<String> = match dns.filter(|d| !d.is_empty()) {
-        Some(d) => d.to_vec(),
-        None => std::fs::read_to_string("/etc/resolv.conf")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                l.trim()
-                    .strip_prefix("nameserver")
-                    .map(|x| x.trim().to_string())
-            })
-            .collect(),
-    };
-    list.iter()
-        .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
-        .collect()
 }
 
 #[cfg(test)]

@@ -2,15 +2,14 @@
 //! or a device mounted there per `DriverOpts` `type`/`device`/`o`, as
 //! Docker's local driver), the records (metadata store, `Table::Volumes`)
 //! with their in-memory index, and the API operations. Which containers use
-//! a volume is read from the container records (their mount plans), so the
-//! reference count can never drift from what the containers say.
+//! a volume is asked of the container side through [`VolumeUsers`] (it
+//! reads their mount plans), so the count can never drift from what the
+//! containers say, and volumes never depend on containers.
 //!
-//! `mounts.rs` turns `Binds`/`Mounts`/`Tmpfs`/`VolumesFrom`/image `VOLUME`s
-//! into a container's mount plan and OCI mounts; `copyup.rs` fills a new
-//! volume from the image.
+//! `containers/mounts.rs` turns a container's `Binds`/`Mounts`/`VOLUME`s into
+//! its mount plan; `copyup.rs` fills a new volume from the image.
 
 pub mod copyup;
-pub mod mounts;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use berth_api::models::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::containers::rootfs::is_mountpoint;
+use super::mountinfo::is_mountpoint;
 use super::store::{Store, Table};
 use super::{Engine, EngineError, Result};
 
@@ -55,8 +54,18 @@ impl VolumeRecord {
     }
 }
 
+/// What volumes must know of the containers that use them; supplied by the
+/// container side at start-up (`Volumes::set_users`).
+pub trait VolumeUsers: Send + Sync {
+    /// Volume name → IDs of the containers whose mount plans name it, sorted.
+    fn refs(&self) -> HashMap<String, Vec<String>>;
+    /// Whether a running container other than `except` mounts `name`.
+    fn used_by_running(&self, name: &str, except: &str) -> bool;
+}
+
 pub struct Volumes {
     root: PathBuf,
+    users: std::sync::OnceLock<Box<dyn VolumeUsers>>,
     index: RwLock<HashMap<String, VolumeRecord>>,
     /// Serialises creating and removing volumes with container mount
     /// planning: a volume cannot be removed between a container's lookup of
@@ -92,15 +101,38 @@ impl Volumes {
                 continue;
             }
             tracing::info!(dir = %name, "removing an unfinished volume directory");
-            super::reconcile::unmount_under(&e.path());
+            super::mountinfo::unmount_under(&e.path());
             super::trash::remove(&e.path(), &super::trash::dir(data_root));
         }
         Ok(Self {
             root,
+            users: std::sync::OnceLock::new(),
             index: RwLock::new(index),
             lock: Mutex::new(()),
             active: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Installs the container side's view of volume use (once).
+    pub fn set_users(&self, users: Box<dyn VolumeUsers>) {
+        let _ = self.users.set(users);
+    }
+
+    /// Volume name → IDs of the containers that name it.
+    pub fn refs(&self) -> HashMap<String, Vec<String>> {
+        self.users.get().map(|u| u.refs()).unwrap_or_default()
+    }
+
+    /// IDs of the containers that name volume `name`.
+    pub fn users_of(&self, name: &str) -> Vec<String> {
+        self.refs().remove(name).unwrap_or_default()
+    }
+
+    /// Whether a running container other than `except` mounts `name`.
+    pub fn used_by_running(&self, name: &str, except: &str) -> bool {
+        self.users
+            .get()
+            .is_some_and(|u| u.used_by_running(name, except))
     }
 
     /// The directory the volume's content lives in (its `Mountpoint`).
@@ -267,35 +299,13 @@ impl Engine {
         }
     }
 
-    fn volume_event(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+    pub(crate) fn volume_event(&self, action: &str, name: &str, extra: &[(&str, String)]) {
         let mut attrs: HashMap<String, String> = HashMap::new();
         attrs.insert("driver".into(), LOCAL.into());
         for (k, v) in extra {
             attrs.insert(k.to_string(), v.clone());
         }
         self.events.publish("volume", action, name, attrs);
-    }
-
-    /// Volume name → IDs of the containers whose mount plans name it.
-    pub(crate) fn volume_refs(&self) -> HashMap<String, Vec<String>> {
-        let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for c in self.containers.all() {
-            let r = c.lock();
-            for m in r.mounts.iter().filter(|m| m.typ == mounts::VOLUME) {
-                let ids = out.entry(m.name.clone()).or_default();
-                if !ids.contains(&r.id) {
-                    ids.push(r.id.clone());
-                }
-            }
-        }
-        for ids in out.values_mut() {
-            ids.sort();
-        }
-        out
-    }
-
-    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        self.volume_refs().remove(name).unwrap_or_default()
     }
 
     /// Creates a volume, or returns the existing one of that name. An empty
@@ -385,7 +395,7 @@ impl Engine {
     pub fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
         filters.validate(&["dangling", "name", "label", "driver"])?;
         let dangling = filters.get_bool("dangling")?;
-        let refs = self.volume_refs();
+        let refs = self.volumes.refs();
         let out = self
             .volumes
             .all()
@@ -405,7 +415,7 @@ impl Engine {
     }
 
     /// Deletes a volume that nothing uses; the caller holds the guard.
-    fn remove_volume_locked(&self, name: &str) -> Result<()> {
+    pub(crate) fn remove_volume_locked(&self, name: &str) -> Result<()> {
         let data = self.volumes.data_path(name);
         if is_mountpoint(&data) {
             nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
@@ -453,7 +463,7 @@ impl Engine {
                 "get {name}: no such volume"
             )));
         }
-        let users = self.volume_users(name);
+        let users = self.volumes.users_of(name);
         if !users.is_empty() {
             return Err(EngineError::conflict(format!(
                 "remove {name}: volume is in use - [{}]",
@@ -469,7 +479,7 @@ impl Engine {
         filters.validate(&["label", "label!", "all"])?;
         let all = filters.get_bool("all")?.unwrap_or(false);
         let _g = self.volumes.guard();
-        let refs = self.volume_refs();
+        let refs = self.volumes.refs();
         let mut deleted = Vec::new();
         let mut space = 0i64;
         for v in self.volumes.all() {
@@ -488,7 +498,7 @@ impl Engine {
             {
                 continue;
             }
-            let size = super::containers::dir_size(&self.volumes.data_path(&v.name));
+            let size = super::host::dir_size(&self.volumes.data_path(&v.name));
             match self.remove_volume_locked(&v.name) {
                 Ok(()) => {
                     deleted.push(v.name.clone());
@@ -513,14 +523,14 @@ impl Engine {
 
     /// Volumes with `UsageData` for `GET /system/df`.
     pub fn volumes_disk_usage(&self) -> Vec<Volume> {
-        let refs = self.volume_refs();
+        let refs = self.volumes.refs();
         self.volumes
             .all()
             .iter()
             .map(|v| {
                 let mut out = self.volume_view(v);
                 out.usage_data = Some(VolumeUsageData {
-                    size: super::containers::dir_size(&self.volumes.data_path(&v.name)),
+                    size: super::host::dir_size(&self.volumes.data_path(&v.name)),
                     ref_count: refs.get(&v.name).map(|r| r.len()).unwrap_or(0) as i64,
                 });
                 out
@@ -556,7 +566,7 @@ impl Engine {
     pub(crate) fn release_idle_volumes(&self) {
         for v in self.volumes.all().iter().filter(|v| v.has_device()) {
             let data = self.volumes.data_path(&v.name);
-            if !is_mountpoint(&data) || self.used_by_running(&v.name, "") {
+            if !is_mountpoint(&data) || self.volumes.used_by_running(&v.name, "") {
                 continue;
             }
             tracing::info!(volume = %v.name, "unmounting a device volume no container uses");
@@ -564,18 +574,6 @@ impl Engine {
                 tracing::warn!(volume = %v.name, error = %e, "unmounting the volume's device");
             }
         }
-    }
-
-    /// Whether a running container other than `except` mounts volume `name`.
-    fn used_by_running(&self, name: &str, except: &str) -> bool {
-        self.containers.all().iter().any(|c| {
-            let r = c.lock();
-            r.id != except
-                && r.state.status.is_running()
-                && r.mounts
-                    .iter()
-                    .any(|m| m.typ == mounts::VOLUME && m.name == name)
-        })
     }
 
     /// Releases `holder`'s use; the device is unmounted once no holder and
@@ -597,7 +595,7 @@ impl Engine {
             return;
         }
         active.remove(name);
-        let running_elsewhere = self.used_by_running(name, holder);
+        let running_elsewhere = self.volumes.used_by_running(name, holder);
         let data = self.volumes.data_path(name);
         if !running_elsewhere && is_mountpoint(&data) {
             if let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH) {

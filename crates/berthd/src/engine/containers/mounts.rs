@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use berth_api::models::{
     Mount, MountBindOptionsPropagationEnum, MountPoint, MountPointTypeEnum, MountTypeEnum,
@@ -17,7 +18,7 @@ use berth_api::models::{
 use berth_runtime::Mount as OciMount;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::containers::{Container, Record};
+use super::{Container, Record};
 use crate::engine::scoped::{self, Root};
 use crate::engine::{Engine, EngineError, Result};
 
@@ -255,7 +256,7 @@ pub fn parse_mount(m: &Mount) -> Result<(MountRec, VolumeWant)> {
             }
             if let Some(d) = &vo.driver_config {
                 let name = d.name.clone().unwrap_or_default();
-                if !name.is_empty() && name != super::LOCAL {
+                if !name.is_empty() && name != crate::engine::volumes::LOCAL {
                     return Err(EngineError::not_found(format!(
                         "error looking up volume plugin {name}: plugin \"{name}\" not found"
                     )));
@@ -538,7 +539,7 @@ impl Engine {
     }
 
     fn remove_volume_unused_locked(&self, name: &str) -> Result<()> {
-        if self.volume_users(name).is_empty() && self.volumes.get(name).is_some() {
+        if self.volumes.users_of(name).is_empty() && self.volumes.get(name).is_some() {
             // The guard is already held.
             return self.remove_volume_locked(name);
         }
@@ -551,14 +552,18 @@ impl Engine {
         want: VolumeWant,
         made: &mut Vec<String>,
     ) -> Result<MountRec> {
-        let (v, now) =
-            self.create_volume_locked(&rec.name, super::LOCAL, want.labels, want.options)?;
+        let (v, now) = self.create_volume_locked(
+            &rec.name,
+            crate::engine::volumes::LOCAL,
+            want.labels,
+            want.options,
+        )?;
         if now {
             made.push(v.name.clone());
         }
         rec.source = self.volumes.data_path(&v.name).display().to_string();
         rec.name = v.name;
-        rec.driver = super::LOCAL.into();
+        rec.driver = crate::engine::volumes::LOCAL.into();
         Ok(rec)
     }
 
@@ -566,7 +571,7 @@ impl Engine {
         let hc = &r.host_config;
         let mut points: BTreeMap<String, MountRec> = BTreeMap::new();
         if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty()) {
-            if d != super::LOCAL {
+            if d != crate::engine::volumes::LOCAL {
                 return Err(EngineError::not_found(format!(
                     "error looking up volume plugin {d}: plugin \"{d}\" not found"
                 )));
@@ -682,7 +687,7 @@ impl Engine {
                         let _g = self.volumes.guard();
                         self.create_volume_locked(
                             &m.name,
-                            super::LOCAL,
+                            crate::engine::volumes::LOCAL,
                             HashMap::new(),
                             HashMap::new(),
                         )?;
@@ -690,7 +695,7 @@ impl Engine {
                     self.activate_volume(&m.name, &r.id)?;
                     let data = self.volumes.data_path(&m.name);
                     if m.copy_data {
-                        super::copyup::populate(&root, &m.destination, &data)?;
+                        crate::engine::volumes::copyup::populate(&root, &m.destination, &data)?;
                     }
                     let mut opts = vec!["rbind".to_string()];
                     if !m.rw {
@@ -791,6 +796,43 @@ impl Engine {
                 tracing::warn!(volume = %m.name, error = %e, "removing an anonymous volume");
             }
         }
+    }
+}
+
+/// The container side's answer to "who uses this volume": read from the
+/// mount plans in the container index.
+pub struct VolumeUse(pub Arc<RwLock<super::Index>>);
+
+impl crate::engine::volumes::VolumeUsers for VolumeUse {
+    fn refs(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for c in self.0.read().unwrap_or_else(|p| p.into_inner()).all() {
+            let r = c.lock();
+            for m in r.mounts.iter().filter(|m| m.typ == VOLUME) {
+                let ids = out.entry(m.name.clone()).or_default();
+                if !ids.contains(&r.id) {
+                    ids.push(r.id.clone());
+                }
+            }
+        }
+        for ids in out.values_mut() {
+            ids.sort();
+        }
+        out
+    }
+
+    fn used_by_running(&self, name: &str, except: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .all()
+            .iter()
+            .any(|c| {
+                let r = c.lock();
+                r.id != except
+                    && r.state.status.is_running()
+                    && r.mounts.iter().any(|m| m.typ == VOLUME && m.name == name)
+            })
     }
 }
 

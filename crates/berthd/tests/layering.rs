@@ -1,0 +1,236 @@
+//! The engine's modules depend one way: no module reaches, directly or
+//! through others, back into one that depends on it. A dependency is a
+//! path (`crate::engine::x`, `super::x`, a `use` group naming `x`) or a
+//! reach through the engine into another service's state
+//! (`self.containers.`), which is how a god object hides its cycles.
+//!
+//! Also: no file of the daemon over 1 200 lines, and the CLI's commands
+//! (`cmd/*.rs`) do not import each other (shared helpers live in
+//! `cmd/common.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Engine fields that hold a service, and the module that owns it.
+const SERVICES: &[(&str, &str)] = &[
+    ("images", "images"),
+    ("containers", "containers"),
+    ("networks", "networks"),
+    ("volumes", "volumes"),
+    ("builder", "builder"),
+    ("registries", "registry"),
+];
+
+/// Receivers through which a service is reached.
+const RECEIVERS: &[&str] = &["self", "engine", "eng", "me", "e", "this"];
+
+fn engine_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a file without its test module and its comments.
+fn code_of(p: &Path) -> String {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Identifiers that follow `prefix` in `code` (`prefix` then an identifier).
+fn after(code: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find(prefix) {
+        let before = rest[..i].chars().next_back();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| is_ident(c) || c == ':') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            // `prefix{a, b::c, d as e}`: the first segment of each item.
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let first: String = item.trim().chars().take_while(|c| is_ident(*c)).collect();
+                if !first.is_empty() {
+                    out.push(first);
+                }
+            }
+            continue;
+        }
+        let id: String = rest.chars().take_while(|c| is_ident(*c)).collect();
+        if !id.is_empty() {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// The engine module a file belongs to and how many `super::` lead from
+/// it to the engine.
+fn module_of(root: &Path, file: &Path) -> (String, usize) {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let parts: Vec<String> = rel
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let module = parts[0].trim_end_matches(".rs").to_string();
+    // engine/m.rs, engine/m/mod.rs: `super` is the engine.
+    let mut depth = parts.len();
+    if parts.last().is_some_and(|l| l == "mod.rs") {
+        depth -= 1;
+    }
+    (module, depth.max(1))
+}
+
+/// Module → module → the files that make the edge.
+fn engine_graph() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let root = engine_dir();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|f| module_of(&root, f).0)
+        .filter(|m| m != "mod")
+        .collect();
+    let mut g: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for f in &files {
+        let (m, depth) = module_of(&root, f);
+        if m == "mod" {
+            continue;
+        }
+        let code = code_of(f);
+        let sup = "super::".repeat(depth);
+        let mut named = after(&code, "crate::engine::");
+        named.extend(after(&code, &sup));
+        for (field, owner) in SERVICES {
+            for r in RECEIVERS {
+                if code.contains(&format!("{r}.{field}.")) {
+                    named.push(owner.to_string());
+                }
+            }
+        }
+        let shown = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        for n in named {
+            if n != m && modules.contains(&n) {
+                g.entry(m.clone())
+                    .or_default()
+                    .entry(n)
+                    .or_default()
+                    .insert(shown.clone());
+            }
+        }
+    }
+    g
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(
+    g: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    start: &str,
+) -> Option<Vec<String>> {
+    fn walk(
+        g: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+        at: &str,
+        start: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in g.get(at).map(|m| m.keys()).into_iter().flatten() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if walk(g, next, start, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    let mut seen = BTreeSet::new();
+    walk(g, start, start, &mut path, &mut seen).then_some(path)
+}
+
+#[test]
+fn engine_modules_depend_one_way() {
+    let g = engine_graph();
+    assert!(
+        g.contains_key("containers") && g["containers"].contains_key("images"),
+        "the scan found no dependencies: it is broken"
+    );
+    for m in g.keys() {
+        if let Some(cycle) = cycle_from(&g, m) {
+            let why: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} -> {} (in {:?})", w[0], w[1], g[&w[0]][&w[1]]))
+                .collect();
+            panic!("engine modules import each other:\n  {}", why.join("\n  "));
+        }
+    }
+}
+
+#[test]
+fn the_scan_sees_a_cycle_when_there_is_one() {
+    let mut g: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (a, b) in [("a", "b"), ("b", "c"), ("c", "a")] {
+        g.entry(a.into())
+            .or_default()
+            .insert(b.into(), BTreeSet::new());
+    }
+    assert_eq!(
+        cycle_from(&g, "a"),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+    assert_eq!(
+        after("use super::{a, b::c, d as e};", "super::"),
+        ["a", "b", "d"]
+    );
+    assert_eq!(after("x::super::y", "super::"), Vec::<String>::new());
+}
+
+#[test]
+fn no_daemon_file_is_over_1200_lines() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).ok()?.lines().count();
+            (n > 1200).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 1 200 lines: {long:?}");
+}
