@@ -131,11 +131,54 @@ pub struct StateReply {
     pub exit: Option<ExitStatus>,
 }
 
+/// Why a shim's request failed: decides the daemon's answer (400 or 500)
+/// and the exit code a container that could not start records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Anything else: 500, exit code 128.
+    #[default]
+    Internal,
+    /// The command, or a file the runtime needed, does not exist: 400, 127.
+    NotFound,
+    /// The command may not be executed: 400, 126.
+    PermissionDenied,
+}
+
+impl ErrorKind {
+    /// The exit code Docker records for a start that failed this way.
+    pub fn exit_code(self) -> i64 {
+        match self {
+            ErrorKind::Internal => 128,
+            ErrorKind::NotFound => 127,
+            ErrorKind::PermissionDenied => 126,
+        }
+    }
+
+    /// The kind of a runtime's failure to create or start a container,
+    /// read the way moby reads its runtime's errors (their text is all an
+    /// OCI runtime gives): "executable file not found" or "no such file or
+    /// directory" anywhere is 127, "permission denied" 126. Used by the
+    /// shim, where the runtime's message arrives; the daemon sees the kind.
+    pub fn of_runtime_error(msg: &str) -> Self {
+        if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            ErrorKind::NotFound
+        } else if msg.contains("permission denied") {
+            ErrorKind::PermissionDenied
+        } else {
+            ErrorKind::Internal
+        }
+    }
+}
+
 /// Every answer line.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Reply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `error`: what kind of failure (absent: internal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,6 +197,16 @@ impl Reply {
             ..Default::default()
         }
     }
+
+    /// A runtime's failure, with its kind (see `ErrorKind::of_runtime_error`).
+    pub fn runtime_err(msg: impl Into<String>) -> Self {
+        let msg = msg.into();
+        Self {
+            kind: Some(ErrorKind::of_runtime_error(&msg)),
+            error: Some(msg),
+            ..Default::default()
+        }
+    }
 }
 
 /// The first line the shim writes on its ready pipe.
@@ -161,4 +214,7 @@ impl Reply {
 pub struct Ready {
     pub pid: Option<i32>,
     pub error: Option<String>,
+    /// With `error`: what kind of failure (absent: internal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
 }

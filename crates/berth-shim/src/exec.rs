@@ -275,14 +275,7 @@ fn child(
         .args
         .first()
         .ok_or_else(|| fail("no command specified".into()))?;
-    let exe = lookup(arg0, path).map_err(|m| {
-        let code = if m.contains("permission denied") {
-            126
-        } else {
-            127
-        };
-        (m, code)
-    })?;
+    let exe = lookup(arg0, path).map_err(|e| (e.msg, e.kind.exit_code() as i32))?;
     let cexe = CString::new(exe).map_err(|_| fail("bad executable path".into()))?;
     let argv: Vec<CString> = p
         .args

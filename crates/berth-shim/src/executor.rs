@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use berth_api::shim::ErrorKind;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 
@@ -93,17 +94,28 @@ pub fn drop_lent(lent: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
-/// Docker's wording, which the CLI maps to exit codes 126/127.
-pub fn lookup(arg0: &str, path_var: &str) -> Result<String, String> {
-    let check = |p: &Path| -> Result<(), String> {
-        let meta = std::fs::metadata(p).map_err(|_| {
-            format!(
+/// A command that cannot be executed: its kind and Docker's wording.
+#[derive(Debug)]
+pub struct LookupError {
+    pub kind: ErrorKind,
+    pub msg: String,
+}
+
+/// Finds `arg0` on `path_var` as Go's `exec.LookPath` does.
+pub fn lookup(arg0: &str, path_var: &str) -> Result<String, LookupError> {
+    let check = |p: &Path| -> Result<(), LookupError> {
+        let meta = std::fs::metadata(p).map_err(|_| LookupError {
+            kind: ErrorKind::NotFound,
+            msg: format!(
                 "exec: \"{arg0}\": stat {}: no such file or directory",
                 p.display()
-            )
+            ),
         })?;
         if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(format!("exec: \"{arg0}\": permission denied"));
+            return Err(LookupError {
+                kind: ErrorKind::PermissionDenied,
+                msg: format!("exec: \"{arg0}\": permission denied"),
+            });
         }
         Ok(())
     };
@@ -120,9 +132,10 @@ pub fn lookup(arg0: &str, path_var: &str) -> Result<String, String> {
             }
         }
     }
-    Err(format!(
-        "exec: \"{arg0}\": executable file not found in $PATH"
-    ))
+    Err(LookupError {
+        kind: ErrorKind::NotFound,
+        msg: format!("exec: \"{arg0}\": executable file not found in $PATH"),
+    })
 }
 
 /// Unblocks every signal and restores default dispositions.
@@ -172,7 +185,7 @@ impl Executor for BerthExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
         let path = std::env::var("PATH").unwrap_or_default();
-        let exe = lookup(&args[0], &path).map_err(ExecutorError::Other)?;
+        let exe = lookup(&args[0], &path).map_err(|e| ExecutorError::Other(e.msg))?;
         let exe = CString::new(exe).map_err(|_| ExecutorError::InvalidArg)?;
         let argv: Vec<CString> = args
             .iter()
@@ -217,24 +230,39 @@ impl Executor for BerthExecutor {
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         lookup(&args[0], path)
             .map(|_| ())
-            .map_err(ExecutorValidationError::ArgValidationError)
+            .map_err(|e| ExecutorValidationError::ArgValidationError(e.msg))
     }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn lookup_errors_use_dockers_words() {
+    fn lookup_errors_use_dockers_words_and_kinds() {
+        use berth_api::shim::ErrorKind;
         assert!(super::lookup("sh", "/bin:/usr/bin").is_ok());
+        let e = super::lookup("no-such-cmd", "/bin").unwrap_err();
         assert_eq!(
-            super::lookup("no-such-cmd", "/bin").unwrap_err(),
-            "exec: \"no-such-cmd\": executable file not found in $PATH"
+            (e.kind, e.msg.as_str()),
+            (
+                ErrorKind::NotFound,
+                "exec: \"no-such-cmd\": executable file not found in $PATH"
+            )
         );
-        assert!(super::lookup("/no/such", "/bin")
-            .unwrap_err()
-            .contains("no such file or directory"));
-        assert!(super::lookup("/etc", "/bin")
-            .unwrap_err()
-            .contains("permission denied"));
+        let e = super::lookup("/no/such", "/bin").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.msg.contains("no such file or directory"));
+        let e = super::lookup("/etc", "/bin").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PermissionDenied);
+        assert!(e.msg.contains("permission denied"));
+        // What the daemon records for each, read back from the message as
+        // the runtime passes it on.
+        for (msg, code) in [
+            ("exec: \"x\": executable file not found in $PATH", 127),
+            ("exec: \"/x\": stat /x: no such file or directory", 127),
+            ("exec: \"/etc\": permission denied", 126),
+            ("cgroup: device or resource busy", 128),
+        ] {
+            assert_eq!(ErrorKind::of_runtime_error(msg).exit_code(), code, "{msg}");
+        }
     }
 }

@@ -36,6 +36,7 @@ fn fail(ready: &mut Option<std::fs::File>, msg: String) -> ! {
     if let Some(r) = ready.as_mut() {
         let line = serde_json::to_string(&Ready {
             pid: None,
+            kind: Some(berth_api::shim::ErrorKind::of_runtime_error(&msg)),
             error: Some(msg),
         })
         .unwrap_or_default();

@@ -184,6 +184,7 @@ pub async fn run(c: Created) {
         let line = serde_json::to_string(&berth_api::shim::Ready {
             pid: Some(shim.init_pid),
             error: None,
+            kind: None,
         })
         .unwrap_or_default();
         let _ = writeln!(r, "{line}");
@@ -452,7 +453,7 @@ async fn handle(shim: Rc<Shim>, conn: UnixStream) {
                             ..Default::default()
                         }
                     }
-                    Err(e) => Reply::err(e),
+                    Err(e) => Reply::runtime_err(e),
                 }
             };
             let _ = reply(&mut w, &rep).await;

@@ -30,6 +30,14 @@ pub enum EngineError {
     /// 500: anything else.
     #[error("{0}")]
     Internal(String),
+    /// A container's process could not be started; `kind` says why and
+    /// sets the exit code recorded (127, 126, 128): 400 when the command
+    /// is at fault, 500 otherwise.
+    #[error("{msg}")]
+    StartFailed {
+        kind: berth_api::shim::ErrorKind,
+        msg: String,
+    },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -69,6 +69,10 @@ impl From<EngineError> for ApiError {
             EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::StartFailed { kind, .. } => match kind {
+                berth_api::shim::ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            },
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");

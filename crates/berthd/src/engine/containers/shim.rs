@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use berth_api::shim::{Ready, Reply, Request};
+use berth_api::shim::{ErrorKind, Ready, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -176,23 +176,25 @@ impl Launched {
             .map_err(|e| EngineError::internal(format!("berth-shim said {line:?}: {e}")))?;
         match (ready.pid, ready.error) {
             (Some(pid), None) => Ok(pid),
-            (_, Some(e)) => Err(start_error(e)),
+            (_, Some(e)) => Err(start_error(&e, ready.kind.unwrap_or_default())),
             _ => Err(EngineError::internal("berth-shim reported nothing")),
         }
     }
 }
 
-/// Start failures as Docker words them; the CLI maps "executable file not
-/// found"/"no such file" to 127 and "permission denied" to 126.
-pub fn start_error(msg: String) -> EngineError {
-    let m = format!("failed to create task for container: {msg}");
-    if msg.contains("executable file not found")
-        || msg.contains("no such file or directory")
-        || msg.contains("permission denied")
-    {
-        EngineError::InvalidParameter(m)
-    } else {
-        EngineError::Internal(m)
+/// A start's failure as Docker words it, keeping the shim's kind.
+pub fn start_error(msg: &str, kind: ErrorKind) -> EngineError {
+    EngineError::StartFailed {
+        kind,
+        msg: format!("failed to create task for container: {msg}"),
+    }
+}
+
+/// The kind of a shim's failure (internal unless the shim said otherwise).
+pub fn kind_of(e: &EngineError) -> ErrorKind {
+    match e {
+        EngineError::StartFailed { kind, .. } => *kind,
+        _ => ErrorKind::Internal,
     }
 }
 
@@ -229,12 +231,15 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Reply> {
     let mut c = connect(socket)
         .await
         .map_err(|e| EngineError::internal(format!("connecting to the shim: {e}")))?;
-    let r = c
+    let mut r = c
         .send(req)
         .await
         .map_err(|e| EngineError::internal(format!("talking to the shim: {e}")))?;
-    match r.error {
-        Some(e) => Err(EngineError::internal(e)),
+    match r.error.take() {
+        Some(msg) => Err(match r.kind {
+            Some(kind) => EngineError::StartFailed { kind, msg },
+            None => EngineError::internal(msg),
+        }),
         None => Ok(r),
     }
 }

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::lifecycle::Prepared;
-use super::{Container, Paths, Record, Status};
+use super::super::{Container, Paths, Record, Status};
+use super::Prepared;
 use crate::engine::Engine;
 
 /// How long a preparation waits for its start.
@@ -106,7 +106,7 @@ fn undo(p: &Paths) {
 
 /// Drops a preparation at once (the container is being removed): its shim
 /// exits; a network namespace still being made is removed once it is.
-pub(super) fn drop_now(c: &Container, p: &Paths) {
+pub(crate) fn drop_now(c: &Container, p: &Paths) {
     let Some(staged) = c.staged_slot().take() else {
         return;
     };

@@ -1,0 +1,89 @@
+//! Live restore after a daemon restart: reattaching to the shims that
+//! reconciliation adopted, recording the exits that happened meanwhile,
+//! and starting the containers whose restart policy wants them up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::shim::{ExitStatus, Request};
+
+use super::exit::read_exit;
+use super::{now, shim, Status};
+use crate::engine::{Engine, EngineError};
+
+impl Engine {
+    /// Reattaches to shims that survived a daemon restart and records the
+    /// exits that happened while the daemon was down.
+    /// Runs after `reconcile`, which leaves only adopted shims behind.
+    pub async fn restore_containers(self: &Arc<Self>) {
+        self.restore_links();
+        self.restore_running().await;
+        self.release_idle_volumes();
+        // Containers whose policy wants them up, as dockerd does at start.
+        use berth_api::models::RestartPolicyNameEnum as P;
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            if r.state.status.is_running() || r.state.status == Status::Removing {
+                continue;
+            }
+            let policy = r.host_config.restart_policy.as_ref().and_then(|p| p.name);
+            let want = match policy {
+                Some(P::ALWAYS) => r.has_been_started,
+                Some(P::UNLESS_STOPPED) => r.has_been_started && !r.manually_stopped,
+                _ => false,
+            } || r.state.status == Status::Restarting;
+            if want && !(r.manually_stopped && policy != Some(P::ALWAYS)) {
+                if let Err(e) = self.start_container(&r.id).await {
+                    tracing::warn!(id = %r.id, error = %e, "starting on daemon start");
+                }
+            }
+        }
+    }
+
+    async fn restore_running(self: &Arc<Self>) {
+        for c in self.containers.all() {
+            let r = c.snapshot();
+            let p = self.paths(&r.id);
+            if !r.state.status.is_running() {
+                // A crash may have left host state behind.
+                if p.rw.is_mounted() || p.netns.exists() {
+                    self.teardown(&c, &p);
+                }
+                continue;
+            }
+            // Bounded: a stopped shim must not hold up the daemon's start.
+            let alive = tokio::time::timeout(
+                Duration::from_secs(5),
+                shim::call(&p.socket, &Request::State),
+            )
+            .await
+            .unwrap_or_else(|_| Err(EngineError::internal("the shim did not answer")));
+            match alive {
+                Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
+                    tracing::info!(id = %r.id, "reattached to running container");
+                    self.resume_after_commit(&c);
+                    self.restore_container_network(&r).await;
+                    self.spawn_health(c.clone());
+                    let me = self.clone();
+                    tokio::spawn(async move { me.monitor(c).await });
+                }
+                Ok(rep) if rep.state.as_ref().and_then(|s| s.exit.clone()).is_some() => {
+                    let st = rep.state.and_then(|s| s.exit).unwrap_or_default();
+                    self.handle_exit(&c, st).await;
+                }
+                _ => {
+                    // Whatever still runs of it (a shim that does not
+                    // answer, processes whose shim was killed) is stopped.
+                    self.release_stray(&r.id).await;
+                    let st = read_exit(&p.bundle.join("exit.json")).unwrap_or(ExitStatus {
+                        exit_code: 255,
+                        finished_at: now(),
+                        oom_killed: false,
+                    });
+                    tracing::info!(id = %r.id, code = st.exit_code, "container exited while the daemon was down");
+                    self.handle_exit(&c, st).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Starting a container, one stage per module, in this order:
+//!
+//! 1. `root.rs`: the root file system is mounted;
+//! 2. `namespaces.rs`: where its network comes from (its own namespace, made
+//!    meanwhile on a thread of its own, the host's or another container's),
+//!    with its host name and `/etc` files, and the IPC/PID namespaces;
+//! 3. `process.rs`: user, environment, arguments, working directory;
+//! 4. `spec.rs`: the OCI spec (with the mounts and the seccomp BPF);
+//! 5. `launch.rs`: a shim is launched; it loads the container and waits;
+//! 6. `finish.rs`: the networks are joined, `/etc/hosts` and `resolv.conf`
+//!    written (`etc_files.rs`), and the shim told to go.
+//!
+//! Stages 1–5 depend on the configuration alone, so for a fresh container
+//! they may run ahead of the start request (`ahead.rs`). A failure at any
+//! stage undoes what the earlier ones did (`Engine::teardown`).
+
+mod ahead;
+mod etc_files;
+mod finish;
+mod launch;
+mod namespaces;
+mod process;
+mod root;
+mod spec;
+
+pub(super) use ahead::{drop_now, Staged};
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{shim, Container, Paths, Record, Status};
+use crate::engine::networks::netns;
+use crate::engine::{Engine, Result};
+
+/// Debug timing of a start's steps (`BERTH_LOG=debug`).
+pub(super) fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
+    tracing::debug!(id = %&id[..12.min(id.len())], step = what, us = t0.elapsed().as_micros() as u64, "start");
+}
+
+/// A start's configuration-only half (see `Engine::prepare_start`).
+pub(super) struct Prepared {
+    pub launched: shim::Launched,
+    /// The container's own network namespace, being created meanwhile.
+    pub netns: Option<netns::Pending>,
+    mode: String,
+    host_net: bool,
+    embedded: bool,
+    hostname: String,
+    /// `/etc/hosts` lines for the container's links.
+    link_hosts: String,
+}
+
+impl Prepared {
+    /// Lets the shim go without creating anything (see
+    /// `shim::Launched::abandon`), once the namespace is made.
+    pub async fn abandon(self) {
+        if let Some(n) = self.netns {
+            let _ = n.ready().await;
+        }
+        self.launched.abandon().await;
+    }
+}
+
+impl Engine {
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = self.containers.find(key)?;
+        let _op = c.op.lock().await;
+        self.start_locked(&c).await
+    }
+
+    /// A start; the caller holds the container's lifecycle lock.
+    pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let c = c.clone();
+        let r = c.snapshot();
+        super::state::check_start(r.state.status)?;
+        let p = self.paths(&r.id);
+        match self.start_inner(&c, &r, &p).await {
+            Ok((pid, started_at)) => {
+                {
+                    let mut rec = c.lock();
+                    rec.state.status = Status::Running;
+                    rec.state.pid = pid as i64;
+                    rec.state.started_at = Some(started_at);
+                    rec.state.error = String::new();
+                    rec.state.oom_killed = false;
+                    rec.has_been_started = true;
+                    rec.manually_stopped = false;
+                }
+                c.exit_on_next.store(false, Ordering::SeqCst);
+                self.persist(&c)?;
+                c.progress.send_modify(|p| p.starts += 1);
+                let started = c.snapshot();
+                self.update_linking_hosts(&started);
+                self.container_event(&started, "start", &[]);
+                self.spawn_health(c.clone());
+                let me = self.clone();
+                let c2 = c.clone();
+                tokio::spawn(async move { me.monitor(c2).await });
+                Ok(())
+            }
+            Err(e) => {
+                self.teardown(&c, &p);
+                let msg = e.to_string();
+                {
+                    let mut rec = c.lock();
+                    rec.state.error = msg.clone();
+                    rec.state.exit_code = shim::kind_of(&e).exit_code();
+                    if rec.has_been_started {
+                        rec.state.status = Status::Exited;
+                    }
+                }
+                let _ = self.persist(&c);
+                // Attach clients waiting for this start are released.
+                c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
+                let rec = c.snapshot();
+                c.progress
+                    .send_modify(|pr| pr.exit_code = rec.state.exit_code);
+                // As moby: a container that was to be removed on exit is
+                // removed when it cannot start (`docker run --rm` waits for it).
+                if rec.host_config.auto_remove == Some(true) && self.forget_container(&c).is_ok() {
+                    self.container_event(&rec, "destroy", &[]);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes what a start set up on the host: networks, namespace, rootfs.
+    pub(crate) fn teardown(&self, c: &Container, p: &Paths) {
+        let mut eps = c.lock().endpoints.clone();
+        self.detach_networks(&c.id, &mut eps);
+        {
+            let mut r = c.lock();
+            r.endpoints = eps;
+            r.ports = None;
+        }
+        p.rw.unmount();
+        netns::remove(&p.netns);
+        let _ = std::fs::remove_file(&p.socket);
+        self.unmount_volumes(c);
+    }
+
+    async fn start_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        r: &Record,
+        p: &Paths,
+    ) -> Result<(i32, String)> {
+        let prep = match ahead::take(c, r, p).await {
+            Some(prep) => prep,
+            None => self.prepare_start(r, p).await?,
+        };
+        self.finish_start(c, r, p, prep).await
+    }
+
+    /// The part of a start that depends only on the container's
+    /// configuration: the root file system, the runtime spec and a loaded
+    /// shim waiting for the word. (Run early for a fresh container, see
+    /// `ahead.rs`.)
+    pub(super) async fn prepare_start(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
+        let mode = r.host_config.network_mode.as_deref().unwrap_or_default();
+        let private_netns = !(mode == "host" || mode.starts_with("container:"));
+        // The (empty) network namespace is made on a thread of its own
+        // while the rest is prepared; the networks are attached at start.
+        let netns = private_netns.then(|| netns::create_soon(&p.netns));
+        match self.prepare_rest(r, p).await {
+            Ok(mut prep) => {
+                prep.netns = netns;
+                Ok(prep)
+            }
+            Err(e) => {
+                // Made before the caller's clean-up looks for it.
+                if let Some(n) = netns {
+                    let _ = n.ready().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stages 1–5 (see the module's comment).
+    async fn prepare_rest(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
+        let t0 = std::time::Instant::now();
+        let lap = |what: &str| start_lap(&r.id, t0, what);
+        self.mount_root(r, p)?;
+        lap("rootfs");
+        let net = self.network_identity(r, p)?;
+        let (mode, host_net, embedded) = (net.mode.clone(), net.host_net, net.embedded);
+        let hostname = net.hostname.clone();
+        let proc = self.process(r, p, &hostname)?;
+        let (tty, link_hosts) = (proc.tty, proc.link_hosts.clone());
+        let written = self.write_spec(r, p, net, proc, lap).await?;
+        lap("spec");
+        let launched = self.launch_shim(r, p, tty, written)?;
+        lap("launch");
+        Ok(Prepared {
+            launched,
+            netns: None,
+            mode,
+            host_net,
+            embedded,
+            hostname,
+            link_hosts,
+        })
+    }
+}
