@@ -6,8 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use super::containers::status_of;
-use super::images::{confirm, filters_of};
+use super::common::{confirm, filters_of, parse_go_bool, print_raw_inspect, status_of};
 use crate::client::Conn;
 use crate::format::{natural_cmp, Tmpl};
 use crate::raw::{self, Raw};
@@ -42,15 +41,6 @@ pub async fn network(conn: &Conn, c: NetworkCmd) -> anyhow::Result<()> {
         NetworkCmd::Ls(a) => ls(conn, a).await,
         NetworkCmd::Prune(a) => prune(conn, a).await,
         NetworkCmd::Rm(a) => rm(conn, a).await,
-    }
-}
-
-/// Go's `strconv.ParseBool`, for `--flag=value` booleans.
-pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {s:?}: invalid syntax")),
     }
 }
 
@@ -555,7 +545,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
             Err(e) => missing.push(super::error_text(&e)),
         }
     }
-    super::containers::print_raw_inspect(&found, &missing, a.format.as_deref())
+    print_raw_inspect(&found, &missing, a.format.as_deref())
 }
 
 /// One by one, as docker: each removed name is printed, each failure goes

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use berth_api::duration;
 use berth_api::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
@@ -341,34 +342,6 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.to_utc())
 }
 
-/// docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        _ if s < 3600 => format!("{} minutes", s / 60),
-        _ => {
-            let h = (s as f64 / 3600.0).round() as i64;
-            if h == 1 {
-                "About an hour".into()
-            } else if h < 48 {
-                format!("{h} hours")
-            } else if h < 24 * 14 {
-                format!("{} days", h / 24)
-            } else if h < 24 * 60 {
-                format!("{} weeks", h / 24 / 7)
-            } else if h < 24 * 365 * 2 {
-                format!("{} months", h / 24 / 30)
-            } else {
-                format!("{} years", h / 24 / 365)
-            }
-        }
-    }
-}
-
 fn since(t: &Option<String>) -> i64 {
     t.as_deref()
         .and_then(parse_time)
@@ -382,14 +355,14 @@ pub fn status_text(r: &Record) -> String {
     match s.status {
         Status::Created => "Created".into(),
         Status::Running => match health::status_suffix(r.health.as_ref()) {
-            Some(h) => format!("Up {} {h}", human_duration(since(&s.started_at))),
-            None => format!("Up {}", human_duration(since(&s.started_at))),
+            Some(h) => format!("Up {} {h}", duration::human(since(&s.started_at))),
+            None => format!("Up {}", duration::human(since(&s.started_at))),
         },
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
+        Status::Paused => format!("Up {} (Paused)", duration::human(since(&s.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             s.exit_code,
-            human_duration(since(&s.finished_at))
+            duration::human(since(&s.finished_at))
         ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -400,7 +373,7 @@ pub fn status_text(r: &Record) -> String {
                 format!(
                     "Exited ({}) {} ago",
                     s.exit_code,
-                    human_duration(since(&s.finished_at))
+                    duration::human(since(&s.finished_at))
                 )
             }
         }
@@ -1368,22 +1341,13 @@ pub fn dir_size(p: &Path) -> i64 {
     t
 }
 
-/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
+/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`); the
+/// log driver's `max-size`, which must not be negative.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        Some('t') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    if n < 0.0 {
-        return None;
-    }
-    Some((n * mult as f64) as u64)
+    // Surrounding blanks were always forgiven here.
+    berth_api::units::ram_in_bytes(s.trim())
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
 }
 
 /// `SIGTERM`, `TERM`, `15` → 15.
