@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 
+use berth_api::reference::Reference;
 use serde_json::{json, Value};
 
 use super::common::{ellipsis, filters_of, print_raw_inspect, short_id, since, status_of};
@@ -256,12 +257,14 @@ fn image_column(image: &str, image_id: &str, trunc: bool) -> String {
     if image.starts_with("sha256:") || short_id(image_id) == short_id(image) {
         return short_id(image);
     }
+    // Docker's formatter: the familiar form without the digest (cut off
+    // textually, so a digest berth cannot check still goes), or the name as
+    // it is when it does not parse.
     let named = image.split('@').next().unwrap_or(image);
-    named
-        .strip_prefix("docker.io/library/")
-        .or_else(|| named.strip_prefix("docker.io/"))
-        .unwrap_or(named)
-        .to_string()
+    match Reference::parse(named) {
+        Ok(r) => r.familiar(),
+        Err(_) => named.to_string(),
+    }
 }
 
 fn ps_row(c: &Value, trunc: bool) -> Value {
@@ -763,6 +766,17 @@ mod tests {
 
     #[test]
     fn ps_columns_format_like_docker() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for (image, want) in [
+            ("docker.io/library/busybox:1", "busybox:1"),
+            (&*format!("myrepo/bb@{digest}"), "myrepo/bb"),
+            ("host:5000/a/b", "host:5000/a/b"),
+            ("Bad/Name", "Bad/Name"),
+            ("docker.io/library/a/b", "library/a/b"),
+        ] {
+            assert_eq!(image_column(image, "", true), want, "{image}");
+        }
+        assert_eq!(image_column("busybox", "", false), "busybox");
         let c = json!({
             "Id": "0123456789abcdef0123456789abcdef",
             "Names": ["/web", "/other/alias"],

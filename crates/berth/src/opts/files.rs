@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 
-pub(super) fn kv_map(items: &[String]) -> BTreeMap<String, String> {
+/// `k=v` items as a map, docker's `ConvertKVStringsToMap`; a bare `k`
+/// has `""`.
+pub fn kv_map(items: &[String]) -> BTreeMap<String, String> {
     items
         .iter()
         .map(|i| {

@@ -13,7 +13,7 @@ mod body;
 mod files;
 mod values;
 
-pub use files::read_env;
+pub use files::{kv_map, read_env};
 use values::parse_link_flag;
 pub use values::{parse_cpus, parse_restart};
 
