@@ -1,6 +1,7 @@
 //! The commands that move a container's I/O: `run`, `create`, `start`,
 //! `attach`, `exec`.
 
+use berth_api::reference::Reference;
 use bollard::Docker;
 use serde_json::{json, Value};
 
@@ -157,13 +158,13 @@ fn is_not_found(e: &anyhow::Error) -> bool {
     })
 }
 
-/// `busybox` → `busybox:latest` (what docker says it cannot find).
+/// `busybox` → `busybox:latest`: what docker says it cannot find, the
+/// familiar reference with the default tag (the text as given when it
+/// does not parse; the pull then reports why).
 fn with_default_tag(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') || last.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
+    match Reference::parse(image) {
+        Ok(r) => r.with_default_tag().familiar(),
+        Err(_) => image.to_string(),
     }
 }
 
@@ -653,5 +654,9 @@ mod tests {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
         assert_eq!(with_default_tag("host:5000/bb"), "host:5000/bb:latest");
         assert_eq!(with_default_tag("bb:1"), "bb:1");
+        assert_eq!(
+            with_default_tag("docker.io/library/busybox"),
+            "busybox:latest"
+        );
     }
 }
