@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::units::human_size;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProgressDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,34 +129,6 @@ impl JsonMessage {
     }
 }
 
-/// Docker's `units.HumanSize`: decimal units, four significant digits
-/// (`2.161MB`, `512B`, `123.5kB`).
-pub fn human_size(n: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut x = n;
-    let mut i = 0;
-    while x >= 1000.0 && i < units.len() - 1 {
-        x /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", format_g4(x), units[i])
-}
-
-/// Go's `%.4g` for 0 <= x < 1000.
-fn format_g4(x: f64) -> String {
-    if x == 0.0 {
-        return "0".into();
-    }
-    let digits = (x.abs().log10().floor() as i32) + 1;
-    let decimals = (4 - digits).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 /// moby's `JSONProgress.String()` for a terminal `width` columns wide: a
 /// 50-character bar (only when wider than 110 columns) and `current/total`.
 pub fn render_progress(current: i64, total: i64, width: usize) -> String {
@@ -185,10 +159,6 @@ mod tests {
 
     #[test]
     fn progress_renders_as_docker() {
-        assert_eq!(human_size(2_161_000.0), "2.161MB");
-        assert_eq!(human_size(512.0), "512B");
-        assert_eq!(human_size(123_456.0), "123.5kB");
-        assert_eq!(human_size(1_000_000.0), "1MB");
         assert_eq!(
             render_progress(50, 100, 200),
             format!("[{}>{}]      50B/100B", "=".repeat(25), " ".repeat(25))

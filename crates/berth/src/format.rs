@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use berth_api::{duration, units};
+
 use gtmpl::{Context, Template};
 use gtmpl_value::{FuncError, Number, Value};
 use serde_json::Value as Json;
@@ -395,65 +397,14 @@ pub fn tabwrite_min(lines: &[String], min: usize) -> String {
     out
 }
 
-/// Go's `%.<p>g`: `p` significant digits, trailing zeros dropped, and
-/// the exponent form when rounding reaches `10^p` (`999.7` at 3 digits is
-/// `1e+03`, as docker prints it).
-fn gprec(x: f64, p: i32) -> String {
-    if x == 0.0 {
-        return "0".into();
-    }
-    let p = p.max(1);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    // The exponent after rounding to `p` digits decides the form.
-    let e = format!("{:.*e}", (p - 1) as usize, x);
-    let (mant, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= p {
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim(mant), exp.abs());
-    }
-    let decimals = (p - 1 - exp).max(0) as usize;
-    trim(&format!("{x:.decimals$}"))
-}
-
 /// docker's `units.HumanSizeWithPrecision(n, 3)`: decimal units.
 pub fn human_size(n: i64) -> String {
-    human_size_f(n as f64, 3)
+    units::human_size_with_precision(n as f64, 3)
 }
 
 /// docker's `units.HumanSize` (four significant digits), used by `system df`.
 pub fn human_size4(n: i64) -> String {
-    human_size_f(n as f64, 4)
-}
-
-/// docker's `units.HumanSizeWithPrecision(x, prec)`.
-pub fn human_size_f(n: f64, prec: i32) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut x = n;
-    let mut i = 0;
-    while x >= 1000.0 && i < units.len() - 1 {
-        x /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", gprec(x, prec), units[i])
-}
-
-/// docker's `units.BytesSize`: binary units, four significant digits.
-pub fn bytes_size(n: f64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let mut x = n;
-    let mut i = 0;
-    while x >= 1024.0 && i < units.len() - 1 {
-        x /= 1024.0;
-        i += 1;
-    }
-    format!("{}{}", gprec(x, 4), units[i])
+    units::human_size(n as f64)
 }
 
 /// fvbommel/sortorder's `NaturalLess` (docker sorts `network ls` and
@@ -509,45 +460,6 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len())
 }
 
-/// docker's `units.HumanDuration` (for `ps` and `images`).
-#[allow(dead_code)]
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 1 {
-        return "Less than a second".into();
-    }
-    if s == 1 {
-        return "1 second".into();
-    }
-    if s < 60 {
-        return format!("{s} seconds");
-    }
-    let m = s / 60;
-    if m == 1 {
-        return "About a minute".into();
-    }
-    if m < 60 {
-        return format!("{m} minutes");
-    }
-    let h = (s as f64 / 3600.0).round() as i64;
-    if h == 1 {
-        return "About an hour".into();
-    }
-    if h < 48 {
-        return format!("{h} hours");
-    }
-    if h < 24 * 7 * 2 {
-        return format!("{} days", h / 24);
-    }
-    if h < 24 * 30 * 2 {
-        return format!("{} weeks", h / 24 / 7);
-    }
-    if h < 24 * 365 * 2 {
-        return format!("{} months", h / 24 / 30);
-    }
-    format!("{} years", h / 24 / 365)
-}
-
 /// Parses docker's `--since`/`--until` values: RFC 3339 times, unix
 /// `secs[.nanos]`, or Go durations relative to `now` ("10m", "1h30m").
 pub fn parse_time(value: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
@@ -575,7 +487,7 @@ pub fn parse_time(value: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Re
         Some((a, b)) if is_num(a) && is_num(b) => return Ok(value.to_string()),
         _ => {}
     }
-    let d = parse_go_duration(value)?;
+    let d = duration::parse(value)?;
     let t = now - chrono::Duration::nanoseconds(d);
     Ok(format!(
         "{}.{:09}",
@@ -584,66 +496,14 @@ pub fn parse_time(value: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Re
     ))
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub fn parse_go_duration(s: &str) -> anyhow::Result<i64> {
-    let bad = || anyhow::anyhow!("time: invalid duration {s:?}");
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_end == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Ok(if neg { -(total as i64) } else { total as i64 })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_match_docker_units() {
-        assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(1_982_368), "1.98MB");
-        assert_eq!(human_size(4096), "4.1kB");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(100_000_000), "100MB");
-        assert_eq!(bytes_size(25_277_116_416.0), "23.54GiB");
-        assert_eq!(bytes_size(1024.0), "1KiB");
-        assert_eq!(bytes_size(129_499_136.0), "123.5MiB");
-        assert_eq!(bytes_size(1_048_063.0), "1023KiB");
-        assert_eq!(bytes_size(0.0), "0B");
-        assert_eq!(human_size_f(999_700.0, 3), "1e+03kB");
-        assert_eq!(human_size_f(1_234.0, 3), "1.23kB");
-        assert_eq!(human_size_f(0.5, 3), "0.5B");
+        assert_eq!(human_size4(1_982_368), "1.982MB");
     }
 
     #[test]
@@ -654,16 +514,6 @@ mod tests {
             v,
             ["1", "Z", "a1b", "bridge", "host", "net2", "net02", "net10"]
         );
-    }
-
-    #[test]
-    fn durations_match_docker() {
-        assert_eq!(human_duration(36), "36 seconds");
-        assert_eq!(human_duration(130), "2 minutes");
-        assert_eq!(human_duration(3600 * 3), "3 hours");
-        assert_eq!(parse_go_duration("1h30m").unwrap(), 5400 * 1_000_000_000);
-        assert_eq!(parse_go_duration("0s").unwrap(), 0);
-        assert!(parse_go_duration("abc").is_err());
     }
 
     #[test]
@@ -708,6 +558,10 @@ mod tests {
         assert_eq!(
             parse_time("2026-01-01T00:00:00Z", now).unwrap(),
             "1767225600.000000000"
+        );
+        assert_eq!(
+            parse_time("abc", now).unwrap_err().to_string(),
+            "time: invalid duration \"abc\""
         );
     }
 }

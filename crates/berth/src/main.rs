@@ -6,6 +6,7 @@ mod cmd;
 mod creds;
 mod format;
 mod jsonstream;
+mod opts;
 mod raw;
 mod stream;
 mod term;
@@ -43,7 +44,7 @@ enum Command {
     Images(cmd::images::ImagesArgs),
     /// Manage images
     #[command(subcommand)]
-    Image(cmd::images::ImageCmd),
+    Image(cmd::ImageCmd),
     /// Show the history of an image
     History(cmd::images::HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -70,7 +71,7 @@ enum Command {
     Inspect(cmd::containers::InspectArgs),
     /// Manage containers
     #[command(subcommand)]
-    Container(cmd::containers::ContainerCmd),
+    Container(cmd::ContainerCmd),
     /// Create and run a new container from an image
     #[command(disable_help_flag = true)]
     Run(cmd::run::RunArgs),
@@ -145,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::System(c) => cmd::system::system(&cli.conn, c).await,
         Command::Build(a) => cmd::build::build(&cli.conn, a).await,
         Command::Images(a) => cmd::images::images(&cli.conn, a).await,
-        Command::Image(c) => cmd::images::image(&cli.conn, c).await,
+        Command::Image(c) => cmd::image(&cli.conn, c).await,
         Command::History(a) => cmd::images::history(&cli.conn, a).await,
         Command::Tag(a) => cmd::images::tag(&cli.conn, a).await,
         Command::Rmi(a) => cmd::images::rmi(&cli.conn, a).await,
@@ -158,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(a) => cmd::registry::login(&cli.conn, a).await,
         Command::Logout(a) => cmd::registry::logout(&cli.conn, a).await,
         Command::Inspect(a) => cmd::containers::inspect(&cli.conn, a, None).await,
-        Command::Container(c) => cmd::containers::container(&cli.conn, c).await,
+        Command::Container(c) => cmd::container(&cli.conn, c).await,
         Command::Run(a) => cmd::run::run(&cli.conn, a).await,
         Command::Create(a) => cmd::run::create(&cli.conn, a).await,
         Command::Start(a) => cmd::run::start(&cli.conn, a).await,

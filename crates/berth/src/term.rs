@@ -83,36 +83,6 @@ pub fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// `ctrl-p,ctrl-q` → `[16, 17]`: docker's detach-key syntax.
-pub fn parse_detach_keys(s: &str) -> anyhow::Result<Vec<u8>> {
-    let bad = || anyhow::anyhow!("Invalid detach keys ({s}) provided");
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        let p = part.trim();
-        if let Some(k) = p.strip_prefix("ctrl-") {
-            let mut chars = k.chars();
-            let (Some(c), None) = (chars.next(), chars.next()) else {
-                return Err(bad());
-            };
-            out.push(match c.to_ascii_lowercase() {
-                c @ 'a'..='z' => c as u8 - b'a' + 1,
-                '@' => 0,
-                '[' => 27,
-                '\\' => 28,
-                ']' => 29,
-                '^' => 30,
-                '_' => 31,
-                _ => return Err(bad()),
-            });
-        } else if p.len() == 1 {
-            out.push(p.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(out)
-}
-
 /// Watches typed input for the detach sequence (the daemon acts on it; we
 /// only need to know it happened, to end with 0 instead of waiting).
 pub struct Escape {
@@ -152,9 +122,6 @@ mod tests {
 
     #[test]
     fn detach_keys() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
-        assert!(parse_detach_keys("ctrl-pp").is_err());
         let mut e = Escape::new(vec![16, 17]);
         assert_eq!(e.feed(b"ab\x10"), (3, false));
         assert_eq!(e.feed(b"\x11rest"), (1, true));

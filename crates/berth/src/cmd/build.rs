@@ -272,25 +272,6 @@ fn make_context(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
     Ok((tar, name))
 }
 
-/// docker's `units.HumanSize`: four significant digits, decimal units.
-fn human_size(n: usize) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let int_digits = format!("{}", v.trunc() as u64).len();
-    let s = format!("{:.*}", 4usize.saturating_sub(int_digits), v);
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", units[i])
-}
-
 pub async fn build(conn: &Conn, a: BuildArgs) -> anyhow::Result<()> {
     let (tar, dockerfile) = make_context(&a)?;
     if let Some(f) = &a.iidfile {
@@ -351,7 +332,7 @@ pub async fn build(conn: &Conn, a: BuildArgs) -> anyhow::Result<()> {
     if !a.quiet {
         println!(
             "Sending build context to the daemon  {}",
-            human_size(tar.len())
+            berth_api::units::human_size(tar.len() as f64)
         );
     }
     let resp = raw

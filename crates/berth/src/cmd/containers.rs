@@ -5,100 +5,15 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 
+use berth_api::reference::Reference;
 use serde_json::{json, Value};
 
-use super::images::{ellipsis, filters_of, short_id, since};
-use super::run;
+use super::common::{ellipsis, filters_of, print_raw_inspect, short_id, since, status_of};
 use crate::client::Conn;
 use crate::format::{human_size, human_size4, parse_time, tabwrite_min, Tmpl};
 use crate::raw;
 use crate::stream::{write_frame, write_stdout, Demux, Waiter};
 use crate::ExitCode;
-
-#[derive(clap::Subcommand)]
-pub enum ContainerCmd {
-    /// List containers
-    #[command(name = "ls", visible_aliases = ["ps", "list"])]
-    Ls(PsArgs),
-    /// Create and run a new container from an image
-    #[command(disable_help_flag = true)]
-    Run(run::RunArgs),
-    /// Create a new container
-    #[command(disable_help_flag = true)]
-    Create(run::CreateArgs),
-    /// Start one or more stopped containers
-    Start(run::StartArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
-    /// Restart one or more containers
-    Restart(StopArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
-    /// Remove one or more containers
-    #[command(name = "rm", visible_aliases = ["remove"])]
-    Rm(RmArgs),
-    /// Display detailed information on one or more containers
-    Inspect(InspectArgs),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Attach local standard input, output, and error streams to a running container
-    Attach(run::AttachArgs),
-    /// Execute a command in a running container
-    Exec(run::ExecArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(NamesArgs),
-    /// Pause all processes within one or more containers
-    Pause(NamesArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(NamesArgs),
-    /// Display the running processes of a container
-    Top(TopArgs),
-    /// Rename a container
-    Rename(RenameArgs),
-    /// Remove all stopped containers
-    Prune(PruneArgs),
-    /// Display a live stream of container(s) resource usage statistics
-    Stats(super::stats::StatsArgs),
-    /// Update configuration of one or more containers
-    Update(super::ops::UpdateArgs),
-    /// Export a container's filesystem as a tar archive
-    Export(super::ops::ExportArgs),
-    /// Inspect changes to files or directories on a container's filesystem
-    Diff(super::ops::DiffArgs),
-    /// Create a new image from a container's changes
-    Commit(super::ops::CommitArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(super::ops::PortArgs),
-}
-
-pub async fn container(conn: &Conn, c: ContainerCmd) -> anyhow::Result<()> {
-    match c {
-        ContainerCmd::Ls(a) => ps(conn, a).await,
-        ContainerCmd::Run(a) => run::run(conn, a).await,
-        ContainerCmd::Create(a) => run::create(conn, a).await,
-        ContainerCmd::Start(a) => run::start(conn, a).await,
-        ContainerCmd::Stop(a) => stop(conn, a).await,
-        ContainerCmd::Restart(a) => restart(conn, a).await,
-        ContainerCmd::Kill(a) => kill(conn, a).await,
-        ContainerCmd::Rm(a) => rm(conn, a).await,
-        ContainerCmd::Inspect(a) => inspect(conn, a, Some("container")).await,
-        ContainerCmd::Logs(a) => logs(conn, a).await,
-        ContainerCmd::Attach(a) => run::attach(conn, a).await,
-        ContainerCmd::Exec(a) => run::exec(conn, a).await,
-        ContainerCmd::Wait(a) => wait(conn, a).await,
-        ContainerCmd::Pause(a) => pause(conn, a, true).await,
-        ContainerCmd::Unpause(a) => pause(conn, a, false).await,
-        ContainerCmd::Top(a) => top(conn, a).await,
-        ContainerCmd::Rename(a) => rename(conn, a).await,
-        ContainerCmd::Prune(a) => prune(conn, a).await,
-        ContainerCmd::Stats(a) => super::stats::stats(conn, a).await,
-        ContainerCmd::Update(a) => super::ops::update(conn, a).await,
-        ContainerCmd::Export(a) => super::ops::export(conn, a).await,
-        ContainerCmd::Diff(a) => super::ops::diff(conn, a).await,
-        ContainerCmd::Commit(a) => super::ops::commit(conn, a).await,
-        ContainerCmd::Port(a) => super::ops::port(conn, a).await,
-    }
-}
 
 #[derive(clap::Args)]
 pub struct PsArgs {
@@ -342,12 +257,14 @@ fn image_column(image: &str, image_id: &str, trunc: bool) -> String {
     if image.starts_with("sha256:") || short_id(image_id) == short_id(image) {
         return short_id(image);
     }
+    // Docker's formatter: the familiar form without the digest (cut off
+    // textually, so a digest berth cannot check still goes), or the name as
+    // it is when it does not parse.
     let named = image.split('@').next().unwrap_or(image);
-    named
-        .strip_prefix("docker.io/library/")
-        .or_else(|| named.strip_prefix("docker.io/"))
-        .unwrap_or(named)
-        .to_string()
+    match Reference::parse(named) {
+        Ok(r) => r.familiar(),
+        Err(_) => named.to_string(),
+    }
 }
 
 fn ps_row(c: &Value, trunc: bool) -> Value {
@@ -502,107 +419,6 @@ pub async fn ps(conn: &Conn, a: PsArgs) -> anyhow::Result<()> {
     let rows: Vec<Value> = list.iter().map(|c| ps_row(c, !a.no_trunc)).collect();
     print!("{}", t.render_all(&rows)?);
     Ok(())
-}
-
-/// Go's `json.Indent(dst, src, "", "    ")`: re-indents the daemon's JSON
-/// without reordering it (docker prints inspect bodies that way).
-pub fn indent_json(src: &str) -> String {
-    let mut out = String::with_capacity(src.len() * 2);
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut esc = false;
-    let mut need_indent = false;
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str("    ");
-        }
-    };
-    for c in src.chars() {
-        if in_str {
-            out.push(c);
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        if c.is_whitespace() {
-            continue;
-        }
-        if need_indent && c != ']' && c != '}' {
-            need_indent = false;
-            depth += 1;
-            newline(&mut out, depth);
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                need_indent = true;
-            }
-            '}' | ']' => {
-                if need_indent {
-                    // Empty: `{}` / `[]`.
-                    need_indent = false;
-                } else {
-                    depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
-                }
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Prints inspect results as docker does: one indented JSON array of the
-/// raw bodies, or one rendered template per object; misses go to stderr.
-pub(crate) fn print_raw_inspect(
-    found: &[String],
-    missing: &[String],
-    format: Option<&str>,
-) -> anyhow::Result<()> {
-    match format.filter(|f| !f.is_empty()) {
-        Some(f) => {
-            let t = Tmpl::parse(f, &[])?;
-            for r in found {
-                let v: Value = serde_json::from_str(r)?;
-                println!("{}", t.render(&v)?);
-            }
-        }
-        None if found.is_empty() => println!("[]"),
-        None => println!("{}", indent_json(&format!("[{}]", found.join(",")))),
-    }
-    if !missing.is_empty() {
-        for m in missing {
-            eprintln!("{m}");
-        }
-        return Err(ExitCode(1).into());
-    }
-    Ok(())
-}
-
-pub(crate) fn status_of(e: &anyhow::Error) -> Option<u16> {
-    e.chain()
-        .find_map(|c| match c.downcast_ref::<bollard::errors::Error>() {
-            Some(bollard::errors::Error::DockerResponseServerError { status_code, .. }) => {
-                Some(*status_code)
-            }
-            _ => None,
-        })
 }
 
 /// A miss the untyped inspect may skip, as docker's: not found, or not
@@ -917,7 +733,7 @@ pub async fn rename(conn: &Conn, a: RenameArgs) -> anyhow::Result<()> {
 pub async fn prune(conn: &Conn, a: PruneArgs) -> anyhow::Result<()> {
     let filters = filters_of(&a.filter)?;
     if !a.force
-        && !super::images::confirm(
+        && !super::common::confirm(
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
         )
     {
@@ -950,6 +766,17 @@ mod tests {
 
     #[test]
     fn ps_columns_format_like_docker() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for (image, want) in [
+            ("docker.io/library/busybox:1", "busybox:1"),
+            (&*format!("myrepo/bb@{digest}"), "myrepo/bb"),
+            ("host:5000/a/b", "host:5000/a/b"),
+            ("Bad/Name", "Bad/Name"),
+            ("docker.io/library/a/b", "library/a/b"),
+        ] {
+            assert_eq!(image_column(image, "", true), want, "{image}");
+        }
+        assert_eq!(image_column("busybox", "", false), "busybox");
         let c = json!({
             "Id": "0123456789abcdef0123456789abcdef",
             "Names": ["/web", "/other/alias"],
@@ -983,12 +810,5 @@ mod tests {
             displayable_ports(&ports),
             "0.0.0.0:80->80/tcp, :::80->80/tcp"
         );
-    }
-
-    #[test]
-    fn inspect_json_is_reindented_in_order() {
-        let src = r#"{"Id":"x","State":{"Running":false,"Error":""},"Args":[],"Env":["A=1","B=\"{,}\""],"M":{}}"#;
-        let want = "{\n    \"Id\": \"x\",\n    \"State\": {\n        \"Running\": false,\n        \"Error\": \"\"\n    },\n    \"Args\": [],\n    \"Env\": [\n        \"A=1\",\n        \"B=\\\"{,}\\\"\"\n    ],\n    \"M\": {}\n}";
-        assert_eq!(indent_json(src), want);
     }
 }

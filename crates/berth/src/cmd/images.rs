@@ -1,7 +1,7 @@
 //! `images`, `image ls|inspect|history|tag|rm|prune|import|load|save`, and
 //! the top-level `history`, `tag`, `rmi`, `import`, `load`, `save`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use bollard::query_parameters::{
@@ -12,36 +12,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use super::common::{confirm, ellipsis, filters_of, print_inspect, short_id, since};
 use crate::client::Conn;
-use crate::format::{human_duration, human_size, human_size4, Tmpl};
-
-#[derive(clap::Subcommand)]
-pub enum ImageCmd {
-    /// List images
-    #[command(name = "ls", visible_aliases = ["list"])]
-    Ls(ImagesArgs),
-    /// Display detailed information on one or more images
-    Inspect(InspectArgs),
-    /// Show the history of an image
-    History(HistoryArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
-    /// Remove one or more images
-    #[command(name = "rm", visible_aliases = ["remove"])]
-    Rm(RmiArgs),
-    /// Remove unused images
-    Prune(PruneArgs),
-    /// Import the contents from a tarball to create a filesystem image
-    Import(ImportArgs),
-    /// Load an image from a tar archive or STDIN
-    Load(LoadArgs),
-    /// Save one or more images to a tar archive (streamed to STDOUT by default)
-    Save(SaveArgs),
-    /// Download an image from a registry
-    Pull(super::registry::PullArgs),
-    /// Upload an image to a registry
-    Push(super::registry::PushArgs),
-}
+use crate::format::{human_size, human_size4, Tmpl};
 
 #[derive(clap::Args)]
 pub struct ImagesArgs {
@@ -160,31 +133,6 @@ pub struct SaveArgs {
     images: Vec<String>,
 }
 
-pub(crate) fn short_id(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.chars().take(12).collect()
-}
-
-pub(crate) fn since(unix: i64) -> String {
-    format!(
-        "{} ago",
-        human_duration(chrono::Utc::now().timestamp() - unix)
-    )
-}
-
-pub(crate) fn filters_of(flags: &[String]) -> anyhow::Result<HashMap<String, Vec<String>>> {
-    let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for f in flags {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
-        m.entry(k.trim().to_lowercase())
-            .or_default()
-            .push(v.to_string());
-    }
-    Ok(m)
-}
-
 /// Splits `name:tag`/`name@digest` the way the docker CLI's image
 /// formatter does, to familiar repository + tag/digest.
 fn repo_and_rest(r: &str, sep: char) -> (String, String) {
@@ -298,40 +246,6 @@ pub async fn images(conn: &Conn, a: ImagesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// JSON as the docker CLI prints it: four-space indents.
-pub fn pretty(v: &impl serde::Serialize) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    v.serialize(&mut ser)?;
-    Ok(String::from_utf8(out)?)
-}
-
-/// Prints inspect results as docker does: a JSON array, or one rendered
-/// template per object. Misses print `Error: No such …` after the rest.
-pub fn print_inspect(
-    found: Vec<Value>,
-    missing: Vec<String>,
-    format: Option<&str>,
-) -> anyhow::Result<()> {
-    match format {
-        Some(f) => {
-            let t = Tmpl::parse(f, &[])?;
-            for v in &found {
-                println!("{}", t.render(v)?);
-            }
-        }
-        None => println!("{}", pretty(&found)?),
-    }
-    if !missing.is_empty() {
-        for m in &missing {
-            eprintln!("{m}");
-        }
-        return Err(crate::ExitCode(1).into());
-    }
-    Ok(())
-}
-
 pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
     let d = conn.connect().await?;
     let mut found = Vec::new();
@@ -339,21 +253,10 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
     for name in &a.images {
         match d.inspect_image(name).await {
             Ok(i) => found.push(serde_json::to_value(i)?),
-            Err(e) => missing.push(crate::cmd::error_text(&e.into())),
+            Err(e) => missing.push(super::error_text(&e.into())),
         }
     }
     print_inspect(found, missing, a.format.as_deref())
-}
-
-/// Go's `stringutils.Ellipsis`.
-pub(crate) fn ellipsis(s: &str, max: usize) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.len() <= max {
-        return s.to_string();
-    }
-    let mut out: String = chars[..max - 1].iter().collect();
-    out.push('…');
-    out
 }
 
 pub async fn history(conn: &Conn, a: HistoryArgs) -> anyhow::Result<()> {
@@ -410,7 +313,7 @@ pub async fn tag(conn: &Conn, a: TagArgs) -> anyhow::Result<()> {
     let d = conn.connect().await?;
     // The docker CLI sends the repository fully qualified.
     let (repo, tag) = repo_and_rest(&a.target, ':');
-    let repo = qualify(&repo);
+    let repo = berth_api::reference::normalize_name(&repo);
     d.tag_image(
         &a.source,
         Some(TagImageOptions {
@@ -420,20 +323,6 @@ pub async fn tag(conn: &Conn, a: TagArgs) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// `busybox` → `docker.io/library/busybox`, as the docker CLI normalises.
-pub(crate) fn qualify(repo: &str) -> String {
-    let first = repo.split('/').next().unwrap_or("");
-    let has_domain =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_domain {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    }
 }
 
 pub async fn rmi(conn: &Conn, a: RmiArgs) -> anyhow::Result<()> {
@@ -462,7 +351,7 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> anyhow::Result<()> {
                 }
             }
             Err(e) => {
-                eprintln!("{}", crate::cmd::error_text(&e.into()));
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -471,14 +360,6 @@ pub async fn rmi(conn: &Conn, a: RmiArgs) -> anyhow::Result<()> {
         return Err(crate::ExitCode(1).into());
     }
     Ok(())
-}
-
-pub(crate) fn confirm(warning: &str) -> bool {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
 pub async fn prune(conn: &Conn, a: PruneArgs) -> anyhow::Result<()> {
@@ -646,28 +527,12 @@ pub async fn save(conn: &Conn, a: SaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn image(conn: &Conn, c: ImageCmd) -> anyhow::Result<()> {
-    match c {
-        ImageCmd::Ls(a) => images(conn, a).await,
-        ImageCmd::Inspect(a) => inspect(conn, a).await,
-        ImageCmd::History(a) => history(conn, a).await,
-        ImageCmd::Tag(a) => tag(conn, a).await,
-        ImageCmd::Rm(a) => rmi(conn, a).await,
-        ImageCmd::Prune(a) => prune(conn, a).await,
-        ImageCmd::Import(a) => import(conn, a).await,
-        ImageCmd::Load(a) => load(conn, a).await,
-        ImageCmd::Save(a) => save(conn, a).await,
-        ImageCmd::Pull(a) => super::registry::pull(conn, a).await,
-        ImageCmd::Push(a) => super::registry::push(conn, a).await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_split_and_qualify() {
+    fn names_split() {
         assert_eq!(
             repo_and_rest("busybox:latest", ':'),
             ("busybox".into(), "latest".into())
@@ -680,9 +545,5 @@ mod tests {
             repo_and_rest("host:5000/a/b", ':'),
             ("host:5000/a/b".into(), "".into())
         );
-        assert_eq!(qualify("busybox"), "docker.io/library/busybox");
-        assert_eq!(qualify("myrepo/bb"), "docker.io/myrepo/bb");
-        assert_eq!(qualify("127.0.0.1:5000/bb"), "127.0.0.1:5000/bb");
-        assert_eq!(ellipsis("abcdef", 4), "abc…");
     }
 }

@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use super::containers::status_of;
-use super::images::{confirm, filters_of};
+use super::common::{confirm, filters_of, parse_go_bool, print_raw_inspect, status_of};
 use crate::client::Conn;
 use crate::format::{natural_cmp, Tmpl};
+use crate::opts::kv_map;
 use crate::raw::{self, Raw};
 use crate::ExitCode;
 
@@ -42,15 +42,6 @@ pub async fn network(conn: &Conn, c: NetworkCmd) -> anyhow::Result<()> {
         NetworkCmd::Ls(a) => ls(conn, a).await,
         NetworkCmd::Prune(a) => prune(conn, a).await,
         NetworkCmd::Rm(a) => rm(conn, a).await,
-    }
-}
-
-/// Go's `strconv.ParseBool`, for `--flag=value` booleans.
-pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {s:?}: invalid syntax")),
     }
 }
 
@@ -221,17 +212,6 @@ pub(crate) fn filters_query(flags: &[String]) -> anyhow::Result<Option<String>> 
     Ok(Some(Value::Object(m).to_string()))
 }
 
-/// `k=v` flags (`-o`, `--aux-address`) as a map; a bare `k` has `""`.
-fn map_opts(items: &[String]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|i| {
-            let (k, v) = i.split_once('=').unwrap_or((i, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 /// `--label`s as docker's `ValidateLabel` + `ConvertKVStringsToMap` do.
 fn labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut m = BTreeMap::new();
@@ -355,7 +335,7 @@ fn ipam_config(a: &CreateArgs) -> anyhow::Result<Value> {
             anyhow::bail!("no matching subnet for gateway {g}");
         }
     }
-    for (key, addr) in map_opts(&a.aux_address) {
+    for (key, addr) in kv_map(&a.aux_address) {
         let mut matched = false;
         for c in cfgs.iter_mut() {
             if subnet_matches(&c.subnet, &addr)? {
@@ -388,7 +368,7 @@ fn ipam_config(a: &CreateArgs) -> anyhow::Result<Value> {
     Ok(json!({
         "Driver": a.ipam_driver,
         "Config": config,
-        "Options": map_opts(&a.ipam_opt),
+        "Options": kv_map(&a.ipam_opt),
     }))
 }
 
@@ -403,7 +383,7 @@ fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
         "Ingress": a.ingress,
         "ConfigOnly": a.config_only,
         "ConfigFrom": a.config_from.as_ref().map(|n| json!({"Network": n})),
-        "Options": map_opts(&a.opt),
+        "Options": kv_map(&a.opt),
         "Labels": labels(&a.label)?,
     });
     // Only when given: unset leaves the daemon's default.
@@ -555,7 +535,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
             Err(e) => missing.push(super::error_text(&e)),
         }
     }
-    super::containers::print_raw_inspect(&found, &missing, a.format.as_deref())
+    print_raw_inspect(&found, &missing, a.format.as_deref())
 }
 
 /// One by one, as docker: each removed name is printed, each failure goes

@@ -5,9 +5,12 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::{json, Map, Value};
 
-use super::opts::{parse_cpus, parse_restart, ram_in_bytes};
+use berth_api::reference::{Reference, DEFAULT_TAG};
+use berth_api::units::ram_in_bytes;
+
 use crate::client::Conn;
 use crate::format::natural_cmp;
+use crate::opts::{parse_cpus, parse_restart};
 use crate::raw;
 use crate::ExitCode;
 
@@ -98,7 +101,7 @@ pub struct CommitArgs {
     #[arg(short, long, value_name = "string")]
     message: Option<String>,
     /// Pause container during commit
-    #[arg(short, long, value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_parser = super::network::parse_go_bool)]
+    #[arg(short, long, value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_parser = super::common::parse_go_bool)]
     pause: bool,
     #[arg(value_name = "CONTAINER")]
     container: String,
@@ -399,148 +402,15 @@ pub async fn diff(conn: &Conn, a: DiffArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`: one path component.
-fn path_component_ok(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    let mut i = 0;
-    let run = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && alnum(b[*i]) {
-            *i += 1;
-        }
-        *i > start
-    };
-    if !run(&mut i) {
-        return false;
-    }
-    while i < b.len() {
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if !run(&mut i) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A registry host, `host[:port]` or `[v6][:port]`.
-fn domain_ok(d: &str) -> bool {
-    let (host, port) = match d.strip_prefix('[') {
-        Some(rest) => {
-            let Some((h, p)) = rest.split_once(']') else {
-                return false;
-            };
-            if h.is_empty() || !h.bytes().all(|c| c.is_ascii_hexdigit() || c == b':') {
-                return false;
-            }
-            if !p.is_empty() && !p.starts_with(':') {
-                return false;
-            }
-            (None, p.strip_prefix(':'))
-        }
-        None => match d.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(d), None),
-        },
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    host.is_none_or(|h| h.split('.').all(label_ok))
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
-}
-
 /// `commit`'s REPOSITORY[:TAG] as docker's client sends it: the repository
 /// fully qualified, the tag `latest` when none is given. Errors are those
 /// of distribution/reference's `ParseNormalizedNamed`.
 fn commit_reference(r: &str) -> anyhow::Result<(String, String)> {
-    if r.len() == 64 && r.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-        anyhow::bail!("invalid repository name ({r}), cannot specify 64-byte hexadecimal strings");
-    }
-    // splitDockerDomain: a first component with `.` or `:`, `localhost`,
-    // or an upper-case letter is a registry host.
-    let (domain, remainder) = match r.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.to_lowercase() != first =>
-        {
-            (first.to_string(), rest.to_string())
-        }
-        _ => ("docker.io".to_string(), r.to_string()),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io".to_string()
-    } else {
-        domain
-    };
-    let remainder = if domain == "docker.io" && !remainder.contains('/') {
-        format!("library/{remainder}")
-    } else {
-        remainder
-    };
-    let remote = remainder.split(':').next().unwrap_or("");
-    if remote.to_lowercase() != remote {
-        anyhow::bail!("invalid reference format: repository name ({remote}) must be lowercase");
-    }
-    let (named, digest) = match remainder.split_once('@') {
-        Some((n, d)) => (n.to_string(), Some(d.to_string())),
-        None => (remainder.clone(), None),
-    };
-    let (path, tag) = match named.rfind(':') {
-        Some(i) if !named[i..].contains('/') => {
-            (named[..i].to_string(), Some(named[i + 1..].to_string()))
-        }
-        _ => (named.clone(), None),
-    };
-    let bad = || anyhow::anyhow!("invalid reference format");
-    if !domain_ok(&domain) || path.is_empty() || !path.split('/').all(path_component_ok) {
-        return Err(bad());
-    }
-    if let Some(t) = &tag {
-        let w = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-        let tb = t.as_bytes();
-        if tb.is_empty()
-            || tb.len() > 128
-            || !w(tb[0])
-            || !tb.iter().all(|&c| w(c) || c == b'.' || c == b'-')
-        {
-            return Err(bad());
-        }
-    }
-    if let Some(dg) = &digest {
-        let ok = dg.split_once(':').is_some_and(|(alg, hex)| {
-            !alg.is_empty() && hex.len() >= 32 && hex.bytes().all(|c| c.is_ascii_hexdigit())
-        });
-        if !ok {
-            return Err(bad());
-        }
-    }
-    let name = format!("{domain}/{path}");
-    if name.len() > 255 {
-        anyhow::bail!("repository name must not be more than 255 characters");
-    }
-    if digest.is_some() {
+    let r = Reference::parse(r)?;
+    if r.digest.is_some() {
         anyhow::bail!("refusing to create a tag with a digest reference");
     }
-    Ok((name, tag.unwrap_or_else(|| "latest".into())))
+    Ok((r.name(), r.tag.unwrap_or_else(|| DEFAULT_TAG.into())))
 }
 
 pub async fn commit(conn: &Conn, a: CommitArgs) -> anyhow::Result<()> {

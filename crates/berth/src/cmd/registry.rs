@@ -5,10 +5,12 @@ use std::io::{IsTerminal, Read, Write};
 use anyhow::bail;
 use serde_json::{json, Value};
 
+use berth_api::reference::Reference;
+
+use super::common::{self, ellipsis, filters_of, send_with_auth, show_stream};
 use crate::client::Conn;
 use crate::creds::{self, Creds};
-use crate::jsonstream::Display;
-use crate::raw::{self, Raw};
+use crate::raw;
 
 #[derive(clap::Args)]
 pub struct PullArgs {
@@ -85,155 +87,8 @@ pub struct LogoutArgs {
     server: Option<String>,
 }
 
-/// A reference split the docker way: `name` fully qualified
-/// (`docker.io/library/busybox`), plus tag and digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ref {
-    pub name: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-impl Ref {
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        if s.is_empty() || s.chars().any(|c| c.is_whitespace()) {
-            bail!("invalid reference format");
-        }
-        let (name_tag, digest) = match s.split_once('@') {
-            Some((a, d)) => (a, Some(d.to_string())),
-            None => (s, None),
-        };
-        let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (repo, tag) = match name_tag[last_slash..].rfind(':') {
-            Some(i) => (
-                &name_tag[..last_slash + i],
-                Some(name_tag[last_slash + i + 1..].to_string()),
-            ),
-            None => (name_tag, None),
-        };
-        if repo.is_empty() {
-            bail!("invalid reference format");
-        }
-        let path_part = repo.split_once('/').map(|(_, p)| p).unwrap_or(repo);
-        if path_part.chars().any(|c| c.is_ascii_uppercase()) {
-            bail!("invalid reference format: repository name ({repo}) must be lowercase");
-        }
-        Ok(Self {
-            name: super::images::qualify(repo),
-            tag,
-            digest,
-        })
-    }
-
-    pub fn domain(&self) -> &str {
-        self.name.split('/').next().unwrap_or("docker.io")
-    }
-
-    pub fn with_default_tag(mut self) -> Self {
-        if self.tag.is_none() && self.digest.is_none() {
-            self.tag = Some("latest".into());
-        }
-        self
-    }
-
-    /// `docker.io/library/busybox:latest`
-    pub fn full(&self) -> String {
-        let mut s = self.name.clone();
-        if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
-        }
-        if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(d);
-        }
-        s
-    }
-
-    /// `busybox`, `myrepo/bb`, `host:5000/a`
-    pub fn familiar_name(&self) -> String {
-        match self.name.strip_prefix("docker.io/") {
-            Some(rest) => match rest.strip_prefix("library/") {
-                Some(r) if !r.contains('/') => r.to_string(),
-                _ => rest.to_string(),
-            },
-            None => self.name.clone(),
-        }
-    }
-}
-
-/// Reads a JSON-message stream from the daemon and shows it on `out`.
-async fn show_stream(
-    resp: raw::Response,
-    out: &mut dyn Write,
-    is_term: bool,
-    quiet: bool,
-    aux: &mut dyn FnMut(&Value),
-) -> anyhow::Result<()> {
-    let width = if is_term {
-        crate::term::size(1)
-            .or_else(|| crate::term::size(2))
-            .map(|(_, c)| c as usize)
-            .unwrap_or(80)
-    } else {
-        80
-    };
-    let mut disp = Display::new(is_term, width);
-    let mut sink = std::io::sink();
-    let mut body = resp.into_body();
-    while let Some(chunk) = body.chunk().await? {
-        let target: &mut dyn Write = if quiet { &mut sink } else { &mut *out };
-        disp.feed(&chunk, target, aux)?;
-    }
-    Ok(())
-}
-
-/// Pulls `image` through the daemon, with the stored credentials for its
-/// registry. Progress goes to stdout (`pull`) or stderr (`run`/`create`).
-pub async fn pull_image(
-    conn: &Conn,
-    image: &str,
-    platform: Option<&str>,
-    all_tags: bool,
-    quiet: bool,
-    to_stderr: bool,
-) -> anyhow::Result<Ref> {
-    let mut r = Ref::parse(image)?;
-    if all_tags && (r.tag.is_some() || r.digest.is_some()) {
-        bail!("tag can't be used with --all-tags/-a");
-    }
-    if !all_tags {
-        r = r.with_default_tag();
-    }
-    let d = conn.connect().await?;
-    let rawc: Raw = conn.raw(&d);
-    let mut q = vec![("fromImage", r.name.clone())];
-    q.push((
-        "tag",
-        r.digest
-            .clone()
-            .or_else(|| r.tag.clone())
-            .unwrap_or_default(),
-    ));
-    if let Some(p) = platform.filter(|p| !p.is_empty()) {
-        q.push(("platform", p.to_string()));
-    }
-    let path = format!("/images/create?{}", raw::query(&q));
-    let resp = send_with_auth(&rawc, "POST", &path, r.domain()).await?;
-    if to_stderr {
-        let is_term = std::io::stderr().is_terminal();
-        let mut e = std::io::stderr();
-        show_stream(resp, &mut e, is_term, quiet, &mut |_| {}).await?;
-    } else {
-        let is_term = std::io::stdout().is_terminal();
-        let mut o = std::io::stdout();
-        show_stream(resp, &mut o, is_term, quiet, &mut |_| {}).await?;
-    }
-    Ok(r)
-}
-
 pub async fn pull(conn: &Conn, a: PullArgs) -> anyhow::Result<()> {
-    let r = pull_image(
+    let r = common::pull_image(
         conn,
         &a.name,
         a.platform.as_deref(),
@@ -242,12 +97,12 @@ pub async fn pull(conn: &Conn, a: PullArgs) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    println!("{}", r.full());
+    println!("{r}");
     Ok(())
 }
 
 pub async fn push(conn: &Conn, a: PushArgs) -> anyhow::Result<()> {
-    let mut r = Ref::parse(&a.name)?;
+    let mut r = Reference::parse(&a.name)?;
     if r.digest.is_some() {
         bail!("cannot push a digest reference");
     }
@@ -264,7 +119,7 @@ pub async fn push(conn: &Conn, a: PushArgs) -> anyhow::Result<()> {
     if let Some(t) = &r.tag {
         path.push_str(&format!("?{}", raw::query(&[("tag", t.clone())])));
     }
-    let auth = creds::registry_auth_header(r.domain());
+    let auth = creds::registry_auth_header(&r.domain);
     let resp = rawc
         .send_with("POST", &path, None, false, &[("X-Registry-Auth", auth)])
         .await?;
@@ -275,7 +130,7 @@ pub async fn push(conn: &Conn, a: PushArgs) -> anyhow::Result<()> {
     let mut o = std::io::stdout();
     show_stream(resp, &mut o, is_term, a.quiet, &mut |_| {}).await?;
     if a.quiet {
-        println!("{}", r.full());
+        println!("{r}");
     }
     Ok(())
 }
@@ -292,7 +147,7 @@ fn search_domain(term: &str) -> &str {
 }
 
 pub async fn search(conn: &Conn, a: SearchArgs) -> anyhow::Result<()> {
-    let filters = crate::cmd::images::filters_of(&a.filter)?;
+    let filters = filters_of(&a.filter)?;
     let mut q = vec![("term", a.term.clone())];
     if let Some(l) = a.limit.filter(|l| *l != 0) {
         q.push(("limit", l.to_string()));
@@ -320,7 +175,7 @@ pub async fn search(conn: &Conn, a: SearchArgs) -> anyhow::Result<()> {
             };
             json!({
                 "Name": r["name"].as_str().unwrap_or(""),
-                "Description": if a.no_trunc { desc } else { crate::cmd::images::ellipsis(&desc, 45) },
+                "Description": if a.no_trunc { desc } else { ellipsis(&desc, 45) },
                 "StarCount": r["star_count"].as_i64().unwrap_or(0).to_string(),
                 "IsOfficial": official,
             })
@@ -455,39 +310,22 @@ pub async fn logout(_conn: &Conn, a: LogoutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends a bodiless request with the CLI's credentials for `domain` in
-/// `X-Registry-Auth`; an error status is the error.
-async fn send_with_auth(
-    rawc: &Raw,
-    method: &str,
-    path: &str,
-    domain: &str,
-) -> anyhow::Result<raw::Response> {
-    let auth = creds::registry_auth_header(domain);
-    let resp = rawc
-        .send_with(method, path, None, false, &[("X-Registry-Auth", auth)])
-        .await?;
-    if resp.status >= 400 {
-        return Err(resp.error().await.into());
-    }
-    Ok(resp)
-}
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn refs_parse_like_docker() {
-        let r = Ref::parse("busybox").unwrap().with_default_tag();
-        assert_eq!(r.full(), "docker.io/library/busybox:latest");
+        let r = Reference::parse("busybox").unwrap().with_default_tag();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
         assert_eq!(r.familiar_name(), "busybox");
-        let r = Ref::parse("127.0.0.1:5000/a/b:1").unwrap();
-        assert_eq!(r.domain(), "127.0.0.1:5000");
+        let r = Reference::parse("127.0.0.1:5000/a/b:1").unwrap();
+        assert_eq!(r.domain, "127.0.0.1:5000");
         assert_eq!(r.tag.as_deref(), Some("1"));
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = Ref::parse(&format!("localhost:5000/x@{d}")).unwrap();
+        let r = Reference::parse(&format!("localhost:5000/x@{d}")).unwrap();
         assert_eq!(r.digest.as_deref(), Some(d.as_str()));
         assert_eq!(r.with_default_tag().tag, None);
-        assert!(Ref::parse("Foo/Bar").is_err());
+        assert!(Reference::parse("foo/Bar").is_err());
     }
 }

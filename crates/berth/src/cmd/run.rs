@@ -1,11 +1,12 @@
 //! The commands that move a container's I/O: `run`, `create`, `start`,
 //! `attach`, `exec`.
 
+use berth_api::reference::Reference;
 use bollard::Docker;
 use serde_json::{json, Value};
 
-use super::opts::{ContainerFlags, CreateSpec};
 use crate::client::Conn;
+use crate::opts::{ContainerFlags, CreateSpec};
 use crate::raw::{self, Raw};
 use crate::stream::{self, End, Session, TtyOf, Waiter};
 use crate::term::{self, RawMode};
@@ -157,13 +158,13 @@ fn is_not_found(e: &anyhow::Error) -> bool {
     })
 }
 
-/// `busybox` → `busybox:latest` (what docker says it cannot find).
+/// `busybox` → `busybox:latest`: what docker says it cannot find, the
+/// familiar reference with the default tag (the text as given when it
+/// does not parse; the pull then reports why).
 fn with_default_tag(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') || last.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
+    match Reference::parse(image) {
+        Ok(r) => r.with_default_tag().familiar(),
+        Err(_) => image.to_string(),
     }
 }
 
@@ -171,7 +172,7 @@ fn with_default_tag(image: &str) -> String {
 /// run/create, keeping stdout for the container), with the stored
 /// credentials of its registry.
 async fn pull(conn: &Conn, image: &str, platform: Option<&str>, quiet: bool) -> anyhow::Result<()> {
-    super::registry::pull_image(conn, image, platform, false, quiet, true).await?;
+    super::common::pull_image(conn, image, platform, false, quiet, true).await?;
     Ok(())
 }
 
@@ -235,10 +236,12 @@ fn check_pull_policy(p: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `--detach-keys`, or docker's default `ctrl-p,ctrl-q`.
 fn detach_keys_of(flag: Option<&str>) -> anyhow::Result<Vec<u8>> {
     match flag.filter(|k| !k.is_empty()) {
-        Some(k) => term::parse_detach_keys(k),
-        None => Ok(vec![16, 17]),
+        Some(k) => berth_api::detach::parse(k)
+            .map_err(|_| anyhow::anyhow!("Invalid detach keys ({k}) provided")),
+        None => Ok(berth_api::detach::DEFAULT.to_vec()),
     }
 }
 
@@ -572,7 +575,7 @@ pub async fn exec(conn: &Conn, a: ExecArgs) -> anyhow::Result<()> {
     let raw = conn.raw(&d);
     // As docker: the container must exist (and its name resolve) first.
     inspect_json(&raw, container).await?;
-    let env = super::opts::read_env(&a.env_file, &a.env)?;
+    let env = crate::opts::read_env(&a.env_file, &a.env)?;
     let attach = !a.detach;
     let console = if a.tty { term::console_size() } else { None };
     let mut body = json!({
@@ -651,5 +654,9 @@ mod tests {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
         assert_eq!(with_default_tag("host:5000/bb"), "host:5000/bb:latest");
         assert_eq!(with_default_tag("bb:1"), "bb:1");
+        assert_eq!(
+            with_default_tag("docker.io/library/busybox"),
+            "busybox:latest"
+        );
     }
 }

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use berth_api::units::{bytes_size, human_size_with_precision};
+
 use crate::client::Conn;
-use crate::format::{bytes_size, human_size_f, Tmpl};
+use crate::format::Tmpl;
 use crate::raw::{self, Body, Raw};
 use crate::ExitCode;
 
@@ -381,8 +383,8 @@ fn row(key: &str, e: &Entry, invalid: bool, trunc: bool) -> Value {
             pair(bytes_size(e.mem), bytes_size(e.mem_limit))
         },
         "MemPerc": dash(format!("{:.2}%", e.mem_perc)),
-        "NetIO": dash(pair(human_size_f(e.net_rx, 3), human_size_f(e.net_tx, 3))),
-        "BlockIO": dash(pair(human_size_f(e.blk_read, 3), human_size_f(e.blk_write, 3))),
+        "NetIO": dash(pair(human_size_with_precision(e.net_rx, 3), human_size_with_precision(e.net_tx, 3))),
+        "BlockIO": dash(pair(human_size_with_precision(e.blk_read, 3), human_size_with_precision(e.blk_write, 3))),
         "PIDs": dash(e.pids.to_string()),
     })
 }

@@ -6,8 +6,10 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use berth_api::units::bytes_size;
+
 use crate::client::Conn;
-use crate::format::{bytes_size, human_size4, parse_time, Tmpl};
+use crate::format::{human_size4, parse_time, Tmpl};
 
 #[derive(clap::Args)]
 pub struct VersionArgs {
@@ -81,7 +83,7 @@ pub async fn version(conn: &Conn, a: VersionArgs) -> anyhow::Result<()> {
         "ApiVersion": bollard::API_DEFAULT_VERSION.to_string(),
         "APIVersion": bollard::API_DEFAULT_VERSION.to_string(),
         "Os": "linux",
-        "Arch": crate::cmd::system::go_arch(),
+        "Arch": go_arch(),
         "Context": "default",
     });
     let server = match conn.connect().await {

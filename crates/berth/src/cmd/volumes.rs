@@ -1,14 +1,13 @@
 //! `volume create|ls|inspect|rm|prune`.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use bollard::models::{Volume, VolumeCreateOptions};
 use bollard::query_parameters::{ListVolumesOptions, PruneVolumesOptions, RemoveVolumeOptions};
 use serde_json::{json, Value};
 
+use super::common::{confirm, filters_of, print_inspect};
 use crate::client::Conn;
-use crate::cmd::images::print_inspect;
 use crate::format::{human_size4, Tmpl};
 
 #[derive(clap::Subcommand)]
@@ -100,19 +99,6 @@ fn kv(flags: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-fn filters_of(flags: &[String]) -> anyhow::Result<HashMap<String, Vec<String>>> {
-    let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for f in flags {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
-        m.entry(k.trim().to_lowercase())
-            .or_default()
-            .push(v.to_string());
-    }
-    Ok(m)
-}
-
 pub async fn create(conn: &Conn, a: CreateArgs) -> anyhow::Result<()> {
     let name = match (&a.name, &a.volume) {
         (Some(n), Some(v)) if n != v => anyhow::bail!(
@@ -193,7 +179,7 @@ pub async fn inspect(conn: &Conn, a: InspectArgs) -> anyhow::Result<()> {
     for name in &a.volumes {
         match d.inspect_volume(name).await {
             Ok(v) => found.push(serde_json::to_value(v)?),
-            Err(e) => missing.push(crate::cmd::error_text(&e.into())),
+            Err(e) => missing.push(super::error_text(&e.into())),
         }
     }
     print_inspect(found, missing, a.format.as_deref())
@@ -209,7 +195,7 @@ pub async fn rm(conn: &Conn, a: RmArgs) -> anyhow::Result<()> {
         {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("{}", crate::cmd::error_text(&e.into()));
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -218,14 +204,6 @@ pub async fn rm(conn: &Conn, a: RmArgs) -> anyhow::Result<()> {
         return Err(crate::ExitCode(1).into());
     }
     Ok(())
-}
-
-fn confirm(warning: &str) -> bool {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
 pub async fn prune(conn: &Conn, a: PruneArgs) -> anyhow::Result<()> {

@@ -42,6 +42,13 @@ pub enum EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// A refused image reference is a bad request, worded as Docker words it.
+impl From<berth_api::reference::ReferenceError> for EngineError {
+    fn from(e: berth_api::reference::ReferenceError) -> Self {
+        Self::invalid(e.to_string())
+    }
+}
+
 impl EngineError {
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::NotFound(m.into())

@@ -57,6 +57,12 @@ impl ApiError {
     }
 }
 
+impl From<berth_api::reference::ReferenceError> for ApiError {
+    fn from(e: berth_api::reference::ReferenceError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let status = match &e {

@@ -959,41 +959,6 @@ impl Lexer<'_> {
     }
 }
 
-/// Go-style durations for HEALTHCHECK (`30s`, `1m30s`, `500ms`) → ns.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("time: invalid duration {s:?}");
-    if s == "0" {
-        return Ok(0);
-    }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[u_end..];
-    }
-    Ok(total as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1263,13 +1228,5 @@ mod tests {
         );
         assert_eq!(parse_words("  x  ", '\\'), s(&["x"]));
         assert_eq!(parse_words("\"\"", '\\'), s(&["\"\""]));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(30_000_000_000));
-        assert_eq!(parse_duration("1m30s"), Ok(90_000_000_000));
-        assert_eq!(parse_duration("500ms"), Ok(500_000_000));
-        assert!(parse_duration("5").is_err());
     }
 }

@@ -130,6 +130,12 @@ enum Fail {
     Gone,
 }
 
+impl From<berth_api::reference::ReferenceError> for Fail {
+    fn from(e: berth_api::reference::ReferenceError) -> Self {
+        Fail::Engine(e.into())
+    }
+}
+
 impl From<EngineError> for Fail {
     fn from(e: EngineError) -> Self {
         Fail::Engine(e)
@@ -1738,7 +1744,7 @@ fn health_config(h: &dockerfile::Health) -> Step<HealthConfig> {
         match v {
             None => Ok(None),
             Some(s) => {
-                let ns = dockerfile::parse_duration(s).map_err(invalid)?;
+                let ns = berth_api::duration::parse(s).map_err(|e| invalid(e.to_string()))?;
                 if ns != 0 && ns < 1_000_000 {
                     return Err(invalid(format!("{name} {s:?} cannot be less than 1ms")));
                 }

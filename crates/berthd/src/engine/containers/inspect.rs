@@ -1,6 +1,8 @@
 //! What a container looks like from outside: inspect, the `ps` summary
 //! with its status text, `top`, and the counts `/info` shows.
 
+use berth_api::duration;
+
 use super::*;
 
 impl Engine {
@@ -298,34 +300,6 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.to_utc())
 }
 
-/// docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        _ if s < 3600 => format!("{} minutes", s / 60),
-        _ => {
-            let h = (s as f64 / 3600.0).round() as i64;
-            if h == 1 {
-                "About an hour".into()
-            } else if h < 48 {
-                format!("{h} hours")
-            } else if h < 24 * 14 {
-                format!("{} days", h / 24)
-            } else if h < 24 * 60 {
-                format!("{} weeks", h / 24 / 7)
-            } else if h < 24 * 365 * 2 {
-                format!("{} months", h / 24 / 30)
-            } else {
-                format!("{} years", h / 24 / 365)
-            }
-        }
-    }
-}
-
 fn since(t: &Option<String>) -> i64 {
     t.as_deref()
         .and_then(parse_time)
@@ -339,14 +313,14 @@ pub fn status_text(r: &Record) -> String {
     match s.status {
         Status::Created => "Created".into(),
         Status::Running => match health::status_suffix(r.health.as_ref()) {
-            Some(h) => format!("Up {} {h}", human_duration(since(&s.started_at))),
-            None => format!("Up {}", human_duration(since(&s.started_at))),
+            Some(h) => format!("Up {} {h}", duration::human(since(&s.started_at))),
+            None => format!("Up {}", duration::human(since(&s.started_at))),
         },
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
+        Status::Paused => format!("Up {} (Paused)", duration::human(since(&s.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             s.exit_code,
-            human_duration(since(&s.finished_at))
+            duration::human(since(&s.finished_at))
         ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -357,7 +331,7 @@ pub fn status_text(r: &Record) -> String {
                 format!(
                     "Exited ({}) {} ago",
                     s.exit_code,
-                    human_duration(since(&s.finished_at))
+                    duration::human(since(&s.finished_at))
                 )
             }
         }

@@ -32,7 +32,7 @@ pub mod validate;
 
 pub use create::CreateOptions;
 pub use init::{init_path, install_init};
-pub use inspect::{human_duration, status_text};
+pub use inspect::status_text;
 pub use state::Status;
 
 use std::collections::HashMap;
@@ -440,22 +440,13 @@ impl Engine {
 
 use crate::engine::host::dir_size;
 
-/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
+/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`); the
+/// log driver's `max-size`, which must not be negative.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        Some('t') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    if n < 0.0 {
-        return None;
-    }
-    Some((n * mult as f64) as u64)
+    // Surrounding blanks were always forgiven here.
+    berth_api::units::ram_in_bytes(s.trim())
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
 }
 
 /// `SIGTERM`, `TERM`, `15` → 15.

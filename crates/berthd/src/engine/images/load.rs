@@ -369,7 +369,7 @@ impl ImageService {
                     .unwrap_or_default()
                     .iter()
                     .map(|t| Reference::parse(t).map(Reference::with_default_tag))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(Candidate {
                     config: ar.read_small(self, &e.config)?,
                     layers: e.layers,

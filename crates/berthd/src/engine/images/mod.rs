@@ -305,7 +305,7 @@ impl ImageService {
             }
         }
         match any {
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
             Ok(_) => Err(reference::no_such_image(s)),
         }
     }

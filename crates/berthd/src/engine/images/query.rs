@@ -56,34 +56,9 @@ pub fn parse_until(s: &str) -> Result<i64> {
     if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()) {
         return secs.parse().map_err(|_| bad());
     }
-    // A Go duration: sum of number+unit pairs.
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[u_end..];
-    }
-    Ok(chrono::Utc::now().timestamp() - total as i64)
+    // A Go duration before now.
+    let ns = berth_api::duration::parse(s).map_err(|_| bad())?;
+    Ok(chrono::Utc::now().timestamp() - ns / 1_000_000_000)
 }
 
 pub(super) fn labels_match(f: &Filters, img: &Image) -> bool {
