@@ -73,18 +73,22 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["exec", id, "start"]) => exec::start(ctx, req, id).await,
         (Method::POST, ["exec", id, "resize"]) => exec::resize(ctx, req, id).await,
         (Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, req, id).await,
-        (Method::GET, ["networks"]) => networks::list(ctx, req).await,
-        (Method::POST, ["networks", "create"]) => networks::create(ctx, req).await,
-        (Method::POST, ["networks", "prune"]) => networks::prune(ctx, req).await,
-        (Method::GET, ["networks", id]) => networks::inspect(ctx, req, id).await,
-        (Method::DELETE, ["networks", id]) => networks::remove(ctx, req, id).await,
-        (Method::POST, ["networks", id, "connect"]) => networks::connect(ctx, req, id).await,
-        (Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(ctx, req, id).await,
-        (Method::GET, ["volumes"]) => volumes::list(ctx, req).await,
-        (Method::POST, ["volumes", "create"]) => volumes::create(ctx, req).await,
-        (Method::POST, ["volumes", "prune"]) => volumes::prune(ctx, req).await,
-        (Method::GET, ["volumes", name]) => volumes::inspect(ctx, req, name).await,
-        (Method::DELETE, ["volumes", name]) => volumes::remove(ctx, req, name).await,
+        (Method::GET, ["networks"]) => networks::list(&*ctx.engine, req).await,
+        (Method::POST, ["networks", "create"]) => networks::create(&*ctx.engine, req).await,
+        (Method::POST, ["networks", "prune"]) => networks::prune(&*ctx.engine, req).await,
+        (Method::GET, ["networks", id]) => networks::inspect(&*ctx.engine, req, id).await,
+        (Method::DELETE, ["networks", id]) => networks::remove(&*ctx.engine, req, id).await,
+        (Method::POST, ["networks", id, "connect"]) => {
+            networks::connect(&ctx.engine, req, id).await
+        }
+        (Method::POST, ["networks", id, "disconnect"]) => {
+            networks::disconnect(&*ctx.engine, req, id).await
+        }
+        (Method::GET, ["volumes"]) => volumes::list(&*ctx.engine, req).await,
+        (Method::POST, ["volumes", "create"]) => volumes::create(&*ctx.engine, req).await,
+        (Method::POST, ["volumes", "prune"]) => volumes::prune(ctx.engine.clone(), req).await,
+        (Method::GET, ["volumes", name]) => volumes::inspect(&*ctx.engine, req, name).await,
+        (Method::DELETE, ["volumes", name]) => volumes::remove(ctx.engine.clone(), req, name).await,
         (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
         (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
         (Method::POST, ["images", "load"]) => images::load(ctx, req).await,

@@ -1,13 +1,44 @@
-//! Volume routes.
+//! Volume routes, against the narrow backend they need (moby's
+//! `router/volume` and its `Backend`), so that they can be tested alone.
 
-use berth_api::models::{Volume, VolumeCreateOptions};
+use std::sync::Arc;
+
+use berth_api::filters::Filters;
+use berth_api::models::{Volume, VolumeCreateOptions, VolumeListResponse, VolumePruneResponse};
 use http::StatusCode;
 use serde_json::Value;
 
 use super::error::ApiError;
 use super::http::{no_content, ok_shaped, shaped, ApiResult, Req};
-use super::Ctx;
+use crate::engine::{Engine, Result};
 use berth_api::shapes;
+
+/// What the volume routes ask of the engine.
+pub trait Backend: Send + Sync + 'static {
+    fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume>;
+    fn inspect_volume(&self, name: &str) -> Result<Volume>;
+    fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse>;
+    fn remove_volume(&self, name: &str, force: bool) -> Result<()>;
+    fn prune_volumes(&self, filters: &Filters) -> Result<VolumePruneResponse>;
+}
+
+impl Backend for Engine {
+    fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume> {
+        Engine::create_volume(self, body)
+    }
+    fn inspect_volume(&self, name: &str) -> Result<Volume> {
+        Engine::inspect_volume(self, name)
+    }
+    fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
+        Engine::list_volumes(self, filters)
+    }
+    fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        Engine::remove_volume(self, name, force)
+    }
+    fn prune_volumes(&self, filters: &Filters) -> Result<VolumePruneResponse> {
+        Engine::prune_volumes(self, filters)
+    }
+}
 
 /// A volume as Docker writes it: empty `Labels`/`Options` are `null`.
 fn wire(v: &Volume) -> Value {
@@ -23,9 +54,9 @@ fn wire(v: &Volume) -> Value {
     j
 }
 
-pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
+pub async fn create<B: Backend>(b: &B, mut req: Req) -> ApiResult {
     let body: VolumeCreateOptions = req.json_or_default().await?;
-    let v = wire(&ctx.engine.create_volume(body)?);
+    let v = wire(&b.create_volume(body)?);
     shaped(
         StatusCode::CREATED,
         &v,
@@ -34,40 +65,151 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
     )
 }
 
-pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
-    let list = ctx.engine.list_volumes(&req.query.filters()?)?;
+pub async fn list<B: Backend>(b: &B, req: Req) -> ApiResult {
+    let list = b.list_volumes(&req.query.filters()?)?;
     let vols: Vec<Value> = list.volumes.unwrap_or_default().iter().map(wire).collect();
     let v = serde_json::json!({ "Volumes": vols, "Warnings": null });
     shaped(StatusCode::OK, &v, &shapes::VOLUME_LIST, req.version)
 }
 
-pub async fn inspect(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
-    let v = wire(&ctx.engine.inspect_volume(name)?);
+pub async fn inspect<B: Backend>(b: &B, req: Req, name: &str) -> ApiResult {
+    let v = wire(&b.inspect_volume(name)?);
     shaped(StatusCode::OK, &v, &shapes::VOLUME_INSPECT, req.version)
 }
 
 /// Removing a volume deletes its files: off the async workers.
-pub async fn remove(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
-    let (engine, name, force) = (
-        ctx.engine.clone(),
-        name.to_string(),
-        req.query.bool("force"),
-    );
-    tokio::task::spawn_blocking(move || engine.remove_volume(&name, force))
+pub async fn remove<B: Backend>(b: Arc<B>, req: Req, name: &str) -> ApiResult {
+    let (name, force) = (name.to_string(), req.query.bool("force"));
+    tokio::task::spawn_blocking(move || b.remove_volume(&name, force))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     no_content()
 }
 
-pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
-    let (engine, mut f) = (ctx.engine.clone(), req.query.filters()?);
+pub async fn prune<B: Backend>(b: Arc<B>, req: Req) -> ApiResult {
+    let mut f = req.query.filters()?;
     // Before 1.42 a prune took named volumes too (dockerd's router adds
     // `all=true` for those clients).
     if !req.version.at_least(1, 42) && !f.contains("all") {
         f.add("all", "true");
     }
-    let r = tokio::task::spawn_blocking(move || engine.prune_volumes(&f))
+    let r = tokio::task::spawn_blocking(move || b.prune_volumes(&f))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     ok_shaped(&r, &shapes::VOLUME_PRUNE, req.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use berth_api::version::ApiVersion;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::engine::EngineError;
+    use crate::server::http::Query;
+
+    /// A backend that records what it was asked.
+    #[derive(Default)]
+    struct Fake {
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Backend for Fake {
+        fn create_volume(&self, _: VolumeCreateOptions) -> Result<Volume> {
+            Err(EngineError::internal("not used"))
+        }
+        fn inspect_volume(&self, name: &str) -> Result<Volume> {
+            if name != "data" {
+                return Err(EngineError::not_found(format!(
+                    "get {name}: no such volume"
+                )));
+            }
+            Ok(Volume {
+                name: "data".into(),
+                driver: "local".into(),
+                labels: Default::default(),
+                options: Default::default(),
+                ..Default::default()
+            })
+        }
+        fn list_volumes(&self, _: &Filters) -> Result<VolumeListResponse> {
+            Ok(VolumeListResponse::default())
+        }
+        fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("remove {name} force={force}"));
+            Ok(())
+        }
+        fn prune_volumes(&self, f: &Filters) -> Result<VolumePruneResponse> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("prune all={:?}", f.get_bool("all").ok().flatten()));
+            Ok(VolumePruneResponse::default())
+        }
+    }
+
+    fn req(query: &str, version: ApiVersion) -> Req {
+        Req {
+            method: http::Method::GET,
+            version,
+            path: String::new(),
+            query: Query::parse(Some(query)),
+            headers: Default::default(),
+            body: None,
+            upgrade: None,
+            peer: None,
+        }
+    }
+
+    async fn body_of(r: ApiResult) -> (StatusCode, Value) {
+        let resp = match r {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn inspect_writes_empty_maps_as_null_and_errors_as_docker() {
+        let b = Fake::default();
+        let (status, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "data").await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["Name"], "data");
+        assert_eq!(v["Labels"], Value::Null);
+        assert_eq!(v["Options"], Value::Null);
+        let (status, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "nope").await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["message"], "get nope: no such volume");
+    }
+
+    #[tokio::test]
+    async fn remove_passes_force_and_prune_takes_named_volumes_before_1_42() {
+        let b = Arc::new(Fake::default());
+        let r = remove(b.clone(), req("force=1", ApiVersion::new(1, 50)), "data").await;
+        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
+        prune(b.clone(), req("", ApiVersion::new(1, 41)))
+            .await
+            .unwrap();
+        prune(b.clone(), req("", ApiVersion::new(1, 42)))
+            .await
+            .unwrap();
+        assert_eq!(
+            *b.asked.lock().unwrap(),
+            [
+                "remove data force=true",
+                "prune all=Some(true)",
+                "prune all=None"
+            ]
+        );
+    }
 }
