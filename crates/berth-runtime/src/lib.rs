@@ -8,6 +8,10 @@
 //! kernel, arch, capabilities held, `/dev`, CPU thermal dirs, device numbers)
 //! are gathered in one place so tests can substitute a fake host.
 
+// A request must never panic the daemon: errors are values outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod caps;
 mod devices;
 mod host;

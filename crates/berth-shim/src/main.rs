@@ -9,6 +9,10 @@
 //! options can use short relative paths (a multi-threaded daemon cannot
 //! `chdir` for one mount).
 
+// A request must never panic the daemon: errors are values outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod create;
 mod exec;
 mod executor;

@@ -1,5 +1,9 @@
 //! berthd: a Docker-compatible container engine daemon.
 
+// A request must never panic the daemon: errors are values outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod config;
 pub mod daemon;
 pub mod engine;

@@ -1,3 +1,7 @@
+// A request must never panic the daemon: errors are values outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 use clap::Parser;
 
 use berthd::config::{DaemonConfig, Flags};
