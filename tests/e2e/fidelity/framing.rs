@@ -38,20 +38,7 @@ fn exec_start_framing_matches_dockerd() {
                     Some(expected_type(version, tty, upgrade)),
                     "{what}"
                 );
-                let body = r.body();
-                if tty {
-                    assert_eq!(
-                        String::from_utf8_lossy(&body),
-                        "first\r\nsecond\r\n",
-                        "{what}"
-                    );
-                } else {
-                    assert_eq!(
-                        demux(&body),
-                        ("first\n".to_string(), "second\n".to_string()),
-                        "{what}"
-                    );
-                }
+                assert_first_second(&r.body(), tty, &what);
                 let (_, _, b) = d.raw("GET", &format!("/exec/{id}/json"), None);
                 let v = body_json(&b);
                 assert_eq!(
@@ -130,20 +117,7 @@ fn attach_framing_matches_dockerd() {
                     "{what}"
                 );
                 d.docker_ok(&["start", &name]);
-                let body = r.body();
-                if tty {
-                    assert_eq!(
-                        String::from_utf8_lossy(&body),
-                        "first\r\nsecond\r\n",
-                        "{what}"
-                    );
-                } else {
-                    assert_eq!(
-                        demux(&body),
-                        ("first\n".to_string(), "second\n".to_string()),
-                        "{what}"
-                    );
-                }
+                assert_first_second(&r.body(), tty, &what);
             }
         }
     }

@@ -114,6 +114,24 @@ fn demux(mut b: &[u8]) -> (String, String) {
     (out, err)
 }
 
+/// The body of a stream that wrote `first` to stdout and `second` to
+/// stderr: raw with a TTY (CRLF line ends), multiplexed without.
+fn assert_first_second(body: &[u8], tty: bool, what: &str) {
+    if tty {
+        assert_eq!(
+            String::from_utf8_lossy(body),
+            "first\r\nsecond\r\n",
+            "{what}"
+        );
+    } else {
+        assert_eq!(
+            demux(body),
+            ("first\n".to_string(), "second\n".to_string()),
+            "{what}"
+        );
+    }
+}
+
 fn create_exec(d: &Daemon, container: &str, tty: bool, cmd: &str) -> String {
     let body = serde_json::json!({
         "AttachStdout": true, "AttachStderr": true, "Tty": tty,

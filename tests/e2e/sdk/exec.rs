@@ -163,13 +163,7 @@ fn exec_attached_detached_stdin_tty_resize_and_inspect() {
             .kill_container(&id, None::<KillContainerOptions>)
             .await
             .expect("kill");
-        let _ = timeout(
-            LIMIT,
-            docker
-                .wait_container(&id, None::<WaitContainerOptions>)
-                .collect::<Vec<_>>(),
-        )
-        .await;
+        wait_exited(&docker, &id).await;
         let err = docker
             .create_exec(
                 &id,
@@ -210,13 +204,7 @@ fn attach_with_logs_replays_a_stopped_containers_output() {
             .start_container(&said, None::<StartContainerOptions>)
             .await
             .expect("start");
-        let _ = timeout(
-            LIMIT,
-            docker
-                .wait_container(&said, None::<WaitContainerOptions>)
-                .collect::<Vec<_>>(),
-        )
-        .await;
+        wait_exited(&docker, &said).await;
         let AttachContainerResults { output, .. } = docker
             .attach_container(
                 &said,

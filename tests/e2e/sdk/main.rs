@@ -179,6 +179,17 @@ async fn start_attached_tty(
     output
 }
 
+/// Waits (up to `LIMIT`) until container `id` has exited.
+async fn wait_exited(docker: &Docker, id: &str) {
+    let _ = timeout(
+        LIMIT,
+        docker
+            .wait_container(id, None::<WaitContainerOptions>)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+}
+
 async fn collect_bytes(
     s: impl futures_util::Stream<Item = Result<impl AsRef<[u8]>, BollardError>>,
 ) -> Vec<u8> {
