@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use berth_tests::fixtures::{self, Entry};
+use berth_tests::host::count_entries;
 use berth_tests::*;
 use serde_json::Value;
 
@@ -91,10 +92,6 @@ fn images(d: &Daemon) -> String {
     d.docker_ok(&["images", "-aq", "--no-trunc"])
 }
 
-fn entries(p: &Path) -> usize {
-    std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0)
-}
-
 #[test]
 fn hostile_archives_are_refused_at_every_door() {
     let d = daemon();
@@ -165,7 +162,7 @@ fn hostile_archives_are_refused_at_every_door() {
     }
     // Nothing written outside, nothing registered, and the daemon serves.
     assert_eq!(
-        entries(outside.path()),
+        count_entries(outside.path()),
         1,
         "only the host's own file is there"
     );

@@ -55,12 +55,6 @@ fn berth_build_ok(d: &Daemon, args: &[&str]) -> String {
     stdout(&o)
 }
 
-fn inspect(d: &Daemon, what: &str, fmt: &str) -> String {
-    d.docker_ok(&["image", "inspect", "-f", fmt, what])
-        .trim()
-        .to_string()
-}
-
 fn run(d: &Daemon, args: &[&str]) -> String {
     let mut full = vec!["run", "--rm"];
     full.extend_from_slice(args);
@@ -139,11 +133,7 @@ fn multi_stage_from_scratch_holds_only_what_was_copied() {
     let top = d.docker_ok(&["images", "-q"]).lines().count();
     assert!(all > top, "{all} vs {top}");
     assert_eq!(
-        inspect(
-            &d,
-            "ms:1",
-            "{{json .Config.Entrypoint}} {{json .Config.Cmd}}"
-        ),
+        d.image_inspect_format("ms:1", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}"),
         "[\"/bin/busybox\"] [\"cat\",\"/msg\"]"
     );
 }
@@ -199,26 +189,32 @@ fn instructions_set_the_config_docker_does() {
         run(&d, &["cfg", "other"]).trim(),
         "other hello world x app /srv/data"
     );
-    assert_eq!(inspect(&d, "cfg", "{{.Config.User}}"), "app");
-    assert_eq!(inspect(&d, "cfg", "{{.Config.WorkingDir}}"), "/srv/data");
+    assert_eq!(d.image_inspect_format("cfg", "{{.Config.User}}"), "app");
     assert_eq!(
-        inspect(&d, "cfg", "{{index .Config.Labels \"org.example.name\"}}"),
+        d.image_inspect_format("cfg", "{{.Config.WorkingDir}}"),
+        "/srv/data"
+    );
+    assert_eq!(
+        d.image_inspect_format("cfg", "{{index .Config.Labels \"org.example.name\"}}"),
         "my app"
     );
     assert_eq!(
-        inspect(&d, "cfg", "{{json .Config.ExposedPorts}}"),
+        d.image_inspect_format("cfg", "{{json .Config.ExposedPorts}}"),
         "{\"53/udp\":{},\"8080/tcp\":{}}"
     );
     assert_eq!(
-        inspect(&d, "cfg", "{{json .Config.Healthcheck}}"),
+        d.image_inspect_format("cfg", "{{json .Config.Healthcheck}}"),
         "{\"Test\":[\"CMD-SHELL\",\"test -f /srv/data/app.txt\"],\"Interval\":5000000000,\"Timeout\":3000000000,\"Retries\":2}"
     );
-    assert_eq!(inspect(&d, "cfg", "{{.Config.StopSignal}}"), "SIGUSR1");
     assert_eq!(
-        inspect(&d, "cfg", "{{json .Config.Volumes}}"),
+        d.image_inspect_format("cfg", "{{.Config.StopSignal}}"),
+        "SIGUSR1"
+    );
+    assert_eq!(
+        d.image_inspect_format("cfg", "{{json .Config.Volumes}}"),
         "{\"/cache\":{}}"
     );
-    let env = inspect(&d, "cfg", "{{json .Config.Env}}");
+    let env = d.image_inspect_format("cfg", "{{json .Config.Env}}");
     assert!(env.contains("\"MSG=hello world\""), "{env}");
     assert!(env.contains("PATH=/usr/local/sbin"), "{env}");
     // Build args are not kept in the image.
@@ -273,7 +269,10 @@ fn instructions_set_the_config_docker_does() {
     );
     assert!(out.contains("# Executing 1 build trigger"), "{out}");
     assert!(out.contains("triggered"), "{out}");
-    assert_eq!(inspect(&d, "onb-child", "{{json .Config.OnBuild}}"), "null");
+    assert_eq!(
+        d.image_inspect_format("onb-child", "{{json .Config.OnBuild}}"),
+        "null"
+    );
 }
 
 /// The same context through both CLIs; `.dockerignore` with `**` and `!`.
@@ -336,13 +335,13 @@ fn second_build_is_cached_and_a_changed_file_invalidates_from_its_step() {
     let dir = ctx.path().display().to_string();
     let first = docker_build_ok(&d, &["-t", "c:1", &dir]);
     assert!(!first.contains("Using cache"), "{first}");
-    let id1 = inspect(&d, "c:1", "{{.Id}}");
+    let id1 = d.image_inspect_format("c:1", "{{.Id}}");
     let t = Instant::now();
     let second = docker_build_ok(&d, &["-t", "c:2", &dir]);
     let took = t.elapsed();
     assert_eq!(second.matches(" ---> Using cache").count(), 5, "{second}");
     assert!(!second.contains("Running in"), "{second}");
-    assert_eq!(inspect(&d, "c:2", "{{.Id}}"), id1);
+    assert_eq!(d.image_inspect_format("c:2", "{{.Id}}"), id1);
     assert!(took < Duration::from_secs(10), "cached build took {took:?}");
     // Change the second copied file: steps before it stay cached.
     std::fs::write(ctx.path().join("two.txt"), "22").unwrap();
@@ -541,10 +540,10 @@ fn target_quiet_iidfile_labels_network_and_add() {
     assert!(id.starts_with("sha256:"), "{id}");
     // As the docker CLI writes it in quiet mode: the daemon's line.
     assert_eq!(std::fs::read_to_string(&iid).unwrap().trim(), id);
-    assert_eq!(inspect(&d, "tq:1", "{{.Id}}"), id);
-    assert_eq!(inspect(&d, "tq:2", "{{.Id}}"), id);
+    assert_eq!(d.image_inspect_format("tq:1", "{{.Id}}"), id);
+    assert_eq!(d.image_inspect_format("tq:2", "{{.Id}}"), id);
     assert_eq!(
-        inspect(&d, "tq:1", "{{index .Config.Labels \"built.by\"}}"),
+        d.image_inspect_format("tq:1", "{{index .Config.Labels \"built.by\"}}"),
         "test"
     );
     assert_eq!(run(&d, &["tq:1", "cat", "/nets"]).trim(), "lo");
@@ -616,7 +615,7 @@ fn berth_build_does_what_docker_build_does() {
     assert!(out.contains("Step 1/8 : FROM busybox AS b"), "{out}");
     assert!(out.contains("Successfully tagged bb:1"), "{out}");
     let id = std::fs::read_to_string(&iid).unwrap();
-    assert_eq!(inspect(&d, "bb:1", "{{.Id}}"), id);
+    assert_eq!(d.image_inspect_format("bb:1", "{{.Id}}"), id);
     assert_eq!(run(&d, &["bb:1"]), "given\nfrom-context\n");
     // Quiet prints only the ID; a second build is all cache.
     let q = berth_build_ok(&d, &["-q", "-f", &df, "--build-arg", "V=given", &dir]);

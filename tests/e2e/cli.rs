@@ -5,20 +5,12 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_tests::cli::{berth, berth_inspect_format, berth_ok};
 use berth_tests::pty::Pty;
 use berth_tests::*;
 
-/// `berth ARGS`, bounded in time.
-fn berth(d: &Daemon, args: &[&str]) -> Output {
-    let c = d
-        .berth_cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn berth");
-    finish(c, Duration::from_secs(60))
-}
+/// How often a wait polls here (its conditions run the docker CLI).
+const POLL: Duration = Duration::from_millis(50);
 
 /// `berth ARGS` with `input` on its stdin.
 fn berth_in(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
@@ -34,36 +26,6 @@ fn berth_in(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
     stdin.write_all(input).expect("write stdin");
     drop(stdin);
     finish(c, Duration::from_secs(60))
-}
-
-fn berth_ok(d: &Daemon, args: &[&str]) -> String {
-    let o = berth(d, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log tail:\n{}",
-        o.status,
-        stdout(&o),
-        stderr(&o),
-        tail(&d.log_text(), 40)
-    );
-    stdout(&o)
-}
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    berth_ok(d, &["inspect", "-f", fmt, name])
-        .trim()
-        .to_string()
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn logs(d: &Daemon, name: &str) -> String {
@@ -180,7 +142,10 @@ fn detach_keys_leave_the_container_running_and_restore_the_terminal() {
         stty.contains(" icanon") && stty.contains(" echo ") && !stty.contains("-icanon"),
         "{stty}"
     );
-    assert_eq!(inspect(&d, "dk", "{{.State.Status}}"), "running");
+    assert_eq!(
+        berth_inspect_format(&d, "dk", "{{.State.Status}}"),
+        "running"
+    );
     // A custom sequence on attach works too, and the shell is still there.
     let mut cmd = d.berth_cmd();
     cmd.args(["attach", "--detach-keys", "ctrl-x,x", "dk"]);
@@ -194,7 +159,10 @@ fn detach_keys_leave_the_container_running_and_restore_the_terminal() {
     );
     p.write("\x18x");
     assert_eq!(p.wait(Duration::from_secs(10)), Some(0), "{}", p.text());
-    assert_eq!(inspect(&d, "dk", "{{.State.Status}}"), "running");
+    assert_eq!(
+        berth_inspect_format(&d, "dk", "{{.State.Status}}"),
+        "running"
+    );
     assert_eq!(
         berth_ok(&d, &["exec", "dk", "echo", "still-here"]),
         "still-here\n"
@@ -229,12 +197,16 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("logs -f");
-    assert!(wait_for(Duration::from_secs(10), || logs(&d, "web")
-        .contains("tick 3")));
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || logs(
+        &d, "web"
+    )
+    .contains("tick 3")));
     // kill -s reaches the trap.
     berth_ok(&d, &["kill", "-s", "USR1", "web"]);
-    assert!(wait_for(Duration::from_secs(10), || logs(&d, "web")
-        .contains("got-usr1")));
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || logs(
+        &d, "web"
+    )
+    .contains("got-usr1")));
     // ps: docker's columns, templates, quiet.
     let ps = berth_ok(&d, &["ps"]);
     assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND "), "{ps}");
@@ -252,7 +224,10 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
         &id[..12]
     );
     assert_eq!(berth_ok(&d, &["ps", "-q", "--no-trunc"]).trim(), id);
-    assert_eq!(inspect(&d, "web", "{{.Config.Labels.role}}"), "test");
+    assert_eq!(
+        berth_inspect_format(&d, "web", "{{.Config.Labels.role}}"),
+        "test"
+    );
     // top lists its processes.
     let top = berth_ok(&d, &["top", "web"]);
     assert!(top.starts_with("UID ") && top.contains("sh -c"), "{top}");
@@ -288,7 +263,7 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
         p.text()
     );
     berth_ok(&d, &["exec", "-d", "web", "touch", "/tmp/detached"]);
-    assert!(wait_for(Duration::from_secs(5), || berth(
+    assert!(wait_for_polling(POLL, Duration::from_secs(5), || berth(
         &d,
         &["exec", "web", "test", "-f", "/tmp/detached"]
     )
@@ -296,7 +271,10 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
     .success()));
     // pause freezes the counter; ps shows it.
     assert_eq!(berth_ok(&d, &["pause", "web"]), "web\n");
-    assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");
+    assert_eq!(
+        berth_inspect_format(&d, "web", "{{.State.Status}}"),
+        "paused"
+    );
     let a = logs(&d, "web").lines().count();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
@@ -306,16 +284,18 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
     );
     assert!(berth_ok(&d, &["ps"]).contains("(Paused)"));
     assert_eq!(berth_ok(&d, &["unpause", "web"]), "web\n");
-    assert!(wait_for(Duration::from_secs(5), || logs(&d, "web")
-        .lines()
-        .count()
+    assert!(wait_for_polling(POLL, Duration::from_secs(5), || logs(
+        &d, "web"
+    )
+    .lines()
+    .count()
         > a));
     // stop: SIGTERM reaches the trap, exit code 7; logs -f ends with it.
     let t = Instant::now();
     assert_eq!(berth_ok(&d, &["stop", "-t", "5", "web"]), "web\n");
     assert!(t.elapsed() < Duration::from_secs(4));
     assert_eq!(
-        inspect(&d, "web", "{{.State.ExitCode}} {{.State.Status}}"),
+        berth_inspect_format(&d, "web", "{{.State.ExitCode}} {{.State.Status}}"),
         "7 exited"
     );
     let out = finish(follow, Duration::from_secs(10));
@@ -333,9 +313,12 @@ fn a_detached_container_through_logs_signals_exec_pause_stop_and_rename() {
     assert!(ts.ends_with(" got-term\n") && ts.starts_with("20"), "{ts}");
     // restart and rename keep the container.
     assert_eq!(berth_ok(&d, &["restart", "-t", "1", "web"]), "web\n");
-    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    assert_eq!(
+        berth_inspect_format(&d, "web", "{{.State.Running}}"),
+        "true"
+    );
     berth_ok(&d, &["rename", "web", "web2"]);
-    assert_eq!(inspect(&d, &id, "{{.Name}}"), "/web2");
+    assert_eq!(berth_inspect_format(&d, &id, "{{.Name}}"), "/web2");
     // rm of a running container needs -f.
     let o = berth(&d, &["rm", "web2"]);
     assert_eq!(o.status.code(), Some(1));
@@ -447,7 +430,7 @@ fn multi_container_commands_report_each() {
     // wait prints each status; start prints each name.
     assert_eq!(berth_ok(&d, &["wait", "m1", "m2"]), "137\n137\n");
     assert_eq!(berth_ok(&d, &["start", "m1", "m2"]), "m1\nm2\n");
-    assert_eq!(inspect(&d, "m2", "{{.State.Running}}"), "true");
+    assert_eq!(berth_inspect_format(&d, "m2", "{{.State.Running}}"), "true");
     // rm -f of several, tolerating a missing one.
     let o = berth(&d, &["rm", "-f", "m1", "gone", "m2"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -456,7 +439,7 @@ fn multi_container_commands_report_each() {
     assert_eq!(berth_ok(&d, &["ps", "-aq"]).trim(), "");
     // container prune.
     berth_ok(&d, &["create", "--name", "p1", "busybox", "true"]);
-    let id = inspect(&d, "p1", "{{.Id}}");
+    let id = berth_inspect_format(&d, "p1", "{{.Id}}");
     let out = berth_ok(&d, &["container", "prune", "-f"]);
     assert!(
         out.starts_with(&format!(

@@ -5,53 +5,13 @@
 //! goes only to loopback and to the containers the tests create.
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
+use berth_tests::cli::{berth, berth_inspect_format, berth_ok, docker};
+use berth_tests::net::curl;
 use berth_tests::pty::Pty;
 use berth_tests::*;
-
-fn bounded(mut cmd: Command) -> Output {
-    let c = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    finish(c, Duration::from_secs(60))
-}
-
-/// `berth ARGS`, bounded in time.
-fn berth(d: &Daemon, args: &[&str]) -> Output {
-    let mut c = d.berth_cmd();
-    c.args(args);
-    bounded(c)
-}
-
-/// `docker ARGS`, bounded in time.
-fn docker(d: &Daemon, args: &[&str]) -> Output {
-    let mut c = d.docker_cmd();
-    c.args(args);
-    bounded(c)
-}
-
-fn berth_ok(d: &Daemon, args: &[&str]) -> String {
-    let o = berth(d, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log tail:\n{}",
-        o.status,
-        stdout(&o),
-        stderr(&o),
-        tail(&d.log_text(), 40)
-    );
-    stdout(&o)
-}
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    berth_ok(d, &["inspect", "-f", fmt, name])
-        .trim()
-        .to_string()
-}
 
 /// berth and docker give the same stdout, stderr and exit status.
 fn same_as_docker(d: &Daemon, args: &[&str]) -> Output {
@@ -66,16 +26,6 @@ fn same_as_docker(d: &Daemon, args: &[&str]) -> Output {
     );
     assert_eq!(stderr(&b), stderr(&k), "stderr of {args:?}");
     b
-}
-
-fn retry(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..50 {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
@@ -205,9 +155,7 @@ fn berth_network_create_ls_inspect_connect_disconnect_rm_prune() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
     assert_eq!(
-        inspect(
-            &d,
-            "member",
+        berth_inspect_format(&d, "member",
             "{{.NetworkSettings.Networks.backnet.IPAddress}} {{json .NetworkSettings.Networks.backnet.Aliases}}"
         ),
         "10.213.9.50 [\"db\"]"
@@ -238,7 +186,7 @@ fn berth_network_create_ls_inspect_connect_disconnect_rm_prune() {
     same_as_docker(&d, &["network", "connect", "backnet", "member"]);
     berth_ok(&d, &["network", "disconnect", "backnet", "member"]);
     assert_eq!(
-        inspect(
+        berth_inspect_format(
             &d,
             "member",
             "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}"
@@ -273,22 +221,6 @@ fn berth_network_create_ls_inspect_connect_disconnect_rm_prune() {
     assert_eq!(names, "bridge\nfrontnet\nhost\nnone\n");
     berth_ok(&d, &["rm", "-f", "member"]);
     assert_eq!(berth_ok(&d, &["network", "rm", "frontnet"]), "frontnet\n");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn curl(url: &str) -> String {
-    let o = Command::new("curl")
-        .args(["-s", "--max-time", "5", url])
-        .output()
-        .expect("curl");
-    stdout(&o)
 }
 
 #[test]
@@ -496,15 +428,13 @@ fn berth_update_changes_the_limits() {
     );
     assert_eq!(out, "lim\n");
     assert_eq!(
-        inspect(
-            &d,
-            "lim",
+        berth_inspect_format(&d, "lim",
             "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
         ),
         format!("{} {} 500000000 40 on-failure:2", 64u64 << 20, 128u64 << 20)
     );
     // The limit reached the container's cgroup (v1 or v2).
-    let id = inspect(&d, "lim", "{{.Id}}");
+    let id = berth_inspect_format(&d, "lim", "{{.Id}}");
     let parent = d.cgroup_parent();
     let limit = [
         format!("/sys/fs/cgroup/memory{parent}/{id}/memory.limit_in_bytes"),
@@ -532,7 +462,10 @@ fn berth_update_changes_the_limits() {
     let o = same_as_docker(&d, &["update", "--cpu-shares", "512", "lim", "nothere"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "lim\n");
-    assert_eq!(inspect(&d, "lim", "{{.HostConfig.CpuShares}}"), "512");
+    assert_eq!(
+        berth_inspect_format(&d, "lim", "{{.HostConfig.CpuShares}}"),
+        "512"
+    );
 }
 
 #[test]

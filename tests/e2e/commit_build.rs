@@ -10,17 +10,6 @@ use std::io::Read;
 use berth_tests::*;
 use serde_json::{json, Value};
 
-/// `GET /v1.41/images/{name}/json` (the version dockerd 20.10 speaks).
-fn inspect(d: &Daemon, name: &str) -> Value {
-    get_json(d, &format!("/v1.41/images/{name}/json"))
-}
-
-fn get_json(d: &Daemon, path: &str) -> Value {
-    let (status, _, body) = d.raw("GET", path, None);
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).expect("JSON body")
-}
-
 fn layers(img: &Value) -> usize {
     img["RootFS"]["Layers"]
         .as_array()
@@ -60,7 +49,7 @@ fn saved(d: &Daemon, name: &str) -> (Value, Vec<Vec<String>>) {
 #[test]
 fn commit_records_the_container_its_config_and_parent() {
     let d = daemon();
-    let base = inspect(&d, "busybox:latest");
+    let base = d.api_inspect("images", "busybox:latest");
     let base_id = base["Id"].as_str().unwrap().to_string();
     d.docker_ok(&[
         "run", "--name", "cx", "--label", "k=v", "busybox", "sh", "-c", "echo bye",
@@ -72,7 +61,7 @@ fn commit_records_the_container_its_config_and_parent() {
     d.docker_ok(&["commit", "-a", "me", "-m", "msg", "cx", "cc:1"]);
     d.docker_ok(&["commit", "cx", "cc:2"]);
 
-    let one = inspect(&d, "cc:1");
+    let one = d.api_inspect("images", "cc:1");
     assert_eq!(one["Comment"], "msg");
     assert_eq!(one["Author"], "me");
     assert_eq!(one["Container"], cid.as_str());
@@ -96,7 +85,7 @@ fn commit_records_the_container_its_config_and_parent() {
     assert_eq!(last["empty_layer"], true, "{last}");
     assert_eq!(last["created_by"], "sh -c echo bye");
     assert_eq!(last["comment"], "msg");
-    let hist = get_json(&d, "/v1.41/images/cc:1/history");
+    let hist = d.get_json("/v1.41/images/cc:1/history");
     assert_eq!(hist[0]["Comment"], "msg");
     assert_eq!(hist[0]["Size"], 0);
     // Entries are named after the image and its parents, as dockerd does.
@@ -106,19 +95,19 @@ fn commit_records_the_container_its_config_and_parent() {
     assert_eq!(hist[1]["Tags"], json!(["busybox:latest"]));
 
     // Without -m the comment is empty, not the base image's.
-    let two = inspect(&d, "cc:2");
+    let two = d.api_inspect("images", "cc:2");
     assert_eq!(two["Comment"], "", "{two}");
     assert_eq!(two["Author"], "");
     assert_eq!(two["Parent"], base_id.as_str());
 
     // From 1.45 the v1 fields are gone.
-    let new = get_json(&d, "/v1.45/images/cc:1/json");
+    let new = d.get_json("/v1.45/images/cc:1/json");
     assert!(new.get("Container").is_none() && new.get("ContainerConfig").is_none());
 
     // A change is one new layer holding just it (no mount-point stubs).
     d.docker_ok(&["run", "--name", "cy", "busybox", "sh", "-c", "echo x > /f"]);
     d.docker_ok(&["commit", "cy", "cc:3"]);
-    let three = inspect(&d, "cc:3");
+    let three = d.api_inspect("images", "cc:3");
     assert_eq!(layers(&three), layers(&base) + 1);
     let (config, tars) = saved(&d, "cc:3");
     assert_eq!(tars.last().unwrap(), &vec!["f".to_string()], "{tars:?}");
@@ -154,7 +143,7 @@ fn build(d: &Daemon, dockerfile: &str, args: &[&str]) -> String {
 #[test]
 fn build_steps_record_their_container_config() {
     let d = daemon();
-    let base_id = inspect(&d, "busybox:latest")["Id"]
+    let base_id = d.api_inspect("images", "busybox:latest")["Id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -165,7 +154,7 @@ fn build_steps_record_their_container_config() {
         &["-t", "b1"],
     );
     // The step images, newest first, by Parent.
-    let mut chain = vec![inspect(&d, "b1")];
+    let mut chain = vec![d.api_inspect("images", "b1")];
     while chain.len() < 8 {
         let parent = chain.last().unwrap()["Parent"]
             .as_str()
@@ -175,7 +164,7 @@ fn build_steps_record_their_container_config() {
         if parent == base_id {
             break;
         }
-        chain.push(inspect(&d, &parent));
+        chain.push(d.api_inspect("images", &parent));
     }
     chain.reverse();
     assert_eq!(chain.len(), 7);
@@ -250,8 +239,8 @@ fn a_copy_step_records_no_container() {
         .output()
         .expect("docker build");
     assert!(o.status.success(), "{}", stderr(&o));
-    let workdir = inspect(&d, "b3");
-    let copy = inspect(&d, workdir["Parent"].as_str().unwrap());
+    let workdir = d.api_inspect("images", "b3");
+    let copy = d.api_inspect("images", workdir["Parent"].as_str().unwrap());
     // moby copies without a container; WORKDIR creates one.
     assert_eq!(copy["Container"], "", "{copy}");
     assert_eq!(copy["ContainerConfig"]["Hostname"], "");
@@ -266,7 +255,7 @@ fn a_copy_step_records_no_container() {
     let c = workdir["Container"].as_str().unwrap();
     assert_eq!(workdir["ContainerConfig"]["Hostname"], &c[..12]);
     // History names each step image.
-    let hist = get_json(&d, "/v1.41/images/b3/history");
+    let hist = d.get_json("/v1.41/images/b3/history");
     assert_eq!(hist[0]["Id"], workdir["Id"]);
     assert_eq!(hist[1]["Id"], copy["Id"]);
     assert_eq!(hist[1]["Tags"], Value::Null, "{hist}");
@@ -287,7 +276,7 @@ fn build_prune_leaves_the_dangling_result_to_image_prune() {
     let (status, _, body) = d.raw("POST", "/v1.41/build/prune", None);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     // Still there, as a dangling image.
-    inspect(&d, &id);
+    d.api_inspect("images", &id);
     let dangling = d.docker_ok(&["images", "-q", "--no-trunc", "-f", "dangling=true"]);
     assert_eq!(dangling.trim(), id, "{dangling}");
     let (status, _, body) = d.raw("POST", "/v1.41/images/prune", None);

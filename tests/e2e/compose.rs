@@ -4,13 +4,11 @@
 //! exec, run, scale, ps, logs and `down -v`. Traffic goes only to loopback
 //! and to the containers the test creates.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
+use berth_tests::net::http_get;
 use berth_tests::*;
 use serde_json::Value;
 
@@ -49,29 +47,11 @@ fn compose_ok(d: &Daemon, dir: &Path, args: &[&str]) -> String {
     stdout(&o)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn api_json(d: &Daemon, path: &str) -> Value {
-    let (status, _, body) = d.raw("GET", path, None);
-    assert_eq!(
-        status,
-        200,
-        "GET {path}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).expect("JSON body")
-}
-
 /// The project's containers as the API lists them (by Compose's label).
 fn project_containers(d: &Daemon) -> Vec<Value> {
     let filters = format!(r#"{{"label":["com.docker.compose.project={PROJECT}"]}}"#);
     let q = percent(&filters);
-    api_json(d, &format!("/containers/json?all=1&filters={q}"))
+    d.get_json(&format!("/containers/json?all=1&filters={q}"))
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -98,17 +78,6 @@ fn instant(t: &str) -> (String, u32) {
         frac.push('0');
     }
     (secs.to_string(), frac.parse().expect("fraction"))
-}
-
-/// GET / on a published port of the host's loopback.
-fn http_get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    Some(b)
 }
 
 fn write_project(dir: &Path, port: u16) {
@@ -186,8 +155,7 @@ fn ps(d: &Daemon, dir: &Path, extra: &[&str]) -> Vec<Value> {
 
 #[test]
 fn compose_runs_a_multi_service_project_end_to_end() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     let work = scratch();
     let dir = work.path();
     let port = free_port();
@@ -196,7 +164,7 @@ fn compose_runs_a_multi_service_project_end_to_end() {
     // build: the classic builder, FROM the imported busybox.
     let out = compose(&d, dir, &["build"]);
     assert!(out.status.success(), "build: {}", stderr(&out));
-    let img = api_json(&d, &format!("/images/{PROJECT}-web:test/json"));
+    let img = d.get_json(&format!("/images/{PROJECT}-web:test/json"));
     assert_eq!(
         img["Config"]["Cmd"],
         serde_json::json!(["httpd", "-f", "-v", "-p", "80", "-h", "/www"])
@@ -223,7 +191,7 @@ fn compose_runs_a_multi_service_project_end_to_end() {
     assert_eq!(api.len(), 7, "{api:#?}");
 
     // depends_on service_healthy: web started only after db turned healthy.
-    let db = api_json(&d, &format!("/containers/{PROJECT}-db-1/json"));
+    let db = d.get_json(&format!("/containers/{PROJECT}-db-1/json"));
     assert_eq!(db["State"]["Health"]["Status"], "healthy", "{db:#}");
     let healthy_at = db["State"]["Health"]["Log"]
         .as_array()
@@ -231,7 +199,7 @@ fn compose_runs_a_multi_service_project_end_to_end() {
         .and_then(|p| p["End"].as_str())
         .map(instant)
         .expect("a passing probe in the health log");
-    let web = api_json(&d, &format!("/containers/{PROJECT}-web-1/json"));
+    let web = d.get_json(&format!("/containers/{PROJECT}-web-1/json"));
     let web_started = instant(web["State"]["StartedAt"].as_str().expect("StartedAt"));
     assert!(
         web_started >= healthy_at,
@@ -374,7 +342,7 @@ fn compose_runs_a_multi_service_project_end_to_end() {
     // down -v: containers, networks and the volume are gone from the API.
     compose_ok(&d, dir, &["down", "-v", "-t", "3"]);
     assert!(project_containers(&d).is_empty());
-    let nets = api_json(&d, "/networks");
+    let nets = d.get_json("/networks");
     let names: Vec<&str> = nets
         .as_array()
         .expect("networks")
@@ -385,7 +353,7 @@ fn compose_runs_a_multi_service_project_end_to_end() {
         !names.iter().any(|n| n.starts_with(PROJECT)),
         "networks left: {names:?}"
     );
-    let vols = api_json(&d, "/volumes");
+    let vols = d.get_json("/volumes");
     let left: Vec<&Value> = vols["Volumes"]
         .as_array()
         .map(|v| v.iter().collect())

@@ -4,25 +4,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_tests::host::is_mountpoint;
 use berth_tests::pty::Pty;
 use berth_tests::*;
 
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    d.docker_ok(&["inspect", "-f", fmt, name])
-        .trim()
-        .to_string()
-}
+/// How often a wait polls here (its conditions run the docker CLI).
+const POLL: Duration = Duration::from_millis(50);
 
 #[test]
 fn docker_run_prints_output_and_returns_the_exit_code() {
@@ -99,7 +86,7 @@ fn detach_keys_leave_the_container_running() {
     assert!(p.expect("/ #", Duration::from_secs(20)), "{}", p.text());
     p.write("\x10\x11");
     assert_eq!(p.wait(Duration::from_secs(10)), Some(0), "{}", p.text());
-    assert_eq!(inspect(&d, "dk", "{{.State.Status}}"), "running");
+    assert_eq!(d.inspect_format("dk", "{{.State.Status}}"), "running");
     // The shell still has its terminal: exec into it works too.
     let o = d.docker(&["exec", "dk", "echo", "still-here"]);
     assert_eq!(stdout(&o), "still-here\n");
@@ -130,13 +117,13 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || stdout(
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || stdout(
         &d.docker(&["logs", "web"])
     )
     .contains("tick 3")));
     // kill -s USR1 reaches the trap.
     d.docker_ok(&["kill", "-s", "USR1", "web"]);
-    assert!(wait_for(Duration::from_secs(10), || stdout(
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || stdout(
         &d.docker(&["logs", "web"])
     )
     .contains("got-usr1")));
@@ -154,14 +141,14 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
     assert!(top.contains("PID") && top.contains("sh -c"), "{top}");
     // pause freezes the counter.
     d.docker_ok(&["pause", "web"]);
-    assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");
+    assert_eq!(d.inspect_format("web", "{{.State.Status}}"), "paused");
     let a = stdout(&d.docker(&["logs", "web"])).lines().count();
     std::thread::sleep(Duration::from_millis(500));
     let b = stdout(&d.docker(&["logs", "web"])).lines().count();
     assert_eq!(a, b, "paused container kept printing");
     assert!(d.docker_ok(&["ps"]).contains("(Paused)"));
     d.docker_ok(&["unpause", "web"]);
-    assert!(wait_for(Duration::from_secs(5), || stdout(
+    assert!(wait_for_polling(POLL, Duration::from_secs(5), || stdout(
         &d.docker(&["logs", "web"])
     )
     .lines()
@@ -205,7 +192,7 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
     );
     let o = d.docker(&["exec", "-d", "web", "touch", "/tmp/detached"]);
     assert!(o.status.success());
-    assert!(wait_for(Duration::from_secs(5), || d
+    assert!(wait_for_polling(POLL, Duration::from_secs(5), || d
         .docker(&["exec", "web", "test", "-f", "/tmp/detached"])
         .status
         .success()));
@@ -214,7 +201,7 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
     d.docker_ok(&["stop", "-t", "5", "web"]);
     assert!(t.elapsed() < Duration::from_secs(4));
     assert_eq!(
-        inspect(&d, "web", "{{.State.ExitCode}} {{.State.Status}}"),
+        d.inspect_format("web", "{{.State.ExitCode}} {{.State.Status}}"),
         "7 exited"
     );
     let _ = follow.wait();
@@ -234,9 +221,9 @@ fn a_detached_container_lives_through_logs_signals_pause_exec_stop_and_restart()
     assert!(ps.contains("Exited (7)"), "{ps}");
     // restart runs it again; rename keeps it.
     d.docker_ok(&["restart", "-t", "1", "web"]);
-    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    assert_eq!(d.inspect_format("web", "{{.State.Running}}"), "true");
     d.docker_ok(&["rename", "web", "web2"]);
-    assert_eq!(inspect(&d, id, "{{.Name}}"), "/web2");
+    assert_eq!(d.inspect_format(id, "{{.Name}}"), "/web2");
     // wait returns the code; stop after -t sends SIGKILL to a process that ignores TERM.
     let id2 = d.docker_ok(&[
         "run",
@@ -298,7 +285,7 @@ fn containers_survive_a_killed_daemon() {
         "-c",
         "sleep 1; exit 9",
     ]);
-    let pid = inspect(&d, "keep", "{{.State.Pid}}");
+    let pid = d.inspect_format("keep", "{{.State.Pid}}");
     d.kill9();
     let killed_at = chrono_now();
     std::thread::sleep(Duration::from_millis(1500));
@@ -308,12 +295,12 @@ fn containers_survive_a_killed_daemon() {
     );
     d.restart().unwrap();
     assert_eq!(
-        inspect(&d, "keep", "{{.State.Status}} {{.State.Pid}}"),
+        d.inspect_format("keep", "{{.State.Status}} {{.State.Pid}}"),
         format!("running {pid}")
     );
     // The one that exited meanwhile has its real code and time.
-    assert_eq!(inspect(&d, "quits", "{{.State.ExitCode}}"), "9");
-    let finished = inspect(&d, "quits", "{{.State.FinishedAt}}");
+    assert_eq!(d.inspect_format("quits", "{{.State.ExitCode}}"), "9");
+    let finished = d.inspect_format("quits", "{{.State.FinishedAt}}");
     assert!(
         finished.as_str() > killed_at.as_str(),
         "{finished} vs {killed_at}"
@@ -345,7 +332,7 @@ fn containers_survive_a_killed_daemon() {
         .read_to_string(&mut a)
         .unwrap();
     assert!(a.contains("tick"), "attach after restore saw: {a}");
-    assert_eq!(inspect(&d, "keep", "{{.State.Status}}"), "exited");
+    assert_eq!(d.inspect_format("keep", "{{.State.Status}}"), "exited");
 }
 
 fn chrono_now() -> String {
@@ -579,16 +566,14 @@ fn run_flags_shape_the_process() {
         "true",
     ]);
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect_format(
             "lab",
             "{{.Config.Labels.a}} {{.Config.StopSignal}} {{.Config.StopTimeout}}"
         ),
         "b SIGUSR1 3"
     );
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect_format(
             "lab",
             "{{.State.Status}} {{.HostConfig.NetworkMode}} {{.Driver}}"
         ),
@@ -640,8 +625,8 @@ fn bad_requests_get_dockers_errors() {
     let (st, _, _) = d.raw("POST", "/v1.50/containers/nope/stop", None);
     assert_eq!(st, 404);
     // The ID prefix and the name both find it.
-    let id = inspect(&d, "up", "{{.Id}}");
-    assert_eq!(inspect(&d, &id[..6], "{{.Name}}"), "/up");
+    let id = d.inspect_format("up", "{{.Id}}");
+    assert_eq!(d.inspect_format(&id[..6], "{{.Name}}"), "/up");
 }
 
 #[test]
@@ -895,14 +880,6 @@ fn create_refuses_bad_limits_ports_and_healthchecks() {
     );
 }
 
-fn is_mountpoint(p: &std::path::Path) -> bool {
-    let target = p.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
-}
-
 fn shim_of(d: &Daemon, id: &str) -> bool {
     shim_pids(d).iter().any(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -949,7 +926,7 @@ fn a_removed_run_leaves_no_files_and_shares_its_seccomp_program() {
             .unwrap_or(true)
     };
     assert!(
-        wait_for(Duration::from_secs(10), || empty(
+        wait_for_polling(POLL, Duration::from_secs(10), || empty(
             &d.exec_root.join("trash")
         ) && empty(
             &d.data_root.join("trash")
@@ -974,7 +951,7 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
     let merged = d.data_root.join("containers").join(&id).join("rw/merged");
     let netns = d.exec_root.join("netns").join(&id);
     assert!(
-        wait_for(Duration::from_secs(2), || shim_of(&d, &id)
+        wait_for_polling(POLL, Duration::from_secs(2), || shim_of(&d, &id)
             && is_mountpoint(&merged)
             && is_mountpoint(&netns)),
         "the start was not prepared"
@@ -982,7 +959,7 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
     // Unclaimed: the shim exits, the root file system is unmounted and the
     // network namespace removed.
     assert!(
-        wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
+        wait_for_polling(POLL, Duration::from_secs(10), || !shim_of(&d, &id)
             && !is_mountpoint(&merged)
             && !netns.exists()),
         "an unclaimed preparation stayed"
@@ -1023,7 +1000,7 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
     let merged = d.data_root.join("containers").join(&id).join("rw/merged");
     let netns = d.exec_root.join("netns").join(&id);
     assert!(
-        wait_for(Duration::from_secs(10), || !shim_of(&d, &id)
+        wait_for_polling(POLL, Duration::from_secs(10), || !shim_of(&d, &id)
             && !is_mountpoint(&merged)
             && !netns.exists()),
         "a removed container's preparation stayed"

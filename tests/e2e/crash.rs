@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_tests::fixtures::{self, Entry};
+use berth_tests::host::is_mountpoint;
 use berth_tests::host::{footprint, Footprint};
 use berth_tests::*;
 use serde_json::Value;
@@ -886,14 +887,6 @@ fn berthd_check_reports_leftovers_and_changes_nothing() {
         "{}",
         stdout(&o)
     );
-}
-
-fn is_mountpoint(p: &std::path::Path) -> bool {
-    let want = p.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 #[test]

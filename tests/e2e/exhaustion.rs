@@ -9,19 +9,9 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_tests::host::rss_kib;
 use berth_tests::*;
 use serde_json::Value;
-
-fn rss_kib(d: &Daemon) -> u64 {
-    let pid = d.pid().expect("daemon pid");
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("proc status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 /// Incompressible bytes (xorshift), so that no layer packs small.
 fn noise(n: usize) -> Vec<u8> {

@@ -7,20 +7,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
+use berth_tests::host::rss_kib;
 use berth_tests::*;
-
-/// The daemon's resident set, in KiB.
-fn rss_kib(d: &Daemon) -> u64 {
-    let pid = d.pid().expect("daemon pid");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 fn connect(d: &Daemon) -> UnixStream {
     let s = UnixStream::connect(&d.sock).expect("connect");
@@ -263,8 +251,7 @@ fn many_idle_connections_leave_the_daemon_answering() {
 /// Every malformed request gets a 4xx with a JSON `message`; never a 5xx.
 #[test]
 fn malformed_requests_get_a_4xx_json_message() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     let c = format!("hostile-{}", &random_hex()[..8]);
     d.docker_ok(&["create", "--name", &c, "busybox", "true"]);
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use berth_tests::fixtures::{self, Entry};
+use berth_tests::host::count_entries;
 use berth_tests::*;
 use serde_json::Value;
 
@@ -30,16 +31,6 @@ fn human_size(n: i64) -> String {
         s
     };
     format!("{s}{}", units[i])
-}
-
-fn inspect(d: &Daemon, name: &str) -> Value {
-    let out = d.docker_ok(&["image", "inspect", name]);
-    let v: Value = serde_json::from_str(&out).expect("inspect JSON");
-    v[0].clone()
-}
-
-fn count_entries(p: &Path) -> usize {
-    std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0)
 }
 
 /// Nothing of any image is left on disk.
@@ -81,7 +72,7 @@ fn import_lists_busybox_with_docker_size_and_inspect_shape() {
     assert_eq!(row[2], &id[7..19]);
     assert_eq!(*row.last().unwrap(), human_size(expected), "{out}");
 
-    let v = inspect(&d, "busybox");
+    let v = d.image_inspect_json("busybox");
     assert_eq!(v["Id"], id.as_str());
     assert_eq!(v["RepoTags"], serde_json::json!(["busybox:latest"]));
     assert_eq!(v["Os"], "linux");
@@ -111,7 +102,7 @@ fn import_lists_busybox_with_docker_size_and_inspect_shape() {
         &id[7..19],
         &id[..19],
     ] {
-        assert_eq!(inspect(&d, name)["Id"], id.as_str(), "{name}");
+        assert_eq!(d.image_inspect_json(name)["Id"], id.as_str(), "{name}");
     }
     // A miss is Docker's 404.
     let o = d.docker(&["image", "inspect", "nope"]);
@@ -158,7 +149,7 @@ fn import_applies_changes_and_message() {
         &tar,
         "myimport:1",
     ]);
-    let v = inspect(&d, "myimport:1");
+    let v = d.image_inspect_json("myimport:1");
     assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sh"]));
     assert_eq!(v["Config"]["Env"], serde_json::json!(["A=b"]));
     assert_eq!(
@@ -197,8 +188,8 @@ fn import_applies_changes_and_message() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
     assert_eq!(
-        inspect(&d, "gz")["RootFS"],
-        inspect(&d, "myimport:1")["RootFS"],
+        d.image_inspect_json("gz")["RootFS"],
+        d.image_inspect_json("myimport:1")["RootFS"],
         "same layer"
     );
     // An unknown instruction is refused, named in lower case as dockerd does.
@@ -242,8 +233,8 @@ fn save_rmi_load_keeps_the_id_and_skopeo_reads_it() {
     let out = d.docker_ok(&["load", "-i", &f]);
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
     assert!(out.contains("Loaded image: myrepo/bb:v1"), "{out}");
-    assert_eq!(inspect(&d, "busybox")["Id"], id.as_str());
-    assert_eq!(inspect(&d, "myrepo/bb:v1")["Id"], id.as_str());
+    assert_eq!(d.image_inspect_json("busybox")["Id"], id.as_str());
+    assert_eq!(d.image_inspect_json("myrepo/bb:v1")["Id"], id.as_str());
 
     // skopeo reads the archive both ways.
     let o = Command::new("skopeo")
@@ -297,14 +288,14 @@ fn save_rmi_load_keeps_the_id_and_skopeo_reads_it() {
     assert_store_empty(&d);
     let out = d.docker_ok(&["load", "-i", &gzfile.display().to_string()]);
     assert!(out.contains("Loaded image: myrepo/bb:v1"), "{out}");
-    assert_eq!(inspect(&d, "myrepo/bb:v1")["Id"], id.as_str());
+    assert_eq!(d.image_inspect_json("myrepo/bb:v1")["Id"], id.as_str());
 }
 
 #[test]
 fn an_oci_layout_made_by_skopeo_loads() {
     let d = Daemon::start();
     let id = fixtures::import_busybox(&d, "busybox:latest");
-    let diff = inspect(&d, &id)["RootFS"]["Layers"].clone();
+    let diff = d.image_inspect_json(&id)["RootFS"]["Layers"].clone();
     let dir = scratch();
     let f = dir.path().join("bb.tar").display().to_string();
     d.docker_ok(&["save", "-o", &f, "busybox"]);
@@ -333,7 +324,7 @@ fn an_oci_layout_made_by_skopeo_loads() {
         // skopeo's ref name is a bare tag: no repository, so no tag here.
         assert!(out.contains("Loaded image ID: sha256:"), "{out}");
         let loaded = out.trim().rsplit(' ').next().unwrap().to_string();
-        let v = inspect(&d, &loaded);
+        let v = d.image_inspect_json(&loaded);
         assert_eq!(v["RootFS"]["Layers"], diff, "{name}: same diff IDs");
         let upper = v["GraphDriver"]["Data"]["UpperDir"]
             .as_str()
@@ -372,7 +363,7 @@ fn whiteouts_and_opaque_dirs_merge_as_in_docker() {
     let f = fixtures::write_file(dir.path(), "wh.tar", &tar);
     let out = d.docker_ok(&["load", "-i", &f.display().to_string()]);
     assert!(out.contains("Loaded image: wh:test"), "{out}");
-    let v = inspect(&d, "wh:test");
+    let v = d.image_inspect_json("wh:test");
     assert_eq!(v["Id"], id.as_str());
     let data = &v["GraphDriver"]["Data"];
     let upper_dir = data["UpperDir"].as_str().unwrap();
@@ -416,7 +407,7 @@ fn whiteouts_and_opaque_dirs_merge_as_in_docker() {
     d.docker_ok(&["save", "-o", &out, "wh:test"]);
     d.docker_ok(&["rmi", "wh:test"]);
     d.docker_ok(&["load", "-i", &out]);
-    assert_eq!(inspect(&d, "wh:test")["Id"], id.as_str());
+    assert_eq!(d.image_inspect_json("wh:test")["Id"], id.as_str());
 }
 
 fn import_raw(d: &Daemon, tar: &[u8]) -> (u16, String) {
@@ -572,7 +563,7 @@ fn rmi_untags_shared_images_and_deletes_the_last_reference() {
     // Removing one of two names only untags.
     let out = d.docker_ok(&["rmi", "myrepo/bb:v1"]);
     assert_eq!(out, "Untagged: myrepo/bb:v1\n");
-    assert_eq!(inspect(&d, "busybox")["Id"], id.as_str());
+    assert_eq!(d.image_inspect_json("busybox")["Id"], id.as_str());
     // By ID with two tags: Docker's conflict, unless forced.
     d.docker_ok(&["tag", "busybox", "other:2"]);
     let o = d.docker(&["rmi", &id[7..19]]);
@@ -601,7 +592,7 @@ fn rmi_untags_shared_images_and_deletes_the_last_reference() {
     // Names with registries and ports sit raw in the path.
     fixtures::import_busybox(&d, "127.0.0.1:5000/a/bb:1");
     assert_eq!(
-        inspect(&d, "127.0.0.1:5000/a/bb:1")["RepoTags"][0],
+        d.image_inspect_json("127.0.0.1:5000/a/bb:1")["RepoTags"][0],
         "127.0.0.1:5000/a/bb:1"
     );
     d.docker_ok(&["rmi", "127.0.0.1:5000/a/bb:1"]);

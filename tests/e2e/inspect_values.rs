@@ -15,12 +15,6 @@ fn call(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16, Valu
     (status, v)
 }
 
-fn inspect(d: &Daemon, name: &str) -> Value {
-    let (status, v) = call(d, "GET", &format!("/v1.41/containers/{name}/json"), None);
-    assert_eq!(status, 200, "inspect {name}: {v}");
-    v
-}
-
 fn ns_link(pid: i64, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
         .unwrap_or_else(|e| panic!("ns {ns} of {pid}: {e}"))
@@ -52,7 +46,7 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
     );
     assert_eq!(status, 201, "{v}");
 
-    let v = inspect(&d, "vals");
+    let v = d.api_inspect("containers", "vals");
     let hc = &v["HostConfig"];
     assert_eq!(hc["MemorySwap"], json!(128 * MIB), "swap = 2 × memory");
     assert_eq!(hc["IpcMode"], json!("private"));
@@ -65,7 +59,7 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
     assert_eq!(v["NetworkSettings"]["Ports"], json!({}));
 
     d.docker_ok(&["start", "vals"]);
-    let v = inspect(&d, "vals");
+    let v = d.api_inspect("containers", "vals");
     let ports = v["NetworkSettings"]["Ports"].as_object().expect("Ports");
     assert!(ports.contains_key("7000/tcp"), "running: {ports:?}");
     let pid = v["State"]["Pid"].as_i64().expect("pid");
@@ -110,7 +104,7 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        inspect(&d, "vals")["HostConfig"]["MemorySwap"],
+        d.api_inspect("containers", "vals")["HostConfig"]["MemorySwap"],
         json!(128 * MIB)
     );
 
@@ -120,7 +114,10 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
         "run", "-d", "--name", "gone", "--expose", "7000", "busybox", "sleep", "300",
     ]);
     d.docker_ok(&["stop", "-t", "0", "gone"]);
-    assert_eq!(inspect(&d, "gone")["NetworkSettings"]["Ports"], json!({}));
+    assert_eq!(
+        d.api_inspect("containers", "gone")["NetworkSettings"]["Ports"],
+        json!({})
+    );
     d.docker_ok(&["rm", "-f", "gone"]);
 }
 
@@ -128,7 +125,7 @@ fn create_stores_dockerds_defaults_and_start_applies_them() {
 fn reported_masked_paths_are_masked_in_the_container() {
     let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "masked", "busybox", "sleep", "300"]);
-    let v = inspect(&d, "masked");
+    let v = d.api_inspect("containers", "masked");
     let masked: Vec<String> = serde_json::from_value(v["HostConfig"]["MaskedPaths"].clone())
         .expect("MaskedPaths is a list");
     assert!(masked.iter().any(|p| p == "/proc/kcore"), "{masked:?}");
@@ -168,11 +165,11 @@ fn none_and_host_endpoints_have_an_id_while_running() {
             "sleep",
             "300",
         ]);
-        let v = inspect(&d, &name);
+        let v = d.api_inspect("containers", &name);
         let ep = &v["NetworkSettings"]["Networks"][net];
         assert!(is_hex_id(&ep["EndpointID"]), "{net}: {ep}");
         d.docker_ok(&["stop", "-t", "0", &name]);
-        let v = inspect(&d, &name);
+        let v = d.api_inspect("containers", &name);
         assert_eq!(
             v["NetworkSettings"]["Networks"][net]["EndpointID"],
             json!("")

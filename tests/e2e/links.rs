@@ -69,23 +69,6 @@ ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 ";
 
-fn ip_of(d: &Daemon, c: &str) -> String {
-    d.docker_ok(&[
-        "inspect",
-        "-f",
-        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
-        c,
-    ])
-    .trim()
-    .to_string()
-}
-
-fn inspect(d: &Daemon, c: &str) -> serde_json::Value {
-    let out = d.docker_ok(&["inspect", c]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
-    v[0].clone()
-}
-
 /// `(status, message)` of a raw request's error body.
 fn raw_err(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let (st, _, b) = d.raw(method, path, body.map(|b| b.as_bytes()));
@@ -130,7 +113,7 @@ fn a_link_on_the_default_bridge_gives_dockerds_variables_and_hosts_lines() {
             "PATH=/bin",
         ],
     );
-    let ip = ip_of(&d, "web");
+    let ip = d.ip_on("web", "bridge");
     assert!(!ip.is_empty());
     let out = d.docker_ok(&[
         "run", "--name", "app", "--link", "web:db", "-e", "X=1", "busybox", "env",
@@ -203,7 +186,7 @@ fn a_link_on_the_default_bridge_gives_dockerds_variables_and_hosts_lines() {
             "EMPTY=",
         ],
     );
-    let ip2 = ip_of(&d, "web2");
+    let ip2 = d.ip_on("web2", "bridge");
     let out = d.docker_ok(&[
         "run", "--name", "app2", "--link", "web2:w2", "busybox", "env",
     ]);
@@ -254,7 +237,7 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
     d.docker_ok(&[
         "create", "--name", "app", "--link", "web:db", "busybox", "sh",
     ]);
-    let app = inspect(&d, "app");
+    let app = d.inspect_json("app");
     assert_eq!(
         app["HostConfig"]["Links"],
         serde_json::json!(["/web:/app/db"])
@@ -288,14 +271,14 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
         "create", "--name", "viaguest", "--link", "guest:g", "busybox", "sh",
     ]);
     assert_eq!(
-        inspect(&d, "viaguest")["HostConfig"]["Links"],
+        d.inspect_json("viaguest")["HostConfig"]["Links"],
         serde_json::json!(["/web:/viaguest/g"])
     );
     d.docker_ok(&["rm", "-f", "viaguest", "guest"]);
     // No links: null.
     d.docker_ok(&["create", "--name", "plain", "busybox", "sh"]);
     assert_eq!(
-        inspect(&d, "plain")["HostConfig"]["Links"],
+        d.inspect_json("plain")["HostConfig"]["Links"],
         serde_json::Value::Null
     );
 
@@ -320,7 +303,7 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
     d.docker_ok(&["rename", "app", "app9"]);
     d.docker_ok(&["rename", "web", "web9"]);
     assert_eq!(
-        inspect(&d, "app9")["HostConfig"]["Links"],
+        d.inspect_json("app9")["HostConfig"]["Links"],
         serde_json::json!(["/web9:/app9/db"])
     );
     let names = d.docker_ok(&[
@@ -340,7 +323,7 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
     let out = d.docker_ok(&["rm", "--link", "/app/db"]);
     assert_eq!(out.trim(), "/app/db");
     assert_eq!(
-        inspect(&d, "app")["HostConfig"]["Links"],
+        d.inspect_json("app")["HostConfig"]["Links"],
         serde_json::Value::Null
     );
     assert_eq!(
@@ -352,7 +335,7 @@ fn inspect_ps_and_link_names_show_links_as_dockerd() {
     let o = d.berth(&["rm", "--link", "/norm/db"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        inspect(&d, "norm")["HostConfig"]["Links"],
+        d.inspect_json("norm")["HostConfig"]["Links"],
         serde_json::Value::Null
     );
     // dockerd's answers for a container's own name (but a 409 where
@@ -456,7 +439,7 @@ fn bad_links_get_dockerds_statuses_and_messages() {
             "Cannot link to a non running container: /stopped AS /linker/s".into()
         )
     );
-    let st = inspect(&d, "linker")["State"].clone();
+    let st = d.inspect_json("linker")["State"].clone();
     assert_eq!(st["Status"], "created");
     assert_eq!(
         st["Error"],
@@ -479,7 +462,7 @@ fn bad_links_get_dockerds_statuses_and_messages() {
     // cannot start.
     d.docker_ok(&["rm", "stopped"]);
     assert_eq!(
-        inspect(&d, "linker")["HostConfig"]["Links"],
+        d.inspect_json("linker")["HostConfig"]["Links"],
         serde_json::json!(["/stopped:/linker/s"])
     );
     assert_eq!(raw_err(&d, "POST", "/containers/linker/start", None).0, 500);
@@ -533,7 +516,7 @@ fn on_a_user_network_a_link_is_a_dns_alias_of_the_linking_container_only() {
     sleeper(&d, "u1", &["--network", "appnet", "--link", "t1:al"]);
     // Names it does not know go to loopback, not to the host's resolvers.
     sleeper(&d, "other", &["--network", "appnet", "--dns", "127.0.0.1"]);
-    let u1 = inspect(&d, "u1");
+    let u1 = d.inspect_json("u1");
     // As dockerd: HostConfig.Links are not registered on a user network.
     assert_eq!(u1["HostConfig"]["Links"], serde_json::Value::Null);
     assert_eq!(
@@ -579,7 +562,7 @@ fn on_a_user_network_a_link_is_a_dns_alias_of_the_linking_container_only() {
     ))
     .unwrap();
     assert_eq!(
-        inspect(&d, "other")["NetworkSettings"]["Networks"]["second"]["Links"],
+        d.inspect_json("other")["NetworkSettings"]["Networks"]["second"]["Links"],
         serde_json::json!(["t2:zz"])
     );
     assert_eq!(resolves(&d, "other", "zz").as_deref(), Some(t2_ip.as_str()));
@@ -603,7 +586,7 @@ fn links_survive_container_and_daemon_restarts() {
     };
     assert_eq!(
         link_line(&d),
-        format!("{}\tdb webhost web", ip_of(&d, "web"))
+        format!("{}\tdb webhost web", d.ip_on("web", "bridge"))
     );
 
     // The target comes back on another address: the running parent's
@@ -611,8 +594,8 @@ fn links_survive_container_and_daemon_restarts() {
     d.docker_ok(&["stop", "-t", "0", "web"]);
     sleeper(&d, "thief", &[]);
     d.docker_ok(&["start", "web"]);
-    let new_ip = ip_of(&d, "web");
-    assert_ne!(new_ip, ip_of(&d, "thief"));
+    let new_ip = d.ip_on("web", "bridge");
+    assert_ne!(new_ip, d.ip_on("thief", "bridge"));
     assert_eq!(link_line(&d), format!("{new_ip}\tdb webhost web"));
     // A process run in the parent gets the variables worked out anew, in
     // dockerd's order (its own `-e` after the links'); none while the
@@ -661,7 +644,7 @@ fn links_survive_container_and_daemon_restarts() {
     ]);
     d.docker_ok(&["rm", "s2"]);
     assert_eq!(
-        inspect(&d, "l2")["HostConfig"]["Links"],
+        d.inspect_json("l2")["HostConfig"]["Links"],
         serde_json::json!(["/s2:/l2/s"])
     );
 
@@ -672,11 +655,11 @@ fn links_survive_container_and_daemon_restarts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        inspect(&d, "app")["HostConfig"]["Links"],
+        d.inspect_json("app")["HostConfig"]["Links"],
         serde_json::json!(["/web:/app/db"])
     );
     assert_eq!(
-        inspect(&d, "l2")["HostConfig"]["Links"],
+        d.inspect_json("l2")["HostConfig"]["Links"],
         serde_json::Value::Null
     );
     d.docker_ok(&["start", "l2"]);
@@ -686,7 +669,7 @@ fn links_survive_container_and_daemon_restarts() {
     assert!(env.lines().any(|l| l == "DB_NAME=/app/db"), "{env}");
     assert_eq!(
         link_line(&d),
-        format!("{}\tdb webhost web", ip_of(&d, "web"))
+        format!("{}\tdb webhost web", d.ip_on("web", "bridge"))
     );
     // `rm --link` takes the running parent's line away too.
     d.docker_ok(&["rm", "--link", "/app/db"]);

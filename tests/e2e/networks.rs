@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use berth_tests::net::curl;
 use berth_tests::*;
 
 const HTTPD: &str =
@@ -34,35 +35,6 @@ fn fetch(d: &Daemon, net: &[&str], url: &str) -> std::process::Output {
         last = d.docker(&args);
     }
     last
-}
-
-fn ip_of(d: &Daemon, c: &str, net: &str) -> String {
-    d.docker_ok(&[
-        "inspect",
-        "-f",
-        &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
-        c,
-    ])
-    .trim()
-    .to_string()
-}
-
-fn curl(url: &str) -> String {
-    let o = Command::new("curl")
-        .args(["-s", "--max-time", "5", url])
-        .output()
-        .unwrap();
-    stdout(&o)
-}
-
-fn retry(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..50 {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 #[test]
@@ -99,7 +71,7 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
         stdout(&fetch(
             &d,
             &[],
-            &format!("http://{}/", ip_of(&d, "plain", "bridge"))
+            &format!("http://{}/", d.ip_on("plain", "bridge"))
         )),
         "hello-plain\n"
     );
@@ -197,14 +169,6 @@ fn published_ports_answer_on_loopback_and_conflicts_fail_clearly() {
     d.docker_ok(&["stop", "-t", "1", "pub"]);
     assert_eq!(d.docker_ok(&["port", "pub"]).trim(), "");
     std::net::TcpListener::bind(("127.0.0.1", port)).expect("port released on stop");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -579,7 +543,7 @@ fn ipv6_networks_give_containers_v6_addresses() {
 fn host_and_container_network_modes_share_namespaces() {
     let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "base", "busybox", "sleep", "300"]);
-    let base_ip = ip_of(&d, "base", "bridge");
+    let base_ip = d.ip_on("base", "bridge");
     let shared = d.docker_ok(&[
         "run",
         "--rm",

@@ -2,26 +2,12 @@
 //! commit, update — through the real docker CLI.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_tests::*;
 
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    d.docker_ok(&["inspect", "-f", fmt, name])
-        .trim()
-        .to_string()
-}
-
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
+/// How often a wait polls here (its conditions run the docker CLI).
+const POLL: Duration = Duration::from_millis(100);
 
 /// Past events up to now. `--until 0s` is whole seconds in the CLI, so it
 /// would miss this second's events; ask until the next second instead.
@@ -38,7 +24,7 @@ fn events(d: &Daemon, filter: &str, format: &str) -> String {
 }
 
 fn cgroup_file(d: &Daemon, name: &str, ctrl: &str, file: &str) -> String {
-    let id = inspect(d, name, "{{.Id}}");
+    let id = d.inspect_format(name, "{{.Id}}");
     let parent = d.cgroup_parent();
     for p in [
         format!("/sys/fs/cgroup/{ctrl}{parent}/{id}/{file}"),
@@ -67,7 +53,7 @@ fn memory_limit_oom_kills_with_137_and_an_oom_event() {
     ]);
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     assert_eq!(
-        inspect(&d, "hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+        d.inspect_format("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
         "true 137"
     );
     let ev = events(&d, "container=hog", "{{.Action}}");
@@ -116,7 +102,7 @@ fn pids_and_cpu_limits_hold_and_update_changes_them() {
         (64u64 << 20).to_string()
     );
     assert_eq!(
-        inspect(&d, "lim", "{{.HostConfig.Memory}}"),
+        d.inspect_format("lim", "{{.HostConfig.Memory}}"),
         (64u64 << 20).to_string()
     );
     let ev = events(&d, "event=update", "{{.Actor.Attributes.name}}");
@@ -139,17 +125,15 @@ fn restart_policies_restart_and_give_up_as_docker_does() {
         "exit 1",
     ]);
     assert!(
-        wait_for(Duration::from_secs(20), || inspect(
-            &d,
-            "flaky",
-            "{{.RestartCount}} {{.State.Status}}"
-        ) == "2 exited"),
+        wait_for_polling(POLL, Duration::from_secs(20), || d
+            .inspect_format("flaky", "{{.RestartCount}} {{.State.Status}}")
+            == "2 exited"),
         "{}",
-        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}")
+        d.inspect_format("flaky", "{{.RestartCount}} {{.State.Status}}")
     );
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
-        inspect(&d, "flaky", "{{.RestartCount}} {{.State.ExitCode}}"),
+        d.inspect_format("flaky", "{{.RestartCount}} {{.State.ExitCode}}"),
         "2 1"
     );
     // always: back after a crash of its process, and after a daemon kill -9.
@@ -164,14 +148,14 @@ fn restart_policies_restart_and_give_up_as_docker_does() {
         "sleep",
         "300",
     ]);
-    let pid = inspect(&d, "keeper", "{{.State.Pid}}");
+    let pid = d.inspect_format("keeper", "{{.State.Pid}}");
     unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
-    assert!(wait_for(Duration::from_secs(10), || {
-        let s = inspect(&d, "keeper", "{{.State.Status}} {{.State.Pid}}");
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || {
+        let s = d.inspect_format("keeper", "{{.State.Status}} {{.State.Pid}}");
         s.starts_with("running ") && !s.ends_with(&format!(" {pid}"))
     }));
     assert!(
-        inspect(&d, "keeper", "{{.RestartCount}}")
+        d.inspect_format("keeper", "{{.RestartCount}}")
             .parse::<i64>()
             .unwrap()
             >= 1
@@ -195,7 +179,7 @@ fn restart_policies_restart_and_give_up_as_docker_does() {
     // daemon finds them exited and brings back what its policy wants.
     let before: Vec<String> = ["keeper", "u-run"]
         .iter()
-        .map(|n| inspect(&d, n, "{{.State.Pid}}"))
+        .map(|n| d.inspect_format(n, "{{.State.Pid}}"))
         .collect();
     d.kill9();
     for pid in &before {
@@ -205,28 +189,26 @@ fn restart_policies_restart_and_give_up_as_docker_does() {
     d.restart().unwrap();
     for (name, old) in ["keeper", "u-run"].iter().zip(&before) {
         assert!(
-            wait_for(Duration::from_secs(10), || {
-                let s = inspect(&d, name, "{{.State.Status}} {{.State.Pid}}");
+            wait_for_polling(POLL, Duration::from_secs(10), || {
+                let s = d.inspect_format(name, "{{.State.Status}} {{.State.Pid}}");
                 s.starts_with("running ") && !s.ends_with(&format!(" {old}"))
             }),
             "{name}: {}",
-            inspect(&d, name, "{{.State.Status}} {{.State.Pid}}")
+            d.inspect_format(name, "{{.State.Status}} {{.State.Pid}}")
         );
     }
-    assert_eq!(inspect(&d, "u-stopped", "{{.State.Status}}"), "exited");
+    assert_eq!(d.inspect_format("u-stopped", "{{.State.Status}}"), "exited");
     // An explicit stop is respected while the daemon runs...
     d.docker_ok(&["stop", "-t", "1", "keeper"]);
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(inspect(&d, "keeper", "{{.State.Running}}"), "false");
+    assert_eq!(d.inspect_format("keeper", "{{.State.Running}}"), "false");
     // ...and, as in Docker, `always` starts again with the daemon while
     // a stopped `unless-stopped` container does not.
     d.restart().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || inspect(
-        &d,
-        "keeper",
-        "{{.State.Running}}"
-    ) == "true"));
-    assert_eq!(inspect(&d, "u-stopped", "{{.State.Status}}"), "exited");
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || d
+        .inspect_format("keeper", "{{.State.Running}}")
+        == "true"));
+    assert_eq!(d.inspect_format("u-stopped", "{{.State.Status}}"), "exited");
 }
 
 #[test]
@@ -251,28 +233,26 @@ fn health_checks_go_starting_healthy_unhealthy() {
     assert!(d
         .docker_ok(&["ps", "--format", "{{.Status}}"])
         .contains("(health: starting)"));
-    assert!(wait_for(Duration::from_secs(10), || inspect(
-        &d,
-        "hc",
-        "{{.State.Health.Status}}"
-    ) == "healthy"));
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || d
+        .inspect_format("hc", "{{.State.Health.Status}}")
+        == "healthy"));
     assert!(d
         .docker_ok(&["ps", "--format", "{{.Status}}"])
         .contains("(healthy)"));
     d.docker_ok(&["exec", "hc", "rm", "/tmp/ok"]);
-    assert!(wait_for(Duration::from_secs(10), || inspect(
-        &d,
-        "hc",
-        "{{.State.Health.Status}}"
-    ) == "unhealthy"));
+    assert!(wait_for_polling(POLL, Duration::from_secs(10), || d
+        .inspect_format("hc", "{{.State.Health.Status}}")
+        == "unhealthy"));
     assert!(d
         .docker_ok(&["ps", "--format", "{{.Status}}"])
         .contains("(unhealthy)"));
-    let streak: i64 = inspect(&d, "hc", "{{.State.Health.FailingStreak}}")
+    let streak: i64 = d
+        .inspect_format("hc", "{{.State.Health.FailingStreak}}")
         .parse()
         .unwrap();
     assert!(streak >= 2);
-    let logs: usize = inspect(&d, "hc", "{{len .State.Health.Log}}")
+    let logs: usize = d
+        .inspect_format("hc", "{{len .State.Health.Log}}")
         .parse()
         .unwrap();
     assert!((1..=5).contains(&logs));
@@ -459,29 +439,20 @@ fn a_restart_policy_set_by_update_takes_effect() {
     d.docker_ok(&["run", "-d", "--name", "upd", "busybox", "sleep", "300"]);
     d.docker_ok(&["update", "--restart", "on-failure:3", "upd"]);
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect_format(
             "upd",
             "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
         ),
         "on-failure 3"
     );
-    let pid = inspect(&d, "upd", "{{.State.Pid}}");
+    let pid = d.inspect_format("upd", "{{.State.Pid}}");
     unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
     assert!(
-        wait_for(Duration::from_secs(10), || {
-            let s = inspect(
-                &d,
-                "upd",
-                "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
-            );
+        wait_for_polling(POLL, Duration::from_secs(10), || {
+            let s = d.inspect_format("upd", "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}");
             s.starts_with("running 1 ") && !s.ends_with(&format!(" {pid}"))
         }),
         "{}",
-        inspect(
-            &d,
-            "upd",
-            "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}"
-        )
+        d.inspect_format("upd", "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}")
     );
 }

@@ -132,14 +132,6 @@ fn serve(mut c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn names(out: &str) -> Vec<String> {
     out.lines().map(str::to_string).collect()
 }

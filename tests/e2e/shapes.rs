@@ -273,8 +273,7 @@ fn container_list_and_df_show_every_network_with_endpoint_settings() {
 
 #[test]
 fn image_inspect_config_follows_the_version() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     let old = get(&d, "/v1.41/images/busybox/json");
     for k in [
         "Hostname",
@@ -348,8 +347,7 @@ fn image_inspect_config_follows_the_version() {
 
 #[test]
 fn info_version_networks_volumes_and_execs_carry_dockerds_keys() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     d.docker_ok(&["volume", "create", "vol1"]);
     d.docker_ok(&["run", "-d", "--name", "ec", "busybox", "sleep", "1000"]);
     let (st, _, b) = d.raw(
@@ -467,8 +465,7 @@ fn post(d: &Daemon, path: &str, body: Option<&str>) -> (u16, Value) {
 
 #[test]
 fn operation_answers_prunes_and_events_carry_dockerds_keys() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     for v in VERSIONS {
         d.docker_ok(&["volume", "create", "named"]);
         let since = std::time::SystemTime::now()

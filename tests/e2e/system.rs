@@ -401,14 +401,6 @@ fn make_pki(dir: &std::path::Path) -> (String, String) {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn tcp_with_mutual_tls_accepts_a_client_cert_and_rejects_none() {
     let pki = scratch();

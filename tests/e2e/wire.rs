@@ -8,7 +8,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::import_busybox;
 use berth_tests::*;
 
 const COMMON: [&str; 4] = ["Api-Version", "Ostype", "Docker-Experimental", "Server"];
@@ -87,15 +86,9 @@ fn message(body: &[u8]) -> String {
     v["message"].as_str().expect("message").to_string()
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(body)))
-}
-
 #[test]
 fn common_headers_where_dockerd_sends_them() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
 
     // An ordinary answer carries all four.
     let (status, head, _) = d.raw("GET", "/v1.41/_ping", None);
@@ -165,7 +158,10 @@ fn common_headers_where_dockerd_sends_them() {
         Some(br#"{"Cmd":["echo","hi"],"AttachStdout":true}"#),
     );
     assert_eq!(status, 201);
-    let exec = json(&body)["Id"].as_str().expect("exec id").to_string();
+    let exec = body_json(&body)["Id"]
+        .as_str()
+        .expect("exec id")
+        .to_string();
     let (status, head, out) = hijack(
         &d,
         &format!("/v1.41/exec/{exec}/start"),
@@ -181,8 +177,7 @@ fn common_headers_where_dockerd_sends_them() {
 
 #[test]
 fn attach_with_logs_replays_the_log() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     let o = d.docker(&[
         "run",
         "--name",
@@ -314,8 +309,7 @@ fn attach_with_logs_replays_the_log() {
 
 #[test]
 fn container_statuses_and_messages_as_dockerd() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "pz", "busybox", "sleep", "300"]);
     d.docker_ok(&["pause", "pz"]);
     let pid = d
@@ -478,7 +472,7 @@ fn container_statuses_and_messages_as_dockerd() {
         "/v1.41/containers/json?all=1&filters=%7B%22name%22%3A%5B%22quoted%22%5D%7D",
         None,
     );
-    assert_eq!(json(&body)[0]["Command"], "sh -c 'echo bye; exit 3'");
+    assert_eq!(body_json(&body)[0]["Command"], "sh -c 'echo bye; exit 3'");
 
     // Swarm routes on a node outside a swarm.
     let manager = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
@@ -519,20 +513,20 @@ fn untagged_images_and_volume_prune_per_api_version() {
     d.docker_ok(&["import", "--message", "two", &tar, "dang:latest"]);
     let dangling = "/images/json?filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D";
     let (_, _, body) = d.raw("GET", &format!("/v1.41{dangling}"), None);
-    let list = json(&body);
+    let list = body_json(&body);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["Id"], first.as_str());
     assert_eq!(list[0]["RepoTags"], serde_json::json!(["<none>:<none>"]));
     assert_eq!(list[0]["RepoDigests"], serde_json::json!(["<none>@<none>"]));
     for v in ["1.43", "1.50"] {
         let (_, _, body) = d.raw("GET", &format!("/v{v}{dangling}"), None);
-        let list = json(&body);
+        let list = body_json(&body);
         assert_eq!(list[0]["RepoTags"], serde_json::json!([]), "{v}");
         assert_eq!(list[0]["RepoDigests"], serde_json::json!([]), "{v}");
     }
     // `docker system df` at 1.41 lists it the same way.
     let (_, _, body) = d.raw("GET", "/v1.41/system/df", None);
-    let df = json(&body);
+    let df = body_json(&body);
     let img = df["Images"]
         .as_array()
         .and_then(|a| a.iter().find(|i| i["Id"] == first.as_str()))
@@ -547,10 +541,10 @@ fn untagged_images_and_volume_prune_per_api_version() {
     assert_eq!(status, 200);
     // dockerd's volume prune answers an empty list (not null) when it
     // deleted nothing.
-    assert_eq!(json(&body)["VolumesDeleted"], serde_json::json!([]));
+    assert_eq!(body_json(&body)["VolumesDeleted"], serde_json::json!([]));
     let (status, _, body) = d.raw("POST", "/v1.41/volumes/prune", None);
     assert_eq!(status, 200);
-    let mut deleted: Vec<String> = json(&body)["VolumesDeleted"]
+    let mut deleted: Vec<String> = body_json(&body)["VolumesDeleted"]
         .as_array()
         .expect("deleted volumes")
         .iter()
@@ -583,8 +577,7 @@ fn events_of(d: &Daemon, since: u64, filters: &[&str]) -> Vec<String> {
 
 #[test]
 fn volume_and_network_events_as_dockerd_logs_them() {
-    let d = Daemon::start();
-    import_busybox(&d, "busybox:latest");
+    let d = daemon();
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -215,3 +215,29 @@ pub fn footprint(d: &Daemon) -> Footprint {
     }
     Footprint(f)
 }
+
+/// Whether `p` is a mount point of this process's mount namespace.
+pub fn is_mountpoint(p: &Path) -> bool {
+    let target = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+}
+
+/// How many entries a directory holds (0 when it cannot be read).
+pub fn count_entries(p: &Path) -> usize {
+    std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The resident set size of the daemon's process, in KiB.
+pub fn rss_kib(d: &Daemon) -> u64 {
+    let pid = d.pid().expect("daemon pid");
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}

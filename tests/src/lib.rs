@@ -2,17 +2,25 @@
 //! socket, data root and exec root, drives it with the real docker CLI (or
 //! bollard, or raw HTTP), and cleans up what it made before stopping it.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use anyhow::Result;
 
+pub mod cli;
 pub mod fixtures;
 pub mod host;
+pub mod http;
+pub mod inspect;
+pub mod net;
 pub mod pty;
+pub mod wait;
+
+pub use http::{body_json, header, raw_request};
+pub use net::free_port;
+pub use wait::{retry, wait_for, wait_for_polling};
 
 /// Directory holding the workspace binaries (`berthd`, `berth`, `berth-shim`).
 pub fn bin_dir() -> PathBuf {
@@ -78,56 +86,26 @@ impl Daemon {
 
     /// A daemon with extra command-line arguments and environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
-        let dir = scratch();
-        let root = dir.path().to_path_buf();
-        let docker_config = root.join("docker-config");
-        std::fs::create_dir_all(&docker_config)?;
         let tag = &random_hex()[..8];
-        let mut d = Daemon {
-            bridge: format!("bt{tag}"),
-            firewall_table: format!("berth_t{tag}"),
-            sock: root.join("berth.sock"),
-            data_root: root.join("data"),
-            exec_root: root.join("exec"),
-            docker_config,
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            extra_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            shares_host_state: false,
-            netns: None,
-            child: None,
-            log: root.join("berthd.log"),
-            dir,
-        };
-        d.spawn()?;
-        Ok(d)
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(tag, args, env, None)
     }
 
     /// A second daemon with a fresh data root (and socket, exec root) that
     /// shares `other`'s bridge, firewall table and address pool: a new user
     /// starting berth beside what an earlier one left on the host.
     pub fn start_beside(other: &Daemon) -> Result<Self> {
-        let dir = scratch();
-        let root = dir.path().to_path_buf();
-        let docker_config = root.join("docker-config");
-        std::fs::create_dir_all(&docker_config)?;
-        let mut d = Daemon {
-            bridge: other.bridge.clone(),
-            firewall_table: other.firewall_table.clone(),
-            sock: root.join("berth.sock"),
-            data_root: root.join("data"),
-            exec_root: root.join("exec"),
-            docker_config,
-            extra_args: other.extra_args.clone(),
-            extra_env: other.extra_env.clone(),
-            shares_host_state: true,
-            netns: other.netns.clone(),
-            child: None,
-            log: root.join("berthd.log"),
-            dir,
-        };
+        let mut d = Self::unstarted(
+            other.bridge.clone(),
+            other.firewall_table.clone(),
+            other.extra_args.clone(),
+            other.extra_env.clone(),
+            other.netns.clone(),
+        )?;
+        d.shares_host_state = true;
         d.spawn()?;
         Ok(d)
     }
@@ -147,27 +125,54 @@ impl Daemon {
                 .status()?
                 .success();
         anyhow::ensure!(ok, "could not create network namespace {ns}");
+        Self::launch(tag, args, Vec::new(), Some(ns))
+    }
+
+    /// A daemon of its own (bridge and table named after `tag`), started.
+    fn launch(
+        tag: &str,
+        args: &[&str],
+        env: Vec<(String, String)>,
+        netns: Option<String>,
+    ) -> Result<Self> {
+        let mut d = Self::unstarted(
+            format!("bt{tag}"),
+            format!("berth_t{tag}"),
+            args.iter().map(|s| s.to_string()).collect(),
+            env,
+            netns,
+        )?;
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// The roots of a new daemon in a scratch directory, not yet started.
+    fn unstarted(
+        bridge: String,
+        firewall_table: String,
+        extra_args: Vec<String>,
+        extra_env: Vec<(String, String)>,
+        netns: Option<String>,
+    ) -> Result<Self> {
         let dir = scratch();
         let root = dir.path().to_path_buf();
         let docker_config = root.join("docker-config");
         std::fs::create_dir_all(&docker_config)?;
-        let mut d = Daemon {
-            bridge: format!("bt{tag}"),
-            firewall_table: format!("berth_t{tag}"),
+        Ok(Daemon {
+            bridge,
+            firewall_table,
             sock: root.join("berth.sock"),
             data_root: root.join("data"),
             exec_root: root.join("exec"),
             docker_config,
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            extra_env: Vec::new(),
+            extra_args,
+            extra_env,
             shares_host_state: false,
-            netns: Some(ns),
+            netns,
             child: None,
             log: root.join("berthd.log"),
             dir,
-        };
-        d.spawn()?;
-        Ok(d)
+        })
     }
 
     /// berthd, entered into the daemon's network namespace if it has one
@@ -550,65 +555,6 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A minimal HTTP/1.1 request over a unix socket: (status, head, body).
-pub fn raw_request(
-    sock: &Path,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut s = UnixStream::connect(sock)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or(b"");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut body = buf[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Ok((status, head, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
-        if n == 0 || b.len() < nl + 2 + n {
-            break;
-        }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
-        b = &b[(nl + 2 + n + 2).min(b.len())..];
-    }
-    out
-}
-
-/// The value of a header in a raw response head (case-insensitive).
-pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -673,18 +619,6 @@ pub fn daemon() -> Daemon {
     d
 }
 
-/// Polls `f` every 20 ms until it holds or `limit` passes; whether it held.
-pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 /// A plain registry (Debian's `docker-registry`) on a free loopback port,
 /// stopped on drop.
 pub struct LocalRegistry {
@@ -696,11 +630,7 @@ impl LocalRegistry {
     /// Storage under `dir`; `None` when `docker-registry` is not there or
     /// does not come up.
     pub fn start(dir: &Path) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let port = net::try_free_port()?;
         let cfg = dir.join("registry.yml");
         std::fs::write(
             &cfg,
