@@ -6,8 +6,12 @@ network namespace (so neither touches the host's networks). Measurements are
 paired (A B A B ...) and the table shows medians and the berthd/dockerd ratio
 (< 1 means berthd is faster or smaller).
 
-Usage: bench/bench.py [--runs N] [--only ROW[,ROW...]] [--keep]
+Usage: bench/bench.py [--runs N] [--only ROW[,ROW...]] [--keep] [--baseline BIN_DIR]
 Needs root. Installs docker.io if dockerd is absent. Not part of CI.
+
+--baseline BIN_DIR pairs this build's berthd against another build's (e.g.
+a release build of an earlier commit) instead of dockerd: a before/after
+check of a change, measured the same way.
 """
 
 import argparse
@@ -86,12 +90,14 @@ def children(pid):
 class Daemon:
     """One engine (berthd or dockerd) in its own netns and directories."""
 
-    def __init__(self, kind, base):
+    def __init__(self, kind, base, bin_dir=BERTH_BIN, label=None):
         self.kind = kind
-        self.dir = os.path.join(base, kind)
+        self.bin_dir = bin_dir
+        self.label = label or kind
+        self.dir = os.path.join(base, self.label)
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "api.sock")
-        self.netns = f"bench-{kind}-{os.getpid()}"
+        self.netns = f"bench-{self.label}-{os.getpid()}"
         self.proc = None
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
         sh(["ip", "netns", "add", self.netns])
@@ -107,9 +113,9 @@ class Daemon:
             cfg = os.path.join(self.dir, "daemon.json")
             with open(cfg, "w") as f:
                 f.write("{}")
-            return [os.path.join(BERTH_BIN, "berthd"), "-H", self.host, "--data-root", data,
+            return [os.path.join(self.bin_dir, "berthd"), "-H", self.host, "--data-root", data,
                     "--exec-root", exe, "--pidfile", os.path.join(self.dir, "berthd.pid"),
-                    "--config-file", cfg]
+                    "--config-file", cfg, "--cgroup-parent", f"/berth-bench-{self.label}"]
         cfg = os.path.join(self.dir, "daemon.json")
         with open(cfg, "w") as f:
             f.write("{}")
@@ -679,17 +685,20 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--only", default="")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--baseline", default="", help="pair against this bin dir's berthd, not dockerd")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench needs root (namespaces, mounts)")
     if not os.path.exists(os.path.join(BERTH_BIN, "berthd")):
         print("building berth (release) ...", file=sys.stderr)
         sh(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT)
-    ensure_dockerd()
+    if not args.baseline:
+        ensure_dockerd()
     # Short: containerd's shim sockets live under the exec root (sun_path).
     base = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     b = Daemon("berthd", base)
-    d = Daemon("dockerd", base)
+    d = (Daemon("berthd", base, bin_dir=args.baseline, label="baseline")
+         if args.baseline else Daemon("dockerd", base))
     results = []
     try:
         b.start()
@@ -718,7 +727,7 @@ def main():
                         sh(["umount", "-l", p], check=False)
             shutil.rmtree(base, ignore_errors=True)
     w = max(len(r[0]) for r in results) + 2
-    print(f"\n{'benchmark':<{w}}{'berthd':>12}{'dockerd':>12}  {'unit':<6}{'ratio':>8}")
+    print(f"\n{'benchmark':<{w}}{b.label:>12}{d.label:>12}  {'unit':<6}{'ratio':>8}")
     print("-" * (w + 40))
     for name, vb, vd, unit in results:
         if vb is None:
@@ -726,7 +735,7 @@ def main():
             continue
         ratio = vb / vd if vd else float("nan")
         print(f"{name:<{w}}{vb:>12.2f}{vd:>12.2f}  {unit:<6}{ratio:>8.3f}")
-    print("\nratio = berthd / dockerd (median of paired runs; lower is better, except MB/s rows)")
+    print(f"\nratio = {b.label} / {d.label} (median of paired runs; lower is better, except MB/s rows)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ pub mod context;
 mod copy;
 pub mod dockerfile;
 mod fetch;
+pub mod shell;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -788,12 +789,12 @@ impl Run<'_> {
 
     fn expand_meta(&self, w: &str) -> Step<String> {
         let lookup = |k: &str| self.meta.get(k).cloned().flatten();
-        dockerfile::expand(w, self.escape, &lookup).map_err(invalid)
+        shell::expand(w, self.escape, &lookup).map_err(invalid)
     }
 
     fn expand(&self, st: &State, w: &str) -> Step<String> {
         let lookup = |k: &str| st.var(k);
-        dockerfile::expand(w, self.escape, &lookup).map_err(invalid)
+        shell::expand(w, self.escape, &lookup).map_err(invalid)
     }
 
     async fn run_stage(&mut self, stage: &StagePlan) -> Step<State> {
