@@ -49,14 +49,18 @@ pub fn clean(p: &str) -> String {
     }
 }
 
+/// One compiled `.dockerignore` pattern (moby's `patternmatcher.Pattern`).
 #[derive(Debug, Clone)]
 pub struct Pattern {
+    /// The cleaned pattern, without its leading `!`.
     pub text: String,
+    /// A `!` pattern: an exception that re-includes what it matches.
     pub exclusion: bool,
     toks: Vec<Tok>,
 }
 
 impl Pattern {
+    /// Compiles `text` (already cleaned, without `!`); a bad class is a literal.
     pub fn new(text: &str, exclusion: bool) -> Self {
         Self {
             text: text.to_string(),
@@ -75,6 +79,7 @@ impl Pattern {
 /// The patterns of one `.dockerignore`, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
+    /// The patterns, in file order; the last that matches decides.
     pub patterns: Vec<Pattern>,
 }
 
@@ -104,6 +109,7 @@ impl Matcher {
         Self { patterns }
     }
 
+    /// A matcher from pattern lines, each read as a `.dockerignore` line.
     pub fn from_patterns<S: AsRef<str>>(list: &[S]) -> Self {
         Self::parse(
             &list
@@ -114,10 +120,12 @@ impl Matcher {
         )
     }
 
+    /// True when there are no patterns.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
+    /// True when some pattern is a `!` exception (moby's `Exclusions`).
     pub fn has_exclusions(&self) -> bool {
         self.patterns.iter().any(|p| p.exclusion)
     }

@@ -3,20 +3,31 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Why a `filters` parameter or `--filter` flag was refused; the text is Docker's.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
+    /// A key the endpoint does not accept.
     #[error("invalid filter '{0}'")]
     UnknownKey(String),
+    /// Not the JSON wire form, or a `--filter` flag without `=`.
     #[error("invalid filters format: {0}")]
     Malformed(String),
+    /// A value the key cannot take (say, `dangling=maybe`).
     #[error("invalid filter '{key}={value}'")]
-    BadValue { key: String, value: String },
+    BadValue {
+        /// The filter's key.
+        key: String,
+        /// The refused value.
+        value: String,
+    },
 }
 
+/// Parsed filters: each key with its set of values, as moby's `filters.Args`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters(BTreeMap<String, BTreeSet<String>>);
 
 impl Filters {
+    /// No filters.
     pub fn new() -> Self {
         Self::default()
     }
@@ -67,6 +78,7 @@ impl Filters {
         serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())
     }
 
+    /// Adds one value for `key` (moby's `Args.Add`).
     pub fn add(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.0.entry(key.into()).or_default().insert(value.into());
     }
@@ -82,6 +94,7 @@ impl Filters {
         Ok(())
     }
 
+    /// True when no filter is given.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -96,10 +109,12 @@ impl Filters {
         Ok(())
     }
 
+    /// True when `key` is given (moby's `Args.Contains`).
     pub fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
 
+    /// The values given for `key`, sorted; none when absent (moby's `Args.Get`).
     pub fn get(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0
             .get(key)

@@ -6,42 +6,58 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::human_size;
 
+/// `progressDetail`: the numbers behind a progress line (moby's `JSONProgress`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProgressDetail {
+    /// Bytes done so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<i64>,
+    /// Bytes in all, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
 }
 
+/// `errorDetail`: the error the CLI shows (moby's `JSONError`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ErrorDetail {
+    /// An optional numeric code (a build step's exit code, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
+    /// The error's text.
     pub message: String,
 }
 
+/// One JSON-message line, as moby's `jsonmessage.JSONMessage`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct JsonMessage {
+    /// Raw output text, printed as is (a build's step output).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
+    /// A status such as `Downloading` or `Pull complete`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// `progressDetail`: the progress numbers.
     #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
     pub progress_detail: Option<ProgressDetail>,
+    /// The rendered progress bar (see [`render_progress`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// What the status is about: a layer ID, an image or a tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `errorDetail`: the error the CLI honours.
     #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<ErrorDetail>,
+    /// The legacy `error` text, the same message as `errorDetail`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `aux`: extra JSON for the client (a push's digest, a build's image ID).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aux: Option<serde_json::Value>,
 }
 
 impl JsonMessage {
+    /// A bare `status` line.
     pub fn status(s: impl Into<String>) -> Self {
         Self {
             status: Some(s.into()),
@@ -49,6 +65,7 @@ impl JsonMessage {
         }
     }
 
+    /// A `status` line about `id` (a layer, image or tag).
     pub fn status_id(s: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
             status: Some(s.into()),
@@ -57,6 +74,7 @@ impl JsonMessage {
         }
     }
 
+    /// A `stream` line of raw output.
     pub fn stream(s: impl Into<String>) -> Self {
         Self {
             stream: Some(s.into()),
@@ -64,6 +82,7 @@ impl JsonMessage {
         }
     }
 
+    /// An `aux` line carrying `v`.
     pub fn aux(v: serde_json::Value) -> Self {
         Self {
             aux: Some(v),
@@ -71,6 +90,7 @@ impl JsonMessage {
         }
     }
 
+    /// An error line: `errorDetail` with `code`, and the legacy `error`.
     pub fn error(message: impl Into<String>, code: Option<i64>) -> Self {
         let message = message.into();
         Self {
@@ -83,6 +103,7 @@ impl JsonMessage {
         }
     }
 
+    /// A progress update with `progressDetail` only, no rendered bar.
     pub fn progress(status: &str, id: &str, current: i64, total: Option<i64>) -> Self {
         Self {
             status: Some(status.into()),

@@ -9,6 +9,8 @@
 //! Go durations, go-units sizes, image references, `path.Match` and
 //! detach keys.
 
+#![warn(missing_docs)]
+
 pub mod detach;
 pub mod dockerignore;
 pub mod duration;

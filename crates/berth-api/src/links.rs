@@ -6,8 +6,10 @@
 /// Why a link specification was refused; the text is Docker's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
+    /// An empty specification.
     #[error("empty string specified for links")]
     Empty,
+    /// More than one `:`; carries the specification.
     #[error("bad format for links: {0}")]
     BadFormat(String),
 }

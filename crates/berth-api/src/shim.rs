@@ -25,6 +25,7 @@ pub fn stdin_chunk(data: &[u8]) -> Vec<u8> {
 /// the shim.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ShimConfig {
+    /// The container's ID, also its ID in the runtime.
     pub id: String,
     /// Directory holding `config.json` (the OCI spec).
     pub bundle: String,
@@ -40,8 +41,12 @@ pub struct ShimConfig {
     pub log_max_size: u64,
     /// Keep this many files in total when rotating (>= 1).
     pub log_max_file: u32,
+    /// The container's `Config.Tty`: its process gets a pseudo-terminal.
     pub tty: bool,
+    /// The container's `Config.OpenStdin`: stdin stays open for attach.
     pub open_stdin: bool,
+    /// The container's `Config.StdinOnce`: stdin closes when the first
+    /// attached client detaches.
     pub stdin_once: bool,
     /// Initial console size (rows, cols) for a TTY.
     pub console_size: Option<(u16, u16)>,
@@ -57,6 +62,8 @@ pub struct ShimConfig {
     /// that and are dropped just after.
     #[serde(default)]
     pub init_bpf: bool,
+    /// Capabilities lent to the init only to install the filter (see
+    /// `init_bpf`); exec'd processes never get them.
     #[serde(default)]
     pub lent_caps: Vec<String>,
     /// The container is removed as soon as it exits (AutoRemove): its exit
@@ -72,62 +79,99 @@ pub struct ShimConfig {
     pub trash_dir: String,
 }
 
+/// Every request line; `op` names the variant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Start the created container's process.
     Start,
+    /// The container's state, answered with a [`StateReply`].
     State,
     /// Answered when the container's process has exited.
     Wait,
+    /// Attach to the container's streams; the connection then streams.
     Attach {
+        /// Forward the daemon's stdin chunks to the container.
         stdin: bool,
+        /// Send the container's stdout.
         stdout: bool,
+        /// Send the container's stderr.
         stderr: bool,
     },
+    /// Resize a TTY (`docker resize`, exec resize).
     Resize {
+        /// The exec whose TTY to resize; `None`: the container's.
         exec_id: Option<String>,
+        /// Rows.
         height: u16,
+        /// Columns.
         width: u16,
     },
+    /// Send a signal to a process.
     Kill {
+        /// The exec to signal; `None`: the container's init.
         exec_id: Option<String>,
+        /// The signal number.
         signal: i32,
     },
+    /// Run a process in the container (`docker exec`); answered with its
+    /// `pid`, then the connection streams.
     Exec {
+        /// The exec instance's ID.
         exec_id: String,
+        /// What to run and how.
         process: ExecProcess,
     },
 }
 
+/// The process of an exec instance, resolved by the daemon from its
+/// `ExecConfig` and the container's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ExecProcess {
+    /// The command and its arguments.
     pub args: Vec<String>,
+    /// The environment, `KEY=value` items.
     pub env: Vec<String>,
+    /// The working directory; empty: `/`.
     pub cwd: String,
+    /// The user ID to run as.
     pub uid: u32,
+    /// The group ID to run as.
     pub gid: u32,
+    /// Supplementary group IDs.
     pub additional_gids: Vec<u32>,
+    /// Give the process a pseudo-terminal (`Tty`).
     pub tty: bool,
+    /// Give the process a stdin (`AttachStdin`); otherwise it reads `/dev/null`.
     pub stdin: bool,
+    /// Initial console size (rows, cols) for a TTY.
     pub console_size: Option<(u16, u16)>,
+    /// The exec's or the container's `Privileged`: keep every capability
+    /// and skip the seccomp filter.
     pub privileged: bool,
 }
 
+/// How a process ended.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct ExitStatus {
+    /// The exit code (128 + the signal for a process a signal killed).
     pub exit_code: i32,
     /// RFC 3339 with nanoseconds.
     pub finished_at: String,
+    /// The container's cgroup recorded an OOM kill (`State.OOMKilled`).
     pub oom_killed: bool,
 }
 
+/// The container's state, as the shim knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct StateReply {
+    /// The init process's PID.
     pub pid: i32,
     /// "created", "running" or "exited".
     pub status: String,
+    /// When the process was started (RFC 3339); `None` before the start.
     pub started_at: Option<String>,
+    /// How the process ended, once it has.
     pub exit: Option<ExitStatus>,
 }
 
@@ -174,23 +218,30 @@ impl ErrorKind {
 /// Every answer line.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Reply {
+    /// Why the request failed; absent on success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// With `error`: what kind of failure (absent: internal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ErrorKind>,
+    /// `Exec`: the exec'd process's PID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// `State` and `Start`: the container's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StateReply>,
+    /// `Wait`: how the container's process ended; with `error` on `Exec`,
+    /// the exec's failed start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitStatus>,
 }
 
 impl Reply {
+    /// Success with nothing to report.
     pub fn ok() -> Self {
         Self::default()
     }
+    /// A failure with `msg` (kind: internal).
     pub fn err(msg: impl Into<String>) -> Self {
         Self {
             error: Some(msg.into()),
@@ -212,7 +263,9 @@ impl Reply {
 /// The first line the shim writes on its ready pipe.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Ready {
+    /// The container's init PID, once it is created.
     pub pid: Option<i32>,
+    /// Why the container could not be created.
     pub error: Option<String>,
     /// With `error`: what kind of failure (absent: internal).
     #[serde(default, skip_serializing_if = "Option::is_none")]

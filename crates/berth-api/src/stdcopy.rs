@@ -4,17 +4,22 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The stream a frame belongs to: the first byte of its header (moby's `stdcopy.StdType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum StreamType {
+    /// The process's standard input (0).
     Stdin = 0,
+    /// The process's standard output (1).
     Stdout = 1,
+    /// The process's standard error (2).
     Stderr = 2,
     /// The CLI turns this stream into an error message.
     SystemErr = 3,
 }
 
 impl StreamType {
+    /// The stream a header byte names; `None` for an unknown one.
     pub fn from_u8(b: u8) -> Option<Self> {
         Some(match b {
             0 => Self::Stdin,
@@ -26,6 +31,7 @@ impl StreamType {
     }
 }
 
+/// The length of a frame's header, in bytes.
 pub const HEADER_LEN: usize = 8;
 
 /// Frames `payload` for `stream`.
@@ -44,15 +50,19 @@ pub struct Demuxer {
     buf: BytesMut,
 }
 
+/// A frame header whose stream byte is none of [`StreamType`]'s; carries
+/// the byte. The text is moby's `stdcopy.StdCopy`'s.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("Unrecognized input header: {0}")]
 pub struct BadHeader(pub u8);
 
 impl Demuxer {
+    /// A decoder with nothing buffered.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Buffers bytes as they arrive; frames may be split anywhere.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }

@@ -14,13 +14,18 @@ pub const MIN_API_VERSION: ApiVersion = ApiVersion {
     minor: 24,
 };
 
+/// An Engine API version, `major.minor` (the `1.50` of `/v1.50/`), ordered
+/// numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
+    /// The major number (always 1 so far).
     pub major: u32,
+    /// The minor number.
     pub minor: u32,
 }
 
 impl ApiVersion {
+    /// The version `major.minor`.
     pub const fn new(major: u32, minor: u32) -> Self {
         Self { major, minor }
     }
@@ -37,6 +42,8 @@ impl fmt::Display for ApiVersion {
     }
 }
 
+/// A version string that is not `N.N` (one to six digits each); carries
+/// the string.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid API version {0:?}")]
 pub struct BadVersion(pub String);

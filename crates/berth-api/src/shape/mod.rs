@@ -152,7 +152,9 @@ pub struct Shape {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("shape line {line:?}: {why}")]
 pub struct BadShape {
+    /// The offending line, without its comment.
     pub line: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 
