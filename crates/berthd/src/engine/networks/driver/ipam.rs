@@ -208,7 +208,6 @@ impl IpamDriver for DefaultIpam {
     fn request_address(&self, req: &RequestAddressRequest) -> Result<RequestAddressResponse> {
         let pool = parse_pool(&req.pool_id)?;
         let owner = req.options.get(ADDRESS_OWNER).map_or("", String::as_str);
-        // The gateway is the daemon's pick: it is only marked taken.
         let gateway = req
             .options
             .get(REQUEST_ADDRESS_TYPE)
@@ -216,54 +215,48 @@ impl IpamDriver for DefaultIpam {
         let want = req.address.as_str();
         let mut used = lock(&self.used);
         let taken = used.entry(req.pool_id.clone()).or_default();
-        let clash = |ip: IpAddr| -> Result<()> {
-            if gateway {
-                return Ok(());
-            }
-            if taken.get(&ip).is_some_and(|c| c != owner) {
-                return Err(EngineError::conflict(format!(
-                    "Address already in use: {ip}"
-                )));
-            }
-            Ok(())
+        let (prefix, family) = match &pool {
+            Pool::V4 { subnet, .. } => (subnet.prefix, "IPv4"),
+            Pool::V6(s6) => (s6.prefix, "IPv6"),
         };
-        let (ip, prefix): (IpAddr, u8) = match pool {
-            Pool::V4 { subnet, range } => {
-                let ip = if want.is_empty() {
-                    ipam::next_free(&subnet, range.as_ref(), &|ip| {
-                        taken.contains_key(&IpAddr::V4(ip))
-                    })
-                    .ok_or_else(|| EngineError::Forbidden(NO_AVAILABLE_ADDRESSES.into()))?
-                } else {
-                    let ip: Ipv4Addr = want.parse().map_err(|_| {
-                        EngineError::invalid(format!("invalid IPv4 address: {want}"))
-                    })?;
-                    if !gateway && !subnet.contains(ip) {
-                        return Err(outside(ip.into()));
-                    }
-                    clash(ip.into())?;
-                    ip
-                };
-                (ip.into(), subnet.prefix)
+        let ip: IpAddr = if want.is_empty() {
+            let free = match &pool {
+                Pool::V4 { subnet, range } => ipam::next_free(subnet, range.as_ref(), &|ip| {
+                    taken.contains_key(&IpAddr::V4(ip))
+                })
+                .map(IpAddr::V4),
+                Pool::V6(s6) => (2u128..1 << 20)
+                    .map(|i| s6.nth(i))
+                    .find(|ip| !taken.contains_key(&IpAddr::V6(*ip)) && s6.contains(*ip))
+                    .map(IpAddr::V6),
+            };
+            free.ok_or_else(|| EngineError::Forbidden(NO_AVAILABLE_ADDRESSES.into()))?
+        } else {
+            let (ip, inside) = match &pool {
+                Pool::V4 { subnet, .. } => want
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .map(|a| (IpAddr::V4(a), subnet.contains(a))),
+                Pool::V6(s6) => want
+                    .parse::<Ipv6Addr>()
+                    .ok()
+                    .map(|a| (IpAddr::V6(a), s6.contains(a))),
             }
-            Pool::V6(s6) => {
-                let ip = if want.is_empty() {
-                    (2u128..1 << 20)
-                        .map(|i| s6.nth(i))
-                        .find(|ip| !taken.contains_key(&IpAddr::V6(*ip)) && s6.contains(*ip))
-                        .ok_or_else(|| EngineError::Forbidden(NO_AVAILABLE_ADDRESSES.into()))?
-                } else {
-                    let ip: Ipv6Addr = want.parse().map_err(|_| {
-                        EngineError::invalid(format!("invalid IPv6 address: {want}"))
-                    })?;
-                    if !gateway && !s6.contains(ip) {
-                        return Err(outside(ip.into()));
-                    }
-                    clash(ip.into())?;
-                    ip
-                };
-                (ip.into(), s6.prefix)
+            .ok_or_else(|| EngineError::invalid(format!("invalid {family} address: {want}")))?;
+            // The gateway is the daemon's pick: it is only marked taken.
+            if !gateway {
+                if !inside {
+                    return Err(EngineError::invalid(format!(
+                        "no configured subnet or ip-range contain the IP address {ip}"
+                    )));
+                }
+                if taken.get(&ip).is_some_and(|c| c != owner) {
+                    return Err(EngineError::conflict(format!(
+                        "Address already in use: {ip}"
+                    )));
+                }
             }
+            ip
         };
         taken.insert(ip, owner.to_string());
         Ok(RequestAddressResponse {
@@ -282,12 +275,6 @@ impl IpamDriver for DefaultIpam {
         }
         Ok(())
     }
-}
-
-fn outside(ip: IpAddr) -> EngineError {
-    EngineError::invalid(format!(
-        "no configured subnet or ip-range contain the IP address {ip}"
-    ))
 }
 
 #[cfg(test)]
