@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock, Weak};
 use berth_api::models::{EndpointSettings, PortMap};
 
 use super::{Index, Record};
-use crate::engine::networks::{bridge, dns, ipam, lock, mode_of, validate_endpoint, Mode, Publish};
+use crate::engine::networks::{
+    bridge, dns, ipam, lock, mode_of, validate_endpoint, Mode, NetRecord, Publish,
+};
 use crate::engine::{Engine, EngineError, Result};
 
 /// Whether any container, running or not, names network `name` (what
@@ -135,8 +137,8 @@ impl Engine {
         netns: &Path,
     ) -> Result<(BTreeMap<String, EndpointSettings>, PortMap)> {
         let mut eps = rec.endpoints.clone();
-        let h = self.networks.handle()?;
-        let mut primary_ip: Option<Ipv4Addr> = None;
+        // The first network joined publishes the ports.
+        let mut primary: Option<(Arc<NetRecord>, String)> = None;
         let mut n_if = 0;
         let names: Vec<String> = order_networks(&eps);
         for name in &names {
@@ -148,26 +150,26 @@ impl Engine {
                 .get_mut(name)
                 .ok_or_else(|| EngineError::internal("endpoint vanished"))?;
             self.plug(
-                &h,
                 cid,
                 &rec.name,
                 &n,
                 ep,
                 netns,
                 &format!("eth{n_if}"),
-                primary_ip.is_none(),
+                primary.is_none(),
             )
             .await?;
             self.net_event("connect", &n, &[("container", cid.to_string())]);
             n_if += 1;
-            if primary_ip.is_none() {
-                primary_ip = ep.ip_address.as_deref().and_then(|i| i.parse().ok());
+            if primary.is_none() {
+                primary = Some((n.clone(), ep.endpoint_id.clone().unwrap_or_default()));
             }
         }
         // Listed (and answered by DNS) from here; `detach_networks` undoes it.
         self.networks.attach_endpoints(cid, &rec.name, &eps);
         // Published ports, to the address on the first network.
-        let ports = self.publish(cid, &publish_of(rec), primary_ip).await?;
+        let primary = primary.as_ref().map(|(n, ep)| (&**n, ep.as_str()));
+        let ports = self.publish(cid, &publish_of(rec), primary).await?;
         // The embedded DNS, on user-defined networks.
         if names
             .iter()
@@ -209,11 +211,6 @@ impl Engine {
                     self.net_event("disconnect", &n, &[("container", cid.to_string())]);
                 }
             }
-            if let Some(id) = ep.network_id.clone() {
-                self.networks.release(&id, cid);
-            } else if let Ok(n) = self.networks.find(name) {
-                self.networks.release(&n.id, cid);
-            }
             ep.endpoint_id = Some(String::new());
             ep.gateway = Some(String::new());
             ep.ip_address = Some(String::new());
@@ -232,41 +229,24 @@ impl Engine {
                 ep.mac_address = Some(String::new());
             }
         }
-        if let Some(l) = live {
-            let had = !l.dnats.is_empty();
-            drop(l);
-            if had {
-                if let Err(e) = self.refresh_firewall() {
-                    tracing::warn!(error = %e, "refreshing the firewall");
-                }
-            }
-        }
+        drop(live);
+        // Ports, endpoints and addresses: what it holds, whatever `eps` says.
+        self.networks.unplug_all(cid);
     }
 
     /// After a daemon restart: re-reserve the addresses of running
     /// containers and restart their port proxies and DNS.
     pub async fn restore_container_network(self: &Arc<Self>, rec: &Record) {
-        for ep in rec.endpoints.values() {
-            let Some(id) = ep.network_id.as_ref() else {
-                continue;
-            };
-            for a in [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()]
-                .into_iter()
-                .flatten()
-            {
-                if let Ok(ip) = a.parse::<std::net::IpAddr>() {
-                    self.networks.reserve(id, ip, &rec.id);
-                }
-            }
-        }
+        self.networks.replug(&rec.id, &rec.endpoints);
         self.networks
             .attach_endpoints(&rec.id, &rec.name, &rec.endpoints);
         let primary = order_networks(&rec.endpoints).iter().find_map(|n| {
-            rec.endpoints[n]
-                .ip_address
-                .as_deref()
-                .and_then(|i| i.parse::<Ipv4Addr>().ok())
+            let ep = &rec.endpoints[n];
+            ep.ip_address.as_deref()?.parse::<Ipv4Addr>().ok()?;
+            let net = self.networks.find(ep.network_id.as_deref()?).ok()?;
+            Some((net, ep.endpoint_id.clone().unwrap_or_default()))
         });
+        let primary = primary.as_ref().map(|(n, ep)| (&**n, ep.as_str()));
         if let Err(e) = self.publish(&rec.id, &publish_of(rec), primary).await {
             tracing::warn!(id = %rec.id, error = %e, "restoring published ports");
         }
@@ -333,7 +313,6 @@ impl Engine {
             if r.endpoints.contains_key("none") {
                 return Err(EngineError::Forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode".into()));
             }
-            let h = self.networks.handle()?;
             let existing = bridge::iface_names(&netns)?;
             let mut i = 0;
             while existing.contains(&format!("eth{i}")) {
@@ -344,7 +323,6 @@ impl Engine {
                 .values()
                 .any(|e| !e.ip_address.as_deref().unwrap_or("").is_empty());
             self.plug(
-                &h,
                 &r.id,
                 &r.name,
                 &n,
@@ -397,7 +375,7 @@ impl Engine {
             if !ifname.is_empty() {
                 bridge::remove_iface(&netns, &ifname)?;
             }
-            self.networks.release(&n.id, &r.id);
+            self.networks.unplug(&r.id, &n.id);
             tracing::debug!(%ip, %ifname, "disconnected");
             // dockerd logs the endpoint's leave and then the API's
             // disconnect: two events for a running container.

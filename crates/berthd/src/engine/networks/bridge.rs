@@ -25,6 +25,22 @@ pub fn host_handle() -> Result<Handle> {
     Ok(handle)
 }
 
+/// The daemon namespace's netlink handle, opened on first use and shared
+/// by the networks service and its drivers.
+#[derive(Default)]
+pub struct Netlink(std::sync::Mutex<Option<Handle>>);
+
+impl Netlink {
+    pub fn handle(&self) -> Result<Handle> {
+        let mut h = super::lock(&self.0);
+        if h.is_none() {
+            *h = Some(host_handle()?);
+        }
+        h.clone()
+            .ok_or_else(|| EngineError::internal("netlink unavailable"))
+    }
+}
+
 pub async fn link_index(h: &Handle, name: &str) -> Result<Option<u32>> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {

@@ -1,11 +1,14 @@
 //! Networks: the predefined `bridge`, `host` and `none`, user-defined bridge
 //! networks, and each container's attachment to them (address, veth, port
-//! publishing, embedded DNS). Kernel work is in `bridge.rs` (netlink) and
+//! publishing, embedded DNS). Networks and endpoints go through the
+//! drivers (`driver/`: the network driver and IPAM traits, bridge, host,
+//! null, default IPAM); kernel work is in `bridge.rs` (netlink) and
 //! `firewall.rs` (berth's own nftables table).
 
-pub mod addresses;
+pub mod attach;
 pub mod bridge;
 pub mod dns;
+pub mod driver;
 pub mod endpoints;
 pub mod firewall;
 pub mod ipam;
@@ -13,19 +16,23 @@ pub mod netns;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_api::filters::Filters;
 use berth_api::models::{
-    EndpointSettings, Ipam, IpamConfig, Network, NetworkContainer, NetworkCreateRequest,
-    PortBinding, PortMap,
+    EndpointSettings, Ipam, IpamConfig, Network, NetworkContainer, NetworkCreateRequest, PortMap,
 };
 use serde::{Deserialize, Serialize};
 
 use super::store::Table;
 use super::{Engine, EngineError, Result};
+use driver::ipam::{pool_id, DefaultIpam, ADDRESS_SPACE};
+use driver::{
+    CreateNetworkRequest, DeleteNetworkRequest, IpamData, NetworkOptions, ReleasePoolRequest,
+    RequestAddressRequest, RequestPoolRequest, BRIDGE_NAME, GATEWAY_ADDRESS, REQUEST_ADDRESS_TYPE,
+    REUSABLE_POOL,
+};
 use ipam::Subnet;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,6 +89,47 @@ impl NetRecord {
     pub fn has_dns(&self) -> bool {
         self.is_bridge() && !self.predefined
     }
+
+    /// The IPv4 pool its addresses come from (the IPAM's pool ID).
+    pub fn pool_id(&self) -> Option<String> {
+        Some(pool_id(self.subnet.as_deref()?, self.ip_range.as_deref()))
+    }
+
+    pub fn pool6_id(&self) -> Option<String> {
+        Some(pool_id(self.subnet6.as_deref()?, None))
+    }
+
+    /// What its driver is told to create (at `network create`, and for
+    /// every network again when the daemon starts).
+    fn driver_request(&self) -> CreateNetworkRequest {
+        let data = |pool: &Option<String>, gw: &Option<String>| -> Vec<IpamData> {
+            let Some(p) = pool else {
+                return Vec::new();
+            };
+            let prefix = p.split_once('/').map_or("", |(_, l)| l);
+            vec![IpamData {
+                address_space: ADDRESS_SPACE.into(),
+                pool: p.clone(),
+                gateway: gw
+                    .as_deref()
+                    .map(|g| format!("{g}/{prefix}"))
+                    .unwrap_or_default(),
+                aux_addresses: HashMap::new(),
+            }]
+        };
+        let mut generic = self.options.clone();
+        generic.insert(BRIDGE_NAME.into(), self.bridge.clone());
+        CreateNetworkRequest {
+            network_id: self.id.clone(),
+            options: NetworkOptions {
+                generic,
+                enable_ipv6: self.enable_ipv6,
+                internal: self.internal,
+            },
+            ipv4_data: data(&self.subnet, &self.gateway),
+            ipv6_data: data(&self.subnet6, &self.gateway6),
+        }
+    }
 }
 
 /// The ports a container asks to publish: `HostConfig.PortBindings`,
@@ -92,21 +140,20 @@ pub struct Publish {
     pub exposed: Vec<String>,
 }
 
-/// Per running container: what must be undone when it stops.
+/// Per running container: its embedded DNS server, stopped with it.
 #[derive(Default)]
 pub struct Live {
-    pub proxies: Vec<proxy::Proxy>,
-    pub dnats: Vec<firewall::Dnat>,
     pub dns: Option<dns::DnsServer>,
 }
 
-#[derive(Default)]
 pub struct Networks {
     index: RwLock<BTreeMap<String, Arc<NetRecord>>>,
-    handle: Mutex<Option<rtnetlink::Handle>>,
-    /// Addresses in use, per network ID.
-    used: Mutex<HashMap<String, HashMap<Ipv4Addr, String>>>,
-    used6: Mutex<HashMap<String, HashMap<std::net::Ipv6Addr, String>>>,
+    netlink: Arc<bridge::Netlink>,
+    drivers: driver::Registry,
+    /// The `bridge` driver also renders the firewall table.
+    bridge_driver: Arc<driver::bridge::BridgeDriver>,
+    /// What each running container holds on its networks (`attach.rs`).
+    joined: Mutex<HashMap<String, attach::Joined>>,
     pub live: Mutex<HashMap<String, Live>>,
     /// Running containers' endpoints (see `endpoints.rs`).
     endpoints: Mutex<endpoints::Table>,
@@ -125,8 +172,49 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Networks {
-    pub fn open(store: &super::store::Store) -> Result<Self> {
-        let n = Networks::default();
+    pub fn open(store: &super::store::Store, config: &crate::config::DaemonConfig) -> Result<Self> {
+        let netlink = Arc::new(bridge::Netlink::default());
+        let bridge_driver = Arc::new(driver::bridge::BridgeDriver::new(
+            netlink.clone(),
+            format!("berth:{}", config.firewall_table),
+            config.firewall_table.clone(),
+        ));
+        let nl = netlink.clone();
+        let routes: driver::ipam::Routes = Arc::new(move || {
+            let nl = nl.clone();
+            Box::pin(async move { bridge::host_routes(&nl.handle()?).await })
+        });
+        let defaults: Vec<(String, u8)> = config
+            .default_address_pools
+            .iter()
+            .map(|p| (p.base.clone(), p.size))
+            .collect();
+        let mut network: HashMap<String, Arc<dyn driver::NetworkDriver>> = HashMap::new();
+        network.insert("bridge".into(), bridge_driver.clone());
+        network.insert(
+            "host".into(),
+            Arc::new(driver::singleton::Singleton::host()),
+        );
+        network.insert(
+            "null".into(),
+            Arc::new(driver::singleton::Singleton::null()),
+        );
+        let mut ipam: HashMap<String, Arc<dyn driver::IpamDriver>> = HashMap::new();
+        ipam.insert(
+            "default".into(),
+            Arc::new(DefaultIpam::new(&defaults, routes)),
+        );
+        let n = Networks {
+            index: RwLock::default(),
+            netlink,
+            drivers: driver::Registry { network, ipam },
+            bridge_driver,
+            joined: Mutex::default(),
+            live: Mutex::default(),
+            endpoints: Mutex::default(),
+            write: tokio::sync::Mutex::default(),
+            referenced: std::sync::OnceLock::new(),
+        };
         {
             let mut idx = n.index.write().unwrap_or_else(|p| p.into_inner());
             for (id, rec) in store.load_all::<NetRecord>(Table::Networks)? {
@@ -179,12 +267,42 @@ impl Networks {
     }
 
     pub fn handle(&self) -> Result<rtnetlink::Handle> {
-        let mut h = lock(&self.handle);
-        if h.is_none() {
-            *h = Some(bridge::host_handle()?);
+        self.netlink.handle()
+    }
+
+    /// Marks network `n`'s gateways taken in its pools (which also makes
+    /// the default IPAM count the pools as in use).
+    fn claim_gateways(&self, n: &NetRecord) {
+        let Ok(ipam) = self.ipam_of(n) else {
+            return;
+        };
+        for (pool, gw) in [(n.pool_id(), &n.gateway), (n.pool6_id(), &n.gateway6)] {
+            let (Some(pool_id), Some(gw)) = (pool, gw) else {
+                continue;
+            };
+            let req = RequestAddressRequest {
+                pool_id,
+                address: gw.clone(),
+                options: HashMap::from([(REQUEST_ADDRESS_TYPE.into(), GATEWAY_ADDRESS.into())]),
+            };
+            if let Err(e) = ipam.request_address(&req) {
+                tracing::warn!(network = %n.name, error = %e, "claiming the gateway");
+            }
         }
-        h.clone()
-            .ok_or_else(|| EngineError::internal("netlink unavailable"))
+    }
+
+    /// A pool picked by the IPAM; `reusable`: a subnet it may take
+    /// although a host route covers it.
+    async fn auto_pool(&self, n: &NetRecord, reusable: Option<String>) -> Result<Subnet> {
+        let mut req = RequestPoolRequest {
+            address_space: ADDRESS_SPACE.into(),
+            ..Default::default()
+        };
+        if let Some(r) = reusable {
+            req.options.insert(REUSABLE_POOL.into(), r);
+        }
+        let p = self.ipam_of(n)?.request_pool(&req).await?;
+        p.pool.parse()
     }
 
     fn insert(&self, rec: NetRecord) -> Arc<NetRecord> {
@@ -246,40 +364,14 @@ impl Engine {
         self.events.publish("network", action, &n.id, attrs);
     }
 
-    /// Subnets berth must not hand out: host routes and existing networks.
-    async fn taken_subnets(&self) -> Result<Vec<Subnet>> {
-        let h = self.networks.handle()?;
-        let mut v = bridge::host_routes(&h).await?;
-        v.extend(self.networks.all().iter().filter_map(|n| n.subnet()));
-        Ok(v)
-    }
-
-    async fn pick_subnet(&self, skip_own_bridge: Option<&str>) -> Result<Subnet> {
-        let mut taken = self.taken_subnets().await?;
-        if let Some(b) = skip_own_bridge {
-            // Our own default bridge's route must not block reusing its subnet.
-            if let Some(n) = self.networks.all().iter().find(|n| n.bridge == b) {
-                if let Some(s) = n.subnet() {
-                    taken.retain(|t| *t != s);
-                }
-            }
-        }
-        for p in &self.config.default_address_pools {
-            let Ok(base) = p.base.parse::<Subnet>() else {
-                continue;
-            };
-            if let Some(s) = ipam::carve(&base, p.size, &taken) {
-                return Ok(s);
-            }
-        }
-        Err(EngineError::Forbidden(
-            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-        ))
-    }
-
     /// Creates the predefined networks on first start, brings the bridges
     /// up, and rebuilds the firewall table.
     pub async fn init_networks(&self) -> Result<()> {
+        // The default IPAM forgot its pools with the last run: the
+        // networks on record claim theirs before any new pool is picked.
+        for n in self.networks.all() {
+            self.networks.claim_gateways(&n);
+        }
         let now = super::clock::now();
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if self
@@ -305,7 +397,15 @@ impl Engine {
                 let (s, gw) = match self.existing_bridge_address().await? {
                     Some(found) => found,
                     None => {
-                        let s = self.pick_subnet(Some(&self.config.bridge)).await?;
+                        // Our own default bridge's route must not block
+                        // reusing its subnet.
+                        let own = self
+                            .networks
+                            .all()
+                            .into_iter()
+                            .find(|n| n.bridge == self.config.bridge)
+                            .and_then(|n| n.subnet.clone());
+                        let s = self.networks.auto_pool(&rec, own).await?;
                         (s, Ipv4Addr::from(s.first() + 1))
                     }
                 };
@@ -330,22 +430,19 @@ impl Engine {
                     .insert("com.docker.network.driver.mtu".into(), "1500".into());
             }
             self.store.put(Table::Networks, &rec.id, &rec)?;
-            self.networks.insert(rec);
+            let rec = self.networks.insert(rec);
+            self.networks.claim_gateways(&rec);
         }
         let h = self.networks.handle()?;
         let owner = self.bridge_owner();
         self.remove_stale_bridges(&h, &owner).await;
         for n in self.networks.all().iter().filter(|n| n.is_bridge()) {
-            let gw = match (n.gateway_ip(), n.subnet()) {
-                (Some(g), Some(s)) => Some((g, s.prefix)),
-                _ => None,
-            };
-            let idx = bridge::ensure_bridge(&h, &n.bridge, gw, &owner).await?;
-            if let (Some(g6), Some(s6)) = (n.gateway6_ip(), n.subnet6()) {
-                bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
-                if !n.internal {
-                    ip6_forward_on();
-                }
+            // Brings the bridge up with its addresses (the driver's state
+            // is in memory too).
+            let d = self.networks.driver_of(n)?;
+            d.create_network(&n.driver_request()).await?;
+            if n.gateway6_ip().is_some() && n.subnet6().is_some() && !n.internal {
+                ip6_forward_on();
             }
         }
         self.prune_default_bridge(&h, &owner).await;
@@ -436,30 +533,10 @@ impl Engine {
         }
     }
 
-    /// Renders and applies berth's nftables table from the current state.
+    /// Renders and applies berth's nftables table from the current state
+    /// (the bridge driver's networks and published ports).
     pub fn refresh_firewall(&self) -> Result<()> {
-        let nets: Vec<firewall::BridgeNet> = self
-            .networks
-            .all()
-            .iter()
-            .filter(|n| n.is_bridge())
-            .filter_map(|n| {
-                Some(firewall::BridgeNet {
-                    bridge: n.bridge.clone(),
-                    subnet: n.subnet()?,
-                    internal: n.internal,
-                })
-            })
-            .collect();
-        let dnats: Vec<firewall::Dnat> = lock(&self.networks.live)
-            .values()
-            .flat_map(|l| l.dnats.clone())
-            .collect();
-        firewall::apply(&firewall::render(
-            &self.config.firewall_table,
-            &nets,
-            &dnats,
-        ))
+        self.networks.bridge_driver.refresh_firewall()
     }
 
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
@@ -485,18 +562,24 @@ impl Engine {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "bridge".into());
-        match driver.as_str() {
-            "bridge" => {}
-            "host" | "null" => {
-                return Err(EngineError::Forbidden(format!(
-                    "only one instance of \"{driver}\" network is allowed"
-                )))
-            }
-            other => {
-                return Err(EngineError::not_found(format!(
-                    "plugin \"{other}\" not found"
-                )))
-            }
+        let Some(d) = self.networks.drivers.network(&driver) else {
+            return Err(EngineError::not_found(format!(
+                "plugin \"{driver}\" not found"
+            )));
+        };
+        let id = super::ids::new_object_id();
+        if driver != "bridge" {
+            // `host` and `null` take no addresses, so their driver is
+            // asked before anything else; it refuses another network, as
+            // dockerd does before reading the rest of the request.
+            d.create_network(&CreateNetworkRequest {
+                network_id: id,
+                ..Default::default()
+            })
+            .await?;
+            return Err(EngineError::Forbidden(format!(
+                "only one instance of \"{driver}\" network is allowed"
+            )));
         }
         // Refusals of what the request asks, not server failures: no 5xx
         // (clients retry those).
@@ -511,10 +594,9 @@ impl Engine {
                 "config-only networks are not supported",
             ));
         }
-        let id = super::ids::new_object_id();
         let opts = req.options.clone().unwrap_or_default();
         let bridge_name = opts
-            .get("com.docker.network.bridge.name")
+            .get(BRIDGE_NAME)
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge_name.len() > 15 {
@@ -528,18 +610,24 @@ impl Engine {
             )));
         }
         let ipam = req.ipam.clone().unwrap_or_default();
-        if let Some(d) = ipam
+        let ipam_name = ipam
             .driver
-            .as_deref()
-            .filter(|d| !d.is_empty() && *d != "default")
-        {
-            return Err(EngineError::not_found(format!("plugin \"{d}\" not found")));
-        }
-        let mut subnet = None;
-        let mut gateway = None;
-        let mut ip_range = None;
-        let mut user_subnet = false;
-        let taken = self.taken_subnets().await?;
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let Some(ipam_d) = self.networks.drivers.ipam(&ipam_name) else {
+            return Err(EngineError::not_found(format!(
+                "plugin \"{ipam_name}\" not found"
+            )));
+        };
+        let pool_req = |pool: &str, sub_pool: &str, v6: bool| RequestPoolRequest {
+            address_space: ADDRESS_SPACE.into(),
+            pool: pool.to_string(),
+            sub_pool: sub_pool.to_string(),
+            options: ipam.options.clone().unwrap_or_default(),
+            v6,
+        };
+        let mut v4: Option<(Subnet, Ipv4Addr, Option<String>)> = None;
         for c in ipam.config.clone().unwrap_or_default() {
             let Some(sn) = c.subnet.as_deref().filter(|s| !s.is_empty()) else {
                 continue;
@@ -554,40 +642,18 @@ impl Engine {
                     "invalid subnet {sn}: too small"
                 )));
             }
-            if taken.iter().any(|t| t.overlaps(&s)) {
-                return Err(EngineError::Forbidden(
-                    "invalid pool request: Pool overlaps with other one on this address space"
-                        .into(),
-                ));
-            }
-            let gw = match c.gateway.as_deref().filter(|g| !g.is_empty()) {
-                Some(g) => {
-                    let ip: Ipv4Addr = g
-                        .parse()
-                        .map_err(|_| EngineError::invalid(format!("invalid gateway {g}")))?;
-                    if !s.contains(ip) {
-                        return Err(EngineError::invalid(format!(
-                            "no matching subnet for gateway {g}"
-                        )));
-                    }
-                    ip
-                }
-                None => Ipv4Addr::from(s.first() + 1),
-            };
-            if let Some(r) = c.ip_range.as_deref().filter(|r| !r.is_empty()) {
-                let rr: Subnet = r.parse()?;
-                if !s.contains(rr.base) || rr.prefix < s.prefix {
-                    return Err(EngineError::invalid(format!(
-                        "no matching subnet for range {r}"
-                    )));
-                }
-                ip_range = Some(rr.to_string());
-            }
-            subnet = Some(s);
-            gateway = Some(gw);
-            user_subnet = true;
+            // The gateway and range are judged after the pool's overlap
+            // (dockerd's order), so their verdict waits for the IPAM's.
+            let checked = gateway_and_range(&s, c.gateway.as_deref(), c.ip_range.as_deref());
+            let sub = checked.as_ref().ok().and_then(|(_, r)| r.clone());
+            ipam_d
+                .request_pool(&pool_req(sn, sub.as_deref().unwrap_or(""), false))
+                .await?;
+            let (gw, range) = checked?;
+            v4 = Some((s, gw, range));
             break;
         }
+        let user_subnet = v4.is_some();
         let mut v6: Option<(ipam::Subnet6, std::net::Ipv6Addr)> = None;
         if req.enable_ipv6 == Some(true) {
             for c in ipam.config.clone().unwrap_or_default() {
@@ -601,30 +667,19 @@ impl Engine {
                         .map_err(|_| EngineError::invalid(format!("invalid gateway {g}")))?,
                     None => s6.nth(1),
                 };
-                if self
-                    .networks
-                    .all()
-                    .iter()
-                    .filter_map(|n| n.subnet6())
-                    .any(|o| o.contains(s6.base) || s6.contains(o.base))
-                {
-                    return Err(EngineError::Forbidden(
-                        "invalid pool request: Pool overlaps with other one on this address space"
-                            .into(),
-                    ));
-                }
+                ipam_d.request_pool(&pool_req(sn, "", true)).await?;
                 v6 = Some((s6, gw6));
             }
             if v6.is_none() {
                 return Err(EngineError::invalid("an IPv6 subnet is required with --ipv6: no default IPv6 address pools are configured"));
             }
         }
-        let subnet = match subnet {
-            Some(s) => s,
+        let (subnet, gateway, ip_range) = match v4 {
+            Some(x) => x,
             None => {
-                let s = self.pick_subnet(None).await?;
-                gateway = Some(Ipv4Addr::from(s.first() + 1));
-                s
+                let p = ipam_d.request_pool(&pool_req("", "", false)).await?;
+                let s: Subnet = p.pool.parse()?;
+                (s, Ipv4Addr::from(s.first() + 1), None)
             }
         };
         let rec = NetRecord {
@@ -634,7 +689,7 @@ impl Engine {
             created: super::clock::now(),
             bridge: bridge_name.clone(),
             subnet: Some(subnet.to_string()),
-            gateway: gateway.map(|g| g.to_string()),
+            gateway: Some(gateway.to_string()),
             ip_range,
             subnet6: v6.map(|(s, _)| s.to_string()),
             gateway6: v6.map(|(_, g)| g.to_string()),
@@ -647,22 +702,14 @@ impl Engine {
             ipam_options: ipam.options.clone(),
             predefined: false,
         };
-        let h = self.networks.handle()?;
-        let idx = bridge::ensure_bridge(
-            &h,
-            &bridge_name,
-            gateway.map(|g| (g, subnet.prefix)),
-            &self.bridge_owner(),
-        )
-        .await?;
-        if let Some((s6, g6)) = v6 {
-            bridge::add_addr6(&h, idx, g6, s6.prefix).await?;
-        }
+        d.create_network(&rec.driver_request()).await?;
         if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
-            let _ = bridge::delete_link(&h, &bridge_name).await;
+            let gone = DeleteNetworkRequest { network_id: id };
+            let _ = d.delete_network(&gone).await;
             return Err(e);
         }
         let rec = self.networks.insert(rec);
+        self.networks.claim_gateways(&rec);
         if !rec.internal {
             ip_forward_on();
             if rec.subnet6().is_some() {
@@ -695,11 +742,14 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&n.id);
-        lock(&self.networks.used).remove(&n.id);
-        let h = self.networks.handle()?;
-        if let Err(e) = bridge::delete_link(&h, &n.bridge).await {
-            tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+        let ipam = self.networks.ipam_of(&n)?;
+        for pool_id in [n.pool_id(), n.pool6_id()].into_iter().flatten() {
+            ipam.release_pool(&ReleasePoolRequest { pool_id })?;
         }
+        let gone = DeleteNetworkRequest {
+            network_id: n.id.clone(),
+        };
+        self.networks.driver_of(&n)?.delete_network(&gone).await?;
         self.refresh_firewall()?;
         self.net_event("destroy", &n, &[]);
         Ok(())
@@ -836,230 +886,6 @@ impl Engine {
         Ok(gone)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// Joins container `cid` (named `name`) to bridge network `n`: an
-    /// address, a veth into `netns` named `ifname`, and its DNS names.
-    pub(crate) async fn plug(
-        &self,
-        h: &rtnetlink::Handle,
-        cid: &str,
-        name: &str,
-        n: &NetRecord,
-        ep: &mut EndpointSettings,
-        netns: &Path,
-        ifname: &str,
-        default_route: bool,
-    ) -> Result<()> {
-        // As dockerd, an endpoint's links are parsed when it joins.
-        for l in ep.links.iter().flatten() {
-            berth_api::links::parse(l).map_err(|e| EngineError::internal(e.to_string()))?;
-        }
-        let want = ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.clone());
-        let ip = self.networks.allocate(n, cid, want.as_deref())?;
-        let subnet = n
-            .subnet()
-            .ok_or_else(|| EngineError::internal("no subnet"))?;
-        let mac = match ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => ipam::parse_mac(m)?,
-            None => ipam::mac_for(ip),
-        };
-        let br_idx = match bridge::link_index(h, &n.bridge).await? {
-            Some(i) => i,
-            None => {
-                bridge::ensure_bridge(
-                    h,
-                    &n.bridge,
-                    n.gateway_ip().map(|g| (g, subnet.prefix)),
-                    &self.bridge_owner(),
-                )
-                .await?
-            }
-        };
-        let ip6 = match n.subnet6() {
-            Some(s6) => {
-                let want6 = ep.ipam_config.as_ref().and_then(|c| c.ipv6_address.clone());
-                match self.networks.allocate6(n, &s6, cid, want6.as_deref()) {
-                    Ok(a) => Some((a, s6.prefix)),
-                    Err(e) => {
-                        self.networks.release(&n.id, cid);
-                        return Err(e);
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut iface = bridge::Iface {
-            name: ifname.to_string(),
-            ip,
-            prefix: subnet.prefix,
-            mac,
-            ip6: None,
-            gateway6: None,
-            gateway: if default_route && !n.internal {
-                n.gateway_ip()
-            } else {
-                None
-            },
-        };
-        iface.ip6 = ip6;
-        iface.gateway6 = if default_route && !n.internal {
-            n.gateway6_ip()
-        } else {
-            None
-        };
-        if let Err(e) = bridge::add_endpoint(h, br_idx, netns, iface).await {
-            self.networks.release(&n.id, cid);
-            return Err(e);
-        }
-        ep.ip_address = Some(ip.to_string());
-        ep.ip_prefix_len = Some(subnet.prefix as i64);
-        ep.gateway = Some(n.gateway.clone().unwrap_or_default());
-        ep.mac_address = Some(ipam::mac_string(&mac));
-        ep.network_id = Some(n.id.clone());
-        if let Some((a, p)) = ip6 {
-            ep.global_ipv6_address = Some(a.to_string());
-            ep.global_ipv6_prefix_len = Some(p as i64);
-            ep.ipv6_gateway = Some(n.gateway6.clone().unwrap_or_default());
-        }
-        ep.endpoint_id = Some(super::ids::new_object_id());
-        if n.has_dns() {
-            let mut names = vec![name.to_string(), cid[..12].to_string()];
-            for a in ep.aliases.clone().unwrap_or_default() {
-                if !names.contains(&a) {
-                    names.push(a);
-                }
-            }
-            ep.dns_names = Some(names);
-        }
-        Ok(())
-    }
-
-    /// Publishes container `cid`'s ports on the host, forwarded to
-    /// `target` (its address on its first network). Returns what was bound.
-    pub(crate) async fn publish(
-        &self,
-        cid: &str,
-        ports: &Publish,
-        target: Option<Ipv4Addr>,
-    ) -> Result<PortMap> {
-        let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
-        for (k, v) in ports.bindings.clone() {
-            bindings.insert(k, v.unwrap_or_default());
-        }
-        if ports.all {
-            for k in &ports.exposed {
-                bindings.entry(k.clone()).or_default();
-                if bindings[k].is_empty() {
-                    bindings.insert(
-                        k.clone(),
-                        vec![PortBinding {
-                            host_ip: Some(String::new()),
-                            host_port: Some(String::new()),
-                        }],
-                    );
-                }
-            }
-        }
-        let mut out: PortMap = HashMap::new();
-        for k in &ports.exposed {
-            out.insert(k.clone(), None);
-        }
-        let Some(target) = target else {
-            return Ok(out);
-        };
-        let mut live = Live::default();
-        for (port_proto, binds) in &bindings {
-            let (ctr_port, proto) = port_proto
-                .split_once('/')
-                .unwrap_or((port_proto.as_str(), "tcp"));
-            let ctr_port: u16 = ctr_port
-                .parse()
-                .map_err(|_| EngineError::invalid(format!("invalid port {port_proto}")))?;
-            let mut actual = Vec::new();
-            for b in binds {
-                let host_ip = b
-                    .host_ip
-                    .clone()
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "0.0.0.0".into());
-                let ip: std::net::IpAddr = host_ip
-                    .parse()
-                    .map_err(|_| EngineError::invalid(format!("invalid host IP {host_ip}")))?;
-                let candidates: Vec<u16> = match b.host_port.as_deref().filter(|p| !p.is_empty()) {
-                    None => vec![0],
-                    Some(p) => match p.split_once('-') {
-                        Some((a, z)) => {
-                            let (a, z): (u16, u16) = (
-                                a.parse().map_err(|_| {
-                                    EngineError::invalid(format!("invalid port range {p}"))
-                                })?,
-                                z.parse().map_err(|_| {
-                                    EngineError::invalid(format!("invalid port range {p}"))
-                                })?,
-                            );
-                            (a..=z).collect()
-                        }
-                        None => vec![p
-                            .parse()
-                            .map_err(|_| EngineError::invalid(format!("invalid host port {p}")))?],
-                    },
-                };
-                let mut last_err = None;
-                let mut bound = None;
-                for hp in candidates {
-                    match proxy::start(
-                        proto,
-                        SocketAddr::new(ip, hp),
-                        SocketAddr::new(target.into(), ctr_port),
-                    )
-                    .await
-                    {
-                        Ok(x) => {
-                            bound = Some(x);
-                            break;
-                        }
-                        Err(e) => last_err = Some(e),
-                    }
-                }
-                let (px, port) = match bound {
-                    Some(x) => x,
-                    None => {
-                        drop(live);
-                        return Err(last_err.unwrap_or_else(|| EngineError::internal("no port")));
-                    }
-                };
-                live.proxies.push(px);
-                if let std::net::IpAddr::V4(v4) = ip {
-                    if !v4.is_loopback() {
-                        live.dnats.push(firewall::Dnat {
-                            host_ip: (!v4.is_unspecified()).then_some(v4),
-                            host_port: port,
-                            proto: proto.to_string(),
-                            target,
-                            target_port: ctr_port,
-                        });
-                    }
-                }
-                actual.push(PortBinding {
-                    host_ip: Some(host_ip.clone()),
-                    host_port: Some(port.to_string()),
-                });
-            }
-            out.insert(port_proto.clone(), Some(actual));
-        }
-        let had_dnat = !live.dnats.is_empty();
-        {
-            let mut l = lock(&self.networks.live);
-            let e = l.entry(cid.to_string()).or_default();
-            e.proxies.append(&mut live.proxies);
-            e.dnats.append(&mut live.dnats);
-        }
-        if had_dnat {
-            self.refresh_firewall()?;
-        }
-        Ok(out)
-    }
-
     /// The gateway of the default bridge (for `host-gateway` in --add-host).
     pub fn default_gateway(&self) -> Option<String> {
         self.networks
@@ -1076,6 +902,42 @@ impl Engine {
 fn is_generated_bridge_name(name: &str) -> bool {
     name.strip_prefix("br-")
         .is_some_and(|h| h.len() == 12 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A configured gateway (else the subnet's first address) and IP range,
+/// checked against subnet `s`.
+fn gateway_and_range(
+    s: &Subnet,
+    gateway: Option<&str>,
+    ip_range: Option<&str>,
+) -> Result<(Ipv4Addr, Option<String>)> {
+    let gw = match gateway.filter(|g| !g.is_empty()) {
+        Some(g) => {
+            let ip: Ipv4Addr = g
+                .parse()
+                .map_err(|_| EngineError::invalid(format!("invalid gateway {g}")))?;
+            if !s.contains(ip) {
+                return Err(EngineError::invalid(format!(
+                    "no matching subnet for gateway {g}"
+                )));
+            }
+            ip
+        }
+        None => Ipv4Addr::from(s.first() + 1),
+    };
+    let range = match ip_range.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let rr: Subnet = r.parse()?;
+            if !s.contains(rr.base) || rr.prefix < s.prefix {
+                return Err(EngineError::invalid(format!(
+                    "no matching subnet for range {r}"
+                )));
+            }
+            Some(rr.to_string())
+        }
+        None => None,
+    };
+    Ok((gw, range))
 }
 
 pub fn validate_endpoint(n: &NetRecord, ep: &EndpointSettings) -> Result<()> {
