@@ -32,6 +32,25 @@ pub fn path(id: &str) -> String {
     format!("{}/{id}", parent())
 }
 
+/// Where the v1 controllers and the v2 tree are mounted (this host's hybrid
+/// layout, and plain v2 hosts).
+const V1_ROOT: &str = "/sys/fs/cgroup";
+const V2_ROOTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+
+/// The directory of cgroup `rel` (see `path`) in v1 controller `controller`.
+pub fn v1_dir(controller: &str, rel: &str) -> String {
+    format!("{V1_ROOT}/{controller}{rel}")
+}
+
+/// The v2 directory of cgroup `rel`, when it lives in a v2 tree that has
+/// the memory controller (where stats and limits are read and written).
+pub fn v2_dir(rel: &str) -> Option<String> {
+    V2_ROOTS
+        .iter()
+        .map(|b| format!("{b}{rel}"))
+        .find(|d| Path::new(&format!("{d}/memory.current")).exists())
+}
+
 /// Mount points of the cgroup hierarchies (v1 controllers and v2).
 pub fn mounts() -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::Status;
-use crate::engine::cgroups::path as cgroups_path;
+use crate::engine::cgroups::{self, path as cgroups_path};
 use crate::engine::{Engine, Result};
 
 fn read(p: &str) -> Option<String> {
@@ -32,16 +32,6 @@ fn kv(p: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-/// The v2 directory of a container's cgroup, when it has one.
-fn v2_dir(rel: &str) -> Option<String> {
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        let d = format!("{base}{rel}");
-        if std::path::Path::new(&format!("{d}/memory.current")).exists() {
-            return Some(d);
-        }
-    }
-    None
-}
 
 /// Host CPU time in nanoseconds, as Docker computes `system_cpu_usage`.
 fn system_cpu() -> u64 {
@@ -96,7 +86,7 @@ fn networks(pid: i64) -> Value {
 /// cgroup v1 block I/O, as moby reads it: one list per stat file (empty,
 /// not null, when the file is absent — CFQ files often are).
 fn blkio_v1(rel: &str) -> Value {
-    let dir = format!("/sys/fs/cgroup/blkio{rel}");
+    let dir = cgroups::v1_dir("blkio", rel);
     // Lines are `maj:min op value`, or `maj:min value` for time and sectors.
     let entries = |files: &[&str]| -> Vec<Value> {
         let text = files
@@ -132,7 +122,7 @@ fn blkio_v1(rel: &str) -> Value {
 fn sample(id: &str, ncpu: u64) -> (Value, Value, Value, Value) {
     let rel = cgroups_path(id);
     let sys = system_cpu();
-    if let Some(d) = v2_dir(&rel) {
+    if let Some(d) = cgroups::v2_dir(&rel) {
         let cpu = kv(&format!("{d}/cpu.stat"));
         let usage = cpu.get("usage_usec").copied().unwrap_or(0) * 1000;
         let cpu_stats = json!({
@@ -156,7 +146,7 @@ fn sample(id: &str, ncpu: u64) -> (Value, Value, Value, Value) {
             json!({"io_service_bytes_recursive": null}),
         );
     }
-    let acct = format!("/sys/fs/cgroup/cpuacct{rel}");
+    let acct = cgroups::v1_dir("cpuacct", &rel);
     let per_cpu: Vec<u64> = read(&format!("{acct}/cpuacct.usage_percpu"))
         .unwrap_or_default()
         .split_whitespace()
@@ -165,7 +155,7 @@ fn sample(id: &str, ncpu: u64) -> (Value, Value, Value, Value) {
     let st = kv(&format!("{acct}/cpuacct.stat"));
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let thr = kv(&format!("/sys/fs/cgroup/cpu{rel}/cpu.stat"));
+    let thr = kv(&format!("{}/cpu.stat", cgroups::v1_dir("cpu", &rel)));
     let cpu_stats = json!({
         "cpu_usage": {
             "total_usage": num(&format!("{acct}/cpuacct.usage")).unwrap_or(0),
@@ -176,7 +166,7 @@ fn sample(id: &str, ncpu: u64) -> (Value, Value, Value, Value) {
         "system_cpu_usage": sys, "online_cpus": ncpu,
         "throttling_data": {"periods": thr.get("nr_periods").copied().unwrap_or(0), "throttled_periods": thr.get("nr_throttled").copied().unwrap_or(0), "throttled_time": thr.get("throttled_time").copied().unwrap_or(0)},
     });
-    let m = format!("/sys/fs/cgroup/memory{rel}");
+    let m = cgroups::v1_dir("memory", &rel);
     let mem = json!({
         "usage": num(&format!("{m}/memory.usage_in_bytes")).unwrap_or(0),
         "max_usage": num(&format!("{m}/memory.max_usage_in_bytes")).unwrap_or(0),
@@ -184,7 +174,7 @@ fn sample(id: &str, ncpu: u64) -> (Value, Value, Value, Value) {
         "stats": kv(&format!("{m}/memory.stat")),
         "limit": num(&format!("{m}/memory.limit_in_bytes")).unwrap_or(0).min(crate::engine::host::mem_total_u64()),
     });
-    let p = format!("/sys/fs/cgroup/pids{rel}");
+    let p = cgroups::v1_dir("pids", &rel);
     let limit = read(&format!("{p}/pids.max"))
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(0);

@@ -6,7 +6,7 @@
 use berth_api::models::ContainerUpdateBody;
 
 use super::Status;
-use crate::engine::cgroups::path as cgroups_path;
+use crate::engine::cgroups::{self, path as cgroups_path};
 use crate::engine::{Engine, EngineError, Result};
 
 fn write(path: &str, value: &str) -> Result<()> {
@@ -14,7 +14,7 @@ fn write(path: &str, value: &str) -> Result<()> {
 }
 
 fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
-    let m = format!("/sys/fs/cgroup/memory{rel}");
+    let m = cgroups::v1_dir("memory", rel);
     if let Some(mem) = u.memory.filter(|m| *m > 0) {
         let swap = u.memory_swap;
         let cur_memsw: i64 = std::fs::read_to_string(format!("{m}/memory.memsw.limit_in_bytes"))
@@ -43,7 +43,7 @@ fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
     if let Some(r) = u.memory_reservation.filter(|m| *m > 0) {
         write(&format!("{m}/memory.soft_limit_in_bytes"), &r.to_string())?;
     }
-    let cpu = format!("/sys/fs/cgroup/cpu{rel}");
+    let cpu = cgroups::v1_dir("cpu", rel);
     if let Some(s) = u.cpu_shares.filter(|s| *s > 0) {
         write(&format!("{cpu}/cpu.shares"), &s.to_string())?;
     }
@@ -60,7 +60,7 @@ fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
     if let Some(q) = u.cpu_quota.filter(|q| *q != 0) {
         write(&format!("{cpu}/cpu.cfs_quota_us"), &q.to_string())?;
     }
-    let cs = format!("/sys/fs/cgroup/cpuset{rel}");
+    let cs = cgroups::v1_dir("cpuset", rel);
     if let Some(c) = u.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
         write(&format!("{cs}/cpuset.cpus"), c)?;
     }
@@ -73,10 +73,10 @@ fn apply_v1(rel: &str, u: &ContainerUpdateBody) -> Result<()> {
         } else {
             p.to_string()
         };
-        write(&format!("/sys/fs/cgroup/pids{rel}/pids.max"), &v)?;
+        write(&format!("{}/pids.max", cgroups::v1_dir("pids", rel)), &v)?;
     }
     if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
-        let p = format!("/sys/fs/cgroup/blkio{rel}/blkio.weight");
+        let p = format!("{}/blkio.weight", cgroups::v1_dir("blkio", rel));
         if std::path::Path::new(&p).exists() {
             write(&p, &w.to_string())?;
         }
@@ -191,11 +191,7 @@ impl Engine {
         })?;
         if r.state.status.is_running() && r.state.status != Status::Restarting {
             let rel = cgroups_path(&r.id);
-            let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-                .iter()
-                .map(|b| format!("{b}{rel}"))
-                .find(|d| std::path::Path::new(&format!("{d}/memory.current")).exists());
-            match v2 {
+            match cgroups::v2_dir(&rel) {
                 Some(d) => apply_v2(&d, &u)?,
                 None => apply_v1(&rel, &u)?,
             }
