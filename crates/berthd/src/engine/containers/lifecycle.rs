@@ -9,7 +9,7 @@ use std::time::Duration;
 use berth_api::shim::{ExitStatus, Request, ShimConfig};
 use berth_runtime::{ContainerFiles, NetNs, NsMode, SeccompChoice, SpecInput};
 
-use super::{now, parse_signal, parse_size, shim, user, Container, Paths, Record, Status};
+use super::{now, parse_signal, shim, user, Container, Paths, Record, Status};
 use crate::engine::cgroups;
 use crate::engine::networks::netns;
 use crate::engine::{Engine, EngineError, Result};
@@ -609,11 +609,7 @@ impl Engine {
 
         lap("spec");
         // The shim.
-        let log_cfg = hc
-            .log_config
-            .as_ref()
-            .and_then(|l| l.config.clone())
-            .unwrap_or_default();
+        let log = self.log_sink(r, &p.log);
         let exit_file = p.bundle.join("exit.json");
         let _ = std::fs::remove_file(&exit_file);
         if let Some(sdir) = p.socket.parent() {
@@ -625,19 +621,9 @@ impl Engine {
             runtime_root: self.config.exec_root.join("runtime").display().to_string(),
             socket: p.socket.display().to_string(),
             exit_file: exit_file.display().to_string(),
-            log_path: if self.log_enabled(r) {
-                p.log.display().to_string()
-            } else {
-                String::new()
-            },
-            log_max_size: log_cfg
-                .get("max-size")
-                .and_then(|s| parse_size(s))
-                .unwrap_or(0),
-            log_max_file: log_cfg
-                .get("max-file")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
+            log_path: log.path,
+            log_max_size: log.max_size,
+            log_max_file: log.max_file,
             tty,
             open_stdin: r.config.open_stdin.unwrap_or(false),
             stdin_once: r.config.stdin_once.unwrap_or(false),

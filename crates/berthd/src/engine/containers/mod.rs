@@ -713,41 +713,15 @@ impl Engine {
         if hc.network_mode.is_none() {
             hc.network_mode = Some("default".into());
         }
-        validate::log_config(
-            hc.log_config
-                .as_ref()
-                .and_then(|l| l.typ.as_deref())
-                .unwrap_or(""),
-            hc.log_config.as_ref().and_then(|l| l.config.as_ref()),
-        )?;
-        if hc
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref())
-            .unwrap_or("")
-            .is_empty()
-        {
+        let log_driver = hc.log_config.as_ref().and_then(|l| l.typ.clone());
+        let driver = crate::engine::logging::lookup(log_driver.as_deref().unwrap_or(""))?;
+        let log_opts = hc.log_config.as_ref().and_then(|l| l.config.clone());
+        driver.validate_options(log_opts.as_ref().unwrap_or(&HashMap::new()))?;
+        if log_driver.unwrap_or_default().is_empty() {
             hc.log_config = Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(
-                    hc.log_config
-                        .as_ref()
-                        .and_then(|l| l.config.clone())
-                        .unwrap_or_default(),
-                ),
+                typ: Some(driver.name().into()),
+                config: Some(log_opts.unwrap_or_default()),
             })
-        }
-        if let Some(lc) = hc.log_config.as_ref().and_then(|l| l.config.as_ref()) {
-            if let Some(s) = lc.get("max-size") {
-                parse_size(s)
-                    .ok_or_else(|| EngineError::invalid(format!("invalid max-size: {s}")))?;
-            }
-            if let Some(s) = lc.get("max-file") {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| EngineError::invalid(format!("invalid max-file: {s}")))?;
-            }
         }
         if let Some(sig) = cfg.stop_signal.as_deref().filter(|s| !s.is_empty()) {
             parse_signal(sig)?;
@@ -890,11 +864,7 @@ impl Engine {
             resolv_conf_path: Some(files.resolv.display().to_string()),
             hostname_path: Some(files.hostname.display().to_string()),
             hosts_path: Some(files.hosts.display().to_string()),
-            log_path: Some(if self.log_enabled(&r) {
-                p.log.display().to_string()
-            } else {
-                String::new()
-            }),
+            log_path: Some(self.log_sink(&r, &p.log).path),
             name: Some(format!("/{}", r.name)),
             restart_count: Some(r.restart_count),
             driver: Some("overlay2".into()),
@@ -961,14 +931,6 @@ impl Engine {
             mac_address: Some(s(&b.mac_address)),
             networks: Some(r.endpoints.clone().into_iter().collect()),
         }
-    }
-
-    pub fn log_enabled(&self, r: &Record) -> bool {
-        r.host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref())
-            != Some("none")
     }
 
     pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {
@@ -1360,24 +1322,6 @@ pub fn install_init(data_root: &Path) -> Result<()> {
 
 use crate::engine::host::dir_size;
 
-/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        Some('t') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    if n < 0.0 {
-        return None;
-    }
-    Some((n * mult as f64) as u64)
-}
-
 /// `SIGTERM`, `TERM`, `15` → 15.
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || EngineError::invalid(format!("Invalid signal: {s}"));
@@ -1513,14 +1457,6 @@ mod tests {
         assert_eq!(parse_signal("USR1").unwrap(), libc::SIGUSR1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1k"), Some(1024));
-        assert_eq!(parse_size("100"), Some(100));
-        assert!(parse_size("x").is_none());
     }
 
     #[test]
