@@ -177,6 +177,16 @@ fn log_files(base: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Reads the next whole line into `buf` and gives its length; None at the
+/// end, or at a line the shim is still writing (it is read next time).
+fn next_line(rd: &mut impl BufRead, buf: &mut String) -> Option<usize> {
+    buf.clear();
+    match rd.read_line(buf) {
+        Ok(n) if n > 0 && buf.ends_with('\n') => Some(n),
+        _ => None,
+    }
+}
+
 async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<LogEntry>) {
     let Follow {
         mut producer,
@@ -199,21 +209,11 @@ async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<Log
         }
         let mut rd = BufReader::new(file);
         let mut buf = String::new();
-        loop {
-            buf.clear();
-            match rd.read_line(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    // A line the shim is still writing is read next time.
-                    if !buf.ends_with('\n') {
-                        break;
-                    }
-                    if live {
-                        pos += n as u64;
-                    }
-                    entries.extend(entry(&c, buf.trim_end()));
-                }
+        while let Some(n) = next_line(&mut rd, &mut buf) {
+            if live {
+                pos += n as u64;
             }
+            entries.extend(entry(&c, buf.trim_end()));
         }
     }
     let start = match c.tail {
@@ -244,21 +244,12 @@ async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<Log
             if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
                 let mut rd = BufReader::new(f);
                 let mut buf = String::new();
-                loop {
-                    buf.clear();
-                    match rd.read_line(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !buf.ends_with('\n') {
-                                break;
-                            }
-                            pos += n as u64;
-                            got = true;
-                            if let Some(e) = entry(&c, buf.trim_end()) {
-                                if tx.send(e).await.is_err() {
-                                    return;
-                                }
-                            }
+                while let Some(n) = next_line(&mut rd, &mut buf) {
+                    pos += n as u64;
+                    got = true;
+                    if let Some(e) = entry(&c, buf.trim_end()) {
+                        if tx.send(e).await.is_err() {
+                            return;
                         }
                     }
                 }
