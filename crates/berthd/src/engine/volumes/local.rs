@@ -128,6 +128,25 @@ impl LocalDriver {
         }
     }
 
+    fn info(&self, name: &str) -> VolumeInfo {
+        let data = self.data(name);
+        // The directory's time stands in: the driver keeps no other (the
+        // volume's record has the real one).
+        let created_at = std::fs::metadata(self.root.join(name))
+            .and_then(|m| m.modified())
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default();
+        VolumeInfo {
+            name: name.to_string(),
+            mountpoint: data.display().to_string(),
+            created_at,
+            status: HashMap::new(),
+        }
+    }
+
     #[cfg(test)]
     fn holders(&self, name: &str) -> usize {
         self.volumes().get(name).map_or(0, |v| v.holders.len())
@@ -251,26 +270,6 @@ impl VolumeDriver for LocalDriver {
             capabilities: Capability {
                 scope: LOCAL.into(),
             },
-        }
-    }
-}
-
-impl LocalDriver {
-    fn info(&self, name: &str) -> VolumeInfo {
-        let data = self.data(name);
-        // The directory's birth, as the local driver has no other record.
-        let created_at = std::fs::metadata(self.root.join(name))
-            .and_then(|m| m.modified())
-            .map(|t| {
-                chrono::DateTime::<chrono::Utc>::from(t)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            })
-            .unwrap_or_default();
-        VolumeInfo {
-            name: name.to_string(),
-            mountpoint: data.display().to_string(),
-            created_at,
-            status: HashMap::new(),
         }
     }
 }
