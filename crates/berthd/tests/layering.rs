@@ -225,7 +225,10 @@ fn no_source_file_is_over_1200_lines() {
     for dir in ["crates", "tests", "bench"] {
         rust_files(&repo.join(dir), &mut files);
     }
-    assert!(files.len() > 100, "the scan found too few files: it is broken");
+    assert!(
+        files.len() > 100,
+        "the scan found too few files: it is broken"
+    );
     let long: Vec<String> = files
         .iter()
         .filter(|f| !f.components().any(|c| c.as_os_str() == "target"))
@@ -247,7 +250,10 @@ fn cli_commands_do_not_import_each_other() {
         .filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .filter(|n| n != "mod" && n != "common")
         .collect();
-    assert!(names.len() > 5, "the scan found too few commands: it is broken");
+    assert!(
+        names.len() > 5,
+        "the scan found too few commands: it is broken"
+    );
     let mut bad = Vec::new();
     for f in &files {
         let me = f.file_stem().map(|s| s.to_string_lossy().into_owned());

@@ -9,6 +9,7 @@ pub mod events;
 pub mod host;
 pub mod ids;
 pub mod images;
+pub mod logging;
 pub mod mountinfo;
 pub mod networks;
 pub mod reconcile;

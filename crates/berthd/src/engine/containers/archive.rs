@@ -302,9 +302,9 @@ impl Engine {
         for m in plan {
             let source = match m.typ.as_str() {
                 VOLUME => {
-                    self.activate_volume(&m.name, &v.holder)?;
+                    let data = self.activate_volume(&m.name, &v.holder)?;
                     v.volumes.push(m.name.clone());
-                    self.volumes.data_path(&m.name)
+                    data
                 }
                 BIND => PathBuf::from(&m.source),
                 // A stopped container's tmpfs is empty; its directory shows.

@@ -201,41 +201,15 @@ impl Engine {
         if hc.network_mode.is_none() {
             hc.network_mode = Some("default".into());
         }
-        validate::log_config(
-            hc.log_config
-                .as_ref()
-                .and_then(|l| l.typ.as_deref())
-                .unwrap_or(""),
-            hc.log_config.as_ref().and_then(|l| l.config.as_ref()),
-        )?;
-        if hc
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref())
-            .unwrap_or("")
-            .is_empty()
-        {
+        let log_driver = hc.log_config.as_ref().and_then(|l| l.typ.clone());
+        let driver = crate::engine::logging::lookup(log_driver.as_deref().unwrap_or(""))?;
+        let log_opts = hc.log_config.as_ref().and_then(|l| l.config.clone());
+        driver.validate_options(log_opts.as_ref().unwrap_or(&HashMap::new()))?;
+        if log_driver.unwrap_or_default().is_empty() {
             hc.log_config = Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(
-                    hc.log_config
-                        .as_ref()
-                        .and_then(|l| l.config.clone())
-                        .unwrap_or_default(),
-                ),
+                typ: Some(driver.name().into()),
+                config: Some(log_opts.unwrap_or_default()),
             })
-        }
-        if let Some(lc) = hc.log_config.as_ref().and_then(|l| l.config.as_ref()) {
-            if let Some(s) = lc.get("max-size") {
-                parse_size(s)
-                    .ok_or_else(|| EngineError::invalid(format!("invalid max-size: {s}")))?;
-            }
-            if let Some(s) = lc.get("max-file") {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| EngineError::invalid(format!("invalid max-file: {s}")))?;
-            }
         }
         if let Some(sig) = cfg.stop_signal.as_deref().filter(|s| !s.is_empty()) {
             parse_signal(sig)?;

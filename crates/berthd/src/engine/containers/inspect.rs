@@ -80,11 +80,7 @@ impl Engine {
             resolv_conf_path: Some(files.resolv.display().to_string()),
             hostname_path: Some(files.hostname.display().to_string()),
             hosts_path: Some(files.hosts.display().to_string()),
-            log_path: Some(if self.log_enabled(&r) {
-                p.log.display().to_string()
-            } else {
-                String::new()
-            }),
+            log_path: Some(self.log_sink(&r, &p.log).path),
             name: Some(format!("/{}", r.name)),
             restart_count: Some(r.restart_count),
             driver: Some("overlay2".into()),
@@ -151,14 +147,6 @@ impl Engine {
             mac_address: Some(s(&b.mac_address)),
             networks: Some(r.endpoints.clone().into_iter().collect()),
         }
-    }
-
-    pub fn log_enabled(&self, r: &Record) -> bool {
-        r.host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref())
-            != Some("none")
     }
 
     pub fn summary(&self, r: &Record, size: bool) -> ContainerSummary {

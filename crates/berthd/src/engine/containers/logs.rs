@@ -1,18 +1,19 @@
-//! `GET /containers/{id}/logs`: reads the json-file log the shim writes
-//! (rotated files oldest first), filters by stream and time, applies
-//! `tail`, and with `follow` keeps reading until the container stops.
+//! `GET /containers/{id}/logs`: the container's log as its log driver
+//! reads it back (`engine::logging`), framed for the client (multiplexed
+//! without a TTY, raw with one), with timestamps when asked. Also the
+//! driver's view of a container: its `Info`, and what the shim writes.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_api::stdcopy::{frame, StreamType};
 use bytes::Bytes;
-use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use super::{Container, Progress, Record};
+use crate::engine::logging::{self, Follow, Info, LogDriver, LogEntry, ReadConfig, ShimSink};
 use crate::engine::{Engine, EngineError, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -27,72 +28,72 @@ pub struct LogOptions {
     pub tail: Option<usize>,
 }
 
-#[derive(Deserialize)]
-struct Line {
-    log: String,
-    stream: String,
-    time: String,
+/// The container whose log is followed: it writes while it runs.
+struct Producer {
+    c: Arc<Container>,
+    progress: watch::Receiver<Progress>,
 }
 
-struct Ctx {
-    opts: LogOptions,
-    tty: bool,
-}
+impl logging::Producer for Producer {
+    fn gone(&self) -> bool {
+        !self.c.status().is_running() || self.progress.borrow().removed
+    }
 
-impl Ctx {
-    /// Frames one log line, or None when it is filtered out.
-    fn render(&self, raw: &str) -> Option<Bytes> {
-        let l: Line = serde_json::from_str(raw).ok()?;
-        let stream = match l.stream.as_str() {
-            "stdout" if self.opts.stdout => StreamType::Stdout,
-            "stderr" if self.opts.stderr => StreamType::Stderr,
-            _ => return None,
-        };
-        if self.opts.since.is_some() || self.opts.until.is_some() {
-            let t = chrono::DateTime::parse_from_rfc3339(&l.time)
-                .ok()?
-                .timestamp_nanos_opt()?;
-            if self.opts.since.is_some_and(|s| t < s) || self.opts.until.is_some_and(|u| t > u) {
-                return None;
-            }
-        }
-        let mut payload = String::new();
-        if self.opts.timestamps {
-            payload.push_str(&l.time);
-            payload.push(' ');
-        }
-        payload.push_str(&l.log);
-        Some(if self.tty {
-            Bytes::from(payload)
-        } else {
-            frame(stream, payload.as_bytes())
+    fn changed(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let _ = self.progress.changed().await;
         })
     }
 }
 
-/// Rotated files first (`.N` … `.1`), then the live one.
-fn log_files(base: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
-    if let (Some(dir), Some(name)) = (base.parent(), base.file_name().and_then(|n| n.to_str())) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let f = e.file_name().to_string_lossy().to_string();
-                if let Some(n) = f
-                    .strip_prefix(&format!("{name}."))
-                    .and_then(|s| s.parse::<u32>().ok())
-                {
-                    rotated.push((n, e.path()));
-                }
-            }
-        }
-    }
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut v: Vec<PathBuf> = rotated.into_iter().map(|x| x.1).collect();
-    v.push(base.to_path_buf());
-    v
+/// Frames one entry as the client reads it.
+fn render(e: LogEntry, tty: bool, timestamps: bool) -> Option<Bytes> {
+    let stream = match e.source.as_str() {
+        "stdout" => StreamType::Stdout,
+        "stderr" => StreamType::Stderr,
+        _ => return None,
+    };
+    let payload = if timestamps {
+        format!("{} {}", e.time, e.line)
+    } else {
+        e.line
+    };
+    Some(if tty {
+        Bytes::from(payload)
+    } else {
+        frame(stream, payload.as_bytes())
+    })
 }
 
 impl Engine {
+    /// The log driver the container's record names, and Docker's `Info`
+    /// of the container for it (`log_path`: its json-file).
+    pub(crate) fn log_driver(&self, r: &Record, log_path: &Path) -> (&'static dyn LogDriver, Info) {
+        let lc = r.host_config.log_config.as_ref();
+        let info = Info {
+            config: lc.and_then(|l| l.config.clone()).unwrap_or_default(),
+            container_id: r.id.clone(),
+            container_name: format!("/{}", r.name),
+            container_entrypoint: r.path.clone(),
+            container_args: r.args.clone(),
+            container_image_id: r.image_id.clone(),
+            container_image_name: r.config.image.clone().unwrap_or_default(),
+            container_created: r.created.clone(),
+            container_env: r.config.env.clone().unwrap_or_default(),
+            container_labels: r.config.labels.clone().unwrap_or_default(),
+            log_path: log_path.display().to_string(),
+            daemon_name: "docker".into(),
+        };
+        (logging::driver_of(lc.and_then(|l| l.typ.as_deref())), info)
+    }
+
+    /// What the shim writes for the container; its `path` (empty when the
+    /// driver keeps no file) is also inspect's `LogPath`.
+    pub(crate) fn log_sink(&self, r: &Record, log_path: &Path) -> ShimSink {
+        let (driver, info) = self.log_driver(r, log_path);
+        driver.shim_sink(&info)
+    }
+
     /// Returns whether the container has a TTY and a channel of frames.
     pub fn container_logs(
         self: &Arc<Self>,
@@ -106,122 +107,66 @@ impl Engine {
         }
         let c = self.containers.find(key)?;
         let r = c.snapshot();
-        if !self.log_enabled(&r) {
-            return Err(EngineError::NotImplemented(
-                "configured logging driver does not support reading".into(),
-            ));
-        }
+        let (driver, info) = self.log_driver(&r, &self.paths(&r.id).log);
+        let follow = Follow {
+            producer: Box::new(Producer {
+                progress: c.progress.subscribe(),
+                c,
+            }),
+            shutdown: self.shutdown_signal(),
+        };
+        let config = ReadConfig {
+            since: opts.since,
+            until: opts.until,
+            tail: opts.tail,
+            follow: opts.follow,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        };
+        let mut entries = driver.read_logs(&info, config, follow)?;
         let tty = r.config.tty.unwrap_or(false);
-        let base = self.paths(&r.id).log;
+        let timestamps = opts.timestamps;
         let (tx, rx) = mpsc::channel(256);
-        let ctx = Ctx { opts, tty };
-        let me = self.clone();
         tokio::spawn(async move {
-            let mut shutdown = me.shutdown_signal();
-            // Past lines.
-            let files = log_files(&base);
-            let mut lines: Vec<String> = Vec::new();
-            let mut pos = 0u64;
-            let mut ino = 0u64;
-            for (i, f) in files.iter().enumerate() {
-                let Ok(file) = std::fs::File::open(f) else {
-                    continue;
-                };
-                if i == files.len() - 1 {
-                    if let Ok(m) = file.metadata() {
-                        ino = m.ino();
-                    }
-                }
-                let mut rd = BufReader::new(file);
-                let mut buf = String::new();
-                loop {
-                    buf.clear();
-                    match rd.read_line(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !buf.ends_with('\n') {
-                                break;
-                            }
-                            if i == files.len() - 1 {
-                                pos += n as u64;
-                            }
-                            lines.push(buf.trim_end().to_string());
-                        }
-                    }
-                }
-            }
-            let rendered: Vec<Bytes> = lines.iter().filter_map(|l| ctx.render(l)).collect();
-            let start = match ctx.opts.tail {
-                Some(n) => rendered.len().saturating_sub(n),
-                None => 0,
-            };
-            for b in rendered.into_iter().skip(start) {
-                if tx.send(b).await.is_err() {
-                    return;
-                }
-            }
-            if !ctx.opts.follow {
-                return;
-            }
-            // Follow: poll the live file until the container stops and the
-            // file is drained.
-            let mut progress = c.progress.subscribe();
-            let mut stopping = !c.status().is_running();
             loop {
-                let mut got = false;
-                if let Ok(mut f) = std::fs::File::open(&base) {
-                    let meta = f.metadata().ok();
-                    let (cur_ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
-                    if cur_ino != ino || len < pos {
-                        // Rotated: start the new file from its beginning.
-                        ino = cur_ino;
-                        pos = 0;
-                    }
-                    if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
-                        let mut rd = BufReader::new(f);
-                        let mut buf = String::new();
-                        loop {
-                            buf.clear();
-                            match rd.read_line(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    if !buf.ends_with('\n') {
-                                        break;
-                                    }
-                                    pos += n as u64;
-                                    got = true;
-                                    if let Some(b) = ctx.render(buf.trim_end()) {
-                                        if tx.send(b).await.is_err() {
-                                            return;
-                                        }
-                                    }
-                                }
+                tokio::select! {
+                    e = entries.recv() => {
+                        let Some(e) = e else { return };
+                        if let Some(b) = render(e, tty, timestamps) {
+                            if tx.send(b).await.is_err() {
+                                return;
                             }
                         }
                     }
-                }
-                if stopping && !got {
-                    return;
-                }
-                if ctx
-                    .opts
-                    .until
-                    .is_some_and(|u| u <= crate::engine::events::now_nanos())
-                {
-                    return;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = progress.changed() => {}
+                    // A client gone stops the driver's reader too.
                     _ = tx.closed() => return,
-                    _ = shutdown.changed() => return,
-                }
-                if !c.status().is_running() || progress.borrow().removed {
-                    // One more pass picks up the last lines.
-                    stopping = true;
                 }
             }
         });
         Ok((tty, rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_framed_as_docker_sends_them() {
+        let e = |source: &str| LogEntry {
+            source: source.into(),
+            time: "2024-01-01T00:00:01.5Z".into(),
+            line: "hi\n".into(),
+        };
+        assert_eq!(render(e("stdout"), true, false).unwrap(), "hi\n");
+        assert_eq!(
+            render(e("stdout"), true, true).unwrap(),
+            "2024-01-01T00:00:01.5Z hi\n"
+        );
+        assert_eq!(
+            render(e("stderr"), false, false).unwrap(),
+            frame(StreamType::Stderr, b"hi\n")
+        );
+        assert!(render(e("other"), false, false).is_none());
     }
 }

@@ -440,15 +440,6 @@ impl Engine {
 
 use crate::engine::host::dir_size;
 
-/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`); the
-/// log driver's `max-size`, which must not be negative.
-pub fn parse_size(s: &str) -> Option<u64> {
-    // Surrounding blanks were always forgiven here.
-    berth_api::units::ram_in_bytes(s.trim())
-        .ok()
-        .and_then(|n| u64::try_from(n).ok())
-}
-
 /// `SIGTERM`, `TERM`, `15` → 15.
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || EngineError::invalid(format!("Invalid signal: {s}"));
@@ -497,13 +488,5 @@ mod tests {
         assert_eq!(parse_signal("USR1").unwrap(), libc::SIGUSR1);
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1k"), Some(1024));
-        assert_eq!(parse_size("100"), Some(100));
-        assert!(parse_size("x").is_none());
     }
 }

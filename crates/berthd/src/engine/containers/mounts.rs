@@ -63,6 +63,8 @@ pub struct MountRec {
 /// What `create` needs to make a volume a mount names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VolumeWant {
+    /// The volume driver (`local` when empty).
+    pub driver: String,
     pub labels: HashMap<String, String>,
     pub options: HashMap<String, String>,
 }
@@ -255,12 +257,8 @@ pub fn parse_mount(m: &Mount) -> Result<(MountRec, VolumeWant)> {
                 ));
             }
             if let Some(d) = &vo.driver_config {
-                let name = d.name.clone().unwrap_or_default();
-                if !name.is_empty() && name != crate::engine::volumes::LOCAL {
-                    return Err(EngineError::not_found(format!(
-                        "error looking up volume plugin {name}: plugin \"{name}\" not found"
-                    )));
-                }
+                // Looked up by the caller, which knows the drivers.
+                want.driver = d.name.clone().unwrap_or_default();
                 want.options = d.options.clone().unwrap_or_default();
             }
             want.labels = vo.labels.clone().unwrap_or_default();
@@ -552,31 +550,27 @@ impl Engine {
         want: VolumeWant,
         made: &mut Vec<String>,
     ) -> Result<MountRec> {
-        let (v, now) = self.create_volume_locked(
-            &rec.name,
-            crate::engine::volumes::LOCAL,
-            want.labels,
-            want.options,
-        )?;
+        let (v, now) =
+            self.create_volume_locked(&rec.name, &want.driver, want.labels, want.options)?;
         if now {
             made.push(v.name.clone());
         }
-        rec.source = self.volumes.data_path(&v.name).display().to_string();
+        rec.source = self.volumes.mountpoint(&v).display().to_string();
+        rec.driver = v.driver;
         rec.name = v.name;
-        rec.driver = crate::engine::volumes::LOCAL.into();
         Ok(rec)
     }
 
     fn plan_locked(&self, r: &Record, made: &mut Vec<String>) -> Result<Vec<MountRec>> {
         let hc = &r.host_config;
         let mut points: BTreeMap<String, MountRec> = BTreeMap::new();
-        if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty()) {
-            if d != crate::engine::volumes::LOCAL {
-                return Err(EngineError::not_found(format!(
-                    "error looking up volume plugin {d}: plugin \"{d}\" not found"
-                )));
-            }
-        }
+        // `--volume-driver`: for the `-v` and image volumes.
+        let driver = hc.volume_driver.clone().unwrap_or_default();
+        self.volumes.driver(&driver)?;
+        let want = || VolumeWant {
+            driver: driver.clone(),
+            ..Default::default()
+        };
         for spec in hc.volumes_from.clone().unwrap_or_default() {
             let (id, mode) = parse_volumes_from(&spec)?;
             let other = self.containers.find(&id)?;
@@ -615,7 +609,7 @@ impl Engine {
                 )));
             }
             if rec.typ == VOLUME {
-                rec = self.volume_for(rec, VolumeWant::default(), made)?;
+                rec = self.volume_for(rec, want(), made)?;
                 if rec.mode.is_empty() {
                     rec.mode = "z".into();
                 }
@@ -624,7 +618,10 @@ impl Engine {
             points.insert(rec.destination.clone(), rec);
         }
         for m in hc.mounts.clone().unwrap_or_default() {
-            let (mut rec, want) = parse_mount(&m)?;
+            let (mut rec, wanted) = parse_mount(&m)?;
+            if rec.typ == VOLUME {
+                self.volumes.driver(&wanted.driver)?;
+            }
             if bound.contains(&rec.destination) || tmpfs.contains(&rec.destination) {
                 return Err(EngineError::invalid(format!(
                     "Duplicate mount point: {}",
@@ -632,7 +629,7 @@ impl Engine {
                 )));
             }
             if rec.typ == VOLUME {
-                rec = self.volume_for(rec, want, made)?;
+                rec = self.volume_for(rec, wanted, made)?;
             }
             bound.push(rec.destination.clone());
             points.insert(rec.destination.clone(), rec);
@@ -662,7 +659,7 @@ impl Engine {
                 anonymous: true,
                 ..Default::default()
             };
-            let rec = self.volume_for(rec, VolumeWant::default(), made)?;
+            let rec = self.volume_for(rec, want(), made)?;
             points.insert(dest, rec);
         }
         Ok(points.into_values().collect())
@@ -687,13 +684,12 @@ impl Engine {
                         let _g = self.volumes.guard();
                         self.create_volume_locked(
                             &m.name,
-                            crate::engine::volumes::LOCAL,
+                            &m.driver,
                             HashMap::new(),
                             HashMap::new(),
                         )?;
                     }
-                    self.activate_volume(&m.name, &r.id)?;
-                    let data = self.volumes.data_path(&m.name);
+                    let data = self.activate_volume(&m.name, &r.id)?;
                     if m.copy_data {
                         crate::engine::volumes::copyup::populate(&root, &m.destination, &data)?;
                     }

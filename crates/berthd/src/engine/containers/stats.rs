@@ -32,7 +32,6 @@ fn kv(p: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-
 /// Host CPU time in nanoseconds, as Docker computes `system_cpu_usage`.
 fn system_cpu() -> u64 {
     let stat = read("/proc/stat").unwrap_or_default();

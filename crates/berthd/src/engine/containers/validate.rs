@@ -2,7 +2,7 @@
 //! dockerd does at create (and `update`) time, with its messages, so bad
 //! values are a 400 rather than a failure at start.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use berth_api::models::{
     ContainerCreateBody, HealthConfig, HostConfig, PortMap, RestartPolicyNameEnum,
@@ -338,55 +338,6 @@ pub fn extra_host(h: &str) -> Result<()> {
             Ok(())
         }
         _ => Err(invalid(format!("bad format for add-host: {h:?}"))),
-    }
-}
-
-/// Log options the json-file driver takes (dockerd refuses others).
-const JSON_FILE_OPTS: &[&str] = &[
-    "max-file",
-    "max-size",
-    "compress",
-    "labels",
-    "labels-regex",
-    "env",
-    "env-regex",
-    "tag",
-];
-
-/// dockerd's built-in log drivers berth does not implement.
-const OTHER_DRIVERS: &[&str] = &[
-    "local",
-    "syslog",
-    "journald",
-    "gelf",
-    "fluentd",
-    "awslogs",
-    "splunk",
-    "etwlogs",
-    "gcplogs",
-    "logentries",
-];
-
-/// The log driver and its options (`json-file` when empty).
-pub fn log_config(driver: &str, opts: Option<&HashMap<String, String>>) -> Result<()> {
-    match driver {
-        "" | "json-file" => {
-            for k in opts.into_iter().flat_map(|o| o.keys()) {
-                if !JSON_FILE_OPTS.contains(&k.as_str()) {
-                    return Err(invalid(format!(
-                        "unknown log opt '{k}' for json-file log driver"
-                    )));
-                }
-            }
-            Ok(())
-        }
-        "none" => Ok(()),
-        d if OTHER_DRIVERS.contains(&d) => Err(invalid(format!(
-            "logging driver {d:?} is not supported: use json-file or none"
-        ))),
-        d => Err(invalid(format!(
-            "error looking up logging plugin {d}: plugin {d:?} not found"
-        ))),
     }
 }
 

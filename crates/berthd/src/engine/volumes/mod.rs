@@ -1,19 +1,23 @@
-//! Volumes: the `local` driver (a directory `<data-root>/volumes/<name>/_data`,
-//! or a device mounted there per `DriverOpts` `type`/`device`/`o`, as
-//! Docker's local driver), the records (metadata store, `Table::Volumes`)
-//! with their in-memory index, and the API operations. Which containers use
-//! a volume is asked of the container side through [`VolumeUsers`] (it
-//! reads their mount plans), so the count can never drift from what the
-//! containers say, and volumes never depend on containers.
+//! Volumes: the records (metadata store, `Table::Volumes`) with their
+//! in-memory index, the API operations, and the drivers that hold the
+//! volumes' content ([`driver::VolumeDriver`], in the shape of Docker's
+//! volume plugin protocol; `local.rs` is the built-in `local` driver).
+//! Every operation on a volume goes through the driver its record names.
+//! Which containers use a volume is asked of the container side through
+//! [`VolumeUsers`] (it reads their mount plans), so the count can never
+//! drift from what the containers say, and volumes never depend on
+//! containers.
 //!
 //! `containers/mounts.rs` turns a container's `Binds`/`Mounts`/`VOLUME`s into
 //! its mount plan; `copyup.rs` fills a new volume from the image.
 
 pub mod copyup;
+pub mod driver;
+pub mod local;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use berth_api::filters::Filters;
 use berth_api::models::{
@@ -22,14 +26,14 @@ use berth_api::models::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::mountinfo::is_mountpoint;
 use super::store::{Store, Table};
 use super::{Engine, EngineError, Result};
+use driver::{CreateRequest, MountRequest, NameRequest, VolumeDriver};
+pub use local::{validate_name, LOCAL};
 
 /// The label Docker 23+ puts on volumes created without a name; `volume
 /// prune` removes only these unless `all=true`.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
-pub const LOCAL: &str = "local";
 
 /// The persisted volume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,11 +51,6 @@ impl VolumeRecord {
     pub fn anonymous(&self) -> bool {
         self.labels.contains_key(ANONYMOUS_LABEL)
     }
-
-    /// Mounted from a device (`DriverOpts`), not a plain directory.
-    fn has_device(&self) -> bool {
-        self.options.contains_key("type") || self.options.contains_key("device")
-    }
 }
 
 /// What volumes must know of the containers that use them; supplied by the
@@ -63,53 +62,46 @@ pub trait VolumeUsers: Send + Sync {
     fn used_by_running(&self, name: &str, except: &str) -> bool;
 }
 
+type Users = Arc<OnceLock<Box<dyn VolumeUsers>>>;
+
 pub struct Volumes {
-    root: PathBuf,
-    users: std::sync::OnceLock<Box<dyn VolumeUsers>>,
+    users: Users,
     index: RwLock<HashMap<String, VolumeRecord>>,
     /// Serialises creating and removing volumes with container mount
     /// planning: a volume cannot be removed between a container's lookup of
     /// it and that container's record naming it.
     lock: Mutex<()>,
-    /// Who holds a device-backed volume mounted (container IDs, cp sessions).
-    active: Mutex<HashMap<String, HashSet<String>>>,
+    /// The drivers by name; only the built-in `local` one today.
+    drivers: HashMap<String, Arc<dyn VolumeDriver>>,
+    local: Arc<local::LocalDriver>,
 }
 
 impl Volumes {
     pub fn open(data_root: &Path, store: &Store) -> Result<Self> {
-        let root = data_root.join("volumes");
-        std::fs::create_dir_all(&root)
-            .map_err(|e| EngineError::internal(format!("creating {}: {e}", root.display())))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o701))?;
-        }
         let mut index = HashMap::new();
         for (name, rec) in store.load_all::<VolumeRecord>(Table::Volumes)? {
-            let data = root.join(&name).join("_data");
-            if let Err(e) = std::fs::create_dir_all(&data) {
-                tracing::warn!(volume = %name, error = %e, "recreating the volume directory");
-            }
             index.insert(name, rec);
         }
-        // A removal or a creation that a crash cut short: a renamed-away
-        // directory, or one without a record. Anything mounted there is
-        // unmounted first, so that deleting never reaches into a mount.
-        for e in std::fs::read_dir(&root)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if index.contains_key(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            tracing::info!(dir = %name, "removing an unfinished volume directory");
-            super::mountinfo::unmount_under(&e.path());
-            super::trash::remove(&e.path(), &super::trash::dir(data_root));
-        }
+        let users: Users = Arc::new(OnceLock::new());
+        let seen = users.clone();
+        let local = Arc::new(local::LocalDriver::open(
+            data_root,
+            index
+                .values()
+                .filter(|r| r.driver.is_empty() || r.driver == LOCAL)
+                .map(|r| (r.name.clone(), r.options.clone())),
+            Box::new(move |name, except| {
+                seen.get().is_some_and(|u| u.used_by_running(name, except))
+            }),
+        )?);
+        let mut drivers: HashMap<String, Arc<dyn VolumeDriver>> = HashMap::new();
+        drivers.insert(LOCAL.into(), local.clone());
         Ok(Self {
-            root,
-            users: std::sync::OnceLock::new(),
+            users,
             index: RwLock::new(index),
             lock: Mutex::new(()),
-            active: Mutex::new(HashMap::new()),
+            drivers,
+            local,
         })
     }
 
@@ -128,16 +120,39 @@ impl Volumes {
         self.refs().remove(name).unwrap_or_default()
     }
 
-    /// Whether a running container other than `except` mounts `name`.
-    pub fn used_by_running(&self, name: &str, except: &str) -> bool {
-        self.users
-            .get()
-            .is_some_and(|u| u.used_by_running(name, except))
+    /// The driver of that name (`local` when empty), or Docker's error for
+    /// a plugin it cannot find.
+    pub fn driver(&self, name: &str) -> Result<&dyn VolumeDriver> {
+        let name = if name.is_empty() { LOCAL } else { name };
+        self.drivers.get(name).map(|d| d.as_ref()).ok_or_else(|| {
+            EngineError::not_found(format!(
+                "error looking up volume plugin {name}: plugin \"{name}\" not found"
+            ))
+        })
     }
 
-    /// The directory the volume's content lives in (its `Mountpoint`).
-    pub fn data_path(&self, name: &str) -> PathBuf {
-        self.root.join(name).join("_data")
+    /// The driver volume `name`'s record names; one without a record is in
+    /// the `local` layout.
+    fn driver_of(&self, name: &str) -> Result<&dyn VolumeDriver> {
+        let driver = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|v| v.driver.clone())
+            .unwrap_or_default();
+        self.driver(&driver)
+    }
+
+    /// Where the volume's content is (its `Mountpoint`), as its driver says.
+    pub fn mountpoint(&self, v: &VolumeRecord) -> PathBuf {
+        let req = NameRequest {
+            name: v.name.clone(),
+        };
+        self.driver(&v.driver)
+            .and_then(|d| d.path(&req))
+            .map(|m| PathBuf::from(m.mountpoint))
+            .unwrap_or_default()
     }
 
     pub fn get(&self, name: &str) -> Option<VolumeRecord> {
@@ -163,120 +178,6 @@ impl Volumes {
     pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    fn active(&self) -> MutexGuard<'_, HashMap<String, HashSet<String>>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn validate_name(name: &str) -> Result<()> {
-    let b = name.as_bytes();
-    let ok_first = b.first().is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = b
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if !ok_first || !ok_rest {
-        return Err(EngineError::invalid(format!(
-            "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        )));
-    }
-    if b.len() < 2 {
-        return Err(EngineError::invalid(format!(
-            "create {name}: volume name is too short, names should be at least two alphanumeric characters"
-        )));
-    }
-    Ok(())
-}
-
-/// The local driver's options: `type`, `device`, `o`.
-fn validate_options(opts: &HashMap<String, String>) -> Result<()> {
-    for k in opts.keys() {
-        match k.as_str() {
-            "type" | "device" | "o" => {}
-            "size" => {
-                return Err(EngineError::invalid(
-                    "quota size requested but no quota support",
-                ))
-            }
-            other => {
-                return Err(EngineError::invalid(format!("invalid option: {other:?}")));
-            }
-        }
-    }
-    let has = |k: &str| opts.get(k).is_some_and(|v| !v.is_empty());
-    if (has("type") || has("o")) && !has("device") {
-        return Err(EngineError::invalid("missing required option: \"device\""));
-    }
-    if has("device") && !has("type") {
-        return Err(EngineError::invalid("missing required option: \"type\""));
-    }
-    Ok(())
-}
-
-/// Mounts a local volume's device on its `_data` (Docker's local driver):
-/// `o` holds mount flags (`bind`, `ro`, `nosuid`, ...) and fs data.
-fn mount_device(opts: &HashMap<String, String>, target: &Path) -> Result<()> {
-    use nix::mount::MsFlags;
-    let typ = opts.get("type").map(String::as_str).unwrap_or("");
-    let device = opts.get("device").map(String::as_str).unwrap_or("");
-    let mut flags = MsFlags::empty();
-    let mut data: Vec<&str> = Vec::new();
-    for o in opts
-        .get("o")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|o| !o.is_empty())
-    {
-        match o {
-            "bind" => flags |= MsFlags::MS_BIND,
-            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
-            "ro" => flags |= MsFlags::MS_RDONLY,
-            "rw" | "defaults" => {}
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
-            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
-            "relatime" => flags |= MsFlags::MS_RELATIME,
-            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
-            other => data.push(other),
-        }
-    }
-    let bind = flags.contains(MsFlags::MS_BIND);
-    let fstype = (!bind && typ != "none").then_some(typ);
-    let data = data.join(",");
-    let fail = |e: nix::Error| {
-        EngineError::internal(format!(
-            "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, data: {data}: {}",
-            target.display(),
-            target.display(),
-            e.desc()
-        ))
-    };
-    nix::mount::mount(
-        Some(device),
-        target,
-        fstype,
-        flags,
-        (!data.is_empty()).then_some(data.as_str()),
-    )
-    .map_err(fail)?;
-    if bind && flags.contains(MsFlags::MS_RDONLY) {
-        // A bind mount takes `ro` only on a remount.
-        nix::mount::mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(fail)?;
-    }
-    Ok(())
 }
 
 fn now_secs() -> String {
@@ -285,14 +186,18 @@ fn now_secs() -> String {
 
 impl Engine {
     fn volume_view(&self, v: &VolumeRecord) -> Volume {
+        let scope = match self.volumes.driver(&v.driver).map(|d| d.capabilities()) {
+            Ok(c) if c.capabilities.scope == "global" => VolumeScopeEnum::GLOBAL,
+            _ => VolumeScopeEnum::LOCAL,
+        };
         Volume {
             name: v.name.clone(),
             driver: v.driver.clone(),
-            mountpoint: self.volumes.data_path(&v.name).display().to_string(),
+            mountpoint: self.volumes.mountpoint(v).display().to_string(),
             created_at: Some(v.created_at.clone()),
             status: None,
             labels: v.labels.clone(),
-            scope: Some(VolumeScopeEnum::LOCAL),
+            scope: Some(scope),
             cluster_volume: None,
             options: v.options.clone(),
             usage_data: None,
@@ -308,8 +213,9 @@ impl Engine {
         self.events.publish("volume", action, name, attrs);
     }
 
-    /// Creates a volume, or returns the existing one of that name. An empty
-    /// name makes an anonymous volume with a random name. The caller holds
+    /// Creates a volume with driver `driver` (`local` when empty), or
+    /// returns the existing one of that name. An empty name makes an
+    /// anonymous volume with a random name. The caller holds
     /// `volumes.guard()`. Returns whether it was created now.
     pub(crate) fn create_volume_locked(
         &self,
@@ -318,17 +224,12 @@ impl Engine {
         labels: HashMap<String, String>,
         options: HashMap<String, String>,
     ) -> Result<(VolumeRecord, bool)> {
-        if !driver.is_empty() && driver != LOCAL {
-            return Err(EngineError::not_found(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            )));
-        }
+        let drv = self.volumes.driver(driver)?;
         let (name, mut labels) = if name.is_empty() {
             let mut l = labels;
             l.insert(ANONYMOUS_LABEL.into(), String::new());
             (super::ids::random_hex(32), l)
         } else {
-            validate_name(name)?;
             (name.to_string(), labels)
         };
         if let Some(v) = self.volumes.get(&name) {
@@ -337,29 +238,21 @@ impl Engine {
             self.volume_event("create", &name, &[]);
             return Ok((v, false));
         }
-        validate_options(&options)?;
+        // The driver checks the name and the options, then makes it.
+        drv.create(&CreateRequest {
+            name: name.clone(),
+            opts: options.clone(),
+        })?;
         labels.retain(|k, _| !k.is_empty());
         let rec = VolumeRecord {
             name: name.clone(),
-            driver: LOCAL.into(),
+            driver: drv.name().to_string(),
             created_at: now_secs(),
             labels,
             options,
         };
-        let dir = self.volumes.root.join(&name);
-        let data = dir.join("_data");
-        std::fs::create_dir_all(&data).map_err(|e| {
-            EngineError::internal(format!(
-                "error while creating volume path '{}': {e}",
-                data.display()
-            ))
-        })?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
-        }
         if let Err(e) = self.store.put(Table::Volumes, &name, &rec) {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = drv.remove(&NameRequest { name });
             return Err(e);
         }
         self.volumes
@@ -414,26 +307,19 @@ impl Engine {
         })
     }
 
-    /// Deletes a volume that nothing uses; the caller holds the guard.
+    /// Deletes a volume that nothing uses; the caller holds the guard. The
+    /// record goes first: a crash before the driver's removal leaves a
+    /// directory of no record, which the next start deletes; a driver that
+    /// fails gets the record back, so nothing changed.
     pub(crate) fn remove_volume_locked(&self, name: &str) -> Result<()> {
-        let data = self.volumes.data_path(name);
-        if is_mountpoint(&data) {
-            nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
-                EngineError::internal(format!("unmounting volume {name}: {}", e.desc()))
-            })?;
-        }
-        self.volumes.active().remove(name);
-        // Out of the way first, so the record never names a half-removed
-        // directory; the rename is undone if the record cannot be deleted.
-        let dir = self.volumes.root.join(name);
-        let trash = self
-            .volumes
-            .root
-            .join(format!(".removing-{name}-{}", super::ids::random_hex(4)));
-        let moved = std::fs::rename(&dir, &trash).is_ok();
-        if let Err(e) = self.store.delete(Table::Volumes, name) {
-            if moved {
-                let _ = std::fs::rename(&trash, &dir);
+        let rec = self.volumes.get(name);
+        let drv = self.volumes.driver_of(name)?;
+        self.store.delete(Table::Volumes, name)?;
+        if let Err(e) = drv.remove(&NameRequest { name: name.into() }) {
+            if let Some(rec) = &rec {
+                if let Err(e) = self.store.put(Table::Volumes, name, rec) {
+                    tracing::warn!(volume = name, error = %e, "restoring the volume's record");
+                }
             }
             return Err(e);
         }
@@ -442,11 +328,6 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        if moved {
-            if let Err(e) = std::fs::remove_dir_all(&trash) {
-                tracing::warn!(volume = name, error = %e, "removing the volume's files");
-            }
-        }
         self.volume_event("destroy", name, &[]);
         Ok(())
     }
@@ -498,7 +379,7 @@ impl Engine {
             {
                 continue;
             }
-            let size = super::host::dir_size(&self.volumes.data_path(&v.name));
+            let size = super::host::dir_size(&self.volumes.mountpoint(&v));
             match self.remove_volume_locked(&v.name) {
                 Ok(()) => {
                     deleted.push(v.name.clone());
@@ -530,7 +411,7 @@ impl Engine {
             .map(|v| {
                 let mut out = self.volume_view(v);
                 out.usage_data = Some(VolumeUsageData {
-                    size: super::host::dir_size(&self.volumes.data_path(&v.name)),
+                    size: super::host::dir_size(&self.volumes.mountpoint(v)),
                     ref_count: refs.get(&v.name).map(|r| r.len()).unwrap_or(0) as i64,
                 });
                 out
@@ -538,99 +419,32 @@ impl Engine {
             .collect()
     }
 
-    /// Mounts a device-backed volume for `holder` (a container or a cp
-    /// session); plain directories need nothing.
-    pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<()> {
-        let Some(v) = self.volumes.get(name) else {
-            return Ok(());
-        };
-        if !v.has_device() {
-            return Ok(());
-        }
-        let mut active = self.volumes.active();
-        let data = self.volumes.data_path(name);
-        if !is_mountpoint(&data) {
-            mount_device(&v.options, &data)?;
-        }
-        active
-            .entry(name.to_string())
-            .or_default()
-            .insert(holder.to_string());
-        Ok(())
+    /// Makes volume `name` usable for `holder` (a container or a cp
+    /// session) through its driver (a device-backed local volume is
+    /// mounted); returns where its content is.
+    pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<PathBuf> {
+        let m = self.volumes.driver_of(name)?.mount(&MountRequest {
+            name: name.into(),
+            id: holder.into(),
+        })?;
+        Ok(PathBuf::from(m.mountpoint))
     }
 
-    /// After a restart: the activations of the daemon that died are gone
-    /// with it, so a device volume mounted for a container that no longer
-    /// runs (or a `cp` that was cut off) is unmounted; the running
-    /// containers' volumes stay, and their last stop unmounts them.
+    /// After a restart: device volumes no running container uses are
+    /// unmounted (the local driver's holds died with the old daemon).
     pub(crate) fn release_idle_volumes(&self) {
-        for v in self.volumes.all().iter().filter(|v| v.has_device()) {
-            let data = self.volumes.data_path(&v.name);
-            if !is_mountpoint(&data) || self.volumes.used_by_running(&v.name, "") {
-                continue;
-            }
-            tracing::info!(volume = %v.name, "unmounting a device volume no container uses");
-            if let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH) {
-                tracing::warn!(volume = %v.name, error = %e, "unmounting the volume's device");
-            }
-        }
+        self.volumes.local.release_idle();
     }
 
-    /// Releases `holder`'s use; the device is unmounted once no holder and
-    /// no other running container uses the volume.
+    /// Releases `holder`'s use; the driver undoes the mount once nothing
+    /// uses the volume.
     pub(crate) fn deactivate_volume(&self, name: &str, holder: &str) {
-        let Some(v) = self.volumes.get(name) else {
-            return;
+        let req = MountRequest {
+            name: name.into(),
+            id: holder.into(),
         };
-        if !v.has_device() {
-            return;
+        if let Err(e) = self.volumes.driver_of(name).and_then(|d| d.unmount(&req)) {
+            tracing::warn!(volume = name, error = %e, "releasing the volume");
         }
-        let mut active = self.volumes.active();
-        let left = {
-            let set = active.entry(name.to_string()).or_default();
-            set.remove(holder);
-            set.len()
-        };
-        if left > 0 {
-            return;
-        }
-        active.remove(name);
-        let running_elsewhere = self.volumes.used_by_running(name, holder);
-        let data = self.volumes.data_path(name);
-        if !running_elsewhere && is_mountpoint(&data) {
-            if let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH) {
-                tracing::warn!(volume = name, error = %e, "unmounting the volume's device");
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_dockers_rule() {
-        assert!(validate_name("data").is_ok());
-        assert!(validate_name("a.b-c_1").is_ok());
-        let e = validate_name("a").unwrap_err().to_string();
-        assert!(e.contains("too short"), "{e}");
-        let e = validate_name("a/b").unwrap_err().to_string();
-        assert!(e.contains("includes invalid characters"), "{e}");
-        assert!(validate_name("-ab").is_err());
-        assert!(validate_name("./x").is_err());
-    }
-
-    #[test]
-    fn driver_options_are_checked() {
-        let o = |kv: &[(&str, &str)]| -> HashMap<String, String> {
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert!(validate_options(&o(&[])).is_ok());
-        assert!(validate_options(&o(&[("type", "tmpfs"), ("device", "tmpfs")])).is_ok());
-        assert!(validate_options(&o(&[("type", "tmpfs")])).is_err());
-        assert!(validate_options(&o(&[("bogus", "1")])).is_err());
     }
 }

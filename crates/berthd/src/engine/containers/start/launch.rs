@@ -4,7 +4,7 @@
 
 use berth_api::shim::ShimConfig;
 
-use super::super::{parse_size, shim, Paths, Record};
+use super::super::{shim, Paths, Record};
 use super::etc_files::write_file;
 use super::spec::Written;
 use crate::engine::cgroups;
@@ -25,11 +25,7 @@ impl Engine {
             lent_caps,
         } = spec;
         let have_bpf = bpf_file.is_some();
-        let log_cfg = hc
-            .log_config
-            .as_ref()
-            .and_then(|l| l.config.clone())
-            .unwrap_or_default();
+        let log = self.log_sink(r, &p.log);
         let exit_file = p.bundle.join("exit.json");
         let _ = std::fs::remove_file(&exit_file);
         if let Some(sdir) = p.socket.parent() {
@@ -41,19 +37,9 @@ impl Engine {
             runtime_root: self.config.exec_root.join("runtime").display().to_string(),
             socket: p.socket.display().to_string(),
             exit_file: exit_file.display().to_string(),
-            log_path: if self.log_enabled(r) {
-                p.log.display().to_string()
-            } else {
-                String::new()
-            },
-            log_max_size: log_cfg
-                .get("max-size")
-                .and_then(|s| parse_size(s))
-                .unwrap_or(0),
-            log_max_file: log_cfg
-                .get("max-file")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1),
+            log_path: log.path,
+            log_max_size: log.max_size,
+            log_max_file: log.max_file,
             tty,
             open_stdin: r.config.open_stdin.unwrap_or(false),
             stdin_once: r.config.stdin_once.unwrap_or(false),
