@@ -27,7 +27,7 @@ use berth_api::models::{ContainerCreateBody, HealthConfig, HostConfig, ImageConf
 use tokio::sync::mpsc;
 
 use super::containers::rootfs::RwLayer;
-use super::images::archive::{pack, PackOptions};
+use super::fs::snapshot::{commit_upper, Upper};
 use super::images::reference::Reference;
 use super::images::LayerInfo;
 use super::registry::{self, AuthConfig, Platform, Progress, PullRequest};
@@ -49,16 +49,19 @@ const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// Files the runtime creates in a container's rw layer as mount points;
-/// Docker keeps them in the init layer, so a RUN never commits them.
-const MOUNT_STUBS: &[&str] = &[
-    "etc/hosts",
-    "etc/hostname",
-    "etc/resolv.conf",
-    ".dockerenv",
-    "sbin/docker-init",
-];
-const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
+/// Packs an upper directory into a layer on top of `parent`; `None` when
+/// nothing changed.
+fn layer_from_upper(
+    engine: &Engine,
+    upper: &Path,
+    kind: Upper,
+    parent: Option<&str>,
+) -> Result<Option<LayerInfo>> {
+    commit_upper(upper, kind, |r| engine.images.create_layer(parent, r)).map_err(|e| match e {
+        EngineError::Internal(m) => EngineError::Internal(format!("build: {m}")),
+        other => other,
+    })
+}
 
 pub fn now() -> String {
     super::images::now_rfc3339()
@@ -351,80 +354,6 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// Packs an upper directory into a layer on top of `parent`; `None` when
-/// nothing changed.
-fn layer_from_upper(
-    engine: &Engine,
-    upper: &Path,
-    parent: Option<&str>,
-) -> Result<Option<LayerInfo>> {
-    let empty = std::fs::read_dir(upper)
-        .map(|mut r| r.next().is_none())
-        .unwrap_or(true);
-    if empty {
-        return Ok(None);
-    }
-    let (reader, writer) =
-        std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
-    let up = upper.to_path_buf();
-    let packer = std::thread::spawn(move || {
-        pack(
-            &up,
-            writer,
-            &PackOptions {
-                overlay_whiteouts: true,
-                ..Default::default()
-            },
-        )
-        .map(|_| ())
-    });
-    let made = engine.images.create_layer(parent, reader);
-    let packed = packer
-        .join()
-        .map_err(|_| EngineError::internal("build: the layer packer panicked"))?;
-    packed.map_err(|e| EngineError::internal(format!("build: packing a layer: {e}")))?;
-    made.map(Some)
-}
-
-/// Removes what the runtime put into a RUN container's rw layer for its
-/// mounts (and directories left empty by that).
-fn strip_mount_stubs(upper: &Path) {
-    for f in MOUNT_STUBS {
-        let p = upper.join(f);
-        if let Ok(md) = std::fs::symlink_metadata(&p) {
-            if md.is_file() && md.len() == 0 {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-    }
-    for d in MOUNT_DIRS {
-        let p = upper.join(d);
-        let opaque = is_opaque(&p);
-        if !opaque {
-            // Fails (and keeps it) unless empty.
-            let _ = std::fs::remove_dir(&p);
-        }
-    }
-}
-
-fn is_opaque(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(cp) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut v = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            cp.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    n == 1 && v[0] == b'y'
 }
 
 /// The container behind a step's image, as moby records it (`Container`,
@@ -1275,7 +1204,7 @@ impl Run<'_> {
             let s = Scratch::mount(&engine, &image, dir)?;
             context::mkdir_all_in_root(&s.rw.merged, &path, (0, 0))?;
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
+            layer_from_upper(&engine, &s.rw.upper, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::Created)
@@ -1407,11 +1336,9 @@ impl Run<'_> {
         let upper = engine.paths(&id).rw.upper;
         let parent = st.top_chain();
         let e2 = engine.clone();
-        let layer = blocking(move || {
-            strip_mount_stubs(&upper);
-            layer_from_upper(&e2, &upper, parent.as_deref())
-        })
-        .await?;
+        let layer =
+            blocking(move || layer_from_upper(&e2, &upper, Upper::Container, parent.as_deref()))
+                .await?;
         let result = self
             .commit(
                 st,
@@ -1658,7 +1585,7 @@ impl Run<'_> {
             )?;
             drop(src_scratch);
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
+            layer_from_upper(&engine, &s.rw.upper, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::None)

@@ -5,7 +5,6 @@
 //! references that serves every read. Every change is one redb transaction
 //! (`images` and `tags` tables) applied to the index after it commits.
 
-pub mod archive;
 pub mod content;
 mod delete;
 mod import;
