@@ -26,8 +26,7 @@ use berth_api::jsonmessage::JsonMessage;
 use berth_api::models::{ContainerCreateBody, HealthConfig, HostConfig, ImageConfig};
 use tokio::sync::mpsc;
 
-use super::containers::rootfs::RwLayer;
-use super::fs::snapshot::{commit_upper, Upper};
+use super::fs::snapshot::{RwLayer, Upper};
 use super::images::reference::Reference;
 use super::images::LayerInfo;
 use super::registry::{self, AuthConfig, Platform, Progress, PullRequest};
@@ -57,7 +56,8 @@ fn layer_from_upper(
     kind: Upper,
     parent: Option<&str>,
 ) -> Result<Option<LayerInfo>> {
-    commit_upper(upper, kind, |r| engine.images.create_layer(parent, r)).map_err(|e| match e {
+    let store = |r| engine.images.create_layer(parent, r);
+    super::fs::snapshot::commit_upper(upper, kind, store).map_err(|e| match e {
         EngineError::Internal(m) => EngineError::Internal(format!("build: {m}")),
         other => other,
     })
@@ -326,23 +326,8 @@ impl Scratch {
     fn mount(engine: &Engine, image_id: &str, dir: PathBuf) -> Result<Self> {
         let rw = RwLayer::at(&dir);
         let s = Scratch { dir, rw };
-        s.rw.create()?;
-        let (lowers, short) = if image_id.is_empty() {
-            (vec![], vec![])
-        } else {
-            (
-                engine.images.lower_dirs(image_id)?,
-                engine.images.lower_short_names(image_id)?,
-            )
-        };
-        s.rw.mount(
-            &lowers,
-            &short,
-            engine.images.short_links_dir(),
-            &engine.containers.shim_bin,
-            // A build step's upper dir is read into a layer, then dropped.
-            true,
-        )?;
+        // A build step's upper dir is read into a layer, then dropped.
+        engine.mount_rw(&s.rw, image_id, true)?;
         Ok(s)
     }
 }

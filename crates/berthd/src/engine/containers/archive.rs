@@ -274,16 +274,7 @@ impl Engine {
             return Ok(view(Root::from_fd(fd), true, None));
         }
         let p = self.paths(&r.id);
-        let lowers = self.images.lower_dirs(&r.image_id)?;
-        let short = self.images.lower_short_names(&r.image_id)?;
-        p.rw.create()?;
-        p.rw.mount(
-            &lowers,
-            &short,
-            self.images.short_links_dir(),
-            &self.containers.shim_bin,
-            false,
-        )?;
+        self.mount_rw(&p.rw, &r.image_id, false)?;
         let root = Root::open(&p.rw.merged).map_err(|e| {
             p.rw.unmount();
             EngineError::internal(format!("opening the container's root: {e}"))

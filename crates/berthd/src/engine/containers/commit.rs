@@ -89,15 +89,10 @@ impl Engine {
             let mounted_here = if p.rw.is_mounted() {
                 false
             } else {
-                let lowers = me.images.lower_dirs(&r.image_id).unwrap_or_default();
-                let short = me.images.lower_short_names(&r.image_id).unwrap_or_default();
-                if let Err(e) = p.rw.mount(
-                    &lowers,
-                    &short,
-                    me.images.short_links_dir(),
-                    &me.containers.shim_bin,
-                    false,
-                ) {
+                // An image gone meanwhile leaves the container's own files.
+                let lowers = me.images.lowers(&r.image_id).unwrap_or_default();
+                let shim = || me.containers.shim_bin.command();
+                if let Err(e) = p.rw.mount(&lowers, shim, false) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
                     let _ = ready.send(Err(e));
                     return;
@@ -221,7 +216,7 @@ impl Engine {
             container: &c,
             frozen,
         };
-        let upper = self.paths(&r.id).rw.upper;
+        let rw = self.paths(&r.id).rw;
         let parent = image.chain_ids.last().cloned();
         // moby's NewChildImage adds no layer for an empty diff; the history
         // entry says `empty_layer` instead.
@@ -230,7 +225,7 @@ impl Engine {
         // container) are not held behind it.
         let me = self.clone();
         let layer = tokio::task::spawn_blocking(move || {
-            fs::snapshot::commit_upper(&upper, Upper::Container, |r| {
+            rw.commit(Upper::Container, |r| {
                 me.images.create_layer(parent.as_deref(), r)
             })
         })

@@ -423,16 +423,7 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let lap = |what: &str| start_lap(&r.id, t0, what);
         // Root file system.
-        let lowers = self.images.lower_dirs(&r.image_id)?;
-        let short = self.images.lower_short_names(&r.image_id)?;
-        p.rw.create()?;
-        p.rw.mount(
-            &lowers,
-            &short,
-            self.images.short_links_dir(),
-            &self.containers.shim_bin,
-            hc.auto_remove == Some(true),
-        )?;
+        self.mount_rw(&p.rw, &r.image_id, hc.auto_remove == Some(true))?;
 
         lap("rootfs");
         let mode = hc.network_mode.clone().unwrap_or_default();

@@ -21,6 +21,7 @@ pub mod update;
 pub mod user;
 pub mod validate;
 
+use crate::engine::fs::snapshot::RwLayer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -197,7 +198,7 @@ pub struct Index {
 /// Where a container's files live.
 pub struct Paths {
     pub dir: PathBuf,
-    pub rw: rootfs::RwLayer,
+    pub rw: RwLayer,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv: PathBuf,
@@ -488,7 +489,7 @@ impl Engine {
     pub fn paths(&self, id: &str) -> Paths {
         let dir = self.config.data_root.join("containers").join(id);
         Paths {
-            rw: rootfs::RwLayer::at(&dir),
+            rw: RwLayer::at(&dir),
             hosts: dir.join("hosts"),
             hostname: dir.join("hostname"),
             resolv: dir.join("resolv.conf"),
@@ -671,7 +672,7 @@ impl Engine {
         let paths = self.paths(&id);
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&paths.dir)?;
-            paths.rw.create()?;
+            paths.rw.prepare()?;
             self.plan_mounts(&c)?;
             self.persist(&c)
         })();

@@ -1,11 +1,14 @@
-//! Snapshots: a container's root is an overlay of read-only layers under
-//! its own upper directory, and the one way an upper directory becomes a
-//! layer (`docker commit` and a build's RUN step alike: moby's builder
-//! commits a RUN container exactly as `docker commit` does, so there is
-//! one rule set).
+//! Snapshots: the one place that knows the overlay layout. A container's
+//! root (and a build step's scratch root) is an `RwLayer`: `prepare` its
+//! directories, `mount` the image's layers (`Lowers`) under its upper
+//! directory, and `commit` the upper directory as a new layer — the one
+//! way an upper becomes a layer, for `docker commit` and a build's steps
+//! alike (moby's builder commits a RUN container exactly as `docker
+//! commit` does, so there is one rule set).
 
 use std::io::PipeReader;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::engine::{EngineError, Result};
 
@@ -77,4 +80,210 @@ pub fn commit_upper<T>(
     let made = made?;
     packed.map_err(|e| EngineError::internal(format!("packing a layer: {e}")))?;
     Ok(Some(made))
+}
+
+/// The read-only layers of a root, top to bottom: absolute directories,
+/// and the same as short names under `links_dir` for long chains.
+#[derive(Debug, Clone, Default)]
+pub struct Lowers {
+    pub dirs: Vec<PathBuf>,
+    pub short: Vec<String>,
+    pub links_dir: PathBuf,
+}
+
+/// A root's own layer: `upper` (its changes), overlayfs's `work`, and the
+/// `merged` view where it is mounted.
+pub struct RwLayer {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+}
+
+/// The page-size limit of mount(2) options, with room to spare.
+const MAX_OPTS: usize = 4000;
+
+impl RwLayer {
+    /// The rw layer kept in `container_dir` (a container's or a build
+    /// step's directory).
+    pub fn at(container_dir: &Path) -> Self {
+        let rw = container_dir.join("rw");
+        Self {
+            upper: rw.join("diff"),
+            work: rw.join("work"),
+            merged: rw.join("merged"),
+        }
+    }
+
+    /// Prepares the directories of a new (or existing) rw layer.
+    pub fn prepare(&self) -> Result<()> {
+        for d in [&self.upper, &self.work, &self.merged] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| EngineError::internal(format!("creating {}: {e}", d.display())))?;
+        }
+        Ok(())
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        is_mountpoint(&self.merged)
+    }
+
+    /// Mounts the overlay of `lowers` under the upper directory. When the
+    /// absolute lower paths would not fit in one page of mount options,
+    /// `helper` (the shim) mounts with the short names from their links
+    /// directory as its working directory.
+    ///
+    /// A `discardable` layer (an AutoRemove container's, deleted when it
+    /// stops) is mounted `volatile`: overlayfs then skips syncing the upper
+    /// file system, which a plain unmount does for the whole host file
+    /// system, on the path that reports `docker run --rm`'s exit.
+    pub fn mount(
+        &self,
+        lowers: &Lowers,
+        helper: impl FnOnce() -> Command,
+        discardable: bool,
+    ) -> Result<()> {
+        if self.is_mounted() {
+            return Ok(());
+        }
+        // overlayfs refuses to mount again over a work dir that a volatile
+        // mount marked; only discardable layers carry the mark, so their
+        // (disposable) work dir is simply started afresh.
+        let marked = self.work.join("work").join("incompat").join("volatile");
+        if marked.exists() {
+            std::fs::remove_dir_all(self.work.join("work")).map_err(|e| {
+                EngineError::internal(format!("resetting {}: {e}", self.work.display()))
+            })?;
+        }
+        let tail = if discardable {
+            "index=off,volatile"
+        } else {
+            "index=off"
+        };
+        if lowers.dirs.is_empty() {
+            // An image with no layers (FROM scratch, nothing added): overlay
+            // needs a lower dir; an empty one serves.
+            let empty = self
+                .work
+                .parent()
+                .map(|p| p.join("empty"))
+                .unwrap_or_default();
+            std::fs::create_dir_all(&empty)?;
+            return self.mount_opts(&format!("lowerdir={}", empty.display()), tail);
+        }
+        let abs: Vec<String> = lowers
+            .dirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},{tail}",
+            abs.join(":"),
+            self.upper.display(),
+            self.work.display()
+        );
+        if opts.len() <= MAX_OPTS {
+            return self.mount_opts(&opts, tail);
+        }
+        // Relative names from the link directory, mounted by a helper
+        // process whose working directory is that directory.
+        let out = helper()
+            .arg("mount-overlay")
+            .arg(&self.merged)
+            .arg(lowers.short.join(":"))
+            .arg(&self.upper)
+            .arg(&self.work)
+            .arg(tail)
+            .current_dir(&lowers.links_dir)
+            .output()
+            .map_err(|e| EngineError::internal(format!("running the mount helper: {e}")))?;
+        if !out.status.success() {
+            return Err(EngineError::internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn mount_opts(&self, lower_part: &str, tail: &str) -> Result<()> {
+        let opts = if lower_part.contains("upperdir=") {
+            lower_part.to_string()
+        } else {
+            format!(
+                "{lower_part},upperdir={},workdir={},{tail}",
+                self.upper.display(),
+                self.work.display()
+            )
+        };
+        let mount = |o: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                &self.merged,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(o),
+            )
+        };
+        let mut r = mount(&opts);
+        if r == Err(nix::errno::Errno::EINVAL) && opts.ends_with(",volatile") {
+            // Kernels before 5.10 have no `volatile`.
+            r = mount(opts.trim_end_matches(",volatile"));
+        }
+        r.map_err(|e| {
+            EngineError::internal(format!("mounting the container's root file system: {e}"))
+        })
+    }
+
+    /// Packs the upper directory into a layer `store` makes (see
+    /// `commit_upper`).
+    pub fn commit<T>(
+        &self,
+        kind: Upper,
+        store: impl FnOnce(PipeReader) -> Result<T>,
+    ) -> Result<Option<T>> {
+        commit_upper(&self.upper, kind, store)
+    }
+
+    pub fn unmount(&self) {
+        if self.is_mounted() {
+            if let Err(e) = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!(path = %self.merged.display(), error = %e, "unmounting rootfs");
+            }
+        }
+    }
+}
+
+/// True when `p` is a mount point: asked of statx (`STATX_ATTR_MOUNT_ROOT`,
+/// Linux 5.8+), else its device differs from its parent's or mountinfo
+/// lists it.
+pub fn is_mountpoint(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    match rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty()) {
+        Err(_) => return false,
+        Ok(stx)
+            if stx
+                .stx_attributes_mask
+                .contains(StatxAttributes::MOUNT_ROOT) =>
+        {
+            return stx.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+        Ok(_) => {}
+    }
+    let (Ok(a), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else {
+        return false;
+    };
+    let Ok(b) = std::fs::symlink_metadata(parent) else {
+        return false;
+    };
+    if a.dev() != b.dev() {
+        return true;
+    }
+    let target = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+        })
+        .unwrap_or(false)
 }

@@ -23,7 +23,7 @@ use berth_api::models::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::containers::rootfs::is_mountpoint;
+use super::fs::snapshot::is_mountpoint;
 use super::store::{Store, Table};
 use super::{Engine, EngineError, Result};
 
