@@ -48,16 +48,16 @@ const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// Packs an upper directory into a layer on top of `parent`; `None` when
+/// Commits a step's rw layer as a layer on top of `parent`; `None` when
 /// nothing changed.
-fn layer_from_upper(
+fn commit_step(
     engine: &Engine,
-    upper: &Path,
+    rw: &RwLayer,
     kind: Upper,
     parent: Option<&str>,
 ) -> Result<Option<LayerInfo>> {
     let store = |r| engine.images.create_layer(parent, r);
-    super::fs::snapshot::commit_upper(upper, kind, store).map_err(|e| match e {
+    rw.commit(kind, store).map_err(|e| match e {
         EngineError::Internal(m) => EngineError::Internal(format!("build: {m}")),
         other => other,
     })
@@ -1189,7 +1189,7 @@ impl Run<'_> {
             let s = Scratch::mount(&engine, &image, dir)?;
             context::mkdir_all_in_root(&s.rw.merged, &path, (0, 0))?;
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, Upper::Scratch, parent.as_deref())
+            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::Created)
@@ -1318,12 +1318,11 @@ impl Run<'_> {
                 code,
             ));
         }
-        let upper = engine.paths(&id).rw.upper;
+        let rw = engine.paths(&id).rw;
         let parent = st.top_chain();
         let e2 = engine.clone();
         let layer =
-            blocking(move || layer_from_upper(&e2, &upper, Upper::Container, parent.as_deref()))
-                .await?;
+            blocking(move || commit_step(&e2, &rw, Upper::Container, parent.as_deref())).await?;
         let result = self
             .commit(
                 st,
@@ -1570,7 +1569,7 @@ impl Run<'_> {
             )?;
             drop(src_scratch);
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, Upper::Scratch, parent.as_deref())
+            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::None)

@@ -164,7 +164,7 @@ pub(crate) fn stat_in(root: &Root, path: &str, key: &str) -> Result<PathStat> {
     Ok(PathStat {
         name: base(&abs),
         size: st.st_size,
-        mode: fs::go_file_mode(&st),
+        mode: fs::go_file_mode(st.st_mode),
         mtime: mtime(&st),
         link_target,
     })

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use super::sys::{self, fd_path, is_symlink, lstat_at, open_at, readlink_at, Stat};
+use super::sys::{self, fd_path, is_symlink, lstat_at, open_at, readlink_at};
 
 /// Symlinks followed in one resolution before giving up (Linux's limit).
 const MAX_LINKS: usize = 40;
@@ -223,7 +223,7 @@ impl Root {
 
 /// Go's `os.FileMode` bits for a stat (what `X-Docker-Container-Path-Stat`
 /// carries).
-pub fn go_file_mode(st: &Stat) -> u32 {
+pub fn go_file_mode(mode: u32) -> u32 {
     const DIR: u32 = 1 << 31;
     const SYMLINK: u32 = 1 << 27;
     const DEVICE: u32 = 1 << 26;
@@ -233,7 +233,7 @@ pub fn go_file_mode(st: &Stat) -> u32 {
     const SETGID: u32 = 1 << 22;
     const CHAR: u32 = 1 << 21;
     const STICKY: u32 = 1 << 20;
-    let m = st.st_mode;
+    let m = mode;
     let mut out = m & 0o777;
     out |= match m & libc::S_IFMT {
         libc::S_IFDIR => DIR,
@@ -257,13 +257,14 @@ pub fn go_file_mode(st: &Stat) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::fs::File;
     use std::io::Read;
     use std::os::unix::fs::symlink;
 
-    fn root_with_trap() -> (tempfile::TempDir, Root) {
+    /// A root with symlinks leading out of it, and a file outside.
+    pub(in crate::engine::fs) fn root_with_trap() -> (tempfile::TempDir, Root) {
         let d = tempfile::tempdir().unwrap();
         let r = d.path().join("root");
         std::fs::create_dir_all(r.join("etc")).unwrap();
@@ -308,14 +309,11 @@ mod tests {
 
     #[test]
     fn go_modes() {
-        // SAFETY: `Stat` is a plain C struct of integers, for which all
-        // zero bytes is a valid value.
-        let mut st: Stat = unsafe { std::mem::zeroed() };
-        st.st_mode = (libc::S_IFDIR | 0o755) as _;
-        assert_eq!(go_file_mode(&st), 2147484141);
-        st.st_mode = (libc::S_IFLNK | 0o777) as _;
-        assert_eq!(go_file_mode(&st), 0x0800_0000 | 0o777);
-        st.st_mode = (libc::S_IFREG | libc::S_ISUID | 0o755) as _;
-        assert_eq!(go_file_mode(&st), 0x80_0000 | 0o755);
+        assert_eq!(go_file_mode(libc::S_IFDIR | 0o755), 2147484141);
+        assert_eq!(go_file_mode(libc::S_IFLNK | 0o777), 0x0800_0000 | 0o777);
+        assert_eq!(
+            go_file_mode(libc::S_IFREG | libc::S_ISUID | 0o755),
+            0x80_0000 | 0o755
+        );
     }
 }

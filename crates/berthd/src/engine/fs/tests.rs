@@ -4,21 +4,9 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::confined::tests::root_with_trap;
 use super::error::{AResult, ArchiveError};
 use super::*;
-
-fn root_with_trap() -> (tempfile::TempDir, Root) {
-    let d = tempfile::tempdir().unwrap();
-    let r = d.path().join("root");
-    std::fs::create_dir_all(r.join("etc")).unwrap();
-    std::fs::write(r.join("etc/passwd"), "root").unwrap();
-    std::os::unix::fs::symlink("/", r.join("evil")).unwrap();
-    std::os::unix::fs::symlink("../../..", r.join("etc/up")).unwrap();
-    std::os::unix::fs::symlink("passwd", r.join("etc/pw")).unwrap();
-    std::os::unix::fs::symlink("/etc", r.join("abs")).unwrap();
-    let root = Root::open(&r).unwrap();
-    (d, root)
-}
 
 #[test]
 fn packs_without_following_links() {
@@ -313,4 +301,53 @@ fn later_entries_replace_earlier_ones() {
     let (d, r) = unpack_into(&t, true);
     r.unwrap();
     assert_eq!(std::fs::read(d.path().join("root/a/b")).unwrap(), b"two");
+}
+
+#[test]
+fn long_names_and_raw_link_targets_round_trip() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let deep = src.join("n".repeat(60));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("m".repeat(60)), "x").unwrap();
+    std::os::unix::fs::symlink("q".repeat(110), deep.join("l".repeat(60))).unwrap();
+    // Stored as readlink gives it, as Docker does: not normalised.
+    std::os::unix::fs::symlink("./x//y/", src.join("s")).unwrap();
+    let tar = pack(&src, Vec::new(), &PackOptions::default()).unwrap();
+    let dst = d.path().join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    unpack(io::Cursor::new(tar), &dst, &UnpackOptions::default()).unwrap();
+    let deep = dst.join("n".repeat(60));
+    assert_eq!(std::fs::read(deep.join("m".repeat(60))).unwrap(), b"x");
+    assert_eq!(
+        std::fs::read_link(deep.join("l".repeat(60))).unwrap(),
+        PathBuf::from("q".repeat(110))
+    );
+    assert_eq!(
+        std::fs::read_link(dst.join("s")).unwrap(),
+        PathBuf::from("./x//y/")
+    );
+}
+
+#[test]
+fn scratch_uppers_keep_what_container_uppers_drop() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("etc")).unwrap();
+    std::fs::write(d.path().join("etc/hosts"), "").unwrap();
+    let container = snapshot::layer_rules(snapshot::Upper::Container);
+    let scratch = snapshot::layer_rules(snapshot::Upper::Scratch);
+    assert!(packs_nothing(d.path(), &container));
+    assert!(!packs_nothing(d.path(), &scratch));
+    let none = snapshot::commit_upper(d.path(), snapshot::Upper::Container, |_| {
+        Ok::<_, crate::engine::EngineError>(())
+    })
+    .unwrap();
+    assert!(none.is_none());
+    let some = snapshot::commit_upper(d.path(), snapshot::Upper::Scratch, |mut r| {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut v).unwrap();
+        Ok(v.len())
+    })
+    .unwrap();
+    assert!(some.is_some_and(|n| n > 0));
 }
