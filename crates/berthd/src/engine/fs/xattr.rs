@@ -48,6 +48,10 @@ fn collect(
 ) -> io::Result<Xattrs> {
     let names = names(list)?;
     let mut out = Vec::new();
+    if names.is_empty() {
+        // Most files: no value buffer to allocate.
+        return Ok(out);
+    }
     let mut val = vec![0u8; VALUE_MAX];
     for k in names.split(|b| *b == 0).filter(|k| !k.is_empty()) {
         // Removed meanwhile (or unreadable): not part of the entry.
