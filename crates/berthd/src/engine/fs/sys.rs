@@ -42,11 +42,6 @@ pub fn oflags(flags: i32) -> OFlags {
     OFlags::from_bits_retain(flags as u32)
 }
 
-/// A second descriptor for the same open file (close-on-exec).
-pub fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
-    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
-}
-
 pub fn file_type(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode as _)
 }
