@@ -45,29 +45,19 @@ pub fn unmount_under(dir: &Path) {
 /// Linux 5.8+), else its device differs from its parent's or mountinfo
 /// lists it.
 pub fn is_mountpoint(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
-    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
-        // SAFETY: statx is plain old data; all-zero is a valid value.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: `c` is a NUL-terminated path that outlives the call and
-        // `stx` is a valid, exclusively borrowed statx for the kernel to fill.
-        let rc = unsafe {
-            libc::statx(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-                0,
-                &mut stx,
-            )
-        };
-        if rc != 0 {
-            return false;
+
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    match rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty()) {
+        Err(_) => return false,
+        Ok(stx)
+            if stx
+                .stx_attributes_mask
+                .contains(StatxAttributes::MOUNT_ROOT) =>
+        {
+            return stx.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
         }
-        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-        if stx.stx_attributes_mask & root != 0 {
-            return stx.stx_attributes & root != 0;
-        }
+        Ok(_) => {}
     }
     let (Ok(a), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else {
         return false;

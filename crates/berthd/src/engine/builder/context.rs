@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_api::dockerignore::Matcher;
 
-use crate::engine::images::archive::{self, UnpackOptions};
+use crate::engine::fs::{self, UnpackOptions};
 use crate::engine::{EngineError, Result};
 
 /// An unpacked context, removed on drop.
@@ -32,19 +32,19 @@ impl Context {
     pub fn receive<R: Read>(reader: R, dir: PathBuf) -> Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let ctx = Context { root: dir };
-        let (_, plain) = archive::decompress(reader)
+        let (_, plain) = fs::decompress(reader)
             .map_err(|e| EngineError::invalid(format!("reading the build context: {e}")))?;
         let padded = PadTar {
             inner: plain,
             n: 0,
             tail: None,
         };
-        archive::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
+        fs::unpack(padded, &ctx.root, &UnpackOptions::default()).map_err(|e| {
             // dockerd answers 500 for any of these; an unsafe or malformed
             // archive is the request's fault (400), a failed write is ours.
             let m = format!("the build context is not a valid archive: {e}");
             match e {
-                archive::ArchiveError::Io(_) => EngineError::internal(m),
+                fs::ArchiveError::Io(_) => EngineError::internal(m),
                 _ => EngineError::invalid(m),
             }
         })?;

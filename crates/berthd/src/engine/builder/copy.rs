@@ -12,7 +12,7 @@ use berth_api::dockerignore::{clean, glob_match, has_wildcards};
 use sha2::{Digest, Sha256};
 
 use super::context::{mkdir_all_in_root, resolve_in_root};
-use crate::engine::images::archive::{self, UnpackOptions};
+use crate::engine::fs::{self, UnpackOptions};
 use crate::engine::{EngineError, Result};
 
 /// One source to copy.
@@ -202,9 +202,9 @@ pub fn apply(sources: &[Source], d: &Dest<'_>, what: &str) -> Result<()> {
         } else if s.may_extract && is_archive(&s.path) {
             let dir = mkdir_all_in_root(d.root, dest_trimmed, d.owner)?;
             let f = std::fs::File::open(&s.path)?;
-            let (_, plain) = archive::decompress(f)
+            let (_, plain) = fs::decompress(f)
                 .map_err(|e| EngineError::invalid(format!("{what} failed: {e}")))?;
-            archive::unpack(plain, &dir, &UnpackOptions::default())
+            fs::unpack(plain, &dir, &UnpackOptions::default())
                 .map_err(|e| EngineError::invalid(format!("{what} failed: {e}")))?;
         } else {
             let target = if dest_is_dir {
@@ -316,7 +316,7 @@ fn is_archive(p: &Path) -> bool {
     let Ok(f) = std::fs::File::open(p) else {
         return false;
     };
-    let Ok((_, mut r)) = archive::decompress(f) else {
+    let Ok((_, mut r)) = fs::decompress(f) else {
         return false;
     };
     let mut head = vec![0u8; 512];

@@ -188,7 +188,7 @@ impl Run<'_> {
             let s = Scratch::mount(&engine, &image, dir)?;
             context::mkdir_all_in_root(&s.rw.merged, &path, (0, 0))?;
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
+            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::Created)

@@ -36,8 +36,7 @@ use berth_api::jsonmessage::JsonMessage;
 use berth_api::models::{ContainerCreateBody, HealthConfig, HostConfig, ImageConfig};
 use tokio::sync::mpsc;
 
-use super::containers::rootfs::RwLayer;
-use super::images::archive::{pack, PackOptions};
+use super::fs::snapshot::{RwLayer, Upper};
 use super::images::reference::Reference;
 use super::images::LayerInfo;
 use super::registry::{self, AuthConfig, Platform, Progress, PullRequest};
@@ -59,16 +58,20 @@ const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-/// Files the runtime creates in a container's rw layer as mount points;
-/// Docker keeps them in the init layer, so a RUN never commits them.
-const MOUNT_STUBS: &[&str] = &[
-    "etc/hosts",
-    "etc/hostname",
-    "etc/resolv.conf",
-    ".dockerenv",
-    "sbin/docker-init",
-];
-const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
+/// Commits a step's rw layer as a layer on top of `parent`; `None` when
+/// nothing changed.
+fn commit_step(
+    engine: &Engine,
+    rw: &RwLayer,
+    kind: Upper,
+    parent: Option<&str>,
+) -> Result<Option<LayerInfo>> {
+    let store = |r| engine.images.create_layer(parent, r);
+    rw.commit(kind, store).map_err(|e| match e {
+        EngineError::Internal(m) => EngineError::Internal(format!("build: {m}")),
+        other => other,
+    })
+}
 
 pub use crate::engine::clock::now;
 
@@ -233,23 +236,8 @@ impl Scratch {
     fn mount(engine: &Engine, image_id: &str, dir: PathBuf) -> Result<Self> {
         let rw = RwLayer::at(&dir);
         let s = Scratch { dir, rw };
-        s.rw.create()?;
-        let (lowers, short) = if image_id.is_empty() {
-            (vec![], vec![])
-        } else {
-            (
-                engine.images.lower_dirs(image_id)?,
-                engine.images.lower_short_names(image_id)?,
-            )
-        };
-        s.rw.mount(
-            &lowers,
-            &short,
-            engine.images.short_links_dir(),
-            &engine.containers.shim_bin,
-            // A build step's upper dir is read into a layer, then dropped.
-            true,
-        )?;
+        // A build step's upper dir is read into a layer, then dropped.
+        engine.mount_rw(&s.rw, image_id, true)?;
         Ok(s)
     }
 }
@@ -261,80 +249,6 @@ impl Drop for Scratch {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// Packs an upper directory into a layer on top of `parent`; `None` when
-/// nothing changed.
-fn layer_from_upper(
-    engine: &Engine,
-    upper: &Path,
-    parent: Option<&str>,
-) -> Result<Option<LayerInfo>> {
-    let empty = std::fs::read_dir(upper)
-        .map(|mut r| r.next().is_none())
-        .unwrap_or(true);
-    if empty {
-        return Ok(None);
-    }
-    let (reader, writer) =
-        std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
-    let up = upper.to_path_buf();
-    let packer = std::thread::spawn(move || {
-        pack(
-            &up,
-            writer,
-            &PackOptions {
-                overlay_whiteouts: true,
-                ..Default::default()
-            },
-        )
-        .map(|_| ())
-    });
-    let made = engine.images.create_layer(parent, reader);
-    let packed = packer
-        .join()
-        .map_err(|_| EngineError::internal("build: the layer packer panicked"))?;
-    packed.map_err(|e| EngineError::internal(format!("build: packing a layer: {e}")))?;
-    made.map(Some)
-}
-
-/// Removes what the runtime put into a RUN container's rw layer for its
-/// mounts (and directories left empty by that).
-fn strip_mount_stubs(upper: &Path) {
-    for f in MOUNT_STUBS {
-        let p = upper.join(f);
-        if let Ok(md) = std::fs::symlink_metadata(&p) {
-            if md.is_file() && md.len() == 0 {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-    }
-    for d in MOUNT_DIRS {
-        let p = upper.join(d);
-        let opaque = is_opaque(&p);
-        if !opaque {
-            // Fails (and keeps it) unless empty.
-            let _ = std::fs::remove_dir(&p);
-        }
-    }
-}
-
-fn is_opaque(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(cp) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut v = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            cp.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    n == 1 && v[0] == b'y'
 }
 
 /// `/bin/sh -c #(nop)  ENV A=1` → `["/bin/sh", "-c", "#(nop) ", "ENV A=1"]`
@@ -1058,7 +972,7 @@ impl Run<'_> {
             )?;
             drop(src_scratch);
             s.rw.unmount();
-            layer_from_upper(&engine, &s.rw.upper, parent.as_deref())
+            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::None)

@@ -200,14 +200,11 @@ impl Run<'_> {
                 code,
             ));
         }
-        let upper = engine.paths(&id).rw.upper;
+        let rw = engine.paths(&id).rw;
         let parent = st.top_chain();
         let e2 = engine.clone();
-        let layer = blocking(move || {
-            strip_mount_stubs(&upper);
-            layer_from_upper(&e2, &upper, parent.as_deref())
-        })
-        .await?;
+        let layer =
+            blocking(move || commit_step(&e2, &rw, Upper::Container, parent.as_deref())).await?;
         let result = self
             .commit(
                 st,

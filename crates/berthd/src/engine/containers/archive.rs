@@ -1,7 +1,7 @@
 //! `docker cp`: `HEAD`, `GET` and `PUT /containers/{id}/archive`.
 //!
 //! Every path is resolved inside the container's root with
-//! `openat2(RESOLVE_IN_ROOT)` (`engine::scoped`), so a symlink to `/` or
+//! `openat2(RESOLVE_IN_ROOT)` (`engine::fs::confined`), so a symlink to `/` or
 //! `..` never leads out of it, exactly as Docker's "in scope" resolution.
 //! The root is, for a running container, its init's root
 //! (`/proc/<pid>/root`, the container's own mount namespace: volumes, binds
@@ -20,8 +20,7 @@ use serde::Serialize;
 
 use super::mounts::{BIND, TMPFS, VOLUME};
 use super::{user, Container, Record};
-use crate::engine::images::archive::{self, ExtractOptions, UnpackOptions};
-use crate::engine::scoped::{self, Root, TarWriter};
+use crate::engine::fs::{self, ExtractOptions, Packer, Root, UnpackOptions};
 use crate::engine::{Engine, EngineError, Result};
 
 /// The `X-Docker-Container-Path-Stat` JSON (Go's `ContainerPathStat`).
@@ -102,7 +101,7 @@ fn base(abs: &str) -> String {
 
 /// The parent part of a path whose last element is not followed.
 fn parent_and_name(abs: &str) -> (String, Vec<u8>) {
-    let mut comps = scoped::components(abs);
+    let mut comps = fs::components(abs);
     match comps.pop() {
         Some(last) => (
             format!(
@@ -134,7 +133,7 @@ fn path_error(e: std::io::Error, path: &str, key: &str) -> EngineError {
     }
 }
 
-fn mtime(st: &libc::stat) -> String {
+fn mtime(st: &fs::Stat) -> String {
     chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec.clamp(0, 999_999_999) as u32)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
@@ -156,8 +155,8 @@ pub(crate) fn stat_in(root: &Root, path: &str, key: &str) -> Result<PathStat> {
     let fd = root
         .open_at(&abs, flags, 0)
         .map_err(|e| path_error(e, path, key))?;
-    let st = scoped::fstat(fd.as_raw_fd())?;
-    let link_target = if scoped::is_symlink(&st) {
+    let st = fs::fstat(&fd)?;
+    let link_target = if fs::is_symlink(&st) {
         root.resolve(&abs).map_err(|e| path_error(e, path, key))?
     } else {
         String::new()
@@ -165,7 +164,7 @@ pub(crate) fn stat_in(root: &Root, path: &str, key: &str) -> Result<PathStat> {
     Ok(PathStat {
         name: base(&abs),
         size: st.st_size,
-        mode: scoped::go_file_mode(&st),
+        mode: fs::go_file_mode(st.st_mode),
         mtime: mtime(&st),
         link_target,
     })
@@ -178,7 +177,7 @@ pub(crate) fn write_archive<W: Write>(root: &Root, path: &str, key: &str, w: W) 
     // The root is archived as `/`, `/bin`, ... (Docker's names, which the
     // CLI rebases onto the destination).
     let rebase = base(&abs);
-    let mut t = TarWriter::new(w);
+    let mut t = Packer::new(w);
     let io = |e: std::io::Error| EngineError::internal(format!("archiving {path}: {e}"));
     if follows_last(&abs) {
         let fd = root
@@ -190,8 +189,7 @@ pub(crate) fn write_archive<W: Write>(root: &Root, path: &str, key: &str, w: W) 
         let dir = root
             .open_at(&parent, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(|e| path_error(e, path, key))?;
-        t.add_at(dir.as_raw_fd(), &last, rebase.as_bytes())
-            .map_err(io)?;
+        t.add_at(&dir, &last, rebase.as_bytes()).map_err(io)?;
     }
     t.finish().map_err(io)
 }
@@ -203,7 +201,7 @@ fn extraction_dir(root: &Root, path: &str, key: &str) -> Result<(OwnedFd, String
     let fd = root
         .open_at(&abs, libc::O_PATH, 0)
         .map_err(|e| path_error(e, path, key))?;
-    if !scoped::is_dir(&scoped::fstat(fd.as_raw_fd())?) {
+    if !fs::is_dir(&fs::fstat(&fd)?) {
         return Err(EngineError::invalid("extraction point is not a directory"));
     }
     let resolved = root.resolve(&abs).map_err(|e| path_error(e, path, key))?;
@@ -216,15 +214,15 @@ fn extraction_dir(root: &Root, path: &str, key: &str) -> Result<(OwnedFd, String
 /// moby's `checkIfPathIsInAVolume` and read-only rootfs rule.
 fn check_writable(r: &Record, resolved: &str) -> Result<()> {
     let under = |dest: &str| {
-        let d = scoped::components(dest);
-        let p = scoped::components(resolved);
+        let d = fs::components(dest);
+        let p = fs::components(resolved);
         p.len() >= d.len() && p[..d.len()] == d[..]
     };
     let best = r
         .mounts
         .iter()
         .filter(|m| under(&m.destination))
-        .max_by_key(|m| scoped::components(&m.destination).len());
+        .max_by_key(|m| fs::components(&m.destination).len());
     let in_tmpfs = r
         .host_config
         .tmpfs
@@ -247,7 +245,7 @@ fn proc_root(id: &str, pid: i64) -> Result<OwnedFd> {
     let gone = || EngineError::conflict(format!("container {id} is not running"));
     let proc_dir = std::fs::File::open(format!("/proc/{pid}")).map_err(|_| gone())?;
     let mut cg = String::new();
-    scoped::open_at(proc_dir.as_raw_fd(), b"cgroup", libc::O_RDONLY, 0)
+    fs::open_at(&proc_dir, b"cgroup", libc::O_RDONLY, 0)
         .map(std::fs::File::from)
         .and_then(|mut f| f.read_to_string(&mut cg))
         .map_err(|_| gone())?;
@@ -255,13 +253,7 @@ fn proc_root(id: &str, pid: i64) -> Result<OwnedFd> {
     if !cg.lines().any(|l| l.ends_with(&want)) {
         return Err(gone());
     }
-    scoped::open_at(
-        proc_dir.as_raw_fd(),
-        b"root",
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-    )
-    .map_err(|_| gone())
+    fs::open_at(&proc_dir, b"root", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|_| gone())
 }
 
 impl Engine {
@@ -282,23 +274,14 @@ impl Engine {
             return Ok(view(Root::from_fd(fd), true, None));
         }
         let p = self.paths(&r.id);
-        let lowers = self.images.lower_dirs(&r.image_id)?;
-        let short = self.images.lower_short_names(&r.image_id)?;
-        p.rw.create()?;
-        p.rw.mount(
-            &lowers,
-            &short,
-            self.images.short_links_dir(),
-            &self.containers.shim_bin,
-            false,
-        )?;
+        self.mount_rw(&p.rw, &r.image_id, false)?;
         let root = Root::open(&p.rw.merged).map_err(|e| {
             p.rw.unmount();
             EngineError::internal(format!("opening the container's root: {e}"))
         })?;
         let mut v = view(root, false, Some(p.rw.merged.clone()));
         let mut plan = r.mounts.clone();
-        plan.sort_by_key(|m| scoped::components(&m.destination).len());
+        plan.sort_by_key(|m| fs::components(&m.destination).len());
         for m in plan {
             let source = match m.typ.as_str() {
                 VOLUME => {
@@ -331,7 +314,7 @@ impl Engine {
             }
             nix::mount::mount(
                 Some(&source),
-                &scoped::fd_path(target.as_raw_fd()),
+                &fs::fd_path(target.as_raw_fd()),
                 None::<&str>,
                 flags,
                 None::<&str>,
@@ -453,7 +436,7 @@ impl Engine {
             } else {
                 None
             };
-            let (_, rd) = archive::decompress(body)
+            let (_, rd) = fs::decompress(body)
                 .map_err(|e| EngineError::invalid(format!("reading the archive: {e}")))?;
             let extract = ExtractOptions {
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
@@ -461,7 +444,7 @@ impl Engine {
                 rehearse: false,
             };
             let spool = rehearse(rd, &tmp, &extract)?;
-            archive::unpack_fd(spool, dir, &UnpackOptions::default(), &extract)?;
+            fs::unpack_fd(spool, dir, &UnpackOptions::default(), &extract)?;
             drop(view);
             Ok(())
         })
@@ -511,7 +494,7 @@ fn rehearse(rd: impl Read, tmp: &Path, extract: &ExtractOptions) -> Result<std::
     let scratch = tmp.join(format!("rehearse-{tag}"));
     std::fs::create_dir(&scratch)?;
     let root = std::fs::File::open(&scratch)?;
-    let res = archive::unpack_fd(
+    let res = fs::unpack_fd(
         Tee {
             r: rd,
             w: &mut spool,

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::Status;
 use crate::engine::cgroups::freeze;
-use crate::engine::images::archive::{pack, packs_nothing, PackOptions};
+use crate::engine::fs::snapshot::Upper;
+use crate::engine::fs::{self, pack, PackOptions};
 use crate::engine::images::reference::Reference;
 use crate::engine::{Engine, EngineError, Result};
 
@@ -56,24 +57,6 @@ const MOUNT_POINTS: &[&str] = &[
     "/.dockerenv",
 ];
 
-/// The empty files the runtime leaves in the rw layer for its mounts.
-fn mount_stubs() -> Vec<PathBuf> {
-    [
-        "etc/hosts",
-        "etc/hostname",
-        "etc/resolv.conf",
-        ".dockerenv",
-        "sbin/docker-init",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .collect()
-}
-
-/// Directories that hold only those stubs in the rw layer (or are mounted
-/// over): not committed unless something else changed in them.
-const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
-
 fn is_mount_point(p: &str) -> bool {
     MOUNT_POINTS
         .iter()
@@ -106,15 +89,10 @@ impl Engine {
             let mounted_here = if p.rw.is_mounted() {
                 false
             } else {
-                let lowers = me.images.lower_dirs(&r.image_id).unwrap_or_default();
-                let short = me.images.lower_short_names(&r.image_id).unwrap_or_default();
-                if let Err(e) = p.rw.mount(
-                    &lowers,
-                    &short,
-                    me.images.short_links_dir(),
-                    &me.containers.shim_bin,
-                    false,
-                ) {
+                // An image gone meanwhile leaves the container's own files.
+                let lowers = me.images.lowers(&r.image_id).unwrap_or_default();
+                let shim = || me.containers.shim_bin.command();
+                if let Err(e) = p.rw.mount(&lowers, shim, false) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
                     let _ = ready.send(Err(e));
                     return;
@@ -129,8 +107,7 @@ impl Engine {
             };
             let res = tokio::task::spawn_blocking(move || {
                 let mut w = pack(&merged, w, &PackOptions::default())?;
-                w.flush()
-                    .map_err(|e| crate::engine::images::archive::ArchiveError::Io(format!("{e}")))
+                w.flush().map_err(|e| fs::ArchiveError::Io(format!("{e}")))
             })
             .await;
             if let Ok(Err(e)) = res {
@@ -239,38 +216,25 @@ impl Engine {
             container: &c,
             frozen,
         };
-        let upper = self.paths(&r.id).rw.upper;
+        let rw = self.paths(&r.id).rw;
         let parent = image.chain_ids.last().cloned();
-        let pack_opts = PackOptions {
-            overlay_whiteouts: true,
-            skip_empty_files: mount_stubs(),
-            skip_vacant_dirs: MOUNT_DIRS.iter().map(PathBuf::from).collect(),
-        };
         // moby's NewChildImage adds no layer for an empty diff; the history
         // entry says `empty_layer` instead.
         // Packing and unpacking a large upper takes seconds: off the
         // runtime's workers, so that other requests (an inspect of this very
         // container) are not held behind it.
         let me = self.clone();
-        let layer = tokio::task::spawn_blocking(move || -> Result<_> {
-            if packs_nothing(&upper, &pack_opts) {
-                return Ok(None);
-            }
-            let (reader, writer) =
-                std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
-            let packer = std::thread::spawn(move || pack(&upper, writer, &pack_opts).map(|_| ()));
-            let made = me.images.create_layer(parent.as_deref(), reader);
-            let packed = packer
-                .join()
-                .map_err(|_| EngineError::internal("commit: packer panicked"))?;
-            // The layer store's failure first: when it stops reading (a
-            // full disk), the packer only sees a broken pipe.
-            let made = made?;
-            packed.map_err(|e| EngineError::internal(format!("commit: {e}")))?;
-            Ok(Some(made))
+        let layer = tokio::task::spawn_blocking(move || {
+            rw.commit(Upper::Container, |r| {
+                me.images.create_layer(parent.as_deref(), r)
+            })
         })
         .await
-        .map_err(|e| EngineError::internal(format!("commit: {e}")))??;
+        .map_err(|e| EngineError::internal(format!("commit: {e}")))?
+        .map_err(|e| match e {
+            EngineError::Internal(m) => EngineError::Internal(format!("commit: {m}")),
+            other => other,
+        })?;
         let mut config: serde_json::Value = serde_json::from_str(&image.raw_config)?;
         let now = super::now();
         // The parent's v1 fields are not inherited (moby builds the child's

@@ -166,7 +166,7 @@ impl Engine {
         let paths = self.paths(&id);
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&paths.dir)?;
-            paths.rw.create()?;
+            paths.rw.prepare()?;
             self.plan_mounts(&c)?;
             self.persist(&c)
         })();

@@ -49,6 +49,7 @@ use berth_api::models::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::fs::snapshot::RwLayer;
 use super::store::Table;
 use super::{Engine, EngineError, Result};
 
@@ -185,7 +186,7 @@ impl Index {
 /// Where a container's files live.
 pub struct Paths {
     pub dir: PathBuf,
-    pub rw: rootfs::RwLayer,
+    pub rw: RwLayer,
     pub hosts: PathBuf,
     pub hostname: PathBuf,
     pub resolv: PathBuf,
@@ -325,7 +326,7 @@ impl Engine {
     pub fn paths(&self, id: &str) -> Paths {
         let dir = self.config.data_root.join("containers").join(id);
         Paths {
-            rw: rootfs::RwLayer::at(&dir),
+            rw: RwLayer::at(&dir),
             hosts: dir.join("hosts"),
             hostname: dir.join("hostname"),
             resolv: dir.join("resolv.conf"),

@@ -19,7 +19,7 @@ use berth_runtime::Mount as OciMount;
 use serde::{Deserialize, Serialize};
 
 use super::{Container, Record};
-use crate::engine::scoped::{self, Root};
+use crate::engine::fs::{self, Root};
 use crate::engine::{Engine, EngineError, Result};
 
 pub const BIND: &str = "bind";
@@ -78,7 +78,7 @@ fn mount_config(typ: &str, why: impl std::fmt::Display) -> EngineError {
 }
 
 fn validate_target(p: &str) -> std::result::Result<(), String> {
-    if scoped::clean(p) == "/" && p.starts_with('/') {
+    if fs::clean(p) == "/" && p.starts_with('/') {
         return Err("invalid specification: destination can't be '/'".into());
     }
     if !p.starts_with('/') {
@@ -165,11 +165,11 @@ pub fn parse_bind(raw: &str) -> Result<MountRec> {
             String::new()
         },
         source: if typ == BIND {
-            scoped::clean(source)
+            fs::clean(source)
         } else {
             String::new()
         },
-        destination: scoped::clean(target),
+        destination: fs::clean(target),
         driver: String::new(),
         mode: mode.to_string(),
         rw,
@@ -212,7 +212,7 @@ pub fn parse_mount(m: &Mount) -> Result<(MountRec, VolumeWant)> {
     let read_only = m.read_only.unwrap_or(false);
     let mut rec = MountRec {
         typ: tname.clone(),
-        destination: scoped::clean(&target),
+        destination: fs::clean(&target),
         rw: !read_only,
         ..Default::default()
     };
@@ -235,7 +235,7 @@ pub fn parse_mount(m: &Mount) -> Result<(MountRec, VolumeWant)> {
             if !create && std::fs::metadata(&source).is_err() {
                 return Err(err(&format!("bind source path does not exist: {source}")));
             }
-            rec.source = scoped::clean(&source);
+            rec.source = fs::clean(&source);
             rec.propagation = match bo.propagation {
                 None | Some(MountBindOptionsPropagationEnum::EMPTY) => DEFAULT_PROPAGATION.into(),
                 Some(p) => p.to_string(),
@@ -509,7 +509,7 @@ pub fn mount_points(r: &Record) -> Vec<MountPoint> {
 }
 
 fn depth(dest: &str) -> usize {
-    scoped::components(dest).len()
+    fs::components(dest).len()
 }
 
 impl Engine {
@@ -595,7 +595,7 @@ impl Engine {
             .map(|d| {
                 // dockerd words `--tmpfs` errors without the mount-config prefix.
                 validate_target(d)
-                    .map(|_| scoped::clean(d))
+                    .map(|_| fs::clean(d))
                     .map_err(EngineError::invalid)
             })
             .collect::<Result<_>>()?;
@@ -642,7 +642,7 @@ impl Engine {
             .unwrap_or_default()
             .keys()
             .filter(|d| d.starts_with('/'))
-            .map(|d| scoped::clean(d))
+            .map(|d| fs::clean(d))
             .filter(|d| d != "/")
             .collect();
         anon.sort();
@@ -756,7 +756,7 @@ impl Engine {
             .collect();
         tmpfs.sort();
         for (dest, data) in tmpfs {
-            out.push(tmpfs_mount(&scoped::clean(&dest), &data, true)?);
+            out.push(tmpfs_mount(&fs::clean(&dest), &data, true)?);
         }
         Ok(out)
     }

@@ -303,7 +303,7 @@ impl Write for BlobWriter {
         self.len += buf.len() as u64;
         // Start writeback as we go, so the fsync at commit finds little to do.
         if self.len - self.kicked >= WRITEBACK_EVERY {
-            super::archive::start_writeback(std::os::fd::AsRawFd::as_raw_fd(f));
+            crate::engine::fs::start_writeback(std::os::fd::AsRawFd::as_raw_fd(f));
             self.kicked = self.len;
         }
         Ok(())

@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::archive::{self, Compression, UnpackOptions};
 use super::content::{digest_hex, ContentStore, HashReader};
 use super::lease::{Lease, Leases};
 use super::spec::chain_id;
+use crate::engine::fs::{self, Compression, UnpackOptions};
 use crate::engine::store::{Store, Table};
 use crate::engine::{EngineError, Result};
 
@@ -282,11 +282,11 @@ impl LayerStore {
         let opts = UnpackOptions {
             overlay_whiteouts: true,
         };
-        let (compression, rd) = archive::decompress(reader)
+        let (compression, rd) = fs::decompress(reader)
             .map_err(|e| EngineError::invalid(format!("reading layer: {e}")))?;
         staged.compression = compression;
         if compression == Compression::None && raw_is_stored {
-            staged.size = archive::unpack(rd, &diff, &opts)?.size;
+            staged.size = fs::unpack(rd, &diff, &opts)?.size;
         } else {
             let mut w = content.writer()?;
             let stats = {
@@ -294,7 +294,7 @@ impl LayerStore {
                     inner: rd,
                     out: &mut w,
                 };
-                archive::unpack(HashReader::new(tee), &diff, &opts)?
+                fs::unpack(HashReader::new(tee), &diff, &opts)?
             };
             staged.size = stats.size;
             let (digest, _, lease) = w.commit(None)?;

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use berth_api::jsonmessage::JsonMessage;
 
-use super::archive;
 use super::content::{sha256_digest, BlobWriter, HashReader};
 use super::layers::{LayerInfo, StagedLayer};
 use super::lease::Lease;
 use super::reference::Reference;
 use super::spec::{self, ArchiveManifestEntry, ImageSpec, Manifest};
 use super::{Image, ImageService};
+use crate::engine::fs;
 use crate::engine::host::go_arch;
 use crate::engine::{EngineError, Result};
 
@@ -74,8 +74,8 @@ fn promised_digest(path: &str) -> Option<String> {
 /// header (`ustar` magic). Configs and manifests start with `{`.
 fn looks_like_layer(head: &[u8]) -> bool {
     matches!(
-        archive::detect_compression(head),
-        archive::Compression::Gzip | archive::Compression::Zstd
+        fs::detect_compression(head),
+        fs::Compression::Gzip | fs::Compression::Zstd
     ) || head.get(257..262) == Some(b"ustar".as_slice())
 }
 
@@ -281,7 +281,7 @@ impl ImageService {
     /// Reads the whole archive once.
     fn ingest<R: Read>(&self, reader: R, jobs: &SyncSender<Job>) -> Result<Archive> {
         let (_, rd) =
-            archive::decompress(reader).map_err(|e| invalid(format!("invalid archive: {e}")))?;
+            fs::decompress(reader).map_err(|e| invalid(format!("invalid archive: {e}")))?;
         let mut tar = tar::Archive::new(rd);
         let mut ar = Archive::default();
         let mut buf = vec![0u8; 1 << 20];

@@ -5,7 +5,6 @@
 //! references that serves every read. Every change is one redb transaction
 //! (`images` and `tags` tables) applied to the index after it commits.
 
-pub mod archive;
 pub mod content;
 mod delete;
 mod import;
@@ -17,6 +16,7 @@ pub mod reference;
 mod save;
 pub mod spec;
 
+use crate::engine::fs::snapshot::Lowers;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -356,6 +356,23 @@ impl ImageService {
                     .ok_or_else(|| EngineError::internal(format!("layer {c} is missing")))
             })
             .collect()
+    }
+
+    /// The layers a root of `image_id` mounts (none for an empty ID:
+    /// `FROM scratch`).
+    pub fn lowers(&self, image_id: &str) -> Result<Lowers> {
+        let links_dir = self.short_links_dir().to_path_buf();
+        if image_id.is_empty() {
+            return Ok(Lowers {
+                links_dir,
+                ..Lowers::default()
+            });
+        }
+        Ok(Lowers {
+            dirs: self.lower_dirs(image_id)?,
+            short: self.lower_short_names(image_id)?,
+            links_dir,
+        })
     }
 
     /// `<data-root>/l`, where the short links live.

@@ -5,38 +5,22 @@
 //! does nothing once the volume has anything in it.
 
 use std::io::{BufReader, BufWriter, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::engine::images::archive::{self, ExtractOptions, UnpackOptions};
-use crate::engine::scoped::{self, Root, TarWriter};
+use crate::engine::fs::{self, ExtractOptions, Packer, Root, UnpackOptions};
 use crate::engine::{EngineError, Result};
-
-fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptors we own.
-    Ok(unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    })
-}
 
 /// Copies the tree of the open directory `src` into the open directory
 /// `dst` (contents, and `src`'s own owner, mode and times onto `dst`).
 pub fn copy_tree(src: OwnedFd, dst: OwnedFd) -> Result<()> {
-    let (r, w) = pipe()?;
+    let (r, w) = std::io::pipe()?;
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut t = TarWriter::new(BufWriter::with_capacity(1 << 20, w));
+        let mut t = Packer::new(BufWriter::with_capacity(1 << 20, w));
         t.add_dir_fd(&src, b".")?;
         t.finish()?.flush()
     });
-    let unpacked = archive::unpack_fd(
+    let unpacked = fs::unpack_fd(
         BufReader::with_capacity(1 << 20, r),
         dst,
         &UnpackOptions::default(),
@@ -78,7 +62,7 @@ pub fn populate(root: &Root, dest: &str, volume: &Path) -> Result<bool> {
     }
     let dst = std::fs::File::open(volume)
         .map_err(|e| EngineError::internal(format!("opening {}: {e}", volume.display())))?;
-    if !scoped::is_dir(&scoped::fstat(dst.as_raw_fd())?) {
+    if !fs::is_dir(&fs::fstat(&dst)?) {
         return Err(EngineError::internal(format!(
             "{} is not a directory",
             volume.display()

@@ -65,8 +65,8 @@ impl Engine {
             .unwrap_or_else(|| "/".into());
         // As dockerd does, a missing working directory is created (root's,
         // 0755), resolved inside the container's root.
-        if !crate::engine::scoped::components(&cwd).is_empty() {
-            crate::engine::scoped::Root::open(&p.rw.merged)
+        if !crate::engine::fs::components(&cwd).is_empty() {
+            crate::engine::fs::Root::open(&p.rw.merged)
                 .and_then(|root| root.mkdir_all(&cwd, 0o755))
                 .map_err(|e| match e.raw_os_error() {
                     Some(libc::ENOTDIR) | Some(libc::EEXIST) => {

@@ -1,0 +1,253 @@
+//! Snapshots: the one place that knows the overlay layout. A container's
+//! root (and a build step's scratch root) is an `RwLayer`: `prepare` its
+//! directories, `mount` the image's layers (`Lowers`) under its upper
+//! directory, and `commit` the upper directory as a new layer — the one
+//! way an upper becomes a layer, for `docker commit` and a build's steps
+//! alike (moby's builder commits a RUN container exactly as `docker
+//! commit` does, so there is one rule set).
+
+use std::io::PipeReader;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::engine::{EngineError, Result};
+
+use super::pack::{pack, packs_nothing, PackOptions};
+
+/// The empty files the runtime leaves in a container's rw layer as its
+/// mount points; Docker keeps them in the init layer, so they are never
+/// part of a committed layer.
+pub const MOUNT_STUBS: &[&str] = &[
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    ".dockerenv",
+    "sbin/docker-init",
+];
+
+/// Directories that hold only those stubs in the rw layer (or are mounted
+/// over): not committed unless something else changed in them.
+pub const MOUNT_DIRS: &[&str] = &["dev", "proc", "sys", "etc", "sbin"];
+
+/// What wrote to an upper directory, which decides what in it is content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upper {
+    /// A container ran on it (`commit`, a build's RUN): the runtime's
+    /// mount stubs are not content.
+    Container,
+    /// Only the engine wrote to it (a build's COPY, ADD, WORKDIR): there
+    /// are no stubs, so an empty `/etc/hosts` put there is content.
+    Scratch,
+}
+
+/// How an upper directory is packed as a layer: whiteouts as `.wh.`
+/// entries, and for a container's the runtime's mount stubs left out.
+pub fn layer_rules(upper: Upper) -> PackOptions {
+    let (files, dirs) = match upper {
+        Upper::Container => (MOUNT_STUBS, MOUNT_DIRS),
+        Upper::Scratch => (&[][..], &[][..]),
+    };
+    PackOptions {
+        overlay_whiteouts: true,
+        skip_empty_files: files.iter().map(PathBuf::from).collect(),
+        skip_vacant_dirs: dirs.iter().map(PathBuf::from).collect(),
+    }
+}
+
+/// Packs `upper` into a layer that `store` makes from the tar stream (the
+/// layer store, on top of the parent it knows); `None` when nothing but
+/// mount stubs changed (moby then records an empty layer). Blocking: the
+/// packer runs on its own thread, `store` on this one.
+pub fn commit_upper<T>(
+    upper: &Path,
+    kind: Upper,
+    store: impl FnOnce(PipeReader) -> Result<T>,
+) -> Result<Option<T>> {
+    let rules = layer_rules(kind);
+    if packs_nothing(upper, &rules) {
+        return Ok(None);
+    }
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| EngineError::internal(format!("pipe: {e}")))?;
+    let up = upper.to_path_buf();
+    let packer = std::thread::spawn(move || pack(&up, writer, &rules).map(drop));
+    let made = store(reader);
+    let packed = packer
+        .join()
+        .map_err(|_| EngineError::internal("the layer packer panicked"))?;
+    // The layer store's failure first: when it stops reading (a full
+    // disk), the packer only sees a broken pipe.
+    let made = made?;
+    packed.map_err(|e| EngineError::internal(format!("packing a layer: {e}")))?;
+    Ok(Some(made))
+}
+
+/// The read-only layers of a root, top to bottom: absolute directories,
+/// and the same as short names under `links_dir` for long chains.
+#[derive(Debug, Clone, Default)]
+pub struct Lowers {
+    pub dirs: Vec<PathBuf>,
+    pub short: Vec<String>,
+    pub links_dir: PathBuf,
+}
+
+/// A root's own layer: `upper` (its changes), overlayfs's `work`, and the
+/// `merged` view where it is mounted.
+pub struct RwLayer {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+}
+
+/// The page-size limit of mount(2) options, with room to spare.
+const MAX_OPTS: usize = 4000;
+
+impl RwLayer {
+    /// The rw layer kept in `container_dir` (a container's or a build
+    /// step's directory).
+    pub fn at(container_dir: &Path) -> Self {
+        let rw = container_dir.join("rw");
+        Self {
+            upper: rw.join("diff"),
+            work: rw.join("work"),
+            merged: rw.join("merged"),
+        }
+    }
+
+    /// Prepares the directories of a new (or existing) rw layer.
+    pub fn prepare(&self) -> Result<()> {
+        for d in [&self.upper, &self.work, &self.merged] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| EngineError::internal(format!("creating {}: {e}", d.display())))?;
+        }
+        Ok(())
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        crate::engine::mountinfo::is_mountpoint(&self.merged)
+    }
+
+    /// Mounts the overlay of `lowers` under the upper directory. When the
+    /// absolute lower paths would not fit in one page of mount options,
+    /// `helper` (the shim) mounts with the short names from their links
+    /// directory as its working directory.
+    ///
+    /// A `discardable` layer (an AutoRemove container's, deleted when it
+    /// stops) is mounted `volatile`: overlayfs then skips syncing the upper
+    /// file system, which a plain unmount does for the whole host file
+    /// system, on the path that reports `docker run --rm`'s exit.
+    pub fn mount(
+        &self,
+        lowers: &Lowers,
+        helper: impl FnOnce() -> Command,
+        discardable: bool,
+    ) -> Result<()> {
+        if self.is_mounted() {
+            return Ok(());
+        }
+        // overlayfs refuses to mount again over a work dir that a volatile
+        // mount marked; only discardable layers carry the mark, so their
+        // (disposable) work dir is simply started afresh.
+        let marked = self.work.join("work").join("incompat").join("volatile");
+        if marked.exists() {
+            std::fs::remove_dir_all(self.work.join("work")).map_err(|e| {
+                EngineError::internal(format!("resetting {}: {e}", self.work.display()))
+            })?;
+        }
+        let tail = if discardable {
+            "index=off,volatile"
+        } else {
+            "index=off"
+        };
+        if lowers.dirs.is_empty() {
+            // An image with no layers (FROM scratch, nothing added): overlay
+            // needs a lower dir; an empty one serves.
+            let empty = self
+                .work
+                .parent()
+                .map(|p| p.join("empty"))
+                .unwrap_or_default();
+            std::fs::create_dir_all(&empty)?;
+            return self.mount_opts(&format!("lowerdir={}", empty.display()), tail);
+        }
+        let abs: Vec<String> = lowers
+            .dirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},{tail}",
+            abs.join(":"),
+            self.upper.display(),
+            self.work.display()
+        );
+        if opts.len() <= MAX_OPTS {
+            return self.mount_opts(&opts, tail);
+        }
+        // Relative names from the link directory, mounted by a helper
+        // process whose working directory is that directory.
+        let out = helper()
+            .arg("mount-overlay")
+            .arg(&self.merged)
+            .arg(lowers.short.join(":"))
+            .arg(&self.upper)
+            .arg(&self.work)
+            .arg(tail)
+            .current_dir(&lowers.links_dir)
+            .output()
+            .map_err(|e| EngineError::internal(format!("running the mount helper: {e}")))?;
+        if !out.status.success() {
+            return Err(EngineError::internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn mount_opts(&self, lower_part: &str, tail: &str) -> Result<()> {
+        let opts = if lower_part.contains("upperdir=") {
+            lower_part.to_string()
+        } else {
+            format!(
+                "{lower_part},upperdir={},workdir={},{tail}",
+                self.upper.display(),
+                self.work.display()
+            )
+        };
+        let mount = |o: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                &self.merged,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(o),
+            )
+        };
+        let mut r = mount(&opts);
+        if r == Err(nix::errno::Errno::EINVAL) && opts.ends_with(",volatile") {
+            // Kernels before 5.10 have no `volatile`.
+            r = mount(opts.trim_end_matches(",volatile"));
+        }
+        r.map_err(|e| {
+            EngineError::internal(format!("mounting the container's root file system: {e}"))
+        })
+    }
+
+    /// Packs the upper directory into a layer `store` makes (see
+    /// `commit_upper`).
+    pub fn commit<T>(
+        &self,
+        kind: Upper,
+        store: impl FnOnce(PipeReader) -> Result<T>,
+    ) -> Result<Option<T>> {
+        commit_upper(&self.upper, kind, store)
+    }
+
+    pub fn unmount(&self) {
+        if self.is_mounted() {
+            if let Err(e) = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!(path = %self.merged.display(), error = %e, "unmounting rootfs");
+            }
+        }
+    }
+}
