@@ -28,19 +28,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     sig_proxy: bool,
+    /// What `create` takes (the container's flags, IMAGE [COMMAND] [ARG...]).
     #[command(flatten)]
-    flags: ContainerFlags,
-    /// Print usage
-    #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
-    /// IMAGE [COMMAND] [ARG...]
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "IMAGE [COMMAND] [ARG...]"
-    )]
-    argv: Vec<String>,
+    create: CreateArgs,
 }
 
 #[derive(clap::Args)]
@@ -309,14 +299,14 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         report(&msg);
         Err(ExitCode(code).into())
     };
-    if let Err(e) = check_pull_policy(&a.flags.pull) {
+    if let Err(e) = check_pull_policy(&a.create.flags.pull) {
         return fail(e.to_string(), EXIT_DAEMON);
     }
-    let spec = match a.flags.build(&a.argv, a.detach) {
+    let spec = match a.create.flags.build(&a.create.argv, a.detach) {
         Ok(s) => s,
         Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
     };
-    let tty = a.flags.tty;
+    let tty = a.create.flags.tty;
     if !a.detach && spec.attach_stdin && tty && !term::is_tty(0) {
         anyhow::bail!("the input device is not a TTY");
     }
@@ -328,14 +318,22 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         Err(e) => return fail(format!("{e:#}"), EXIT_DAEMON),
     };
     let raw = conn.raw(&d);
-    let id = match create_container(conn, &raw, &spec, &a.flags.pull, a.flags.quiet).await {
+    let id = match create_container(
+        conn,
+        &raw,
+        &spec,
+        &a.create.flags.pull,
+        a.create.flags.quiet,
+    )
+    .await
+    {
         Ok(id) => id,
         Err(e) => {
             let msg = super::error_text(&e);
             return fail(msg.clone(), start_error_code(&msg));
         }
     };
-    if let Some(f) = &a.flags.cidfile {
+    if let Some(f) = &a.create.flags.cidfile {
         std::fs::write(f, &id)?;
     }
     if !spec.attach_stdout && !spec.attach_stderr {
@@ -359,7 +357,11 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         session = Some(io.begin(h)?);
     }
     let _signals = (a.sig_proxy && !tty).then(|| stream::proxy_signals(d.clone(), id.clone()));
-    let condition = if a.flags.rm { "removed" } else { "next-exit" };
+    let condition = if a.create.flags.rm {
+        "removed"
+    } else {
+        "next-exit"
+    };
     let waiter = if a.detach {
         None
     } else {
@@ -384,7 +386,7 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         }
         let msg = super::error_text(&e.into());
         report(&msg);
-        if let (true, Some(w)) = (a.flags.rm, waiter) {
+        if let (true, Some(w)) = (a.create.flags.rm, waiter) {
             // Let the daemon finish removing it, as docker does (bounded).
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), w.status()).await;
         }
