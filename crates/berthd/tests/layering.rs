@@ -271,3 +271,47 @@ fn cli_commands_do_not_import_each_other() {
     }
     assert!(bad.is_empty(), "commands import each other: {bad:?}");
 }
+
+/// Services that own their operations: their modules add nothing to the
+/// `Engine` (the composition root), so they can be used and tested alone.
+/// The list grows as services move their operations off the engine.
+const OWN_THEIR_OPERATIONS: &[&str] = &[
+    "images",
+    "volumes",
+    "logging",
+    "fs",
+    "store.rs",
+    "events.rs",
+    "cgroups.rs",
+    "mountinfo.rs",
+    "clock.rs",
+    "host.rs",
+    "ids.rs",
+    "trash.rs",
+];
+
+#[test]
+fn services_that_own_their_operations_do_not_extend_the_engine() {
+    let root = engine_dir();
+    let mut bad = Vec::new();
+    for m in OWN_THEIR_OPERATIONS {
+        let mut files = Vec::new();
+        let p = root.join(m);
+        if p.is_dir() {
+            rust_files(&p, &mut files);
+        } else {
+            files.push(p);
+        }
+        assert!(!files.is_empty(), "{m}: no such module");
+        for f in files {
+            let code = code_of(&f);
+            if code.lines().any(|l| {
+                let l = l.trim_end();
+                l.starts_with("impl") && (l.ends_with(" Engine {") || l.ends_with("::Engine {"))
+            }) {
+                bad.push(f.display().to_string());
+            }
+        }
+    }
+    assert!(bad.is_empty(), "these extend the Engine: {bad:?}");
+}

@@ -79,7 +79,7 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(&store, &config)?;
-        let volumes = volumes::Volumes::open(&config.data_root, &store)?;
+        let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let registries = registry::Registries::new(&config, store.clone())?;
         volumes.set_users(Box::new(containers::mounts::VolumeUse(

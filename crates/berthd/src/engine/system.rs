@@ -255,7 +255,7 @@ impl Engine {
                     .map(|c| self.summary(&c.snapshot(), true))
                     .collect(),
             ),
-            volumes: Some(self.volumes_disk_usage()),
+            volumes: Some(self.volumes.volumes_disk_usage()),
             build_cache: Some(self.build_cache_usage()),
         }
     }

@@ -24,19 +24,19 @@ pub trait Backend: Send + Sync + 'static {
 
 impl Backend for Engine {
     fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume> {
-        Engine::create_volume(self, body)
+        self.volumes.create_volume(body)
     }
     fn inspect_volume(&self, name: &str) -> Result<Volume> {
-        Engine::inspect_volume(self, name)
+        self.volumes.inspect_volume(name)
     }
     fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
-        Engine::list_volumes(self, filters)
+        self.volumes.list_volumes(filters)
     }
     fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
-        Engine::remove_volume(self, name, force)
+        self.volumes.remove_volume(name, force)
     }
     fn prune_volumes(&self, filters: &Filters) -> Result<VolumePruneResponse> {
-        Engine::prune_volumes(self, filters)
+        self.volumes.prune_volumes(filters)
     }
 }
 

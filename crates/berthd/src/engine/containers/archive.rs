@@ -72,7 +72,7 @@ impl Drop for View {
             }
         }
         for v in std::mem::take(&mut self.volumes) {
-            self.engine.deactivate_volume(&v, &self.holder);
+            self.engine.volumes.deactivate_volume(&v, &self.holder);
         }
     }
 }
@@ -285,7 +285,7 @@ impl Engine {
         for m in plan {
             let source = match m.typ.as_str() {
                 VOLUME => {
-                    let data = self.activate_volume(&m.name, &v.holder)?;
+                    let data = self.volumes.activate_volume(&m.name, &v.holder)?;
                     v.volumes.push(m.name.clone());
                     data
                 }

@@ -539,7 +539,7 @@ impl Engine {
     fn remove_volume_unused_locked(&self, name: &str) -> Result<()> {
         if self.volumes.users_of(name).is_empty() && self.volumes.get(name).is_some() {
             // The guard is already held.
-            return self.remove_volume_locked(name);
+            return self.volumes.remove_volume_locked(name);
         }
         Ok(())
     }
@@ -550,8 +550,12 @@ impl Engine {
         want: VolumeWant,
         made: &mut Vec<String>,
     ) -> Result<MountRec> {
-        let (v, now) =
-            self.create_volume_locked(&rec.name, &want.driver, want.labels, want.options)?;
+        let (v, now) = self.volumes.create_volume_locked(
+            &rec.name,
+            &want.driver,
+            want.labels,
+            want.options,
+        )?;
         if now {
             made.push(v.name.clone());
         }
@@ -682,14 +686,14 @@ impl Engine {
                         // Its record went missing (it cannot be removed while
                         // used): make it again rather than fail the start.
                         let _g = self.volumes.guard();
-                        self.create_volume_locked(
+                        self.volumes.create_volume_locked(
                             &m.name,
                             &m.driver,
                             HashMap::new(),
                             HashMap::new(),
                         )?;
                     }
-                    let data = self.activate_volume(&m.name, &r.id)?;
+                    let data = self.volumes.activate_volume(&m.name, &r.id)?;
                     if m.copy_data {
                         crate::engine::volumes::copyup::populate(&root, &m.destination, &data)?;
                     }
@@ -704,7 +708,7 @@ impl Engine {
                         &data.display().to_string(),
                         opts,
                     ));
-                    self.volume_event(
+                    self.volumes.volume_event(
                         "mount",
                         &m.name,
                         &[
@@ -778,8 +782,9 @@ impl Engine {
     pub(crate) fn unmount_volumes(&self, c: &Container) {
         let r = c.snapshot();
         for m in r.mounts.iter().filter(|m| m.typ == VOLUME) {
-            self.deactivate_volume(&m.name, &r.id);
-            self.volume_event("unmount", &m.name, &[("container", r.id.clone())]);
+            self.volumes.deactivate_volume(&m.name, &r.id);
+            self.volumes
+                .volume_event("unmount", &m.name, &[("container", r.id.clone())]);
         }
     }
 

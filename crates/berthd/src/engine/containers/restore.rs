@@ -18,7 +18,7 @@ impl Engine {
     pub async fn restore_containers(self: &Arc<Self>) {
         self.restore_links();
         self.restore_running().await;
-        self.release_idle_volumes();
+        self.volumes.release_idle_volumes();
         // Containers whose policy wants them up, as dockerd does at start.
         use berth_api::models::RestartPolicyNameEnum as P;
         for c in self.containers.all() {

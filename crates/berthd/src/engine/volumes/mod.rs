@@ -26,8 +26,9 @@ use berth_api::models::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::events::EventBus;
 use super::store::{Store, Table};
-use super::{Engine, EngineError, Result};
+use super::{EngineError, Result};
 use driver::{CreateRequest, MountRequest, NameRequest, VolumeDriver};
 pub use local::{validate_name, LOCAL};
 
@@ -65,6 +66,8 @@ pub trait VolumeUsers: Send + Sync {
 type Users = Arc<OnceLock<Box<dyn VolumeUsers>>>;
 
 pub struct Volumes {
+    store: Arc<Store>,
+    events: Arc<EventBus>,
     users: Users,
     index: RwLock<HashMap<String, VolumeRecord>>,
     /// Serialises creating and removing volumes with container mount
@@ -77,7 +80,7 @@ pub struct Volumes {
 }
 
 impl Volumes {
-    pub fn open(data_root: &Path, store: &Store) -> Result<Self> {
+    pub fn open(data_root: &Path, store: Arc<Store>, events: Arc<EventBus>) -> Result<Self> {
         let mut index = HashMap::new();
         for (name, rec) in store.load_all::<VolumeRecord>(Table::Volumes)? {
             index.insert(name, rec);
@@ -97,6 +100,8 @@ impl Volumes {
         let mut drivers: HashMap<String, Arc<dyn VolumeDriver>> = HashMap::new();
         drivers.insert(LOCAL.into(), local.clone());
         Ok(Self {
+            store,
+            events,
             users,
             index: RwLock::new(index),
             lock: Mutex::new(()),
@@ -184,16 +189,16 @@ fn now_secs() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-impl Engine {
+impl Volumes {
     fn volume_view(&self, v: &VolumeRecord) -> Volume {
-        let scope = match self.volumes.driver(&v.driver).map(|d| d.capabilities()) {
+        let scope = match self.driver(&v.driver).map(|d| d.capabilities()) {
             Ok(c) if c.capabilities.scope == "global" => VolumeScopeEnum::GLOBAL,
             _ => VolumeScopeEnum::LOCAL,
         };
         Volume {
             name: v.name.clone(),
             driver: v.driver.clone(),
-            mountpoint: self.volumes.mountpoint(v).display().to_string(),
+            mountpoint: self.mountpoint(v).display().to_string(),
             created_at: Some(v.created_at.clone()),
             status: None,
             labels: v.labels.clone(),
@@ -224,7 +229,7 @@ impl Engine {
         labels: HashMap<String, String>,
         options: HashMap<String, String>,
     ) -> Result<(VolumeRecord, bool)> {
-        let drv = self.volumes.driver(driver)?;
+        let drv = self.driver(driver)?;
         let (name, mut labels) = if name.is_empty() {
             let mut l = labels;
             l.insert(ANONYMOUS_LABEL.into(), String::new());
@@ -232,7 +237,7 @@ impl Engine {
         } else {
             (name.to_string(), labels)
         };
-        if let Some(v) = self.volumes.get(&name) {
+        if let Some(v) = self.get(&name) {
             // dockerd logs `create` for every create of a name, existing or
             // not (a container naming the volume included).
             self.volume_event("create", &name, &[]);
@@ -255,8 +260,7 @@ impl Engine {
             let _ = drv.remove(&NameRequest { name });
             return Err(e);
         }
-        self.volumes
-            .index
+        self.index
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.clone(), rec.clone());
@@ -266,7 +270,7 @@ impl Engine {
 
     /// `POST /volumes/create`.
     pub fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume> {
-        let _g = self.volumes.guard();
+        let _g = self.guard();
         let (v, _) = self.create_volume_locked(
             body.name.as_deref().unwrap_or(""),
             body.driver.as_deref().unwrap_or(""),
@@ -278,8 +282,7 @@ impl Engine {
 
     /// `GET /volumes/{name}`.
     pub fn inspect_volume(&self, name: &str) -> Result<Volume> {
-        self.volumes
-            .get(name)
+        self.get(name)
             .map(|v| self.volume_view(&v))
             .ok_or_else(|| EngineError::not_found(format!("get {name}: no such volume")))
     }
@@ -288,9 +291,8 @@ impl Engine {
     pub fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
         filters.validate(&["dangling", "name", "label", "driver"])?;
         let dangling = filters.get_bool("dangling")?;
-        let refs = self.volumes.refs();
+        let refs = self.refs();
         let out = self
-            .volumes
             .all()
             .into_iter()
             .filter(|v| {
@@ -312,8 +314,8 @@ impl Engine {
     /// directory of no record, which the next start deletes; a driver that
     /// fails gets the record back, so nothing changed.
     pub(crate) fn remove_volume_locked(&self, name: &str) -> Result<()> {
-        let rec = self.volumes.get(name);
-        let drv = self.volumes.driver_of(name)?;
+        let rec = self.get(name);
+        let drv = self.driver_of(name)?;
         self.store.delete(Table::Volumes, name)?;
         if let Err(e) = drv.remove(&NameRequest { name: name.into() }) {
             if let Some(rec) = &rec {
@@ -323,8 +325,7 @@ impl Engine {
             }
             return Err(e);
         }
-        self.volumes
-            .index
+        self.index
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
@@ -335,8 +336,8 @@ impl Engine {
     /// `DELETE /volumes/{name}`: 409 while any container uses it; `force`
     /// only makes a missing volume a success, as in Docker.
     pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
-        let _g = self.volumes.guard();
-        if self.volumes.get(name).is_none() {
+        let _g = self.guard();
+        if self.get(name).is_none() {
             if force {
                 return Ok(());
             }
@@ -344,7 +345,7 @@ impl Engine {
                 "get {name}: no such volume"
             )));
         }
-        let users = self.volumes.users_of(name);
+        let users = self.users_of(name);
         if !users.is_empty() {
             return Err(EngineError::conflict(format!(
                 "remove {name}: volume is in use - [{}]",
@@ -359,11 +360,11 @@ impl Engine {
     pub fn prune_volumes(&self, filters: &Filters) -> Result<VolumePruneResponse> {
         filters.validate(&["label", "label!", "all"])?;
         let all = filters.get_bool("all")?.unwrap_or(false);
-        let _g = self.volumes.guard();
-        let refs = self.volumes.refs();
+        let _g = self.guard();
+        let refs = self.refs();
         let mut deleted = Vec::new();
         let mut space = 0i64;
-        for v in self.volumes.all() {
+        for v in self.all() {
             if refs.contains_key(&v.name) || (!all && !v.anonymous()) {
                 continue;
             }
@@ -379,7 +380,7 @@ impl Engine {
             {
                 continue;
             }
-            let size = super::host::dir_size(&self.volumes.mountpoint(&v));
+            let size = super::host::dir_size(&self.mountpoint(&v));
             match self.remove_volume_locked(&v.name) {
                 Ok(()) => {
                     deleted.push(v.name.clone());
@@ -404,14 +405,13 @@ impl Engine {
 
     /// Volumes with `UsageData` for `GET /system/df`.
     pub fn volumes_disk_usage(&self) -> Vec<Volume> {
-        let refs = self.volumes.refs();
-        self.volumes
-            .all()
+        let refs = self.refs();
+        self.all()
             .iter()
             .map(|v| {
                 let mut out = self.volume_view(v);
                 out.usage_data = Some(VolumeUsageData {
-                    size: super::host::dir_size(&self.volumes.mountpoint(v)),
+                    size: super::host::dir_size(&self.mountpoint(v)),
                     ref_count: refs.get(&v.name).map(|r| r.len()).unwrap_or(0) as i64,
                 });
                 out
@@ -423,7 +423,7 @@ impl Engine {
     /// session) through its driver (a device-backed local volume is
     /// mounted); returns where its content is.
     pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<PathBuf> {
-        let m = self.volumes.driver_of(name)?.mount(&MountRequest {
+        let m = self.driver_of(name)?.mount(&MountRequest {
             name: name.into(),
             id: holder.into(),
         })?;
@@ -433,7 +433,7 @@ impl Engine {
     /// After a restart: device volumes no running container uses are
     /// unmounted (the local driver's holds died with the old daemon).
     pub(crate) fn release_idle_volumes(&self) {
-        self.volumes.local.release_idle();
+        self.local.release_idle();
     }
 
     /// Releases `holder`'s use; the driver undoes the mount once nothing
@@ -443,7 +443,7 @@ impl Engine {
             name: name.into(),
             id: holder.into(),
         };
-        if let Err(e) = self.volumes.driver_of(name).and_then(|d| d.unmount(&req)) {
+        if let Err(e) = self.driver_of(name).and_then(|d| d.unmount(&req)) {
             tracing::warn!(volume = name, error = %e, "releasing the volume");
         }
     }
