@@ -69,7 +69,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!(e));
         }
     };
-    if let Err(e) = engine.init_networks().await {
+    if let Err(e) = engine.networks.init_networks().await {
         let _ = std::fs::remove_file(&cfg.pidfile);
         return Err(anyhow::anyhow!("setting up networks: {e}"));
     }

@@ -278,6 +278,7 @@ fn cli_commands_do_not_import_each_other() {
 const OWN_THEIR_OPERATIONS: &[&str] = &[
     "images",
     "volumes",
+    "networks",
     "logging",
     "fs",
     "store.rs",

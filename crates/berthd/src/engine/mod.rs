@@ -78,7 +78,7 @@ impl Engine {
         let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
-        let networks = networks::Networks::open(&store, &config)?;
+        let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let registries = registry::Registries::new(&config, store.clone())?;

@@ -45,19 +45,19 @@ pub trait Backend: Send + Sync + 'static {
 
 impl Backend for Engine {
     async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
-        Engine::create_network(self, req).await
+        self.networks.create_network(req).await
     }
     fn inspect_network(&self, key: &str) -> Result<Network> {
-        Engine::inspect_network(self, key)
+        self.networks.inspect_network(key)
     }
     fn list_networks(&self, f: &Filters) -> Result<Vec<Network>> {
-        Engine::list_networks(self, f)
+        self.networks.list_networks(f)
     }
     async fn remove_network(&self, key: &str) -> Result<()> {
-        Engine::remove_network(self, key).await
+        self.networks.remove_network(key).await
     }
     async fn prune_networks(&self, f: &Filters) -> Result<Vec<String>> {
-        Engine::prune_networks(self, f).await
+        self.networks.prune_networks(f).await
     }
     async fn connect_network(
         self: &Arc<Self>,

@@ -149,17 +149,19 @@ impl Engine {
             let ep = eps
                 .get_mut(name)
                 .ok_or_else(|| EngineError::internal("endpoint vanished"))?;
-            self.plug(
-                cid,
-                &rec.name,
-                &n,
-                ep,
-                netns,
-                &format!("eth{n_if}"),
-                primary.is_none(),
-            )
-            .await?;
-            self.net_event("connect", &n, &[("container", cid.to_string())]);
+            self.networks
+                .plug(
+                    cid,
+                    &rec.name,
+                    &n,
+                    ep,
+                    netns,
+                    &format!("eth{n_if}"),
+                    primary.is_none(),
+                )
+                .await?;
+            self.networks
+                .net_event("connect", &n, &[("container", cid.to_string())]);
             n_if += 1;
             if primary.is_none() {
                 primary = Some((n.clone(), ep.endpoint_id.clone().unwrap_or_default()));
@@ -169,7 +171,10 @@ impl Engine {
         self.networks.attach_endpoints(cid, &rec.name, &eps);
         // Published ports, to the address on the first network.
         let primary = primary.as_ref().map(|(n, ep)| (&**n, ep.as_str()));
-        let ports = self.publish(cid, &publish_of(rec), primary).await?;
+        let ports = self
+            .networks
+            .publish(cid, &publish_of(rec), primary)
+            .await?;
         // The embedded DNS, on user-defined networks.
         if names
             .iter()
@@ -208,7 +213,8 @@ impl Engine {
         for (name, ep) in eps.iter_mut() {
             if !ep.ip_address.as_deref().unwrap_or("").is_empty() {
                 if let Ok(n) = self.networks.find(name) {
-                    self.net_event("disconnect", &n, &[("container", cid.to_string())]);
+                    self.networks
+                        .net_event("disconnect", &n, &[("container", cid.to_string())]);
                 }
             }
             ep.endpoint_id = Some(String::new());
@@ -247,7 +253,11 @@ impl Engine {
             Some((net, ep.endpoint_id.clone().unwrap_or_default()))
         });
         let primary = primary.as_ref().map(|(n, ep)| (&**n, ep.as_str()));
-        if let Err(e) = self.publish(&rec.id, &publish_of(rec), primary).await {
+        if let Err(e) = self
+            .networks
+            .publish(&rec.id, &publish_of(rec), primary)
+            .await
+        {
             tracing::warn!(id = %rec.id, error = %e, "restoring published ports");
         }
         let netns = self.paths(&rec.id).netns;
@@ -322,16 +332,17 @@ impl Engine {
                 .endpoints
                 .values()
                 .any(|e| !e.ip_address.as_deref().unwrap_or("").is_empty());
-            self.plug(
-                &r.id,
-                &r.name,
-                &n,
-                &mut ep,
-                &netns,
-                &format!("eth{i}"),
-                no_route,
-            )
-            .await?;
+            self.networks
+                .plug(
+                    &r.id,
+                    &r.name,
+                    &n,
+                    &mut ep,
+                    &netns,
+                    &format!("eth{i}"),
+                    no_route,
+                )
+                .await?;
             self.networks.attach_endpoint(&r.id, &r.name, &n.name, &ep);
             if n.has_dns()
                 && lock(&self.networks.live)
@@ -350,7 +361,8 @@ impl Engine {
         // As dockerd: a stopped container's connect is only recorded; its
         // `connect` event comes when it starts.
         if r.state.status.is_running() {
-            self.net_event("connect", &n, &[("container", r.id.clone())]);
+            self.networks
+                .net_event("connect", &n, &[("container", r.id.clone())]);
         }
         Ok(())
     }
@@ -379,12 +391,14 @@ impl Engine {
             tracing::debug!(%ip, %ifname, "disconnected");
             // dockerd logs the endpoint's leave and then the API's
             // disconnect: two events for a running container.
-            self.net_event("disconnect", &n, &[("container", r.id.clone())]);
+            self.networks
+                .net_event("disconnect", &n, &[("container", r.id.clone())]);
         }
         self.networks.detach_endpoint(&r.id, &n.name);
         c.lock().endpoints.remove(&n.name);
         self.persist(&c)?;
-        self.net_event("disconnect", &n, &[("container", r.id.clone())]);
+        self.networks
+            .net_event("disconnect", &n, &[("container", r.id.clone())]);
         Ok(())
     }
 

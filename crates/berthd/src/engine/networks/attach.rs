@@ -19,7 +19,7 @@ use super::driver::{
     ReleaseAddressRequest, RequestAddressRequest, ADDRESS_OWNER,
 };
 use super::{lock, NetRecord, Networks, Publish};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{EngineError, Result};
 
 /// What a container holds on one network.
 struct Held {
@@ -187,7 +187,7 @@ impl Networks {
     }
 }
 
-impl Engine {
+impl Networks {
     /// The daemon's words for a full pool: it names the network.
     fn exhausted(e: EngineError, family: &str, n: &NetRecord) -> EngineError {
         match e {
@@ -221,8 +221,8 @@ impl Engine {
             .ok_or_else(|| EngineError::internal(format!("network {} has no subnet", n.name)))?;
         let mut held = Held {
             network_id: n.id.clone(),
-            driver: self.networks.driver_of(n)?,
-            ipam: self.networks.ipam_of(n)?,
+            driver: self.driver_of(n)?,
+            ipam: self.ipam_of(n)?,
             endpoint_id: super::super::ids::new_object_id(),
             addresses: Vec::new(),
             created: false,
@@ -297,7 +297,7 @@ impl Engine {
             return Err(e);
         }
         let endpoint_id = held.endpoint_id.clone();
-        self.networks.hold(cid, held);
+        self.hold(cid, held);
         let (ip, prefix) = a4.address.split_once('/').unwrap_or((&a4.address, "0"));
         ep.ip_address = Some(ip.to_string());
         ep.ip_prefix_len = Some(prefix.parse().unwrap_or(0));
@@ -338,7 +338,7 @@ impl Engine {
         let Some((n, endpoint_id)) = primary else {
             return Ok(exposed_only(&ports.exposed));
         };
-        let d = self.networks.driver_of(n)?;
+        let d = self.driver_of(n)?;
         let ep = EndpointRequest {
             network_id: n.id.clone(),
             endpoint_id: endpoint_id.to_string(),
@@ -354,7 +354,7 @@ impl Engine {
         })
         .await?;
         let info = d.endpoint_oper_info(&ep)?;
-        lock(&self.networks.joined)
+        lock(&self.joined)
             .entry(cid.to_string())
             .or_default()
             .external = Some((d, ep));

@@ -26,7 +26,7 @@ use berth_api::models::{
 use serde::{Deserialize, Serialize};
 
 use super::store::Table;
-use super::{Engine, EngineError, Result};
+use super::{EngineError, Result};
 use driver::ipam::{pool_id, DefaultIpam, ADDRESS_SPACE};
 use driver::{
     CreateNetworkRequest, DeleteNetworkRequest, IpamData, NetworkOptions, ReleasePoolRequest,
@@ -146,7 +146,20 @@ pub struct Live {
     pub dns: Option<dns::DnsServer>,
 }
 
+/// The daemon settings networks use.
+struct Settings {
+    /// The default bridge's link name (`--bridge`).
+    bridge: String,
+    /// `default-address-pools`, as given.
+    default_address_pools: Vec<crate::config::AddressPool>,
+    /// berth's nftables table (`firewall-table`).
+    firewall_table: String,
+}
+
 pub struct Networks {
+    store: Arc<super::store::Store>,
+    events: Arc<super::events::EventBus>,
+    config: Settings,
     index: RwLock<BTreeMap<String, Arc<NetRecord>>>,
     netlink: Arc<bridge::Netlink>,
     drivers: driver::Registry,
@@ -172,7 +185,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Networks {
-    pub fn open(store: &super::store::Store, config: &crate::config::DaemonConfig) -> Result<Self> {
+    pub fn open(
+        store: Arc<super::store::Store>,
+        events: Arc<super::events::EventBus>,
+        config: &crate::config::DaemonConfig,
+    ) -> Result<Self> {
         let netlink = Arc::new(bridge::Netlink::default());
         let bridge_driver = Arc::new(driver::bridge::BridgeDriver::new(
             netlink.clone(),
@@ -205,6 +222,13 @@ impl Networks {
             Arc::new(DefaultIpam::new(&defaults, routes)),
         );
         let n = Networks {
+            store: store.clone(),
+            events,
+            config: Settings {
+                bridge: config.bridge.clone(),
+                default_address_pools: config.default_address_pools.clone(),
+                firewall_table: config.firewall_table.clone(),
+            },
             index: RwLock::default(),
             netlink,
             drivers: driver::Registry { network, ipam },
@@ -353,7 +377,7 @@ fn ip6_forward_on() {
     let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1");
 }
 
-impl Engine {
+impl Networks {
     pub(crate) fn net_event(&self, action: &str, n: &NetRecord, extra: &[(&str, String)]) {
         let mut attrs: HashMap<String, String> = n.labels.clone();
         attrs.insert("name".into(), n.name.clone());
@@ -369,17 +393,12 @@ impl Engine {
     pub async fn init_networks(&self) -> Result<()> {
         // The default IPAM forgot its pools with the last run: the
         // networks on record claim theirs before any new pool is picked.
-        for n in self.networks.all() {
-            self.networks.claim_gateways(&n);
+        for n in self.all() {
+            self.claim_gateways(&n);
         }
         let now = super::clock::now();
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
-            if self
-                .networks
-                .all()
-                .iter()
-                .any(|n| n.name == name && n.predefined)
-            {
+            if self.all().iter().any(|n| n.name == name && n.predefined) {
                 continue;
             }
             let mut rec = NetRecord {
@@ -400,12 +419,11 @@ impl Engine {
                         // Our own default bridge's route must not block
                         // reusing its subnet.
                         let own = self
-                            .networks
                             .all()
                             .into_iter()
                             .find(|n| n.bridge == self.config.bridge)
                             .and_then(|n| n.subnet.clone());
-                        let s = self.networks.auto_pool(&rec, own).await?;
+                        let s = self.auto_pool(&rec, own).await?;
                         (s, Ipv4Addr::from(s.first() + 1))
                     }
                 };
@@ -430,16 +448,16 @@ impl Engine {
                     .insert("com.docker.network.driver.mtu".into(), "1500".into());
             }
             self.store.put(Table::Networks, &rec.id, &rec)?;
-            let rec = self.networks.insert(rec);
-            self.networks.claim_gateways(&rec);
+            let rec = self.insert(rec);
+            self.claim_gateways(&rec);
         }
-        let h = self.networks.handle()?;
+        let h = self.handle()?;
         let owner = self.bridge_owner();
         self.remove_stale_bridges(&h, &owner).await;
-        for n in self.networks.all().iter().filter(|n| n.is_bridge()) {
+        for n in self.all().iter().filter(|n| n.is_bridge()) {
             // Brings the bridge up with its addresses (the driver's state
             // is in memory too).
-            let d = self.networks.driver_of(n)?;
+            let d = self.driver_of(n)?;
             d.create_network(&n.driver_request()).await?;
             if n.gateway6_ip().is_some() && n.subnet6().is_some() && !n.internal {
                 ip6_forward_on();
@@ -458,7 +476,7 @@ impl Engine {
 
     /// The default bridge's first usable IPv4 address, if the bridge exists.
     async fn existing_bridge_address(&self) -> Result<Option<(Subnet, Ipv4Addr)>> {
-        let h = self.networks.handle()?;
+        let h = self.handle()?;
         let addrs = bridge::ipv4_addrs(&h, &self.config.bridge).await?;
         Ok(addrs.into_iter().find_map(|(ip, plen)| {
             let s = Subnet::new(ip, plen);
@@ -473,7 +491,6 @@ impl Engine {
     /// adopted (what an earlier berth added, never the owner's own).
     async fn prune_default_bridge(&self, h: &rtnetlink::Handle, owner: &str) {
         let Some(n) = self
-            .networks
             .all()
             .into_iter()
             .find(|n| n.predefined && n.is_bridge())
@@ -512,12 +529,7 @@ impl Engine {
                 .into_iter()
                 .filter(|b| is_generated_bridge_name(b)),
         );
-        let known: Vec<String> = self
-            .networks
-            .all()
-            .iter()
-            .map(|n| n.bridge.clone())
-            .collect();
+        let known: Vec<String> = self.all().iter().map(|n| n.bridge.clone()).collect();
         candidates.sort();
         candidates.dedup();
         for b in candidates {
@@ -536,11 +548,11 @@ impl Engine {
     /// Renders and applies berth's nftables table from the current state
     /// (the bridge driver's networks and published ports).
     pub fn refresh_firewall(&self) -> Result<()> {
-        self.networks.bridge_driver.refresh_firewall()
+        self.bridge_driver.refresh_firewall()
     }
 
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
-        let _w = self.networks.write.lock().await;
+        let _w = self.write.lock().await;
         let name = req.name.trim().to_string();
         if name.is_empty() {
             return Err(EngineError::invalid("network name cannot be empty"));
@@ -552,7 +564,7 @@ impl Engine {
                 "operation is not permitted on predefined {name} network "
             )));
         }
-        if self.networks.all().iter().any(|n| n.name == name) {
+        if self.all().iter().any(|n| n.name == name) {
             return Err(EngineError::conflict(format!(
                 "network with name {name} already exists"
             )));
@@ -562,7 +574,7 @@ impl Engine {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "bridge".into());
-        let Some(d) = self.networks.drivers.network(&driver) else {
+        let Some(d) = self.drivers.network(&driver) else {
             return Err(EngineError::not_found(format!(
                 "plugin \"{driver}\" not found"
             )));
@@ -604,7 +616,7 @@ impl Engine {
                 "bridge name {bridge_name} is longer than 15 characters"
             )));
         }
-        if self.networks.all().iter().any(|n| n.bridge == bridge_name) {
+        if self.all().iter().any(|n| n.bridge == bridge_name) {
             return Err(EngineError::conflict(format!(
                 "bridge {bridge_name} is already in use"
             )));
@@ -615,7 +627,7 @@ impl Engine {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "default".into());
-        let Some(ipam_d) = self.networks.drivers.ipam(&ipam_name) else {
+        let Some(ipam_d) = self.drivers.ipam(&ipam_name) else {
             return Err(EngineError::not_found(format!(
                 "plugin \"{ipam_name}\" not found"
             )));
@@ -708,8 +720,8 @@ impl Engine {
             let _ = d.delete_network(&gone).await;
             return Err(e);
         }
-        let rec = self.networks.insert(rec);
-        self.networks.claim_gateways(&rec);
+        let rec = self.insert(rec);
+        self.claim_gateways(&rec);
         if !rec.internal {
             ip_forward_on();
             if rec.subnet6().is_some() {
@@ -722,34 +734,33 @@ impl Engine {
     }
 
     pub async fn remove_network(&self, key: &str) -> Result<()> {
-        let _w = self.networks.write.lock().await;
-        let n = self.networks.find(key)?;
+        let _w = self.write.lock().await;
+        let n = self.find(key)?;
         if n.predefined {
             return Err(EngineError::Forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
                 n.name
             )));
         }
-        if !self.networks.attached_to(&n.name).is_empty() {
+        if !self.attached_to(&n.name).is_empty() {
             return Err(EngineError::Forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
             )));
         }
         self.store.delete(Table::Networks, &n.id)?;
-        self.networks
-            .index
+        self.index
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&n.id);
-        let ipam = self.networks.ipam_of(&n)?;
+        let ipam = self.ipam_of(&n)?;
         for pool_id in [n.pool_id(), n.pool6_id()].into_iter().flatten() {
             ipam.release_pool(&ReleasePoolRequest { pool_id })?;
         }
         let gone = DeleteNetworkRequest {
             network_id: n.id.clone(),
         };
-        self.networks.driver_of(&n)?.delete_network(&gone).await?;
+        self.driver_of(&n)?.delete_network(&gone).await?;
         self.refresh_firewall()?;
         self.net_event("destroy", &n, &[]);
         Ok(())
@@ -758,7 +769,7 @@ impl Engine {
     pub fn network_view(&self, n: &NetRecord, with_containers: bool) -> Network {
         let mut containers = HashMap::new();
         if with_containers {
-            for (id, a) in self.networks.attached_to(&n.name) {
+            for (id, a) in self.attached_to(&n.name) {
                 let ep = &a.settings;
                 containers.insert(
                     id,
@@ -830,7 +841,7 @@ impl Engine {
     }
 
     pub fn inspect_network(&self, key: &str) -> Result<Network> {
-        let n = self.networks.find(key)?;
+        let n = self.find(key)?;
         Ok(self.network_view(&n, true))
     }
 
@@ -845,7 +856,7 @@ impl Engine {
         }
         let dangling = f.get_bool("dangling")?;
         let mut out = Vec::new();
-        let mut nets = self.networks.all();
+        let mut nets = self.all();
         nets.sort_by(|a, b| a.name.cmp(&b.name));
         for n in nets {
             if !f.substring_match("name", &n.name)
@@ -858,7 +869,7 @@ impl Engine {
                 continue;
             }
             if let Some(d) = dangling {
-                let unused = self.networks.attached_to(&n.name).is_empty() && !n.predefined;
+                let unused = self.attached_to(&n.name).is_empty() && !n.predefined;
                 if unused != d {
                     continue;
                 }
@@ -871,11 +882,11 @@ impl Engine {
     pub async fn prune_networks(&self, f: &Filters) -> Result<Vec<String>> {
         f.validate(&["until", "label", "label!"])?;
         let mut gone = Vec::new();
-        for n in self.networks.all() {
+        for n in self.all() {
             if n.predefined || !f.match_labels("label", Some(&n.labels)) {
                 continue;
             }
-            let used_at_all = self.networks.is_referenced(&n.name);
+            let used_at_all = self.is_referenced(&n.name);
             if used_at_all {
                 continue;
             }
@@ -888,8 +899,7 @@ impl Engine {
 
     /// The gateway of the default bridge (for `host-gateway` in --add-host).
     pub fn default_gateway(&self) -> Option<String> {
-        self.networks
-            .all()
+        self.all()
             .iter()
             .find(|n| n.name == "bridge" && n.predefined)
             .and_then(|n| n.gateway.clone())

@@ -69,7 +69,7 @@ impl Engine {
                     &r,
                     &self.own_hosts_lines(&r),
                     &link_hosts,
-                    self.default_gateway(),
+                    self.networks.default_gateway(),
                     host_net,
                 ),
             )?;
