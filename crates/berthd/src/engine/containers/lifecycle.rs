@@ -266,7 +266,17 @@ impl Engine {
         let _op = c.op.lock().await;
         let r = c.snapshot();
         super::state::check_pause(r.state.status, pause, &r.id)?;
-        cgroups::freeze(&r.id, pause)?;
+        if let Err(e) = cgroups::freeze(&r.id, pause) {
+            // The process exited under us and its cgroup went with it; its
+            // exit is not recorded yet. As dockerd: it is not running.
+            if cgroups::dirs(&r.id).is_empty() {
+                return Err(EngineError::conflict(format!(
+                    "Container {} is not running",
+                    r.id
+                )));
+            }
+            return Err(e);
+        }
         {
             let mut rec = c.lock();
             rec.state.status = if pause {
