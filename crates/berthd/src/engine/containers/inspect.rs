@@ -210,10 +210,7 @@ impl Engine {
         let c = self.containers.find(key)?;
         let r = c.snapshot();
         if !r.state.status.is_running() {
-            return Err(EngineError::conflict(format!(
-                "Container {} is not running",
-                r.id
-            )));
+            return Err(super::state::not_running(&r.id));
         }
         let pids = crate::engine::cgroups::pids(&r.id);
         let args: Vec<&str> = if ps_args.trim().is_empty() {

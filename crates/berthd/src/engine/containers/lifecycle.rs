@@ -270,10 +270,7 @@ impl Engine {
             // The process exited under us and its cgroup went with it; its
             // exit is not recorded yet. As dockerd: it is not running.
             if cgroups::dirs(&r.id).is_empty() {
-                return Err(EngineError::conflict(format!(
-                    "Container {} is not running",
-                    r.id
-                )));
+                return Err(super::state::not_running(&r.id));
             }
             return Err(e);
         }
@@ -330,10 +327,7 @@ impl Engine {
         let c = self.containers.find(key)?;
         let r = c.snapshot();
         if !r.state.status.is_running() {
-            return Err(EngineError::conflict(format!(
-                "Container {} is not running",
-                r.id
-            )));
+            return Err(super::state::not_running(&r.id));
         }
         shim::call(
             &self.socket_of(&c),

@@ -37,6 +37,11 @@ impl Status {
     }
 }
 
+/// Docker's refusal of an operation that needs a running process.
+pub fn not_running(id: &str) -> EngineError {
+    EngineError::conflict(format!("Container {id} is not running"))
+}
+
 /// May a container in state `s` be started?
 pub fn check_start(s: Status) -> Result<()> {
     match s {
