@@ -2,12 +2,11 @@
 //! until it reports the exit, which is recorded; host state is released;
 //! and the restart policy decides whether it starts again.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::shim::{ExitStatus, Request};
+use berth_api::shim::ExitStatus;
 
 use super::{now, shim, Container, Record, Status};
 use crate::engine::Engine;
@@ -16,28 +15,7 @@ impl Engine {
     /// Follows a running container until its process exits.
     pub(crate) async fn monitor(self: Arc<Self>, c: Arc<Container>) {
         let p = self.paths(&c.id);
-        let mut failures = 0;
-        let status = loop {
-            let r = async {
-                let mut conn = shim::connect(&p.socket).await?;
-                conn.send(&Request::Wait).await
-            }
-            .await;
-            match r {
-                Ok(rep) if rep.exit.is_some() => break rep.exit,
-                _ => {
-                    // The shim is gone: its exit record says how it ended.
-                    if let Some(s) = read_exit(&p.bundle.join("exit.json")) {
-                        break Some(s);
-                    }
-                    failures += 1;
-                    if failures > 20 {
-                        break None;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
+        let status = shim::follow_exit(&p.socket, &p.bundle.join("exit.json")).await;
         let status = match status {
             Some(s) => s,
             None => {
@@ -184,8 +162,4 @@ impl Engine {
             }
         });
     }
-}
-
-pub(super) fn read_exit(path: &Path) -> Option<ExitStatus> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::shim::{ExitStatus, Request};
+use berth_api::shim::ExitStatus;
 
-use super::exit::read_exit;
 use super::{now, shim, Status};
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 
 impl Engine {
     /// Reattaches to shims that survived a daemon restart and records the
@@ -51,15 +50,8 @@ impl Engine {
                 }
                 continue;
             }
-            // Bounded: a stopped shim must not hold up the daemon's start.
-            let alive = tokio::time::timeout(
-                Duration::from_secs(5),
-                shim::call(&p.socket, &Request::State),
-            )
-            .await
-            .unwrap_or_else(|_| Err(EngineError::internal("the shim did not answer")));
-            match alive {
-                Ok(rep) if rep.state.as_ref().is_some_and(|s| s.status == "running") => {
+            match shim::probe(&p.socket, Duration::from_secs(5)).await {
+                shim::Probe::Running => {
                     tracing::info!(id = %r.id, "reattached to running container");
                     self.resume_after_commit(&c);
                     self.restore_container_network(&r).await;
@@ -67,15 +59,12 @@ impl Engine {
                     let me = self.clone();
                     tokio::spawn(async move { me.monitor(c).await });
                 }
-                Ok(rep) if rep.state.as_ref().and_then(|s| s.exit.clone()).is_some() => {
-                    let st = rep.state.and_then(|s| s.exit).unwrap_or_default();
-                    self.handle_exit(&c, st).await;
-                }
-                _ => {
+                shim::Probe::Exited(st) => self.handle_exit(&c, st).await,
+                shim::Probe::Unreachable => {
                     // Whatever still runs of it (a shim that does not
                     // answer, processes whose shim was killed) is stopped.
                     self.release_stray(&r.id).await;
-                    let st = read_exit(&p.bundle.join("exit.json")).unwrap_or(ExitStatus {
+                    let st = shim::read_exit(&p.bundle.join("exit.json")).unwrap_or(ExitStatus {
                         exit_code: 255,
                         finished_at: now(),
                         oom_killed: false,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use berth_api::shim::{ErrorKind, Ready, Reply, Request};
+use berth_api::shim::{ErrorKind, ExitStatus, Ready, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -243,3 +243,63 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Reply> {
         None => Ok(r),
     }
 }
+
+/// Follows a shim until it reports its container's exit. A shim that
+/// cannot be reached has either exited after writing its exit record
+/// (`exit_record`, read then) or died without a word: `None` once 20
+/// attempts 50 ms apart have failed.
+pub async fn follow_exit(socket: &Path, exit_record: &Path) -> Option<ExitStatus> {
+    let mut failures = 0;
+    loop {
+        let r = async {
+            let mut conn = connect(socket).await?;
+            conn.send(&Request::Wait).await
+        }
+        .await;
+        match r {
+            Ok(rep) if rep.exit.is_some() => return rep.exit,
+            _ => {
+                if let Some(s) = read_exit(exit_record) {
+                    return Some(s);
+                }
+                failures += 1;
+                if failures > 20 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The exit record a shim writes before it goes.
+pub fn read_exit(path: &Path) -> Option<ExitStatus> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// What a shim says of its container when the daemon comes back.
+#[derive(Debug, PartialEq)]
+pub enum Probe {
+    /// The container's process runs: the daemon reattaches.
+    Running,
+    /// It ended while the daemon was away.
+    Exited(ExitStatus),
+    /// No shim answered within the bound, or it answered nonsense.
+    Unreachable,
+}
+
+/// Asks a shim for its container's state, waiting at most `within`: a
+/// stopped (SIGSTOP) shim must not hold up the daemon's start.
+pub async fn probe(socket: &Path, within: Duration) -> Probe {
+    match tokio::time::timeout(within, call(socket, &Request::State)).await {
+        Ok(Ok(rep)) => match rep.state {
+            Some(s) if s.status == "running" => Probe::Running,
+            Some(s) => s.exit.map(Probe::Exited).unwrap_or(Probe::Unreachable),
+            None => Probe::Unreachable,
+        },
+        _ => Probe::Unreachable,
+    }
+}
+
+#[cfg(test)]
+mod fake;
