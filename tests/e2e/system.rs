@@ -433,6 +433,18 @@ fn tcp_with_mutual_tls_accepts_a_client_cert_and_rejects_none() {
     let ok = docker_tcp(&client_dir);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).trim(), "1.50");
+    // The berth CLI's own client (`network inspect` goes through it, not
+    // bollard) with the same files.
+    let berth = Command::new(bin("berth"))
+        .env("DOCKER_HOST", &tcp)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &client_dir)
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .args(["network", "inspect", "bridge", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    assert!(berth.status.success(), "{}", stderr(&berth));
+    assert_eq!(stdout(&berth).trim(), "bridge");
     // Without a client certificate the handshake is refused.
     let bad = Command::new("curl")
         .args([

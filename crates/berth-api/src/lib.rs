@@ -7,7 +7,8 @@
 //! parsing and API-version arithmetic; and the text formats Docker's Go
 //! libraries define, so the daemon and the CLI read and print them alike:
 //! Go durations, go-units sizes, image references, `path.Match` and
-//! detach keys.
+//! detach keys. With the `tls` feature, also the one TLS set-up (PEM files,
+//! roots, client configurations) the daemon and the CLI share.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,8 @@ pub mod shape;
 pub mod shapes;
 pub mod shim;
 pub mod stdcopy;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod units;
 pub mod version;
 

@@ -359,23 +359,16 @@ impl Body {
     }
 }
 
+/// `--tlsverify`: the daemon's certificate must chain to `ca`; ours is
+/// `cert` with `key` (the daemon asks for one).
 fn tls_config(t: &Tls) -> anyhow::Result<rustls::ClientConfig> {
-    let read = |p: &PathBuf| -> anyhow::Result<Vec<u8>> {
-        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut read(&t.ca)?.as_slice()) {
-        roots.add(c?)?;
+    use berth_api::tls;
+    Ok(tls::ClientTls {
+        roots: tls::read_certs(&t.ca)?,
+        identity: Some((tls::read_certs(&t.cert)?, tls::read_key(&t.key)?)),
+        ..Default::default()
     }
-    let certs =
-        rustls_pemfile::certs(&mut read(&t.cert)?.as_slice()).collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut read(&t.key)?.as_slice())?
-        .ok_or_else(|| anyhow::anyhow!("no private key in {}", t.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)?)
+    .config()?)
 }
 
 #[cfg(test)]

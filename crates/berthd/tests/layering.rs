@@ -279,6 +279,7 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "images",
     "volumes",
     "networks",
+    "registry",
     "logging",
     "fs",
     "store.rs",

@@ -34,12 +34,12 @@ pub struct Engine {
     pub config: DaemonConfig,
     pub store: Arc<Store>,
     pub events: Arc<EventBus>,
-    pub images: images::ImageService,
+    pub images: Arc<images::ImageService>,
     pub containers: containers::Containers,
     pub networks: networks::Networks,
     pub volumes: volumes::Volumes,
     pub builder: builder::Builder,
-    pub registries: registry::Registries,
+    pub registries: Arc<registry::Registries>,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -75,13 +75,21 @@ impl Engine {
             }
         };
         let events = Arc::new(EventBus::new());
-        let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
+        let images = Arc::new(images::ImageService::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+        )?);
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
         let builder = builder::Builder::open(&config.data_root, store.clone())?;
-        let registries = registry::Registries::new(&config, store.clone())?;
+        let registries = Arc::new(registry::Registries::new(
+            &config,
+            store.clone(),
+            images.clone(),
+        )?);
         volumes.set_users(Box::new(containers::mounts::VolumeUse(
             containers.index.clone(),
         )));

@@ -141,7 +141,7 @@ fn registry_auth(req: &Req) -> Result<AuthConfig> {
 pub async fn distribution(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     let r = Reference::parse(name)?;
     let creds = registry_auth(&req)?;
-    ok_json(&ctx.engine.distribution_inspect(r, creds).await?)
+    ok_json(&ctx.engine.registries.distribution_inspect(r, creds).await?)
 }
 
 /// `POST /images/{name}/push?tag=…`: a progress stream; every failure,
@@ -162,14 +162,14 @@ pub async fn push(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
     }
     let creds = registry_auth(&req)?;
     let (tx, resp) = stream(StatusCode::OK, "application/json");
-    let engine = ctx.engine.clone();
+    let registries = ctx.engine.registries.clone();
     tokio::spawn(async move {
         let out = Progress(tx);
         let req = PushRequest {
             reference: r,
             creds,
         };
-        if let Err(e) = registry::push(engine, req, out.clone()).await {
+        if let Err(e) = registries.push(req, out.clone()).await {
             out.send(JsonMessage::error(e.to_string(), None)).await;
         }
     });
@@ -199,20 +199,19 @@ async fn pull(ctx: &Ctx, req: &Req, image: &str) -> ApiResult {
         None => None,
     };
     let creds = registry_auth(req)?;
-    let prepared = registry::pull::prepare(
-        &ctx.engine,
-        PullRequest {
+    let prepared = ctx
+        .engine
+        .registries
+        .prepare_pull(PullRequest {
             reference: r,
             platform,
             creds,
-        },
-    )
-    .await?;
+        })
+        .await?;
     let (tx, resp) = stream(StatusCode::OK, "application/json");
-    let engine = ctx.engine.clone();
     tokio::spawn(async move {
         let out = Progress(tx);
-        if let Err(e) = prepared.run(engine, out.clone()).await {
+        if let Err(e) = prepared.run(out.clone()).await {
             out.send(JsonMessage::error(e.to_string(), None)).await;
         }
     });

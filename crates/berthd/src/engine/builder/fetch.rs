@@ -21,15 +21,12 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 fn tls_config() -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let loaded = rustls_native_certs::load_native_certs();
-    for c in loaded.certs {
-        let _ = roots.add(c);
+    berth_api::tls::ClientTls {
+        system_roots: true,
+        ..Default::default()
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EngineError::internal(format!("TLS: {e}")))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    .config()
+    .map_err(|e| EngineError::internal(e.to_string()))
 }
 
 async fn connect(u: &url::Url) -> Result<Box<dyn Io>> {

@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use super::fs::snapshot::{RwLayer, Upper};
 use super::images::reference::Reference;
 use super::images::LayerInfo;
-use super::registry::{self, AuthConfig, Platform, Progress, PullRequest};
+use super::registry::{AuthConfig, Platform, Progress, PullRequest};
 use super::store::Store;
 use super::{Engine, EngineError, Result};
 use dockerfile::{Args, Command, Instruction};
@@ -639,18 +639,17 @@ impl Run<'_> {
             .get(&reference.domain)
             .cloned()
             .unwrap_or_default();
-        let prepared = registry::pull::prepare(
-            &self.engine,
-            PullRequest {
+        let prepared = self
+            .engine
+            .registries
+            .prepare_pull(PullRequest {
                 reference: reference.clone(),
                 platform,
                 creds,
-            },
-        )
-        .await?;
+            })
+            .await?;
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(64);
-        let engine = self.engine.clone();
-        let pull = tokio::spawn(async move { prepared.run(engine, Progress(tx)).await });
+        let pull = tokio::spawn(async move { prepared.run(Progress(tx)).await });
         while let Some(line) = rx.recv().await {
             if self.out.quiet {
                 continue;

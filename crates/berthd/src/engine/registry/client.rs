@@ -9,16 +9,19 @@
 //! Docker's `certs.d` layout (CA roots, client certificates, or none at all
 //! for insecure registries); and errors must read like Docker's (Go's
 //! `Get "url": …` texts). hyper, hyper-util, hyper-rustls and rustls are
-//! already in the build, so this costs no new dependency tree.
+//! already in the build, so this costs no new dependency tree. Reading the
+//! PEM files and building the rustls configuration is `berth_api::tls`,
+//! shared with the CLI and the daemon's listener.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use berth_api::tls::{self, ClientTls};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
@@ -27,10 +30,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
 use crate::engine::{EngineError, Result};
@@ -75,91 +75,8 @@ pub struct Transports {
     map: Mutex<HashMap<(String, bool), Arc<Transport>>>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
-}
-
-/// The system's trusted roots, loaded once.
-fn system_roots() -> Arc<RootCertStore> {
-    static R: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    R.get_or_init(|| {
-        let mut store = RootCertStore::empty();
-        let res = rustls_native_certs::load_native_certs();
-        for e in &res.errors {
-            tracing::debug!(error = %e, "loading a system root certificate");
-        }
-        let (added, ignored) = store.add_parsable_certificates(res.certs);
-        tracing::debug!(added, ignored, "system root certificates");
-        Arc::new(store)
-    })
-    .clone()
-}
-
-/// Accepts any server certificate (insecure registries), still checking
-/// that the handshake is signed by the key in it.
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn tls_err(m: impl Into<String>) -> EngineError {
-    EngineError::internal(m)
-}
-
-fn read_pem_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let data = std::fs::read(p).map_err(|e| tls_err(format!("reading {}: {e}", p.display())))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| tls_err(format!("reading {}: {e}", p.display())))?;
-    if certs.is_empty() {
-        return Err(tls_err(format!(
-            "{}: no PEM certificate found",
-            p.display()
-        )));
-    }
-    Ok(certs)
+fn tls_err(m: impl std::fmt::Display) -> EngineError {
+    EngineError::internal(m.to_string())
 }
 
 /// The TLS material of `<certs-dir>/<host>/`, Docker's layout: `*.crt` are
@@ -187,7 +104,7 @@ fn host_certs(dir: &Path) -> Result<HostCerts> {
             continue;
         };
         if name.ends_with(".crt") {
-            out.roots.extend(read_pem_certs(p)?);
+            out.roots.extend(tls::read_certs(p).map_err(tls_err)?);
         } else if let Some(stem) = name.strip_suffix(".cert") {
             let key_path = dir.join(format!("{stem}.key"));
             if !key_path.exists() {
@@ -197,14 +114,9 @@ fn host_certs(dir: &Path) -> Result<HostCerts> {
                     p.display()
                 )));
             }
-            let key_pem = std::fs::read(&key_path)
-                .map_err(|e| tls_err(format!("reading {}: {e}", key_path.display())))?;
-            let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-                .map_err(|e| tls_err(format!("reading {}: {e}", key_path.display())))?
-                .ok_or_else(|| {
-                    tls_err(format!("{}: no PEM private key found", key_path.display()))
-                })?;
-            out.client = Some((read_pem_certs(p)?, key));
+            let chain = tls::read_certs(p).map_err(tls_err)?;
+            let key = tls::read_key(&key_path).map_err(tls_err)?;
+            out.client = Some((chain, key));
         } else if let Some(stem) = name.strip_suffix(".key") {
             if !dir.join(format!("{stem}.cert")).exists() {
                 return Err(tls_err(format!(
@@ -243,29 +155,14 @@ impl Transports {
         // Docker names the directory `host:port` (the port as written in
         // the reference); IPv6 hosts keep their brackets.
         let certs = host_certs(&self.certs_dir.join(host))?;
-        let p = provider();
-        let builder = rustls::ClientConfig::builder_with_provider(p.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_err(format!("TLS set-up: {e}")))?;
-        let builder = if skip_verify {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(p.clone())))
-        } else {
-            let mut roots = (*system_roots()).clone();
-            for c in certs.roots {
-                roots
-                    .add(c)
-                    .map_err(|e| tls_err(format!("{host}: invalid CA certificate: {e}")))?;
-            }
-            builder.with_root_certificates(roots)
-        };
-        let cfg = match certs.client {
-            Some((chain, key)) => builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| tls_err(format!("{host}: invalid client certificate: {e}")))?,
-            None => builder.with_no_client_auth(),
-        };
+        let cfg = ClientTls {
+            system_roots: true,
+            roots: certs.roots,
+            identity: certs.client,
+            skip_verify,
+        }
+        .config()
+        .map_err(|e| tls_err(format!("{host}: {e}")))?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(30)));

@@ -3,15 +3,17 @@
 
 use berth_api::models::{DistributionInspect, OciDescriptor, OciPlatform};
 
+use std::sync::Arc;
+
 use super::pull::{fetch_config, is_index, prepare_inner, PullRequest};
-use super::AuthConfig;
+use super::{AuthConfig, Registries};
 use crate::engine::images::reference::Reference;
 use crate::engine::images::spec::{ImageSpec, Index, Manifest};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{EngineError, Result};
 
-impl Engine {
+impl Registries {
     pub async fn distribution_inspect(
-        &self,
+        self: &Arc<Self>,
         mut reference: Reference,
         creds: AuthConfig,
     ) -> Result<DistributionInspect> {

@@ -1,5 +1,9 @@
 //! Registries: pull, push and login over the OCI distribution protocol.
 //!
+//! [`Registries`] is the service: it owns these operations and reaches
+//! the image store through its own handle on the image service (registry
+//! → images, one way), never through the engine.
+//!
 //! The client is berth's own, on hyper + rustls (see `client.rs` for why
 //! not `oci-client`): layers stream from the socket through digest
 //! verification and decompression straight into the layer store, with
@@ -29,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use berth_api::jsonmessage::JsonMessage;
 
 use crate::config::DaemonConfig;
+use crate::engine::images::ImageService;
 use crate::engine::store::Store;
 use crate::engine::Result;
 
@@ -36,7 +41,7 @@ pub use auth::AuthConfig;
 pub use endpoint::Endpoint;
 pub use platform::Platform;
 pub use pull::{PreparedPull, PullRequest};
-pub use push::{push, PushRequest};
+pub use push::PushRequest;
 
 /// Where progress lines go: the chunks of the HTTP response. A client
 /// that went away does not stop the transfer.
@@ -60,6 +65,8 @@ pub const MAX_CONCURRENT_DOWNLOADS: usize = 3;
 pub const MAX_CONCURRENT_UPLOADS: usize = 5;
 
 pub struct Registries {
+    /// Where pulls land and pushes read from.
+    images: Arc<ImageService>,
     pub endpoints: endpoint::Resolver,
     pub transports: Arc<client::Transports>,
     pub metadata: metadata::Metadata,
@@ -68,8 +75,9 @@ pub struct Registries {
 }
 
 impl Registries {
-    pub fn new(cfg: &DaemonConfig, store: Arc<Store>) -> Result<Self> {
+    pub fn new(cfg: &DaemonConfig, store: Arc<Store>, images: Arc<ImageService>) -> Result<Self> {
         Ok(Self {
+            images,
             endpoints: endpoint::Resolver::new(
                 &cfg.insecure_registries,
                 &cfg.registry_mirrors,

@@ -1,6 +1,6 @@
 //! `POST /images/create?fromImage=…`: pulling an image.
 //!
-//! Two phases, as in moby: [`prepare`] finds an endpoint that answers,
+//! Two phases, as in moby: [`Registries::prepare_pull`] finds an endpoint that answers,
 //! authenticates and fetches the first manifest; its errors are plain HTTP
 //! errors. [`PreparedPull::run`] then streams Docker's progress lines while
 //! it resolves the platform, fetches the config and the layers, and any
@@ -28,12 +28,13 @@ use super::auth::{repo_scope, AuthConfig, Session};
 use super::client::{read_body, RegistryError};
 use super::metadata::BlobSum;
 use super::platform::Platform;
-use super::{Progress, MAX_CONCURRENT_DOWNLOADS};
+use super::{Progress, Registries, MAX_CONCURRENT_DOWNLOADS};
 use crate::engine::images::content::{sha256_digest, HashReader};
 use crate::engine::images::layers::{LayerInfo, StagedLayer};
 use crate::engine::images::reference::Reference;
 use crate::engine::images::spec::{self, Descriptor, ImageSpec, Manifest};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::images::ImageService;
+use crate::engine::{EngineError, Result};
 
 const MAX_MANIFEST: usize = 4 << 20;
 const MAX_CONFIG: usize = 16 << 20;
@@ -60,6 +61,8 @@ pub(super) struct Fetched {
 }
 
 pub struct PreparedPull {
+    /// The service the transfer runs in: spawned tasks hold it.
+    regs: Arc<Registries>,
     pub(super) session: Arc<Session>,
     reference: Reference,
     platform: Option<Platform>,
@@ -184,15 +187,21 @@ async fn list_tags(s: &Session, r: &Reference) -> Result<Vec<String>> {
     Ok(tags)
 }
 
-/// Phase one: an endpoint that answers (mirrors first for Docker Hub,
-/// https before http for insecure registries), credentials, and the first
-/// manifest (or, for a name alone, the tag list).
-pub async fn prepare(engine: &Engine, req: PullRequest) -> Result<PreparedPull> {
-    prepare_inner(engine, req).await.map_err(not_401)
+impl Registries {
+    /// Phase one of a pull: an endpoint that answers (mirrors first for
+    /// Docker Hub, https before http for insecure registries), credentials,
+    /// and the first manifest (or, for a name alone, the tag list).
+    pub async fn prepare_pull(self: &Arc<Self>, req: PullRequest) -> Result<PreparedPull> {
+        prepare_inner(self, req).await.map_err(not_401)
+    }
 }
 
-pub(super) async fn prepare_inner(engine: &Engine, req: PullRequest) -> Result<PreparedPull> {
-    let regs = &engine.registries;
+/// [`Registries::prepare_pull`] with the registry's own error kinds (a 401
+/// stays a 401), for `distribution_inspect`.
+pub(super) async fn prepare_inner(
+    regs: &Arc<Registries>,
+    req: PullRequest,
+) -> Result<PreparedPull> {
     let r = req.reference;
     let eps = regs.ordered(regs.endpoints.endpoints(&r.domain, true).await);
     let scopes = vec![repo_scope(&r.path, "pull")];
@@ -238,6 +247,7 @@ pub(super) async fn prepare_inner(engine: &Engine, req: PullRequest) -> Result<P
         match targets {
             Ok(targets) => {
                 return Ok(PreparedPull {
+                    regs: regs.clone(),
                     session,
                     reference: r,
                     platform: req.platform,
@@ -283,7 +293,7 @@ fn verification_failed(digest: &str) -> EngineError {
 
 /// Downloads one layer blob and stages it, verifying its digest.
 async fn download(
-    engine: Arc<Engine>,
+    images: Arc<ImageService>,
     session: Arc<Session>,
     path: String,
     desc: Descriptor,
@@ -306,16 +316,14 @@ async fn download(
             .unwrap_or(0)
     };
     let (tx, rx) = mpsc::channel::<Bytes>(32);
-    let eng = engine.clone();
     let worker = tokio::task::spawn_blocking(move || {
         let mut hr = HashReader::new(ChanReader {
             rx,
             cur: Bytes::new(),
         });
-        let staged = eng
-            .images
+        let staged = images
             .layers
-            .stage_with(&eng.images.content, &mut hr, false, false);
+            .stage_with(&images.content, &mut hr, false, false);
         // What the unpacking left unread (or everything after a failure)
         // still counts for the digest.
         let drained = std::io::copy(&mut hr, &mut std::io::sink());
@@ -397,22 +405,23 @@ pub(super) fn is_index(mt: &str) -> bool {
 impl PreparedPull {
     /// Phase two: the progress stream. Returns whether anything changed
     /// locally (`Downloaded newer image` rather than `Image is up to date`).
-    pub async fn run(self, engine: Arc<Engine>, out: Progress) -> Result<()> {
+    pub async fn run(self, out: Progress) -> Result<()> {
         let mut updated = false;
         let PreparedPull {
+            regs,
             session,
             reference,
             platform,
             targets,
         } = self;
         for (r, first) in targets {
-            let res = pull_one(&engine, &session, &r, first, platform.as_ref(), &out).await;
+            let res = pull_one(&regs, &session, &r, first, platform.as_ref(), &out).await;
             match res {
                 Ok(u) => updated |= u,
                 Err(e) => {
                     // Blobs and layers nobody took are garbage now.
-                    let eng = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || eng.images.collect_garbage()).await;
+                    let images = regs.images.clone();
+                    let _ = tokio::task::spawn_blocking(move || images.collect_garbage()).await;
                     return Err(not_401(e));
                 }
             }
@@ -429,7 +438,7 @@ impl PreparedPull {
 }
 
 async fn pull_one(
-    engine: &Arc<Engine>,
+    regs: &Arc<Registries>,
     session: &Arc<Session>,
     r: &Reference,
     first: Option<Fetched>,
@@ -505,10 +514,10 @@ async fn pull_one(
         ));
     }
     let id = manifest.config.digest.clone();
-    let held = if engine.images.get(&id).is_some() {
+    let held = if regs.images.get(&id).is_some() {
         Vec::new()
     } else {
-        fetch_layers(engine, session, r, &manifest, &spec, out).await?
+        fetch_layers(regs, session, r, &manifest, &spec, out).await?
     };
     // The requested tag (or digest) and `name@<manifest digest>`.
     let mut refs = vec![r.clone()];
@@ -518,13 +527,13 @@ async fn pull_one(
         d.digest = Some(top_digest.clone());
         refs.push(d);
     }
-    let updated = engine.images.reference_target(r).as_deref() != Some(id.as_str());
-    let eng = engine.clone();
-    let img = tokio::task::spawn_blocking(move || eng.images.create_image(&config, &refs))
+    let updated = regs.images.reference_target(r).as_deref() != Some(id.as_str());
+    let images = regs.images.clone();
+    let img = tokio::task::spawn_blocking(move || images.create_image(&config, &refs))
         .await
         .map_err(|e| EngineError::internal(format!("worker failed: {e}")))??;
     drop(held);
-    engine.images.publish("pull", &img, &r.familiar());
+    regs.images.publish("pull", &img, &r.familiar());
     out.send(JsonMessage::status(format!("Digest: {top_digest}")))
         .await;
     Ok(updated)
@@ -533,7 +542,7 @@ async fn pull_one(
 /// Downloads the layers the store lacks and commits them bottom first.
 /// Returns leases on every layer of the image.
 async fn fetch_layers(
-    engine: &Arc<Engine>,
+    regs: &Registries,
     session: &Arc<Session>,
     r: &Reference,
     manifest: &Manifest,
@@ -543,7 +552,7 @@ async fn fetch_layers(
     let chains = spec::chain_ids(&spec.rootfs.diff_ids);
     let mut held: Vec<Option<LayerInfo>> = Vec::with_capacity(chains.len());
     for (c, desc) in chains.iter().zip(&manifest.layers) {
-        let have = engine.images.layers.lease(c);
+        let have = regs.images.layers.lease(c);
         let msg = if have.is_some() {
             "Already exists"
         } else {
@@ -568,8 +577,8 @@ async fn fetch_layers(
                 None
             }
         };
-        let (eng, s, o, d, sem) = (
-            engine.clone(),
+        let (images, s, o, d, sem) = (
+            regs.images.clone(),
             session.clone(),
             out.clone(),
             desc.clone(),
@@ -584,7 +593,7 @@ async fn fetch_layers(
                     .await
                     .map_err(|_| EngineError::internal("download queue closed"))?,
             };
-            download(eng, s, path, d, o).await
+            download(images, s, path, d, o).await
         })));
     }
     let abort_all = |tasks: &mut Vec<Option<tokio::task::JoinHandle<Result<StagedLayer>>>>| {
@@ -632,11 +641,11 @@ async fn fetch_layers(
             desc.size,
         ))
         .await;
-        let eng = engine.clone();
+        let images = regs.images.clone();
         let p = parent.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            eng.images.layers.sync()?;
-            eng.images.layers.commit(p.as_deref(), staged)
+            images.layers.sync()?;
+            images.layers.commit(p.as_deref(), staged)
         })
         .await
         .map_err(|e| EngineError::internal(format!("worker failed: {e}")));
@@ -647,7 +656,7 @@ async fn fetch_layers(
                 return Err(e);
             }
         };
-        if let Err(e) = engine.registries.metadata.add(
+        if let Err(e) = regs.metadata.add(
             want,
             BlobSum {
                 digest: desc.digest.clone(),

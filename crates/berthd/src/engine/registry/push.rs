@@ -22,12 +22,12 @@ use super::auth::{repo_scope, AuthConfig, Session};
 use super::client::{self, RegistryError};
 use super::metadata::BlobSum;
 use super::pull::{MT_DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP};
-use super::{Progress, MAX_CONCURRENT_UPLOADS};
+use super::{Progress, Registries, MAX_CONCURRENT_UPLOADS};
 use crate::engine::images::content::Hasher;
 use crate::engine::images::reference::Reference;
 use crate::engine::images::spec::{self, Descriptor, Manifest};
-use crate::engine::images::Image;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::images::{Image, ImageService};
+use crate::engine::{EngineError, Result};
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const CHUNK: usize = 1 << 20;
@@ -50,12 +50,14 @@ fn plain(e: EngineError) -> EngineError {
     }
 }
 
-/// Pushes; every line (and the error, if any) goes to `out`.
-pub async fn push(engine: Arc<Engine>, req: PushRequest, out: Progress) -> Result<()> {
-    push_inner(engine, req, &out).await.map_err(plain)
+impl Registries {
+    /// Pushes; every line (and the error, if any) goes to `out`.
+    pub async fn push(self: &Arc<Self>, req: PushRequest, out: Progress) -> Result<()> {
+        push_inner(self, req, &out).await.map_err(plain)
+    }
 }
 
-async fn push_inner(engine: Arc<Engine>, req: PushRequest, out: &Progress) -> Result<()> {
+async fn push_inner(regs: &Arc<Registries>, req: PushRequest, out: &Progress) -> Result<()> {
     let r = req.reference;
     let mut name = r.clone();
     name.tag = None;
@@ -65,7 +67,7 @@ async fn push_inner(engine: Arc<Engine>, req: PushRequest, out: &Progress) -> Re
         name.name()
     )))
     .await;
-    let all = engine.images.references_by_name(&name);
+    let all = regs.images.references_by_name(&name);
     if all.is_empty() {
         return Err(EngineError::not_found(format!(
             "An image does not exist locally with the tag: {}",
@@ -93,7 +95,6 @@ async fn push_inner(engine: Arc<Engine>, req: PushRequest, out: &Progress) -> Re
             v
         }
     };
-    let regs = &engine.registries;
     let eps = regs.ordered(regs.endpoints.endpoints(&r.domain, false).await);
     let scopes = vec![repo_scope(&r.path, "pull,push")];
     let mut session = None;
@@ -121,17 +122,17 @@ async fn push_inner(engine: Arc<Engine>, req: PushRequest, out: &Progress) -> Re
         None => return Err(last.unwrap_or_else(|| EngineError::internal("no registry endpoint"))),
     };
     for (tag_ref, id) in todo {
-        let img = engine
+        let img = regs
             .images
             .get(&id)
             .ok_or_else(|| EngineError::not_found(format!("No such image: {id}")))?;
-        push_tag(&engine, &session, &tag_ref, img, out).await?;
+        push_tag(regs, &session, &tag_ref, img, out).await?;
     }
     Ok(())
 }
 
 async fn push_tag(
-    engine: &Arc<Engine>,
+    regs: &Arc<Registries>,
     session: &Arc<Session>,
     r: &Reference,
     img: Arc<Image>,
@@ -142,8 +143,7 @@ async fn push_tag(
         .chain_ids
         .iter()
         .map(|c| {
-            engine
-                .images
+            regs.images
                 .layers
                 .lease(c)
                 .ok_or_else(|| EngineError::internal(format!("layer {c} is missing")))
@@ -165,8 +165,8 @@ async fn push_tag(
                 None
             }
         };
-        let (eng, s, o, d, sem, r) = (
-            engine.clone(),
+        let (regs, s, o, d, sem, r) = (
+            regs.clone(),
             session.clone(),
             out.clone(),
             d.clone(),
@@ -181,7 +181,7 @@ async fn push_tag(
                     .await
                     .map_err(|_| EngineError::internal("upload queue closed"))?,
             };
-            push_layer(eng, s, r, d, o).await
+            push_layer(regs, s, r, d, o).await
         }));
     }
     let mut layers: Vec<Descriptor> = Vec::new();
@@ -255,11 +255,10 @@ async fn push_tag(
     let mut dref = r.clone();
     dref.tag = None;
     dref.digest = Some(digest);
-    let eng = engine.clone();
+    let images = regs.images.clone();
     let raw = img.raw_config.clone();
-    let _ =
-        tokio::task::spawn_blocking(move || eng.images.create_image(raw.as_bytes(), &[dref])).await;
-    engine.images.publish("push", &img, &r.familiar());
+    let _ = tokio::task::spawn_blocking(move || images.create_image(raw.as_bytes(), &[dref])).await;
+    regs.images.publish("push", &img, &r.familiar());
     Ok(())
 }
 
@@ -275,15 +274,14 @@ fn is_gzip(mt: &str) -> bool {
 
 /// One layer: already there, mounted, or uploaded. Returns its descriptor.
 async fn push_layer(
-    engine: Arc<Engine>,
+    regs: Arc<Registries>,
     s: Arc<Session>,
     r: Reference,
     diff_id: String,
     out: Progress,
 ) -> Result<Descriptor> {
     let id = short(&diff_id);
-    let known: Vec<BlobSum> = engine
-        .registries
+    let known: Vec<BlobSum> = regs
         .metadata
         .get(&diff_id)
         .into_iter()
@@ -303,7 +301,7 @@ async fn push_layer(
             domain: r.domain.clone(),
             repo: r.path.clone(),
         };
-        if let Err(e) = engine.registries.metadata.add(&diff_id, sum) {
+        if let Err(e) = regs.metadata.add(&diff_id, sum) {
             tracing::warn!(error = %e, "recording distribution metadata");
         }
     };
@@ -345,7 +343,7 @@ async fn push_layer(
             }
         }
     }
-    let (digest, size) = upload_layer(&engine, &s, &r.path, &diff_id, upload_at, &out).await?;
+    let (digest, size) = upload_layer(&regs.images, &s, &r.path, &diff_id, upload_at, &out).await?;
     out.send(JsonMessage::layer_status("Pushed", &id)).await;
     record(&digest, size);
     Ok(Descriptor {
@@ -403,7 +401,7 @@ async fn upload_bytes(s: &Session, path: &str, digest: &str, b: Bytes) -> Result
 /// Compresses the layer tar and streams it up: `PATCH` (one chunk holding
 /// the whole stream), then `PUT ?digest=`.
 async fn upload_layer(
-    engine: &Arc<Engine>,
+    images: &ImageService,
     s: &Session,
     path: &str,
     diff_id: &str,
@@ -415,7 +413,7 @@ async fn upload_layer(
         None => start_upload(s, path).await?,
     };
     let id = short(diff_id);
-    let file = engine.images.content.open_blob(diff_id)?;
+    let file = images.content.open_blob(diff_id)?;
     let total = file.metadata()?.len() as i64;
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let o = out.clone();
