@@ -289,6 +289,8 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "host.rs",
     "ids.rs",
     "trash.rs",
+    "users.rs",
+    "signal.rs",
 ];
 
 #[test]

@@ -15,9 +15,11 @@ pub mod mountinfo;
 pub mod networks;
 pub mod reconcile;
 pub mod registry;
+pub mod signal;
 pub mod store;
 pub mod system;
 pub mod trash;
+pub mod users;
 pub mod volumes;
 
 use std::sync::Arc;

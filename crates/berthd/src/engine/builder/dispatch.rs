@@ -135,7 +135,7 @@ impl Run<'_> {
             }
             Command::StopSignal(s) => {
                 let s = self.expand(st, s)?;
-                crate::engine::containers::parse_signal(&s)?;
+                crate::engine::signal::parse_signal(&s)?;
                 st.config.stop_signal = Some(s.clone());
                 self.meta_step(st, &format!("STOPSIGNAL {s}")).await
             }

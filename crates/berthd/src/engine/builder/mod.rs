@@ -584,7 +584,7 @@ impl Run<'_> {
         }
         // As moby's `setDefaultPath`: every stage has a PATH.
         if st.env_get("PATH").is_none() {
-            st.set_env("PATH", super::containers::DEFAULT_PATH);
+            st.set_env("PATH", berth_runtime::DEFAULT_PATH);
         }
         // ONBUILD triggers of the base image run first.
         let triggers = st.config.on_build.take().unwrap_or_default();
