@@ -279,6 +279,7 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "images",
     "volumes",
     "networks",
+    "builder",
     "logging",
     "fs",
     "store.rs",

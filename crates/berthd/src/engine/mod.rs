@@ -36,7 +36,7 @@ pub struct Engine {
     pub config: DaemonConfig,
     pub store: Arc<Store>,
     pub events: Arc<EventBus>,
-    pub images: images::ImageService,
+    pub images: Arc<images::ImageService>,
     pub containers: containers::Containers,
     pub networks: networks::Networks,
     pub volumes: volumes::Volumes,
@@ -77,12 +77,16 @@ impl Engine {
             }
         };
         let events = Arc::new(EventBus::new());
-        let images = images::ImageService::open(&config.data_root, store.clone(), events.clone())?;
+        let images = Arc::new(images::ImageService::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+        )?);
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
-        let builder = builder::Builder::open(&config.data_root, store.clone())?;
+        let builder = builder::Builder::open(&config.data_root, store.clone(), images.clone())?;
         let registries = registry::Registries::new(&config, store.clone())?;
         volumes.set_users(Box::new(containers::mounts::VolumeUse(
             containers.index.clone(),

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod attach;
+mod build_steps;
 pub mod commit;
 mod create;
 pub mod exec;
