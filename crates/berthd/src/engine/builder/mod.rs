@@ -1095,18 +1095,4 @@ impl Builder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_comment_cmds() {
-        assert_eq!(
-            comment_cmd("/bin/sh -c #(nop)  ENV A=1"),
-            ["/bin/sh", "-c", "#(nop) ", "ENV A=1"]
-        );
-        assert_eq!(
-            comment_cmd("/bin/sh -c #(nop) WORKDIR /w"),
-            ["/bin/sh", "-c", "#(nop) WORKDIR /w"]
-        );
-    }
-}
+mod tests;
