@@ -22,6 +22,10 @@ mod spec;
 
 use std::path::PathBuf;
 
+/// The `PATH` a process gets when its image sets none (moby's
+/// `DefaultPathEnv`), and every build stage's unless it sets its own.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 pub use bollard_stubs::models::{ContainerConfig, HostConfig};
 pub use caps::first_unknown as unknown_capability;
 pub use oci_spec;

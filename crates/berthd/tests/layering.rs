@@ -280,6 +280,7 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "volumes",
     "networks",
     "registry",
+    "builder",
     "logging",
     "fs",
     "store.rs",
@@ -290,6 +291,8 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "host.rs",
     "ids.rs",
     "trash.rs",
+    "users.rs",
+    "signal.rs",
 ];
 
 #[test]

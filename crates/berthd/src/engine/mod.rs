@@ -15,9 +15,11 @@ pub mod mountinfo;
 pub mod networks;
 pub mod reconcile;
 pub mod registry;
+pub mod signal;
 pub mod store;
 pub mod system;
 pub mod trash;
+pub mod users;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -84,12 +86,12 @@ impl Engine {
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
-        let builder = builder::Builder::open(&config.data_root, store.clone())?;
         let registries = Arc::new(registry::Registries::new(
             &config,
             store.clone(),
             images.clone(),
         )?);
+        let builder = builder::Builder::open(&config.data_root, store.clone(), images.clone())?;
         volumes.set_users(Box::new(containers::mounts::VolumeUse(
             containers.index.clone(),
         )));

@@ -256,7 +256,7 @@ impl Engine {
                     .collect(),
             ),
             volumes: Some(self.volumes.volumes_disk_usage()),
-            build_cache: Some(self.build_cache_usage()),
+            build_cache: Some(self.builder.build_cache_usage()),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `POST /build` (the classic builder) and `POST /build/prune`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use berth_api::jsonmessage::JsonMessage;
 use bytes::Bytes;
@@ -9,7 +10,7 @@ use http::StatusCode;
 use super::error::ApiError;
 use super::http::{ok_json, stream, ApiResult, Req};
 use super::Ctx;
-use crate::engine::builder::BuildOptions;
+use crate::engine::builder::{Backend, BuildOptions};
 use crate::engine::images::reference::Reference;
 use crate::engine::registry::endpoint::normalize_server_address;
 use crate::engine::registry::AuthConfig;
@@ -99,7 +100,14 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
     let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let engine = ctx.engine.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move { engine.build(body, opts, jtx, ready_tx).await });
+    tokio::spawn(async move {
+        // The engine runs the build's containers and pulls.
+        let backend: Arc<dyn Backend> = engine.clone();
+        engine
+            .builder
+            .build(backend, body, opts, jtx, ready_tx)
+            .await
+    });
     // Errors before the build starts (context, Dockerfile) are the answer.
     match ready_rx.await {
         Ok(Ok(())) => {}
@@ -120,7 +128,7 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
 
 pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
     let filters = req.query.filters()?;
-    ok_json(&ctx.engine.prune_build_cache(&filters).await?)
+    ok_json(&ctx.engine.builder.prune_build_cache(&filters).await?)
 }
 
 /// `POST /build/cancel`: classic builds end when their client goes away.

@@ -366,7 +366,7 @@ pub fn parse_chown(root: &Path, spec: &str) -> Result<(u32, u32)> {
         None => (spec, None),
     };
     let lookup = |s: &str| -> Result<u32> {
-        let (r, _) = crate::engine::containers::user::resolve(root, s, &[])?;
+        let (r, _) = crate::engine::users::resolve(root, s, &[])?;
         Ok(r.uid)
     };
     let uid = match u.parse::<u32>() {
@@ -378,8 +378,7 @@ pub fn parse_chown(root: &Path, spec: &str) -> Result<(u32, u32)> {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
             Err(_) => {
-                let (r, _) =
-                    crate::engine::containers::user::resolve(root, &format!("0:{g}"), &[])?;
+                let (r, _) = crate::engine::users::resolve(root, &format!("0:{g}"), &[])?;
                 r.gid
             }
         },

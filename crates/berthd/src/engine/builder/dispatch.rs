@@ -135,7 +135,7 @@ impl Run<'_> {
             }
             Command::StopSignal(s) => {
                 let s = self.expand(st, s)?;
-                crate::engine::containers::parse_signal(&s)?;
+                crate::engine::signal::parse_signal(&s)?;
                 st.config.stop_signal = Some(s.clone());
                 self.meta_step(st, &format!("STOPSIGNAL {s}")).await
             }
@@ -180,15 +180,16 @@ impl Run<'_> {
             return Ok(());
         }
         // The directory is created (root-owned) when missing: a layer.
-        let engine = self.engine.clone();
+        let backend = self.backend.clone();
+        let images = self.builder.images.clone();
         let image = st.image_id.clone();
         let parent = st.top_chain();
-        let dir = self.engine.builder.scratch_dir("workdir");
+        let dir = self.builder.scratch_dir("workdir");
         let layer = blocking(move || {
-            let s = Scratch::mount(&engine, &image, dir)?;
+            let s = Scratch::mount(&*backend, &image, dir)?;
             context::mkdir_all_in_root(&s.rw.merged, &path, (0, 0))?;
             s.rw.unmount();
-            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
+            commit_step(&images, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::Created)

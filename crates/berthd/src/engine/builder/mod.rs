@@ -10,6 +10,7 @@
 //! directory) write into an overlay of the previous image and commit that.
 //! Each step is recorded in the build cache (see `cache.rs`).
 
+mod backend;
 pub mod cache;
 mod cache_from;
 pub mod context;
@@ -21,6 +22,7 @@ mod run;
 pub mod shell;
 mod state;
 
+pub use backend::{Backend, Started, StepConfig};
 use dispatch::human_list;
 use run::step_container;
 use run::StepContainer;
@@ -30,18 +32,17 @@ use state::State;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_api::jsonmessage::JsonMessage;
-use berth_api::models::{ContainerCreateBody, HealthConfig, HostConfig, ImageConfig};
+use berth_api::models::{HealthConfig, ImageConfig};
 use tokio::sync::mpsc;
 
 use super::fs::snapshot::{RwLayer, Upper};
 use super::images::reference::Reference;
-use super::images::LayerInfo;
+use super::images::{ImageService, LayerInfo};
 use super::registry::{AuthConfig, Platform, Progress, PullRequest};
 use super::store::Store;
-use super::{Engine, EngineError, Result};
+use super::{EngineError, Result};
 use dockerfile::{Args, Command, Instruction};
 
 /// The build args Docker lets through without an `ARG`.
@@ -61,12 +62,12 @@ const PROXY_ARGS: &[&str] = &[
 /// Commits a step's rw layer as a layer on top of `parent`; `None` when
 /// nothing changed.
 fn commit_step(
-    engine: &Engine,
+    images: &ImageService,
     rw: &RwLayer,
     kind: Upper,
     parent: Option<&str>,
 ) -> Result<Option<LayerInfo>> {
-    let store = |r| engine.images.create_layer(parent, r);
+    let store = |r| images.create_layer(parent, r);
     rw.commit(kind, store).map_err(|e| match e {
         EngineError::Internal(m) => EngineError::Internal(format!("build: {m}")),
         other => other,
@@ -75,14 +76,18 @@ fn commit_step(
 
 pub use crate::engine::clock::now;
 
-/// The builder's state kept by the engine.
+/// The classic builder: builds, and the build cache with its `df` and
+/// prune. What it needs of containers and the registry comes per build
+/// as a `Backend`.
 pub struct Builder {
-    pub cache: cache::Cache,
+    images: Arc<ImageService>,
+    cache: cache::Cache,
+    /// Scratch space of builds in flight (contexts, roots, downloads).
     dir: PathBuf,
 }
 
 impl Builder {
-    pub fn open(data_root: &Path, store: Arc<Store>) -> Result<Self> {
+    pub fn open(data_root: &Path, store: Arc<Store>, images: Arc<ImageService>) -> Result<Self> {
         let dir = data_root.join("builder");
         // Whatever an interrupted build left (mounts first).
         if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -96,6 +101,7 @@ impl Builder {
         }
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
+            images,
             cache: cache::Cache::open(store)?,
             dir,
         })
@@ -233,11 +239,10 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn mount(engine: &Engine, image_id: &str, dir: PathBuf) -> Result<Self> {
+    fn mount(backend: &dyn Backend, image_id: &str, dir: PathBuf) -> Result<Self> {
         let rw = RwLayer::at(&dir);
         let s = Scratch { dir, rw };
-        // A build step's upper dir is read into a layer, then dropped.
-        engine.mount_rw(&s.rw, image_id, true)?;
+        backend.mount_scratch(&s.rw, image_id)?;
         Ok(s)
     }
 }
@@ -267,15 +272,15 @@ fn comment_cmd(created_by: &str) -> Vec<String> {
     v
 }
 
-impl Engine {
+impl Builder {
     /// Runs a build: reads the context from `body`, streams progress to
     /// `tx`, and ends the stream with the result or an `errorDetail`.
-    /// Runs a build, sending its progress to `tx`. A failure before any
-    /// progress went out is returned instead, so that it can be the HTTP
-    /// status (as dockerd does while its output is unflushed); later ones
-    /// end the stream as an `errorDetail` message.
+    /// A failure before any progress went out is returned through `ready`
+    /// instead, so that it can be the HTTP status (as dockerd does while
+    /// its output is unflushed).
     pub async fn build(
-        self: &Arc<Self>,
+        &self,
+        backend: Arc<dyn Backend>,
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
         tx: mpsc::Sender<JsonMessage>,
@@ -287,7 +292,10 @@ impl Engine {
             held: Default::default(),
         };
         let mut ready = Some(ready);
-        match self.build_inner(body, &opts, &out, &mut ready).await {
+        match self
+            .build_inner(backend, body, &opts, &out, &mut ready)
+            .await
+        {
             Ok(()) => {}
             Err(Fail::Gone) => tracing::info!("build: the client went away"),
             Err(Fail::Run(m, code)) => {
@@ -308,7 +316,8 @@ impl Engine {
     }
 
     async fn build_inner(
-        self: &Arc<Self>,
+        &self,
+        backend: Arc<dyn Backend>,
         body: Box<dyn std::io::Read + Send>,
         opts: &BuildOptions,
         out: &Out,
@@ -323,7 +332,7 @@ impl Engine {
         if let Some(p) = Some(opts.platform.as_str()).filter(|p| !p.is_empty()) {
             check_platform(p)?;
         }
-        let dir = self.builder.scratch_dir("context");
+        let dir = self.scratch_dir("context");
         let dockerfile_name = opts.dockerfile.clone();
         let (ctx, text) = tokio::task::spawn_blocking(move || {
             let mut body = body;
@@ -415,7 +424,8 @@ impl Engine {
         }
         let total = meta.len() + stages.iter().map(|s| 1 + s.body.len()).sum::<usize>();
         let mut b = Run {
-            engine: self.clone(),
+            builder: self,
+            backend,
             opts,
             out,
             ctx_root: ctx.root.clone(),
@@ -509,7 +519,8 @@ fn check_platform(p: &str) -> Result<()> {
 
 /// One build in progress.
 struct Run<'a> {
-    engine: Arc<Engine>,
+    builder: &'a Builder,
+    backend: Arc<dyn Backend>,
     opts: &'a BuildOptions,
     out: &'a Out,
     ctx_root: PathBuf,
@@ -584,7 +595,7 @@ impl Run<'_> {
         }
         // As moby's `setDefaultPath`: every stage has a PATH.
         if st.env_get("PATH").is_none() {
-            st.set_env("PATH", super::containers::DEFAULT_PATH);
+            st.set_env("PATH", berth_runtime::DEFAULT_PATH);
         }
         // ONBUILD triggers of the base image run first.
         let triggers = st.config.on_build.take().unwrap_or_default();
@@ -619,7 +630,7 @@ impl Run<'_> {
     /// classic builder does.
     async fn base_image(&self, name: &str) -> Step<Arc<super::images::Image>> {
         if !self.opts.pull {
-            match self.engine.images.resolve(name) {
+            match self.builder.images.resolve(name) {
                 Ok(img) => return Ok(img),
                 Err(EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -639,17 +650,13 @@ impl Run<'_> {
             .get(&reference.domain)
             .cloned()
             .unwrap_or_default();
-        let prepared = self
-            .engine
-            .registries
-            .prepare_pull(PullRequest {
-                reference: reference.clone(),
-                platform,
-                creds,
-            })
-            .await?;
+        let req = PullRequest {
+            reference: reference.clone(),
+            platform,
+            creds,
+        };
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(64);
-        let pull = tokio::spawn(async move { prepared.run(Progress(tx)).await });
+        let pull = tokio::spawn(self.backend.clone().pull_image(req, Progress(tx)));
         while let Some(line) = rx.recv().await {
             if self.out.quiet {
                 continue;
@@ -660,7 +667,7 @@ impl Run<'_> {
         }
         pull.await
             .map_err(|e| Fail::Engine(EngineError::internal(format!("pull task: {e}"))))??;
-        Ok(self.engine.images.resolve(&reference.to_string())?)
+        Ok(self.builder.images.resolve(&reference.to_string())?)
     }
 
     /// Looks a step up in the cache; on a hit moves the state to it.
@@ -668,11 +675,11 @@ impl Run<'_> {
         if self.opts.no_cache {
             return Ok(false);
         }
-        let local = self.engine.builder.cache.get(key).and_then(|e| {
-            let img = self.engine.images.get(&e.image);
+        let local = self.builder.cache.get(key).and_then(|e| {
+            let img = self.builder.images.get(&e.image);
             if img.is_none() {
                 // Its image was removed (rmi, image prune): a stale entry.
-                let _ = self.engine.builder.cache.remove(&[key.to_string()]);
+                let _ = self.builder.cache.remove(&[key.to_string()]);
             }
             img
         });
@@ -692,7 +699,7 @@ impl Run<'_> {
         *st = State::of_image(&img)?;
         st.args = args;
         st.cmd_set = cmd_set;
-        self.engine.builder.cache.touch(key);
+        self.builder.cache.touch(key);
         self.out.say(" ---> Using cache\n").await?;
         self.out.say(format!(" ---> {}\n", short(&img.id))).await?;
         Ok(true)
@@ -701,12 +708,12 @@ impl Run<'_> {
     /// Whether `id` is a `cachefrom` image or one of their parents.
     fn is_source_ancestor(&self, id: &str) -> bool {
         self.opts.cache_from.iter().any(|r| {
-            let mut cur = self.engine.images.resolve(r).ok().map(|i| i.id.clone());
+            let mut cur = self.builder.images.resolve(r).ok().map(|i| i.id.clone());
             // Parent chains are short; the bound guards against a cycle.
             for _ in 0..1000 {
                 match cur {
                     Some(c) if c == id => return true,
-                    Some(c) => cur = self.engine.images.get(&c).and_then(|i| i.parent.clone()),
+                    Some(c) => cur = self.builder.images.get(&c).and_then(|i| i.parent.clone()),
                     None => return false,
                 }
             }
@@ -728,13 +735,13 @@ impl Run<'_> {
             .opts
             .cache_from
             .iter()
-            .filter_map(|r| self.engine.images.resolve(r).ok().map(|i| i.id.clone()))
+            .filter_map(|r| self.builder.images.resolve(r).ok().map(|i| i.id.clone()))
             .collect();
         let parent_id = Some(st.image_id.as_str()).filter(|p| !p.is_empty());
         let parent = parent_id.map(|_| &st.spec);
         let config = serde_json::to_value(&st.config)?;
         let Some(id) = cache_from::lookup(
-            &self.engine.images,
+            &self.builder.images,
             &sources,
             parent_id,
             parent,
@@ -744,11 +751,11 @@ impl Run<'_> {
         else {
             return Ok(None);
         };
-        let Some(img) = self.engine.images.get(&id) else {
+        let Some(img) = self.builder.images.get(&id) else {
             return Ok(None);
         };
         let t = now();
-        self.engine.builder.cache.put(
+        self.builder.cache.put(
             key,
             cache::Entry {
                 image: img.id.clone(),
@@ -805,10 +812,13 @@ impl Run<'_> {
         }
         let bytes = serde_json::to_vec(&spec)?;
         let parent = Some(st.image_id.as_str()).filter(|p| !p.is_empty());
-        let img = self.engine.images.create_child_image(&bytes, &[], parent)?;
+        let img = self
+            .builder
+            .images
+            .create_child_image(&bytes, &[], parent)?;
         let size = layer.as_ref().map(|l| l.size as i64).unwrap_or(0);
         let t = now();
-        self.engine.builder.cache.put(
+        self.builder.cache.put(
             key,
             cache::Entry {
                 image: img.id.clone(),
@@ -889,7 +899,7 @@ impl Run<'_> {
                 local.push(s);
             }
         }
-        let dl_dir = self.engine.builder.scratch_dir("download");
+        let dl_dir = self.builder.scratch_dir("download");
         let _dl_guard = DirGuard(dl_dir.clone());
         let mut fetched = Vec::new();
         for (i, url) in downloads.iter().enumerate() {
@@ -904,15 +914,15 @@ impl Run<'_> {
                 mtime: got.mtime,
             });
         }
-        let engine = self.engine.clone();
+        let backend = self.backend.clone();
         let ctx_root = self.ctx_root.clone();
-        let src_dir = self.engine.builder.scratch_dir("from");
+        let src_dir = self.builder.scratch_dir("from");
         let what_s = what.to_string();
         let from_id = from_image.clone();
         // Sources and their hash (mounting the source image when --from).
         let (hash, plan) = blocking(move || {
             let src_scratch = match &from_id {
-                Some(id) => Some(Scratch::mount(&engine, id, src_dir)?),
+                Some(id) => Some(Scratch::mount(&*backend, id, src_dir)?),
                 None => None,
             };
             let root = match &src_scratch {
@@ -947,14 +957,15 @@ impl Run<'_> {
             let _ = tokio::task::spawn_blocking(move || drop(plan)).await;
             return Ok(());
         }
-        let engine = self.engine.clone();
+        let backend = self.backend.clone();
+        let images = self.builder.images.clone();
         let image = st.image_id.clone();
         let parent = st.top_chain();
-        let dir = self.engine.builder.scratch_dir("copy");
+        let dir = self.builder.scratch_dir("copy");
         let what_s = what.to_string();
         let layer = blocking(move || {
             let (sources, src_scratch) = plan;
-            let s = Scratch::mount(&engine, &image, dir)?;
+            let s = Scratch::mount(&*backend, &image, dir)?;
             let owner = match &chown {
                 Some(spec) => copy::parse_chown(&s.rw.merged, spec)?,
                 None => (0, 0),
@@ -971,7 +982,7 @@ impl Run<'_> {
             )?;
             drop(src_scratch);
             s.rw.unmount();
-            commit_step(&engine, &s.rw, Upper::Scratch, parent.as_deref())
+            commit_step(&images, &s.rw, Upper::Scratch, parent.as_deref())
         })
         .await?;
         self.commit(st, &created_by, &key, layer, StepContainer::None)
@@ -1007,7 +1018,7 @@ impl Drop for DirGuard {
     }
 }
 
-impl Engine {
+impl Builder {
     /// Images the build cache shares with something else (a tag, a
     /// container, or a tagged descendant): pruning them frees nothing.
     fn kept_images(&self) -> HashSet<String> {
@@ -1031,7 +1042,7 @@ impl Engine {
     /// `/system/df`'s `BuildCache`.
     pub fn build_cache_usage(&self) -> Vec<berth_api::models::BuildCache> {
         let kept = self.kept_images();
-        self.builder.cache.items(
+        self.cache.items(
             |e| self.images.get(&e.image).is_some(),
             |e| kept.contains(&e.image),
         )
@@ -1040,7 +1051,7 @@ impl Engine {
     /// `POST /build/prune`: drops cache entries (all, or those older than
     /// `until`); the images they point at are left alone.
     pub async fn prune_build_cache(
-        self: &Arc<Self>,
+        &self,
         filters: &berth_api::filters::Filters,
     ) -> Result<berth_api::models::BuildPruneResponse> {
         filters.validate(&[
@@ -1062,7 +1073,7 @@ impl Engine {
             None => None,
         };
         let ids: Vec<&str> = filters.get("id").collect();
-        let all = self.builder.cache.all();
+        let all = self.cache.all();
         let gone: Vec<_> = all
             .into_iter()
             .filter(|(k, e)| {
@@ -1071,7 +1082,7 @@ impl Engine {
             })
             .collect();
         let keys: Vec<String> = gone.iter().map(|(k, _)| k.clone()).collect();
-        self.builder.cache.remove(&keys)?;
+        self.cache.remove(&keys)?;
         // The step images stay: as with dockerd's classic builder, they are
         // ordinary images (a build's untagged result is a dangling image
         // for `image prune`; intermediate ones go with their last child).
@@ -1084,18 +1095,4 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_comment_cmds() {
-        assert_eq!(
-            comment_cmd("/bin/sh -c #(nop)  ENV A=1"),
-            ["/bin/sh", "-c", "#(nop) ", "ENV A=1"]
-        );
-        assert_eq!(
-            comment_cmd("/bin/sh -c #(nop) WORKDIR /w"),
-            ["/bin/sh", "-c", "#(nop) WORKDIR /w"]
-        );
-    }
-}
+mod tests;

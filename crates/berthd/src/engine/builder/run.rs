@@ -49,7 +49,7 @@ pub(super) fn step_container(
 /// Removes a RUN's container unless told to keep it (a failed RUN without
 /// `--force-rm`), also when the build is dropped midway.
 pub(super) struct ContainerGuard {
-    engine: Arc<Engine>,
+    backend: Arc<dyn Backend>,
     id: String,
     remove: bool,
 }
@@ -59,11 +59,11 @@ impl Drop for ContainerGuard {
         if !self.remove {
             return;
         }
-        let engine = self.engine.clone();
+        let backend = self.backend.clone();
         let id = self.id.clone();
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move {
-                let _ = engine.remove_container(&id, true, true).await;
+                let _ = backend.remove_step(&id).await;
             });
         }
     }
@@ -140,43 +140,21 @@ impl Run<'_> {
                 "RUN needs a base image with a shell: this stage is FROM scratch with nothing in it",
             ));
         }
-        let body = ContainerCreateBody {
-            image: Some(st.image_id.clone()),
-            entrypoint: Some(argv.clone()),
-            env: Some(env),
+        let backend = self.backend.clone();
+        let id = backend.create_step(StepConfig {
+            image: st.image_id.clone(),
+            argv: argv.clone(),
+            env,
             user: st.config.user.clone(),
             working_dir: st.config.working_dir.clone(),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            healthcheck: Some(HealthConfig {
-                test: Some(vec!["NONE".into()]),
-                ..Default::default()
-            }),
-            labels: Some(HashMap::new()),
-            host_config: Some(HostConfig {
-                network_mode: Some(match self.opts.network_mode.as_str() {
-                    "" => "default".into(),
-                    m => m.to_string(),
-                }),
-                extra_hosts: Some(self.opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
-                shm_size: self.opts.shm_size,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let engine = self.engine.clone();
-        let (id, _) = engine.create_container(
-            crate::engine::containers::CreateOptions {
-                name: None,
-                platform: None,
-            },
-            body,
-        )?;
+            network_mode: self.opts.network_mode.clone(),
+            extra_hosts: self.opts.extra_hosts.clone(),
+            shm_size: self.opts.shm_size,
+        })?;
         // Removes the container on any early return (errors, the client
         // going away); a failed RUN keeps it unless --force-rm, as Docker.
         let mut guard = ContainerGuard {
-            engine: engine.clone(),
+            backend: backend.clone(),
             id: id.clone(),
             remove: true,
         };
@@ -187,7 +165,7 @@ impl Run<'_> {
         if code != 0 {
             guard.remove = false;
             if self.opts.force_rm {
-                let _ = engine.remove_container(&id, true, true).await;
+                let _ = backend.remove_step(&id).await;
                 self.out
                     .say(format!("Removing intermediate container {}\n", short(&id)))
                     .await?;
@@ -200,11 +178,12 @@ impl Run<'_> {
                 code,
             ));
         }
-        let rw = engine.paths(&id).rw;
+        let rw = backend.step_layer(&id);
         let parent = st.top_chain();
-        let e2 = engine.clone();
+        let images = self.builder.images.clone();
         let layer =
-            blocking(move || commit_step(&e2, &rw, Upper::Container, parent.as_deref())).await?;
+            blocking(move || commit_step(&images, &rw, Upper::Container, parent.as_deref()))
+                .await?;
         let result = self
             .commit(
                 st,
@@ -216,7 +195,7 @@ impl Run<'_> {
             .await;
         guard.remove = false;
         if self.opts.rm || self.opts.force_rm {
-            if let Err(e) = engine.remove_container(&id, true, true).await {
+            if let Err(e) = backend.remove_step(&id).await {
                 tracing::warn!(id = %id, error = %e, "build: removing an intermediate container");
             }
             self.out
@@ -230,39 +209,8 @@ impl Run<'_> {
     /// Starts the container with its output streamed, waits for its exit.
     pub(super) async fn run_container(&self, id: &str) -> Step<i64> {
         use tokio::io::AsyncReadExt;
-        let engine = &self.engine;
-        let session = engine.attach_container(
-            id,
-            crate::engine::containers::attach::AttachOptions {
-                stdin: false,
-                stdout: true,
-                stderr: true,
-                detach_keys: None,
-                logs: false,
-                stream: true,
-            },
-        )?;
-        let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let attach = tokio::spawn(session.run(theirs));
-        // The attach must be waiting before the start, or output is lost.
-        let c = engine.containers.find(id)?;
-        for _ in 0..500 {
-            if !c
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let waiter = engine.wait_container(
-            id,
-            crate::engine::containers::lifecycle::WaitCondition::NextExit,
-        )?;
-        engine.start_container(id).await?;
-        let mut ours = ours;
+        let Started { output, exit } = self.backend.clone().start_step(id.to_string()).await?;
+        let mut ours = output;
         let mut pending: Vec<u8> = Vec::new();
         let mut in_err = false;
         let mut header = [0u8; 8];
@@ -308,8 +256,9 @@ impl Run<'_> {
         };
         // The output ends with the process.
         let pumped = pump.await;
-        attach.abort();
+        // Ends the attach, as the output has ended.
+        drop(ours);
         pumped?;
-        Ok(waiter.wait().await)
+        Ok(exit.await)
     }
 }

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::mounts::{BIND, TMPFS, VOLUME};
-use super::{user, Container, Record};
+use super::{Container, Record};
 use crate::engine::fs::{self, ExtractOptions, Packer, Root, UnpackOptions};
+use crate::engine::users;
 use crate::engine::{Engine, EngineError, Result};
 
 /// The `X-Docker-Container-Path-Stat` JSON (Go's `ContainerPathStat`).
@@ -431,7 +432,7 @@ impl Engine {
             check_writable(&r, &resolved)?;
             let user_spec = r.config.user.clone().unwrap_or_default();
             let chown = if opts.copy_uid_gid && !user_spec.is_empty() {
-                let (u, _) = user::resolve(&view.root.path(), &user_spec, &[])?;
+                let (u, _) = users::resolve(&view.root.path(), &user_spec, &[])?;
                 Some((u.uid, u.gid))
             } else {
                 None

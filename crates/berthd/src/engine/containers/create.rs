@@ -3,6 +3,7 @@
 //! name reserved, the mount plan made, the endpoints chosen.
 
 use super::*;
+use crate::engine::signal::parse_signal;
 
 pub struct CreateOptions {
     pub name: Option<String>,

@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::attach::{parse_detach_keys, pump_stdin, Escape, StdinEnd};
-use super::{shim, user, Status};
+use super::{shim, Status};
+use crate::engine::users;
 use crate::engine::{Engine, EngineError, Result};
 
 #[derive(Debug, Default, Clone)]
@@ -249,7 +250,7 @@ impl Engine {
             .map(String::from)
             .or(r.config.user.clone())
             .unwrap_or_default();
-        let (u, home) = user::resolve(
+        let (u, home) = users::resolve(
             &p.rw.merged,
             &user_spec,
             &r.host_config.group_add.clone().unwrap_or_default(),

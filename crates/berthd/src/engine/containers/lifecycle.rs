@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use berth_api::shim::Request;
 
-use super::{parse_signal, shim, Container, Status};
+use super::{shim, Container, Status};
 use crate::engine::cgroups;
+use crate::engine::signal::parse_signal;
 use crate::engine::{Engine, EngineError, Result};
 
 /// How long a SIGKILL `kill` waits for the exit before it fails.

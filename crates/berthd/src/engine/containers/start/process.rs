@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use berth_runtime::ResolvedUser;
 
-use super::super::{user, Paths, Record};
+use super::super::{Paths, Record};
+use crate::engine::users;
 use crate::engine::{Engine, EngineError, Result};
 
 pub(in crate::engine::containers) struct Process {
@@ -28,7 +29,7 @@ impl Engine {
         hostname: &str,
     ) -> Result<Process> {
         let hc = &r.host_config;
-        let (u, home) = user::resolve(
+        let (u, home) = users::resolve(
             &p.rw.merged,
             r.config.user.as_deref().unwrap_or(""),
             &hc.group_add.clone().unwrap_or_default(),

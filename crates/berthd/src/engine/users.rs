@@ -1,5 +1,7 @@
 //! `-u USER[:GROUP]` and `--group-add`, resolved against the container's
 //! own `/etc/passwd` and `/etc/group` (as Docker does), never the host's.
+//! A leaf: containers (process user, `exec -u`, `cp` ownership) and the
+//! builder (`COPY --chown`) both use it.
 
 use std::path::Path;
 
