@@ -12,19 +12,28 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Why TLS could not be set up. Each text names the file or the step.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read, or its PEM could not be parsed.
+    /// A file could not be read.
     #[error("reading {}: {err}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What went wrong.
         err: std::io::Error,
+    },
+    /// The file's PEM could not be parsed.
+    #[error("reading {}: {err}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        err: rustls::pki_types::pem::Error,
     },
     /// The file holds no PEM certificate.
     #[error("{}: no PEM certificate found", .0.display())]
@@ -53,9 +62,9 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 /// The PEM certificates in `path`: at least one, or an error.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let data = read(path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
         .collect::<Result<_, _>>()
-        .map_err(|err| TlsError::Read {
+        .map_err(|err| TlsError::Pem {
             path: path.to_path_buf(),
             err,
         })?;
@@ -68,12 +77,13 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// The first PEM private key in `path` (PKCS#8, PKCS#1 or SEC1).
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let data = read(path)?;
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|err| TlsError::Read {
+    PrivateKeyDer::from_pem_slice(&data).map_err(|err| match err {
+        PemError::NoItemsFound => TlsError::NoKey(path.to_path_buf()),
+        err => TlsError::Pem {
             path: path.to_path_buf(),
             err,
-        })?
-        .ok_or_else(|| TlsError::NoKey(path.to_path_buf()))
+        },
+    })
 }
 
 /// The crypto provider every configuration uses (ring), made once.

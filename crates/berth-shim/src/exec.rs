@@ -270,7 +270,7 @@ fn child(
         .env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or(berth_runtime::DEFAULT_PATH);
     let arg0 = p
         .args
         .first()

@@ -227,7 +227,7 @@ impl Executor for BerthExecutor {
         let path = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            .unwrap_or(berth_runtime::DEFAULT_PATH);
         lookup(&args[0], path)
             .map(|_| ())
             .map_err(|e| ExecutorValidationError::ArgValidationError(e.msg))
