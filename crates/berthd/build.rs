@@ -18,6 +18,33 @@ fn main() {
     println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=build.rs");
     build_init(&rustc);
+    build_protos();
+}
+
+/// BuildKit's gRPC services from our own .proto files, compiled by protox
+/// (pure Rust), so that neither developers nor CI need protoc.
+fn build_protos() {
+    const FILES: &[&str] = &[
+        "control.proto",
+        "worker.proto",
+        "gateway.proto",
+        "filesync.proto",
+        "fsutil.proto",
+    ];
+    for f in FILES {
+        println!("cargo:rerun-if-changed=proto/{f}");
+    }
+    let fds = match protox::compile(FILES, ["proto"]) {
+        Ok(f) => f,
+        Err(e) => panic!("compiling the .proto files: {e}"),
+    };
+    if let Err(e) = tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(fds)
+    {
+        panic!("generating the gRPC code: {e}");
+    }
 }
 
 /// berth-init must run in any image, so it is linked statically; it is

@@ -3,6 +3,7 @@
 
 mod archive;
 mod build;
+mod buildkit;
 mod containers;
 pub mod error;
 mod exec;
@@ -36,6 +37,8 @@ pub use listen::Listener;
 /// What every handler gets.
 pub struct Ctx {
     pub engine: Arc<Engine>,
+    /// `/grpc` and `/session`: shared by every connection.
+    pub buildkit: Arc<crate::buildkit::BuildKit>,
 }
 
 const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
@@ -142,6 +145,7 @@ pub async fn serve(
 ) {
     let ctx = Arc::new(Ctx {
         engine: engine.clone(),
+        buildkit: crate::buildkit::BuildKit::new(engine.clone()),
     });
     // Each connection task holds a clone; when all are gone, recv() yields None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);

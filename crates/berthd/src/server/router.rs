@@ -8,7 +8,7 @@ use http::Method;
 
 use super::http::{ApiResult, Req};
 use super::{
-    archive, build, containers, exec, images, networks, page_not_found, system, volumes,
+    archive, build, buildkit, containers, exec, images, networks, page_not_found, system, volumes,
     CommonHeaders, Ctx,
 };
 
@@ -118,6 +118,13 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
             images::delete(ctx, req, &images::name_of(name)).await
         }
         (Method::POST, ["build"]) => build::build(ctx, req).await,
+        // BuildKit's hijacks write their own 101, without the common headers.
+        (Method::POST, ["grpc"]) => buildkit::grpc(ctx, req)
+            .await
+            .map(|r| CommonHeaders::Omitted.mark(r)),
+        (Method::POST, ["session"]) => buildkit::session(ctx, req)
+            .await
+            .map(|r| CommonHeaders::Omitted.mark(r)),
         (Method::POST, ["build", "prune"]) => build::prune(ctx, req).await,
         (Method::POST, ["build", "cancel"]) => build::cancel(ctx, req).await,
         (Method::GET, ["plugins"]) => system::plugins(ctx, req).await,

@@ -107,7 +107,9 @@ impl Builder {
         })
     }
 
-    fn scratch_dir(&self, what: &str) -> PathBuf {
+    /// A fresh directory name under the builder's scratch space (removed
+    /// at start-up if a build leaves it behind).
+    pub fn scratch_dir(&self, what: &str) -> PathBuf {
         self.dir
             .join(format!("{what}-{}", super::ids::random_hex(8)))
     }
@@ -138,6 +140,16 @@ pub struct BuildOptions {
     pub remote: String,
     /// `X-Registry-Config`: credentials by registry domain, for FROM pulls.
     pub registry_auth: HashMap<String, AuthConfig>,
+}
+
+/// Where a build's context comes from.
+pub enum Source {
+    /// `POST /build`'s body: a tar (plain, gzip or zstd).
+    Tar(Box<dyn std::io::Read + Send>),
+    /// A context already received into `root` (BuildKit's DiffCopy), which
+    /// the build owns from here on (removed at its end), and the
+    /// Dockerfile's text.
+    Dir { root: PathBuf, dockerfile: String },
 }
 
 /// Why a build stopped.
@@ -286,6 +298,19 @@ impl Builder {
         tx: mpsc::Sender<JsonMessage>,
         ready: tokio::sync::oneshot::Sender<Result<()>>,
     ) {
+        self.build_from(backend, Source::Tar(body), opts, tx, ready)
+            .await
+    }
+
+    /// As `build`, from either kind of context.
+    pub async fn build_from(
+        &self,
+        backend: Arc<dyn Backend>,
+        source: Source,
+        opts: BuildOptions,
+        tx: mpsc::Sender<JsonMessage>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
+    ) {
         let out = Out {
             tx,
             quiet: opts.quiet,
@@ -293,7 +318,7 @@ impl Builder {
         };
         let mut ready = Some(ready);
         match self
-            .build_inner(backend, body, &opts, &out, &mut ready)
+            .build_inner(backend, source, &opts, &out, &mut ready)
             .await
         {
             Ok(()) => {}
@@ -318,7 +343,7 @@ impl Builder {
     async fn build_inner(
         &self,
         backend: Arc<dyn Backend>,
-        body: Box<dyn std::io::Read + Send>,
+        source: Source,
         opts: &BuildOptions,
         out: &Out,
         ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
@@ -332,6 +357,15 @@ impl Builder {
         if let Some(p) = Some(opts.platform.as_str()).filter(|p| !p.is_empty()) {
             check_platform(p)?;
         }
+        let body = match source {
+            Source::Tar(body) => body,
+            Source::Dir { root, dockerfile } => {
+                let ctx = context::Context { root };
+                return self
+                    .build_context(backend, ctx, dockerfile, opts, out, ready)
+                    .await;
+            }
+        };
         let dir = self.scratch_dir("context");
         let dockerfile_name = opts.dockerfile.clone();
         let (ctx, text) = tokio::task::spawn_blocking(move || {
@@ -348,6 +382,20 @@ impl Builder {
         })
         .await
         .map_err(|e| EngineError::internal(format!("build worker: {e}")))??;
+        self.build_context(backend, ctx, text, opts, out, ready)
+            .await
+    }
+
+    /// The build proper, once the context is in place.
+    async fn build_context(
+        &self,
+        backend: Arc<dyn Backend>,
+        ctx: context::Context,
+        text: String,
+        opts: &BuildOptions,
+        out: &Out,
+        ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
+    ) -> Step {
         let df = dockerfile::parse(&text).map_err(|e| invalid(e.to_string()))?;
         if df.instructions.is_empty() {
             let name = if opts.dockerfile.is_empty() {

@@ -1,0 +1,279 @@
+//! The `dockerfile.v0` frontend: the Dockerfile and the context come from
+//! the client's session (DiffCopy), the build is berth's own builder, and
+//! its progress becomes the job's vertices.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::dockerignore::Matcher;
+use berth_api::jsonmessage::JsonMessage;
+use tokio::sync::{mpsc, oneshot};
+
+use super::diffcopy::{self, Filter};
+use super::jobs::Job;
+use super::progress::{Translate, Vtx};
+use super::{BuildKit, BuildKitError};
+use crate::engine::builder::context::resolve_in_root;
+use crate::engine::builder::{Backend, BuildOptions, Source};
+
+/// How long a build waits for its session: buildx opens it right after
+/// Solve, but a slow client must not hang a job forever.
+const SESSION_WAIT: Duration = Duration::from_secs(60);
+
+/// A scratch directory removed on drop unless handed over.
+struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new("/nonexistent"))
+    }
+
+    fn take(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn read_in(root: &Path, name: &str) -> Option<String> {
+    let p = resolve_in_root(root, name, true).ok()?;
+    std::fs::read(p)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The builder's options from the frontend's attributes (buildx's keys).
+pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKitError> {
+    let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
+    if let Some(k) = attrs.keys().find(|k| k.starts_with("context:")) {
+        return Err(BuildKitError::Unsupported(format!(
+            "named build contexts ({k}) are not supported by berthd yet"
+        )));
+    }
+    if get("platform").contains(',') {
+        return Err(BuildKitError::Unsupported(
+            "multi-platform builds are not supported by berthd".into(),
+        ));
+    }
+    let mut o = BuildOptions {
+        rm: true,
+        force_rm: true,
+        target: get("target").to_string(),
+        platform: get("platform").to_string(),
+        // `no-cache` is "" for every stage, or a list of stages: either
+        // way the classic builder's whole-build switch.
+        no_cache: attrs.contains_key("no-cache"),
+        pull: get("image-resolve-mode") == "pull",
+        network_mode: get("force-network-mode").to_string(),
+        // buildx writes `host=ip`; the builder takes `host:ip`.
+        extra_hosts: get("add-hosts")
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| h.replacen('=', ":", 1))
+            .collect(),
+        shm_size: match get("shm-size") {
+            "" => None,
+            s => Some(
+                s.parse::<i64>()
+                    .map_err(|_| BuildKitError::Invalid(format!("invalid shm-size {s:?}")))?,
+            )
+            .filter(|n| *n > 0),
+        },
+        ..Default::default()
+    };
+    for (k, v) in attrs {
+        if let Some(a) = k.strip_prefix("build-arg:") {
+            // BuildKit's own switches (BUILDKIT_INLINE_CACHE, …) are not
+            // the Dockerfile's args.
+            if !a.starts_with("BUILDKIT_") {
+                o.build_args.insert(a.to_string(), Some(v.clone()));
+            }
+        } else if let Some(l) = k.strip_prefix("label:") {
+            o.labels.insert(l.to_string(), v.clone());
+        }
+    }
+    Ok(o)
+}
+
+impl BuildKit {
+    /// Runs a Dockerfile build for `job`; the image ID.
+    pub(super) async fn build_dockerfile(
+        &self,
+        job: &Arc<Job>,
+        attrs: &HashMap<String, String>,
+    ) -> Result<String, BuildKitError> {
+        let opts = options(attrs)?;
+        let session = self.sessions.wait(&job.session, SESSION_WAIT).await?;
+        let get = |k: &str, d: &'static str| {
+            attrs
+                .get(k)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .unwrap_or_else(|| d.to_string())
+        };
+        let filename = get("filename", "Dockerfile");
+        let df_key = get("dockerfilekey", "dockerfile");
+        let ctx_key = get("contextkey", "context");
+        let builder = &self.engine.builder;
+
+        let v = Vtx::start(
+            job,
+            &format!("[internal] load build definition from {filename}"),
+        );
+        let df_dir = Scratch(Some(builder.scratch_dir("bk-dockerfile")));
+        let ignore_name = format!("{filename}.dockerignore");
+        let filter = Filter {
+            follow: vec![filename.clone(), ignore_name.clone(), "dockerfile".into()],
+            ..Default::default()
+        };
+        let n = match diffcopy::fetch(&session, &df_key, &filter, df_dir.path()).await {
+            Ok(n) => n,
+            Err(e) => {
+                v.fail(&e.to_string());
+                return Err(e);
+            }
+        };
+        v.status("transferring dockerfile:", n as i64);
+        let text = read_in(df_dir.path(), &filename).or_else(|| {
+            (filename == "Dockerfile")
+                .then(|| read_in(df_dir.path(), "dockerfile"))
+                .flatten()
+        });
+        let Some(text) = text else {
+            let m =
+                format!("failed to read dockerfile: open {filename}: no such file or directory");
+            v.fail(&m);
+            return Err(BuildKitError::Build(m));
+        };
+        v.done();
+
+        // A Dockerfile-specific ignore file wins over the context's.
+        let v = Vtx::start(job, "[internal] load .dockerignore");
+        let ignore = match read_in(df_dir.path(), &ignore_name) {
+            Some(t) => t,
+            None => {
+                let dir = Scratch(Some(builder.scratch_dir("bk-ignore")));
+                let f = Filter {
+                    follow: vec![".dockerignore".into()],
+                    ..Default::default()
+                };
+                let n = diffcopy::fetch(&session, &ctx_key, &f, dir.path()).await?;
+                v.status("transferring context:", n as i64);
+                read_in(dir.path(), ".dockerignore").unwrap_or_default()
+            }
+        };
+        v.done();
+        drop(df_dir);
+
+        let v = Vtx::start(job, "[internal] load build context");
+        let exclude = Matcher::parse(&ignore)
+            .patterns
+            .iter()
+            .map(|p| {
+                if p.exclusion {
+                    format!("!{}", p.text)
+                } else {
+                    p.text.clone()
+                }
+            })
+            .collect();
+        let ctx_dir = Scratch(Some(builder.scratch_dir("context")));
+        let f = Filter {
+            exclude,
+            ..Default::default()
+        };
+        let n = match diffcopy::fetch(&session, &ctx_key, &f, ctx_dir.path()).await {
+            Ok(n) => n,
+            Err(e) => {
+                v.fail(&e.to_string());
+                return Err(e);
+            }
+        };
+        v.status("transferring context:", n as i64);
+        v.done();
+        self.run_builder(job, ctx_dir.take(), text, opts).await
+    }
+
+    async fn run_builder(
+        &self,
+        job: &Arc<Job>,
+        root: PathBuf,
+        dockerfile: String,
+        opts: BuildOptions,
+    ) -> Result<String, BuildKitError> {
+        let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            let backend: Arc<dyn Backend> = engine.clone();
+            engine
+                .builder
+                .build_from(
+                    backend,
+                    Source::Dir { root, dockerfile },
+                    opts,
+                    tx,
+                    ready_tx,
+                )
+                .await
+        });
+        let mut tr = Translate::new(job.clone());
+        while let Some(m) = rx.recv().await {
+            tr.feed(m);
+        }
+        // A failure before the first step comes through `ready` instead.
+        if let Ok(Err(e)) = ready_rx.await {
+            tr.error = Some(e.to_string());
+        }
+        tr.finish();
+        let _ = task.await;
+        if let Some(e) = tr.error {
+            return Err(BuildKitError::Build(e));
+        }
+        tr.image
+            .ok_or_else(|| BuildKitError::Build("the build produced no image".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontend_attributes_become_build_options() {
+        let attrs: HashMap<String, String> = [
+            ("filename", "Dockerfile"),
+            ("target", "final"),
+            ("build-arg:GREETING", "hi"),
+            ("build-arg:BUILDKIT_INLINE_CACHE", "1"),
+            ("label:org.example", "x"),
+            ("no-cache", ""),
+            ("add-hosts", "a=1.2.3.4,b=5.6.7.8"),
+            ("shm-size", "1048576"),
+            ("force-network-mode", "host"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let o = options(&attrs).unwrap();
+        assert_eq!(o.target, "final");
+        assert_eq!(o.build_args.get("GREETING"), Some(&Some("hi".to_string())));
+        assert!(!o.build_args.contains_key("BUILDKIT_INLINE_CACHE"));
+        assert_eq!(o.labels.get("org.example").map(String::as_str), Some("x"));
+        assert!(o.no_cache);
+        assert_eq!(o.extra_hosts, vec!["a:1.2.3.4", "b:5.6.7.8"]);
+        assert_eq!(o.shm_size, Some(1 << 20));
+        assert_eq!(o.network_mode, "host");
+        let mut bad = attrs.clone();
+        bad.insert("context:base".into(), "docker-image://alpine".into());
+        assert!(options(&bad).is_err());
+    }
+}

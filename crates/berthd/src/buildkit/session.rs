@@ -1,0 +1,143 @@
+//! Client sessions (`POST /session`): after the 101 we are the HTTP/2
+//! client on the hijacked socket, and call the gRPC services the CLI
+//! serves there (FileSync, Auth). A build may name its session before the
+//! client has opened it, so lookups wait.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use hyper::client::conn::http2::SendRequest;
+use tokio::sync::watch;
+
+use super::proto::moby::filesync::v1::auth_client::AuthClient;
+use super::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
+use super::{BuildKitError, MAX_MESSAGE};
+
+/// What the `/session` request said (its `X-Docker-Expose-Session-*`
+/// headers).
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub id: String,
+    pub shared_key: String,
+    /// The gRPC methods the client serves, as `/pkg.Service/Method`.
+    pub methods: Vec<String>,
+}
+
+/// The HTTP/2 connection to the client, as the `tower::Service` tonic's
+/// generated clients call.
+#[derive(Clone)]
+pub struct H2(SendRequest<tonic::body::Body>);
+
+impl tower::Service<http::Request<tonic::body::Body>> for H2 {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+/// An open session.
+pub struct Session {
+    methods: HashSet<String>,
+    conn: H2,
+}
+
+impl Session {
+    pub fn serves(&self, method: &str) -> bool {
+        self.methods.contains(method)
+    }
+
+    /// The client's `:scheme` and `:authority` are required by Go's h2
+    /// server; `localhost` is what buildkitd dials too.
+    fn origin() -> http::Uri {
+        http::Uri::from_static("http://localhost")
+    }
+
+    pub fn file_sync(&self) -> FileSyncClient<H2> {
+        FileSyncClient::with_origin(self.conn.clone(), Self::origin())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    #[allow(dead_code)] // FROM pulls with session credentials: not wired yet.
+    pub fn auth(&self) -> AuthClient<H2> {
+        AuthClient::with_origin(self.conn.clone(), Self::origin())
+    }
+}
+
+/// The registry of open sessions, by UUID.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+    bump: watch::Sender<u64>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Speaks HTTP/2 (client side, prior knowledge: our preface goes out
+    /// first) on the upgraded connection and keeps the session registered
+    /// until the connection ends.
+    pub async fn run(
+        &self,
+        io: hyper::upgrade::Upgraded,
+        info: SessionInfo,
+    ) -> Result<(), BuildKitError> {
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| BuildKitError::Transfer {
+                    what: "session".into(),
+                    msg: e.to_string(),
+                })?;
+        let s = Arc::new(Session {
+            methods: super::method_set(&info.methods),
+            conn: H2(send),
+        });
+        {
+            let mut m = self.lock();
+            if m.contains_key(&info.id) {
+                return Err(BuildKitError::SessionExists(info.id));
+            }
+            m.insert(info.id.clone(), s);
+        }
+        self.bump.send_modify(|n| *n += 1);
+        tracing::debug!(session = %info.id, key = %info.shared_key, "buildkit session open");
+        let r = conn.await;
+        self.lock().remove(&info.id);
+        r.map_err(|e| BuildKitError::Transfer {
+            what: "session".into(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// The session `id`, waiting up to `patience` for the client to open it.
+    pub async fn wait(&self, id: &str, patience: Duration) -> Result<Arc<Session>, BuildKitError> {
+        let mut changed = self.bump.subscribe();
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(s) = self.lock().get(id).cloned() {
+                return Ok(s);
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(BuildKitError::NoSession(id.to_string())),
+            }
+        }
+    }
+}
