@@ -21,8 +21,8 @@ fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
         .arg("compose")
         .args(["-p", PROJECT])
         .args(args)
-        // BuildKit through the daemon (/session, /grpc) is issue #18: until
-        // then Compose builds with the classic builder (POST /build).
+        // The classic builder (POST /build) here; Compose's default,
+        // BuildKit through /grpc and /session, is e2e/buildkit.rs.
         .env("DOCKER_BUILDKIT", "0")
         .env("COMPOSE_BAKE", "false")
         .env("COMPOSE_ANSI", "never")
