@@ -2,7 +2,7 @@
 //! the client's session (DiffCopy), the build is berth's own builder, and
 //! its progress becomes the job's vertices.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +14,14 @@ use tokio::sync::{mpsc, oneshot};
 use super::diffcopy::{self, Filter};
 use super::jobs::Job;
 use super::progress::{Translate, Vtx};
+use super::proto::moby::filesync::v1::CredentialsRequest;
+use super::session::Session;
 use super::{BuildKit, BuildKitError};
 use crate::engine::builder::context::resolve_in_root;
+use crate::engine::builder::dockerfile::{self, Command};
 use crate::engine::builder::{Backend, BuildOptions, Source};
+use crate::engine::images::reference::Reference;
+use crate::engine::registry::AuthConfig;
 
 /// How long a build waits for its session: buildx opens it right after
 /// Solve, but a slow client must not hang a job forever.
@@ -101,6 +106,69 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKit
         }
     }
     Ok(o)
+}
+
+/// Credentials for the registries of the FROM images, from the client's
+/// Auth service (its docker config and credential helpers), asked once
+/// per registry before the build, since the builder pulls with a map.
+async fn credentials(session: &Session, text: &str) -> HashMap<String, AuthConfig> {
+    let mut out = HashMap::new();
+    if !session.serves("/moby.filesync.v1.Auth/Credentials") {
+        return out;
+    }
+    let Ok(df) = dockerfile::parse(text) else {
+        return out;
+    };
+    let mut stages = HashSet::new();
+    let mut asked = HashSet::new();
+    for ins in &df.instructions {
+        let Command::From { image, name, .. } = &ins.command else {
+            continue;
+        };
+        let lower = image.to_ascii_lowercase();
+        // Stage names, scratch and ARG-made names need no registry here.
+        let plain = !image.contains('$') && lower != "scratch" && !stages.contains(&lower);
+        if let Some(n) = name {
+            stages.insert(n.to_ascii_lowercase());
+        }
+        let Some(r) = plain.then(|| Reference::parse(image).ok()).flatten() else {
+            continue;
+        };
+        if !asked.insert(r.domain.clone()) {
+            continue;
+        }
+        // The client maps Docker Hub's registry host to its config key.
+        let host = if r.domain == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            r.domain.clone()
+        };
+        match session
+            .auth()
+            .credentials(CredentialsRequest { host })
+            .await
+        {
+            Ok(c) => {
+                let c = c.into_inner();
+                if c.secret.is_empty() {
+                    continue;
+                }
+                // No user name: the secret is an identity token.
+                let mut a = AuthConfig {
+                    username: c.username.clone(),
+                    ..Default::default()
+                };
+                if c.username.is_empty() {
+                    a.identitytoken = c.secret;
+                } else {
+                    a.password = c.secret;
+                }
+                out.insert(r.domain.clone(), a);
+            }
+            Err(e) => tracing::debug!(registry = %r.domain, error = %e, "session credentials"),
+        }
+    }
+    out
 }
 
 impl BuildKit {
@@ -199,6 +267,8 @@ impl BuildKit {
         };
         v.status("transferring context:", n as i64);
         v.done();
+        let mut opts = opts;
+        opts.registry_auth = credentials(&session, &text).await;
         self.run_builder(job, ctx_dir.take(), text, opts).await
     }
 

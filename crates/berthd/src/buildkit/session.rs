@@ -68,7 +68,6 @@ impl Session {
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
-    #[allow(dead_code)] // FROM pulls with session credentials: not wired yet.
     pub fn auth(&self) -> AuthClient<H2> {
         AuthClient::with_origin(self.conn.clone(), Self::origin())
     }
