@@ -27,6 +27,7 @@ use dispatch::human_list;
 use run::step_container;
 use run::StepContainer;
 use state::host_arch;
+pub use state::Extras;
 use state::State;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -149,7 +150,11 @@ pub enum Source {
     /// A context already received into `root` (BuildKit's DiffCopy), which
     /// the build owns from here on (removed at its end), and the
     /// Dockerfile's text.
-    Dir { root: PathBuf, dockerfile: String },
+    Dir {
+        root: PathBuf,
+        dockerfile: String,
+        extras: Extras,
+    },
 }
 
 /// Why a build stopped.
@@ -359,10 +364,14 @@ impl Builder {
         }
         let body = match source {
             Source::Tar(body) => body,
-            Source::Dir { root, dockerfile } => {
+            Source::Dir {
+                root,
+                dockerfile,
+                extras,
+            } => {
                 let ctx = context::Context { root };
                 return self
-                    .build_context(backend, ctx, dockerfile, opts, out, ready)
+                    .build_context(backend, ctx, (dockerfile, extras), opts, out, ready)
                     .await;
             }
         };
@@ -382,7 +391,7 @@ impl Builder {
         })
         .await
         .map_err(|e| EngineError::internal(format!("build worker: {e}")))??;
-        self.build_context(backend, ctx, text, opts, out, ready)
+        self.build_context(backend, ctx, (text, Extras::default()), opts, out, ready)
             .await
     }
 
@@ -391,7 +400,7 @@ impl Builder {
         &self,
         backend: Arc<dyn Backend>,
         ctx: context::Context,
-        text: String,
+        (text, extras): (String, Extras),
         opts: &BuildOptions,
         out: &Out,
         ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
@@ -483,6 +492,8 @@ impl Builder {
             consumed: HashSet::new(),
             meta: BTreeMap::new(),
             done: Vec::new(),
+            extras,
+            stage_no_cache: false,
         };
         for ins in &meta {
             b.next_step(ins).await?;
@@ -511,6 +522,10 @@ impl Builder {
                 _ => None,
             };
             b.done.push(Done { name, state: st });
+        }
+        if let Some(mut d) = b.done.pop() {
+            b.apply_image_labels(&mut d.state)?;
+            b.done.push(d);
         }
         drop(ctx);
         let last = b.done.last().map(|d| d.state.clone());
@@ -580,6 +595,9 @@ struct Run<'a> {
     /// Values of the ARGs before the first FROM.
     meta: BTreeMap<String, Option<String>>,
     done: Vec<Done>,
+    extras: Extras,
+    /// The current stage is in `extras.no_cache_stages`.
+    stage_no_cache: bool,
 }
 
 impl Run<'_> {
@@ -606,11 +624,16 @@ impl Run<'_> {
     async fn run_stage(&mut self, stage: &StagePlan) -> Step<State> {
         self.next_step(&stage.from).await?;
         let Command::From {
-            image, platform, ..
+            image,
+            platform,
+            name,
         } = &stage.from.command
         else {
             return Err(invalid("a stage must begin with FROM"));
         };
+        self.stage_no_cache = name
+            .as_ref()
+            .is_some_and(|n| self.extras.no_cache_stages.contains(n));
         let image = self.expand_meta(image)?;
         let platform = match platform {
             Some(p) => self.expand_meta(p)?,
@@ -720,7 +743,7 @@ impl Run<'_> {
 
     /// Looks a step up in the cache; on a hit moves the state to it.
     async fn try_cache(&self, st: &mut State, key: &str, created_by: &str) -> Step<bool> {
-        if self.opts.no_cache {
+        if self.opts.no_cache || self.stage_no_cache {
             return Ok(false);
         }
         let local = self.builder.cache.get(key).and_then(|e| {
