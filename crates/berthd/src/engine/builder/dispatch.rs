@@ -211,10 +211,10 @@ impl Run<'_> {
         let mut spec = st.spec.clone();
         spec["config"] = serde_json::to_value(&st.config)?;
         let bytes = serde_json::to_vec(&spec)?;
-        let img = self
-            .builder
-            .images
-            .create_child_image(&bytes, &[], Some(st.image_id.as_str()))?;
+        let img =
+            self.builder
+                .images
+                .create_child_image(&bytes, &[], Some(st.image_id.as_str()))?;
         st.image_id = img.id.clone();
         st.spec = serde_json::from_str(&img.raw_config)?;
         Ok(())

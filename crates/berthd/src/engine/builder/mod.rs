@@ -464,18 +464,14 @@ impl Builder {
                 })?;
             stages.truncate(ix + 1);
         }
-        if !opts.labels.is_empty() {
-            let mut line = String::from("LABEL");
-            let mut pairs = Vec::new();
+        // `labels`: as dockerd's classic builder, one LABEL step per label
+        // (sorted) at the end of the last stage.
+        if let Some(last) = stages.last_mut() {
             for (k, v) in &opts.labels {
-                line.push_str(&format!(" {}='{}'", serde_json::to_string(k)?, v));
-                pairs.push((serde_json::to_string(k)?, format!("'{v}'")));
-            }
-            if let Some(last) = stages.last_mut() {
                 last.body.push(Instruction {
                     line: 0,
-                    original: line,
-                    command: Command::Label(pairs),
+                    original: format!("LABEL {k}={v}"),
+                    command: Command::Label(vec![(serde_json::to_string(k)?, format!("'{v}'"))]),
                 });
             }
         }
