@@ -680,6 +680,85 @@ def r_pull(b, d, runs):
             r.close()
 
 
+# -- docker compose build through each daemon's BuildKit ---------------------
+
+# Ten instructions; the build arg NONCE changes every sample and is used by
+# the first RUN, so no step after FROM can come from the cache.
+COMPOSE_DOCKERFILE = """FROM busybox:latest
+ARG NONCE
+RUN echo "$NONCE" > /nonce
+WORKDIR /app
+COPY a.txt ./
+ENV GREETING=hello
+RUN cat a.txt /nonce > both.txt
+COPY b.txt ./
+RUN wc -c both.txt b.txt > sizes.txt
+LABEL bench=compose-build
+"""
+COMPOSE_YAML = """services:
+  app:
+    build:
+      context: .
+      args:
+        NONCE: ${NONCE:-0}
+"""
+
+
+def compose_project(base):
+    path = os.path.join(base, "compose-build")
+    if os.path.exists(path):
+        return path
+    os.makedirs(path)
+    for name, text in (("Dockerfile", COMPOSE_DOCKERFILE), ("compose.yaml", COMPOSE_YAML),
+                       ("a.txt", "a" * 4096 + "\n"), ("b.txt", "b" * 65536 + "\n")):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    return path
+
+
+def compose_build(dm, path, nonce):
+    """`docker compose build` as a user runs it: no DOCKER_BUILDKIT, no
+    COMPOSE_BAKE, so Compose uses the daemon's BuildKit (docker driver)."""
+    env = dict(os.environ, DOCKER_HOST=dm.host, DOCKER_CLI_HINTS="false", NONCE=str(nonce),
+               DOCKER_CONFIG=os.path.join(dm.dir, "docker-config"), COMPOSE_ANSI="never")
+    for k in ("DOCKER_API_VERSION", "DOCKER_BUILDKIT", "COMPOSE_BAKE", "BUILDX_BUILDER",
+              "DOCKER_CONTEXT", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME"):
+        env.pop(k, None)
+    r = subprocess.run(["docker", "compose", "-p", "benchbuild", "--progress", "plain", "build"],
+                       cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=300)
+    out = r.stdout.decode(errors="replace")
+    if r.returncode != 0:
+        raise RuntimeError(f"{dm.label}: docker compose build failed:\n{out[-2000:]}")
+    return out
+
+
+@row("docker compose build, 10 steps, BuildKit (uncached)")
+def r_compose_build(b, d, runs):
+    ensure_busybox(b, d)
+    path = compose_project(os.path.dirname(b.dir))
+    nonce = [0]
+
+    def once(dm):
+        nonce[0] += 1
+        t0 = time.perf_counter()
+        out = compose_build(dm, path, nonce[0])
+        t = time.perf_counter() - t0
+        # Through the daemon's own BuildKit, every step built anew (the
+        # FROM of a local image may show as CACHED).
+        if "instance using docker driver" not in out or out.count("CACHED") > 1:
+            raise RuntimeError(f"{dm.label}: not an uncached docker-driver build:\n{out[-2000:]}")
+        return t
+
+    try:
+        xa, xb = paired(b, d, lambda: once(b), lambda: once(d), runs)
+    finally:
+        for dm in (b, d):
+            dm.docker("rmi", "-f", "benchbuild-app", check=False)
+            dm.docker("builder", "prune", "-af", check=False)
+    return statistics.median(xa) * 1e3, statistics.median(xb) * 1e3, "ms"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use berth_tests::*;
 
+#[path = "buildkit/project.rs"]
+mod project;
+
 const PROJECT: &str = "bkproj";
 
 fn write_tree(dir: &Path, files: &[(&str, &str)]) {

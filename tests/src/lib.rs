@@ -630,16 +630,24 @@ impl LocalRegistry {
     /// Storage under `dir`; `None` when `docker-registry` is not there or
     /// does not come up.
     pub fn start(dir: &Path) -> Option<Self> {
+        Self::start_with_auth(dir, None)
+    }
+
+    /// As `start`, asking for the users of a bcrypt `htpasswd` file.
+    pub fn start_with_auth(dir: &Path, htpasswd: Option<&Path>) -> Option<Self> {
         let port = net::try_free_port()?;
         let cfg = dir.join("registry.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("registry").display()
-            ),
-        )
-        .ok()?;
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry").display()
+        );
+        if let Some(h) = htpasswd {
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                h.display()
+            ));
+        }
+        std::fs::write(&cfg, text).ok()?;
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg)

@@ -127,7 +127,6 @@ pub async fn fetch(
     if !session.serves("/moby.filesync.v1.FileSync/DiffCopy") {
         return Err(BuildKitError::NoLocalSources);
     }
-    std::fs::create_dir_all(root)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Packet>(128);
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
     let md = req.metadata_mut();
@@ -136,15 +135,57 @@ pub async fn fetch(
     put(md, "exclude-patterns", &filter.exclude)?;
     put(md, "followpaths", &filter.follow)?;
     let mut stream = session.file_sync().diff_copy(req).await?.into_inner();
-    let mut rx = Receiver::new(root.to_path_buf());
-    let mut tx = Some(tx);
-    while let Some(p) = stream.message().await? {
-        for out in rx.on_packet(p).map_err(|e| transfer(dir_name, e))? {
+    // The files are written on a blocking thread, fed through a bounded
+    // channel; it answers the sender (REQ, FIN) itself.
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel::<Packet>(64);
+    let root = root.to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || receive(root, in_rx, tx));
+    let mut failed = None;
+    loop {
+        let next = tokio::select! {
+            m = stream.message() => m,
+            // The writer stopped (an error): its result says why.
+            _ = in_tx.closed() => break,
+        };
+        match next {
+            Ok(Some(p)) => {
+                if in_tx.send(p).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(in_tx);
+    let res = writer
+        .await
+        .map_err(|e| transfer(dir_name, format!("writer task: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    res.map_err(|e| transfer(dir_name, e))
+}
+
+/// The blocking side of `fetch`: packets in, files written under `root`,
+/// answers out until FIN.
+fn receive(
+    root: PathBuf,
+    mut input: tokio::sync::mpsc::Receiver<Packet>,
+    answers: tokio::sync::mpsc::Sender<Packet>,
+) -> Result<u64, String> {
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut rx = Receiver::new(root);
+    let mut tx = Some(answers);
+    while let Some(p) = input.blocking_recv() {
+        for out in rx.on_packet(p)? {
             let fin = out.r#type == PacketType::PacketFin as i32;
             if let Some(t) = &tx {
-                t.send(out)
-                    .await
-                    .map_err(|_| transfer(dir_name, "the client closed the stream"))?;
+                t.blocking_send(out)
+                    .map_err(|_| "the client closed the stream".to_string())?;
             }
             if fin {
                 // Half-close: the sender answers FIN and ends the call.
@@ -152,7 +193,7 @@ pub async fn fetch(
             }
         }
     }
-    rx.finish().map_err(|e| transfer(dir_name, e))
+    rx.finish()
 }
 
 struct Entry {

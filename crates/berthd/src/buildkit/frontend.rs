@@ -19,7 +19,7 @@ use super::session::Session;
 use super::{BuildKit, BuildKitError};
 use crate::engine::builder::context::resolve_in_root;
 use crate::engine::builder::dockerfile::{self, Command};
-use crate::engine::builder::{Backend, BuildOptions, Source};
+use crate::engine::builder::{Backend, BuildOptions, Extras, Source};
 use crate::engine::images::reference::Reference;
 use crate::engine::registry::AuthConfig;
 
@@ -56,7 +56,7 @@ fn read_in(root: &Path, name: &str) -> Option<String> {
 }
 
 /// The builder's options from the frontend's attributes (buildx's keys).
-pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKitError> {
+pub fn options(attrs: &HashMap<String, String>) -> Result<(BuildOptions, Extras), BuildKitError> {
     let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
     if let Some(k) = attrs.keys().find(|k| k.starts_with("context:")) {
         return Err(BuildKitError::Unsupported(format!(
@@ -73,9 +73,8 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKit
         force_rm: true,
         target: get("target").to_string(),
         platform: get("platform").to_string(),
-        // `no-cache` is "" for every stage, or a list of stages: either
-        // way the classic builder's whole-build switch.
-        no_cache: attrs.contains_key("no-cache"),
+        // `no-cache` is "" for every stage, or a list of stage names.
+        no_cache: attrs.get("no-cache").is_some_and(|v| v.is_empty()),
         pull: get("image-resolve-mode") == "pull",
         network_mode: get("force-network-mode").to_string(),
         // buildx writes `host=ip`; the builder takes `host:ip`.
@@ -94,6 +93,14 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKit
         },
         ..Default::default()
     };
+    let mut x = Extras {
+        no_cache_stages: get("no-cache")
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        ..Default::default()
+    };
     for (k, v) in attrs {
         if let Some(a) = k.strip_prefix("build-arg:") {
             // BuildKit's own switches (BUILDKIT_INLINE_CACHE, …) are not
@@ -102,10 +109,10 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<BuildOptions, BuildKit
                 o.build_args.insert(a.to_string(), Some(v.clone()));
             }
         } else if let Some(l) = k.strip_prefix("label:") {
-            o.labels.insert(l.to_string(), v.clone());
+            x.image_labels.insert(l.to_string(), v.clone());
         }
     }
-    Ok(o)
+    Ok((o, x))
 }
 
 /// Credentials for the registries of the FROM images, from the client's
@@ -178,7 +185,7 @@ impl BuildKit {
         job: &Arc<Job>,
         attrs: &HashMap<String, String>,
     ) -> Result<String, BuildKitError> {
-        let opts = options(attrs)?;
+        let (opts, extras) = options(attrs)?;
         let session = self.sessions.wait(&job.session, SESSION_WAIT).await?;
         let get = |k: &str, d: &'static str| {
             attrs
@@ -269,7 +276,8 @@ impl BuildKit {
         v.done();
         let mut opts = opts;
         opts.registry_auth = credentials(&session, &text).await;
-        self.run_builder(job, ctx_dir.take(), text, opts).await
+        self.run_builder(job, ctx_dir.take(), text, (opts, extras))
+            .await
     }
 
     async fn run_builder(
@@ -277,7 +285,7 @@ impl BuildKit {
         job: &Arc<Job>,
         root: PathBuf,
         dockerfile: String,
-        opts: BuildOptions,
+        (opts, extras): (BuildOptions, Extras),
     ) -> Result<String, BuildKitError> {
         let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -288,7 +296,11 @@ impl BuildKit {
                 .builder
                 .build_from(
                     backend,
-                    Source::Dir { root, dockerfile },
+                    Source::Dir {
+                        root,
+                        dockerfile,
+                        extras,
+                    },
                     opts,
                     tx,
                     ready_tx,
@@ -333,12 +345,22 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let o = options(&attrs).unwrap();
+        let (o, x) = options(&attrs).unwrap();
         assert_eq!(o.target, "final");
         assert_eq!(o.build_args.get("GREETING"), Some(&Some("hi".to_string())));
         assert!(!o.build_args.contains_key("BUILDKIT_INLINE_CACHE"));
-        assert_eq!(o.labels.get("org.example").map(String::as_str), Some("x"));
+        assert_eq!(
+            x.image_labels.get("org.example").map(String::as_str),
+            Some("x")
+        );
+        assert!(o.labels.is_empty());
         assert!(o.no_cache);
+        let mut some = attrs.clone();
+        some.insert("no-cache".into(), "base,Final".into());
+        let (o, x) = options(&some).unwrap();
+        assert!(!o.no_cache);
+        assert_eq!(x.no_cache_stages.len(), 2);
+        assert!(x.no_cache_stages.contains("final"));
         assert_eq!(o.extra_hosts, vec!["a:1.2.3.4", "b:5.6.7.8"]);
         assert_eq!(o.shm_size, Some(1 << 20));
         assert_eq!(o.network_mode, "host");

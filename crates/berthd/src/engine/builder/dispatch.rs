@@ -197,6 +197,29 @@ impl Run<'_> {
         self.say_id(st).await
     }
 
+    /// BuildKit's `label:*` on the final image: a config change with no
+    /// step and no history entry, as BuildKit's Dockerfile frontend does
+    /// (the classic `labels` stay a visible LABEL step, as dockerd's).
+    pub(super) fn apply_image_labels(&self, st: &mut State) -> Step {
+        if self.extras.image_labels.is_empty() || st.image_id.is_empty() {
+            return Ok(());
+        }
+        let labels = st.config.labels.get_or_insert_with(HashMap::new);
+        for (k, v) in &self.extras.image_labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        let mut spec = st.spec.clone();
+        spec["config"] = serde_json::to_value(&st.config)?;
+        let bytes = serde_json::to_vec(&spec)?;
+        let img =
+            self.builder
+                .images
+                .create_child_image(&bytes, &[], Some(st.image_id.as_str()))?;
+        st.image_id = img.id.clone();
+        st.spec = serde_json::from_str(&img.raw_config)?;
+        Ok(())
+    }
+
     /// A metadata-only step: cache or a new config-only image.
     pub(super) async fn meta_step(&self, st: &mut State, desc: &str) -> Step {
         let created_by = format!("/bin/sh -c #(nop)  {desc}");

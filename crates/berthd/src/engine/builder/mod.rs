@@ -27,6 +27,7 @@ use dispatch::human_list;
 use run::step_container;
 use run::StepContainer;
 use state::host_arch;
+pub use state::Extras;
 use state::State;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -149,7 +150,11 @@ pub enum Source {
     /// A context already received into `root` (BuildKit's DiffCopy), which
     /// the build owns from here on (removed at its end), and the
     /// Dockerfile's text.
-    Dir { root: PathBuf, dockerfile: String },
+    Dir {
+        root: PathBuf,
+        dockerfile: String,
+        extras: Extras,
+    },
 }
 
 /// Why a build stopped.
@@ -359,10 +364,14 @@ impl Builder {
         }
         let body = match source {
             Source::Tar(body) => body,
-            Source::Dir { root, dockerfile } => {
+            Source::Dir {
+                root,
+                dockerfile,
+                extras,
+            } => {
                 let ctx = context::Context { root };
                 return self
-                    .build_context(backend, ctx, dockerfile, opts, out, ready)
+                    .build_context(backend, ctx, (dockerfile, extras), opts, out, ready)
                     .await;
             }
         };
@@ -382,7 +391,7 @@ impl Builder {
         })
         .await
         .map_err(|e| EngineError::internal(format!("build worker: {e}")))??;
-        self.build_context(backend, ctx, text, opts, out, ready)
+        self.build_context(backend, ctx, (text, Extras::default()), opts, out, ready)
             .await
     }
 
@@ -391,7 +400,7 @@ impl Builder {
         &self,
         backend: Arc<dyn Backend>,
         ctx: context::Context,
-        text: String,
+        (text, extras): (String, Extras),
         opts: &BuildOptions,
         out: &Out,
         ready: &mut Option<tokio::sync::oneshot::Sender<Result<()>>>,
@@ -455,18 +464,14 @@ impl Builder {
                 })?;
             stages.truncate(ix + 1);
         }
-        if !opts.labels.is_empty() {
-            let mut line = String::from("LABEL");
-            let mut pairs = Vec::new();
+        // `labels`: as dockerd's classic builder, one LABEL step per label
+        // (sorted) at the end of the last stage.
+        if let Some(last) = stages.last_mut() {
             for (k, v) in &opts.labels {
-                line.push_str(&format!(" {}='{}'", serde_json::to_string(k)?, v));
-                pairs.push((serde_json::to_string(k)?, format!("'{v}'")));
-            }
-            if let Some(last) = stages.last_mut() {
                 last.body.push(Instruction {
                     line: 0,
-                    original: line,
-                    command: Command::Label(pairs),
+                    original: format!("LABEL {k}={v}"),
+                    command: Command::Label(vec![(serde_json::to_string(k)?, format!("'{v}'"))]),
                 });
             }
         }
@@ -483,6 +488,8 @@ impl Builder {
             consumed: HashSet::new(),
             meta: BTreeMap::new(),
             done: Vec::new(),
+            extras,
+            stage_no_cache: false,
         };
         for ins in &meta {
             b.next_step(ins).await?;
@@ -511,6 +518,10 @@ impl Builder {
                 _ => None,
             };
             b.done.push(Done { name, state: st });
+        }
+        if let Some(mut d) = b.done.pop() {
+            b.apply_image_labels(&mut d.state)?;
+            b.done.push(d);
         }
         drop(ctx);
         let last = b.done.last().map(|d| d.state.clone());
@@ -580,6 +591,9 @@ struct Run<'a> {
     /// Values of the ARGs before the first FROM.
     meta: BTreeMap<String, Option<String>>,
     done: Vec<Done>,
+    extras: Extras,
+    /// The current stage is in `extras.no_cache_stages`.
+    stage_no_cache: bool,
 }
 
 impl Run<'_> {
@@ -606,11 +620,16 @@ impl Run<'_> {
     async fn run_stage(&mut self, stage: &StagePlan) -> Step<State> {
         self.next_step(&stage.from).await?;
         let Command::From {
-            image, platform, ..
+            image,
+            platform,
+            name,
         } = &stage.from.command
         else {
             return Err(invalid("a stage must begin with FROM"));
         };
+        self.stage_no_cache = name
+            .as_ref()
+            .is_some_and(|n| self.extras.no_cache_stages.contains(n));
         let image = self.expand_meta(image)?;
         let platform = match platform {
             Some(p) => self.expand_meta(p)?,
@@ -720,7 +739,7 @@ impl Run<'_> {
 
     /// Looks a step up in the cache; on a hit moves the state to it.
     async fn try_cache(&self, st: &mut State, key: &str, created_by: &str) -> Step<bool> {
-        if self.opts.no_cache {
+        if self.opts.no_cache || self.stage_no_cache {
             return Ok(false);
         }
         let local = self.builder.cache.get(key).and_then(|e| {

@@ -126,3 +126,13 @@ mod tests {
         assert_eq!(st.config.env.clone().unwrap(), vec!["A=env", "C=2"]);
     }
 }
+
+/// What only BuildKit's Dockerfile frontend asks for (`POST /build` has
+/// no such options).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// `label:*`: set on the final image's config, with no step.
+    pub image_labels: std::collections::BTreeMap<String, String>,
+    /// `no-cache=<stage>,…`: the stages built without the cache.
+    pub no_cache_stages: std::collections::HashSet<String>,
+}

@@ -260,3 +260,77 @@ fn step_comment_cmds() {
         ["/bin/sh", "-c", "#(nop) WORKDIR /w"]
     );
 }
+
+/// A build of `dockerfile` from a context directory (BuildKit's way in);
+/// its stream text and messages.
+async fn build_dir(
+    b: &Builder,
+    backend: Arc<Fake>,
+    dockerfile: &str,
+    opts: BuildOptions,
+    extras: Extras,
+) -> (String, Vec<JsonMessage>) {
+    let root = b.scratch_dir("test-ctx");
+    std::fs::create_dir_all(&root).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let (ready, started) = oneshot::channel();
+    let collect = async {
+        let mut v = Vec::new();
+        while let Some(m) = rx.recv().await {
+            v.push(m);
+        }
+        v
+    };
+    let src = Source::Dir {
+        root,
+        dockerfile: dockerfile.to_string(),
+        extras,
+    };
+    let ((), msgs) = tokio::join!(b.build_from(backend, src, opts, tx, ready), collect);
+    started.await.unwrap().unwrap();
+    let text: String = msgs.iter().filter_map(|m| m.stream.clone()).collect();
+    (text, msgs)
+}
+
+#[tokio::test]
+async fn labels_classic_steps_buildkit_config_and_no_cache_per_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let b = open(d.path());
+    let fake = Fake::new(d.path(), 0);
+    let df = "FROM scratch AS one\nENV A=1\nFROM one AS two\nENV B=2\n";
+    // `POST /build`'s labels: one LABEL step each, sorted (dockerd 20.10).
+    let mut o = opts();
+    o.labels.insert("b.key".into(), "2".into());
+    o.labels.insert("a.key".into(), "1".into());
+    let (text, _) = build_dir(&b, fake.clone(), df, o, Extras::default()).await;
+    assert!(text.contains("Step 5/6 : LABEL a.key=1\n"), "{text}");
+    assert!(text.contains("Step 6/6 : LABEL b.key=2\n"), "{text}");
+
+    // BuildKit's label:*: in the config, no step, no history entry; the
+    // same image again from the cache.
+    let x = Extras {
+        image_labels: [("org.k".to_string(), "v".to_string())].into(),
+        ..Default::default()
+    };
+    let (text, msgs) = build_dir(&b, fake.clone(), df, opts(), x.clone()).await;
+    assert!(!text.contains("LABEL"), "{text}");
+    assert!(text.contains("Step 4/4 : ENV B=2"), "{text}");
+    let id = built_id(&msgs);
+    let img = b.images.resolve("t").unwrap();
+    assert_eq!(img.id, id);
+    assert_eq!(
+        img.config.config.clone().unwrap().labels.unwrap()["org.k"],
+        "v"
+    );
+    assert!(!img.raw_config.contains("LABEL"), "{}", img.raw_config);
+    let (_, msgs) = build_dir(&b, fake.clone(), df, opts(), x).await;
+    assert_eq!(built_id(&msgs), id);
+
+    // no-cache=two: stage one from the cache, stage two built anew.
+    let x = Extras {
+        no_cache_stages: ["two".to_string()].into(),
+        ..Default::default()
+    };
+    let (text, _) = build_dir(&b, fake.clone(), df, opts(), x).await;
+    assert_eq!(text.matches(" ---> Using cache").count(), 1, "{text}");
+}
