@@ -213,3 +213,27 @@ fn a_failing_run_fails_bollards_buildkit_build_with_its_code() {
     let (status, _, _) = d.raw("GET", "/images/bk/fails/json", None);
     assert_eq!(status, 404);
 }
+
+/// What `/build?version=2` refuses before any output, with a 400 and a
+/// message, as dockerd refuses bad parameters.
+#[test]
+fn unsupported_buildkit_requests_are_refused_before_the_build() {
+    let d = Daemon::start();
+    for (q, want) in [
+        ("version=3", "invalid version 3"),
+        (
+            "version=2&session=s1&remote=upload-request:abc",
+            "upload-request",
+        ),
+        ("version=2&remote=client-session", "needs a session"),
+        (
+            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%5D",
+            "outputs",
+        ),
+    ] {
+        let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body.contains(want), "{q}: {body}");
+    }
+}

@@ -28,13 +28,10 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
     let q = &req.query;
-    match q.get("version").unwrap_or("1") {
+    // moby's parseVersion: absent or empty is the classic builder.
+    match q.get("version").unwrap_or("") {
         "" | "1" | "2" => {}
-        v => {
-            return Err(ApiError::bad_request(format!(
-                "invalid builder version: {v:?}"
-            )))
-        }
+        v => return Err(ApiError::bad_request(format!("invalid version {v}"))),
     }
     if q.bool("squash") {
         return Err(ApiError::bad_request(
