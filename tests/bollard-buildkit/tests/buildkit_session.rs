@@ -237,3 +237,50 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         assert!(body.contains(want), "{q}: {body}");
     }
 }
+
+/// A client that goes away mid-build stops it at its next output, as a
+/// classic build does: no image, and the RUN's container goes.
+#[test]
+fn a_build_whose_client_leaves_stops() {
+    let d = daemon();
+    let docker = d.bollard();
+    let context = tar_of(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 2 && echo slept\nRUN echo second\n",
+    )]);
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some("bk/left".into()),
+        version: BuilderVersion::BuilderBuildKit,
+        session: Some(format!("bollard-{}", random_hex())),
+        ..Default::default()
+    };
+    rt().block_on(async {
+        let mut s = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+        let started = async {
+            while let Some(Ok(i)) = s.next().await {
+                if let Some(BuildInfoAux::BuildKit(st)) = &i.aux {
+                    if st.logs.iter().any(|l| l.msg.starts_with(b"started")) {
+                        return;
+                    }
+                }
+            }
+            panic!("the build ended before its RUN started");
+        };
+        tokio::time::timeout(LIMIT, started)
+            .await
+            .expect("the RUN starts");
+    });
+    // The runtime (and with it the request) is gone.
+    let running = || {
+        let (_, _, body) = d.raw("GET", "/containers/json?all=1", None);
+        String::from_utf8_lossy(&body).trim().to_string()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || running() == "[]"),
+        "the build's container is still there: {}",
+        running()
+    );
+    let (status, _, _) = d.raw("GET", "/images/bk/left/json", None);
+    assert_eq!(status, 404);
+}

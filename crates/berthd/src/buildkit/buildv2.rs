@@ -100,7 +100,7 @@ impl BuildKit {
         let (res_tx, res_rx) = oneshot::channel();
         let me = self.clone();
         let job2 = job.clone();
-        tokio::spawn(async move {
+        let build = tokio::spawn(async move {
             let r = me.run_v2(&job2, req).await;
             // Status followers (and our stream) end now, then the result.
             job2.log.close();
@@ -108,10 +108,24 @@ impl BuildKit {
             let _ = res_tx.send(r);
         });
         let (tx, rx) = mpsc::channel(64);
+        let jobs = self.jobs.clone();
         tokio::spawn(async move {
             let mut log = job.log.clone().follow();
-            while let Some(Ok(m)) = log.next().await {
-                if !quiet && tx.send(trace_line(&m)).await.is_err() {
+            loop {
+                let here = tokio::select! {
+                    m = log.next() => match m {
+                        Some(Ok(m)) if !quiet => tx.send(trace_line(&m)).await.is_ok(),
+                        Some(Ok(_)) => true,
+                        _ => break,
+                    },
+                    () = tx.closed() => false,
+                };
+                if !here {
+                    // The client left: the build stops (its builder sees
+                    // its output dropped), as a classic one does.
+                    build.abort();
+                    job.log.close();
+                    jobs.retire(&job.id);
                     return;
                 }
             }
