@@ -712,3 +712,40 @@ fn a_gzipped_context_on_stdin_builds() {
         "from a gzip context\n"
     );
 }
+
+/// berthd advertises BuildKit (`Builder-Version: 2`). The docker CLI with
+/// no buildx plugin and nothing set still builds, with the legacy builder
+/// after its warning, never `POST /build?version=2`; `DOCKER_BUILDKIT=0`
+/// is the classic builder with the classic output.
+#[test]
+fn docker_build_without_buildx_still_uses_the_classic_builder() {
+    let d = daemon();
+    let tmp = scratch();
+    let dir = tmp.path();
+    write_tree(dir, &[("Dockerfile", "FROM busybox\nRUN echo classic\n")]);
+    let plain = d
+        .docker_cmd()
+        .env_remove("DOCKER_BUILDKIT")
+        .env("DOCKER_CLI_PLUGIN_EXTRA_DIRS", dir.join("no-plugins"))
+        .args(["build", "-t", "nobuildx", "."])
+        .current_dir(dir)
+        .output()
+        .expect("docker build");
+    assert!(
+        plain.status.success(),
+        "{}\n{}\n{}",
+        stdout(&plain),
+        stderr(&plain),
+        tail(&d.log_text(), 20)
+    );
+    assert!(
+        stdout(&plain).contains("Step 2/2 : RUN echo classic"),
+        "{}",
+        stdout(&plain)
+    );
+    let classic = docker_build_ok(&d, &["-t", "classic", dir.to_str().unwrap()]);
+    assert!(
+        classic.contains("Successfully tagged classic:latest"),
+        "{classic}"
+    );
+}

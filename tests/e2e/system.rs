@@ -94,7 +94,7 @@ fn ping_answers_head_and_get_with_docker_headers() {
     assert_eq!(header(&head, "Api-Version"), Some("1.50"));
     assert_eq!(header(&head, "Ostype"), Some("linux"));
     assert_eq!(header(&head, "Docker-Experimental"), Some("false"));
-    assert_eq!(header(&head, "Builder-Version"), Some("1"));
+    assert_eq!(header(&head, "Builder-Version"), Some("2"));
     assert_eq!(header(&head, "Swarm"), Some("inactive"));
     let (status, _, body) = d.raw("GET", "/_ping", None);
     assert_eq!((status, body.as_slice()), (200, &b"OK"[..]));

@@ -49,7 +49,7 @@ impl BuildKit {
     }
 
     /// The `moby` exporter: tags the image with each `name`.
-    fn export(
+    pub(super) fn export(
         &self,
         job: &Arc<super::jobs::Job>,
         image: &str,

@@ -118,7 +118,7 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<(BuildOptions, Extras)
 /// Credentials for the registries of the FROM images, from the client's
 /// Auth service (its docker config and credential helpers), asked once
 /// per registry before the build, since the builder pulls with a map.
-async fn credentials(session: &Session, text: &str) -> HashMap<String, AuthConfig> {
+pub(super) async fn credentials(session: &Session, text: &str) -> HashMap<String, AuthConfig> {
     let mut out = HashMap::new();
     if !session.serves("/moby.filesync.v1.Auth/Credentials") {
         return out;
@@ -185,7 +185,19 @@ impl BuildKit {
         job: &Arc<Job>,
         attrs: &HashMap<String, String>,
     ) -> Result<String, BuildKitError> {
-        let (opts, extras) = options(attrs)?;
+        self.build_session_context(job, attrs, options(attrs)?)
+            .await
+    }
+
+    /// As `build_dockerfile`, with the builder's options given (`POST
+    /// /build?version=2` with the `client-session` remote); `attrs` name
+    /// the Dockerfile and the session's directories.
+    pub(super) async fn build_session_context(
+        &self,
+        job: &Arc<Job>,
+        attrs: &HashMap<String, String>,
+        (opts, extras): (BuildOptions, Extras),
+    ) -> Result<String, BuildKitError> {
         let session = self.sessions.wait(&job.session, SESSION_WAIT).await?;
         let get = |k: &str, d: &'static str| {
             attrs
@@ -280,7 +292,7 @@ impl BuildKit {
             .await
     }
 
-    async fn run_builder(
+    pub(super) async fn run_builder(
         &self,
         job: &Arc<Job>,
         root: PathBuf,

@@ -9,6 +9,7 @@
 //! BuildKit vertices (`progress.rs`). This module knows nothing of the HTTP
 //! router: the server hands it upgraded connections.
 
+mod buildv2;
 mod control;
 mod diffcopy;
 mod frontend;
@@ -57,6 +58,7 @@ use std::sync::Arc;
 
 use crate::engine::{Engine, EngineError};
 
+pub use buildv2::BuildV2;
 pub use session::SessionInfo;
 
 /// dockerd's gRPC message limit (containerd's default), both ways; tonic's

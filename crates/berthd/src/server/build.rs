@@ -28,10 +28,10 @@ fn json_param<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
     let q = &req.query;
-    if q.get("version") == Some("2") {
-        return Err(ApiError::bad_request(
-            "BuildKit is not supported by this daemon: use the classic builder (DOCKER_BUILDKIT=0)",
-        ));
+    // moby's parseVersion: absent or empty is the classic builder.
+    match q.get("version").unwrap_or("") {
+        "" | "1" | "2" => {}
+        v => return Err(ApiError::bad_request(format!("invalid version {v}"))),
     }
     if q.bool("squash") {
         return Err(ApiError::bad_request(
@@ -96,6 +96,9 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
             ctx.engine.networks.find(other)?;
         }
     }
+    if req.query.get("version") == Some("2") {
+        return build_v2(ctx, req, opts).await;
+    }
     let body: Box<dyn std::io::Read + Send> = Box::new(req.body_reader());
     let (jtx, mut jrx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let engine = ctx.engine.clone();
@@ -119,6 +122,45 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
         while let Some(m) = jrx.recv().await {
             if tx.send(Bytes::from(m.to_line())).await.is_err() {
                 // The client left: dropping the receiver ends the build.
+                return;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+/// `POST /build?version=2`: the BuildKit service builds (see
+/// `buildkit::buildv2`); its refusals come before any output, with
+/// dockerd's statuses.
+async fn build_v2(ctx: &Ctx, mut req: Req, opts: BuildOptions) -> ApiResult {
+    use crate::buildkit::BuildKitError as E;
+    let get = |k: &str| req.query.get(k).unwrap_or("").to_string();
+    let v2 = crate::buildkit::BuildV2 {
+        session: get("session"),
+        build_id: get("buildid"),
+        remote: opts.remote.clone(),
+        outputs: get("outputs"),
+        opts: BuildOptions {
+            remote: String::new(),
+            ..opts
+        },
+        body: Box::new(req.body_reader()),
+    };
+    let mut rx = match ctx.buildkit.clone().build_v2(v2).await {
+        Ok(rx) => rx,
+        Err(E::Engine(e)) => return Err(e.into()),
+        Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
+            return Err(ApiError::bad_request(e.to_string()))
+        }
+        Err(E::Grpc(s)) if s.code() == tonic::Code::AlreadyExists => {
+            return Err(ApiError::new(StatusCode::CONFLICT, s.message().to_string()))
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let (tx, resp) = stream(StatusCode::OK, "application/json");
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if tx.send(line).await.is_err() {
                 return;
             }
         }

@@ -25,7 +25,10 @@ pub async fn ping(_ctx: &Ctx, req: Req) -> ApiResult {
     let body = if req.method == Method::HEAD { "" } else { "OK" };
     let mut r = text(StatusCode::OK, body);
     let h = r.headers_mut();
-    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    // BuildKit: `/grpc`, `/session` and `POST /build?version=2` are served
+    // (moby >= 23 on Linux sends `2`; CLIs <= 22 then build through the
+    // session, and `DOCKER_BUILDKIT=0` still picks the classic builder).
+    h.insert("Builder-Version", HeaderValue::from_static("2"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
     h.insert(
         header::CACHE_CONTROL,

@@ -17,6 +17,9 @@ pub struct Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        if self.root.as_os_str().is_empty() {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.root) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.root.display(), error = %e, "removing a build context");
@@ -26,6 +29,11 @@ impl Drop for Context {
 }
 
 impl Context {
+    /// The directory, no longer removed on drop (its new owner removes it).
+    pub fn into_root(mut self) -> PathBuf {
+        std::mem::take(&mut self.root)
+    }
+
     /// Unpacks `reader` under `dir` (created here). Entries that would
     /// leave the directory (`..`, absolute names, writes through symlinks)
     /// are refused, as for any archive berth unpacks.
@@ -103,6 +111,38 @@ impl Context {
             }
         }
         Ok(text)
+    }
+
+    /// Removes what `.dockerignore` excludes, as BuildKit's local sources
+    /// do (the classic CLI leaves it out of the tar instead). A directory
+    /// goes only when excluded and left empty, for `!` re-inclusions.
+    pub fn apply_ignore(&self) -> Result<()> {
+        let Some(m) = self.ignore_matcher() else {
+            return Ok(());
+        };
+        fn walk(m: &Matcher, dir: &Path, rel: &str) -> std::io::Result<()> {
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let r = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let p = e.path();
+                if e.file_type()?.is_dir() {
+                    walk(m, &p, &r)?;
+                    if m.excludes(&r) && std::fs::read_dir(&p)?.next().is_none() {
+                        std::fs::remove_dir(&p)?;
+                    }
+                } else if m.excludes(&r) {
+                    std::fs::remove_file(&p)?;
+                }
+            }
+            Ok(())
+        }
+        walk(&m, &self.root, "")?;
+        Ok(())
     }
 
     pub fn ignore_matcher(&self) -> Option<Matcher> {
@@ -273,6 +313,26 @@ mod tests {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn apply_ignore_removes_excluded_entries_and_keeps_reinclusions() {
+        let d = tempfile::tempdir().unwrap();
+        let t = tar_with(&[
+            (".dockerignore", b"secret.txt\nlogs\ncache/*\n!cache/keep\n"),
+            ("secret.txt", b"s"),
+            ("keep.txt", b"k"),
+            ("logs/a.log", b"a"),
+            ("cache/drop", b"d"),
+            ("cache/keep", b"k"),
+        ]);
+        let c = Context::receive(std::io::Cursor::new(t), d.path().join("c")).unwrap();
+        c.apply_ignore().unwrap();
+        assert!(!c.root.join("secret.txt").exists());
+        assert!(!c.root.join("logs").exists());
+        assert!(!c.root.join("cache/drop").exists());
+        assert!(c.root.join("cache/keep").exists());
+        assert!(c.root.join("keep.txt").exists());
     }
 
     #[test]

@@ -1,0 +1,286 @@
+//! Issue 18: bollard's BuildKit build (`POST /session` serving Auth, then
+//! `POST /build?version=2&session=…` with the context as the body), whose
+//! progress comes back as `moby.buildkit.trace` aux messages and the image
+//! as `moby.image.id`, as dockerd's builder-next sends them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use berth_tests::*;
+use bollard::models::{BuildInfo, BuildInfoAux};
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
+use futures_util::StreamExt;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, body.as_bytes())
+            .expect("tar append");
+    }
+    b.into_inner().expect("tar finish")
+}
+
+/// What a BuildKit build through bollard gave: its messages, and the
+/// error that ended it, if any.
+struct Outcome {
+    infos: Vec<BuildInfo>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn image_id(&self) -> Option<String> {
+        self.infos.iter().find_map(|b| match &b.aux {
+            Some(BuildInfoAux::Default(i)) => i.id.clone(),
+            _ => None,
+        })
+    }
+
+    /// Every vertex name, log line and vertex error of the trace.
+    fn trace(&self) -> (Vec<String>, String, Vec<String>) {
+        let (mut names, mut logs, mut errors) = (Vec::new(), String::new(), Vec::new());
+        for b in &self.infos {
+            let Some(BuildInfoAux::BuildKit(s)) = &b.aux else {
+                continue;
+            };
+            for v in &s.vertexes {
+                if !names.contains(&v.name) {
+                    names.push(v.name.clone());
+                }
+                if !v.error.is_empty() {
+                    errors.push(v.error.clone());
+                }
+            }
+            for l in &s.logs {
+                logs.push_str(&String::from_utf8_lossy(&l.msg));
+            }
+        }
+        (names, logs, errors)
+    }
+}
+
+fn build(d: &Daemon, files: &[(&str, &str)], tag: &str, args: &[(&str, &str)]) -> Outcome {
+    let docker = d.bollard();
+    let context = tar_of(files);
+    let buildargs: HashMap<String, String> = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(tag.into()),
+        buildargs: Some(buildargs),
+        version: BuilderVersion::BuilderBuildKit,
+        session: Some(format!("bollard-{}", random_hex())),
+        ..Default::default()
+    };
+    rt().block_on(async {
+        let mut s = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+        let mut out = Outcome {
+            infos: Vec::new(),
+            error: None,
+        };
+        let run = async {
+            while let Some(r) = s.next().await {
+                match r {
+                    Ok(i) => out.infos.push(i),
+                    Err(e) => {
+                        out.error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(LIMIT, run)
+            .await
+            .expect("the build ends in time");
+        out
+    })
+}
+
+#[test]
+fn bollard_builds_through_buildkit_with_progress_labels_files_and_dockerignore() {
+    let d = daemon();
+    let o = build(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG GREETING=hello\nCOPY . /app/\nRUN echo \"built with $GREETING\" && echo \"$GREETING\" > /greeting\nLABEL org.example.kind=bk\n",
+            ),
+            (".dockerignore", "secret.txt\n"),
+            ("hello.txt", "hello from the context\n"),
+            ("secret.txt", "do not ship\n"),
+        ],
+        "bk/bollard:1",
+        &[("GREETING", "bonjour")],
+    );
+    assert!(
+        o.error.is_none(),
+        "{:?}\ndaemon log tail:\n{}",
+        o.error,
+        tail(&d.log_text(), 40)
+    );
+    let (names, logs, errors) = o.trace();
+    assert!(errors.is_empty(), "{errors:?}");
+    for want in [
+        "[internal] load build context",
+        "RUN echo",
+        "exporting to image",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "no vertex {want:?} in {names:?}"
+        );
+    }
+    assert!(logs.contains("built with bonjour"), "{logs}");
+    let id = o.image_id().expect("moby.image.id with the image's ID");
+    let img = d.get_json("/images/bk/bollard:1/json");
+    assert_eq!(img["Id"].as_str(), Some(id.as_str()), "{img}");
+    assert_eq!(img["Config"]["Labels"]["org.example.kind"], "bk", "{img}");
+    let run = |args: &[&str]| {
+        let mut full = vec!["run", "--rm", "bk/bollard:1"];
+        full.extend_from_slice(args);
+        d.docker_ok(&full)
+    };
+    assert_eq!(run(&["cat", "/app/hello.txt"]), "hello from the context\n");
+    assert_eq!(run(&["cat", "/greeting"]), "bonjour\n");
+    let ls = run(&["ls", "-a", "/app"]);
+    assert!(
+        !ls.contains("secret.txt"),
+        "the ignored file was sent: {ls}"
+    );
+
+    // The same build again: its steps are cached.
+    let again = build(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG GREETING=hello\nCOPY . /app/\nRUN echo \"built with $GREETING\" && echo \"$GREETING\" > /greeting\nLABEL org.example.kind=bk\n",
+            ),
+            (".dockerignore", "secret.txt\n"),
+            ("hello.txt", "hello from the context\n"),
+            ("secret.txt", "do not ship\n"),
+        ],
+        "bk/bollard:2",
+        &[("GREETING", "bonjour")],
+    );
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!(again.image_id(), Some(id));
+    let cached = again.infos.iter().any(|b| match &b.aux {
+        Some(BuildInfoAux::BuildKit(s)) => s.vertexes.iter().any(|v| v.cached),
+        _ => false,
+    });
+    assert!(cached, "no cached vertex in the second build");
+}
+
+#[test]
+fn a_failing_run_fails_bollards_buildkit_build_with_its_code() {
+    let d = daemon();
+    let o = build(
+        &d,
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo about to fail && exit 3\n",
+        )],
+        "bk/fails",
+        &[],
+    );
+    let err = o.error.clone().expect("the build fails");
+    assert!(err.contains("code: 3"), "{err}");
+    assert!(o.image_id().is_none());
+    let (_, logs, errors) = o.trace();
+    assert!(logs.contains("about to fail"), "{logs}");
+    assert!(
+        errors.iter().any(|e| e.contains("code: 3")),
+        "no vertex error with the code: {errors:?}"
+    );
+    let (status, _, _) = d.raw("GET", "/images/bk/fails/json", None);
+    assert_eq!(status, 404);
+}
+
+/// What `/build?version=2` refuses before any output, with a 400 and a
+/// message, as dockerd refuses bad parameters.
+#[test]
+fn unsupported_buildkit_requests_are_refused_before_the_build() {
+    let d = Daemon::start();
+    for (q, want) in [
+        ("version=3", "invalid version 3"),
+        (
+            "version=2&session=s1&remote=upload-request:abc",
+            "upload-request",
+        ),
+        ("version=2&remote=client-session", "needs a session"),
+        (
+            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%5D",
+            "outputs",
+        ),
+    ] {
+        let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body.contains(want), "{q}: {body}");
+    }
+}
+
+/// A client that goes away mid-build stops it at its next output, as a
+/// classic build does: no image, and the RUN's container goes.
+#[test]
+fn a_build_whose_client_leaves_stops() {
+    let d = daemon();
+    let docker = d.bollard();
+    let context = tar_of(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 2 && echo slept\nRUN echo second\n",
+    )]);
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some("bk/left".into()),
+        version: BuilderVersion::BuilderBuildKit,
+        session: Some(format!("bollard-{}", random_hex())),
+        ..Default::default()
+    };
+    rt().block_on(async {
+        let mut s = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+        let started = async {
+            while let Some(Ok(i)) = s.next().await {
+                if let Some(BuildInfoAux::BuildKit(st)) = &i.aux {
+                    if st.logs.iter().any(|l| l.msg.starts_with(b"started")) {
+                        return;
+                    }
+                }
+            }
+            panic!("the build ended before its RUN started");
+        };
+        tokio::time::timeout(LIMIT, started)
+            .await
+            .expect("the RUN starts");
+    });
+    // The runtime (and with it the request) is gone.
+    let running = || {
+        let (_, _, body) = d.raw("GET", "/containers/json?all=1", None);
+        String::from_utf8_lossy(&body).trim().to_string()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || running() == "[]"),
+        "the build's container is still there: {}",
+        running()
+    );
+    let (status, _, _) = d.raw("GET", "/images/bk/left/json", None);
+    assert_eq!(status, 404);
+}
