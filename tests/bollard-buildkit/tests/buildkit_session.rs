@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use berth_tests::*;
 use bollard::models::{BuildInfo, BuildInfoAux};
-use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, ImageBuildOutput};
 use futures_util::StreamExt;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -74,6 +74,16 @@ impl Outcome {
 }
 
 fn build(d: &Daemon, files: &[(&str, &str)], tag: &str, args: &[(&str, &str)]) -> Outcome {
+    build_to(d, files, tag, args, None)
+}
+
+fn build_to(
+    d: &Daemon,
+    files: &[(&str, &str)],
+    tag: &str,
+    args: &[(&str, &str)],
+    outputs: Option<ImageBuildOutput>,
+) -> Outcome {
     let docker = d.bollard();
     let context = tar_of(files);
     let buildargs: HashMap<String, String> = args
@@ -86,6 +96,7 @@ fn build(d: &Daemon, files: &[(&str, &str)], tag: &str, args: &[(&str, &str)]) -
         buildargs: Some(buildargs),
         version: BuilderVersion::BuilderBuildKit,
         session: Some(format!("bollard-{}", random_hex())),
+        outputs,
         ..Default::default()
     };
     rt().block_on(async {
@@ -227,8 +238,12 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         ),
         ("version=2&remote=client-session", "needs a session"),
         (
-            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%5D",
-            "outputs",
+            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22local%22%7D%5D",
+            "is not supported by berthd: use docker",
+        ),
+        (
+            "version=2&session=s3&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%2C%7B%22Type%22%3A%22oci%22%7D%5D",
+            "multiple outputs",
         ),
     ] {
         let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));
@@ -283,4 +298,71 @@ fn a_build_whose_client_leaves_stops() {
     );
     let (status, _, _) = d.raw("GET", "/images/bk/left/json", None);
     assert_eq!(status, 404);
+}
+
+/// `outputs: Tar(path)`: the image's filesystem comes back through the
+/// session's FileSend as a tar at `path`; no image is tagged.
+#[test]
+fn bollard_tar_output_arrives_through_the_session() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-out-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dest = dir.join("out.tar");
+    let o = build_to(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY hello.txt /app/\nRUN echo built > /built.txt\n",
+            ),
+            ("hello.txt", "hello from the context\n"),
+        ],
+        "bk/tar-out",
+        &[],
+        Some(ImageBuildOutput::Tar(dest.to_string_lossy().into_owned())),
+    );
+    assert!(
+        o.error.is_none(),
+        "{:?}\ndaemon log tail:\n{}",
+        o.error,
+        tail(&d.log_text(), 40)
+    );
+    let (names, _, errors) = o.trace();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("exporting to client tarball")),
+        "{names:?}"
+    );
+    let bytes = std::fs::read(&dest).expect("the tar arrived");
+    let mut found = HashMap::new();
+    let mut a = tar::Archive::new(&bytes[..]);
+    for e in a.entries().expect("a tar") {
+        let mut e = e.expect("an entry");
+        let p = e.path().expect("a path").to_string_lossy().into_owned();
+        let p = p
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if p == "app/hello.txt" || p == "built.txt" || p == "bin/busybox" {
+            let mut body = String::new();
+            if p != "bin/busybox" {
+                std::io::Read::read_to_string(&mut e, &mut body).expect("text");
+            }
+            found.insert(p, body);
+        }
+    }
+    assert_eq!(
+        found.get("app/hello.txt").map(String::as_str),
+        Some("hello from the context\n")
+    );
+    assert_eq!(found.get("built.txt").map(String::as_str), Some("built\n"));
+    assert!(
+        found.contains_key("bin/busybox"),
+        "the base image's files: {found:?}"
+    );
+    let (status, _, _) = d.raw("GET", "/images/bk/tar-out/json", None);
+    assert_eq!(status, 404, "a tar output tags nothing");
+    let _ = std::fs::remove_dir_all(&dir);
 }

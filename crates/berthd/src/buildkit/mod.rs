@@ -12,6 +12,7 @@
 mod buildv2;
 mod control;
 mod diffcopy;
+mod export;
 mod frontend;
 mod gateway;
 mod jobs;

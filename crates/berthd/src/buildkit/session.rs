@@ -13,6 +13,7 @@ use hyper::client::conn::http2::SendRequest;
 use tokio::sync::watch;
 
 use super::proto::moby::filesync::v1::auth_client::AuthClient;
+use super::proto::moby::filesync::v1::file_send_client::FileSendClient;
 use super::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
 use super::{BuildKitError, MAX_MESSAGE};
 
@@ -56,6 +57,12 @@ impl Session {
         self.methods.contains(method)
     }
 
+    /// As `serves`, with the method's name in any case: bollard announces
+    /// `/moby.filesync.v1.FileSend/diffcopy`.
+    pub fn serves_any_case(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
+
     /// The client's `:scheme` and `:authority` are required by Go's h2
     /// server; `localhost` is what buildkitd dials too.
     fn origin() -> http::Uri {
@@ -64,6 +71,12 @@ impl Session {
 
     pub fn file_sync(&self) -> FileSyncClient<H2> {
         FileSyncClient::with_origin(self.conn.clone(), Self::origin())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn file_send(&self) -> FileSendClient<H2> {
+        FileSendClient::with_origin(self.conn.clone(), Self::origin())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
     }
