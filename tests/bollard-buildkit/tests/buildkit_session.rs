@@ -238,8 +238,8 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         ),
         ("version=2&remote=client-session", "needs a session"),
         (
-            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22local%22%7D%5D",
-            "is not supported by berthd: use docker",
+            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22registry%22%7D%5D",
+            "is not supported by berthd: use docker, oci, tar, local",
         ),
         (
             "version=2&session=s3&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%2C%7B%22Type%22%3A%22oci%22%7D%5D",
@@ -364,5 +364,50 @@ fn bollard_tar_output_arrives_through_the_session() {
     );
     let (status, _, _) = d.raw("GET", "/images/bk/tar-out/json", None);
     assert_eq!(status, 404, "a tar output tags nothing");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `outputs: Local(dir)`: the image's files come back through the
+/// session's FileSend as fsutil packets, written under `dir`.
+#[test]
+fn bollard_local_output_arrives_through_the_session() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-local-{}", random_hex()));
+    let o = build_to(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY hello.txt /app/\nCOPY big.txt /app/data/\n",
+            ),
+            ("hello.txt", "hello from the context\n"),
+            ("big.txt", &"0123456789abcdef".repeat(8192)),
+        ],
+        "bk/local-out",
+        &[],
+        Some(ImageBuildOutput::Local(dir.to_string_lossy().into_owned())),
+    );
+    assert!(
+        o.error.is_none(),
+        "{:?}\ndaemon log tail:\n{}",
+        o.error,
+        tail(&d.log_text(), 40)
+    );
+    let (names, _, errors) = o.trace();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("exporting to client directory")),
+        "{names:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app/hello.txt")).expect("hello.txt arrived"),
+        "hello from the context\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app/data/big.txt")).expect("big.txt arrived"),
+        "0123456789abcdef".repeat(8192)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

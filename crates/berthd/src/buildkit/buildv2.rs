@@ -44,7 +44,7 @@ pub struct BuildV2 {
     /// `remote`: empty (the body) or `client-session`.
     pub remote: String,
     /// `outputs`: the default (an image), or one `docker`, `oci` or `tar`
-    /// archive sent to the session's FileSend.
+    /// archive or `local` tree sent to the session's FileSend.
     pub outputs: String,
     /// The body, the context tar when `remote` is empty.
     pub body: Box<dyn std::io::Read + Send>,
@@ -89,9 +89,9 @@ fn output(outputs: &str) -> Result<Option<pb::Exporter>, BuildKitError> {
     }
     match kind.as_str() {
         "moby" | "image" => Ok(None),
-        k if super::export::is_archive(k) => Ok(Some(pb::Exporter { r#type: kind, attrs })),
+        k if super::export::to_client(k) => Ok(Some(pb::Exporter { r#type: kind, attrs })),
         k => Err(BuildKitError::Unsupported(format!(
-            "output type {k:?} is not supported by berthd: use docker, oci, tar or the default (an image)"
+            "output type {k:?} is not supported by berthd: use docker, oci, tar, local or the default (an image)"
         ))),
     }
 }
@@ -308,7 +308,11 @@ mod tests {
             .unwrap();
         assert_eq!(e.r#type, "docker");
         assert_eq!(e.attrs["name"], "a:b");
-        assert!(output(r#"[{"type":"local"}]"#).is_err());
+        assert_eq!(
+            output(r#"[{"type":"local"}]"#).unwrap().unwrap().r#type,
+            "local"
+        );
+        assert!(output(r#"[{"type":"registry"}]"#).is_err());
         assert!(output(r#"[{"type":"tar"},{"type":"oci"}]"#).is_err());
         assert!(output("{").is_err());
     }

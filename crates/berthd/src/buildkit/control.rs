@@ -127,7 +127,7 @@ impl BuildKit {
             };
             let mut resp = HashMap::new();
             if let (Some(id), Some(e)) = (image, exporters.first()) {
-                resp = if super::export::is_archive(&e.r#type) {
+                resp = if super::export::to_client(&e.r#type) {
                     self.export_archive(&job, &id, e).await?
                 } else {
                     self.export(&job, &id, e)?

@@ -4,6 +4,8 @@
 //! filesystem). The archive goes back through the client's session: we
 //! call its `moby.filesync.v1.FileSend/DiffCopy`, send the bytes as
 //! `BytesMessage` chunks, close our side and wait for the client's end.
+//! `local` (the root filesystem as files in the client's directory) goes
+//! through the same method, as fsutil's packets (see `sendfs`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,6 +18,7 @@ use tokio_stream::StreamExt as _;
 
 use super::jobs::Job;
 use super::progress::Vtx;
+use super::proto::fsutil::types::Packet;
 use super::proto::moby::buildkit::v1 as pb;
 use super::proto::moby::filesync::v1::BytesMessage;
 use super::{BuildKit, BuildKitError};
@@ -33,9 +36,14 @@ const SESSION_WAIT: Duration = Duration::from_secs(60);
 /// The method the client serves to receive the archive.
 const FILE_SEND: &str = "/moby.filesync.v1.FileSend/DiffCopy";
 
-/// Whether `t` is one of the exporters here.
+/// Whether `t` is one of the archive exporters.
 pub(super) fn is_archive(t: &str) -> bool {
     matches!(t, "docker" | "oci" | "tar")
+}
+
+/// Whether `t` is one of the exporters here (the archives and `local`).
+pub(super) fn to_client(t: &str) -> bool {
+    is_archive(t) || t == "local"
 }
 
 /// A blocking writer whose bytes go to a channel as chunks of at most
@@ -96,6 +104,17 @@ impl Drop for Mounted {
     }
 }
 
+/// Mounts `image` read-only-ish under the builder's scratch space.
+fn mount(engine: &Engine, image: &str) -> Result<Mounted, BuildKitError> {
+    let dir = engine.builder.scratch_dir("export");
+    let m = Mounted {
+        rw: RwLayer::at(&dir),
+        dir,
+    };
+    engine.mount_rw(&m.rw, image, true)?;
+    Ok(m)
+}
+
 fn write_archive(
     engine: &Engine,
     kind: &str,
@@ -104,12 +123,7 @@ fn write_archive(
     w: ChunkWriter,
 ) -> Result<(), BuildKitError> {
     let mut w = if kind == "tar" {
-        let dir = engine.builder.scratch_dir("export");
-        let m = Mounted {
-            rw: RwLayer::at(&dir),
-            dir,
-        };
-        engine.mount_rw(&m.rw, image, true)?;
+        let m = mount(engine, image)?;
         pack(&m.rw.merged, w, &PackOptions::default())
             .map_err(|e| BuildKitError::Build(format!("exporting the filesystem: {e}")))?
     } else {
@@ -136,15 +150,65 @@ impl BuildKit {
         let kind = exporter.r#type.clone();
         let title = match kind.as_str() {
             "tar" => "exporting to client tarball".to_string(),
+            "local" => "exporting to client directory".to_string(),
             k => format!("exporting to {k} image format"),
         };
         let v = Vtx::start(job, &title);
-        let r = self.send_archive(job, image, exporter, &v).await;
+        let r = if kind == "local" {
+            self.send_tree(job, image).await
+        } else {
+            self.send_archive(job, image, exporter, &v).await
+        };
         match &r {
             Ok(_) => v.done(),
             Err(e) => v.fail(&e.to_string()),
         }
         r
+    }
+
+    /// The `local` exporter: the image's files, through fsutil's packets.
+    async fn send_tree(
+        &self,
+        job: &Arc<Job>,
+        image: &str,
+    ) -> Result<HashMap<String, String>, BuildKitError> {
+        let session = self.sessions.wait(&job.session, SESSION_WAIT).await?;
+        if !session.serves_any_case(FILE_SEND) {
+            return Err(BuildKitError::Invalid(format!(
+                "the local exporter needs a client that receives files: its session does not serve {FILE_SEND}"
+            )));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<Packet>(64);
+        let (in_tx, in_rx) = mpsc::channel::<Packet>(64);
+        let engine = self.engine.clone();
+        let id = image.to_string();
+        let server = tokio::task::spawn_blocking(move || {
+            let m = mount(&engine, &id)?;
+            super::sendfs::serve(&m.rw.merged, in_rx, out_tx).map_err(|msg| {
+                BuildKitError::Transfer {
+                    what: "the local export".into(),
+                    msg,
+                }
+            })
+        });
+        let talk = async {
+            let mut answers = session
+                .file_send_packets(ReceiverStream::new(out_rx))
+                .await?;
+            while let Some(p) = answers.message().await? {
+                if in_tx.send(p).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), BuildKitError>(())
+        }
+        .await;
+        drop(in_tx);
+        server
+            .await
+            .map_err(|e| BuildKitError::Build(format!("export worker: {e}")))??;
+        talk?;
+        Ok(HashMap::new())
     }
 
     async fn send_archive(
@@ -249,5 +313,6 @@ mod tests {
     fn archive_kinds() {
         assert!(is_archive("docker") && is_archive("oci") && is_archive("tar"));
         assert!(!is_archive("moby") && !is_archive("local"));
+        assert!(to_client("local") && to_client("tar") && !to_client("moby"));
     }
 }

@@ -17,6 +17,7 @@ mod frontend;
 mod gateway;
 mod jobs;
 mod progress;
+mod sendfs;
 mod session;
 
 /// Code generated from `crates/berthd/proto` (build.rs); modules follow

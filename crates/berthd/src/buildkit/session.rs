@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use hyper::client::conn::http2::SendRequest;
 use tokio::sync::watch;
 
+use super::proto::fsutil::types::Packet;
 use super::proto::moby::filesync::v1::auth_client::AuthClient;
 use super::proto::moby::filesync::v1::file_send_client::FileSendClient;
 use super::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
@@ -79,6 +80,25 @@ impl Session {
         FileSendClient::with_origin(self.conn.clone(), Self::origin())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// FileSend.DiffCopy carrying fsutil packets: the `local` exporter's
+    /// wire, the same method as `file_send` with another message type.
+    pub async fn file_send_packets(
+        &self,
+        out: impl tokio_stream::Stream<Item = Packet> + Send + 'static,
+    ) -> Result<tonic::Streaming<Packet>, tonic::Status> {
+        let mut g = tonic::client::Grpc::with_origin(self.conn.clone(), Self::origin())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        g.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("session: {e}")))?;
+        let path = http::uri::PathAndQuery::from_static("/moby.filesync.v1.FileSend/DiffCopy");
+        let codec = tonic_prost::ProstCodec::<Packet, Packet>::default();
+        g.streaming(tonic::Request::new(out), path, codec)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub fn auth(&self) -> AuthClient<H2> {
