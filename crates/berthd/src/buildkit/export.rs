@@ -104,7 +104,8 @@ impl Drop for Mounted {
     }
 }
 
-/// Mounts `image` read-only-ish under the builder's scratch space.
+/// Mounts `image` as a discardable overlay under the builder's scratch
+/// space; only read.
 fn mount(engine: &Engine, image: &str) -> Result<Mounted, BuildKitError> {
     let dir = engine.builder.scratch_dir("export");
     let m = Mounted {
@@ -225,7 +226,7 @@ impl BuildKit {
                 "the {kind} exporter needs a client that receives files: its session does not serve {FILE_SEND}"
             )));
         }
-        let mut names = Vec::new();
+        let (mut names, mut saved) = (Vec::new(), Vec::new());
         if kind != "tar" {
             let list = exporter.attrs.get("name").map(String::as_str).unwrap_or("");
             for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -240,12 +241,13 @@ impl BuildKit {
                 self.engine.images.tag(image, &r.name(), &tag)?;
                 v.status(&format!("naming to {r}"), 0);
                 names.push(r.to_string());
+                saved.push(format!("{}:{tag}", r.name()));
             }
         }
         v.status("sending tarball", 0);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
         let engine = self.engine.clone();
-        let (k, id, n) = (kind.clone(), image.to_string(), names.clone());
+        let (k, id, n) = (kind.clone(), image.to_string(), saved);
         let writer = tokio::task::spawn_blocking(move || {
             write_archive(&engine, &k, &id, &n, ChunkWriter::new(tx))
         });
