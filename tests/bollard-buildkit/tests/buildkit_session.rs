@@ -411,3 +411,85 @@ fn bollard_local_output_arrives_through_the_session() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `docker` output, on the wire bollard's `Tar(path)` session serves:
+/// while a bollard build (with its FileSend session) runs, a second
+/// `/build?version=2` names that session with `outputs=[{"type":"docker"}]`;
+/// its archive (a docker-archive and an OCI layout) lands at `path`.
+#[test]
+fn a_docker_output_arrives_through_a_session_that_receives_files() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-docker-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dest = dir.join("out.tar");
+    let session = format!("bollard-{}", random_hex());
+    let docker = d.bollard();
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        version: BuilderVersion::BuilderBuildKit,
+        session: Some(session.clone()),
+        outputs: Some(ImageBuildOutput::Tar(dest.to_string_lossy().into_owned())),
+        ..Default::default()
+    };
+    let slow = tar_of(&[("Dockerfile", "FROM busybox\nRUN sleep 8\n")]);
+    let rt = rt();
+    let first = rt.spawn(async move {
+        let mut s = docker.build_image(opts, None, Some(bollard::body_full(slow.into())));
+        let mut err = None;
+        while let Some(r) = s.next().await {
+            if let Err(e) = r {
+                err = Some(e.to_string());
+            }
+        }
+        err
+    });
+    let context = tar_of(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+        ("hello.txt", "hello\n"),
+    ]);
+    let outputs = "%5B%7B%22type%22%3A%22docker%22%2C%22attrs%22%3A%7B%22name%22%3A%22bk%2Fdocker-out%3A1%22%7D%7D%5D";
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.47/build?version=2&session={session}&outputs={outputs}"),
+        Some(&context),
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("moby.image.id"), "{body}");
+    assert!(!body.contains("errorDetail"), "{body}");
+    // The client's writer may still be closing the file.
+    let mut names = Vec::new();
+    let mut manifest = String::new();
+    wait_for(Duration::from_secs(10), || {
+        let Ok(bytes) = std::fs::read(&dest) else {
+            return false;
+        };
+        names.clear();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let Ok(entries) = a.entries() else {
+            return false;
+        };
+        for e in entries {
+            let Ok(mut e) = e else { return false };
+            let p = e.path().map(|p| p.to_string_lossy().into_owned());
+            let Ok(p) = p else { return false };
+            if p == "manifest.json" {
+                manifest.clear();
+                if std::io::Read::read_to_string(&mut e, &mut manifest).is_err() {
+                    return false;
+                }
+            }
+            names.push(p);
+        }
+        ["manifest.json", "index.json", "oci-layout"]
+            .iter()
+            .all(|n| names.iter().any(|p| p == n))
+    });
+    for n in ["manifest.json", "index.json", "oci-layout"] {
+        assert!(names.iter().any(|p| p == n), "no {n} in {names:?}");
+    }
+    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
+    let err = rt.block_on(first).expect("the first build's task");
+    assert!(err.is_none(), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
