@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use berth_tests::*;
 use bollard::models::{BuildInfo, BuildInfoAux};
-use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, ImageBuildOutput};
 use futures_util::StreamExt;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -74,6 +74,16 @@ impl Outcome {
 }
 
 fn build(d: &Daemon, files: &[(&str, &str)], tag: &str, args: &[(&str, &str)]) -> Outcome {
+    build_to(d, files, tag, args, None)
+}
+
+fn build_to(
+    d: &Daemon,
+    files: &[(&str, &str)],
+    tag: &str,
+    args: &[(&str, &str)],
+    outputs: Option<ImageBuildOutput>,
+) -> Outcome {
     let docker = d.bollard();
     let context = tar_of(files);
     let buildargs: HashMap<String, String> = args
@@ -86,6 +96,7 @@ fn build(d: &Daemon, files: &[(&str, &str)], tag: &str, args: &[(&str, &str)]) -
         buildargs: Some(buildargs),
         version: BuilderVersion::BuilderBuildKit,
         session: Some(format!("bollard-{}", random_hex())),
+        outputs,
         ..Default::default()
     };
     rt().block_on(async {
@@ -227,8 +238,12 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         ),
         ("version=2&remote=client-session", "needs a session"),
         (
-            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%5D",
-            "outputs",
+            "version=2&session=s2&outputs=%5B%7B%22Type%22%3A%22registry%22%7D%5D",
+            "is not supported by berthd: use docker, oci, tar, local",
+        ),
+        (
+            "version=2&session=s3&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%2C%7B%22Type%22%3A%22oci%22%7D%5D",
+            "multiple outputs",
         ),
     ] {
         let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));
@@ -283,4 +298,198 @@ fn a_build_whose_client_leaves_stops() {
     );
     let (status, _, _) = d.raw("GET", "/images/bk/left/json", None);
     assert_eq!(status, 404);
+}
+
+/// `outputs: Tar(path)`: the image's filesystem comes back through the
+/// session's FileSend as a tar at `path`; no image is tagged.
+#[test]
+fn bollard_tar_output_arrives_through_the_session() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-out-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dest = dir.join("out.tar");
+    let o = build_to(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY hello.txt /app/\nRUN echo built > /built.txt\n",
+            ),
+            ("hello.txt", "hello from the context\n"),
+        ],
+        "bk/tar-out",
+        &[],
+        Some(ImageBuildOutput::Tar(dest.to_string_lossy().into_owned())),
+    );
+    assert!(
+        o.error.is_none(),
+        "{:?}\ndaemon log tail:\n{}",
+        o.error,
+        tail(&d.log_text(), 40)
+    );
+    let (names, _, errors) = o.trace();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("exporting to client tarball")),
+        "{names:?}"
+    );
+    let bytes = std::fs::read(&dest).expect("the tar arrived");
+    let mut found = HashMap::new();
+    let mut a = tar::Archive::new(&bytes[..]);
+    for e in a.entries().expect("a tar") {
+        let mut e = e.expect("an entry");
+        let p = e.path().expect("a path").to_string_lossy().into_owned();
+        let p = p
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if p == "app/hello.txt" || p == "built.txt" || p == "bin/busybox" {
+            let mut body = String::new();
+            if p != "bin/busybox" {
+                std::io::Read::read_to_string(&mut e, &mut body).expect("text");
+            }
+            found.insert(p, body);
+        }
+    }
+    assert_eq!(
+        found.get("app/hello.txt").map(String::as_str),
+        Some("hello from the context\n")
+    );
+    assert_eq!(found.get("built.txt").map(String::as_str), Some("built\n"));
+    assert!(
+        found.contains_key("bin/busybox"),
+        "the base image's files: {found:?}"
+    );
+    let (status, _, _) = d.raw("GET", "/images/bk/tar-out/json", None);
+    assert_eq!(status, 404, "a tar output tags nothing");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `outputs: Local(dir)`: the image's files come back through the
+/// session's FileSend as fsutil packets, written under `dir`.
+#[test]
+fn bollard_local_output_arrives_through_the_session() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-local-{}", random_hex()));
+    let o = build_to(
+        &d,
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY hello.txt /app/\nCOPY big.txt /app/data/\n",
+            ),
+            ("hello.txt", "hello from the context\n"),
+            ("big.txt", &"0123456789abcdef".repeat(8192)),
+        ],
+        "bk/local-out",
+        &[],
+        Some(ImageBuildOutput::Local(dir.to_string_lossy().into_owned())),
+    );
+    assert!(
+        o.error.is_none(),
+        "{:?}\ndaemon log tail:\n{}",
+        o.error,
+        tail(&d.log_text(), 40)
+    );
+    let (names, _, errors) = o.trace();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("exporting to client directory")),
+        "{names:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app/hello.txt")).expect("hello.txt arrived"),
+        "hello from the context\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app/data/big.txt")).expect("big.txt arrived"),
+        "0123456789abcdef".repeat(8192)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `docker` output, on the wire bollard's `Tar(path)` session serves:
+/// while a bollard build (with its FileSend session) runs, a second
+/// `/build?version=2` names that session with `outputs=[{"type":"docker"}]`;
+/// its archive (a docker-archive and an OCI layout) lands at `path`.
+#[test]
+fn a_docker_output_arrives_through_a_session_that_receives_files() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-docker-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dest = dir.join("out.tar");
+    let session = format!("bollard-{}", random_hex());
+    let docker = d.bollard();
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        version: BuilderVersion::BuilderBuildKit,
+        session: Some(session.clone()),
+        outputs: Some(ImageBuildOutput::Tar(dest.to_string_lossy().into_owned())),
+        ..Default::default()
+    };
+    let slow = tar_of(&[("Dockerfile", "FROM busybox\nRUN sleep 8\n")]);
+    let rt = rt();
+    let first = rt.spawn(async move {
+        let mut s = docker.build_image(opts, None, Some(bollard::body_full(slow.into())));
+        let mut err = None;
+        while let Some(r) = s.next().await {
+            if let Err(e) = r {
+                err = Some(e.to_string());
+            }
+        }
+        err
+    });
+    let context = tar_of(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
+        ("hello.txt", "hello\n"),
+    ]);
+    let outputs = "%5B%7B%22type%22%3A%22docker%22%2C%22attrs%22%3A%7B%22name%22%3A%22bk%2Fdocker-out%3A1%22%7D%7D%5D";
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.47/build?version=2&session={session}&outputs={outputs}"),
+        Some(&context),
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("moby.image.id"), "{body}");
+    assert!(!body.contains("errorDetail"), "{body}");
+    // The client's writer may still be closing the file.
+    let mut names = Vec::new();
+    let mut manifest = String::new();
+    wait_for(Duration::from_secs(10), || {
+        let Ok(bytes) = std::fs::read(&dest) else {
+            return false;
+        };
+        names.clear();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let Ok(entries) = a.entries() else {
+            return false;
+        };
+        for e in entries {
+            let Ok(mut e) = e else { return false };
+            let p = e.path().map(|p| p.to_string_lossy().into_owned());
+            let Ok(p) = p else { return false };
+            if p == "manifest.json" {
+                manifest.clear();
+                if std::io::Read::read_to_string(&mut e, &mut manifest).is_err() {
+                    return false;
+                }
+            }
+            names.push(p);
+        }
+        ["manifest.json", "index.json", "oci-layout"]
+            .iter()
+            .all(|n| names.iter().any(|p| p == n))
+    });
+    for n in ["manifest.json", "index.json", "oci-layout"] {
+        assert!(names.iter().any(|p| p == n), "no {n} in {names:?}");
+    }
+    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
+    let err = rt.block_on(first).expect("the first build's task");
+    assert!(err.is_none(), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,10 +43,57 @@ pub struct BuildV2 {
     pub build_id: String,
     /// `remote`: empty (the body) or `client-session`.
     pub remote: String,
-    /// `outputs`: only the default (an image) is supported.
+    /// `outputs`: the default (an image), or one `docker`, `oci` or `tar`
+    /// archive or `local` tree sent to the session's FileSend.
     pub outputs: String,
     /// The body, the context tar when `remote` is empty.
     pub body: Box<dyn std::io::Read + Send>,
+}
+
+/// The `outputs` parameter (`[{"type":"tar","attrs":{…}}]`, keys in any
+/// case as Go reads them): `None` for the default, an image in the store.
+fn output(outputs: &str) -> Result<Option<pb::Exporter>, BuildKitError> {
+    let outputs = outputs.trim();
+    if outputs.is_empty() || outputs == "null" {
+        return Ok(None);
+    }
+    let bad = |e: String| BuildKitError::Invalid(format!("invalid outputs: {e}"));
+    let list: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(outputs).map_err(|e| bad(e.to_string()))?;
+    if list.len() > 1 {
+        return Err(BuildKitError::Unsupported(
+            "multiple outputs are not supported by berthd".into(),
+        ));
+    }
+    let Some(o) = list.into_iter().next() else {
+        return Ok(None);
+    };
+    let field = |k: &str| {
+        o.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+    };
+    let kind = field("type")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("an output without a type".into()))?
+        .to_string();
+    let mut attrs = HashMap::new();
+    if let Some(serde_json::Value::Object(a)) = field("attrs") {
+        for (k, v) in a {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            attrs.insert(k.clone(), v);
+        }
+    }
+    match kind.as_str() {
+        "moby" | "image" => Ok(None),
+        k if super::export::to_client(k) => Ok(Some(pb::Exporter { r#type: kind, attrs })),
+        k => Err(BuildKitError::Unsupported(format!(
+            "output type {k:?} is not supported by berthd: use docker, oci, tar, local or the default (an image)"
+        ))),
+    }
 }
 
 /// `{"id":"moby.buildkit.trace","aux":"<base64>"}`.
@@ -85,11 +132,7 @@ impl BuildKit {
                 "a client-session context needs a session".into(),
             ));
         }
-        if !req.outputs.trim().is_empty() && req.outputs.trim() != "[]" {
-            return Err(BuildKitError::Unsupported(
-                "build outputs are not supported by berthd: the result is an image".into(),
-            ));
-        }
+        let exporter = output(&req.outputs)?;
         let id = if req.build_id.is_empty() {
             crate::engine::ids::random_hex(16)
         } else {
@@ -101,7 +144,7 @@ impl BuildKit {
         let me = self.clone();
         let job2 = job.clone();
         let build = tokio::spawn(async move {
-            let r = me.run_v2(&job2, req).await;
+            let r = me.run_v2(&job2, req, exporter).await;
             // Status followers (and our stream) end now, then the result.
             job2.log.close();
             me.jobs.retire(&job2.id);
@@ -130,7 +173,8 @@ impl BuildKit {
                 }
             }
             let last = match res_rx.await {
-                Ok(Ok(image)) => {
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(image))) => {
                     if quiet {
                         let _ = tx
                             .send(Bytes::from(
@@ -151,7 +195,12 @@ impl BuildKit {
     }
 
     /// The build proper: the context, the builder, the export (tags).
-    async fn run_v2(&self, job: &Arc<Job>, req: BuildV2) -> Result<String, BuildKitError> {
+    async fn run_v2(
+        &self,
+        job: &Arc<Job>,
+        req: BuildV2,
+        exporter: Option<pb::Exporter>,
+    ) -> Result<Option<String>, BuildKitError> {
         let BuildV2 {
             mut opts,
             session,
@@ -177,12 +226,20 @@ impl BuildKit {
             .map(|t| t.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        if let Some(mut e) = exporter {
+            if !names.is_empty() && !e.attrs.contains_key("name") {
+                e.attrs.insert("name".into(), names);
+            }
+            let resp = self.export_archive(job, &image, &e).await?;
+            // dockerd's `moby.image.id` is the exporter's image digest.
+            return Ok(resp.get("containerimage.digest").cloned());
+        }
         let exporter = pb::Exporter {
             r#type: "moby".into(),
             attrs: [("name".to_string(), names)].into_iter().collect(),
         };
         self.export(job, &image, &exporter)?;
-        Ok(image)
+        Ok(Some(image))
     }
 
     /// A build whose context is the request's body (bollard).
@@ -232,5 +289,31 @@ impl BuildKit {
         }
         self.run_builder(job, ctx.into_root(), text, (opts, Extras::default()))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output;
+
+    #[test]
+    fn outputs_parameter() {
+        assert!(output("").unwrap().is_none());
+        assert!(output("[]").unwrap().is_none());
+        assert!(output(r#"[{"type":"moby"}]"#).unwrap().is_none());
+        let e = output(r#"[{"type": "tar"}]"#).unwrap().unwrap();
+        assert_eq!(e.r#type, "tar");
+        let e = output(r#"[{"Type":"docker","Attrs":{"name":"a:b"}}]"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.r#type, "docker");
+        assert_eq!(e.attrs["name"], "a:b");
+        assert_eq!(
+            output(r#"[{"type":"local"}]"#).unwrap().unwrap().r#type,
+            "local"
+        );
+        assert!(output(r#"[{"type":"registry"}]"#).is_err());
+        assert!(output(r#"[{"type":"tar"},{"type":"oci"}]"#).is_err());
+        assert!(output("{").is_err());
     }
 }

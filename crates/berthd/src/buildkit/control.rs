@@ -91,10 +91,9 @@ impl BuildKit {
                 attrs: r.exporter_attrs_deprecated.clone(),
             });
         }
-        if let Some(e) = exporters
-            .iter()
-            .find(|e| e.r#type != "moby" && e.r#type != "image")
-        {
+        if let Some(e) = exporters.iter().find(|e| {
+            e.r#type != "moby" && e.r#type != "image" && !super::export::is_archive(&e.r#type)
+        }) {
             return Err(Status::invalid_argument(format!(
                 "exporter {:?} could not be found",
                 e.r#type
@@ -128,7 +127,11 @@ impl BuildKit {
             };
             let mut resp = HashMap::new();
             if let (Some(id), Some(e)) = (image, exporters.first()) {
-                resp = self.export(&job, &id, e)?;
+                resp = if super::export::to_client(&e.r#type) {
+                    self.export_archive(&job, &id, e).await?
+                } else {
+                    self.export(&job, &id, e)?
+                };
             }
             Ok(pb::SolveResponse {
                 exporter_response: resp,

@@ -12,10 +12,12 @@
 mod buildv2;
 mod control;
 mod diffcopy;
+mod export;
 mod frontend;
 mod gateway;
 mod jobs;
 mod progress;
+mod sendfs;
 mod session;
 
 /// Code generated from `crates/berthd/proto` (build.rs); modules follow

@@ -12,7 +12,9 @@ use futures_util::future::BoxFuture;
 use hyper::client::conn::http2::SendRequest;
 use tokio::sync::watch;
 
+use super::proto::fsutil::types::Packet;
 use super::proto::moby::filesync::v1::auth_client::AuthClient;
+use super::proto::moby::filesync::v1::file_send_client::FileSendClient;
 use super::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
 use super::{BuildKitError, MAX_MESSAGE};
 
@@ -56,6 +58,12 @@ impl Session {
         self.methods.contains(method)
     }
 
+    /// As `serves`, with the method's name in any case: bollard announces
+    /// `/moby.filesync.v1.FileSend/diffcopy`.
+    pub fn serves_any_case(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
+
     /// The client's `:scheme` and `:authority` are required by Go's h2
     /// server; `localhost` is what buildkitd dials too.
     fn origin() -> http::Uri {
@@ -66,6 +74,31 @@ impl Session {
         FileSyncClient::with_origin(self.conn.clone(), Self::origin())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn file_send(&self) -> FileSendClient<H2> {
+        FileSendClient::with_origin(self.conn.clone(), Self::origin())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// FileSend.DiffCopy carrying fsutil packets: the `local` exporter's
+    /// wire, the same method as `file_send` with another message type.
+    pub async fn file_send_packets(
+        &self,
+        out: impl tokio_stream::Stream<Item = Packet> + Send + 'static,
+    ) -> Result<tonic::Streaming<Packet>, tonic::Status> {
+        let mut g = tonic::client::Grpc::with_origin(self.conn.clone(), Self::origin())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        g.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("session: {e}")))?;
+        let path = http::uri::PathAndQuery::from_static("/moby.filesync.v1.FileSend/DiffCopy");
+        let codec = tonic_prost::ProstCodec::<Packet, Packet>::default();
+        g.streaming(tonic::Request::new(out), path, codec)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub fn auth(&self) -> AuthClient<H2> {
