@@ -48,16 +48,15 @@ impl BuildKit {
         }
     }
 
-    /// The `moby` exporter: tags the image with each `name`.
-    pub(super) fn export(
+    /// Tags `image` with each entry of the exporter's comma-separated
+    /// `name` (never a digest), shown under `v`; the references and tags.
+    pub(super) fn tag_names(
         &self,
-        job: &Arc<super::jobs::Job>,
         image: &str,
         exporter: &pb::Exporter,
-    ) -> Result<HashMap<String, String>, BuildKitError> {
-        let v = Vtx::start(job, "exporting to image");
-        v.status(&format!("writing image {image}"), 0);
-        let mut names = Vec::new();
+        v: &Vtx,
+    ) -> Result<Vec<(Reference, String)>, BuildKitError> {
+        let mut out = Vec::new();
         let list = exporter.attrs.get("name").map(String::as_str).unwrap_or("");
         for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let r = Reference::parse(n)?;
@@ -68,10 +67,26 @@ impl BuildKit {
             }
             let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
             self.engine.images.tag(image, &r.name(), &tag)?;
-            let shown = r.to_string();
-            v.status(&format!("naming to {shown}"), 0);
-            names.push(shown);
+            v.status(&format!("naming to {r}"), 0);
+            out.push((r, tag));
         }
+        Ok(out)
+    }
+
+    /// The `moby` exporter: tags the image with each `name`.
+    pub(super) fn export(
+        &self,
+        job: &Arc<super::jobs::Job>,
+        image: &str,
+        exporter: &pb::Exporter,
+    ) -> Result<HashMap<String, String>, BuildKitError> {
+        let v = Vtx::start(job, "exporting to image");
+        v.status(&format!("writing image {image}"), 0);
+        let names: Vec<String> = self
+            .tag_names(image, exporter, &v)?
+            .iter()
+            .map(|(r, _)| r.to_string())
+            .collect();
         v.done();
         let mut resp = HashMap::new();
         // Compose keeps `containerimage.digest` as the image's ID.

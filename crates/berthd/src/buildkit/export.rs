@@ -24,7 +24,6 @@ use super::proto::moby::filesync::v1::BytesMessage;
 use super::{BuildKit, BuildKitError};
 use crate::engine::fs::snapshot::RwLayer;
 use crate::engine::fs::{pack, PackOptions};
-use crate::engine::images::reference::Reference;
 use crate::engine::Engine;
 
 /// The bytes per message; well under gRPC's 4 MiB default.
@@ -228,18 +227,8 @@ impl BuildKit {
         }
         let (mut names, mut saved) = (Vec::new(), Vec::new());
         if kind != "tar" {
-            let list = exporter.attrs.get("name").map(String::as_str).unwrap_or("");
-            for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                let r = Reference::parse(n)?;
-                if r.digest.is_some() {
-                    return Err(BuildKitError::Invalid(format!(
-                        "invalid image name {n:?}: a build cannot be tagged with a digest"
-                    )));
-                }
-                let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
-                // The archive names the image as the store does.
-                self.engine.images.tag(image, &r.name(), &tag)?;
-                v.status(&format!("naming to {r}"), 0);
+            // The archive names the image as the store does.
+            for (r, tag) in self.tag_names(image, exporter, v)? {
                 names.push(r.to_string());
                 saved.push(format!("{}:{tag}", r.name()));
             }
