@@ -39,15 +39,7 @@ impl ShimBinary {
         // File to file: the kernel copies (copy_file_range), no user buffer.
         std::io::copy(&mut src, &mut f)
             .map_err(|e| EngineError::internal(format!("copying the shim: {e}")))?;
-        let seals =
-            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-        // SAFETY: fcntl on our own memfd.
-        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            return Err(EngineError::internal(format!(
-                "sealing the shim copy: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        seal(&f)?;
         Ok(Self {
             fd: OwnedFd::from(f),
         })
@@ -60,6 +52,35 @@ impl ShimBinary {
         c.arg0("berth-shim");
         c
     }
+}
+
+/// Seals the copy against any change. F_SEAL_WRITE waits for every page
+/// to lose its extra references and answers EBUSY if one keeps it: a page
+/// still in another CPU's LRU batch does, on a loaded machine. After a
+/// bounded retry, F_SEAL_FUTURE_WRITE refuses every write and writable
+/// mapping from then on, which is what the copy needs (nothing of ours
+/// writes to it once it is copied).
+fn seal(f: &std::fs::File) -> Result<()> {
+    let fixed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    let add = |extra: libc::c_int| {
+        // SAFETY: fcntl on a memfd that `f` keeps open; no memory is passed.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, fixed | extra) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    for _ in 0..10 {
+        match add(libc::F_SEAL_WRITE | libc::F_SEAL_SEAL) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => return Err(EngineError::internal(format!("sealing the shim copy: {e}"))),
+        }
+    }
+    add(libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL)
+        .map_err(|e| EngineError::internal(format!("sealing the shim copy: {e}")))
 }
 
 fn locate() -> Result<PathBuf> {
@@ -303,3 +324,28 @@ pub async fn probe(socket: &Path, within: Duration) -> Probe {
 
 #[cfg(test)]
 mod fake;
+
+#[cfg(test)]
+mod sealing {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_sealed_copy_refuses_writes_and_resizes() {
+        let fd = nix::sys::memfd::memfd_create(
+            c"seal-test",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
+                | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .unwrap();
+        let mut f = std::fs::File::from(fd);
+        f.write_all(b"#!/bin/true\n").unwrap();
+        super::seal(&f).unwrap();
+        // SAFETY: F_GET_SEALS on an open memfd, no memory passed.
+        let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+        assert!(seals & libc::F_SEAL_SEAL != 0);
+        assert!(seals & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) != 0);
+        assert!(f.write_all(b"x").is_err());
+        assert!(f.set_len(1).is_err());
+    }
+}
