@@ -91,6 +91,12 @@ pub struct Flags {
     /// changing nothing; the daemon must be stopped
     #[arg(long)]
     pub check: bool,
+    /// Authorization plugins to load, in order (repeatable)
+    #[arg(long = "authorization-plugin", value_name = "NAME")]
+    pub authorization_plugins: Vec<String>,
+    /// Seconds a plugin has to answer one call, and to come up (default 30)
+    #[arg(long, value_name = "SECONDS")]
+    pub plugin_timeout: Option<u64>,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -124,6 +130,8 @@ pub struct FileConfig {
     pub firewall_table: Option<String>,
     #[serde(rename = "cgroup-parent")]
     pub cgroup_parent: Option<String>,
+    #[serde(rename = "authorization-plugins")]
+    pub authorization_plugins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -168,6 +176,10 @@ pub struct DaemonConfig {
     pub bridge: String,
     pub firewall_table: String,
     pub cgroup_parent: String,
+    /// `--authorization-plugin`s, applied in this order.
+    pub authorization_plugins: Vec<String>,
+    /// How long a plugin has to answer a call, and to come up.
+    pub plugin_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +231,7 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "tlscert",
         "tlskey",
         "group",
+        "authorization-plugins",
     ];
     let unknown: Vec<&str> = obj
         .keys()
@@ -578,6 +591,14 @@ impl DaemonConfig {
                 .or(file.firewall_table.clone())
                 .unwrap_or_else(|| "berth".into()),
             cgroup_parent,
+            authorization_plugins: if flags.authorization_plugins.is_empty() {
+                file.authorization_plugins.clone().unwrap_or_default()
+            } else {
+                flags.authorization_plugins.clone()
+            },
+            plugin_timeout: std::time::Duration::from_secs(
+                flags.plugin_timeout.unwrap_or(30).max(1),
+            ),
         })
     }
 }

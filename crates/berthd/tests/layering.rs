@@ -283,6 +283,7 @@ const OWN_THEIR_OPERATIONS: &[&str] = &[
     "builder",
     "logging",
     "fs",
+    "plugins",
     "store.rs",
     "events.rs",
     "cgroups.rs",

@@ -13,6 +13,7 @@ pub mod images;
 pub mod logging;
 pub mod mountinfo;
 pub mod networks;
+pub mod plugins;
 pub mod reconcile;
 pub mod registry;
 pub mod signal;
@@ -42,6 +43,7 @@ pub struct Engine {
     pub volumes: volumes::Volumes,
     pub builder: builder::Builder,
     pub registries: Arc<registry::Registries>,
+    pub plugins: Arc<plugins::Plugins>,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -77,6 +79,7 @@ impl Engine {
             }
         };
         let events = Arc::new(EventBus::new());
+        let plugins = Arc::new(plugins::Plugins::new(&config));
         let images = Arc::new(images::ImageService::open(
             &config.data_root,
             store.clone(),
@@ -114,6 +117,7 @@ impl Engine {
             volumes,
             builder,
             registries,
+            plugins,
             id,
             started: Instant::now(),
             shutdown,
