@@ -19,6 +19,7 @@ pub mod events;
 pub mod filters;
 pub mod jsonmessage;
 pub mod links;
+pub mod logentry;
 pub mod pattern;
 pub mod reference;
 pub mod shape;

@@ -41,6 +41,10 @@ pub struct ShimConfig {
     pub log_max_size: u64,
     /// Keep this many files in total when rotating (>= 1).
     pub log_max_file: u32,
+    /// A logging plugin's FIFO: every line goes there too, as framed
+    /// `LogEntry` messages (`logentry`). Empty: no plugin.
+    #[serde(default)]
+    pub log_fifo: String,
     /// The container's `Config.Tty`: its process gets a pseudo-terminal.
     pub tty: bool,
     /// The container's `Config.OpenStdin`: stdin stays open for attach.

@@ -19,6 +19,7 @@ mod executor;
 mod fdio;
 mod logger;
 mod monitor;
+mod pluginlog;
 mod worker;
 
 use std::io::Write;

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::fdio::{self, Fd};
 use crate::logger::{now_rfc3339, JsonLog};
+use crate::pluginlog::PluginLog;
 use crate::{create, exec, worker};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,6 +59,8 @@ pub struct Shim {
     exec_waiters: RefCell<HashMap<i32, oneshot::Sender<i32>>>,
     reaped: RefCell<HashMap<i32, i32>>,
     log: RefCell<Option<JsonLog>>,
+    /// A logging plugin's FIFO writer.
+    plugin: Option<Rc<PluginLog>>,
     pumps: RefCell<Vec<JoinHandle<()>>>,
     streams: Cell<usize>,
     streams_done: Notify,
@@ -111,6 +114,17 @@ pub async fn run(c: Created) {
             }
         }
     };
+    let plugin = if c.cfg.log_fifo.is_empty() {
+        None
+    } else {
+        match PluginLog::open(&c.cfg.log_fifo) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("berth-shim: opening the logging plugin's FIFO {}: {e}", c.cfg.log_fifo);
+                None
+            }
+        }
+    };
     let master = c.master.and_then(|m| Fd::new(m).ok());
     let stdin = match (&master, c.stdin) {
         (Some(m), _) if c.cfg.open_stdin => Some(m.clone()),
@@ -147,6 +161,7 @@ pub async fn run(c: Created) {
         exec_waiters: RefCell::new(HashMap::new()),
         reaped: RefCell::new(HashMap::new()),
         log: RefCell::new(log),
+        plugin,
         pumps: RefCell::new(Vec::new()),
         streams: Cell::new(0),
         streams_done: Notify::new(),
@@ -259,7 +274,14 @@ fn spawn_pump(shim: &Rc<Shim>, src: Rc<Fd>, stream: usize) {
                     if let Some(l) = s.log.borrow_mut().as_mut() {
                         l.write(stream, data);
                     }
+                    if let Some(p) = &s.plugin {
+                        p.write(stream, data);
+                    }
                     s.broadcast(stream, data);
+                    if let Some(p) = &s.plugin {
+                        // A plugin behind slows the output (for a while).
+                        p.room().await;
+                    }
                 }
             }
         }
@@ -361,6 +383,9 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
     .await;
     if let Some(l) = shim.log.borrow_mut().as_mut() {
         l.flush();
+    }
+    if let Some(p) = &shim.plugin {
+        p.finish(Duration::from_secs(5)).await;
     }
     let oom = oom_killed(&shim.cfg.cgroups_path);
     match create::cleanup(
