@@ -203,7 +203,8 @@ impl Engine {
             hc.network_mode = Some("default".into());
         }
         let log_driver = hc.log_config.as_ref().and_then(|l| l.typ.clone());
-        let driver = crate::engine::logging::lookup(log_driver.as_deref().unwrap_or(""))?;
+        let driver =
+            crate::engine::logging::lookup(log_driver.as_deref().unwrap_or(""), &self.plugins)?;
         let log_opts = hc.log_config.as_ref().and_then(|l| l.config.clone());
         driver.validate_options(log_opts.as_ref().unwrap_or(&HashMap::new()))?;
         if log_driver.unwrap_or_default().is_empty() {

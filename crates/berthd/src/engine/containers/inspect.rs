@@ -80,7 +80,7 @@ impl Engine {
             resolv_conf_path: Some(files.resolv.display().to_string()),
             hostname_path: Some(files.hostname.display().to_string()),
             hosts_path: Some(files.hosts.display().to_string()),
-            log_path: Some(self.log_sink(&r, &p.log).path),
+            log_path: Some(self.log_path(&r, &p.log)),
             name: Some(format!("/{}", r.name)),
             restart_count: Some(r.restart_count),
             driver: Some("overlay2".into()),

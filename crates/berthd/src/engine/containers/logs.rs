@@ -68,7 +68,7 @@ fn render(e: LogEntry, tty: bool, timestamps: bool) -> Option<Bytes> {
 impl Engine {
     /// The log driver the container's record names, and Docker's `Info`
     /// of the container for it (`log_path`: its json-file).
-    pub(crate) fn log_driver(&self, r: &Record, log_path: &Path) -> (&'static dyn LogDriver, Info) {
+    pub(crate) fn log_driver(&self, r: &Record, log_path: &Path) -> (Arc<dyn LogDriver>, Info) {
         let lc = r.host_config.log_config.as_ref();
         let info = Info {
             config: lc.and_then(|l| l.config.clone()).unwrap_or_default(),
@@ -84,14 +84,51 @@ impl Engine {
             log_path: log_path.display().to_string(),
             daemon_name: "docker".into(),
         };
-        (logging::driver_of(lc.and_then(|l| l.typ.as_deref())), info)
+        let driver = logging::driver_of(lc.and_then(|l| l.typ.as_deref()), &self.plugins);
+        (driver, info)
     }
 
-    /// What the shim writes for the container; its `path` (empty when the
-    /// driver keeps no file) is also inspect's `LogPath`.
-    pub(crate) fn log_sink(&self, r: &Record, log_path: &Path) -> ShimSink {
+    /// Inspect's `LogPath` (empty when the driver keeps no file).
+    pub(crate) fn log_path(&self, r: &Record, log_path: &Path) -> String {
         let (driver, info) = self.log_driver(r, log_path);
-        driver.shim_sink(&info)
+        driver.log_path(&info)
+    }
+
+    /// `StartLogging`: what the shim writes for the container (for a
+    /// logging plugin, a FIFO the plugin now reads).
+    pub(crate) fn start_logging(&self, r: &Record, log_path: &Path) -> Result<ShimSink> {
+        let (driver, info) = self.log_driver(r, log_path);
+        driver.start_logging(&info, &self.log_fifo_dir())
+    }
+
+    /// Where logging plugins' FIFOs are made.
+    fn log_fifo_dir(&self) -> std::path::PathBuf {
+        self.config.exec_root.join("logging")
+    }
+
+    /// `StopLogging` of every FIFO a start of the container made (after
+    /// its exit, a failed start, or a daemon restart), and the FIFOs go.
+    pub(crate) fn stop_logging(&self, r: &Record) {
+        let typ = r.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref());
+        if logging::is_builtin(typ) {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir(self.log_fifo_dir()) else {
+            return;
+        };
+        let prefix = format!("{}-", r.id);
+        let fifos: Vec<_> = dir
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        if fifos.is_empty() {
+            return;
+        }
+        let driver = logging::driver_of(typ, &self.plugins);
+        for f in fifos {
+            driver.stop_logging(&f);
+        }
     }
 
     /// Returns whether the container has a TTY and a channel of frames.

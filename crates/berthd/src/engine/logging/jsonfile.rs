@@ -60,6 +60,7 @@ pub fn check_rotation(opts: &HashMap<String, String>) -> Result<()> {
 pub fn rotation(opts: &HashMap<String, String>) -> ShimSink {
     ShimSink {
         path: String::new(),
+        fifo: String::new(),
         max_size: opts
             .get("max-size")
             .and_then(|s| parse_size(s))
@@ -72,7 +73,7 @@ pub fn rotation(opts: &HashMap<String, String>) -> ShimSink {
 }
 
 impl LogDriver for JsonFile {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         JSON_FILE
     }
 
@@ -321,6 +322,7 @@ mod tests {
                 path: "/d/c-json.log".into(),
                 max_size: 1024,
                 max_file: 2,
+                fifo: String::new(),
             }
         );
         assert_eq!(
@@ -329,6 +331,7 @@ mod tests {
                 path: String::new(),
                 max_size: 0,
                 max_file: 1,
+                fifo: String::new(),
             }
         );
         assert!(d.capabilities().cap.read_logs);

@@ -9,14 +9,18 @@
 //! driver its record names; this module knows nothing of containers.
 
 pub mod jsonfile;
+pub mod plugin;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
+use crate::engine::plugins::Plugins;
 use crate::engine::{EngineError, Result};
 
 pub const JSON_FILE: &str = "json-file";
@@ -138,6 +142,8 @@ pub struct ShimSink {
     pub max_size: u64,
     /// Files kept in all when rotating (>= 1).
     pub max_file: u32,
+    /// A logging plugin's FIFO the shim writes entries into; empty: none.
+    pub fifo: String,
 }
 
 /// The container a follower reads the log of: whether it still writes
@@ -159,13 +165,25 @@ pub struct Follow {
 /// A log driver: what the daemon asks of the driver a container's
 /// `HostConfig.LogConfig` names.
 pub trait LogDriver: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// `/LogDriver.Capabilities`.
     fn capabilities(&self) -> CapabilitiesResponse;
     /// The `--log-opt`s, checked at create (dockerd's `ValidateLogOpts`).
     fn validate_options(&self, opts: &HashMap<String, String>) -> Result<()>;
     /// `StartLogging` of a built-in driver: what the shim writes.
     fn shim_sink(&self, info: &Info) -> ShimSink;
+    /// Inspect's `LogPath`.
+    fn log_path(&self, info: &Info) -> String {
+        self.shim_sink(info).path
+    }
+    /// `/LogDriver.StartLogging`, before the container starts: what the
+    /// shim writes (a plugin gets a FIFO made in `fifo_dir`).
+    fn start_logging(&self, info: &Info, _fifo_dir: &Path) -> Result<ShimSink> {
+        Ok(self.shim_sink(info))
+    }
+    /// `/LogDriver.StopLogging` of a FIFO `start_logging` made, once the
+    /// container has stopped and its output is drained; the FIFO goes.
+    fn stop_logging(&self, _fifo: &Path) {}
     /// `/LogDriver.ReadLogs`: the entries in order; with `Follow`, until
     /// the producer is gone and the log drained. `follow` is consulted
     /// only then.
@@ -186,7 +204,7 @@ pub fn cannot_read() -> EngineError {
 }
 
 impl LogDriver for NoneDriver {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NONE
     }
 
@@ -211,8 +229,6 @@ impl LogDriver for NoneDriver {
     }
 }
 
-static JSON_FILE_DRIVER: jsonfile::JsonFile = jsonfile::JsonFile;
-static NONE_DRIVER: NoneDriver = NoneDriver;
 
 /// dockerd's built-in log drivers berth does not implement.
 const OTHER_DRIVERS: &[&str] = &[
@@ -228,26 +244,36 @@ const OTHER_DRIVERS: &[&str] = &[
     "logentries",
 ];
 
-/// The driver of that name (`json-file` when empty), or dockerd's error.
-pub fn lookup(name: &str) -> Result<&'static dyn LogDriver> {
+/// Whether the driver of that name is berth's own (a plugin otherwise).
+pub fn is_builtin(name: Option<&str>) -> bool {
+    matches!(name, None | Some("" | JSON_FILE | NONE))
+}
+
+/// The driver of that name (`json-file` when empty): a built-in one, or
+/// a logging plugin found now; else dockerd's error.
+pub fn lookup(name: &str, plugins: &Arc<Plugins>) -> Result<Arc<dyn LogDriver>> {
     match name {
-        "" | JSON_FILE => Ok(&JSON_FILE_DRIVER),
-        NONE => Ok(&NONE_DRIVER),
+        "" | JSON_FILE => Ok(Arc::new(jsonfile::JsonFile)),
+        NONE => Ok(Arc::new(NoneDriver)),
         d if OTHER_DRIVERS.contains(&d) => Err(EngineError::invalid(format!(
             "logging driver {d:?} is not supported: use json-file or none"
         ))),
-        d => Err(EngineError::invalid(format!(
-            "error looking up logging plugin {d}: plugin {d:?} not found"
-        ))),
+        d => {
+            let driver = plugin::PluginDriver::new(d, plugins.clone());
+            driver.plugin()?;
+            Ok(Arc::new(driver))
+        }
     }
 }
 
 /// The driver of a container created earlier (its name was checked then;
-/// records older than the default have none: `json-file`).
-pub fn driver_of(name: Option<&str>) -> &'static dyn LogDriver {
+/// records older than the default have none: `json-file`). A plugin is
+/// looked up when used.
+pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDriver> {
     match name {
-        Some(NONE) => &NONE_DRIVER,
-        _ => &JSON_FILE_DRIVER,
+        None | Some("" | JSON_FILE) => Arc::new(jsonfile::JsonFile),
+        Some(NONE) => Arc::new(NoneDriver),
+        Some(p) => Arc::new(plugin::PluginDriver::new(p, plugins.clone())),
     }
 }
 
@@ -273,8 +299,22 @@ mod tests {
         }
     }
 
+    fn no_plugins() -> Arc<Plugins> {
+        let dir = std::env::temp_dir().join(format!("berth-logging-{}", std::process::id()));
+        Arc::new(Plugins::with_dirs(
+            crate::engine::plugins::discovery::Dirs {
+                sockets: vec![dir.clone()],
+                specs: vec![],
+            },
+            dir,
+            std::time::Duration::from_secs(1),
+        ))
+    }
+
     #[test]
     fn drivers_are_chosen_by_name() {
+        let pl = no_plugins();
+        let lookup = |n: &str| lookup(n, &pl);
         assert_eq!(lookup("").unwrap().name(), JSON_FILE);
         assert_eq!(lookup("json-file").unwrap().name(), JSON_FILE);
         assert_eq!(lookup("none").unwrap().name(), NONE);
@@ -286,14 +326,16 @@ mod tests {
             lookup("nope").err().unwrap().to_string(),
             "error looking up logging plugin nope: plugin \"nope\" not found"
         );
-        assert_eq!(driver_of(None).name(), JSON_FILE);
-        assert_eq!(driver_of(Some("json-file")).name(), JSON_FILE);
-        assert_eq!(driver_of(Some("none")).name(), NONE);
+        assert_eq!(driver_of(None, &pl).name(), JSON_FILE);
+        assert_eq!(driver_of(Some("json-file"), &pl).name(), JSON_FILE);
+        assert_eq!(driver_of(Some("none"), &pl).name(), NONE);
+        assert_eq!(driver_of(Some("shipper"), &pl).name(), "shipper");
+        assert!(is_builtin(None) && is_builtin(Some("none")) && !is_builtin(Some("shipper")));
     }
 
     #[test]
     fn none_keeps_nothing_and_refuses_to_read() {
-        let d = lookup("none").unwrap();
+        let d = lookup("none", &no_plugins()).unwrap();
         assert!(!d.capabilities().cap.read_logs);
         let info = Info {
             log_path: "/var/log/x.log".into(),

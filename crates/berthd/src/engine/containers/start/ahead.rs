@@ -13,7 +13,7 @@
 //! start prepares afresh. One that no start claims within `UNCLAIMED` is
 //! dropped too: its shim exits, its root file system is unmounted and its
 //! network namespace removed.
-//! Containers with volumes, links or namespaces shared with another
+//! Containers with volumes, links, a logging plugin or namespaces shared with another
 //! container are not prepared ahead (those steps have effects elsewhere or
 //! depend on the other container's state at start), and at most `MAX_AHEAD` preparations
 //! exist at once (a burst of `docker create` does not become a burst of
@@ -70,6 +70,10 @@ fn eligible(r: &Record) -> bool {
         && !r.has_been_started
         && r.mounts.is_empty()
         && r.links.is_empty()
+        // A logging plugin's StartLogging waits for the start itself.
+        && crate::engine::logging::is_builtin(
+            hc.log_config.as_ref().and_then(|l| l.typ.as_deref()),
+        )
         && !shares(&hc.network_mode)
         && !shares(&hc.ipc_mode)
         && !shares(&hc.pid_mode)

@@ -25,7 +25,7 @@ impl Engine {
             lent_caps,
         } = spec;
         let have_bpf = bpf_file.is_some();
-        let log = self.log_sink(r, &p.log);
+        let log = self.start_logging(r, &p.log)?;
         let exit_file = p.bundle.join("exit.json");
         let _ = std::fs::remove_file(&exit_file);
         if let Some(sdir) = p.socket.parent() {
@@ -40,6 +40,7 @@ impl Engine {
             log_path: log.path,
             log_max_size: log.max_size,
             log_max_file: log.max_file,
+            log_fifo: log.fifo,
             tty,
             open_stdin: r.config.open_stdin.unwrap_or(false),
             stdin_once: r.config.stdin_once.unwrap_or(false),

@@ -138,6 +138,7 @@ impl Engine {
         netns::remove(&p.netns);
         let _ = std::fs::remove_file(&p.socket);
         self.unmount_volumes(c);
+        self.stop_logging(&c.snapshot());
     }
 
     async fn start_inner(
