@@ -120,7 +120,10 @@ pub async fn run(c: Created) {
         match PluginLog::open(&c.cfg.log_fifo) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!("berth-shim: opening the logging plugin's FIFO {}: {e}", c.cfg.log_fifo);
+                eprintln!(
+                    "berth-shim: opening the logging plugin's FIFO {}: {e}",
+                    c.cfg.log_fifo
+                );
                 None
             }
         }

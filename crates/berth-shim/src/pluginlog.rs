@@ -59,9 +59,7 @@ pub struct PluginLog {
 }
 
 fn now_nanos() -> i64 {
-    chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .unwrap_or_default()
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
 fn random_id() -> String {
@@ -151,7 +149,11 @@ impl PluginLog {
         let mut start = 0;
         loop {
             let rest = &p.buf[start..];
-            if let Some(nl) = rest.iter().position(|&b| b == b'\n').filter(|&i| i <= MAX_LINE) {
+            if let Some(nl) = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .filter(|&i| i <= MAX_LINE)
+            {
                 let line = rest[..nl].to_vec();
                 self.entry(stream, p, &line, true);
                 start += nl + 1;

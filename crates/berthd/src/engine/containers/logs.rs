@@ -109,7 +109,11 @@ impl Engine {
     /// `StopLogging` of every FIFO a start of the container made (after
     /// its exit, a failed start, or a daemon restart), and the FIFOs go.
     pub(crate) fn stop_logging(&self, r: &Record) {
-        let typ = r.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref());
+        let typ = r
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_deref());
         if logging::is_builtin(typ) {
             return;
         }

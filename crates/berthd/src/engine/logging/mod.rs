@@ -229,7 +229,6 @@ impl LogDriver for NoneDriver {
     }
 }
 
-
 /// dockerd's built-in log drivers berth does not implement.
 const OTHER_DRIVERS: &[&str] = &[
     "local",

@@ -162,6 +162,26 @@ fn cache_sink(info: &Info) -> ShimSink {
     }
 }
 
+/// The answer of `StartLogging` and `StopLogging`: an `Err` may come with
+/// a 200 too (Docker's proxy reads it either way).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrAnswer {
+    #[serde(rename = "Err", default)]
+    err: String,
+}
+
+impl PluginDriver {
+    /// Calls `method`; a failure, or an `Err` in the answer, is an error.
+    fn call_checked<B: Serialize>(&self, p: &Plugin, method: &str, body: &B) -> Result<()> {
+        let a: ErrAnswer = p.call(method, body)?;
+        if a.err.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::internal(format!("{method}: {}", a.err)))
+        }
+    }
+}
+
 /// The driver of a plugin named in a container's `LogConfig`.
 pub struct PluginDriver {
     name: String,
@@ -334,8 +354,9 @@ impl LogDriver for PluginDriver {
     }
 
     fn start_logging(&self, info: &Info, fifo_dir: &Path) -> Result<ShimSink> {
-        let initialize =
-            |e: EngineError| EngineError::internal(format!("failed to initialize logging driver: {e}"));
+        let initialize = |e: EngineError| {
+            EngineError::internal(format!("failed to initialize logging driver: {e}"))
+        };
         let p = self.plugin().map_err(initialize)?;
         let caps = self.caps_of(&p);
         std::fs::create_dir_all(fifo_dir)?;
@@ -347,7 +368,8 @@ impl LogDriver for PluginDriver {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o700))
             .map_err(|e| EngineError::internal(format!("making the log FIFO: {e}")))?;
         let file = fifo.display().to_string();
-        let started: Result<serde_json::Value> = p.call(
+        let started = self.call_checked(
+            &p,
             "LogDriver.StartLogging",
             &super::StartLoggingRequest {
                 file: file.clone(),
@@ -372,7 +394,8 @@ impl LogDriver for PluginDriver {
     fn stop_logging(&self, fifo: &Path) {
         match self.plugin() {
             Ok(p) => {
-                let r: Result<serde_json::Value> = p.call(
+                let r = self.call_checked(
+                    &p,
                     "LogDriver.StopLogging",
                     &super::StopLoggingRequest {
                         file: fifo.display().to_string(),
@@ -420,7 +443,13 @@ mod tests {
     #[test]
     fn the_shims_frames_decode_as_docker_entries() {
         let mut out = Vec::new();
-        encode_frame(&mut out, "stdout", 1_700_000_000_123_456_789, b"hello", None);
+        encode_frame(
+            &mut out,
+            "stdout",
+            1_700_000_000_123_456_789,
+            b"hello",
+            None,
+        );
         let meta = Partial {
             last: true,
             id: "abc",
@@ -496,10 +525,15 @@ mod tests {
             ..Default::default()
         };
         let s = cache_sink(&info(&[]));
-        assert_eq!((s.path.as_str(), s.max_size, s.max_file), ("/c/x-json.log", 20 << 20, 5));
+        assert_eq!(
+            (s.path.as_str(), s.max_size, s.max_file),
+            ("/c/x-json.log", 20 << 20, 5)
+        );
         let s = cache_sink(&info(&[("cache-max-size", "1k"), ("cache-max-file", "2")]));
         assert_eq!((s.max_size, s.max_file), (1024, 2));
-        assert!(cache_sink(&info(&[("cache-disabled", "true")])).path.is_empty());
+        assert!(cache_sink(&info(&[("cache-disabled", "true")]))
+            .path
+            .is_empty());
         assert!(cache_options(&info(&[("cache-disabled", "maybe")]).config).is_err());
         assert!(cache_options(&info(&[("cache-max-file", "0")]).config).is_err());
         assert!(cache_options(&info(&[("anything", "goes")]).config).is_ok());
