@@ -21,16 +21,17 @@ struct LogPlugin {
 
 impl LogPlugin {
     fn start(d: &Daemon, read_logs: bool) -> Self {
+        Self::start_with(d, if read_logs { &[] } else { &["--no-read-logs"] })
+    }
+
+    fn start_with(d: &Daemon, flags: &[&str]) -> Self {
         let name = format!("tlog{}", &random_hex()[..8]);
         let dir = scratch();
         let store = dir.path().join("store");
         let socket = d.exec_root.join("plugins").join(format!("{name}.sock"));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/logplugin.py");
         let mut cmd = Command::new("python3");
-        cmd.arg(script).arg(&socket).arg(&store);
-        if !read_logs {
-            cmd.arg("--no-read-logs");
-        }
+        cmd.arg(script).arg(&socket).arg(&store).args(flags);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -512,4 +513,34 @@ fn lines_survive_a_daemon_restart_and_a_new_start_logs_again() {
     let logs = d.docker_ok(&["logs", "--tail", "2", "counter"]);
     assert_eq!(logs, "58\n59\n");
     d.docker_ok(&["rm", "counter"]);
+}
+
+#[test]
+fn a_plugin_that_never_reads_does_not_hold_the_container() {
+    let d = start_daemon();
+    let p = LogPlugin::start_with(&d, &["--no-read-logs", "--stall"]);
+    // About 3 MB: far more than the FIFO and the shim's queue hold.
+    d.docker_ok(&[
+        "run", "-d", "--name", "flood", "--log-driver", &p.name, "busybox", "sh", "-c",
+        "yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -n 30000; echo done",
+    ]);
+    let id = id_of(&d, "flood");
+    let waiter = d
+        .docker_cmd()
+        .args(["wait", "flood"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker wait");
+    // One stall of 5 s, then the output flows (and is dropped for the plugin).
+    let o = finish(waiter, Duration::from_secs(60));
+    assert_eq!(stdout(&o).trim(), "0", "{}", stderr(&o));
+    p.wait_stops(&id, 1);
+    assert!(p.entries(&id).is_empty());
+    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
+    // The local cache has every line all the same.
+    let logs = d.docker_ok(&["logs", "flood"]);
+    assert_eq!(logs.lines().count(), 30001);
+    assert_eq!(logs.lines().last(), Some("done"));
+    d.docker_ok(&["rm", "flood"]);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A logging plugin for the tests (Docker's LogDriver protocol, stdlib only).
 
-    logplugin.py SOCKET STORE [--no-read-logs]
+    logplugin.py SOCKET STORE [--no-read-logs] [--stall]
 
 Serves HTTP on the unix socket SOCKET. StartLogging appends its Info to
 STORE/info.jsonl and reads the FIFO it is given: each framed LogEntry
@@ -10,7 +10,8 @@ becomes one JSON line of STORE/<container id>.jsonl. StopLogging waits for
 the FIFO's end and appends {"stopped": file} to STORE/events.jsonl.
 ReadLogs answers with the stored entries framed again (Since, Until, Tail,
 and Follow until that container's logging stops). A StartLogging whose
-Info.Config has `fail` answers that as its Err.
+Info.Config has `fail` answers that as its Err. With --stall the FIFOs are
+never read.
 """
 
 import base64
@@ -25,6 +26,8 @@ import time
 
 SOCKET, STORE = sys.argv[1], sys.argv[2]
 READ_LOGS = "--no-read-logs" not in sys.argv[3:]
+# Never reads a FIFO: a plugin that hangs.
+STALL = "--stall" in sys.argv[3:]
 LOCK = threading.Lock()
 READERS = {}  # fifo path -> (thread, container id)
 STOPPED = set()  # container ids whose logging stopped (for Follow)
@@ -199,6 +202,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cid = info.get("ContainerID", "")
             with LOCK:
                 STOPPED.discard(cid)
+            if STALL:
+                with LOCK:
+                    READERS[req["File"]] = (None, cid)
+                return self.answer({"Err": ""})
             t = threading.Thread(target=read_fifo, args=(req["File"], cid), daemon=True)
             t.start()
             with LOCK:
