@@ -124,7 +124,11 @@ impl Engine {
                 volume: Some(vec!["local".into()]),
                 network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
                 authorization: None,
-                log: Some(vec!["json-file".into()]),
+                log: Some(
+                    std::iter::once("json-file".to_string())
+                        .chain(self.plugins.activated(super::plugins::LOG))
+                        .collect(),
+                ),
             }),
             memory_limit: Some(true),
             swap_limit: Some(host::swap_limit_supported()),
