@@ -469,6 +469,11 @@ fn a_missing_failing_or_dead_plugin_is_a_clear_error() {
     // docker logs says why too, and the daemon answers the rest.
     let o = d.docker(&["logs", "orphan"]);
     assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is not running or not answering"),
+        "{}",
+        stderr(&o)
+    );
     d.docker_ok(&["run", "--rm", "busybox", "true"]);
     d.docker_ok(&["rm", "refused", "orphan"]);
 }

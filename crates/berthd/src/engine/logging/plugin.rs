@@ -417,20 +417,19 @@ impl LogDriver for PluginDriver {
         follow: Follow,
     ) -> Result<mpsc::Receiver<LogEntry>> {
         let cache = PathBuf::from(&info.log_path);
-        let plugin = self.plugin();
-        if let Ok(p) = &plugin {
-            if self.caps_of(p).cap.read_logs {
-                return self.read_from_plugin(p, info, config, follow);
-            }
-        }
-        // Dual logging: the local cache, if one was kept (also when the
-        // plugin is gone).
-        if cache.exists() {
-            return jsonfile::JsonFile.read_logs(info, config, follow);
-        }
-        match plugin {
+        // Whether the plugin reads, or why it cannot be asked.
+        let reads = self.plugin().and_then(|p| {
+            let caps: CapabilitiesResponse =
+                p.call("LogDriver.Capabilities", &serde_json::json!({}))?;
+            Ok((p, caps.cap.read_logs))
+        });
+        match reads {
+            Ok((p, true)) => self.read_from_plugin(&p, info, config, follow),
+            // Dual logging: the local cache, if one was kept (also when
+            // the plugin is gone).
+            _ if cache.exists() => jsonfile::JsonFile.read_logs(info, config, follow),
+            Ok((_, false)) => Err(cannot_read()),
             Err(e) => Err(e),
-            Ok(_) => Err(cannot_read()),
         }
     }
 }
