@@ -315,7 +315,12 @@ fn tail_since_and_follow_through_read_logs() {
     let want: String = (0..40).map(|i| format!("f{i}\n")).collect();
     assert_eq!(stdout(&o), want);
     let live = id_of(&d, "live");
-    assert!(p.read_logs_calls(&live)[0]["config"]["Follow"] == true);
+    assert_eq!(p.read_logs_calls(&live)[0]["config"]["Follow"], true);
+    // A stopped container is not followed: the plugin is told so.
+    p.wait_stops(&live, 1);
+    let o = d.docker_ok(&["logs", "-f", "--tail", "1", "live"]);
+    assert_eq!(o, "f39\n");
+    assert_eq!(p.read_logs_calls(&live)[1]["config"]["Follow"], false);
     d.docker_ok(&["rm", "-f", "nums", "live"]);
 }
 

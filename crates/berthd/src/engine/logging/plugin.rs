@@ -56,6 +56,10 @@ pub struct PartialMeta {
     pub ordinal: i32,
 }
 
+/// How long a follow waits for more from the plugin once the container
+/// has stopped.
+const FOLLOW_GRACE: Duration = Duration::from_secs(3);
+
 /// Frames larger than this are refused (Docker's decoder allows 1 MiB
 /// entries; a line is at most 16 KiB).
 const MAX_FRAME: usize = 2 * 1024 * 1024;
@@ -249,6 +253,9 @@ impl PluginDriver {
         config: ReadConfig,
         follow: Follow,
     ) -> Result<mpsc::Receiver<LogEntry>> {
+        let mut config = config;
+        // As dockerd: a container that no longer runs is not followed.
+        config.follow = config.follow && !follow.producer.gone();
         let body = serde_json::to_vec(&ReadLogsRequest {
             info,
             config: WireConfig::of(&config),
@@ -293,12 +300,13 @@ impl PluginDriver {
                 _ => false,
             };
             // A follow ends with the plugin's stream, or once the
-            // container is gone and the plugin has had a moment to drain.
+            // container is gone and the plugin has sent nothing for a
+            // while (it may never end its stream).
             let mut gone = following && producer.gone();
             loop {
                 let grace = async {
                     if gone {
-                        tokio::time::sleep(Duration::from_secs(1)).await
+                        tokio::time::sleep(FOLLOW_GRACE).await
                     } else {
                         std::future::pending().await
                     }
