@@ -25,7 +25,11 @@ impl LogPlugin {
     }
 
     fn start_with(d: &Daemon, flags: &[&str]) -> Self {
-        let name = format!("tlog{}", &random_hex()[..8]);
+        Self::start_named(d, &format!("tlog{}", &random_hex()[..8]), flags)
+    }
+
+    fn start_named(d: &Daemon, name: &str, flags: &[&str]) -> Self {
+        let name = name.to_string();
         let dir = scratch();
         let store = dir.path().join("store");
         let socket = d.exec_root.join("plugins").join(format!("{name}.sock"));
@@ -557,4 +561,79 @@ fn a_plugin_that_never_reads_does_not_hold_the_container() {
     assert_eq!(logs.lines().count(), 30001);
     assert_eq!(logs.lines().last(), Some("done"));
     d.docker_ok(&["rm", "flood"]);
+}
+
+#[test]
+fn the_daemons_default_log_driver_may_be_a_plugin() {
+    let name = format!("tlog{}", &random_hex()[..8]);
+    let d = Daemon::start_with(&[
+        "--plugin-timeout",
+        "5",
+        "--log-driver",
+        &name,
+        "--log-opt",
+        "tag=dflt",
+    ])
+    .expect("berthd starts");
+    berth_tests::fixtures::import_busybox(&d, "busybox:latest");
+    let p = LogPlugin::start_named(&d, &name, &[]);
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{.LoggingDriver}}"])
+            .trim(),
+        name
+    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dflt",
+        "busybox",
+        "echo",
+        "by default",
+    ]);
+    let id = id_of(&d, "dflt");
+    d.docker_ok(&["wait", "dflt"]);
+    p.wait_stops(&id, 1);
+    assert_eq!(texts(&p.entries(&id), "stdout"), ["by default"]);
+    // The daemon's options come with its driver, under the container's own.
+    assert_eq!(
+        p.starts(&id)[0]["Info"]["Config"],
+        serde_json::json!({"tag": "dflt"})
+    );
+    assert_eq!(
+        d.inspect_format("dflt", "{{json .HostConfig.LogConfig}}")
+            .trim(),
+        format!(r#"{{"Type":"{name}","Config":{{"tag":"dflt"}}}}"#)
+    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--log-opt",
+        "tag=mine",
+        "busybox",
+        "true",
+    ]);
+    let own = id_of(&d, "own");
+    d.docker_ok(&["wait", "own"]);
+    p.wait_stops(&own, 1);
+    assert_eq!(
+        p.starts(&own)[0]["Info"]["Config"],
+        serde_json::json!({"tag": "mine"})
+    );
+    // Another driver named on the container takes none of them.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "plain",
+        "--log-driver",
+        "json-file",
+        "busybox",
+        "echo",
+        "local",
+    ]);
+    assert_eq!(d.docker_ok(&["logs", "plain"]), "local\n");
+    assert!(p.starts(&id_of(&d, "plain")).is_empty());
+    d.docker_ok(&["rm", "dflt", "own", "plain"]);
 }

@@ -97,6 +97,13 @@ pub struct Flags {
     /// Seconds a plugin has to answer one call, and to come up (default 30)
     #[arg(long, value_name = "SECONDS")]
     pub plugin_timeout: Option<u64>,
+    /// Default log driver of containers (default json-file; may name a
+    /// logging plugin)
+    #[arg(long, value_name = "NAME")]
+    pub log_driver: Option<String>,
+    /// Default log driver options, key=value (repeatable)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -132,6 +139,10 @@ pub struct FileConfig {
     pub cgroup_parent: Option<String>,
     #[serde(rename = "authorization-plugins")]
     pub authorization_plugins: Option<Vec<String>>,
+    #[serde(rename = "log-driver")]
+    pub log_driver: Option<String>,
+    #[serde(rename = "log-opts")]
+    pub log_opts: Option<std::collections::HashMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -180,6 +191,10 @@ pub struct DaemonConfig {
     pub authorization_plugins: Vec<String>,
     /// How long a plugin has to answer a call, and to come up.
     pub plugin_timeout: std::time::Duration,
+    /// The log driver of containers that name none (`json-file`).
+    pub log_driver: String,
+    /// Its options, for containers of that driver that do not set them.
+    pub log_opts: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +247,8 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "tlskey",
         "group",
         "authorization-plugins",
+        "log-driver",
+        "log-opts",
     ];
     let unknown: Vec<&str> = obj
         .keys()
@@ -414,6 +431,16 @@ impl DaemonConfig {
             flags.cgroup_parent.as_ref(),
             file.cgroup_parent.as_ref()
         );
+        both!(
+            "log-driver",
+            flags.log_driver.as_ref(),
+            file.log_driver.as_ref()
+        );
+        both!(
+            "log-opts",
+            nonempty(&flags.log_opts),
+            file.log_opts.as_ref()
+        );
         if !conflicts.is_empty() {
             let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             return Err(file_err(
@@ -540,6 +567,13 @@ impl DaemonConfig {
                 "invalid firewall table name {table:?}"
             )));
         }
+        let mut log_opts = file.log_opts.clone().unwrap_or_default();
+        for kv in &flags.log_opts {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                ConfigError::Invalid(format!("invalid key/value pair format in log opts: {kv}"))
+            })?;
+            log_opts.insert(k.to_string(), v.to_string());
+        }
         let cgroup_parent = flags
             .cgroup_parent
             .clone()
@@ -599,6 +633,13 @@ impl DaemonConfig {
             plugin_timeout: std::time::Duration::from_secs(
                 flags.plugin_timeout.unwrap_or(30).max(1),
             ),
+            log_driver: flags
+                .log_driver
+                .clone()
+                .or(file.log_driver.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "json-file".into()),
+            log_opts,
         })
     }
 }
@@ -684,5 +725,32 @@ mod tests {
     fn missing_default_file_is_fine_missing_explicit_is_not() {
         assert!(read_file_config(Path::new("/nonexistent/daemon.json"), false).is_ok());
         assert!(read_file_config(Path::new("/nonexistent/daemon.json"), true).is_err());
+    }
+
+    #[test]
+    fn the_default_log_driver_comes_from_a_flag_or_the_file() {
+        let c =
+            DaemonConfig::merge(Flags::default(), FileConfig::default(), Path::new("x")).unwrap();
+        assert_eq!(c.log_driver, "json-file");
+        assert!(c.log_opts.is_empty());
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, r#"{"log-driver":"shipper","log-opts":{"tag":"t"}}"#);
+        let file = read_file_config(&p, true).unwrap();
+        let c = DaemonConfig::merge(Flags::default(), file.clone(), &p).unwrap();
+        assert_eq!(c.log_driver, "shipper");
+        assert_eq!(c.log_opts["tag"], "t");
+        let flags = Flags {
+            log_driver: Some("other".into()),
+            ..Default::default()
+        };
+        let e = DaemonConfig::merge(flags, file, &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log-driver"), "{e}");
+        let flags = Flags {
+            log_opts: vec!["max-size=1k".into(), "bad".into()],
+            ..Default::default()
+        };
+        assert!(DaemonConfig::merge(flags, FileConfig::default(), Path::new("x")).is_err());
     }
 }

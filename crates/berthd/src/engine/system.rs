@@ -148,7 +148,7 @@ impl Engine {
             system_time: Some(
                 chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
             ),
-            logging_driver: Some("json-file".into()),
+            logging_driver: Some(c.log_driver.clone()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
             cgroup_version: Some(match cg {
                 CgroupVersion::V1 => SystemInfoCgroupVersionEnum::_1,

@@ -202,12 +202,24 @@ impl Engine {
         if hc.network_mode.is_none() {
             hc.network_mode = Some("default".into());
         }
-        let log_driver = hc.log_config.as_ref().and_then(|l| l.typ.clone());
-        let driver =
-            crate::engine::logging::lookup(log_driver.as_deref().unwrap_or(""), &self.plugins)?;
-        let log_opts = hc.log_config.as_ref().and_then(|l| l.config.clone());
+        // The daemon's default driver (and, for that driver, its options)
+        // where the container names none, as dockerd merges them.
+        let named = hc.log_config.as_ref().and_then(|l| l.typ.clone());
+        let named = named.filter(|n| !n.is_empty());
+        let log_driver = named
+            .clone()
+            .unwrap_or_else(|| self.config.log_driver.clone());
+        let mut log_opts = hc.log_config.as_ref().and_then(|l| l.config.clone());
+        let merge = log_driver == self.config.log_driver && !self.config.log_opts.is_empty();
+        if merge {
+            let opts = log_opts.get_or_insert_with(HashMap::new);
+            for (k, v) in &self.config.log_opts {
+                opts.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let driver = crate::engine::logging::lookup(&log_driver, &self.plugins)?;
         driver.validate_options(log_opts.as_ref().unwrap_or(&HashMap::new()))?;
-        if log_driver.unwrap_or_default().is_empty() {
+        if named.is_none() || merge {
             hc.log_config = Some(HostConfigLogConfig {
                 typ: Some(driver.name().into()),
                 config: Some(log_opts.unwrap_or_default()),
