@@ -141,6 +141,16 @@ fn fifos(d: &Daemon) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits (bounded) for the FIFOs to go: StopLogging runs on a thread of
+/// its own and the FIFO goes after it.
+fn no_fifo_left(d: &Daemon) {
+    assert!(
+        wait_for(Duration::from_secs(10), || fifos(d).is_empty()),
+        "FIFOs left: {:?}",
+        fifos(d)
+    );
+}
+
 fn id_of(d: &Daemon, name: &str) -> String {
     d.inspect_format(name, "{{.Id}}")
 }
@@ -192,8 +202,8 @@ fn every_line_reaches_the_plugin_and_reads_back() {
         "{file}"
     );
     // The FIFO is gone once logging stopped.
+    no_fifo_left(&d);
     assert!(!Path::new(&file).exists(), "{file} left behind");
-    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
 
     // Every line, on its stream, in order, whole; the long one in pieces.
     let entries = p.entries(&id);
@@ -444,7 +454,7 @@ fn a_missing_failing_or_dead_plugin_is_a_clear_error() {
         e.contains("failed to initialize logging driver") && e.contains("refused: boom"),
         "{e}"
     );
-    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
+    no_fifo_left(&d);
     assert_eq!(d.inspect_format("refused", "{{.State.Running}}"), "false");
 
     // The plugin dies: a start fails within the timeout, clearly, and the
@@ -473,7 +483,7 @@ fn a_missing_failing_or_dead_plugin_is_a_clear_error() {
             )),
         "{e}"
     );
-    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
+    no_fifo_left(&d);
     assert_eq!(d.inspect_format("orphan", "{{.State.Running}}"), "false");
     // docker logs says why too, and the daemon answers the rest.
     let o = d.docker(&["logs", "orphan"]);
@@ -518,7 +528,7 @@ fn lines_survive_a_daemon_restart_and_a_new_start_logs_again() {
     p.wait_stops(&id, 1);
     let want: Vec<String> = (0..60).map(|i| i.to_string()).collect();
     assert_eq!(texts(&p.entries(&id), "stdout"), want);
-    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
+    no_fifo_left(&d);
 
     // A start after the restart: StartLogging again, with a new FIFO.
     d.docker_ok(&["start", "counter"]);
@@ -555,7 +565,7 @@ fn a_plugin_that_never_reads_does_not_hold_the_container() {
     assert_eq!(stdout(&o).trim(), "0", "{}", stderr(&o));
     p.wait_stops(&id, 1);
     assert!(p.entries(&id).is_empty());
-    assert!(fifos(&d).is_empty(), "{:?}", fifos(&d));
+    no_fifo_left(&d);
     // The local cache has every line all the same.
     let logs = d.docker_ok(&["logs", "flood"]);
     assert_eq!(logs.lines().count(), 30001);

@@ -130,8 +130,19 @@ impl Engine {
             return;
         }
         let driver = logging::driver_of(typ, &self.plugins);
-        for f in fifos {
-            driver.stop_logging(&f);
+        // On a thread of its own: a plugin that is gone may take its
+        // timeout to say so, and neither an exit nor the restore of the
+        // daemon's containers waits for that.
+        let stop = move || {
+            for f in fifos {
+                driver.stop_logging(&f);
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("berthd-stoplogging".into())
+            .spawn(stop)
+        {
+            tracing::warn!(id = %r.id, error = %e, "StopLogging");
         }
     }
 

@@ -241,9 +241,20 @@ impl PluginDriver {
     }
 
     fn caps_of(&self, p: &Plugin) -> CapabilitiesResponse {
-        // As Docker: a plugin that cannot say is one that cannot read.
-        p.call("LogDriver.Capabilities", &serde_json::json!({}))
-            .unwrap_or_default()
+        self.try_caps(p).unwrap_or_default()
+    }
+
+    /// `Capabilities`; as Docker, a plugin that cannot say is one that
+    /// cannot read, but one that cannot be reached is an error.
+    fn try_caps(&self, p: &Plugin) -> Result<CapabilitiesResponse> {
+        match p
+            .client()
+            .call::<_, CapabilitiesResponse>("LogDriver.Capabilities", &serde_json::json!({}))
+        {
+            Ok(c) => Ok(c),
+            Err(e) if e.unreachable() => Err(p.error(e)),
+            Err(_) => Ok(CapabilitiesResponse::default()),
+        }
     }
 
     fn read_from_plugin(
@@ -366,7 +377,7 @@ impl LogDriver for PluginDriver {
             EngineError::internal(format!("failed to initialize logging driver: {e}"))
         };
         let p = self.plugin().map_err(initialize)?;
-        let caps = self.caps_of(&p);
+        let caps = self.try_caps(&p).map_err(initialize)?;
         std::fs::create_dir_all(fifo_dir)?;
         let fifo = fifo_dir.join(format!(
             "{}-{}",
@@ -427,8 +438,7 @@ impl LogDriver for PluginDriver {
         let cache = PathBuf::from(&info.log_path);
         // Whether the plugin reads, or why it cannot be asked.
         let reads = self.plugin().and_then(|p| {
-            let caps: CapabilitiesResponse =
-                p.call("LogDriver.Capabilities", &serde_json::json!({}))?;
+            let caps = self.try_caps(&p)?;
             Ok((p, caps.cap.read_logs))
         });
         match reads {
