@@ -280,3 +280,124 @@ impl PluginLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// (source, line, partial (last, id, ordinal)) of the frames, decoded
+    /// just enough for the test.
+    fn frames(mut b: &[u8]) -> Vec<(String, Vec<u8>, Option<(bool, String, i32)>)> {
+        fn varint(b: &mut &[u8]) -> u64 {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let c = b[0];
+                *b = &b[1..];
+                v |= u64::from(c & 0x7f) << shift;
+                shift += 7;
+                if c < 0x80 {
+                    return v;
+                }
+            }
+        }
+        fn fields(mut m: &[u8]) -> Vec<(u64, Vec<u8>, u64)> {
+            let mut out = Vec::new();
+            while !m.is_empty() {
+                let key = varint(&mut m);
+                if key & 7 == 2 {
+                    let n = varint(&mut m) as usize;
+                    out.push((key >> 3, m[..n].to_vec(), 0));
+                    m = &m[n..];
+                } else {
+                    let v = varint(&mut m);
+                    out.push((key >> 3, Vec::new(), v));
+                }
+            }
+            out
+        }
+        let mut out = Vec::new();
+        while b.len() >= 4 {
+            let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let m = &b[4..4 + n];
+            b = &b[4 + n..];
+            let (mut src, mut line, mut meta) = (String::new(), Vec::new(), None);
+            for (f, bytes, v) in fields(m) {
+                match f {
+                    1 => src = String::from_utf8(bytes).unwrap(),
+                    2 => assert!(v > 0),
+                    3 => line = bytes,
+                    4 => assert_eq!(v, 1),
+                    5 => {
+                        let mut p = (false, String::new(), 0);
+                        for (f2, b2, v2) in fields(&bytes) {
+                            match f2 {
+                                1 => p.0 = v2 == 1,
+                                2 => p.1 = String::from_utf8(b2).unwrap(),
+                                3 => p.2 = v2 as i32,
+                                _ => panic!("field {f2}"),
+                            }
+                        }
+                        meta = Some(p);
+                    }
+                    _ => panic!("field {f}"),
+                }
+            }
+            out.push((src, line, meta));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_and_pieces_become_frames() {
+        let dir = std::env::temp_dir().join(format!("berth-pluginlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("f");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            let l = PluginLog::open(fifo.to_str().unwrap()).unwrap();
+            l.write(0, b"hello\nwor");
+            l.write(1, b"oops\n");
+            l.write(0, b"ld\n");
+            let long = vec![b'a'; MAX_LINE + 10];
+            l.write(0, &long);
+            l.write(0, b"\n");
+            l.write(1, b"no newline");
+            l.room().await;
+            l.finish(Duration::from_secs(5)).await;
+        });
+        let mut got = Vec::new();
+        let _ = reader.read_to_end(&mut got);
+        let f = frames(&got);
+        assert_eq!(f.len(), 6, "{f:?}");
+        assert_eq!(
+            (f[0].0.as_str(), &f[0].1[..], &f[0].2),
+            ("stdout", &b"hello"[..], &None)
+        );
+        assert_eq!((f[1].0.as_str(), &f[1].1[..]), ("stderr", &b"oops"[..]));
+        assert_eq!(&f[2].1[..], b"world");
+        let (p1, p2) = (f[3].2.clone().unwrap(), f[4].2.clone().unwrap());
+        assert_eq!((f[3].1.len(), p1.0, p1.2), (MAX_LINE, false, 1));
+        assert_eq!((f[4].1.len(), p2.0, p2.2), (10, true, 2));
+        assert_eq!(p1.1, p2.1);
+        assert_eq!(p1.1.len(), 64);
+        // What was left without a newline goes out at the end as a last piece.
+        let p3 = f[5].2.clone().unwrap();
+        assert_eq!(
+            (f[5].0.as_str(), &f[5].1[..], p3.0, p3.2),
+            ("stderr", &b"no newline"[..], true, 1)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
