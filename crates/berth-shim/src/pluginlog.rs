@@ -287,9 +287,12 @@ mod tests {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
 
-    /// (source, line, partial (last, id, ordinal)) of the frames, decoded
-    /// just enough for the test.
-    fn frames(mut b: &[u8]) -> Vec<(String, Vec<u8>, Option<(bool, String, i32)>)> {
+    /// A piece's (last, id, ordinal).
+    type Piece = (bool, String, i32);
+
+    /// (source, line, piece) of the frames, decoded just enough for the
+    /// test.
+    fn frames(mut b: &[u8]) -> Vec<(String, Vec<u8>, Option<Piece>)> {
         fn varint(b: &mut &[u8]) -> u64 {
             let (mut v, mut shift) = (0u64, 0);
             loop {
