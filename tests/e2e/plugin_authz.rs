@@ -57,7 +57,8 @@ impl AuthzPlugin {
             .expect("python3 runs the test plugin");
         self.child = Some(child);
         assert!(
-            wait_for(Duration::from_secs(10), || UnixStream::connect(&self.sock).is_ok()),
+            wait_for(Duration::from_secs(10), || UnixStream::connect(&self.sock)
+                .is_ok()),
             "the test plugin {} did not come up",
             self.name
         );
@@ -147,7 +148,8 @@ fn request(
         head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         s.write_all(head.as_bytes()).unwrap();
         for c in body.chunks(64 << 10) {
-            s.write_all(format!("{:x}\r\n", c.len()).as_bytes()).unwrap();
+            s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+                .unwrap();
             s.write_all(c).unwrap();
             s.write_all(b"\r\n").unwrap();
         }
@@ -163,7 +165,10 @@ fn request(
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = buf[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -215,12 +220,15 @@ fn privileged_is_denied_and_the_rest_allowed() {
     // Refused with dockerd's words and the CLI's exit code; nothing made.
     let o = d.docker(&["run", "--privileged", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("Error response from daemon: {DENIED_PRIVILEGED}")),
-        "{}",
-        stderr(&o)
+    assert_eq!(
+        stderr(&o),
+        format!("docker: Error response from daemon: {DENIED_PRIVILEGED}\n\nRun 'docker run --help' for more information\n")
     );
-    assert_eq!(count_containers(d), before, "a denied create made a container");
+    assert_eq!(
+        count_containers(d),
+        before,
+        "a denied create made a container"
+    );
     // On the wire: 403, the message, none of the common headers.
     let (status, head, body) = request(
         &d.sock,
@@ -278,12 +286,13 @@ fn privileged_is_denied_and_the_rest_allowed() {
         .unwrap_or_else(|| panic!("no AuthZRes for the create: {answers:#?}"));
     let answer = decoded_body(created, "ResponseBody").expect("the answer's body");
     assert!(answer["Id"].as_str().is_some_and(|id| id.len() == 64));
-    assert_eq!(created["ResponseHeaders"]["Content-Type"], "application/json");
+    assert_eq!(
+        created["ResponseHeaders"]["Content-Type"],
+        "application/json"
+    );
     assert_eq!(created["ResponseHeaders"]["Api-Version"], "1.50");
     // A denied request is not shown again after its (non-)handler.
-    assert!(answers
-        .iter()
-        .all(|r| r["ResponseStatusCode"] != 403));
+    assert!(answers.iter().all(|r| r["ResponseStatusCode"] != 403));
     // The hijacked attach is reported too, once handed over.
     assert!(
         wait_for(Duration::from_secs(10), || !p
@@ -291,6 +300,44 @@ fn privileged_is_denied_and_the_rest_allowed() {
             .is_empty()),
         "no AuthZRes for the attach"
     );
+
+    // An exec's start (a JSON body, then a hijack) and a followed log
+    // stream work through the middleware, and are reported once over.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "busybox",
+        "sh",
+        "-c",
+        "echo logged; sleep 60",
+    ]);
+    let o = d.docker(&["exec", "sleeper", "echo", "from-exec"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "from-exec");
+    let starts = p.seen("AuthZReq", "/exec/");
+    assert!(
+        starts
+            .iter()
+            .any(|r| r["RequestUri"].as_str().unwrap().ends_with("/start")
+                && decoded_body(r, "RequestBody").is_some()),
+        "{starts:#?}"
+    );
+    assert!(
+        wait_for_polling(Duration::from_millis(200), Duration::from_secs(10), || {
+            stdout(&d.docker(&["logs", "sleeper"])).trim() == "logged"
+        }),
+        "docker logs"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || p
+            .seen("AuthZRes", "/logs")
+            .iter()
+            .any(|r| r["ResponseStatusCode"] == 200)),
+        "no AuthZRes for the log stream"
+    );
+    d.docker_ok(&["rm", "-f", "sleeper"]);
 
     // Credentials never reach the plugin; other headers do.
     let (status, head, _) = request(
@@ -355,7 +402,12 @@ fn bodies_of_1_mib_and_more_are_not_shown() {
         let body = create_body(&label);
         let path = format!("/v1.50/containers/create?name={name}");
         let (status, head, answer) = request(&d.sock, "POST", &path, &json, &body, chunked);
-        assert_eq!(status, 201, "{name}: {head} {}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            status,
+            201,
+            "{name}: {head} {}",
+            String::from_utf8_lossy(&answer)
+        );
         let seen = p.seen("AuthZReq", &format!("name={name}"));
         assert_eq!(seen.len(), 1, "{name}");
         match decoded_body(&seen[0], "RequestBody") {
@@ -404,7 +456,10 @@ fn plugins_are_asked_in_order() {
     let privileged = |p: &AuthzPlugin| {
         p.seen("AuthZReq", "/containers/create")
             .iter()
-            .filter(|r| decoded_body(r, "RequestBody").is_some_and(|b| b["HostConfig"]["Privileged"] == true))
+            .filter(|r| {
+                decoded_body(r, "RequestBody")
+                    .is_some_and(|b| b["HostConfig"]["Privileged"] == true)
+            })
             .count()
     };
     assert_eq!(privileged(first), 1);
@@ -468,14 +523,20 @@ fn a_plugin_that_fails_refuses_everything_until_it_is_back() {
             && msg.contains("did not answer within 2s"),
         "{msg}"
     );
-    assert!(took >= Duration::from_secs(2) && took < limit, "refused after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < limit,
+        "refused after {took:?}"
+    );
 
     // Talking nonsense.
     s.plugins[0].run(&["--garbage"]);
     let (status, body, _) = timed_list(&s.d);
     assert_eq!(status, 500, "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("bad answer from plugin"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad answer from plugin"),
         "{body}"
     );
 
@@ -531,4 +592,110 @@ fn a_missing_plugin_stops_the_start() {
         e.contains("failed to validate authorization plugin: plugin \"authz-absent\" not found"),
         "{e}"
     );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client one whose subject
+/// is `CN=<cn>`, in the docker CLI's layout (`client/{ca,cert,key}.pem`).
+fn make_pki(dir: &Path, cn: &str) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let client = dir.join("client");
+    std::fs::create_dir_all(&client).unwrap();
+    std::fs::write(client.join("ca.pem"), ca_cert.pem()).unwrap();
+    for (stem, names, usage, out) in [
+        (
+            "server",
+            vec!["127.0.0.1".to_string()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            dir.to_path_buf(),
+        ),
+        (
+            "client",
+            vec!["client".to_string()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            client.clone(),
+        ),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names).unwrap();
+        p.extended_key_usages = vec![usage];
+        if stem == "client" {
+            p.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        let (c, k) = if stem == "client" {
+            ("cert.pem".to_string(), "key.pem".to_string())
+        } else {
+            (format!("{stem}-cert.pem"), format!("{stem}-key.pem"))
+        };
+        std::fs::write(out.join(c), cert.pem()).unwrap();
+        std::fs::write(out.join(k), key.serialize_pem()).unwrap();
+    }
+}
+
+/// The base64 payload of a PEM text, lines joined.
+fn pem_payload(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn a_tls_client_is_named_by_its_certificate() {
+    let pki = scratch();
+    make_pki(pki.path(), "alice");
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let tcp = format!("tcp://127.0.0.1:{}", free_port());
+    let s = setup(
+        &[
+            "--authorization-plugin",
+            "authz-test",
+            "-H",
+            &tcp,
+            "--tlsverify",
+            "--tlscacert",
+            &p("ca.pem"),
+            "--tlscert",
+            &p("server-cert.pem"),
+            "--tlskey",
+            &p("server-key.pem"),
+        ],
+        &[("authz-test", &["--deny-privileged"])],
+    );
+    let o = Command::new("docker")
+        .env("DOCKER_HOST", &tcp)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", pki.path().join("client"))
+        .env("DOCKER_CONFIG", &s.d.docker_config)
+        .env_remove("DOCKER_API_VERSION")
+        .args(["volume", "ls"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen = s.plugins[0].seen("AuthZReq", "/volumes");
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0]["User"], "alice", "{:#?}", seen[0]);
+    assert_eq!(seen[0]["UserAuthNMethod"], "TLS");
+    let certs = seen[0]["RequestPeerCertificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 1, "{certs:#?}");
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(certs[0].as_str().unwrap())
+        .unwrap();
+    let pem = String::from_utf8(pem).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    let sent = std::fs::read_to_string(pki.path().join("client/cert.pem")).unwrap();
+    assert_eq!(pem_payload(&pem), pem_payload(&sent));
+    // On the unix socket there is no certificate, so no user.
+    s.d.docker_ok(&["network", "ls"]);
+    let seen = s.plugins[0].seen("AuthZReq", "/networks");
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].get("User").is_none() && seen[0].get("RequestPeerCertificates").is_none());
 }

@@ -243,13 +243,10 @@ impl Pending {
     /// allow decides. Blocks (the plugin client steps out of the runtime).
     fn ask(&self, method: &str) -> Result<(), Refusal> {
         for name in self.names.iter() {
-            let plugin = self
-                .plugins
-                .get(name, AUTHZ)
-                .map_err(|e| Refusal::Failed {
-                    plugin: name.clone(),
-                    error: e.to_string(),
-                })?;
+            let plugin = self.plugins.get(name, AUTHZ).map_err(|e| Refusal::Failed {
+                plugin: name.clone(),
+                error: e.to_string(),
+            })?;
             let v: Verdict = plugin
                 .call(method, &self.shown)
                 .map_err(|e| Refusal::Failed {
@@ -283,8 +280,8 @@ impl Pending {
             return resp;
         }
         let status = resp.status();
-        let hijack = status == StatusCode::SWITCHING_PROTOCOLS
-            || resp.version() == http::Version::HTTP_10;
+        let hijack =
+            status == StatusCode::SWITCHING_PROTOCOLS || resp.version() == http::Version::HTTP_10;
         let exact = hyper::body::Body::size_hint(resp.body()).exact();
         match exact {
             Some(n) if !hijack => {
@@ -426,10 +423,10 @@ fn wants_body(h: &HeaderMap) -> bool {
     if !is_json(h) {
         return false;
     }
-    let chunked = h
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("chunked")));
+    let chunked = h.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.to_ascii_lowercase().contains("chunked"))
+    });
     let len = h
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -477,7 +474,11 @@ fn flatten(h: &HeaderMap) -> BTreeMap<String, String> {
         let k = k.as_str();
         if matches!(
             k,
-            "authorization" | "x-registry-auth" | "x-registry-config" | "host" | "transfer-encoding"
+            "authorization"
+                | "x-registry-auth"
+                | "x-registry-config"
+                | "host"
+                | "transfer-encoding"
         ) {
             continue;
         }
@@ -562,9 +563,15 @@ mod tests {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1048576"));
         assert!(!wants_body(&h), "1 MiB");
         h.remove(header::CONTENT_LENGTH);
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         assert!(wants_body(&h), "chunked");
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-tar"),
+        );
         assert!(!wants_body(&h), "not JSON");
     }
 

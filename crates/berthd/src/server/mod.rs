@@ -164,10 +164,7 @@ pub async fn serve(
     let ctx = Arc::new(Ctx {
         engine: engine.clone(),
         buildkit: crate::buildkit::BuildKit::new(engine.clone()),
-        authz: authz::Authz::new(
-            engine.plugins.clone(),
-            &engine.config.authorization_plugins,
-        ),
+        authz: authz::Authz::new(engine.plugins.clone(), &engine.config.authorization_plugins),
     });
     // Each connection task holds a clone; when all are gone, recv() yields None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
