@@ -439,6 +439,11 @@ fn plugins_are_asked_in_order() {
         ],
     );
     let (d, first, second) = (&s.d, &s.plugins[0], &s.plugins[1]);
+    assert_eq!(
+        d.docker_ok(&["info", "--format", "{{json .Plugins.Authorization}}"])
+            .trim(),
+        r#"["authz-test","authz-second"]"#
+    );
     // The first allows volume creation; the second does not.
     let o = d.docker(&["volume", "create", "denied-vol"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
