@@ -478,6 +478,56 @@ fn plugins_are_asked_in_order() {
     }
 }
 
+#[test]
+fn answers_are_shown_and_may_be_refused() {
+    let s = setup(
+        &["--authorization-plugin", "authz-test"],
+        &[("authz-test", &["--deny-answer-uri", "/volumes"])],
+    );
+    let (d, p) = (&s.d, &s.plugins[0]);
+    const WITHHELD: &str = "authorization denied by plugin authz-test: answer of /volumes withheld";
+    // A buffered answer the plugin refuses is replaced by the refusal.
+    let o = d.docker(&["volume", "ls"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("Error response from daemon: {WITHHELD}")
+    );
+    let (status, head, body) = request(&d.sock, "GET", "/v1.50/volumes", &[], b"", false);
+    assert_eq!(status, 403, "{head}");
+    assert_eq!(body_json(&body), serde_json::json!({ "message": WITHHELD }));
+    assert_eq!(header(&head, "Api-Version"), None, "{head}");
+    // The plugin was shown the answer it refused.
+    let shown = p.seen("AuthZRes", "/volumes");
+    assert!(
+        shown.iter().all(|r| r["ResponseStatusCode"] == 200
+            && decoded_body(r, "ResponseBody").is_some_and(|b| b["Volumes"].is_array())),
+        "{shown:#?}"
+    );
+    // A handler's error stands, whatever the plugin says of it, and the
+    // plugin sees neither its status nor its body (as with dockerd).
+    let (status, head, body) = request(
+        &d.sock,
+        "GET",
+        "/v1.50/volumes/no-such-volume",
+        &[],
+        b"",
+        false,
+    );
+    assert_eq!(status, 404, "{head}");
+    assert_eq!(
+        body_json(&body)["message"],
+        "get no-such-volume: no such volume"
+    );
+    assert_eq!(header(&head, "Api-Version"), None, "{head}");
+    let shown = p.seen("AuthZRes", "/volumes/no-such-volume");
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    assert!(shown[0].get("ResponseStatusCode").is_none() && shown[0].get("ResponseBody").is_none());
+    assert_eq!(shown[0]["ResponseHeaders"]["Api-Version"], "1.50");
+    // Other answers go through.
+    assert!(d.docker_ok(&["network", "ls", "-q"]).lines().count() >= 3);
+}
+
 /// `GET /containers/json`, timed.
 fn timed_list(d: &Daemon) -> (u16, Value, Duration) {
     let t = Instant::now();

@@ -2,7 +2,7 @@
 """A Docker authorization plugin for the tests (stdlib only).
 
     authz.py SOCKET RECORD [--deny-privileged] [--deny-uri TEXT]
-             [--hang] [--garbage]
+             [--deny-answer-uri TEXT] [--hang] [--garbage]
 
 Serves Docker's plugin protocol on the unix socket SOCKET and appends each
 call it gets to RECORD, one JSON object a line: {"call": "AuthZReq" or
@@ -11,6 +11,9 @@ call it gets to RECORD, one JSON object a line: {"call": "AuthZReq" or
   --deny-privileged  refuse `POST /containers/create` whose (base64) JSON
                      body asks for HostConfig.Privileged
   --deny-uri TEXT    refuse any request whose RequestUri contains TEXT
+  --deny-answer-uri TEXT
+                     refuse the answer (AuthZRes) to any request whose
+                     RequestUri contains TEXT
   --hang             never answer AuthZReq (the daemon must time out)
   --garbage          answer AuthZReq with something that is not JSON
 Everything else is allowed.
@@ -29,7 +32,13 @@ MEDIA = "application/vnd.docker.plugins.v1.2+json"
 
 
 def parse_args(argv):
-    opts = {"deny_privileged": False, "deny_uri": None, "hang": False, "garbage": False}
+    opts = {
+        "deny_privileged": False,
+        "deny_uri": None,
+        "deny_answer_uri": None,
+        "hang": False,
+        "garbage": False,
+    }
     sock, record = argv[0], argv[1]
     rest = argv[2:]
     i = 0
@@ -40,6 +49,9 @@ def parse_args(argv):
         elif a == "--deny-uri":
             i += 1
             opts["deny_uri"] = rest[i]
+        elif a == "--deny-answer-uri":
+            i += 1
+            opts["deny_answer_uri"] = rest[i]
         elif a == "--hang":
             opts["hang"] = True
         elif a == "--garbage":
@@ -117,7 +129,11 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(decide(req))
         elif self.path == "/AuthZPlugin.AuthZRes":
             record("AuthZRes", req)
-            self.answer({"Allow": True})
+            text = OPTS["deny_answer_uri"]
+            if text and text in req.get("RequestUri", ""):
+                self.answer({"Allow": False, "Msg": "answer of " + text + " withheld"})
+            else:
+                self.answer({"Allow": True})
         else:
             self.send_response(404)
             self.end_headers()

@@ -238,7 +238,7 @@ fn spawn_conn(
     let tls_peer = ctx
         .authz
         .as_ref()
-        .and(io.peer_certificates())
+        .and_then(|_| io.peer_certificates())
         .map(|c| authz::TlsPeer(c.iter().map(|c| c.clone().into_owned()).collect()));
     tokio::spawn(async move {
         let _alive = alive;
