@@ -146,6 +146,14 @@ impl Refusal {
         }
     }
 
+    /// For the log.
+    fn describe(&self) -> String {
+        match self {
+            Refusal::Denied { plugin, msg } => format!("denied by plugin {plugin}: {msg}"),
+            Refusal::Failed { plugin, error } => format!("plugin {plugin} failed: {error}"),
+        }
+    }
+
     /// The answer to the client: dockerd writes it outside the middlewares
     /// that add the common headers.
     fn into_response(self) -> Resp {
@@ -225,15 +233,6 @@ impl Authz {
                 tracing::warn!(method = %req.method(), uri = %pending.shown.request_uri, "AuthZRequest refused: {}", r.describe());
                 Err(r.into_response())
             }
-        }
-    }
-}
-
-impl Refusal {
-    fn describe(&self) -> String {
-        match self {
-            Refusal::Denied { plugin, msg } => format!("denied by plugin {plugin}: {msg}"),
-            Refusal::Failed { plugin, error } => format!("plugin {plugin} failed: {error}"),
         }
     }
 }
