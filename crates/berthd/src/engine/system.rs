@@ -123,7 +123,9 @@ impl Engine {
             plugins: Some(PluginsInfo {
                 volume: Some(vec!["local".into()]),
                 network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
-                authorization: None,
+                // dockerd lists the configured ones (null without).
+                authorization: (!c.authorization_plugins.is_empty())
+                    .then(|| c.authorization_plugins.clone()),
                 log: Some(vec!["json-file".into()]),
             }),
             memory_limit: Some(true),
