@@ -213,12 +213,13 @@ fn a_failing_run_fails_bollards_buildkit_build_with_its_code() {
         &[],
     );
     let err = o.error.clone().expect("the build fails");
-    assert!(err.contains("code: 3"), "{err}");
+    let want = "process \"/bin/sh -c echo about to fail && exit 3\" did not complete successfully: exit code: 3";
+    assert!(err.contains(want), "{err}");
     assert!(o.image_id().is_none());
     let (_, logs, errors) = o.trace();
     assert!(logs.contains("about to fail"), "{logs}");
     assert!(
-        errors.iter().any(|e| e.contains("code: 3")),
+        errors.iter().any(|e| e.contains(want)),
         "no vertex error with the code: {errors:?}"
     );
     let (status, _, _) = d.raw("GET", "/images/bk/fails/json", None);

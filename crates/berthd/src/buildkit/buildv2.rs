@@ -112,8 +112,9 @@ impl BuildKit {
     /// gives before any output are errors here.
     pub async fn build_v2(
         self: Arc<Self>,
-        req: BuildV2,
+        mut req: BuildV2,
     ) -> Result<mpsc::Receiver<Bytes>, BuildKitError> {
+        req.opts.platform = super::syntax::platform(&req.opts.platform)?;
         match req.remote.as_str() {
             "" | CLIENT_SESSION => {}
             r if r.starts_with("upload-request:") => {
@@ -210,16 +211,22 @@ impl BuildKit {
         } = req;
         let tags = std::mem::take(&mut opts.tags);
         opts.quiet = false;
+        // BuildKit's switch, not an argument of the Dockerfile.
+        let syntax_arg = opts.build_args.remove("BUILDKIT_SYNTAX").flatten();
         let image = if remote == CLIENT_SESSION {
             drop(body);
             let mut attrs = HashMap::new();
             if !opts.dockerfile.is_empty() {
                 attrs.insert("filename".to_string(), opts.dockerfile.clone());
             }
+            if let Some(s) = syntax_arg {
+                attrs.insert("build-arg:BUILDKIT_SYNTAX".to_string(), s);
+            }
             self.build_session_context(job, &attrs, (opts, Extras::default()))
                 .await?
         } else {
-            self.body_build(job, &session, body, opts).await?
+            self.body_build(job, &session, body, opts, syntax_arg.as_deref())
+                .await?
         };
         let names = tags
             .iter()
@@ -249,6 +256,7 @@ impl BuildKit {
         session: &str,
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
+        syntax_arg: Option<&str>,
     ) -> Result<String, BuildKitError> {
         let v = Vtx::start(job, "[internal] load build context");
         let dir = self.engine.builder.scratch_dir("context");
@@ -280,10 +288,11 @@ impl BuildKit {
             }
         };
         v.done();
+        super::syntax::check(job, &text, syntax_arg)?;
         let mut opts = opts;
         if !session.is_empty() {
             match self.sessions.wait(session, AUTH_WAIT).await {
-                Ok(s) => opts.registry_auth = super::frontend::credentials(&s, &text).await,
+                Ok(s) => opts.registry_auth = super::frontend::credentials(&s, &text, &[]).await,
                 Err(e) => tracing::debug!(error = %e, "build without the session's credentials"),
             }
         }

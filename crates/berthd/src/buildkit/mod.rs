@@ -16,9 +16,11 @@ mod export;
 mod frontend;
 mod gateway;
 mod jobs;
+mod named;
 mod progress;
 mod sendfs;
 mod session;
+mod syntax;
 
 /// Code generated from `crates/berthd/proto` (build.rs); modules follow
 /// the proto packages, whose names are part of the wire format.
