@@ -14,6 +14,9 @@ use berth_tests::*;
 #[path = "buildkit/project.rs"]
 mod project;
 
+#[path = "buildkit/frontend.rs"]
+mod frontend;
+
 const PROJECT: &str = "bkproj";
 
 fn write_tree(dir: &Path, files: &[(&str, &str)]) {

@@ -226,6 +226,56 @@ fn a_failing_run_fails_bollards_buildkit_build_with_its_code() {
     assert_eq!(status, 404);
 }
 
+/// `# syntax=` and `BUILDKIT_SYNTAX` through `/build?version=2`: Docker's
+/// Dockerfile frontend is berthd's own, any other is refused before a step.
+#[test]
+fn the_syntax_directive_through_bollards_buildkit_build() {
+    let d = daemon();
+    let o = build(
+        &d,
+        &[(
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1.7\nFROM busybox\nRUN echo v2-ran\n",
+        )],
+        "bk/syntax-ok",
+        &[],
+    );
+    assert!(o.error.is_none(), "{:?}", o.error);
+    let (names, logs, _) = o.trace();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "[internal] resolve frontend docker/dockerfile:1.7"),
+        "{names:?}"
+    );
+    assert!(logs.contains("built-in Dockerfile frontend"), "{logs}");
+    assert!(logs.contains("v2-ran"), "{logs}");
+    for (df, args, image) in [
+        (
+            "# syntax=example/frontend:1\nFROM busybox\nRUN echo never-ran\n",
+            vec![],
+            "example/frontend:1",
+        ),
+        (
+            "# syntax=docker/dockerfile:1\nFROM busybox\nRUN echo never-ran\n",
+            vec![("BUILDKIT_SYNTAX", "example/frontend:2")],
+            "example/frontend:2",
+        ),
+    ] {
+        let o = build(&d, &[("Dockerfile", df)], "bk/syntax-bad", &args);
+        let err = o.error.clone().expect("the build fails");
+        let want = format!(
+            "unsupported frontend \"{image}\": berthd runs only the built-in Dockerfile frontend"
+        );
+        assert!(err.contains(&want), "{err}");
+        let (names, logs, _) = o.trace();
+        assert!(!logs.contains("never-ran"), "{logs}");
+        assert!(!names.iter().any(|n| n.contains("FROM")), "{names:?}");
+        let (status, _, _) = d.raw("GET", "/images/bk/syntax-bad/json", None);
+        assert_eq!(status, 404);
+    }
+}
+
 /// What `/build?version=2` refuses before any output, with a 400 and a
 /// message, as dockerd refuses bad parameters.
 #[test]
@@ -245,6 +295,14 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         (
             "version=2&session=s3&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%2C%7B%22Type%22%3A%22oci%22%7D%5D",
             "multiple outputs",
+        ),
+        (
+            "version=2&session=s4&platform=linux%2Fmips64",
+            "berthd builds only for linux/",
+        ),
+        (
+            "version=2&session=s5&platform=linux%2Famd64%2Clinux%2Farm64",
+            "multi-platform",
         ),
     ] {
         let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));

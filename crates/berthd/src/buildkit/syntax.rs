@@ -5,6 +5,7 @@
 //! official Dockerfile frontend images build with the built-in one (it
 //! implements their syntax); anything else is refused before any step.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::jobs::Job;
@@ -77,6 +78,29 @@ pub(super) fn check(
     );
     v.done();
     Ok(())
+}
+
+/// The attributes a frontend runs with: `dockerfile.v0` as they are;
+/// `gateway.v0` (buildx's request when `BUILDKIT_SYNTAX` is set) with its
+/// `source` image as the `BUILDKIT_SYNTAX` that `check` reads.
+pub(super) fn frontend_attrs(
+    frontend: &str,
+    attrs: &HashMap<String, String>,
+) -> Result<HashMap<String, String>, BuildKitError> {
+    match frontend {
+        "dockerfile.v0" => Ok(attrs.clone()),
+        "gateway.v0" => {
+            let source = attrs.get("source").filter(|s| !s.is_empty()).ok_or_else(|| {
+                BuildKitError::Invalid("the gateway.v0 frontend needs a source image".into())
+            })?;
+            let mut a = attrs.clone();
+            a.insert("build-arg:BUILDKIT_SYNTAX".into(), source.clone());
+            Ok(a)
+        }
+        f => Err(BuildKitError::Unsupported(format!(
+            "frontend {f:?} is not supported by berthd: it runs only the built-in Dockerfile frontend (dockerfile.v0)"
+        ))),
+    }
 }
 
 fn unsupported(image: &str) -> String {
@@ -170,6 +194,17 @@ mod tests {
             unsupported("x/y:z"),
             r#"unsupported frontend "x/y:z": berthd runs only the built-in Dockerfile frontend"#
         );
+    }
+
+    #[test]
+    fn gateway_frontend_takes_its_source_as_the_syntax() {
+        let mut attrs = HashMap::new();
+        attrs.insert("source".to_string(), "docker/dockerfile:1".to_string());
+        let a = frontend_attrs("gateway.v0", &attrs).unwrap();
+        assert_eq!(a["build-arg:BUILDKIT_SYNTAX"], "docker/dockerfile:1");
+        assert!(frontend_attrs("gateway.v0", &HashMap::new()).is_err());
+        assert!(frontend_attrs("dockerfile.v0", &HashMap::new()).is_ok());
+        assert!(frontend_attrs("custom.v1", &attrs).is_err());
     }
 
     #[test]
