@@ -257,3 +257,60 @@ fn docker_buildkit_0_is_the_classic_builder() {
     }
     assert!(!out.contains("#1 "), "{out}");
 }
+
+/// `docker compose build --push`: the exporter's `push=true` pushes the
+/// service's image to its registry (credentials from the session's Auth),
+/// shown as the build's own `pushing …` vertex; the image comes back from
+/// the registry after the local copy is gone.
+#[test]
+fn compose_build_push_pushes_through_the_exporter() {
+    let d = daemon();
+    let tmp = scratch();
+    let root = tmp.path();
+    let htpasswd = root.join("htpasswd");
+    let o = Command::new("htpasswd")
+        .args(["-Bbn", "pusher", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils) is installed");
+    std::fs::write(&htpasswd, &o.stdout).unwrap();
+    std::fs::create_dir_all(root.join("reg")).unwrap();
+    let reg = LocalRegistry::start_with_auth(&root.join("reg"), Some(&htpasswd))
+        .expect("docker-registry is installed (scripts/deps.sh)");
+    let host = format!("127.0.0.1:{}", reg.port);
+    let o = login(&d, &host, "pusher", "s3cret");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = format!("{host}/pushed/app:1");
+    let dir = root.join("proj");
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!("services:\n  app:\n    image: {name}\n    build: .\n"),
+            ),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo pushed-build > /marker\n",
+            ),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build", "--push"], &[]);
+    for want in [
+        format!("pushing {name}"),
+        format!("pushing manifest for {name}@sha256:"),
+    ] {
+        assert!(out.contains(&want), "{want:?} missing from:\n{out}");
+    }
+    let id = d.get_json(&format!("/images/{name}/json"))["Id"].clone();
+    d.docker_ok(&["rmi", &name]);
+    let (status, _, _) = d.raw("GET", &format!("/images/{name}/json"), None);
+    assert_eq!(status, 404);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &name, "cat", "/marker"]),
+        "pushed-build\n"
+    );
+    let o = d.docker(&["logout", &host]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -140,7 +140,11 @@ impl BuildKit {
                 resp = if super::export::to_client(&e.r#type) {
                     self.export_archive(&job, &id, e).await?
                 } else {
-                    self.export(&job, &id, e)?
+                    let resp = self.export(&job, &id, e)?;
+                    if super::push::wants_push(e) {
+                        self.push_names(&job, e).await?;
+                    }
+                    resp
                 };
             }
             Ok(pb::SolveResponse {

@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::diffcopy::{self, Filter};
 use super::jobs::Job;
 use super::progress::{Translate, Vtx};
-use super::proto::moby::filesync::v1::CredentialsRequest;
 use super::session::Session;
 use super::{BuildKit, BuildKitError};
 use crate::engine::builder::context::resolve_in_root;
@@ -169,35 +168,8 @@ pub(super) async fn credentials(
         if !asked.insert(r.domain.clone()) {
             continue;
         }
-        // The client maps Docker Hub's registry host to its config key.
-        let host = if r.domain == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            r.domain.clone()
-        };
-        match session
-            .auth()
-            .credentials(CredentialsRequest { host })
-            .await
-        {
-            Ok(c) => {
-                let c = c.into_inner();
-                if c.secret.is_empty() {
-                    continue;
-                }
-                // No user name: the secret is an identity token.
-                let mut a = AuthConfig {
-                    username: c.username.clone(),
-                    ..Default::default()
-                };
-                if c.username.is_empty() {
-                    a.identitytoken = c.secret;
-                } else {
-                    a.password = c.secret;
-                }
-                out.insert(r.domain.clone(), a);
-            }
-            Err(e) => tracing::debug!(registry = %r.domain, error = %e, "session credentials"),
+        if let Some(a) = session.credentials_for(&r.domain).await {
+            out.insert(r.domain.clone(), a);
         }
     }
     out

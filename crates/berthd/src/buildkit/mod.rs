@@ -18,6 +18,7 @@ mod gateway;
 mod jobs;
 mod named;
 mod progress;
+mod push;
 mod sendfs;
 mod session;
 mod syntax;

@@ -16,7 +16,9 @@ use super::proto::fsutil::types::Packet;
 use super::proto::moby::filesync::v1::auth_client::AuthClient;
 use super::proto::moby::filesync::v1::file_send_client::FileSendClient;
 use super::proto::moby::filesync::v1::file_sync_client::FileSyncClient;
+use super::proto::moby::filesync::v1::CredentialsRequest;
 use super::{BuildKitError, MAX_MESSAGE};
+use crate::engine::registry::AuthConfig;
 
 /// What the `/session` request said (its `X-Docker-Expose-Session-*`
 /// headers).
@@ -103,6 +105,41 @@ impl Session {
 
     pub fn auth(&self) -> AuthClient<H2> {
         AuthClient::with_origin(self.conn.clone(), Self::origin())
+    }
+
+    /// The client's credentials for the registry `domain` (none when it
+    /// serves no Auth, or has none for it).
+    pub async fn credentials_for(&self, domain: &str) -> Option<AuthConfig> {
+        if !self.serves("/moby.filesync.v1.Auth/Credentials") {
+            return None;
+        }
+        // The client maps Docker Hub's registry host to its config key.
+        let host = if domain == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            domain.to_string()
+        };
+        let c = match self.auth().credentials(CredentialsRequest { host }).await {
+            Ok(c) => c.into_inner(),
+            Err(e) => {
+                tracing::debug!(registry = %domain, error = %e, "session credentials");
+                return None;
+            }
+        };
+        if c.secret.is_empty() {
+            return None;
+        }
+        // No user name: the secret is an identity token.
+        let mut a = AuthConfig {
+            username: c.username.clone(),
+            ..Default::default()
+        };
+        if c.username.is_empty() {
+            a.identitytoken = c.secret;
+        } else {
+            a.password = c.secret;
+        }
+        Some(a)
     }
 }
 
