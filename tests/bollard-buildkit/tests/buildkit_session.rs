@@ -471,14 +471,28 @@ fn bollard_local_output_arrives_through_the_session() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The `docker` output, on the wire bollard's `Tar(path)` session serves:
-/// while a bollard build (with its FileSend session) runs, a second
-/// `/build?version=2` names that session with `outputs=[{"type":"docker"}]`;
-/// its archive (a docker-archive and an OCI layout) lands at `path`.
-#[test]
-fn a_docker_output_arrives_through_a_session_that_receives_files() {
-    let d = daemon();
-    let dir = std::env::temp_dir().join(format!("bke-docker-{}", random_hex()));
+/// Percent-encodes a query value.
+fn query_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An archive exporter's output, on the wire bollard's `Tar(path)` session
+/// serves: while a bollard build (with its FileSend session) runs, a second
+/// `/build?version=2` names that session with `outputs`; the archive
+/// lands at `path`. Its entries (name → bytes), once complete (`want`).
+fn archive_through_a_lent_session(
+    d: &Daemon,
+    outputs: &str,
+    want: &[&str],
+) -> HashMap<String, Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("bke-archive-{}", random_hex()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let dest = dir.join("out.tar");
     let session = format!("bollard-{}", random_hex());
@@ -512,10 +526,12 @@ fn a_docker_output_arrives_through_a_session_that_receives_files() {
         ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
         ("hello.txt", "hello\n"),
     ]);
-    let outputs = "%5B%7B%22type%22%3A%22docker%22%2C%22attrs%22%3A%7B%22name%22%3A%22bk%2Fdocker-out%3A1%22%7D%7D%5D";
     let (status, _, body) = d.raw(
         "POST",
-        &format!("/v1.47/build?version=2&session={session}&outputs={outputs}"),
+        &format!(
+            "/v1.47/build?version=2&session={session}&outputs={}",
+            query_escape(outputs)
+        ),
         Some(&context),
     );
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -523,40 +539,98 @@ fn a_docker_output_arrives_through_a_session_that_receives_files() {
     assert!(body.contains("moby.image.id"), "{body}");
     assert!(!body.contains("errorDetail"), "{body}");
     // The client's writer may still be closing the file.
-    let mut names = Vec::new();
-    let mut manifest = String::new();
+    let mut entries = HashMap::new();
     wait_for(Duration::from_secs(10), || {
         let Ok(bytes) = std::fs::read(&dest) else {
             return false;
         };
-        names.clear();
+        entries.clear();
         let mut a = tar::Archive::new(&bytes[..]);
-        let Ok(entries) = a.entries() else {
+        let Ok(list) = a.entries() else {
             return false;
         };
-        for e in entries {
+        for e in list {
             let Ok(mut e) = e else { return false };
             let p = e.path().map(|p| p.to_string_lossy().into_owned());
             let Ok(p) = p else { return false };
-            if p == "manifest.json" {
-                manifest.clear();
-                if std::io::Read::read_to_string(&mut e, &mut manifest).is_err() {
-                    return false;
-                }
+            let mut data = Vec::new();
+            if std::io::Read::read_to_end(&mut e, &mut data).is_err() {
+                return false;
             }
-            names.push(p);
+            entries.insert(p, data);
         }
-        ["manifest.json", "index.json", "oci-layout"]
-            .iter()
-            .all(|n| names.iter().any(|p| p == n))
+        want.iter().all(|n| entries.contains_key(*n))
     });
-    for n in ["manifest.json", "index.json", "oci-layout"] {
-        assert!(names.iter().any(|p| p == n), "no {n} in {names:?}");
-    }
-    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
     // Leaving the first build stops it (its RUN prints twice a second).
     first.abort();
     let _ = rt.block_on(first);
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
+    entries
+}
+
+/// The `docker` output: a docker-archive that is also an OCI layout.
+#[test]
+fn a_docker_output_arrives_through_a_session_that_receives_files() {
+    let d = daemon();
+    let want = ["manifest.json", "index.json", "oci-layout"];
+    let entries = archive_through_a_lent_session(
+        &d,
+        r#"[{"type":"docker","attrs":{"name":"bk/docker-out:1"}}]"#,
+        &want,
+    );
+    for n in want {
+        assert!(entries.contains_key(n), "no {n} in {:?}", entries.keys());
+    }
+    let manifest = String::from_utf8_lossy(&entries["manifest.json"]);
+    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
+}
+
+fn blob<'a>(entries: &'a HashMap<String, Vec<u8>>, digest: &str) -> &'a [u8] {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let path = format!("blobs/sha256/{hex}");
+    entries
+        .get(&path)
+        .unwrap_or_else(|| panic!("no {path} in {:?}", entries.keys()))
+}
+
+/// The `oci` output: an OCI image layout whose index names the image's
+/// manifest, itself a blob of the layout, as are its config and layers.
+#[test]
+fn an_oci_output_is_an_image_layout_whose_index_resolves() {
+    let d = daemon();
+    let want = ["index.json", "oci-layout"];
+    let entries = archive_through_a_lent_session(
+        &d,
+        r#"[{"type":"oci","attrs":{"name":"bk/oci-out:1"}}]"#,
+        &want,
+    );
+    for n in want {
+        assert!(entries.contains_key(n), "no {n} in {:?}", entries.keys());
+    }
+    let layout: serde_json::Value =
+        serde_json::from_slice(&entries["oci-layout"]).expect("oci-layout is JSON");
+    assert_eq!(layout["imageLayoutVersion"], "1.0.0", "{layout}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&entries["index.json"]).expect("index.json is JSON");
+    assert_eq!(index["schemaVersion"], 2, "{index}");
+    let m = &index["manifests"][0];
+    let digest = m["digest"].as_str().expect("a manifest digest");
+    let mbytes = blob(&entries, digest);
+    assert_eq!(m["size"].as_u64(), Some(mbytes.len() as u64), "{index}");
+    let names = index.to_string();
+    assert!(names.contains("bk/oci-out:1"), "the tag is named: {names}");
+    let manifest: serde_json::Value = serde_json::from_slice(mbytes).expect("a manifest");
+    let config = blob(
+        &entries,
+        manifest["config"]["digest"].as_str().expect("a config digest"),
+    );
+    let config: serde_json::Value = serde_json::from_slice(config).expect("a config");
+    assert_eq!(config["os"], "linux", "{config}");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "{manifest}");
+    for l in layers {
+        let data = blob(&entries, l["digest"].as_str().expect("a layer digest"));
+        assert_eq!(l["size"].as_u64(), Some(data.len() as u64), "{manifest}");
+    }
 }
