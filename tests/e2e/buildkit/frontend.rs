@@ -16,10 +16,7 @@ fn host_platform() -> String {
 
 fn build_one(d: &Daemon, dir: &Path, service: &str) -> (bool, String) {
     let o = compose(d, dir, &["--progress", "plain", "build", service], &[]);
-    (
-        o.status.success(),
-        format!("{}{}", stdout(&o), stderr(&o)),
-    )
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
 }
 
 #[test]
@@ -73,7 +70,10 @@ fn syntax_directive_selects_the_built_in_frontend_or_is_refused() {
         );
         assert!(out.contains(&want), "{svc}: {out}");
         // Refused before any step.
-        assert!(!out.contains("never-ran") && !out.contains("FROM busybox"), "{svc}: {out}");
+        assert!(
+            !out.contains("never-ran") && !out.contains("FROM busybox"),
+            "{svc}: {out}"
+        );
     }
 }
 
@@ -103,7 +103,11 @@ fn a_services_platform_builds_only_for_the_host() {
     assert!(out.contains("platform-step"), "{out}");
     let img = d.get_json(&format!("/images/{PROJECT}-native/json"));
     assert_eq!(
-        format!("{}/{}", img["Os"].as_str().unwrap_or(""), img["Architecture"].as_str().unwrap_or("")),
+        format!(
+            "{}/{}",
+            img["Os"].as_str().unwrap_or(""),
+            img["Architecture"].as_str().unwrap_or("")
+        ),
         host_platform()
     );
     let (ok, out) = build_one(&d, dir, "foreign");
@@ -147,7 +151,10 @@ fn additional_contexts_name_images_and_local_directories() {
     );
     let (ok, out) = build_one(&d, &dir, "app");
     assert!(ok, "{out}\ndaemon log tail:\n{}", tail(&d.log_text(), 30));
-    assert!(out.contains("[app context files] load from client"), "{out}");
+    assert!(
+        out.contains("[app context files] load from client"),
+        "{out}"
+    );
     assert!(out.contains("from the named context"), "{out}");
     let img = format!("{PROJECT}-app");
     let listing = d.docker_ok(&["run", "--rm", &img, "cat", "/listing"]);

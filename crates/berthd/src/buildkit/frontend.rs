@@ -242,7 +242,11 @@ impl BuildKit {
         let syntax_arg = attrs
             .get("build-arg:BUILDKIT_SYNTAX")
             .map(String::as_str)
-            .or_else(|| opts.build_args.get("BUILDKIT_SYNTAX").and_then(|v| v.as_deref()));
+            .or_else(|| {
+                opts.build_args
+                    .get("BUILDKIT_SYNTAX")
+                    .and_then(|v| v.as_deref())
+            });
         super::syntax::check(job, &text, syntax_arg)?;
 
         // A Dockerfile-specific ignore file wins over the context's.

@@ -35,7 +35,9 @@ pub(super) enum Named {
 
 /// The named contexts of `attrs`, by lower-case name; an error for a
 /// form berthd does not serve.
-pub(super) fn parse(attrs: &HashMap<String, String>) -> Result<Vec<(String, Named)>, BuildKitError> {
+pub(super) fn parse(
+    attrs: &HashMap<String, String>,
+) -> Result<Vec<(String, Named)>, BuildKitError> {
     let mut out = Vec::new();
     for (k, v) in attrs {
         let Some(name) = k.strip_prefix("context:") else {
@@ -49,9 +51,10 @@ pub(super) fn parse(attrs: &HashMap<String, String>) -> Result<Vec<(String, Name
         } else if let Some(l) = v.strip_prefix("local:") {
             Named::Local(l.to_string())
         } else {
-            let form = v.split_once("://").map(|(s, _)| s).unwrap_or_else(|| {
-                v.split_once(':').map(|(s, _)| s).unwrap_or(v.as_str())
-            });
+            let form = v
+                .split_once("://")
+                .map(|(s, _)| s)
+                .unwrap_or_else(|| v.split_once(':').map(|(s, _)| s).unwrap_or(v.as_str()));
             return Err(BuildKitError::Unsupported(format!(
                 "named context {name}={v}: the {form:?} form is not supported by berthd (only docker-image:// and local directories)"
             )));
@@ -78,7 +81,10 @@ fn image_of_dir(images: &ImageService, dir: &Path) -> Result<String, BuildKitErr
             "config": {},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         });
-        let img = images.create_image(&serde_json::to_vec(&config).map_err(std::io::Error::other)?, &[])?;
+        let img = images.create_image(
+            &serde_json::to_vec(&config).map_err(std::io::Error::other)?,
+            &[],
+        )?;
         drop(layer);
         Ok(img.id.clone())
     })();

@@ -108,7 +108,10 @@ impl BuildKit {
                 continue;
             }
             // The per-layer lines without their progress bars.
-            if m.progress_detail.as_ref().is_some_and(|d| d.total.is_some()) {
+            if m.progress_detail
+                .as_ref()
+                .is_some_and(|d| d.total.is_some())
+            {
                 continue;
             }
             if let Some(s) = m.status {

@@ -116,9 +116,8 @@ pub(super) fn platform(p: &str) -> Result<String, BuildKitError> {
     if p.is_empty() {
         return Ok(String::new());
     }
-    let refuse = |why: &str| {
-        BuildKitError::Unsupported(format!("berthd builds only for {host}: {why}"))
-    };
+    let refuse =
+        |why: &str| BuildKitError::Unsupported(format!("berthd builds only for {host}: {why}"));
     if p.contains(',') {
         return Err(refuse(&format!(
             "multi-platform builds ({p}) are not supported"

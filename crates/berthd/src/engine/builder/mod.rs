@@ -698,7 +698,10 @@ impl Run<'_> {
     async fn base_image(&self, name: &str) -> Step<Arc<super::images::Image>> {
         // A named context: another image, or a local directory's (an ID).
         let name = self.extras.named_for(name).unwrap_or(name);
-        if let Some(img) = name.strip_prefix("sha256:").and_then(|_| self.builder.images.get(name)) {
+        if let Some(img) = name
+            .strip_prefix("sha256:")
+            .and_then(|_| self.builder.images.get(name))
+        {
             return Ok(img);
         }
         if !self.opts.pull {

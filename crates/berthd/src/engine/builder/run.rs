@@ -170,7 +170,10 @@ impl Run<'_> {
                     .say(format!("Removing intermediate container {}\n", short(&id)))
                     .await?;
             }
-            return Err(Fail::Run(run_failed(&argv, code, self.extras.buildkit_words), code));
+            return Err(Fail::Run(
+                run_failed(&argv, code, self.extras.buildkit_words),
+                code,
+            ));
         }
         let rw = backend.step_layer(&id);
         let parent = st.top_chain();
