@@ -623,7 +623,9 @@ fn an_oci_output_is_an_image_layout_whose_index_resolves() {
     let manifest: serde_json::Value = serde_json::from_slice(mbytes).expect("a manifest");
     let config = blob(
         &entries,
-        manifest["config"]["digest"].as_str().expect("a config digest"),
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("a config digest"),
     );
     let config: serde_json::Value = serde_json::from_slice(config).expect("a config");
     assert_eq!(config["os"], "linux", "{config}");

@@ -18,9 +18,7 @@ use crate::engine::images::reference::Reference;
 fn directive(text: &str) -> Option<String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for line in text.lines() {
-        let Some(rest) = line.trim().strip_prefix('#') else {
-            return None;
-        };
+        let rest = line.trim().strip_prefix('#')?;
         let (k, v) = rest.split_once('=')?;
         let k = k.trim();
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric()) {
