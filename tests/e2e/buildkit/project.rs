@@ -311,6 +311,25 @@ fn compose_build_push_pushes_through_the_exporter() {
         d.docker_ok(&["run", "--rm", &name, "cat", "/marker"]),
         "pushed-build\n"
     );
+
+    // A named context naming that image, absent here, is pulled from the
+    // registry with the session's credentials.
+    d.docker_ok(&["rmi", &name]);
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!(
+                    "services:\n  app:\n    build:\n      context: .\n      additional_contexts:\n        pushed: docker-image://{name}\n"
+                ),
+            ),
+            ("Dockerfile", "FROM pushed\nRUN cat /marker\n"),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build"], &[]);
+    assert!(out.contains("pushed-build"), "{out}");
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
     let o = d.docker(&["logout", &host]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
