@@ -636,3 +636,35 @@ fn an_oci_output_is_an_image_layout_whose_index_resolves() {
         assert_eq!(l["size"].as_u64(), Some(data.len() as u64), "{manifest}");
     }
 }
+
+/// `outputs=[{"type":"image","attrs":{"push":"true",…}}]` on
+/// `/build?version=2`: the image is tagged and pushed to its registry.
+#[test]
+fn an_image_output_with_push_pushes_to_the_registry() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-reg-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let reg = LocalRegistry::start(&dir).expect("docker-registry is installed (scripts/deps.sh)");
+    let name = format!("127.0.0.1:{}/v2push/app:1", reg.port);
+    let context = tar_of(&[("Dockerfile", "FROM busybox\nRUN echo v2-pushed > /marker\n")]);
+    let outputs = format!(r#"[{{"type":"image","attrs":{{"name":"{name}","push":"true"}}}}]"#);
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.47/build?version=2&outputs={}", query_escape(&outputs)),
+        Some(&context),
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("errorDetail"), "{body}");
+    assert!(body.contains("moby.image.id"), "{body}");
+    let id = d.get_json(&format!("/images/{name}/json"))["Id"].clone();
+    d.docker_ok(&["rmi", &name]);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &name, "cat", "/marker"]),
+        "v2-pushed\n"
+    );
+    drop(reg);
+    let _ = std::fs::remove_dir_all(&dir);
+}

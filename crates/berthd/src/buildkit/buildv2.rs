@@ -88,7 +88,9 @@ fn output(outputs: &str) -> Result<Option<pb::Exporter>, BuildKitError> {
         }
     }
     match kind.as_str() {
-        "moby" | "image" => Ok(None),
+        // The default unless it asks for more (a push, its own names).
+        "moby" | "image" if attrs.is_empty() => Ok(None),
+        "moby" | "image" => Ok(Some(pb::Exporter { r#type: kind, attrs })),
         k if super::export::to_client(k) => Ok(Some(pb::Exporter { r#type: kind, attrs })),
         k => Err(BuildKitError::Unsupported(format!(
             "output type {k:?} is not supported by berthd: use docker, oci, tar, local or the default (an image)"
@@ -237,6 +239,13 @@ impl BuildKit {
             if !names.is_empty() && !e.attrs.contains_key("name") {
                 e.attrs.insert("name".into(), names);
             }
+            if !super::export::to_client(&e.r#type) {
+                self.export(job, &image, &e)?;
+                if super::push::wants_push(&e) {
+                    self.push_names(job, &e).await?;
+                }
+                return Ok(Some(image));
+            }
             let resp = self.export_archive(job, &image, &e).await?;
             // dockerd's `moby.image.id` is the exporter's image digest.
             return Ok(resp.get("containerimage.digest").cloned());
@@ -310,6 +319,11 @@ mod tests {
         assert!(output("").unwrap().is_none());
         assert!(output("[]").unwrap().is_none());
         assert!(output(r#"[{"type":"moby"}]"#).unwrap().is_none());
+        let e = output(r#"[{"type":"image","attrs":{"push":true,"name":"r:5000/a:1"}}]"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.r#type, "image");
+        assert_eq!(e.attrs["push"], "true");
         let e = output(r#"[{"type": "tar"}]"#).unwrap().unwrap();
         assert_eq!(e.r#type, "tar");
         let e = output(r#"[{"Type":"docker","Attrs":{"name":"a:b"}}]"#)

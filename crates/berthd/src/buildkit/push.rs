@@ -53,7 +53,10 @@ impl BuildKit {
         e: &pb::Exporter,
     ) -> Result<(), BuildKitError> {
         let refs = names(e)?;
-        let session = self.sessions.wait(&job.session, SESSION_WAIT).await.ok();
+        let session = match job.session.as_str() {
+            "" => None,
+            id => self.sessions.wait(id, SESSION_WAIT).await.ok(),
+        };
         for r in refs {
             let v = Vtx::start(job, &format!("pushing {r}"));
             let creds = match &session {
