@@ -649,7 +649,7 @@ impl Run<'_> {
             s.args.clear();
             s.cmd_set = false;
             s
-        } else if lower == "scratch" {
+        } else if lower == "scratch" || self.extras.named_for(&image) == Some("scratch") {
             State::scratch()
         } else {
             let img = self.base_image(&image).await?;
