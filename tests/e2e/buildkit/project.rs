@@ -3,6 +3,7 @@
 //! pulled from a registry that wants credentials, Compose's build labels),
 //! symlinks in the context, and the classic builder on request.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -332,4 +333,79 @@ fn compose_build_push_pushes_through_the_exporter() {
     assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
     let o = d.docker(&["logout", &host]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The session's health: while Compose is stopped (SIGSTOP) its session
+/// stops answering `Health/Check`; berthd drops it after two failures,
+/// and the build, which needs it again to push, fails saying so.
+#[test]
+fn a_session_that_stops_answering_is_dropped() {
+    let d = daemon();
+    let tmp = scratch();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("reg")).unwrap();
+    let reg = LocalRegistry::start(&root.join("reg"))
+        .expect("docker-registry is installed (scripts/deps.sh)");
+    let name = format!("127.0.0.1:{}/hc/app:1", reg.port);
+    let dir = root.join("proj");
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!("services:\n  app:\n    image: {name}\n    build: .\n"),
+            ),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo started && sleep 45 && echo slept\n",
+            ),
+        ],
+    );
+    let mut c = d.docker_cmd();
+    c.current_dir(&dir)
+        .args([
+            "compose",
+            "-p",
+            PROJECT,
+            "--progress",
+            "plain",
+            "build",
+            "--push",
+        ])
+        .env_remove("DOCKER_BUILDKIT")
+        .env_remove("COMPOSE_BAKE")
+        .env("COMPOSE_ANSI", "never")
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().expect("docker compose");
+    let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    // The RUN is running: the session has been used, and is idle.
+    let step_running = || {
+        let (_, _, body) = d.raw("GET", "/containers/json", None);
+        String::from_utf8_lossy(&body).contains("sleep 45")
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), step_running),
+        "the RUN did not start"
+    );
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let dropped = wait_for(Duration::from_secs(90), || {
+        d.log_text().contains("buildkit session dropped")
+    });
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let o = finish(child, Duration::from_secs(120));
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    let log = d.log_text();
+    assert!(dropped, "no session dropped:\n{out}\n{}", tail(&log, 30));
+    assert!(
+        log.contains("health check: no answer in"),
+        "{}",
+        tail(&log, 30)
+    );
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("was dropped: health check: no answer in"),
+        "{out}"
+    );
 }

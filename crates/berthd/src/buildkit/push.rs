@@ -53,9 +53,15 @@ impl BuildKit {
         e: &pb::Exporter,
     ) -> Result<(), BuildKitError> {
         let refs = names(e)?;
+        // A session that is gone fails the push; one never opened means
+        // no credentials.
         let session = match job.session.as_str() {
             "" => None,
-            id => self.sessions.wait(id, SESSION_WAIT).await.ok(),
+            id => match self.sessions.wait(id, SESSION_WAIT).await {
+                Ok(s) => Some(s),
+                Err(e @ BuildKitError::SessionGone(..)) => return Err(e),
+                Err(_) => None,
+            },
         };
         for r in refs {
             let v = Vtx::start(job, &format!("pushing {r}"));
