@@ -335,9 +335,10 @@ fn compose_build_push_pushes_through_the_exporter() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// The session's health: while Compose is stopped (SIGSTOP) its session
-/// stops answering `Health/Check`; berthd drops it after two failures,
-/// and the build, which needs it again to push, fails saying so.
+/// The session's health: Compose's session answers `Health/Check` through
+/// a build longer than two checks; while Compose is stopped (SIGSTOP) it
+/// does not, berthd drops it after two failures, and the build, which
+/// needs it again to push, fails saying so.
 #[test]
 fn a_session_that_stops_answering_is_dropped() {
     let d = daemon();
@@ -348,6 +349,21 @@ fn a_session_that_stops_answering_is_dropped() {
         .expect("docker-registry is installed (scripts/deps.sh)");
     let name = format!("127.0.0.1:{}/hc/app:1", reg.port);
     let dir = root.join("proj");
+    // A real client answers: a build through two checks keeps its session.
+    write_tree(
+        &dir,
+        &[
+            ("compose.yaml", "services:\n  ok:\n    build: .\n"),
+            ("Dockerfile", "FROM busybox\nRUN sleep 12 && echo healthy\n"),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build"], &[]);
+    assert!(out.contains("healthy"), "{out}");
+    assert!(
+        !d.log_text().contains("buildkit session dropped"),
+        "{}",
+        tail(&d.log_text(), 30)
+    );
     write_tree(
         &dir,
         &[
