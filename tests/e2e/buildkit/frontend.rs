@@ -28,12 +28,16 @@ fn syntax_directive_selects_the_built_in_frontend_or_is_refused() {
         format!("  {n}:\n    build:\n      context: .\n      dockerfile: {n}.Dockerfile\n{extra}")
     };
     let yaml = format!(
-        "services:\n{}{}{}",
+        "services:\n{}{}{}{}",
         svc("official", ""),
         svc("other", ""),
         svc(
             "byarg",
             "      args:\n        BUILDKIT_SYNTAX: example/frontend:2\n"
+        ),
+        svc(
+            "byargok",
+            "      args:\n        BUILDKIT_SYNTAX: docker/dockerfile:1.7\n"
         ),
     );
     write_tree(
@@ -49,6 +53,10 @@ fn syntax_directive_selects_the_built_in_frontend_or_is_refused() {
                 "# syntax=example/frontend:1\nFROM busybox\nRUN echo never-ran\n",
             ),
             ("byarg.Dockerfile", "FROM busybox\nRUN echo never-ran\n"),
+            (
+                "byargok.Dockerfile",
+                "# syntax=example/ignored:1\nFROM busybox\nRUN echo byarg-ran\n",
+            ),
         ],
     );
     let (ok, out) = build_one(&d, dir, "official");
@@ -57,6 +65,14 @@ fn syntax_directive_selects_the_built_in_frontend_or_is_refused() {
     assert!(
         out.contains("resolve frontend docker/dockerfile:1")
             && out.contains("built-in Dockerfile frontend"),
+        "{out}"
+    );
+    // BUILDKIT_SYNTAX (buildx's gateway.v0 request) wins over the directive.
+    let (ok, out) = build_one(&d, dir, "byargok");
+    assert!(ok, "{out}");
+    assert!(out.contains("byarg-ran"), "{out}");
+    assert!(
+        out.contains("resolve frontend docker/dockerfile:1.7"),
         "{out}"
     );
     for (svc, image) in [
@@ -179,6 +195,27 @@ fn additional_contexts_name_images_and_local_directories() {
         "/data.txt",
     ]);
     assert_eq!(got, "from the named context\n");
+
+    // Forms berthd does not serve are refused by name.
+    write_tree(
+        &dir,
+        &[(
+            "compose.remote.yaml",
+            "services:\n  remote:\n    build:\n      context: .\n      additional_contexts:\n        src: https://example.invalid/repo.git\n",
+        )],
+    );
+    let o = compose(
+        &d,
+        &dir,
+        &["-f", "compose.remote.yaml", "--progress", "plain", "build"],
+        &[],
+    );
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("named context src=https://example.invalid/repo.git: the \"https\" form is not supported by berthd"),
+        "{text}"
+    );
 
     // Built again: cached.
     let (ok, again) = build_one(&d, &dir, "app");
