@@ -182,6 +182,14 @@ fn additional_contexts_name_images_and_local_directories() {
     let app = layers(&img);
     assert!(!base[0].is_null(), "{base}");
     assert_eq!(base[0], app[0], "{base} {app}");
+    // And the history's last entry is busybox's own (Compose's labels are
+    // set with no step of their own).
+    let base_id = d.get_json("/images/busybox:latest/json")["Id"].clone();
+    let hist = d.get_json(&format!("/images/{img}/history"));
+    let entries = hist.as_array().expect("a history");
+    assert_eq!(entries.len(), 3, "{hist}");
+    assert_eq!(entries[2]["Id"], base_id, "{hist}");
+    assert_eq!(entries[0]["Tags"][0], format!("{img}:latest"), "{hist}");
 
     // FROM a local context: its files are the stage's root.
     let (ok, out) = build_one(&d, &dir, "filesonly");

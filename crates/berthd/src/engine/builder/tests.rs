@@ -323,6 +323,11 @@ async fn labels_classic_steps_buildkit_config_and_no_cache_per_stage() {
         "v"
     );
     assert!(!img.raw_config.contains("LABEL"), "{}", img.raw_config);
+    // It stands in for the last step (ENV B=2): that step's parent is its.
+    let parent = b.images.get(img.parent.as_deref().unwrap()).unwrap();
+    let env = parent.config.config.clone().unwrap().env.unwrap();
+    assert!(env.contains(&"A=1".to_string()), "{env:?}");
+    assert!(!env.contains(&"B=2".to_string()), "{env:?}");
     let (_, msgs) = build_dir(&b, fake.clone(), df, opts(), x).await;
     assert_eq!(built_id(&msgs), id);
 
