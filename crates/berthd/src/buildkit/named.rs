@@ -65,14 +65,14 @@ pub(super) fn parse(
     Ok(out)
 }
 
-/// An image of one layer (the tree at `dir`) and no config.
-fn image_of_dir(images: &ImageService, dir: &Path) -> Result<String, BuildKitError> {
-    let tar = dir.with_extension("tar");
+/// An image of one layer (the tree at `dir`, packed to `tar` first) and
+/// no config.
+fn image_of_dir(images: &ImageService, dir: &Path, tar: &Path) -> Result<String, BuildKitError> {
     let r = (|| -> Result<String, BuildKitError> {
-        let f = std::fs::File::create(&tar)?;
+        let f = std::fs::File::create(tar)?;
         pack(dir, f, &PackOptions::default())
             .map_err(|e| BuildKitError::Build(format!("packing a named context: {e}")))?;
-        let layer = images.create_layer(None, std::fs::File::open(&tar)?)?;
+        let layer = images.create_layer(None, std::fs::File::open(tar)?)?;
         // No `created`: the same files give the same image, so that the
         // steps on it are cached.
         let config = serde_json::json!({
@@ -88,7 +88,7 @@ fn image_of_dir(images: &ImageService, dir: &Path) -> Result<String, BuildKitErr
         drop(layer);
         Ok(img.id.clone())
     })();
-    let _ = std::fs::remove_file(&tar);
+    let _ = std::fs::remove_file(tar);
     r
 }
 
@@ -157,9 +157,15 @@ impl BuildKit {
         };
         let n = diffcopy::fetch(&session, local, &f, dir.path()).await?;
         let images = self.engine.images.clone();
-        let id = tokio::task::spawn_blocking(move || image_of_dir(&images, dir.path()))
-            .await
-            .map_err(|e| BuildKitError::Build(format!("named context worker: {e}")))??;
+        // The layer's tar in a scratch directory of its own (what a crash
+        // leaves there is removed at start-up).
+        let packed = Scratch::new(builder.scratch_dir("bk-named-layer"));
+        std::fs::create_dir_all(packed.path())?;
+        let id = tokio::task::spawn_blocking(move || {
+            image_of_dir(&images, dir.path(), &packed.path().join("layer.tar"))
+        })
+        .await
+        .map_err(|e| BuildKitError::Build(format!("named context worker: {e}")))??;
         Ok((id, n))
     }
 }
