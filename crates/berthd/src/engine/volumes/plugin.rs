@@ -27,6 +27,13 @@ pub struct PluginDriver {
     scopes: Scopes,
 }
 
+/// `Get`'s answer as plugins give it: the volume may be missing or `null`.
+#[derive(Debug, Default, Deserialize)]
+struct MaybeVolume {
+    #[serde(rename = "Volume", default)]
+    volume: Option<super::driver::VolumeInfo>,
+}
+
 /// An answer that carries only `Err`.
 #[derive(Debug, Default, Deserialize)]
 struct Nothing {}
@@ -81,15 +88,15 @@ impl VolumeDriver for PluginDriver {
     }
 
     fn get(&self, req: &NameRequest) -> Result<GetResponse> {
-        let g: GetResponse = self.call("Get", req)?;
-        // A plugin may answer no volume and no error.
-        if g.volume.name.is_empty() {
-            return Err(EngineError::not_found(format!(
+        let g: MaybeVolume = self.call("Get", req)?;
+        // A plugin may answer no volume (or `null`) and no error.
+        match g.volume {
+            Some(volume) if !volume.name.is_empty() => Ok(GetResponse { volume }),
+            _ => Err(EngineError::not_found(format!(
                 "get {}: no such volume",
                 req.name
-            )));
+            ))),
         }
-        Ok(g)
     }
 
     fn list(&self) -> Result<ListResponse> {
@@ -132,5 +139,116 @@ impl VolumeDriver for PluginDriver {
         CapabilitiesResponse {
             capabilities: Capability { scope },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plugins::client::{Addr, Client};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// A plugin answering each method from `answers` (method → status,
+    /// body), recording the methods asked, for `calls` connections.
+    fn fake(
+        dir: &std::path::Path,
+        answers: &'static [(&'static str, u16, &'static str)],
+        calls: usize,
+    ) -> (PluginDriver, Arc<Mutex<Vec<String>>>) {
+        let sock = dir.join("p.sock");
+        let l = UnixListener::bind(&sock).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for _ in 0..calls {
+                let Ok((mut s, _)) = l.accept() else { return };
+                let mut b = [0u8; 4096];
+                let n = s.read(&mut b).unwrap_or(0);
+                let req = String::from_utf8_lossy(&b[..n]).to_string();
+                let method = req.split(' ').nth(1).unwrap_or("").to_string();
+                seen.lock().unwrap().push(method.clone());
+                let (status, body) = answers
+                    .iter()
+                    .find(|(m, _, _)| *m == method)
+                    .map(|(_, s, b)| (*s, *b))
+                    .unwrap_or((404, "404 page not found"));
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let client = Client::new(Addr::Unix(sock), Duration::from_millis(500));
+        let p = Arc::new(Plugin::new("p", vec!["VolumeDriver".into()], client, None));
+        (PluginDriver::new(p, Scopes::default()), asked)
+    }
+
+    #[test]
+    fn calls_map_to_the_protocol_and_errors_name_the_method() {
+        let t = tempfile::tempdir().unwrap();
+        let (d, asked) = fake(
+            t.path(),
+            &[
+                ("/VolumeDriver.Create", 200, r#"{"Err":"bad option"}"#),
+                ("/VolumeDriver.Mount", 200, r#"{"Mountpoint":""}"#),
+                ("/VolumeDriver.Get", 200, r#"{"Volume":null,"Err":""}"#),
+                ("/VolumeDriver.Remove", 500, r#"{"Err":"busy"}"#),
+                (
+                    "/VolumeDriver.List",
+                    200,
+                    r#"{"Volumes":[{"Name":"a","Mountpoint":"/m/a"}]}"#,
+                ),
+                (
+                    "/VolumeDriver.Capabilities",
+                    200,
+                    r#"{"Capabilities":{"Scope":"GLOBAL"}}"#,
+                ),
+            ],
+            6,
+        );
+        let e = d
+            .create(&CreateRequest {
+                name: "v".into(),
+                opts: Default::default(),
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "VolumeDriver.Create: bad option");
+        let e = d
+            .mount(&MountRequest {
+                name: "v".into(),
+                id: "c".into(),
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("gave no mountpoint"), "{e}");
+        let e = d.get(&NameRequest { name: "v".into() }).unwrap_err();
+        assert!(matches!(e, EngineError::NotFound(_)), "{e}");
+        let e = d.remove(&NameRequest { name: "v".into() }).unwrap_err();
+        assert_eq!(e.to_string(), "VolumeDriver.Remove: busy");
+        assert_eq!(d.list().unwrap().volumes[0].mountpoint, "/m/a");
+        // The scope is normalised and asked once.
+        assert_eq!(d.capabilities().capabilities.scope, "global");
+        assert_eq!(d.capabilities().capabilities.scope, "global");
+        assert_eq!(
+            asked.lock().unwrap().as_slice(),
+            [
+                "/VolumeDriver.Create",
+                "/VolumeDriver.Mount",
+                "/VolumeDriver.Get",
+                "/VolumeDriver.Remove",
+                "/VolumeDriver.List",
+                "/VolumeDriver.Capabilities"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plugin_without_capabilities_is_local() {
+        let t = tempfile::tempdir().unwrap();
+        let (d, _) = fake(t.path(), &[], 2);
+        assert_eq!(d.capabilities().capabilities.scope, "local");
     }
 }
