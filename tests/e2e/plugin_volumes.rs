@@ -348,6 +348,27 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
     );
     let info = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
     assert_eq!(info.trim(), r#"["local","tp"]"#);
+    // A name taken by another driver; df walks `local` volumes only.
+    d.docker_ok(&["volume", "create", "lv"]);
+    let o = d.docker(&["volume", "create", "-d", "tp", "lv"]);
+    assert!(
+        stderr(&o).contains(
+            "create lv: driver 'local' already has volume 'lv': volume name must be unique"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let (st, _, body) = d.raw("GET", "/system/df", None);
+    assert_eq!(st, 200);
+    let df: Value = serde_json::from_slice(&body).unwrap();
+    let names: Vec<&str> = df["Volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["lv"]);
+    d.docker_ok(&["volume", "rm", "lv"]);
 
     // A volume the plugin has and berth has no record of shows too, and
     // can be inspected and removed.
