@@ -664,7 +664,11 @@ fn plugins_that_answer_garbage_hang_or_vanish_get_clear_errors_in_time() {
     let (o, took) = timed(&d, &["start", "user"], limit);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("error while mounting volume 'dv'"), "{e}");
+    let at = s.path().join("dp/volumes/dv");
+    assert!(
+        e.contains(&format!("error while mounting volume '{}'", at.display())),
+        "{e}"
+    );
     assert!(
         e.contains(r#"plugin "dp" is not running or not answering"#),
         "{e}"

@@ -616,7 +616,14 @@ impl Volumes {
     /// Makes volume `name` usable for `holder` (a container or a cp
     /// session) through its driver (a device-backed local volume is
     /// mounted, a plugin is sent `Mount`); returns where its content is.
-    pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<PathBuf> {
+    /// `source` is where the volume was when the mount was planned (its
+    /// `Mountpoint` then), which Docker names in a plugin's failure.
+    pub(crate) fn activate_volume(
+        &self,
+        name: &str,
+        holder: &str,
+        source: &str,
+    ) -> Result<PathBuf> {
         let driver = self.get(name).map(|v| v.driver).unwrap_or_default();
         let req = MountRequest {
             name: name.into(),
@@ -626,7 +633,7 @@ impl Volumes {
             return Ok(PathBuf::from(self.driver(&driver)?.mount(&req)?.mountpoint));
         }
         let wrap = |e: EngineError| {
-            let msg = format!("error while mounting volume '{name}': {e}");
+            let msg = format!("error while mounting volume '{source}': {e}");
             match e {
                 EngineError::NotFound(_) => EngineError::not_found(msg),
                 _ => EngineError::internal(msg),
