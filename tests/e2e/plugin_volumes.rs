@@ -418,6 +418,33 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
     );
     assert!(!volume_lines(&d).iter().any(|l| l.contains("bad")));
 
+    // A create that fails after its first volume was made undoes it
+    // through the plugin: nothing is left half-made.
+    let o = d.docker(&[
+        "create",
+        // A 404 on create makes the CLI try a pull otherwise.
+        "--pull",
+        "never",
+        "--volume-driver",
+        "tp",
+        "-v",
+        "nv1:/d",
+        "--mount",
+        "type=volume,src=nv2,dst=/e,volume-driver=nosuch",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(r#"error looking up volume plugin nosuch: plugin "nosuch" not found"#),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(count(&state, "/VolumeDriver.Create", "nv1", None), 1);
+    assert_eq!(count(&state, "/VolumeDriver.Remove", "nv1", None), 1);
+    assert!(!volume_lines(&d).iter().any(|l| l.contains("nv1")));
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]).trim(), "");
+
     // An unknown driver: Docker's 404.
     let o = d.docker(&["volume", "create", "-d", "nosuch", "x"]);
     assert!(!o.status.success());
