@@ -390,6 +390,32 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
     d.docker_ok(&["volume", "rm", "behind"]);
     assert_eq!(count(&state, "/VolumeDriver.Remove", "behind", None), 1);
 
+    // A recorded volume its plugin no longer has does not show (as in
+    // moby); its plugin refuses to remove it, and -f drops the record.
+    d.docker_ok(&["volume", "create", "-d", "tp", "gone"]);
+    let (st, _, _) = raw_request(
+        &_tp.sock,
+        "POST",
+        "/VolumeDriver.Remove",
+        Some(br#"{"Name":"gone"}"#),
+    )
+    .unwrap();
+    assert_eq!(st, 200);
+    assert!(!volume_lines(&d).iter().any(|l| l.contains("gone")));
+    let o = d.docker(&["volume", "rm", "gone"]);
+    assert!(
+        stderr(&o).contains("remove gone: VolumeDriver.Remove: no such volume: gone"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["volume", "rm", "-f", "gone"]);
+    let o = d.docker(&["volume", "inspect", "gone"]);
+    assert!(
+        stderr(&o).contains("get gone: no such volume"),
+        "{}",
+        stderr(&o)
+    );
+
     // Prune leaves plugin volumes alone (Docker prunes `local` ones).
     d.docker_ok(&["rm", "c1"]);
     d.docker_ok(&["volume", "prune", "-a", "-f"]);
