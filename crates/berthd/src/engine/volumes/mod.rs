@@ -414,13 +414,32 @@ impl Volumes {
         // listing failed.
         let mut listed: HashMap<String, Option<(Vec<driver::VolumeInfo>, VolumeScopeEnum)>> =
             HashMap::new();
-        for p in self.plugins.all(plugins::VOLUME) {
-            if !filters.exact_match("driver", p.name()) {
-                continue;
-            }
-            let d = plugin::PluginDriver::new(p, self.scopes.clone());
-            let entry = match d.list() {
-                Ok(l) => Some((l.volumes, scope_of(&d.capabilities()))),
+        let drivers: Vec<plugin::PluginDriver> = self
+            .plugins
+            .all(plugins::VOLUME)
+            .into_iter()
+            .filter(|p| filters.exact_match("driver", p.name()))
+            .map(|p| plugin::PluginDriver::new(p, self.scopes.clone()))
+            .collect();
+        // All at once, as Docker does: a slow plugin costs one timeout.
+        let answers = plugins::client::blocking(|| {
+            std::thread::scope(|s| {
+                let asks: Vec<_> = drivers
+                    .iter()
+                    .map(|d| s.spawn(move || d.list().map(|l| (l, d.capabilities()))))
+                    .collect();
+                asks.into_iter()
+                    .map(|a| {
+                        a.join().unwrap_or_else(|_| {
+                            Err(EngineError::internal("listing volumes: the call panicked"))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+        for (d, answer) in drivers.iter().zip(answers) {
+            let entry = match answer {
+                Ok((l, caps)) => Some((l.volumes, scope_of(&caps))),
                 Err(e) => {
                     warnings.push(format!("list {}: {e}", d.name()));
                     None
