@@ -87,7 +87,8 @@ impl Engine {
         )?);
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
-        let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
+        let networks =
+            networks::Networks::open(store.clone(), events.clone(), plugins.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
         let registries = Arc::new(registry::Registries::new(
             &config,
