@@ -265,6 +265,12 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
     assert_eq!(count(&p, "NetworkDriver.CreateEndpoint", &ep1), 1);
     assert_eq!(count(&p, "NetworkDriver.Join", &ep1), 1);
     assert_eq!(count(&p, "NetworkDriver.Leave", &ep1), 0);
+    // Asked to publish although it does not implement it (optional: the
+    // plugin's 404 did not fail the start).
+    assert_eq!(
+        count(&p, "NetworkDriver.ProgramExternalConnectivity", &ep1),
+        1
+    );
     d.docker_ok(&["rm", "-f", "c1"]);
     assert_eq!(count(&p, "NetworkDriver.Leave", &ep1), 1);
     assert_eq!(count(&p, "NetworkDriver.DeleteEndpoint", &ep1), 1);
@@ -312,7 +318,14 @@ fn a_plugin_driver_with_the_default_ipam_and_connect_disconnect() {
         .to_string();
     assert!(p.bodies("IpamDriver.RequestPool").is_empty());
     d.docker_ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "300"]);
-    d.docker_ok(&["network", "connect", "pdef", "cc"]);
+    d.docker_ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "tint=green",
+        "pdef",
+        "cc",
+    ]);
     let ep = endpoint_of(&d, "cc", "pdef");
     let ip = ep["IPAddress"].as_str().unwrap().to_string();
     assert!(
@@ -323,6 +336,9 @@ fn a_plugin_driver_with_the_default_ipam_and_connect_disconnect() {
     assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
     let id = ep["EndpointID"].as_str().unwrap().to_string();
     assert_eq!(count(&p, "NetworkDriver.Join", &id), 1);
+    // The endpoint's driver options reach the plugin.
+    let created = p.bodies("NetworkDriver.CreateEndpoint");
+    assert_eq!(created[0]["Options"]["tint"], "green", "{created:?}");
     d.docker_ok(&["network", "disconnect", "pdef", "cc"]);
     assert_eq!(count(&p, "NetworkDriver.Leave", &id), 1);
     assert_eq!(count(&p, "NetworkDriver.DeleteEndpoint", &id), 1);

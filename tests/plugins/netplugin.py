@@ -5,7 +5,9 @@ It serves Docker's remote driver and IPAM protocols on a unix socket. It
 owns one Linux bridge (its own name), makes a veth pair per endpoint (the
 host end on its bridge, the other end handed to the daemon in `Join`),
 and hands out addresses from its own pools. Every call is appended to a
-log file as one JSON line: {"method": ..., "body": ...}.
+log file as one JSON line: {"method": ..., "body": ...}. It implements
+neither ProgramExternalConnectivity nor RevokeExternalConnectivity (404):
+they are optional.
 
 usage: netplugin.py SOCKET BRIDGE TAG LOG [--mode MODE]
 
@@ -171,8 +173,8 @@ HANDLERS = {
     "NetworkDriver.Leave": lambda b: {},
     "NetworkDriver.DiscoverNew": lambda b: {},
     "NetworkDriver.DiscoverDelete": lambda b: {},
-    "NetworkDriver.ProgramExternalConnectivity": lambda b: {},
-    "NetworkDriver.RevokeExternalConnectivity": lambda b: {},
+    # ProgramExternalConnectivity and RevokeExternalConnectivity are left
+    # out on purpose: they are optional (a 404 is no error).
     "IpamDriver.GetCapabilities": lambda b: {"RequiresMACAddress": False},
     "IpamDriver.GetDefaultAddressSpaces": lambda b: {
         "LocalDefaultAddressSpace": "plocal", "GlobalDefaultAddressSpace": "pglobal"},

@@ -329,7 +329,8 @@ impl Networks {
                 address_ipv6: a6.clone(),
                 mac_address: given_mac.clone().unwrap_or_default(),
             }),
-            options: HashMap::new(),
+            // `--driver-opt`, for the driver (a plugin) to read.
+            options: ep.driver_opts.clone().unwrap_or_default(),
         });
         let created = match created {
             Ok(c) => c,

@@ -29,6 +29,7 @@ use super::{
 };
 use crate::engine::networks::bridge::{self, ExtraRoute, Iface};
 use crate::engine::networks::{ipam, lock};
+use crate::engine::plugins::client::CallError;
 use crate::engine::plugins::{self, Plugin, Plugins};
 use crate::engine::{EngineError, Result};
 
@@ -41,6 +42,22 @@ pub(super) fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
     body: &B,
 ) -> Result<T> {
     let v: serde_json::Value = p.call(method, body)?;
+    answer(p, method, v)
+}
+
+/// As `call`, for a method a plugin need not implement: a 404 is no
+/// error (libnetwork's rule for `ProgramExternalConnectivity` and
+/// `RevokeExternalConnectivity`).
+fn call_optional<B: Serialize + ?Sized>(p: &Plugin, method: &str, body: &B) -> Result<()> {
+    match p.client().call::<B, serde_json::Value>(method, body) {
+        Ok(v) => answer::<serde_json::Value>(p, method, v).map(drop),
+        Err(CallError::Status { status: 404, .. }) => Ok(()),
+        Err(e) => Err(p.error(e)),
+    }
+}
+
+/// A decoded answer: an error if its `Err` is set, else the method's type.
+fn answer<T: DeserializeOwned>(p: &Plugin, method: &str, v: serde_json::Value) -> Result<T> {
     if let Some(e) = v.get("Err").and_then(|e| e.as_str()) {
         if !e.is_empty() {
             return Err(EngineError::internal(format!("remote: {e}")));
@@ -169,6 +186,11 @@ impl RemoteDriver {
     ) -> Result<T> {
         let p = self.plugins.get(&self.name, plugins::NETWORK)?;
         call(&p, &format!("{}.{method}", plugins::NETWORK), body)
+    }
+
+    fn call_optional<B: Serialize + ?Sized>(&self, method: &str, body: &B) -> Result<()> {
+        let p = self.plugins.get(&self.name, plugins::NETWORK)?;
+        call_optional(&p, &format!("{}.{method}", plugins::NETWORK), body)
     }
 
     /// `GetCapabilities`, checked as libnetwork does when it registers a
@@ -324,8 +346,12 @@ impl NetworkDriver for RemoteDriver {
     }
 
     fn endpoint_oper_info(&self, req: &EndpointRequest) -> Result<EndpointOperInfoResponse> {
-        // What a plugin reports is its own business; the ports stay as asked.
-        let _: serde_json::Value = self.call("EndpointOperInfo", req)?;
+        // What a plugin reports is its own business (libnetwork only shows
+        // it), and a failure here must not fail a start: the ports stay
+        // as asked.
+        if let Err(e) = self.call::<_, serde_json::Value>("EndpointOperInfo", req) {
+            tracing::debug!(plugin = %self.name, error = %e, "EndpointOperInfo");
+        }
         Ok(EndpointOperInfoResponse::default())
     }
 
@@ -368,14 +394,12 @@ impl NetworkDriver for RemoteDriver {
                     "com.docker.network.portmap": wire_ports(&req.options.port_map),
                 },
             });
-            let _: serde_json::Value = self.call("ProgramExternalConnectivity", &body)?;
-            Ok(())
+            self.call_optional("ProgramExternalConnectivity", &body)
         })
     }
 
     fn revoke_external_connectivity(&self, req: &EndpointRequest) -> Result<()> {
-        let _: serde_json::Value = self.call("RevokeExternalConnectivity", req)?;
-        Ok(())
+        self.call_optional("RevokeExternalConnectivity", req)
     }
 }
 
