@@ -317,6 +317,15 @@ fn a_plugin_driver_with_the_default_ipam_and_connect_disconnect() {
         .unwrap()
         .to_string();
     assert!(p.bodies("IpamDriver.RequestPool").is_empty());
+    // berth's bridge driver takes no plugin's addresses: a clear refusal.
+    let o = d.docker(&["network", "create", "--ipam-driver", &p.name, "brx"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("takes its addresses from the default IPAM only"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(p.bodies("IpamDriver.RequestPool").is_empty());
     d.docker_ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "300"]);
     d.docker_ok(&[
         "network",

@@ -87,8 +87,7 @@ impl Engine {
         )?);
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
-        let networks =
-            networks::Networks::open(store.clone(), events.clone(), plugins.clone(), &config)?;
+        let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
         let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
         let registries = Arc::new(registry::Registries::new(
             &config,
@@ -103,6 +102,7 @@ impl Engine {
         networks.set_referenced(Box::new(move |name| {
             containers::network::names_network(&index, name)
         }));
+        networks.set_plugins(plugins.clone());
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)

@@ -71,7 +71,7 @@ pub struct Joined {
 impl Networks {
     pub fn driver_of(&self, n: &NetRecord) -> Result<Arc<dyn NetworkDriver>> {
         if n.plugin.is_some() {
-            return Ok(self.remote_driver(&n.driver));
+            return self.remote_driver(&n.driver);
         }
         self.drivers
             .network(&n.driver)

@@ -190,8 +190,9 @@ pub struct Networks {
     drivers: driver::Registry,
     /// The `bridge` driver also renders the firewall table.
     bridge_driver: Arc<driver::bridge::BridgeDriver>,
-    /// Plugins, for the networks whose driver or IPAM is one.
-    plugins: Arc<super::plugins::Plugins>,
+    /// Plugins, for the networks whose driver or IPAM is one (installed
+    /// once, `Networks::set_plugins`).
+    plugins: std::sync::OnceLock<Arc<super::plugins::Plugins>>,
     /// The plugins' network drivers by name, made on first use (`plugin.rs`).
     remote: Mutex<HashMap<String, Arc<driver::remote::RemoteDriver>>>,
     /// What each running container holds on its networks (`attach.rs`).
@@ -217,7 +218,6 @@ impl Networks {
     pub fn open(
         store: Arc<super::store::Store>,
         events: Arc<super::events::EventBus>,
-        plugins: Arc<super::plugins::Plugins>,
         config: &crate::config::DaemonConfig,
     ) -> Result<Self> {
         let netlink = Arc::new(bridge::Netlink::default());
@@ -263,7 +263,7 @@ impl Networks {
             netlink,
             drivers: driver::Registry { network, ipam },
             bridge_driver,
-            plugins,
+            plugins: std::sync::OnceLock::new(),
             remote: Mutex::default(),
             joined: Mutex::default(),
             live: Mutex::default(),
@@ -284,6 +284,12 @@ impl Networks {
     /// this network" (once); `prune` keeps such networks.
     pub fn set_referenced(&self, f: Referenced) {
         let _ = self.referenced.set(f);
+    }
+
+    /// Installs the plugins (once): networks whose driver or IPAM is a
+    /// plugin reach it through them.
+    pub fn set_plugins(&self, plugins: Arc<super::plugins::Plugins>) {
+        let _ = self.plugins.set(plugins);
     }
 
     fn is_referenced(&self, name: &str) -> bool {
@@ -662,8 +668,13 @@ impl Networks {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "default".into());
         let Some(ipam_d) = self.drivers.ipam(&ipam_name) else {
-            return Err(EngineError::not_found(format!(
-                "plugin \"{ipam_name}\" not found"
+            // An IPAM plugin serves the networks of network plugins
+            // (`plugin.rs`); the bridge's pools are the default IPAM's.
+            self.plugins()?
+                .get(&ipam_name, super::plugins::IPAM)
+                .map_err(|_| EngineError::not_found(format!("plugin \"{ipam_name}\" not found")))?;
+            return Err(EngineError::invalid(format!(
+                "the bridge driver takes its addresses from the default IPAM only, not from \"{ipam_name}\""
             )));
         };
         let pool_req = |pool: &str, sub_pool: &str, v6: bool| RequestPoolRequest {

@@ -20,7 +20,7 @@ use super::driver::{
     RequestPoolRequest, GATEWAY_ADDRESS, REQUEST_ADDRESS_TYPE,
 };
 use super::{lock, NetRecord, Networks};
-use crate::engine::plugins;
+use crate::engine::plugins::{self, Plugins};
 use crate::engine::store::Table;
 use crate::engine::{EngineError, Result};
 
@@ -100,17 +100,20 @@ fn bare(a: &str) -> &str {
 impl Networks {
     /// Plugin `name`'s network driver (one per plugin: it remembers the
     /// endpoints it created until they join).
-    pub(super) fn remote_driver(&self, name: &str) -> Arc<dyn NetworkDriver> {
-        lock(&self.remote)
+    pub(super) fn remote_driver(&self, name: &str) -> Result<Arc<dyn NetworkDriver>> {
+        let plugins = self.plugins()?;
+        let mut remote = lock(&self.remote);
+        let d = remote
             .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(RemoteDriver::new(
-                    name,
-                    self.plugins.clone(),
-                    self.netlink.clone(),
-                ))
-            })
-            .clone()
+            .or_insert_with(|| Arc::new(RemoteDriver::new(name, plugins, self.netlink.clone())));
+        Ok(d.clone())
+    }
+
+    pub(super) fn plugins(&self) -> Result<Arc<Plugins>> {
+        self.plugins
+            .get()
+            .cloned()
+            .ok_or_else(|| EngineError::internal("plugins are not set up"))
     }
 
     /// The IPAM named `name`: the default one, or a plugin's.
@@ -121,7 +124,7 @@ impl Networks {
                 .ipam("default")
                 .ok_or_else(|| EngineError::not_found("plugin \"default\" not found"));
         }
-        Ok(Arc::new(RemoteIpam::new(name, self.plugins.clone())))
+        Ok(Arc::new(RemoteIpam::new(name, self.plugins()?)))
     }
 
     /// A pool for `cfg` (or one the IPAM picks), and its gateway: the one
@@ -173,7 +176,8 @@ impl Networks {
         name: String,
         driver: String,
     ) -> Result<(String, String)> {
-        self.plugins.get(&driver, plugins::NETWORK)?;
+        let plugins = self.plugins()?;
+        plugins.get(&driver, plugins::NETWORK)?;
         if req.ingress == Some(true) {
             return Err(EngineError::Forbidden(
                 "ingress networks are only available in swarm mode, which berth does not serve"
@@ -185,9 +189,9 @@ impl Networks {
                 "config-only networks are not supported",
             ));
         }
-        let remote = RemoteDriver::new(&driver, self.plugins.clone(), self.netlink.clone());
+        let remote = RemoteDriver::new(&driver, plugins.clone(), self.netlink.clone());
         remote.capabilities()?;
-        let d = self.remote_driver(&driver);
+        let d = self.remote_driver(&driver)?;
         let ipam_cfg = req.ipam.clone().unwrap_or_default();
         let ipam_name = ipam_cfg
             .driver
@@ -197,8 +201,8 @@ impl Networks {
         let space = if ipam_name == "default" {
             ADDRESS_SPACE.to_string()
         } else {
-            self.plugins.get(&ipam_name, plugins::IPAM)?;
-            RemoteIpam::new(&ipam_name, self.plugins.clone())
+            plugins.get(&ipam_name, plugins::IPAM)?;
+            RemoteIpam::new(&ipam_name, plugins.clone())
                 .address_spaces()?
                 .local_default_address_space
         };
