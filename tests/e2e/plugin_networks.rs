@@ -242,6 +242,25 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
         "{}",
         String::from_utf8_lossy(&on_bridge.stdout)
     );
+    // A static address (the subnet was given) is asked of the IPAM.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "pnet",
+        "--ip",
+        "10.219.7.50",
+        "busybox",
+        "true",
+    ]);
+    assert!(p
+        .bodies("IpamDriver.RequestAddress")
+        .iter()
+        .any(|b| b["Address"] == "10.219.7.50"));
+    assert!(p
+        .bodies("IpamDriver.ReleaseAddress")
+        .iter()
+        .any(|b| b["Address"] == "10.219.7.50"));
     // They reach each other, by address and by name (embedded DNS).
     d.docker_ok(&["exec", "c1", "ping", "-c1", "-W2", "10.219.7.3"]);
     d.docker_ok(&["exec", "c2", "ping", "-c1", "-W2", "c1"]);

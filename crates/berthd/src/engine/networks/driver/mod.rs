@@ -1,9 +1,9 @@
 //! Driver seams: every network has a network driver and an IPAM driver.
 //! Both traits have the shape of Docker's remote plugin protocols
 //! (`/NetworkDriver.*` and `/IpamDriver.*`, JSON over HTTP), and their
-//! requests and responses serialise with the protocols' field names, so a
-//! remote plugin can later be one more implementation. Built in: `bridge`,
-//! `host`, `null` and the `default` IPAM.
+//! requests and responses serialise with the protocols' field names.
+//! Built in: `bridge`, `host`, `null` and the `default` IPAM; a plugin is
+//! one more implementation (`remote.rs`, `remote_ipam.rs`).
 //!
 //! Work that is asynchronous (netlink, a pool pick that reads the host's
 //! routes, port proxies) returns a boxed future so that drivers can sit in
