@@ -38,21 +38,7 @@ impl NetPlugin {
         let sock = plugins.join(format!("{name}.sock"));
         let log = dir.path().join("calls.jsonl");
         let bridge = format!("pb{tag}");
-        let child = Command::new("python3")
-            .arg(SCRIPT)
-            .arg(&sock)
-            .arg(&bridge)
-            .arg(&tag)
-            .arg(&log)
-            .args(["--mode", mode])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 runs the test plugin");
-        assert!(
-            wait_for(Duration::from_secs(10), || sock.exists()),
-            "the test plugin did not come up"
-        );
+        let child = spawn_plugin(&sock, &bridge, &tag, &log, mode);
         NetPlugin {
             name,
             bridge,
@@ -62,6 +48,18 @@ impl NetPlugin {
             child,
             _dir: dir,
         }
+    }
+
+    /// Kills the plugin process (its bridge and veths stay).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+    }
+
+    /// Starts it again on the same socket, with no memory of its state.
+    fn start_again(&mut self) {
+        self.child = spawn_plugin(&self.sock, &self.bridge, &self.tag, &self.log, "");
     }
 
     /// The calls it received, in order: (method, body).
@@ -102,6 +100,25 @@ impl NetPlugin {
             .map(str::to_string)
             .collect()
     }
+}
+
+fn spawn_plugin(sock: &Path, bridge: &str, tag: &str, log: &Path, mode: &str) -> Child {
+    let child = Command::new("python3")
+        .arg(SCRIPT)
+        .arg(sock)
+        .arg(bridge)
+        .arg(tag)
+        .arg(log)
+        .args(["--mode", mode])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 runs the test plugin");
+    assert!(
+        wait_for(Duration::from_secs(10), || sock.exists()),
+        "the test plugin did not come up"
+    );
+    child
 }
 
 impl Drop for NetPlugin {
@@ -616,5 +633,75 @@ fn plugin_networks_survive_a_daemon_restart_and_dead_containers_endpoints_are_re
     d.docker_ok(&["rm", "-f", "alive", "late", "dead"]);
     assert_eq!(count(&p, "NetworkDriver.DeleteEndpoint", &alive_ep), 1);
     d.docker_ok(&["network", "rm", "pr"]);
+    assert!(p.links().is_empty(), "left behind: {:?}", p.links());
+}
+
+#[test]
+fn a_plugin_that_disappears_gets_clear_errors_within_its_timeout() {
+    let d = Daemon::start_with(&["--plugin-timeout", "2"]).expect("berthd starts");
+    fixtures::import_busybox(&d, "busybox:latest");
+    let mut p = NetPlugin::start(&d, "");
+    d.docker_ok(&[
+        "network",
+        "create",
+        "-d",
+        &p.name,
+        "--ipam-driver",
+        &p.name,
+        "--subnet",
+        "10.219.6.0/24",
+        "gone",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cg",
+        "--network",
+        "gone",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    p.kill();
+    // The daemon keeps serving; a stop does not wait on the plugin past
+    // its timeouts (it logs what it could not undo there).
+    d.docker_ok(&["ps"]);
+    let start = Instant::now();
+    let o = docker_within(&d, &["stop", "-t", "0", "cg"], Duration::from_secs(40));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    // A new container cannot join, and says why.
+    let o = docker_within(
+        &d,
+        &["run", "--rm", "--network", "gone", "busybox", "true"],
+        Duration::from_secs(40),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is not running or not answering"),
+        "{}",
+        stderr(&o)
+    );
+    // Nor can the network go while its driver is away (as dockerd).
+    let o = docker_within(&d, &["network", "rm", "gone"], Duration::from_secs(40));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is not running or not answering"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d
+        .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .any(|l| l == "gone"));
+    // Back, it serves the same network again.
+    p.start_again();
+    d.docker_ok(&["rm", "cg"]);
+    d.docker_ok(&["network", "rm", "gone"]);
     assert!(p.links().is_empty(), "left behind: {:?}", p.links());
 }
