@@ -705,3 +705,64 @@ fn a_plugin_that_disappears_gets_clear_errors_within_its_timeout() {
     d.docker_ok(&["network", "rm", "gone"]);
     assert!(p.links().is_empty(), "left behind: {:?}", p.links());
 }
+
+#[test]
+fn an_ipv6_plugin_network_gives_both_families_from_the_plugin() {
+    let d = daemon();
+    let p = NetPlugin::start(&d, "");
+    d.docker_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "-d",
+        &p.name,
+        "--ipam-driver",
+        &p.name,
+        "--subnet",
+        "10.219.5.0/24",
+        "--subnet",
+        "fd00:219:5::/64",
+        "p6",
+    ]);
+    let pools = p.bodies("IpamDriver.RequestPool");
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    assert_eq!(pools[1]["V6"], true);
+    assert_eq!(pools[1]["Pool"], "fd00:219:5::/64");
+    let create = &p.bodies("NetworkDriver.CreateNetwork")[0];
+    assert_eq!(create["IPv6Data"][0]["Gateway"], "fd00:219:5::1/64");
+    assert_eq!(create["Options"]["com.docker.network.enable_ipv6"], true);
+    for c in ["v1", "v2"] {
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            "p6",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    let e1 = endpoint_of(&d, "v1", "p6");
+    let e2 = endpoint_of(&d, "v2", "p6");
+    assert_eq!(e1["GlobalIPv6Address"], "fd00:219:5::2", "{e1}");
+    assert_eq!(e1["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(e1["IPv6Gateway"], "fd00:219:5::1");
+    let addr = d.docker_ok(&["exec", "v1", "ip", "-6", "addr", "show", "eth0"]);
+    assert!(addr.contains("inet6 fd00:219:5::2/64"), "{addr}");
+    let routes = d.docker_ok(&["exec", "v1", "ip", "-6", "route"]);
+    assert!(routes.contains("default via fd00:219:5::1"), "{routes}");
+    let ip2 = e2["GlobalIPv6Address"].as_str().unwrap().to_string();
+    d.docker_ok(&["exec", "v1", "ping", "-6", "-c1", "-W2", &ip2]);
+    d.docker_ok(&["rm", "-f", "v1", "v2"]);
+    d.docker_ok(&["network", "rm", "p6"]);
+    let released = p.bodies("IpamDriver.ReleasePool");
+    assert!(
+        released
+            .iter()
+            .any(|b| b["PoolID"] == "plocal/fd00:219:5::/64"),
+        "{released:?}"
+    );
+    assert!(p.links().is_empty(), "left behind: {:?}", p.links());
+}

@@ -38,6 +38,7 @@ POOLS = {}  # pool ID -> {"net": IPv4Network, "used": set of addresses}
 ENDPOINTS = {}  # endpoint ID -> (host veth, peer veth, address)
 COUNTER = [0]
 DEFAULT_POOL = "10.219.0.0/24"
+DEFAULT_POOL6 = "fd00:219::/64"
 
 
 def ip(*args):
@@ -58,9 +59,8 @@ def request_pool(body):
         return {"Err": "the test plugin has no pool for you"}
     if ARGS.mode == "ipam-nopool":
         return {"PoolID": "p", "Pool": "not-a-cidr", "Data": {}}
-    if body.get("V6"):
-        return {"Err": "this plugin has no IPv6 pools"}
-    net = ipaddress.ip_network(body.get("Pool") or DEFAULT_POOL, strict=False)
+    default = DEFAULT_POOL6 if body.get("V6") else DEFAULT_POOL
+    net = ipaddress.ip_network(body.get("Pool") or default, strict=False)
     pid = "plocal/" + str(net)
     with LOCK:
         if pid in POOLS:
@@ -123,8 +123,9 @@ def create_endpoint(body):
     ip("link", "set", host, "master", ARGS.bridge)
     ip("link", "set", host, "up")
     addr = (body.get("Interface") or {}).get("Address", "")
+    addr6 = (body.get("Interface") or {}).get("AddressIPv6", "")
     with LOCK:
-        ENDPOINTS[body["EndpointID"]] = (host, peer, addr)
+        ENDPOINTS[body["EndpointID"]] = (host, peer, addr, addr6)
     out = {}
     iface = body.get("Interface") or {}
     if not iface.get("MacAddress") and addr:
@@ -158,6 +159,8 @@ def join(body):
         out["Gateway"] = str(next(net.hosts()))
         # A connected route the container should get.
         out["StaticRoutes"] = [{"Destination": "10.218.99.0/24", "RouteType": 1}]
+    if ep[3]:
+        out["GatewayIPv6"] = str(next(ipaddress.ip_interface(ep[3]).network.hosts()))
     return out
 
 
