@@ -188,6 +188,8 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
         "colour=blue",
         "--ipam-opt",
         "flavour=mint",
+        "--aux-address",
+        "router=10.219.7.254",
         "pnet",
     ]);
     let n = inspect_net(&d, "pnet");
@@ -196,6 +198,10 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
     assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.219.7.0/24");
     assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.219.7.1");
     assert_eq!(n["IPAM"]["Options"]["flavour"], "mint");
+    assert_eq!(
+        n["IPAM"]["Config"][0]["AuxiliaryAddresses"]["router"],
+        "10.219.7.254"
+    );
     assert_eq!(n["Options"]["colour"], "blue");
     // The pool was asked for in the plugin's address space, with the
     // IPAM options; the gateway as a gateway; the network with both.
@@ -215,6 +221,10 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
     assert_eq!(
         create["Options"]["com.docker.network.generic"]["colour"],
         "blue"
+    );
+    assert_eq!(
+        create["IPv4Data"][0]["AuxAddresses"]["router"],
+        "10.219.7.254/24"
     );
 
     for c in ["c1", "c2"] {
@@ -324,10 +334,12 @@ fn containers_on_a_plugin_network_get_its_addresses_and_reach_each_other() {
     // Network rm reaches the driver and gives the gateway and pool back.
     d.docker_ok(&["network", "rm", "pnet"]);
     assert_eq!(p.bodies("NetworkDriver.DeleteNetwork").len(), 1);
-    assert!(p
-        .bodies("IpamDriver.ReleaseAddress")
-        .iter()
-        .any(|b| b["Address"] == "10.219.7.1"));
+    for a in ["10.219.7.1", "10.219.7.254"] {
+        assert!(p
+            .bodies("IpamDriver.ReleaseAddress")
+            .iter()
+            .any(|b| b["Address"] == a));
+    }
     assert_eq!(
         p.bodies("IpamDriver.ReleasePool")[0]["PoolID"],
         "plocal/10.219.7.0/24"

@@ -849,7 +849,11 @@ impl Networks {
                 subnet: Some(s.clone()),
                 ip_range: n.ip_range.clone(),
                 gateway: g.clone(),
-                auxiliary_addresses: None,
+                auxiliary_addresses: n
+                    .plugin
+                    .as_ref()
+                    .map(|p| p.aux.clone())
+                    .filter(|a| !a.is_empty()),
             }],
             _ => vec![],
         };

@@ -32,11 +32,15 @@ pub struct PluginNet {
     /// The pools' IDs as the IPAM gave them (IPv4, IPv6).
     pub pool: Option<String>,
     pub pool6: Option<String>,
-    /// The gateways requested from the IPAM, as (pool ID, address): they
-    /// are released with the pools. A gateway the pool's `Data` named
-    /// was never requested, and is not.
+    /// The addresses requested from the IPAM at create (gateways,
+    /// `--aux-address`), as (pool ID, address): they are released with
+    /// the pools. A gateway the pool's `Data` named was never requested,
+    /// and is not.
     #[serde(default)]
     pub gateways: Vec<(String, String)>,
+    /// `--aux-address` of the IPv4 pool, as given (name → address).
+    #[serde(default)]
+    pub aux: HashMap<String, String>,
 }
 
 /// What a network create has taken from its IPAM so far.
@@ -75,6 +79,8 @@ struct Pool {
     pool: String,
     /// The gateway's address (no prefix); may be empty.
     gateway: String,
+    /// Auxiliary addresses reserved in it (name → address, no prefix).
+    aux: HashMap<String, String>,
 }
 
 impl Pool {
@@ -88,7 +94,11 @@ impl Pool {
             } else {
                 format!("{}/{prefix}", self.gateway)
             },
-            aux_addresses: HashMap::new(),
+            aux_addresses: self
+                .aux
+                .iter()
+                .map(|(k, a)| (k.clone(), format!("{a}/{prefix}")))
+                .collect(),
         }
     }
 }
@@ -161,10 +171,25 @@ impl Networks {
                 bare(&r.address).to_string()
             }
         };
+        // Auxiliary addresses are reserved so that no endpoint gets them.
+        let mut aux = HashMap::new();
+        for (k, a) in cfg
+            .and_then(|c| c.auxiliary_addresses.clone())
+            .unwrap_or_default()
+        {
+            let r = ipam.request_address(&RequestAddressRequest {
+                pool_id: p.pool_id.clone(),
+                address: a.clone(),
+                options: HashMap::new(),
+            })?;
+            taken.addresses.push((p.pool_id.clone(), r.address));
+            aux.insert(k, a);
+        }
         Ok(Pool {
             id: p.pool_id,
             pool: p.pool,
             gateway,
+            aux,
         })
     }
 
@@ -277,6 +302,7 @@ impl Networks {
                 pool: Some(p4.id.clone()),
                 pool6: p6.as_ref().map(|p| p.id.clone()),
                 gateways: taken.addresses.clone(),
+                aux: p4.aux.clone(),
             }),
         };
         if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
