@@ -107,6 +107,7 @@ impl Engine {
         networks.set_referenced(Box::new(move |name| {
             containers::network::names_network(&index, name)
         }));
+        networks.set_plugins(plugins.clone());
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
