@@ -83,6 +83,16 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         "reconciled with the host"
     );
     engine.restore_containers().await;
+    // As dockerd: every configured authorization plugin must be there (and
+    // answer `Plugin.Activate` with `authz`) before the API is served.
+    for name in &cfg.authorization_plugins {
+        if let Err(e) = engine.plugins.get(name, crate::engine::plugins::AUTHZ) {
+            let _ = std::fs::remove_file(&cfg.pidfile);
+            return Err(anyhow::anyhow!(
+                "failed to validate authorization plugin: {e}"
+            ));
+        }
+    }
     tracing::info!(
         version = crate::engine::VERSION,
         data_root = %cfg.data_root.display(),

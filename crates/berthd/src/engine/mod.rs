@@ -88,7 +88,12 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
-        let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
+        let volumes = volumes::Volumes::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+            plugins.clone(),
+        )?;
         let registries = Arc::new(registry::Registries::new(
             &config,
             store.clone(),
@@ -102,6 +107,7 @@ impl Engine {
         networks.set_referenced(Box::new(move |name| {
             containers::network::names_network(&index, name)
         }));
+        networks.set_plugins(plugins.clone());
         let index = containers.index.clone();
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)

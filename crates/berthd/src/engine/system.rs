@@ -121,9 +121,15 @@ impl Engine {
             ]),
             docker_root_dir: Some(c.data_root.display().to_string()),
             plugins: Some(PluginsInfo {
-                volume: Some(vec!["local".into()]),
+                volume: Some(
+                    std::iter::once("local".to_string())
+                        .chain(self.plugins.activated(super::plugins::VOLUME))
+                        .collect(),
+                ),
                 network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
-                authorization: None,
+                // dockerd lists the configured ones (null without).
+                authorization: (!c.authorization_plugins.is_empty())
+                    .then(|| c.authorization_plugins.clone()),
                 log: Some(
                     std::iter::once("json-file".to_string())
                         .chain(self.plugins.activated(super::plugins::LOG))

@@ -143,7 +143,7 @@ impl Engine {
         let names: Vec<String> = order_networks(&eps);
         for name in &names {
             let n = self.networks.find(name)?;
-            if !n.is_bridge() {
+            if !n.plugs() {
                 continue;
             }
             let ep = eps
@@ -208,6 +208,7 @@ impl Engine {
     /// Undoes `attach_networks` for a stopped container: addresses, ports,
     /// DNS. (Its veths die with its namespace.)
     pub fn detach_networks(&self, cid: &str, eps: &mut BTreeMap<String, EndpointSettings>) {
+        self.networks.release_unheld(cid, eps);
         self.networks.detach_all(cid);
         let live = lock(&self.networks.live).remove(cid);
         for (name, ep) in eps.iter_mut() {
@@ -294,7 +295,7 @@ impl Engine {
         {
             return Err(EngineError::Forbidden("container sharing network namespace with another container or host cannot be connected to any other network".into()));
         }
-        if !n.is_bridge() {
+        if !n.plugs() {
             return Err(EngineError::Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
                     .into(),
@@ -378,7 +379,7 @@ impl Engine {
                 r.id, n.name
             )));
         };
-        if r.state.status.is_running() && n.is_bridge() {
+        if r.state.status.is_running() && n.plugs() {
             let netns = self.paths(&r.id).netns;
             // Find the interface holding this network's address.
             let ip = ep.ip_address.clone().unwrap_or_default();

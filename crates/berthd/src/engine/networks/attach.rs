@@ -70,17 +70,17 @@ pub struct Joined {
 
 impl Networks {
     pub fn driver_of(&self, n: &NetRecord) -> Result<Arc<dyn NetworkDriver>> {
+        if n.plugin.is_some() {
+            return self.remote_driver(&n.driver);
+        }
         self.drivers
             .network(&n.driver)
             .ok_or_else(|| EngineError::not_found(format!("plugin \"{}\" not found", n.driver)))
     }
 
-    /// Every network's IPAM is the default one (`Ipam.Driver` is refused
-    /// otherwise at create).
-    pub fn ipam_of(&self, _n: &NetRecord) -> Result<Arc<dyn IpamDriver>> {
-        self.drivers
-            .ipam("default")
-            .ok_or_else(|| EngineError::not_found("plugin \"default\" not found"))
+    /// The default IPAM, or a plugin network's own.
+    pub fn ipam_of(&self, n: &NetRecord) -> Result<Arc<dyn IpamDriver>> {
+        self.ipam_named(n.ipam_driver())
     }
 
     fn hold(&self, cid: &str, h: Held) {
@@ -120,6 +120,49 @@ impl Networks {
         j.endpoints.into_iter().for_each(Held::undo);
     }
 
+    /// Container `cid` is gone (it died with the daemon): what it holds in
+    /// plugins, which outlived the daemon, is given back as a stop would
+    /// (`Leave`, `DeleteEndpoint`, `ReleaseAddress`) from its record,
+    /// for the networks this daemon does not hold for it.
+    pub fn release_unheld(&self, cid: &str, eps: &BTreeMap<String, EndpointSettings>) {
+        let held: Vec<String> = lock(&self.joined)
+            .get(cid)
+            .map(|j| j.endpoints.iter().map(|h| h.network_id.clone()).collect())
+            .unwrap_or_default();
+        for ep in eps.values() {
+            let endpoint_id = ep.endpoint_id.clone().unwrap_or_default();
+            let Some(n) = ep.network_id.as_deref().and_then(|id| self.find(id).ok()) else {
+                continue;
+            };
+            if endpoint_id.is_empty() || n.plugin.is_none() || held.contains(&n.id) {
+                continue;
+            }
+            let (Ok(driver), Ok(ipam)) = (self.driver_of(&n), self.ipam_of(&n)) else {
+                continue;
+            };
+            let mut addresses = Vec::new();
+            if n.remote_ipam() {
+                let v4 = (n.pool_id(), ep.ip_address.as_deref());
+                let v6 = (n.pool6_id(), ep.global_ipv6_address.as_deref());
+                for (pool, a) in [v4, v6] {
+                    if let (Some(pool), Some(a)) = (pool, a.filter(|a| !a.is_empty())) {
+                        addresses.push((pool, a.to_string()));
+                    }
+                }
+            }
+            tracing::info!(id = %cid, network = %n.name, "releasing the endpoint of a container that died with the daemon");
+            Held {
+                network_id: n.id.clone(),
+                driver,
+                ipam,
+                endpoint_id,
+                addresses,
+                created: true,
+            }
+            .undo();
+        }
+    }
+
     /// After a daemon restart: a running container's addresses and
     /// endpoints are requested again (the drivers keep them in memory).
     pub fn replug(&self, cid: &str, eps: &BTreeMap<String, EndpointSettings>) {
@@ -152,6 +195,17 @@ impl Networks {
                 let (Some(pool_id), Some(a)) = (pool, a.filter(|a| !a.is_empty())) else {
                     continue;
                 };
+                let cidr = format!("{a}/{}", plen.unwrap_or(0));
+                if n.remote_ipam() {
+                    // The plugin outlived the daemon with its allocations.
+                    held.addresses.push((pool_id, cidr.clone()));
+                    if i == 0 {
+                        iface.address = cidr;
+                    } else {
+                        iface.address_ipv6 = cidr;
+                    }
+                    continue;
+                }
                 let req = RequestAddressRequest {
                     pool_id: pool_id.clone(),
                     address: a.to_string(),
@@ -163,14 +217,16 @@ impl Networks {
                         tracing::warn!(id = %cid, address = %a, error = %e, "restoring an address")
                     }
                 }
-                let cidr = format!("{a}/{}", plen.unwrap_or(0));
                 if i == 0 {
                     iface.address = cidr;
                 } else {
                     iface.address_ipv6 = cidr;
                 }
             }
-            if !held.endpoint_id.is_empty() && !iface.address.is_empty() {
+            if n.plugin.is_some() {
+                // So does a network plugin with its endpoints.
+                held.created = !held.endpoint_id.is_empty();
+            } else if !held.endpoint_id.is_empty() && !iface.address.is_empty() {
                 let req = CreateEndpointRequest {
                     network_id: n.id.clone(),
                     endpoint_id: held.endpoint_id.clone(),
@@ -273,7 +329,8 @@ impl Networks {
                 address_ipv6: a6.clone(),
                 mac_address: given_mac.clone().unwrap_or_default(),
             }),
-            options: HashMap::new(),
+            // `--driver-opt`, for the driver (a plugin) to read.
+            options: ep.driver_opts.clone().unwrap_or_default(),
         });
         let created = match created {
             Ok(c) => c,
@@ -292,16 +349,24 @@ impl Networks {
                 default_route,
             },
         };
-        if let Err(e) = held.driver.join(&join).await {
-            held.undo();
-            return Err(e);
-        }
+        let joined = match held.driver.join(&join).await {
+            Ok(j) => j,
+            Err(e) => {
+                held.undo();
+                return Err(e);
+            }
+        };
         let endpoint_id = held.endpoint_id.clone();
         self.hold(cid, held);
         let (ip, prefix) = a4.address.split_once('/').unwrap_or((&a4.address, "0"));
         ep.ip_address = Some(ip.to_string());
         ep.ip_prefix_len = Some(prefix.parse().unwrap_or(0));
-        ep.gateway = Some(n.gateway.clone().unwrap_or_default());
+        ep.gateway = Some(if n.plugin.is_some() {
+            // A plugin's endpoint has the gateway its `Join` answered.
+            joined.gateway.clone()
+        } else {
+            n.gateway.clone().unwrap_or_default()
+        });
         ep.mac_address = created
             .interface
             .map(|i| i.mac_address)
@@ -311,7 +376,11 @@ impl Networks {
         if let Some((a, p)) = a6.split_once('/') {
             ep.global_ipv6_address = Some(a.to_string());
             ep.global_ipv6_prefix_len = Some(p.parse().unwrap_or(0));
-            ep.ipv6_gateway = Some(n.gateway6.clone().unwrap_or_default());
+            ep.ipv6_gateway = Some(if n.plugin.is_some() {
+                joined.gateway_ipv6.clone()
+            } else {
+                n.gateway6.clone().unwrap_or_default()
+            });
         }
         ep.endpoint_id = Some(endpoint_id);
         if n.has_dns() {

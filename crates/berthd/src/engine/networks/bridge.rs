@@ -392,6 +392,104 @@ pub async fn add_endpoint(
     Ok(host)
 }
 
+/// A route a network plugin asks for (`StaticRoutes`): through `via`, or
+/// straight out of the interface (`RouteType` 1) when `via` is `None`.
+#[derive(Debug, Clone)]
+pub struct ExtraRoute {
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub via: Option<IpAddr>,
+}
+
+/// Takes link `src` (made in the daemon's namespace by a network plugin)
+/// into the namespace at `netns` as `iface`: renamed in the same request
+/// that moves it, then its MAC, addresses, routes, and up.
+pub async fn adopt_link(
+    h: &Handle,
+    src: &str,
+    netns: &Path,
+    iface: Iface,
+    routes: Vec<ExtraRoute>,
+) -> Result<()> {
+    let idx = link_index(h, src)
+        .await?
+        .ok_or_else(|| EngineError::internal(format!("the plugin's interface {src} not found")))?;
+    let ns = std::fs::File::open(netns).map_err(|e| nl_err("opening netns", e))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .down()
+                .name(iface.name.clone())
+                .setns_by_fd(ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| nl_err(&format!("moving {src} into the container"), e))?;
+    drop(ns);
+    in_netns(netns, move |nh| async move {
+        let idx = link_index(&nh, &iface.name)
+            .await?
+            .ok_or_else(|| EngineError::internal("interface missing in the container"))?;
+        nh.link()
+            .set(
+                LinkUnspec::new_with_index(idx)
+                    .address(iface.mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| nl_err("setting the interface's MAC address", e))?;
+        nh.address()
+            .add(idx, IpAddr::V4(iface.ip), iface.prefix)
+            .execute()
+            .await
+            .map_err(|e| nl_err("addressing the container interface", e))?;
+        if let Some((ip6, p6)) = iface.ip6 {
+            add_addr6(&nh, idx, ip6, p6).await?;
+        }
+        nh.link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(|e| nl_err("bringing up the container interface", e))?;
+        let bad = |e| nl_err("a static route", e);
+        for r in routes {
+            let mut m = RouteMessageBuilder::<IpAddr>::new()
+                .destination_prefix(r.dest, r.prefix)
+                .map_err(bad)?
+                .output_interface(idx);
+            if let Some(via) = r.via {
+                m = m.gateway(via).map_err(bad)?;
+            }
+            nh.route()
+                .add(m.build())
+                .execute()
+                .await
+                .map_err(|e| nl_err("adding a static route", e))?;
+        }
+        if let Some(gw) = iface.gateway {
+            nh.route()
+                .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build())
+                .execute()
+                .await
+                .map_err(|e| nl_err("adding the default route", e))?;
+        }
+        if let Some(gw6) = iface.gateway6 {
+            nh.route()
+                .add(
+                    RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                        .gateway(gw6)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| nl_err("adding the IPv6 default route", e))?;
+        }
+        Ok(())
+    })
+}
+
 /// Removes a container interface by deleting its namespace-side link.
 pub fn remove_iface(netns: &Path, name: &str) -> Result<()> {
     let name = name.to_string();

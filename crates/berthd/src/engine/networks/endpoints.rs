@@ -38,7 +38,7 @@ impl Networks {
 
     /// As `attach_endpoints`, for one network.
     pub fn attach_endpoint(&self, cid: &str, name: &str, net: &str, ep: &EndpointSettings) {
-        let bridge = self.find(net).map(|n| n.is_bridge()).unwrap_or(true);
+        let bridge = self.find(net).map(|n| n.plugs()).unwrap_or(true);
         if bridge && ep.ip_address.as_deref().unwrap_or("").is_empty() {
             return;
         }

@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod firewall;
 pub mod ipam;
 pub mod netns;
+pub mod plugin;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +61,9 @@ pub struct NetRecord {
     /// As given: dockerd reports `null` when the request had none.
     pub ipam_options: Option<HashMap<String, String>>,
     pub predefined: bool,
+    /// A network whose driver is a plugin (`plugin.rs`).
+    #[serde(default)]
+    pub plugin: Option<plugin::PluginNet>,
 }
 
 impl NetRecord {
@@ -85,17 +89,38 @@ impl NetRecord {
         self.driver == "bridge"
     }
 
+    /// Its driver gives containers an interface (all but `host` and `null`).
+    pub fn plugs(&self) -> bool {
+        !matches!(self.driver.as_str(), "host" | "null")
+    }
+
     /// User-defined networks get the embedded DNS; the default bridge does not.
     pub fn has_dns(&self) -> bool {
-        self.is_bridge() && !self.predefined
+        self.plugs() && !self.predefined
+    }
+
+    /// The IPAM's name (`Ipam.Driver`).
+    pub fn ipam_driver(&self) -> &str {
+        self.plugin.as_ref().map_or("default", |p| p.ipam.as_str())
+    }
+
+    /// Its IPAM is a plugin (which keeps its own allocations).
+    pub fn remote_ipam(&self) -> bool {
+        self.ipam_driver() != "default"
     }
 
     /// The IPv4 pool its addresses come from (the IPAM's pool ID).
     pub fn pool_id(&self) -> Option<String> {
+        if let Some(p) = self.plugin.as_ref().and_then(|p| p.pool.clone()) {
+            return Some(p);
+        }
         Some(pool_id(self.subnet.as_deref()?, self.ip_range.as_deref()))
     }
 
     pub fn pool6_id(&self) -> Option<String> {
+        if let Some(p) = self.plugin.as_ref().and_then(|p| p.pool6.clone()) {
+            return Some(p);
+        }
         Some(pool_id(self.subnet6.as_deref()?, None))
     }
 
@@ -165,6 +190,11 @@ pub struct Networks {
     drivers: driver::Registry,
     /// The `bridge` driver also renders the firewall table.
     bridge_driver: Arc<driver::bridge::BridgeDriver>,
+    /// Plugins, for the networks whose driver or IPAM is one (installed
+    /// once, `Networks::set_plugins`).
+    plugins: std::sync::OnceLock<Arc<super::plugins::Plugins>>,
+    /// The plugins' network drivers by name, made on first use (`plugin.rs`).
+    remote: Mutex<HashMap<String, Arc<driver::remote::RemoteDriver>>>,
     /// What each running container holds on its networks (`attach.rs`).
     joined: Mutex<HashMap<String, attach::Joined>>,
     pub live: Mutex<HashMap<String, Live>>,
@@ -233,6 +263,8 @@ impl Networks {
             netlink,
             drivers: driver::Registry { network, ipam },
             bridge_driver,
+            plugins: std::sync::OnceLock::new(),
+            remote: Mutex::default(),
             joined: Mutex::default(),
             live: Mutex::default(),
             endpoints: Mutex::default(),
@@ -252,6 +284,12 @@ impl Networks {
     /// this network" (once); `prune` keeps such networks.
     pub fn set_referenced(&self, f: Referenced) {
         let _ = self.referenced.set(f);
+    }
+
+    /// Installs the plugins (once): networks whose driver or IPAM is a
+    /// plugin reach it through them.
+    pub fn set_plugins(&self, plugins: Arc<super::plugins::Plugins>) {
+        let _ = self.plugins.set(plugins);
     }
 
     fn is_referenced(&self, name: &str) -> bool {
@@ -297,6 +335,10 @@ impl Networks {
     /// Marks network `n`'s gateways taken in its pools (which also makes
     /// the default IPAM count the pools as in use).
     fn claim_gateways(&self, n: &NetRecord) {
+        if n.remote_ipam() {
+            // A plugin keeps its own allocations.
+            return;
+        }
         let Ok(ipam) = self.ipam_of(n) else {
             return;
         };
@@ -575,9 +617,7 @@ impl Networks {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "bridge".into());
         let Some(d) = self.drivers.network(&driver) else {
-            return Err(EngineError::not_found(format!(
-                "plugin \"{driver}\" not found"
-            )));
+            return self.create_plugin_network(&req, name, driver).await;
         };
         let id = super::ids::new_object_id();
         if driver != "bridge" {
@@ -628,8 +668,13 @@ impl Networks {
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "default".into());
         let Some(ipam_d) = self.drivers.ipam(&ipam_name) else {
-            return Err(EngineError::not_found(format!(
-                "plugin \"{ipam_name}\" not found"
+            // An IPAM plugin serves the networks of network plugins
+            // (`plugin.rs`); the bridge's pools are the default IPAM's.
+            self.plugins()?
+                .get(&ipam_name, super::plugins::IPAM)
+                .map_err(|_| EngineError::not_found(format!("plugin \"{ipam_name}\" not found")))?;
+            return Err(EngineError::invalid(format!(
+                "the bridge driver takes its addresses from the default IPAM only, not from \"{ipam_name}\""
             )));
         };
         let pool_req = |pool: &str, sub_pool: &str, v6: bool| RequestPoolRequest {
@@ -713,6 +758,7 @@ impl Networks {
             options: opts,
             ipam_options: ipam.options.clone(),
             predefined: false,
+            plugin: None,
         };
         d.create_network(&rec.driver_request()).await?;
         if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
@@ -747,6 +793,9 @@ impl Networks {
                 "error while removing network: network {} id {} has active endpoints",
                 n.name, n.id
             )));
+        }
+        if n.plugin.is_some() {
+            return self.remove_plugin_network(&n).await;
         }
         self.store.delete(Table::Networks, &n.id)?;
         self.index
@@ -796,11 +845,15 @@ impl Networks {
             }
         }
         let config = match (&n.subnet, &n.gateway) {
-            (Some(s), g) if n.is_bridge() => vec![IpamConfig {
+            (Some(s), g) if n.plugs() => vec![IpamConfig {
                 subnet: Some(s.clone()),
                 ip_range: n.ip_range.clone(),
                 gateway: g.clone(),
-                auxiliary_addresses: None,
+                auxiliary_addresses: n
+                    .plugin
+                    .as_ref()
+                    .map(|p| p.aux.clone())
+                    .filter(|a| !a.is_empty()),
             }],
             _ => vec![],
         };
@@ -822,7 +875,7 @@ impl Networks {
             enable_ipv4: Some(true),
             enable_ipv6: Some(n.enable_ipv6),
             ipam: Some(Ipam {
-                driver: Some("default".into()),
+                driver: Some(n.ipam_driver().to_string()),
                 config: Some(config),
                 options: n.ipam_options.clone(),
             }),

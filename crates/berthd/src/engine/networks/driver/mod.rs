@@ -1,9 +1,9 @@
 //! Driver seams: every network has a network driver and an IPAM driver.
 //! Both traits have the shape of Docker's remote plugin protocols
 //! (`/NetworkDriver.*` and `/IpamDriver.*`, JSON over HTTP), and their
-//! requests and responses serialise with the protocols' field names, so a
-//! remote plugin can later be one more implementation. Built in: `bridge`,
-//! `host`, `null` and the `default` IPAM.
+//! requests and responses serialise with the protocols' field names.
+//! Built in: `bridge`, `host`, `null` and the `default` IPAM; a plugin is
+//! one more implementation (`remote.rs`, `remote_ipam.rs`).
 //!
 //! Work that is asynchronous (netlink, a pool pick that reads the host's
 //! routes, port proxies) returns a boxed future so that drivers can sit in
@@ -12,6 +12,8 @@
 
 pub mod bridge;
 pub mod ipam;
+pub mod remote;
+pub mod remote_ipam;
 pub mod singleton;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use crate::engine::Result;
 
 /// `GetCapabilities`: berth's drivers are all local.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Capabilities {
     #[serde(rename = "Scope")]
     pub scope: String,
@@ -90,6 +93,7 @@ pub struct DeleteNetworkRequest {
 
 /// An endpoint's interface: addresses in CIDR form, MAC as `aa:bb:…`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EndpointInterface {
     #[serde(rename = "Address")]
     pub address: String,
@@ -113,6 +117,7 @@ pub struct CreateEndpointRequest {
 
 /// The driver fills in what the request left empty (the bridge: the MAC).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CreateEndpointResponse {
     #[serde(rename = "Interface")]
     pub interface: Option<EndpointInterface>,
@@ -166,6 +171,7 @@ pub struct JoinRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InterfaceName {
     #[serde(rename = "SrcName")]
     pub src_name: String,
@@ -174,6 +180,7 @@ pub struct InterfaceName {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StaticRoute {
     #[serde(rename = "Destination")]
     pub destination: String,
@@ -184,6 +191,7 @@ pub struct StaticRoute {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JoinResponse {
     #[serde(rename = "InterfaceName")]
     pub interface_name: Option<InterfaceName>,
@@ -238,6 +246,7 @@ pub trait NetworkDriver: Send + Sync {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IpamCapabilities {
     #[serde(rename = "RequiresMACAddress")]
     pub requires_mac_address: bool,
@@ -249,6 +258,7 @@ pub struct IpamCapabilities {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AddressSpaces {
     #[serde(rename = "LocalDefaultAddressSpace")]
     pub local_default_address_space: String,
@@ -273,6 +283,7 @@ pub struct RequestPoolRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RequestPoolResponse {
     #[serde(rename = "PoolID")]
     pub pool_id: String,
@@ -311,6 +322,7 @@ pub struct RequestAddressRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RequestAddressResponse {
     /// CIDR (the address with its pool's prefix).
     #[serde(rename = "Address")]
