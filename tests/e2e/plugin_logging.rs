@@ -304,6 +304,19 @@ fn tail_since_and_follow_through_read_logs() {
         "30\n31\n32\n33\n34\n35\n36\n37\n38\n39\n40\n41\n42\n43\n44\n45\n46\n47\n48\n49\n50\n"
     ));
 
+    // --until one of them ends there (inclusive, as dockerd).
+    let until = rows[9].0.clone();
+    let want: String = rows
+        .iter()
+        .filter(|(t, _)| *t <= until)
+        .map(|(_, v)| format!("{v}\n"))
+        .collect();
+    assert!(
+        want.starts_with("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"),
+        "{want}"
+    );
+    assert_eq!(d.docker_ok(&["logs", "--until", &until, "nums"]), want);
+
     // Follow on a running container: every line, and the end with it.
     d.docker_ok(&[
         "run",
