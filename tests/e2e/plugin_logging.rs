@@ -645,6 +645,19 @@ fn the_daemons_default_log_driver_may_be_a_plugin() {
         p.starts(&own)[0]["Info"]["Config"],
         serde_json::json!({"tag": "mine"})
     );
+    // Attached, and removed at exit: the output shows and the plugin
+    // still gets it; nothing is left.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "--name", "gone", "busybox", "echo", "attached"]),
+        "attached\n"
+    );
+    assert!(wait_for(Duration::from_secs(10), || {
+        p.lines("info.jsonl")
+            .iter()
+            .filter_map(|v| v["Info"]["ContainerID"].as_str().map(str::to_string))
+            .any(|c| p.entries(&c).iter().any(|e| e["line"] == "attached") && p.stops(&c) == 1)
+    }));
+    no_fifo_left(&d);
     // Another driver named on the container takes none of them.
     d.docker_ok(&[
         "run",
