@@ -246,6 +246,9 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "tlscert",
         "tlskey",
         "group",
+        "bridge",
+        "firewall-table",
+        "cgroup-parent",
         "authorization-plugins",
         "log-driver",
         "log-opts",
@@ -430,6 +433,11 @@ impl DaemonConfig {
             "cgroup-parent",
             flags.cgroup_parent.as_ref(),
             file.cgroup_parent.as_ref()
+        );
+        both!(
+            "authorization-plugins",
+            nonempty(&flags.authorization_plugins),
+            file.authorization_plugins.as_ref()
         );
         both!(
             "log-driver",
@@ -673,6 +681,26 @@ mod tests {
                 || e.contains("bogus, also"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_key_the_file_reads_is_known() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            &d,
+            r#"{"bridge":"b0","firewall-table":"t","cgroup-parent":"/c","authorization-plugins":["a"]}"#,
+        );
+        let file = read_file_config(&p, true).unwrap();
+        assert_eq!(file.bridge.as_deref(), Some("b0"));
+        assert_eq!(file.cgroup_parent.as_deref(), Some("/c"));
+        let flags = Flags {
+            authorization_plugins: vec!["b".into()],
+            ..Default::default()
+        };
+        let e = DaemonConfig::merge(flags, file, &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("authorization-plugins"), "{e}");
     }
 
     #[test]
