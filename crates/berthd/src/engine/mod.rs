@@ -44,6 +44,8 @@ pub struct Engine {
     pub builder: builder::Builder,
     pub registries: Arc<registry::Registries>,
     pub plugins: Arc<plugins::Plugins>,
+    /// Managed (v2) plugins: installed, run and registered with `plugins`.
+    pub plugin_manager: Arc<plugins::managed::Manager>,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -106,6 +108,15 @@ impl Engine {
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
         }));
+        let plugin_manager = Arc::new(plugins::managed::Manager::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+            plugins.clone(),
+        )?);
+        plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
+            &config.exec_root,
+        )?));
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Ok(Arc::new(Self {
             config,
@@ -118,6 +129,7 @@ impl Engine {
             builder,
             registries,
             plugins,
+            plugin_manager,
             id,
             started: Instant::now(),
             shutdown,

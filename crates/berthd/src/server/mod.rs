@@ -12,6 +12,7 @@ pub mod http;
 mod images;
 pub mod listen;
 mod networks;
+mod plugins;
 pub mod peer;
 mod router;
 mod system;

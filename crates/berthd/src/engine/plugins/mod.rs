@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod managed;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,18 @@ pub struct Plugin {
     client: Client,
     /// The ID of a managed plugin; `None` for a legacy one.
     managed: Option<String>,
+    /// A managed plugin's file system, to turn the paths it answers into
+    /// host paths (see [`Plugin::scoped_path`]).
+    scope: Option<Scope>,
+}
+
+/// Where a managed plugin's paths are on the host.
+#[derive(Debug, Clone)]
+struct Scope {
+    rootfs: PathBuf,
+    /// `PropagatedMount` in the plugin, and its host directory.
+    propagated: String,
+    propagated_host: PathBuf,
 }
 
 impl Plugin {
@@ -70,7 +83,36 @@ impl Plugin {
             implements,
             client,
             managed,
+            scope: None,
         }
+    }
+
+    /// A managed plugin's roots: its `rootfs` and, when it has one, its
+    /// `PropagatedMount` (`propagated`, in the plugin) with the host
+    /// directory behind it.
+    pub fn with_scope(mut self, rootfs: PathBuf, propagated: String, host: PathBuf) -> Self {
+        self.scope = Some(Scope {
+            rootfs,
+            propagated,
+            propagated_host: host,
+        });
+        self
+    }
+
+    /// A path the plugin answered (a volume's `Mountpoint`) as the host
+    /// sees it (moby's `ScopedPath`): under the propagated mount, the host
+    /// directory behind it; else inside the plugin's root. A legacy plugin
+    /// runs on the host: its paths are the host's.
+    pub fn scoped_path(&self, path: &str) -> PathBuf {
+        let Some(s) = &self.scope else {
+            return PathBuf::from(path);
+        };
+        if !s.propagated.is_empty() {
+            if let Ok(rest) = Path::new(path).strip_prefix(&s.propagated) {
+                return s.propagated_host.join(rest);
+            }
+        }
+        s.rootfs.join(path.trim_start_matches('/'))
     }
 
     pub fn name(&self) -> &str {
