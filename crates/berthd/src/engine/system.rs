@@ -120,12 +120,7 @@ impl Engine {
                 vec!["userxattr".into(), "false".into()],
             ]),
             docker_root_dir: Some(c.data_root.display().to_string()),
-            plugins: Some(PluginsInfo {
-                volume: Some(vec!["local".into()]),
-                network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
-                authorization: None,
-                log: Some(vec!["json-file".into()]),
-            }),
+            plugins: Some(self.plugins_info()),
             memory_limit: Some(true),
             swap_limit: Some(host::swap_limit_supported()),
             kernel_memory_tcp: Some(false),
@@ -267,6 +262,29 @@ impl Engine {
             running,
             paused,
             images: self.images.count() as i64,
+        }
+    }
+
+    /// `Plugins` of `/info`: the built-in drivers, then the plugins
+    /// activated or enabled for each interface (no I/O: `/info` must not
+    /// wait on a plugin), and the authorization plugins configured.
+    fn plugins_info(&self) -> PluginsInfo {
+        use super::plugins::{LOG, NETWORK, VOLUME};
+        let with = |builtin: &[&str], interface: &str| {
+            let mut v: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+            for p in self.plugins.activated(interface) {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+            Some(v)
+        };
+        let authz = &self.config.authorization_plugins;
+        PluginsInfo {
+            volume: with(&["local"], VOLUME),
+            network: with(&["bridge", "host", "null"], NETWORK),
+            authorization: (!authz.is_empty()).then(|| authz.clone()),
+            log: with(&["json-file"], LOG),
         }
     }
 }

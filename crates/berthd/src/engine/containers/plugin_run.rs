@@ -144,7 +144,7 @@ impl PluginRunner {
             }
         }
         if s.rshared_root {
-            v["linux"]["rootfsPropagation"] = "rshared".into();
+            v["linux"]["rootfsPropagation"] = "shared".into();
         }
         if s.allow_all_devices {
             v["linux"]["resources"]["devices"] =
@@ -205,6 +205,8 @@ impl Runner for PluginRunner {
             Ok(())
         });
         if let Err(e) = started {
+            let log = std::fs::read_to_string(bundle.join("shim.log")).unwrap_or_default();
+            tracing::warn!(plugin = %s.id, "the plugin's shim said: {}", log.trim());
             self.stop(&s.id, Duration::from_secs(1));
             return Err(EngineError::internal(format!(
                 "starting the plugin's process: {e}"
