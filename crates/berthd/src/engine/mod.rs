@@ -90,7 +90,12 @@ impl Engine {
         containers::install_init(&config.data_root)?;
         let containers = containers::Containers::open(&store, &config.exec_root)?;
         let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
-        let volumes = volumes::Volumes::open(&config.data_root, store.clone(), events.clone())?;
+        let volumes = volumes::Volumes::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+            plugins.clone(),
+        )?;
         let registries = Arc::new(registry::Registries::new(
             &config,
             store.clone(),

@@ -10,13 +10,15 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::http::{no_content, ok_shaped, shaped, ApiResult, Req};
+use crate::engine::volumes::Status;
 use crate::engine::{Engine, Result};
 use berth_api::shapes;
 
 /// What the volume routes ask of the engine.
 pub trait Backend: Send + Sync + 'static {
     fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume>;
-    fn inspect_volume(&self, name: &str) -> Result<Volume>;
+    /// The volume, and the `Status` its plugin gives (if any).
+    fn inspect_volume(&self, name: &str) -> Result<(Volume, Option<Status>)>;
     fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse>;
     fn remove_volume(&self, name: &str, force: bool) -> Result<()>;
     fn prune_volumes(&self, filters: &Filters) -> Result<VolumePruneResponse>;
@@ -26,7 +28,7 @@ impl Backend for Engine {
     fn create_volume(&self, body: VolumeCreateOptions) -> Result<Volume> {
         self.volumes.create_volume(body)
     }
-    fn inspect_volume(&self, name: &str) -> Result<Volume> {
+    fn inspect_volume(&self, name: &str) -> Result<(Volume, Option<Status>)> {
         self.volumes.inspect_volume(name)
     }
     fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
@@ -68,12 +70,16 @@ pub async fn create<B: Backend>(b: &B, mut req: Req) -> ApiResult {
 pub async fn list<B: Backend>(b: &B, req: Req) -> ApiResult {
     let list = b.list_volumes(&req.query.filters()?)?;
     let vols: Vec<Value> = list.volumes.unwrap_or_default().iter().map(wire).collect();
-    let v = serde_json::json!({ "Volumes": vols, "Warnings": null });
+    let v = serde_json::json!({ "Volumes": vols, "Warnings": list.warnings });
     shaped(StatusCode::OK, &v, &shapes::VOLUME_LIST, req.version)
 }
 
 pub async fn inspect<B: Backend>(b: &B, req: Req, name: &str) -> ApiResult {
-    let v = wire(&b.inspect_volume(name)?);
+    let (v, status) = b.inspect_volume(name)?;
+    let mut v = wire(&v);
+    if let Some(status) = status {
+        v["Status"] = serde_json::json!(status);
+    }
     shaped(StatusCode::OK, &v, &shapes::VOLUME_INSPECT, req.version)
 }
 
@@ -120,19 +126,24 @@ mod tests {
         fn create_volume(&self, _: VolumeCreateOptions) -> Result<Volume> {
             Err(EngineError::internal("not used"))
         }
-        fn inspect_volume(&self, name: &str) -> Result<Volume> {
-            if name != "data" {
+        fn inspect_volume(&self, name: &str) -> Result<(Volume, Option<Status>)> {
+            if name != "data" && name != "remote" {
                 return Err(EngineError::not_found(format!(
                     "get {name}: no such volume"
                 )));
             }
-            Ok(Volume {
-                name: "data".into(),
-                driver: "local".into(),
-                labels: Default::default(),
-                options: Default::default(),
-                ..Default::default()
-            })
+            let status =
+                (name == "remote").then(|| [("size".to_string(), serde_json::json!(42))].into());
+            Ok((
+                Volume {
+                    name: name.into(),
+                    driver: "local".into(),
+                    labels: Default::default(),
+                    options: Default::default(),
+                    ..Default::default()
+                },
+                status,
+            ))
         }
         fn list_volumes(&self, _: &Filters) -> Result<VolumeListResponse> {
             Ok(VolumeListResponse::default())
@@ -187,6 +198,9 @@ mod tests {
         assert_eq!(v["Name"], "data");
         assert_eq!(v["Labels"], Value::Null);
         assert_eq!(v["Options"], Value::Null);
+        assert!(v.get("Status").is_none(), "{v}");
+        let (_, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "remote").await).await;
+        assert_eq!(v["Status"], serde_json::json!({"size": 42}));
         let (status, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "nope").await).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(v["message"], "get nope: no such volume");

@@ -17,7 +17,16 @@ impl Engine {
     pub async fn restore_containers(self: &Arc<Self>) {
         self.restore_links();
         self.restore_running().await;
-        self.volumes.release_idle_volumes();
+        let running: std::collections::HashSet<String> = self
+            .containers
+            .all()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| r.state.status.is_running())
+            .map(|r| r.id)
+            .collect();
+        self.volumes
+            .release_idle_volumes(&|holder| running.contains(holder));
         // Containers whose policy wants them up, as dockerd does at start.
         use berth_api::models::RestartPolicyNameEnum as P;
         for c in self.containers.all() {

@@ -13,7 +13,9 @@
 
 pub mod copyup;
 pub mod driver;
+mod held;
 pub mod local;
+pub mod plugin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,10 +29,14 @@ use berth_api::models::{
 use serde::{Deserialize, Serialize};
 
 use super::events::EventBus;
+use super::plugins::{self, Plugins};
 use super::store::{Store, Table};
 use super::{EngineError, Result};
 use driver::{CreateRequest, MountRequest, NameRequest, VolumeDriver};
 pub use local::{validate_name, LOCAL};
+
+/// A plugin volume's `Status`, as its `Get` gives it.
+pub type Status = HashMap<String, serde_json::Value>;
 
 /// The label Docker 23+ puts on volumes created without a name; `volume
 /// prune` removes only these unless `all=true`.
@@ -74,13 +80,21 @@ pub struct Volumes {
     /// planning: a volume cannot be removed between a container's lookup of
     /// it and that container's record naming it.
     lock: Mutex<()>,
-    /// The drivers by name; only the built-in `local` one today.
+    /// The built-in drivers by name (`local`); any other name is a plugin.
     drivers: HashMap<String, Arc<dyn VolumeDriver>>,
     local: Arc<local::LocalDriver>,
+    plugins: Arc<Plugins>,
+    scopes: plugin::Scopes,
+    held: held::HeldMounts,
 }
 
 impl Volumes {
-    pub fn open(data_root: &Path, store: Arc<Store>, events: Arc<EventBus>) -> Result<Self> {
+    pub fn open(
+        data_root: &Path,
+        store: Arc<Store>,
+        events: Arc<EventBus>,
+        plugins: Arc<Plugins>,
+    ) -> Result<Self> {
         let mut index = HashMap::new();
         for (name, rec) in store.load_all::<VolumeRecord>(Table::Volumes)? {
             index.insert(name, rec);
@@ -99,6 +113,7 @@ impl Volumes {
         )?);
         let mut drivers: HashMap<String, Arc<dyn VolumeDriver>> = HashMap::new();
         drivers.insert(LOCAL.into(), local.clone());
+        let held = held::HeldMounts::open(store.clone());
         Ok(Self {
             store,
             events,
@@ -107,6 +122,9 @@ impl Volumes {
             lock: Mutex::new(()),
             drivers,
             local,
+            plugins,
+            scopes: plugin::Scopes::default(),
+            held,
         })
     }
 
@@ -125,28 +143,29 @@ impl Volumes {
         self.refs().remove(name).unwrap_or_default()
     }
 
-    /// The driver of that name (`local` when empty), or Docker's error for
-    /// a plugin it cannot find.
-    pub fn driver(&self, name: &str) -> Result<&dyn VolumeDriver> {
+    /// The driver of that name (`local` when empty): a built-in one, else
+    /// a volume plugin (activated on first use), or Docker's error for one
+    /// it cannot find.
+    pub fn driver(&self, name: &str) -> Result<Arc<dyn VolumeDriver>> {
         let name = if name.is_empty() { LOCAL } else { name };
-        self.drivers.get(name).map(|d| d.as_ref()).ok_or_else(|| {
-            EngineError::not_found(format!(
-                "error looking up volume plugin {name}: plugin \"{name}\" not found"
-            ))
-        })
+        if let Some(d) = self.drivers.get(name) {
+            return Ok(d.clone());
+        }
+        match self.plugins.get(name, plugins::VOLUME) {
+            Ok(p) => Ok(Arc::new(plugin::PluginDriver::new(p, self.scopes.clone()))),
+            Err(e) => {
+                let msg = format!("error looking up volume plugin {name}: {e}");
+                Err(match e {
+                    EngineError::NotFound(_) => EngineError::not_found(msg),
+                    _ => EngineError::internal(msg),
+                })
+            }
+        }
     }
 
-    /// The driver volume `name`'s record names; one without a record is in
-    /// the `local` layout.
-    fn driver_of(&self, name: &str) -> Result<&dyn VolumeDriver> {
-        let driver = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|v| v.driver.clone())
-            .unwrap_or_default();
-        self.driver(&driver)
+    /// Whether `driver` is one of the built-in drivers (not a plugin).
+    fn builtin(&self, driver: &str) -> bool {
+        driver.is_empty() || self.drivers.contains_key(driver)
     }
 
     /// Where the volume's content is (its `Mountpoint`), as its driver says.
@@ -189,29 +208,95 @@ fn now_secs() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+fn scope_of(c: &driver::CapabilitiesResponse) -> VolumeScopeEnum {
+    if c.capabilities.scope == "global" {
+        VolumeScopeEnum::GLOBAL
+    } else {
+        VolumeScopeEnum::LOCAL
+    }
+}
+
+fn view_of(v: &VolumeRecord, mountpoint: String, scope: VolumeScopeEnum) -> Volume {
+    Volume {
+        name: v.name.clone(),
+        driver: v.driver.clone(),
+        mountpoint,
+        created_at: (!v.created_at.is_empty()).then(|| v.created_at.clone()),
+        status: None,
+        labels: v.labels.clone(),
+        scope: Some(scope),
+        cluster_volume: None,
+        options: v.options.clone(),
+        usage_data: None,
+    }
+}
+
+/// The record-like view of a volume a plugin lists without a record.
+fn unrecorded(driver: &str, info: driver::VolumeInfo) -> VolumeRecord {
+    VolumeRecord {
+        name: info.name,
+        driver: driver.to_string(),
+        created_at: info.created_at,
+        ..Default::default()
+    }
+}
+
 impl Volumes {
+    /// A recorded volume as the API shows it, its mountpoint and scope
+    /// asked of its driver (`Path`, `Capabilities`).
     fn volume_view(&self, v: &VolumeRecord) -> Volume {
-        let scope = match self.driver(&v.driver).map(|d| d.capabilities()) {
-            Ok(c) if c.capabilities.scope == "global" => VolumeScopeEnum::GLOBAL,
-            _ => VolumeScopeEnum::LOCAL,
-        };
-        Volume {
-            name: v.name.clone(),
-            driver: v.driver.clone(),
-            mountpoint: self.mountpoint(v).display().to_string(),
-            created_at: Some(v.created_at.clone()),
-            status: None,
-            labels: v.labels.clone(),
-            scope: Some(scope),
-            cluster_volume: None,
-            options: v.options.clone(),
-            usage_data: None,
+        let scope = self
+            .driver(&v.driver)
+            .map(|d| scope_of(&d.capabilities()))
+            .unwrap_or(VolumeScopeEnum::LOCAL);
+        view_of(v, self.mountpoint(v).display().to_string(), scope)
+    }
+
+    /// `inspect`'s view: a plugin's volume with what its `Get` says
+    /// (mountpoint and `Status`).
+    fn detailed_view(&self, v: &VolumeRecord) -> Result<(Volume, Option<Status>)> {
+        if self.builtin(&v.driver) {
+            return Ok((self.volume_view(v), None));
         }
+        let d = self.driver(&v.driver)?;
+        let got = d.get(&NameRequest {
+            name: v.name.clone(),
+        })?;
+        let mut mountpoint = got.volume.mountpoint;
+        if mountpoint.is_empty() {
+            mountpoint = self.mountpoint(v).display().to_string();
+        }
+        let status = (!got.volume.status.is_empty()).then_some(got.volume.status);
+        Ok((view_of(v, mountpoint, scope_of(&d.capabilities())), status))
+    }
+
+    /// A volume that a plugin knows and berth has no record of (made
+    /// behind the daemon's back, or on another host for a `global` one):
+    /// the first plugin whose `Get` finds it.
+    fn find_in_plugins(&self, name: &str) -> Option<(Arc<dyn VolumeDriver>, VolumeRecord)> {
+        let req = NameRequest { name: name.into() };
+        for p in self.plugins.all(plugins::VOLUME) {
+            let d: Arc<dyn VolumeDriver> =
+                Arc::new(plugin::PluginDriver::new(p, self.scopes.clone()));
+            if let Ok(g) = d.get(&req) {
+                let rec = unrecorded(d.name(), g.volume);
+                return Some((d, rec));
+            }
+        }
+        None
     }
 
     pub(crate) fn volume_event(&self, action: &str, name: &str, extra: &[(&str, String)]) {
         let mut attrs: HashMap<String, String> = HashMap::new();
-        attrs.insert("driver".into(), LOCAL.into());
+        let driver = self.get(name).map(|v| v.driver).unwrap_or_default();
+        attrs.insert(
+            "driver".into(),
+            if driver.is_empty() {
+                LOCAL.into()
+            } else {
+                driver
+            },
+        );
         for (k, v) in extra {
             attrs.insert(k.to_string(), v.clone());
         }
@@ -247,6 +332,13 @@ impl Volumes {
         drv.create(&CreateRequest {
             name: name.clone(),
             opts: options.clone(),
+        })
+        .map_err(|e| {
+            if self.builtin(driver) {
+                e
+            } else {
+                op_error("create", &name, e)
+            }
         })?;
         labels.retain(|k, _| !k.is_empty());
         let rec = VolumeRecord {
@@ -280,32 +372,90 @@ impl Volumes {
         Ok(self.volume_view(&v))
     }
 
-    /// `GET /volumes/{name}`.
-    pub fn inspect_volume(&self, name: &str) -> Result<Volume> {
-        self.get(name)
-            .map(|v| self.volume_view(&v))
-            .ok_or_else(|| EngineError::not_found(format!("get {name}: no such volume")))
+    /// `GET /volumes/{name}`, with the `Status` a plugin's `Get` gives
+    /// (the wire type cannot hold it: the server adds it).
+    pub fn inspect_volume(&self, name: &str) -> Result<(Volume, Option<Status>)> {
+        match self.get(name) {
+            Some(rec) => self.detailed_view(&rec),
+            None => {
+                let (d, rec) = self
+                    .find_in_plugins(name)
+                    .ok_or_else(|| EngineError::not_found(format!("get {name}: no such volume")))?;
+                let got = d.get(&NameRequest { name: name.into() })?;
+                let status = (!got.volume.status.is_empty()).then_some(got.volume.status);
+                let scope = scope_of(&d.capabilities());
+                Ok((view_of(&rec, got.volume.mountpoint, scope), status))
+            }
+        }
     }
 
-    /// `GET /volumes` with filters `dangling`, `name`, `label`, `driver`.
+    /// `GET /volumes` with filters `dangling`, `name`, `label`, `driver`:
+    /// the records, merged as Docker does with what each volume plugin
+    /// lists (a plugin's volume berth has no record of shows too; a
+    /// recorded one its plugin no longer lists does not). A plugin that
+    /// fails to list is a warning, and its recorded volumes show as
+    /// recorded.
     pub fn list_volumes(&self, filters: &Filters) -> Result<VolumeListResponse> {
         filters.validate(&["dangling", "name", "label", "driver"])?;
         let dangling = filters.get_bool("dangling")?;
         let refs = self.refs();
-        let out = self
-            .all()
-            .into_iter()
-            .filter(|v| {
-                dangling.is_none_or(|d| d != refs.contains_key(&v.name))
-                    && filters.substring_match("name", &v.name)
-                    && filters.exact_match("driver", &v.driver)
-                    && filters.match_labels("label", Some(&v.labels))
-            })
-            .map(|v| self.volume_view(&v))
-            .collect();
+        let mut warnings = Vec::new();
+        // Plugin name → what it lists (with its scope), or `None` if the
+        // listing failed.
+        let mut listed: HashMap<String, Option<(Vec<driver::VolumeInfo>, VolumeScopeEnum)>> =
+            HashMap::new();
+        for p in self.plugins.all(plugins::VOLUME) {
+            if !filters.exact_match("driver", p.name()) {
+                continue;
+            }
+            let d = plugin::PluginDriver::new(p, self.scopes.clone());
+            let entry = match d.list() {
+                Ok(l) => Some((l.volumes, scope_of(&d.capabilities()))),
+                Err(e) => {
+                    warnings.push(format!("list {}: {e}", d.name()));
+                    None
+                }
+            };
+            listed.insert(d.name().to_string(), entry);
+        }
+        let records = self.all();
+        let mut out: Vec<Volume> = Vec::new();
+        for v in &records {
+            if self.builtin(&v.driver) {
+                out.push(self.volume_view(v));
+                continue;
+            }
+            match listed.get(&v.driver) {
+                Some(Some((vols, scope))) => {
+                    if let Some(info) = vols.iter().find(|i| i.name == v.name) {
+                        out.push(view_of(v, info.mountpoint.clone(), scope.clone()));
+                    }
+                }
+                // Its plugin failed to list, or is not there at all: the
+                // record is all there is to show.
+                _ => out.push(view_of(v, String::new(), VolumeScopeEnum::LOCAL)),
+            }
+        }
+        for (driver, entry) in &listed {
+            let Some((vols, scope)) = entry else { continue };
+            for info in vols {
+                if records.iter().any(|r| r.name == info.name) {
+                    continue;
+                }
+                let rec = unrecorded(driver, info.clone());
+                out.push(view_of(&rec, info.mountpoint.clone(), scope.clone()));
+            }
+        }
+        out.retain(|v| {
+            dangling.is_none_or(|d| d != refs.contains_key(&v.name))
+                && filters.substring_match("name", &v.name)
+                && filters.exact_match("driver", &v.driver)
+                && filters.match_labels("label", Some(&v.labels))
+        });
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(VolumeListResponse {
             volumes: Some(out),
-            warnings: None,
+            warnings: (!warnings.is_empty()).then_some(warnings),
         })
     }
 
@@ -315,7 +465,10 @@ impl Volumes {
     /// fails gets the record back, so nothing changed.
     pub(crate) fn remove_volume_locked(&self, name: &str) -> Result<()> {
         let rec = self.get(name);
-        let drv = self.driver_of(name)?;
+        let driver = rec.as_ref().map(|r| r.driver.clone()).unwrap_or_default();
+        let drv = self
+            .driver(&driver)
+            .map_err(|e| op_error("remove", name, e))?;
         self.store.delete(Table::Volumes, name)?;
         if let Err(e) = drv.remove(&NameRequest { name: name.into() }) {
             if let Some(rec) = &rec {
@@ -323,28 +476,33 @@ impl Volumes {
                     tracing::warn!(volume = name, error = %e, "restoring the volume's record");
                 }
             }
-            return Err(e);
+            return Err(if self.builtin(&driver) {
+                e
+            } else {
+                op_error("remove", name, e)
+            });
         }
+        self.forget(name, &driver);
+        Ok(())
+    }
+
+    /// Drops volume `name`'s record from the index, and says so.
+    fn forget(&self, name: &str, driver: &str) {
         self.index
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        self.volume_event("destroy", name, &[]);
-        Ok(())
+        let driver = if driver.is_empty() { LOCAL } else { driver };
+        self.volume_event("destroy", name, &[("driver", driver.to_string())]);
     }
 
-    /// `DELETE /volumes/{name}`: 409 while any container uses it; `force`
-    /// only makes a missing volume a success, as in Docker.
+    /// `DELETE /volumes/{name}`: 409 while any container uses it. With
+    /// `force` a missing volume is a success and, as Docker's purge on
+    /// error, a plugin volume whose plugin fails to remove it (or is gone)
+    /// loses its record anyway. A volume a plugin has and berth has no
+    /// record of is removed through that plugin.
     pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
         let _g = self.guard();
-        if self.get(name).is_none() {
-            if force {
-                return Ok(());
-            }
-            return Err(EngineError::not_found(format!(
-                "get {name}: no such volume"
-            )));
-        }
         let users = self.users_of(name);
         if !users.is_empty() {
             return Err(EngineError::conflict(format!(
@@ -352,7 +510,29 @@ impl Volumes {
                 users.join(" ")
             )));
         }
-        self.remove_volume_locked(name)
+        let Some(rec) = self.get(name) else {
+            if let Some((d, _)) = self.find_in_plugins(name) {
+                d.remove(&NameRequest { name: name.into() })
+                    .map_err(|e| op_error("remove", name, e))?;
+                self.volume_event("destroy", name, &[("driver", d.name().to_string())]);
+                return Ok(());
+            }
+            if force {
+                return Ok(());
+            }
+            return Err(EngineError::not_found(format!(
+                "get {name}: no such volume"
+            )));
+        };
+        match self.remove_volume_locked(name) {
+            Err(e) if force && !self.builtin(&rec.driver) => {
+                tracing::warn!(volume = name, error = %e, "purging the volume's record");
+                self.store.delete(Table::Volumes, name)?;
+                self.forget(name, &rec.driver);
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// `POST /volumes/prune`: unused anonymous volumes, or every unused one
@@ -365,7 +545,8 @@ impl Volumes {
         let mut deleted = Vec::new();
         let mut space = 0i64;
         for v in self.all() {
-            if refs.contains_key(&v.name) || (!all && !v.anonymous()) {
+            // Docker prunes the `local` driver's volumes only.
+            if refs.contains_key(&v.name) || (!all && !v.anonymous()) || !self.builtin(&v.driver) {
                 continue;
             }
             if !filters.match_labels("label", Some(&v.labels)) {
@@ -421,30 +602,87 @@ impl Volumes {
 
     /// Makes volume `name` usable for `holder` (a container or a cp
     /// session) through its driver (a device-backed local volume is
-    /// mounted); returns where its content is.
+    /// mounted, a plugin is sent `Mount`); returns where its content is.
     pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<PathBuf> {
-        let m = self.driver_of(name)?.mount(&MountRequest {
-            name: name.into(),
-            id: holder.into(),
-        })?;
-        Ok(PathBuf::from(m.mountpoint))
-    }
-
-    /// After a restart: device volumes no running container uses are
-    /// unmounted (the local driver's holds died with the old daemon).
-    pub(crate) fn release_idle_volumes(&self) {
-        self.local.release_idle();
-    }
-
-    /// Releases `holder`'s use; the driver undoes the mount once nothing
-    /// uses the volume.
-    pub(crate) fn deactivate_volume(&self, name: &str, holder: &str) {
+        let driver = self.get(name).map(|v| v.driver).unwrap_or_default();
         let req = MountRequest {
             name: name.into(),
             id: holder.into(),
         };
-        if let Err(e) = self.driver_of(name).and_then(|d| d.unmount(&req)) {
+        if self.builtin(&driver) {
+            return Ok(PathBuf::from(self.driver(&driver)?.mount(&req)?.mountpoint));
+        }
+        let wrap = |e: EngineError| {
+            let msg = format!("error while mounting volume '{name}': {e}");
+            match e {
+                EngineError::NotFound(_) => EngineError::not_found(msg),
+                _ => EngineError::internal(msg),
+            }
+        };
+        let m = self
+            .driver(&driver)
+            .and_then(|d| d.mount(&req))
+            .map_err(wrap)?;
+        self.held.add(held::Held {
+            volume: name.into(),
+            driver,
+            holder: holder.into(),
+        });
+        Ok(PathBuf::from(m.mountpoint))
+    }
+
+    /// After a restart: device volumes no running container uses are
+    /// unmounted (the local driver's holds died with the old daemon), and
+    /// every plugin volume still mounted for a holder that no longer runs
+    /// (`running` says which do) is sent its `Unmount`.
+    pub(crate) fn release_idle_volumes(&self, running: &dyn Fn(&str) -> bool) {
+        self.local.release_idle();
+        for h in self.held.take_stale(running) {
+            tracing::info!(volume = %h.volume, holder = %h.holder, "unmounting a plugin volume left mounted");
+            self.unmount_held(&h);
+        }
+    }
+
+    fn unmount_held(&self, h: &held::Held) {
+        let req = MountRequest {
+            name: h.volume.clone(),
+            id: h.holder.clone(),
+        };
+        if let Err(e) = self.driver(&h.driver).and_then(|d| d.unmount(&req)) {
+            tracing::warn!(volume = %h.volume, error = %e, "unmounting the plugin volume");
+        }
+    }
+
+    /// Releases `holder`'s use; the driver undoes the mount once nothing
+    /// uses the volume. A plugin hears `Unmount` only for a `Mount` it
+    /// answered.
+    pub(crate) fn deactivate_volume(&self, name: &str, holder: &str) {
+        if let Some(h) = self.held.take(name, holder) {
+            self.unmount_held(&h);
+            return;
+        }
+        let driver = self.get(name).map(|v| v.driver).unwrap_or_default();
+        if !self.builtin(&driver) {
+            return;
+        }
+        let req = MountRequest {
+            name: name.into(),
+            id: holder.into(),
+        };
+        if let Err(e) = self.driver(&driver).and_then(|d| d.unmount(&req)) {
             tracing::warn!(volume = name, error = %e, "releasing the volume");
         }
+    }
+}
+
+/// Docker's wording of a failed operation on a volume (`create v: ...`),
+/// of the same kind.
+fn op_error(op: &str, name: &str, e: EngineError) -> EngineError {
+    let msg = format!("{op} {name}: {e}");
+    match e {
+        EngineError::NotFound(_) => EngineError::not_found(msg),
+        EngineError::InvalidParameter(_) => EngineError::invalid(msg),
+        EngineError::Conflict(_) => EngineError::conflict(msg),
+        _ => EngineError::internal(msg),
     }
 }
