@@ -414,3 +414,40 @@ fn a_plugin_whose_socket_never_appears_fails_to_enable_within_its_timeout() {
     }
     assert!(names(&d, None).is_empty());
 }
+
+#[test]
+fn containers_share_a_volume_of_a_managed_plugin_which_is_not_disabled_while_in_use() {
+    let d = daemon();
+    let t = scratch();
+    let dir = plugin_dir(t.path(), "pyvol", &config(json!({})));
+    d.docker_ok(&["plugin", "create", "pyvol", dir.to_str().unwrap()]);
+    d.docker_ok(&["plugin", "enable", "pyvol"]);
+    let id = inspect(&d, "pyvol")["Id"].as_str().unwrap().to_string();
+    d.docker_ok(&["volume", "create", "-d", "pyvol", "shared"]);
+    assert_eq!(
+        d.docker_ok(&["volume", "inspect", "-f", "{{.Driver}}", "shared"]).trim(),
+        "pyvol:latest",
+        "a managed plugin drives its volumes by its full name, as in Docker"
+    );
+    // One container writes and stays; another reads through the same
+    // mount, which is the plugin's, seen on the host under its
+    // propagated mount.
+    d.docker_ok(&[
+        "run", "-d", "--name", "writer", "-v", "shared:/v", "busybox", "sh", "-c",
+        "echo one > /v/f; sleep 60",
+    ]);
+    let host = d.data_root.join("plugins").join(&id).join("propagated-mount/shared");
+    assert!(wait_for(Duration::from_secs(10), || host.join("f").exists()));
+    let out = d.docker_ok(&["run", "--rm", "-v", "shared:/v", "busybox", "cat", "/v/f", "/v/greeting"]);
+    assert_eq!(out, "one\nhello");
+    // In use: disable and rm refuse without force.
+    let o = d.docker(&["plugin", "disable", "pyvol"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("plugin pyvol:latest is in use"), "{}", stderr(&o));
+    d.docker_ok(&["rm", "-f", "writer"]);
+    assert!(wait_for(Duration::from_secs(10), || mounts_under(&host).is_empty()));
+    d.docker_ok(&["volume", "rm", "shared"]);
+    d.docker_ok(&["plugin", "disable", "pyvol"]);
+    d.docker_ok(&["plugin", "rm", "pyvol"]);
+    assert!(wait_for(Duration::from_secs(10), || plugin_processes(&d).is_empty()));
+}

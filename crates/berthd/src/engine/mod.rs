@@ -123,7 +123,7 @@ impl Engine {
             &config.exec_root,
         )?));
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
             config,
             store,
             events,
@@ -138,7 +138,15 @@ impl Engine {
             id,
             started: Instant::now(),
             shutdown,
-        }))
+        });
+        let weak = Arc::downgrade(&engine);
+        engine
+            .plugin_manager
+            .set_in_use(Box::new(move |name: &str| {
+                weak.upgrade()
+                    .is_some_and(|e| e.volumes.driver_in_use(name))
+            }));
+        Ok(engine)
     }
 
     /// Signals long-lived streams (events, logs -f) to end.
