@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_tests::fixtures::{layer_tar, Entry};
+use berth_tests::fixtures::{self, layer_tar, Entry};
 use berth_tests::http::raw_request;
 use berth_tests::*;
 use serde_json::{json, Value};
@@ -450,4 +450,143 @@ fn containers_share_a_volume_of_a_managed_plugin_which_is_not_disabled_while_in_
     d.docker_ok(&["plugin", "disable", "pyvol"]);
     d.docker_ok(&["plugin", "rm", "pyvol"]);
     assert!(wait_for(Duration::from_secs(10), || plugin_processes(&d).is_empty()));
+}
+
+/// Copies a host binary and the shared libraries `ldd` names into `root`
+/// at the same paths.
+fn copy_with_libs(root: &Path, bin: &str) {
+    let mut files = vec![bin.to_string()];
+    let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
+    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+        let path = match l.split_once("=>") {
+            Some((_, r)) => r.split_whitespace().next(),
+            None => l.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(p.to_string());
+        }
+    }
+    for f in files {
+        let dest = root.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        if !dest.exists() {
+            // The file itself, not a link to the host's.
+            std::fs::copy(std::fs::canonicalize(&f).unwrap(), &dest).unwrap();
+        }
+    }
+}
+
+/// Debian's rclone packaged as a managed plugin, as rclone packages
+/// itself (rclone.org/docker: `rclone serve docker`, its socket
+/// `rclone.sock`, volumes under the propagated mount `/mnt`, FUSE through
+/// `/dev/fuse` with CAP_SYS_ADMIN, host network), with a root built from
+/// the host's files.
+fn rclone_plugin_dir(parent: &Path, state: &Path) -> PathBuf {
+    let dir = parent.join("rclone-plugin");
+    let root = dir.join("rootfs");
+    for d in ["etc", "tmp", "mnt", "data/config", "data/cache", "remote", "bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    // The root's own layout: no links into the host's merged /usr.
+    copy_with_libs(&root, "/usr/bin/rclone");
+    copy_with_libs(&root, "/usr/bin/fusermount3");
+    std::os::unix::fs::symlink("fusermount3", root.join("usr/bin/fusermount")).unwrap();
+    std::fs::copy(fixtures::BUSYBOX, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    for d in ["config", "cache", "remote"] {
+        std::fs::create_dir_all(state.join(d)).unwrap();
+    }
+    std::fs::write(state.join("config/rclone.conf"), "").unwrap();
+    let src = |d: &str| state.join(d).display().to_string();
+    let config = json!({
+        "description": "Rclone volume plugin for Docker",
+        "documentation": "https://rclone.org/docker/",
+        "interface": {"socket": "rclone.sock", "types": ["docker.volumedriver/1.0"]},
+        "linux": {"capabilities": ["CAP_SYS_ADMIN"], "devices": [{"path": "/dev/fuse"}]},
+        "network": {"type": "host"},
+        "entrypoint": ["/usr/bin/rclone", "serve", "docker"],
+        "workdir": "/data",
+        "args": {"name": "args", "value": [], "settable": ["value"]},
+        "env": [
+            {"name": "RCLONE_VERBOSE", "value": "0", "settable": ["value"]},
+            {"name": "RCLONE_CONFIG", "value": "/data/config/rclone.conf"},
+            {"name": "RCLONE_CACHE_DIR", "value": "/data/cache"},
+            {"name": "RCLONE_BASE_DIR", "value": "/mnt"},
+            {"name": "PATH", "value": "/usr/bin:/bin"}
+        ],
+        "mounts": [
+            {"name": "config", "source": "/var/lib/docker-plugins/rclone/config",
+             "destination": "/data/config", "type": "bind", "options": ["rbind"], "settable": ["source"]},
+            {"name": "cache", "source": "/var/lib/docker-plugins/rclone/cache",
+             "destination": "/data/cache", "type": "bind", "options": ["rbind"], "settable": ["source"]},
+            {"name": "remote", "source": src("remote"),
+             "destination": "/remote", "type": "bind", "options": ["rbind"], "settable": ["source"]}
+        ],
+        "propagatedMount": "/mnt"
+    });
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
+    let d = daemon();
+    let t = scratch();
+    let state = t.path().join("state");
+    let dir = rclone_plugin_dir(t.path(), &state);
+    d.docker_ok(&["plugin", "create", "rclone", dir.to_str().unwrap()]);
+    // Its state where the test wants it, through the settable sources.
+    let config_src = format!("config.source={}", state.join("config").display());
+    let cache_src = format!("cache.source={}", state.join("cache").display());
+    d.docker_ok(&["plugin", "set", "rclone", &config_src, &cache_src]);
+    d.docker_ok(&["plugin", "enable", "--timeout", "60", "rclone"]);
+    let id = inspect(&d, "rclone")["Id"].as_str().unwrap().to_string();
+    let info = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
+    assert_eq!(info.trim(), r#"["local","rclone:latest"]"#);
+
+    d.docker_ok(&[
+        "volume", "create", "-d", "rclone", "-o", "type=local", "-o", "path=/remote", "rvol",
+    ]);
+    let v: Value =
+        serde_json::from_str(&d.docker_ok(&["volume", "inspect", "rvol"])).unwrap();
+    let propagated = d.data_root.join("plugins").join(&id).join("propagated-mount");
+    assert_eq!(v[0]["Driver"], "rclone:latest");
+    assert_eq!(
+        v[0]["Mountpoint"],
+        propagated.join("rvol").display().to_string(),
+        "the plugin's /mnt/rvol, as the host sees it"
+    );
+
+    // One container writes through rclone's FUSE mount and stays; a
+    // second reads what the first wrote.
+    d.docker_ok(&[
+        "run", "-d", "--name", "writer", "-v", "rvol:/data", "busybox", "sh", "-c",
+        "echo hello > /data/f && sleep 60",
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(state.join("remote/f")).is_ok_and(|s| s == "hello\n")
+        }),
+        "written through rclone to its remote; mounts: {:?}",
+        mounts_under(&propagated)
+    );
+    let out = d.docker_ok(&["run", "--rm", "-v", "rvol:/d", "busybox", "cat", "/d/f"]);
+    assert_eq!(out, "hello\n");
+    let o = d.docker(&["plugin", "disable", "rclone"]);
+    assert!(stderr(&o).contains("plugin rclone:latest is in use"), "{}", stderr(&o));
+    d.docker_ok(&["rm", "-f", "writer"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || mounts_under(&propagated).len() <= 1),
+        "rclone unmounted its FUSE mount: {:?}",
+        mounts_under(&propagated)
+    );
+    d.docker_ok(&["volume", "rm", "rvol"]);
+    d.docker_ok(&["plugin", "disable", "rclone"]);
+    d.docker_ok(&["plugin", "rm", "rclone"]);
+    assert!(mounts_under(&d.data_root.join("plugins")).is_empty());
+    // The remote keeps the data.
+    assert_eq!(std::fs::read_to_string(state.join("remote/f")).unwrap(), "hello\n");
 }
