@@ -590,3 +590,73 @@ fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
     // The remote keeps the data.
     assert_eq!(std::fs::read_to_string(state.join("remote/f")).unwrap(), "hello\n");
 }
+
+#[test]
+fn rclone_is_pushed_to_a_registry_and_installed_back_with_its_privileges() {
+    let d = daemon();
+    let t = scratch();
+    let Some(reg) = LocalRegistry::start(t.path()) else {
+        panic!("docker-registry (Debian's) is needed for this test");
+    };
+    let state = t.path().join("state");
+    let dir = rclone_plugin_dir(t.path(), &state);
+    let name = format!("127.0.0.1:{}/berth/rclone:v1", reg.port);
+    d.docker_ok(&["plugin", "create", &name, dir.to_str().unwrap()]);
+    let out = d.docker_ok(&["plugin", "push", &name]);
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    d.docker_ok(&["plugin", "rm", &name]);
+    assert!(names(&d, None).is_empty());
+
+    // What installing it grants, as the registry's config says.
+    let (status, _, body) = d.raw(
+        "GET",
+        &format!("/v1.50/plugins/privileges?remote={name}"),
+        None,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let privs: Value = serde_json::from_slice(&body).unwrap();
+    let pnames: Vec<&str> = privs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pnames, ["network", "mount", "mount", "mount", "device", "capabilities"]);
+    // Refused without the privileges it asks for.
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.50/plugins/pull?remote={name}&name=nope"),
+        Some(b"[]"),
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("incorrect privileges"));
+    assert!(names(&d, None).is_empty());
+
+    // Installed back under an alias, its sources set, enabled, used.
+    let config_src = format!("config.source={}", state.join("config").display());
+    let cache_src = format!("cache.source={}", state.join("cache").display());
+    d.docker_ok(&[
+        "plugin", "install", "--grant-all-permissions", "--alias", "rclone", &name, &config_src,
+        &cache_src,
+    ]);
+    let p = inspect(&d, "rclone");
+    assert_eq!(p["Name"], "rclone:latest");
+    assert_eq!(p["Enabled"], true);
+    assert_eq!(p["PluginReference"], name.as_str());
+    assert_eq!(p["Config"]["rootfs"]["type"], "layers");
+    assert_eq!(p["Config"]["rootfs"]["diff_ids"].as_array().map(Vec::len), Some(1));
+    d.docker_ok(&[
+        "volume", "create", "-d", "rclone", "-o", "type=local", "-o", "path=/remote", "again",
+    ]);
+    d.docker_ok(&[
+        "run", "--rm", "-v", "again:/data", "busybox", "sh", "-c", "echo installed > /data/g",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(state.join("remote/g")).unwrap(),
+        "installed\n"
+    );
+    d.docker_ok(&["volume", "rm", "again"]);
+    d.docker_ok(&["plugin", "rm", "-f", "rclone"]);
+    assert!(mounts_under(&d.data_root.join("plugins")).is_empty());
+    drop(reg);
+}

@@ -114,6 +114,115 @@ pub async fn set<B: Backend>(b: &B, mut req: Req, name: &str) -> ApiResult {
     status_only(StatusCode::NO_CONTENT)
 }
 
+/// The registry side (`privileges`, `pull`, `push`): the registry service
+/// moves the blobs, the plugin manager packs and installs.
+pub mod remote {
+    use berth_api::jsonmessage::JsonMessage;
+    use bytes::Bytes;
+    use http::header::{HeaderValue, CONTENT_TYPE};
+    use http::Response;
+
+    use super::super::error::ApiError;
+    use super::super::http::{full, ok_json, ApiResult, Req};
+    use super::super::Ctx;
+    use crate::engine::images::reference::Reference;
+    use crate::engine::plugins::managed::{Config, Privilege};
+    use crate::engine::registry::auth::AuthConfig;
+    use crate::engine::EngineError;
+
+    fn creds(req: &Req) -> Result<AuthConfig, ApiError> {
+        Ok(AuthConfig::from_header(
+            req.headers
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok()),
+        )?)
+    }
+
+    /// `remote` as moby's `parseRemoteRef`: normalised, `latest` added.
+    fn remote_ref(raw: &str) -> Result<Reference, ApiError> {
+        Ok(Reference::parse(raw)
+            .map_err(EngineError::from)?
+            .with_default_tag())
+    }
+
+    /// JSON message lines, as one body.
+    fn lines(msgs: &[JsonMessage], name: Option<&str>) -> ApiResult {
+        let body: Vec<u8> = msgs.iter().flat_map(|m| m.to_line()).collect();
+        let mut r = Response::new(full(Bytes::from(body)));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(n) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
+            r.headers_mut().insert("Docker-Plugin-Name", n);
+        }
+        Ok(r)
+    }
+
+    /// `GET /plugins/privileges?remote=`.
+    pub async fn privileges(ctx: &Ctx, req: Req) -> ApiResult {
+        let r = remote_ref(req.query.get("remote").unwrap_or_default())?;
+        let raw = ctx
+            .engine
+            .registries
+            .plugin_config(&r, &creds(&req)?)
+            .await?;
+        ok_json(&Config::parse(&raw)?.privileges())
+    }
+
+    /// `POST /plugins/pull?remote=&name=` with the privileges granted.
+    pub async fn pull(ctx: &Ctx, mut req: Req) -> ApiResult {
+        let remote = req.query.get("remote").unwrap_or_default().to_string();
+        let name = req.query.get("name").unwrap_or_default().to_string();
+        let r = remote_ref(&remote)?;
+        let creds = creds(&req)?;
+        let granted: Vec<Privilege> = req.json_or_default().await?;
+        let blobs = ctx.engine.registries.pull_plugin(&r, &creds).await?;
+        let engine = ctx.engine.clone();
+        let familiar = r.familiar();
+        let p = tokio::task::spawn_blocking(move || {
+            engine
+                .plugin_manager
+                .install(&name, &familiar, blobs, &granted)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        lines(
+            &[
+                JsonMessage::status(format!("Pulled {}", r.familiar())),
+                JsonMessage::status(format!("Installed plugin {}", p.name)),
+            ],
+            Some(&p.name),
+        )
+    }
+
+    /// `POST /plugins/{name}/push`.
+    pub async fn push(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
+        let creds = creds(&req)?;
+        let engine = ctx.engine.clone();
+        let n = name.to_string();
+        let (p, blobs) = tokio::task::spawn_blocking(move || engine.plugin_manager.export(&n))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+        let r = Reference::parse(&p.name).map_err(|e| {
+            EngineError::invalid(format!("plugin has invalid name {} for push: {e}", p.name))
+        })?;
+        let mut repo = r.clone();
+        repo.tag = None;
+        let (digest, size) = ctx.engine.registries.push_plugin(&r, &creds, blobs).await?;
+        let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+        lines(
+            &[
+                JsonMessage::status(format!(
+                    "The push refers to repository [{}]",
+                    repo.name()
+                )),
+                JsonMessage::status(format!("{tag}: digest: {digest} size: {size}")),
+                JsonMessage::aux(serde_json::json!({"Tag": tag, "Digest": digest, "Size": size})),
+            ],
+            None,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

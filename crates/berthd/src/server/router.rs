@@ -130,6 +130,11 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["build", "cancel"]) => build::cancel(ctx, req).await,
         (Method::GET, ["plugins"]) => plugins::list(&*ctx.engine, req).await,
         (Method::POST, ["plugins", "create"]) => plugins::create(ctx.engine.clone(), req).await,
+        (Method::GET, ["plugins", "privileges"]) => plugins::remote::privileges(ctx, req).await,
+        (Method::POST, ["plugins", "pull"]) => plugins::remote::pull(ctx, req).await,
+        (Method::POST, ["plugins", name @ .., "push"]) if !name.is_empty() => {
+            plugins::remote::push(ctx, req, &name.join("/")).await
+        }
         (Method::GET, ["plugins", name @ .., "json"]) if !name.is_empty() => {
             plugins::inspect(&*ctx.engine, req, &name.join("/")).await
         }

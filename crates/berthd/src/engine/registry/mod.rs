@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod platform;
 pub mod pull;
 mod push;
+pub mod plugin;
 pub mod search;
 
 use std::collections::HashMap;

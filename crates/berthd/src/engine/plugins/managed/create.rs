@@ -16,26 +16,7 @@ const MAX_CONFIG: u64 = 1 << 20;
 impl Manager {
     pub fn create(&self, name: &str, tar: impl Read) -> Result<PluginObj> {
         let name = normalize_name(name)?;
-        let exists = || EngineError::conflict(format!("plugin {name} already exists"));
-        if self.read().values().any(|p| p.name == name) {
-            return Err(exists());
-        }
-        let staging = self.root.join(format!("tmp-{}", ids::random_hex(8)));
-        std::fs::create_dir(&staging).map_err(io("creating", &staging))?;
-        let made = self.create_in(&name, tar, &staging);
-        let _ = std::fs::remove_dir_all(&staging);
-        let (p, rootfs_dir) = made?;
-        let _one = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if self.read().values().any(|p| p.name == name) {
-            let _ = std::fs::remove_dir_all(&rootfs_dir);
-            return Err(exists());
-        }
-        if let Err(e) = self.save(&p) {
-            let _ = std::fs::remove_dir_all(self.dir_of(&p.id));
-            return Err(e);
-        }
-        self.event(&p, "create");
-        Ok(p)
+        self.add(&name, |staging| self.create_in(&name, tar, staging))
     }
 
     /// Unpacks into `staging` and moves the root into the plugin's own
@@ -56,8 +37,19 @@ impl Manager {
             }
         })?;
         let config = read_config(&staging.join("config.json"))?;
-        let rootfs = staging.join("rootfs");
-        if !std::fs::symlink_metadata(&rootfs).is_ok_and(|m| m.is_dir()) {
+        self.adopt_root(name, config, &staging.join("rootfs"), name)
+    }
+
+    /// Moves an unpacked root into a new plugin's directory; returns the
+    /// record to save and that directory.
+    pub(super) fn adopt_root(
+        &self,
+        name: &str,
+        mut config: Config,
+        rootfs: &Path,
+        reference: &str,
+    ) -> Result<(PluginObj, std::path::PathBuf)> {
+        if !std::fs::symlink_metadata(rootfs).is_ok_and(|m| m.is_dir()) {
             return Err(EngineError::invalid("no rootfs found"));
         }
         let id = ids::new_object_id();
@@ -67,21 +59,54 @@ impl Manager {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         }
-        std::fs::rename(&rootfs, dir.join("rootfs")).map_err(io("moving", &rootfs))?;
-        let mut config = config;
-        config.rootfs = Some(RootFs {
-            diff_ids: Some(Vec::new()),
-            typ: "layers".into(),
-        });
+        if let Err(e) = std::fs::rename(rootfs, dir.join("rootfs")) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(io("moving", rootfs)(e));
+        }
+        if config.rootfs.is_none() {
+            config.rootfs = Some(RootFs {
+                diff_ids: Some(Vec::new()),
+                typ: "layers".into(),
+            });
+        }
         let p = PluginObj {
             settings: Settings::defaults(&config),
             config,
             enabled: false,
             id,
             name: name.to_string(),
-            plugin_reference: name.to_string(),
+            plugin_reference: reference.to_string(),
         };
         Ok((p, dir))
+    }
+
+    /// Saves a new plugin made by `make` in a staging directory, unless
+    /// its name was taken meanwhile; nothing is left on failure.
+    pub(super) fn add(
+        &self,
+        name: &str,
+        make: impl FnOnce(&Path) -> Result<(PluginObj, std::path::PathBuf)>,
+    ) -> Result<PluginObj> {
+        let exists = || EngineError::conflict(format!("plugin {name} already exists"));
+        if self.read().values().any(|p| p.name == name) {
+            return Err(exists());
+        }
+        let staging = self.root.join(format!("tmp-{}", ids::random_hex(8)));
+        std::fs::create_dir(&staging).map_err(io("creating", &staging))?;
+        let made = make(&staging);
+        let _ = std::fs::remove_dir_all(&staging);
+        let (p, dir) = made?;
+        let _one = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+        if self.read().values().any(|p| p.name == name) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(exists());
+        }
+        if let Err(e) = self.save(&p) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.event(&p, "create");
+        Ok(p)
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod config;
 mod create;
+mod distribution;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
