@@ -129,7 +129,12 @@ fn a_plugin_is_created_listed_inspected_set_and_removed() {
     assert_eq!(p["Settings"]["Env"], json!(["GREETING=hello", "FIXED=1"]));
     assert_eq!(p["Settings"]["Devices"], json!([]));
     assert_eq!(p["Settings"]["Mounts"][0]["Source"], "/usr");
-    assert!(d.data_root.join("plugins").join(&id).join("rootfs/plugin/managed_vol.py").is_file());
+    assert!(d
+        .data_root
+        .join("plugins")
+        .join(&id)
+        .join("rootfs/plugin/managed_vol.py")
+        .is_file());
     // By full name, by ID prefix.
     assert_eq!(inspect(&d, "pyvol:latest")["Id"], id.as_str());
     assert_eq!(inspect(&d, &id[..12])["Name"], "pyvol:latest");
@@ -142,7 +147,11 @@ fn a_plugin_is_created_listed_inspected_set_and_removed() {
     assert!(names(&d, Some("capability=authz")).is_empty());
     let o = d.docker(&["plugin", "ls", "--filter", "color=red"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("invalid filter 'color'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid filter 'color'"),
+        "{}",
+        stderr(&o)
+    );
     let table = d.docker_ok(&["plugin", "ls", "--no-trunc"]);
     assert!(
         table.contains(&id) && table.contains("a test volume plugin") && table.contains("false"),
@@ -158,7 +167,10 @@ fn a_plugin_is_created_listed_inspected_set_and_removed() {
     for (arg, want) in [
         ("FIXED=2", "\"FIXED\" is not settable"),
         ("usr.source=/etc", "\"usr.source\" is not settable"),
-        ("NOPE=1", "setting \"NOPE\" not found in the plugin configuration"),
+        (
+            "NOPE=1",
+            "setting \"NOPE\" not found in the plugin configuration",
+        ),
     ] {
         let o = d.docker(&["plugin", "set", "pyvol", arg]);
         assert!(!o.status.success(), "{arg}");
@@ -168,9 +180,17 @@ fn a_plugin_is_created_listed_inspected_set_and_removed() {
     // The same name twice is refused; an unknown one is not found.
     let o = d.docker(&["plugin", "create", "pyvol:latest", dir.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("plugin pyvol:latest already exists"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin pyvol:latest already exists"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["plugin", "inspect", "absent"]);
-    assert!(stderr(&o).contains("plugin \"absent\" not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin \"absent\" not found"),
+        "{}",
+        stderr(&o)
+    );
     let (status, _, _) = d.raw("POST", "/v1.50/plugins/absent/enable?timeout=1", None);
     assert_eq!(status, 404);
 
@@ -288,21 +308,34 @@ fn an_enabled_plugin_runs_apart_serves_its_socket_and_propagates_its_mounts() {
     let vols = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
     assert_eq!(vols.trim(), r#"["local","pyvol:latest"]"#);
     assert!(
-        d.docker_ok(&["info"]).contains("Volume: local pyvol:latest"),
+        d.docker_ok(&["info"])
+            .contains("Volume: local pyvol:latest"),
         "docker info shows it"
     );
 
     // Its socket, under the exec root, answers; what it mounts at its
     // PropagatedMount shows on the host (moby's ScopedPath).
-    let sock = d.exec_root.join("plugins").join(&id[..12]).join("pyvol.sock");
+    let sock = d
+        .exec_root
+        .join("plugins")
+        .join(&id[..12])
+        .join("pyvol.sock");
     assert_eq!(
         call(&sock, "VolumeDriver.Capabilities", json!({})),
         json!({"Capabilities": {"Scope": "local"}})
     );
     call(&sock, "VolumeDriver.Create", json!({"Name": "v1"}));
-    let m = call(&sock, "VolumeDriver.Mount", json!({"Name": "v1", "ID": "a"}));
+    let m = call(
+        &sock,
+        "VolumeDriver.Mount",
+        json!({"Name": "v1", "ID": "a"}),
+    );
     assert_eq!(m["Mountpoint"], "/data/v1");
-    let host = d.data_root.join("plugins").join(&id).join("propagated-mount");
+    let host = d
+        .data_root
+        .join("plugins")
+        .join(&id)
+        .join("propagated-mount");
     assert!(
         wait_for(Duration::from_secs(5), || host.join("v1/greeting").exists()),
         "the plugin's mount propagates: {:?}",
@@ -315,12 +348,24 @@ fn an_enabled_plugin_runs_apart_serves_its_socket_and_propagates_its_mounts() {
 
     // Enabling twice, setting or removing while enabled are refused.
     let o = d.docker(&["plugin", "enable", "pyvol"]);
-    assert!(stderr(&o).contains("plugin pyvol:latest is enabled"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin pyvol:latest is enabled"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["plugin", "set", "pyvol", "GREETING=x"]);
-    assert!(stderr(&o).contains("cannot set on an active plugin"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot set on an active plugin"),
+        "{}",
+        stderr(&o)
+    );
     let o = d.docker(&["plugin", "rm", "pyvol"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("plugin pyvol:latest is enabled"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin pyvol:latest is enabled"),
+        "{}",
+        stderr(&o)
+    );
 
     // Disable stops it and releases its mounts and socket.
     d.docker_ok(&["plugin", "disable", "pyvol"]);
@@ -329,7 +374,11 @@ fn an_enabled_plugin_runs_apart_serves_its_socket_and_propagates_its_mounts() {
     assert!(mounts_under(&host).is_empty(), "{:?}", mounts_under(&host));
     assert!(!sock.exists());
     let o = d.docker(&["plugin", "disable", "pyvol"]);
-    assert!(stderr(&o).contains("plugin pyvol:latest found but disabled"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin pyvol:latest found but disabled"),
+        "{}",
+        stderr(&o)
+    );
     let vols = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
     assert_eq!(vols.trim(), r#"["local"]"#);
 
@@ -358,7 +407,11 @@ fn an_enabled_plugin_is_adopted_after_a_daemon_crash_and_a_disabled_one_is_not_l
     // The same process serves again, and the daemon reaches it.
     assert_eq!(plugin_processes(&d), before);
     assert_eq!(inspect(&d, "pyvol")["Enabled"], true);
-    let sock = d.exec_root.join("plugins").join(&id[..12]).join("pyvol.sock");
+    let sock = d
+        .exec_root
+        .join("plugins")
+        .join(&id[..12])
+        .join("pyvol.sock");
     assert_eq!(
         call(&sock, "VolumeDriver.Capabilities", json!({}))["Capabilities"]["Scope"],
         "local"
@@ -378,8 +431,10 @@ fn a_plugin_whose_socket_never_appears_fails_to_enable_within_its_timeout() {
     let dir = plugin_dir(
         t.path(),
         "mute",
-        &config(json!({"entrypoint": ["/usr/bin/python3", "/plugin/managed_vol.py"],
-                       "interface": {"socket": "other.sock", "types": ["docker.volumedriver/1.0"]}})),
+        &config(
+            json!({"entrypoint": ["/usr/bin/python3", "/plugin/managed_vol.py"],
+                       "interface": {"socket": "other.sock", "types": ["docker.volumedriver/1.0"]}}),
+        ),
     );
     d.docker_ok(&["plugin", "create", "mute", dir.to_str().unwrap()]);
     let start = Instant::now();
@@ -407,7 +462,11 @@ fn a_plugin_whose_socket_never_appears_fails_to_enable_within_its_timeout() {
     let o = d.docker(&["plugin", "enable", "--timeout", "30", "dies"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("its process exited"), "{}", stderr(&o));
-    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(inspect(&d, "dies")["Enabled"], false);
     for p in ["mute", "dies"] {
         d.docker_ok(&["plugin", "rm", p]);
@@ -425,7 +484,8 @@ fn containers_share_a_volume_of_a_managed_plugin_which_is_not_disabled_while_in_
     let id = inspect(&d, "pyvol")["Id"].as_str().unwrap().to_string();
     d.docker_ok(&["volume", "create", "-d", "pyvol", "shared"]);
     assert_eq!(
-        d.docker_ok(&["volume", "inspect", "-f", "{{.Driver}}", "shared"]).trim(),
+        d.docker_ok(&["volume", "inspect", "-f", "{{.Driver}}", "shared"])
+            .trim(),
         "pyvol:latest",
         "a managed plugin drives its volumes by its full name, as in Docker"
     );
@@ -433,17 +493,44 @@ fn containers_share_a_volume_of_a_managed_plugin_which_is_not_disabled_while_in_
     // mount, which is the plugin's, seen on the host under its
     // propagated mount.
     d.docker_ok(&[
-        "run", "-d", "--name", "writer", "-v", "shared:/v", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "shared:/v",
+        "busybox",
+        "sh",
+        "-c",
         "echo one > /v/f; sleep 60",
     ]);
-    let host = d.data_root.join("plugins").join(&id).join("propagated-mount/shared");
-    assert!(wait_for(Duration::from_secs(10), || host.join("f").exists()));
-    let out = d.docker_ok(&["run", "--rm", "-v", "shared:/v", "busybox", "cat", "/v/f", "/v/greeting"]);
+    let host = d
+        .data_root
+        .join("plugins")
+        .join(&id)
+        .join("propagated-mount/shared");
+    assert!(wait_for(Duration::from_secs(10), || host
+        .join("f")
+        .exists()));
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/v",
+        "busybox",
+        "cat",
+        "/v/f",
+        "/v/greeting",
+    ]);
     assert_eq!(out, "one\nhello");
     // In use: disable and rm refuse without force.
     let o = d.docker(&["plugin", "disable", "pyvol"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("plugin pyvol:latest is in use"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin pyvol:latest is in use"),
+        "{}",
+        stderr(&o)
+    );
     d.docker_ok(&["rm", "-f", "writer"]);
     assert!(wait_for(Duration::from_secs(10), || mounts_under(&host).is_empty()));
     d.docker_ok(&["volume", "rm", "shared"]);
@@ -486,7 +573,15 @@ fn copy_with_libs(root: &Path, bin: &str) {
 fn rclone_plugin_dir(parent: &Path, state: &Path) -> PathBuf {
     let dir = parent.join("rclone-plugin");
     let root = dir.join("rootfs");
-    for d in ["etc", "tmp", "mnt", "data/config", "data/cache", "remote", "bin"] {
+    for d in [
+        "etc",
+        "tmp",
+        "mnt",
+        "data/config",
+        "data/cache",
+        "remote",
+        "bin",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     // The root's own layout: no links into the host's merged /usr.
@@ -527,7 +622,11 @@ fn rclone_plugin_dir(parent: &Path, state: &Path) -> PathBuf {
         ],
         "propagatedMount": "/mnt"
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -548,11 +647,22 @@ fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
     assert_eq!(info.trim(), r#"["local","rclone:latest"]"#);
 
     d.docker_ok(&[
-        "volume", "create", "-d", "rclone", "-o", "type=local", "-o", "path=/remote", "rvol",
+        "volume",
+        "create",
+        "-d",
+        "rclone",
+        "-o",
+        "type=local",
+        "-o",
+        "path=/remote",
+        "rvol",
     ]);
-    let v: Value =
-        serde_json::from_str(&d.docker_ok(&["volume", "inspect", "rvol"])).unwrap();
-    let propagated = d.data_root.join("plugins").join(&id).join("propagated-mount");
+    let v: Value = serde_json::from_str(&d.docker_ok(&["volume", "inspect", "rvol"])).unwrap();
+    let propagated = d
+        .data_root
+        .join("plugins")
+        .join(&id)
+        .join("propagated-mount");
     assert_eq!(v[0]["Driver"], "rclone:latest");
     assert_eq!(
         v[0]["Mountpoint"],
@@ -563,7 +673,15 @@ fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
     // One container writes through rclone's FUSE mount and stays; a
     // second reads what the first wrote.
     d.docker_ok(&[
-        "run", "-d", "--name", "writer", "-v", "rvol:/data", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "rvol:/data",
+        "busybox",
+        "sh",
+        "-c",
         "echo hello > /data/f && sleep 60",
     ]);
     assert!(
@@ -576,10 +694,15 @@ fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
     let out = d.docker_ok(&["run", "--rm", "-v", "rvol:/d", "busybox", "cat", "/d/f"]);
     assert_eq!(out, "hello\n");
     let o = d.docker(&["plugin", "disable", "rclone"]);
-    assert!(stderr(&o).contains("plugin rclone:latest is in use"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugin rclone:latest is in use"),
+        "{}",
+        stderr(&o)
+    );
     d.docker_ok(&["rm", "-f", "writer"]);
     assert!(
-        wait_for(Duration::from_secs(15), || mounts_under(&propagated).len() <= 1),
+        wait_for(Duration::from_secs(15), || mounts_under(&propagated).len()
+            <= 1),
         "rclone unmounted its FUSE mount: {:?}",
         mounts_under(&propagated)
     );
@@ -588,7 +711,10 @@ fn rclone_as_a_managed_plugin_serves_a_volume_to_two_containers() {
     d.docker_ok(&["plugin", "rm", "rclone"]);
     assert!(mounts_under(&d.data_root.join("plugins")).is_empty());
     // The remote keeps the data.
-    assert_eq!(std::fs::read_to_string(state.join("remote/f")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(state.join("remote/f")).unwrap(),
+        "hello\n"
+    );
 }
 
 #[test]
@@ -621,7 +747,17 @@ fn rclone_is_pushed_to_a_registry_and_installed_back_with_its_privileges() {
         .iter()
         .map(|p| p["Name"].as_str().unwrap())
         .collect();
-    assert_eq!(pnames, ["network", "mount", "mount", "mount", "device", "capabilities"]);
+    assert_eq!(
+        pnames,
+        [
+            "network",
+            "mount",
+            "mount",
+            "mount",
+            "device",
+            "capabilities"
+        ]
+    );
     // Refused without the privileges it asks for.
     let (status, _, body) = d.raw(
         "POST",
@@ -636,7 +772,13 @@ fn rclone_is_pushed_to_a_registry_and_installed_back_with_its_privileges() {
     let config_src = format!("config.source={}", state.join("config").display());
     let cache_src = format!("cache.source={}", state.join("cache").display());
     d.docker_ok(&[
-        "plugin", "install", "--grant-all-permissions", "--alias", "rclone", &name, &config_src,
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "--alias",
+        "rclone",
+        &name,
+        &config_src,
         &cache_src,
     ]);
     let p = inspect(&d, "rclone");
@@ -644,12 +786,30 @@ fn rclone_is_pushed_to_a_registry_and_installed_back_with_its_privileges() {
     assert_eq!(p["Enabled"], true);
     assert_eq!(p["PluginReference"], name.as_str());
     assert_eq!(p["Config"]["rootfs"]["type"], "layers");
-    assert_eq!(p["Config"]["rootfs"]["diff_ids"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        p["Config"]["rootfs"]["diff_ids"].as_array().map(Vec::len),
+        Some(1)
+    );
     d.docker_ok(&[
-        "volume", "create", "-d", "rclone", "-o", "type=local", "-o", "path=/remote", "again",
+        "volume",
+        "create",
+        "-d",
+        "rclone",
+        "-o",
+        "type=local",
+        "-o",
+        "path=/remote",
+        "again",
     ]);
     d.docker_ok(&[
-        "run", "--rm", "-v", "again:/data", "busybox", "sh", "-c", "echo installed > /data/g",
+        "run",
+        "--rm",
+        "-v",
+        "again:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo installed > /data/g",
     ]);
     assert_eq!(
         std::fs::read_to_string(state.join("remote/g")).unwrap(),

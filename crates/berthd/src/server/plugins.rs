@@ -82,9 +82,7 @@ pub async fn create<B: Backend>(b: Arc<B>, mut req: Req) -> ApiResult {
 pub async fn enable<B: Backend>(b: Arc<B>, req: Req, name: &str) -> ApiResult {
     let raw = req.query.get("timeout").unwrap_or_default();
     let secs: i64 = raw.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "strconv.Atoi: parsing {raw:?}: invalid syntax"
-        ))
+        ApiError::bad_request(format!("strconv.Atoi: parsing {raw:?}: invalid syntax"))
     })?;
     let secs = if secs <= 0 {
         DEFAULT_ENABLE_TIMEOUT
@@ -211,10 +209,7 @@ pub mod remote {
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         lines(
             &[
-                JsonMessage::status(format!(
-                    "The push refers to repository [{}]",
-                    repo.name()
-                )),
+                JsonMessage::status(format!("The push refers to repository [{}]", repo.name())),
                 JsonMessage::status(format!("{tag}: digest: {digest} size: {size}")),
                 JsonMessage::aux(serde_json::json!({"Tag": tag, "Digest": digest, "Size": size})),
             ],

@@ -9,8 +9,7 @@ use http::Method;
 use super::http::{ApiResult, Req};
 use super::{
     archive, build, buildkit, containers, exec, images, networks, page_not_found, plugins, system,
-    volumes,
-    CommonHeaders, Ctx,
+    volumes, CommonHeaders, Ctx,
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {

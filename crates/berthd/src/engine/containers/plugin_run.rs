@@ -9,13 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use berth_api::models::DeviceMapping;
 use berth_api::shim::{Request, ShimConfig};
 use berth_runtime::oci_spec::runtime::MountBuilder;
 use berth_runtime::{
     ContainerConfig, ContainerFiles, HostConfig, NetNs, NsMode, ResolvedUser, SeccompChoice,
     SpecInput,
 };
-use berth_api::models::DeviceMapping;
 
 use super::release::shim_of;
 use super::shim::{self, ShimBinary};

@@ -23,9 +23,9 @@ mod distribution;
 pub mod endpoint;
 pub mod metadata;
 pub mod platform;
+pub mod plugin;
 pub mod pull;
 mod push;
-pub mod plugin;
 pub mod search;
 
 use std::collections::HashMap;

@@ -29,7 +29,12 @@ pub struct PluginBlobs {
 }
 
 impl Registries {
-    async fn plugin_session(&self, r: &Reference, pull: bool, creds: &AuthConfig) -> Result<Session> {
+    async fn plugin_session(
+        &self,
+        r: &Reference,
+        pull: bool,
+        creds: &AuthConfig,
+    ) -> Result<Session> {
         let eps = self.ordered(self.endpoints.endpoints(&r.domain, pull).await);
         let actions = if pull { "pull" } else { "pull,push" };
         let scopes = vec![repo_scope(&r.path, actions)];

@@ -267,7 +267,8 @@ fn canonical_keys(v: Value) -> Value {
 impl Config {
     /// Parses a plugin's `config.json`, refusing one berth could not run.
     pub fn parse(raw: &[u8]) -> Result<Self> {
-        let bad = |e: serde_json::Error| EngineError::invalid(format!("failed to parse config: {e}"));
+        let bad =
+            |e: serde_json::Error| EngineError::invalid(format!("failed to parse config: {e}"));
         let v: Value = serde_json::from_slice(raw).map_err(bad)?;
         if !v.is_object() {
             return Err(EngineError::invalid(
@@ -532,7 +533,12 @@ pub fn apply_settings(p: &mut PluginObj, args: &[String]) -> Result<()> {
             .flatten()
             .position(|m| m.name == s.name)
         {
-            let m = &p.config.mounts.as_ref().map(|v| v[i].clone()).unwrap_or_default();
+            let m = &p
+                .config
+                .mounts
+                .as_ref()
+                .map(|v| v[i].clone())
+                .unwrap_or_default();
             s.check("source", m.settable.as_ref())?;
             if m.source.is_none() {
                 return Err(EngineError::invalid("plugin config has no mount source"));

@@ -361,7 +361,12 @@ impl Manager {
         ));
         if !c.network.typ.is_empty() {
             for f in ["/etc/hosts", "/etc/resolv.conf"] {
-                mounts.push((f.into(), f.into(), "bind".into(), vec!["rbind".into(), "ro".into()]));
+                mounts.push((
+                    f.into(),
+                    f.into(),
+                    "bind".into(),
+                    vec!["rbind".into(), "ro".into()],
+                ));
             }
         }
         let mut env = vec![format!("PATH={}", berth_runtime::DEFAULT_PATH)];
