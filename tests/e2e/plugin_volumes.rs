@@ -348,6 +348,27 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
     );
     let info = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
     assert_eq!(info.trim(), r#"["local","tp"]"#);
+    // A name taken by another driver; df walks `local` volumes only.
+    d.docker_ok(&["volume", "create", "lv"]);
+    let o = d.docker(&["volume", "create", "-d", "tp", "lv"]);
+    assert!(
+        stderr(&o).contains(
+            "create lv: driver 'local' already has volume 'lv': volume name must be unique"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let (st, _, body) = d.raw("GET", "/system/df", None);
+    assert_eq!(st, 200);
+    let df: Value = serde_json::from_slice(&body).unwrap();
+    let names: Vec<&str> = df["Volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["lv"]);
+    d.docker_ok(&["volume", "rm", "lv"]);
 
     // A volume the plugin has and berth has no record of shows too, and
     // can be inspected and removed.
@@ -486,6 +507,73 @@ fn after_a_daemon_crash_unmount_reaches_the_plugin_for_stopped_containers_only()
     assert_eq!(count(&state, "/VolumeDriver.Unmount", "pa", Some(&a)), 1);
     assert_eq!(count(&state, "/VolumeDriver.Unmount", "pb", Some(&b)), 1);
     assert_eq!(inspect_volume(&d, "pa")["Status"]["mounts"], 0);
+
+    // Stopped but mounted: a `cp` into the stopped container holds its
+    // volume while the archive comes (a writer that stalls mid-file) when
+    // the daemon dies.
+    let mut cp = d
+        .docker_cmd()
+        .args(["cp", "-", "cb:/d"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker cp runs");
+    let mut h = tar::Header::new_gnu();
+    h.set_path("big").unwrap();
+    h.set_size(1 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut stdin = cp.stdin.take().expect("cp's stdin");
+    std::io::Write::write_all(&mut stdin, h.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut stdin, &[7u8; 4096]).unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    // The cp holder mounted and not unmounted (the CLI's stat before the
+    // copy has its own holder, mounted and unmounted).
+    let held_cp = || {
+        let c = calls(&state);
+        c.iter().find_map(|(m, b)| {
+            let id = b["ID"].as_str().unwrap_or("");
+            let open = m == "/VolumeDriver.Mount"
+                && b["Name"] == "pb"
+                && id.starts_with("cp:")
+                && !c
+                    .iter()
+                    .any(|(m2, b2)| m2 == "/VolumeDriver.Unmount" && b2["ID"] == id);
+            open.then(|| id.to_string())
+        })
+    };
+    // The same holder, held over 300 ms (the stat's is let go at once).
+    let mut holder = String::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let first = held_cp();
+            std::thread::sleep(Duration::from_millis(300));
+            match (first, held_cp()) {
+                (Some(a), Some(b)) if a == b => {
+                    holder = a;
+                    true
+                }
+                _ => false,
+            }
+        }),
+        "{:?}",
+        calls(&state)
+    );
+    d.kill9();
+    drop(stdin);
+    let _ = cp.kill();
+    let _ = cp.wait();
+    d.restart().expect("berthd starts again");
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            count(&state, "/VolumeDriver.Unmount", "pb", Some(&holder)) == 1
+        }),
+        "the cp's volume was not unmounted: {:?}",
+        calls(&state)
+    );
+    assert_eq!(inspect_volume(&d, "pb")["Status"]["mounts"], 0);
+    assert!(!state.join("volumes/pb/big").exists());
 
     d.docker_ok(&["rm", "-f", "ca", "cb"]);
     d.docker_ok(&["volume", "rm", "pa", "pb"]);

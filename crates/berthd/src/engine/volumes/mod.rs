@@ -329,6 +329,16 @@ impl Volumes {
             (name.to_string(), labels)
         };
         if let Some(v) = self.get(&name) {
+            let had = if v.driver.is_empty() {
+                LOCAL
+            } else {
+                &v.driver
+            };
+            if !driver.is_empty() && had != drv.name() {
+                return Err(EngineError::conflict(format!(
+                    "create {name}: driver '{had}' already has volume '{name}': volume name must be unique"
+                )));
+            }
             // dockerd logs `create` for every create of a name, existing or
             // not (a container naming the volume included).
             self.volume_event("create", &name, &[]);
@@ -434,7 +444,7 @@ impl Volumes {
             match listed.get(&v.driver) {
                 Some(Some((vols, scope))) => {
                     if let Some(info) = vols.iter().find(|i| i.name == v.name) {
-                        out.push(view_of(v, info.mountpoint.clone(), scope.clone()));
+                        out.push(view_of(v, info.mountpoint.clone(), *scope));
                     }
                 }
                 // Its plugin failed to list, or is not there at all: the
@@ -449,7 +459,7 @@ impl Volumes {
                     continue;
                 }
                 let rec = unrecorded(driver, info.clone());
-                out.push(view_of(&rec, info.mountpoint.clone(), scope.clone()));
+                out.push(view_of(&rec, info.mountpoint.clone(), *scope));
             }
         }
         out.retain(|v| {
@@ -591,10 +601,13 @@ impl Volumes {
     }
 
     /// Volumes with `UsageData` for `GET /system/df`.
+    /// As Docker's, only the `local` driver's volumes: a plugin's may be
+    /// remote, and are not walked.
     pub fn volumes_disk_usage(&self) -> Vec<Volume> {
         let refs = self.refs();
         self.all()
             .iter()
+            .filter(|v| self.builtin(&v.driver))
             .map(|v| {
                 let mut out = self.volume_view(v);
                 out.usage_data = Some(VolumeUsageData {
