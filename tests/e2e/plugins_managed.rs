@@ -820,3 +820,68 @@ fn rclone_is_pushed_to_a_registry_and_installed_back_with_its_privileges() {
     assert!(mounts_under(&d.data_root.join("plugins")).is_empty());
     drop(reg);
 }
+
+#[test]
+fn a_disabled_plugin_is_upgraded_from_a_registry_keeping_its_settings() {
+    let d = Daemon::start();
+    let t = scratch();
+    let Some(reg) = LocalRegistry::start(t.path()) else {
+        panic!("docker-registry (Debian's) is needed for this test");
+    };
+    let v1 = format!("127.0.0.1:{}/pyvol:v1", reg.port);
+    let v2 = format!("127.0.0.1:{}/pyvol:v2", reg.port);
+    let old = plugin_dir(t.path(), "old", &config(json!({})));
+    let new = plugin_dir(
+        t.path(),
+        "new",
+        &config(json!({"description": "the second version"})),
+    );
+    std::fs::write(new.join("rootfs/plugin/VERSION"), "2").unwrap();
+    d.docker_ok(&["plugin", "create", &v2, new.to_str().unwrap()]);
+    d.docker_ok(&["plugin", "push", &v2]);
+    d.docker_ok(&["plugin", "rm", &v2]);
+    d.docker_ok(&["plugin", "create", &v1, old.to_str().unwrap()]);
+    d.docker_ok(&["plugin", "set", &v1, "GREETING=kept"]);
+    let id = inspect(&d, &v1)["Id"].as_str().unwrap().to_string();
+
+    // Not while enabled.
+    d.docker_ok(&["plugin", "enable", &v1]);
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.50/plugins/{v1}/upgrade?remote={v2}"),
+        Some(b"[]"),
+    );
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains(&format!(
+        "plugin must be disabled before upgrading: plugin {v1} is enabled"
+    )));
+    d.docker_ok(&["plugin", "disable", &v1]);
+
+    // Another tag of the same repository: the CLI asks first unless told.
+    let out = d.docker_ok(&[
+        "plugin",
+        "upgrade",
+        "--grant-all-permissions",
+        "--skip-remote-check",
+        &v1,
+        &v2,
+    ]);
+    assert!(out.contains("Upgraded plugin"), "{out}");
+    let p = inspect(&d, &v1);
+    assert_eq!(p["Id"], id.as_str());
+    assert_eq!(p["Name"], v1.as_str());
+    assert_eq!(p["Config"]["Description"], "the second version");
+    assert_eq!(p["Settings"]["Env"], json!(["GREETING=kept", "FIXED=1"]));
+    let root = d.data_root.join("plugins").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(root.join("rootfs/plugin/VERSION")).unwrap(),
+        "2"
+    );
+    assert!(!root.join("rootfs-old").exists() && !root.join("rootfs-new").exists());
+    // And it runs.
+    d.docker_ok(&["plugin", "enable", &v1]);
+    assert_eq!(plugin_processes(&d).len(), 1);
+    d.docker_ok(&["plugin", "rm", "-f", &v1]);
+    assert!(wait_for(Duration::from_secs(10), || plugin_processes(&d).is_empty()));
+    drop(reg);
+}

@@ -192,6 +192,37 @@ pub mod remote {
         )
     }
 
+    /// `POST /plugins/{name}/upgrade?remote=` with the privileges granted.
+    pub async fn upgrade(ctx: &Ctx, mut req: Req, name: &str) -> ApiResult {
+        let remote = req.query.get("remote").unwrap_or_default().to_string();
+        let r = remote_ref(&remote)?;
+        let creds = creds(&req)?;
+        let granted: Vec<Privilege> = req.json_or_default().await?;
+        // Refused before any download when it is enabled.
+        let p = ctx.engine.plugin_manager.get(name)?;
+        if p.enabled {
+            return Err(EngineError::conflict(format!(
+                "plugin must be disabled before upgrading: plugin {} is enabled",
+                p.name
+            ))
+            .into());
+        }
+        let blobs = ctx.engine.registries.pull_plugin(&r, &creds).await?;
+        let engine = ctx.engine.clone();
+        let n = name.to_string();
+        let p =
+            tokio::task::spawn_blocking(move || engine.plugin_manager.upgrade(&n, blobs, &granted))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+        lines(
+            &[
+                JsonMessage::status(format!("Pulled {}", r.familiar())),
+                JsonMessage::status(format!("Upgraded plugin {}", p.name)),
+            ],
+            Some(&p.name),
+        )
+    }
+
     /// `POST /plugins/{name}/push`.
     pub async fn push(ctx: &Ctx, req: Req, name: &str) -> ApiResult {
         let creds = creds(&req)?;

@@ -131,6 +131,9 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["plugins", "create"]) => plugins::create(ctx.engine.clone(), req).await,
         (Method::GET, ["plugins", "privileges"]) => plugins::remote::privileges(ctx, req).await,
         (Method::POST, ["plugins", "pull"]) => plugins::remote::pull(ctx, req).await,
+        (Method::POST, ["plugins", name @ .., "upgrade"]) if !name.is_empty() => {
+            plugins::remote::upgrade(ctx, req, &name.join("/")).await
+        }
         (Method::POST, ["plugins", name @ .., "push"]) if !name.is_empty() => {
             plugins::remote::push(ctx, req, &name.join("/")).await
         }

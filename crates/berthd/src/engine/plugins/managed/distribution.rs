@@ -74,3 +74,62 @@ impl Manager {
         })
     }
 }
+
+impl Manager {
+    /// `POST /plugins/{name}/upgrade`: a disabled plugin gets the root and
+    /// config pulled from `remote`; its settings stay. The old root is
+    /// kept until the new one is in place, and put back on failure.
+    pub fn upgrade(
+        &self,
+        name: &str,
+        blobs: PluginBlobs,
+        granted: &[Privilege],
+    ) -> Result<PluginObj> {
+        let _one = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.get(name)?;
+        if p.enabled {
+            return Err(EngineError::conflict(format!(
+                "plugin must be disabled before upgrading: plugin {} is enabled",
+                p.name
+            )));
+        }
+        let config = Config::parse(&blobs.config)?;
+        if !same_privileges(&config.privileges(), granted) {
+            return Err(EngineError::invalid("incorrect privileges"));
+        }
+        let dir = self.dir_of(&p.id);
+        let staging = dir.join("rootfs-new");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(io("creating", &staging))?;
+        let unpacked = blobs.layers.iter().try_for_each(|l| {
+            let (_, plain) = fs::decompress(&l[..])
+                .map_err(|e| EngineError::invalid(format!("reading the plugin's layer: {e}")))?;
+            fs::unpack(plain, &staging, &UnpackOptions::default())
+                .map(|_| ())
+                .map_err(|e| EngineError::invalid(format!("the plugin's layer is not valid: {e}")))
+        });
+        if let Err(e) = unpacked {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        let (orig, backup) = (dir.join("rootfs"), dir.join("rootfs-old"));
+        crate::engine::mountinfo::unmount_under(&orig);
+        let _ = std::fs::remove_dir_all(&backup);
+        std::fs::rename(&orig, &backup).map_err(io("moving", &orig))?;
+        if let Err(e) = std::fs::rename(&staging, &orig) {
+            let _ = std::fs::rename(&backup, &orig);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(io("moving", &staging)(e));
+        }
+        let old = std::mem::replace(&mut p.config, config);
+        if let Err(e) = self.save(&p) {
+            let _ = std::fs::remove_dir_all(&orig);
+            let _ = std::fs::rename(&backup, &orig);
+            p.config = old;
+            return Err(e);
+        }
+        let _ = std::fs::remove_dir_all(&backup);
+        self.event(&p, "upgrade");
+        Ok(p)
+    }
+}
