@@ -477,6 +477,24 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_plugins_paths_are_scoped_to_its_root_or_propagated_mount() {
+        let c = Client::new(Addr::Unix("/nowhere".into()), Duration::from_millis(10));
+        let legacy = Plugin::new("l", vec![], c.clone(), None);
+        assert_eq!(legacy.scoped_path("/mnt/v"), Path::new("/mnt/v"));
+        let m = Plugin::new("m", vec![], c, Some("id".into())).with_scope(
+            "/d/id/rootfs".into(),
+            "/mnt".into(),
+            "/d/id/propagated-mount".into(),
+        );
+        assert_eq!(
+            m.scoped_path("/mnt/v"),
+            Path::new("/d/id/propagated-mount/v")
+        );
+        assert_eq!(m.scoped_path("/mntx/v"), Path::new("/d/id/rootfs/mntx/v"));
+        assert_eq!(m.scoped_path("/data/v"), Path::new("/d/id/rootfs/data/v"));
+    }
+
+    #[test]
     fn a_plugin_that_goes_away_is_named_in_the_error() {
         let t = tempfile::tempdir().unwrap();
         plugin(t.path(), "gone", r#"["VolumeDriver"]"#, 1);

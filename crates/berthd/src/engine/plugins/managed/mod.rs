@@ -608,3 +608,136 @@ fn log_tail(log: &Path) -> String {
         format!(" (its output: {})", lines.join(" | "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::engine::plugins::discovery::Dirs;
+    use crate::engine::plugins::VOLUME;
+
+    /// A runner that runs nothing: `start` records the spec and, when
+    /// `serve` is set, binds the plugin's socket as the plugin would.
+    #[derive(Default)]
+    struct FakeRunner {
+        serve: bool,
+        started: Mutex<Vec<RunSpec>>,
+        running: Mutex<Option<UnixListener>>,
+    }
+
+    impl Runner for Arc<FakeRunner> {
+        fn start(&self, spec: &RunSpec) -> Result<()> {
+            self.started.lock().unwrap().push(spec.clone());
+            if self.serve {
+                let (src, _, _, _) = spec
+                    .mounts
+                    .iter()
+                    .find(|m| m.1 == SOCKETS_IN_PLUGIN)
+                    .unwrap();
+                let l = UnixListener::bind(Path::new(src).join("v.sock")).unwrap();
+                *self.running.lock().unwrap() = Some(l);
+            }
+            Ok(())
+        }
+        fn stop(&self, _: &str, _: Duration) {
+            *self.running.lock().unwrap() = None;
+        }
+        fn running(&self, _: &str) -> bool {
+            !self.serve || self.running.lock().unwrap().is_some()
+        }
+    }
+
+    const CONFIG: &str = r#"{"entrypoint":["/bin/v","-x"],
+        "interface":{"socket":"v.sock","types":["docker.volumedriver/1.0"]},
+        "env":[{"name":"A","value":"1"}],"workdir":"/w"}"#;
+
+    fn manager(t: &Path, runner: Arc<FakeRunner>) -> (Manager, Arc<Plugins>) {
+        let exec = t.join("exec/plugins");
+        std::fs::create_dir_all(&exec).unwrap();
+        let plugins = Arc::new(Plugins::with_dirs(
+            Dirs {
+                sockets: vec![],
+                specs: vec![],
+            },
+            exec,
+            Duration::from_millis(500),
+        ));
+        let store = Arc::new(Store::open(t).unwrap());
+        let m = Manager::open(t, store, Arc::new(EventBus::new()), plugins.clone()).unwrap();
+        m.set_runner(Box::new(runner));
+        (m, plugins)
+    }
+
+    fn tar(config: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(config.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "config.json", config.as_bytes())
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "rootfs/bin", std::io::empty())
+            .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn enable_registers_the_plugin_once_its_socket_answers() {
+        let t = tempfile::tempdir().unwrap();
+        let runner = Arc::new(FakeRunner {
+            serve: true,
+            ..Default::default()
+        });
+        let (m, plugins) = manager(t.path(), runner.clone());
+        let p = m.create("vol", &tar(CONFIG)[..]).unwrap();
+        assert_eq!(p.name, "vol:latest");
+        m.enable("vol", Duration::from_secs(5)).unwrap();
+        let spec = runner.started.lock().unwrap()[0].clone();
+        assert_eq!(spec.args, ["/bin/v", "-x"]);
+        assert_eq!(spec.cwd, "/w");
+        assert_eq!(spec.env[1], "A=1");
+        assert!(t
+            .path()
+            .join("plugins")
+            .join(&p.id)
+            .join("rootfs/proc")
+            .is_dir());
+        let got = plugins.get("vol", VOLUME).unwrap();
+        assert_eq!(got.managed_id(), Some(p.id.as_str()));
+        assert_eq!(
+            got.scoped_path("/x/y"),
+            t.path().join("plugins").join(&p.id).join("rootfs/x/y")
+        );
+        assert!(m.get("vol").unwrap().enabled);
+        let e = m.remove("vol", false).unwrap_err();
+        assert_eq!(e.to_string(), "plugin vol:latest is enabled");
+        m.disable("vol", false).unwrap();
+        assert!(plugins.get("vol", VOLUME).is_err());
+        m.remove("vol", false).unwrap();
+        assert!(m.list(&Filters::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_socket_that_never_appears_fails_the_enable_in_time_and_leaves_it_disabled() {
+        let t = tempfile::tempdir().unwrap();
+        let runner = Arc::new(FakeRunner::default());
+        let (m, plugins) = manager(t.path(), runner.clone());
+        let p = m.create("mute", &tar(CONFIG)[..]).unwrap();
+        let start = Instant::now();
+        let e = m.enable("mute", Duration::from_millis(300)).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(
+            e.to_string()
+                .starts_with("plugin mute:latest did not start: no socket \"v.sock\""),
+            "{e}"
+        );
+        assert!(!m.get("mute").unwrap().enabled);
+        assert!(plugins.get("mute", VOLUME).is_err());
+        assert!(!t.path().join("exec/plugins").join(&p.id[..12]).exists());
+    }
+}
