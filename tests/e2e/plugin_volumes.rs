@@ -390,6 +390,32 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
     d.docker_ok(&["volume", "rm", "behind"]);
     assert_eq!(count(&state, "/VolumeDriver.Remove", "behind", None), 1);
 
+    // A recorded volume its plugin no longer has does not show (as in
+    // moby); its plugin refuses to remove it, and -f drops the record.
+    d.docker_ok(&["volume", "create", "-d", "tp", "gone"]);
+    let (st, _, _) = raw_request(
+        &_tp.sock,
+        "POST",
+        "/VolumeDriver.Remove",
+        Some(br#"{"Name":"gone"}"#),
+    )
+    .unwrap();
+    assert_eq!(st, 200);
+    assert!(!volume_lines(&d).iter().any(|l| l.contains("gone")));
+    let o = d.docker(&["volume", "rm", "gone"]);
+    assert!(
+        stderr(&o).contains("remove gone: VolumeDriver.Remove: no such volume: gone"),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["volume", "rm", "-f", "gone"]);
+    let o = d.docker(&["volume", "inspect", "gone"]);
+    assert!(
+        stderr(&o).contains("get gone: no such volume"),
+        "{}",
+        stderr(&o)
+    );
+
     // Prune leaves plugin volumes alone (Docker prunes `local` ones).
     d.docker_ok(&["rm", "c1"]);
     d.docker_ok(&["volume", "prune", "-a", "-f"]);
@@ -417,6 +443,33 @@ fn a_plugin_volume_is_created_mounted_per_container_and_listed() {
         stderr(&o)
     );
     assert!(!volume_lines(&d).iter().any(|l| l.contains("bad")));
+
+    // A create that fails after its first volume was made undoes it
+    // through the plugin: nothing is left half-made.
+    let o = d.docker(&[
+        "create",
+        // A 404 on create makes the CLI try a pull otherwise.
+        "--pull",
+        "never",
+        "--volume-driver",
+        "tp",
+        "-v",
+        "nv1:/d",
+        "--mount",
+        "type=volume,src=nv2,dst=/e,volume-driver=nosuch",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(r#"error looking up volume plugin nosuch: plugin "nosuch" not found"#),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(count(&state, "/VolumeDriver.Create", "nv1", None), 1);
+    assert_eq!(count(&state, "/VolumeDriver.Remove", "nv1", None), 1);
+    assert!(!volume_lines(&d).iter().any(|l| l.contains("nv1")));
+    assert_eq!(d.docker_ok(&["ps", "-a", "-q"]).trim(), "");
 
     // An unknown driver: Docker's 404.
     let o = d.docker(&["volume", "create", "-d", "nosuch", "x"]);
@@ -639,8 +692,14 @@ fn plugins_that_answer_garbage_hang_or_vanish_get_clear_errors_in_time() {
     );
     assert!(took < Duration::from_secs(15), "{took:?}");
     assert_eq!(d.docker_ok(&["ps", "-a", "-q"]).trim(), "");
-    // ls warns about both and still answers within the timeouts.
+    // ls warns about each and still answers within one timeout: the
+    // plugins are asked at once (three that hang would take 6 s in turn).
+    let _hp2 = test_plugin(&d, "hp2", "hang", &s.path().join("hp2"));
+    let _hp3 = test_plugin(&d, "hp3", "hang", &s.path().join("hp3"));
+    let start = Instant::now();
     let (st, _, body) = d.raw("GET", "/volumes", None);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(st, 200);
     let ls: Value = serde_json::from_slice(&body).unwrap();
     let warnings = ls["Warnings"].to_string();
@@ -648,10 +707,14 @@ fn plugins_that_answer_garbage_hang_or_vanish_get_clear_errors_in_time() {
         warnings.contains("list gp: VolumeDriver.List"),
         "{warnings}"
     );
-    assert!(
-        warnings.contains("list hp: VolumeDriver.List"),
-        "{warnings}"
-    );
+    for p in ["hp", "hp2", "hp3"] {
+        assert!(
+            warnings.contains(&format!(
+                "list {p}: VolumeDriver.List: plugin did not answer"
+            )),
+            "{warnings}"
+        );
+    }
     assert_eq!(ls["Volumes"], serde_json::json!([]));
 
     // A plugin that vanishes after its volume was made.
@@ -664,7 +727,11 @@ fn plugins_that_answer_garbage_hang_or_vanish_get_clear_errors_in_time() {
     let (o, took) = timed(&d, &["start", "user"], limit);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("error while mounting volume 'dv'"), "{e}");
+    let at = s.path().join("dp/volumes/dv");
+    assert!(
+        e.contains(&format!("error while mounting volume '{}'", at.display())),
+        "{e}"
+    );
     assert!(
         e.contains(r#"plugin "dp" is not running or not answering"#),
         "{e}"

@@ -286,7 +286,9 @@ impl Engine {
         for m in plan {
             let source = match m.typ.as_str() {
                 VOLUME => {
-                    let data = self.volumes.activate_volume(&m.name, &v.holder)?;
+                    let data = self
+                        .volumes
+                        .activate_volume(&m.name, &v.holder, &m.source)?;
                     v.volumes.push(m.name.clone());
                     data
                 }

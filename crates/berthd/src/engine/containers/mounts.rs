@@ -693,7 +693,7 @@ impl Engine {
                             HashMap::new(),
                         )?;
                     }
-                    let data = self.volumes.activate_volume(&m.name, &r.id)?;
+                    let data = self.volumes.activate_volume(&m.name, &r.id, &m.source)?;
                     if m.copy_data {
                         crate::engine::volumes::copyup::populate(&root, &m.destination, &data)?;
                     }

@@ -85,3 +85,38 @@ impl HeldMounts {
         stale
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(volume: &str, holder: &str) -> Held {
+        Held {
+            volume: volume.into(),
+            driver: "p".into(),
+            holder: holder.into(),
+        }
+    }
+
+    #[test]
+    fn mounts_pair_with_unmounts_and_survive_a_restart() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(t.path()).unwrap());
+        let h = HeldMounts::open(store.clone());
+        h.add(held("v", "c1"));
+        h.add(held("v", "c1"));
+        h.add(held("w", "c2"));
+        h.add(held("v", "cp:x"));
+        assert_eq!(h.take("v", "c1"), Some(held("v", "c1")));
+        // Nothing to undo for a holder that never mounted.
+        assert_eq!(h.take("v", "c9"), None);
+        drop(h);
+        // The next daemon sees what was left: c2 still runs, c1 and the
+        // cp session do not.
+        let h = HeldMounts::open(store);
+        let stale = h.take_stale(&|holder| holder == "c2");
+        assert_eq!(stale, [held("v", "c1"), held("v", "cp:x")]);
+        assert!(h.take_stale(&|holder| holder == "c2").is_empty());
+        assert_eq!(h.take("w", "c2"), Some(held("w", "c2")));
+    }
+}

@@ -420,13 +420,32 @@ impl Volumes {
         // listing failed.
         let mut listed: HashMap<String, Option<(Vec<driver::VolumeInfo>, VolumeScopeEnum)>> =
             HashMap::new();
-        for p in self.plugins.all(plugins::VOLUME) {
-            if !filters.exact_match("driver", p.name()) {
-                continue;
-            }
-            let d = plugin::PluginDriver::new(p, self.scopes.clone());
-            let entry = match d.list() {
-                Ok(l) => Some((l.volumes, scope_of(&d.capabilities()))),
+        let drivers: Vec<plugin::PluginDriver> = self
+            .plugins
+            .all(plugins::VOLUME)
+            .into_iter()
+            .filter(|p| filters.exact_match("driver", p.name()))
+            .map(|p| plugin::PluginDriver::new(p, self.scopes.clone()))
+            .collect();
+        // All at once, as Docker does: a slow plugin costs one timeout.
+        let answers = plugins::client::blocking(|| {
+            std::thread::scope(|s| {
+                let asks: Vec<_> = drivers
+                    .iter()
+                    .map(|d| s.spawn(move || d.list().map(|l| (l, d.capabilities()))))
+                    .collect();
+                asks.into_iter()
+                    .map(|a| {
+                        a.join().unwrap_or_else(|_| {
+                            Err(EngineError::internal("listing volumes: the call panicked"))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+        for (d, answer) in drivers.iter().zip(answers) {
+            let entry = match answer {
+                Ok((l, caps)) => Some((l.volumes, scope_of(&caps))),
                 Err(e) => {
                     warnings.push(format!("list {}: {e}", d.name()));
                     None
@@ -622,7 +641,14 @@ impl Volumes {
     /// Makes volume `name` usable for `holder` (a container or a cp
     /// session) through its driver (a device-backed local volume is
     /// mounted, a plugin is sent `Mount`); returns where its content is.
-    pub(crate) fn activate_volume(&self, name: &str, holder: &str) -> Result<PathBuf> {
+    /// `source` is where the volume was when the mount was planned (its
+    /// `Mountpoint` then), which Docker names in a plugin's failure.
+    pub(crate) fn activate_volume(
+        &self,
+        name: &str,
+        holder: &str,
+        source: &str,
+    ) -> Result<PathBuf> {
         let driver = self.get(name).map(|v| v.driver).unwrap_or_default();
         let req = MountRequest {
             name: name.into(),
@@ -632,7 +658,7 @@ impl Volumes {
             return Ok(PathBuf::from(self.driver(&driver)?.mount(&req)?.mountpoint));
         }
         let wrap = |e: EngineError| {
-            let msg = format!("error while mounting volume '{name}': {e}");
+            let msg = format!("error while mounting volume '{source}': {e}");
             match e {
                 EngineError::NotFound(_) => EngineError::not_found(msg),
                 _ => EngineError::internal(msg),
