@@ -30,6 +30,7 @@ fn build_protos() {
         "gateway.proto",
         "filesync.proto",
         "fsutil.proto",
+        "health.proto",
     ];
     for f in FILES {
         println!("cargo:rerun-if-changed=proto/{f}");

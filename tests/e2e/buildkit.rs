@@ -14,6 +14,9 @@ use berth_tests::*;
 #[path = "buildkit/project.rs"]
 mod project;
 
+#[path = "buildkit/frontend.rs"]
+mod frontend;
+
 const PROJECT: &str = "bkproj";
 
 fn write_tree(dir: &Path, files: &[(&str, &str)]) {
@@ -158,7 +161,14 @@ fn a_failing_run_fails_compose_build() {
     let text = format!("{}{}", stdout(&o), stderr(&o));
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("about to fail"), "{text}");
-    assert!(text.contains("non-zero code: 3"), "{text}");
+    // BuildKit's wording, not the classic builder's.
+    assert!(
+        text.contains(
+            "process \"/bin/sh -c echo about to fail && exit 3\" did not complete successfully: exit code: 3"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("non-zero code"), "{text}");
 }
 
 /// The head of a raw request on the daemon's socket.

@@ -94,6 +94,26 @@ impl Daemon {
         Self::launch(tag, args, env, None)
     }
 
+    /// A daemon whose directories are known before it starts: `before`
+    /// runs first (to start a plugin the daemon must find at start-up, in
+    /// its exec root, or to write its `daemon.json`).
+    pub fn start_prepared(
+        args: &[&str],
+        before: impl FnOnce(&Daemon) -> Result<()>,
+    ) -> Result<Self> {
+        let tag = &random_hex()[..8];
+        let mut d = Self::unstarted(
+            format!("bt{tag}"),
+            format!("berth_t{tag}"),
+            args.iter().map(|s| s.to_string()).collect(),
+            Vec::new(),
+            None,
+        )?;
+        before(&d)?;
+        d.spawn()?;
+        Ok(d)
+    }
+
     /// A second daemon with a fresh data root (and socket, exec root) that
     /// shares `other`'s bridge, firewall table and address pool: a new user
     /// starting berth beside what an earlier one left on the host.

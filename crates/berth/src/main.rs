@@ -114,6 +114,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(cmd::network::NetworkCmd),
+    /// Manage plugins
+    #[command(subcommand)]
+    Plugin(cmd::plugin::PluginCmd),
     /// List port mappings or a specific mapping for the container
     Port(cmd::ops::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -179,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Volume(c) => cmd::volumes::volume(&cli.conn, c).await,
         Command::Cp(a) => cmd::cp::cp(&cli.conn, a).await,
         Command::Network(c) => cmd::network::network(&cli.conn, c).await,
+        Command::Plugin(c) => cmd::plugin::plugin(&cli.conn, c).await,
         Command::Port(a) => cmd::ops::port(&cli.conn, a).await,
         Command::Stats(a) => cmd::stats::stats(&cli.conn, a).await,
         Command::Update(a) => cmd::ops::update(&cli.conn, a).await,

@@ -86,6 +86,16 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let plugins = engine.plugin_manager.clone();
     let _ = tokio::task::spawn_blocking(move || plugins.restore(Duration::from_secs(10))).await;
     engine.restore_containers().await;
+    // As dockerd: every configured authorization plugin must be there (and
+    // answer `Plugin.Activate` with `authz`) before the API is served.
+    for name in &cfg.authorization_plugins {
+        if let Err(e) = engine.plugins.get(name, crate::engine::plugins::AUTHZ) {
+            let _ = std::fs::remove_file(&cfg.pidfile);
+            return Err(anyhow::anyhow!(
+                "failed to validate authorization plugin: {e}"
+            ));
+        }
+    }
     tracing::info!(
         version = crate::engine::VERSION,
         data_root = %cfg.data_root.display(),

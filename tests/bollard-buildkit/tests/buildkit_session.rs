@@ -213,16 +213,67 @@ fn a_failing_run_fails_bollards_buildkit_build_with_its_code() {
         &[],
     );
     let err = o.error.clone().expect("the build fails");
-    assert!(err.contains("code: 3"), "{err}");
+    let want = "process \"/bin/sh -c echo about to fail && exit 3\" did not complete successfully: exit code: 3";
+    assert!(err.contains(want), "{err}");
     assert!(o.image_id().is_none());
     let (_, logs, errors) = o.trace();
     assert!(logs.contains("about to fail"), "{logs}");
     assert!(
-        errors.iter().any(|e| e.contains("code: 3")),
+        errors.iter().any(|e| e.contains(want)),
         "no vertex error with the code: {errors:?}"
     );
     let (status, _, _) = d.raw("GET", "/images/bk/fails/json", None);
     assert_eq!(status, 404);
+}
+
+/// `# syntax=` and `BUILDKIT_SYNTAX` through `/build?version=2`: Docker's
+/// Dockerfile frontend is berthd's own, any other is refused before a step.
+#[test]
+fn the_syntax_directive_through_bollards_buildkit_build() {
+    let d = daemon();
+    let o = build(
+        &d,
+        &[(
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1.7\nFROM busybox\nRUN echo v2-ran\n",
+        )],
+        "bk/syntax-ok",
+        &[],
+    );
+    assert!(o.error.is_none(), "{:?}", o.error);
+    let (names, logs, _) = o.trace();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "[internal] resolve frontend docker/dockerfile:1.7"),
+        "{names:?}"
+    );
+    assert!(logs.contains("built-in Dockerfile frontend"), "{logs}");
+    assert!(logs.contains("v2-ran"), "{logs}");
+    for (df, args, image) in [
+        (
+            "# syntax=example/frontend:1\nFROM busybox\nRUN echo never-ran\n",
+            vec![],
+            "example/frontend:1",
+        ),
+        (
+            "# syntax=docker/dockerfile:1\nFROM busybox\nRUN echo never-ran\n",
+            vec![("BUILDKIT_SYNTAX", "example/frontend:2")],
+            "example/frontend:2",
+        ),
+    ] {
+        let o = build(&d, &[("Dockerfile", df)], "bk/syntax-bad", &args);
+        let err = o.error.clone().expect("the build fails");
+        let want = format!(
+            "unsupported frontend \"{image}\": berthd runs only the built-in Dockerfile frontend"
+        );
+        assert!(err.contains(&want), "{err}");
+        let (names, logs, _) = o.trace();
+        assert!(!logs.contains("never-ran"), "{logs}");
+        assert!(!names.iter().any(|n| n.contains("FROM")), "{names:?}");
+        let (status, _, _) = d.raw("GET", "/images/bk/syntax-bad/json", None);
+        assert_eq!(status, 404);
+    }
 }
 
 /// What `/build?version=2` refuses before any output, with a 400 and a
@@ -244,6 +295,14 @@ fn unsupported_buildkit_requests_are_refused_before_the_build() {
         (
             "version=2&session=s3&outputs=%5B%7B%22Type%22%3A%22tar%22%7D%2C%7B%22Type%22%3A%22oci%22%7D%5D",
             "multiple outputs",
+        ),
+        (
+            "version=2&session=s4&platform=linux%2Fmips64",
+            "berthd builds only for linux/",
+        ),
+        (
+            "version=2&session=s5&platform=linux%2Famd64%2Clinux%2Farm64",
+            "multi-platform",
         ),
     ] {
         let (status, _, body) = d.raw("POST", &format!("/v1.47/build?{q}"), Some(b""));
@@ -412,14 +471,28 @@ fn bollard_local_output_arrives_through_the_session() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The `docker` output, on the wire bollard's `Tar(path)` session serves:
-/// while a bollard build (with its FileSend session) runs, a second
-/// `/build?version=2` names that session with `outputs=[{"type":"docker"}]`;
-/// its archive (a docker-archive and an OCI layout) lands at `path`.
-#[test]
-fn a_docker_output_arrives_through_a_session_that_receives_files() {
-    let d = daemon();
-    let dir = std::env::temp_dir().join(format!("bke-docker-{}", random_hex()));
+/// Percent-encodes a query value.
+fn query_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An archive exporter's output, on the wire bollard's `Tar(path)` session
+/// serves: while a bollard build (with its FileSend session) runs, a second
+/// `/build?version=2` names that session with `outputs`; the archive
+/// lands at `path`. Its entries (name → bytes), once complete (`want`).
+fn archive_through_a_lent_session(
+    d: &Daemon,
+    outputs: &str,
+    want: &[&str],
+) -> HashMap<String, Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("bke-archive-{}", random_hex()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let dest = dir.join("out.tar");
     let session = format!("bollard-{}", random_hex());
@@ -453,10 +526,12 @@ fn a_docker_output_arrives_through_a_session_that_receives_files() {
         ("Dockerfile", "FROM scratch\nCOPY hello.txt /\n"),
         ("hello.txt", "hello\n"),
     ]);
-    let outputs = "%5B%7B%22type%22%3A%22docker%22%2C%22attrs%22%3A%7B%22name%22%3A%22bk%2Fdocker-out%3A1%22%7D%7D%5D";
     let (status, _, body) = d.raw(
         "POST",
-        &format!("/v1.47/build?version=2&session={session}&outputs={outputs}"),
+        &format!(
+            "/v1.47/build?version=2&session={session}&outputs={}",
+            query_escape(outputs)
+        ),
         Some(&context),
     );
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -464,40 +539,132 @@ fn a_docker_output_arrives_through_a_session_that_receives_files() {
     assert!(body.contains("moby.image.id"), "{body}");
     assert!(!body.contains("errorDetail"), "{body}");
     // The client's writer may still be closing the file.
-    let mut names = Vec::new();
-    let mut manifest = String::new();
+    let mut entries = HashMap::new();
     wait_for(Duration::from_secs(10), || {
         let Ok(bytes) = std::fs::read(&dest) else {
             return false;
         };
-        names.clear();
+        entries.clear();
         let mut a = tar::Archive::new(&bytes[..]);
-        let Ok(entries) = a.entries() else {
+        let Ok(list) = a.entries() else {
             return false;
         };
-        for e in entries {
+        for e in list {
             let Ok(mut e) = e else { return false };
             let p = e.path().map(|p| p.to_string_lossy().into_owned());
             let Ok(p) = p else { return false };
-            if p == "manifest.json" {
-                manifest.clear();
-                if std::io::Read::read_to_string(&mut e, &mut manifest).is_err() {
-                    return false;
-                }
+            let mut data = Vec::new();
+            if std::io::Read::read_to_end(&mut e, &mut data).is_err() {
+                return false;
             }
-            names.push(p);
+            entries.insert(p, data);
         }
-        ["manifest.json", "index.json", "oci-layout"]
-            .iter()
-            .all(|n| names.iter().any(|p| p == n))
+        want.iter().all(|n| entries.contains_key(*n))
     });
-    for n in ["manifest.json", "index.json", "oci-layout"] {
-        assert!(names.iter().any(|p| p == n), "no {n} in {names:?}");
-    }
-    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
     // Leaving the first build stops it (its RUN prints twice a second).
     first.abort();
     let _ = rt.block_on(first);
     drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+    entries
+}
+
+/// The `docker` output: a docker-archive that is also an OCI layout.
+#[test]
+fn a_docker_output_arrives_through_a_session_that_receives_files() {
+    let d = daemon();
+    let want = ["manifest.json", "index.json", "oci-layout"];
+    let entries = archive_through_a_lent_session(
+        &d,
+        r#"[{"type":"docker","attrs":{"name":"bk/docker-out:1"}}]"#,
+        &want,
+    );
+    for n in want {
+        assert!(entries.contains_key(n), "no {n} in {:?}", entries.keys());
+    }
+    let manifest = String::from_utf8_lossy(&entries["manifest.json"]);
+    assert!(manifest.contains("bk/docker-out:1"), "{manifest}");
+}
+
+fn blob<'a>(entries: &'a HashMap<String, Vec<u8>>, digest: &str) -> &'a [u8] {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let path = format!("blobs/sha256/{hex}");
+    entries
+        .get(&path)
+        .unwrap_or_else(|| panic!("no {path} in {:?}", entries.keys()))
+}
+
+/// The `oci` output: an OCI image layout whose index names the image's
+/// manifest, itself a blob of the layout, as are its config and layers.
+#[test]
+fn an_oci_output_is_an_image_layout_whose_index_resolves() {
+    let d = daemon();
+    let want = ["index.json", "oci-layout"];
+    let entries = archive_through_a_lent_session(
+        &d,
+        r#"[{"type":"oci","attrs":{"name":"bk/oci-out:1"}}]"#,
+        &want,
+    );
+    for n in want {
+        assert!(entries.contains_key(n), "no {n} in {:?}", entries.keys());
+    }
+    let layout: serde_json::Value =
+        serde_json::from_slice(&entries["oci-layout"]).expect("oci-layout is JSON");
+    assert_eq!(layout["imageLayoutVersion"], "1.0.0", "{layout}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&entries["index.json"]).expect("index.json is JSON");
+    assert_eq!(index["schemaVersion"], 2, "{index}");
+    let m = &index["manifests"][0];
+    let digest = m["digest"].as_str().expect("a manifest digest");
+    let mbytes = blob(&entries, digest);
+    assert_eq!(m["size"].as_u64(), Some(mbytes.len() as u64), "{index}");
+    let names = index.to_string();
+    assert!(names.contains("bk/oci-out:1"), "the tag is named: {names}");
+    let manifest: serde_json::Value = serde_json::from_slice(mbytes).expect("a manifest");
+    let config = blob(
+        &entries,
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("a config digest"),
+    );
+    let config: serde_json::Value = serde_json::from_slice(config).expect("a config");
+    assert_eq!(config["os"], "linux", "{config}");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "{manifest}");
+    for l in layers {
+        let data = blob(&entries, l["digest"].as_str().expect("a layer digest"));
+        assert_eq!(l["size"].as_u64(), Some(data.len() as u64), "{manifest}");
+    }
+}
+
+/// `outputs=[{"type":"image","attrs":{"push":"true",…}}]` on
+/// `/build?version=2`: the image is tagged and pushed to its registry.
+#[test]
+fn an_image_output_with_push_pushes_to_the_registry() {
+    let d = daemon();
+    let dir = std::env::temp_dir().join(format!("bke-reg-{}", random_hex()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let reg = LocalRegistry::start(&dir).expect("docker-registry is installed (scripts/deps.sh)");
+    let name = format!("127.0.0.1:{}/v2push/app:1", reg.port);
+    let context = tar_of(&[("Dockerfile", "FROM busybox\nRUN echo v2-pushed > /marker\n")]);
+    let outputs = format!(r#"[{{"type":"image","attrs":{{"name":"{name}","push":"true"}}}}]"#);
+    let (status, _, body) = d.raw(
+        "POST",
+        &format!("/v1.47/build?version=2&outputs={}", query_escape(&outputs)),
+        Some(&context),
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("errorDetail"), "{body}");
+    assert!(body.contains("moby.image.id"), "{body}");
+    let id = d.get_json(&format!("/images/{name}/json"))["Id"].clone();
+    d.docker_ok(&["rmi", &name]);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &name, "cat", "/marker"]),
+        "v2-pushed\n"
+    );
+    drop(reg);
     let _ = std::fs::remove_dir_all(&dir);
 }

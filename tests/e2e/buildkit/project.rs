@@ -3,6 +3,7 @@
 //! pulled from a registry that wants credentials, Compose's build labels),
 //! symlinks in the context, and the classic builder on request.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -256,4 +257,171 @@ fn docker_buildkit_0_is_the_classic_builder() {
         assert!(out.contains(want), "{want:?} missing from:\n{out}");
     }
     assert!(!out.contains("#1 "), "{out}");
+}
+
+/// `docker compose build --push`: the exporter's `push=true` pushes the
+/// service's image to its registry (credentials from the session's Auth),
+/// shown as the build's own `pushing …` vertex; the image comes back from
+/// the registry after the local copy is gone.
+#[test]
+fn compose_build_push_pushes_through_the_exporter() {
+    let d = daemon();
+    let tmp = scratch();
+    let root = tmp.path();
+    let htpasswd = root.join("htpasswd");
+    let o = Command::new("htpasswd")
+        .args(["-Bbn", "pusher", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils) is installed");
+    std::fs::write(&htpasswd, &o.stdout).unwrap();
+    std::fs::create_dir_all(root.join("reg")).unwrap();
+    let reg = LocalRegistry::start_with_auth(&root.join("reg"), Some(&htpasswd))
+        .expect("docker-registry is installed (scripts/deps.sh)");
+    let host = format!("127.0.0.1:{}", reg.port);
+    let o = login(&d, &host, "pusher", "s3cret");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = format!("{host}/pushed/app:1");
+    let dir = root.join("proj");
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!("services:\n  app:\n    image: {name}\n    build: .\n"),
+            ),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo pushed-build > /marker\n",
+            ),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build", "--push"], &[]);
+    for want in [
+        format!("pushing {name}"),
+        format!("pushing manifest for {name}@sha256:"),
+    ] {
+        assert!(out.contains(&want), "{want:?} missing from:\n{out}");
+    }
+    let id = d.get_json(&format!("/images/{name}/json"))["Id"].clone();
+    d.docker_ok(&["rmi", &name]);
+    let (status, _, _) = d.raw("GET", &format!("/images/{name}/json"), None);
+    assert_eq!(status, 404);
+    d.docker_ok(&["pull", &name]);
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", &name, "cat", "/marker"]),
+        "pushed-build\n"
+    );
+
+    // A named context naming that image, absent here, is pulled from the
+    // registry with the session's credentials.
+    d.docker_ok(&["rmi", &name]);
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!(
+                    "services:\n  app:\n    build:\n      context: .\n      additional_contexts:\n        pushed: docker-image://{name}\n"
+                ),
+            ),
+            ("Dockerfile", "FROM pushed\nRUN cat /marker\n"),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build"], &[]);
+    assert!(out.contains("pushed-build"), "{out}");
+    assert_eq!(d.get_json(&format!("/images/{name}/json"))["Id"], id);
+    let o = d.docker(&["logout", &host]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The session's health: Compose's session answers `Health/Check` through
+/// a build longer than two checks; while Compose is stopped (SIGSTOP) it
+/// does not, berthd drops it after two failures, and the build, which
+/// needs it again to push, fails saying so.
+#[test]
+fn a_session_that_stops_answering_is_dropped() {
+    let d = daemon();
+    let tmp = scratch();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("reg")).unwrap();
+    let reg = LocalRegistry::start(&root.join("reg"))
+        .expect("docker-registry is installed (scripts/deps.sh)");
+    let name = format!("127.0.0.1:{}/hc/app:1", reg.port);
+    let dir = root.join("proj");
+    // A real client answers: a build through two checks keeps its session.
+    write_tree(
+        &dir,
+        &[
+            ("compose.yaml", "services:\n  ok:\n    build: .\n"),
+            ("Dockerfile", "FROM busybox\nRUN sleep 12 && echo healthy\n"),
+        ],
+    );
+    let out = compose_ok(&d, &dir, &["--progress", "plain", "build"], &[]);
+    assert!(out.contains("healthy"), "{out}");
+    assert!(
+        !d.log_text().contains("buildkit session dropped"),
+        "{}",
+        tail(&d.log_text(), 30)
+    );
+    write_tree(
+        &dir,
+        &[
+            (
+                "compose.yaml",
+                &format!("services:\n  app:\n    image: {name}\n    build: .\n"),
+            ),
+            (
+                "Dockerfile",
+                "FROM busybox\nRUN echo started && sleep 45 && echo slept\n",
+            ),
+        ],
+    );
+    let mut c = d.docker_cmd();
+    c.current_dir(&dir)
+        .args([
+            "compose",
+            "-p",
+            PROJECT,
+            "--progress",
+            "plain",
+            "build",
+            "--push",
+        ])
+        .env_remove("DOCKER_BUILDKIT")
+        .env_remove("COMPOSE_BAKE")
+        .env("COMPOSE_ANSI", "never")
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().expect("docker compose");
+    let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    // The RUN is running: the session has been used, and is idle.
+    let step_running = || {
+        let (_, _, body) = d.raw("GET", "/containers/json", None);
+        String::from_utf8_lossy(&body).contains("sleep 45")
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), step_running),
+        "the RUN did not start"
+    );
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let dropped = wait_for(Duration::from_secs(90), || {
+        d.log_text().contains("buildkit session dropped")
+    });
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let o = finish(child, Duration::from_secs(120));
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    let log = d.log_text();
+    assert!(dropped, "no session dropped:\n{out}\n{}", tail(&log, 30));
+    assert!(
+        log.contains("health check: no answer in"),
+        "{}",
+        tail(&log, 30)
+    );
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("was dropped: health check: no answer in"),
+        "{out}"
+    );
 }

@@ -9,6 +9,7 @@ pub mod cp;
 pub mod images;
 pub mod network;
 pub mod ops;
+pub mod plugin;
 pub mod registry;
 pub mod run;
 pub mod stats;

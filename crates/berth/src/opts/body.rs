@@ -199,6 +199,9 @@ impl ContainerFlags {
             set(&mut hc, "Tmpfs", tmpfs);
         }
         set_list(&mut hc, "VolumesFrom", &self.volumes_from);
+        if let Some(d) = self.volume_driver.as_ref().filter(|d| !d.is_empty()) {
+            set(&mut hc, "VolumeDriver", d.as_str());
+        }
         // Ports.
         let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for p in &self.publish {
@@ -409,6 +412,8 @@ mod tests {
             c.add_host = vec!["db=10.0.0.2".into()];
             c.health_cmd = Some("true".into());
             c.health_interval = Some("5s".into());
+            c.volume_driver = Some("rclone".into());
+            c.log_driver = Some("myplugin:latest".into());
         })
         .build(&argv, false)
         .unwrap();
@@ -435,6 +440,11 @@ mod tests {
         assert_eq!(hc["Memory"], 512 * 1024 * 1024);
         assert_eq!(hc["NanoCpus"], 1_500_000_000i64);
         assert_eq!(hc["Binds"], json!(["/h:/c:ro"]));
+        assert_eq!(hc["VolumeDriver"], "rclone");
+        assert_eq!(
+            hc["LogConfig"],
+            json!({"Type": "myplugin:latest", "Config": {}})
+        );
         assert_eq!(
             hc["RestartPolicy"],
             json!({"Name": "on-failure", "MaximumRetryCount": 3})

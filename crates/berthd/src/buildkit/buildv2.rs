@@ -88,7 +88,9 @@ fn output(outputs: &str) -> Result<Option<pb::Exporter>, BuildKitError> {
         }
     }
     match kind.as_str() {
-        "moby" | "image" => Ok(None),
+        // The default unless it asks for more (a push, its own names).
+        "moby" | "image" if attrs.is_empty() => Ok(None),
+        "moby" | "image" => Ok(Some(pb::Exporter { r#type: kind, attrs })),
         k if super::export::to_client(k) => Ok(Some(pb::Exporter { r#type: kind, attrs })),
         k => Err(BuildKitError::Unsupported(format!(
             "output type {k:?} is not supported by berthd: use docker, oci, tar, local or the default (an image)"
@@ -112,8 +114,9 @@ impl BuildKit {
     /// gives before any output are errors here.
     pub async fn build_v2(
         self: Arc<Self>,
-        req: BuildV2,
+        mut req: BuildV2,
     ) -> Result<mpsc::Receiver<Bytes>, BuildKitError> {
+        req.opts.platform = super::syntax::platform(&req.opts.platform)?;
         match req.remote.as_str() {
             "" | CLIENT_SESSION => {}
             r if r.starts_with("upload-request:") => {
@@ -210,16 +213,22 @@ impl BuildKit {
         } = req;
         let tags = std::mem::take(&mut opts.tags);
         opts.quiet = false;
+        // BuildKit's switch, not an argument of the Dockerfile.
+        let syntax_arg = opts.build_args.remove("BUILDKIT_SYNTAX").flatten();
         let image = if remote == CLIENT_SESSION {
             drop(body);
             let mut attrs = HashMap::new();
             if !opts.dockerfile.is_empty() {
                 attrs.insert("filename".to_string(), opts.dockerfile.clone());
             }
+            if let Some(s) = syntax_arg {
+                attrs.insert("build-arg:BUILDKIT_SYNTAX".to_string(), s);
+            }
             self.build_session_context(job, &attrs, (opts, Extras::default()))
                 .await?
         } else {
-            self.body_build(job, &session, body, opts).await?
+            self.body_build(job, &session, body, opts, syntax_arg.as_deref())
+                .await?
         };
         let names = tags
             .iter()
@@ -229,6 +238,13 @@ impl BuildKit {
         if let Some(mut e) = exporter {
             if !names.is_empty() && !e.attrs.contains_key("name") {
                 e.attrs.insert("name".into(), names);
+            }
+            if !super::export::to_client(&e.r#type) {
+                self.export(job, &image, &e)?;
+                if super::push::wants_push(&e) {
+                    self.push_names(job, &e).await?;
+                }
+                return Ok(Some(image));
             }
             let resp = self.export_archive(job, &image, &e).await?;
             // dockerd's `moby.image.id` is the exporter's image digest.
@@ -249,6 +265,7 @@ impl BuildKit {
         session: &str,
         body: Box<dyn std::io::Read + Send>,
         opts: BuildOptions,
+        syntax_arg: Option<&str>,
     ) -> Result<String, BuildKitError> {
         let v = Vtx::start(job, "[internal] load build context");
         let dir = self.engine.builder.scratch_dir("context");
@@ -280,10 +297,11 @@ impl BuildKit {
             }
         };
         v.done();
+        super::syntax::check(job, &text, syntax_arg)?;
         let mut opts = opts;
         if !session.is_empty() {
             match self.sessions.wait(session, AUTH_WAIT).await {
-                Ok(s) => opts.registry_auth = super::frontend::credentials(&s, &text).await,
+                Ok(s) => opts.registry_auth = super::frontend::credentials(&s, &text, &[]).await,
                 Err(e) => tracing::debug!(error = %e, "build without the session's credentials"),
             }
         }
@@ -301,6 +319,11 @@ mod tests {
         assert!(output("").unwrap().is_none());
         assert!(output("[]").unwrap().is_none());
         assert!(output(r#"[{"type":"moby"}]"#).unwrap().is_none());
+        let e = output(r#"[{"type":"image","attrs":{"push":true,"name":"r:5000/a:1"}}]"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.r#type, "image");
+        assert_eq!(e.attrs["push"], "true");
         let e = output(r#"[{"type": "tar"}]"#).unwrap().unwrap();
         assert_eq!(e.r#type, "tar");
         let e = output(r#"[{"Type":"docker","Attrs":{"name":"a:b"}}]"#)

@@ -122,13 +122,8 @@ impl BuildKit {
         let (job, returned) = self.jobs.create(&r.r#ref, &r.session)?;
         let res = async {
             let image = if !r.frontend.is_empty() {
-                if r.frontend != "dockerfile.v0" {
-                    return Err(Status::unimplemented(format!(
-                        "frontend {:?} is not supported by berthd: only dockerfile.v0 (no # syntax= images)",
-                        r.frontend
-                    )));
-                }
-                Some(self.build_dockerfile(&job, &r.frontend_attrs).await?)
+                let attrs = super::syntax::frontend_attrs(&r.frontend, &r.frontend_attrs)?;
+                Some(self.build_dockerfile(&job, &attrs).await?)
             } else if !r.definition.is_empty() {
                 return Err(Status::unimplemented(
                     "LLB definitions are not supported by berthd: use the dockerfile.v0 frontend",
@@ -145,7 +140,11 @@ impl BuildKit {
                 resp = if super::export::to_client(&e.r#type) {
                     self.export_archive(&job, &id, e).await?
                 } else {
-                    self.export(&job, &id, e)?
+                    let resp = self.export(&job, &id, e)?;
+                    if super::push::wants_push(e) {
+                        self.push_names(&job, e).await?;
+                    }
+                    resp
                 };
             }
             Ok(pb::SolveResponse {

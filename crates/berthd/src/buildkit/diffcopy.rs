@@ -124,6 +124,17 @@ pub async fn fetch(
     filter: &Filter,
     root: &Path,
 ) -> Result<u64, BuildKitError> {
+    fetch_from(session, dir_name, filter, root)
+        .await
+        .map_err(|e| session.explain(e))
+}
+
+async fn fetch_from(
+    session: &Session,
+    dir_name: &str,
+    filter: &Filter,
+    root: &Path,
+) -> Result<u64, BuildKitError> {
     if !session.serves("/moby.filesync.v1.FileSync/DiffCopy") {
         return Err(BuildKitError::NoLocalSources);
     }

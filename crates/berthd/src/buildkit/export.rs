@@ -159,6 +159,11 @@ impl BuildKit {
         } else {
             self.send_archive(job, image, exporter, &v).await
         };
+        // A transfer cut by the session's drop says so.
+        let r = match (r, self.sessions.dropped(&job.session)) {
+            (Err(_), Some(why)) => Err(BuildKitError::SessionGone(job.session.clone(), why)),
+            (r, _) => r,
+        };
         match &r {
             Ok(_) => v.done(),
             Err(e) => v.fail(&e.to_string()),

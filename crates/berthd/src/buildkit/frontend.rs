@@ -14,7 +14,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::diffcopy::{self, Filter};
 use super::jobs::Job;
 use super::progress::{Translate, Vtx};
-use super::proto::moby::filesync::v1::CredentialsRequest;
 use super::session::Session;
 use super::{BuildKit, BuildKitError};
 use crate::engine::builder::context::resolve_in_root;
@@ -28,10 +27,14 @@ use crate::engine::registry::AuthConfig;
 const SESSION_WAIT: Duration = Duration::from_secs(60);
 
 /// A scratch directory removed on drop unless handed over.
-struct Scratch(Option<PathBuf>);
+pub(super) struct Scratch(Option<PathBuf>);
 
 impl Scratch {
-    fn path(&self) -> &Path {
+    pub(super) fn new(p: PathBuf) -> Self {
+        Scratch(Some(p))
+    }
+
+    pub(super) fn path(&self) -> &Path {
         self.0.as_deref().unwrap_or(Path::new("/nonexistent"))
     }
 
@@ -48,31 +51,39 @@ impl Drop for Scratch {
     }
 }
 
-fn read_in(root: &Path, name: &str) -> Option<String> {
+pub(super) fn read_in(root: &Path, name: &str) -> Option<String> {
     let p = resolve_in_root(root, name, true).ok()?;
     std::fs::read(p)
         .ok()
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// A `.dockerignore`'s patterns as DiffCopy's `exclude-patterns`.
+pub(super) fn excludes(ignore: &str) -> Vec<String> {
+    Matcher::parse(ignore)
+        .patterns
+        .iter()
+        .map(|p| {
+            if p.exclusion {
+                format!("!{}", p.text)
+            } else {
+                p.text.clone()
+            }
+        })
+        .collect()
+}
+
 /// The builder's options from the frontend's attributes (buildx's keys).
+/// Named contexts are only checked here (`named::parse`); they are
+/// loaded with the session.
 pub fn options(attrs: &HashMap<String, String>) -> Result<(BuildOptions, Extras), BuildKitError> {
     let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
-    if let Some(k) = attrs.keys().find(|k| k.starts_with("context:")) {
-        return Err(BuildKitError::Unsupported(format!(
-            "named build contexts ({k}) are not supported by berthd yet"
-        )));
-    }
-    if get("platform").contains(',') {
-        return Err(BuildKitError::Unsupported(
-            "multi-platform builds are not supported by berthd".into(),
-        ));
-    }
+    super::named::parse(attrs)?;
     let mut o = BuildOptions {
         rm: true,
         force_rm: true,
         target: get("target").to_string(),
-        platform: get("platform").to_string(),
+        platform: super::syntax::platform(get("platform"))?,
         // `no-cache` is "" for every stage, or a list of stage names.
         no_cache: attrs.get("no-cache").is_some_and(|v| v.is_empty()),
         pull: get("image-resolve-mode") == "pull",
@@ -118,7 +129,13 @@ pub fn options(attrs: &HashMap<String, String>) -> Result<(BuildOptions, Extras)
 /// Credentials for the registries of the FROM images, from the client's
 /// Auth service (its docker config and credential helpers), asked once
 /// per registry before the build, since the builder pulls with a map.
-pub(super) async fn credentials(session: &Session, text: &str) -> HashMap<String, AuthConfig> {
+/// `extra`: more image references (named contexts) pulled from
+/// registries.
+pub(super) async fn credentials(
+    session: &Session,
+    text: &str,
+    extra: &[String],
+) -> HashMap<String, AuthConfig> {
     let mut out = HashMap::new();
     if !session.serves("/moby.filesync.v1.Auth/Credentials") {
         return out;
@@ -128,6 +145,7 @@ pub(super) async fn credentials(session: &Session, text: &str) -> HashMap<String
     };
     let mut stages = HashSet::new();
     let mut asked = HashSet::new();
+    let mut refs = Vec::new();
     for ins in &df.instructions {
         let Command::From { image, name, .. } = &ins.command else {
             continue;
@@ -138,41 +156,20 @@ pub(super) async fn credentials(session: &Session, text: &str) -> HashMap<String
         if let Some(n) = name {
             stages.insert(n.to_ascii_lowercase());
         }
-        let Some(r) = plain.then(|| Reference::parse(image).ok()).flatten() else {
+        if plain {
+            refs.push(image.clone());
+        }
+    }
+    refs.extend(extra.iter().cloned());
+    for image in &refs {
+        let Some(r) = Reference::parse(image).ok() else {
             continue;
         };
         if !asked.insert(r.domain.clone()) {
             continue;
         }
-        // The client maps Docker Hub's registry host to its config key.
-        let host = if r.domain == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            r.domain.clone()
-        };
-        match session
-            .auth()
-            .credentials(CredentialsRequest { host })
-            .await
-        {
-            Ok(c) => {
-                let c = c.into_inner();
-                if c.secret.is_empty() {
-                    continue;
-                }
-                // No user name: the secret is an identity token.
-                let mut a = AuthConfig {
-                    username: c.username.clone(),
-                    ..Default::default()
-                };
-                if c.username.is_empty() {
-                    a.identitytoken = c.secret;
-                } else {
-                    a.password = c.secret;
-                }
-                out.insert(r.domain.clone(), a);
-            }
-            Err(e) => tracing::debug!(registry = %r.domain, error = %e, "session credentials"),
+        if let Some(a) = session.credentials_for(&r.domain).await {
+            out.insert(r.domain.clone(), a);
         }
     }
     out
@@ -215,7 +212,7 @@ impl BuildKit {
             job,
             &format!("[internal] load build definition from {filename}"),
         );
-        let df_dir = Scratch(Some(builder.scratch_dir("bk-dockerfile")));
+        let df_dir = Scratch::new(builder.scratch_dir("bk-dockerfile"));
         let ignore_name = format!("{filename}.dockerignore");
         let filter = Filter {
             follow: vec![filename.clone(), ignore_name.clone(), "dockerfile".into()],
@@ -241,13 +238,23 @@ impl BuildKit {
             return Err(BuildKitError::Build(m));
         };
         v.done();
+        // The frontend asked for, before anything else is done.
+        let syntax_arg = attrs
+            .get("build-arg:BUILDKIT_SYNTAX")
+            .map(String::as_str)
+            .or_else(|| {
+                opts.build_args
+                    .get("BUILDKIT_SYNTAX")
+                    .and_then(|v| v.as_deref())
+            });
+        super::syntax::check(job, &text, syntax_arg)?;
 
         // A Dockerfile-specific ignore file wins over the context's.
         let v = Vtx::start(job, "[internal] load .dockerignore");
         let ignore = match read_in(df_dir.path(), &ignore_name) {
             Some(t) => t,
             None => {
-                let dir = Scratch(Some(builder.scratch_dir("bk-ignore")));
+                let dir = Scratch::new(builder.scratch_dir("bk-ignore"));
                 let f = Filter {
                     follow: vec![".dockerignore".into()],
                     ..Default::default()
@@ -261,18 +268,8 @@ impl BuildKit {
         drop(df_dir);
 
         let v = Vtx::start(job, "[internal] load build context");
-        let exclude = Matcher::parse(&ignore)
-            .patterns
-            .iter()
-            .map(|p| {
-                if p.exclusion {
-                    format!("!{}", p.text)
-                } else {
-                    p.text.clone()
-                }
-            })
-            .collect();
-        let ctx_dir = Scratch(Some(builder.scratch_dir("context")));
+        let exclude = excludes(&ignore);
+        let ctx_dir = Scratch::new(builder.scratch_dir("context"));
         let f = Filter {
             exclude,
             ..Default::default()
@@ -286,8 +283,18 @@ impl BuildKit {
         };
         v.status("transferring context:", n as i64);
         v.done();
+        let named = super::named::parse(attrs)?;
+        let pulled: Vec<String> = named
+            .iter()
+            .filter_map(|(_, n)| match n {
+                super::named::Named::Image(r) => Some(r.clone()),
+                super::named::Named::Local(_) => None,
+            })
+            .collect();
+        let mut extras = extras;
+        extras.named = self.load_named(job, attrs, &session, named).await?;
         let mut opts = opts;
-        opts.registry_auth = credentials(&session, &text).await;
+        opts.registry_auth = credentials(&session, &text, &pulled).await;
         self.run_builder(job, ctx_dir.take(), text, (opts, extras))
             .await
     }
@@ -297,8 +304,9 @@ impl BuildKit {
         job: &Arc<Job>,
         root: PathBuf,
         dockerfile: String,
-        (opts, extras): (BuildOptions, Extras),
+        (opts, mut extras): (BuildOptions, Extras),
     ) -> Result<String, BuildKitError> {
+        extras.buildkit_words = true;
         let (tx, mut rx) = mpsc::channel::<JsonMessage>(64);
         let (ready_tx, ready_rx) = oneshot::channel();
         let engine = self.engine.clone();
@@ -376,8 +384,14 @@ mod tests {
         assert_eq!(o.extra_hosts, vec!["a:1.2.3.4", "b:5.6.7.8"]);
         assert_eq!(o.shm_size, Some(1 << 20));
         assert_eq!(o.network_mode, "host");
-        let mut bad = attrs.clone();
-        bad.insert("context:base".into(), "docker-image://alpine".into());
-        assert!(options(&bad).is_err());
+        let mut named = attrs.clone();
+        named.insert("context:base".into(), "docker-image://alpine".into());
+        assert!(options(&named).is_ok());
+        named.insert("context:other".into(), "target:x".into());
+        assert!(options(&named).is_err());
+        let mut plat = attrs.clone();
+        plat.insert("platform".into(), "linux/amd64,linux/arm64".into());
+        let e = options(&plat).unwrap_err().to_string();
+        assert!(e.starts_with("berthd builds only for linux/"), "{e}");
     }
 }

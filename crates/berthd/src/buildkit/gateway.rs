@@ -74,13 +74,8 @@ impl LlbBridge for Gateway {
                 "LLB definitions are not supported by berthd: use the dockerfile.v0 frontend",
             ));
         }
-        if r.frontend != "dockerfile.v0" {
-            return Err(Status::unimplemented(format!(
-                "frontend {:?} is not supported by berthd: only dockerfile.v0 (no # syntax= images)",
-                r.frontend
-            )));
-        }
-        let image = self.0.build_dockerfile(&job, &r.frontend_opt).await?;
+        let attrs = super::syntax::frontend_attrs(&r.frontend, &r.frontend_opt)?;
+        let image = self.0.build_dockerfile(&job, &attrs).await?;
         let id = job.keep_result(&image);
         let mut metadata = HashMap::new();
         if let Some(img) = self.0.engine.images.get(&image) {

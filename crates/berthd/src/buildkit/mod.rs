@@ -16,9 +16,12 @@ mod export;
 mod frontend;
 mod gateway;
 mod jobs;
+mod named;
 mod progress;
+mod push;
 mod sendfs;
 mod session;
+mod syntax;
 
 /// Code generated from `crates/berthd/proto` (build.rs); modules follow
 /// the proto packages, whose names are part of the wire format.
@@ -53,6 +56,13 @@ pub mod proto {
             include!(concat!(env!("OUT_DIR"), "/fsutil.types.rs"));
         }
     }
+    pub mod grpc {
+        pub mod health {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));
+            }
+        }
+    }
 }
 
 use std::collections::HashSet;
@@ -80,6 +90,9 @@ pub enum BuildKitError {
     SessionExists(String),
     #[error("no active session for {0}: the client did not open it in time")]
     NoSession(String),
+    /// The session's health check failed: berthd dropped it.
+    #[error("session {0} was dropped: {1}")]
+    SessionGone(String, String),
     #[error("no local sources enabled")]
     NoLocalSources,
     /// The context transfer broke its protocol.
@@ -112,6 +125,7 @@ impl From<BuildKitError> for tonic::Status {
             BuildKitError::Unsupported(m) => Status::unimplemented(m),
             BuildKitError::SessionExists(_) => Status::already_exists(e.to_string()),
             BuildKitError::NoSession(_) => Status::deadline_exceeded(e.to_string()),
+            BuildKitError::SessionGone(..) => Status::unavailable(e.to_string()),
             other => Status::unknown(other.to_string()),
         }
     }

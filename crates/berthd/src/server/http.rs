@@ -191,6 +191,73 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// A request's body: the connection's, behind what was already read of it
+/// (by the authorization middleware, which shows plugins the body).
+pub struct ReqBody {
+    head: Option<Bytes>,
+    rest: Option<Incoming>,
+}
+
+impl ReqBody {
+    pub fn new(body: Incoming) -> Self {
+        Self {
+            head: None,
+            rest: Some(body),
+        }
+    }
+
+    /// The connection's body, when nothing was read ahead of it.
+    pub fn take_incoming(&mut self) -> Option<Incoming> {
+        if self.head.is_some() {
+            return None;
+        }
+        self.rest.take()
+    }
+
+    /// `head` (already read), then whatever of the body is left.
+    pub fn resumed(head: Bytes, rest: Option<Incoming>) -> Self {
+        Self {
+            head: (!head.is_empty()).then_some(head),
+            rest,
+        }
+    }
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(h) = self.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(h))));
+        }
+        match self.rest.as_mut() {
+            Some(r) => Pin::new(r).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        let mut hint = match &self.rest {
+            Some(r) => r.size_hint(),
+            None => hyper::body::SizeHint::with_exact(0),
+        };
+        // Upper first: a lower bound past the upper one panics.
+        if let Some(u) = hint.upper() {
+            hint.set_upper(u + head);
+        }
+        hint.set_lower(hint.lower() + head);
+        hint
+    }
+}
+
 /// One parsed request, handed to the router.
 pub struct Req {
     pub method: Method,
@@ -198,7 +265,7 @@ pub struct Req {
     pub path: String,
     pub query: Query,
     pub headers: HeaderMap,
-    pub body: Option<Incoming>,
+    pub body: Option<ReqBody>,
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// The connection's socket, to notice the client leaving.
     pub peer: Option<super::peer::Peer>,

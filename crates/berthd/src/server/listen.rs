@@ -1,11 +1,13 @@
 //! Listeners: the root-only unix socket (default) and, opt-in, TCP with
 //! mutual TLS.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -17,10 +19,28 @@ use crate::config::{DaemonConfig, Host};
 /// (`peer.rs`).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {
     fn raw_fd(&self) -> std::os::fd::RawFd;
+    /// The certificates the client presented (TLS connections only), for
+    /// authorization plugins.
+    fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        None
+    }
 }
-impl<T: AsyncRead + AsyncWrite + std::os::fd::AsRawFd + Unpin + Send> Io for T {
+impl Io for tokio::net::UnixStream {
     fn raw_fd(&self) -> std::os::fd::RawFd {
         self.as_raw_fd()
+    }
+}
+impl Io for tokio::net::TcpStream {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.as_raw_fd()
+    }
+}
+impl Io for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.as_raw_fd()
+    }
+    fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.get_ref().1.peer_certificates()
     }
 }
 pub type BoxIo = Box<dyn Io>;

@@ -2,6 +2,7 @@
 //! the answer; one router file per API section.
 
 mod archive;
+pub mod authz;
 mod build;
 mod buildkit;
 mod containers;
@@ -40,6 +41,8 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     /// `/grpc` and `/session`: shared by every connection.
     pub buildkit: Arc<crate::buildkit::BuildKit>,
+    /// Authorization plugins; `None` when none is configured.
+    pub authz: Option<authz::Authz>,
 }
 
 const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
@@ -64,8 +67,17 @@ impl CommonHeaders {
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let started = Instant::now();
+    let mut req = req.map(http::ReqBody::new);
+    // dockerd's authorization middleware wraps its version check.
+    let authz = match &ctx.authz {
+        None => None,
+        Some(a) => match a.request(&mut req).await {
+            Ok(pending) => Some(pending),
+            Err(refused) => return Ok(refused),
+        },
+    };
     let status_fix = (req.version() == ::http::Version::HTTP_11)
         .then(|| req.extensions().get::<hijack::StatusFix>().cloned())
         .flatten();
@@ -79,8 +91,10 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
             .map_err(|_| ApiError::bad_request(format!("invalid API version {v:?}")))
             .and_then(|v| check_supported(v).map(|_| v).map_err(ApiError::bad_request)),
     };
-    let resp = match version {
-        Err(e) => CommonHeaders::NoExperimental.mark(e.into_response()),
+    // `failed`: the answer is a handler's error (what the authorization
+    // middleware sees differently).
+    let (resp, failed) = match version {
+        Err(e) => (CommonHeaders::NoExperimental.mark(e.into_response()), true),
         Ok(version) => {
             let upgrade = req
                 .headers()
@@ -102,9 +116,10 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
                 upgrade,
                 peer,
             };
-            router::route(&ctx, r)
-                .await
-                .unwrap_or_else(ApiError::into_response)
+            match router::route(&ctx, r).await {
+                Ok(r) => (r, false),
+                Err(e) => (e.into_response(), true),
+            }
         }
     };
     let mut resp = resp;
@@ -127,6 +142,9 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Result<Resp, Infal
             HeaderValue::from_static(SERVER_HEADER),
         );
     }
+    if let Some(pending) = authz {
+        resp = pending.respond(resp, failed).await;
+    }
     let status = resp.status();
     if status.is_server_error() {
         tracing::warn!(%method, path = %raw_path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
@@ -147,6 +165,7 @@ pub async fn serve(
     let ctx = Arc::new(Ctx {
         engine: engine.clone(),
         buildkit: crate::buildkit::BuildKit::new(engine.clone()),
+        authz: authz::Authz::new(engine.plugins.clone(), &engine.config.authorization_plugins),
     });
     // Each connection task holds a clone; when all are gone, recv() yields None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -216,6 +235,12 @@ fn spawn_conn(
     mut stop: watch::Receiver<bool>,
 ) {
     let peer = peer::Peer(io.raw_fd());
+    // Only authorization plugins are shown the client's certificates.
+    let tls_peer = ctx
+        .authz
+        .as_ref()
+        .and_then(|_| io.peer_certificates())
+        .map(|c| authz::TlsPeer(c.iter().map(|c| c.clone().into_owned()).collect()));
     tokio::spawn(async move {
         let _alive = alive;
         // Held until the connection ends (or is hijacked: an upgraded
@@ -226,6 +251,9 @@ fn spawn_conn(
         let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(armed.clone());
             req.extensions_mut().insert(peer);
+            if let Some(t) = &tls_peer {
+                req.extensions_mut().insert(t.clone());
+            }
             handle(ctx.clone(), req)
         });
         // Half-close: a client may shut its write side as soon as its

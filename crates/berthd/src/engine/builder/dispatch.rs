@@ -211,10 +211,18 @@ impl Run<'_> {
         let mut spec = st.spec.clone();
         spec["config"] = serde_json::to_value(&st.config)?;
         let bytes = serde_json::to_vec(&spec)?;
-        let img =
-            self.builder
-                .images
-                .create_child_image(&bytes, &[], Some(st.image_id.as_str()))?;
+        // It stands in for the last step's image (the same layers and
+        // history), so it takes that image's parent: the history's IDs,
+        // found by walking parents, stay on their entries.
+        let parent = self
+            .builder
+            .images
+            .get(&st.image_id)
+            .and_then(|i| i.parent.clone());
+        let img = self
+            .builder
+            .images
+            .create_child_image(&bytes, &[], parent.as_deref())?;
         st.image_id = img.id.clone();
         st.spec = serde_json::from_str(&img.raw_config)?;
         Ok(())

@@ -649,7 +649,7 @@ impl Run<'_> {
             s.args.clear();
             s.cmd_set = false;
             s
-        } else if lower == "scratch" {
+        } else if lower == "scratch" || self.extras.named_for(&image) == Some("scratch") {
             State::scratch()
         } else {
             let img = self.base_image(&image).await?;
@@ -696,6 +696,14 @@ impl Run<'_> {
     /// `--pull`), its progress shown in the build output as Docker's
     /// classic builder does.
     async fn base_image(&self, name: &str) -> Step<Arc<super::images::Image>> {
+        // A named context: another image, or a local directory's (an ID).
+        let name = self.extras.named_for(name).unwrap_or(name);
+        if let Some(img) = name
+            .strip_prefix("sha256:")
+            .and_then(|_| self.builder.images.get(name))
+        {
+            return Ok(img);
+        }
         if !self.opts.pull {
             match self.builder.images.resolve(name) {
                 Ok(img) => return Ok(img),

@@ -171,10 +171,7 @@ impl Run<'_> {
                     .await?;
             }
             return Err(Fail::Run(
-                format!(
-                    "The command '{}' returned a non-zero code: {code}",
-                    argv.join(" ")
-                ),
+                run_failed(&argv, code, self.extras.buildkit_words),
                 code,
             ));
         }
@@ -260,5 +257,43 @@ impl Run<'_> {
         drop(ours);
         pumped?;
         Ok(exit.await)
+    }
+}
+
+/// A failed RUN's message: the classic builder's, or BuildKit's (the
+/// argv joined with spaces, quoted as Go's `%q` does).
+pub(super) fn run_failed(argv: &[String], code: i64, buildkit: bool) -> String {
+    let cmd = argv.join(" ");
+    if buildkit {
+        let quoted = serde_json::to_string(&cmd).unwrap_or_else(|_| format!("\"{cmd}\""));
+        format!("process {quoted} did not complete successfully: exit code: {code}")
+    } else {
+        format!("The command '{cmd}' returned a non-zero code: {code}")
+    }
+}
+
+#[cfg(test)]
+mod wording {
+    use super::run_failed;
+
+    #[test]
+    fn a_failed_run_is_worded_per_builder() {
+        let shell: Vec<String> = ["/bin/sh", "-c", "echo \"a\" && exit 3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            run_failed(&shell, 3, true),
+            r#"process "/bin/sh -c echo \"a\" && exit 3" did not complete successfully: exit code: 3"#
+        );
+        assert_eq!(
+            run_failed(&shell, 3, false),
+            "The command '/bin/sh -c echo \"a\" && exit 3' returned a non-zero code: 3"
+        );
+        let exec = vec!["false".to_string()];
+        assert_eq!(
+            run_failed(&exec, 1, true),
+            r#"process "false" did not complete successfully: exit code: 1"#
+        );
     }
 }

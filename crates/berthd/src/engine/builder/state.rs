@@ -135,4 +135,25 @@ pub struct Extras {
     pub image_labels: std::collections::BTreeMap<String, String>,
     /// `no-cache=<stage>,…`: the stages built without the cache.
     pub no_cache_stages: std::collections::HashSet<String>,
+    /// Errors worded as BuildKit's (a failed RUN's `process "…" did not
+    /// complete successfully: exit code: N`), not the classic builder's.
+    pub buildkit_words: bool,
+    /// Named contexts (`context:<name>`): the image ID that `FROM <name>`
+    /// and `COPY --from=<name>` stand on, by lower-case name.
+    pub named: std::collections::HashMap<String, String>,
+}
+
+impl Extras {
+    /// The named context standing for `name` in a FROM or `COPY --from`:
+    /// an image reference, or the ID of a local directory's image.
+    pub(super) fn named_for(&self, name: &str) -> Option<&str> {
+        if self.named.is_empty() {
+            return None;
+        }
+        let by = |k: &str| self.named.get(&k.to_ascii_lowercase()).map(String::as_str);
+        by(name).or_else(|| {
+            let f = Reference::parse(name).ok()?.familiar();
+            by(f.strip_suffix(":latest").unwrap_or(&f))
+        })
+    }
 }

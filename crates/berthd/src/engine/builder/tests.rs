@@ -323,6 +323,11 @@ async fn labels_classic_steps_buildkit_config_and_no_cache_per_stage() {
         "v"
     );
     assert!(!img.raw_config.contains("LABEL"), "{}", img.raw_config);
+    // It stands in for the last step (ENV B=2): that step's parent is its.
+    let parent = b.images.get(img.parent.as_deref().unwrap()).unwrap();
+    let env = parent.config.config.clone().unwrap().env.unwrap();
+    assert!(env.contains(&"A=1".to_string()), "{env:?}");
+    assert!(!env.contains(&"B=2".to_string()), "{env:?}");
     let (_, msgs) = build_dir(&b, fake.clone(), df, opts(), x).await;
     assert_eq!(built_id(&msgs), id);
 
@@ -333,4 +338,59 @@ async fn labels_classic_steps_buildkit_config_and_no_cache_per_stage() {
     };
     let (text, _) = build_dir(&b, fake.clone(), df, opts(), x).await;
     assert_eq!(text.matches(" ---> Using cache").count(), 1, "{text}");
+}
+
+/// What BuildKit's frontend hands the builder: named contexts (an image
+/// reference or ID, `scratch`), and its own wording of a failed RUN.
+#[tokio::test]
+async fn named_contexts_and_buildkit_wording() {
+    let d = tempfile::tempdir().unwrap();
+    let b = open(d.path());
+    let fake = Fake::new(d.path(), 3);
+    let (_, msgs) = build_dir(
+        &b,
+        fake.clone(),
+        "FROM scratch\nENV A=1\n",
+        opts(),
+        Extras::default(),
+    )
+    .await;
+    let base = built_id(&msgs);
+    let named = |kv: &[(&str, &str)]| Extras {
+        named: kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        buildkit_words: true,
+        ..Default::default()
+    };
+    // FROM and COPY --from a name (any case) stand on the named image.
+    let x = named(&[("base", &base), ("empty", "scratch")]);
+    let (text, msgs) = build_dir(&b, fake.clone(), "FROM Base\nENV B=2\n", opts(), x.clone()).await;
+    let id = built_id(&msgs);
+    let img = b.images.get(&id).unwrap();
+    assert_eq!(img.parent.as_deref(), Some(base.as_str()), "{text}");
+    let env = img.config.config.clone().unwrap().env.unwrap();
+    assert!(env.contains(&"A=1".to_string()) && env.contains(&"B=2".to_string()));
+    let (text, msgs) =
+        build_dir(&b, fake.clone(), "FROM empty\nENV C=3\n", opts(), x.clone()).await;
+    let img = b.images.get(&built_id(&msgs)).unwrap();
+    assert!(img.parent.is_none(), "{text}");
+    assert!(fake.pulled.lock().unwrap().is_empty());
+    // Without the name, the same FROM is a pull.
+    let (_, _) = build_dir(&b, fake.clone(), "FROM base\n", opts(), Extras::default()).await;
+    assert_eq!(
+        *fake.pulled.lock().unwrap(),
+        ["docker.io/library/base:latest"]
+    );
+    // A failed RUN, in BuildKit's words.
+    let (_, msgs) = build_dir(&b, fake.clone(), "FROM base\nRUN exit 3\n", opts(), x).await;
+    let err = msgs.last().unwrap().error_detail.clone().unwrap();
+    assert_eq!(
+        (err.message.as_str(), err.code),
+        (
+            r#"process "/bin/sh -c exit 3" did not complete successfully: exit code: 3"#,
+            Some(3)
+        )
+    );
 }
