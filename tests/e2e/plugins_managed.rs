@@ -885,3 +885,50 @@ fn a_disabled_plugin_is_upgraded_from_a_registry_keeping_its_settings() {
     assert!(wait_for(Duration::from_secs(10), || plugin_processes(&d).is_empty()));
     drop(reg);
 }
+
+/// berth's own CLI (`berth plugin …`) against the same daemon: its output
+/// as the docker CLI's for the same calls.
+#[test]
+fn the_berth_cli_drives_managed_plugins_as_the_docker_cli_does() {
+    let d = Daemon::start();
+    let t = scratch();
+    let dir = plugin_dir(t.path(), "pyvol", &config(json!({})));
+    let berth = |args: &[&str]| {
+        let o = berth_tests::cli::berth(&d, args);
+        (o.status.success(), stdout(&o), stderr(&o))
+    };
+    let (ok, out, err) = berth(&["plugin", "create", "pyvol", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pyvol");
+    for fmt in ["{{.Name}} {{.Enabled}}", "{{.ID}} {{.Description}}"] {
+        let (ok, out, err) = berth(&["plugin", "ls", "--no-trunc", "--format", fmt]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            out,
+            d.docker_ok(&["plugin", "ls", "--no-trunc", "--format", fmt])
+        );
+    }
+    let (ok, out, _) = berth(&["plugin", "inspect", "-f", "{{.Settings.Env}}", "pyvol"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "[GREETING=hello FIXED=1]");
+    let (ok, _, err) = berth(&["plugin", "set", "pyvol", "GREETING=berth"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = berth(&["plugin", "set", "pyvol", "FIXED=2"]);
+    assert!(!ok);
+    assert!(err.contains("\"FIXED\" is not settable"), "{err}");
+    let (ok, out, err) = berth(&["plugin", "enable", "pyvol"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pyvol");
+    assert_eq!(plugin_processes(&d).len(), 1);
+    let (ok, _, err) = berth(&["plugin", "rm", "pyvol"]);
+    assert!(!ok);
+    assert!(err.contains("plugin pyvol:latest is enabled"), "{err}");
+    let (ok, out, err) = berth(&["plugin", "disable", "pyvol"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pyvol");
+    assert!(wait_for(Duration::from_secs(10), || plugin_processes(&d).is_empty()));
+    let (ok, out, err) = berth(&["plugin", "rm", "pyvol"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pyvol");
+    assert!(names(&d, None).is_empty());
+}
