@@ -381,6 +381,14 @@ fn an_enabled_plugin_runs_apart_serves_its_socket_and_propagates_its_mounts() {
     );
     let vols = d.docker_ok(&["info", "--format", "{{json .Plugins.Volume}}"]);
     assert_eq!(vols.trim(), r#"["local"]"#);
+    // Found, but disabled: no volume of it, and no legacy plugin instead.
+    let o = d.docker(&["volume", "create", "-d", "pyvol", "x"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("plugin pyvol found but disabled"),
+        "{}",
+        stderr(&o)
+    );
 
     // Enabled again, then removed with force while enabled.
     d.docker_ok(&["plugin", "enable", "pyvol"]);

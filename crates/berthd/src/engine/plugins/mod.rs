@@ -172,6 +172,9 @@ pub struct Plugins {
     legacy: RwLock<HashMap<String, Arc<Plugin>>>,
     /// Enabled managed plugins, by name (with its tag) and by short name.
     managed: RwLock<HashMap<String, Arc<Plugin>>>,
+    /// Installed managed plugins that are disabled, by name: found, so
+    /// never looked for among legacy ones.
+    disabled: RwLock<std::collections::HashSet<String>>,
     /// One activation at a time, so that two callers do not activate the
     /// same plugin twice.
     activating: Mutex<()>,
@@ -201,6 +204,7 @@ impl Plugins {
             timeout,
             legacy: RwLock::default(),
             managed: RwLock::default(),
+            disabled: RwLock::default(),
             activating: Mutex::new(()),
         }
     }
@@ -222,7 +226,18 @@ impl Plugins {
     pub fn get(&self, name: &str, interface: &str) -> Result<Arc<Plugin>> {
         let p = match self.managed_plugin(name) {
             Some(p) => p,
-            None => self.legacy_plugin(name)?,
+            None => {
+                let d = self.disabled.read().unwrap_or_else(|e| e.into_inner());
+                if d.contains(name) || d.contains(&format!("{name}:latest")) {
+                    // Docker's words; a legacy plugin of that name is not
+                    // a fallback.
+                    return Err(EngineError::conflict(format!(
+                        "plugin {name} found but disabled"
+                    )));
+                }
+                drop(d);
+                self.legacy_plugin(name)?
+            }
         };
         if !p.implements(interface) {
             return Err(EngineError::not_found(NOT_IMPLEMENTED));
@@ -337,6 +352,17 @@ impl Plugins {
     pub fn register(&self, plugin: Arc<Plugin>) {
         let mut m = self.managed.write().unwrap_or_else(|e| e.into_inner());
         m.insert(plugin.name().to_string(), plugin);
+    }
+
+    /// A managed plugin is installed and disabled (`true`), or enabled or
+    /// gone (`false`).
+    pub fn mark_disabled(&self, name: &str, disabled: bool) {
+        let mut d = self.disabled.write().unwrap_or_else(|e| e.into_inner());
+        if disabled {
+            d.insert(name.to_string());
+        } else {
+            d.remove(name);
+        }
     }
 
     /// A managed plugin was disabled or removed.
@@ -473,7 +499,14 @@ mod tests {
         assert_eq!(ps.get("m", LOG).unwrap().managed_id(), Some("abc"));
         assert_eq!(ps.activated(LOG), ["m:latest"]);
         ps.unregister("m:latest");
-        assert!(ps.get("m", LOG).is_err());
+        assert!(matches!(ps.get("m", LOG), Err(EngineError::NotFound(_))));
+        // Installed but disabled: found, and refused.
+        ps.mark_disabled("m:latest", true);
+        let e = ps.get("m", LOG).unwrap_err();
+        assert!(matches!(e, EngineError::Conflict(_)));
+        assert_eq!(e.to_string(), "plugin m found but disabled");
+        ps.mark_disabled("m:latest", false);
+        assert!(matches!(ps.get("m", LOG), Err(EngineError::NotFound(_))));
     }
 
     #[test]

@@ -133,10 +133,14 @@ impl Manager {
                 }
             }
         }
-        let records = store
+        let records: BTreeMap<String, PluginObj> = store
             .load_all::<PluginObj>(Table::Plugins)?
             .into_iter()
             .collect();
+        // Until `restore` has run them, none is enabled.
+        for p in records.values() {
+            plugins.mark_disabled(&p.name, true);
+        }
         Ok(Self {
             sockets: plugins.dir().to_path_buf(),
             root,
@@ -175,6 +179,7 @@ impl Manager {
 
     fn save(&self, p: &PluginObj) -> Result<()> {
         self.store.put(Table::Plugins, &p.id, p)?;
+        self.plugins.mark_disabled(&p.name, !p.enabled);
         self.records
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -304,6 +309,7 @@ impl Manager {
         let dir = self.dir_of(&p.id);
         mountinfo::unmount_under(&dir);
         self.store.delete(Table::Plugins, &p.id)?;
+        self.plugins.mark_disabled(&p.name, false);
         self.records
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -494,13 +500,16 @@ impl Manager {
             let log = self.dir_of(&p.id).join("plugin.log");
             if running && self.register(&p, timeout, &log).is_ok() {
                 tracing::info!(plugin = %p.name, "plugin adopted");
+                self.plugins.mark_disabled(&p.name, false);
                 continue;
             }
             if running {
                 runner.stop(&p.id, STOP_GRACE);
             }
             self.release(&p);
-            if let Err(e) = self.start(&p, timeout) {
+            if let Err(e) = self.start(&p, timeout).inspect(|()| {
+                self.plugins.mark_disabled(&p.name, false);
+            }) {
                 tracing::warn!(plugin = %p.name, "plugin not restarted: {e}");
                 p.enabled = false;
                 if let Err(e) = self.save(&p) {
