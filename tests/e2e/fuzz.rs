@@ -32,7 +32,7 @@ fn spec() -> PathBuf {
 }
 
 /// Paths never fuzzed: outside the host, swarm, BuildKit, endless streams.
-const EXCLUDED: &str = "^/(swarm|services|nodes|tasks|secrets|configs|session|grpc|events|auth|build|distribution)|^/images/(create|search|[^/]+/push)$|^/plugins/(pull|create|[^/]+/upgrade)$|^/images/load$";
+const EXCLUDED: &str = "^/(swarm|services|nodes|tasks|secrets|configs|session|grpc|events|auth|build|distribution)|^/images/(create|search|[^/]+/push)$|^/plugins/(pull|create|privileges|[^/]+/(upgrade|push))$|^/images/load$";
 
 /// Streams that end only when the object does (they would only time out;
 /// the stateful phase makes real containers in the first pass too).

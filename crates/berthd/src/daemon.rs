@@ -82,6 +82,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         released = out.released,
         "reconciled with the host"
     );
+    // Plugins first: containers may use their volumes.
+    let plugins = engine.plugin_manager.clone();
+    let _ = tokio::task::spawn_blocking(move || plugins.restore(Duration::from_secs(10))).await;
     engine.restore_containers().await;
     // As dockerd: every configured authorization plugin must be there (and
     // answer `Plugin.Activate` with `authz`) before the API is served.

@@ -44,6 +44,8 @@ pub struct Engine {
     pub builder: builder::Builder,
     pub registries: Arc<registry::Registries>,
     pub plugins: Arc<plugins::Plugins>,
+    /// Managed (v2) plugins: installed, run and registered with `plugins`.
+    pub plugin_manager: Arc<plugins::managed::Manager>,
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
@@ -112,8 +114,17 @@ impl Engine {
         images.set_usage_checker(Box::new(move |image_id| {
             containers::Containers::users_of(&index, image_id)
         }));
+        let plugin_manager = Arc::new(plugins::managed::Manager::open(
+            &config.data_root,
+            store.clone(),
+            events.clone(),
+            plugins.clone(),
+        )?);
+        plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
+            &config.exec_root,
+        )?));
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
             config,
             store,
             events,
@@ -124,10 +135,19 @@ impl Engine {
             builder,
             registries,
             plugins,
+            plugin_manager,
             id,
             started: Instant::now(),
             shutdown,
-        }))
+        });
+        let weak = Arc::downgrade(&engine);
+        engine
+            .plugin_manager
+            .set_in_use(Box::new(move |name: &str| {
+                weak.upgrade()
+                    .is_some_and(|e| e.volumes.driver_in_use(name))
+            }));
+        Ok(engine)
     }
 
     /// Signals long-lived streams (events, logs -f) to end.

@@ -30,6 +30,8 @@ pub enum Table {
     /// Registry blobs known for a layer (diff ID → compressed digests and
     /// where they were seen), for push's existence checks and mounts.
     Distribution,
+    /// Managed plugins by ID.
+    Plugins,
 }
 
 impl Table {
@@ -46,11 +48,12 @@ impl Table {
             Table::Volumes => "volumes",
             Table::BuildCache => "buildcache",
             Table::Distribution => "distribution",
+            Table::Plugins => "plugins",
         };
         TableDefinition::new(name)
     }
 
-    const ALL: [Table; 11] = [
+    const ALL: [Table; 12] = [
         Table::Meta,
         Table::Images,
         Table::Tags,
@@ -62,6 +65,7 @@ impl Table {
         Table::Volumes,
         Table::BuildCache,
         Table::Distribution,
+        Table::Plugins,
     ];
 }
 

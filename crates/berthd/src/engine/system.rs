@@ -120,22 +120,7 @@ impl Engine {
                 vec!["userxattr".into(), "false".into()],
             ]),
             docker_root_dir: Some(c.data_root.display().to_string()),
-            plugins: Some(PluginsInfo {
-                volume: Some(
-                    std::iter::once("local".to_string())
-                        .chain(self.plugins.activated(super::plugins::VOLUME))
-                        .collect(),
-                ),
-                network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
-                // dockerd lists the configured ones (null without).
-                authorization: (!c.authorization_plugins.is_empty())
-                    .then(|| c.authorization_plugins.clone()),
-                log: Some(
-                    std::iter::once("json-file".to_string())
-                        .chain(self.plugins.activated(super::plugins::LOG))
-                        .collect(),
-                ),
-            }),
+            plugins: Some(self.plugins_info()),
             memory_limit: Some(true),
             swap_limit: Some(host::swap_limit_supported()),
             kernel_memory_tcp: Some(false),
@@ -277,6 +262,29 @@ impl Engine {
             running,
             paused,
             images: self.images.count() as i64,
+        }
+    }
+
+    /// `Plugins` of `/info`: the built-in drivers, then the plugins
+    /// activated or enabled for each interface (no I/O: `/info` must not
+    /// wait on a plugin), and the authorization plugins configured.
+    fn plugins_info(&self) -> PluginsInfo {
+        use super::plugins::{LOG, NETWORK, VOLUME};
+        let with = |builtin: &[&str], interface: &str| {
+            let mut v: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+            for p in self.plugins.activated(interface) {
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+            Some(v)
+        };
+        let authz = &self.config.authorization_plugins;
+        PluginsInfo {
+            volume: with(&["local"], VOLUME),
+            network: with(&["bridge", "host", "null"], NETWORK),
+            authorization: (!authz.is_empty()).then(|| authz.clone()),
+            log: with(&["json-file"], LOG),
         }
     }
 }

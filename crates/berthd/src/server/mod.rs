@@ -14,6 +14,7 @@ mod images;
 pub mod listen;
 mod networks;
 pub mod peer;
+mod plugins;
 mod router;
 mod system;
 pub mod tls;

@@ -8,8 +8,8 @@ use http::Method;
 
 use super::http::{ApiResult, Req};
 use super::{
-    archive, build, buildkit, containers, exec, images, networks, page_not_found, system, volumes,
-    CommonHeaders, Ctx,
+    archive, build, buildkit, containers, exec, images, networks, page_not_found, plugins, system,
+    volumes, CommonHeaders, Ctx,
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
@@ -127,8 +127,31 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
             .map(|r| CommonHeaders::Omitted.mark(r)),
         (Method::POST, ["build", "prune"]) => build::prune(ctx, req).await,
         (Method::POST, ["build", "cancel"]) => build::cancel(ctx, req).await,
-        (Method::GET, ["plugins"]) => system::plugins(ctx, req).await,
-        (Method::GET, ["plugins", .., "json"]) => system::plugin_inspect(ctx, req).await,
+        (Method::GET, ["plugins"]) => plugins::list(&*ctx.engine, req).await,
+        (Method::POST, ["plugins", "create"]) => plugins::create(ctx.engine.clone(), req).await,
+        (Method::GET, ["plugins", "privileges"]) => plugins::remote::privileges(ctx, req).await,
+        (Method::POST, ["plugins", "pull"]) => plugins::remote::pull(ctx, req).await,
+        (Method::POST, ["plugins", name @ .., "upgrade"]) if !name.is_empty() => {
+            plugins::remote::upgrade(ctx, req, &name.join("/")).await
+        }
+        (Method::POST, ["plugins", name @ .., "push"]) if !name.is_empty() => {
+            plugins::remote::push(ctx, req, &name.join("/")).await
+        }
+        (Method::GET, ["plugins", name @ .., "json"]) if !name.is_empty() => {
+            plugins::inspect(&*ctx.engine, req, &name.join("/")).await
+        }
+        (Method::POST, ["plugins", name @ .., "enable"]) if !name.is_empty() => {
+            plugins::enable(ctx.engine.clone(), req, &name.join("/")).await
+        }
+        (Method::POST, ["plugins", name @ .., "disable"]) if !name.is_empty() => {
+            plugins::disable(ctx.engine.clone(), req, &name.join("/")).await
+        }
+        (Method::POST, ["plugins", name @ .., "set"]) if !name.is_empty() => {
+            plugins::set(&*ctx.engine, req, &name.join("/")).await
+        }
+        (Method::DELETE, ["plugins", name @ ..]) if !name.is_empty() => {
+            plugins::remove(ctx.engine.clone(), req, &name.join("/")).await
+        }
         (_, ["swarm", ..])
         | (_, ["services", ..])
         | (_, ["nodes", ..])

@@ -73,19 +73,6 @@ pub async fn swarm_unavailable(_ctx: &Ctx, req: Req) -> ApiResult {
     Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message))
 }
 
-pub async fn plugins(_ctx: &Ctx, req: Req) -> ApiResult {
-    req.query.filters()?.validate(&["capability", "enable"])?;
-    ok_json(&Vec::<serde_json::Value>::new())
-}
-
-pub async fn plugin_inspect(_ctx: &Ctx, req: Req) -> ApiResult {
-    let name = req
-        .path
-        .trim_start_matches("/plugins/")
-        .trim_end_matches("/json");
-    Err(ApiError::not_found(format!("plugin \"{name}\" not found")))
-}
-
 /// `since`/`until` as the CLI sends them: unix seconds, optionally `.nanos`.
 pub fn parse_ts(s: &str) -> Result<i64, ApiError> {
     let bad = || ApiError::bad_request(format!("invalid timestamp {s:?}"));

@@ -19,6 +19,7 @@ pub mod logs;
 pub mod mounts;
 pub mod names;
 pub mod network;
+pub mod plugin_run;
 pub(crate) mod release;
 mod restore;
 pub mod rootfs;

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod managed;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,18 @@ pub struct Plugin {
     client: Client,
     /// The ID of a managed plugin; `None` for a legacy one.
     managed: Option<String>,
+    /// A managed plugin's file system, to turn the paths it answers into
+    /// host paths (see [`Plugin::scoped_path`]).
+    scope: Option<Scope>,
+}
+
+/// Where a managed plugin's paths are on the host.
+#[derive(Debug, Clone)]
+struct Scope {
+    rootfs: PathBuf,
+    /// `PropagatedMount` in the plugin, and its host directory.
+    propagated: String,
+    propagated_host: PathBuf,
 }
 
 impl Plugin {
@@ -70,7 +83,36 @@ impl Plugin {
             implements,
             client,
             managed,
+            scope: None,
         }
+    }
+
+    /// A managed plugin's roots: its `rootfs` and, when it has one, its
+    /// `PropagatedMount` (`propagated`, in the plugin) with the host
+    /// directory behind it.
+    pub fn with_scope(mut self, rootfs: PathBuf, propagated: String, host: PathBuf) -> Self {
+        self.scope = Some(Scope {
+            rootfs,
+            propagated,
+            propagated_host: host,
+        });
+        self
+    }
+
+    /// A path the plugin answered (a volume's `Mountpoint`) as the host
+    /// sees it (moby's `ScopedPath`): under the propagated mount, the host
+    /// directory behind it; else inside the plugin's root. A legacy plugin
+    /// runs on the host: its paths are the host's.
+    pub fn scoped_path(&self, path: &str) -> PathBuf {
+        let Some(s) = &self.scope else {
+            return PathBuf::from(path);
+        };
+        if !s.propagated.is_empty() {
+            if let Ok(rest) = Path::new(path).strip_prefix(&s.propagated) {
+                return s.propagated_host.join(rest);
+            }
+        }
+        s.rootfs.join(path.trim_start_matches('/'))
     }
 
     pub fn name(&self) -> &str {
@@ -130,6 +172,9 @@ pub struct Plugins {
     legacy: RwLock<HashMap<String, Arc<Plugin>>>,
     /// Enabled managed plugins, by name (with its tag) and by short name.
     managed: RwLock<HashMap<String, Arc<Plugin>>>,
+    /// Installed managed plugins that are disabled, by name: found, so
+    /// never looked for among legacy ones.
+    disabled: RwLock<std::collections::HashSet<String>>,
     /// One activation at a time, so that two callers do not activate the
     /// same plugin twice.
     activating: Mutex<()>,
@@ -159,6 +204,7 @@ impl Plugins {
             timeout,
             legacy: RwLock::default(),
             managed: RwLock::default(),
+            disabled: RwLock::default(),
             activating: Mutex::new(()),
         }
     }
@@ -180,7 +226,18 @@ impl Plugins {
     pub fn get(&self, name: &str, interface: &str) -> Result<Arc<Plugin>> {
         let p = match self.managed_plugin(name) {
             Some(p) => p,
-            None => self.legacy_plugin(name)?,
+            None => {
+                let d = self.disabled.read().unwrap_or_else(|e| e.into_inner());
+                if d.contains(name) || d.contains(&format!("{name}:latest")) {
+                    // Docker's words; a legacy plugin of that name is not
+                    // a fallback.
+                    return Err(EngineError::conflict(format!(
+                        "plugin {name} found but disabled"
+                    )));
+                }
+                drop(d);
+                self.legacy_plugin(name)?
+            }
         };
         if !p.implements(interface) {
             return Err(EngineError::not_found(NOT_IMPLEMENTED));
@@ -295,6 +352,17 @@ impl Plugins {
     pub fn register(&self, plugin: Arc<Plugin>) {
         let mut m = self.managed.write().unwrap_or_else(|e| e.into_inner());
         m.insert(plugin.name().to_string(), plugin);
+    }
+
+    /// A managed plugin is installed and disabled (`true`), or enabled or
+    /// gone (`false`).
+    pub fn mark_disabled(&self, name: &str, disabled: bool) {
+        let mut d = self.disabled.write().unwrap_or_else(|e| e.into_inner());
+        if disabled {
+            d.insert(name.to_string());
+        } else {
+            d.remove(name);
+        }
     }
 
     /// A managed plugin was disabled or removed.
@@ -431,7 +499,32 @@ mod tests {
         assert_eq!(ps.get("m", LOG).unwrap().managed_id(), Some("abc"));
         assert_eq!(ps.activated(LOG), ["m:latest"]);
         ps.unregister("m:latest");
-        assert!(ps.get("m", LOG).is_err());
+        assert!(matches!(ps.get("m", LOG), Err(EngineError::NotFound(_))));
+        // Installed but disabled: found, and refused.
+        ps.mark_disabled("m:latest", true);
+        let e = ps.get("m", LOG).unwrap_err();
+        assert!(matches!(e, EngineError::Conflict(_)));
+        assert_eq!(e.to_string(), "plugin m found but disabled");
+        ps.mark_disabled("m:latest", false);
+        assert!(matches!(ps.get("m", LOG), Err(EngineError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_managed_plugins_paths_are_scoped_to_its_root_or_propagated_mount() {
+        let c = Client::new(Addr::Unix("/nowhere".into()), Duration::from_millis(10));
+        let legacy = Plugin::new("l", vec![], c.clone(), None);
+        assert_eq!(legacy.scoped_path("/mnt/v"), Path::new("/mnt/v"));
+        let m = Plugin::new("m", vec![], c, Some("id".into())).with_scope(
+            "/d/id/rootfs".into(),
+            "/mnt".into(),
+            "/d/id/propagated-mount".into(),
+        );
+        assert_eq!(
+            m.scoped_path("/mnt/v"),
+            Path::new("/d/id/propagated-mount/v")
+        );
+        assert_eq!(m.scoped_path("/mntx/v"), Path::new("/d/id/rootfs/mntx/v"));
+        assert_eq!(m.scoped_path("/data/v"), Path::new("/d/id/rootfs/data/v"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod distribution;
 pub mod endpoint;
 pub mod metadata;
 pub mod platform;
+pub mod plugin;
 pub mod pull;
 mod push;
 pub mod search;

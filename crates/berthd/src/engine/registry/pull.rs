@@ -120,7 +120,7 @@ fn manifest_error(e: RegistryError, r: &Reference, method: &str, url: &str) -> E
     EngineError::internal(format!("{method} \"{url}\": {e}"))
 }
 
-async fn fetch_manifest(s: &Session, r: &Reference, target: &str) -> Result<Fetched> {
+pub(super) async fn fetch_manifest(s: &Session, r: &Reference, target: &str) -> Result<Fetched> {
     let url = s.url(&format!("/v2/{}/manifests/{target}", r.path));
     let resp = s
         .request(

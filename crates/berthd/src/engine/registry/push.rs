@@ -262,7 +262,7 @@ async fn push_tag(
     Ok(())
 }
 
-async fn blob_exists(s: &Session, path: &str, digest: &str) -> Result<bool> {
+pub(super) async fn blob_exists(s: &Session, path: &str, digest: &str) -> Result<bool> {
     let url = s.url(&format!("/v2/{path}/blobs/{digest}"));
     let resp = s.request(Method::HEAD, &url, &[], None).await?;
     Ok(resp.status() == StatusCode::OK)
@@ -393,7 +393,7 @@ async fn finish_upload(s: &Session, loc: &str, digest: &str, body: Option<Bytes>
 }
 
 /// A small blob in one request (monolithic upload).
-async fn upload_bytes(s: &Session, path: &str, digest: &str, b: Bytes) -> Result<()> {
+pub(super) async fn upload_bytes(s: &Session, path: &str, digest: &str, b: Bytes) -> Result<()> {
     let loc = start_upload(s, path).await?;
     finish_upload(s, &loc, digest, Some(b)).await
 }

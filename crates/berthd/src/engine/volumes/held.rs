@@ -67,6 +67,15 @@ impl HeldMounts {
         Some(h)
     }
 
+    /// Whether a volume of driver `driver` is mounted (`x` and `x:latest`
+    /// are one plugin).
+    pub fn any_of_driver(&self, driver: &str) -> bool {
+        let short = |n: &str| n.strip_suffix(":latest").unwrap_or(n).to_string();
+        let want = short(driver);
+        let l = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().any(|h| short(&h.driver) == want)
+    }
+
     /// Takes every entry whose holder `keep` does not keep.
     pub fn take_stale(&self, keep: &dyn Fn(&str) -> bool) -> Vec<Held> {
         let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());

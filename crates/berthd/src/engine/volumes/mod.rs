@@ -133,6 +133,12 @@ impl Volumes {
         let _ = self.users.set(users);
     }
 
+    /// Whether a volume of the plugin `driver` is mounted by a container
+    /// (a managed plugin so used is not disabled without force).
+    pub fn driver_in_use(&self, driver: &str) -> bool {
+        self.held.any_of_driver(driver)
+    }
+
     /// Volume name → IDs of the containers that name it.
     pub fn refs(&self) -> HashMap<String, Vec<String>> {
         self.users.get().map(|u| u.refs()).unwrap_or_default()

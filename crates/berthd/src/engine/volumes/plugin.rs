@@ -43,6 +43,15 @@ impl PluginDriver {
         Self { plugin, scopes }
     }
 
+    /// A mountpoint the plugin answered, as the host sees it (a managed
+    /// plugin's paths are in its own root or propagated mount).
+    fn scoped(&self, path: &str) -> String {
+        if path.is_empty() {
+            return String::new();
+        }
+        self.plugin.scoped_path(path).display().to_string()
+    }
+
     /// Calls `VolumeDriver.<op>`; an `Err` in a 200 answer is the plugin's
     /// error as much as one in a 500.
     fn call<B: Serialize + ?Sized, T: DeserializeOwned>(&self, op: &str, body: &B) -> Result<T> {
@@ -68,7 +77,7 @@ impl VolumeDriver for PluginDriver {
     }
 
     fn mount(&self, req: &MountRequest) -> Result<MountResponse> {
-        let m: MountResponse = self.call("Mount", req)?;
+        let mut m: MountResponse = self.call("Mount", req)?;
         if m.mountpoint.is_empty() {
             return Err(EngineError::internal(format!(
                 "VolumeDriver.Mount: plugin {:?} gave no mountpoint for volume {}",
@@ -76,6 +85,7 @@ impl VolumeDriver for PluginDriver {
                 req.name
             )));
         }
+        m.mountpoint = self.scoped(&m.mountpoint);
         Ok(m)
     }
 
@@ -84,14 +94,19 @@ impl VolumeDriver for PluginDriver {
     }
 
     fn path(&self, req: &NameRequest) -> Result<MountResponse> {
-        self.call("Path", req)
+        let mut m: MountResponse = self.call("Path", req)?;
+        m.mountpoint = self.scoped(&m.mountpoint);
+        Ok(m)
     }
 
     fn get(&self, req: &NameRequest) -> Result<GetResponse> {
         let g: MaybeVolume = self.call("Get", req)?;
         // A plugin may answer no volume (or `null`) and no error.
         match g.volume {
-            Some(volume) if !volume.name.is_empty() => Ok(GetResponse { volume }),
+            Some(mut volume) if !volume.name.is_empty() => {
+                volume.mountpoint = self.scoped(&volume.mountpoint);
+                Ok(GetResponse { volume })
+            }
             _ => Err(EngineError::not_found(format!(
                 "get {}: no such volume",
                 req.name
@@ -100,7 +115,11 @@ impl VolumeDriver for PluginDriver {
     }
 
     fn list(&self) -> Result<ListResponse> {
-        self.call("List", &serde_json::json!({}))
+        let mut l: ListResponse = self.call("List", &serde_json::json!({}))?;
+        for v in &mut l.volumes {
+            v.mountpoint = self.scoped(&v.mountpoint);
+        }
+        Ok(l)
     }
 
     /// `local` unless the plugin says `global`; a plugin that fails to
