@@ -673,3 +673,115 @@ fn the_daemons_default_log_driver_may_be_a_plugin() {
     assert!(p.starts(&id_of(&d, "plain")).is_empty());
     d.docker_ok(&["rm", "dflt", "own", "plain"]);
 }
+
+/// A managed (v2) logging plugin: the same test plugin, packaged with a
+/// `config.json` (`docker.logdriver/1.0`) and run by the daemon (the
+/// host's python bound into its root read-only). Its FIFO is made in the
+/// plugin's root at `/run/docker/logging/<name>` and given by that path,
+/// as Docker does, and goes after `StopLogging`.
+#[test]
+fn a_managed_logging_plugin_gets_its_fifo_inside_its_root() {
+    let d = start_daemon();
+    let t = scratch();
+    let store = t.path().join("store");
+    let dir = t.path().join("mlog");
+    let root = dir.join("rootfs");
+    for sub in ["plugin", "usr", "etc", "tmp", "store"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::create_dir_all(&store).unwrap();
+    for l in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l)).unwrap();
+    }
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/logplugin.py"),
+        root.join("plugin/logplugin.py"),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let config = serde_json::json!({
+        "description": "a test logging plugin",
+        "documentation": "https://example.invalid/mlog",
+        "entrypoint": ["/usr/bin/python3", "/plugin/logplugin.py",
+                       "/run/docker/plugins/mlog.sock", "/store"],
+        "interface": {"socket": "mlog.sock", "types": ["docker.logdriver/1.0"]},
+        "mounts": [
+            {"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind", "options": ["rbind", "ro"]},
+            {"name": "store", "source": store.display().to_string(), "destination": "/store", "type": "bind", "options": ["rbind", "rw"]}
+        ],
+        "network": {"type": "host"}
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    d.docker_ok(&["plugin", "create", "mlog", &dir.display().to_string()]);
+    d.docker_ok(&["plugin", "enable", "mlog"]);
+    let plugin_id = d
+        .docker_ok(&["plugin", "inspect", "-f", "{{.Id}}", "mlog"])
+        .trim()
+        .to_string();
+    let in_root = d
+        .data_root
+        .join("plugins")
+        .join(&plugin_id)
+        .join("rootfs/run/docker/logging");
+
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "managed",
+        "--log-driver",
+        "mlog",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    let id = id_of(&d, "managed");
+    d.docker_ok(&["wait", "managed"]);
+    let read = |f: &str| -> Vec<Value> {
+        std::fs::read_to_string(store.join(f))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || read("events.jsonl")
+            .iter()
+            .any(|v| v["id"] == id.as_str() && v.get("stopped").is_some())),
+        "StopLogging never came: {:?}",
+        read("events.jsonl")
+    );
+    let starts: Vec<Value> = read("info.jsonl")
+        .into_iter()
+        .filter(|v| v["Info"]["ContainerID"] == id.as_str())
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let file = starts[0]["File"].as_str().unwrap_or_default();
+    assert!(file.starts_with("/run/docker/logging/"), "{file}");
+    let entries = read(&format!("{id}.jsonl"));
+    assert_eq!(texts(&entries, "stdout"), ["one"]);
+    assert_eq!(texts(&entries, "stderr"), ["two"]);
+
+    // docker logs through the managed plugin's ReadLogs.
+    let o = d.docker(&["logs", "managed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "one\n");
+    assert_eq!(stderr(&o), "two\n");
+
+    // Neither the link in the daemon's directory nor the FIFO in the
+    // plugin's root is left.
+    no_fifo_left(&d);
+    let left: Vec<_> = std::fs::read_dir(&in_root)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "FIFOs left in the plugin's root: {left:?}");
+
+    d.docker_ok(&["rm", "managed"]);
+    d.docker_ok(&["plugin", "disable", "mlog"]);
+    d.docker_ok(&["plugin", "rm", "mlog"]);
+}

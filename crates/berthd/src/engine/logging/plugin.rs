@@ -30,6 +30,58 @@ use super::{
 use crate::engine::plugins::{Plugin, Plugins, LOG};
 use crate::engine::{EngineError, Result};
 
+/// Where a managed plugin finds its FIFOs, as Docker puts them.
+const LOGGING_IN_PLUGIN: &str = "/run/docker/logging";
+
+/// Where a start's FIFO is made, and the path its plugin is given: for a
+/// legacy plugin (on the host) both are `<exec-root>/logging/<name>`; for a
+/// managed one the FIFO is made in the plugin's root at
+/// `/run/docker/logging/<name>` (as Docker does), and a link of that name
+/// in the daemon's directory lets `stop_logging` find it.
+struct FifoPlace {
+    host: PathBuf,
+    seen: String,
+    managed: bool,
+}
+
+impl FifoPlace {
+    fn new(p: &Plugin, dir: &Path, name: &str) -> Result<Self> {
+        if p.managed_id().is_none() {
+            let host = dir.join(name);
+            return Ok(Self {
+                seen: host.display().to_string(),
+                host,
+                managed: false,
+            });
+        }
+        let seen = format!("{LOGGING_IN_PLUGIN}/{name}");
+        let host = p.scoped_path(&seen);
+        if let Some(parent) = host.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(Self {
+            host,
+            seen,
+            managed: true,
+        })
+    }
+
+    fn link(&self, dir: &Path, name: &str) -> Result<()> {
+        if self.managed {
+            std::os::unix::fs::symlink(&self.host, dir.join(name))
+                .map_err(|e| EngineError::internal(format!("linking the log FIFO: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, dir: &Path, name: &str) {
+        let _ = std::fs::remove_file(&self.host);
+        if self.managed {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+}
+
 /// `LogEntry` of Docker's `api/types/plugins/logdriver` (entry.proto).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Entry {
@@ -379,24 +431,28 @@ impl LogDriver for PluginDriver {
         let p = self.plugin().map_err(initialize)?;
         let caps = self.try_caps(&p).map_err(initialize)?;
         std::fs::create_dir_all(fifo_dir)?;
-        let fifo = fifo_dir.join(format!(
+        let name = format!(
             "{}-{}",
             info.container_id,
             crate::engine::ids::random_hex(8)
-        ));
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o700))
+        );
+        let fifo = FifoPlace::new(&p, fifo_dir, &name)?;
+        nix::unistd::mkfifo(&fifo.host, nix::sys::stat::Mode::from_bits_truncate(0o700))
             .map_err(|e| EngineError::internal(format!("making the log FIFO: {e}")))?;
-        let file = fifo.display().to_string();
+        if let Err(e) = fifo.link(fifo_dir, &name) {
+            fifo.remove(fifo_dir, &name);
+            return Err(e);
+        }
         let started = self.call_checked(
             &p,
             "LogDriver.StartLogging",
             &super::StartLoggingRequest {
-                file: file.clone(),
+                file: fifo.seen.clone(),
                 info: info.clone(),
             },
         );
         if let Err(e) = started {
-            let _ = std::fs::remove_file(&fifo);
+            fifo.remove(fifo_dir, &name);
             return Err(initialize(EngineError::internal(format!(
                 "error creating logger: {e}"
             ))));
@@ -406,25 +462,36 @@ impl LogDriver for PluginDriver {
         } else {
             cache_sink(info)
         };
-        sink.fifo = file;
+        sink.fifo = fifo.host.display().to_string();
         Ok(sink)
     }
 
     fn stop_logging(&self, fifo: &Path) {
+        // A managed plugin's FIFO is in its root, linked from the daemon's
+        // directory; the plugin knows it by its path inside.
+        let target = std::fs::read_link(fifo).ok();
+        let file = match (&target, fifo.file_name()) {
+            (Some(_), Some(name)) => Path::new(LOGGING_IN_PLUGIN)
+                .join(name)
+                .display()
+                .to_string(),
+            _ => fifo.display().to_string(),
+        };
         match self.plugin() {
             Ok(p) => {
                 let r = self.call_checked(
                     &p,
                     "LogDriver.StopLogging",
-                    &super::StopLoggingRequest {
-                        file: fifo.display().to_string(),
-                    },
+                    &super::StopLoggingRequest { file },
                 );
                 if let Err(e) = r {
                     tracing::warn!(plugin = %self.name, error = %e, "StopLogging");
                 }
             }
             Err(e) => tracing::warn!(plugin = %self.name, error = %e, "StopLogging"),
+        }
+        if let Some(t) = target {
+            let _ = std::fs::remove_file(t);
         }
         let _ = std::fs::remove_file(fifo);
     }
