@@ -754,3 +754,81 @@ fn a_tls_client_is_named_by_its_certificate() {
     assert_eq!(seen.len(), 1);
     assert!(seen[0].get("User").is_none() && seen[0].get("RequestPeerCertificates").is_none());
 }
+
+/// A managed (v2) authorization plugin (`docker.authz/1.0`): the test
+/// plugin packaged with a `config.json`, enabled, then named in
+/// `daemon.json`. After a restart the daemon starts it before it checks
+/// the chain; it refuses as a legacy one does, under the name it was
+/// given; once disabled it leaves the chain (the daemon keeps serving).
+#[test]
+fn a_managed_authorization_plugin_joins_the_chain_and_leaves_it_when_disabled() {
+    let mut d = Daemon::start_with(&["--plugin-timeout", "5"]).expect("berthd starts");
+    fixtures::import_busybox(&d, "busybox:latest");
+    let t = scratch();
+    let store = t.path().join("store");
+    let dir = t.path().join("mauthz");
+    let root = dir.join("rootfs");
+    for sub in ["plugin", "usr", "etc", "tmp", "store"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::create_dir_all(&store).unwrap();
+    for l in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l)).unwrap();
+    }
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/authz.py"),
+        root.join("plugin/authz.py"),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let config = serde_json::json!({
+        "description": "a test authorization plugin",
+        "documentation": "https://example.invalid/mauthz",
+        "entrypoint": ["/usr/bin/python3", "/plugin/authz.py",
+                       "/run/docker/plugins/mauthz.sock", "/store/record.jsonl",
+                       "--deny-privileged"],
+        "interface": {"socket": "mauthz.sock", "types": ["docker.authz/1.0"]},
+        "mounts": [
+            {"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind", "options": ["rbind", "ro"]},
+            {"name": "store", "source": store.display().to_string(), "destination": "/store", "type": "bind", "options": ["rbind", "rw"]}
+        ],
+        "network": {"type": "host"}
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    d.docker_ok(&["plugin", "create", "mauthz", &dir.display().to_string()]);
+    d.docker_ok(&["plugin", "enable", "mauthz"]);
+    std::fs::write(
+        d.dir.path().join("daemon.json"),
+        r#"{"authorization-plugins": ["mauthz"]}"#,
+    )
+    .unwrap();
+    d.restart()
+        .expect("berthd starts with its managed authz plugin");
+
+    let o = d.docker(&["run", "--privileged", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "authorization denied by plugin mauthz: privileged containers are not allowed"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let record = std::fs::read_to_string(store.join("record.jsonl")).unwrap_or_default();
+    assert!(
+        record.contains("/containers/create"),
+        "the managed plugin saw no create: {record}"
+    );
+
+    // Disabled, it is out of the chain: requests are served (not 500s),
+    // and what it refused goes through.
+    d.docker_ok(&["plugin", "disable", "mauthz"]);
+    d.docker_ok(&["ps"]);
+    d.docker_ok(&["run", "--rm", "--privileged", "busybox", "true"]);
+    d.docker_ok(&["plugin", "rm", "mauthz"]);
+}

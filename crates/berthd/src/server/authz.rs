@@ -61,7 +61,12 @@ pub struct TlsPeer(pub Arc<[CertificateDer<'static>]>);
 pub struct Authz {
     plugins: Arc<Plugins>,
     names: Arc<[String]>,
+    left: Left,
 }
+
+/// Managed plugins that were found disabled: out of the chain for the
+/// daemon's life, as dockerd's `RemovePlugin` on disable.
+type Left = Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
 
 /// What a plugin is shown (`authorization.Request`); every field is left
 /// out when empty, as Go's `omitempty` does, and bodies are base64 as Go
@@ -165,6 +170,7 @@ impl Refusal {
 pub struct Pending {
     plugins: Arc<Plugins>,
     names: Arc<[String]>,
+    left: Left,
     shown: Shown,
     /// `/auth`: no bodies either way.
     auth_endpoint: bool,
@@ -182,6 +188,7 @@ impl Authz {
         (!names.is_empty()).then(|| Self {
             plugins,
             names: names.into(),
+            left: Left::default(),
         })
     }
 
@@ -224,6 +231,7 @@ impl Authz {
         let pending = Pending {
             plugins: self.plugins.clone(),
             names: self.names.clone(),
+            left: self.left.clone(),
             shown,
             auth_endpoint,
         };
@@ -242,19 +250,38 @@ impl Pending {
     /// allow decides. Blocks (the plugin client steps out of the runtime).
     fn ask(&self, method: &str) -> Result<(), Refusal> {
         for name in self.names.iter() {
+            // A disabled managed plugin leaves the chain for good, as
+            // dockerd takes it out on disable.
+            if self
+                .left
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name)
+            {
+                continue;
+            }
+            if self.plugins.is_disabled(name) {
+                self.left
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.clone());
+                continue;
+            }
             let plugin = self.plugins.get(name, AUTHZ).map_err(|e| Refusal::Failed {
                 plugin: name.clone(),
                 error: e.to_string(),
             })?;
+            // Named as configured (a managed plugin's full name ends in
+            // `:latest`; dockerd words refusals with the name it was given).
             let v: Verdict = plugin
                 .call(method, &self.shown)
                 .map_err(|e| Refusal::Failed {
-                    plugin: plugin.name().to_string(),
+                    plugin: name.clone(),
                     error: e.to_string(),
                 })?;
             if v.allow != Some(true) {
                 return Err(Refusal::Denied {
-                    plugin: plugin.name().to_string(),
+                    plugin: name.clone(),
                     msg: v.msg.unwrap_or_default(),
                 });
             }

@@ -365,6 +365,12 @@ impl Plugins {
         }
     }
 
+    /// Whether `name` is an installed managed plugin that is disabled.
+    pub fn is_disabled(&self, name: &str) -> bool {
+        let d = self.disabled.read().unwrap_or_else(|e| e.into_inner());
+        d.contains(name) || d.contains(&format!("{name}:latest"))
+    }
+
     /// A managed plugin was disabled or removed.
     pub fn unregister(&self, name: &str) {
         self.managed
@@ -505,7 +511,9 @@ mod tests {
         let e = ps.get("m", LOG).unwrap_err();
         assert!(matches!(e, EngineError::Conflict(_)));
         assert_eq!(e.to_string(), "plugin m found but disabled");
+        assert!(ps.is_disabled("m") && ps.is_disabled("m:latest"));
         ps.mark_disabled("m:latest", false);
+        assert!(!ps.is_disabled("m"));
         assert!(matches!(ps.get("m", LOG), Err(EngineError::NotFound(_))));
     }
 
