@@ -766,39 +766,18 @@ fn a_managed_authorization_plugin_joins_the_chain_and_leaves_it_when_disabled() 
     fixtures::import_busybox(&d, "busybox:latest");
     let t = scratch();
     let store = t.path().join("store");
-    let dir = t.path().join("mauthz");
-    let root = dir.join("rootfs");
-    for sub in ["plugin", "usr", "etc", "tmp", "store"] {
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-    }
-    std::fs::create_dir_all(&store).unwrap();
-    for l in ["bin", "lib", "lib64", "sbin"] {
-        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l)).unwrap();
-    }
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/authz.py"),
-        root.join("plugin/authz.py"),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let config = serde_json::json!({
-        "description": "a test authorization plugin",
-        "documentation": "https://example.invalid/mauthz",
-        "entrypoint": ["/usr/bin/python3", "/plugin/authz.py",
-                       "/run/docker/plugins/mauthz.sock", "/store/record.jsonl",
-                       "--deny-privileged"],
-        "interface": {"socket": "mauthz.sock", "types": ["docker.authz/1.0"]},
-        "mounts": [
-            {"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind", "options": ["rbind", "ro"]},
-            {"name": "store", "source": store.display().to_string(), "destination": "/store", "type": "bind", "options": ["rbind", "rw"]}
+    let dir = berth_tests::plugins::python_plugin_dir(
+        t.path(),
+        "mauthz",
+        "authz.py",
+        &[
+            "/run/docker/plugins/mauthz.sock",
+            "/store/record.jsonl",
+            "--deny-privileged",
         ],
-        "network": {"type": "host"}
-    });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec(&config).unwrap(),
-    )
-    .unwrap();
+        &["docker.authz/1.0"],
+        &store,
+    );
     d.docker_ok(&["plugin", "create", "mauthz", &dir.display().to_string()]);
     d.docker_ok(&["plugin", "enable", "mauthz"]);
     std::fs::write(

@@ -684,38 +684,14 @@ fn a_managed_logging_plugin_gets_its_fifo_inside_its_root() {
     let d = start_daemon();
     let t = scratch();
     let store = t.path().join("store");
-    let dir = t.path().join("mlog");
-    let root = dir.join("rootfs");
-    for sub in ["plugin", "usr", "etc", "tmp", "store"] {
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-    }
-    std::fs::create_dir_all(&store).unwrap();
-    for l in ["bin", "lib", "lib64", "sbin"] {
-        std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l)).unwrap();
-    }
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/logplugin.py"),
-        root.join("plugin/logplugin.py"),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let config = serde_json::json!({
-        "description": "a test logging plugin",
-        "documentation": "https://example.invalid/mlog",
-        "entrypoint": ["/usr/bin/python3", "/plugin/logplugin.py",
-                       "/run/docker/plugins/mlog.sock", "/store"],
-        "interface": {"socket": "mlog.sock", "types": ["docker.logdriver/1.0"]},
-        "mounts": [
-            {"name": "usr", "source": "/usr", "destination": "/usr", "type": "bind", "options": ["rbind", "ro"]},
-            {"name": "store", "source": store.display().to_string(), "destination": "/store", "type": "bind", "options": ["rbind", "rw"]}
-        ],
-        "network": {"type": "host"}
-    });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec(&config).unwrap(),
-    )
-    .unwrap();
+    let dir = berth_tests::plugins::python_plugin_dir(
+        t.path(),
+        "mlog",
+        "logplugin.py",
+        &["/run/docker/plugins/mlog.sock", "/store"],
+        &["docker.logdriver/1.0"],
+        &store,
+    );
     d.docker_ok(&["plugin", "create", "mlog", &dir.display().to_string()]);
     d.docker_ok(&["plugin", "enable", "mlog"]);
     let plugin_id = d

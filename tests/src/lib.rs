@@ -15,6 +15,7 @@ pub mod host;
 pub mod http;
 pub mod inspect;
 pub mod net;
+pub mod plugins;
 pub mod pty;
 pub mod wait;
 
