@@ -254,11 +254,10 @@ mod tests {
     use std::sync::Mutex;
 
     use berth_api::version::ApiVersion;
-    use http_body_util::BodyExt;
 
     use super::*;
     use crate::engine::EngineError;
-    use crate::server::http::Query;
+    use crate::server::testing;
 
     #[derive(Default)]
     struct Fake {
@@ -308,32 +307,14 @@ mod tests {
     }
 
     fn req(q: &str) -> Req {
-        Req {
-            method: http::Method::POST,
-            version: ApiVersion::new(1, 50),
-            path: "/plugins".into(),
-            query: Query::parse(Some(q)),
-            headers: Default::default(),
-            body: None,
-            upgrade: None,
-            peer: None,
-        }
+        let mut r = testing::req(http::Method::POST, q, ApiVersion::new(1, 50));
+        r.path = "/plugins".into();
+        r
     }
 
     async fn body(r: ApiResult) -> (u16, String) {
-        match r {
-            Ok(resp) => {
-                let s = resp.status().as_u16();
-                let b = resp.into_body().collect().await.unwrap().to_bytes();
-                (s, String::from_utf8_lossy(&b).into_owned())
-            }
-            Err(e) => {
-                let resp = e.into_response();
-                let s = resp.status().as_u16();
-                let b = resp.into_body().collect().await.unwrap().to_bytes();
-                (s, String::from_utf8_lossy(&b).into_owned())
-            }
-        }
+        let (status, _, b) = testing::answer(r).await;
+        (status.as_u16(), String::from_utf8_lossy(&b).into_owned())
     }
 
     #[tokio::test]

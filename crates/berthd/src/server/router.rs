@@ -26,12 +26,12 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method.clone();
     match (m, segs.as_slice()) {
-        (Method::GET | Method::HEAD, ["_ping"]) => system::ping(ctx, req).await,
-        (Method::GET, ["version"]) => system::version(ctx, req).await,
-        (Method::GET, ["info"]) => system::info(ctx, req).await,
-        (Method::POST, ["auth"]) => system::auth(ctx, req).await,
-        (Method::GET, ["system", "df"]) => system::df(ctx, req).await,
-        (Method::GET, ["events"]) => system::events(ctx, req).await,
+        (Method::GET | Method::HEAD, ["_ping"]) => system::ping(req).await,
+        (Method::GET, ["version"]) => system::version(&*ctx.engine, req).await,
+        (Method::GET, ["info"]) => system::info(&*ctx.engine, req).await,
+        (Method::POST, ["auth"]) => system::auth(&*ctx.engine, req).await,
+        (Method::GET, ["system", "df"]) => system::df(&*ctx.engine, req).await,
+        (Method::GET, ["events"]) => system::events(&*ctx.engine, req).await,
         (Method::POST, ["containers", "create"]) => containers::create(ctx, req).await,
         (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
         (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
@@ -89,33 +89,33 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["volumes", "prune"]) => volumes::prune(ctx.engine.clone(), req).await,
         (Method::GET, ["volumes", name]) => volumes::inspect(&*ctx.engine, req, name).await,
         (Method::DELETE, ["volumes", name]) => volumes::remove(ctx.engine.clone(), req, name).await,
-        (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
-        (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
-        (Method::POST, ["images", "load"]) => images::load(ctx, req).await,
-        (Method::GET, ["images", "get"]) => images::save(ctx, req, None).await,
-        (Method::GET, ["images", "search"]) => images::search(ctx, req).await,
-        (Method::POST, ["images", "prune"]) => images::prune(ctx, req).await,
+        (Method::GET, ["images", "json"]) => images::list(&*ctx.engine, req).await,
+        (Method::POST, ["images", "create"]) => images::create(ctx.engine.clone(), req).await,
+        (Method::POST, ["images", "load"]) => images::load(ctx.engine.clone(), req).await,
+        (Method::GET, ["images", "get"]) => images::save(ctx.engine.clone(), req, None).await,
+        (Method::GET, ["images", "search"]) => images::search(&*ctx.engine, req).await,
+        (Method::POST, ["images", "prune"]) => images::prune(ctx.engine.clone(), req).await,
         (Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => {
-            images::distribution(ctx, req, &images::name_of(name)).await
+            images::distribution(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
-            images::inspect(ctx, req, &images::name_of(name)).await
+            images::inspect(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
-            images::history(ctx, req, &images::name_of(name)).await
+            images::history(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
             let n = images::name_of(name);
-            images::save(ctx, req, Some(&n)).await
+            images::save(ctx.engine.clone(), req, Some(&n)).await
         }
         (Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
-            images::tag(ctx, req, &images::name_of(name)).await
+            images::tag(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
-            images::push(ctx, req, &images::name_of(name)).await
+            images::push(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
-            images::delete(ctx, req, &images::name_of(name)).await
+            images::delete(ctx.engine.clone(), req, &images::name_of(name)).await
         }
         (Method::POST, ["build"]) => build::build(ctx, req).await,
         // BuildKit's hijacks write their own 101, without the common headers.
@@ -157,7 +157,7 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         | (_, ["nodes", ..])
         | (_, ["tasks", ..])
         | (_, ["secrets", ..])
-        | (_, ["configs", ..]) => system::swarm_unavailable(ctx, req).await,
+        | (_, ["configs", ..]) => system::swarm_unavailable(req).await,
         // dockerd's router answers unknown routes outside its middlewares.
         _ => Ok(CommonHeaders::Omitted.mark(page_not_found().into_response())),
     }
