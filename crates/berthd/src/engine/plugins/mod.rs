@@ -382,39 +382,19 @@ impl Plugins {
 
 /// A `.json` spec's TLS settings, or an `https://` address's defaults.
 fn tls_client(client: Client, addr: &Addr, spec: discovery::TlsSpec) -> Result<Client> {
-    use berth_api::tls::{read_certs, read_key, ClientTls};
+    use berth_api::tls::{server_host, ClientTls};
     let Addr::Tcp(host) = addr else {
         return Err(EngineError::internal("TLS needs a TCP plugin address"));
     };
     let err = |e: berth_api::tls::TlsError| EngineError::internal(format!("plugin TLS: {e}"));
-    let roots = if spec.ca_file.is_empty() {
-        Vec::new()
-    } else {
-        read_certs(Path::new(&spec.ca_file)).map_err(err)?
-    };
-    let identity = if spec.cert_file.is_empty() {
-        None
-    } else {
-        Some((
-            read_certs(Path::new(&spec.cert_file)).map_err(err)?,
-            read_key(Path::new(&spec.key_file)).map_err(err)?,
-        ))
-    };
-    let config = ClientTls {
-        system_roots: roots.is_empty(),
-        roots,
-        identity,
-        skip_verify: spec.insecure_skip_verify,
-    }
-    .config()
-    .map_err(err)?;
-    let server = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .trim_matches(['[', ']'])
-        .to_string();
-    Ok(client.with_tls(Arc::new(config), server))
+    let file = |f: &str| (!f.is_empty()).then(|| Path::new(f).to_path_buf());
+    let (ca, cert) = (file(&spec.ca_file), file(&spec.cert_file));
+    let key = Path::new(&spec.key_file);
+    let mut tls =
+        ClientTls::from_files(ca.as_deref(), cert.as_deref().map(|c| (c, key))).map_err(err)?;
+    tls.skip_verify = spec.insecure_skip_verify;
+    let config = tls.config().map_err(err)?;
+    Ok(client.with_tls(Arc::new(config), server_host(host).to_string()))
 }
 
 #[cfg(test)]
