@@ -441,29 +441,19 @@ pub async fn save<B: Backend>(b: Arc<B>, req: Req, one: Option<&str>) -> ApiResu
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::Mutex;
 
     use berth_api::models::ImageSummary;
     use http::Method;
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::server::testing::{answer, get, json, lines, req, with_body};
+    use crate::server::testing::{answer, get, json, lines, req, with_body, Asked};
 
     /// A backend that records what it was asked and answers as the engine
     /// would.
     #[derive(Default)]
     struct Fake {
-        asked: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn note(&self, s: String) {
-            self.asked.lock().unwrap().push(s);
-        }
-        fn asked(&self) -> Vec<String> {
-            self.asked.lock().unwrap().clone()
-        }
+        asked: Asked,
     }
 
     fn summary(id: &str, tags: &[&str], labels: &[(&str, &str)]) -> ImageSummary {
@@ -483,7 +473,7 @@ mod tests {
     impl Backend for Fake {
         type SavePlan = Vec<String>;
         fn list_images(&self, o: &ListOptions) -> Result<Vec<ImageSummary>> {
-            self.note(format!(
+            self.asked.note(format!(
                 "list all={} shared={} count={}",
                 o.all, o.shared_size, o.count_containers
             ));
@@ -502,7 +492,7 @@ mod tests {
             }])
         }
         fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
-            self.note(format!("tag {source} {repo} {tag}"));
+            self.asked.note(format!("tag {source} {repo} {tag}"));
             Ok(())
         }
         fn delete_image(
@@ -510,7 +500,7 @@ mod tests {
             name: &str,
             o: &DeleteOptions,
         ) -> Result<Vec<ImageDeleteResponseItem>> {
-            self.note(format!(
+            self.asked.note(format!(
                 "delete {name} force={} noprune={}",
                 o.force, o.noprune
             ));
@@ -526,14 +516,15 @@ mod tests {
             ])
         }
         fn prune_images(&self, f: &Filters) -> Result<ImagePruneResponse> {
-            self.note(format!("prune dangling={:?}", f.get_bool("dangling")));
+            self.asked
+                .note(format!("prune dangling={:?}", f.get_bool("dangling")));
             Ok(ImagePruneResponse::default())
         }
         fn import_image(&self, reader: &mut dyn Read, o: &ImportOptions) -> Result<String> {
             let mut body = String::new();
             reader.read_to_string(&mut body).unwrap();
             let tag = o.tag.as_ref().map(|r| r.familiar());
-            self.note(format!(
+            self.asked.note(format!(
                 "import {body:?} tag={tag:?} changes={:?}",
                 o.changes
             ));
@@ -567,7 +558,7 @@ mod tests {
             _: &str,
             _: &AuthConfig,
         ) -> Result<Vec<SearchResult>> {
-            self.note(format!("search {term} limit={limit}"));
+            self.asked.note(format!("search {term} limit={limit}"));
             Ok(vec![])
         }
         async fn distribution_inspect(
@@ -620,7 +611,7 @@ mod tests {
         assert_eq!(v[1]["RepoTags"], json!([]));
         assert_eq!(v[1]["RepoDigests"], json!([]));
         assert!(v[0].get("VirtualSize").is_none(), "{v}");
-        assert_eq!(b.asked(), ["list all=true shared=false count=false"]);
+        assert_eq!(b.asked.all(), ["list all=true shared=false count=false"]);
     }
 
     #[tokio::test]
@@ -659,7 +650,7 @@ mod tests {
         assert_eq!(status, StatusCode::CREATED);
         assert!(body.is_empty());
         assert_eq!(
-            b.asked(),
+            b.asked.all(),
             [
                 "delete x force=true noprune=false",
                 "prune dangling=Ok(Some(false))",
@@ -683,7 +674,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v, json!({"status": "sha256:cc"}));
         assert_eq!(
-            b.asked(),
+            b.asked.all(),
             [r#"import "tar" tag=Some("y:2") changes=["CMD sh"]"#]
         );
         let r = req(Method::POST, "", ApiVersion::new(1, 50));
@@ -753,7 +744,7 @@ mod tests {
         let (status, v) = json(search(&b, get("term=x")).await).await;
         assert_eq!((status, v), (StatusCode::OK, json!([])));
         assert_eq!(
-            b.asked(),
+            b.asked.all(),
             [format!(
                 "search x limit={}",
                 registry::search::DEFAULT_LIMIT

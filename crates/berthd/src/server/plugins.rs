@@ -251,8 +251,6 @@ pub mod remote {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use berth_api::version::ApiVersion;
 
     use super::*;
@@ -261,13 +259,7 @@ mod tests {
 
     #[derive(Default)]
     struct Fake {
-        asked: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn note(&self, s: String) {
-            self.asked.lock().unwrap().push(s);
-        }
+        asked: testing::Asked,
     }
 
     impl Backend for Fake {
@@ -285,23 +277,23 @@ mod tests {
         fn create_plugin(&self, name: &str, tar: &mut dyn Read) -> Result<()> {
             let mut s = String::new();
             tar.read_to_string(&mut s).unwrap();
-            self.note(format!("create {name} {s}"));
+            self.asked.note(format!("create {name} {s}"));
             Ok(())
         }
         fn enable_plugin(&self, name: &str, t: Duration) -> Result<()> {
-            self.note(format!("enable {name} {}", t.as_secs()));
+            self.asked.note(format!("enable {name} {}", t.as_secs()));
             Ok(())
         }
         fn disable_plugin(&self, name: &str, force: bool) -> Result<()> {
-            self.note(format!("disable {name} {force}"));
+            self.asked.note(format!("disable {name} {force}"));
             Err(EngineError::conflict(format!("plugin {name} is in use")))
         }
         fn remove_plugin(&self, name: &str, force: bool) -> Result<()> {
-            self.note(format!("remove {name} {force}"));
+            self.asked.note(format!("remove {name} {force}"));
             Ok(())
         }
         fn set_plugin(&self, name: &str, args: &[String]) -> Result<()> {
-            self.note(format!("set {name} {args:?}"));
+            self.asked.note(format!("set {name} {args:?}"));
             Ok(())
         }
     }
@@ -342,7 +334,7 @@ mod tests {
         );
         assert_eq!(body(remove(b.clone(), req(""), "p").await).await.0, 200);
         assert_eq!(
-            *b.asked.lock().unwrap(),
+            b.asked.all(),
             [
                 "enable p 30",
                 "enable p 5",

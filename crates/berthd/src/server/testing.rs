@@ -1,6 +1,8 @@
 //! Support for the handlers' unit tests: requests made without a
 //! connection, and answers read back whole.
 
+use std::sync::Mutex;
+
 use berth_api::version::ApiVersion;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -65,4 +67,17 @@ pub async fn lines(r: ApiResult) -> (StatusCode, Vec<Value>) {
         .map(|l| serde_json::from_slice(l).unwrap_or(Value::Null))
         .collect();
     (status, lines)
+}
+
+/// What a fake backend was asked, in order.
+#[derive(Default)]
+pub struct Asked(Mutex<Vec<String>>);
+
+impl Asked {
+    pub fn note(&self, s: impl Into<String>) {
+        self.0.lock().unwrap().push(s.into());
+    }
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
 }

@@ -107,18 +107,16 @@ pub async fn prune<B: Backend>(b: Arc<B>, req: Req) -> ApiResult {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use berth_api::version::ApiVersion;
 
     use super::*;
     use crate::engine::EngineError;
-    use crate::server::testing::{json, req};
+    use crate::server::testing::{json, req, Asked};
 
     /// A backend that records what it was asked.
     #[derive(Default)]
     struct Fake {
-        asked: Mutex<Vec<String>>,
+        asked: Asked,
     }
 
     impl Backend for Fake {
@@ -148,17 +146,12 @@ mod tests {
             Ok(VolumeListResponse::default())
         }
         fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
-            self.asked
-                .lock()
-                .unwrap()
-                .push(format!("remove {name} force={force}"));
+            self.asked.note(format!("remove {name} force={force}"));
             Ok(())
         }
         fn prune_volumes(&self, f: &Filters) -> Result<VolumePruneResponse> {
             self.asked
-                .lock()
-                .unwrap()
-                .push(format!("prune all={:?}", f.get_bool("all").ok().flatten()));
+                .note(format!("prune all={:?}", f.get_bool("all").ok().flatten()));
             Ok(VolumePruneResponse::default())
         }
     }
@@ -226,7 +219,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            *b.asked.lock().unwrap(),
+            b.asked.all(),
             [
                 "remove data force=true",
                 "prune all=Some(true)",
