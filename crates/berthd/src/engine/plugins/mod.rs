@@ -533,4 +533,43 @@ mod tests {
             "{msg}"
         );
     }
+
+    #[test]
+    fn a_json_spec_s_tls_files_are_read_or_named_in_the_error() {
+        let tcp = || Client::new(Addr::Tcp("[::1]:9000".into()), Duration::from_secs(1));
+        let spec = |ca: &str, cert: &str| discovery::TlsSpec {
+            ca_file: ca.into(),
+            cert_file: cert.into(),
+            key_file: "/nonexistent/key.pem".into(),
+            ..Default::default()
+        };
+        let c = tls_client(tcp(), &Addr::Tcp("[::1]:9000".into()), Default::default()).unwrap();
+        assert!(format!("{c:?}").contains("tls: true"), "{c:?}");
+        let e = tls_client(
+            tcp(),
+            &Addr::Tcp("h:1".into()),
+            spec("/nonexistent/ca.pem", ""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("plugin TLS: reading /nonexistent/ca.pem: "),
+            "{e}"
+        );
+        let e = tls_client(
+            tcp(),
+            &Addr::Tcp("h:1".into()),
+            spec("", "/nonexistent/cert.pem"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("plugin TLS: reading /nonexistent/cert.pem: "),
+            "{e}"
+        );
+        let e = tls_client(tcp(), &Addr::Unix("/x.sock".into()), Default::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "TLS needs a TCP plugin address");
+    }
 }
