@@ -247,7 +247,7 @@ impl Engine {
                 self.containers
                     .all()
                     .iter()
-                    .map(|c| self.summary(&c.snapshot(), true))
+                    .map(|c| self.containers.summary(&c.snapshot(), true))
                     .collect(),
             ),
             volumes: Some(self.volumes.volumes_disk_usage()),
@@ -256,7 +256,7 @@ impl Engine {
     }
 
     fn object_counts(&self) -> Counts {
-        let (containers, running, paused) = self.container_counts();
+        let (containers, running, paused) = self.containers.container_counts();
         Counts {
             containers,
             running,

@@ -83,15 +83,15 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         name: req.query.get("name").map(String::from),
         platform: req.query.get("platform").map(String::from),
     };
-    let (id, warnings) = ctx.engine.create_container(opts, body)?;
+    let (id, warnings) = ctx.engine.containers.create_container(opts, body)?;
     // `docker run` asks for the start next: its preparation starts now.
-    ctx.engine.prepare_ahead(&id);
+    ctx.engine.containers.prepare_ahead(&id);
     json(StatusCode::CREATED, &Created { id, warnings })
 }
 
 pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     let f = req.query.filters()?;
-    let list = ctx.engine.list_containers(
+    let list = ctx.engine.containers.list_containers(
         req.query.bool("all"),
         req.query.int("limit")?,
         req.query.bool("size"),
@@ -101,7 +101,10 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
 }
 
 pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    let c = ctx.engine.inspect_container(id, req.query.bool("size"))?;
+    let c = ctx
+        .engine
+        .containers
+        .inspect_container(id, req.query.bool("size"))?;
     let mut v = serde_json::to_value(&c).map_err(|e| ApiError::internal(e.to_string()))?;
     if !req.version.at_least(1, 45) {
         legacy_aliases(&mut v);
@@ -138,12 +141,13 @@ fn legacy_aliases(v: &mut serde_json::Value) {
 }
 
 pub async fn start(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ctx.engine.start_container(id).await?;
+    ctx.engine.containers.start_container(id).await?;
     no_content()
 }
 
 pub async fn stop(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ctx.engine
+        .containers
         .stop_container(id, req.query.int("t")?, req.query.get("signal"))
         .await?;
     no_content()
@@ -151,6 +155,7 @@ pub async fn stop(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 
 pub async fn restart(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ctx.engine
+        .containers
         .restart_container(id, req.query.int("t")?, req.query.get("signal"))
         .await?;
     no_content()
@@ -158,22 +163,24 @@ pub async fn restart(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 
 pub async fn kill(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ctx.engine
+        .containers
         .kill_container(id, req.query.get("signal"))
         .await?;
     no_content()
 }
 
 pub async fn pause(ctx: &Ctx, _req: Req, id: &str, on: bool) -> ApiResult {
-    ctx.engine.pause_container(id, on).await?;
+    ctx.engine.containers.pause_container(id, on).await?;
     no_content()
 }
 
 pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     if req.query.bool("link") {
-        ctx.engine.remove_link(id)?;
+        ctx.engine.containers.remove_link(id)?;
         return no_content();
     }
     ctx.engine
+        .containers
         .remove_container(id, req.query.bool("force"), req.query.bool("v"))
         .await?;
     no_content()
@@ -181,12 +188,16 @@ pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 
 pub async fn rename(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let name = req.query.get("name").unwrap_or("");
-    ctx.engine.rename_container(id, name)?;
+    ctx.engine.containers.rename_container(id, name)?;
     no_content()
 }
 
 pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.top(id, req.query.get("ps_args").unwrap_or(""))?)
+    ok_json(
+        &ctx.engine
+            .containers
+            .top(id, req.query.get("ps_args").unwrap_or(""))?,
+    )
 }
 
 /// The wait answer. dockerd 20.10 (API 1.41) always sent `"Error": null`;
@@ -201,7 +212,7 @@ struct WaitBody {
 
 pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition"))?;
-    let waiter = ctx.engine.wait_container(id, cond)?;
+    let waiter = ctx.engine.containers.wait_container(id, cond)?;
     let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
@@ -233,7 +244,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
         space: i64,
     }
     let f = req.query.filters()?;
-    let (deleted, space) = ctx.engine.prune_containers(&f).await?;
+    let (deleted, space) = ctx.engine.containers.prune_containers(&f).await?;
     ok_json(&Pruned {
         deleted: (!deleted.is_empty()).then_some(deleted),
         space,
@@ -242,7 +253,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
 
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
-    ctx.engine.resize_container(id, h, w).await?;
+    ctx.engine.containers.resize_container(id, h, w).await?;
     // 200 with no body and no Content-Type, as dockerd.
     super::http::status_only(StatusCode::OK)
 }
@@ -297,7 +308,7 @@ pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
         timestamps: q.bool("timestamps"),
         tail,
     };
-    let (tty, mut rx) = ctx.engine.container_logs(id, opts)?;
+    let (tty, mut rx) = ctx.engine.containers.container_logs(id, opts)?;
     let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
     let gone = req.client_gone();
     tokio::spawn(async move {
@@ -330,7 +341,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         stream: q.bool("stream"),
     };
     if req.upgrade.is_some() {
-        let session = match ctx.engine.attach_container(id, opts) {
+        let session = match ctx.engine.containers.attach_container(id, opts) {
             Ok(s) => s,
             Err(e) => return Ok(hijack::refused(e.into())),
         };
@@ -339,7 +350,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // No Upgrade header: stream the output in a plain response.
-    let session = ctx.engine.attach_container(
+    let session = ctx.engine.containers.attach_container(
         id,
         AttachOptions {
             stdin: false,
@@ -355,7 +366,10 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let stream_on = req.query.bool_or("stream", true);
     let one_shot = req.query.bool("one-shot");
-    let mut rx = ctx.engine.container_stats(id, stream_on, one_shot)?;
+    let mut rx = ctx
+        .engine
+        .containers
+        .container_stats(id, stream_on, one_shot)?;
     if !stream_on {
         // One sample: a plain body with its length, as dockerd sends it.
         let b = rx.recv().await.unwrap_or_default();
@@ -384,14 +398,14 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     }
     let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let warnings = ctx.engine.update_container(id, body).await?;
+    let warnings = ctx.engine.containers.update_container(id, body).await?;
     // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
     let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    let mut rx = ctx.engine.export_container(id).await?;
+    let mut rx = ctx.engine.containers.export_container(id).await?;
     // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
     let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
     tokio::spawn(async move {
@@ -405,7 +419,7 @@ pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn changes(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.container_changes(id)?)
+    ok_json(&ctx.engine.containers.container_changes(id)?)
 }
 
 pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
@@ -434,7 +448,11 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
         changes: q.all("changes").to_vec(),
         config,
     };
-    let id = ctx.engine.commit_container(&container, opts).await?;
+    let id = ctx
+        .engine
+        .containers
+        .commit_container(&container, opts)
+        .await?;
     json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
 }
 
