@@ -266,10 +266,8 @@ impl Containers {
         match hc.runtime.as_deref().unwrap_or("") {
             "" => hc.runtime = Some(validate::DEFAULT_RUNTIME.into()),
             r => {
-                let listed: Vec<String> = crate::engine::system::RUNTIMES
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect();
+                let listed: Vec<String> =
+                    super::RUNTIMES.iter().map(|(n, _)| n.to_string()).collect();
                 if !validate::runtime_known(r, &listed) {
                     return Err(EngineError::invalid(format!(
                         "Unknown runtime specified {r}"

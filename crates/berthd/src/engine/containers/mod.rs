@@ -64,6 +64,14 @@ use crate::config::DaemonConfig;
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// The runtimes `/info` lists (name, path). Containers report dockerd's
+/// runtime names (`HostConfig.Runtime` is "runc" by default); berth's shim is
+/// what serves them.
+pub const RUNTIMES: &[(&str, &str)] = &[
+    ("io.containerd.runc.v2", "berth-shim"),
+    ("runc", "berth-shim"),
+];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
     pub status: Status,
