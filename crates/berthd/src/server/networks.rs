@@ -65,10 +65,12 @@ impl Backend for Engine {
         container: &str,
         cfg: Option<EndpointSettings>,
     ) -> Result<()> {
-        Engine::connect_network(self, net, container, cfg).await
+        self.containers.connect_network(net, container, cfg).await
     }
     async fn disconnect_network(&self, net: &str, container: &str, force: bool) -> Result<()> {
-        Engine::disconnect_network(self, net, container, force).await
+        self.containers
+            .disconnect_network(net, container, force)
+            .await
     }
 }
 

@@ -32,22 +32,38 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["auth"]) => system::auth(&*ctx.engine, req).await,
         (Method::GET, ["system", "df"]) => system::df(&*ctx.engine, req).await,
         (Method::GET, ["events"]) => system::events(&*ctx.engine, req).await,
-        (Method::POST, ["containers", "create"]) => containers::create(ctx, req).await,
+        (Method::POST, ["containers", "create"]) => {
+            containers::create(&ctx.engine.containers, req).await
+        }
         (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
         (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
-        (Method::GET, ["containers", id, "json"]) => containers::inspect(ctx, req, id).await,
+        (Method::GET, ["containers", id, "json"]) => {
+            containers::inspect(&*ctx.engine.containers, req, id).await
+        }
         (Method::GET, ["containers", name @ .., "json"]) if name.len() > 1 => {
-            containers::inspect(ctx, req, &name.join("/")).await
+            containers::inspect(&*ctx.engine.containers, req, &name.join("/")).await
         }
-        (Method::POST, ["containers", id, "start"]) => containers::start(ctx, req, id).await,
-        (Method::POST, ["containers", id, "stop"]) => containers::stop(ctx, req, id).await,
-        (Method::POST, ["containers", id, "restart"]) => containers::restart(ctx, req, id).await,
-        (Method::POST, ["containers", id, "kill"]) => containers::kill(ctx, req, id).await,
-        (Method::POST, ["containers", id, "pause"]) => containers::pause(ctx, req, id, true).await,
+        (Method::POST, ["containers", id, "start"]) => {
+            containers::start(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "stop"]) => {
+            containers::stop(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "restart"]) => {
+            containers::restart(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "kill"]) => {
+            containers::kill(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "pause"]) => {
+            containers::pause(&*ctx.engine.containers, req, id, true).await
+        }
         (Method::POST, ["containers", id, "unpause"]) => {
-            containers::pause(ctx, req, id, false).await
+            containers::pause(&*ctx.engine.containers, req, id, false).await
         }
-        (Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, req, id).await,
+        (Method::POST, ["containers", id, "rename"]) => {
+            containers::rename(&*ctx.engine.containers, req, id).await
+        }
         (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
         // dockerd writes the attach status line itself, without the common headers.
         (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id)
@@ -62,10 +78,12 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["containers", id, "changes"]) => containers::changes(ctx, req, id).await,
         (Method::POST, ["commit"]) => containers::commit(ctx, req).await,
         (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
-        (Method::DELETE, ["containers", id]) => containers::remove(ctx, req, id).await,
+        (Method::DELETE, ["containers", id]) => {
+            containers::remove(&*ctx.engine.containers, req, id).await
+        }
         // Link names (`parent/alias`) carry a `/`, as dockerd's `{name:.*}`.
         (Method::DELETE, ["containers", name @ ..]) if name.len() > 1 => {
-            containers::remove(ctx, req, &name.join("/")).await
+            containers::remove(&*ctx.engine.containers, req, &name.join("/")).await
         }
         (Method::HEAD, ["containers", id, "archive"]) => archive::head(ctx, req, id).await,
         (Method::GET, ["containers", id, "archive"]) => archive::get(ctx, req, id).await,
