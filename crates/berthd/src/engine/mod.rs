@@ -136,10 +136,14 @@ impl Engine {
             events.clone(),
             plugins.clone(),
         )?);
+        // A managed plugin is in use while a volume names it as driver: the
+        // manager asks the volume service, never the engine.
+        let vols = volumes.clone();
+        plugin_manager.set_in_use(Box::new(move |name: &str| vols.driver_in_use(name)));
         plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
             &config.exec_root,
         )?));
-        let engine = Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             store,
             events,
@@ -154,15 +158,7 @@ impl Engine {
             id,
             started: Instant::now(),
             shutdown,
-        });
-        let weak = Arc::downgrade(&engine);
-        engine
-            .plugin_manager
-            .set_in_use(Box::new(move |name: &str| {
-                weak.upgrade()
-                    .is_some_and(|e| e.volumes.driver_in_use(name))
-            }));
-        Ok(engine)
+        }))
     }
 
     /// Signals long-lived streams (events, logs -f) to end.
