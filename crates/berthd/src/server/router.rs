@@ -35,8 +35,12 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["containers", "create"]) => {
             containers::create(&ctx.engine.containers, req).await
         }
-        (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
-        (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
+        (Method::GET, ["containers", "json"]) => {
+            containers::list(&*ctx.engine.containers, req).await
+        }
+        (Method::POST, ["containers", "prune"]) => {
+            containers::prune(&*ctx.engine.containers, req).await
+        }
         (Method::GET, ["containers", id, "json"]) => {
             containers::inspect(&*ctx.engine.containers, req, id).await
         }
@@ -64,20 +68,40 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["containers", id, "rename"]) => {
             containers::rename(&*ctx.engine.containers, req, id).await
         }
-        (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
+        (Method::POST, ["containers", id, "wait"]) => {
+            containers::wait(&*ctx.engine.containers, req, id).await
+        }
         // dockerd writes the attach status line itself, without the common headers.
-        (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id)
-            .await
-            .map(|r| CommonHeaders::Omitted.mark(r)),
-        (Method::POST, ["containers", id, "resize"]) => containers::resize(ctx, req, id).await,
-        (Method::POST, ["containers", id, "exec"]) => exec::create(ctx, req, id).await,
-        (Method::GET, ["containers", id, "top"]) => containers::top(ctx, req, id).await,
-        (Method::GET, ["containers", id, "stats"]) => containers::stats(ctx, req, id).await,
-        (Method::POST, ["containers", id, "update"]) => containers::update(ctx, req, id).await,
-        (Method::GET, ["containers", id, "export"]) => containers::export(ctx, req, id).await,
-        (Method::GET, ["containers", id, "changes"]) => containers::changes(ctx, req, id).await,
-        (Method::POST, ["commit"]) => containers::commit(ctx, req).await,
-        (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
+        (Method::POST, ["containers", id, "attach"]) => {
+            containers::attach(&ctx.engine.containers, req, id)
+                .await
+                .map(|r| CommonHeaders::Omitted.mark(r))
+        }
+        (Method::POST, ["containers", id, "resize"]) => {
+            containers::resize(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "exec"]) => {
+            exec::create(&*ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["containers", id, "top"]) => {
+            containers::top(&*ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["containers", id, "stats"]) => {
+            containers::stats(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "update"]) => {
+            containers::update(&*ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["containers", id, "export"]) => {
+            containers::export(&ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["containers", id, "changes"]) => {
+            containers::changes(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["commit"]) => containers::commit(&ctx.engine.containers, req).await,
+        (Method::GET, ["containers", id, "logs"]) => {
+            containers::logs(&ctx.engine.containers, req, id).await
+        }
         (Method::DELETE, ["containers", id]) => {
             containers::remove(&*ctx.engine.containers, req, id).await
         }
@@ -85,12 +109,22 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::DELETE, ["containers", name @ ..]) if name.len() > 1 => {
             containers::remove(&*ctx.engine.containers, req, &name.join("/")).await
         }
-        (Method::HEAD, ["containers", id, "archive"]) => archive::head(ctx, req, id).await,
-        (Method::GET, ["containers", id, "archive"]) => archive::get(ctx, req, id).await,
-        (Method::PUT, ["containers", id, "archive"]) => archive::put(ctx, req, id).await,
-        (Method::POST, ["exec", id, "start"]) => exec::start(ctx, req, id).await,
-        (Method::POST, ["exec", id, "resize"]) => exec::resize(ctx, req, id).await,
-        (Method::GET, ["exec", id, "json"]) => exec::inspect(ctx, req, id).await,
+        (Method::HEAD, ["containers", id, "archive"]) => {
+            archive::head(&ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["containers", id, "archive"]) => {
+            archive::get(&ctx.engine.containers, req, id).await
+        }
+        (Method::PUT, ["containers", id, "archive"]) => {
+            archive::put(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["exec", id, "start"]) => exec::start(&ctx.engine.containers, req, id).await,
+        (Method::POST, ["exec", id, "resize"]) => {
+            exec::resize(&*ctx.engine.containers, req, id).await
+        }
+        (Method::GET, ["exec", id, "json"]) => {
+            exec::inspect(&*ctx.engine.containers, req, id).await
+        }
         (Method::GET, ["networks"]) => networks::list(&*ctx.engine, req).await,
         (Method::POST, ["networks", "create"]) => networks::create(&*ctx.engine, req).await,
         (Method::POST, ["networks", "prune"]) => networks::prune(&*ctx.engine, req).await,

@@ -1,13 +1,17 @@
-//! Container routes: thin wrappers over the container service. Create,
-//! inspect, the lifecycle verbs, rename and remove are written against the
-//! narrow `Backend` they need (moby's `router/container` and its backend),
-//! so that they can be tested alone; the streaming routes (wait, logs,
-//! attach, stats, export) still take the server's context.
+//! Container routes: thin wrappers over the container service, written
+//! against the narrow `Backend` they need (moby's `router/container` and
+//! its backend), so that they can be tested alone (`tests.rs`, on a fake).
+//! Attach hands the engine's `AttachSession` to the hijack: a fake can
+//! refuse an attach, and the session itself is the engine's to test.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use berth_api::models::{ContainerCreateBody, ContainerInspectResponse};
+use berth_api::filters::Filters;
+use berth_api::models::{
+    ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerSummary,
+    ContainerTopResponse, ContainerUpdateBody, FilesystemChange,
+};
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
@@ -16,16 +20,16 @@ use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
 use super::http::{json, no_content, ok_json, ok_shaped, shaped, stream, ApiResult, Req};
 use super::system::parse_ts;
-use super::Ctx;
-use crate::engine::containers::attach::AttachOptions;
+use crate::engine::containers::attach::{AttachOptions, AttachSession};
+use crate::engine::containers::commit::CommitOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
 use crate::engine::containers::{Containers, CreateOptions};
 use crate::engine::Result;
 use berth_api::shapes;
+use tokio::sync::mpsc;
 
-/// What the create, inspect, lifecycle, rename and remove routes ask of
-/// the container service.
+/// What the container routes ask of the container service.
 pub trait Backend: Send + Sync + 'static {
     /// The new container's ID and the warnings of its configuration.
     fn create_container(
@@ -64,6 +68,66 @@ pub trait Backend: Send + Sync + 'static {
     /// `DELETE /containers/{parent/alias}?link=1`.
     fn remove_link(&self, name: &str) -> Result<()>;
     fn rename_container(&self, key: &str, new_name: &str) -> Result<()>;
+    fn list_containers(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        size: bool,
+        filters: &Filters,
+    ) -> Result<Vec<ContainerSummary>>;
+    /// The IDs removed and the bytes reclaimed.
+    fn prune_containers(
+        &self,
+        filters: &Filters,
+    ) -> impl Future<Output = Result<(Vec<String>, i64)>> + Send;
+    fn top(&self, key: &str, ps_args: &str) -> Result<ContainerTopResponse>;
+    /// Checked now (a missing container is an error before any answer);
+    /// the future resolves with the exit code once `cond` holds.
+    fn wait_container(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+    ) -> Result<impl Future<Output = i64> + Send + 'static>;
+    fn resize_container(
+        &self,
+        key: &str,
+        h: u16,
+        w: u16,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Whether the container has a TTY, and its log stream (framed when not).
+    fn container_logs(
+        self: &Arc<Self>,
+        key: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Bytes>)>;
+    /// The engine's session, run on the hijacked connection.
+    fn attach_container(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<AttachSession>;
+    /// Stats documents, one per message.
+    fn container_stats(
+        self: &Arc<Self>,
+        key: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<mpsc::Receiver<Bytes>>;
+    /// The warnings of the new configuration.
+    fn update_container(
+        &self,
+        key: &str,
+        body: ContainerUpdateBody,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The root file system as a tar stream.
+    fn export_container(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Bytes>>> + Send;
+    /// `None` when the container has no changes (dockerd sends `null`).
+    fn container_changes(&self, key: &str) -> Result<Option<Vec<FilesystemChange>>>;
+    /// The new image's ID.
+    fn commit_container(
+        self: &Arc<Self>,
+        key: &str,
+        opts: CommitOptions,
+    ) -> impl Future<Output = Result<String>> + Send;
 }
 
 impl Backend for Containers {
@@ -113,6 +177,61 @@ impl Backend for Containers {
     }
     fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
         Containers::rename_container(self, key, new_name)
+    }
+    fn list_containers(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        size: bool,
+        filters: &Filters,
+    ) -> Result<Vec<ContainerSummary>> {
+        Containers::list_containers(self, all, limit, size, filters)
+    }
+    async fn prune_containers(&self, filters: &Filters) -> Result<(Vec<String>, i64)> {
+        Containers::prune_containers(self, filters).await
+    }
+    fn top(&self, key: &str, ps_args: &str) -> Result<ContainerTopResponse> {
+        Containers::top(self, key, ps_args)
+    }
+    fn wait_container(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+    ) -> Result<impl Future<Output = i64> + Send + 'static> {
+        Ok(Containers::wait_container(self, key, cond)?.wait())
+    }
+    async fn resize_container(&self, key: &str, h: u16, w: u16) -> Result<()> {
+        Containers::resize_container(self, key, h, w).await
+    }
+    fn container_logs(
+        self: &Arc<Self>,
+        key: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+        Containers::container_logs(self, key, opts)
+    }
+    fn attach_container(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<AttachSession> {
+        Containers::attach_container(self, key, opts)
+    }
+    fn container_stats(
+        self: &Arc<Self>,
+        key: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<mpsc::Receiver<Bytes>> {
+        Containers::container_stats(self, key, stream, one_shot)
+    }
+    async fn update_container(&self, key: &str, body: ContainerUpdateBody) -> Result<Vec<String>> {
+        Containers::update_container(self, key, body).await
+    }
+    async fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
+        Containers::export_container(self, key).await
+    }
+    fn container_changes(&self, key: &str) -> Result<Option<Vec<FilesystemChange>>> {
+        Containers::container_changes(self, key)
+    }
+    async fn commit_container(self: &Arc<Self>, key: &str, opts: CommitOptions) -> Result<String> {
+        Containers::commit_container(self, key, opts).await
     }
 }
 
@@ -189,9 +308,9 @@ pub async fn create<B: Backend>(b: &Arc<B>, mut req: Req) -> ApiResult {
     json(StatusCode::CREATED, &Created { id, warnings })
 }
 
-pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
+pub async fn list<B: Backend>(b: &B, req: Req) -> ApiResult {
     let f = req.query.filters()?;
-    let list = ctx.engine.containers.list_containers(
+    let list = b.list_containers(
         req.query.bool("all"),
         req.query.int("limit")?,
         req.query.bool("size"),
@@ -280,12 +399,8 @@ pub async fn rename<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     no_content()
 }
 
-pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ok_json(
-        &ctx.engine
-            .containers
-            .top(id, req.query.get("ps_args").unwrap_or(""))?,
-    )
+pub async fn top<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
+    ok_json(&b.top(id, req.query.get("ps_args").unwrap_or(""))?)
 }
 
 /// The wait answer. dockerd 20.10 (API 1.41) always sent `"Error": null`;
@@ -298,9 +413,9 @@ struct WaitBody {
     status_code: i64,
 }
 
-pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn wait<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition"))?;
-    let waiter = ctx.engine.containers.wait_container(id, cond)?;
+    let waiter = b.wait_container(id, cond)?;
     let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
@@ -309,7 +424,7 @@ pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
         // A client that leaves ends the wait, as in dockerd (whose request
         // context is cancelled): nothing holds its connection meanwhile.
         let code = tokio::select! {
-            code = waiter.wait() => code,
+            code = waiter => code,
             _ = gone.wait() => return,
         };
         let mut b = serde_json::to_vec(&WaitBody {
@@ -323,7 +438,7 @@ pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     Ok(resp)
 }
 
-pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
+pub async fn prune<B: Backend>(b: &B, req: Req) -> ApiResult {
     #[derive(Serialize)]
     struct Pruned {
         #[serde(rename = "ContainersDeleted")]
@@ -332,16 +447,16 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
         space: i64,
     }
     let f = req.query.filters()?;
-    let (deleted, space) = ctx.engine.containers.prune_containers(&f).await?;
+    let (deleted, space) = b.prune_containers(&f).await?;
     ok_json(&Pruned {
         deleted: (!deleted.is_empty()).then_some(deleted),
         space,
     })
 }
 
-pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn resize<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
-    ctx.engine.containers.resize_container(id, h, w).await?;
+    b.resize_container(id, h, w).await?;
     // 200 with no body and no Content-Type, as dockerd.
     super::http::status_only(StatusCode::OK)
 }
@@ -369,7 +484,7 @@ pub fn size_of(req: &Req) -> Result<(u16, u16), ApiError> {
     Ok((h as u16, w as u16))
 }
 
-pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn logs<B: Backend>(b: &Arc<B>, req: Req, id: &str) -> ApiResult {
     let q = &req.query;
     let tail = match q.get("tail") {
         None | Some("") | Some("all") => None,
@@ -396,7 +511,7 @@ pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
         timestamps: q.bool("timestamps"),
         tail,
     };
-    let (tty, mut rx) = ctx.engine.containers.container_logs(id, opts)?;
+    let (tty, mut rx) = b.container_logs(id, opts)?;
     let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
     let gone = req.client_gone();
     tokio::spawn(async move {
@@ -418,7 +533,7 @@ pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     Ok(resp)
 }
 
-pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
+pub async fn attach<B: Backend>(b: &Arc<B>, mut req: Req, id: &str) -> ApiResult {
     let q = &req.query;
     let opts = AttachOptions {
         stdin: q.bool("stdin"),
@@ -429,7 +544,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         stream: q.bool("stream"),
     };
     if req.upgrade.is_some() {
-        let session = match ctx.engine.containers.attach_container(id, opts) {
+        let session = match b.attach_container(id, opts) {
             Ok(s) => s,
             Err(e) => return Ok(hijack::refused(e.into())),
         };
@@ -438,7 +553,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // No Upgrade header: stream the output in a plain response.
-    let session = ctx.engine.containers.attach_container(
+    let session = b.attach_container(
         id,
         AttachOptions {
             stdin: false,
@@ -451,13 +566,10 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     }
 }
 
-pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn stats<B: Backend>(b: &Arc<B>, req: Req, id: &str) -> ApiResult {
     let stream_on = req.query.bool_or("stream", true);
     let one_shot = req.query.bool("one-shot");
-    let mut rx = ctx
-        .engine
-        .containers
-        .container_stats(id, stream_on, one_shot)?;
+    let mut rx = b.container_stats(id, stream_on, one_shot)?;
     if !stream_on {
         // One sample: a plain body with its length, as dockerd sends it.
         let b = rx.recv().await.unwrap_or_default();
@@ -479,21 +591,21 @@ pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     Ok(resp)
 }
 
-pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
+pub async fn update<B: Backend>(b: &B, mut req: Req, id: &str) -> ApiResult {
     let raw: serde_json::Value = req.json().await?;
     if let Some(name) = raw.pointer("/RestartPolicy/Name").and_then(|v| v.as_str()) {
         check_restart_name(name)?;
     }
-    let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
+    let body: ContainerUpdateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let warnings = ctx.engine.containers.update_container(id, body).await?;
+    let warnings = b.update_container(id, body).await?;
     // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
     let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
-pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    let mut rx = ctx.engine.containers.export_container(id).await?;
+pub async fn export<B: Backend>(b: &Arc<B>, _req: Req, id: &str) -> ApiResult {
+    let mut rx = b.export_container(id).await?;
     // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
     let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
     tokio::spawn(async move {
@@ -506,17 +618,17 @@ pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
     Ok(resp)
 }
 
-pub async fn changes(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.containers.container_changes(id)?)
+pub async fn changes<B: Backend>(b: &B, _req: Req, id: &str) -> ApiResult {
+    ok_json(&b.container_changes(id)?)
 }
 
-pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
+pub async fn commit<B: Backend>(b: &Arc<B>, mut req: Req) -> ApiResult {
     let q = req.query.clone();
     let container = q.get("container").unwrap_or("").to_string();
     if container.is_empty() {
         return Err(ApiError::bad_request("container is required"));
     }
-    let config: Option<berth_api::models::ContainerConfig> = {
+    let config: Option<ContainerConfig> = {
         let b = req.bytes(super::http::MAX_JSON_BODY).await?;
         if b.iter().all(|c| c.is_ascii_whitespace()) || &b[..] == b"null" {
             None
@@ -527,7 +639,7 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
             )
         }
     };
-    let opts = crate::engine::containers::commit::CommitOptions {
+    let opts = CommitOptions {
         repo: q.get("repo").unwrap_or("").to_string(),
         tag: q.get("tag").unwrap_or("").to_string(),
         comment: q.get("comment").unwrap_or("").to_string(),
@@ -536,218 +648,9 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
         changes: q.all("changes").to_vec(),
         config,
     };
-    let id = ctx
-        .engine
-        .containers
-        .commit_container(&container, opts)
-        .await?;
+    let id = b.commit_container(&container, opts).await?;
     json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    #[test]
-    fn legacy_aliases_add_short_id_and_hostname_on_user_networks() {
-        let mut v = json!({
-            "Id": "0123456789abcdef",
-            "Config": {"Hostname": "web"},
-            "NetworkSettings": {"Networks": {
-                "bridge": {"Aliases": null},
-                "app": {"Aliases": ["db", "web"]},
-                "other": {"Aliases": null},
-            }},
-        });
-        super::legacy_aliases(&mut v);
-        let n = &v["NetworkSettings"]["Networks"];
-        assert_eq!(n["bridge"]["Aliases"], json!(null));
-        assert_eq!(n["app"]["Aliases"], json!(["db", "web", "0123456789ab"]));
-        assert_eq!(n["other"]["Aliases"], json!(["0123456789ab", "web"]));
-    }
-}
-
-#[cfg(test)]
-mod backend_tests {
-    use std::sync::Mutex;
-
-    use berth_api::version::ApiVersion;
-    use http_body_util::BodyExt;
-    use serde_json::{json, Value};
-
-    use super::*;
-    use crate::engine::EngineError;
-    use crate::server::http::{Query, ReqBody};
-
-    /// A backend with one running container, `web`, that records what it
-    /// was asked.
-    #[derive(Default)]
-    struct Fake {
-        asked: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn ask(&self, what: String) {
-            self.asked.lock().unwrap().push(what);
-        }
-        fn asked(&self) -> Vec<String> {
-            self.asked.lock().unwrap().clone()
-        }
-        fn find(&self, key: &str) -> Result<()> {
-            match key {
-                "web" => Ok(()),
-                _ => Err(EngineError::not_found(format!("No such container: {key}"))),
-            }
-        }
-    }
-
-    impl Backend for Fake {
-        fn create_container(
-            &self,
-            opts: CreateOptions,
-            body: ContainerCreateBody,
-        ) -> Result<(String, Vec<String>)> {
-            self.ask(format!(
-                "create name={:?} image={:?}",
-                opts.name, body.image
-            ));
-            Ok(("c0ffee".into(), Vec::new()))
-        }
-        fn prepare_ahead(self: &Arc<Self>, id: &str) {
-            self.ask(format!("prepare {id}"));
-        }
-        fn inspect_container(&self, key: &str, _: bool) -> Result<ContainerInspectResponse> {
-            self.find(key)?;
-            Ok(ContainerInspectResponse {
-                id: Some("c0ffee".into()),
-                name: Some("/web".into()),
-                ..Default::default()
-            })
-        }
-        async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
-            self.find(key)
-        }
-        async fn stop_container(&self, key: &str, _: Option<i64>, _: Option<&str>) -> Result<()> {
-            self.find(key)
-        }
-        async fn restart_container(
-            self: &Arc<Self>,
-            key: &str,
-            _: Option<i64>,
-            _: Option<&str>,
-        ) -> Result<()> {
-            self.find(key)
-        }
-        async fn kill_container(&self, key: &str, _: Option<&str>) -> Result<()> {
-            self.find(key)
-        }
-        async fn pause_container(&self, key: &str, _: bool) -> Result<()> {
-            self.find(key)
-        }
-        async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
-            self.find(key)?;
-            if !force {
-                return Err(EngineError::conflict(format!(
-                    "cannot remove container \"/{key}\": container is running: stop the container before removing or force remove"
-                )));
-            }
-            self.ask(format!("remove {key} force={force} v={volumes}"));
-            Ok(())
-        }
-        fn remove_link(&self, name: &str) -> Result<()> {
-            self.ask(format!("unlink {name}"));
-            Ok(())
-        }
-        fn rename_container(&self, key: &str, _: &str) -> Result<()> {
-            self.find(key)
-        }
-    }
-
-    fn req(query: &str, body: &str) -> Req {
-        Req {
-            method: http::Method::POST,
-            version: ApiVersion::new(1, 50),
-            path: String::new(),
-            query: Query::parse(Some(query)),
-            headers: Default::default(),
-            body: Some(ReqBody::resumed(Bytes::from(body.to_string()), None)),
-            upgrade: None,
-            peer: None,
-        }
-    }
-
-    async fn body_of(r: ApiResult) -> (StatusCode, Value) {
-        let resp = match r {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        };
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_missing_container_is_a_404_with_dockers_message() {
-        let b = Arc::new(Fake::default());
-        let (status, v) = body_of(inspect(&*b, req("", ""), "nope").await).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(v, json!({"message": "No such container: nope"}));
-        for r in [
-            start(&b, req("", ""), "nope").await,
-            stop(&*b, req("t=1", ""), "nope").await,
-            kill(&*b, req("", ""), "nope").await,
-            rename(&*b, req("name=x", ""), "nope").await,
-        ] {
-            assert_eq!(body_of(r).await.0, StatusCode::NOT_FOUND);
-        }
-        let (status, v) = body_of(inspect(&*b, req("", ""), "web").await).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(v["Name"], "/web");
-        assert_eq!(
-            body_of(start(&b, req("", ""), "web").await).await.0,
-            StatusCode::NO_CONTENT
-        );
-    }
-
-    #[tokio::test]
-    async fn create_answers_201_with_warnings_as_an_array_and_prepares_the_start() {
-        let b = Arc::new(Fake::default());
-        let r = create(&b, req("name=web", r#"{"Image":"busybox"}"#)).await;
-        let (status, v) = body_of(r).await;
-        assert_eq!(status, StatusCode::CREATED);
-        // `[]`, never `null`: the CLI prints each warning.
-        assert_eq!(v, json!({"Id": "c0ffee", "Warnings": []}));
-        assert_eq!(
-            b.asked(),
-            [
-                "create name=Some(\"web\") image=Some(\"busybox\")",
-                "prepare c0ffee"
-            ]
-        );
-        // A value the typed body cannot hold: dockerd's 400, nothing created.
-        let body = r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#;
-        let (status, v) = body_of(create(&b, req("", body)).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(v["message"], "invalid restart policy 'sometimes'");
-        assert_eq!(b.asked().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn removing_a_running_container_needs_force_and_a_link_is_only_unlinked() {
-        let b = Fake::default();
-        let (status, v) = body_of(remove(&b, req("", ""), "web").await).await;
-        assert_eq!(status, StatusCode::CONFLICT);
-        assert_eq!(
-            v["message"],
-            "cannot remove container \"/web\": container is running: stop the container before removing or force remove"
-        );
-        let r = remove(&b, req("force=1&v=1", ""), "web").await;
-        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
-        let r = remove(&b, req("link=1", ""), "web/db").await;
-        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(b.asked(), ["remove web force=true v=true", "unlink web/db"]);
-    }
-}
+mod tests;
