@@ -104,3 +104,118 @@ pub async fn put<B: Backend>(b: &Arc<B>, mut req: Req, id: &str) -> ApiResult {
     b.archive_put(id, &path, opts, Box::new(body)).await?;
     status_only(StatusCode::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::EngineError;
+    use crate::server::testing::{self, answer, get, Asked};
+
+    /// A backend whose container `web` has one file, `/etc/hostname`.
+    #[derive(Default)]
+    struct Fake {
+        asked: Asked,
+    }
+
+    impl Fake {
+        fn stat(&self, key: &str, path: &str) -> Result<PathStat> {
+            if key != "web" {
+                return Err(EngineError::not_found(format!("No such container: {key}")));
+            }
+            if path != "/etc/hostname" {
+                return Err(EngineError::not_found(format!(
+                    "Could not find the file {path} in container {key}"
+                )));
+            }
+            Ok(PathStat {
+                name: "hostname".into(),
+                size: 13,
+                mode: 0o644,
+                mtime: "2026-01-01T00:00:00Z".into(),
+                link_target: String::new(),
+            })
+        }
+    }
+
+    impl Backend for Fake {
+        async fn archive_stat(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
+            self.stat(key, path)
+        }
+        async fn archive_get(
+            self: &Arc<Self>,
+            key: &str,
+            path: &str,
+            _: Box<dyn Write + Send>,
+        ) -> Result<PathStat> {
+            self.stat(key, path)
+        }
+        async fn archive_put(
+            self: &Arc<Self>,
+            key: &str,
+            path: &str,
+            opts: PutOptions,
+            _: Box<dyn Read + Send>,
+        ) -> Result<()> {
+            self.asked.note(format!(
+                "put {key} {path} noOverwrite={} uidgid={}",
+                opts.no_overwrite_dir_non_dir, opts.copy_uid_gid
+            ));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn head_sends_the_stat_header_and_a_missing_path_is_a_404() {
+        let b = Arc::new(Fake::default());
+        let (status, headers, body) =
+            answer(head(&b, get("path=/etc/hostname"), "web").await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_empty());
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(headers[STAT_HEADER].as_bytes())
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            v,
+            json!({"name": "hostname", "size": 13, "mode": 0o644,
+                   "mtime": "2026-01-01T00:00:00Z", "linkTarget": ""})
+        );
+        let (status, v) = testing::json(head(&b, get("path=/nope"), "web").await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            v["message"],
+            "Could not find the file /nope in container web"
+        );
+        let (status, v) = testing::json(get_missing(&b).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            v["message"],
+            "Could not find the file /nope in container web"
+        );
+        let (status, v) = testing::json(head(&b, get("path="), "web").await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["message"], "Path cannot be empty");
+    }
+
+    async fn get_missing(b: &Arc<Fake>) -> ApiResult {
+        super::get(b, testing::get("path=/nope"), "web").await
+    }
+
+    #[tokio::test]
+    async fn put_passes_its_options() {
+        let b = Arc::new(Fake::default());
+        let r = testing::with_body(
+            testing::req(
+                http::Method::PUT,
+                "path=/tmp&noOverwriteDirNonDir=1&copyUIDGID=true",
+                berth_api::version::ApiVersion::new(1, 50),
+            ),
+            "",
+        );
+        assert_eq!(answer(put(&b, r, "web").await).await.0, StatusCode::OK);
+        assert_eq!(b.asked.all(), ["put web /tmp noOverwrite=true uidgid=true"]);
+    }
+}

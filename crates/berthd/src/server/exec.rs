@@ -84,3 +84,119 @@ pub async fn resize<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     *r.body_mut() = empty();
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_api::version::ApiVersion;
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::EngineError;
+    use crate::server::testing::{self, answer, get, with_body, Asked};
+
+    /// A backend with a running container `web`, a paused one `frozen` and
+    /// a stopped one `idle`; `e1` is an exec in `idle`.
+    #[derive(Default)]
+    struct Fake {
+        asked: Asked,
+    }
+
+    impl Fake {
+        fn runnable(&self, key: &str) -> Result<()> {
+            match key {
+                "web" => Ok(()),
+                "frozen" => Err(EngineError::conflict(format!(
+                    "Container {key} is paused, unpause the container before exec"
+                ))),
+                "idle" => Err(EngineError::conflict("Container 1d1e is not running")),
+                _ => Err(EngineError::not_found(format!("No such container: {key}"))),
+            }
+        }
+    }
+
+    impl Backend for Fake {
+        fn create_exec(&self, container: &str, cfg: ExecConfig) -> Result<String> {
+            self.runnable(container)?;
+            self.asked.note(format!("create {:?}", cfg.cmd));
+            Ok("e1".into())
+        }
+        fn start_exec(self: &Arc<Self>, id: &str) -> Result<ExecSession> {
+            if id != "e1" {
+                return Err(EngineError::not_found(format!(
+                    "No such exec instance: {id}"
+                )));
+            }
+            self.runnable("idle")?;
+            Err(EngineError::internal("unreachable in the fake"))
+        }
+        fn inspect_exec(&self, id: &str) -> Result<ExecInspectResponse> {
+            if id != "e1" {
+                return Err(EngineError::not_found(format!(
+                    "No such exec instance: {id}"
+                )));
+            }
+            Ok(ExecInspectResponse {
+                id: Some("e1".into()),
+                running: Some(false),
+                ..Default::default()
+            })
+        }
+        async fn resize_exec(&self, id: &str, h: u16, w: u16) -> Result<()> {
+            self.asked.note(format!("resize {id} {h}x{w}"));
+            Ok(())
+        }
+    }
+
+    fn post(body: &str) -> Req {
+        with_body(
+            testing::req(Method::POST, "", ApiVersion::new(1, 50)),
+            body.to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn exec_in_a_paused_or_stopped_container_is_a_409() {
+        let b = Arc::new(Fake::default());
+        let body = r#"{"Cmd":["true"]}"#;
+        let (status, v) = testing::json(create(&*b, post(body), "frozen").await).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            v,
+            json!({"message": "Container frozen is paused, unpause the container before exec"})
+        );
+        let (status, v) = testing::json(create(&*b, post(body), "idle").await).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(v["message"], "Container 1d1e is not running");
+        assert_eq!(
+            testing::json(create(&*b, post(body), "nope").await).await.0,
+            StatusCode::NOT_FOUND
+        );
+        // Started after its container stopped: the same 409, before any hijack.
+        let (status, v) = testing::json(start(&b, post("{}"), "e1").await).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(v["message"], "Container 1d1e is not running");
+        let (status, v) = testing::json(start(&b, post("{}"), "e9").await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["message"], "No such exec instance: e9");
+        let (status, v) = testing::json(create(&*b, post(body), "web").await).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(v, json!({"Id": "e1"}));
+        assert_eq!(b.asked.all(), ["create Some([\"true\"])"]);
+    }
+
+    #[tokio::test]
+    async fn exec_resize_answers_200_with_no_body_and_checks_its_size() {
+        let b = Fake::default();
+        let (status, _, body) = answer(resize(&b, get("h=24&w=80"), "e1").await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_empty());
+        let (status, v) = testing::json(resize(&b, get("h=x&w=80"), "e1").await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["message"], "strconv.Atoi: parsing \"x\": invalid syntax");
+        assert_eq!(b.asked.all(), ["resize e1 24x80"]);
+        let (status, v) = testing::json(inspect(&b, get(""), "e1").await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["ID"], "e1");
+    }
+}
