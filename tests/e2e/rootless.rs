@@ -180,3 +180,86 @@ fn files_written_by_container_root_belong_to_the_user() {
     let f = std::fs::metadata(std::path::Path::new(mp.trim()).join("f")).expect("volume file");
     assert_eq!(f.uid(), u.uid);
 }
+
+#[test]
+fn rootless_check_passes_for_the_user() {
+    let u = rootless::user();
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "check"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless check"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!("[ok]      /etc/subuid: {} has", u.name)),
+        "{out}"
+    );
+    assert!(out.contains("slirp4netns found"), "{out}");
+    // Setup here: no systemd user manager, so no unit, and it says so.
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "setup"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless setup"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("DOCKER_HOST=unix:///run/user/"), "{out}");
+    if out.contains("systemctl --user does not work here") {
+        assert!(!u.home.join(".config/systemd/user/berthd.service").exists());
+    }
+}
+
+#[test]
+fn without_subordinate_ids_check_and_berthd_name_the_fix() {
+    let u = rootless::user_without_subids();
+    let fix = format!(
+        "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}",
+        u.name
+    );
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "check"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless check"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("[missing] /etc/subuid: no subordinate ids for"),
+        "{out}"
+    );
+    assert!(out.contains(&fix), "{out}");
+    // The daemon refuses to start, with the same fix.
+    let dir = scratch();
+    std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
+    rootless::chown_tree(dir.path(), u).expect("chown");
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    let o = finish(
+        u.command(bin("berthd"))
+            .args(["-H", &format!("unix://{}", p("s.sock"))])
+            .args(["--data-root", &p("data"), "--exec-root", &p("exec")])
+            .args(["--config-file", &p("daemon.json")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berthd"),
+        Duration::from_secs(30),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no subordinate ids for user"), "{err}");
+    assert!(err.contains(&fix), "{err}");
+    assert!(!dir.path().join("s.sock").exists());
+}

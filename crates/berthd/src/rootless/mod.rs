@@ -66,6 +66,11 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
     let uid = nix::unistd::getuid().as_raw();
     let slirp_socket = dir.join("slirp.sock");
     if let Some(pid) = holder::live(&dir, uid) {
+        // A slirp4netns killed on its own leaves the namespace offline:
+        // give it a new one (before joining: it runs as the user outside).
+        if !slirp::alive(&dir) {
+            slirp::start(&dir, pid)?;
+        }
         holder::join(pid)?;
         return Ok(Context {
             holder: pid,
