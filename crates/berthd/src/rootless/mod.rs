@@ -91,7 +91,7 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
             slirp_socket,
         });
     }
-    let pid = holder::create()?;
+    let pid = holder::create(&dir)?;
     if let Err(e) = slirp::start(&dir, pid) {
         holder::kill(pid);
         return Err(e);
