@@ -341,3 +341,51 @@ fn published_ports_reach_the_container_through_slirp4netns() {
         );
     }
 }
+
+#[test]
+fn plain_berthd_uses_the_xdg_defaults() {
+    let u = rootless::user();
+    let run = u.runtime_dir();
+    let (sock, exec, data) = (
+        run.join("berth.sock"),
+        run.join("berth"),
+        u.home.join(".local/share/berth"),
+    );
+    let cleanup = || {
+        for f in ["rootless/holder.pid", "rootless/slirp4netns.pid"] {
+            if let Some(pid) = std::fs::read_to_string(exec.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                // SAFETY (test code): a kill of a pid the daemon recorded.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&exec);
+        let _ = std::fs::remove_dir_all(&data);
+        let _ = std::fs::remove_file(&sock);
+    };
+    cleanup();
+    let mut child = u
+        .command(bin("berthd"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berthd");
+    let up = wait_for(Duration::from_secs(20), || {
+        matches!(raw_request(&sock, "GET", "/_ping", None), Ok((200, _, _)))
+    });
+    let info = u
+        .command("docker")
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .output()
+        .expect("docker info");
+    let _ = child.kill();
+    let _ = child.wait();
+    let holder_made = exec.join("rootless/holder.pid").exists();
+    cleanup();
+    assert!(up, "berthd answers on {}", sock.display());
+    assert_eq!(stdout(&info).trim(), data.display().to_string());
+    assert!(holder_made);
+}
