@@ -389,3 +389,73 @@ fn plain_berthd_uses_the_xdg_defaults() {
     assert_eq!(stdout(&info).trim(), data.display().to_string());
     assert!(holder_made);
 }
+
+#[test]
+fn host_network_is_the_daemons_namespace() {
+    let (d, img) = start();
+    // The daemon's namespace: slirp4netns's tap0 with its address, not the
+    // host's links.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &img,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(
+        out.contains("tap0") && out.contains("10.0.2.100/24"),
+        "{out}"
+    );
+    assert!(!out.contains("192.0.2."), "{out}");
+}
+
+#[test]
+fn a_dead_slirp4netns_is_replaced_when_the_daemon_starts_again() {
+    let (mut d, img) = start();
+    let pid_file = d.exec_root.join("rootless/slirp4netns.pid");
+    let old: i32 = std::fs::read_to_string(&pid_file)
+        .expect("slirp4netns pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // SAFETY (test code): a kill of the pid the daemon recorded.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{old}/comm"))
+            .map(|c| c.trim() != "slirp4netns")
+            .unwrap_or(true)
+    }));
+    d.kill9();
+    d.restart().expect("restart");
+    let new: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_ne!(new, old);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{new}/comm"))
+            .expect("new slirp4netns runs")
+            .trim(),
+        "slirp4netns"
+    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &img,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(
+        out.contains("tap0") && out.contains("10.0.2.100/24"),
+        "{out}"
+    );
+}
