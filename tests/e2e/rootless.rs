@@ -459,3 +459,33 @@ fn a_dead_slirp4netns_is_replaced_when_the_daemon_starts_again() {
         "{out}"
     );
 }
+
+#[test]
+fn privileged_runs_but_cannot_read_what_the_user_cannot() {
+    let (d, img) = start();
+    // All capabilities, in the user namespace only.
+    let caps = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        &img,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(caps.contains("000001ffffffffff"), "{caps}");
+    // A file of the host's root, mode 0600: unreadable even so.
+    let dir = d.dir.path().join("secret");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("x"), "host-secret").expect("write");
+    std::fs::set_permissions(
+        dir.join("x"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let v = format!("{}:/s", dir.display());
+    let o = d.docker(&["run", "--rm", "--privileged", "-v", &v, &img, "cat", "/s/x"]);
+    assert!(!o.status.success());
+    assert!(!stdout(&o).contains("host-secret"));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+}
