@@ -489,3 +489,34 @@ fn privileged_runs_but_cannot_read_what_the_user_cannot() {
     assert!(!stdout(&o).contains("host-secret"));
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
 }
+
+#[test]
+fn push_and_pull_through_a_registry_in_the_daemons_namespace() {
+    let (d, img) = start();
+    let dir = scratch();
+    let reg = LocalRegistry::start_in_netns_of(&d, dir.path()).expect("docker-registry runs");
+    let r = format!("127.0.0.1:{}/rl/bb:1", reg.port);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "mk",
+        &img,
+        "sh",
+        "-c",
+        "mkdir /d && echo layer > /d/f && chown 1000:1000 /d/f",
+    ]);
+    d.docker_ok(&["commit", "mk", &r]);
+    d.docker_ok(&["push", &r]);
+    d.docker_ok(&["rm", "-f", "mk"]);
+    d.docker_ok(&["rmi", &r]);
+    d.docker_ok(&["pull", &r]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        &r,
+        "sh",
+        "-c",
+        "cat /d/f; stat -c %u:%g /d/f",
+    ]);
+    assert_eq!(out.trim(), "layer\n1000:1000");
+}

@@ -227,3 +227,41 @@ impl Daemon {
 fn read_pid(p: &Path) -> Option<i32> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
+
+impl crate::LocalRegistry {
+    /// A registry in a rootless daemon's network namespace, where its
+    /// `127.0.0.1:<port>` is (the host's loopback is not reachable from
+    /// there, as with rootless Docker). Storage under `dir`.
+    pub fn start_in_netns_of(d: &Daemon, dir: &Path) -> Option<Self> {
+        let holder = d.holder_pid()?;
+        let net = format!("--net=/proc/{holder}/ns/net");
+        let port = crate::net::try_free_port()?;
+        let cfg = dir.join("registry.yml");
+        let text = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry").display()
+        );
+        std::fs::write(&cfg, text).ok()?;
+        let child = Command::new("nsenter")
+            .args([net.as_str(), "--", "docker-registry", "serve"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let r = crate::LocalRegistry { port, child };
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        crate::wait_for_polling(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(20),
+            || {
+                Command::new("nsenter")
+                    .args([net.as_str(), "--", "curl", "-sf", "-o", "/dev/null", &url])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            },
+        )
+        .then_some(r)
+    }
+}
