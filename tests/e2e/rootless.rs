@@ -520,3 +520,31 @@ fn push_and_pull_through_a_registry_in_the_daemons_namespace() {
     ]);
     assert_eq!(out.trim(), "layer\n1000:1000");
 }
+
+#[test]
+fn build_runs_its_steps_in_the_namespace() {
+    let (d, img) = start();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).expect("mkdir");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {img}\nRUN echo built > /b && chown 1000:1000 /b\nCMD stat -c '%u %n' /b\n"),
+    )
+    .expect("Dockerfile");
+    let home = d.dir.path().join("home");
+    std::fs::create_dir(&home).expect("mkdir");
+    rootless::chown_tree(&ctx, d.rootless_user().expect("rootless")).expect("chown");
+    rootless::chown_tree(&home, d.rootless_user().expect("rootless")).expect("chown");
+    // A user with no docker config at all (by hand, a CLI like this one
+    // sent `X-Registry-Config: null`; this run may not).
+    let o = d
+        .docker_cmd()
+        .env_remove("DOCKER_CONFIG")
+        .env("HOME", &home)
+        .args(["build", "-q", "-t", "built:1"])
+        .arg(&ctx)
+        .output()
+        .expect("docker build");
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(d.docker_ok(&["run", "--rm", "built:1"]).trim(), "1000 /b");
+}
