@@ -71,7 +71,8 @@ fn make_user(name: &str, subids: bool) -> Result<User> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open("/run/berth-e2e-users.lock")?;
+        // Beside the build's binaries, not on the host's /run.
+        .open(crate::bin_dir().join("berth-rootless-users.lock"))?;
     // Held until `lock` drops at the end of this function.
     // SAFETY (test code): flock on a descriptor this function owns.
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
