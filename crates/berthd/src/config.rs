@@ -707,6 +707,22 @@ mod tests {
     }
 
     #[test]
+    fn rootless_flag_is_for_an_unprivileged_user() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let flags = Flags {
+            rootless: true,
+            ..Default::default()
+        };
+        let e = DaemonConfig::resolve(flags).unwrap_err().to_string();
+        assert!(e.contains("--rootless is for an unprivileged user"), "{e}");
+        let c =
+            DaemonConfig::merge(Flags::default(), FileConfig::default(), Path::new("x")).unwrap();
+        assert!(!c.rootless);
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let d = tempfile::tempdir().unwrap();
         let p = write(&d, r#"{"data-root":"/x","bogus":1,"also":2}"#);
