@@ -397,7 +397,13 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
         extra: &input.extra_mounts,
     })?;
 
-    let (devs, dev_rules) = devices(input, privileged)?;
+    let (mut devs, dev_rules) = devices(input, privileged)?;
+    if host.in_userns {
+        // In a user namespace libcontainer bind-mounts devices, and a bind
+        // at /dev/ptmx breaks its /dev/ptmx → pts/ptmx link (runc skips
+        // /dev/ptmx in its device list always).
+        devs.retain(|d| d.path() != Path::new("/dev/ptmx"));
+    }
     let mut res = LinuxResourcesBuilder::default().devices(dev_rules);
     if let Some(m) = resources::memory(hc)? {
         res = res.memory(m);
@@ -428,8 +434,11 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
     linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
     linux.set_seccomp(seccomp);
     linux.set_rootfs_propagation(rootfs_propagation(&input.extra_mounts).map(String::from));
-    if input.cgroups_path.is_empty() {
+    if input.cgroups_path.is_empty() || !input.cgroups {
         linux.set_cgroups_path(None);
+    }
+    if !input.cgroups {
+        linux.set_resources(None);
     }
 
     let root = RootBuilder::default()

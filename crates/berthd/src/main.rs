@@ -16,6 +16,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if cfg.rootless {
+        // Before any thread exists: setns into a user namespace needs a
+        // single-threaded process. `--check` joins, never creates.
+        let entered = if check {
+            berthd::rootless::join_existing(&cfg.exec_root).map(drop)
+        } else {
+            berthd::rootless::enter(&cfg.exec_root).map(drop)
+        };
+        if let Err(e) = entered {
+            eprintln!("berthd: {e}");
+            std::process::exit(1);
+        }
+    }
     if check {
         // 0: nothing to reconcile; 2: findings (printed); 1: error.
         match berthd::engine::reconcile::check(&cfg, &mut std::io::stdout()) {

@@ -142,6 +142,7 @@ impl Engine {
         plugin_manager.set_in_use(Box::new(move |name: &str| vols.driver_in_use(name)));
         plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
             &config.exec_root,
+            !config.rootless,
         )?));
         Ok(Arc::new(Self {
             config,
