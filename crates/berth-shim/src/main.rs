@@ -249,19 +249,20 @@ fn run(state_dir: &str) {
 }
 
 /// `mount-overlay TARGET LOWER UPPER WORK [OPTIONS]`, run with cwd = the
-/// link dir; OPTIONS defaults to `index=off`.
+/// link dir; OPTIONS defaults to `index=off` (berthd passes `index=off`
+/// with `volatile` and, in a user namespace, `userxattr`).
 fn mount_overlay(args: &[String]) -> Result<(), String> {
-    let (target, lower, upper, work, tail) =
-        match args {
-            [t, l, u, w] => (t, l, u, w, "index=off"),
-            [t, l, u, w, o] if o == "index=off" || o == "index=off,volatile" => {
-                (t, l, u, w, o.as_str())
-            }
-            _ => return Err(
-                "usage: berth-shim mount-overlay TARGET LOWER UPPER WORK [index=off[,volatile]]"
-                    .into(),
-            ),
-        };
+    const USAGE: &str =
+        "usage: berth-shim mount-overlay TARGET LOWER UPPER WORK [index=off[,volatile][,userxattr]]";
+    let allowed = |o: &str| {
+        let mut it = o.split(',');
+        it.next() == Some("index=off") && it.all(|x| x == "volatile" || x == "userxattr")
+    };
+    let (target, lower, upper, work, tail) = match args {
+        [t, l, u, w] => (t, l, u, w, "index=off"),
+        [t, l, u, w, o] if allowed(o) => (t, l, u, w, o.as_str()),
+        _ => return Err(USAGE.into()),
+    };
     let opts = format!("lowerdir={lower},upperdir={upper},workdir={work},{tail}");
     nix::mount::mount(
         Some("overlay"),

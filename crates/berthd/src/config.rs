@@ -195,6 +195,8 @@ pub struct DaemonConfig {
     pub log_driver: String,
     /// Its options, for containers of that driver that do not set them.
     pub log_opts: std::collections::HashMap<String, String>,
+    /// The daemon runs in a user namespace (rootless mode).
+    pub rootless: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -648,6 +650,7 @@ impl DaemonConfig {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "json-file".into()),
             log_opts,
+            rootless: false,
         })
     }
 }
