@@ -328,8 +328,26 @@ fn inner_unmapped_owner() {
     let store = Arc::new(Store::open(&root).unwrap());
     let content = ContentStore::open(&root).unwrap();
     let layers = LayerStore::open(&root, store).unwrap();
-    // 65535 is the mapping's last id: fine; 70000 is outside it.
-    let ok = tar_of(&[("top", 65_535, b"x")]);
+    // 65535 is the mapping's last id: fine; 70000 is outside it. A
+    // `trusted.*` xattr cannot be set in a user namespace (EPERM): moby
+    // skips it, and so does the unpacker.
+    let mut ok = tar::Builder::new(Vec::new());
+    for (name, uid, xattr) in [
+        ("top", 65_535, None),
+        ("with-xattr", 0, Some("trusted.berth")),
+    ] {
+        if let Some(x) = xattr {
+            let k = format!("SCHILY.xattr.{x}");
+            ok.append_pax_extensions([(k.as_str(), &b"v"[..])]).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_size(1);
+        ok.append_data(&mut h, name, &b"y"[..]).unwrap();
+    }
+    let ok = ok.into_inner().unwrap();
     layers.stage(&content, Cursor::new(ok), false).unwrap();
     let bad = tar_of(&[("a/", 0, b""), ("a/owned", 70_000, b"x")]);
     let err = match layers.stage(&content, Cursor::new(bad), false) {

@@ -582,10 +582,12 @@ fn node_meta(
         .map_err(|e| io_err(format!("setting times on {shown}"), e.into()))
 }
 
-/// Docker ignores xattrs the file system cannot hold; so do we.
+/// Docker ignores xattrs the file system cannot hold, and those it may
+/// not set (EPERM: `trusted.*` in a user namespace, a rootless daemon's
+/// layers); so do we.
 fn xattr_error(e: io::Error, k: &CString, shown: &str) -> AResult<()> {
-    if e.raw_os_error() == Some(libc::ENOTSUP) {
-        tracing::debug!(entry = shown, xattr = ?k, "xattr not supported here; skipped");
+    if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
+        tracing::debug!(entry = shown, xattr = ?k, error = %e, "xattr not settable here; skipped");
         Ok(())
     } else {
         Err(io_err(format!("setting xattr {k:?} on {shown}"), e))
