@@ -78,9 +78,21 @@ fn a_later_layer_deletes_a_file_and_replaces_a_directory() {
         "-c",
         "ls /d; test -e /f && echo f-still-there; cat /keep/k",
     ]);
-    assert_eq!(out.trim(), "new\nk", "the opaque /d hides d/old, /f is whited out");
+    assert_eq!(
+        out.trim(),
+        "new\nk",
+        "the opaque /d hides d/old, /f is whited out"
+    );
     // The merged view as `docker export` packs it agrees.
-    d.docker_ok(&["create", "--name", "xp", "--network", "none", "wo:1", "true"]);
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "xp",
+        "--network",
+        "none",
+        "wo:1",
+        "true",
+    ]);
     let o = d
         .docker_cmd()
         .args(["export", "xp"])
@@ -203,11 +215,7 @@ fn tar_names(tar: &[u8]) -> Vec<String> {
     for e in ar.entries().expect("tar") {
         let e = e.expect("entry");
         let n = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        out.push(
-            n.trim_start_matches("./")
-                .trim_end_matches('/')
-                .to_string(),
-        );
+        out.push(n.trim_start_matches("./").trim_end_matches('/').to_string());
     }
     out
 }

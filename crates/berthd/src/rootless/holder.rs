@@ -229,7 +229,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 fn fs_type(p: &str) -> Option<i64> {
     nix::sys::statfs::statfs(p)
         .ok()
-        .map(|s| s.filesystem_type().0 as i64)
+        .map(|s| s.filesystem_type().0)
 }
 
 /// `/sys/fs/cgroup` a tmpfs of v1 hierarchies with cgroup2 at `unified`.
