@@ -237,3 +237,48 @@ fn top_layer(saved: &[u8]) -> Vec<String> {
     let top = layers.last().and_then(|l| l.as_str()).expect("a layer");
     tar_names(&files[top])
 }
+
+#[test]
+fn a_long_chain_of_loaded_layers_mounts_through_the_helper() {
+    // 60 layers: the lower dirs' absolute paths pass a page of mount
+    // options, so the shim's helper mounts them (with `userxattr`). The
+    // top layer whites out a file and makes a directory opaque.
+    let d = start();
+    let mut layers = vec![std::fs::read(fixtures::busybox_rootfs_tar()).expect("busybox tar")];
+    layers.push(fixtures::layer_tar(&[
+        fixtures::Entry::Dir("d"),
+        fixtures::Entry::File("d/old", b"old"),
+        fixtures::Entry::File("gone", b"gone"),
+        fixtures::Entry::Dir("layers"),
+    ]));
+    for i in 0..57 {
+        let name = format!("layers/{i}");
+        layers.push(fixtures::layer_tar(&[fixtures::Entry::File(&name, b"x")]));
+    }
+    layers.push(fixtures::layer_tar(&[
+        fixtures::Entry::Dir("d"),
+        fixtures::Entry::File("d/.wh..wh..opq", b""),
+        fixtures::Entry::File("d/new", b"new"),
+        fixtures::Entry::File(".wh.gone", b""),
+    ]));
+    assert_eq!(layers.len(), 60);
+    let (tar, _) = fixtures::docker_archive(&layers, &["chain:1"], serde_json::json!({}));
+    let dir = user_dir(&d, "chain", &[]);
+    let file = Path::new(&dir).join("chain.tar");
+    std::fs::write(&file, &tar).expect("write");
+    if let Some(u) = d.rootless_user() {
+        rootless::chown_tree(&file, u).expect("chown");
+    }
+    d.docker_ok(&["load", "-i", &file.display().to_string()]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "chain:1",
+        "sh",
+        "-c",
+        "ls /d; ls /layers | wc -l; test -e /gone && echo gone-still-there; true",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["new", "57"]);
+}
