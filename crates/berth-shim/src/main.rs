@@ -248,20 +248,46 @@ fn run(state_dir: &str) {
     local.block_on(&rt, monitor::run(created));
 }
 
+/// The options berthd puts after the directories: `index=off`, then
+/// `volatile` and `userxattr` (a daemon in a user namespace) as needed.
+fn overlay_tail_allowed(o: &str) -> bool {
+    let mut it = o.split(',');
+    it.next() == Some("index=off") && it.all(|x| x == "volatile" || x == "userxattr")
+}
+
+#[cfg(test)]
+#[test]
+fn overlay_tails() {
+    for ok in [
+        "index=off",
+        "index=off,volatile",
+        "index=off,userxattr",
+        "index=off,volatile,userxattr",
+    ] {
+        assert!(overlay_tail_allowed(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "volatile",
+        "index=on",
+        "index=off,upperdir=/x",
+        "index=off,lowerdir=/",
+    ] {
+        assert!(!overlay_tail_allowed(bad), "{bad}");
+    }
+}
+
 /// `mount-overlay TARGET LOWER UPPER WORK [OPTIONS]`, run with cwd = the
-/// link dir; OPTIONS defaults to `index=off`.
+/// link dir; OPTIONS defaults to `index=off` (berthd passes `index=off`
+/// with `volatile` and, in a user namespace, `userxattr`).
 fn mount_overlay(args: &[String]) -> Result<(), String> {
-    let (target, lower, upper, work, tail) =
-        match args {
-            [t, l, u, w] => (t, l, u, w, "index=off"),
-            [t, l, u, w, o] if o == "index=off" || o == "index=off,volatile" => {
-                (t, l, u, w, o.as_str())
-            }
-            _ => return Err(
-                "usage: berth-shim mount-overlay TARGET LOWER UPPER WORK [index=off[,volatile]]"
-                    .into(),
-            ),
-        };
+    const USAGE: &str =
+        "usage: berth-shim mount-overlay TARGET LOWER UPPER WORK [index=off[,volatile][,userxattr]]";
+    let (target, lower, upper, work, tail) = match args {
+        [t, l, u, w] => (t, l, u, w, "index=off"),
+        [t, l, u, w, o] if overlay_tail_allowed(o) => (t, l, u, w, o.as_str()),
+        _ => return Err(USAGE.into()),
+    };
     let opts = format!("lowerdir={lower},upperdir={upper},workdir={work},{tail}");
     nix::mount::mount(
         Some("overlay"),

@@ -71,6 +71,10 @@ impl Engine {
         std::fs::create_dir_all(&tmp)
             .map_err(|e| EngineError::internal(format!("creating {}: {e}", tmp.display())))?;
         cgroups::set_parent(&config.cgroup_parent);
+        fs::xattr::set_userns(config.rootless);
+        if config.rootless {
+            fs::snapshot::probe_userns_overlay(&tmp)?;
+        }
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {
             Some(id) => id,

@@ -110,7 +110,7 @@ impl Engine {
                 vec!["Supports d_type".into(), "true".into()],
                 vec!["Using metacopy".into(), "false".into()],
                 vec!["Native Overlay Diff".into(), "true".into()],
-                vec!["userxattr".into(), "false".into()],
+                vec!["userxattr".into(), super::fs::xattr::userns().to_string()],
             ]),
             docker_root_dir: Some(c.data_root.display().to_string()),
             plugins: Some(self.plugins_info()),

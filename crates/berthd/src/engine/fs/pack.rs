@@ -195,7 +195,7 @@ impl<W: Write> Packer<W> {
     fn pax(&mut self, x: &Xattrs) -> io::Result<()> {
         let recs: Vec<(String, &[u8])> = x
             .iter()
-            .filter(|(k, _)| !k.starts_with(xattr::OVERLAY_PREFIX))
+            .filter(|(k, _)| !xattr::is_overlay_private(k))
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
             .collect();
         if recs.is_empty() {

@@ -102,6 +102,21 @@ pub struct RwLayer {
 /// The page-size limit of mount(2) options, with room to spare.
 const MAX_OPTS: usize = 4000;
 
+/// The overlay options after the directories: `index=off`, `volatile` for
+/// a discardable layer, and `userxattr` in userns mode (without it
+/// overlayfs mounts in a user namespace but silently ignores the
+/// `user.overlay.opaque` markers the unpacker wrote).
+pub fn mount_tail(discardable: bool, userns: bool) -> String {
+    let mut t = String::from("index=off");
+    if discardable {
+        t.push_str(",volatile");
+    }
+    if userns {
+        t.push_str(",userxattr");
+    }
+    t
+}
+
 impl RwLayer {
     /// The rw layer kept in `container_dir` (a container's or a build
     /// step's directory).
@@ -154,11 +169,8 @@ impl RwLayer {
                 EngineError::internal(format!("resetting {}: {e}", self.work.display()))
             })?;
         }
-        let tail = if discardable {
-            "index=off,volatile"
-        } else {
-            "index=off"
-        };
+        let tail = mount_tail(discardable, super::xattr::userns());
+        let tail = tail.as_str();
         if lowers.dirs.is_empty() {
             // An image with no layers (FROM scratch, nothing added): overlay
             // needs a lower dir; an empty one serves.
@@ -224,9 +236,9 @@ impl RwLayer {
             )
         };
         let mut r = mount(&opts);
-        if r == Err(nix::errno::Errno::EINVAL) && opts.ends_with(",volatile") {
+        if r == Err(nix::errno::Errno::EINVAL) && opts.contains(",volatile") {
             // Kernels before 5.10 have no `volatile`.
-            r = mount(opts.trim_end_matches(",volatile"));
+            r = mount(&opts.replacen(",volatile", "", 1));
         }
         r.map_err(|e| {
             EngineError::internal(format!("mounting the container's root file system: {e}"))
@@ -250,4 +262,48 @@ impl RwLayer {
             }
         }
     }
+}
+
+/// Checks, in userns mode, that overlayfs mounts here with `userxattr`
+/// (Linux 5.11+): a scratch overlay under `scratch` is mounted and
+/// unmounted. Before that kernel a rootless daemon would need
+/// fuse-overlayfs, which berth does not drive: it refuses to start with
+/// the reason instead of failing at every container start.
+pub fn probe_userns_overlay(scratch: &Path) -> Result<()> {
+    let dir = scratch.join("overlay-probe");
+    let _ = std::fs::remove_dir_all(&dir);
+    let layer = RwLayer::at(&dir);
+    let lower = dir.join("lower");
+    let made = layer
+        .prepare()
+        .and_then(|()| std::fs::create_dir_all(&lower).map_err(EngineError::from));
+    let mounted = made.and_then(|()| {
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},{}",
+            lower.display(),
+            layer.upper.display(),
+            layer.work.display(),
+            mount_tail(false, true)
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &layer.merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| {
+            EngineError::internal(format!(
+                "rootless storage needs overlayfs with the userxattr option in a user \
+                 namespace (Linux 5.11 or later), and berth has no fuse-overlayfs \
+                 fallback: mounting a test overlay in {}: {e}",
+                dir.display()
+            ))
+        })
+    });
+    if mounted.is_ok() {
+        let _ = nix::mount::umount2(&layer.merged, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    mounted
 }

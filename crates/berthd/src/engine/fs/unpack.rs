@@ -7,7 +7,8 @@
 //! `O_NOFOLLOW`, so an entry can never be written through a symlink. It
 //! keeps owners, modes, mtimes, xattrs, hard links, symlinks, device nodes
 //! and fifos, and (for image layers) turns `.wh.` whiteouts into
-//! overlayfs's (a 0/0 character device, `trusted.overlay.opaque=y`).
+//! overlayfs's (a 0/0 character device, `trusted.overlay.opaque=y`, or
+//! `user.overlay.opaque=y` in userns mode: see `xattr::set_userns`).
 //!
 //! The caller owns the destination: on error it removes it, so nothing
 //! half-unpacked survives (the layer store unpacks into a staging directory).
@@ -249,11 +250,13 @@ impl Unpacker {
             last_modification: mtime,
         };
         self.stats.entries += 1;
+        let root = self.root.clone();
+        let lchown = |err: io::Error| lchown_error(&root, &comps, uid, gid, err);
 
         let Some((name, parent_comps)) = comps.split_last() else {
             // The root itself ("./"): its metadata applies to the destination.
             if kind.is_dir() {
-                apply_fd_meta(&*self.root, uid, gid, mode, &xattrs, &shown)?;
+                apply_fd_meta(&*self.root, (uid, gid, &lchown), mode, &xattrs, &shown)?;
                 self.dir_times.push((Vec::new(), times));
             }
             return Ok(());
@@ -263,7 +266,7 @@ impl Unpacker {
         if self.opts.overlay_whiteouts && name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             let parent = self.open_dir(parent_comps, true, &shown)?;
             if name_str == WHITEOUT_OPAQUE {
-                xattr::set_fd(&*parent, xattr::OPAQUE.as_bytes(), b"y")
+                xattr::set_fd(&*parent, xattr::opaque_name().as_bytes(), b"y")
                     .map_err(|e| io_err(format!("marking {shown} opaque"), e))?;
             } else if !name.starts_with(WHITEOUT_META_PREFIX.as_bytes()) {
                 let real = cstr(&name[WHITEOUT_PREFIX.len()..])?;
@@ -343,7 +346,7 @@ impl Unpacker {
                 if n >= WRITEBACK_MIN {
                     sys::start_writeback(f.as_raw_fd());
                 }
-                apply_fd_meta(&f, uid, gid, mode, &xattrs, &shown)?;
+                apply_fd_meta(&f, (uid, gid, &lchown), mode, &xattrs, &shown)?;
                 rustix::fs::futimens(&f, &times)
                     .map_err(|err| io_err(ctx("setting times on"), err.into()))?;
             }
@@ -354,7 +357,7 @@ impl Unpacker {
                 }
                 let fd =
                     open_dir_at(&*parent, &cname).map_err(|err| io_err(ctx("opening"), err))?;
-                apply_fd_meta(&fd, uid, gid, mode, &xattrs, &shown)?;
+                apply_fd_meta(&fd, (uid, gid, &lchown), mode, &xattrs, &shown)?;
                 self.dir_times.push((comps.clone(), times));
             }
             tar::EntryType::Symlink => {
@@ -365,7 +368,7 @@ impl Unpacker {
                 let ctarget = cstr(&target)?;
                 rustix::fs::symlinkat(&ctarget, &*parent, &cname)
                     .map_err(|err| io_err(ctx("creating symlink"), err.into()))?;
-                chown_at(&parent, &cname, uid, gid).map_err(|err| io_err(ctx("chown"), err))?;
+                chown_at(&parent, &cname, uid, gid).map_err(lchown)?;
                 node_meta(&parent, &cname, &xattrs, &times, &shown)?;
                 self.stats.size += target.len() as u64;
             }
@@ -433,7 +436,7 @@ impl Unpacker {
                     rustix::fs::makedev(major, minor),
                 )
                 .map_err(|err| io_err(ctx("creating node"), err.into()))?;
-                chown_at(&parent, &cname, uid, gid).map_err(|err| io_err(ctx("chown"), err))?;
+                chown_at(&parent, &cname, uid, gid).map_err(lchown)?;
                 // mknod honours the umask; set the exact mode afterwards.
                 rustix::fs::chmodat(
                     &*parent,
@@ -489,10 +492,56 @@ fn chown_at(parent: &OwnedFd, name: &CString, uid: u32, gid: u32) -> io::Result<
     Ok(())
 }
 
-fn apply_fd_meta(
-    fd: impl AsFd,
+/// The error of a failed chown of an entry, worded as moby's: the
+/// destination path, the archive's owner and, when the storage is in a
+/// user namespace and the owner is outside its mapping (EINVAL), the hint
+/// to give the user more subordinate ids. Errors read as Go's (lower case).
+fn lchown_error(
+    root: &OwnedFd,
+    comps: &[Vec<u8>],
     uid: u32,
     gid: u32,
+    err: io::Error,
+) -> ArchiveError {
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = std::fs::read_link(sys::fd_path(root.as_raw_fd())).unwrap_or_default();
+    for c in comps {
+        path.push(std::ffi::OsStr::from_bytes(c));
+    }
+    let einval = err.raw_os_error() == Some(libc::EINVAL);
+    let hint = if einval && xattr::userns() {
+        " (try increasing the number of subordinate IDs in /etc/subuid and /etc/subgid)"
+    } else {
+        ""
+    };
+    ArchiveError::Io(format!(
+        "failed to Lchown {:?} for UID {uid}, GID {gid}{hint}: {}",
+        path.display().to_string(),
+        go_error(&err)
+    ))
+}
+
+/// An OS error as Go prints it: `strerror` starting lower case, without
+/// Rust's "(os error N)".
+fn go_error(err: &io::Error) -> String {
+    let Some(n) = err.raw_os_error() else {
+        return err.to_string();
+    };
+    let s = io::Error::from_raw_os_error(n).to_string();
+    let s = s.strip_suffix(&format!(" (os error {n})")).unwrap_or(&s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The owner of an entry and how a failure to set it reads.
+type Owner<'a> = (u32, u32, &'a dyn Fn(io::Error) -> ArchiveError);
+
+fn apply_fd_meta(
+    fd: impl AsFd,
+    (uid, gid, lchown): Owner<'_>,
     mode: u32,
     xattrs: &[(CString, Vec<u8>)],
     shown: &str,
@@ -504,7 +553,7 @@ fn apply_fd_meta(
         Some(rustix::fs::Uid::from_raw(uid)),
         Some(rustix::fs::Gid::from_raw(gid)),
     )
-    .map_err(|e| io_err(format!("chown {shown}"), e.into()))?;
+    .map_err(|e| lchown(e.into()))?;
     rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
         .map_err(|e| io_err(format!("chmod {shown}"), e.into()))?;
     for (k, v) in xattrs {
@@ -533,10 +582,12 @@ fn node_meta(
         .map_err(|e| io_err(format!("setting times on {shown}"), e.into()))
 }
 
-/// Docker ignores xattrs the file system cannot hold; so do we.
+/// Docker ignores xattrs the file system cannot hold, and those it may
+/// not set (EPERM: `trusted.*` in a user namespace, a rootless daemon's
+/// layers); so do we.
 fn xattr_error(e: io::Error, k: &CString, shown: &str) -> AResult<()> {
-    if e.raw_os_error() == Some(libc::ENOTSUP) {
-        tracing::debug!(entry = shown, xattr = ?k, "xattr not supported here; skipped");
+    if matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::EPERM)) {
+        tracing::debug!(entry = shown, xattr = ?k, error = %e, "xattr not settable here; skipped");
         Ok(())
     } else {
         Err(io_err(format!("setting xattr {k:?} on {shown}"), e))

@@ -4,16 +4,55 @@
 use std::io;
 use std::os::fd::{AsFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::XattrFlags;
 use rustix::io::Errno;
 
 use super::sys;
 
-/// overlayfs's marker of a directory that hides the lower layers' one.
+/// overlayfs's marker of a directory that hides the lower layers' one,
+/// as a privileged mount keeps it.
 pub const OPAQUE: &str = "trusted.overlay.opaque";
+/// The same inside a user namespace (a `userxattr` mount): `trusted.*`
+/// needs CAP_SYS_ADMIN in the initial namespace.
+pub const USER_OPAQUE: &str = "user.overlay.opaque";
 /// overlayfs's own bookkeeping: never content, never archived.
 pub const OVERLAY_PREFIX: &str = "trusted.overlay.";
+/// Its bookkeeping on a `userxattr` mount.
+pub const USER_OVERLAY_PREFIX: &str = "user.overlay.";
+
+/// Whether the daemon's storage lives in a user namespace (rootless):
+/// chosen once at engine open, like the cgroup parent.
+static USERNS: AtomicBool = AtomicBool::new(false);
+
+/// Sets the storage mode: `true` when the daemon runs in a user
+/// namespace. Overlay mounts then add `userxattr`, and opaque directories
+/// are written and read as `user.overlay.opaque`.
+pub fn set_userns(on: bool) {
+    USERNS.store(on, Ordering::Relaxed);
+}
+
+/// Whether the storage is in userns mode (see `set_userns`).
+pub fn userns() -> bool {
+    USERNS.load(Ordering::Relaxed)
+}
+
+/// The opaque marker of this storage mode.
+pub fn opaque_name() -> &'static str {
+    if userns() {
+        USER_OPAQUE
+    } else {
+        OPAQUE
+    }
+}
+
+/// Whether the attribute `name` is overlayfs's bookkeeping in this
+/// storage mode (never content). `trusted.overlay.*` always is; in userns
+/// mode so is `user.overlay.*` (overlayfs's own there).
+pub fn is_overlay_private(name: &str) -> bool {
+    name.starts_with(OVERLAY_PREFIX) || (userns() && name.starts_with(USER_OVERLAY_PREFIX))
+}
 
 /// Names and values, sorted by name.
 pub type Xattrs = Vec<(String, Vec<u8>)>;
@@ -101,11 +140,12 @@ pub fn set_path(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
 
 /// Whether a listing marks an overlayfs opaque directory.
 pub fn marks_opaque(x: &Xattrs) -> bool {
-    x.iter().any(|(k, v)| k == OPAQUE && v == b"y")
+    let name = opaque_name();
+    x.iter().any(|(k, v)| k == name && v == b"y")
 }
 
 /// Whether `path` is an opaque directory of an overlay upper layer.
 pub fn is_opaque(path: &Path) -> bool {
     let mut v = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(path, OPAQUE, &mut v[..]), Ok(1) if v[0] == b'y')
+    matches!(rustix::fs::lgetxattr(path, opaque_name(), &mut v[..]), Ok(1) if v[0] == b'y')
 }
