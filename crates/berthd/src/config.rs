@@ -195,6 +195,9 @@ pub struct DaemonConfig {
     pub log_driver: String,
     /// Its options, for containers of that driver that do not set them.
     pub log_opts: std::collections::HashMap<String, String>,
+    /// Running as an unprivileged user (rootless mode): no cgroups unless
+    /// delegated (`engine::cgroups::choose`).
+    pub rootless: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -648,6 +651,7 @@ impl DaemonConfig {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "json-file".into()),
             log_opts,
+            rootless: false,
         })
     }
 }

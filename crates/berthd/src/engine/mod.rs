@@ -70,6 +70,10 @@ impl Engine {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| EngineError::internal(format!("creating {}: {e}", tmp.display())))?;
+        cgroups::set_driver(
+            cgroups::choose(config.rootless),
+            &cgroups::runtime_roots(&config.exec_root),
+        );
         cgroups::set_parent(&config.cgroup_parent);
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {

@@ -270,7 +270,7 @@ impl Engine {
         if let Err(e) = cgroups::freeze(&r.id, pause) {
             // The process exited under us and its cgroup went with it; its
             // exit is not recorded yet. As dockerd: it is not running.
-            if cgroups::dirs(&r.id).is_empty() {
+            if !cgroups::exists(&r.id) {
                 return Err(super::state::not_running(&r.id));
             }
             return Err(e);
