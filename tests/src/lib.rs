@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod net;
 pub mod plugins;
 pub mod pty;
+pub mod rootless;
 pub mod wait;
 
 pub use http::{body_json, header, raw_request};
@@ -74,6 +75,8 @@ pub struct Daemon {
     pub netns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
+    /// Run by this unprivileged user (`Daemon::start_rootless`).
+    rootless: Option<rootless::User>,
 }
 
 impl Daemon {
@@ -192,6 +195,7 @@ impl Daemon {
             netns,
             child: None,
             log: root.join("berthd.log"),
+            rootless: None,
             dir,
         })
     }
@@ -199,6 +203,9 @@ impl Daemon {
     /// berthd, entered into the daemon's network namespace if it has one
     /// (nsenter execs it: the child is berthd itself).
     fn berthd_command(&self) -> Command {
+        if let Some(u) = &self.rootless {
+            return u.command(bin("berthd"));
+        }
         match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("nsenter");
@@ -237,7 +244,7 @@ impl Daemon {
             v.push("--default-address-pool".into());
             v.push(format!("base=10.{n}.0.0/16,size=24"));
         }
-        if !self.extra_args.iter().any(|a| a == "--cgroup-parent") {
+        if self.rootless.is_none() && !self.extra_args.iter().any(|a| a == "--cgroup-parent") {
             // Its own cgroups, so that what it leaves is counted exactly.
             v.push("--cgroup-parent".into());
             v.push(self.cgroup_parent());
@@ -309,7 +316,10 @@ impl Daemon {
 
     /// The real docker CLI, pointed at this daemon.
     pub fn docker_cmd(&self) -> Command {
-        let mut c = Command::new("docker");
+        let mut c = match &self.rootless {
+            Some(u) => u.command("docker"),
+            None => Command::new("docker"),
+        };
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", &self.docker_config)
             .env_remove("DOCKER_API_VERSION")
@@ -342,7 +352,10 @@ impl Daemon {
 
     /// berth's own CLI, pointed at this daemon.
     pub fn berth_cmd(&self) -> Command {
-        let mut c = Command::new(bin("berth"));
+        let mut c = match &self.rootless {
+            Some(u) => u.command(bin("berth")),
+            None => Command::new(bin("berth")),
+        };
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", &self.docker_config)
             .stdin(Stdio::null());
@@ -549,8 +562,14 @@ impl Drop for Daemon {
             self.terminate();
         }
         self.kill_leftovers();
-        self.unmount_leftovers();
-        if !self.shares_host_state {
+        if self.rootless.is_some() {
+            // Its mounts, links and rules live in the holder's namespaces,
+            // which go with it.
+            self.kill_rootless_helpers();
+        } else {
+            self.unmount_leftovers();
+        }
+        if !self.shares_host_state && self.rootless.is_none() {
             self.remove_host_network_state();
             host::remove_cgroups(&self.cgroup_parent());
             if let Some(ns) = &self.netns {

@@ -105,6 +105,11 @@ pub struct SpecInput<'a> {
     pub uts_host: bool,
     /// e.g. `/berth/<id>`; set explicitly (no systemd).
     pub cgroups_path: String,
+    /// Whether the container gets cgroups: false in rootless mode without
+    /// delegated cgroup v2 controllers, where the spec has no
+    /// `linux.resources` and no `cgroupsPath` (moby's `toRootless`), and
+    /// the container stays in the shim's cgroup.
+    pub cgroups: bool,
     /// Volumes, binds and tmpfs mounts from the daemon, in order, applied after the defaults.
     pub extra_mounts: Vec<Mount>,
     /// Host path of berth's init, bind-mounted read-only at `/sbin/docker-init` when `--init`.

@@ -428,8 +428,11 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
     linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
     linux.set_seccomp(seccomp);
     linux.set_rootfs_propagation(rootfs_propagation(&input.extra_mounts).map(String::from));
-    if input.cgroups_path.is_empty() {
+    if input.cgroups_path.is_empty() || !input.cgroups {
         linux.set_cgroups_path(None);
+    }
+    if !input.cgroups {
+        linux.set_resources(None);
     }
 
     let root = RootBuilder::default()

@@ -104,6 +104,10 @@ pub struct Flags {
     /// Default log driver options, key=value (repeatable)
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opts: Vec<String>,
+    /// Run as an unprivileged user in a user namespace (implied when the
+    /// effective uid is not 0)
+    #[arg(long)]
+    pub rootless: bool,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -195,8 +199,8 @@ pub struct DaemonConfig {
     pub log_driver: String,
     /// Its options, for containers of that driver that do not set them.
     pub log_opts: std::collections::HashMap<String, String>,
-    /// Running as an unprivileged user (rootless mode): no cgroups unless
-    /// delegated (`engine::cgroups::choose`).
+    /// Rootless mode: the daemon runs as an ordinary user inside the user,
+    /// mount and network namespaces of its holder (`crate::rootless`).
     pub rootless: bool,
 }
 
@@ -362,12 +366,21 @@ fn docker_default_pools() -> Vec<AddressPool> {
 }
 
 impl DaemonConfig {
-    pub fn resolve(flags: Flags) -> Result<Self, ConfigError> {
+    pub fn resolve(mut flags: Flags) -> Result<Self, ConfigError> {
+        let euid_root = nix::unistd::geteuid().is_root();
+        if flags.rootless && euid_root {
+            return Err(ConfigError::Invalid(
+                "--rootless is for an unprivileged user: run berthd as that user".into(),
+            ));
+        }
+        flags.rootless = !euid_root;
         let explicit = flags.config_file.is_some();
-        let path = flags
-            .config_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        let default_file = if flags.rootless {
+            rootless_defaults()?.config_file
+        } else {
+            PathBuf::from(DEFAULT_CONFIG_FILE)
+        };
+        let path = flags.config_file.clone().unwrap_or(default_file);
         let file = read_file_config(&path, explicit)?;
         Self::merge(flags, file, &path)
     }
@@ -472,8 +485,16 @@ impl DaemonConfig {
         for h in &host_strs {
             hosts.push(parse_host(h)?);
         }
+        let rl = if flags.rootless {
+            Some(rootless_defaults()?)
+        } else {
+            None
+        };
         if hosts.is_empty() {
-            hosts.push(parse_host(DEFAULT_SOCKET)?);
+            match &rl {
+                Some(d) => hosts.push(Host::Unix(d.socket.clone())),
+                None => hosts.push(parse_host(DEFAULT_SOCKET)?),
+            }
         }
 
         let pools = if !flags.default_address_pools.is_empty() {
@@ -530,12 +551,18 @@ impl DaemonConfig {
             .data_root
             .clone()
             .or(file.data_root.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT));
+            .unwrap_or_else(|| match &rl {
+                Some(d) => d.data_root.clone(),
+                None => PathBuf::from(DEFAULT_DATA_ROOT),
+            });
         let exec_root = flags
             .exec_root
             .clone()
             .or(file.exec_root.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT));
+            .unwrap_or_else(|| match &rl {
+                Some(d) => d.exec_root.clone(),
+                None => PathBuf::from(DEFAULT_EXEC_ROOT),
+            });
         let pidfile = flags
             .pidfile
             .clone()
@@ -617,10 +644,10 @@ impl DaemonConfig {
             } else {
                 flags.registry_mirrors.clone()
             },
-            certs_dir: flags
-                .certs_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)),
+            certs_dir: flags.certs_dir.clone().unwrap_or_else(|| match &rl {
+                Some(d) => d.certs_dir.clone(),
+                None => PathBuf::from(DEFAULT_CERTS_DIR),
+            }),
             loopback_registries_insecure: flags.loopback_registries_insecure.unwrap_or(true),
             tls,
             insecure_tcp: flags.insecure_tcp,
@@ -651,9 +678,13 @@ impl DaemonConfig {
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| "json-file".into()),
             log_opts,
-            rootless: false,
+            rootless: flags.rootless,
         })
     }
+}
+
+fn rootless_defaults() -> Result<crate::rootless::paths::Defaults, ConfigError> {
+    crate::rootless::paths::defaults().map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub mod buildkit;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod rootless;
 pub mod server;

@@ -16,6 +16,14 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if cfg.rootless {
+        // Before any thread exists: setns into a user namespace needs a
+        // single-threaded process.
+        if let Err(e) = berthd::rootless::enter(&cfg.exec_root) {
+            eprintln!("berthd: {e}");
+            std::process::exit(1);
+        }
+    }
     if check {
         // 0: nothing to reconcile; 2: findings (printed); 1: error.
         match berthd::engine::reconcile::check(&cfg, &mut std::io::stdout()) {

@@ -37,6 +37,7 @@ fn input<'a>(config: &'a ContainerConfig, hc: &'a HostConfig) -> SpecInput<'a> {
         pid: NsMode::Private,
         uts_host: false,
         cgroups_path: format!("/berth/{ID}"),
+        cgroups: true,
         extra_mounts: vec![],
         init_binary: None,
         seccomp: SeccompChoice::Default,

@@ -25,13 +25,16 @@ use crate::engine::{cgroups, EngineError, Result};
 pub struct PluginRunner {
     shim: ShimBinary,
     exec_root: PathBuf,
+    /// False in rootless mode (see `SpecInput::cgroups`).
+    cgroups: bool,
 }
 
 impl PluginRunner {
-    pub fn new(exec_root: &Path) -> Result<Self> {
+    pub fn new(exec_root: &Path, cgroups: bool) -> Result<Self> {
         Ok(Self {
             shim: ShimBinary::load()?,
             exec_root: exec_root.to_path_buf(),
+            cgroups,
         })
     }
 
@@ -124,6 +127,7 @@ impl PluginRunner {
             },
             uts_host: false,
             cgroups_path: cgroups::path(&s.id),
+            cgroups: self.cgroups,
             extra_mounts: extra,
             init_binary: None,
             // As moby's plugin spec: no seccomp profile.
