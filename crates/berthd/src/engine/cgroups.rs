@@ -620,6 +620,34 @@ pub fn kill_procs(proc: &Path, init: i32, limit: Duration) -> bool {
     }
 }
 
+/// Before a SIGKILL of the container's init, under `none` when the init
+/// has no PID namespace of its own (`--pid host`, `--pid container:`): its
+/// descendants are killed first, or they would outlive it as orphans that
+/// no cgroup holds. A no-op otherwise (a cgroup, or the kernel for a PID
+/// namespace's init, takes care of them).
+pub fn kill_descendants(id: &str) {
+    if driver() != Driver::None {
+        return;
+    }
+    let Some(init) = init_pid(id) else {
+        return;
+    };
+    let proc = Path::new("/proc");
+    if is_ns_init(proc, init) {
+        return;
+    }
+    for p in proc_pids(proc, init) {
+        if let Ok(p) = i32::try_from(p) {
+            if p != init {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
 /// What `/proc` tells of a container's processes (the `none` driver's
 /// stats): CPU time in nanoseconds (with that of children they reaped),
 /// resident memory in bytes, and how many there are.

@@ -70,6 +70,9 @@ impl Engine {
 
     /// Sends a signal to the container's init.
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        if sig == libc::SIGKILL {
+            cgroups::kill_descendants(&c.id);
+        }
         shim::call(
             &self.socket_of(c),
             &Request::Kill {
