@@ -318,7 +318,7 @@ pub fn children() -> std::collections::BTreeSet<String> {
 pub fn pids(id: &str) -> Vec<i64> {
     if driver() == Driver::None {
         return init_pid(id)
-            .map(|p| proc_pids(Path::new("/proc"), p))
+            .map(|p| proc_pids(Path::new("/proc"), p, &other_inits(id)))
             .unwrap_or_default();
     }
     let mut out: Vec<i64> = dirs(id)
@@ -351,7 +351,7 @@ pub fn exists(id: &str) -> bool {
 pub fn kill_all(id: &str, limit: Duration) -> bool {
     if driver() == Driver::None {
         return match init_pid(id) {
-            Some(init) => kill_procs(Path::new("/proc"), init, limit),
+            Some(init) => kill_procs(Path::new("/proc"), init, &other_inits(id), limit),
             None => true,
         };
     }
@@ -550,11 +550,25 @@ fn processes(proc: &Path) -> Vec<(i32, i32)> {
         .collect()
 }
 
+/// `init` and its descendants among `all` (pid, parent).
+fn descendants(all: &[(i32, i32)], init: i32) -> Vec<i32> {
+    let mut found = vec![init];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found
+}
+
 /// The processes of the container whose init is `init`: those in the
 /// init's PID namespace when it has one of its own (exec'd processes
-/// included), else (`--pid host`, `--pid container:`) the init and its
-/// descendants. Sorted; empty when the init is gone.
-pub fn proc_pids(proc: &Path, init: i32) -> Vec<i64> {
+/// included), less the trees of `others` (the inits of containers that
+/// joined that namespace, `--pid container:`); else (`--pid host`, `--pid
+/// container:`) the init and its descendants. Sorted; empty when the init
+/// is gone.
+pub fn proc_pids(proc: &Path, init: i32, others: &[i32]) -> Vec<i64> {
     let all = processes(proc);
     if !all.iter().any(|(p, _)| *p == init) {
         return Vec::new();
@@ -562,23 +576,37 @@ pub fn proc_pids(proc: &Path, init: i32) -> Vec<i64> {
     let mut out: Vec<i64> = if is_ns_init(proc, init) {
         let ns = |p: i32| std::fs::read_link(proc.join(p.to_string()).join("ns/pid")).ok();
         let want = ns(init);
+        let theirs: Vec<i32> = others
+            .iter()
+            .filter(|o| **o != init)
+            .flat_map(|o| descendants(&all, *o))
+            .collect();
         all.iter()
-            .filter(|(p, _)| want.is_some() && ns(*p) == want)
+            .filter(|(p, _)| want.is_some() && !theirs.contains(p) && ns(*p) == want)
             .map(|(p, _)| i64::from(*p))
             .collect()
     } else {
-        let mut found = vec![init];
-        let mut i = 0;
-        while i < found.len() {
-            let parent = found[i];
-            found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-            i += 1;
-        }
-        found.into_iter().map(i64::from).collect()
+        descendants(&all, init).into_iter().map(i64::from).collect()
     };
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The live inits of the other containers (and plugins) with runtime
+/// state, for `proc_pids`' `others`.
+fn other_inits(id: &str) -> Vec<i32> {
+    let Some(roots) = RUNTIME_ROOTS.get() else {
+        return Vec::new();
+    };
+    roots
+        .iter()
+        .filter_map(|r| std::fs::read_dir(r).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter(|n| n != id)
+        .filter_map(|n| init_pid_in(roots, &n))
+        .collect()
 }
 
 /// Kills the processes of the container whose init is `init` and waits
@@ -586,12 +614,12 @@ pub fn proc_pids(proc: &Path, init: i32) -> Vec<i64> {
 /// enough (the kernel kills the rest); otherwise each process, children
 /// first found from the init (one that forks as it dies may leave an
 /// orphan behind, which no cgroup holds here). Returns whether all are gone.
-pub fn kill_procs(proc: &Path, init: i32, limit: Duration) -> bool {
+pub fn kill_procs(proc: &Path, init: i32, others: &[i32], limit: Duration) -> bool {
     let start = Instant::now();
     let whole_ns = is_ns_init(proc, init);
     let mut tracked: Vec<i64> = Vec::new();
     loop {
-        for p in proc_pids(proc, init) {
+        for p in proc_pids(proc, init, others) {
             if !tracked.contains(&p) {
                 tracked.push(p);
             }
@@ -636,7 +664,7 @@ pub fn kill_descendants(id: &str) {
     if is_ns_init(proc, init) {
         return;
     }
-    for p in proc_pids(proc, init) {
+    for p in proc_pids(proc, init, &[]) {
         if let Ok(p) = i32::try_from(p) {
             if p != init {
                 let _ = nix::sys::signal::kill(
@@ -923,20 +951,25 @@ mod tests {
         assert_eq!(sleeps.len(), 2, "the init's children: {sleeps:?}");
         let proc = Path::new("/proc");
         assert!(is_ns_init(proc, init));
-        let found = proc_pids(proc, init);
+        let found = proc_pids(proc, init, &[]);
         let mut want: Vec<i64> = std::iter::once(init)
             .chain(sleeps.iter().copied())
             .map(i64::from)
             .collect();
         want.sort_unstable();
         assert_eq!(found, want);
+        // The tree of another container's init that joined the namespace
+        // is that container's.
+        let less = proc_pids(proc, init, &[sleeps[0]]);
+        assert!(!less.contains(&i64::from(sleeps[0])) && less.contains(&i64::from(sleeps[1])));
+        assert_eq!(less.len(), 2, "{less:?}");
         // Nothing of the host's namespace (this test's own process) is in.
         assert!(!found.contains(&i64::from(std::process::id() as i32)));
-        assert!(kill_procs(proc, init, Duration::from_secs(5)));
+        assert!(kill_procs(proc, init, &[], Duration::from_secs(5)));
         for p in std::iter::once(init).chain(sleeps) {
             assert!(gone(p), "{p} survived");
         }
-        assert!(proc_pids(proc, init).is_empty());
+        assert!(proc_pids(proc, init, &[]).is_empty());
     }
 
     #[test]
@@ -959,12 +992,12 @@ mod tests {
         let grandchild = children_of(inner, 1)[0];
         let proc = Path::new("/proc");
         assert!(!is_ns_init(proc, init));
-        let found = proc_pids(proc, init);
+        let found = proc_pids(proc, init, &[]);
         for p in [init, kids[0], kids[1], grandchild] {
             assert!(found.contains(&i64::from(p)), "{p} not in {found:?}");
         }
         assert_eq!(found.len(), 4, "{found:?}");
-        assert!(kill_procs(proc, init, Duration::from_secs(5)));
+        assert!(kill_procs(proc, init, &[], Duration::from_secs(5)));
         // The init is the test's child: a zombie until reaped, which counts as gone.
         for p in [init, kids[0], kids[1], grandchild] {
             assert!(gone(p), "{p} survived");
