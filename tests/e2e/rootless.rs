@@ -180,3 +180,164 @@ fn files_written_by_container_root_belong_to_the_user() {
     let f = std::fs::metadata(std::path::Path::new(mp.trim()).join("f")).expect("volume file");
     assert_eq!(f.uid(), u.uid);
 }
+
+#[test]
+fn rootless_check_passes_for_the_user() {
+    let u = rootless::user();
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "check"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless check"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!("[ok]      /etc/subuid: {} has", u.name)),
+        "{out}"
+    );
+    assert!(out.contains("slirp4netns found"), "{out}");
+    // Setup here: no systemd user manager, so no unit, and it says so.
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "setup"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless setup"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("DOCKER_HOST=unix:///run/user/"), "{out}");
+    if out.contains("systemctl --user does not work here") {
+        assert!(!u.home.join(".config/systemd/user/berthd.service").exists());
+    }
+}
+
+#[test]
+fn without_subordinate_ids_check_and_berthd_name_the_fix() {
+    let u = rootless::user_without_subids();
+    let fix = format!(
+        "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}",
+        u.name
+    );
+    let o = finish(
+        u.command(bin("berth"))
+            .args(["rootless", "check"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth rootless check"),
+        Duration::from_secs(30),
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("[missing] /etc/subuid: no subordinate ids for"),
+        "{out}"
+    );
+    assert!(out.contains(&fix), "{out}");
+    // The daemon refuses to start, with the same fix.
+    let dir = scratch();
+    std::fs::write(dir.path().join("daemon.json"), "{}").expect("daemon.json");
+    rootless::chown_tree(dir.path(), u).expect("chown");
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    let o = finish(
+        u.command(bin("berthd"))
+            .args(["-H", &format!("unix://{}", p("s.sock"))])
+            .args(["--data-root", &p("data"), "--exec-root", &p("exec")])
+            .args(["--config-file", &p("daemon.json")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berthd"),
+        Duration::from_secs(30),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no subordinate ids for user"), "{err}");
+    assert!(err.contains(&fix), "{err}");
+    assert!(!dir.path().join("s.sock").exists());
+}
+
+/// GET `path` from 127.0.0.1:`port` on the host; the body, if any.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+#[test]
+fn published_ports_reach_the_container_through_slirp4netns() {
+    let (mut d, img) = start();
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:8080");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &spec,
+        &img,
+        "sh",
+        "-c",
+        "mkdir -p /w && echo published > /w/index.html && httpd -f -p 8080 -h /w",
+    ]);
+    let got = || http_get(port, "/index.html").map(|b| b.trim().to_string());
+    assert!(
+        wait_for_polling(Duration::from_millis(100), Duration::from_secs(10), || {
+            got().as_deref() == Some("published")
+        }),
+        "127.0.0.1:{port} on the host reaches the container: {:?}",
+        got()
+    );
+    let shown = d.docker_ok(&["port", "web", "8080"]);
+    assert_eq!(shown.trim(), format!("127.0.0.1:{port}"));
+    // A daemon killed and started again publishes the port again.
+    d.kill9();
+    d.restart().expect("restart");
+    assert!(
+        wait_for_polling(Duration::from_millis(100), Duration::from_secs(10), || {
+            got().as_deref() == Some("published")
+        }),
+        "after a restart: {:?}",
+        got()
+    );
+    // Removed with the container: the host port is free again.
+    d.docker_ok(&["rm", "-f", "web"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        }),
+        "port {port} is released on the host"
+    );
+    // Ports below the host's unprivileged start are refused, with the fix.
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start > 81 {
+        let o = d.docker(&[
+            "run", "-d", "--name", "low", "-p", "81:8080", &img, "sleep", "30",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(&format!("cannot expose privileged port 81, you can add 'net.ipv4.ip_unprivileged_port_start=81' to /etc/sysctl.conf (currently {start})")),
+            "{err}"
+        );
+    }
+}

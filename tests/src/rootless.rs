@@ -208,12 +208,19 @@ impl Daemon {
 
     /// Kills the holder and slirp4netns of a rootless daemon (teardown).
     pub(crate) fn kill_rootless_helpers(&self) {
+        let mut pids = Vec::new();
         for f in ["rootless/holder.pid", "rootless/slirp4netns.pid"] {
             if let Some(pid) = read_pid(&self.exec_root.join(f)) {
                 // SAFETY (test code): a plain kill of a pid we recorded.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+                pids.push(pid);
             }
         }
+        // Gone before the scratch directory is removed (bounded).
+        crate::wait_for(std::time::Duration::from_secs(5), || {
+            pids.iter()
+                .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+        });
     }
 }
 

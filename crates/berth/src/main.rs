@@ -129,6 +129,9 @@ enum Command {
     Diff(cmd::ops::DiffArgs),
     /// Create a new image from a container's changes
     Commit(cmd::ops::CommitArgs),
+    /// Check or set up this user for rootless mode
+    #[command(subcommand)]
+    Rootless(cmd::rootless::RootlessCmd),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -189,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => cmd::ops::export(&cli.conn, a).await,
         Command::Diff(a) => cmd::ops::diff(&cli.conn, a).await,
         Command::Commit(a) => cmd::ops::commit(&cli.conn, a).await,
+        Command::Rootless(c) => cmd::rootless::rootless(c),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod network;
 pub mod ops;
 pub mod plugin;
 pub mod registry;
+pub mod rootless;
 pub mod run;
 pub mod stats;
 pub mod system;

@@ -57,15 +57,33 @@ pub struct Context {
     pub slirp_socket: PathBuf,
 }
 
+static HOST_PORT_START: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// The host's `net.ipv4.ip_unprivileged_port_start` (a per-namespace
+/// setting: read before entering the daemon's own), 1024 if unknown.
+pub fn host_port_start() -> u16 {
+    *HOST_PORT_START.get_or_init(|| 1024)
+}
+
 /// Joins (or makes) the holder of `exec_root` and enters its namespaces.
 /// Must run while the process is single-threaded.
 pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    let _ = HOST_PORT_START.set(start);
     let dir = paths::state_dir(exec_root);
     std::fs::create_dir_all(&dir)
         .map_err(|e| RootlessError::sys(format!("creating {}", dir.display()), e))?;
     let uid = nix::unistd::getuid().as_raw();
     let slirp_socket = dir.join("slirp.sock");
     if let Some(pid) = holder::live(&dir, uid) {
+        // A slirp4netns killed on its own leaves the namespace offline:
+        // give it a new one (before joining: it runs as the user outside).
+        if !slirp::alive(&dir) {
+            slirp::start(&dir, pid)?;
+        }
         holder::join(pid)?;
         return Ok(Context {
             holder: pid,

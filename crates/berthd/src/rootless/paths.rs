@@ -66,3 +66,35 @@ pub fn defaults() -> Result<Defaults, RootlessError> {
 pub fn state_dir(exec_root: &std::path::Path) -> PathBuf {
     exec_root.join("rootless")
 }
+
+/// Where a rootless daemon looks for legacy plugins, as rootless Docker
+/// does: sockets in `$XDG_RUNTIME_DIR/docker/plugins`, specs in
+/// `$XDG_CONFIG_HOME/{berth,docker}/plugins` and `~/.local/lib/docker/plugins`
+/// (the system's `/run/docker/plugins` and `/etc/docker/plugins` are root's).
+pub fn plugin_dirs() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let sockets = runtime_dir()
+        .map(|r| vec![r.join("docker/plugins")])
+        .unwrap_or_default();
+    let mut specs = Vec::new();
+    if let Ok(c) = config_home() {
+        specs.push(c.join("berth/plugins"));
+        specs.push(c.join("docker/plugins"));
+    }
+    if let Ok(h) = home() {
+        specs.push(h.join(".local/lib/docker/plugins"));
+    }
+    (sockets, specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_under_the_exec_root() {
+        assert_eq!(
+            state_dir(std::path::Path::new("/run/user/7/berth")),
+            PathBuf::from("/run/user/7/berth/rootless")
+        );
+    }
+}

@@ -111,6 +111,15 @@ fn wait_ready(fd: std::os::fd::OwnedFd, timeout: Duration) -> bool {
     }
 }
 
+/// Whether the slirp4netns of `dir` runs.
+pub fn alive(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .is_some_and(|c| c.trim() == "slirp4netns")
+}
+
 /// Kills the slirp4netns of `dir` (by its pid file).
 pub fn stop(dir: &Path) {
     if let Some(pid) = std::fs::read_to_string(dir.join(PID_FILE))

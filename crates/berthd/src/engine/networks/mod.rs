@@ -14,6 +14,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod netns;
 pub mod plugin;
+pub mod portdriver;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -221,10 +222,21 @@ impl Networks {
         config: &crate::config::DaemonConfig,
     ) -> Result<Self> {
         let netlink = Arc::new(bridge::Netlink::default());
+        let port_driver = config.rootless.then(|| {
+            let d = portdriver::PortDriver::new(
+                crate::rootless::paths::state_dir(&config.exec_root)
+                    .join(crate::rootless::slirp::SOCKET),
+                crate::rootless::host_port_start(),
+            );
+            // Running containers publish theirs again as they are restored.
+            d.clear();
+            d
+        });
         let bridge_driver = Arc::new(driver::bridge::BridgeDriver::new(
             netlink.clone(),
             format!("berth:{}", config.firewall_table),
             config.firewall_table.clone(),
+            port_driver,
         ));
         let nl = netlink.clone();
         let routes: driver::ipam::Routes = Arc::new(move || {

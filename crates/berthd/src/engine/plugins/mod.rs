@@ -184,17 +184,16 @@ impl Plugins {
     pub fn new(config: &DaemonConfig) -> Self {
         let own_dir = config.exec_root.join("plugins");
         let mut sockets = vec![own_dir.clone()];
-        if Path::new(DOCKER_SOCKETS) != own_dir {
-            sockets.push(PathBuf::from(DOCKER_SOCKETS));
-        }
-        Self::with_dirs(
-            Dirs {
-                sockets,
-                specs: SPEC_DIRS.iter().map(PathBuf::from).collect(),
-            },
-            own_dir,
-            config.plugin_timeout,
-        )
+        let (docker_sockets, specs) = if config.rootless {
+            crate::rootless::paths::plugin_dirs()
+        } else {
+            (
+                vec![PathBuf::from(DOCKER_SOCKETS)],
+                SPEC_DIRS.iter().map(PathBuf::from).collect(),
+            )
+        };
+        sockets.extend(docker_sockets.into_iter().filter(|d| *d != own_dir));
+        Self::with_dirs(Dirs { sockets, specs }, own_dir, config.plugin_timeout)
     }
 
     pub fn with_dirs(dirs: Dirs, own_dir: PathBuf, timeout: Duration) -> Self {

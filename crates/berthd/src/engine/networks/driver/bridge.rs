@@ -18,6 +18,7 @@ use super::{
     ProgramExternalConnectivityRequest, BRIDGE_NAME,
 };
 use crate::engine::networks::ipam::{self, Subnet};
+use crate::engine::networks::portdriver::{Forward, PortDriver};
 use crate::engine::networks::{bridge, firewall, lock, proxy};
 use crate::engine::{EngineError, Result};
 
@@ -42,6 +43,8 @@ struct Endpoint {
 #[derive(Default)]
 struct External {
     proxies: Vec<proxy::Proxy>,
+    /// Rootless: the slirp4netns forwards from the host.
+    forwards: Vec<Forward>,
     dnats: Vec<firewall::Dnat>,
     ports: PortMap,
 }
@@ -55,6 +58,8 @@ pub struct BridgeDriver {
     networks: Mutex<BTreeMap<String, Net>>,
     endpoints: Mutex<HashMap<String, Endpoint>>,
     external: Mutex<HashMap<String, External>>,
+    /// Rootless: published ports are slirp4netns forwards.
+    ports: Option<PortDriver>,
 }
 
 /// The address part of a CIDR (`Gateway`, `Address`); empty: none.
@@ -81,7 +86,12 @@ pub fn exposed_only(exposed: &[String]) -> PortMap {
 }
 
 impl BridgeDriver {
-    pub fn new(netlink: Arc<bridge::Netlink>, owner: String, firewall_table: String) -> Self {
+    pub fn new(
+        netlink: Arc<bridge::Netlink>,
+        owner: String,
+        firewall_table: String,
+        ports: Option<PortDriver>,
+    ) -> Self {
         Self {
             netlink,
             owner,
@@ -89,6 +99,7 @@ impl BridgeDriver {
             networks: Mutex::default(),
             endpoints: Mutex::default(),
             external: Mutex::default(),
+            ports,
         }
     }
 
@@ -199,12 +210,13 @@ impl BridgeDriver {
             .ok_or_else(|| {
                 EngineError::internal(format!("endpoint {} not found", req.endpoint_id))
             })?;
-        let (mut live, ports) = publish(&req.options, target).await?;
+        let (mut live, ports) = publish(&req.options, target, self.ports.as_ref()).await?;
         let had_dnat = !live.dnats.is_empty();
         {
             let mut ext = lock(&self.external);
             let e = ext.entry(req.endpoint_id.clone()).or_default();
             e.proxies.append(&mut live.proxies);
+            e.forwards.append(&mut live.forwards);
             e.dnats.append(&mut live.dnats);
             e.ports = ports;
         }
@@ -236,8 +248,14 @@ fn host_ports(spec: Option<&str>) -> Result<Vec<u16>> {
 }
 
 /// Binds the ports `o` asks for, relayed to `target`: the proxies and
-/// DNATs, and the port map with the ports actually bound.
-async fn publish(o: &ExternalOptions, target: Ipv4Addr) -> Result<(External, PortMap)> {
+/// DNATs, and the port map with the ports actually bound. Rootless
+/// (`ports`): the proxy listens on every address of the daemon's namespace
+/// and a slirp4netns forward brings the host's address and port to it.
+async fn publish(
+    o: &ExternalOptions,
+    target: Ipv4Addr,
+    ports: Option<&PortDriver>,
+) -> Result<(External, PortMap)> {
     let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
     for (k, v) in o.port_map.clone() {
         bindings.insert(k, v.unwrap_or_default());
@@ -277,10 +295,15 @@ async fn publish(o: &ExternalOptions, target: Ipv4Addr) -> Result<(External, Por
                 .map_err(|_| EngineError::invalid(format!("invalid host IP {host_ip}")))?;
             let mut last_err = None;
             let mut bound = None;
+            let listen = match (ports, ip) {
+                (None, _) => ip,
+                (Some(_), IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                (Some(_), IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
             for hp in host_ports(b.host_port.as_deref())? {
                 match proxy::start(
                     proto,
-                    SocketAddr::new(ip, hp),
+                    SocketAddr::new(listen, hp),
                     SocketAddr::new(target.into(), ctr_port),
                 )
                 .await
@@ -296,7 +319,9 @@ async fn publish(o: &ExternalOptions, target: Ipv4Addr) -> Result<(External, Por
             let (px, port) = bound
                 .ok_or_else(|| last_err.unwrap_or_else(|| EngineError::internal("no port")))?;
             live.proxies.push(px);
-            if let IpAddr::V4(v4) = ip {
+            if let Some(pd) = ports {
+                live.forwards.push(pd.add(proto, ip, port)?);
+            } else if let IpAddr::V4(v4) = ip {
                 if !v4.is_loopback() {
                     live.dnats.push(firewall::Dnat {
                         host_ip: (!v4.is_unspecified()).then_some(v4),
