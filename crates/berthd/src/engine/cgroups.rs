@@ -116,6 +116,12 @@ pub fn driver() -> Driver {
     DRIVER.get().copied().unwrap_or(Driver::Cgroupfs)
 }
 
+/// Whether containers get cgroups at all (the runtime spec's
+/// `linux.resources` and `cgroupsPath`): not under `none`.
+pub fn enabled() -> bool {
+    driver() != Driver::None
+}
+
 /// Whether containers can be frozen (`pause`, a commit's pause).
 pub fn can_freeze() -> bool {
     driver() != Driver::None

@@ -126,7 +126,7 @@ impl Engine {
         )?);
         plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
             &config.exec_root,
-            !config.rootless,
+            cgroups::enabled(),
         )?));
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let engine = Arc::new(Self {
