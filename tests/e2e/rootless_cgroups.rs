@@ -256,3 +256,57 @@ fn pause_is_refused_and_commit_goes_on_unpaused() {
     assert_eq!(out.trim(), "kept");
     d.docker_ok(&["rm", "-f", "pz"]);
 }
+
+/// The container's shim (`berth-shim run <exec-root>/containers/<id>`).
+fn shim_pid(d: &Daemon, id: &str) -> Option<i32> {
+    let want = d.exec_root.join("containers").join(id);
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        (args.first() == Some(&&b"berth-shim"[..])
+            && args.get(2) == Some(&want.as_os_str().as_encoded_bytes()))
+        .then_some(pid)
+    })
+}
+
+fn kill_shim(d: &Daemon, id: &str) {
+    let shim = shim_pid(d, id).expect("the container has a shim");
+    // SAFETY (test code): a signal to a process of this test's daemon.
+    assert_eq!(unsafe { libc::kill(shim, libc::SIGKILL) }, 0);
+}
+
+/// Without a cgroup, a container whose shim dies (daemon up, or down and
+/// restarted) still has its processes found from its runtime state and
+/// killed: nothing outlives it.
+#[test]
+fn a_killed_shim_leaves_no_process_behind_live_or_across_a_restart() {
+    let (mut d, img) = start();
+    let busy = "sleep 306 & sleep 307 & wait";
+    d.docker_ok(&["run", "-d", "--name", "sk", &img, "sh", "-c", busy]);
+    let sk = top_n(&d, "sk", 3);
+    assert_eq!(sk.len(), 3, "{sk:?}");
+    kill_shim(&d, &d.inspect_format("sk", "{{.Id}}"));
+    assert!(
+        wait_for_polling(Duration::from_millis(100), Duration::from_secs(15), || {
+            d.inspect_format("sk", "{{.State.Running}}") == "false"
+        }),
+        "still running after its shim was killed"
+    );
+    assert!(all_gone(&sk), "left {sk:?}");
+
+    d.docker_ok(&["run", "-d", "--name", "sk2", &img, "sh", "-c", busy]);
+    let sk2 = top_n(&d, "sk2", 3);
+    assert_eq!(sk2.len(), 3, "{sk2:?}");
+    let id2 = d.inspect_format("sk2", "{{.Id}}");
+    d.kill9();
+    kill_shim(&d, &id2);
+    // Nothing else stops them while the daemon is down.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sk2.iter().all(|(p, _)| !gone(*p)), "{sk2:?}");
+    d.restart().expect("restart");
+    assert_eq!(d.inspect_format("sk2", "{{.State.Running}}"), "false");
+    assert!(all_gone(&sk2), "left {sk2:?}");
+    d.docker_ok(&["rm", "sk", "sk2"]);
+    assert!(d.docker_ok(&["ps", "-aq"]).trim().is_empty());
+}
