@@ -107,7 +107,13 @@ pub fn host_unified() -> bool {
 /// the runtime state roots where, under `none`, a container's init PID is
 /// found (`<root>/<id>/state.json`).
 pub fn set_driver(d: Driver, runtime_roots: &[PathBuf]) {
-    let _ = DRIVER.set(d);
+    if DRIVER.set(d).is_ok() {
+        tracing::info!(
+            driver = d.name(),
+            delegated = d == Driver::V2Delegated,
+            "cgroup driver"
+        );
+    }
     let _ = RUNTIME_ROOTS.set(runtime_roots.to_vec());
 }
 
