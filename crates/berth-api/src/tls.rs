@@ -86,6 +86,26 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// A certificate chain and its private key: what one side of a handshake
+/// shows.
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The chain in `cert` and the key in `key` (Docker's `--tlscert` and
+/// `--tlskey`, a `.json` plugin spec's `CertFile`/`KeyFile`).
+pub fn read_identity(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+    Ok((read_certs(cert)?, read_key(key)?))
+}
+
+/// The host of a `host:port` address, as TLS names the server: the port
+/// dropped, an IPv6 literal without its brackets.
+pub fn server_host(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(addr)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
 /// The crypto provider every configuration uses (ring), made once.
 pub fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -128,13 +148,33 @@ pub struct ClientTls {
     /// CA certificates to trust.
     pub roots: Vec<CertificateDer<'static>>,
     /// The client's certificate chain and its key, for servers that ask.
-    pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    pub identity: Option<Identity>,
     /// Accept any server certificate (Docker's insecure registries); the
     /// handshake's signatures are still checked against its key.
     pub skip_verify: bool,
 }
 
 impl ClientTls {
+    /// Trust and identity from PEM files: the CA bundle `ca` (the system's
+    /// roots when there is none) and the client's `(cert, key)`.
+    pub fn from_files(
+        ca: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<Self, TlsError> {
+        Ok(Self {
+            system_roots: ca.is_none(),
+            roots: match ca {
+                Some(ca) => read_certs(ca)?,
+                None => Vec::new(),
+            },
+            identity: match identity {
+                Some((cert, key)) => Some(read_identity(cert, key)?),
+                None => None,
+            },
+            skip_verify: false,
+        })
+    }
+
     /// The rustls client configuration (safe default protocol versions).
     pub fn config(self) -> Result<ClientConfig, TlsError> {
         let p = provider();
@@ -277,6 +317,38 @@ mod tests {
         .unwrap();
         assert!(Arc::ptr_eq(&system_roots(), &system_roots()));
         assert!(Arc::ptr_eq(&provider(), &provider()));
+    }
+
+    #[test]
+    fn files_make_a_client() {
+        let d = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(d.path());
+        let c = ClientTls::from_files(Some(&cert), Some((&cert, &key))).unwrap();
+        assert!(!c.system_roots);
+        assert_eq!(c.roots.len(), 1);
+        assert_eq!(c.identity.as_ref().map(|(chain, _)| chain.len()), Some(1));
+        c.config().unwrap();
+        let c = ClientTls::from_files(None, None).unwrap();
+        assert!(c.system_roots && c.roots.is_empty() && c.identity.is_none());
+        // The key file holds no certificate, the certificate file no key.
+        let e = ClientTls::from_files(Some(&key), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no PEM certificate found", key.display())
+        );
+        let e = read_identity(&cert, &cert).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no PEM private key found", cert.display())
+        );
+    }
+
+    #[test]
+    fn servers_are_named_by_their_host() {
+        assert_eq!(server_host("localhost:2376"), "localhost");
+        assert_eq!(server_host("10.0.0.1:443"), "10.0.0.1");
+        assert_eq!(server_host("[::1]:2376"), "::1");
+        assert_eq!(server_host("registry.example"), "registry.example");
     }
 
     #[test]

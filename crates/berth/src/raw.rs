@@ -105,13 +105,7 @@ impl Raw {
         match &self.tls {
             None => Ok(Box::new(s)),
             Some(t) => {
-                let host = addr
-                    .rsplit_once(':')
-                    .map(|(h, _)| h)
-                    .unwrap_or(addr)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string();
+                let host = berth_api::tls::server_host(addr).to_string();
                 let name =
                     rustls::pki_types::ServerName::try_from(host).context("TLS server name")?;
                 let conn = tokio_rustls::TlsConnector::from(Arc::new(tls_config(t)?))
@@ -362,13 +356,7 @@ impl Body {
 /// `--tlsverify`: the daemon's certificate must chain to `ca`; ours is
 /// `cert` with `key` (the daemon asks for one).
 fn tls_config(t: &Tls) -> anyhow::Result<rustls::ClientConfig> {
-    use berth_api::tls;
-    Ok(tls::ClientTls {
-        roots: tls::read_certs(&t.ca)?,
-        identity: Some((tls::read_certs(&t.cert)?, tls::read_key(&t.key)?)),
-        ..Default::default()
-    }
-    .config()?)
+    Ok(berth_api::tls::ClientTls::from_files(Some(&t.ca), Some((&t.cert, &t.key)))?.config()?)
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&cfg.pidfile);
         return Err(anyhow::anyhow!("setting up networks: {e}"));
     }
-    let out = engine.reconcile().await;
+    let out = engine.containers.reconcile().await;
     tracing::info!(
         adopted = out.adopted,
         exits_recorded = out.exits_recorded,
@@ -85,7 +85,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     // Plugins first: containers may use their volumes.
     let plugins = engine.plugin_manager.clone();
     let _ = tokio::task::spawn_blocking(move || plugins.restore(Duration::from_secs(10))).await;
-    engine.restore_containers().await;
+    engine.containers.restore_containers().await;
     // As dockerd: every configured authorization plugin must be there (and
     // answer `Plugin.Activate` with `authz`) before the API is served.
     for name in &cfg.authorization_plugins {

@@ -111,7 +111,7 @@ fn mount(engine: &Engine, image: &str) -> Result<Mounted, BuildKitError> {
         rw: RwLayer::at(&dir),
         dir,
     };
-    engine.mount_rw(&m.rw, image, true)?;
+    engine.containers.mount_rw(&m.rw, image, true)?;
     Ok(m)
 }
 

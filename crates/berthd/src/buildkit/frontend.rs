@@ -311,7 +311,7 @@ impl BuildKit {
         let (ready_tx, ready_rx) = oneshot::channel();
         let engine = self.engine.clone();
         let task = tokio::spawn(async move {
-            let backend: Arc<dyn Backend> = engine.clone();
+            let backend: Arc<dyn Backend> = engine.containers.clone();
             engine
                 .builder
                 .build_from(

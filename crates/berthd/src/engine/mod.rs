@@ -38,9 +38,9 @@ pub struct Engine {
     pub store: Arc<Store>,
     pub events: Arc<EventBus>,
     pub images: Arc<images::ImageService>,
-    pub containers: containers::Containers,
-    pub networks: networks::Networks,
-    pub volumes: volumes::Volumes,
+    pub containers: Arc<containers::Containers>,
+    pub networks: Arc<networks::Networks>,
+    pub volumes: Arc<volumes::Volumes>,
     pub builder: builder::Builder,
     pub registries: Arc<registry::Registries>,
     pub plugins: Arc<plugins::Plugins>,
@@ -49,7 +49,7 @@ pub struct Engine {
     /// Stable daemon ID, created on first start.
     pub id: String,
     pub started: Instant,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -92,19 +92,35 @@ impl Engine {
             events.clone(),
         )?);
         containers::install_init(&config.data_root)?;
-        let containers = containers::Containers::open(&store, &config.exec_root)?;
-        let networks = networks::Networks::open(store.clone(), events.clone(), &config)?;
-        let volumes = volumes::Volumes::open(
+        let networks = Arc::new(networks::Networks::open(
+            store.clone(),
+            events.clone(),
+            &config,
+        )?);
+        let volumes = Arc::new(volumes::Volumes::open(
             &config.data_root,
             store.clone(),
             events.clone(),
             plugins.clone(),
-        )?;
+        )?);
         let registries = Arc::new(registry::Registries::new(
             &config,
             store.clone(),
             images.clone(),
         )?);
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let shutdown = Arc::new(shutdown);
+        let containers = Arc::new(containers::Containers::open(containers::Handles {
+            config: config.clone(),
+            store: store.clone(),
+            events: events.clone(),
+            images: images.clone(),
+            networks: networks.clone(),
+            volumes: volumes.clone(),
+            plugins: plugins.clone(),
+            registries: registries.clone(),
+            shutdown: shutdown.clone(),
+        })?);
         let builder = builder::Builder::open(&config.data_root, store.clone(), images.clone())?;
         volumes.set_users(Box::new(containers::mounts::VolumeUse(
             containers.index.clone(),
@@ -128,7 +144,6 @@ impl Engine {
             &config.exec_root,
             cgroups::enabled(),
         )?));
-        let (shutdown, _) = tokio::sync::watch::channel(false);
         let engine = Arc::new(Self {
             config,
             store,

@@ -27,11 +27,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::cgroups;
 use super::containers::release::{is_id, release, shim_of};
-use super::containers::Record;
+use super::containers::{Containers, Record};
 use super::mountinfo::unescape;
 use super::store::{Store, Table};
-use super::{cgroups, Engine};
 use crate::config::DaemonConfig;
 
 /// What the host holds for the containers of one daemon (keyed by ID).
@@ -232,12 +232,12 @@ pub struct Outcome {
     pub released: usize,
 }
 
-impl Engine {
+impl Containers {
     /// Reconciles the host with the store before the daemon serves (see
     /// the module's comment). Adoption itself, and recording the exits of
     /// containers whose shim is gone, is `restore_running`'s.
     pub async fn reconcile(self: &Arc<Self>) -> Outcome {
-        let records: Vec<Record> = self.containers.all().iter().map(|c| c.snapshot()).collect();
+        let records: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
         let known = known_of(&records);
         let (data_root, exec_root) = (self.config.data_root.clone(), self.config.exec_root.clone());
         let host = tokio::task::spawn_blocking(move || survey(&data_root, &exec_root))
@@ -281,7 +281,7 @@ impl Engine {
             let Ok(id) = j.await else { continue };
             // A container whose start was cut short keeps its record with
             // nothing of the start: no endpoints' addresses, no ports.
-            if let Ok(c) = self.containers.find(&id) {
+            if let Ok(c) = self.find(&id) {
                 let p = self.paths(&id);
                 self.teardown(&c, &p);
                 let _ = self.persist(&c);

@@ -10,6 +10,7 @@ use berth_api::models::{
 };
 use berth_api::{API_VERSION, MIN_API_VERSION};
 
+use super::containers::RUNTIMES;
 use super::host::{self, CgroupVersion};
 use super::{Engine, VERSION};
 
@@ -27,14 +28,6 @@ fn build_time() -> String {
         })
         .unwrap_or_default()
 }
-
-/// The runtimes `/info` lists (name, path). Containers report dockerd's
-/// runtime names (`HostConfig.Runtime` is "runc" by default); berth's shim is
-/// what serves them.
-pub const RUNTIMES: &[(&str, &str)] = &[
-    ("io.containerd.runc.v2", "berth-shim"),
-    ("runc", "berth-shim"),
-];
 
 /// The host's cgroup version as `docker info` reports it. A rootless
 /// daemon's mount namespace may show a hybrid host's v2 tree on
@@ -281,7 +274,7 @@ impl Engine {
                 self.containers
                     .all()
                     .iter()
-                    .map(|c| self.summary(&c.snapshot(), true))
+                    .map(|c| self.containers.summary(&c.snapshot(), true))
                     .collect(),
             ),
             volumes: Some(self.volumes.volumes_disk_usage()),
@@ -290,7 +283,7 @@ impl Engine {
     }
 
     fn object_counts(&self) -> Counts {
-        let (containers, running, paused) = self.container_counts();
+        let (containers, running, paused) = self.containers.container_counts();
         Counts {
             containers,
             running,

@@ -21,7 +21,11 @@ fn stat_header(st: &PathStat) -> Result<HeaderValue, ApiError> {
 }
 
 pub async fn head(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    let st = ctx.engine.archive_stat(id, &path_of(&req)?).await?;
+    let st = ctx
+        .engine
+        .containers
+        .archive_stat(id, &path_of(&req)?)
+        .await?;
     let mut r = status_only(StatusCode::OK)?;
     r.headers_mut().insert(STAT_HEADER, stat_header(&st)?);
     Ok(r)
@@ -32,6 +36,7 @@ pub async fn get(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (tx, mut resp) = stream_fallible(StatusCode::OK, "application/x-tar");
     let st = ctx
         .engine
+        .containers
         .archive_get(id, &path, Box::new(ChannelWriter::new(tx)))
         .await?;
     resp.headers_mut().insert(STAT_HEADER, stat_header(&st)?);
@@ -48,6 +53,7 @@ pub async fn put(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     // so the CLI prints the error instead of a broken pipe.
     let body = req.body_reader_draining(64 << 20);
     ctx.engine
+        .containers
         .archive_put(id, &path, opts, Box::new(body))
         .await?;
     status_only(StatusCode::OK)

@@ -104,8 +104,8 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
     let engine = ctx.engine.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        // The engine runs the build's containers and pulls.
-        let backend: Arc<dyn Backend> = engine.clone();
+        // The container service runs the build's containers and pulls.
+        let backend: Arc<dyn Backend> = engine.containers.clone();
         engine
             .builder
             .build(backend, body, opts, jtx, ready_tx)

@@ -1,6 +1,13 @@
-//! Container routes: thin wrappers over the engine.
+//! Container routes: thin wrappers over the container service. Create,
+//! inspect, the lifecycle verbs, rename and remove are written against the
+//! narrow `Backend` they need (moby's `router/container` and its backend),
+//! so that they can be tested alone; the streaming routes (wait, logs,
+//! attach, stats, export) still take the server's context.
 
-use berth_api::models::ContainerCreateBody;
+use std::future::Future;
+use std::sync::Arc;
+
+use berth_api::models::{ContainerCreateBody, ContainerInspectResponse};
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Serialize;
@@ -13,8 +20,101 @@ use super::Ctx;
 use crate::engine::containers::attach::AttachOptions;
 use crate::engine::containers::lifecycle::WaitCondition;
 use crate::engine::containers::logs::LogOptions;
-use crate::engine::containers::CreateOptions;
+use crate::engine::containers::{Containers, CreateOptions};
+use crate::engine::Result;
 use berth_api::shapes;
+
+/// What the create, inspect, lifecycle, rename and remove routes ask of
+/// the container service.
+pub trait Backend: Send + Sync + 'static {
+    /// The new container's ID and the warnings of its configuration.
+    fn create_container(
+        &self,
+        opts: CreateOptions,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)>;
+    /// Starts preparing the start `docker run` asks for next.
+    fn prepare_ahead(self: &Arc<Self>, id: &str);
+    fn inspect_container(&self, key: &str, size: bool) -> Result<ContainerInspectResponse>;
+    fn start_container(self: &Arc<Self>, key: &str) -> impl Future<Output = Result<()>> + Send;
+    fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn kill_container(
+        &self,
+        key: &str,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn pause_container(&self, key: &str, pause: bool) -> impl Future<Output = Result<()>> + Send;
+    fn remove_container(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// `DELETE /containers/{parent/alias}?link=1`.
+    fn remove_link(&self, name: &str) -> Result<()>;
+    fn rename_container(&self, key: &str, new_name: &str) -> Result<()>;
+}
+
+impl Backend for Containers {
+    fn create_container(
+        &self,
+        opts: CreateOptions,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)> {
+        Containers::create_container(self, opts, body)
+    }
+    fn prepare_ahead(self: &Arc<Self>, id: &str) {
+        Containers::prepare_ahead(self, id)
+    }
+    fn inspect_container(&self, key: &str, size: bool) -> Result<ContainerInspectResponse> {
+        Containers::inspect_container(self, key, size)
+    }
+    async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        Containers::start_container(self, key).await
+    }
+    async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        Containers::stop_container(self, key, timeout, signal).await
+    }
+    async fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        Containers::restart_container(self, key, timeout, signal).await
+    }
+    async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        Containers::kill_container(self, key, signal).await
+    }
+    async fn pause_container(&self, key: &str, pause: bool) -> Result<()> {
+        Containers::pause_container(self, key, pause).await
+    }
+    async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
+        Containers::remove_container(self, key, force, volumes).await
+    }
+    fn remove_link(&self, name: &str) -> Result<()> {
+        Containers::remove_link(self, name)
+    }
+    fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
+        Containers::rename_container(self, key, new_name)
+    }
+}
 
 #[derive(Serialize)]
 struct Created {
@@ -60,7 +160,7 @@ fn check_enums(raw: &serde_json::Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
+pub async fn create<B: Backend>(b: &Arc<B>, mut req: Req) -> ApiResult {
     let raw: serde_json::Value = req.json().await?;
     check_enums(&raw)?;
     if !req.version.at_least(1, 44) {
@@ -83,15 +183,15 @@ pub async fn create(ctx: &Ctx, mut req: Req) -> ApiResult {
         name: req.query.get("name").map(String::from),
         platform: req.query.get("platform").map(String::from),
     };
-    let (id, warnings) = ctx.engine.create_container(opts, body)?;
+    let (id, warnings) = b.create_container(opts, body)?;
     // `docker run` asks for the start next: its preparation starts now.
-    ctx.engine.prepare_ahead(&id);
+    b.prepare_ahead(&id);
     json(StatusCode::CREATED, &Created { id, warnings })
 }
 
 pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     let f = req.query.filters()?;
-    let list = ctx.engine.list_containers(
+    let list = ctx.engine.containers.list_containers(
         req.query.bool("all"),
         req.query.int("limit")?,
         req.query.bool("size"),
@@ -100,8 +200,8 @@ pub async fn list(ctx: &Ctx, req: Req) -> ApiResult {
     ok_shaped(&list, &shapes::CONTAINER_LIST, req.version)
 }
 
-pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    let c = ctx.engine.inspect_container(id, req.query.bool("size"))?;
+pub async fn inspect<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
+    let c = b.inspect_container(id, req.query.bool("size"))?;
     let mut v = serde_json::to_value(&c).map_err(|e| ApiError::internal(e.to_string()))?;
     if !req.version.at_least(1, 45) {
         legacy_aliases(&mut v);
@@ -137,56 +237,55 @@ fn legacy_aliases(v: &mut serde_json::Value) {
     }
 }
 
-pub async fn start(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ctx.engine.start_container(id).await?;
+pub async fn start<B: Backend>(b: &Arc<B>, _req: Req, id: &str) -> ApiResult {
+    b.start_container(id).await?;
     no_content()
 }
 
-pub async fn stop(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ctx.engine
-        .stop_container(id, req.query.int("t")?, req.query.get("signal"))
+pub async fn stop<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
+    b.stop_container(id, req.query.int("t")?, req.query.get("signal"))
         .await?;
     no_content()
 }
 
-pub async fn restart(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ctx.engine
-        .restart_container(id, req.query.int("t")?, req.query.get("signal"))
+pub async fn restart<B: Backend>(b: &Arc<B>, req: Req, id: &str) -> ApiResult {
+    b.restart_container(id, req.query.int("t")?, req.query.get("signal"))
         .await?;
     no_content()
 }
 
-pub async fn kill(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ctx.engine
-        .kill_container(id, req.query.get("signal"))
-        .await?;
+pub async fn kill<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
+    b.kill_container(id, req.query.get("signal")).await?;
     no_content()
 }
 
-pub async fn pause(ctx: &Ctx, _req: Req, id: &str, on: bool) -> ApiResult {
-    ctx.engine.pause_container(id, on).await?;
+pub async fn pause<B: Backend>(b: &B, _req: Req, id: &str, on: bool) -> ApiResult {
+    b.pause_container(id, on).await?;
     no_content()
 }
 
-pub async fn remove(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn remove<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     if req.query.bool("link") {
-        ctx.engine.remove_link(id)?;
+        b.remove_link(id)?;
         return no_content();
     }
-    ctx.engine
-        .remove_container(id, req.query.bool("force"), req.query.bool("v"))
+    b.remove_container(id, req.query.bool("force"), req.query.bool("v"))
         .await?;
     no_content()
 }
 
-pub async fn rename(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
+pub async fn rename<B: Backend>(b: &B, req: Req, id: &str) -> ApiResult {
     let name = req.query.get("name").unwrap_or("");
-    ctx.engine.rename_container(id, name)?;
+    b.rename_container(id, name)?;
     no_content()
 }
 
 pub async fn top(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.top(id, req.query.get("ps_args").unwrap_or(""))?)
+    ok_json(
+        &ctx.engine
+            .containers
+            .top(id, req.query.get("ps_args").unwrap_or(""))?,
+    )
 }
 
 /// The wait answer. dockerd 20.10 (API 1.41) always sent `"Error": null`;
@@ -201,7 +300,7 @@ struct WaitBody {
 
 pub async fn wait(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition"))?;
-    let waiter = ctx.engine.wait_container(id, cond)?;
+    let waiter = ctx.engine.containers.wait_container(id, cond)?;
     let legacy_error = !req.version.at_least(1, 42);
     // Headers now: the CLI sends `start` only after it has them.
     let (tx, resp) = stream(StatusCode::OK, "application/json");
@@ -233,7 +332,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
         space: i64,
     }
     let f = req.query.filters()?;
-    let (deleted, space) = ctx.engine.prune_containers(&f).await?;
+    let (deleted, space) = ctx.engine.containers.prune_containers(&f).await?;
     ok_json(&Pruned {
         deleted: (!deleted.is_empty()).then_some(deleted),
         space,
@@ -242,7 +341,7 @@ pub async fn prune(ctx: &Ctx, req: Req) -> ApiResult {
 
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
-    ctx.engine.resize_container(id, h, w).await?;
+    ctx.engine.containers.resize_container(id, h, w).await?;
     // 200 with no body and no Content-Type, as dockerd.
     super::http::status_only(StatusCode::OK)
 }
@@ -297,7 +396,7 @@ pub async fn logs(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
         timestamps: q.bool("timestamps"),
         tail,
     };
-    let (tty, mut rx) = ctx.engine.container_logs(id, opts)?;
+    let (tty, mut rx) = ctx.engine.containers.container_logs(id, opts)?;
     let (tx, resp) = stream(StatusCode::OK, stream_content_type(req.version, tty));
     let gone = req.client_gone();
     tokio::spawn(async move {
@@ -330,7 +429,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
         stream: q.bool("stream"),
     };
     if req.upgrade.is_some() {
-        let session = match ctx.engine.attach_container(id, opts) {
+        let session = match ctx.engine.containers.attach_container(id, opts) {
             Ok(s) => s,
             Err(e) => return Ok(hijack::refused(e.into())),
         };
@@ -339,7 +438,7 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
             .unwrap_or_else(|| Err(hijack::no_upgrade()));
     }
     // No Upgrade header: stream the output in a plain response.
-    let session = ctx.engine.attach_container(
+    let session = ctx.engine.containers.attach_container(
         id,
         AttachOptions {
             stdin: false,
@@ -355,7 +454,10 @@ pub async fn attach(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
 pub async fn stats(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let stream_on = req.query.bool_or("stream", true);
     let one_shot = req.query.bool("one-shot");
-    let mut rx = ctx.engine.container_stats(id, stream_on, one_shot)?;
+    let mut rx = ctx
+        .engine
+        .containers
+        .container_stats(id, stream_on, one_shot)?;
     if !stream_on {
         // One sample: a plain body with its length, as dockerd sends it.
         let b = rx.recv().await.unwrap_or_default();
@@ -384,14 +486,14 @@ pub async fn update(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     }
     let body: berth_api::models::ContainerUpdateBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let warnings = ctx.engine.update_container(id, body).await?;
+    let warnings = ctx.engine.containers.update_container(id, body).await?;
     // dockerd (20.10 and 28 alike) sends `null`, not `[]`, when there are none.
     let warnings = (!warnings.is_empty()).then_some(warnings);
     ok_json(&serde_json::json!({ "Warnings": warnings }))
 }
 
 pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    let mut rx = ctx.engine.export_container(id).await?;
+    let mut rx = ctx.engine.containers.export_container(id).await?;
     // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
     let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
     tokio::spawn(async move {
@@ -405,7 +507,7 @@ pub async fn export(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn changes(ctx: &Ctx, _req: Req, id: &str) -> ApiResult {
-    ok_json(&ctx.engine.container_changes(id)?)
+    ok_json(&ctx.engine.containers.container_changes(id)?)
 }
 
 pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
@@ -434,7 +536,11 @@ pub async fn commit(ctx: &Ctx, mut req: Req) -> ApiResult {
         changes: q.all("changes").to_vec(),
         config,
     };
-    let id = ctx.engine.commit_container(&container, opts).await?;
+    let id = ctx
+        .engine
+        .containers
+        .commit_container(&container, opts)
+        .await?;
     json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
 }
 
@@ -458,5 +564,190 @@ mod tests {
         assert_eq!(n["bridge"]["Aliases"], json!(null));
         assert_eq!(n["app"]["Aliases"], json!(["db", "web", "0123456789ab"]));
         assert_eq!(n["other"]["Aliases"], json!(["0123456789ab", "web"]));
+    }
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use std::sync::Mutex;
+
+    use berth_api::version::ApiVersion;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::engine::EngineError;
+    use crate::server::http::{Query, ReqBody};
+
+    /// A backend with one running container, `web`, that records what it
+    /// was asked.
+    #[derive(Default)]
+    struct Fake {
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn ask(&self, what: String) {
+            self.asked.lock().unwrap().push(what);
+        }
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+        fn find(&self, key: &str) -> Result<()> {
+            match key {
+                "web" => Ok(()),
+                _ => Err(EngineError::not_found(format!("No such container: {key}"))),
+            }
+        }
+    }
+
+    impl Backend for Fake {
+        fn create_container(
+            &self,
+            opts: CreateOptions,
+            body: ContainerCreateBody,
+        ) -> Result<(String, Vec<String>)> {
+            self.ask(format!(
+                "create name={:?} image={:?}",
+                opts.name, body.image
+            ));
+            Ok(("c0ffee".into(), Vec::new()))
+        }
+        fn prepare_ahead(self: &Arc<Self>, id: &str) {
+            self.ask(format!("prepare {id}"));
+        }
+        fn inspect_container(&self, key: &str, _: bool) -> Result<ContainerInspectResponse> {
+            self.find(key)?;
+            Ok(ContainerInspectResponse {
+                id: Some("c0ffee".into()),
+                name: Some("/web".into()),
+                ..Default::default()
+            })
+        }
+        async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+            self.find(key)
+        }
+        async fn stop_container(&self, key: &str, _: Option<i64>, _: Option<&str>) -> Result<()> {
+            self.find(key)
+        }
+        async fn restart_container(
+            self: &Arc<Self>,
+            key: &str,
+            _: Option<i64>,
+            _: Option<&str>,
+        ) -> Result<()> {
+            self.find(key)
+        }
+        async fn kill_container(&self, key: &str, _: Option<&str>) -> Result<()> {
+            self.find(key)
+        }
+        async fn pause_container(&self, key: &str, _: bool) -> Result<()> {
+            self.find(key)
+        }
+        async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
+            self.find(key)?;
+            if !force {
+                return Err(EngineError::conflict(format!(
+                    "cannot remove container \"/{key}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            self.ask(format!("remove {key} force={force} v={volumes}"));
+            Ok(())
+        }
+        fn remove_link(&self, name: &str) -> Result<()> {
+            self.ask(format!("unlink {name}"));
+            Ok(())
+        }
+        fn rename_container(&self, key: &str, _: &str) -> Result<()> {
+            self.find(key)
+        }
+    }
+
+    fn req(query: &str, body: &str) -> Req {
+        Req {
+            method: http::Method::POST,
+            version: ApiVersion::new(1, 50),
+            path: String::new(),
+            query: Query::parse(Some(query)),
+            headers: Default::default(),
+            body: Some(ReqBody::resumed(Bytes::from(body.to_string()), None)),
+            upgrade: None,
+            peer: None,
+        }
+    }
+
+    async fn body_of(r: ApiResult) -> (StatusCode, Value) {
+        let resp = match r {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_missing_container_is_a_404_with_dockers_message() {
+        let b = Arc::new(Fake::default());
+        let (status, v) = body_of(inspect(&*b, req("", ""), "nope").await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v, json!({"message": "No such container: nope"}));
+        for r in [
+            start(&b, req("", ""), "nope").await,
+            stop(&*b, req("t=1", ""), "nope").await,
+            kill(&*b, req("", ""), "nope").await,
+            rename(&*b, req("name=x", ""), "nope").await,
+        ] {
+            assert_eq!(body_of(r).await.0, StatusCode::NOT_FOUND);
+        }
+        let (status, v) = body_of(inspect(&*b, req("", ""), "web").await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["Name"], "/web");
+        assert_eq!(
+            body_of(start(&b, req("", ""), "web").await).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+
+    #[tokio::test]
+    async fn create_answers_201_with_warnings_as_an_array_and_prepares_the_start() {
+        let b = Arc::new(Fake::default());
+        let r = create(&b, req("name=web", r#"{"Image":"busybox"}"#)).await;
+        let (status, v) = body_of(r).await;
+        assert_eq!(status, StatusCode::CREATED);
+        // `[]`, never `null`: the CLI prints each warning.
+        assert_eq!(v, json!({"Id": "c0ffee", "Warnings": []}));
+        assert_eq!(
+            b.asked(),
+            [
+                "create name=Some(\"web\") image=Some(\"busybox\")",
+                "prepare c0ffee"
+            ]
+        );
+        // A value the typed body cannot hold: dockerd's 400, nothing created.
+        let body = r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#;
+        let (status, v) = body_of(create(&b, req("", body)).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["message"], "invalid restart policy 'sometimes'");
+        assert_eq!(b.asked().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn removing_a_running_container_needs_force_and_a_link_is_only_unlinked() {
+        let b = Fake::default();
+        let (status, v) = body_of(remove(&b, req("", ""), "web").await).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            v["message"],
+            "cannot remove container \"/web\": container is running: stop the container before removing or force remove"
+        );
+        let r = remove(&b, req("force=1&v=1", ""), "web").await;
+        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
+        let r = remove(&b, req("link=1", ""), "web/db").await;
+        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(b.asked(), ["remove web force=true v=true", "unlink web/db"]);
     }
 }

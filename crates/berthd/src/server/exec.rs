@@ -18,13 +18,13 @@ struct Created {
 
 pub async fn create(ctx: &Ctx, mut req: Req, container: &str) -> ApiResult {
     let cfg: ExecConfig = req.json().await?;
-    let id = ctx.engine.create_exec(container, cfg)?;
+    let id = ctx.engine.containers.create_exec(container, cfg)?;
     json(StatusCode::CREATED, &Created { id })
 }
 
 pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
     let body: ExecStartConfig = req.json_or_default().await?;
-    let session = ctx.engine.start_exec(id)?;
+    let session = ctx.engine.containers.start_exec(id)?;
     if body.detach.unwrap_or(false) {
         // Answered once the process has started, as dockerd does.
         session.run_detached().await;
@@ -41,7 +41,7 @@ pub async fn start(ctx: &Ctx, mut req: Req, id: &str) -> ApiResult {
 
 pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     ok_shaped(
-        &ctx.engine.inspect_exec(id)?,
+        &ctx.engine.containers.inspect_exec(id)?,
         &shapes::EXEC_INSPECT,
         req.version,
     )
@@ -49,7 +49,7 @@ pub async fn inspect(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
 
 pub async fn resize(ctx: &Ctx, req: Req, id: &str) -> ApiResult {
     let (h, w) = size_of(&req)?;
-    ctx.engine.resize_exec(id, h, w).await?;
+    ctx.engine.containers.resize_exec(id, h, w).await?;
     let mut r = status_only(StatusCode::OK)?;
     *r.body_mut() = empty();
     Ok(r)

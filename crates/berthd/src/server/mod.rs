@@ -17,6 +17,8 @@ pub mod peer;
 mod plugins;
 mod router;
 mod system;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 mod volumes;
 
@@ -129,19 +131,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
             f.arm();
         }
     }
-    let which = resp.extensions().get::<CommonHeaders>().copied();
-    if which != Some(CommonHeaders::Omitted) {
-        let h = resp.headers_mut();
-        h.insert("Api-Version", HeaderValue::from_static("1.50"));
-        h.insert("Ostype", HeaderValue::from_static("linux"));
-        if which.is_none() {
-            h.insert("Docker-Experimental", HeaderValue::from_static("false"));
-        }
-        h.insert(
-            ::http::header::SERVER,
-            HeaderValue::from_static(SERVER_HEADER),
-        );
-    }
+    add_common_headers(&mut resp);
     if let Some(pending) = authz {
         resp = pending.respond(resp, failed).await;
     }
@@ -152,6 +142,25 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         tracing::debug!(%method, path = %raw_path, status = status.as_u16(), us = started.elapsed().as_micros() as u64, "request");
     }
     Ok(resp)
+}
+
+/// The headers dockerd adds to its answers, as the response's
+/// [`CommonHeaders`] mark says.
+fn add_common_headers(resp: &mut Resp) {
+    let which = resp.extensions().get::<CommonHeaders>().copied();
+    if which == Some(CommonHeaders::Omitted) {
+        return;
+    }
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static("1.50"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    if which.is_none() {
+        h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    }
+    h.insert(
+        ::http::header::SERVER,
+        HeaderValue::from_static(SERVER_HEADER),
+    );
 }
 
 /// Serves every listener until `stop` flips, then stops accepting, lets

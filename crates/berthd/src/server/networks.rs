@@ -65,10 +65,12 @@ impl Backend for Engine {
         container: &str,
         cfg: Option<EndpointSettings>,
     ) -> Result<()> {
-        Engine::connect_network(self, net, container, cfg).await
+        self.containers.connect_network(net, container, cfg).await
     }
     async fn disconnect_network(&self, net: &str, container: &str, force: bool) -> Result<()> {
-        Engine::disconnect_network(self, net, container, force).await
+        self.containers
+            .disconnect_network(net, container, force)
+            .await
     }
 }
 
@@ -134,13 +136,9 @@ pub async fn disconnect<B: Backend>(b: &B, mut req: Req, id: &str) -> ApiResult 
 
 #[cfg(test)]
 mod tests {
-    use berth_api::version::ApiVersion;
-    use http_body_util::BodyExt;
-    use serde_json::Value;
-
     use super::*;
     use crate::engine::EngineError;
-    use crate::server::http::Query;
+    use crate::server::testing::{get, json};
 
     /// A backend whose prune removes what it is told to.
     struct Fake {
@@ -178,47 +176,24 @@ mod tests {
         }
     }
 
-    fn req() -> Req {
-        Req {
-            method: http::Method::GET,
-            version: ApiVersion::new(1, 50),
-            path: String::new(),
-            query: Query::parse(None),
-            headers: Default::default(),
-            body: None,
-            upgrade: None,
-            peer: None,
-        }
-    }
-
-    async fn answer(r: ApiResult) -> (StatusCode, Value) {
-        let resp = r.unwrap_or_else(|e| e.into_response());
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
     #[tokio::test]
     async fn prune_says_null_when_nothing_went_and_errors_keep_their_status() {
         let none = Fake { pruned: vec![] };
-        let (status, v) = answer(prune(&none, req()).await).await;
+        let (status, v) = json(prune(&none, get("")).await).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v, serde_json::json!({ "NetworksDeleted": null }));
         let some = Fake {
             pruned: vec!["n1".into()],
         };
-        let (_, v) = answer(prune(&some, req()).await).await;
+        let (_, v) = json(prune(&some, get("")).await).await;
         assert_eq!(v, serde_json::json!({ "NetworksDeleted": ["n1"] }));
-        let (status, v) = answer(remove(&none, req(), "bridge").await).await;
+        let (status, v) = json(remove(&none, get(""), "bridge").await).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(
             v["message"],
             "bridge is a pre-defined network and cannot be removed"
         );
-        let (status, _) = answer(inspect(&none, req(), "x").await).await;
+        let (status, _) = json(inspect(&none, get(""), "x").await).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

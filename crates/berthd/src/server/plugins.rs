@@ -251,24 +251,15 @@ pub mod remote {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use berth_api::version::ApiVersion;
-    use http_body_util::BodyExt;
 
     use super::*;
     use crate::engine::EngineError;
-    use crate::server::http::Query;
+    use crate::server::testing;
 
     #[derive(Default)]
     struct Fake {
-        asked: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn note(&self, s: String) {
-            self.asked.lock().unwrap().push(s);
-        }
+        asked: testing::Asked,
     }
 
     impl Backend for Fake {
@@ -286,54 +277,36 @@ mod tests {
         fn create_plugin(&self, name: &str, tar: &mut dyn Read) -> Result<()> {
             let mut s = String::new();
             tar.read_to_string(&mut s).unwrap();
-            self.note(format!("create {name} {s}"));
+            self.asked.note(format!("create {name} {s}"));
             Ok(())
         }
         fn enable_plugin(&self, name: &str, t: Duration) -> Result<()> {
-            self.note(format!("enable {name} {}", t.as_secs()));
+            self.asked.note(format!("enable {name} {}", t.as_secs()));
             Ok(())
         }
         fn disable_plugin(&self, name: &str, force: bool) -> Result<()> {
-            self.note(format!("disable {name} {force}"));
+            self.asked.note(format!("disable {name} {force}"));
             Err(EngineError::conflict(format!("plugin {name} is in use")))
         }
         fn remove_plugin(&self, name: &str, force: bool) -> Result<()> {
-            self.note(format!("remove {name} {force}"));
+            self.asked.note(format!("remove {name} {force}"));
             Ok(())
         }
         fn set_plugin(&self, name: &str, args: &[String]) -> Result<()> {
-            self.note(format!("set {name} {args:?}"));
+            self.asked.note(format!("set {name} {args:?}"));
             Ok(())
         }
     }
 
     fn req(q: &str) -> Req {
-        Req {
-            method: http::Method::POST,
-            version: ApiVersion::new(1, 50),
-            path: "/plugins".into(),
-            query: Query::parse(Some(q)),
-            headers: Default::default(),
-            body: None,
-            upgrade: None,
-            peer: None,
-        }
+        let mut r = testing::req(http::Method::POST, q, ApiVersion::new(1, 50));
+        r.path = "/plugins".into();
+        r
     }
 
     async fn body(r: ApiResult) -> (u16, String) {
-        match r {
-            Ok(resp) => {
-                let s = resp.status().as_u16();
-                let b = resp.into_body().collect().await.unwrap().to_bytes();
-                (s, String::from_utf8_lossy(&b).into_owned())
-            }
-            Err(e) => {
-                let resp = e.into_response();
-                let s = resp.status().as_u16();
-                let b = resp.into_body().collect().await.unwrap().to_bytes();
-                (s, String::from_utf8_lossy(&b).into_owned())
-            }
-        }
+        let (status, _, b) = testing::answer(r).await;
+        (status.as_u16(), String::from_utf8_lossy(&b).into_owned())
     }
 
     #[tokio::test]
@@ -361,7 +334,7 @@ mod tests {
         );
         assert_eq!(body(remove(b.clone(), req(""), "p").await).await.0, 200);
         assert_eq!(
-            *b.asked.lock().unwrap(),
+            b.asked.all(),
             [
                 "enable p 30",
                 "enable p 5",

@@ -26,28 +26,44 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method.clone();
     match (m, segs.as_slice()) {
-        (Method::GET | Method::HEAD, ["_ping"]) => system::ping(ctx, req).await,
-        (Method::GET, ["version"]) => system::version(ctx, req).await,
-        (Method::GET, ["info"]) => system::info(ctx, req).await,
-        (Method::POST, ["auth"]) => system::auth(ctx, req).await,
-        (Method::GET, ["system", "df"]) => system::df(ctx, req).await,
-        (Method::GET, ["events"]) => system::events(ctx, req).await,
-        (Method::POST, ["containers", "create"]) => containers::create(ctx, req).await,
+        (Method::GET | Method::HEAD, ["_ping"]) => system::ping(req).await,
+        (Method::GET, ["version"]) => system::version(&*ctx.engine, req).await,
+        (Method::GET, ["info"]) => system::info(&*ctx.engine, req).await,
+        (Method::POST, ["auth"]) => system::auth(&*ctx.engine, req).await,
+        (Method::GET, ["system", "df"]) => system::df(&*ctx.engine, req).await,
+        (Method::GET, ["events"]) => system::events(&*ctx.engine, req).await,
+        (Method::POST, ["containers", "create"]) => {
+            containers::create(&ctx.engine.containers, req).await
+        }
         (Method::GET, ["containers", "json"]) => containers::list(ctx, req).await,
         (Method::POST, ["containers", "prune"]) => containers::prune(ctx, req).await,
-        (Method::GET, ["containers", id, "json"]) => containers::inspect(ctx, req, id).await,
+        (Method::GET, ["containers", id, "json"]) => {
+            containers::inspect(&*ctx.engine.containers, req, id).await
+        }
         (Method::GET, ["containers", name @ .., "json"]) if name.len() > 1 => {
-            containers::inspect(ctx, req, &name.join("/")).await
+            containers::inspect(&*ctx.engine.containers, req, &name.join("/")).await
         }
-        (Method::POST, ["containers", id, "start"]) => containers::start(ctx, req, id).await,
-        (Method::POST, ["containers", id, "stop"]) => containers::stop(ctx, req, id).await,
-        (Method::POST, ["containers", id, "restart"]) => containers::restart(ctx, req, id).await,
-        (Method::POST, ["containers", id, "kill"]) => containers::kill(ctx, req, id).await,
-        (Method::POST, ["containers", id, "pause"]) => containers::pause(ctx, req, id, true).await,
+        (Method::POST, ["containers", id, "start"]) => {
+            containers::start(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "stop"]) => {
+            containers::stop(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "restart"]) => {
+            containers::restart(&ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "kill"]) => {
+            containers::kill(&*ctx.engine.containers, req, id).await
+        }
+        (Method::POST, ["containers", id, "pause"]) => {
+            containers::pause(&*ctx.engine.containers, req, id, true).await
+        }
         (Method::POST, ["containers", id, "unpause"]) => {
-            containers::pause(ctx, req, id, false).await
+            containers::pause(&*ctx.engine.containers, req, id, false).await
         }
-        (Method::POST, ["containers", id, "rename"]) => containers::rename(ctx, req, id).await,
+        (Method::POST, ["containers", id, "rename"]) => {
+            containers::rename(&*ctx.engine.containers, req, id).await
+        }
         (Method::POST, ["containers", id, "wait"]) => containers::wait(ctx, req, id).await,
         // dockerd writes the attach status line itself, without the common headers.
         (Method::POST, ["containers", id, "attach"]) => containers::attach(ctx, req, id)
@@ -62,10 +78,12 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::GET, ["containers", id, "changes"]) => containers::changes(ctx, req, id).await,
         (Method::POST, ["commit"]) => containers::commit(ctx, req).await,
         (Method::GET, ["containers", id, "logs"]) => containers::logs(ctx, req, id).await,
-        (Method::DELETE, ["containers", id]) => containers::remove(ctx, req, id).await,
+        (Method::DELETE, ["containers", id]) => {
+            containers::remove(&*ctx.engine.containers, req, id).await
+        }
         // Link names (`parent/alias`) carry a `/`, as dockerd's `{name:.*}`.
         (Method::DELETE, ["containers", name @ ..]) if name.len() > 1 => {
-            containers::remove(ctx, req, &name.join("/")).await
+            containers::remove(&*ctx.engine.containers, req, &name.join("/")).await
         }
         (Method::HEAD, ["containers", id, "archive"]) => archive::head(ctx, req, id).await,
         (Method::GET, ["containers", id, "archive"]) => archive::get(ctx, req, id).await,
@@ -89,33 +107,33 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         (Method::POST, ["volumes", "prune"]) => volumes::prune(ctx.engine.clone(), req).await,
         (Method::GET, ["volumes", name]) => volumes::inspect(&*ctx.engine, req, name).await,
         (Method::DELETE, ["volumes", name]) => volumes::remove(ctx.engine.clone(), req, name).await,
-        (Method::GET, ["images", "json"]) => images::list(ctx, req).await,
-        (Method::POST, ["images", "create"]) => images::create(ctx, req).await,
-        (Method::POST, ["images", "load"]) => images::load(ctx, req).await,
-        (Method::GET, ["images", "get"]) => images::save(ctx, req, None).await,
-        (Method::GET, ["images", "search"]) => images::search(ctx, req).await,
-        (Method::POST, ["images", "prune"]) => images::prune(ctx, req).await,
+        (Method::GET, ["images", "json"]) => images::list(&*ctx.engine, req).await,
+        (Method::POST, ["images", "create"]) => images::create(ctx.engine.clone(), req).await,
+        (Method::POST, ["images", "load"]) => images::load(ctx.engine.clone(), req).await,
+        (Method::GET, ["images", "get"]) => images::save(ctx.engine.clone(), req, None).await,
+        (Method::GET, ["images", "search"]) => images::search(&*ctx.engine, req).await,
+        (Method::POST, ["images", "prune"]) => images::prune(ctx.engine.clone(), req).await,
         (Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => {
-            images::distribution(ctx, req, &images::name_of(name)).await
+            images::distribution(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
-            images::inspect(ctx, req, &images::name_of(name)).await
+            images::inspect(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
-            images::history(ctx, req, &images::name_of(name)).await
+            images::history(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
             let n = images::name_of(name);
-            images::save(ctx, req, Some(&n)).await
+            images::save(ctx.engine.clone(), req, Some(&n)).await
         }
         (Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
-            images::tag(ctx, req, &images::name_of(name)).await
+            images::tag(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
-            images::push(ctx, req, &images::name_of(name)).await
+            images::push(&*ctx.engine, req, &images::name_of(name)).await
         }
         (Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
-            images::delete(ctx, req, &images::name_of(name)).await
+            images::delete(ctx.engine.clone(), req, &images::name_of(name)).await
         }
         (Method::POST, ["build"]) => build::build(ctx, req).await,
         // BuildKit's hijacks write their own 101, without the common headers.
@@ -157,7 +175,7 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
         | (_, ["nodes", ..])
         | (_, ["tasks", ..])
         | (_, ["secrets", ..])
-        | (_, ["configs", ..]) => system::swarm_unavailable(ctx, req).await,
+        | (_, ["configs", ..]) => system::swarm_unavailable(req).await,
         // dockerd's router answers unknown routes outside its middlewares.
         _ => Ok(CommonHeaders::Omitted.mark(page_not_found().into_response())),
     }

@@ -17,10 +17,11 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<ServerConfig> {
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .context("building client verifier")?;
+    let (chain, key) = tls::read_identity(&files.cert, &files.key)?;
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(tls::read_certs(&files.cert)?, tls::read_key(&files.key)?)
+        .with_single_cert(chain, key)
         .context("loading server certificate")?;
     Ok(cfg)
 }

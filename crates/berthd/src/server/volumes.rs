@@ -107,19 +107,16 @@ pub async fn prune<B: Backend>(b: Arc<B>, req: Req) -> ApiResult {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use berth_api::version::ApiVersion;
-    use http_body_util::BodyExt;
 
     use super::*;
     use crate::engine::EngineError;
-    use crate::server::http::Query;
+    use crate::server::testing::{json, req, Asked};
 
     /// A backend that records what it was asked.
     #[derive(Default)]
     struct Fake {
-        asked: Mutex<Vec<String>>,
+        asked: Asked,
     }
 
     impl Backend for Fake {
@@ -149,59 +146,52 @@ mod tests {
             Ok(VolumeListResponse::default())
         }
         fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
-            self.asked
-                .lock()
-                .unwrap()
-                .push(format!("remove {name} force={force}"));
+            self.asked.note(format!("remove {name} force={force}"));
             Ok(())
         }
         fn prune_volumes(&self, f: &Filters) -> Result<VolumePruneResponse> {
             self.asked
-                .lock()
-                .unwrap()
-                .push(format!("prune all={:?}", f.get_bool("all").ok().flatten()));
+                .note(format!("prune all={:?}", f.get_bool("all").ok().flatten()));
             Ok(VolumePruneResponse::default())
         }
-    }
-
-    fn req(query: &str, version: ApiVersion) -> Req {
-        Req {
-            method: http::Method::GET,
-            version,
-            path: String::new(),
-            query: Query::parse(Some(query)),
-            headers: Default::default(),
-            body: None,
-            upgrade: None,
-            peer: None,
-        }
-    }
-
-    async fn body_of(r: ApiResult) -> (StatusCode, Value) {
-        let resp = match r {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        };
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
     }
 
     #[tokio::test]
     async fn inspect_writes_empty_maps_as_null_and_errors_as_docker() {
         let b = Fake::default();
-        let (status, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "data").await).await;
+        let (status, v) = json(
+            inspect(
+                &b,
+                req(http::Method::GET, "", ApiVersion::new(1, 50)),
+                "data",
+            )
+            .await,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v["Name"], "data");
         assert_eq!(v["Labels"], Value::Null);
         assert_eq!(v["Options"], Value::Null);
         assert!(v.get("Status").is_none(), "{v}");
-        let (_, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "remote").await).await;
+        let (_, v) = json(
+            inspect(
+                &b,
+                req(http::Method::GET, "", ApiVersion::new(1, 50)),
+                "remote",
+            )
+            .await,
+        )
+        .await;
         assert_eq!(v["Status"], serde_json::json!({"size": 42}));
-        let (status, v) = body_of(inspect(&b, req("", ApiVersion::new(1, 50)), "nope").await).await;
+        let (status, v) = json(
+            inspect(
+                &b,
+                req(http::Method::GET, "", ApiVersion::new(1, 50)),
+                "nope",
+            )
+            .await,
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(v["message"], "get nope: no such volume");
     }
@@ -209,16 +199,27 @@ mod tests {
     #[tokio::test]
     async fn remove_passes_force_and_prune_takes_named_volumes_before_1_42() {
         let b = Arc::new(Fake::default());
-        let r = remove(b.clone(), req("force=1", ApiVersion::new(1, 50)), "data").await;
-        assert_eq!(body_of(r).await.0, StatusCode::NO_CONTENT);
-        prune(b.clone(), req("", ApiVersion::new(1, 41)))
-            .await
-            .unwrap();
-        prune(b.clone(), req("", ApiVersion::new(1, 42)))
-            .await
-            .unwrap();
+        let r = remove(
+            b.clone(),
+            req(http::Method::GET, "force=1", ApiVersion::new(1, 50)),
+            "data",
+        )
+        .await;
+        assert_eq!(json(r).await.0, StatusCode::NO_CONTENT);
+        prune(
+            b.clone(),
+            req(http::Method::GET, "", ApiVersion::new(1, 41)),
+        )
+        .await
+        .unwrap();
+        prune(
+            b.clone(),
+            req(http::Method::GET, "", ApiVersion::new(1, 42)),
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            *b.asked.lock().unwrap(),
+            b.asked.all(),
             [
                 "remove data force=true",
                 "prune all=Some(true)",

@@ -22,7 +22,7 @@ use super::mounts::{BIND, TMPFS, VOLUME};
 use super::{Container, Record};
 use crate::engine::fs::{self, ExtractOptions, Packer, Root, UnpackOptions};
 use crate::engine::users;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// The `X-Docker-Container-Path-Stat` JSON (Go's `ContainerPathStat`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub(crate) struct View {
     /// Device-backed volumes held for a stopped container.
     volumes: Vec<String>,
     holder: String,
-    engine: Arc<Engine>,
+    engine: Arc<Containers>,
 }
 
 impl Drop for View {
@@ -257,7 +257,7 @@ fn proc_root(id: &str, pid: i64) -> Result<OwnedFd> {
     fs::open_at(&proc_dir, b"root", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|_| gone())
 }
 
-impl Engine {
+impl Containers {
     /// The view of a container's files for one operation; the caller holds
     /// the container's lifecycle lock while this runs.
     pub(crate) fn open_view(self: &Arc<Self>, c: &Container) -> Result<View> {
@@ -331,7 +331,7 @@ impl Engine {
 
     /// `HEAD /containers/{id}/archive`.
     pub async fn archive_stat(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         let me = self.clone();
         let (c2, key, path) = (c.clone(), key.to_string(), path.to_string());
@@ -351,7 +351,7 @@ impl Engine {
         path: &str,
         sink: Box<dyn Write + Send>,
     ) -> Result<PathStat> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let me = self.clone();
         let (key, path) = (key.to_string(), path.to_string());
@@ -414,7 +414,7 @@ impl Engine {
         opts: PutOptions,
         body: Box<dyn Read + Send>,
     ) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let guard = c.op.lock().await;
         let me = self.clone();
         let (c2, k2, p2) = (c.clone(), key.to_string(), path.to_string());

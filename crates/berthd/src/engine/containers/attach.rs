@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::logs::LogOptions;
 use super::shim;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 #[derive(Debug, Clone)]
 pub struct AttachOptions {
@@ -174,20 +174,20 @@ where
 }
 
 pub struct AttachSession {
-    engine: Arc<Engine>,
+    engine: Arc<Containers>,
     c: Arc<super::Container>,
     opts: AttachOptions,
     keys: Vec<u8>,
     pub tty: bool,
 }
 
-impl Engine {
+impl Containers {
     pub fn attach_container(
         self: &Arc<Self>,
         key: &str,
         opts: AttachOptions,
     ) -> Result<AttachSession> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         // As moby: the detach sequence is honoured on a TTY only.
         let keys = match opts.detach_keys.as_deref().filter(|k| !k.is_empty()) {

@@ -19,9 +19,9 @@ use super::CreateOptions;
 use crate::engine::builder::{Backend, Started, StepConfig};
 use crate::engine::fs::snapshot::RwLayer;
 use crate::engine::registry::{Progress, PullRequest};
-use crate::engine::{Engine, Result};
+use crate::engine::{containers::Containers, Result};
 
-impl Backend for Engine {
+impl Backend for Containers {
     fn pull_image(
         self: Arc<Self>,
         req: PullRequest,
@@ -85,7 +85,7 @@ impl Backend for Engine {
             let (ours, theirs) = tokio::io::duplex(64 * 1024);
             let attach = tokio::spawn(session.run(theirs));
             // The attach must be waiting before the start, or output is lost.
-            let c = self.containers.find(&id)?;
+            let c = self.find(&id)?;
             for _ in 0..500 {
                 if !c
                     .pending

@@ -17,7 +17,7 @@ use crate::engine::cgroups::freeze;
 use crate::engine::fs::snapshot::Upper;
 use crate::engine::fs::{self, pack, PackOptions};
 use crate::engine::images::reference::Reference;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// A `Write` that hands 64 KiB chunks to an async receiver.
 struct ChanWriter {
@@ -73,11 +73,11 @@ pub struct CommitOptions {
     pub config: Option<ContainerConfig>,
 }
 
-impl Engine {
+impl Containers {
     /// Streams the container's merged root as a tar. Returns once the root
     /// is mounted, so that a failure there is the answer's status.
     pub async fn export_container(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let (tx, rx) = mpsc::channel(16);
         let (ready, mounted) = tokio::sync::oneshot::channel::<Result<()>>();
         let me = self.clone();
@@ -91,7 +91,7 @@ impl Engine {
             } else {
                 // An image gone meanwhile leaves the container's own files.
                 let lowers = me.images.lowers(&r.image_id).unwrap_or_default();
-                let shim = || me.containers.shim_bin.command();
+                let shim = || me.shim_bin.command();
                 if let Err(e) = p.rw.mount(&lowers, shim, false) {
                     tracing::warn!(id = %r.id, error = %e, "export: mounting the root");
                     let _ = ready.send(Err(e));
@@ -125,7 +125,7 @@ impl Engine {
 
     /// Docker's `A`/`C`/`D` list from the rw layer (`None` when unchanged).
     pub fn container_changes(&self, key: &str) -> Result<Option<Vec<FilesystemChange>>> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         let upper = self.paths(&r.id).rw.upper;
         let lowers = self.images.lower_dirs(&r.image_id)?;
@@ -176,7 +176,7 @@ impl Engine {
     }
 
     pub async fn commit_container(self: &Arc<Self>, key: &str, o: CommitOptions) -> Result<String> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         let tags = if o.repo.is_empty() {
             vec![]
@@ -310,7 +310,7 @@ impl Engine {
 
 /// Thaws a container frozen for a commit when dropped.
 struct Resume<'a> {
-    engine: &'a Engine,
+    engine: &'a Containers,
     container: &'a super::Container,
     frozen: bool,
 }
@@ -323,7 +323,7 @@ impl Drop for Resume<'_> {
     }
 }
 
-impl Engine {
+impl Containers {
     /// After a restart: a container a commit paused (the daemon died
     /// before the commit resumed it) is resumed.
     pub(crate) fn resume_after_commit(&self, c: &super::Container) {

@@ -10,7 +10,7 @@ pub struct CreateOptions {
     pub platform: Option<String>,
 }
 
-impl Engine {
+impl Containers {
     pub fn create_container(
         &self,
         opts: CreateOptions,
@@ -136,7 +136,7 @@ impl Engine {
         };
         // Reserve the name and insert under one index lock.
         let c = {
-            let mut idx = self.containers.write();
+            let mut idx = self.write();
             let name = match &opts.name {
                 Some(n) if !n.is_empty() => {
                     let n = names::validate(n)?;
@@ -173,7 +173,7 @@ impl Engine {
         })();
         if let Err(e) = made {
             {
-                let mut idx = self.containers.write();
+                let mut idx = self.write();
                 idx.by_id.remove(&id);
                 idx.names.retain(|_, v| v != &id);
             }
@@ -191,8 +191,7 @@ impl Engine {
             "" | "default" | "none" | "host" => {}
             m if m.starts_with("container:") => {
                 let other = &m["container:".len()..];
-                self.containers
-                    .find(other)
+                self.find(other)
                     .map_err(|_| EngineError::not_found(format!("No such container: {other}")))?;
             }
             other => {
@@ -259,8 +258,7 @@ impl Engine {
         // Namespaces joined from another container: it must exist now.
         for mode in [hc.pid_mode.as_deref(), hc.ipc_mode.as_deref()] {
             if let Some(other) = mode.and_then(|m| m.strip_prefix("container:")) {
-                self.containers
-                    .find(other)
+                self.find(other)
                     .map_err(|_| EngineError::invalid(format!("No such container: {other}")))?;
             }
         }
@@ -268,10 +266,8 @@ impl Engine {
         match hc.runtime.as_deref().unwrap_or("") {
             "" => hc.runtime = Some(validate::DEFAULT_RUNTIME.into()),
             r => {
-                let listed: Vec<String> = crate::engine::system::RUNTIMES
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect();
+                let listed: Vec<String> =
+                    super::RUNTIMES.iter().map(|(n, _)| n.to_string()).collect();
                 if !validate::runtime_known(r, &listed) {
                     return Err(EngineError::invalid(format!(
                         "Unknown runtime specified {r}"

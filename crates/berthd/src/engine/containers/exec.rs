@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::attach::{parse_detach_keys, pump_stdin, Escape, StdinEnd};
 use super::{shim, Status};
 use crate::engine::users;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 #[derive(Debug, Default, Clone)]
 pub struct ExecState {
@@ -44,16 +44,15 @@ impl Exec {
 }
 
 pub struct ExecSession {
-    engine: Arc<Engine>,
+    engine: Arc<Containers>,
     exec: Arc<Exec>,
     pub tty: bool,
     keys: Vec<u8>,
 }
 
-impl Engine {
+impl Containers {
     fn exec_get(&self, id: &str) -> Result<Arc<Exec>> {
-        self.containers
-            .execs
+        self.execs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
@@ -62,7 +61,7 @@ impl Engine {
     }
 
     pub fn create_exec(&self, key: &str, cfg: ExecConfig) -> Result<String> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         match r.state.status {
             // As dockerd: the paused message names the container as the
@@ -97,8 +96,7 @@ impl Engine {
             state: Mutex::new(ExecState::default()),
             running,
         });
-        self.containers
-            .execs
+        self.execs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), e.clone());
@@ -141,7 +139,7 @@ impl Engine {
     pub fn start_exec(self: &Arc<Self>, id: &str) -> Result<ExecSession> {
         let e = self.exec_get(id)?;
         {
-            let c = self.containers.find(&e.container_id)?;
+            let c = self.find(&e.container_id)?;
             let r = c.snapshot();
             match r.state.status {
                 Status::Paused => {
@@ -210,7 +208,7 @@ impl Engine {
     }
 
     fn exec_process(&self, e: &Exec) -> Result<ExecProcess> {
-        let c = self.containers.find(&e.container_id)?;
+        let c = self.find(&e.container_id)?;
         let r = c.snapshot();
         let cfg = &e.config;
         self.build_process(
@@ -291,8 +289,7 @@ impl Engine {
     /// At a container's exit its execs that have not finished are gone,
     /// as in dockerd (finished ones stay inspectable).
     pub(crate) fn forget_unfinished_execs(&self, container_id: &str) {
-        self.containers
-            .execs
+        self.execs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container_id != container_id || e.st().exit_code.is_some());
@@ -306,7 +303,7 @@ impl Engine {
         }
         // send_replace: a plain send drops the value while no resize waits.
         e.running.send_replace(false);
-        if let Ok(c) = self.containers.find(&e.container_id) {
+        if let Ok(c) = self.find(&e.container_id) {
             self.container_event(
                 &c.snapshot(),
                 "exec_die",
@@ -383,7 +380,7 @@ impl ExecSession {
         };
         if let Some(msg) = rep.error {
             let code = rep.exit.map(|x| x.exit_code as i64).unwrap_or(126);
-            if let Ok(c) = engine.containers.find(&e.container_id) {
+            if let Ok(c) = engine.find(&e.container_id) {
                 engine.container_event(
                     &c.snapshot(),
                     &format!("exec_start: {}", e.action_suffix()),
@@ -409,7 +406,7 @@ impl ExecSession {
             st.pid = rep.pid.unwrap_or(0) as i64;
         }
         e.running.send_replace(true);
-        if let Ok(c) = engine.containers.find(&e.container_id) {
+        if let Ok(c) = engine.find(&e.container_id) {
             engine.container_event(
                 &c.snapshot(),
                 &format!("exec_start: {}", e.action_suffix()),

@@ -9,9 +9,9 @@ use std::time::Duration;
 use berth_api::shim::ExitStatus;
 
 use super::{now, shim, Container, Record, Status};
-use crate::engine::Engine;
+use crate::engine::containers::Containers;
 
-impl Engine {
+impl Containers {
     /// Follows a running container until its process exits.
     pub(crate) async fn monitor(self: Arc<Self>, c: Arc<Container>) {
         let p = self.paths(&c.id);
@@ -84,7 +84,7 @@ impl Engine {
         }
         if auto_remove {
             let _op = c.op.lock().await;
-            if self.containers.find(&c.id).is_ok() {
+            if self.find(&c.id).is_ok() {
                 if let Err(e) = self.forget(c, false) {
                     tracing::warn!(id = %c.id, error = %e, "auto-remove");
                     let _ = self.persist(c);
@@ -148,7 +148,7 @@ impl Engine {
             let still = c.snapshot();
             if still.state.status != Status::Restarting
                 || still.manually_stopped
-                || me.containers.find(&c.id).is_err()
+                || me.find(&c.id).is_err()
             {
                 return;
             }

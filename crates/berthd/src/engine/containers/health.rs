@@ -11,7 +11,7 @@ use berth_api::shim::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{now, shim, Container, Status};
-use crate::engine::Engine;
+use crate::engine::containers::Containers;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,7 +34,7 @@ fn probe_args(test: &[String]) -> Option<Vec<String>> {
     }
 }
 
-impl Engine {
+impl Containers {
     /// Starts the health-check loop for a container that just started.
     pub(crate) fn spawn_health(self: &Arc<Self>, c: Arc<Container>) {
         let r = c.snapshot();

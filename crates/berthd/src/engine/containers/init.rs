@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Engine, Result};
+use crate::engine::{containers::Containers, Result};
 
 /// berth-init, built statically by the build script and embedded here.
 const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
 
-impl Engine {
+impl Containers {
     /// The host path of berth's init (for `--init`), written at start-up.
     pub fn init_binary(&self) -> Option<PathBuf> {
         let p = init_path(&self.config.data_root);

@@ -5,9 +5,9 @@ use berth_api::duration;
 
 use super::*;
 
-impl Engine {
+impl Containers {
     pub fn inspect_container(&self, key: &str, size: bool) -> Result<ContainerInspectResponse> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         let p = self.paths(&r.id);
         let s = &r.state;
@@ -37,11 +37,10 @@ impl Engine {
             .network_mode
             .as_deref()
             .and_then(|m| m.strip_prefix("container:"))
-            .and_then(|other| self.containers.find(other).ok())
+            .and_then(|other| self.find(other).ok())
             .map(|o| self.paths(&o.id))
             .unwrap_or_else(|| self.paths(&r.id));
         let execs: Vec<String> = self
-            .containers
             .execs
             .read()
             .unwrap_or_else(|x| x.into_inner())
@@ -207,7 +206,7 @@ impl Engine {
     }
 
     pub fn top(&self, key: &str, ps_args: &str) -> Result<ContainerTopResponse> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         if !r.state.status.is_running() {
             return Err(super::state::not_running(&r.id));
@@ -267,7 +266,7 @@ impl Engine {
         let mut total = 0;
         let mut running = 0;
         let mut paused = 0;
-        for c in self.containers.all() {
+        for c in self.all() {
             total += 1;
             match c.status() {
                 Status::Running | Status::Restarting => running += 1,

@@ -10,7 +10,7 @@ use berth_api::shim::Request;
 use super::{shim, Container, Status};
 use crate::engine::cgroups;
 use crate::engine::signal::parse_signal;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// How long a SIGKILL `kill` waits for the exit before it fails.
 const KILL_WAIT: Duration = Duration::from_secs(30);
@@ -63,7 +63,7 @@ impl Waiter {
     }
 }
 
-impl Engine {
+impl Containers {
     fn socket_of(&self, c: &Container) -> std::path::PathBuf {
         self.paths(&c.id).socket
     }
@@ -100,7 +100,7 @@ impl Engine {
     /// once the container has exited, so an inspect or `rm` right after
     /// sees it stopped; other signals answer once delivered.
     pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
-        let c = self.containers.find(key).map_err(|e| match e {
+        let c = self.find(key).map_err(|e| match e {
             EngineError::NotFound(m) => {
                 EngineError::NotFound(format!("Cannot kill container: {key}: {m}"))
             }
@@ -183,7 +183,7 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, timeout, signal).await
     }
@@ -250,14 +250,14 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         // One lock over both halves: no other start slips in between.
         let _op = c.op.lock().await;
         match self.stop_locked(&c, timeout, signal).await {
             Ok(()) | Err(EngineError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        if self.containers.find(&c.id).is_err() {
+        if self.find(&c.id).is_err() {
             return Err(EngineError::NotFound(format!("No such container: {key}")));
         }
         self.start_locked(&c).await?;
@@ -266,7 +266,7 @@ impl Engine {
     }
 
     pub async fn pause_container(&self, key: &str, pause: bool) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
         super::state::check_pause(r.state.status, pause, &r.id)?;
@@ -294,7 +294,7 @@ impl Engine {
     }
 
     pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
         if super::state::check_remove(r.state.status, force, &r.name)? {
@@ -314,7 +314,7 @@ impl Engine {
                 )));
             }
         }
-        if self.containers.find(&c.id).is_err() {
+        if self.find(&c.id).is_err() {
             // Auto-removed meanwhile.
             return Ok(());
         }
@@ -328,7 +328,7 @@ impl Engine {
     }
 
     pub async fn resize_container(&self, key: &str, h: u16, w: u16) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         if !r.state.status.is_running() {
             return Err(super::state::not_running(&r.id));
@@ -352,7 +352,7 @@ impl Engine {
 
     /// Validates the container now; the returned waiter resolves later.
     pub fn wait_container(&self, key: &str, cond: WaitCondition) -> Result<Waiter> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let rx = c.progress.subscribe();
         let p = *rx.borrow();
         let r = c.snapshot();
@@ -374,7 +374,7 @@ impl Engine {
         let until = filters.get("until").next().map(parse_until).transpose()?;
         let mut deleted = Vec::new();
         let mut space = 0;
-        for c in self.containers.all() {
+        for c in self.all() {
             let r = c.snapshot();
             if r.state.status.is_running() || r.state.status == Status::Removing {
                 continue;

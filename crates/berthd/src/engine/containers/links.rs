@@ -18,7 +18,7 @@ use berth_api::models::HostConfig;
 use serde::{Deserialize, Serialize};
 
 use super::{Record, Status};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// One registered link of a parent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,7 +185,7 @@ pub struct Linked {
     pub hosts: String,
 }
 
-impl Engine {
+impl Containers {
     /// Resolves a new container's `HostConfig.Links` to the links it
     /// registers (errors as dockerd's at create).
     pub fn register_links(&self, hc: &HostConfig) -> Result<Vec<Link>> {
@@ -195,7 +195,7 @@ impl Engine {
         }
         for spec in hc.links.clone().unwrap_or_default() {
             let (name, alias) = parse(&spec)?;
-            let mut target = self.containers.find(&name).map_err(|e| match e {
+            let mut target = self.find(&name).map_err(|e| match e {
                 EngineError::NotFound(m) => {
                     EngineError::invalid(format!("could not get container for {name}: {m}"))
                 }
@@ -207,7 +207,7 @@ impl Engine {
                 let Some(owner) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) else {
                     break;
                 };
-                target = self.containers.find(owner).map_err(|e| match e {
+                target = self.find(owner).map_err(|e| match e {
                     EngineError::NotFound(m) => {
                         EngineError::invalid(format!("Could not get container for {owner}: {m}"))
                     }
@@ -241,7 +241,6 @@ impl Engine {
                 .iter()
                 .map(|l| {
                     let name = self
-                        .containers
                         .find(&l.target)
                         .map(|c| c.name())
                         .unwrap_or_else(|_| l.name.clone());
@@ -278,7 +277,7 @@ impl Engine {
             .links
             .iter()
             .map(|l| {
-                let t = self.containers.find(&l.target).ok().map(|c| c.snapshot());
+                let t = self.find(&l.target).ok().map(|c| c.snapshot());
                 (l, t)
             })
             .collect();
@@ -346,7 +345,7 @@ impl Engine {
         else {
             return;
         };
-        for c in self.containers.all() {
+        for c in self.all() {
             // Cheap for the (usual) containers that link to nothing.
             if !c.lock().links.iter().any(|l| l.target == target.id) {
                 continue;
@@ -370,7 +369,7 @@ impl Engine {
     /// `DELETE /containers/{parent}/{alias}?link=1`.
     pub fn remove_link(&self, name: &str) -> Result<()> {
         // The link name must resolve, like any container name.
-        self.containers.find(name)?;
+        self.find(name)?;
         let full = if name.starts_with('/') {
             name.to_string()
         } else {
@@ -383,7 +382,7 @@ impl Engine {
                 "Conflict, cannot remove the default link name of the container",
             ));
         };
-        let c = self.containers.find(parent).map_err(|_| {
+        let c = self.find(parent).map_err(|_| {
             EngineError::not_found(format!("Cannot get parent {parent} for link name {full}"))
         })?;
         c.lock().links.retain(|l| l.alias != alias);
@@ -402,7 +401,7 @@ impl Engine {
     /// previous daemon ran is looked up again by name (dockerd registers
     /// links by name at start), or dropped.
     pub fn restore_links(&self) {
-        for c in self.containers.all() {
+        for c in self.all() {
             let links = c.lock().links.clone();
             if links.is_empty() {
                 continue;
@@ -410,10 +409,10 @@ impl Engine {
             let kept: Vec<Link> = links
                 .iter()
                 .filter_map(|l| {
-                    if self.containers.find(&l.target).is_ok() {
+                    if self.find(&l.target).is_ok() {
                         return Some(l.clone());
                     }
-                    let t = self.containers.find(&l.name).ok()?;
+                    let t = self.find(&l.name).ok()?;
                     Some(Link {
                         target: t.id.clone(),
                         ..l.clone()

@@ -7,7 +7,7 @@ use berth_api::filters::Filters;
 use berth_api::models::ContainerSummary;
 
 use super::{Record, Status};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 const KEYS: &[&str] = &[
     "id",
@@ -92,7 +92,7 @@ fn port_set(kind: &str, values: Vec<&str>) -> Result<Option<HashSet<String>>> {
 }
 
 impl<'a> Query<'a> {
-    fn new(engine: &Engine, f: &'a Filters) -> Result<Self> {
+    fn new(engine: &Containers, f: &'a Filters) -> Result<Self> {
         f.validate(KEYS)?;
         for st in f.get("status") {
             if !STATES.contains(&st) {
@@ -134,7 +134,6 @@ impl<'a> Query<'a> {
         // dockerd answers an unknown container here with a 500.
         let created_of = |key: &str| -> Result<String> {
             engine
-                .containers
                 .find(key)
                 .map(|c| c.snapshot().created)
                 .map_err(|_| EngineError::internal(format!("no such container {key}")))
@@ -283,7 +282,7 @@ impl<'a> Query<'a> {
     }
 }
 
-impl Engine {
+impl Containers {
     pub fn list_containers(
         &self,
         all: bool,
@@ -295,7 +294,7 @@ impl Engine {
         let limit = limit.filter(|l| *l > 0);
         // A status filter or a limit lists stopped containers too.
         let all = all || filters.contains("status") || limit.is_some();
-        let mut recs: Vec<Record> = self.containers.all().iter().map(|c| c.snapshot()).collect();
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
         let link_names = self.link_names(&recs);
         let mut out = Vec::new();

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Container, Progress, Record};
 use crate::engine::logging::{self, Follow, Info, LogDriver, LogEntry, ReadConfig, ShimSink};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -65,7 +65,7 @@ fn render(e: LogEntry, tty: bool, timestamps: bool) -> Option<Bytes> {
     })
 }
 
-impl Engine {
+impl Containers {
     /// The log driver the container's record names, and Docker's `Info`
     /// of the container for it (`log_path`: its json-file).
     pub(crate) fn log_driver(&self, r: &Record, log_path: &Path) -> (Arc<dyn LogDriver>, Info) {
@@ -157,7 +157,7 @@ impl Engine {
                 "Bad parameters: you must choose at least one stream",
             ));
         }
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let r = c.snapshot();
         let (driver, info) = self.log_driver(&r, &self.paths(&r.id).log);
         let follow = Follow {

@@ -51,11 +51,26 @@ use berth_runtime::DEFAULT_PATH;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::events::EventBus;
 use super::fs::snapshot::RwLayer;
-use super::store::Table;
-use super::{Engine, EngineError, Result};
+use super::images::ImageService;
+use super::networks::Networks;
+use super::plugins::Plugins;
+use super::registry::Registries;
+use super::store::{Store, Table};
+use super::volumes::Volumes;
+use super::{EngineError, Result};
+use crate::config::DaemonConfig;
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The runtimes `/info` lists (name, path). Containers report dockerd's
+/// runtime names (`HostConfig.Runtime` is "runc" by default); berth's shim is
+/// what serves them.
+pub const RUNTIMES: &[(&str, &str)] = &[
+    ("io.containerd.runc.v2", "berth-shim"),
+    ("runc", "berth-shim"),
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
@@ -197,18 +212,48 @@ pub struct Paths {
     pub netns: PathBuf,
 }
 
+/// The container service: the records and their index, and every container
+/// operation (create, start, stop, exec, attach, logs, commit, cp, ...).
+/// It composes the services a container uses — images for its root,
+/// volumes and networks for its mounts and endpoints, plugins for their
+/// drivers, registries to pull a FROM image of a build — through the
+/// handles below; none of them holds a handle back (they see the index
+/// only, through the checkers `Engine::open` injects).
 pub struct Containers {
+    pub config: DaemonConfig,
+    pub store: Arc<Store>,
+    pub events: Arc<EventBus>,
+    pub images: Arc<ImageService>,
+    pub networks: Arc<Networks>,
+    pub volumes: Arc<Volumes>,
+    pub plugins: Arc<Plugins>,
+    pub registries: Arc<Registries>,
+    /// The daemon's shutdown signal (the engine's, shared).
+    shutdown: Arc<watch::Sender<bool>>,
     pub index: Arc<RwLock<Index>>,
     pub shim_bin: shim::ShimBinary,
     pub execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
     pub bpf: seccomp::BpfCache,
 }
 
+/// What the container service composes (see `Containers`).
+pub struct Handles {
+    pub config: DaemonConfig,
+    pub store: Arc<Store>,
+    pub events: Arc<EventBus>,
+    pub images: Arc<ImageService>,
+    pub networks: Arc<Networks>,
+    pub volumes: Arc<Volumes>,
+    pub plugins: Arc<Plugins>,
+    pub registries: Arc<Registries>,
+    pub shutdown: Arc<watch::Sender<bool>>,
+}
+
 impl Containers {
-    /// `exec_root` holds the compiled seccomp filters.
-    pub fn open(store: &super::store::Store, exec_root: &std::path::Path) -> Result<Self> {
+    /// Loads the records; the exec root holds the compiled seccomp filters.
+    pub fn open(h: Handles) -> Result<Self> {
         let mut idx = Index::default();
-        for (id, rec) in store.load_all::<Record>(Table::Containers)? {
+        for (id, rec) in h.store.load_all::<Record>(Table::Containers)? {
             idx.names.insert(rec.name.clone(), id.clone());
             idx.by_id.insert(id, Container::new(rec));
         }
@@ -216,8 +261,22 @@ impl Containers {
             index: Arc::new(RwLock::new(idx)),
             shim_bin: shim::ShimBinary::load()?,
             execs: RwLock::new(HashMap::new()),
-            bpf: seccomp::BpfCache::new(exec_root.join("seccomp")),
+            bpf: seccomp::BpfCache::new(h.config.exec_root.join("seccomp")),
+            config: h.config,
+            store: h.store,
+            events: h.events,
+            images: h.images,
+            networks: h.networks,
+            volumes: h.volumes,
+            plugins: h.plugins,
+            registries: h.registries,
+            shutdown: h.shutdown,
         })
+    }
+
+    /// Ends with the daemon (long-lived streams: logs -f, stats, exits).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -323,7 +382,7 @@ pub fn daemon_env(
 
 pub use crate::engine::clock::now;
 
-impl Engine {
+impl Containers {
     pub fn paths(&self, id: &str) -> Paths {
         let dir = self.config.data_root.join("containers").join(id);
         Paths {
@@ -360,7 +419,7 @@ impl Engine {
                 "Neither old nor new names may be empty",
             ));
         }
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         // dockerd checks the new name with its slash, under this prefix.
         let new = names::validate(new_name).map_err(|_| {
             EngineError::invalid(format!(
@@ -369,7 +428,7 @@ impl Engine {
             ))
         })?;
         let old = {
-            let mut idx = self.containers.write();
+            let mut idx = self.write();
             let old = c.name();
             if old == new {
                 return Err(EngineError::invalid(
@@ -387,7 +446,7 @@ impl Engine {
             old
         };
         if let Err(e) = self.persist(&c) {
-            let mut idx = self.containers.write();
+            let mut idx = self.write();
             idx.names.remove(&new);
             idx.names.insert(old.clone(), c.id.clone());
             c.lock().name = old;
@@ -415,7 +474,7 @@ impl Engine {
             self.store.delete_lazily(Table::Containers, &r.id)?;
         }
         {
-            let mut idx = self.containers.write();
+            let mut idx = self.write();
             idx.by_id.remove(&r.id);
             if idx.names.get(&r.name) == Some(&r.id) {
                 idx.names.remove(&r.name);

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Container, Record};
 use crate::engine::fs::{self, Root};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 pub const BIND: &str = "bind";
 pub const VOLUME: &str = "volume";
@@ -512,7 +512,7 @@ fn depth(dest: &str) -> usize {
     fs::components(dest).len()
 }
 
-impl Engine {
+impl Containers {
     /// Builds the container's mount plan into its record (at create, with
     /// the container already in the index but not yet persisted). Volumes
     /// it had to create are removed again when planning fails.
@@ -577,7 +577,7 @@ impl Engine {
         };
         for spec in hc.volumes_from.clone().unwrap_or_default() {
             let (id, mode) = parse_volumes_from(&spec)?;
-            let other = self.containers.find(&id)?;
+            let other = self.find(&id)?;
             if other.id == r.id {
                 return Err(EngineError::invalid(
                     "cannot mount volumes from the container itself",

@@ -15,7 +15,7 @@ use super::{Index, Record};
 use crate::engine::networks::{
     bridge, dns, ipam, lock, mode_of, validate_endpoint, Mode, NetRecord, Publish,
 };
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// Whether any container, running or not, names network `name` (what
 /// `network prune` keeps).
@@ -43,7 +43,7 @@ fn publish_of(r: &Record) -> Publish {
     }
 }
 
-impl Engine {
+impl Containers {
     /// The endpoints a new container starts with (from NetworkMode and
     /// NetworkingConfig), validated now as Docker does at create.
     pub fn initial_endpoints(
@@ -195,7 +195,7 @@ impl Engine {
         netns: &Path,
         rec: &Record,
     ) -> Result<dns::DnsServer> {
-        let weak: Weak<Engine> = Arc::downgrade(self);
+        let weak: Weak<Containers> = Arc::downgrade(self);
         let me = cid.to_string();
         let lookup: dns::Lookup = Arc::new(move |name: &str| {
             let e = weak.upgrade()?;
@@ -287,7 +287,7 @@ impl Engine {
         cfg: Option<EndpointSettings>,
     ) -> Result<()> {
         let n = self.networks.find(net)?;
-        let c = self.containers.find(container)?;
+        let c = self.find(container)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
         if let Mode::Container(_) | Mode::Host =
@@ -370,7 +370,7 @@ impl Engine {
 
     pub async fn disconnect_network(&self, net: &str, container: &str, _force: bool) -> Result<()> {
         let n = self.networks.find(net)?;
-        let c = self.containers.find(container)?;
+        let c = self.find(container)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
         let Some(ep) = r.endpoints.get(&n.name).cloned() else {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use berth_api::shim::ExitStatus;
 
 use super::{now, shim, Status};
-use crate::engine::Engine;
+use crate::engine::containers::Containers;
 
-impl Engine {
+impl Containers {
     /// Reattaches to shims that survived a daemon restart and records the
     /// exits that happened while the daemon was down.
     /// Runs after `reconcile`, which leaves only adopted shims behind.
@@ -18,7 +18,6 @@ impl Engine {
         self.restore_links();
         self.restore_running().await;
         let running: std::collections::HashSet<String> = self
-            .containers
             .all()
             .iter()
             .map(|c| c.snapshot())
@@ -29,7 +28,7 @@ impl Engine {
             .release_idle_volumes(&|holder| running.contains(holder));
         // Containers whose policy wants them up, as dockerd does at start.
         use berth_api::models::RestartPolicyNameEnum as P;
-        for c in self.containers.all() {
+        for c in self.all() {
             let r = c.snapshot();
             if r.state.status.is_running() || r.state.status == Status::Removing {
                 continue;
@@ -49,7 +48,7 @@ impl Engine {
     }
 
     async fn restore_running(self: &Arc<Self>) {
-        for c in self.containers.all() {
+        for c in self.all() {
             let r = c.snapshot();
             let p = self.paths(&r.id);
             if !r.state.status.is_running() {

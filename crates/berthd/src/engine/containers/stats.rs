@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::Status;
 use crate::engine::cgroups::{self, path as cgroups_path};
-use crate::engine::{Engine, Result};
+use crate::engine::{containers::Containers, Result};
 
 fn read(p: &str) -> Option<String> {
     std::fs::read_to_string(p).ok()
@@ -207,7 +207,7 @@ fn proc_sample(id: &str, ncpu: u64, sys: u64) -> (Value, Value, Value, Value) {
 
 const ZERO: &str = "0001-01-01T00:00:00Z";
 
-impl Engine {
+impl Containers {
     /// Streams stats lines (one a second), or a single one. With `stream`
     /// false and not `one_shot`, the answer waits a second so that
     /// `precpu_stats` is a real previous sample, as Docker does.
@@ -217,7 +217,7 @@ impl Engine {
         stream: bool,
         one_shot: bool,
     ) -> Result<mpsc::Receiver<Bytes>> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let (tx, rx) = mpsc::channel(4);
         let me = self.clone();
         tokio::spawn(async move {

@@ -7,7 +7,7 @@ use berth_api::models::ContainerUpdateBody;
 
 use super::Status;
 use crate::engine::cgroups::{self, path as cgroups_path};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 fn write(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|e| EngineError::internal(format!("writing {path}: {e}")))
@@ -141,9 +141,9 @@ fn apply_v2(d: &str, u: &ContainerUpdateBody) -> Result<()> {
     Ok(())
 }
 
-impl Engine {
+impl Containers {
     pub async fn update_container(&self, key: &str, u: ContainerUpdateBody) -> Result<Vec<String>> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
         super::validate::restart_policy(&berth_api::models::HostConfig {

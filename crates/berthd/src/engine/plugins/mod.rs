@@ -381,39 +381,19 @@ impl Plugins {
 
 /// A `.json` spec's TLS settings, or an `https://` address's defaults.
 fn tls_client(client: Client, addr: &Addr, spec: discovery::TlsSpec) -> Result<Client> {
-    use berth_api::tls::{read_certs, read_key, ClientTls};
+    use berth_api::tls::{server_host, ClientTls};
     let Addr::Tcp(host) = addr else {
         return Err(EngineError::internal("TLS needs a TCP plugin address"));
     };
     let err = |e: berth_api::tls::TlsError| EngineError::internal(format!("plugin TLS: {e}"));
-    let roots = if spec.ca_file.is_empty() {
-        Vec::new()
-    } else {
-        read_certs(Path::new(&spec.ca_file)).map_err(err)?
-    };
-    let identity = if spec.cert_file.is_empty() {
-        None
-    } else {
-        Some((
-            read_certs(Path::new(&spec.cert_file)).map_err(err)?,
-            read_key(Path::new(&spec.key_file)).map_err(err)?,
-        ))
-    };
-    let config = ClientTls {
-        system_roots: roots.is_empty(),
-        roots,
-        identity,
-        skip_verify: spec.insecure_skip_verify,
-    }
-    .config()
-    .map_err(err)?;
-    let server = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(host)
-        .trim_matches(['[', ']'])
-        .to_string();
-    Ok(client.with_tls(Arc::new(config), server))
+    let file = |f: &str| (!f.is_empty()).then(|| Path::new(f).to_path_buf());
+    let (ca, cert) = (file(&spec.ca_file), file(&spec.cert_file));
+    let key = Path::new(&spec.key_file);
+    let mut tls =
+        ClientTls::from_files(ca.as_deref(), cert.as_deref().map(|c| (c, key))).map_err(err)?;
+    tls.skip_verify = spec.insecure_skip_verify;
+    let config = tls.config().map_err(err)?;
+    Ok(client.with_tls(Arc::new(config), server_host(host).to_string()))
 }
 
 #[cfg(test)]
@@ -551,5 +531,44 @@ mod tests {
             ),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_json_spec_s_tls_files_are_read_or_named_in_the_error() {
+        let tcp = || Client::new(Addr::Tcp("[::1]:9000".into()), Duration::from_secs(1));
+        let spec = |ca: &str, cert: &str| discovery::TlsSpec {
+            ca_file: ca.into(),
+            cert_file: cert.into(),
+            key_file: "/nonexistent/key.pem".into(),
+            ..Default::default()
+        };
+        let c = tls_client(tcp(), &Addr::Tcp("[::1]:9000".into()), Default::default()).unwrap();
+        assert!(format!("{c:?}").contains("tls: true"), "{c:?}");
+        let e = tls_client(
+            tcp(),
+            &Addr::Tcp("h:1".into()),
+            spec("/nonexistent/ca.pem", ""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("plugin TLS: reading /nonexistent/ca.pem: "),
+            "{e}"
+        );
+        let e = tls_client(
+            tcp(),
+            &Addr::Tcp("h:1".into()),
+            spec("", "/nonexistent/cert.pem"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("plugin TLS: reading /nonexistent/cert.pem: "),
+            "{e}"
+        );
+        let e = tls_client(tcp(), &Addr::Unix("/x.sock".into()), Default::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "TLS needs a TCP plugin address");
     }
 }

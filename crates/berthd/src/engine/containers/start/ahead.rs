@@ -5,7 +5,7 @@
 //! berthd does the part of the start that depends on the configuration
 //! alone: it mounts the root file system, creates the empty network
 //! namespace, writes the runtime spec and starts a shim, which loads and
-//! then waits for the word (see `Engine::prepare_start`). The start then
+//! then waits for the word (see `Containers::prepare_start`). The start then
 //! only has the networks and the container itself left to do.
 //!
 //! A preparation is used only by the container's first start, and only if
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use super::super::{Container, Paths, Record, Status};
 use super::Prepared;
-use crate::engine::Engine;
+use crate::engine::containers::Containers;
 
 /// How long a preparation waits for its start.
 const UNCLAIMED: Duration = Duration::from_secs(2);
@@ -123,11 +123,11 @@ pub(crate) fn drop_now(c: &Container, p: &Paths) {
     }
 }
 
-impl Engine {
+impl Containers {
     /// Prepares the start of the just-created container `id` in the
     /// background.
     pub fn prepare_ahead(self: &Arc<Self>, id: &str) {
-        let Ok(c) = self.containers.find(id) else {
+        let Ok(c) = self.find(id) else {
             return;
         };
         if !eligible(&c.snapshot()) {
@@ -143,7 +143,7 @@ impl Engine {
                 // A start waits for this (and then finds the preparation).
                 let _op = c.op.lock().await;
                 let r = c.snapshot();
-                if !eligible(&r) || me.containers.find(&c.id).is_err() {
+                if !eligible(&r) || me.find(&c.id).is_err() {
                     return;
                 }
                 match me.prepare_start(&r, &p).await {

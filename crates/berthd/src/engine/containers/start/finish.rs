@@ -10,9 +10,9 @@ use berth_api::shim::Request;
 use super::super::{now, shim, Container, Paths, Record};
 use super::etc_files::{hosts_file, resolv_conf, write_file};
 use super::{start_lap, Prepared};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
-impl Engine {
+impl Containers {
     /// The rest of a start: network namespace and networks, the files that
     /// depend on them, then the container itself. A failure drops the
     /// prepared shim, which exits without creating anything.

@@ -8,9 +8,9 @@ use super::super::{shim, Paths, Record};
 use super::etc_files::write_file;
 use super::spec::Written;
 use crate::engine::cgroups;
-use crate::engine::{Engine, Result};
+use crate::engine::{containers::Containers, Result};
 
-impl Engine {
+impl Containers {
     pub(in crate::engine::containers) fn launch_shim(
         &self,
         r: &Record,
@@ -61,11 +61,7 @@ impl Engine {
                 .to_string(),
         };
         write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
-        let launched = shim::launch(
-            &self.containers.shim_bin,
-            &p.bundle,
-            &p.bundle.join("shim.log"),
-        )?;
+        let launched = shim::launch(&self.shim_bin, &p.bundle, &p.bundle.join("shim.log"))?;
         Ok(launched)
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Stages 1–5 depend on the configuration alone, so for a fresh container
 //! they may run ahead of the start request (`ahead.rs`). A failure at any
-//! stage undoes what the earlier ones did (`Engine::teardown`).
+//! stage undoes what the earlier ones did (`Containers::teardown`).
 
 mod ahead;
 mod etc_files;
@@ -30,14 +30,14 @@ use std::sync::Arc;
 
 use super::{shim, Container, Paths, Record, Status};
 use crate::engine::networks::netns;
-use crate::engine::{Engine, Result};
+use crate::engine::{containers::Containers, Result};
 
 /// Debug timing of a start's steps (`BERTH_LOG=debug`).
 pub(super) fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
     tracing::debug!(id = %&id[..12.min(id.len())], step = what, us = t0.elapsed().as_micros() as u64, "start");
 }
 
-/// A start's configuration-only half (see `Engine::prepare_start`).
+/// A start's configuration-only half (see `Containers::prepare_start`).
 pub(super) struct Prepared {
     pub launched: shim::Launched,
     /// The container's own network namespace, being created meanwhile.
@@ -61,9 +61,9 @@ impl Prepared {
     }
 }
 
-impl Engine {
+impl Containers {
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
-        let c = self.containers.find(key)?;
+        let c = self.find(key)?;
         let _op = c.op.lock().await;
         self.start_locked(&c).await
     }

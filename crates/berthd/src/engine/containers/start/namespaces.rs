@@ -6,7 +6,7 @@
 use berth_runtime::{ContainerFiles, NetNs, NsMode};
 
 use super::super::{Paths, Record};
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// Where a container's network comes from, and its names.
 pub(in crate::engine::containers) struct Network {
@@ -21,7 +21,7 @@ pub(in crate::engine::containers) struct Network {
     pub embedded: bool,
 }
 
-impl Engine {
+impl Containers {
     pub(in crate::engine::containers) fn network_identity(
         &self,
         r: &Record,
@@ -33,7 +33,7 @@ impl Engine {
         let net = if mode == "host" {
             NetNs::Host
         } else if let Some(other) = mode.strip_prefix("container:") {
-            let o = self.containers.find(other)?.snapshot();
+            let o = self.find(other)?.snapshot();
             if !o.state.status.is_running() {
                 return Err(EngineError::conflict(format!(
                     "cannot join network namespace of a non running container: container {} is exited",
@@ -98,7 +98,7 @@ impl Engine {
             match m.map(String::as_str).unwrap_or("") {
                 "host" => Ok(NsMode::Host),
                 m if m.starts_with("container:") => {
-                    let o = self.containers.find(&m["container:".len()..])?.snapshot();
+                    let o = self.find(&m["container:".len()..])?.snapshot();
                     Ok(NsMode::Path(format!("/proc/{}/ns", o.state.pid).into()))
                 }
                 _ => Ok(NsMode::Private),

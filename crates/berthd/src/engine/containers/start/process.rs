@@ -8,7 +8,7 @@ use berth_runtime::ResolvedUser;
 
 use super::super::{Paths, Record};
 use crate::engine::users;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 pub(in crate::engine::containers) struct Process {
     pub user: ResolvedUser,
@@ -21,7 +21,7 @@ pub(in crate::engine::containers) struct Process {
     pub link_hosts: String,
 }
 
-impl Engine {
+impl Containers {
     pub(in crate::engine::containers) fn process(
         &self,
         r: &Record,

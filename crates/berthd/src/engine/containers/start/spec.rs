@@ -12,7 +12,7 @@ use super::etc_files::write_file;
 use super::namespaces::Network;
 use super::process::Process;
 use crate::engine::cgroups;
-use crate::engine::{Engine, EngineError, Result};
+use crate::engine::{containers::Containers, EngineError, Result};
 
 /// What the shim must know of the spec it runs.
 pub(in crate::engine::containers) struct Written {
@@ -24,7 +24,7 @@ pub(in crate::engine::containers) struct Written {
     pub lent_caps: Vec<String>,
 }
 
-impl Engine {
+impl Containers {
     pub(in crate::engine::containers) async fn write_spec(
         self: &Arc<Self>,
         r: &Record,
@@ -72,7 +72,7 @@ impl Engine {
         let mut bpf_file = None;
         if let Some(l) = spec.linux_mut() {
             if let Some(sc) = l.seccomp() {
-                bpf_file = Some(self.containers.bpf.file(sc)?);
+                bpf_file = Some(self.bpf.file(sc)?);
                 if default_profile {
                     // The shim installs it; libcontainer must not.
                     l.set_seccomp(None);
