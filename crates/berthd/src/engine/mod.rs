@@ -70,6 +70,10 @@ impl Engine {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| EngineError::internal(format!("creating {}: {e}", tmp.display())))?;
+        cgroups::set_driver(
+            cgroups::choose(config.rootless),
+            &cgroups::runtime_roots(&config.exec_root),
+        );
         cgroups::set_parent(&config.cgroup_parent);
         fs::xattr::set_userns(config.rootless);
         if config.rootless {
@@ -146,7 +150,7 @@ impl Engine {
         plugin_manager.set_in_use(Box::new(move |name: &str| vols.driver_in_use(name)));
         plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
             &config.exec_root,
-            !config.rootless,
+            cgroups::enabled(),
         )?));
         Ok(Arc::new(Self {
             config,

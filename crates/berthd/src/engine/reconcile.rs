@@ -315,6 +315,10 @@ pub fn check(cfg: &DaemonConfig, out: &mut impl std::io::Write) -> anyhow::Resul
     let copy = ScratchDir::new()?;
     std::fs::copy(&db, copy.0.join("store.redb"))?;
     let store = Store::open(&copy.0)?;
+    cgroups::set_driver(
+        cgroups::choose(cfg.rootless),
+        &cgroups::runtime_roots(&cfg.exec_root),
+    );
     cgroups::set_parent(&cfg.cgroup_parent);
     let records: Vec<Record> = store
         .load_all::<Record>(Table::Containers)?

@@ -29,6 +29,25 @@ fn build_time() -> String {
         .unwrap_or_default()
 }
 
+/// The host's cgroup version as `docker info` reports it. A rootless
+/// daemon's mount namespace may show a hybrid host's v2 tree on
+/// `/sys/fs/cgroup`, so without cgroups it asks its own hierarchies.
+fn cgroup_version(driver: super::cgroups::Driver) -> CgroupVersion {
+    match driver {
+        super::cgroups::Driver::None if super::cgroups::host_unified() => CgroupVersion::V2,
+        super::cgroups::Driver::None => CgroupVersion::V1,
+        _ => host::cgroup_version(),
+    }
+}
+
+/// dockerd's warning for a rootless daemon without cgroups.
+fn rootless_cgroup_warning(cg: CgroupVersion) -> &'static str {
+    match cg {
+        CgroupVersion::V2 => "WARNING: Running in rootless-mode without cgroups. Systemd is required to enable cgroups in rootless-mode.",
+        CgroupVersion::V1 => "WARNING: Running in rootless-mode without cgroups. To enable cgroups in rootless-mode, you need to boot the system in cgroup v2 mode.",
+    }
+}
+
 impl Engine {
     pub fn version(&self) -> SystemVersion {
         let kernel = host::kernel_version();
@@ -71,7 +90,10 @@ impl Engine {
 
     pub fn info(&self) -> SystemInfo {
         let c = &self.config;
-        let cg = host::cgroup_version();
+        let driver = super::cgroups::driver();
+        let cg = cgroup_version(driver);
+        // dockerd reports no limit support at all under the `none` driver.
+        let limits = driver != super::cgroups::Driver::None;
         let backing = host::backing_filesystem(&c.data_root);
         let counts = self.object_counts();
         let mut warnings = Vec::new();
@@ -84,6 +106,9 @@ impl Engine {
                 "WARNING: API is accessible on http:// without encryption. Access to the daemon gives root on this host."
                     .to_string(),
             );
+        }
+        if driver == super::cgroups::Driver::None {
+            warnings.push(rootless_cgroup_warning(cg).into());
         }
         let runtimes: HashMap<String, Runtime> = RUNTIMES
             .iter()
@@ -114,15 +139,15 @@ impl Engine {
             ]),
             docker_root_dir: Some(c.data_root.display().to_string()),
             plugins: Some(self.plugins_info()),
-            memory_limit: Some(true),
-            swap_limit: Some(host::swap_limit_supported()),
+            memory_limit: Some(limits),
+            swap_limit: Some(limits && host::swap_limit_supported()),
             kernel_memory_tcp: Some(false),
-            cpu_cfs_period: Some(true),
-            cpu_cfs_quota: Some(true),
-            cpu_shares: Some(true),
-            cpu_set: Some(true),
-            pids_limit: Some(true),
-            oom_kill_disable: Some(cg == CgroupVersion::V1),
+            cpu_cfs_period: Some(limits),
+            cpu_cfs_quota: Some(limits),
+            cpu_shares: Some(limits),
+            cpu_set: Some(limits),
+            pids_limit: Some(limits),
+            oom_kill_disable: Some(limits && cg == CgroupVersion::V1),
             ipv4_forwarding: Some(host::ipv4_forwarding()),
             bridge_nf_iptables: Some(false),
             bridge_nf_ip6tables: Some(false),
@@ -133,7 +158,10 @@ impl Engine {
                 chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
             ),
             logging_driver: Some(c.log_driver.clone()),
-            cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
+            cgroup_driver: Some(match driver {
+                super::cgroups::Driver::None => SystemInfoCgroupDriverEnum::NONE,
+                _ => SystemInfoCgroupDriverEnum::CGROUPFS,
+            }),
             cgroup_version: Some(match cg {
                 CgroupVersion::V1 => SystemInfoCgroupVersionEnum::_1,
                 CgroupVersion::V2 => SystemInfoCgroupVersionEnum::_2,
@@ -207,7 +235,13 @@ impl Engine {
             init_commit: Some(Commit {
                 id: Some(GIT_COMMIT.into()),
             }),
-            security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+            security_options: Some({
+                let mut o = vec!["name=seccomp,profile=builtin".to_string()];
+                if c.rootless {
+                    o.push("name=rootless".into());
+                }
+                o
+            }),
             default_address_pools: Some(
                 c.default_address_pools
                     .iter()

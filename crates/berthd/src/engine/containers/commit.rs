@@ -205,7 +205,10 @@ impl Containers {
         } else {
             None
         };
-        let frozen = _op.is_some() && c.status() == Status::Running;
+        // Without a freezer (rootless, no cgroups) the commit goes on
+        // unpaused, as dockerd's ignores its pause's failure.
+        let frozen =
+            _op.is_some() && c.status() == Status::Running && crate::engine::cgroups::can_freeze();
         if frozen {
             freeze(&r.id, true)?;
             self.set_paused(&c, true);

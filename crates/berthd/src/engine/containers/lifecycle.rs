@@ -70,6 +70,9 @@ impl Containers {
 
     /// Sends a signal to the container's init.
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        if sig == libc::SIGKILL {
+            cgroups::kill_descendants(&c.id);
+        }
         shim::call(
             &self.socket_of(c),
             &Request::Kill {
@@ -270,7 +273,7 @@ impl Containers {
         if let Err(e) = cgroups::freeze(&r.id, pause) {
             // The process exited under us and its cgroup went with it; its
             // exit is not recorded yet. As dockerd: it is not running.
-            if cgroups::dirs(&r.id).is_empty() {
+            if !cgroups::exists(&r.id) {
                 return Err(super::state::not_running(&r.id));
             }
             return Err(e);

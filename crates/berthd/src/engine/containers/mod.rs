@@ -488,7 +488,7 @@ impl Containers {
         p.rw.unmount();
         super::networks::netns::remove(&p.netns);
         // Normally gone with the shim; one killed leaves them.
-        if !super::cgroups::dirs(&r.id).is_empty() {
+        if super::cgroups::exists(&r.id) {
             super::cgroups::kill_all(&r.id, Duration::from_secs(2));
             super::cgroups::remove(&r.id);
         }

@@ -151,6 +151,7 @@ impl Containers {
             ..Default::default()
         })?;
         super::validate::cpu(u.nano_cpus, u.cpu_period, u.cpu_quota)?;
+        cgroups::refuse_update(&u)?;
         if r.host_config.auto_remove == Some(true)
             && u.restart_policy
                 .as_ref()

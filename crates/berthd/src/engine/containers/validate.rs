@@ -255,6 +255,7 @@ pub fn restart_policy(hc: &HostConfig) -> Result<()> {
 /// Settings dockerd checks at create only (`verifyContainerSettings` and
 /// `verifyPlatformContainerResources`), beyond [`resources`].
 pub fn create_settings(hc: &HostConfig, working_dir: Option<&str>) -> Result<()> {
+    crate::engine::cgroups::refuse_host_config(hc)?;
     if let Some(w) = working_dir.filter(|w| !w.is_empty()) {
         if !w.starts_with('/') {
             return Err(invalid(format!(

@@ -54,7 +54,7 @@ impl Containers {
             pid,
             uts_host: hc.uts_mode.as_deref() == Some("host"),
             cgroups_path: cgroups::path(&r.id),
-            cgroups: !self.config.rootless,
+            cgroups: cgroups::enabled(),
             extra_mounts,
             init_binary: proc.init,
             seccomp,
