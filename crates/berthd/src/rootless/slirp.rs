@@ -132,3 +132,66 @@ pub fn stop(dir: &Path) {
         );
     }
 }
+
+/// slirp4netns's DNS forwarder, as seen from the namespace.
+pub const DNS: &str = "10.0.2.3";
+/// The generated resolv.conf in the state directory.
+pub const RESOLV_CONF: &str = "resolv.conf";
+
+/// The namespace's `/etc/resolv.conf` made from the host's: its search and
+/// options lines, with slirp's forwarder as the only nameserver (the
+/// host's resolvers may be loopback ones, which mean nothing here; slirp
+/// asks them from the host's side). RootlessKit does the same.
+pub fn resolv_conf(host: &str) -> String {
+    let mut out = format!("nameserver {DNS}\n");
+    for l in host.lines() {
+        let t = l.trim();
+        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Binds the generated resolv.conf over `/etc/resolv.conf` in the holder's
+/// mount namespace (this process must have joined it); the daemon, its
+/// embedded DNS and `--network host` containers then read it. Nothing to
+/// do when the host has no `/etc/resolv.conf` or it is bound already.
+pub fn bind_resolv_conf(dir: &Path) -> Result<(), RootlessError> {
+    let target = Path::new("/etc/resolv.conf");
+    let Ok(host) = std::fs::read_to_string(target) else {
+        return Ok(());
+    };
+    let text = resolv_conf(&host);
+    if text == host {
+        // Already bound (a daemon that joined), or the host's is the same.
+        return Ok(());
+    }
+    let ours = dir.join(RESOLV_CONF);
+    std::fs::write(&ours, text)
+        .map_err(|e| RootlessError::sys(format!("writing {}", ours.display()), e))?;
+    nix::mount::mount(
+        Some(&ours),
+        target,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| RootlessError::sys("binding the namespace's /etc/resolv.conf", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_names_slirp_and_keeps_search_and_options() {
+        let host = "# generated\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nsearch corp.example\noptions edns0 trust-ad\n";
+        assert_eq!(
+            resolv_conf(host),
+            "nameserver 10.0.2.3\nsearch corp.example\noptions edns0 trust-ad\n"
+        );
+        assert_eq!(resolv_conf(""), "nameserver 10.0.2.3\n");
+    }
+}
