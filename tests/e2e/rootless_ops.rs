@@ -287,13 +287,91 @@ fn user_network_names_resolve_and_bridge_gets_a_usable_resolver() {
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver "))
         .collect();
-    assert!(!servers.is_empty(), "{rc}");
-    assert!(
-        servers.iter().all(|s| !s.starts_with("127.") && *s != "::1"),
-        "{rc}"
-    );
+    assert_eq!(servers, ["10.0.2.3"], "slirp's forwarder: {rc}");
+    let rc = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "rl:1",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(rc.lines().next(), Some("nameserver 10.0.2.3"), "{rc}");
+    // Names outside resolve through it (embedded DNS upstream, and the
+    // default bridge directly) whenever the host resolves them.
+    let name = "deb.debian.org";
+    let host_resolves = std::process::Command::new("getent")
+        .args(["hosts", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if host_resolves {
+        for net in ["rln", "bridge"] {
+            let o = d.docker(&["run", "--rm", "--network", net, "rl:1", "nslookup", name]);
+            assert!(
+                o.status.success(),
+                "{net}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+    } else {
+        eprintln!("the host does not resolve {name}: outside names not checked");
+    }
     d.docker_ok(&["rm", "-f", "alpha", "beta"]);
     d.docker_ok(&["network", "rm", "rln"]);
+}
+
+#[test]
+fn commit_diff_export_and_cp_of_a_stopped_container() {
+    let (d, u) = start();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cm",
+        "rl:1",
+        "sh",
+        "-c",
+        "echo kept > /kept.txt && exec sleep 300",
+    ]);
+    assert!(wait_for_polling(
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+        || d.docker(&["exec", "cm", "test", "-f", "/kept.txt"]).status.success()
+    ));
+    // A running container: diff and commit.
+    let diff = d.docker_ok(&["diff", "cm"]);
+    assert!(diff.lines().any(|l| l == "A /kept.txt"), "{diff}");
+    // Without cgroups nothing can freeze it (rootless Docker on cgroup v1
+    // fails a pausing commit too): `--pause=false`.
+    d.docker_ok(&["commit", "--pause=false", "cm", "rl-committed:1"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "rl-committed:1", "cat", "/kept.txt"]),
+        "kept\n"
+    );
+    // A stopped one: cp out and export.
+    d.docker_ok(&["stop", "-t", "1", "cm"]);
+    let io = user_dir(&d, &u, "io");
+    d.docker_ok(&["cp", "cm:/kept.txt", &io.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(io.join("kept.txt")).expect("copied"),
+        "kept\n"
+    );
+    let tar = io.join("export.tar");
+    d.docker_ok(&["export", "-o", &tar.display().to_string(), "cm"]);
+    let list = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&tar)
+        .output()
+        .expect("tar");
+    assert!(
+        stdout(&list).lines().any(|l| l == "kept.txt"),
+        "{}",
+        stdout(&list)
+    );
+    d.docker_ok(&["rm", "cm"]);
 }
 
 /// Names of the links the host sees.
