@@ -85,7 +85,6 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
             slirp::start(&dir, pid)?;
         }
         holder::join(pid)?;
-        slirp::bind_resolv_conf(&dir)?;
         return Ok(Context {
             holder: pid,
             created: false,
@@ -99,7 +98,6 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
     }
     holder::write_pid(&dir, pid)?;
     holder::join(pid)?;
-    slirp::bind_resolv_conf(&dir)?;
     Ok(Context {
         holder: pid,
         created: true,
