@@ -341,3 +341,121 @@ fn published_ports_reach_the_container_through_slirp4netns() {
         );
     }
 }
+
+#[test]
+fn plain_berthd_uses_the_xdg_defaults() {
+    let u = rootless::user();
+    let run = u.runtime_dir();
+    let (sock, exec, data) = (
+        run.join("berth.sock"),
+        run.join("berth"),
+        u.home.join(".local/share/berth"),
+    );
+    let cleanup = || {
+        for f in ["rootless/holder.pid", "rootless/slirp4netns.pid"] {
+            if let Some(pid) = std::fs::read_to_string(exec.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                // SAFETY (test code): a kill of a pid the daemon recorded.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&exec);
+        let _ = std::fs::remove_dir_all(&data);
+        let _ = std::fs::remove_file(&sock);
+    };
+    cleanup();
+    let mut child = u
+        .command(bin("berthd"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berthd");
+    let up = wait_for(Duration::from_secs(20), || {
+        matches!(raw_request(&sock, "GET", "/_ping", None), Ok((200, _, _)))
+    });
+    let info = u
+        .command("docker")
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .args(["info", "--format", "{{.DockerRootDir}}"])
+        .output()
+        .expect("docker info");
+    let _ = child.kill();
+    let _ = child.wait();
+    let holder_made = exec.join("rootless/holder.pid").exists();
+    cleanup();
+    assert!(up, "berthd answers on {}", sock.display());
+    assert_eq!(stdout(&info).trim(), data.display().to_string());
+    assert!(holder_made);
+}
+
+#[test]
+fn host_network_is_the_daemons_namespace() {
+    let (d, img) = start();
+    // The daemon's namespace: slirp4netns's tap0 with its address, not the
+    // host's links.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &img,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(
+        out.contains("tap0") && out.contains("10.0.2.100/24"),
+        "{out}"
+    );
+    assert!(!out.contains("192.0.2."), "{out}");
+}
+
+#[test]
+fn a_dead_slirp4netns_is_replaced_when_the_daemon_starts_again() {
+    let (mut d, img) = start();
+    let pid_file = d.exec_root.join("rootless/slirp4netns.pid");
+    let old: i32 = std::fs::read_to_string(&pid_file)
+        .expect("slirp4netns pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // SAFETY (test code): a kill of the pid the daemon recorded.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{old}/comm"))
+            .map(|c| c.trim() != "slirp4netns")
+            .unwrap_or(true)
+    }));
+    d.kill9();
+    d.restart().expect("restart");
+    let new: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_ne!(new, old);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{new}/comm"))
+            .expect("new slirp4netns runs")
+            .trim(),
+        "slirp4netns"
+    );
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &img,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(
+        out.contains("tap0") && out.contains("10.0.2.100/24"),
+        "{out}"
+    );
+}

@@ -18,8 +18,13 @@ fn main() {
     };
     if cfg.rootless {
         // Before any thread exists: setns into a user namespace needs a
-        // single-threaded process.
-        if let Err(e) = berthd::rootless::enter(&cfg.exec_root) {
+        // single-threaded process. `--check` joins, never creates.
+        let entered = if check {
+            berthd::rootless::join_existing(&cfg.exec_root).map(drop)
+        } else {
+            berthd::rootless::enter(&cfg.exec_root).map(drop)
+        };
+        if let Err(e) = entered {
             eprintln!("berthd: {e}");
             std::process::exit(1);
         }

@@ -89,7 +89,7 @@ fn user_name(uid: u32) -> String {
 
 /// Forks a new holder and maps its user namespace: container root is the
 /// user's own uid (gid), 1.. the subordinate range. Returns its pid.
-pub fn create() -> Result<i32, RootlessError> {
+pub fn create(dir: &Path) -> Result<i32, RootlessError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let name = user_name(uid);
@@ -109,7 +109,7 @@ pub fn create() -> Result<i32, RootlessError> {
         Ok(ForkResult::Child) => {
             drop(up_r);
             drop(down_w);
-            holder_main(up_w, down_r)
+            holder_main(up_w, down_r, dir)
         }
         Ok(ForkResult::Parent { child }) => child,
     };
@@ -162,7 +162,7 @@ pub fn create() -> Result<i32, RootlessError> {
 }
 
 /// The holder's life: never returns.
-fn holder_main(up: OwnedFd, down: OwnedFd) -> ! {
+fn holder_main(up: OwnedFd, down: OwnedFd, dir: &Path) -> ! {
     let mut up = std::fs::File::from(up);
     let mut down = std::fs::File::from(down);
     let report = |up: &mut std::fs::File, msg: String| -> ! {
@@ -182,7 +182,7 @@ fn holder_main(up: OwnedFd, down: OwnedFd) -> ! {
         unsafe { libc::_exit(1) }
     }
     drop(down);
-    if let Err(e) = setup() {
+    if let Err(e) = setup(dir) {
         report(&mut up, e);
     }
     let _ = up.write_all(b"k");
@@ -197,7 +197,7 @@ fn holder_main(up: OwnedFd, down: OwnedFd) -> ! {
 /// `lo` up, and on a hybrid cgroup host the cgroup2 tree bound over
 /// `/sys/fs/cgroup` (libcgroups then picks its rootless-tolerant v2
 /// manager; with no controllers delegated the daemon runs without cgroups).
-fn setup() -> Result<(), String> {
+fn setup(dir: &Path) -> Result<(), String> {
     become_root().map_err(|e| e.to_string())?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)
         .map_err(|e| format!("unshare(mount, network): {e}"))?;
@@ -220,7 +220,55 @@ fn setup() -> Result<(), String> {
         )
         .map_err(|e| format!("binding /sys/fs/cgroup/unified over /sys/fs/cgroup: {e}"))?;
     }
+    resolv_conf(dir)?;
     loopback_up().map_err(|e| format!("setting lo up: {e}"))
+}
+
+/// A host resolver on loopback (systemd-resolved's 127.0.0.53) is not
+/// reachable from the namespace: then `/etc/resolv.conf` is covered, in the
+/// namespace, by a copy naming slirp4netns's DNS forwarder (10.0.2.3), for
+/// the daemon (pulls) and the containers (which copy it) alike.
+fn resolv_conf(dir: &Path) -> Result<(), String> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Some(text) = rewrite_resolv(&host) else {
+        return Ok(());
+    };
+    let copy = dir.join("resolv.conf");
+    std::fs::write(&copy, text).map_err(|e| format!("writing {}: {e}", copy.display()))?;
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(&copy),
+        "/etc/resolv.conf",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("binding {} over /etc/resolv.conf: {e}", copy.display()))
+}
+
+/// `host` with its loopback nameservers replaced by 10.0.2.3, if it has no
+/// other; `None` when it can be used as it is.
+pub fn rewrite_resolv(host: &str) -> Option<String> {
+    let servers: Vec<&str> = host
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect();
+    let loopback = |s: &str| {
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+    };
+    if !servers.is_empty() && servers.iter().any(|s| !loopback(s)) {
+        return None;
+    }
+    let mut out: Vec<String> = host
+        .lines()
+        .filter(|l| !l.trim().starts_with("nameserver"))
+        .map(str::to_string)
+        .collect();
+    out.push("nameserver 10.0.2.3".into());
+    Some(out.join("\n") + "\n")
 }
 
 const CGROUP2_MAGIC: i64 = 0x6367_7270;
@@ -229,7 +277,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 fn fs_type(p: &str) -> Option<i64> {
     nix::sys::statfs::statfs(p)
         .ok()
-        .map(|s| s.filesystem_type().0 as i64)
+        .map(|s| s.filesystem_type().0)
 }
 
 /// `/sys/fs/cgroup` a tmpfs of v1 hierarchies with cgroup2 at `unified`.
@@ -280,4 +328,20 @@ pub fn detach_stdio() {
     // SAFETY: closes descriptors 3.. of this single-threaded process; no
     // Rust object owning one of them is used afterwards.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_resolv;
+
+    #[test]
+    fn loopback_resolvers_become_slirps_forwarder() {
+        assert_eq!(rewrite_resolv("nameserver 10.255.255.53\n"), None);
+        assert_eq!(
+            rewrite_resolv("nameserver 127.0.0.53\noptions edns0\nsearch x\n").as_deref(),
+            Some("options edns0\nsearch x\nnameserver 10.0.2.3\n")
+        );
+        assert_eq!(rewrite_resolv("").as_deref(), Some("nameserver 10.0.2.3\n"));
+        assert_eq!(rewrite_resolv("nameserver ::1\nnameserver 1.1.1.1\n"), None);
+    }
 }

@@ -76,6 +76,8 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
     let dir = paths::state_dir(exec_root);
     std::fs::create_dir_all(&dir)
         .map_err(|e| RootlessError::sys(format!("creating {}", dir.display()), e))?;
+    // Two daemons starting at once on one exec root make one holder.
+    let _lock = lock(&dir)?;
     let uid = nix::unistd::getuid().as_raw();
     let slirp_socket = dir.join("slirp.sock");
     if let Some(pid) = holder::live(&dir, uid) {
@@ -91,7 +93,7 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
             slirp_socket,
         });
     }
-    let pid = holder::create()?;
+    let pid = holder::create(&dir)?;
     if let Err(e) = slirp::start(&dir, pid) {
         holder::kill(pid);
         return Err(e);
@@ -103,6 +105,38 @@ pub fn enter(exec_root: &Path) -> Result<Context, RootlessError> {
         created: true,
         slirp_socket,
     })
+}
+
+/// An exclusive lock on `<dir>/lock`, released when dropped (not
+/// inherited by the holder or slirp4netns: close-on-exec, and closed by
+/// the holder itself).
+fn lock(dir: &Path) -> Result<std::fs::File, RootlessError> {
+    use std::os::fd::AsRawFd;
+    let p = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| RootlessError::sys(format!("opening {}", p.display()), e))?;
+    // SAFETY: flock on a descriptor `f` owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(RootlessError::sys(
+            format!("locking {}", p.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
+}
+
+/// For `berthd --check` (which changes nothing): joins the holder if one
+/// lives, and never makes one. Whether it joined.
+pub fn join_existing(exec_root: &Path) -> Result<bool, RootlessError> {
+    let dir = paths::state_dir(exec_root);
+    match holder::live(&dir, nix::unistd::getuid().as_raw()) {
+        Some(pid) => holder::join(pid).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 /// Finds `name` in `$PATH` (and the usual sbin directories, where
