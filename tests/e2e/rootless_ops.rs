@@ -103,7 +103,14 @@ fn check_built(d: &Daemon, u: &rootless::User, img: &str, name: &str) {
     ]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["/data/f 1000", "/a.txt 0", "/b.txt 1000", "1000", "1000", "copied"],
+        [
+            "/data/f 1000",
+            "/a.txt 0",
+            "/b.txt 1000",
+            "1000",
+            "1000",
+            "copied"
+        ],
         "{out}"
     );
     d.docker_ok(&["run", "-d", "--name", name, img]);
@@ -195,7 +202,11 @@ fn volumes_cp_logs_exec_and_stats() {
     let mp = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "rv"]);
     let mp = Path::new(mp.trim());
     let owner = |p: &str| std::fs::metadata(mp.join(p)).expect(p).uid();
-    assert_eq!(owner("root-file"), u.uid, "container root writes as the user");
+    assert_eq!(
+        owner("root-file"),
+        u.uid,
+        "container root writes as the user"
+    );
     assert_eq!(owner("u/user-file"), u.subuid + 999, "uid 1000 on the host");
 
     // cp in and out.
@@ -245,9 +256,15 @@ fn volumes_cp_logs_exec_and_stats() {
 
     // stats answers once (what the kernel allows without cgroups).
     let mut s = d.docker_cmd();
-    s.args(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "cc"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    s.args([
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "cc",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let o = finish(s.spawn().expect("docker stats"), Duration::from_secs(60));
     assert!(o.status.success(), "stats: {}", stderr(&o));
     assert!(stdout(&o).starts_with("cc "), "{}", stdout(&o));
@@ -261,10 +278,26 @@ fn user_network_names_resolve_and_bridge_gets_a_usable_resolver() {
     let (d, _u) = start();
     d.docker_ok(&["network", "create", "rln"]);
     d.docker_ok(&[
-        "run", "-d", "--name", "alpha", "--network", "rln", "rl:1", "sleep", "300",
+        "run",
+        "-d",
+        "--name",
+        "alpha",
+        "--network",
+        "rln",
+        "rl:1",
+        "sleep",
+        "300",
     ]);
     d.docker_ok(&[
-        "run", "-d", "--name", "beta", "--network", "rln", "rl:1", "sleep", "300",
+        "run",
+        "-d",
+        "--name",
+        "beta",
+        "--network",
+        "rln",
+        "rl:1",
+        "sleep",
+        "300",
     ]);
     let alpha_ip = d.inspect_format("alpha", "{{.NetworkSettings.Networks.rln.IPAddress}}");
     let alpha_ip = alpha_ip.trim();
@@ -322,12 +355,7 @@ fn user_network_names_resolve_and_bridge_gets_a_usable_resolver() {
     if host_resolves {
         for net in ["rln", "bridge"] {
             let o = d.docker(&["run", "--rm", "--network", net, "rl:1", "nslookup", name]);
-            assert!(
-                o.status.success(),
-                "{net}: {}{}",
-                stdout(&o),
-                stderr(&o)
-            );
+            assert!(o.status.success(), "{net}: {}{}", stdout(&o), stderr(&o));
         }
     } else {
         eprintln!("the host does not resolve {name}: outside names not checked");
@@ -352,7 +380,9 @@ fn commit_diff_export_and_cp_of_a_stopped_container() {
     assert!(wait_for_polling(
         Duration::from_millis(100),
         Duration::from_secs(10),
-        || d.docker(&["exec", "cm", "test", "-f", "/kept.txt"]).status.success()
+        || d.docker(&["exec", "cm", "test", "-f", "/kept.txt"])
+            .status
+            .success()
     ));
     // A running container: diff and commit.
     let diff = d.docker_ok(&["diff", "cm"]);
@@ -525,11 +555,7 @@ fn nothing_of_root_is_reachable_even_privileged() {
         "cat",
         "/s",
     ]);
-    assert!(
-        stderr(&o).contains("Permission denied"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
 
     // Capabilities: Docker's defaults, all with --privileged, in the
     // user's namespace only.

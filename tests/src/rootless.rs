@@ -258,7 +258,13 @@ impl NetnsRegistry {
         // nsenter execs the registry (no fork), so the child is the registry.
         let child = u
             .command("nsenter")
-            .args(["-t", &holder.to_string(), "-U", "-n", "--preserve-credentials"])
+            .args([
+                "-t",
+                &holder.to_string(),
+                "-U",
+                "-n",
+                "--preserve-credentials",
+            ])
             .arg("docker-registry")
             .arg("serve")
             .arg(&cfg)
@@ -271,14 +277,15 @@ impl NetnsRegistry {
             std::time::Duration::from_millis(200),
             std::time::Duration::from_secs(20),
             || {
-            Command::new("nsenter")
-                .args(["-t", &holder.to_string(), "-n", "bash", "-c"])
-                .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
-                .stderr(std::process::Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        });
+                Command::new("nsenter")
+                    .args(["-t", &holder.to_string(), "-n", "bash", "-c"])
+                    .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            },
+        );
         up.then_some(r)
     }
 }

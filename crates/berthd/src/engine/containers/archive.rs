@@ -278,9 +278,7 @@ fn child_of_shim(proc_dir: &std::fs::File, id: &str) -> bool {
     let suffix = format!("/containers/{id}");
     args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
         && args.get(1) == Some(&&b"run"[..])
-        && args
-            .get(2)
-            .is_some_and(|a| a.ends_with(suffix.as_bytes()))
+        && args.get(2).is_some_and(|a| a.ends_with(suffix.as_bytes()))
 }
 
 impl Engine {
