@@ -459,3 +459,92 @@ fn a_dead_slirp4netns_is_replaced_when_the_daemon_starts_again() {
         "{out}"
     );
 }
+
+#[test]
+fn privileged_runs_but_cannot_read_what_the_user_cannot() {
+    let (d, img) = start();
+    // All capabilities, in the user namespace only.
+    let caps = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        &img,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(caps.contains("000001ffffffffff"), "{caps}");
+    // A file of the host's root, mode 0600: unreadable even so.
+    let dir = d.dir.path().join("secret");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("x"), "host-secret").expect("write");
+    std::fs::set_permissions(
+        dir.join("x"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let v = format!("{}:/s", dir.display());
+    let o = d.docker(&["run", "--rm", "--privileged", "-v", &v, &img, "cat", "/s/x"]);
+    assert!(!o.status.success());
+    assert!(!stdout(&o).contains("host-secret"));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+}
+
+#[test]
+fn push_and_pull_through_a_registry_in_the_daemons_namespace() {
+    let (d, img) = start();
+    let dir = scratch();
+    let reg = LocalRegistry::start_in_netns_of(&d, dir.path()).expect("docker-registry runs");
+    let r = format!("127.0.0.1:{}/rl/bb:1", reg.port);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "mk",
+        &img,
+        "sh",
+        "-c",
+        "mkdir /d && echo layer > /d/f && chown 1000:1000 /d/f",
+    ]);
+    d.docker_ok(&["commit", "mk", &r]);
+    d.docker_ok(&["push", &r]);
+    d.docker_ok(&["rm", "-f", "mk"]);
+    d.docker_ok(&["rmi", &r]);
+    d.docker_ok(&["pull", &r]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        &r,
+        "sh",
+        "-c",
+        "cat /d/f; stat -c %u:%g /d/f",
+    ]);
+    assert_eq!(out.trim(), "layer\n1000:1000");
+}
+
+#[test]
+fn build_runs_its_steps_in_the_namespace() {
+    let (d, img) = start();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).expect("mkdir");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {img}\nRUN echo built > /b && chown 1000:1000 /b\nCMD stat -c '%u %n' /b\n"),
+    )
+    .expect("Dockerfile");
+    let home = d.dir.path().join("home");
+    std::fs::create_dir(&home).expect("mkdir");
+    rootless::chown_tree(&ctx, d.rootless_user().expect("rootless")).expect("chown");
+    rootless::chown_tree(&home, d.rootless_user().expect("rootless")).expect("chown");
+    // A user with no docker config at all (by hand, a CLI like this one
+    // sent `X-Registry-Config: null`; this run may not).
+    let o = d
+        .docker_cmd()
+        .env_remove("DOCKER_CONFIG")
+        .env("HOME", &home)
+        .args(["build", "-q", "-t", "built:1"])
+        .arg(&ctx)
+        .output()
+        .expect("docker build");
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(d.docker_ok(&["run", "--rm", "built:1"]).trim(), "1000 /b");
+}

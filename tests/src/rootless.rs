@@ -228,71 +228,40 @@ fn read_pid(p: &Path) -> Option<i32> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
-/// A plain registry (`docker-registry`) run by the rootless user inside the
-/// daemon's user and network namespaces, so that the daemon's `127.0.0.1:P`
-/// reaches it (the host's loopback is not the daemon's). Stopped on drop.
-pub struct NetnsRegistry {
-    pub port: u16,
-    child: std::process::Child,
-}
-
-impl NetnsRegistry {
-    /// Storage under `dir` (made and owned by the user); `None` when
-    /// `docker-registry` is missing or does not come up in 20 s.
-    pub fn start(d: &Daemon, dir: &Path) -> Option<Self> {
-        let u = d.rootless_user()?.clone();
+impl crate::LocalRegistry {
+    /// A registry in a rootless daemon's network namespace, where its
+    /// `127.0.0.1:<port>` is (the host's loopback is not reachable from
+    /// there, as with rootless Docker). Storage under `dir`.
+    pub fn start_in_netns_of(d: &Daemon, dir: &Path) -> Option<Self> {
         let holder = d.holder_pid()?;
-        // Any port: nothing else listens in a fresh daemon namespace.
-        let port = 20000 + (u16::from_str_radix(&crate::random_hex()[..4], 16).ok()? % 30000);
-        std::fs::create_dir_all(dir.join("registry")).ok()?;
+        let net = format!("--net=/proc/{holder}/ns/net");
+        let port = crate::net::try_free_port()?;
         let cfg = dir.join("registry.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("registry").display()
-            ),
-        )
-        .ok()?;
-        chown_tree(dir, &u).ok()?;
-        // nsenter execs the registry (no fork), so the child is the registry.
-        let child = u
-            .command("nsenter")
-            .args([
-                "-t",
-                &holder.to_string(),
-                "-U",
-                "-n",
-                "--preserve-credentials",
-            ])
-            .arg("docker-registry")
-            .arg("serve")
+        let text = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry").display()
+        );
+        std::fs::write(&cfg, text).ok()?;
+        let child = Command::new("nsenter")
+            .args([net.as_str(), "--", "docker-registry", "serve"])
             .arg(&cfg)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        let r = NetnsRegistry { port, child };
-        let up = crate::wait_for_polling(
-            std::time::Duration::from_millis(200),
+        let r = crate::LocalRegistry { port, child };
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        crate::wait_for_polling(
+            std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(20),
             || {
                 Command::new("nsenter")
-                    .args(["-t", &holder.to_string(), "-n", "bash", "-c"])
-                    .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
-                    .stderr(std::process::Stdio::null())
+                    .args([net.as_str(), "--", "curl", "-sf", "-o", "/dev/null", &url])
                     .status()
                     .map(|s| s.success())
                     .unwrap_or(false)
             },
-        );
-        up.then_some(r)
-    }
-}
-
-impl Drop for NetnsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        )
+        .then_some(r)
     }
 }

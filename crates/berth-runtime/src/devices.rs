@@ -221,10 +221,6 @@ pub(crate) fn host_devices(dev: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
     let mut out = Vec::new();
     walk(dev, Path::new("/dev"), SKIP, &mut out)
         .map_err(|e| SpecError::Build(format!("listing host devices: {e}")))?;
-    // The runtime makes /dev/ptmx a link to pts/ptmx (runc skips the node
-    // too): in a user namespace the node is a bind mount, which could not
-    // be replaced, and the start failed ("failed to prepare rootfs").
-    out.retain(|d| d.path() != Path::new("/dev/ptmx"));
     Ok(out)
 }
 
@@ -329,6 +325,5 @@ mod tests {
         assert!(devs.iter().any(|d| d.path() == Path::new("/dev/null")));
         assert!(!devs.iter().any(|d| d.path() == Path::new("/dev/console")));
         assert!(!devs.iter().any(|d| d.path().starts_with("/dev/pts")));
-        assert!(!devs.iter().any(|d| d.path() == Path::new("/dev/ptmx")));
     }
 }

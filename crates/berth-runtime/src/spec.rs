@@ -397,7 +397,13 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
         extra: &input.extra_mounts,
     })?;
 
-    let (devs, dev_rules) = devices(input, privileged)?;
+    let (mut devs, dev_rules) = devices(input, privileged)?;
+    if host.in_userns {
+        // In a user namespace libcontainer bind-mounts devices, and a bind
+        // at /dev/ptmx breaks its /dev/ptmx → pts/ptmx link (runc skips
+        // /dev/ptmx in its device list always).
+        devs.retain(|d| d.path() != Path::new("/dev/ptmx"));
+    }
     let mut res = LinuxResourcesBuilder::default().devices(dev_rules);
     if let Some(m) = resources::memory(hc)? {
         res = res.memory(m);

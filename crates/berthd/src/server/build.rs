@@ -57,9 +57,11 @@ pub async fn build(ctx: &Ctx, mut req: Req) -> ApiResult {
             .decode(h.trim())
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
             .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
-        let m: HashMap<String, AuthConfig> = serde_json::from_slice(&raw)
+        // A CLI with no config file at all sends `null` (Go decodes it to an
+        // empty map).
+        let m: Option<HashMap<String, AuthConfig>> = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config: {e}")))?;
-        for (server, mut c) in m {
+        for (server, mut c) in m.unwrap_or_default() {
             c.fill_from_auth();
             registry_auth.insert(normalize_server_address(&server), c);
         }
