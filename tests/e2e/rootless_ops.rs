@@ -450,6 +450,8 @@ fn host_network_is_the_daemon_namespace() {
         inside.iter().any(|n| n == "tap0"),
         "slirp's tap0: {inside:?}"
     );
+    let addr = d.docker_ok(&["run", "--rm", "--network", "host", "rl:1", "ip", "addr"]);
+    assert!(addr.contains("inet 10.0.2.100/"), "slirp's address: {addr}");
     let host = host_links();
     assert!(!host.iter().any(|n| n == "tap0"), "{host:?}");
     // The host's own interfaces (all but lo) are not there.
