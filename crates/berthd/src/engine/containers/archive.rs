@@ -251,10 +251,34 @@ fn proc_root(id: &str, pid: i64) -> Result<OwnedFd> {
         .and_then(|mut f| f.read_to_string(&mut cg))
         .map_err(|_| gone())?;
     let want = crate::engine::cgroups::path(id);
-    if !cg.lines().any(|l| l.ends_with(&want)) {
+    if !cg.lines().any(|l| l.ends_with(&want)) && !child_of_shim(&proc_dir, id) {
         return Err(gone());
     }
     fs::open_at(&proc_dir, b"root", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|_| gone())
+}
+
+/// Whether the process is a child of this container's shim (`berth-shim
+/// run <exec root>/containers/<id>`): the check where the container has no
+/// cgroup of its own (rootless without delegated cgroups).
+fn child_of_shim(proc_dir: &std::fs::File, id: &str) -> bool {
+    let mut status = String::new();
+    let read = fs::open_at(proc_dir, b"status", libc::O_RDONLY, 0)
+        .map(std::fs::File::from)
+        .and_then(|mut f| f.read_to_string(&mut status));
+    let Some(ppid) = read.ok().and_then(|_| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    }) else {
+        return false;
+    };
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let suffix = format!("/containers/{id}");
+    args.first().is_some_and(|a| a.ends_with(b"berth-shim"))
+        && args.get(1) == Some(&&b"run"[..])
+        && args.get(2).is_some_and(|a| a.ends_with(suffix.as_bytes()))
 }
 
 impl Containers {
