@@ -88,12 +88,12 @@ fn bridge_containers_reach_each_other_by_ip() {
         &img,
         "sh",
         "-c",
-        "mkdir -p /w && echo from-srv > /w/index.html && httpd -f -p 8080 -h /w",
+        "mkdir -p /w && echo from-srv > /w/index.html && httpd -f -p 80 -h /w",
     ]);
     let ip = d.inspect_format("srv", "{{.NetworkSettings.IPAddress}}");
     let ip = ip.trim().to_string();
     assert!(!ip.is_empty(), "srv has an address on the default bridge");
-    let url = format!("http://{ip}:8080/index.html");
+    let url = format!("http://{ip}:80/index.html");
     let mut last = String::new();
     let ok = wait_for_polling(Duration::from_millis(200), Duration::from_secs(15), || {
         let o = d.docker(&["run", "--rm", &img, "wget", "-qO-", &url]);
@@ -283,7 +283,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn published_ports_reach_the_container_through_slirp4netns() {
     let (mut d, img) = start();
     let port = free_port();
-    let spec = format!("127.0.0.1:{port}:8080");
+    let spec = format!("127.0.0.1:{port}:80");
     d.docker_ok(&[
         "run",
         "-d",
@@ -294,7 +294,7 @@ fn published_ports_reach_the_container_through_slirp4netns() {
         &img,
         "sh",
         "-c",
-        "mkdir -p /w && echo published > /w/index.html && httpd -f -p 8080 -h /w",
+        "mkdir -p /w && echo published > /w/index.html && httpd -f -p 80 -h /w",
     ]);
     let got = || http_get(port, "/index.html").map(|b| b.trim().to_string());
     assert!(
@@ -304,7 +304,7 @@ fn published_ports_reach_the_container_through_slirp4netns() {
         "127.0.0.1:{port} on the host reaches the container: {:?}",
         got()
     );
-    let shown = d.docker_ok(&["port", "web", "8080"]);
+    let shown = d.docker_ok(&["port", "web", "80"]);
     assert_eq!(shown.trim(), format!("127.0.0.1:{port}"));
     // A daemon killed and started again publishes the port again.
     d.kill9();
