@@ -54,11 +54,21 @@ impl hyper::body::Body for ChannelBody {
 /// Headers go out at once because the body starts out pending.
 pub fn stream(status: StatusCode, content_type: &'static str) -> (mpsc::Sender<Bytes>, Resp) {
     let (tx, rx) = mpsc::channel(64);
+    (tx, stream_of(status, content_type, rx))
+}
+
+/// A streaming response whose chunks come from a channel the engine
+/// already fills; dropping the response (the client went away) closes it.
+pub fn stream_of(
+    status: StatusCode,
+    content_type: &'static str,
+    rx: mpsc::Receiver<Bytes>,
+) -> Resp {
     let mut r = Response::new(ChannelBody { rx }.boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    (tx, r)
+    r
 }
 
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> ApiResult {

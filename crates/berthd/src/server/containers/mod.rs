@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::hijack::{self, stream_content_type};
-use super::http::{json, no_content, ok_json, ok_shaped, shaped, stream, ApiResult, Req};
+use super::http::{
+    json, no_content, ok_json, ok_shaped, shaped, stream, stream_of, ApiResult, Req,
+};
 use super::system::parse_ts;
 use crate::engine::containers::attach::{AttachOptions, AttachSession};
 use crate::engine::containers::commit::CommitOptions;
@@ -580,15 +582,7 @@ pub async fn stats<B: Backend>(b: &Arc<B>, req: Req, id: &str) -> ApiResult {
         );
         return Ok(r);
     }
-    let (tx, resp) = stream(StatusCode::OK, "application/json");
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(resp)
+    Ok(stream_of(StatusCode::OK, "application/json", rx))
 }
 
 pub async fn update<B: Backend>(b: &B, mut req: Req, id: &str) -> ApiResult {
@@ -605,17 +599,9 @@ pub async fn update<B: Backend>(b: &B, mut req: Req, id: &str) -> ApiResult {
 }
 
 pub async fn export<B: Backend>(b: &Arc<B>, _req: Req, id: &str) -> ApiResult {
-    let mut rx = b.export_container(id).await?;
+    let rx = b.export_container(id).await?;
     // dockerd sets no type; Go's sniffing names a tar `application/octet-stream`.
-    let (tx, resp) = stream(StatusCode::OK, "application/octet-stream");
-    tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if tx.send(b).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(resp)
+    Ok(stream_of(StatusCode::OK, "application/octet-stream", rx))
 }
 
 pub async fn changes<B: Backend>(b: &B, _req: Req, id: &str) -> ApiResult {
