@@ -640,10 +640,7 @@ impl DaemonConfig {
                 "invalid cgroup parent {cgroup_parent:?}"
             )));
         }
-        let storage_driver = flags
-            .storage_driver
-            .clone()
-            .or(file.storage_driver.clone());
+        let storage_driver = flags.storage_driver.clone().or(file.storage_driver.clone());
         if let Some(d) = &storage_driver {
             if !crate::engine::fs::driver::Driver::NAMES.contains(&d.as_str()) {
                 return Err(ConfigError::Invalid(format!(

@@ -168,7 +168,9 @@ mod tests {
         // An explicit overlay2 that cannot mount is refused, not replaced.
         std::fs::write(&bin, "").unwrap();
         assert!(choose(Some("overlay2"), true, fail, &bin).is_err());
-        let e = choose(Some("zfs"), true, fail, &bin).unwrap_err().to_string();
+        let e = choose(Some("zfs"), true, fail, &bin)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("driver not supported: zfs"), "{e}");
     }
 }

@@ -273,7 +273,11 @@ impl RwLayer {
             return Err(EngineError::internal(format!(
                 "using mount program fuse-overlayfs: {}: {}",
                 out.status,
-                if err.is_empty() { "<stderr empty>" } else { &err }
+                if err.is_empty() {
+                    "<stderr empty>"
+                } else {
+                    &err
+                }
             )));
         }
         Ok(())

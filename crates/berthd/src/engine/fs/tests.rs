@@ -408,7 +408,12 @@ fn fuse_overlayfs_markers_pack_as_overlayfs_ones() {
             nix::sys::stat::UtimensatFlags::NoFollowSymlink,
         )
         .unwrap();
-        pack(root, Vec::new(), &snapshot::layer_rules(snapshot::Upper::Scratch)).unwrap()
+        pack(
+            root,
+            Vec::new(),
+            &snapshot::layer_rules(snapshot::Upper::Scratch),
+        )
+        .unwrap()
     };
     let (kernel, _) = make(false);
     let (fuse, _) = make(true);
@@ -421,7 +426,10 @@ fn fuse_overlayfs_markers_pack_as_overlayfs_ones() {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(&b), vec!["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"]);
+    assert_eq!(
+        names(&b),
+        vec!["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"]
+    );
     assert_eq!(names(&a), names(&b));
     assert!(a == b, "the two layers differ in their bytes");
     // A directory marked only by the file (no attribute) is opaque too.
