@@ -87,6 +87,10 @@ pub struct Flags {
     /// Parent cgroup of all containers (default /berth)
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
+    /// Storage driver: overlay2 (the default) or fuse-overlayfs (rootless
+    /// mode picks it when overlayfs cannot be mounted in the namespace)
+    #[arg(long, value_name = "NAME")]
+    pub storage_driver: Option<String>,
     /// Report what a start would reconcile (leftovers of a crash) and exit,
     /// changing nothing; the daemon must be stopped
     #[arg(long)]
@@ -141,6 +145,8 @@ pub struct FileConfig {
     pub firewall_table: Option<String>,
     #[serde(rename = "cgroup-parent")]
     pub cgroup_parent: Option<String>,
+    #[serde(rename = "storage-driver")]
+    pub storage_driver: Option<String>,
     #[serde(rename = "authorization-plugins")]
     pub authorization_plugins: Option<Vec<String>>,
     #[serde(rename = "log-driver")]
@@ -191,6 +197,9 @@ pub struct DaemonConfig {
     pub bridge: String,
     pub firewall_table: String,
     pub cgroup_parent: String,
+    /// `--storage-driver` as given (`None`: overlay2, or in rootless mode
+    /// fuse-overlayfs when overlayfs cannot be mounted there).
+    pub storage_driver: Option<String>,
     /// `--authorization-plugin`s, applied in this order.
     pub authorization_plugins: Vec<String>,
     /// How long a plugin has to answer a call, and to come up.
@@ -256,6 +265,7 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "bridge",
         "firewall-table",
         "cgroup-parent",
+        "storage-driver",
         "authorization-plugins",
         "log-driver",
         "log-opts",
@@ -451,6 +461,11 @@ impl DaemonConfig {
             file.cgroup_parent.as_ref()
         );
         both!(
+            "storage-driver",
+            flags.storage_driver.as_ref(),
+            file.storage_driver.as_ref()
+        );
+        both!(
             "authorization-plugins",
             nonempty(&flags.authorization_plugins),
             file.authorization_plugins.as_ref()
@@ -625,6 +640,14 @@ impl DaemonConfig {
                 "invalid cgroup parent {cgroup_parent:?}"
             )));
         }
+        let storage_driver = flags.storage_driver.clone().or(file.storage_driver.clone());
+        if let Some(d) = &storage_driver {
+            if !crate::engine::fs::driver::Driver::NAMES.contains(&d.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "error initializing graphdriver: driver not supported: {d}"
+                )));
+            }
+        }
         Ok(Self {
             hosts,
             data_root,
@@ -663,6 +686,7 @@ impl DaemonConfig {
                 .or(file.firewall_table.clone())
                 .unwrap_or_else(|| "berth".into()),
             cgroup_parent,
+            storage_driver,
             authorization_plugins: if flags.authorization_plugins.is_empty() {
                 file.authorization_plugins.clone().unwrap_or_default()
             } else {

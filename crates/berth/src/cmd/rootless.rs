@@ -196,7 +196,7 @@ fn check() -> Vec<Finding> {
         )),
         (_, _, Probe::NoOverlay(e)) => v.push(fail(
             format!("overlayfs in a user namespace failed: {e}"),
-            "a kernel >= 5.11 mounts overlayfs in a user namespace; berth has no fuse-overlayfs fallback",
+            "a kernel >= 5.11 mounts overlayfs in a user namespace; otherwise berthd uses the fuse-overlayfs storage driver: sudo apt-get install fuse-overlayfs (and /dev/fuse mode 0666)",
         )),
         (_, _, Probe::Ok) => v.push(ok("user namespaces work, and overlayfs (userxattr) in one")),
     }

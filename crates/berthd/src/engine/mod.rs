@@ -76,9 +76,14 @@ impl Engine {
         );
         cgroups::set_parent(&config.cgroup_parent);
         fs::xattr::set_userns(config.rootless);
-        if config.rootless {
-            fs::snapshot::probe_userns_overlay(&tmp)?;
-        }
+        let driver = fs::driver::choose(
+            config.storage_driver.as_deref(),
+            config.rootless,
+            || fs::snapshot::probe_userns_overlay(&tmp),
+            std::path::Path::new(fs::driver::FUSE_OVERLAYFS),
+        )?;
+        tracing::info!(driver = driver.name(), "storage driver");
+        fs::driver::set(driver);
         let store = Arc::new(Store::open(&config.data_root)?);
         let id = match store.get::<String>(Table::Meta, "daemon_id")? {
             Some(id) => id,

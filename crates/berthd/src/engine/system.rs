@@ -129,14 +129,18 @@ impl Engine {
             containers_paused: Some(counts.paused),
             containers_stopped: Some(counts.containers - counts.running - counts.paused),
             images: Some(counts.images),
-            driver: Some("overlay2".into()),
-            driver_status: Some(vec![
-                vec!["Backing Filesystem".into(), backing],
-                vec!["Supports d_type".into(), "true".into()],
-                vec!["Using metacopy".into(), "false".into()],
-                vec!["Native Overlay Diff".into(), "true".into()],
-                vec!["userxattr".into(), super::fs::xattr::userns().to_string()],
-            ]),
+            driver: Some(super::fs::driver::current().name().into()),
+            // dockerd's fuse-overlayfs driver reports no status at all.
+            driver_status: Some(match super::fs::driver::current() {
+                super::fs::driver::Driver::FuseOverlayfs => Vec::new(),
+                super::fs::driver::Driver::Overlay2 => vec![
+                    vec!["Backing Filesystem".into(), backing],
+                    vec!["Supports d_type".into(), "true".into()],
+                    vec!["Using metacopy".into(), "false".into()],
+                    vec!["Native Overlay Diff".into(), "true".into()],
+                    vec!["userxattr".into(), super::fs::xattr::userns().to_string()],
+                ],
+            }),
             docker_root_dir: Some(c.data_root.display().to_string()),
             plugins: Some(self.plugins_info()),
             memory_limit: Some(limits),

@@ -7,12 +7,14 @@
 //! - `unpack`: safe tar extraction, with overlayfs whiteouts for layers.
 //! - `snapshot`: a container's rw layer (upper/work/merged overlay) and
 //!   the one way an upper directory becomes a layer.
+//! - `driver`: the storage driver (overlay2 or fuse-overlayfs).
 //! - `xattr`, `compression`, `error`, `sys`: what those share.
 //!
 //! A leaf: nothing here knows containers, networks, volumes or builds.
 
 pub mod compression;
 pub mod confined;
+pub mod driver;
 pub mod error;
 pub mod pack;
 pub mod snapshot;

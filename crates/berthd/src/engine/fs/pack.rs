@@ -237,6 +237,9 @@ impl<W: Write> Packer<W> {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(e),
             };
+            if self.opts.overlay_whiteouts && is_fuse_marker(&n, &st) {
+                continue;
+            }
             let child = arc_join(arc, &n);
             self.add_stat(fd.as_fd(), &n, &st, &child, Some(parent_dev))?;
         }
@@ -276,7 +279,10 @@ impl<W: Write> Packer<W> {
                     0,
                 )?;
                 let x = xattr::list_at(dir, name)?;
-                let opaque = xattr::marks_opaque(&x);
+                let opaque = xattr::marks_opaque(&x)
+                    || (self.opts.overlay_whiteouts
+                        && lstat_at(&fd, WHITEOUT_OPAQUE.as_bytes())
+                            .is_ok_and(|m| file_type(&m) == FileType::RegularFile));
                 if self.opts.may_skip_dir(arc) && !opaque && self.is_vacant(&fd, arc) {
                     return Ok(());
                 }
@@ -357,6 +363,18 @@ impl<W: Write> Packer<W> {
     fn is_vacant(&self, fd: &OwnedFd, rel: &[u8]) -> bool {
         vacant(fd, rel, &self.opts)
     }
+}
+
+/// fuse-overlayfs's markers in an upper directory, which are not content:
+/// the `.wh..wh..opq` file it leaves in a directory it made opaque (with
+/// the opaque attribute, which `add_stat` reads) and the `.wh..opq`
+/// whiteout beside it. A layer says "opaque" with one `.wh..wh..opq`
+/// entry, written from the attribute, so layers packed under either
+/// driver are the same.
+fn is_fuse_marker(name: &[u8], st: &Stat) -> bool {
+    let kind = file_type(st);
+    (name == WHITEOUT_OPAQUE.as_bytes() && kind == FileType::RegularFile)
+        || (name == b".wh..opq" && kind == FileType::CharacterDevice && st.st_rdev == 0)
 }
 
 fn sorted_names(fd: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {

@@ -101,6 +101,10 @@ pub struct RwLayer {
 
 /// The page-size limit of mount(2) options, with room to spare.
 const MAX_OPTS: usize = 4000;
+/// The kernel's limit of one command-line argument (`MAX_ARG_STRLEN`).
+const MAX_ARG: usize = 32 * 4096;
+/// Room for the upper and work paths in fuse-overlayfs's argument.
+const PATH_ROOM: usize = 4096;
 
 /// The overlay options after the directories: `index=off`, `volatile` for
 /// a discardable layer, and `userxattr` in userns mode (without it
@@ -169,6 +173,9 @@ impl RwLayer {
                 EngineError::internal(format!("resetting {}: {e}", self.work.display()))
             })?;
         }
+        if super::driver::current() == super::driver::Driver::FuseOverlayfs {
+            return self.mount_fuse(lowers);
+        }
         let tail = mount_tail(discardable, super::xattr::userns());
         let tail = tail.as_str();
         if lowers.dirs.is_empty() {
@@ -216,6 +223,66 @@ impl RwLayer {
         Ok(())
     }
 
+    /// The fuse-overlayfs driver: `fuse-overlayfs -o lowerdir=..,upperdir=
+    /// ..,workdir=.. <merged>`, run in the daemon's namespaces; it forks a
+    /// FUSE server that lives until the mount is unmounted. Its options
+    /// are a command-line argument, never mount(2) data, so the page limit
+    /// does not apply; only `MAX_ARG_STRLEN` (32 pages) does, past which
+    /// the lower dirs are named by their short links, relative to the
+    /// links directory it runs in (it resolves them before serving).
+    fn mount_fuse(&self, lowers: &Lowers) -> Result<()> {
+        let (lower, cwd) = if lowers.dirs.is_empty() {
+            let empty = self
+                .work
+                .parent()
+                .map(|p| p.join("empty"))
+                .unwrap_or_default();
+            std::fs::create_dir_all(&empty)?;
+            (empty.display().to_string(), None)
+        } else {
+            let abs: Vec<String> = lowers
+                .dirs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let abs = abs.join(":");
+            if abs.len() + 2 * PATH_ROOM <= MAX_ARG {
+                (abs, None)
+            } else {
+                (lowers.short.join(":"), Some(&lowers.links_dir))
+            }
+        };
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            self.upper.display(),
+            self.work.display()
+        );
+        let mut cmd = Command::new(super::driver::FUSE_OVERLAYFS);
+        cmd.arg("-o").arg(&opts).arg(&self.merged);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let out = cmd.output().map_err(|e| {
+            EngineError::internal(format!(
+                "using mount program {}: {e}",
+                super::driver::FUSE_OVERLAYFS
+            ))
+        })?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(EngineError::internal(format!(
+                "using mount program fuse-overlayfs: {}: {}",
+                out.status,
+                if err.is_empty() {
+                    "<stderr empty>"
+                } else {
+                    &err
+                }
+            )));
+        }
+        Ok(())
+    }
+
     fn mount_opts(&self, lower_part: &str, tail: &str) -> Result<()> {
         let opts = if lower_part.contains("upperdir=") {
             lower_part.to_string()
@@ -255,6 +322,8 @@ impl RwLayer {
         commit_upper(&self.upper, kind, store)
     }
 
+    /// Unmounts the root (lazily: a process still inside keeps its view).
+    /// A fuse-overlayfs server exits once its mount is gone.
     pub fn unmount(&self) {
         if self.is_mounted() {
             if let Err(e) = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH) {
@@ -266,9 +335,9 @@ impl RwLayer {
 
 /// Checks, in userns mode, that overlayfs mounts here with `userxattr`
 /// (Linux 5.11+): a scratch overlay under `scratch` is mounted and
-/// unmounted. Before that kernel a rootless daemon would need
-/// fuse-overlayfs, which berth does not drive: it refuses to start with
-/// the reason instead of failing at every container start.
+/// unmounted. Before that kernel a rootless daemon uses the
+/// fuse-overlayfs driver (`driver::choose`), or refuses to start with the
+/// reason instead of failing at every container start.
 pub fn probe_userns_overlay(scratch: &Path) -> Result<()> {
     let dir = scratch.join("overlay-probe");
     let _ = std::fs::remove_dir_all(&dir);
@@ -295,8 +364,7 @@ pub fn probe_userns_overlay(scratch: &Path) -> Result<()> {
         .map_err(|e| {
             EngineError::internal(format!(
                 "rootless storage needs overlayfs with the userxattr option in a user \
-                 namespace (Linux 5.11 or later), and berth has no fuse-overlayfs \
-                 fallback: mounting a test overlay in {}: {e}",
+                 namespace (Linux 5.11 or later): mounting a test overlay in {}: {e}",
                 dir.display()
             ))
         })

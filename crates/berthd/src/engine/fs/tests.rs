@@ -351,3 +351,96 @@ fn scratch_uppers_keep_what_container_uppers_drop() {
     .unwrap();
     assert!(some.is_some_and(|n| n > 0));
 }
+
+/// An upper directory as fuse-overlayfs leaves it (in a user namespace:
+/// `user.fuseoverlayfs.opaque`, a `.wh..wh..opq` file and a `.wh..opq`
+/// whiteout in the opaque directory) packs to the very bytes of the same
+/// change made by overlayfs (`trusted.overlay.opaque`, rootful mode).
+#[test]
+fn fuse_overlayfs_markers_pack_as_overlayfs_ones() {
+    let make = |fuse: bool| {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("new"), "n").unwrap();
+        let whiteout = |p: &Path| {
+            nix::sys::stat::mknod(
+                p,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .unwrap()
+        };
+        whiteout(&d.path().join("gone"));
+        if fuse {
+            xattr::set_path(&dir, b"user.fuseoverlayfs.opaque", b"y").unwrap();
+            xattr::set_path(&dir, b"user.fuseoverlayfs.origin", b"x").unwrap();
+            std::fs::write(dir.join(".wh..wh..opq"), "").unwrap();
+            whiteout(&dir.join(".wh..opq"));
+        } else {
+            xattr::set_path(&dir, b"trusted.overlay.opaque", b"y").unwrap();
+        }
+        for p in [d.path().join("gone"), dir.clone(), dir.join("new")] {
+            let t = nix::sys::time::TimeSpec::new(1_000_000, 0);
+            nix::sys::stat::utimensat(
+                None,
+                &p,
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
+        if fuse {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        (d, dir)
+    };
+    let packed = |root: &Path| {
+        let dir = root.join("dir");
+        let t = nix::sys::time::TimeSpec::new(1_000_000, 0);
+        nix::sys::stat::utimensat(
+            None,
+            &dir,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        pack(
+            root,
+            Vec::new(),
+            &snapshot::layer_rules(snapshot::Upper::Scratch),
+        )
+        .unwrap()
+    };
+    let (kernel, _) = make(false);
+    let (fuse, _) = make(true);
+    let a = packed(kernel.path());
+    let b = packed(fuse.path());
+    let names = |t: &[u8]| {
+        tar::Archive::new(io::Cursor::new(t.to_vec()))
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&b),
+        vec!["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"]
+    );
+    assert_eq!(names(&a), names(&b));
+    assert!(a == b, "the two layers differ in their bytes");
+    // A directory marked only by the file (no attribute) is opaque too.
+    let only_file = tempfile::tempdir().unwrap();
+    std::fs::create_dir(only_file.path().join("o")).unwrap();
+    std::fs::write(only_file.path().join("o/.wh..wh..opq"), "").unwrap();
+    let t = pack(
+        only_file.path(),
+        Vec::new(),
+        &snapshot::layer_rules(snapshot::Upper::Scratch),
+    )
+    .unwrap();
+    assert_eq!(names(&t), vec!["o", "o/.wh..wh..opq"]);
+}

@@ -21,6 +21,12 @@ pub const USER_OPAQUE: &str = "user.overlay.opaque";
 pub const OVERLAY_PREFIX: &str = "trusted.overlay.";
 /// Its bookkeeping on a `userxattr` mount.
 pub const USER_OVERLAY_PREFIX: &str = "user.overlay.";
+/// fuse-overlayfs's marker of an opaque directory it made in a user
+/// namespace (where `trusted.*` is denied to it); it reads
+/// `user.overlay.opaque` too, so the unpacker never writes this one.
+pub const FUSE_OPAQUE: &str = "user.fuseoverlayfs.opaque";
+/// fuse-overlayfs's own bookkeeping (`origin`, `opaque`, ...).
+pub const FUSE_PREFIX: &str = "user.fuseoverlayfs.";
 
 /// Whether the daemon's storage lives in a user namespace (rootless):
 /// chosen once at engine open, like the cgroup parent.
@@ -50,8 +56,11 @@ pub fn opaque_name() -> &'static str {
 /// Whether the attribute `name` is overlayfs's bookkeeping in this
 /// storage mode (never content). `trusted.overlay.*` always is; in userns
 /// mode so is `user.overlay.*` (overlayfs's own there).
+/// fuse-overlayfs's `user.fuseoverlayfs.*` always is.
 pub fn is_overlay_private(name: &str) -> bool {
-    name.starts_with(OVERLAY_PREFIX) || (userns() && name.starts_with(USER_OVERLAY_PREFIX))
+    name.starts_with(OVERLAY_PREFIX)
+        || name.starts_with(FUSE_PREFIX)
+        || (userns() && name.starts_with(USER_OVERLAY_PREFIX))
 }
 
 /// Names and values, sorted by name.
@@ -139,13 +148,19 @@ pub fn set_path(path: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
 }
 
 /// Whether a listing marks an overlayfs opaque directory.
+/// fuse-overlayfs's own marker counts in either mode (it writes
+/// `trusted.overlay.opaque` when it may, this one when it may not).
 pub fn marks_opaque(x: &Xattrs) -> bool {
     let name = opaque_name();
-    x.iter().any(|(k, v)| k == name && v == b"y")
+    x.iter()
+        .any(|(k, v)| (k == name || k == FUSE_OPAQUE) && v == b"y")
 }
 
 /// Whether `path` is an opaque directory of an overlay upper layer.
 pub fn is_opaque(path: &Path) -> bool {
-    let mut v = [0u8; 4];
-    matches!(rustix::fs::lgetxattr(path, opaque_name(), &mut v[..]), Ok(1) if v[0] == b'y')
+    let marked = |name: &str| {
+        let mut v = [0u8; 4];
+        matches!(rustix::fs::lgetxattr(path, name, &mut v[..]), Ok(1) if v[0] == b'y')
+    };
+    marked(opaque_name()) || marked(FUSE_OPAQUE)
 }
