@@ -604,3 +604,76 @@ fn nothing_of_root_is_reachable_even_privileged() {
     assert!(!o.status.success(), "a global sysctl");
     d.docker_ok(&["rm", "-f", "priv"]);
 }
+
+/// The PIDs `ps` lists in a container.
+fn ps_pids(out: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn pid_host_binds_the_daemons_proc_with_the_masked_paths_masked() {
+    let (d, _u) = start();
+    let berthd = d.pid().expect("berthd pid");
+    let out = d.docker_ok(&[
+        "run", "--rm", "--pid", "host", "rl:1", "ps", "-o", "pid,comm",
+    ]);
+    assert!(
+        ps_pids(&out).contains(&berthd),
+        "--pid host sees berthd ({berthd}): {out}"
+    );
+    // Masked paths stay masked on the bound /proc: /dev/null over files,
+    // an empty read-only tmpfs over directories.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "rl:1",
+        "sh",
+        "-c",
+        "for f in timer_list interrupts; do cat /proc/$f | wc -c; done; grep -c . /proc/uptime; \
+         mount | grep -c ' /proc/\\(acpi\\|interrupts\\|keys\\|timer_list\\) '",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    // Masked (the host's timer_list and interrupts are not empty), the
+    // rest of the host's proc readable, the masks are mounts.
+    assert_eq!(lines, ["0", "0", "1", "4"], "{out}");
+    assert!(std::fs::read_to_string("/proc/interrupts").is_ok_and(|s| !s.is_empty()));
+    // The container's own PID namespace still gets a proc of its own.
+    let out = d.docker_ok(&["run", "--rm", "rl:1", "ps", "-o", "pid,comm"]);
+    assert!(!ps_pids(&out).contains(&berthd), "{out}");
+    // --pid container:<other> joins the other's namespace (the user
+    // namespace owns it, so proc is mounted as usual).
+    d.docker_ok(&["run", "-d", "--name", "p1", "rl:1", "sleep", "300"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:p1",
+        "rl:1",
+        "ps",
+        "-o",
+        "pid,args",
+    ]);
+    assert!(out.contains("sleep 300"), "{out}");
+    assert!(!ps_pids(&out).contains(&berthd), "{out}");
+    assert!(ps_pids(&out).contains(&1), "{out}");
+    // A container joining one that shares the host's namespace binds too.
+    d.docker_ok(&[
+        "run", "-d", "--name", "ph", "--pid", "host", "rl:1", "sleep", "300",
+    ]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:ph",
+        "rl:1",
+        "ps",
+        "-o",
+        "pid,comm",
+    ]);
+    assert!(ps_pids(&out).contains(&berthd), "{out}");
+    d.docker_ok(&["rm", "-f", "p1", "ph"]);
+}
