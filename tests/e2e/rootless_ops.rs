@@ -677,3 +677,120 @@ fn pid_host_binds_the_daemons_proc_with_the_masked_paths_masked() {
     assert!(ps_pids(&out).contains(&berthd), "{out}");
     d.docker_ok(&["rm", "-f", "p1", "ph"]);
 }
+
+/// A UDP listener on `0.0.0.0:port` in the network namespace of `pid`,
+/// recording the datagrams it gets, for as long as the guard lives: a thread
+/// of the test joins that namespace (the busybox-static of the fixtures has
+/// no UDP listener: its `nc` has no `-u`, and there is no `udpsvd`).
+struct UdpSink {
+    got: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpSink {
+    fn start_in_netns_of(pid: &str, port: u16) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", pid.trim())).expect("netns");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flag = stop.clone();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let thread = std::thread::spawn(move || {
+            // The network namespace is per thread: only this one moves.
+            let sock = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                .and_then(|()| std::net::UdpSocket::bind(("0.0.0.0", port)));
+            let sock = match sock {
+                Ok(s) => {
+                    let _ = tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    if let Ok(mut g) = seen.lock() {
+                        g.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("listener thread answers")
+            .expect("UDP listener bound in the container's namespace");
+        Self {
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn has(&self, msg: &str) -> bool {
+        self.got.lock().is_ok_and(|g| g.iter().any(|m| m == msg))
+    }
+}
+
+impl Drop for UdpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One datagram from the host to 127.0.0.1:`port`.
+fn udp_send(port: u16, msg: &str) {
+    if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
+        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
+    }
+}
+
+/// Whether the host's 127.0.0.1:`port`/udp is free.
+fn udp_free(port: u16) -> bool {
+    std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn udp_published_ports_go_through_slirp4netns() {
+    let (mut d, _u) = start();
+    let port = free_port();
+    assert!(udp_free(port));
+    let spec = format!("127.0.0.1:{port}:5353/udp");
+    d.docker_ok(&[
+        "run", "-d", "--name", "udp1", "-p", &spec, "rl:1", "sleep", "300",
+    ]);
+    let pid = d.inspect_format("udp1", "{{.State.Pid}}");
+    let sink = UdpSink::start_in_netns_of(&pid, 5353);
+    // Datagrams are not acknowledged: sent again until one arrives.
+    let reached = |msg: &str| {
+        wait_for_polling(Duration::from_millis(200), Duration::from_secs(10), || {
+            udp_send(port, msg);
+            sink.has(msg)
+        })
+    };
+    assert!(reached("one"), "127.0.0.1:{port}/udp reaches the container");
+    assert!(!udp_free(port), "slirp4netns holds the host's port");
+    assert_eq!(
+        d.docker_ok(&["port", "udp1", "5353/udp"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    // Published again by a daemon killed and started again.
+    d.kill9();
+    d.restart().expect("restart");
+    assert!(reached("two"), "after a restart");
+    // Removed with the container.
+    d.docker_ok(&["rm", "-f", "udp1"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || udp_free(port)),
+        "port {port}/udp is released on the host"
+    );
+}
