@@ -794,3 +794,66 @@ fn udp_published_ports_go_through_slirp4netns() {
         "port {port}/udp is released on the host"
     );
 }
+
+#[test]
+fn ipv6_host_addresses_are_refused_and_unspecified_means_ipv4() {
+    let (d, _u) = start();
+    let port = free_port();
+    for spec in [format!("[::1]:{port}:80"), format!("[::]:{port}:80/udp")] {
+        let o = d.docker(&[
+            "run", "-d", "--name", "v6", "-p", &spec, "rl:1", "sleep", "30",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{spec}: {err}");
+        assert!(
+            err.contains("cannot expose [")
+                && err.contains(&format!(
+                    "]:{port} in rootless mode: slirp4netns forwards only IPv4 host addresses"
+                )),
+            "{spec}: {err}"
+        );
+        // Nothing half-done: the container did not start, no forward made.
+        assert_eq!(d.inspect_format("v6", "{{.State.Running}}").trim(), "false");
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        d.docker_ok(&["rm", "-f", "v6"]);
+    }
+    // No host address: IPv4's 0.0.0.0, reachable on the host's loopback.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "any",
+        "-p",
+        &format!("{port}:80"),
+        "rl:1",
+        "sh",
+        "-c",
+        "mkdir -p /w && echo any > /w/i && httpd -f -p 80 -h /w",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["port", "any", "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    let got = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        s.write_all(b"GET /i HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.trim().to_string())
+    };
+    assert!(
+        wait_for_polling(Duration::from_millis(100), Duration::from_secs(10), || {
+            got().as_deref() == Some("any")
+        }),
+        "{:?}",
+        got()
+    );
+    d.docker_ok(&["rm", "-f", "any"]);
+}
