@@ -604,3 +604,256 @@ fn nothing_of_root_is_reachable_even_privileged() {
     assert!(!o.status.success(), "a global sysctl");
     d.docker_ok(&["rm", "-f", "priv"]);
 }
+
+/// The PIDs `ps` lists in a container.
+fn ps_pids(out: &str) -> Vec<u32> {
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn pid_host_binds_the_daemons_proc_with_the_masked_paths_masked() {
+    let (d, _u) = start();
+    let berthd = d.pid().expect("berthd pid");
+    let out = d.docker_ok(&[
+        "run", "--rm", "--pid", "host", "rl:1", "ps", "-o", "pid,comm",
+    ]);
+    assert!(
+        ps_pids(&out).contains(&berthd),
+        "--pid host sees berthd ({berthd}): {out}"
+    );
+    // Masked paths stay masked on the bound /proc: /dev/null over files,
+    // an empty read-only tmpfs over directories.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "rl:1",
+        "sh",
+        "-c",
+        "for f in timer_list interrupts; do cat /proc/$f | wc -c; done; grep -c . /proc/uptime; \
+         mount | grep -c ' /proc/\\(acpi\\|interrupts\\|keys\\|timer_list\\) '",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    // Masked (the host's timer_list and interrupts are not empty), the
+    // rest of the host's proc readable, the masks are mounts.
+    assert_eq!(lines, ["0", "0", "1", "4"], "{out}");
+    assert!(std::fs::read_to_string("/proc/interrupts").is_ok_and(|s| !s.is_empty()));
+    // The container's own PID namespace still gets a proc of its own.
+    let out = d.docker_ok(&["run", "--rm", "rl:1", "ps", "-o", "pid,comm"]);
+    assert!(!ps_pids(&out).contains(&berthd), "{out}");
+    // --pid container:<other> joins the other's namespace (the user
+    // namespace owns it, so proc is mounted as usual).
+    d.docker_ok(&["run", "-d", "--name", "p1", "rl:1", "sleep", "300"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:p1",
+        "rl:1",
+        "ps",
+        "-o",
+        "pid,args",
+    ]);
+    assert!(out.contains("sleep 300"), "{out}");
+    assert!(!ps_pids(&out).contains(&berthd), "{out}");
+    assert!(ps_pids(&out).contains(&1), "{out}");
+    // A container joining one that shares the host's namespace binds too.
+    d.docker_ok(&[
+        "run", "-d", "--name", "ph", "--pid", "host", "rl:1", "sleep", "300",
+    ]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:ph",
+        "rl:1",
+        "ps",
+        "-o",
+        "pid,comm",
+    ]);
+    assert!(ps_pids(&out).contains(&berthd), "{out}");
+    d.docker_ok(&["rm", "-f", "p1", "ph"]);
+}
+
+/// A UDP listener on `0.0.0.0:port` in the network namespace of `pid`,
+/// recording the datagrams it gets, for as long as the guard lives: a thread
+/// of the test joins that namespace (the busybox-static of the fixtures has
+/// no UDP listener: its `nc` has no `-u`, and there is no `udpsvd`).
+struct UdpSink {
+    got: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpSink {
+    fn start_in_netns_of(pid: &str, port: u16) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", pid.trim())).expect("netns");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flag = stop.clone();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let thread = std::thread::spawn(move || {
+            // The network namespace is per thread: only this one moves.
+            let sock = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                .and_then(|()| std::net::UdpSocket::bind(("0.0.0.0", port)));
+            let sock = match sock {
+                Ok(s) => {
+                    let _ = tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    if let Ok(mut g) = seen.lock() {
+                        g.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("listener thread answers")
+            .expect("UDP listener bound in the container's namespace");
+        Self {
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn has(&self, msg: &str) -> bool {
+        self.got.lock().is_ok_and(|g| g.iter().any(|m| m == msg))
+    }
+}
+
+impl Drop for UdpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One datagram from the host to 127.0.0.1:`port`.
+fn udp_send(port: u16, msg: &str) {
+    if let Ok(s) = std::net::UdpSocket::bind("127.0.0.1:0") {
+        let _ = s.send_to(msg.as_bytes(), ("127.0.0.1", port));
+    }
+}
+
+/// Whether the host's 127.0.0.1:`port`/udp is free.
+fn udp_free(port: u16) -> bool {
+    std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn udp_published_ports_go_through_slirp4netns() {
+    let (mut d, _u) = start();
+    let port = free_port();
+    assert!(udp_free(port));
+    let spec = format!("127.0.0.1:{port}:5353/udp");
+    d.docker_ok(&[
+        "run", "-d", "--name", "udp1", "-p", &spec, "rl:1", "sleep", "300",
+    ]);
+    let pid = d.inspect_format("udp1", "{{.State.Pid}}");
+    let sink = UdpSink::start_in_netns_of(&pid, 5353);
+    // Datagrams are not acknowledged: sent again until one arrives.
+    let reached = |msg: &str| {
+        wait_for_polling(Duration::from_millis(200), Duration::from_secs(10), || {
+            udp_send(port, msg);
+            sink.has(msg)
+        })
+    };
+    assert!(reached("one"), "127.0.0.1:{port}/udp reaches the container");
+    assert!(!udp_free(port), "slirp4netns holds the host's port");
+    assert_eq!(
+        d.docker_ok(&["port", "udp1", "5353/udp"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    // Published again by a daemon killed and started again.
+    d.kill9();
+    d.restart().expect("restart");
+    assert!(reached("two"), "after a restart");
+    // Removed with the container.
+    d.docker_ok(&["rm", "-f", "udp1"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || udp_free(port)),
+        "port {port}/udp is released on the host"
+    );
+}
+
+#[test]
+fn ipv6_host_addresses_are_refused_and_unspecified_means_ipv4() {
+    let (d, _u) = start();
+    let port = free_port();
+    for spec in [format!("[::1]:{port}:80"), format!("[::]:{port}:80/udp")] {
+        let o = d.docker(&[
+            "run", "-d", "--name", "v6", "-p", &spec, "rl:1", "sleep", "30",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{spec}: {err}");
+        assert!(
+            err.contains("cannot expose [")
+                && err.contains(&format!(
+                    "]:{port} in rootless mode: slirp4netns forwards only IPv4 host addresses"
+                )),
+            "{spec}: {err}"
+        );
+        // Nothing half-done: the container did not start, no forward made.
+        assert_eq!(d.inspect_format("v6", "{{.State.Running}}").trim(), "false");
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        d.docker_ok(&["rm", "-f", "v6"]);
+    }
+    // No host address: IPv4's 0.0.0.0, reachable on the host's loopback.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "any",
+        "-p",
+        &format!("{port}:80"),
+        "rl:1",
+        "sh",
+        "-c",
+        "mkdir -p /w && echo any > /w/i && httpd -f -p 80 -h /w",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["port", "any", "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    let got = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        s.write_all(b"GET /i HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.trim().to_string())
+    };
+    assert!(
+        wait_for_polling(Duration::from_millis(100), Duration::from_secs(10), || {
+            got().as_deref() == Some("any")
+        }),
+        "{:?}",
+        got()
+    );
+    d.docker_ok(&["rm", "-f", "any"]);
+}

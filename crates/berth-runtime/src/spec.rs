@@ -96,6 +96,9 @@ fn namespaces(input: &SpecInput<'_>, host: &HostInfo) -> Result<Vec<LinuxNamespa
     }
     for (typ, mode) in [(T::Pid, &input.pid), (T::Ipc, &input.ipc)] {
         match mode {
+            // Another container's that is the daemon's own: nothing to join
+            // (setns into it needs privilege over the host's user namespace).
+            NsMode::Path(_) if typ == T::Pid && host.in_userns && shares_daemon_pidns(mode) => {}
             NsMode::Private => ns.push(namespace(typ, None)?),
             NsMode::Path(p) => ns.push(namespace(typ, Some(p))?),
             NsMode::Host => {}
@@ -336,6 +339,50 @@ fn path_lists(
     (masked, readonly)
 }
 
+/// Whether the container's PID namespace is the daemon's own (`--pid host`,
+/// or another container's that is): in a user namespace that does not own
+/// it, a new proc cannot be mounted (moby's rootless `isHostNS`).
+fn shares_daemon_pidns(mode: &NsMode) -> bool {
+    match mode {
+        NsMode::Private => false,
+        NsMode::Host => true,
+        NsMode::Path(p) => match (
+            std::fs::read_link(p),
+            std::fs::read_link("/proc/self/ns/pid"),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+    }
+}
+
+/// Rootless `--pid host`: the daemon's `/proc` bound recursively instead of
+/// a new proc mount (moby's `bindMountHostProcfs`, after podman). The
+/// masked paths stay masked; the read-only ones under `/proc` go, as in
+/// moby (their remount would drop the flags locked in the user namespace).
+fn bind_host_proc(
+    mounts: &mut [oci_spec::runtime::Mount],
+    readonly: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/proc") {
+            *m = oci_spec::runtime::MountBuilder::default()
+                .destination("/proc")
+                .typ("bind")
+                .source("/proc")
+                .options(
+                    ["rbind", "nosuid", "noexec", "nodev"]
+                        .map(String::from)
+                        .to_vec(),
+                )
+                .build()
+                .map_err(build_err)?;
+        }
+    }
+    readonly.retain(|p| !p.starts_with("/proc/"));
+    Ok(())
+}
+
 /// moby keeps the rootfs shared/slave when a bind mount needs that propagation.
 fn rootfs_propagation(extra: &[oci_spec::runtime::Mount]) -> Option<&'static str> {
     let opts: Vec<&str> = extra
@@ -386,7 +433,7 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
     if let Some(p) = &input.files.hosts {
         files.push(("/etc/hosts", p));
     }
-    let mount_list = mounts::build(&MountPlan {
+    let mut mount_list = mounts::build(&MountPlan {
         shm_size: hc.shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE),
         ipc_none: hc.ipc_mode.as_deref() == Some("none"),
         readonly_rootfs,
@@ -419,7 +466,10 @@ pub(crate) fn build(input: &SpecInput<'_>, host: &HostInfo) -> Result<Spec, Spec
     }
     let res = res.build().map_err(build_err)?;
 
-    let (masked, readonly) = path_lists(input, host, privileged, &sec);
+    let (masked, mut readonly) = path_lists(input, host, privileged, &sec);
+    if host.in_userns && shares_daemon_pidns(&input.pid) {
+        bind_host_proc(&mut mount_list, &mut readonly)?;
+    }
     let sysctl = sysctls(input, host);
 
     let mut linux = LinuxBuilder::default()

@@ -586,3 +586,51 @@ fn real_host_build() {
     assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
     assert!(!crate::all_capabilities().is_empty());
 }
+
+#[test]
+fn pid_host_in_a_user_namespace_binds_proc() {
+    let config = ContainerConfig::default();
+    let hc = HostConfig::default();
+    let host = HostInfo {
+        in_userns: true,
+        ..HostInfo::fake()
+    };
+    let mut i = input(&config, &hc);
+    i.pid = NsMode::Host;
+    let j = to_json(&build(&i, &host).unwrap());
+    let proc = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/proc")
+        .unwrap();
+    assert_eq!(proc["type"], "bind");
+    assert_eq!(proc["source"], "/proc");
+    assert_eq!(
+        strs(&proc["options"]),
+        ["rbind", "nosuid", "noexec", "nodev"]
+    );
+    assert!(strs(&j["linux"]["maskedPaths"]).contains(&"/proc/kcore".to_string()));
+    assert!(strs(&j["linux"]["readonlyPaths"])
+        .iter()
+        .all(|p| !p.starts_with("/proc/")));
+    // The daemon's own PID namespace named by path: nothing to join.
+    i.pid = NsMode::Path("/proc/self/ns/pid".into());
+    let j = to_json(&build(&i, &host).unwrap());
+    assert!(!ns_types(&j).contains(&"pid".to_string()));
+    // Without a user namespace, or with a PID namespace of its own: proc.
+    for (mode, host) in [
+        (NsMode::Host, HostInfo::fake()),
+        (NsMode::Private, host.clone()),
+    ] {
+        i.pid = mode;
+        let j = to_json(&build(&i, &host).unwrap());
+        let proc = j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/proc")
+            .unwrap();
+        assert_eq!(proc["type"], "proc");
+    }
+}

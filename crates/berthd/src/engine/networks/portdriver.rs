@@ -73,10 +73,32 @@ impl PortDriver {
         Ok(v)
     }
 
+    /// Refuses an IPv6 host address: slirp4netns forwards IPv6 ports only
+    /// when started with `--enable-ipv6` (with an IPv6 address in the
+    /// namespace), which the daemon does not use, and it would otherwise
+    /// fail with no reason given. An empty host address means IPv4's
+    /// `0.0.0.0`, as everywhere in berth.
+    pub fn check_family(host_ip: IpAddr, port: &str) -> Result<()> {
+        if host_ip.is_ipv6() {
+            let port = if port.is_empty() {
+                String::new()
+            } else {
+                format!(":{port}")
+            };
+            return Err(EngineError::internal(format!(
+                "driver failed programming external connectivity: error while calling PortManager.AddPort(): \
+cannot expose [{host_ip}]{port} in rootless mode: slirp4netns forwards only IPv4 host addresses here \
+(it is started without --enable-ipv6); publish on an IPv4 address such as 127.0.0.1 or 0.0.0.0"
+            )));
+        }
+        Ok(())
+    }
+
     /// Forwards `host_ip:port` on the host to the namespace's `port`.
     /// Ports below the host's unprivileged start are refused first, in
     /// Docker's rootless words (slirp4netns itself gives no reason).
     pub fn add(&self, proto: &str, host_ip: IpAddr, port: u16) -> Result<Forward> {
+        Self::check_family(host_ip, &port.to_string())?;
         let family = if host_ip.is_ipv4() { "tcp4" } else { "tcp6" };
         let family = if proto == "udp" {
             family.replace("tcp", "udp")

@@ -293,6 +293,10 @@ async fn publish(
             let ip: IpAddr = host_ip
                 .parse()
                 .map_err(|_| EngineError::invalid(format!("invalid host IP {host_ip}")))?;
+            if ports.is_some() {
+                // Before any proxy binds.
+                PortDriver::check_family(ip, b.host_port.as_deref().unwrap_or_default())?;
+            }
             let mut last_err = None;
             let mut bound = None;
             let listen = match (ports, ip) {
