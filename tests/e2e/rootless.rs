@@ -17,26 +17,15 @@ fn start() -> (Daemon, String) {
     (d, "rl:1".to_string())
 }
 
-/// The host uid owning a process.
-fn host_uid(pid: &str) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("Uid line")
-}
-
 #[test]
 fn daemon_runs_as_the_user_and_answers_info() {
     let d = Daemon::start_rootless().expect("rootless berthd starts");
     let u = d.rootless_user().expect("rootless").clone();
     let pid = d.pid().expect("daemon pid").to_string();
-    assert_eq!(host_uid(&pid), u.uid, "berthd runs as {}", u.name);
+    assert_eq!(rootless::host_uid(&pid), u.uid, "berthd runs as {}", u.name);
     // The holder and slirp4netns run as the user too.
     let holder = d.holder_pid().expect("holder pid file");
-    assert_eq!(host_uid(&holder.to_string()), u.uid);
+    assert_eq!(rootless::host_uid(&holder.to_string()), u.uid);
     let info = d.docker_ok(&["info", "--format", "{{.ServerVersion}} {{.Driver}}"]);
     assert!(!info.trim().is_empty(), "{info}");
     // The socket is the user's.
@@ -53,7 +42,7 @@ fn container_root_is_the_user_and_uid_1000_a_subordinate_id() {
     d.docker_ok(&["run", "-d", "--name", "rt", &img, "sleep", "300"]);
     let pid = d.inspect_format("rt", "{{.State.Pid}}");
     assert_eq!(
-        host_uid(pid.trim()),
+        rootless::host_uid(pid.trim()),
         u.uid,
         "container root is the user on the host"
     );
@@ -62,7 +51,7 @@ fn container_root_is_the_user_and_uid_1000_a_subordinate_id() {
     ]);
     let pid = d.inspect_format("k1", "{{.State.Pid}}");
     assert_eq!(
-        host_uid(pid.trim()),
+        rootless::host_uid(pid.trim()),
         u.subuid + 999,
         "uid 1000 is subuid start + 999"
     );

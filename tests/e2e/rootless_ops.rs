@@ -28,17 +28,6 @@ fn user_dir(d: &Daemon, u: &rootless::User, name: &str) -> PathBuf {
     p
 }
 
-/// The host uid owning a process.
-fn host_uid(pid: &str) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("Uid line")
-}
-
 /// The host owner of `path` inside a running container's root (seen from
 /// the host through `/proc/<pid>/root`).
 fn host_owner_in(d: &Daemon, name: &str, path: &str) -> u32 {
@@ -113,7 +102,11 @@ fn check_built(d: &Daemon, u: &rootless::User, img: &str, name: &str) {
     );
     d.docker_ok(&["run", "-d", "--name", name, img]);
     let pid = d.inspect_format(name, "{{.State.Pid}}");
-    assert_eq!(host_uid(&pid), u.subuid + 999, "USER 1000 on the host");
+    assert_eq!(
+        rootless::host_uid(&pid),
+        u.subuid + 999,
+        "USER 1000 on the host"
+    );
     assert_eq!(host_owner_in(d, name, "/data/f"), u.subuid + 999);
     assert_eq!(host_owner_in(d, name, "/b.txt"), u.subuid + 999);
     assert_eq!(host_owner_in(d, name, "/a.txt"), u.uid);
@@ -590,7 +583,11 @@ fn nothing_of_root_is_reachable_even_privileged() {
         "300",
     ]);
     let pid = d.inspect_format("priv", "{{.State.Pid}}");
-    assert_eq!(host_uid(&pid), u.uid, "a privileged container is the user");
+    assert_eq!(
+        rootless::host_uid(&pid),
+        u.uid,
+        "a privileged container is the user"
+    );
     // Host-wide powers are not there: no device nodes, no global sysctls.
     let o = d.docker(&["exec", "priv", "mknod", "/tmp/sda", "b", "8", "0"]);
     assert!(!o.status.success(), "mknod in a user namespace");

@@ -266,3 +266,15 @@ impl crate::LocalRegistry {
         .then_some(r)
     }
 }
+
+/// The host uid owning a process (`pid` may carry the CLI's newline).
+pub fn host_uid(pid: &str) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .unwrap_or_else(|e| panic!("reading /proc/{}/status: {e}", pid.trim()));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("Uid line")
+}
