@@ -155,12 +155,19 @@ fn docker_within(d: &Daemon, args: &[&str], limit: Duration) -> std::process::Ou
 
 /// What the daemon holds on the host beyond `before`, but for directories
 /// and the seccomp cache (made with the first container, and kept).
+/// What the daemon holds beyond `before`, once the trash thread (which
+/// deletes removed containers' files in the background) has had up to ten
+/// seconds to drain.
 fn leftovers(d: &Daemon, before: &berth_tests::host::Footprint) -> Vec<String> {
-    footprint(d)
-        .beyond(before)
-        .into_iter()
-        .filter(|l| !l.ends_with('/') && !l.contains("exec-root/seccomp/"))
-        .collect()
+    let now = || -> Vec<String> {
+        footprint(d)
+            .beyond(before)
+            .into_iter()
+            .filter(|l| !l.ends_with('/') && !l.contains("exec-root/seccomp/"))
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), || now().is_empty());
+    now()
 }
 
 fn count(p: &NetPlugin, method: &str, endpoint: &str) -> usize {
