@@ -1,0 +1,1 @@
+"""Shared parts of bench/bench.py: the daemons, the pairing, the row catalog."""

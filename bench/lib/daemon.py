@@ -1,0 +1,286 @@
+"""The daemons under test (berthd, dockerd or a baseline berthd), each in its
+own network namespace and directories, and the paired timing of samples."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BERTH_BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(ROOT, "target", "release"))
+
+# The bound on one docker CLI call: a wedged daemon fails the row, it does
+# not hang the bench.
+CLI_TIMEOUT = 600
+
+
+def sh(cmd, check=True, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, **kw)
+
+
+def ensure_dockerd():
+    if shutil.which("dockerd"):
+        return
+    print("installing docker.io (for dockerd) ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sh("apt-get update -qq", env=env)
+    sh("apt-get install -y -qq docker.io", env=env)
+
+
+def ping(sock, timeout=0.5):
+    """HEAD /_ping over the unix socket; True on 200."""
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(sock)
+        s.sendall(b"HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = s.recv(64)
+        s.close()
+        return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+def api(sock, method, path, body=None, timeout=30):
+    """One HTTP/1.1 request over the unix socket; returns (status, body).
+    Reads to EOF (Connection: close), which also drains an exec stream."""
+    import json as _json
+    data = b"" if body is None else _json.dumps(body).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+    s.sendall(head.encode() + data)
+    chunks = []
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        chunks.append(c)
+    s.close()
+    raw = b"".join(chunks)
+    status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/") else 0
+    return status, raw.split(b"\r\n\r\n", 1)[-1]
+
+
+def _status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kib(pid):
+    return _status_kib(pid, "VmRSS:")
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def children(pid):
+    """All descendants. `children` is per thread: a Go daemon forks from
+    whichever thread runs, so every task's list is read."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                for c in f.read().split():
+                    if int(c) not in out:
+                        out.append(int(c))
+                        out.extend(children(int(c)))
+        except OSError:
+            pass
+    return out
+
+
+def shim_pids(dm):
+    """The per-container shims of a daemon: berth-shim, or containerd's."""
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if dm.dir in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd):
+            out.append(int(e))
+    return out
+
+
+class Daemon:
+    """One engine (berthd or dockerd) in its own netns and directories."""
+
+    def __init__(self, kind, base, bin_dir=BERTH_BIN, label=None):
+        self.kind = kind
+        self.bin_dir = bin_dir
+        self.label = label or kind
+        self.dir = os.path.join(base, self.label)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "api.sock")
+        self.netns = f"bench-{self.label}-{os.getpid()}"
+        self.proc = None
+        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        sh(["ip", "netns", "add", self.netns])
+        sh(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"])
+
+    @property
+    def host(self):
+        return "unix://" + self.sock
+
+    def argv(self):
+        data, exe = os.path.join(self.dir, "data"), os.path.join(self.dir, "exec")
+        cfg = os.path.join(self.dir, "daemon.json")
+        with open(cfg, "w") as f:
+            f.write("{}")
+        if self.kind == "berthd":
+            return [os.path.join(self.bin_dir, "berthd"), "-H", self.host, "--data-root", data,
+                    "--exec-root", exe, "--pidfile", os.path.join(self.dir, "berthd.pid"),
+                    "--config-file", cfg, "--cgroup-parent", f"/berth-bench-{self.label}"]
+        return ["dockerd", "-H", self.host, "--data-root", data, "--exec-root", exe,
+                "--pidfile", os.path.join(self.dir, "dockerd.pid"), "--config-file", cfg,
+                "--iptables=false", "--ip6tables=false"]
+
+    def start(self, timeout=60):
+        t0 = time.perf_counter()
+        # nsenter --net, not `ip netns exec`: the latter remounts /sys in a
+        # new mount namespace, which hides the cgroup mounts (dockerd then
+        # fails with "Devices cgroup isn't mounted").
+        self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", "--"] + self.argv(),
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            if ping(self.sock):
+                return time.perf_counter() - t0
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited; see {self.dir}/daemon.log")
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.kind} did not answer /_ping in {timeout}s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def daemon_pid(self):
+        # nsenter execs the daemon, so the child PID is the daemon.
+        return self.pid()
+
+    def helper_pids(self):
+        """The daemon's long-lived helpers counted with it: dockerd's
+        containerd (berthd has none; its shims are counted apart)."""
+        return [p for p in children(self.daemon_pid()) if comm(p) == "containerd"]
+
+    def env(self, **extra):
+        env = dict(os.environ, DOCKER_HOST=self.host, DOCKER_CLI_HINTS="false", **extra)
+        env.pop("DOCKER_API_VERSION", None)
+        return env
+
+    def docker(self, *args, check=True, input=None, timeout=CLI_TIMEOUT, stdout=subprocess.PIPE, env=None,
+               cwd=None):
+        return subprocess.run(["docker", *args], env=env or self.env(), check=check, input=input,
+                              stdout=stdout, stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
+
+    def berth_cli(self, *args, check=True, timeout=CLI_TIMEOUT):
+        """The berth CLI of this daemon's build (only for a berthd)."""
+        return subprocess.run([os.path.join(self.bin_dir, "berth"), *args], env=self.env(), check=check,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                cleanup_containers(self)
+            except Exception:
+                pass
+        self.stop()
+        sh(["ip", "netns", "del", self.netns], check=False)
+
+
+def rm_batches(dm, ids, batch=100, check=False):
+    """`docker rm -f` of ids, at most `batch` per call (argv stays short)."""
+    for i in range(0, len(ids), batch):
+        dm.docker("rm", "-f", *ids[i:i + batch], check=check)
+
+
+def cleanup_containers(dm):
+    rm_batches(dm, dm.docker("ps", "-aq", "--no-trunc").stdout.decode().split())
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# Pause before every sample: a daemon's work goes on after its client
+# returns (dockerd's containerd shim exits and cleans up, the kernel tears
+# down namespaces), and on 2 cores that trailing work would be billed to
+# whichever daemon is measured next. Back to back (`--back-to-back`, or
+# BENCH_SETTLE=0) there is none: what users running containers in a loop see.
+DEFAULT_SETTLE = 0.2
+_settle = [float(os.environ.get("BENCH_SETTLE", str(DEFAULT_SETTLE)))]
+
+
+def set_settle(seconds):
+    _settle[0] = seconds
+
+
+def settle():
+    return _settle[0]
+
+
+def paired(a, b, fa, fb, runs, warmup=1):
+    """A B A B ... after a warm-up of each, each sample after the settling
+    pause (none back to back); returns (samples_a, samples_b)."""
+    # What earlier rows wrote (image imports) is flushed now, not during
+    # the first samples of this one.
+    os.sync()
+    for _ in range(warmup):
+        fa()
+        fb()
+    xa, xb = [], []
+    for _ in range(runs):
+        if _settle[0]:
+            time.sleep(_settle[0])
+        xa.append(fa())
+        if _settle[0]:
+            time.sleep(_settle[0])
+        xb.append(fb())
+    return xa, xb

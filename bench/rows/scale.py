@@ -1,0 +1,122 @@
+"""The scale rows (`--scale N`, default 1000): N `sleep` containers started
+by 8 parallel clients, the daemon's RSS and the shims' PSS with N running,
+`docker ps -a` at N/10, N/2 and N, and `docker rm -f` of all N.
+
+Both daemons ramp up together, stage by stage (N/10, N/2, N; the start
+times of the stages add up), so that `docker ps -a` is paired A B A B at
+each stage. Every wait is bounded; on any failure every container of both
+daemons is removed (`rm -f` in batches) before the error is reported."""
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lib.catalog import Result, Target, ms, row
+from lib.daemon import cleanup_containers, paired, pss_kib, rm_batches, rss_kib, shim_pids, timed
+from rows.containers import BUSYBOX, ensure_busybox
+
+CLIENTS = 8
+RM_BATCH = 100
+
+T_START = Target("<=", 0.10)
+T_RSS = Target("<=", 40, on="abs")
+T_PSS = Target("<=", 0.35, on="abs")
+T_PS = Target("<=", 25, on="abs")
+T_GROWTH = Target("<=", 1.5, on="abs")
+T_RM = Target("<=", 0.08)
+
+NAMES = ("{n} sleep containers started by 8 parallel clients", "daemon RSS with {n} running",
+         "shim PSS each, {n} running", "docker ps -a with", "docker ps -a growth", "docker rm -f of {n}")
+
+
+def start_many(dm, count, ids, deadline):
+    """`docker run -d` count times from CLIENTS threads; returns the wall
+    time until all are running (`run -d` returns once started)."""
+    def one(_):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"{dm.label}: the scale rows' time budget ran out")
+        r = dm.docker("run", "-d", "--network", "none", BUSYBOX, "sleep", "3600", timeout=min(120, left))
+        return r.stdout.decode().strip()
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        futures = [pool.submit(one, i) for i in range(count)]
+        try:
+            for f in futures:
+                ids.append(f.result())
+        finally:
+            for f in futures:
+                f.cancel()
+    return time.perf_counter() - t0
+
+
+def stages(n):
+    return sorted({max(1, n // 10), max(1, n // 2), n})
+
+
+def slope_ratio(points):
+    """How the per-container cost of `ps -a` grows: the slope over the last
+    stage divided by the slope over the one before (1 = linear). A slope
+    under 5 µs a container counts as 5 µs (the CLI's noise, not growth)."""
+    (n1, t1), (n2, t2), (n3, t3) = points
+    floor = 5e-3  # ms per container
+    s1 = max(floor, (t2 - t1) / (n2 - n1))
+    s2 = max(floor, (t3 - t2) / (n3 - n2))
+    return s2 / s1, s1 * 1e3, s2 * 1e3
+
+
+@row("scale: {n} sleep containers, 8 parallel clients (start, RSS, PSS, ps -a, rm -f)", modal=False,
+     names=NAMES)
+def r_scale(b, d, ctx):
+    n = ctx.scale
+    ensure_busybox(b, d)
+    daemons = (b, d)
+    ids = {dm.label: [] for dm in daemons}
+    started = {dm.label: 0.0 for dm in daemons}
+    ps_at = []
+    # Generous, but a bound: dockerd needs ~0.15 s a container here.
+    deadline = time.monotonic() + 300 + 2.0 * n
+    try:
+        for dm in daemons:
+            cleanup_containers(dm)
+        for stage in stages(n):
+            for dm in daemons:
+                started[dm.label] += start_many(dm, stage - len(ids[dm.label]), ids[dm.label], deadline)
+            ps = lambda dm: timed(lambda: dm.docker("ps", "-a"))
+            ps_at.append((stage, ms(*paired(b, d, lambda: ps(b), lambda: ps(d), ctx.runs))))
+            print(f"    {stage} running: started in {started[b.label]:.1f} s / {started[d.label]:.1f} s",
+                  file=sys.stderr)
+        time.sleep(2)
+        rss = [(rss_kib(dm.daemon_pid()) + sum(rss_kib(p) for p in dm.helper_pids())) / 1024 for dm in daemons]
+        pss = [sum(pss_kib(p) for p in shim_pids(dm)) / n / 1024 for dm in daemons]
+        removed = []
+        for dm in daemons:
+            removed.append(timed(lambda: rm_batches(dm, ids[dm.label], RM_BATCH, check=True)))
+            left = dm.docker("ps", "-aq").stdout.split()
+            if left:
+                raise RuntimeError(f"{dm.label}: {len(left)} containers left after rm -f")
+    except BaseException:
+        for dm in daemons:
+            try:
+                cleanup_containers(dm)
+            except Exception:
+                pass
+        raise
+    out = [
+        Result(f"{n} sleep containers started by 8 parallel clients (docker run -d)",
+               started[b.label], started[d.label], "s", T_START),
+        Result(f"daemon RSS with {n} running (dockerd: + containerd)", rss[0], rss[1], "MiB", T_RSS),
+        Result(f"shim PSS each, {n} running (sum of shims' PSS / {n})", pss[0], pss[1], "MiB", T_PSS),
+    ]
+    for stage, (vb, vd, unit) in ps_at:
+        out.append(Result(f"docker ps -a with {stage} running containers", vb, vd, unit,
+                          T_PS if stage == n else None))
+    if len(ps_at) == 3:
+        pts = [[(s, v[i]) for s, v in ps_at] for i in (0, 1)]
+        gb, gd = slope_ratio(pts[0]), slope_ratio(pts[1])
+        out.append(Result(f"docker ps -a growth: slope {ps_at[1][0]}→{n} / slope {ps_at[0][0]}→{ps_at[1][0]}",
+                          gb[0], gd[0], "x", T_GROWTH,
+                          note=f"µs/container: berth {gb[1]:.0f}, {gb[2]:.0f}; other {gd[1]:.0f}, {gd[2]:.0f}"))
+    out.append(Result(f"docker rm -f of {n} (batches of {RM_BATCH})", removed[0], removed[1], "s", T_RM))
+    return out
