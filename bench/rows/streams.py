@@ -30,6 +30,7 @@ def count_out(dm, *args):
     return int(r.stdout.split()[0])
 
 
+# The checked read (count_out) above is each row's warm-up.
 def to_null(dm, *args):
     return timed(lambda: dm.docker(*args, stdout=subprocess.DEVNULL, timeout=1200))
 
@@ -52,7 +53,8 @@ def r_logs(b, d, ctx):
             if got != size:
                 raise RuntimeError(f"{dm.label}: docker logs gave {got} bytes, not {size}")
         n = max(1, min(ctx.runs, 3))
-        return mbps(size, *paired(b, d, lambda: to_null(b, "logs", name), lambda: to_null(d, "logs", name), n))
+        return mbps(size, *paired(b, d, lambda: to_null(b, "logs", name), lambda: to_null(d, "logs", name), n,
+                               warmup=0))
     finally:
         for dm in (b, d):
             dm.docker("rm", "-f", name, check=False)
@@ -82,7 +84,7 @@ def r_cp(b, d, ctx):
                 raise RuntimeError(f"{dm.label}: docker cp gave a {got}-byte tar for a {size}-byte file")
         n = max(1, min(ctx.runs, 3))
         cp = lambda dm: to_null(dm, "cp", f"{name}:/big", "-")
-        return mbps(size, *paired(b, d, lambda: cp(b), lambda: cp(d), n))
+        return mbps(size, *paired(b, d, lambda: cp(b), lambda: cp(d), n, warmup=0))
     finally:
         for dm in (b, d):
             dm.docker("rm", "-f", name, check=False)
