@@ -2,7 +2,6 @@
 file out of a container. The size is BENCH_STREAM_MB (default 1000 MB;
 100 with --quick); the data is deleted with the containers afterwards."""
 
-import os
 import shutil
 import subprocess
 
