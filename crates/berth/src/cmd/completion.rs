@@ -38,10 +38,12 @@ fn write_pages(cmd: &clap::Command, name: &str, dir: &Path, n: &mut usize) -> an
     if cmd.is_hide_set() {
         return Ok(());
     }
-    let page = cmd
-        .clone()
-        .name(name.to_string())
-        .bin_name(name.replace('-', " "));
+    // clap names are `&'static str` (without its `string` feature, which
+    // would rebuild every clap user): this one-off command leaks its few
+    // kilobytes of page names.
+    let page_name: &'static str = Box::leak(name.to_string().into_boxed_str());
+    let bin_name: &'static str = Box::leak(name.replace('-', " ").into_boxed_str());
+    let page = cmd.clone().name(page_name).bin_name(bin_name);
     let mut out = Vec::new();
     clap_mangen::Man::new(page).render(&mut out)?;
     let path = dir.join(format!("{name}.1"));

@@ -280,11 +280,17 @@ fn ls(conn: &Conn, a: LsArgs) -> anyhow::Result<()> {
         })
         .collect();
     // docker sorts them all by name, `default` included.
-    items.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
+    items.sort_by(|x, y| {
+        crate::format::natural_cmp(
+            x["Name"].as_str().unwrap_or_default(),
+            y["Name"].as_str().unwrap_or_default(),
+        )
+    });
     if a.quiet {
         for it in &items {
             println!("{}", it["Name"].as_str().unwrap_or_default());
         }
+        warn_docker_host();
         return Ok(());
     }
     match a.format.as_deref() {
@@ -320,7 +326,14 @@ fn ls(conn: &Conn, a: LsArgs) -> anyhow::Result<()> {
             print!("{}", t.render_all(&items)?);
         }
     }
+    warn_docker_host();
     Ok(())
+}
+
+fn warn_docker_host() {
+    if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty()) {
+        eprintln!("Warning: DOCKER_HOST environment variable overrides the active context. To use a context, either set the global --context flag, or unset DOCKER_HOST environment variable.");
+    }
 }
 
 fn use_(a: NameArg) -> anyhow::Result<()> {
@@ -416,19 +429,24 @@ fn rm(conn: &Conn, a: RmArgs) -> anyhow::Result<()> {
     let mut errs = Vec::new();
     for name in &a.names {
         let r = if name == DEFAULT {
-            Err(anyhow!("default: context \"default\" cannot be removed"))
+            Err(anyhow!("context \"default\" cannot be removed"))
         } else if *name == cur && !a.force {
             Err(anyhow!(
                 "context {name:?} is in use, set -f flag to force remove"
             ))
-        } else if !store::exists(name) {
+        } else if !a.force && !store::exists(name) {
             Err(anyhow!("context {name:?} does not exist"))
         } else {
-            store::remove(name).and_then(|()| {
-                if store::current_from_config() == *name {
-                    store::set_current(DEFAULT)?;
-                }
+            // As docker: the current one falls back to the default, and
+            // with -f a missing one is no error.
+            let fallback = if *name == cur {
+                store::set_current(DEFAULT)
+            } else {
                 Ok(())
+            };
+            fallback.and_then(|()| match store::exists(name) {
+                true => store::remove(name),
+                false => Ok(()),
             })
         };
         match r {
