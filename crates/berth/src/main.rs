@@ -223,7 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// plugins, done here; any other comes back.
 enum Local {
     Done(anyhow::Result<i32>),
-    Daemon(Cli),
+    Daemon(Box<Cli>),
 }
 
 fn local(mut cli: Cli) -> Local {
@@ -233,10 +233,10 @@ fn local(mut cli: Cli) -> Local {
         Command::Completion(a) => done(cmd::completion::completion(Cli::command(), a)),
         Command::Man(a) => done(cmd::completion::man(Cli::command(), a)),
         Command::External(args) => Local::Done(plugin(&mut cli.conn, &args)),
-        cmd => Local::Daemon(Cli {
+        cmd => Local::Daemon(Box::new(Cli {
             conn: cli.conn,
             cmd,
-        }),
+        })),
     }
 }
 
@@ -285,7 +285,7 @@ fn main() {
     };
     let mut cli = match local(cli) {
         Local::Done(r) => finish(r),
-        Local::Daemon(cli) => cli,
+        Local::Daemon(cli) => *cli,
     };
     if !matches!(cli.cmd, Command::Rootless(_)) {
         if let Err(e) = ctxstore::resolve(&mut cli.conn) {
