@@ -332,6 +332,12 @@ if [ "$1" = docker-cli-plugin-metadata ]; then
   echo '{"SchemaVersion":"0.1.0","Vendor":"berth tests","Version":"1.2","ShortDescription":"Say hello"}'
   exit 0
 fi
+if [ "$2" = wait ]; then
+  sleep 20 &
+  trap 'kill $!; echo got TERM; exit 42' TERM
+  wait
+  exit 1
+fi
 echo "argv0: $(basename "$0")"
 echo "argv: $*"
 echo "host: ${DOCKER_HOST:-}"
@@ -406,6 +412,23 @@ fn cli_plugins_run_through_the_docker_plugin_protocol() {
     let k = dk(&cfg, &["--context", "there", "hello", "x"]);
     assert_eq!(k.status.code(), Some(7));
     assert!(stdout(&k).contains("argv: --context there hello x\n"));
+
+    // A SIGTERM to berth reaches the plugin; berth exits with its status.
+    let mut c = Command::new(bin("berth"));
+    c.args(["hello", "wait"])
+        .env("DOCKER_CONFIG", &cfg)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().expect("berth hello wait");
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = finish(child, Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(42), "{} {}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "got TERM\n");
 
     let o = on_store(&bin("berth"), &cfg, &["novendor"], &[]);
     assert_eq!(o.status.code(), Some(1));

@@ -137,6 +137,12 @@ pub fn run(path: &Path, host: Option<&str>) -> anyhow::Result<i32> {
     if let Some(h) = host {
         cmd.env("DOCKER_HOST", h);
     }
+    // Signals arrive at a thread that passes them on: blocked here before
+    // any thread starts (threads inherit the mask), unblocked in the child.
+    let set = signal_set();
+    // SAFETY: `set` is an initialised sigset_t; blocking signals in this
+    // thread (and threads it starts) only defers their delivery.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
     let sock_name = format!("docker_cli_{}", random_hex());
     if let Ok(l) = SocketAddr::from_abstract_name(sock_name.as_bytes())
@@ -152,12 +158,15 @@ pub fn run(path: &Path, host: Option<&str>) -> anyhow::Result<i32> {
             }
         });
     }
-    // Signals arrive at a thread that passes them on; std's spawn gives the
-    // child an empty signal mask.
-    let set = signal_set();
-    // SAFETY: `set` is an initialised sigset_t; blocking signals in this
-    // thread (and threads it starts) only defers their delivery.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    // SAFETY: only sigprocmask(2), async-signal-safe, runs between fork
+    // and exec: the plugin starts with no signal blocked.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
     let tty = crate::term::is_tty(1);
