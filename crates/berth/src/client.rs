@@ -1,4 +1,5 @@
-//! Connecting to the daemon the way the docker CLI does: `-H`/`DOCKER_HOST`,
+//! Connecting to the daemon the way the docker CLI does: `-H`/`DOCKER_HOST`
+//! or a context (`ctxstore` resolves them into `host` before a command runs),
 //! TLS from `--tlsverify`/`DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
 
 use std::path::PathBuf;
@@ -20,14 +21,13 @@ const TIMEOUT_SECS: u64 = 60 * 60 * 24 * 365;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Conn {
+    /// Name of the context to use to connect to the daemon (overrides
+    /// DOCKER_HOST env var and default context set with "berth context use")
+    /// (before the command only, as in docker: `run -c` is `--cpu-shares`)
+    #[arg(short = 'c', long = "context", value_name = "CONTEXT")]
+    pub context: Option<String>,
     /// Daemon socket to connect to
-    #[arg(
-        short = 'H',
-        long = "host",
-        env = "DOCKER_HOST",
-        global = true,
-        value_name = "HOST"
-    )]
+    #[arg(short = 'H', long = "host", global = true, value_name = "HOST")]
     pub host: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]

@@ -2,8 +2,10 @@
 //! the Engine API (so it works against berthd and dockerd alike).
 
 mod client;
+mod cliplugins;
 mod cmd;
 mod creds;
+mod ctxstore;
 mod format;
 mod jsonstream;
 mod opts;
@@ -11,9 +13,11 @@ mod raw;
 mod stream;
 mod term;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 
-#[derive(Parser)]
+use clap::{CommandFactory, FromArgMatches, Subcommand};
+
+#[derive(clap::Parser)]
 #[command(
     name = "berth",
     version,
@@ -132,6 +136,20 @@ enum Command {
     /// Check or set up this user for rootless mode
     #[command(subcommand)]
     Rootless(cmd::rootless::RootlessCmd),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(cmd::context::ContextCmd),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(cmd::prune::BuilderCmd),
+    /// Generate the autocompletion script for the specified shell
+    Completion(cmd::completion::CompletionArgs),
+    /// Write a man page for every command into a directory
+    #[command(name = "__man", hide = true)]
+    Man(cmd::completion::ManArgs),
+    /// A docker CLI plugin (`docker-<name>`)
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 /// A failure that carries the exit status to use (e.g. a container's).
@@ -193,14 +211,87 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(a) => cmd::ops::diff(&cli.conn, a).await,
         Command::Commit(a) => cmd::ops::commit(&cli.conn, a).await,
         Command::Rootless(c) => cmd::rootless::rootless(c),
+        Command::Builder(c) => cmd::prune::builder(&cli.conn, c).await,
+        // Run before the runtime starts (`local`).
+        Command::Context(_) | Command::Completion(_) | Command::Man(_) | Command::External(_) => {
+            Ok(())
+        }
     }
+}
+
+/// Commands that need no daemon: contexts, completions, man pages and CLI
+/// plugins, done here; any other comes back.
+enum Local {
+    Done(anyhow::Result<i32>),
+    Daemon(Box<Cli>),
+}
+
+fn local(mut cli: Cli) -> Local {
+    let done = |r: anyhow::Result<()>| Local::Done(r.map(|()| 0));
+    match cli.cmd {
+        Command::Context(c) => done(cmd::context::context(&cli.conn, c)),
+        Command::Completion(a) => done(cmd::completion::completion(Cli::command(), a)),
+        Command::Man(a) => done(cmd::completion::man(Cli::command(), a)),
+        Command::External(args) => Local::Done(plugin(&mut cli.conn, &args)),
+        cmd => Local::Daemon(Box::new(Cli {
+            conn: cli.conn,
+            cmd,
+        })),
+    }
+}
+
+/// `berth <name> …`: the CLI plugin `docker-<name>`.
+fn plugin(conn: &mut client::Conn, args: &[OsString]) -> anyhow::Result<i32> {
+    let name = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let host_given = conn.host.is_some();
+    let resolved = ctxstore::resolve(conn)?;
+    let Some(path) = cliplugins::find(&name) else {
+        anyhow::bail!(
+            "berth: unknown command: berth {name}\n\nRun 'berth --help' for more information"
+        );
+    };
+    // The docker CLI's default socket is not berth's: a plugin on the
+    // default context is told where berthd is.
+    let host = (resolved.name == ctxstore::DEFAULT
+        && !host_given
+        && std::env::var("DOCKER_HOST").map_or(true, |h| h.is_empty()))
+    .then_some(client::DEFAULT_HOST);
+    cliplugins::run(&path, host)
+}
+
+/// `berth`, `berth -h` and `berth --help` list the installed CLI plugins
+/// (the only times their metadata is asked for up front).
+fn root_help() -> bool {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    args.is_empty() || (args.len() == 1 && (args[0] == "--help" || args[0] == "-h"))
 }
 
 fn main() {
     // A CLI writing into `| head` should end quietly, as Go programs do.
     // SAFETY: called before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    if root_help() {
+        if let Some(text) = cliplugins::help_text() {
+            command = command.after_help(text);
+        }
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let mut cli = match local(cli) {
+        Local::Done(r) => finish(r),
+        Local::Daemon(cli) => *cli,
+    };
+    if !matches!(cli.cmd, Command::Rootless(_)) {
+        if let Err(e) = ctxstore::resolve(&mut cli.conn) {
+            finish(Err(e));
+        }
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -211,8 +302,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match rt.block_on(run(cli)) {
-        Ok(()) => 0,
+    finish(rt.block_on(run(cli)).map(|()| 0));
+}
+
+/// Exits with the status of a command's result, printing its error.
+fn finish(r: anyhow::Result<i32>) -> ! {
+    let code = match r {
+        Ok(code) => code,
         Err(e) => match e.downcast_ref::<ExitCode>() {
             Some(code) => code.0,
             None => {

@@ -55,13 +55,20 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-/// Asks on the terminal before a prune, as docker does; `y` or `yes` go on.
+/// Asks on the terminal before a prune, as docker does (from stdin, a
+/// terminal or not: an empty answer or EOF is a no).
 pub fn confirm(warning: &str) -> bool {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    confirm_message(&format!("{warning}\nAre you sure you want to continue?"))
+}
+
+/// `confirm` with the whole question given (`builder prune` asks on one line).
+pub fn confirm_message(message: &str) -> bool {
+    print!("{message} [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+    // docker's prompt.Confirm: only `y`, in either case, goes on.
+    line.trim().eq_ignore_ascii_case("y")
 }
 
 /// Go's `strconv.ParseBool`, for `--flag=value` booleans.

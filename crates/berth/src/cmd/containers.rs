@@ -732,12 +732,9 @@ pub async fn rename(conn: &Conn, a: RenameArgs) -> anyhow::Result<()> {
 
 pub async fn prune(conn: &Conn, a: PruneArgs) -> anyhow::Result<()> {
     let filters = filters_of(&a.filter)?;
-    if !a.force
-        && !super::common::confirm(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
-        )
-    {
-        anyhow::bail!("container prune has been cancelled");
+    if !a.force && !super::common::confirm("WARNING! This will remove all stopped containers.") {
+        // docker treats the refusal as a cancellation: no message, status 0.
+        return Ok(());
     }
     let d = conn.connect().await?;
     let r = d

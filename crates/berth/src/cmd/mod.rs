@@ -4,12 +4,15 @@
 
 pub mod build;
 pub mod common;
+pub mod completion;
 pub mod containers;
+pub mod context;
 pub mod cp;
 pub mod images;
 pub mod network;
 pub mod ops;
 pub mod plugin;
+pub mod prune;
 pub mod registry;
 pub mod rootless;
 pub mod run;

@@ -59,6 +59,8 @@ pub enum SystemCmd {
     Info(InfoArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Remove unused data
+    Prune(super::prune::SystemPruneArgs),
 }
 
 pub async fn system(conn: &Conn, c: SystemCmd) -> anyhow::Result<()> {
@@ -66,6 +68,7 @@ pub async fn system(conn: &Conn, c: SystemCmd) -> anyhow::Result<()> {
         SystemCmd::Df(a) => df(conn, a).await,
         SystemCmd::Info(a) => info(conn, a).await,
         SystemCmd::Events(a) => events(conn, a).await,
+        SystemCmd::Prune(a) => super::prune::system(conn, a).await,
     }
 }
 
