@@ -347,32 +347,42 @@ pub async fn run(conn: &Conn, a: RunArgs) -> anyhow::Result<()> {
         detach_keys: a.detach_keys.clone(),
     };
     let attach = io.stdin || io.stdout || io.stderr;
-    let mut session = None;
-    if attach {
-        // Attach before start, so no output is missed.
-        let h = match raw.hijack(&io.attach_path(&id), None).await {
-            Ok(h) => h,
-            Err(e) => return fail(super::error_text(&e), EXIT_DAEMON),
-        };
-        session = Some(io.begin(h)?);
-    }
-    let _signals = (a.sig_proxy && !tty).then(|| stream::proxy_signals(d.clone(), id.clone()));
     let condition = if a.create.flags.rm {
         "removed"
     } else {
         "next-exit"
     };
-    let waiter = if a.detach {
-        None
-    } else {
-        match Waiter::start(&raw, &id, condition).await {
-            Ok(w) => Some(w),
-            Err(e) => {
-                drop(session);
-                return fail(super::error_text(&e), EXIT_DAEMON);
+    // Attach before start, so no output is missed, and ask to wait: both
+    // at once, each on its own connection (neither needs the other).
+    let (hijacked, waiter) = tokio::join!(
+        async {
+            if attach {
+                raw.hijack(&io.attach_path(&id), None).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            if a.detach {
+                Ok(None)
+            } else {
+                Waiter::start(&raw, &id, condition).await.map(Some)
             }
         }
+    );
+    let session = match hijacked {
+        Ok(Some(h)) => Some(io.begin(h)?),
+        Ok(None) => None,
+        Err(e) => return fail(super::error_text(&e), EXIT_DAEMON),
     };
+    let waiter = match waiter {
+        Ok(w) => w,
+        Err(e) => {
+            drop(session);
+            return fail(super::error_text(&e), EXIT_DAEMON);
+        }
+    };
+    let _signals = (a.sig_proxy && !tty).then(|| stream::proxy_signals(d.clone(), id.clone()));
     if let Err(e) = d
         .start_container(
             &id,

@@ -16,6 +16,7 @@ impl Containers {
         opts: CreateOptions,
         body: ContainerCreateBody,
     ) -> Result<(String, Vec<String>)> {
+        let t0 = std::time::Instant::now();
         let image_ref = body.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
             return Err(EngineError::invalid(
@@ -165,10 +166,13 @@ impl Containers {
             c
         };
         let paths = self.paths(&id);
+        let lap = |what: &str| super::start::lap("create", &id, t0, what);
+        lap("checked");
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&paths.dir)?;
             paths.rw.prepare()?;
             self.plan_mounts(&c)?;
+            lap("prepared");
             self.persist(&c)
         })();
         if let Err(e) = made {
@@ -181,6 +185,7 @@ impl Containers {
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
+        lap("recorded");
         self.container_event(&c.snapshot(), "create", &[]);
         Ok((id, warnings))
     }

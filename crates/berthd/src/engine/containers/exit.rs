@@ -44,8 +44,11 @@ impl Containers {
     }
 
     pub(super) async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
+        let t0 = std::time::Instant::now();
+        let lap = |what: &str| super::start::lap("exit", &c.id, t0, what);
         let p = self.paths(&c.id);
         self.teardown(c, &p);
+        lap("teardown");
         crate::engine::trash::remove(
             &p.bundle,
             &crate::engine::trash::dir(&self.config.exec_root),
@@ -67,6 +70,7 @@ impl Containers {
                 tracing::error!(id = %c.id, error = %e, "recording the exit");
             }
         }
+        lap("recorded");
         self.forget_unfinished_execs(&c.id);
         let rec = c.snapshot();
         if st.oom_killed {
@@ -92,6 +96,7 @@ impl Containers {
                     self.container_event(&rec, "destroy", &[]);
                 }
             }
+            lap("removed");
         }
     }
 

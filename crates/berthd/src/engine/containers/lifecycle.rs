@@ -294,6 +294,7 @@ impl Containers {
     }
 
     pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let c = self.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
@@ -320,6 +321,7 @@ impl Containers {
         }
         c.lock().state.status = Status::Removing;
         self.forget_container(&c)?;
+        super::start::lap("remove", &r.id, t0, "forgotten");
         if volumes {
             self.remove_anonymous_volumes(&r);
         }

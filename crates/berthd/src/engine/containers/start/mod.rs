@@ -32,9 +32,15 @@ use super::{shim, Container, Paths, Record, Status};
 use crate::engine::networks::netns;
 use crate::engine::{containers::Containers, Result};
 
-/// Debug timing of a start's steps (`BERTH_LOG=debug`).
-pub(super) fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
-    tracing::debug!(id = %&id[..12.min(id.len())], step = what, us = t0.elapsed().as_micros() as u64, "start");
+/// Debug timing of an operation's steps (`BERTH_LOG=debug`, or
+/// `BERTH_LOG=berthd::timing=debug` for these lines alone): one line per
+/// step, with the microseconds since the operation began.
+pub(in crate::engine::containers) fn lap(op: &str, id: &str, t0: std::time::Instant, what: &str) {
+    tracing::debug!(target: "berthd::timing", id = %&id[..12.min(id.len())], step = what, us = t0.elapsed().as_micros() as u64, "{op}");
+}
+
+fn start_lap(id: &str, t0: std::time::Instant, what: &str) {
+    lap("start", id, t0, what)
 }
 
 /// A start's configuration-only half (see `Containers::prepare_start`).
@@ -74,6 +80,7 @@ impl Containers {
         let r = c.snapshot();
         super::state::check_start(r.state.status)?;
         let p = self.paths(&r.id);
+        let t0 = std::time::Instant::now();
         match self.start_inner(&c, &r, &p).await {
             Ok((pid, started_at)) => {
                 {
@@ -88,6 +95,7 @@ impl Containers {
                 }
                 c.exit_on_next.store(false, Ordering::SeqCst);
                 self.persist(&c)?;
+                start_lap(&r.id, t0, "recorded");
                 c.progress.send_modify(|p| p.starts += 1);
                 let started = c.snapshot();
                 self.update_linking_hosts(&started);
