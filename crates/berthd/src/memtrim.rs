@@ -15,14 +15,17 @@ pub fn after_start_up() {
 
 /// Returns the free memory at the top of glibc's heaps (and of its other
 /// arenas) to the system.
+#[cfg(target_env = "gnu")]
 fn trim_heap() {
-    #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks glibc's own arenas under their locks;
     // it takes no pointer and is safe to call from any thread at any time.
     unsafe {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(not(target_env = "gnu"))]
+fn trim_heap() {}
 
 /// One mapping of the executable as `/proc/self/smaps` shows it.
 #[derive(Debug, PartialEq)]
