@@ -286,8 +286,14 @@ impl Daemon {
                     anyhow::bail!("berthd exited early ({st}):\n{}", self.log_text());
                 }
             }
+            // `/_ping` answers while the daemon still starts (networks,
+            // reconciliation, live restore); any other request waits for
+            // the start-up, so an answer to `/version` (whatever its
+            // status: an authorization plugin may refuse it) means ready.
             if let Ok((200, _, _)) = raw_request(&self.sock, "GET", "/_ping", None) {
-                return Ok(());
+                if raw_request(&self.sock, "GET", "/version", None).is_ok() {
+                    return Ok(());
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }

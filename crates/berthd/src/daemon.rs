@@ -54,13 +54,29 @@ fn write_pidfile(path: &Path) -> anyhow::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Start-up stage timers: `BERTH_LOG=debug` (or `--log-level debug`)
+/// prints how long each stage took, in milliseconds since `run` began.
+struct Stages(std::time::Instant);
+
+impl Stages {
+    fn mark(&self, stage: &str) {
+        tracing::debug!(
+            stage,
+            ms = format!("{:.1}", self.0.elapsed().as_secs_f64() * 1e3),
+            "start-up"
+        );
+    }
+}
+
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+    let stages = Stages(std::time::Instant::now());
     // Bind first: a second daemon on a live socket must refuse before it
     // touches any state.
     let mut listeners = Vec::new();
     for h in &cfg.hosts {
         listeners.push(Listener::bind(h, &cfg).await?);
     }
+    stages.mark("listeners bound");
     let _pidfile = write_pidfile(&cfg.pidfile).context("writing pid file")?;
     let engine = match Engine::open(cfg.clone()) {
         Ok(e) => e,
@@ -69,39 +85,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             return Err(anyhow::anyhow!(e));
         }
     };
-    if let Err(e) = engine.networks.init_networks().await {
-        let _ = std::fs::remove_file(&cfg.pidfile);
-        return Err(anyhow::anyhow!("setting up networks: {e}"));
-    }
-    let out = engine.containers.reconcile().await;
-    tracing::info!(
-        adopted = out.adopted,
-        exits_recorded = out.exits_recorded,
-        stopped_unacknowledged = out.stopped_unacknowledged,
-        orphans_removed = out.orphans_removed,
-        released = out.released,
-        "reconciled with the host"
-    );
-    // Plugins first: containers may use their volumes.
-    let plugins = engine.plugin_manager.clone();
-    let _ = tokio::task::spawn_blocking(move || plugins.restore(Duration::from_secs(10))).await;
-    engine.containers.restore_containers().await;
-    // As dockerd: every configured authorization plugin must be there (and
-    // answer `Plugin.Activate` with `authz`) before the API is served.
-    for name in &cfg.authorization_plugins {
-        if let Err(e) = engine.plugins.get(name, crate::engine::plugins::AUTHZ) {
-            let _ = std::fs::remove_file(&cfg.pidfile);
-            return Err(anyhow::anyhow!(
-                "failed to validate authorization plugin: {e}"
-            ));
-        }
-    }
-    tracing::info!(
-        version = crate::engine::VERSION,
-        data_root = %cfg.data_root.display(),
-        exec_root = %cfg.exec_root.display(),
-        "berthd started"
-    );
+    stages.mark("store and services open");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -120,14 +104,107 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    server::serve(
-        engine.clone(),
-        listeners,
-        stop_rx,
-        Duration::from_millis(800),
-    )
-    .await;
+    // The API is served from here on; every request but `/_ping` waits
+    // for `ready` (the networks, the reconciliation with the host, plugins
+    // and live restore). With authorization plugins nothing is served
+    // before they are validated (dockerd's order): the server starts after.
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let early = cfg.authorization_plugins.is_empty();
+    let init = {
+        let engine = engine.clone();
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let r = start_up(&engine, &cfg, &stages).await;
+            if r.is_ok() {
+                let _ = ready_tx.send(true);
+                stages.mark("ready");
+                tracing::info!(
+                    version = crate::engine::VERSION,
+                    data_root = %cfg.data_root.display(),
+                    exec_root = %cfg.exec_root.display(),
+                    "berthd started"
+                );
+                // What the start-up alone needed goes back to the system.
+                tokio::task::spawn_blocking(crate::memtrim::after_start_up);
+            }
+            r
+        })
+    };
+    let failed = |e: anyhow::Error| {
+        let _ = std::fs::remove_file(&cfg.pidfile);
+        Err(e)
+    };
+    let joined = |r: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(anyhow::anyhow!("start-up: {e}")))
+    };
+    if early {
+        let serve = server::serve(
+            engine.clone(),
+            listeners,
+            stop_rx,
+            ready_rx,
+            Duration::from_millis(800),
+        );
+        tokio::pin!(serve);
+        tokio::select! {
+            r = init => {
+                if let Err(e) = joined(r) {
+                    return failed(e);
+                }
+                serve.await;
+            }
+            // Stopped while starting: as a daemon killed then, which the
+            // next start reconciles.
+            _ = &mut serve => {}
+        }
+    } else {
+        if let Err(e) = joined(init.await) {
+            return failed(e);
+        }
+        server::serve(
+            engine.clone(),
+            listeners,
+            stop_rx,
+            ready_rx,
+            Duration::from_millis(800),
+        )
+        .await;
+    }
     let _ = std::fs::remove_file(&cfg.pidfile);
     tracing::info!("berthd stopped");
+    Ok(())
+}
+
+/// What must be done before any request but `/_ping` is answered: the
+/// networks (bridges, firewall), the reconciliation with the host, plugins,
+/// live restore, and the authorization plugins' presence.
+async fn start_up(engine: &Engine, cfg: &DaemonConfig, stages: &Stages) -> anyhow::Result<()> {
+    if let Err(e) = engine.networks.init_networks().await {
+        bail!("setting up networks: {e}");
+    }
+    stages.mark("networks");
+    let out = engine.containers.reconcile().await;
+    tracing::info!(
+        adopted = out.adopted,
+        exits_recorded = out.exits_recorded,
+        stopped_unacknowledged = out.stopped_unacknowledged,
+        orphans_removed = out.orphans_removed,
+        released = out.released,
+        "reconciled with the host"
+    );
+    stages.mark("reconciled");
+    // Plugins first: containers may use their volumes.
+    let plugins = engine.plugin_manager.clone();
+    let _ = tokio::task::spawn_blocking(move || plugins.restore(Duration::from_secs(10))).await;
+    stages.mark("plugins restored");
+    engine.containers.restore_containers().await;
+    stages.mark("containers restored");
+    // As dockerd: every configured authorization plugin must be there (and
+    // answer `Plugin.Activate` with `authz`) before the API is served.
+    for name in &cfg.authorization_plugins {
+        if let Err(e) = engine.plugins.get(name, crate::engine::plugins::AUTHZ) {
+            bail!("failed to validate authorization plugin: {e}");
+        }
+    }
     Ok(())
 }

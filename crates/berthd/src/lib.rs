@@ -8,5 +8,6 @@ pub mod buildkit;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod memtrim;
 pub mod rootless;
 pub mod server;

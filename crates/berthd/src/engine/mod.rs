@@ -154,6 +154,7 @@ impl Engine {
         let vols = volumes.clone();
         plugin_manager.set_in_use(Box::new(move |name: &str| vols.driver_in_use(name)));
         plugin_manager.set_runner(Box::new(containers::plugin_run::PluginRunner::new(
+            containers.shim_bin.clone(),
             &config.exec_root,
             cgroups::enabled(),
         )?));

@@ -45,6 +45,27 @@ pub struct Ctx {
     pub buildkit: Arc<crate::buildkit::BuildKit>,
     /// Authorization plugins; `None` when none is configured.
     pub authz: Option<authz::Authz>,
+    /// True once the daemon's start-up (networks, reconciliation, plugins,
+    /// live restore) is done. `/_ping` answers before; every other request
+    /// waits for it (see `daemon::run`).
+    pub ready: watch::Receiver<bool>,
+}
+
+/// `/_ping` (`GET` or `HEAD`): the one route answered while the daemon is
+/// still starting; its answer depends on nothing the start-up sets up.
+fn answers_before_ready(method: &::http::Method, path: &str) -> bool {
+    path == "/_ping" && (method == ::http::Method::GET || method == ::http::Method::HEAD)
+}
+
+/// Waits until the start-up is done; false if it failed (the daemon is
+/// exiting).
+async fn until_ready(ready: &watch::Receiver<bool>) -> bool {
+    if *ready.borrow() {
+        return true;
+    }
+    let mut r = ready.clone();
+    let ok = r.wait_for(|v| *v).await.is_ok();
+    ok
 }
 
 const SERVER_HEADER: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)");
@@ -103,6 +124,8 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
                 .contains_key(::http::header::UPGRADE)
                 .then(|| hyper::upgrade::on(&mut req));
             let (parts, body) = req.into_parts();
+            let starting =
+                !answers_before_ready(&parts.method, rest) && !until_ready(&ctx.ready).await;
             let peer = parts.extensions.get::<peer::Peer>().copied();
             let r = Req {
                 method: parts.method,
@@ -118,9 +141,16 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
                 upgrade,
                 peer,
             };
-            match router::route(&ctx, r).await {
-                Ok(r) => (r, false),
-                Err(e) => (e.into_response(), true),
+            if starting {
+                (
+                    ApiError::internal("the daemon failed to start").into_response(),
+                    true,
+                )
+            } else {
+                match router::route(&ctx, r).await {
+                    Ok(r) => (r, false),
+                    Err(e) => (e.into_response(), true),
+                }
             }
         }
     };
@@ -164,14 +194,17 @@ fn add_common_headers(resp: &mut Resp) {
 }
 
 /// Serves every listener until `stop` flips, then stops accepting, lets
-/// in-flight requests finish (bounded by `grace`) and returns.
+/// in-flight requests finish (bounded by `grace`) and returns. Requests
+/// other than `/_ping` wait until `ready` is true.
 pub async fn serve(
     engine: Arc<Engine>,
     listeners: Vec<Listener>,
     mut stop: watch::Receiver<bool>,
+    ready: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let ctx = Arc::new(Ctx {
+        ready,
         engine: engine.clone(),
         buildkit: crate::buildkit::BuildKit::new(engine.clone()),
         authz: authz::Authz::new(engine.plugins.clone(), &engine.config.authorization_plugins),

@@ -30,9 +30,10 @@ pub struct PluginRunner {
 }
 
 impl PluginRunner {
-    pub fn new(exec_root: &Path, cgroups: bool) -> Result<Self> {
+    /// `shim`: the containers' sealed copy, shared.
+    pub fn new(shim: ShimBinary, exec_root: &Path, cgroups: bool) -> Result<Self> {
         Ok(Self {
-            shim: ShimBinary::load()?,
+            shim,
             exec_root: exec_root.to_path_buf(),
             cgroups,
         })

@@ -17,9 +17,11 @@ use tokio::net::UnixStream;
 
 use crate::engine::{EngineError, Result};
 
-/// The sealed in-memory copy of berth-shim.
+/// The sealed in-memory copy of berth-shim. Clones share the one copy
+/// (containers and managed plugins run from the same memfd).
+#[derive(Clone)]
 pub struct ShimBinary {
-    fd: OwnedFd,
+    fd: std::sync::Arc<OwnedFd>,
 }
 
 impl ShimBinary {
@@ -41,7 +43,7 @@ impl ShimBinary {
             .map_err(|e| EngineError::internal(format!("copying the shim: {e}")))?;
         seal(&f)?;
         Ok(Self {
-            fd: OwnedFd::from(f),
+            fd: std::sync::Arc::new(OwnedFd::from(f)),
         })
     }
 
