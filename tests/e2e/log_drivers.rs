@@ -151,7 +151,10 @@ fn syslog_to_udp_unixgram_and_tcp_in_dockers_formats() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello\n");
     assert_eq!(stderr(&o), "oops\n");
-    assert_eq!(d.inspect_format("s5424", "{{.HostConfig.LogConfig.Type}}"), "syslog");
+    assert_eq!(
+        d.inspect_format("s5424", "{{.HostConfig.LogConfig.Type}}"),
+        "syslog"
+    );
     assert_eq!(d.inspect_format("s5424", "{{.LogPath}}"), "");
 
     // RFC 3164 to a unix datagram socket, facility local0 (16).
@@ -182,7 +185,14 @@ fn syslog_to_udp_unixgram_and_tcp_in_dockers_formats() {
     run(
         &d,
         "stcp",
-        &["--log-driver", "syslog", "--log-opt", &addr, "--log-opt", "tag=web"],
+        &[
+            "--log-driver",
+            "syslog",
+            "--log-opt",
+            &addr,
+            "--log-opt",
+            "tag=web",
+        ],
         "echo a; echo b >&2",
     );
     let m = wait_count(&got, 2);
@@ -208,7 +218,11 @@ fn syslog_to_udp_unixgram_and_tcp_in_dockers_formats() {
     let m = wait_count(&got, 1);
     check_5424(&m[0], 30, &host, "m", pid, "x");
     let stamp = m[0].split(' ').nth(1).unwrap_or_default();
-    assert_eq!(stamp.split('.').nth(1).map(|f| f.len() >= 7), Some(true), "{stamp}");
+    assert_eq!(
+        stamp.split('.').nth(1).map(|f| f.len() >= 7),
+        Some(true),
+        "{stamp}"
+    );
 }
 
 #[test]
@@ -281,7 +295,15 @@ fn fluentd_speaks_the_forward_protocol() {
     };
     let addr = format!("fluentd-address=tcp://127.0.0.1:{dead}");
     let o = d.docker(&[
-        "run", "--name", "nofl", "--log-driver", "fluentd", "--log-opt", &addr, "busybox", "true",
+        "run",
+        "--name",
+        "nofl",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        &addr,
+        "busybox",
+        "true",
     ]);
     assert!(!o.status.success());
     assert!(
@@ -290,8 +312,18 @@ fn fluentd_speaks_the_forward_protocol() {
         stderr(&o)
     );
     let o = d.docker(&[
-        "run", "--name", "asyncfl", "--log-driver", "fluentd", "--log-opt", &addr, "--log-opt",
-        "fluentd-async=true", "busybox", "echo", "x",
+        "run",
+        "--name",
+        "asyncfl",
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        &addr,
+        "--log-opt",
+        "fluentd-async=true",
+        "busybox",
+        "echo",
+        "x",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -303,61 +335,127 @@ fn journald_needs_the_journal() {
         eprintln!("journald: a journal socket exists here; not writing into the host's journal");
         return;
     }
-    eprintln!("journald: no /run/systemd/journal/socket on this host; checking the start error only");
-    let o = d.docker(&["run", "--name", "j", "--log-driver", "journald", "busybox", "true"]);
+    eprintln!(
+        "journald: no /run/systemd/journal/socket on this host; checking the start error only"
+    );
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "jd",
+        "--log-driver",
+        "journald",
+        "busybox",
+        "true",
+    ]);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("failed to initialize logging driver: journald is not enabled on this host"),
+        stderr(&o)
+            .contains("failed to initialize logging driver: journald is not enabled on this host"),
         "{}",
         stderr(&o)
     );
     // Validation happens at create, as dockerd's.
-    let o = d.docker(&["create", "--log-driver", "journald", "--log-opt", "x=1", "busybox"]);
-    assert!(stderr(&o).contains("unknown log opt 'x' for journald log driver"), "{}", stderr(&o));
+    let o = d.docker(&[
+        "create",
+        "--log-driver",
+        "journald",
+        "--log-opt",
+        "x=1",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr(&o).contains("unknown log opt 'x' for journald log driver"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn options_are_refused_with_dockerds_messages() {
     let d = daemon();
     let cases: &[(&str, &str, &str)] = &[
-        ("syslog", "foo=1", "unknown log opt 'foo' for syslog log driver"),
+        (
+            "syslog",
+            "foo=1",
+            "unknown log opt 'foo' for syslog log driver",
+        ),
         ("syslog", "syslog-format=json", "invalid syslog format"),
         ("syslog", "syslog-facility=nope", "invalid syslog facility"),
-        ("syslog", "syslog-address=http://x", "unsupported scheme: 'http'"),
+        (
+            "syslog",
+            "syslog-address=http://x",
+            "unsupported scheme: 'http'",
+        ),
         (
             "syslog",
             "syslog-address=unix:///nonexistent/log.sock",
             "stat /nonexistent/log.sock: no such file or directory",
         ),
-        ("fluentd", "fluentd-tag=x", "unknown log opt 'fluentd-tag' for fluentd log driver"),
+        (
+            "fluentd",
+            "fluentd-tag=x",
+            "unknown log opt 'fluentd-tag' for fluentd log driver",
+        ),
         (
             "fluentd",
             "fluentd-address=udp://h:1",
             "invalid fluentd-address (udp://h:1): unsupported scheme: 'udp'",
         ),
-        ("syslog", "mode=fast", "logger: logging mode not supported: fast"),
+        (
+            "syslog",
+            "mode=fast",
+            "logger: logging mode not supported: fast",
+        ),
     ];
     for (driver, opt, msg) in cases {
-        let o = d.docker(&["create", "--log-driver", driver, "--log-opt", opt, "busybox"]);
+        let o = d.docker(&[
+            "create",
+            "--log-driver",
+            driver,
+            "--log-opt",
+            opt,
+            "busybox",
+            "true",
+        ]);
         assert!(!o.status.success(), "{driver} {opt}");
         assert!(stderr(&o).contains(msg), "{driver} {opt}: {}", stderr(&o));
     }
     let info = d.docker_ok(&["info", "--format", "{{json .Plugins.Log}}"]);
-    assert_eq!(info.trim(), r#"["fluentd","journald","json-file","syslog"]"#);
+    assert_eq!(
+        info.trim(),
+        r#"["fluentd","journald","json-file","syslog"]"#
+    );
 }
 
 #[test]
 fn the_daemons_default_driver_and_a_restart_keep_forwarding() {
     let (port, got) = udp_listener();
     let addr = format!("syslog-address=udp://127.0.0.1:{port}");
-    let mut d = Daemon::start_with(&["--log-driver", "syslog", "--log-opt", &addr, "--log-opt", "tag=dflt"])
-        .expect("berthd starts");
+    let mut d = Daemon::start_with(&[
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &addr,
+        "--log-opt",
+        "tag=dflt",
+    ])
+    .expect("berthd starts");
     berth_tests::fixtures::import_busybox(&d, "busybox:latest");
     d.docker_ok(&[
-        "run", "-d", "--name", "long", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "busybox",
+        "sh",
+        "-c",
         "i=0; while [ $i -lt 40 ]; do echo line$i; i=$((i+1)); sleep 0.25; done",
     ]);
-    assert_eq!(d.inspect_format("long", "{{.HostConfig.LogConfig.Type}}"), "syslog");
+    assert_eq!(
+        d.inspect_format("long", "{{.HostConfig.LogConfig.Type}}"),
+        "syslog"
+    );
     wait_count(&got, 2);
     // The daemon dies while the container logs, and comes back.
     d.kill9();
@@ -367,7 +465,13 @@ fn the_daemons_default_driver_and_a_restart_keep_forwarding() {
     let m = wait_count(&got, 40);
     let lines: Vec<String> = m
         .iter()
-        .map(|s| s.rsplit(": ").next().unwrap_or_default().trim_end().to_string())
+        .map(|s| {
+            s.rsplit(": ")
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_string()
+        })
         .collect();
     // Every line, in order, once (the pipe and the shim's queue held
     // what came while no daemon read).

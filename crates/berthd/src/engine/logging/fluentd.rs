@@ -85,7 +85,10 @@ pub fn parse_address(a: &str) -> std::result::Result<Address, String> {
         Some(h) => h.to_string(),
         None => "127.0.0.1".into(),
     };
-    Ok(Address::Tcp(format!("{host}:{}", u.port().unwrap_or(24224))))
+    Ok(Address::Tcp(format!(
+        "{host}:{}",
+        u.port().unwrap_or(24224)
+    )))
 }
 
 /// The options, parsed (dockerd's `parseConfig`).
@@ -138,9 +141,7 @@ fn parse_config(o: &HashMap<String, String>) -> Result<Config> {
     let max_retries = get("fluentd-max-retries")
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                EngineError::invalid(format!(
-                    "strconv.ParseUint: parsing {v:?}: invalid syntax"
-                ))
+                EngineError::invalid(format!("strconv.ParseUint: parsing {v:?}: invalid syntax"))
             })
         })
         .transpose()?
@@ -317,7 +318,11 @@ mod tests {
     #[test]
     fn options_as_dockerd() {
         assert!(v(&[("fluentd-address", "localhost:24225"), ("tag", "a.b")]).is_ok());
-        assert!(v(&[("fluentd-address", "unix:///run/f.sock"), ("fluentd-async", "true")]).is_ok());
+        assert!(v(&[
+            ("fluentd-address", "unix:///run/f.sock"),
+            ("fluentd-async", "true")
+        ])
+        .is_ok());
         assert_eq!(
             v(&[("fluentd-tag", "x")]).unwrap_err().to_string(),
             "unknown log opt 'fluentd-tag' for fluentd log driver"
@@ -360,6 +365,9 @@ mod tests {
         let v = rmpv::decode::read_value(&mut &m[..]).unwrap();
         let (ty, b) = v.as_array().unwrap()[1].as_ext().unwrap();
         assert_eq!(ty, 0);
-        assert_eq!(b, [1_700_000_000u32.to_be_bytes(), 500_000_000u32.to_be_bytes()].concat());
+        assert_eq!(
+            b,
+            [1_700_000_000u32.to_be_bytes(), 500_000_000u32.to_be_bytes()].concat()
+        );
     }
 }

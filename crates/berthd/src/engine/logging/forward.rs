@@ -191,7 +191,10 @@ pub fn extra_attributes(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    for (names, pattern, map) in [("labels", "labels-regex", &labels), ("env", "env-regex", &env)] {
+    for (names, pattern, map) in [
+        ("labels", "labels-regex", &labels),
+        ("env", "env-regex", &env),
+    ] {
         if let Some(list) = opt(names) {
             for n in list.split(',') {
                 if let Some(v) = map.get(n) {
@@ -217,7 +220,10 @@ const END: [u8; 4] = [0; 4];
 /// the shim wrote even if the shim has come and gone before the thread
 /// reads, and never sees an end of file; [`END`] ends it.
 fn open_fifo(fifo: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().read(true).write(true).open(fifo)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
 }
 
 /// Reads the FIFO until [`END`], sending every entry.
@@ -367,7 +373,10 @@ mod tests {
     fn tags_render_dockers_fields() {
         assert_eq!(tag(&info(None)).unwrap(), "0123456789ab");
         assert_eq!(
-            tag(&info(Some("{{.Name}}/{{ .ImageName }}/{{.ImageID}}/{{.FullID}}"))).unwrap(),
+            tag(&info(Some(
+                "{{.Name}}/{{ .ImageName }}/{{.ImageID}}/{{.FullID}}"
+            )))
+            .unwrap(),
             "web/alpine:3/fedcba987654/0123456789abcdef0123"
         );
         assert_eq!(tag(&info(Some("plain"))).unwrap(), "plain");
@@ -384,7 +393,9 @@ mod tests {
         };
         assert!(check_common(&o(&[("mode", "non-blocking"), ("max-buffer-size", "4m")])).is_ok());
         assert_eq!(
-            check_common(&o(&[("mode", "fast")])).unwrap_err().to_string(),
+            check_common(&o(&[("mode", "fast")]))
+                .unwrap_err()
+                .to_string(),
             "logger: logging mode not supported: fast"
         );
         assert_eq!(

@@ -88,8 +88,16 @@ pub fn datagram(fixed: &[(String, String)], e: &Entry) -> Vec<u8> {
     if let Some(p) = e.partial_log_metadata.as_ref().filter(|_| e.partial) {
         field(&mut out, "CONTAINER_PARTIAL_MESSAGE", b"true");
         field(&mut out, "CONTAINER_PARTIAL_ID", p.id.as_bytes());
-        field(&mut out, "CONTAINER_PARTIAL_ORDINAL", p.ordinal.to_string().as_bytes());
-        field(&mut out, "CONTAINER_PARTIAL_LAST", p.last.to_string().as_bytes());
+        field(
+            &mut out,
+            "CONTAINER_PARTIAL_ORDINAL",
+            p.ordinal.to_string().as_bytes(),
+        );
+        field(
+            &mut out,
+            "CONTAINER_PARTIAL_LAST",
+            p.last.to_string().as_bytes(),
+        );
     }
     out
 }
@@ -164,7 +172,8 @@ mod tests {
         field(&mut out, "MESSAGE", b"a\nb");
         assert_eq!(out, b"MESSAGE\n\x03\0\0\0\0\0\0\0a\nb\n");
         assert_eq!(
-            Journald.validate(&HashMap::from([("x".to_string(), String::new())]))
+            Journald
+                .validate(&HashMap::from([("x".to_string(), String::new())]))
                 .unwrap_err()
                 .to_string(),
             "unknown log opt 'x' for journald log driver"

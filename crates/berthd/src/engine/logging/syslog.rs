@@ -240,9 +240,8 @@ impl Conn {
             Address::Local => {
                 let mut last = std::io::Error::from(std::io::ErrorKind::NotFound);
                 for p in ["/dev/log", "/var/run/syslog", "/var/run/log"] {
-                    match Self::dial(&Address::Unixgram(p.into())) {
-                        Ok(c) => return Ok(c),
-                        Err(e) => last = e,
+                    if let Ok(c) = Self::dial(&Address::Unixgram(p.into())) {
+                        return Ok(c);
                     }
                     match Self::dial(&Address::Unix(p.into())) {
                         Ok(c) => return Ok(c),
@@ -348,13 +347,19 @@ mod tests {
             )
         };
         assert!(v(&[("syslog-address", "udp://127.0.0.1"), ("tag", "x")]).is_ok());
-        assert!(v(&[("syslog-facility", "local7"), ("syslog-format", "rfc5424micro")]).is_ok());
+        assert!(v(&[
+            ("syslog-facility", "local7"),
+            ("syslog-format", "rfc5424micro")
+        ])
+        .is_ok());
         assert_eq!(
             v(&[("foo", "1")]).unwrap_err().to_string(),
             "unknown log opt 'foo' for syslog log driver"
         );
         assert_eq!(
-            v(&[("syslog-address", "http://x")]).unwrap_err().to_string(),
+            v(&[("syslog-address", "http://x")])
+                .unwrap_err()
+                .to_string(),
             "unsupported scheme: 'http'"
         );
         assert_eq!(
