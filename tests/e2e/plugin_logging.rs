@@ -248,10 +248,11 @@ fn every_line_reaches_the_plugin_and_reads_back() {
     assert_eq!(call["config"]["Follow"], false);
     assert_eq!(call["info"]["ContainerName"], "/lines");
 
-    // docker info lists it beside json-file.
+    // docker info lists it after the built-in drivers.
     let log_drivers = d.docker_ok(&["info", "--format", "{{json .Plugins.Log}}"]);
     let log_drivers: Vec<String> = serde_json::from_str(log_drivers.trim()).unwrap();
-    assert_eq!(log_drivers, ["json-file".to_string(), p.name.clone()]);
+    let want = ["fluentd", "journald", "json-file", "syslog", &p.name];
+    assert_eq!(log_drivers, want);
     d.docker_ok(&["rm", "lines"]);
 }
 

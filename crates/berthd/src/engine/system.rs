@@ -315,7 +315,7 @@ impl Engine {
             volume: with(&["local"], VOLUME),
             network: with(&["bridge", "host", "null"], NETWORK),
             authorization: (!authz.is_empty()).then(|| authz.clone()),
-            log: with(&["json-file"], LOG),
+            log: with(crate::engine::logging::LISTED, LOG),
         }
     }
 }

@@ -106,6 +106,29 @@ impl Containers {
         self.config.exec_root.join("logging")
     }
 
+    /// After a daemon restart, a running container's FIFOs are read
+    /// again (the daemon's own forwarding drivers; a plugin still reads).
+    pub(crate) fn resume_logging(&self, r: &Record) {
+        let typ = r
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_deref());
+        if logging::is_builtin(typ) {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir(self.log_fifo_dir()) else {
+            return;
+        };
+        let prefix = format!("{}-", r.id);
+        let (driver, info) = self.log_driver(r, &self.paths(&r.id).log);
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                driver.resume_logging(&info, &e.path());
+            }
+        }
+    }
+
     /// `StopLogging` of every FIFO a start of the container made (after
     /// its exit, a failed start, or a daemon restart), and the FIFOs go.
     pub(crate) fn stop_logging(&self, r: &Record) {

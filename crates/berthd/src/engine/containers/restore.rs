@@ -62,6 +62,7 @@ impl Containers {
                 shim::Probe::Running => {
                     tracing::info!(id = %r.id, "reattached to running container");
                     self.resume_after_commit(&c);
+                    self.resume_logging(&r);
                     self.restore_container_network(&r).await;
                     self.spawn_health(c.clone());
                     let me = self.clone();

@@ -2,14 +2,20 @@
 //! (`POST /LogDriver.<Op>`): `StartLogging {File, Info}`, `StopLogging
 //! {File}`, `Capabilities` → `{Cap: {ReadLogs}}`, and `ReadLogs {Info,
 //! Config}` → a stream of entries. The built-in drivers are `json-file`
-//! (the shim writes the file, `jsonfile.rs` reads it back) and `none`; a
-//! remote plugin can be one more implementation of [`LogDriver`].
+//! (the shim writes the file, `jsonfile.rs` reads it back), `none`, and
+//! the forwarding drivers `syslog`, `fluentd` and `journald` (the daemon
+//! reads the shim's entries from a FIFO, `forward.rs`); a remote plugin
+//! is one more implementation of [`LogDriver`].
 //!
 //! The container side builds the [`Info`] from its record and asks the
 //! driver its record names; this module knows nothing of containers.
 
+pub mod fluentd;
+pub mod forward;
+pub mod journald;
 pub mod jsonfile;
 pub mod plugin;
+pub mod syslog;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -181,6 +187,9 @@ pub trait LogDriver: Send + Sync {
     fn start_logging(&self, info: &Info, _fifo_dir: &Path) -> Result<ShimSink> {
         Ok(self.shim_sink(info))
     }
+    /// After a daemon restart, for a running container: start reading
+    /// the FIFO `start_logging` made again (a plugin still reads it).
+    fn resume_logging(&self, _info: &Info, _fifo: &Path) {}
     /// `/LogDriver.StopLogging` of a FIFO `start_logging` made, once the
     /// container has stopped and its output is drained; the FIFO goes.
     fn stop_logging(&self, _fifo: &Path) {}
@@ -232,10 +241,7 @@ impl LogDriver for NoneDriver {
 /// dockerd's built-in log drivers berth does not implement.
 const OTHER_DRIVERS: &[&str] = &[
     "local",
-    "syslog",
-    "journald",
     "gelf",
-    "fluentd",
     "awslogs",
     "splunk",
     "etwlogs",
@@ -255,13 +261,30 @@ pub fn lookup(name: &str, plugins: &Arc<Plugins>) -> Result<Arc<dyn LogDriver>> 
         "" | JSON_FILE => Ok(Arc::new(jsonfile::JsonFile)),
         NONE => Ok(Arc::new(NoneDriver)),
         d if OTHER_DRIVERS.contains(&d) => Err(EngineError::invalid(format!(
-            "logging driver {d:?} is not supported: use json-file or none"
+            "logging driver {d:?} is not supported: use json-file, syslog, fluentd, journald or none"
         ))),
-        d => {
-            let driver = plugin::PluginDriver::new(d, plugins.clone());
-            driver.plugin()?;
-            Ok(Arc::new(driver))
-        }
+        d => match forwarder(d) {
+            Some(f) => Ok(Arc::new(f)),
+            None => {
+                let driver = plugin::PluginDriver::new(d, plugins.clone());
+                driver.plugin()?;
+                Ok(Arc::new(driver))
+            }
+        },
+    }
+}
+
+/// The drivers dockerd's `docker info` lists under `Plugins.Log`: the
+/// built-in ones that log somewhere (sorted, without `none`).
+pub const LISTED: &[&str] = &[fluentd::NAME, journald::NAME, JSON_FILE, syslog::NAME];
+
+/// A forwarding driver of that name.
+fn forwarder(name: &str) -> Option<forward::Forwarder> {
+    match name {
+        syslog::NAME => Some(forward::Forwarder::new(syslog::Syslog)),
+        fluentd::NAME => Some(forward::Forwarder::new(fluentd::Fluentd)),
+        journald::NAME => Some(forward::Forwarder::new(journald::Journald)),
+        _ => None,
     }
 }
 
@@ -272,7 +295,10 @@ pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDrive
     match name {
         None | Some("" | JSON_FILE) => Arc::new(jsonfile::JsonFile),
         Some(NONE) => Arc::new(NoneDriver),
-        Some(p) => Arc::new(plugin::PluginDriver::new(p, plugins.clone())),
+        Some(p) => match forwarder(p) {
+            Some(f) => Arc::new(f),
+            None => Arc::new(plugin::PluginDriver::new(p, plugins.clone())),
+        },
     }
 }
 
@@ -318,9 +344,12 @@ mod tests {
         assert_eq!(lookup("json-file").unwrap().name(), JSON_FILE);
         assert_eq!(lookup("none").unwrap().name(), NONE);
         assert_eq!(
-            lookup("syslog").err().unwrap().to_string(),
-            "logging driver \"syslog\" is not supported: use json-file or none"
+            lookup("gelf").err().unwrap().to_string(),
+            "logging driver \"gelf\" is not supported: use json-file, syslog, fluentd, journald or none"
         );
+        assert_eq!(lookup("syslog").unwrap().name(), "syslog");
+        assert_eq!(driver_of(Some("fluentd"), &pl).name(), "fluentd");
+        assert!(!is_builtin(Some("journald")));
         assert_eq!(
             lookup("nope").err().unwrap().to_string(),
             "error looking up logging plugin nope: plugin \"nope\" not found"

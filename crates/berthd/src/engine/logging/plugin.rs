@@ -168,7 +168,7 @@ const CACHE_MAX_SIZE: &str = "cache-max-size";
 const CACHE_MAX_FILE: &str = "cache-max-file";
 const CACHE_COMPRESS: &str = "cache-compress";
 
-fn cache_options(opts: &HashMap<String, String>) -> Result<()> {
+pub(super) fn cache_options(opts: &HashMap<String, String>) -> Result<()> {
     for k in [CACHE_DISABLED, CACHE_COMPRESS] {
         if let Some(v) = opts.get(k) {
             parse_bool(v).ok_or_else(|| {
@@ -199,7 +199,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// The cache the shim writes for a plugin that cannot read back.
-fn cache_sink(info: &Info) -> ShimSink {
+pub(super) fn cache_sink(info: &Info) -> ShimSink {
     let o = &info.config;
     if o.get(CACHE_DISABLED).and_then(|v| parse_bool(v)) == Some(true) {
         return ShimSink::default();
