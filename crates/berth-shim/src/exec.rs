@@ -146,14 +146,24 @@ fn join_cgroups(ctx: &ExecCtx) -> Result<(), String> {
     Ok(())
 }
 
-fn open_ns(init_pid: i32, name: &str) -> Option<OwnedFd> {
+/// The init's namespace `name`, or None when it is ours already. A
+/// namespace that cannot be read (the init is gone) is an error: the
+/// process must never run in the shim's namespaces instead.
+fn open_ns(init_pid: i32, name: &str) -> Result<Option<OwnedFd>, String> {
     let p = format!("/proc/{init_pid}/ns/{name}");
     let mine = std::fs::read_link(format!("/proc/self/ns/{name}")).ok();
-    let theirs = std::fs::read_link(&p).ok()?;
+    let theirs = match std::fs::read_link(&p) {
+        Ok(t) => t,
+        // A namespace type this kernel lacks.
+        Err(_) if mine.is_none() => return Ok(None),
+        Err(e) => return Err(format!("joining {name} namespace: {e}")),
+    };
     if mine.as_ref() == Some(&theirs) {
-        return None;
+        return Ok(None);
     }
-    std::fs::File::open(&p).ok().map(OwnedFd::from)
+    std::fs::File::open(&p)
+        .map(|f| Some(OwnedFd::from(f)))
+        .map_err(|e| format!("joining {name} namespace: {e}"))
 }
 
 /// Enters the init's namespaces named in `order`: with one `setns` on its
@@ -164,14 +174,20 @@ fn enter(ctx: &ExecCtx, order: &[(&str, CloneFlags)]) -> Result<(), String> {
         let all = order
             .iter()
             .fold(CloneFlags::empty(), |acc, (_, f)| acc | *f);
-        if setns(pidfd.as_fd(), all).is_ok() {
-            return Ok(());
+        match setns(pidfd.as_fd(), all) {
+            Ok(()) => return Ok(()),
+            // A kernel without setns on pidfds; anything else (the init
+            // is gone) is final.
+            Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(format!("joining the container's namespaces: {e}")),
         }
     }
-    let fds: Vec<(OwnedFd, CloneFlags, &str)> = order
-        .iter()
-        .filter_map(|(n, f)| open_ns(ctx.init_pid, n).map(|fd| (fd, *f, *n)))
-        .collect();
+    let mut fds: Vec<(OwnedFd, CloneFlags, &str)> = Vec::new();
+    for (n, f) in order {
+        if let Some(fd) = open_ns(ctx.init_pid, n)? {
+            fds.push((fd, *f, *n));
+        }
+    }
     for (fd, flag, name) in &fds {
         setns(fd.as_fd(), *flag).map_err(|e| format!("joining {name} namespace: {e}"))?;
     }
