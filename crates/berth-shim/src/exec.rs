@@ -2,11 +2,12 @@
 //!
 //! Written by hand rather than with libcontainer 0.7's tenant builder, which
 //! rebuilds the spec's `linux` section without `seccomp`: its exec'd
-//! processes would run unfiltered, unlike Docker's. Here the worker joins
-//! the init's cgroups and namespaces, forks into the container's PID
-//! namespace, and the child applies rlimits, seccomp (before dropping
-//! capabilities, as runc does without no_new_privs), capabilities and the
-//! user, then execs. Errors before exec come back on a CLOEXEC pipe.
+//! processes would run unfiltered, unlike Docker's. Here the shim points
+//! its children's PID namespace at the container's and forks once; the
+//! child joins the init's cgroups and other namespaces, applies rlimits,
+//! seccomp (before dropping capabilities, as runc does without
+//! no_new_privs), capabilities and the user, then execs. Errors before exec
+//! come back on a CLOEXEC pipe.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -39,8 +40,40 @@ pub struct Started {
     pub error: Option<(String, i32)>,
 }
 
-/// Joins `init_pid`'s cgroups (host view, before entering its mount namespace).
-fn join_cgroups(init_pid: i32) -> Result<(), String> {
+/// What every exec into one container needs, worked out at its first exec
+/// and kept by the shim: the cgroup files to join (host view), a pidfd of
+/// the init (it pins no namespace, unlike namespace fds, so a dead
+/// container's network and mounts go away as before) and our own PID
+/// namespace, to return to after each fork.
+pub struct ExecCtx {
+    init_pid: i32,
+    /// `(file, required)`: "0" is written to each, in order.
+    cgroups: Vec<(String, bool)>,
+    pidfd: Option<OwnedFd>,
+    own_pid_ns: Option<OwnedFd>,
+}
+
+impl ExecCtx {
+    pub fn new(init_pid: i32) -> Result<ExecCtx, String> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, init_pid, 0) };
+        // SAFETY: a non-negative result is a fresh fd owned by nobody else.
+        let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) });
+        let own_pid_ns = std::fs::File::open("/proc/self/ns/pid")
+            .map(OwnedFd::from)
+            .map_err(|e| format!("opening our PID namespace: {e}"))?;
+        Ok(ExecCtx {
+            init_pid,
+            cgroups: cgroup_files(init_pid)?,
+            pidfd,
+            own_pid_ns: Some(own_pid_ns),
+        })
+    }
+}
+
+/// The cgroup files that put a process into `init_pid`'s cgroups, skipping
+/// those the shim already shares (e.g. the systemd or unified root).
+fn cgroup_files(init_pid: i32) -> Result<Vec<(String, bool)>, String> {
     let cg = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
         .map_err(|e| format!("reading cgroups of {init_pid}: {e}"))?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -58,11 +91,10 @@ fn join_cgroups(init_pid: i32) -> Result<(), String> {
         })
         .filter(|(_, t, _)| t == "cgroup" || t == "cgroup2")
         .collect();
-    let me = std::process::id().to_string();
     let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut files = Vec::new();
     for line in cg.lines() {
         if mine.lines().any(|m| m == line) {
-            // Already there (e.g. the systemd or unified root).
             continue;
         }
         let mut parts = line.splitn(3, ':');
@@ -78,67 +110,119 @@ fn join_cgroups(init_pid: i32) -> Result<(), String> {
             })
         };
         if let Some((mp, _, _)) = mount {
-            // On v1, "0" into `tasks` moves just the calling thread (this
-            // single-threaded child is all of its process): the kernel then
-            // skips the global threadgroup lock whose first writer waits a
-            // whole RCU grace period (~10-20 ms here). cgroup.procs is the
-            // fallback, and the only way on v2.
-            if !ctrls.is_empty() && std::fs::write(format!("{mp}{path}/tasks"), "0").is_ok() {
-                continue;
-            }
-            let procs = format!("{mp}{path}/cgroup.procs");
             // Best effort per hierarchy: a controller may be absent.
-            if let Err(e) = std::fs::write(&procs, &me) {
-                if ctrls.is_empty() || ctrls.contains("memory") || ctrls.contains("pids") {
-                    return Err(format!("joining {procs}: {e}"));
-                }
+            let required = ctrls.is_empty() || ctrls.contains("memory") || ctrls.contains("pids");
+            if !ctrls.is_empty() {
+                // On v1, "0" into `tasks` moves just the calling thread
+                // (the single-threaded child is all of its process): the
+                // kernel then skips the global threadgroup lock whose first
+                // writer waits a whole RCU grace period (~10-20 ms here).
+                files.push((format!("{mp}{path}/tasks"), required));
+            } else {
+                files.push((format!("{mp}{path}/cgroup.procs"), required));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Joins the container's cgroups (host view, before entering its mount
+/// namespace). On v1 `cgroup.procs` is the fallback when `tasks` refuses.
+fn join_cgroups(ctx: &ExecCtx) -> Result<(), String> {
+    for (file, required) in &ctx.cgroups {
+        if std::fs::write(file, "0").is_ok() {
+            continue;
+        }
+        let procs = match file.strip_suffix("/tasks") {
+            Some(dir) => format!("{dir}/cgroup.procs"),
+            None => file.clone(),
+        };
+        if let Err(e) = std::fs::write(&procs, "0") {
+            if *required {
+                return Err(format!("joining {procs}: {e}"));
             }
         }
     }
     Ok(())
 }
 
-fn open_ns(init_pid: i32, name: &str) -> Option<OwnedFd> {
+/// The init's namespace `name`, or None when it is ours already. A
+/// namespace that cannot be read (the init is gone) is an error: the
+/// process must never run in the shim's namespaces instead.
+fn open_ns(init_pid: i32, name: &str) -> Result<Option<OwnedFd>, String> {
     let p = format!("/proc/{init_pid}/ns/{name}");
     let mine = std::fs::read_link(format!("/proc/self/ns/{name}")).ok();
-    let theirs = std::fs::read_link(&p).ok()?;
+    let theirs = match std::fs::read_link(&p) {
+        Ok(t) => t,
+        // A namespace type this kernel lacks.
+        Err(_) if mine.is_none() => return Ok(None),
+        Err(e) => return Err(format!("joining {name} namespace: {e}")),
+    };
     if mine.as_ref() == Some(&theirs) {
-        return None;
+        return Ok(None);
     }
-    std::fs::File::open(&p).ok().map(OwnedFd::from)
+    std::fs::File::open(&p)
+        .map(|f| Some(OwnedFd::from(f)))
+        .map_err(|e| format!("joining {name} namespace: {e}"))
 }
 
-/// Runs in the forked worker: join, fork the process, report its PID.
+/// Enters the init's namespaces named in `order`: with one `setns` on its
+/// pidfd (Linux 5.8+; joining a namespace we already share is a no-op),
+/// else one by one through `/proc/<pid>/ns`.
+fn enter(ctx: &ExecCtx, order: &[(&str, CloneFlags)]) -> Result<(), String> {
+    if let Some(pidfd) = &ctx.pidfd {
+        let all = order
+            .iter()
+            .fold(CloneFlags::empty(), |acc, (_, f)| acc | *f);
+        match setns(pidfd.as_fd(), all) {
+            Ok(()) => return Ok(()),
+            // A kernel without setns on pidfds; anything else (the init
+            // is gone) is final.
+            Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(format!("joining the container's namespaces: {e}")),
+        }
+    }
+    let mut fds: Vec<(OwnedFd, CloneFlags, &str)> = Vec::new();
+    for (n, f) in order {
+        if let Some(fd) = open_ns(ctx.init_pid, n)? {
+            fds.push((fd, *f, *n));
+        }
+    }
+    for (fd, flag, name) in &fds {
+        setns(fd.as_fd(), *flag).map_err(|e| format!("joining {name} namespace: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs in the shim (single-threaded): points its children's PID namespace
+/// at the container's, forks the process (one fork: no worker in between)
+/// and steps back; the child joins the cgroups and the other namespaces and
+/// execs. Returns once the child has exec'd (or failed to), with its PID.
 pub fn start_exec(
-    init_pid: i32,
+    ctx: &ExecCtx,
     spec: &Spec,
     bpf: Option<&[u8]>,
     p: &ExecProcess,
     stdio: &ExecStdio,
 ) -> Result<Started, String> {
-    join_cgroups(init_pid)?;
-    let order = [
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-    ];
-    let fds: Vec<(OwnedFd, CloneFlags, &str)> = order
-        .iter()
-        .filter_map(|(n, f)| open_ns(init_pid, n).map(|fd| (fd, *f, *n)))
-        .collect();
-    for (fd, flag, name) in &fds {
-        setns(fd.as_fd(), *flag).map_err(|e| format!("joining {name} namespace: {e}"))?;
-    }
-    drop(fds);
     let (er, ew) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: the worker is single-threaded.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Child => {
+    // Only the shim's future children move: its own PID namespace stays.
+    enter(ctx, &[("pid", CloneFlags::CLONE_NEWPID)])?;
+    // Back to our own PID namespace for the shim's later children (the
+    // clean-up worker, the next exec).
+    let restore = || {
+        if let Some(own) = &ctx.own_pid_ns {
+            if let Err(e) = setns(own.as_fd(), CloneFlags::CLONE_NEWPID) {
+                eprintln!("berth-shim: back to our PID namespace: {e}");
+            }
+        }
+    };
+    // SAFETY: the shim is single-threaded; the child only sets itself up
+    // and execs or _exits.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
             drop(er);
-            let (msg, code) = match child(spec, bpf, p, stdio) {
+            let (msg, code) = match join_and_run(ctx, spec, bpf, p, stdio) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -149,19 +233,54 @@ pub fn start_exec(
             // SAFETY: exit without the parent's destructors.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child } => {
-            drop(ew);
-            let mut buf = String::new();
-            let _ = std::fs::File::from(er).read_to_string(&mut buf);
-            let error = buf
-                .split_once(':')
-                .map(|(c, m)| (m.to_string(), c.parse().unwrap_or(126)));
-            Ok(Started {
-                pid: child.as_raw(),
-                error,
-            })
+        Ok(ForkResult::Parent { child }) => {
+            restore();
+            child
         }
+        Err(e) => {
+            restore();
+            return Err(format!("fork: {e}"));
+        }
+    };
+    drop(ew);
+    let mut buf = String::new();
+    let _ = std::fs::File::from(er).read_to_string(&mut buf);
+    let error = buf
+        .split_once(':')
+        .map(|(c, m)| (m.to_string(), c.parse().unwrap_or(126)));
+    if error.is_some() {
+        // It has exited (or is about to): collected here, not by the
+        // SIGCHLD loop, which would keep its status for ever.
+        let _ = nix::sys::wait::waitpid(child, None);
     }
+    Ok(Started {
+        pid: child.as_raw(),
+        error,
+    })
+}
+
+/// In the forked child: the container's cgroups, then its namespaces.
+fn join_and_run(
+    ctx: &ExecCtx,
+    spec: &Spec,
+    bpf: Option<&[u8]>,
+    p: &ExecProcess,
+    stdio: &ExecStdio,
+) -> Result<Never, (String, i32)> {
+    let fail = |m: String| (m, 126);
+    join_cgroups(ctx).map_err(fail)?;
+    enter(
+        ctx,
+        &[
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ],
+    )
+    .map_err(fail)?;
+    child(spec, bpf, p, stdio)
 }
 
 enum Never {}

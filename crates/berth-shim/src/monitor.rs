@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::fdio::{self, Fd};
 use crate::logger::{now_rfc3339, JsonLog};
 use crate::pluginlog::PluginLog;
-use crate::{create, exec, worker};
+use crate::{create, exec};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Status {
@@ -67,6 +67,11 @@ pub struct Shim {
     exited: Notify,
     /// The runtime state, moved aside at exit, deleted before the shim goes.
     leftover: RefCell<Option<std::path::PathBuf>>,
+    /// Worked out at the first exec, reused by the next ones.
+    exec_ctx: RefCell<Option<Rc<exec::ExecCtx>>>,
+    /// `BERTH_EXEC_TIMING` in the environment: each exec's stages go to
+    /// the shim's log (`shim.log` in the bundle).
+    timing: bool,
 }
 
 /// What `main` hands over after the container was created.
@@ -170,6 +175,8 @@ pub async fn run(c: Created) {
         streams_done: Notify::new(),
         exited: Notify::new(),
         leftover: RefCell::new(None),
+        exec_ctx: RefCell::new(None),
+        timing: std::env::var_os("BERTH_EXEC_TIMING").is_some(),
     });
     if let (Some(m), Some((rows, cols))) = (&master, shim.cfg.console_size) {
         let _ = fdio::resize(m.raw(), rows, cols);
@@ -376,6 +383,7 @@ fn oom_killed(cgroups_path: &str) -> bool {
 }
 
 async fn init_exited(shim: Rc<Shim>, code: i32) {
+    shim.exec_ctx.borrow_mut().take();
     // Drain what the container wrote before it died.
     let pumps: Vec<JoinHandle<()>> = std::mem::take(&mut *shim.pumps.borrow_mut());
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -634,6 +642,7 @@ async fn run_exec(
     exec_id: String,
     p: ExecProcess,
 ) {
+    let t0 = std::time::Instant::now();
     if shim.status.get() != Status::Running {
         let _ = reply(
             &mut w,
@@ -693,19 +702,32 @@ async fn run_exec(
             }
         }
     };
-    let init_pid = shim.init_pid;
-    let spec = shim.spec.clone();
-    let bpf = shim.bpf.clone();
-    let p2 = p.clone();
-    let started = worker::in_child(move || {
-        exec::start_exec(
-            init_pid,
-            &spec,
-            bpf.as_deref().map(Vec::as_slice),
-            &p2,
-            &stdio,
-        )
-    });
+    let t_setup = t0.elapsed();
+    let ctx = shim.exec_ctx.borrow().clone();
+    let ctx = match ctx {
+        Some(c) => c,
+        None => match exec::ExecCtx::new(shim.init_pid) {
+            Ok(c) => {
+                let c = Rc::new(c);
+                *shim.exec_ctx.borrow_mut() = Some(c.clone());
+                c
+            }
+            Err(e) => {
+                let _ = reply(&mut w, &Reply::err(e)).await;
+                return;
+            }
+        },
+    };
+    // In this (single-threaded) process: one fork, no worker; returns once
+    // the child has exec'd.
+    let started = exec::start_exec(
+        &ctx,
+        &shim.spec,
+        shim.bpf.as_deref().map(Vec::as_slice),
+        &p,
+        &stdio,
+    );
+    let t_execd = t0.elapsed();
     drop(theirs);
     let started = match started {
         Ok(s) => s,
@@ -778,6 +800,7 @@ async fn run_exec(
     {
         // The daemon went away; the process still runs to completion.
     }
+    let t_replied = t0.elapsed();
     shim.stream_begin();
     let (ftx, mut frx) = mpsc::channel::<bytes::Bytes>(1024);
     let mut pumps = Vec::new();
@@ -815,6 +838,7 @@ async fn run_exec(
         });
     }
     let code = exit_rx.await.unwrap_or(255);
+    let t_exited = t0.elapsed();
     // What the process wrote is already in the pipe; children it left in
     // the background may hold the pipe open for ever, so the stream ends
     // shortly after the process does, as with Docker.
@@ -843,6 +867,16 @@ async fn run_exec(
         f.extend_from_slice(&payload);
         let _ = w.write_all(&f).await;
         let _ = w.shutdown().await;
+    }
+    if shim.timing {
+        eprintln!(
+            "berth-shim: exec {exec_id} timing (ms from the request): stdio {:.3} exec'd {:.3} pid sent {:.3} exited {:.3} stream closed {:.3}",
+            t_setup.as_secs_f64() * 1e3,
+            t_execd.as_secs_f64() * 1e3,
+            t_replied.as_secs_f64() * 1e3,
+            t_exited.as_secs_f64() * 1e3,
+            t0.elapsed().as_secs_f64() * 1e3,
+        );
     }
     shim.stream_end();
 }

@@ -331,6 +331,7 @@ impl ExecSession {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let t0 = std::time::Instant::now();
         let e = self.exec.clone();
         let engine = self.engine.clone();
         let socket = engine.paths(&e.container_id).socket;
@@ -406,6 +407,7 @@ impl ExecSession {
             st.pid = rep.pid.unwrap_or(0) as i64;
         }
         e.running.send_replace(true);
+        let t_pid = t0.elapsed();
         if let Ok(c) = engine.find(&e.container_id) {
             engine.container_event(
                 &c.snapshot(),
@@ -449,6 +451,8 @@ impl ExecSession {
                     Some(code) => {
                         // Recorded before the client sees the end of the stream.
                         engine.exec_finished(&e, code);
+                        tracing::debug!(exec = %e.id, pid_ms = t_pid.as_secs_f64() * 1e3,
+                            exit_ms = t0.elapsed().as_secs_f64() * 1e3, "exec: stages");
                         let _ = cw.shutdown().await;
                         return;
                     }
