@@ -269,8 +269,23 @@ pub fn v2_dir(rel: &str) -> Option<String> {
         .find(|d| Path::new(&format!("{d}/memory.current")).exists())
 }
 
-/// Mount points of the cgroup hierarchies (v1 controllers and v2).
+/// Mount points of the cgroup hierarchies (v1 controllers and v2), read
+/// once per process as runc does: the mount table lists every container's
+/// root and network namespace, so reading it on each removal made removing
+/// N containers cost O(N²).
 pub fn mounts() -> Vec<PathBuf> {
+    static MOUNTS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    if let Some(m) = MOUNTS.get() {
+        return m.clone();
+    }
+    let found = read_mounts();
+    if !found.is_empty() {
+        let _ = MOUNTS.set(found.clone());
+    }
+    found
+}
+
+fn read_mounts() -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
