@@ -449,6 +449,7 @@ pub fn read_framed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::stdcopy::{frame, StreamType};
     use std::future::Future;
     use std::pin::Pin;
 
@@ -584,5 +585,88 @@ mod tests {
             ..all
         };
         assert_eq!(read(c).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn framed_reads_batch_many_frames_and_keep_the_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("c-json.log");
+        // Enough lines for several chunks, both streams, one escaped text.
+        let n = 20_000;
+        let mut file = String::new();
+        for i in 0..n {
+            let stream = if i % 3 == 0 { "stderr" } else { "stdout" };
+            let log = format!("line {i} \"q\" \u{e9}\n");
+            let time = format!("2024-01-01T00:00:{:02}.{i:09}Z", i % 60);
+            file.push_str(
+                &serde_json::json!({"log": log, "stream": stream, "time": time}).to_string(),
+            );
+            file.push('\n');
+        }
+        std::fs::write(&base, file).unwrap();
+        let read = |c: ReadConfig, framing: Framing| {
+            let (_tx, shutdown) = tokio::sync::watch::channel(false);
+            let follow = Follow {
+                producer: Box::new(Gone),
+                shutdown,
+            };
+            let mut rx = read_framed(base.clone(), c, follow, framing);
+            async move {
+                let (mut chunks, mut out) = (0, Vec::new());
+                while let Some(b) = rx.recv().await {
+                    chunks += 1;
+                    out.extend_from_slice(&b);
+                }
+                (chunks, out)
+            }
+        };
+        let all = ReadConfig {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        // The same bytes as one frame per entry, in far fewer chunks.
+        let (chunks, got) = read(all.clone(), Framing::default()).await;
+        let mut want = Vec::new();
+        for i in 0..n {
+            let s = if i % 3 == 0 {
+                StreamType::Stderr
+            } else {
+                StreamType::Stdout
+            };
+            want.extend_from_slice(&frame(s, format!("line {i} \"q\" \u{e9}\n").as_bytes()));
+        }
+        assert_eq!(got, want);
+        assert!(chunks > 1 && chunks < 20, "{chunks} chunks");
+        // With a TTY and timestamps: the stored time, a blank, the text;
+        // the tail counts the chosen stream only (n - 2 is on stderr).
+        let c = ReadConfig {
+            tail: Some(2),
+            stderr: false,
+            ..all.clone()
+        };
+        let framing = Framing {
+            tty: true,
+            timestamps: true,
+        };
+        let (_, got) = read(c, framing).await;
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            format!(
+                "2024-01-01T00:00:{:02}.{:09}Z line {} \"q\" \u{e9}\n\
+                 2024-01-01T00:00:{:02}.{:09}Z line {} \"q\" \u{e9}\n",
+                (n - 3) % 60,
+                n - 3,
+                n - 3,
+                (n - 1) % 60,
+                n - 1,
+                n - 1
+            )
+        );
+        let c = ReadConfig {
+            tail: Some(0),
+            ..all
+        };
+        assert!(read(c, Framing::default()).await.1.is_empty());
     }
 }
