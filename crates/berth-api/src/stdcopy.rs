@@ -37,11 +37,22 @@ pub const HEADER_LEN: usize = 8;
 /// Frames `payload` for `stream`.
 pub fn frame(stream: StreamType, payload: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(HEADER_LEN + payload.len());
-    b.put_u8(stream as u8);
-    b.put_bytes(0, 3);
-    b.put_u32(payload.len() as u32);
-    b.put_slice(payload);
+    put_frame(&mut b, stream, &[payload]);
     b.freeze()
+}
+
+/// Appends one frame for `stream` to `out` whose payload is `parts`
+/// joined (many frames batched into one buffer, and a payload written
+/// without first being gathered).
+pub fn put_frame(out: &mut BytesMut, stream: StreamType, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(HEADER_LEN + len);
+    out.put_u8(stream as u8);
+    out.put_bytes(0, 3);
+    out.put_u32(len as u32);
+    for p in parts {
+        out.put_slice(p);
+    }
 }
 
 /// Incremental decoder for framed streams (the CLI side and tests).

@@ -8,12 +8,11 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use berth_api::stdcopy::{frame, StreamType};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::{Container, Progress, Record};
-use crate::engine::logging::{self, Follow, Info, LogDriver, LogEntry, ReadConfig, ShimSink};
+use crate::engine::logging::{self, Follow, Framing, Info, LogDriver, ReadConfig, ShimSink};
 use crate::engine::{containers::Containers, EngineError, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -44,25 +43,6 @@ impl logging::Producer for Producer {
             let _ = self.progress.changed().await;
         })
     }
-}
-
-/// Frames one entry as the client reads it.
-fn render(e: LogEntry, tty: bool, timestamps: bool) -> Option<Bytes> {
-    let stream = match e.source.as_str() {
-        "stdout" => StreamType::Stdout,
-        "stderr" => StreamType::Stderr,
-        _ => return None,
-    };
-    let payload = if timestamps {
-        format!("{} {}", e.time, e.line)
-    } else {
-        e.line
-    };
-    Some(if tty {
-        Bytes::from(payload)
-    } else {
-        frame(stream, payload.as_bytes())
-    })
 }
 
 impl Containers {
@@ -198,50 +178,12 @@ impl Containers {
             stdout: opts.stdout,
             stderr: opts.stderr,
         };
-        let mut entries = driver.read_logs(&info, config, follow)?;
         let tty = r.config.tty.unwrap_or(false);
-        let timestamps = opts.timestamps;
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    e = entries.recv() => {
-                        let Some(e) = e else { return };
-                        if let Some(b) = render(e, tty, timestamps) {
-                            if tx.send(b).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    // A client gone stops the driver's reader too.
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok((tty, rx))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_are_framed_as_docker_sends_them() {
-        let e = |source: &str| LogEntry {
-            source: source.into(),
-            time: "2024-01-01T00:00:01.5Z".into(),
-            line: "hi\n".into(),
+        let framing = Framing {
+            tty,
+            timestamps: opts.timestamps,
         };
-        assert_eq!(render(e("stdout"), true, false).unwrap(), "hi\n");
-        assert_eq!(
-            render(e("stdout"), true, true).unwrap(),
-            "2024-01-01T00:00:01.5Z hi\n"
-        );
-        assert_eq!(
-            render(e("stderr"), false, false).unwrap(),
-            frame(StreamType::Stderr, b"hi\n")
-        );
-        assert!(render(e("other"), false, false).is_none());
+        let rx = driver.read_framed(&info, config, follow, framing)?;
+        Ok((tty, rx))
     }
 }

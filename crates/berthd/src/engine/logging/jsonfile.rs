@@ -5,17 +5,20 @@
 //! live one; with `Follow`, until the container stops and the file is
 //! drained).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{
-    CapabilitiesResponse, Follow, Info, LogDriver, LogEntry, ReadConfig, ShimSink, JSON_FILE,
+    CapabilitiesResponse, Follow, Framing, Info, LogDriver, LogEntry, ReadConfig, ShimSink,
+    JSON_FILE,
 };
 use crate::engine::{EngineError, Result};
 
@@ -108,23 +111,47 @@ impl LogDriver for JsonFile {
         follow: Follow,
     ) -> Result<mpsc::Receiver<LogEntry>> {
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(read(PathBuf::from(&info.log_path), config, follow, tx));
+        tokio::spawn(read(
+            PathBuf::from(&info.log_path),
+            config,
+            follow,
+            Out::Entries(tx),
+        ));
         Ok(rx)
+    }
+
+    fn read_framed(
+        &self,
+        info: &Info,
+        config: ReadConfig,
+        follow: Follow,
+        framing: Framing,
+    ) -> Result<mpsc::Receiver<Bytes>> {
+        Ok(read_framed(
+            PathBuf::from(&info.log_path),
+            config,
+            follow,
+            framing,
+        ))
     }
 }
 
-/// One line of the file, as the shim writes it.
+/// One line of the file, as the shim writes it (borrowed where it has no
+/// escapes).
 #[derive(Deserialize)]
-struct Line {
-    log: String,
-    stream: String,
-    time: String,
+struct Line<'a> {
+    #[serde(borrow)]
+    log: Cow<'a, str>,
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
 }
 
-/// The entry of one line, or None when it is filtered out.
-fn entry(c: &ReadConfig, raw: &str) -> Option<LogEntry> {
-    let l: Line = serde_json::from_str(raw).ok()?;
-    let wanted = match l.stream.as_str() {
+/// The line, or None when it is filtered out (or is not a log line).
+fn parse<'a>(c: &ReadConfig, raw: &'a [u8]) -> Option<Line<'a>> {
+    let l: Line = serde_json::from_slice(raw).ok()?;
+    let wanted = match &*l.stream {
         "stdout" => c.stdout,
         "stderr" => c.stderr,
         _ => false,
@@ -140,11 +167,7 @@ fn entry(c: &ReadConfig, raw: &str) -> Option<LogEntry> {
             return None;
         }
     }
-    Some(LogEntry {
-        source: l.stream,
-        time: l.time,
-        line: l.log,
-    })
+    Some(l)
 }
 
 /// Rotated files first (`.N` … `.1`), then the live one.
@@ -169,88 +192,225 @@ fn log_files(base: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Reads the next whole line into `buf` and gives its length; None at the
-/// end, or at a line the shim is still writing (it is read next time).
-fn next_line(rd: &mut impl BufRead, buf: &mut String) -> Option<usize> {
-    buf.clear();
-    match rd.read_line(buf) {
-        Ok(n) if n > 0 && buf.ends_with('\n') => Some(n),
-        _ => None,
+/// The read buffer of a log file.
+const READ_BUF: usize = 256 << 10;
+/// A framed read sends its entries in chunks of about this size.
+const CHUNK: usize = 128 << 10;
+
+/// Reads whole lines from `rd`, adding each one's length to `pos`, and
+/// hands those `c` wants to `f` (stream, time, text); stops at the end,
+/// at a line the shim is still writing (it is read next time), or once
+/// `f` says false. Gives the number of lines read, or None if `f` said
+/// false.
+fn scan(
+    rd: &mut impl BufRead,
+    c: &ReadConfig,
+    pos: &mut u64,
+    mut f: impl FnMut(&str, &str, &str) -> bool,
+) -> Option<u64> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut n = 0;
+    loop {
+        buf.clear();
+        match rd.read_until(b'\n', &mut buf) {
+            Ok(len) if len > 0 && buf.ends_with(b"\n") => {
+                *pos += len as u64;
+                n += 1;
+            }
+            _ => return Some(n),
+        }
+        if let Some(l) = parse(c, &buf) {
+            if !f(&l.stream, &l.time, &l.log) {
+                return None;
+            }
+        }
     }
 }
 
-async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<LogEntry>) {
+/// Where the entries read go.
+enum Out {
+    /// One `LogEntry` each (`read_logs`).
+    Entries(mpsc::Sender<LogEntry>),
+    /// Rendered for `docker logs`, many to a chunk (`read_framed`).
+    Framed {
+        tx: mpsc::Sender<Bytes>,
+        framing: Framing,
+        buf: BytesMut,
+    },
+}
+
+impl Out {
+    /// Takes one entry; false once the receiver is gone. Blocks (the
+    /// reader runs on a blocking thread).
+    fn push(&mut self, source: &str, time: &str, line: &str) -> bool {
+        match self {
+            Out::Entries(tx) => tx
+                .blocking_send(LogEntry {
+                    source: source.into(),
+                    time: time.into(),
+                    line: line.into(),
+                })
+                .is_ok(),
+            Out::Framed { framing, buf, .. } => {
+                framing.put(buf, source, time, line);
+                buf.len() < CHUNK || self.flush()
+            }
+        }
+    }
+
+    /// Sends what is batched; false once the receiver is gone.
+    fn flush(&mut self) -> bool {
+        match self {
+            Out::Framed { tx, buf, .. } if !buf.is_empty() => {
+                let chunk = buf.split().freeze();
+                buf.reserve(CHUNK + 4096);
+                tx.blocking_send(chunk).is_ok()
+            }
+            _ => true,
+        }
+    }
+
+    /// Resolves once the receiver is gone.
+    async fn closed(&self) {
+        match self {
+            Out::Entries(tx) => tx.closed().await,
+            Out::Framed { tx, .. } => tx.closed().await,
+        }
+    }
+}
+
+/// A read of the log: what it wants, where it goes and how far into the
+/// live file it is.
+struct Reader {
+    base: PathBuf,
+    c: ReadConfig,
+    out: Out,
+    /// The read position in the live file, and that file's inode.
+    pos: u64,
+    ino: u64,
+}
+
+impl Reader {
+    /// The lines there are: rotated files oldest first, then the live
+    /// one; with a tail, its last entries over all of them. None once
+    /// the receiver is gone.
+    fn past(&mut self) -> Option<()> {
+        let files = log_files(&self.base);
+        let mut tail = self.c.tail.map(|n| (n, VecDeque::new()));
+        for (i, f) in files.iter().enumerate() {
+            let Ok(file) = std::fs::File::open(f) else {
+                continue;
+            };
+            let live = i == files.len() - 1;
+            if live {
+                if let Ok(m) = file.metadata() {
+                    self.ino = m.ino();
+                }
+            }
+            let mut pos = 0;
+            let mut rd = BufReader::with_capacity(READ_BUF, file);
+            let out = &mut self.out;
+            scan(&mut rd, &self.c, &mut pos, |source, time, line| {
+                let Some((n, ring)) = &mut tail else {
+                    return out.push(source, time, line);
+                };
+                if *n > 0 {
+                    if ring.len() == *n {
+                        ring.pop_front();
+                    }
+                    ring.push_back(LogEntry {
+                        source: source.into(),
+                        time: time.into(),
+                        line: line.into(),
+                    });
+                }
+                true
+            })?;
+            if live {
+                self.pos = pos;
+            }
+        }
+        for e in tail.map(|t| t.1).unwrap_or_default() {
+            if !self.out.push(&e.source, &e.time, &e.line) {
+                return None;
+            }
+        }
+        self.out.flush().then_some(())
+    }
+
+    /// One pass of a follow: the live file's new lines (a new file after
+    /// a rotation from its beginning). None once the receiver is gone,
+    /// else whether any whole line was read.
+    fn pass(&mut self) -> Option<bool> {
+        let Ok(mut f) = std::fs::File::open(&self.base) else {
+            return Some(false);
+        };
+        let meta = f.metadata().ok();
+        let (ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
+        if ino != self.ino || len < self.pos {
+            // Rotated: start the new file from its beginning.
+            self.ino = ino;
+            self.pos = 0;
+        }
+        let mut n = 0;
+        if len > self.pos && f.seek(SeekFrom::Start(self.pos)).is_ok() {
+            let mut rd = BufReader::with_capacity(READ_BUF, f);
+            let out = &mut self.out;
+            n = scan(&mut rd, &self.c, &mut self.pos, |source, time, line| {
+                out.push(source, time, line)
+            })?;
+        }
+        self.out.flush().then_some(n > 0)
+    }
+}
+
+/// Runs `step` of the reader on a blocking thread and gives the reader
+/// back with its answer; None when the step says so (the receiver is
+/// gone) or the thread failed.
+async fn blocking<T: Send + 'static>(
+    mut r: Reader,
+    step: fn(&mut Reader) -> Option<T>,
+) -> Option<(Reader, T)> {
+    tokio::task::spawn_blocking(move || step(&mut r).map(|v| (r, v)))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Reads the log into `out`: the past lines and, with `Follow`, the live
+/// file until the container stops and the file is drained. The file is
+/// read on blocking threads; a follow waits between passes as a task.
+async fn read(base: PathBuf, c: ReadConfig, follow: Follow, out: Out) {
     let Follow {
         mut producer,
         mut shutdown,
     } = follow;
-    // Past lines.
-    let files = log_files(&base);
-    let mut entries: Vec<LogEntry> = Vec::new();
-    let mut pos = 0u64;
-    let mut ino = 0u64;
-    for (i, f) in files.iter().enumerate() {
-        let Ok(file) = std::fs::File::open(f) else {
-            continue;
-        };
-        let live = i == files.len() - 1;
-        if live {
-            if let Ok(m) = file.metadata() {
-                ino = m.ino();
-            }
-        }
-        let mut rd = BufReader::new(file);
-        let mut buf = String::new();
-        while let Some(n) = next_line(&mut rd, &mut buf) {
-            if live {
-                pos += n as u64;
-            }
-            entries.extend(entry(&c, buf.trim_end()));
-        }
-    }
-    let start = match c.tail {
-        Some(n) => entries.len().saturating_sub(n),
-        None => 0,
+    let r = Reader {
+        base,
+        c,
+        out,
+        pos: 0,
+        ino: 0,
     };
-    for e in entries.into_iter().skip(start) {
-        if tx.send(e).await.is_err() {
-            return;
-        }
-    }
-    if !c.follow {
+    let Some((mut r, ())) = blocking(r, Reader::past).await else {
+        return;
+    };
+    if !r.c.follow {
         return;
     }
     // Follow: poll the live file until the container stops and the file
     // is drained.
     let mut stopping = producer.gone();
     loop {
-        let mut got = false;
-        if let Ok(mut f) = std::fs::File::open(&base) {
-            let meta = f.metadata().ok();
-            let (cur_ino, len) = meta.map(|m| (m.ino(), m.len())).unwrap_or((0, 0));
-            if cur_ino != ino || len < pos {
-                // Rotated: start the new file from its beginning.
-                ino = cur_ino;
-                pos = 0;
-            }
-            if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
-                let mut rd = BufReader::new(f);
-                let mut buf = String::new();
-                while let Some(n) = next_line(&mut rd, &mut buf) {
-                    pos += n as u64;
-                    got = true;
-                    if let Some(e) = entry(&c, buf.trim_end()) {
-                        if tx.send(e).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
+        let Some((next, got)) = blocking(r, Reader::pass).await else {
+            return;
+        };
+        r = next;
         if stopping && !got {
             return;
         }
-        if c.until
+        if r.c
+            .until
             .is_some_and(|u| u <= crate::engine::events::now_nanos())
         {
             return;
@@ -258,7 +418,7 @@ async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<Log
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = producer.changed() => {}
-            _ = tx.closed() => return,
+            _ = r.out.closed() => return,
             _ = shutdown.changed() => return,
         }
         if producer.gone() {
@@ -268,9 +428,28 @@ async fn read(base: PathBuf, c: ReadConfig, follow: Follow, tx: mpsc::Sender<Log
     }
 }
 
+/// `read_framed` of a json-file: the entries rendered as `framing` says,
+/// in chunks of many.
+pub fn read_framed(
+    path: PathBuf,
+    config: ReadConfig,
+    follow: Follow,
+    framing: Framing,
+) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(8);
+    let out = Out::Framed {
+        tx,
+        framing,
+        buf: BytesMut::with_capacity(CHUNK + 4096),
+    };
+    tokio::spawn(read(path, config, follow, out));
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::stdcopy::{frame, StreamType};
     use std::future::Future;
     use std::pin::Pin;
 
@@ -406,5 +585,88 @@ mod tests {
             ..all
         };
         assert_eq!(read(c).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn framed_reads_batch_many_frames_and_keep_the_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("c-json.log");
+        // Enough lines for several chunks, both streams, one escaped text.
+        let n = 20_000;
+        let mut file = String::new();
+        for i in 0..n {
+            let stream = if i % 3 == 0 { "stderr" } else { "stdout" };
+            let log = format!("line {i} \"q\" \u{e9}\n");
+            let time = format!("2024-01-01T00:00:{:02}.{i:09}Z", i % 60);
+            file.push_str(
+                &serde_json::json!({"log": log, "stream": stream, "time": time}).to_string(),
+            );
+            file.push('\n');
+        }
+        std::fs::write(&base, file).unwrap();
+        let read = |c: ReadConfig, framing: Framing| {
+            let (_tx, shutdown) = tokio::sync::watch::channel(false);
+            let follow = Follow {
+                producer: Box::new(Gone),
+                shutdown,
+            };
+            let mut rx = read_framed(base.clone(), c, follow, framing);
+            async move {
+                let (mut chunks, mut out) = (0, Vec::new());
+                while let Some(b) = rx.recv().await {
+                    chunks += 1;
+                    out.extend_from_slice(&b);
+                }
+                (chunks, out)
+            }
+        };
+        let all = ReadConfig {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        // The same bytes as one frame per entry, in far fewer chunks.
+        let (chunks, got) = read(all.clone(), Framing::default()).await;
+        let mut want = Vec::new();
+        for i in 0..n {
+            let s = if i % 3 == 0 {
+                StreamType::Stderr
+            } else {
+                StreamType::Stdout
+            };
+            want.extend_from_slice(&frame(s, format!("line {i} \"q\" \u{e9}\n").as_bytes()));
+        }
+        assert_eq!(got, want);
+        assert!(chunks > 1 && chunks < 20, "{chunks} chunks");
+        // With a TTY and timestamps: the stored time, a blank, the text;
+        // the tail counts the chosen stream only (n - 2 is on stderr).
+        let c = ReadConfig {
+            tail: Some(2),
+            stderr: false,
+            ..all.clone()
+        };
+        let framing = Framing {
+            tty: true,
+            timestamps: true,
+        };
+        let (_, got) = read(c, framing).await;
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            format!(
+                "2024-01-01T00:00:{:02}.{:09}Z line {} \"q\" \u{e9}\n\
+                 2024-01-01T00:00:{:02}.{:09}Z line {} \"q\" \u{e9}\n",
+                (n - 3) % 60,
+                n - 3,
+                n - 3,
+                (n - 1) % 60,
+                n - 1,
+                n - 1
+            )
+        );
+        let c = ReadConfig {
+            tail: Some(0),
+            ..all
+        };
+        assert!(read(c, Framing::default()).await.1.is_empty());
     }
 }

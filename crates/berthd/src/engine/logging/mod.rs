@@ -23,6 +23,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use berth_api::stdcopy::{put_frame, StreamType};
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -202,6 +204,72 @@ pub trait LogDriver: Send + Sync {
         config: ReadConfig,
         follow: Follow,
     ) -> Result<mpsc::Receiver<LogEntry>>;
+    /// `read_logs` as `docker logs` sends it: each entry rendered as
+    /// `framing` says, many entries to a chunk where the driver can batch
+    /// them (json-file does). By default each entry of `read_logs` is a
+    /// chunk of its own.
+    fn read_framed(
+        &self,
+        info: &Info,
+        config: ReadConfig,
+        follow: Follow,
+        framing: Framing,
+    ) -> Result<mpsc::Receiver<Bytes>> {
+        let mut entries = self.read_logs(info, config, follow)?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    e = entries.recv() => {
+                        let Some(e) = e else { return };
+                        let mut b = BytesMut::new();
+                        if framing.put(&mut b, &e.source, &e.time, &e.line)
+                            && tx.send(b.freeze()).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // A client gone stops the driver's reader too.
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// How `docker logs` renders an entry: without a TTY one stdcopy frame
+/// per entry (its stream in the header), with one the bare text; with
+/// `timestamps`, the entry's time as stored and a blank before the text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Framing {
+    pub tty: bool,
+    pub timestamps: bool,
+}
+
+impl Framing {
+    /// Appends the entry to `out`; false (nothing appended) for a source
+    /// other than `stdout` or `stderr`.
+    pub fn put(&self, out: &mut BytesMut, source: &str, time: &str, line: &str) -> bool {
+        let stream = match source {
+            "stdout" => StreamType::Stdout,
+            "stderr" => StreamType::Stderr,
+            _ => return false,
+        };
+        let parts: &[&[u8]] = if self.timestamps {
+            &[time.as_bytes(), b" ", line.as_bytes()]
+        } else {
+            &[line.as_bytes()]
+        };
+        if self.tty {
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        } else {
+            put_frame(out, stream, parts);
+        }
+        true
+    }
 }
 
 /// The `none` driver: nothing is kept, so nothing can be read.
@@ -305,6 +373,30 @@ pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDrive
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_framed_as_docker_sends_them() {
+        let put = |tty, timestamps, source| {
+            let mut b = BytesMut::new();
+            let ok =
+                Framing { tty, timestamps }.put(&mut b, source, "2024-01-01T00:00:01.5Z", "hi\n");
+            ok.then(|| b.freeze())
+        };
+        assert_eq!(put(true, false, "stdout").unwrap(), "hi\n");
+        assert_eq!(
+            put(true, true, "stdout").unwrap(),
+            "2024-01-01T00:00:01.5Z hi\n"
+        );
+        assert_eq!(
+            put(false, false, "stderr").unwrap(),
+            berth_api::stdcopy::frame(StreamType::Stderr, b"hi\n")
+        );
+        assert_eq!(
+            put(false, true, "stdout").unwrap(),
+            berth_api::stdcopy::frame(StreamType::Stdout, b"2024-01-01T00:00:01.5Z hi\n")
+        );
+        assert!(put(false, false, "other").is_none());
+    }
 
     struct Gone;
     impl Producer for Gone {
