@@ -41,7 +41,7 @@ enum Command {
     Events(cmd::system::EventsArgs),
     /// Manage berth
     #[command(subcommand)]
-    System(cmd::system::SystemCmd),
+    System(cmd::SystemCmd),
     /// Build an image from a Dockerfile
     Build(cmd::build::BuildArgs),
     /// List images
@@ -167,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version(a) => cmd::system::version(&cli.conn, a).await,
         Command::Info(a) => cmd::system::info(&cli.conn, a).await,
         Command::Events(a) => cmd::system::events(&cli.conn, a).await,
-        Command::System(c) => cmd::system::system(&cli.conn, c).await,
+        Command::System(c) => cmd::system(&cli.conn, c).await,
         Command::Build(a) => cmd::build::build(&cli.conn, a).await,
         Command::Images(a) => cmd::images::images(&cli.conn, a).await,
         Command::Image(c) => cmd::image(&cli.conn, c).await,

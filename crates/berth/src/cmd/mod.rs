@@ -1,5 +1,5 @@
-//! One module per docker command group, and the `container` and `image`
-//! groups' dispatch, which spans several of them. Command modules share
+//! One module per docker command group, and the `container`, `image` and
+//! `system` groups' dispatch, which spans several of them. Command modules share
 //! helpers through `common`, never through each other.
 
 pub mod build;
@@ -160,5 +160,26 @@ pub async fn image(conn: &Conn, c: ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Save(a) => images::save(conn, a).await,
         ImageCmd::Pull(a) => registry::pull(conn, a).await,
         ImageCmd::Push(a) => registry::push(conn, a).await,
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum SystemCmd {
+    /// Show berth disk usage
+    Df(system::DfArgs),
+    /// Display system-wide information
+    Info(system::InfoArgs),
+    /// Get real time events from the server
+    Events(system::EventsArgs),
+    /// Remove unused data
+    Prune(prune::SystemPruneArgs),
+}
+
+pub async fn system(conn: &Conn, c: SystemCmd) -> anyhow::Result<()> {
+    match c {
+        SystemCmd::Df(a) => system::df(conn, a).await,
+        SystemCmd::Info(a) => system::info(conn, a).await,
+        SystemCmd::Events(a) => system::events(conn, a).await,
+        SystemCmd::Prune(a) => prune::system(conn, a).await,
     }
 }

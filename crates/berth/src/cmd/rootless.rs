@@ -252,13 +252,23 @@ enum Probe {
 /// `unshare -Urm` (util-linux) mounting a small overlay with `userxattr`
 /// in a scratch directory.
 fn userns_probe() -> Probe {
-    let dir = std::env::temp_dir().join(format!("berth-probe-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(e) = std::fs::create_dir(&dir) {
-        return Probe::NoUserns(format!("making {}: {e}", dir.display()));
-    }
-    let probe = probe_in(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    // A fresh name each time: another user's leftover of the same PID
+    // must not fail the probe.
+    let dir = match tempfile::Builder::new()
+        .prefix("berth-probe-")
+        .tempdir_in(std::env::temp_dir())
+    {
+        Ok(d) => d,
+        Err(e) => return Probe::NoUserns(format!("making a scratch directory: {e}")),
+    };
+    let probe = probe_in(dir.path());
+    // overlayfs leaves its `work/work` with mode 000, which the user
+    // cannot list (and so not remove) until it is opened up again.
+    let _ = std::fs::set_permissions(
+        dir.path().join("w/work"),
+        std::fs::Permissions::from_mode(0o700),
+    );
+    drop(dir);
     probe
 }
 

@@ -51,27 +51,6 @@ pub struct DfArgs {
     format: Option<String>,
 }
 
-#[derive(clap::Subcommand)]
-pub enum SystemCmd {
-    /// Show berth disk usage
-    Df(DfArgs),
-    /// Display system-wide information
-    Info(InfoArgs),
-    /// Get real time events from the server
-    Events(EventsArgs),
-    /// Remove unused data
-    Prune(super::prune::SystemPruneArgs),
-}
-
-pub async fn system(conn: &Conn, c: SystemCmd) -> anyhow::Result<()> {
-    match c {
-        SystemCmd::Df(a) => df(conn, a).await,
-        SystemCmd::Info(a) => info(conn, a).await,
-        SystemCmd::Events(a) => events(conn, a).await,
-        SystemCmd::Prune(a) => super::prune::system(conn, a).await,
-    }
-}
-
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
