@@ -304,6 +304,32 @@ pub async fn send_with_auth(
     Ok(resp)
 }
 
+/// `--filter` flags, plus `extra` pairs, as the query's JSON
+/// (`{"k":{"v":true}}`), if any.
+pub fn filters_json(flags: &[String], extra: &[(&str, &str)]) -> anyhow::Result<Option<String>> {
+    let mut f = filters_of(flags)?;
+    for (k, v) in extra {
+        f.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    if f.is_empty() {
+        return Ok(None);
+    }
+    let m: serde_json::Map<String, serde_json::Value> = f
+        .iter()
+        .map(|(k, vs)| {
+            (
+                k.clone(),
+                serde_json::Value::Object(
+                    vs.iter()
+                        .map(|v| (v.clone(), serde_json::Value::Bool(true)))
+                        .collect(),
+                ),
+            )
+        })
+        .collect();
+    Ok(Some(serde_json::Value::Object(m).to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use super::common::{confirm, filters_of, parse_go_bool, print_raw_inspect, status_of};
+use super::common::{confirm, filters_json, parse_go_bool, print_raw_inspect, status_of};
 use crate::client::Conn;
 use crate::format::{natural_cmp, Tmpl};
 use crate::opts::kv_map;
@@ -192,24 +192,6 @@ pub struct DisconnectArgs {
     network: String,
     #[arg(value_name = "CONTAINER")]
     container: String,
-}
-
-/// `--filter` flags as the query's JSON (`{"k":{"v":true}}`), if any.
-pub(crate) fn filters_query(flags: &[String]) -> anyhow::Result<Option<String>> {
-    let filters = filters_of(flags)?;
-    if filters.is_empty() {
-        return Ok(None);
-    }
-    let m: Map<String, Value> = filters
-        .iter()
-        .map(|(k, vs)| {
-            (
-                k.clone(),
-                Value::Object(vs.iter().map(|v| (v.clone(), json!(true))).collect()),
-            )
-        })
-        .collect();
-    Ok(Some(Value::Object(m).to_string()))
 }
 
 /// `--label`s as docker's `ValidateLabel` + `ConvertKVStringsToMap` do.
@@ -501,7 +483,7 @@ fn ls_format(format: Option<&str>, quiet: bool) -> String {
 
 pub async fn ls(conn: &Conn, a: LsArgs) -> anyhow::Result<()> {
     let t = Tmpl::parse(&ls_format(a.format.as_deref(), a.quiet), LS_HEADERS)?;
-    let filters = filters_query(&a.filter)?;
+    let filters = filters_json(&a.filter, &[])?;
     let d = conn.connect().await?;
     let raw = conn.raw(&d);
     let path = match filters {
@@ -567,7 +549,7 @@ pub async fn rm(conn: &Conn, a: RmArgs) -> anyhow::Result<()> {
 }
 
 pub async fn prune(conn: &Conn, a: PruneArgs) -> anyhow::Result<()> {
-    let filters = filters_query(&a.filter)?;
+    let filters = filters_json(&a.filter, &[])?;
     if !a.force
         && !confirm(
             "WARNING! This will remove all custom networks not used by at least one container.",

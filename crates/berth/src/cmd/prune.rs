@@ -3,9 +3,9 @@
 //! and output. A refusal at the prompt is a cancellation: nothing printed
 //! after it, status 0, as the docker CLI does.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use super::common::{confirm, confirm_message, filters_of};
+use super::common::{confirm, confirm_message, filters_json};
 use crate::client::Conn;
 use crate::format::human_size4;
 use crate::raw::{self, Raw};
@@ -46,26 +46,6 @@ pub struct BuilderPruneArgs {
 pub enum BuilderCmd {
     /// Remove build cache
     Prune(BuilderPruneArgs),
-}
-
-fn filters_json(flags: &[String], extra: &[(&str, &str)]) -> anyhow::Result<Option<String>> {
-    let mut f = filters_of(flags)?;
-    for (k, v) in extra {
-        f.entry(k.to_string()).or_default().push(v.to_string());
-    }
-    if f.is_empty() {
-        return Ok(None);
-    }
-    let m: Map<String, Value> = f
-        .iter()
-        .map(|(k, vs)| {
-            (
-                k.clone(),
-                Value::Object(vs.iter().map(|v| (v.clone(), json!(true))).collect()),
-            )
-        })
-        .collect();
-    Ok(Some(Value::Object(m).to_string()))
 }
 
 async fn post(raw: &Raw, path: &str, q: Vec<(&str, String)>) -> anyhow::Result<Value> {

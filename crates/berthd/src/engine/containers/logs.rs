@@ -89,50 +89,40 @@ impl Containers {
     /// After a daemon restart, a running container's FIFOs are read
     /// again (the daemon's own forwarding drivers; a plugin still reads).
     pub(crate) fn resume_logging(&self, r: &Record) {
-        let typ = r
-            .host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref());
-        if logging::is_builtin(typ) {
+        let fifos = self.log_fifos(r);
+        if fifos.is_empty() {
             return;
+        }
+        let (driver, info) = self.log_driver(r, &self.paths(&r.id).log);
+        for f in fifos {
+            driver.resume_logging(&info, &f);
+        }
+    }
+
+    /// The FIFOs the container's starts made for a driver that is not
+    /// built in (none for json-file and `none`).
+    fn log_fifos(&self, r: &Record) -> Vec<std::path::PathBuf> {
+        if logging::is_builtin(log_type(r)) {
+            return Vec::new();
         }
         let Ok(dir) = std::fs::read_dir(self.log_fifo_dir()) else {
-            return;
+            return Vec::new();
         };
         let prefix = format!("{}-", r.id);
-        let (driver, info) = self.log_driver(r, &self.paths(&r.id).log);
-        for e in dir.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                driver.resume_logging(&info, &e.path());
-            }
-        }
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
     }
 
     /// `StopLogging` of every FIFO a start of the container made (after
     /// its exit, a failed start, or a daemon restart), and the FIFOs go.
     pub(crate) fn stop_logging(&self, r: &Record) {
-        let typ = r
-            .host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.typ.as_deref());
-        if logging::is_builtin(typ) {
-            return;
-        }
-        let Ok(dir) = std::fs::read_dir(self.log_fifo_dir()) else {
-            return;
-        };
-        let prefix = format!("{}-", r.id);
-        let fifos: Vec<_> = dir
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-            .collect();
+        let fifos = self.log_fifos(r);
         if fifos.is_empty() {
             return;
         }
-        let driver = logging::driver_of(typ, &self.plugins);
+        let driver = logging::driver_of(log_type(r), &self.plugins);
         // On a thread of its own: a plugin that is gone may take its
         // timeout to say so, and neither an exit nor the restore of the
         // daemon's containers waits for that.
@@ -186,4 +176,12 @@ impl Containers {
         let rx = driver.read_framed(&info, config, follow, framing)?;
         Ok((tty, rx))
     }
+}
+
+/// The container's `--log-driver`, if it named one.
+fn log_type(r: &Record) -> Option<&str> {
+    r.host_config
+        .log_config
+        .as_ref()
+        .and_then(|l| l.typ.as_deref())
 }
