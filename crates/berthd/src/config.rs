@@ -166,6 +166,8 @@ pub struct AddressPool {
 pub enum Host {
     Unix(PathBuf),
     Tcp(String),
+    /// `fd://` (every socket systemd passed) or `fd://N` (only fd N).
+    Fd(Option<i32>),
 }
 
 #[derive(Debug, Clone)]
@@ -305,11 +307,21 @@ pub fn parse_host(h: &str) -> Result<Host, ConfigError> {
         }
         return Ok(Host::Tcp(a.to_string()));
     }
+    if let Some(n) = h.strip_prefix("fd://") {
+        if n.is_empty() || n == "*" {
+            return Ok(Host::Fd(None));
+        }
+        return n.parse().map(|n| Host::Fd(Some(n))).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "failed to parse systemd fd address: should be a number: {n}"
+            ))
+        });
+    }
     if h.starts_with('/') {
         return Ok(Host::Unix(PathBuf::from(h)));
     }
     Err(ConfigError::Invalid(format!(
-        "invalid host {h}: only unix:// and tcp:// are supported"
+        "invalid host {h}: only unix://, tcp:// and fd:// are supported"
     )))
 }
 
@@ -826,6 +838,12 @@ mod tests {
 
     #[test]
     fn missing_default_file_is_fine_missing_explicit_is_not() {
+        assert_eq!(parse_host("fd://").unwrap(), Host::Fd(None));
+        assert_eq!(parse_host("fd://4").unwrap(), Host::Fd(Some(4)));
+        assert!(parse_host("fd://x")
+            .unwrap_err()
+            .to_string()
+            .contains("should be a number: x"));
         assert!(read_file_config(Path::new("/nonexistent/daemon.json"), false).is_ok());
         assert!(read_file_config(Path::new("/nonexistent/daemon.json"), true).is_err());
     }

@@ -74,7 +74,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     // touches any state.
     let mut listeners = Vec::new();
     for h in &cfg.hosts {
-        listeners.push(Listener::bind(h, &cfg).await?);
+        listeners.extend(Listener::bind(h, &cfg).await?);
     }
     stages.mark("listeners bound");
     let _pidfile = write_pidfile(&cfg.pidfile).context("writing pid file")?;
@@ -101,6 +101,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
+        crate::activation::notify_stopping();
         let _ = stop_tx.send(true);
     });
 
@@ -117,6 +118,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
             let r = start_up(&engine, &cfg, &stages).await;
             if r.is_ok() {
                 let _ = ready_tx.send(true);
+                crate::activation::notify_ready();
                 stages.mark("ready");
                 tracing::info!(
                     version = crate::engine::VERSION,

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activation;
 pub mod buildkit;
 pub mod config;
 pub mod daemon;

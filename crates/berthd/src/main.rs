@@ -29,6 +29,11 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // systemd's sockets and notify socket, taken while single-threaded.
+    if let Err(e) = berthd::activation::init(&cfg.hosts) {
+        eprintln!("berthd: {e}");
+        std::process::exit(1);
+    }
     if check {
         // 0: nothing to reconcile; 2: findings (printed); 1: error.
         match berthd::engine::reconcile::check(&cfg, &mut std::io::stdout()) {

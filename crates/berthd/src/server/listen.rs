@@ -1,5 +1,5 @@
-//! Listeners: the root-only unix socket (default) and, opt-in, TCP with
-//! mutual TLS.
+//! Listeners: the root-only unix socket (default), opt-in TCP with
+//! mutual TLS, and the sockets systemd passes (`fd://`, unix or TCP).
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -71,7 +71,9 @@ pub type Slot = OwnedSemaphorePermit;
 pub enum Listener {
     Unix {
         listener: UnixListener,
-        path: PathBuf,
+        /// The socket file to remove on stop while it is still ours
+        /// (`ino`); none for a socket systemd owns.
+        path: Option<PathBuf>,
         ino: u64,
     },
     Tcp {
@@ -126,33 +128,86 @@ fn bind_unix(path: &Path, group: Option<&str>) -> anyhow::Result<Listener> {
     tracing::info!(path = %path.display(), "API listening on unix socket");
     Ok(Listener::Unix {
         listener,
-        path: path.to_path_buf(),
+        path: Some(path.to_path_buf()),
         ino,
     })
 }
 
+/// The TLS of a TCP listener: mutual TLS when configured; plain only
+/// with `--insecure-tcp` (checked here for activated sockets, whose kind
+/// is known only now; `tcp://` hosts are checked with the config).
+fn tcp_tls(what: &str, cfg: &DaemonConfig) -> anyhow::Result<Option<TlsAcceptor>> {
+    match &cfg.tls {
+        Some(files) => Ok(Some(TlsAcceptor::from(Arc::new(
+            super::tls::server_config(files)?,
+        )))),
+        None if !cfg.insecure_tcp => bail!(
+            "refusing to serve {what} without TLS: pass --tlsverify --tlscacert --tlscert --tlskey (or --insecure-tcp to accept the risk)"
+        ),
+        None => {
+            tracing::warn!(
+                "!!! SERVING THE API ON {what} WITHOUT TLS: anyone who can reach this port controls this host as root !!!"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A listening socket passed by systemd: unix (served as the daemon's own
+/// socket, but never removed: systemd owns the file) or TCP.
+fn from_activated(a: crate::activation::Activated, cfg: &DaemonConfig) -> anyhow::Result<Listener> {
+    use nix::sys::socket::{
+        getsockname, getsockopt, sockopt, AddressFamily, SockaddrLike, SockaddrStorage,
+    };
+    let fd = a.fd.as_raw_fd();
+    let invalid = |why: String| crate::activation::ActivationError::Invalid(fd, why);
+    let listening = getsockopt(&a.fd, sockopt::AcceptConn).map_err(|e| invalid(e.to_string()))?;
+    if !listening {
+        return Err(invalid("not a listening socket".into()).into());
+    }
+    let addr = getsockname::<SockaddrStorage>(fd).map_err(|e| invalid(e.to_string()))?;
+    match addr.family() {
+        Some(AddressFamily::Unix) => {
+            let std = std::os::unix::net::UnixListener::from(a.fd);
+            std.set_nonblocking(true)?;
+            let listener = UnixListener::from_std(std)?;
+            tracing::info!(fd, name = %a.name, addr = %addr, "API listening on systemd-activated unix socket");
+            Ok(Listener::Unix {
+                listener,
+                path: None,
+                ino: 0,
+            })
+        }
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+            let std = std::net::TcpListener::from(a.fd);
+            std.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(std)?;
+            let tls = tcp_tls(&format!("systemd-activated tcp://{addr}"), cfg)?;
+            tracing::info!(fd, name = %a.name, %addr, tls = tls.is_some(), "API listening on systemd-activated tcp socket");
+            Ok(Listener::Tcp { listener, tls })
+        }
+        other => Err(invalid(format!("unsupported socket family {other:?}")).into()),
+    }
+}
+
 impl Listener {
-    pub async fn bind(host: &Host, cfg: &DaemonConfig) -> anyhow::Result<Self> {
+    /// The listeners of one host: one, or for `fd://` every socket systemd
+    /// passed.
+    pub async fn bind(host: &Host, cfg: &DaemonConfig) -> anyhow::Result<Vec<Self>> {
         match host {
-            Host::Unix(p) => bind_unix(p, cfg.socket_group.as_deref()),
+            Host::Unix(p) => Ok(vec![bind_unix(p, cfg.socket_group.as_deref())?]),
             Host::Tcp(addr) => {
                 let listener = TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding tcp://{addr}"))?;
-                let tls = match &cfg.tls {
-                    Some(files) => Some(TlsAcceptor::from(Arc::new(super::tls::server_config(
-                        files,
-                    )?))),
-                    None => {
-                        tracing::warn!(
-                            "!!! SERVING THE API ON tcp://{addr} WITHOUT TLS: anyone who can reach this port controls this host as root !!!"
-                        );
-                        None
-                    }
-                };
+                let tls = tcp_tls(&format!("tcp://{addr}"), cfg)?;
                 tracing::info!(%addr, tls = tls.is_some(), "API listening on tcp");
-                Ok(Listener::Tcp { listener, tls })
+                Ok(vec![Listener::Tcp { listener, tls }])
             }
+            Host::Fd(which) => crate::activation::take(*which)?
+                .into_iter()
+                .map(|a| from_activated(a, cfg))
+                .collect(),
         }
     }
 
@@ -186,11 +241,13 @@ impl Listener {
                     }
                 }
                 // Remove the socket only if it is still ours.
-                if std::fs::metadata(&path)
-                    .map(|m| m.ino() == ino)
-                    .unwrap_or(false)
-                {
-                    let _ = std::fs::remove_file(&path);
+                if let Some(path) = path {
+                    if std::fs::metadata(&path)
+                        .map(|m| m.ino() == ino)
+                        .unwrap_or(false)
+                    {
+                        let _ = std::fs::remove_file(&path);
+                    }
                 }
             }
             Listener::Tcp { listener, tls } => loop {
@@ -240,7 +297,7 @@ mod tests {
         let path = dir.path().join("s.sock");
         let listener = Listener::Unix {
             listener: UnixListener::bind(&path).unwrap(),
-            path: path.clone(),
+            path: Some(path.clone()),
             ino: 0,
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<(BoxIo, Slot)>();
