@@ -118,6 +118,20 @@ impl Daemon {
         Ok(d)
     }
 
+    /// The roots, bridge and table of a daemon that the test starts its own
+    /// way (e.g. an installed berthd under `systemd-socket-activate`, with
+    /// `args()`); dropping it still cleans up what that daemon left.
+    pub fn unstarted_own() -> Result<Self> {
+        let tag = &random_hex()[..8];
+        Self::unstarted(
+            format!("bt{tag}"),
+            format!("berth_t{tag}"),
+            Vec::new(),
+            Vec::new(),
+            None,
+        )
+    }
+
     /// A second daemon with a fresh data root (and socket, exec root) that
     /// shares `other`'s bridge, firewall table and address pool: a new user
     /// starting berth beside what an earlier one left on the host.

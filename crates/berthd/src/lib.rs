@@ -9,6 +9,7 @@ pub mod buildkit;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod manpage;
 pub mod memtrim;
 pub mod rootless;
 pub mod server;

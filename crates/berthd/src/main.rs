@@ -7,6 +7,13 @@ use clap::Parser;
 use berthd::config::{DaemonConfig, Flags};
 
 fn main() {
+    if let Some(dir) = berthd::manpage::requested() {
+        if let Err(e) = berthd::manpage::write(&dir) {
+            eprintln!("berthd: writing the man page: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let flags = Flags::parse();
     let check = flags.check;
     let cfg = match DaemonConfig::resolve(flags) {

@@ -1,0 +1,396 @@
+//! Issue 22, items 1 and 2: the Debian package and socket activation.
+//! `scripts/package.sh --profile debug` builds the package; apt installs
+//! it into this system; the INSTALLED `/usr/bin/berthd` runs under
+//! `systemd-socket-activate` (systemd is not PID 1 here: it stands in for
+//! `berthd.socket`, and the test does the restart that postinst asks of
+//! systemd on an upgrade) with this test's own roots, bridge and table; a
+//! container outlives the upgrade; remove and purge leave nothing of
+//! berth's behind. A guard purges the package whatever happens.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::*;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn apt(args: &[&str], env: &[(&str, &str)]) -> String {
+    run(Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .envs(env.iter().copied()))
+}
+
+/// `installed`, `config-files` or `absent`.
+fn dpkg_state() -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${db:Status-Status} ${Version}", "berth"])
+        .output()
+        .expect("dpkg-query");
+    if !out.status.success() {
+        return "absent".into();
+    }
+    stdout(&out).trim().to_string()
+}
+
+fn group_exists() -> bool {
+    Command::new("getent")
+        .args(["group", "berth"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+const FILES: &[&str] = &[
+    "/usr/bin/berthd",
+    "/usr/bin/berth",
+    "/usr/bin/berth-shim",
+    "/lib/systemd/system/berthd.service",
+    "/lib/systemd/system/berthd.socket",
+    "/usr/share/man/man1/berth.1.gz",
+    "/usr/share/man/man1/berth-run.1.gz",
+    "/usr/share/man/man8/berthd.8.gz",
+    "/usr/share/bash-completion/completions/berth",
+    "/usr/share/zsh/vendor-completions/_berth",
+    "/usr/share/fish/vendor_completions.d/berth.fish",
+];
+
+/// Processes running a berth binary from /usr/bin (also once deleted).
+fn installed_processes() -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+            let exe = exe.display().to_string();
+            if exe.starts_with("/usr/bin/berth") {
+                found.push(format!("{} {exe}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+/// Purges the package (and what the test made under the default roots)
+/// on every exit, failure included.
+struct Guard {
+    debs: Vec<PathBuf>,
+    made_default_roots: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if dpkg_state() != "absent" {
+            let _ = Command::new("apt-get")
+                .args(["purge", "-y", "-qq", "berth"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(Stdio::null())
+                .status();
+        }
+        if self.made_default_roots {
+            let _ = std::fs::remove_dir_all("/var/lib/berth");
+            let _ = std::fs::remove_dir_all("/run/berth");
+        }
+        for d in &self.debs {
+            let _ = std::fs::remove_file(d);
+        }
+    }
+}
+
+fn package(version: &str) -> PathBuf {
+    let target = bin_dir().parent().expect("target dir").to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo");
+    let out = run(Command::new(repo.join("scripts/package.sh"))
+        .args(["--profile", "debug", "--version", version])
+        .env("CARGO_TARGET_DIR", &target));
+    let deb = PathBuf::from(out.lines().last().expect("deb path").trim());
+    assert!(deb.exists(), "{}", deb.display());
+    std::fs::canonicalize(deb).expect("deb path")
+}
+
+/// The installed berthd as `berthd.socket` would start it: the socket
+/// bound by `systemd-socket-activate`, berthd exec'd (same pid) on the
+/// first connection with LISTEN_FDS and NOTIFY_SOCKET.
+fn activate(d: &Daemon, notify: &Path) -> Child {
+    let _ = std::fs::remove_file(&d.sock);
+    let mut args = d.args();
+    // `-H unix://<sock>` becomes `-H fd://`, as in berthd.service.
+    assert_eq!(args[0], "-H");
+    args[1] = "fd://".into();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.dir.path().join("berthd.log"))
+        .expect("log");
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&d.sock)
+        .arg("--fdname=berth-api")
+        .arg("-E")
+        .arg(format!("NOTIFY_SOCKET={}", notify.display()))
+        .args(["-E", "PATH", "-E", "BERTH_LOG=info"])
+        .arg("/usr/bin/berthd")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate");
+    assert!(
+        wait_for(Duration::from_secs(10), || d.sock.exists()),
+        "systemd-socket-activate did not bind {}",
+        d.sock.display()
+    );
+    child
+}
+
+fn exe_of(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn recv_state(rx: &UnixDatagram, want: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match rx.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = m.lines().any(|l| l == want);
+                got.push(m);
+                if hit {
+                    return got;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("notify socket: {e}"),
+        }
+    }
+    panic!("no {want} on NOTIFY_SOCKET; got {got:?}");
+}
+
+fn stop(child: &mut Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("berthd did not stop on SIGTERM within 20 s");
+}
+
+#[test]
+fn package_installs_activates_upgrades_and_purges() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: installing a package needs root");
+        return;
+    }
+    for tool in [
+        "dpkg-deb",
+        "apt-get",
+        "systemd-socket-activate",
+        "dpkg-shlibdeps",
+    ] {
+        if !have(tool) {
+            eprintln!("skipped: {tool} is missing (.ci/run installs it)");
+            return;
+        }
+    }
+    if dpkg_state() != "absent" {
+        eprintln!("skipped: a berth package is installed on this host; not touching it");
+        return;
+    }
+    let defaults_existed = Path::new("/var/lib/berth").exists() || Path::new("/run/berth").exists();
+    let mut guard = Guard {
+        debs: Vec::new(),
+        made_default_roots: false,
+    };
+
+    // Build: what the package holds.
+    let base = "0.0.1";
+    let deb1 = package(&format!("{base}~e2e1"));
+    guard.debs.push(deb1.clone());
+    let info = run(Command::new("dpkg-deb").arg("--info").arg(&deb1));
+    for want in [
+        "Package: berth",
+        "libseccomp2",
+        "libssl3",
+        "nftables",
+        "Installed-Size:",
+        "postinst",
+        "prerm",
+        "postrm",
+        "md5sums",
+    ] {
+        assert!(info.contains(want), "no {want} in\n{info}");
+    }
+    let contents = run(Command::new("dpkg-deb").arg("--contents").arg(&deb1));
+    for f in FILES {
+        assert!(
+            contents.contains(&format!(".{f}\n")),
+            "no {f} in\n{contents}"
+        );
+    }
+
+    // Install.
+    apt(&["install", "-y", "-qq", &deb1.display().to_string()], &[]);
+    assert_eq!(dpkg_state(), format!("installed {base}~e2e1"));
+    for f in FILES {
+        assert!(Path::new(f).exists(), "{f} not installed");
+    }
+    assert!(group_exists(), "no berth group after install");
+    if have("systemd-analyze") {
+        run(Command::new("systemd-analyze").args([
+            "verify",
+            "--man=no",
+            "/lib/systemd/system/berthd.socket",
+            "/lib/systemd/system/berthd.service",
+        ]));
+    }
+    let version = run(Command::new("/usr/bin/berthd").arg("--version"));
+    assert!(version.contains("berthd"), "{version}");
+
+    // Socket activation: nothing but the socket before the first request.
+    let d = Daemon::unstarted_own().expect("roots");
+    std::fs::write(d.dir.path().join("daemon.json"), "{}").unwrap();
+    let notify_path = d.dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = activate(&d, &notify_path);
+    std::thread::sleep(Duration::from_millis(300));
+    let exe = exe_of(child.id());
+    assert!(
+        exe.ends_with("systemd-socket-activate"),
+        "something runs before the first request: {exe}"
+    );
+    assert!(
+        installed_processes().is_empty(),
+        "{:?}",
+        installed_processes()
+    );
+    let v = d.docker_ok(&["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(v.trim(), "linux");
+    assert_eq!(
+        exe_of(child.id()),
+        "/usr/bin/berthd",
+        "not started by activation"
+    );
+    recv_state(&notify, "READY=1");
+    let log = d.log_text();
+    assert!(log.contains("systemd-activated unix socket"), "{log}");
+
+    // A container that must outlive the upgrade.
+    fixtures::import_busybox(&d, "busybox:latest");
+    let id = d.docker_ok(&["run", "-d", "--name", "pkg-live", "busybox", "sleep", "600"]);
+    let id = id.trim().to_string();
+    let pid_before = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", &id]);
+
+    // Upgrade: a newer package over the running daemon; postinst would
+    // `systemctl try-restart berthd` on a systemd host, the test does it.
+    let deb2 = package(&format!("{base}~e2e2"));
+    guard.debs.push(deb2.clone());
+    apt(&["install", "-y", "-qq", &deb2.display().to_string()], &[]);
+    assert_eq!(dpkg_state(), format!("installed {base}~e2e2"));
+    stop(&mut child);
+    recv_state(&notify, "STOPPING=1");
+    let mut child = activate(&d, &notify_path);
+    let state = d.docker_ok(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", &id]);
+    assert_eq!(
+        state.trim(),
+        format!("true {}", pid_before.trim()),
+        "the container did not survive the upgrade"
+    );
+    recv_state(&notify, "READY=1");
+    d.docker_ok(&["rm", "-f", &id]);
+    stop(&mut child);
+    drop(d);
+
+    // Remove: binaries and units go, the group stays until purge.
+    if !defaults_existed {
+        std::fs::create_dir_all("/var/lib/berth/volumes").unwrap();
+        std::fs::write("/var/lib/berth/volumes/keep", "data").unwrap();
+        std::fs::create_dir_all("/run/berth").unwrap();
+        guard.made_default_roots = true;
+    }
+    apt(&["remove", "-y", "-qq", "berth"], &[]);
+    assert!(dpkg_state().starts_with("config-files"), "{}", dpkg_state());
+    for f in FILES {
+        assert!(!Path::new(f).exists(), "{f} left after remove");
+    }
+    assert!(group_exists(), "remove took the group (purge does)");
+    assert!(
+        installed_processes().is_empty(),
+        "{:?}",
+        installed_processes()
+    );
+
+    // Purge: group and /etc/berth go; data stays unless asked.
+    apt(&["purge", "-y", "-qq", "berth"], &[]);
+    assert_eq!(dpkg_state(), "absent");
+    assert!(!group_exists(), "the berth group outlived the purge");
+    assert!(
+        !Path::new("/etc/berth").exists(),
+        "/etc/berth outlived the purge"
+    );
+    if !defaults_existed {
+        assert!(
+            Path::new("/var/lib/berth/volumes/keep").exists(),
+            "purge removed data without BERTH_PURGE_DATA=yes"
+        );
+        // Asked: install again, purge with BERTH_PURGE_DATA=yes.
+        apt(&["install", "-y", "-qq", &deb2.display().to_string()], &[]);
+        apt(
+            &["purge", "-y", "-qq", "berth"],
+            &[("BERTH_PURGE_DATA", "yes")],
+        );
+        assert_eq!(dpkg_state(), "absent");
+        assert!(
+            !Path::new("/var/lib/berth").exists(),
+            "BERTH_PURGE_DATA=yes kept the data"
+        );
+        assert!(
+            !Path::new("/run/berth").exists(),
+            "BERTH_PURGE_DATA=yes kept /run/berth"
+        );
+        guard.made_default_roots = false;
+    }
+    assert!(
+        installed_processes().is_empty(),
+        "{:?}",
+        installed_processes()
+    );
+}
