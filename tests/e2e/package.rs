@@ -23,6 +23,22 @@ fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether every tool is there; in CI (which installs them) a missing
+/// one fails the test.
+fn tools(names: &[&str]) -> bool {
+    for tool in names {
+        if !have(tool) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{tool} is missing: .ci/run must install it"
+            );
+            eprintln!("skipped: {tool} is missing (.ci/run installs it)");
+            return false;
+        }
+    }
+    true
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.stdin(Stdio::null()).output().expect("runs");
     assert!(
@@ -137,35 +153,51 @@ fn package(version: &str) -> PathBuf {
 /// first connection with LISTEN_FDS and NOTIFY_SOCKET.
 fn activate(d: &Daemon, notify: &Path) -> Child {
     let _ = std::fs::remove_file(&d.sock);
-    let mut args = d.args();
-    // `-H unix://<sock>` becomes `-H fd://`, as in berthd.service.
-    assert_eq!(args[0], "-H");
-    args[1] = "fd://".into();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(d.dir.path().join("berthd.log"))
-        .expect("log");
-    let child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&d.sock)
-        .arg("--fdname=berth-api")
-        .arg("-E")
-        .arg(format!("NOTIFY_SOCKET={}", notify.display()))
-        .args(["-E", "PATH", "-E", "BERTH_LOG=info"])
-        .arg("/usr/bin/berthd")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("systemd-socket-activate");
+    let sock = d.sock.display().to_string();
+    let child = activate_with(d, "/usr/bin/berthd", &[&sock], "fd://", &[], Some(notify));
     assert!(
         wait_for(Duration::from_secs(10), || d.sock.exists()),
         "systemd-socket-activate did not bind {}",
         d.sock.display()
     );
     child
+}
+
+/// `berthd` with `d`'s roots under `systemd-socket-activate`, listening on
+/// `listen` (paths or `IP:PORT`), `-H <host>` instead of `d`'s socket.
+fn activate_with(
+    d: &Daemon,
+    berthd: &str,
+    listen: &[&str],
+    host: &str,
+    extra: &[&str],
+    notify: Option<&Path>,
+) -> Child {
+    let mut args = d.args();
+    assert_eq!(args[0], "-H");
+    args[1] = host.into();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.dir.path().join("berthd.log"))
+        .expect("log");
+    let mut c = Command::new("systemd-socket-activate");
+    for l in listen {
+        c.arg("-l").arg(l);
+    }
+    c.arg("--fdname=berth-api");
+    if let Some(n) = notify {
+        c.arg("-E").arg(format!("NOTIFY_SOCKET={}", n.display()));
+    }
+    c.args(["-E", "PATH", "-E", "BERTH_LOG=info"])
+        .arg(berthd)
+        .args(&args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate")
 }
 
 fn exe_of(pid: u32) -> String {
@@ -392,5 +424,107 @@ fn package_installs_activates_upgrades_and_purges() {
         installed_processes().is_empty(),
         "{:?}",
         installed_processes()
+    );
+}
+
+/// Waits for the activated process to exit; its status and the log.
+fn exit_of(mut child: Child, d: &Daemon) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return (st.success(), d.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("berthd did not exit:\n{}", d.log_text());
+}
+
+/// `fd://N` serves fd N only and closes the others; an activated TCP
+/// socket follows the `tcp://` TLS rule; dockerd's errors for a missing
+/// fd and for no activation at all. Runs the built berthd (no package).
+#[test]
+fn fd_hosts_take_activated_unix_and_tcp_sockets() {
+    if unsafe { libc::geteuid() } != 0 || !tools(&["systemd-socket-activate"]) {
+        return;
+    }
+    let berthd = bin("berthd").display().to_string();
+
+    // fd://4 of two unix sockets: the second is served, the first closed.
+    let d = Daemon::unstarted_own().expect("roots");
+    std::fs::write(d.dir.path().join("daemon.json"), "{}").unwrap();
+    let first = d.dir.path().join("first.sock");
+    let (a, b) = (first.display().to_string(), d.sock.display().to_string());
+    let mut child = activate_with(&d, &berthd, &[&a, &b], "fd://4", &[], None);
+    assert!(wait_for(Duration::from_secs(10), || d.sock.exists()));
+    let v = d.docker_ok(&["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(v.trim(), "linux");
+    let refused = Command::new("docker")
+        .args(["-H", &format!("unix://{a}"), "version"])
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "fd 3 was served too");
+    stop(&mut child);
+    assert!(d.sock.exists(), "berthd removed systemd's socket file");
+
+    // fd://5 of one socket: dockerd's error.
+    let _ = std::fs::remove_file(&d.sock);
+    let child = activate_with(&d, &berthd, &[&b], "fd://5", &[], None);
+    assert!(wait_for(Duration::from_secs(10), || d.sock.exists()));
+    let _ = raw_request(&d.sock, "GET", "/_ping", None);
+    let (ok, log) = exit_of(child, &d);
+    assert!(
+        !ok && log.contains("too few socket activated files passed in by systemd"),
+        "{log}"
+    );
+
+    // A TCP socket without TLS is refused as tcp:// is; --insecure-tcp serves it.
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = activate_with(&d, &berthd, &[&addr], "fd://", &[], None);
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    }));
+    let (ok, log) = exit_of(child, &d);
+    assert!(
+        !ok && log.contains("refusing to serve systemd-activated tcp://"),
+        "{log}"
+    );
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = activate_with(&d, &berthd, &[&addr], "fd://", &["--insecure-tcp"], None);
+    let v = Command::new("docker")
+        .args([
+            "-H",
+            &format!("tcp://{addr}"),
+            "version",
+            "--format",
+            "{{.Server.Os}}",
+        ])
+        .env("DOCKER_CONFIG", &d.docker_config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&v).trim(), "linux", "{}", stderr(&v));
+    assert!(d.log_text().contains("systemd-activated tcp socket"));
+    stop(&mut child);
+
+    // No activation at all.
+    let out = Command::new(&berthd)
+        .args(d.args().iter().skip(2))
+        .args(["-H", "fd://"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no sockets found via socket activation"),
+        "{}",
+        stderr(&out)
     );
 }
