@@ -39,7 +39,7 @@ if [ "$profile" = release ]; then
   cargo build --release -p berthd -p berth -p berth-shim
 fi
 for b in berthd berth berth-shim; do
-  [ -x "$bins/$b" ] || { echo "package.sh: $bins/$b is missing: run cargo build --workspace --bins${profile/debug/}" >&2; exit 1; }
+  [ -x "$bins/$b" ] || { echo "package.sh: $bins/$b is missing (--profile debug: run cargo build --workspace --bins first)" >&2; exit 1; }
 done
 
 arch=$(dpkg --print-architecture)
@@ -75,6 +75,11 @@ install -d "$stage/usr/share/bash-completion/completions" \
 
 install -d "$stage/usr/share/doc/berth"
 install -m 0644 "$pkg/copyright" "$stage/usr/share/doc/berth/copyright"
+# A native package's changelog: one entry for this build.
+printf 'berth (%s) unstable; urgency=medium\n\n  * Built by scripts/package.sh from %s.\n\n -- berth developers <berth@localhost>  %s\n' \
+  "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo 'a source tree')" \
+  "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" |
+  gzip -9n >"$stage/usr/share/doc/berth/changelog.gz"
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage/usr/share" -type f -exec chmod 0644 {} +
 

@@ -90,6 +90,8 @@ const FILES: &[&str] = &[
     "/usr/share/bash-completion/completions/berth",
     "/usr/share/zsh/vendor-completions/_berth",
     "/usr/share/fish/vendor_completions.d/berth.fish",
+    "/usr/share/doc/berth/copyright",
+    "/usr/share/doc/berth/changelog.gz",
 ];
 
 /// Processes running a berth binary from /usr/bin (also once deleted).
