@@ -511,7 +511,10 @@ fn fd_hosts_take_activated_unix_and_tcp_sockets() {
         .output()
         .unwrap();
     assert_eq!(stdout(&v).trim(), "linux", "{}", stderr(&v));
-    assert!(d.log_text().contains("systemd-activated tcp socket"));
+    let log = d.log_text();
+    assert!(log.contains("systemd-activated tcp socket"), "{log}");
+    // The journal gets plain text.
+    assert!(!log.contains('\u{1b}'), "colour codes in the log: {log}");
     stop(&mut child);
 
     // No activation at all.

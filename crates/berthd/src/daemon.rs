@@ -21,6 +21,9 @@ pub fn init_logging(cfg: &DaemonConfig) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text unless on a terminal: the journal (berthd.service)
+        // and log files get no colour codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
