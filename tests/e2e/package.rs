@@ -313,6 +313,39 @@ fn package_installs_activates_upgrades_and_purges() {
             "/lib/systemd/system/berthd.service",
         ]));
     }
+    // The scripts' systemd side (systemd is not PID 1 here): a first
+    // install enables both units and starts the socket, an upgrade
+    // restarts a running berthd, prerm stops only on remove.
+    let daemon_reload = "--system daemon-reload".to_string();
+    assert_eq!(
+        on_fake_systemd("postinst", &["configure", ""], 0),
+        [
+            daemon_reload.clone(),
+            "enable berthd.socket berthd.service".into(),
+            "start berthd.socket".into()
+        ]
+    );
+    assert_eq!(
+        on_fake_systemd("postinst", &["configure", "0.0.1~e2e0"], 0),
+        [daemon_reload.clone(), "try-restart berthd.service".into()]
+    );
+    assert!(on_fake_systemd("prerm", &["upgrade", "0.0.1~e2e2"], 0).is_empty());
+    assert_eq!(
+        on_fake_systemd("prerm", &["remove"], 0),
+        [
+            "stop berthd.socket berthd.service",
+            "disable berthd.socket berthd.service"
+        ]
+    );
+    // policy-rc.d's 101 (chroots, image builds): nothing starts or stops.
+    assert_eq!(
+        on_fake_systemd("postinst", &["configure", ""], 101),
+        [daemon_reload, "enable berthd.socket berthd.service".into()]
+    );
+    assert_eq!(
+        on_fake_systemd("prerm", &["remove"], 101),
+        ["disable berthd.socket berthd.service"]
+    );
     let version = run(Command::new("/usr/bin/berthd").arg("--version"));
     assert!(version.contains("berthd"), "{version}");
 
@@ -427,6 +460,49 @@ fn package_installs_activates_upgrades_and_purges() {
         "{:?}",
         installed_processes()
     );
+}
+
+/// Runs an installed maintainer script as on a systemd host: in a mount
+/// namespace of its own, `/run` is a fresh tmpfs holding
+/// `/run/systemd/system`, `/usr/sbin/policy-rc.d` (on an overlay) exits
+/// with `policy`, and `systemctl` is a stand-in that records its
+/// arguments. Returns the `systemctl` calls.
+fn on_fake_systemd(script: &str, args: &[&str], policy: i32) -> Vec<String> {
+    let dir = scratch();
+    let log = dir.path().join("calls");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let systemctl = bin.join("systemctl");
+    std::fs::write(&systemctl, "#!/bin/sh\necho \"$*\" >>\"$CALLS\"\n").unwrap();
+    run(Command::new("chmod").arg("755").arg(&systemctl));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
+    std::fs::create_dir_all(&upper).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let prelude = format!(
+        "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; \
+         mount -t overlay overlay -o lowerdir=/usr/sbin,upperdir={},workdir={} /usr/sbin; \
+         printf '#!/bin/sh\\nexit {policy}\\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+         exec sh \"$0\" \"$@\"",
+        upper.display(),
+        work.display()
+    );
+    run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(prelude)
+        .arg(format!("/var/lib/dpkg/info/berth.{script}"))
+        .args(args)
+        .env("PATH", path)
+        .env("CALLS", &log));
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Waits for the activated process to exit; its status and the log.
