@@ -9,5 +9,6 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod memtrim;
+pub mod reload;
 pub mod rootless;
 pub mod server;

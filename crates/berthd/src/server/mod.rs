@@ -12,6 +12,7 @@ mod hijack;
 pub mod http;
 mod images;
 pub mod listen;
+pub mod metrics;
 mod networks;
 pub mod peer;
 mod plugins;
@@ -166,6 +167,14 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         resp = pending.respond(resp, failed).await;
     }
     let status = resp.status();
+    crate::engine::metrics::get().request(
+        &crate::engine::metrics::RequestLabels {
+            route: metrics::route_template(split_version_prefix(&raw_path).1),
+            method: metrics::method_label(&method),
+            code: status.as_u16(),
+        },
+        started.elapsed(),
+    );
     if status.is_server_error() {
         tracing::warn!(%method, path = %raw_path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     } else {
