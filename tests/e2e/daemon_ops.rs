@@ -176,9 +176,11 @@ fn a_bad_reload_leaves_the_running_config_and_the_daemon() {
     write_config(&d, r#"{"labels": ["new=1"], "bridge": "other0"}"#);
     sighup(&d);
     assert!(
-        eventually(Duration::from_secs(10), || log_since(&d, mark).contains(
+        eventually(Duration::from_secs(10), || {
+            log_since(&d, mark).contains(
             "the following directives are specified both as a flag and in the configuration file: bridge"
-        )),
+        )
+        }),
         "{}",
         log_since(&d, mark)
     );
@@ -253,7 +255,10 @@ fn scrape(addr: &str) -> (String, String) {
     let raw = String::from_utf8(raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -337,7 +342,8 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && !n.starts_with(|c: char| c.is_ascii_digit())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 fn check_labels(mut s: &str, line: &str) {
@@ -359,7 +365,9 @@ fn check_labels(mut s: &str, line: &str) {
             }
         }
         let end = end.unwrap_or_else(|| panic!("unterminated label in {line:?}"));
-        s = rest[end + 1..].strip_prefix(',').unwrap_or(&rest[end + 1..]);
+        s = rest[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&rest[end + 1..]);
     }
 }
 
@@ -400,7 +408,10 @@ fn metrics_are_served_and_move_with_the_work() {
         assert!(text.contains(fam), "{fam} missing:\n{text}");
     }
     assert!(value(&m0, "engine_daemon_engine_cpus_cpus") >= 1.0);
-    assert!(text.contains("engine_daemon_engine_info{version=\""), "{text}");
+    assert!(
+        text.contains("engine_daemon_engine_info{version=\""),
+        "{text}"
+    );
 
     d.docker_ok(&["run", "--rm", "busybox", "true"]);
     d.docker_ok(&["run", "--rm", "busybox", "true"]);
@@ -448,7 +459,11 @@ fn metrics_are_served_and_move_with_the_work() {
     // Anything but /metrics is not found.
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
