@@ -10,7 +10,7 @@
 //! dockerd's attribute names. As in dockerd, a reloadable key left out of
 //! the file keeps its running value (`max-concurrent-*` go back to their
 //! default), and a key that cannot be reloaded is not applied (berth warns
-//! which).
+//! which). `authorization-plugins` are reloaded too: each must be found.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -76,6 +76,14 @@ pub fn reload(engine: &Engine) -> Result<Settings, String> {
         cfg.loopback_registries_insecure,
     )
     .map_err(|e| format!("Error reconfiguring the daemon: {e}"))?;
+    // As dockerd, every authorization plugin must be there (dockerd exits
+    // when one is not; berthd refuses the reload instead).
+    for name in &next.authorization_plugins {
+        engine
+            .plugins
+            .get(name, crate::engine::plugins::AUTHZ)
+            .map_err(|e| format!("Error validating authorization plugin: {e}"))?;
+    }
     let filter = log_filter(next.effective_log_level())
         .map_err(|e| format!("Error reconfiguring the daemon: {e}"))?;
     let fixed = not_reloadable(cfg, &merged);
@@ -123,6 +131,9 @@ pub fn plan(old: &Settings, file: &FileConfig, merged: &DaemonConfig) -> Setting
     }
     if file.registry_mirrors.is_some() {
         s.registry_mirrors = merged.registry_mirrors.clone();
+    }
+    if file.authorization_plugins.is_some() {
+        s.authorization_plugins = merged.authorization_plugins.clone();
     }
     // Reset to the default (or the flag's value), then the file's.
     s.max_concurrent_downloads = merged.max_concurrent_downloads.max(1);
@@ -183,10 +194,6 @@ pub fn not_reloadable(running: &DaemonConfig, new: &DaemonConfig) -> Vec<&'stati
     check(
         "storage-driver",
         running.storage_driver != new.storage_driver,
-    );
-    check(
-        "authorization-plugins",
-        running.authorization_plugins != new.authorization_plugins,
     );
     check("log-driver", running.log_driver != new.log_driver);
     check("log-opts", running.log_opts != new.log_opts);
@@ -267,12 +274,15 @@ mod tests {
     #[test]
     fn non_reloadable_changes_are_named_not_applied() {
         let (c, old) = running();
-        let f = file(r#"{"log-driver":"local","bridge":"other0","labels":["k=v"]}"#);
+        let f = file(
+            r#"{"log-driver":"local","bridge":"other0","labels":["k=v"],"authorization-plugins":["z"]}"#,
+        );
         let m = merged(&f, Flags::default()).unwrap();
         let fixed = not_reloadable(&c, &m);
         assert_eq!(fixed, vec!["bridge", "log-driver"]);
         let s = plan(&old, &f, &m);
         assert_eq!(s.labels, vec!["k=v".to_string()]);
+        assert_eq!(s.authorization_plugins, vec!["z".to_string()]);
     }
 
     #[test]

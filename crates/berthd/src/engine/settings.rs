@@ -28,6 +28,8 @@ pub struct Settings {
     pub max_concurrent_downloads: usize,
     #[serde(rename = "max-concurrent-uploads")]
     pub max_concurrent_uploads: usize,
+    #[serde(rename = "authorization-plugins")]
+    pub authorization_plugins: Vec<String>,
 }
 
 impl Settings {
@@ -41,6 +43,7 @@ impl Settings {
             registry_mirrors: cfg.registry_mirrors.clone(),
             max_concurrent_downloads: cfg.max_concurrent_downloads.max(1),
             max_concurrent_uploads: cfg.max_concurrent_uploads.max(1),
+            authorization_plugins: cfg.authorization_plugins.clone(),
         }
     }
 

@@ -312,7 +312,8 @@ impl Engine {
             }
             Some(v)
         };
-        let authz = &self.config.authorization_plugins;
+        let live = self.live.get();
+        let authz = &live.authorization_plugins;
         PluginsInfo {
             volume: with(&["local"], VOLUME),
             network: with(&["bridge", "host", "null"], NETWORK),
