@@ -479,3 +479,31 @@ fn an_empty_metrics_addr_serves_nothing_and_a_bad_one_is_refused() {
         .expect("refused");
     assert!(e.to_string().contains("invalid metrics-addr"), "{e}");
 }
+
+#[test]
+fn a_pull_counts_its_bytes() {
+    let dir = scratch();
+    let Some(reg) = LocalRegistry::start(dir.path()) else {
+        panic!("docker-registry is needed (see .ci/run)");
+    };
+    let d = Daemon::start_with(&["--metrics-addr", "127.0.0.1:0"]).expect("berthd starts");
+    fixtures::import_busybox(&d, "busybox:latest");
+    let addr = metrics_addr(&d);
+    let tag = format!("127.0.0.1:{}/ops/busybox:1", reg.port);
+    d.docker_ok(&["tag", "busybox:latest", &tag]);
+    d.docker_ok(&["push", &tag]);
+    d.docker_ok(&["rmi", &tag, "busybox:latest"]);
+    let (_, text) = scrape(&addr);
+    let before = value(&parse_exposition(&text), "berth_image_pull_bytes_total");
+    d.docker_ok(&["pull", &tag]);
+    let (_, text) = scrape(&addr);
+    let m = parse_exposition(&text);
+    // At least the compressed layer (busybox is ~1 MB).
+    assert!(
+        value(&m, "berth_image_pull_bytes_total") > before + 100_000.0,
+        "{text}"
+    );
+    let pull = "berth_api_request_duration_seconds_count{route=\"/images/create\",method=\"POST\",code=\"200\"}";
+    assert!(value(&m, pull) >= 1.0, "{text}");
+    d.docker_ok(&["rmi", &tag]);
+}
