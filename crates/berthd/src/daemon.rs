@@ -12,13 +12,14 @@ use crate::engine::Engine;
 use crate::server::{self, Listener};
 
 pub fn init_logging(cfg: &DaemonConfig) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `debug` wins over `log-level`, as dockerd's `debug.Enable()`.
     let level = match cfg.log_level.as_str() {
+        _ if cfg.debug => "debug",
         "fatal" | "panic" => "error",
         l => l,
     };
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let level = if cfg.debug { "debug" } else { level };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},redb=warn")));
     // Behind a reload handle: `SIGHUP` changes the level (`crate::reload`).
