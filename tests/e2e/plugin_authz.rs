@@ -811,3 +811,53 @@ fn a_managed_authorization_plugin_joins_the_chain_and_leaves_it_when_disabled() 
     d.docker_ok(&["run", "--rm", "--privileged", "busybox", "true"]);
     d.docker_ok(&["plugin", "rm", "mauthz"]);
 }
+
+/// Issue 22: `authorization-plugins` is reloaded on `SIGHUP`, as dockerd
+/// does; a plugin that cannot be found refuses the reload (dockerd exits).
+#[test]
+fn a_reload_sets_the_chain_and_a_missing_plugin_refuses_it() {
+    let s = setup(&[], &[("authz-test", &["--deny-privileged"])]);
+    let d = &s.d;
+    let create_privileged = || d.docker(&["create", "--privileged", "busybox", "true"]);
+    let reload = |json: &str| {
+        let mark = d.log_text().len();
+        std::fs::write(d.dir.path().join("daemon.json"), json).unwrap();
+        // SAFETY: a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(d.pid().unwrap() as i32, libc::SIGHUP) },
+            0
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                let l = d.log_text();
+                let l = l.get(mark..).unwrap_or("");
+                l.contains("Reloaded configuration") || l.contains("ERROR")
+            }),
+            "no reload outcome:\n{}",
+            d.log_text()
+        );
+        d.log_text().get(mark..).unwrap_or("").to_string()
+    };
+    let o = create_privileged();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let log = reload(r#"{"authorization-plugins": ["no-such-authz"]}"#);
+    assert!(
+        log.contains("Error validating authorization plugin"),
+        "{log}"
+    );
+    let o = create_privileged();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    reload(r#"{"authorization-plugins": ["authz-test"]}"#);
+    let authz = d.docker_ok(&["info", "--format", "{{json .Plugins.Authorization}}"]);
+    assert_eq!(authz.trim(), r#"["authz-test"]"#);
+    let o = create_privileged();
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(DENIED_PRIVILEGED), "{}", stderr(&o));
+
+    reload(r#"{"authorization-plugins": []}"#);
+    let o = create_privileged();
+    assert!(o.status.success(), "{}", stderr(&o));
+    d.docker_ok(&["container", "prune", "-f"]);
+}

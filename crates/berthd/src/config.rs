@@ -112,6 +112,18 @@ pub struct Flags {
     /// effective uid is not 0)
     #[arg(long)]
     pub rootless: bool,
+    /// Set key=value labels to the daemon (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Set the max concurrent downloads (default 3)
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_downloads: Option<usize>,
+    /// Set the max concurrent uploads (default 5)
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_uploads: Option<usize>,
+    /// Set default address and port to serve the metrics api on (empty: off)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -153,6 +165,13 @@ pub struct FileConfig {
     pub log_driver: Option<String>,
     #[serde(rename = "log-opts")]
     pub log_opts: Option<std::collections::HashMap<String, String>>,
+    pub labels: Option<Vec<String>>,
+    #[serde(rename = "max-concurrent-downloads")]
+    pub max_concurrent_downloads: Option<usize>,
+    #[serde(rename = "max-concurrent-uploads")]
+    pub max_concurrent_uploads: Option<usize>,
+    #[serde(rename = "metrics-addr")]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -213,6 +232,18 @@ pub struct DaemonConfig {
     /// Rootless mode: the daemon runs as an ordinary user inside the user,
     /// mount and network namespaces of its holder (`crate::rootless`).
     pub rootless: bool,
+    /// `--label`s / `labels`: shown by `/info`, reloadable.
+    pub labels: Vec<String>,
+    /// Layers pulled at once (dockerd's default 3), reloadable.
+    pub max_concurrent_downloads: usize,
+    /// Layers pushed at once (dockerd's default 5), reloadable.
+    pub max_concurrent_uploads: usize,
+    /// Where `/metrics` is served (`None`: nowhere, dockerd's default).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The `daemon.json` read, and the flags it was merged with: a
+    /// reload (`crate::reload`) merges the file again with the same flags.
+    pub config_file: PathBuf,
+    pub flags: Flags,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +302,10 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "authorization-plugins",
         "log-driver",
         "log-opts",
+        "labels",
+        "max-concurrent-downloads",
+        "max-concurrent-uploads",
+        "metrics-addr",
     ];
     let unknown: Vec<&str> = obj
         .keys()
@@ -492,6 +527,22 @@ impl DaemonConfig {
             nonempty(&flags.log_opts),
             file.log_opts.as_ref()
         );
+        both!("labels", nonempty(&flags.labels), file.labels.as_ref());
+        both!(
+            "max-concurrent-downloads",
+            flags.max_concurrent_downloads,
+            file.max_concurrent_downloads
+        );
+        both!(
+            "max-concurrent-uploads",
+            flags.max_concurrent_uploads,
+            file.max_concurrent_uploads
+        );
+        both!(
+            "metrics-addr",
+            flags.metrics_addr.as_ref(),
+            file.metrics_addr.as_ref()
+        );
         if !conflicts.is_empty() {
             let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             return Err(file_err(
@@ -660,7 +711,34 @@ impl DaemonConfig {
                 )));
             }
         }
+        let labels = if flags.labels.is_empty() {
+            file.labels.clone().unwrap_or_default()
+        } else {
+            flags.labels.clone()
+        };
+        let labels = conflict_free_labels(&labels)?;
+        let max_concurrent_downloads = flags
+            .max_concurrent_downloads
+            .or(file.max_concurrent_downloads)
+            .filter(|n| *n != 0)
+            .unwrap_or(3);
+        let max_concurrent_uploads = flags
+            .max_concurrent_uploads
+            .or(file.max_concurrent_uploads)
+            .filter(|n| *n != 0)
+            .unwrap_or(5);
+        let metrics_addr = match flags.metrics_addr.clone().or(file.metrics_addr.clone()) {
+            Some(a) if !a.is_empty() => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
+                ConfigError::Invalid(format!("invalid metrics-addr {a:?}: expected IP:PORT"))
+            })?),
+            _ => None,
+        };
         Ok(Self {
+            config_file: path.to_path_buf(),
+            labels,
+            max_concurrent_downloads,
+            max_concurrent_uploads,
+            metrics_addr,
             hosts,
             data_root,
             exec_root,
@@ -715,8 +793,34 @@ impl DaemonConfig {
                 .unwrap_or_else(|| "json-file".into()),
             log_opts,
             rootless: flags.rootless,
+            flags,
         })
     }
+}
+
+/// dockerd's `GetConflictFreeLabels` and label validation: each label is
+/// `key=value`; a key given twice must have one value (kept once).
+pub fn conflict_free_labels(labels: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for l in labels {
+        let Some((k, v)) = l.split_once('=') else {
+            return Err(ConfigError::Invalid(format!("bad attribute format: {l}")));
+        };
+        if let Some(prev) = out.iter().find_map(|o| {
+            o.split_once('=')
+                .filter(|(ok, _)| *ok == k)
+                .map(|(_, ov)| ov.to_string())
+        }) {
+            if prev != v {
+                return Err(ConfigError::Invalid(format!(
+                    "conflict labels for {k}={v} and {k}={prev}"
+                )));
+            }
+            continue;
+        }
+        out.push(l.clone());
+    }
+    Ok(out)
 }
 
 fn rootless_defaults() -> Result<crate::rootless::paths::Defaults, ConfigError> {

@@ -12,20 +12,32 @@ use crate::engine::Engine;
 use crate::server::{self, Listener};
 
 pub fn init_logging(cfg: &DaemonConfig) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `debug` wins over `log-level`, as dockerd's `debug.Enable()`.
     let level = match cfg.log_level.as_str() {
+        _ if cfg.debug => "debug",
         "fatal" | "panic" => "error",
         l => l,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},redb=warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Behind a reload handle: `SIGHUP` changes the level (`crate::reload`).
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Plain text unless on a terminal: the journal (berthd.service)
         // and log files get no colour codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
+        crate::reload::set_log_handle(handle);
+    }
 }
 
 /// Writes the pid file under an exclusive lock held for the daemon's life:
@@ -89,8 +101,24 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         }
     };
     stages.mark("store and services open");
+    if let Err(e) = crate::reload::watch(engine.clone()) {
+        tracing::error!("cannot install the SIGHUP handler: {e}");
+    }
+    let metrics = match cfg.metrics_addr {
+        None => None,
+        Some(a) => match server::metrics::bind(a).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&cfg.pidfile);
+                bail!("metrics-addr {a}: {e}");
+            }
+        },
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(l) = metrics {
+        server::metrics::serve(engine.clone(), l, stop_rx.clone());
+    }
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (

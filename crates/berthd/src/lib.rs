@@ -11,5 +11,6 @@ pub mod daemon;
 pub mod engine;
 pub mod manpage;
 pub mod memtrim;
+pub mod reload;
 pub mod rootless;
 pub mod server;

@@ -78,6 +78,7 @@ impl EventBus {
             time_nano: nanos,
         });
         tracing::debug!(typ, action, id, "event");
+        crate::engine::metrics::get().event();
         // Under the history lock so a concurrent subscriber sees each event
         // exactly once: either in its replay or on its live feed.
         let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,11 +11,14 @@ pub mod host;
 pub mod ids;
 pub mod images;
 pub mod logging;
+pub mod metrics;
 pub mod mountinfo;
 pub mod networks;
 pub mod plugins;
 pub mod reconcile;
 pub mod registry;
+pub mod scrape;
+pub mod settings;
 pub mod signal;
 pub mod store;
 pub mod system;
@@ -35,6 +38,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct Engine {
     pub config: DaemonConfig,
+    /// What a `SIGHUP` may change (`settings`): read here, not in `config`.
+    pub live: Arc<settings::Live>,
     pub store: Arc<Store>,
     pub events: Arc<EventBus>,
     pub images: Arc<images::ImageService>,
@@ -94,6 +99,7 @@ impl Engine {
             }
         };
         let events = Arc::new(EventBus::new());
+        let live = settings::Live::new(settings::Settings::of(&config));
         let plugins = Arc::new(plugins::Plugins::new(&config));
         let images = Arc::new(images::ImageService::open(
             &config.data_root,
@@ -114,6 +120,7 @@ impl Engine {
         )?);
         let registries = Arc::new(registry::Registries::new(
             &config,
+            live.clone(),
             store.clone(),
             images.clone(),
         )?);
@@ -160,6 +167,7 @@ impl Engine {
         )?));
         Ok(Arc::new(Self {
             config,
+            live,
             store,
             events,
             images,

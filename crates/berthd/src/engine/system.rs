@@ -90,6 +90,8 @@ impl Engine {
 
     pub fn info(&self) -> SystemInfo {
         let c = &self.config;
+        // What a reload may change is read from the live settings.
+        let live = self.live.get();
         let driver = super::cgroups::driver();
         let cg = cgroup_version(driver);
         // dockerd reports no limit support at all under the `none` driver.
@@ -155,7 +157,7 @@ impl Engine {
             ipv4_forwarding: Some(host::ipv4_forwarding()),
             bridge_nf_iptables: Some(false),
             bridge_nf_ip6tables: Some(false),
-            debug: Some(c.debug),
+            debug: Some(live.debug),
             nfd: Some(host::open_fds()),
             n_goroutines: Some(host::threads()),
             system_time: Some(
@@ -187,15 +189,15 @@ impl Engine {
                         vec![]
                     };
                     v.extend(
-                        c.insecure_registries
+                        live.insecure_registries
                             .iter()
                             .filter(|r| r.contains('/'))
                             .cloned(),
                     );
                     v
                 }),
-                index_configs: Some(index_configs(c)),
-                mirrors: Some(c.registry_mirrors.clone()),
+                index_configs: Some(index_configs(&live)),
+                mirrors: Some(live.registry_mirrors.clone()),
             }),
             http_proxy: Some(
                 std::env::var("HTTP_PROXY")
@@ -213,7 +215,7 @@ impl Engine {
                     .unwrap_or_default(),
             ),
             name: Some(host::hostname()),
-            labels: Some(vec![]),
+            labels: Some(live.labels.clone()),
             experimental_build: Some(false),
             server_version: Some(VERSION.into()),
             runtimes: Some(runtimes),
@@ -227,7 +229,7 @@ impl Engine {
                 remote_managers: None,
                 ..Default::default()
             }),
-            live_restore_enabled: Some(c.live_restore),
+            live_restore_enabled: Some(live.live_restore),
             isolation: Some(SystemInfoIsolationEnum::EMPTY),
             init_binary: Some("berth-init".into()),
             containerd_commit: Some(Commit {
@@ -310,7 +312,8 @@ impl Engine {
             }
             Some(v)
         };
-        let authz = &self.config.authorization_plugins;
+        let live = self.live.get();
+        let authz = &live.authorization_plugins;
         PluginsInfo {
             volume: with(&["local"], VOLUME),
             network: with(&["bridge", "host", "null"], NETWORK),
@@ -330,7 +333,7 @@ struct Counts {
 
 /// dockerd's `RegistryConfig.IndexConfigs`: Docker Hub (with the mirrors)
 /// and each insecure registry given by name.
-fn index_configs(c: &crate::config::DaemonConfig) -> HashMap<String, berth_api::models::IndexInfo> {
+fn index_configs(c: &super::settings::Settings) -> HashMap<String, berth_api::models::IndexInfo> {
     let hub = berth_api::models::IndexInfo {
         name: Some("docker.io".into()),
         mirrors: Some(c.registry_mirrors.clone()),

@@ -34,6 +34,8 @@ use http::{header, HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use rustls::pki_types::CertificateDer;
+
+use crate::engine::settings::Live;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::error::ApiError;
@@ -52,15 +54,17 @@ const MAX_BODY: usize = 1 << 20;
 /// answer is on its way before they see it.
 const MAX_RESPONSE_BODY: usize = 64 << 10;
 
-/// The certificates a TLS client presented, as a request extension (set
-/// only when authorization plugins are configured).
+/// The certificates a TLS client presented, as a request extension (what
+/// authorization plugins are shown).
 #[derive(Clone)]
 pub struct TlsPeer(pub Arc<[CertificateDer<'static>]>);
 
-/// The configured plugins, in order, each once.
+/// The authorization middleware. The chain is the configured plugins, in
+/// order, each once, read from the live settings at each request: a
+/// reload (`SIGHUP`) changes it for the next request.
 pub struct Authz {
     plugins: Arc<Plugins>,
-    names: Arc<[String]>,
+    live: Arc<Live>,
     left: Left,
 }
 
@@ -177,25 +181,36 @@ pub struct Pending {
 }
 
 impl Authz {
-    /// `None` without plugins: the middleware costs nothing then.
-    pub fn new(plugins: Arc<Plugins>, configured: &[String]) -> Option<Self> {
+    pub fn new(plugins: Arc<Plugins>, live: Arc<Live>) -> Self {
+        Self {
+            plugins,
+            live,
+            left: Left::default(),
+        }
+    }
+
+    /// The chain now; empty when no plugin is configured (the middleware
+    /// then costs one load of the settings).
+    fn chain(&self) -> Arc<[String]> {
+        let live = self.live.get();
         let mut names: Vec<String> = Vec::new();
-        for n in configured {
+        for n in &live.authorization_plugins {
             if !names.contains(n) {
                 names.push(n.clone());
             }
         }
-        (!names.is_empty()).then(|| Self {
-            plugins,
-            names: names.into(),
-            left: Left::default(),
-        })
+        names.into()
     }
 
     /// Shows the request to every plugin, in order, before its handler
     /// runs. The body, when it is shown, is read here and put back for the
     /// handler. `Err` is the refusal to send to the client.
-    pub async fn request(&self, req: &mut Request<ReqBody>) -> Result<Pending, Resp> {
+    /// `Ok(None)`: no plugin is configured.
+    pub async fn request(&self, req: &mut Request<ReqBody>) -> Result<Option<Pending>, Resp> {
+        if self.live.get().authorization_plugins.is_empty() {
+            return Ok(None);
+        }
+        let names = self.chain();
         let uri = req.uri().to_string();
         let auth_endpoint = is_auth_endpoint(req.uri().path());
         let body = if !auth_endpoint && wants_body(req.headers()) {
@@ -230,13 +245,13 @@ impl Authz {
         }
         let pending = Pending {
             plugins: self.plugins.clone(),
-            names: self.names.clone(),
+            names,
             left: self.left.clone(),
             shown,
             auth_endpoint,
         };
         match pending.ask(REQUEST) {
-            Ok(()) => Ok(pending),
+            Ok(()) => Ok(Some(pending)),
             Err(r) => {
                 tracing::warn!(method = %req.method(), uri = %pending.shown.request_uri, "AuthZRequest refused: {}", r.describe());
                 Err(r.into_response())

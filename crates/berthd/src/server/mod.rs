@@ -12,6 +12,7 @@ mod hijack;
 pub mod http;
 mod images;
 pub mod listen;
+pub mod metrics;
 mod networks;
 pub mod peer;
 mod plugins;
@@ -43,8 +44,8 @@ pub struct Ctx {
     pub engine: Arc<Engine>,
     /// `/grpc` and `/session`: shared by every connection.
     pub buildkit: Arc<crate::buildkit::BuildKit>,
-    /// Authorization plugins; `None` when none is configured.
-    pub authz: Option<authz::Authz>,
+    /// Authorization plugins (a pass-through when none is configured).
+    pub authz: authz::Authz,
     /// True once the daemon's start-up (networks, reconciliation, plugins,
     /// live restore) is done. `/_ping` answers before; every other request
     /// waits for it (see `daemon::run`).
@@ -94,12 +95,9 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
     let started = Instant::now();
     let mut req = req.map(http::ReqBody::new);
     // dockerd's authorization middleware wraps its version check.
-    let authz = match &ctx.authz {
-        None => None,
-        Some(a) => match a.request(&mut req).await {
-            Ok(pending) => Some(pending),
-            Err(refused) => return Ok(refused),
-        },
+    let authz = match ctx.authz.request(&mut req).await {
+        Ok(pending) => pending,
+        Err(refused) => return Ok(refused),
     };
     let status_fix = (req.version() == ::http::Version::HTTP_11)
         .then(|| req.extensions().get::<hijack::StatusFix>().cloned())
@@ -166,6 +164,14 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         resp = pending.respond(resp, failed).await;
     }
     let status = resp.status();
+    crate::engine::metrics::get().request(
+        &crate::engine::metrics::RequestLabels {
+            route: metrics::route_template(split_version_prefix(&raw_path).1),
+            method: metrics::method_label(&method),
+            code: status.as_u16(),
+        },
+        started.elapsed(),
+    );
     if status.is_server_error() {
         tracing::warn!(%method, path = %raw_path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     } else {
@@ -207,7 +213,7 @@ pub async fn serve(
         ready,
         engine: engine.clone(),
         buildkit: crate::buildkit::BuildKit::new(engine.clone()),
-        authz: authz::Authz::new(engine.plugins.clone(), &engine.config.authorization_plugins),
+        authz: authz::Authz::new(engine.plugins.clone(), engine.live.clone()),
     });
     // Each connection task holds a clone; when all are gone, recv() yields None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -277,11 +283,10 @@ fn spawn_conn(
     mut stop: watch::Receiver<bool>,
 ) {
     let peer = peer::Peer(io.raw_fd());
-    // Only authorization plugins are shown the client's certificates.
-    let tls_peer = ctx
-        .authz
-        .as_ref()
-        .and_then(|_| io.peer_certificates())
+    // Only authorization plugins are shown the client's certificates (a
+    // reload may configure them while the connection lives).
+    let tls_peer = io
+        .peer_certificates()
         .map(|c| authz::TlsPeer(c.iter().map(|c| c.clone().into_owned()).collect()));
     tokio::spawn(async move {
         let _alive = alive;

@@ -187,6 +187,7 @@ impl Containers {
         }
         lap("recorded");
         self.container_event(&c.snapshot(), "create", &[]);
+        crate::engine::metrics::get().container_action("create", t0.elapsed());
         Ok((id, warnings))
     }
 

@@ -97,6 +97,7 @@ impl Containers {
         retries: i64,
         in_start: bool,
     ) {
+        crate::engine::metrics::get().health_check(code != 0);
         let (old, new) = {
             let mut rec = c.lock();
             let h = rec.health.get_or_insert_with(Health::default);

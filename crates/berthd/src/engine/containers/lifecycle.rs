@@ -9,6 +9,7 @@ use berth_api::shim::Request;
 
 use super::{shim, Container, Status};
 use crate::engine::cgroups;
+use crate::engine::metrics::Timer;
 use crate::engine::signal::parse_signal;
 use crate::engine::{containers::Containers, EngineError, Result};
 
@@ -100,6 +101,15 @@ impl Containers {
     /// once the container has exited, so an inspect or `rm` right after
     /// sees it stopped; other signals answer once delivered.
     pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let t = Timer::start();
+        let r = self.kill_container_timed(key, signal).await;
+        if r.is_ok() {
+            t.container("kill");
+        }
+        r
+    }
+
+    async fn kill_container_timed(&self, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.find(key).map_err(|e| match e {
             EngineError::NotFound(m) => {
                 EngineError::NotFound(format!("Cannot kill container: {key}: {m}"))
@@ -183,9 +193,14 @@ impl Containers {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
+        let t = Timer::start();
         let c = self.find(key)?;
         let _op = c.op.lock().await;
-        self.stop_locked(&c, timeout, signal).await
+        let r = self.stop_locked(&c, timeout, signal).await;
+        if r.is_ok() {
+            t.container("stop");
+        }
+        r
     }
 
     async fn stop_locked(
@@ -250,6 +265,20 @@ impl Containers {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
+        let t = Timer::start();
+        let r = self.restart_container_timed(key, timeout, signal).await;
+        if r.is_ok() {
+            t.container("restart");
+        }
+        r
+    }
+
+    async fn restart_container_timed(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
         let c = self.find(key)?;
         // One lock over both halves: no other start slips in between.
         let _op = c.op.lock().await;
@@ -266,6 +295,15 @@ impl Containers {
     }
 
     pub async fn pause_container(&self, key: &str, pause: bool) -> Result<()> {
+        let t = Timer::start();
+        let r = self.pause_container_timed(key, pause).await;
+        if r.is_ok() {
+            t.container(if pause { "pause" } else { "unpause" });
+        }
+        r
+    }
+
+    async fn pause_container_timed(&self, key: &str, pause: bool) -> Result<()> {
         let c = self.find(key)?;
         let _op = c.op.lock().await;
         let r = c.snapshot();
@@ -294,6 +332,15 @@ impl Containers {
     }
 
     pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
+        let t = Timer::start();
+        let r = self.remove_container_timed(key, force, volumes).await;
+        if r.is_ok() {
+            t.container("delete");
+        }
+        r
+    }
+
+    async fn remove_container_timed(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let t0 = std::time::Instant::now();
         let c = self.find(key)?;
         let _op = c.op.lock().await;

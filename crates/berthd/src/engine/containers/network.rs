@@ -286,6 +286,20 @@ impl Containers {
         container: &str,
         cfg: Option<EndpointSettings>,
     ) -> Result<()> {
+        let t = crate::engine::metrics::Timer::start();
+        let r = self.connect_network_timed(net, container, cfg).await;
+        if r.is_ok() {
+            t.network("connect");
+        }
+        r
+    }
+
+    async fn connect_network_timed(
+        self: &Arc<Self>,
+        net: &str,
+        container: &str,
+        cfg: Option<EndpointSettings>,
+    ) -> Result<()> {
         let n = self.networks.find(net)?;
         let c = self.find(container)?;
         let _op = c.op.lock().await;
@@ -368,7 +382,21 @@ impl Containers {
         Ok(())
     }
 
-    pub async fn disconnect_network(&self, net: &str, container: &str, _force: bool) -> Result<()> {
+    pub async fn disconnect_network(&self, net: &str, container: &str, force: bool) -> Result<()> {
+        let t = crate::engine::metrics::Timer::start();
+        let r = self.disconnect_network_timed(net, container, force).await;
+        if r.is_ok() {
+            t.network("disconnect");
+        }
+        r
+    }
+
+    async fn disconnect_network_timed(
+        &self,
+        net: &str,
+        container: &str,
+        _force: bool,
+    ) -> Result<()> {
         let n = self.networks.find(net)?;
         let c = self.find(container)?;
         let _op = c.op.lock().await;

@@ -606,6 +606,15 @@ impl Networks {
     }
 
     pub async fn create_network(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
+        let t = crate::engine::metrics::Timer::start();
+        let r = self.create_network_timed(req).await;
+        if r.is_ok() {
+            t.network("create");
+        }
+        r
+    }
+
+    async fn create_network_timed(&self, req: NetworkCreateRequest) -> Result<(String, String)> {
         let _w = self.write.lock().await;
         let name = req.name.trim().to_string();
         if name.is_empty() {
@@ -792,6 +801,15 @@ impl Networks {
     }
 
     pub async fn remove_network(&self, key: &str) -> Result<()> {
+        let t = crate::engine::metrics::Timer::start();
+        let r = self.remove_network_timed(key).await;
+        if r.is_ok() {
+            t.network("delete");
+        }
+        r
+    }
+
+    async fn remove_network_timed(&self, key: &str) -> Result<()> {
         let _w = self.write.lock().await;
         let n = self.find(key)?;
         if n.predefined {

@@ -31,10 +31,13 @@ pub mod search;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
+
 use berth_api::jsonmessage::JsonMessage;
 
 use crate::config::DaemonConfig;
 use crate::engine::images::ImageService;
+use crate::engine::settings::Live;
 use crate::engine::store::Store;
 use crate::engine::Result;
 
@@ -60,15 +63,14 @@ impl Progress {
     }
 }
 
-/// How many layers download at once (Docker's `max-concurrent-downloads`).
-pub const MAX_CONCURRENT_DOWNLOADS: usize = 3;
-/// How many layers upload at once (Docker's `max-concurrent-uploads`).
-pub const MAX_CONCURRENT_UPLOADS: usize = 5;
-
 pub struct Registries {
     /// Where pulls land and pushes read from.
     images: Arc<ImageService>,
-    pub endpoints: endpoint::Resolver,
+    /// How many layers move at once (`max-concurrent-downloads`/`uploads`),
+    /// read at each transfer: a reload changes the next one.
+    live: Arc<Live>,
+    /// Insecure registries and mirrors; replaced whole on a reload.
+    endpoints: ArcSwap<endpoint::Resolver>,
     pub transports: Arc<client::Transports>,
     pub metadata: metadata::Metadata,
     /// Hosts whose https endpoint failed and whose http one answered.
@@ -76,18 +78,51 @@ pub struct Registries {
 }
 
 impl Registries {
-    pub fn new(cfg: &DaemonConfig, store: Arc<Store>, images: Arc<ImageService>) -> Result<Self> {
+    pub fn new(
+        cfg: &DaemonConfig,
+        live: Arc<Live>,
+        store: Arc<Store>,
+        images: Arc<ImageService>,
+    ) -> Result<Self> {
         Ok(Self {
             images,
-            endpoints: endpoint::Resolver::new(
+            live,
+            endpoints: ArcSwap::from_pointee(endpoint::Resolver::new(
                 &cfg.insecure_registries,
                 &cfg.registry_mirrors,
                 cfg.loopback_registries_insecure,
-            )?,
+            )?),
             transports: Arc::new(client::Transports::new(cfg.certs_dir.clone())),
             metadata: metadata::Metadata::new(store),
             plain_http: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The resolver in force (a reload may replace it at any time).
+    pub fn endpoints(&self) -> Arc<endpoint::Resolver> {
+        self.endpoints.load_full()
+    }
+
+    /// A reload's new insecure registries and mirrors. Checked whole
+    /// before anything changes (`prepare`), then put in force (`commit`).
+    pub fn prepare_endpoints(
+        insecure: &[String],
+        mirrors: &[String],
+        loopback_insecure: bool,
+    ) -> Result<endpoint::Resolver> {
+        endpoint::Resolver::new(insecure, mirrors, loopback_insecure)
+    }
+
+    pub fn commit_endpoints(&self, r: endpoint::Resolver) {
+        self.endpoints.store(Arc::new(r));
+    }
+
+    fn max_concurrent_downloads(&self) -> usize {
+        self.live.get().max_concurrent_downloads.max(1)
+    }
+
+    fn max_concurrent_uploads(&self) -> usize {
+        self.live.get().max_concurrent_uploads.max(1)
     }
 
     fn remember_scheme(&self, host: &str, plain: bool) {
@@ -113,7 +148,7 @@ impl Registries {
     /// `serveraddress` (Docker Hub when empty). Returns the identity token.
     pub async fn login(&self, creds: &AuthConfig) -> Result<String> {
         let domain = endpoint::normalize_server_address(&creds.serveraddress);
-        let eps = self.ordered(self.endpoints.endpoints(&domain, false).await);
+        let eps = self.ordered(self.endpoints().endpoints(&domain, false).await);
         let mut c = creds.clone();
         c.fill_from_auth();
         auth::login(&self.transports, &eps, &c).await

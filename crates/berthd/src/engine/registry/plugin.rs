@@ -35,7 +35,7 @@ impl Registries {
         pull: bool,
         creds: &AuthConfig,
     ) -> Result<Session> {
-        let eps = self.ordered(self.endpoints.endpoints(&r.domain, pull).await);
+        let eps = self.ordered(self.endpoints().endpoints(&r.domain, pull).await);
         let actions = if pull { "pull" } else { "pull,push" };
         let scopes = vec![repo_scope(&r.path, actions)];
         let mut last = None;

@@ -7,7 +7,7 @@
 //! failure from there on travels in `errorDetail`.
 //!
 //! Each missing layer is downloaded on its own task (at most
-//! [`MAX_CONCURRENT_DOWNLOADS`] at once) and handed, chunk by chunk, to a
+//! `max-concurrent-downloads` at once) and handed, chunk by chunk, to a
 //! blocking thread that hashes the compressed stream, decompresses it
 //! (gzip, zstd or plain), hashes the tar (the diff ID) and unpacks it into a
 //! staging directory, all in one pass. A layer is committed to the store,
@@ -28,7 +28,7 @@ use super::auth::{repo_scope, AuthConfig, Session};
 use super::client::{read_body, RegistryError};
 use super::metadata::BlobSum;
 use super::platform::Platform;
-use super::{Progress, Registries, MAX_CONCURRENT_DOWNLOADS};
+use super::{Progress, Registries};
 use crate::engine::images::content::{sha256_digest, HashReader};
 use crate::engine::images::layers::{LayerInfo, StagedLayer};
 use crate::engine::images::reference::Reference;
@@ -203,7 +203,7 @@ pub(super) async fn prepare_inner(
     req: PullRequest,
 ) -> Result<PreparedPull> {
     let r = req.reference;
-    let eps = regs.ordered(regs.endpoints.endpoints(&r.domain, true).await);
+    let eps = regs.ordered(regs.endpoints().endpoints(&r.domain, true).await);
     let scopes = vec![repo_scope(&r.path, "pull")];
     let mut last: Option<EngineError> = None;
     for ep in eps {
@@ -349,6 +349,7 @@ async fn download(
             continue;
         };
         got += data.len() as i64;
+        crate::engine::metrics::get().pull_bytes(data.len() as u64);
         if desc.size > 0 && got > desc.size {
             failed = Some(verification_failed(&desc.digest));
             break;
@@ -562,7 +563,7 @@ async fn fetch_layers(
             .await;
         held.push(have);
     }
-    let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_DOWNLOADS));
+    let sem = Arc::new(Semaphore::new(regs.max_concurrent_downloads()));
     let mut tasks: Vec<Option<tokio::task::JoinHandle<Result<StagedLayer>>>> = Vec::new();
     for (i, desc) in manifest.layers.iter().enumerate() {
         if held[i].is_some() {

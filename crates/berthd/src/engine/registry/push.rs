@@ -1,7 +1,7 @@
 //! `POST /images/{name}/push`: pushing an image's tags to a registry.
 //!
 //! Per layer (top first, as Docker lists them; at most
-//! [`MAX_CONCURRENT_UPLOADS`] at once): a blob the distribution metadata
+//! `max-concurrent-uploads` at once): a blob the distribution metadata
 //! knows for this registry is checked with `HEAD` in the target repository
 //! (`Layer already exists`), then offered as a cross-repository mount from
 //! the repository it was seen in (`Mounted from …`); otherwise the layer's
@@ -22,7 +22,7 @@ use super::auth::{repo_scope, AuthConfig, Session};
 use super::client::{self, RegistryError};
 use super::metadata::BlobSum;
 use super::pull::{MT_DOCKER_CONFIG, MT_DOCKER_LAYER_GZIP};
-use super::{Progress, Registries, MAX_CONCURRENT_UPLOADS};
+use super::{Progress, Registries};
 use crate::engine::images::content::Hasher;
 use crate::engine::images::reference::Reference;
 use crate::engine::images::spec::{self, Descriptor, Manifest};
@@ -95,7 +95,7 @@ async fn push_inner(regs: &Arc<Registries>, req: PushRequest, out: &Progress) ->
             v
         }
     };
-    let eps = regs.ordered(regs.endpoints.endpoints(&r.domain, false).await);
+    let eps = regs.ordered(regs.endpoints().endpoints(&r.domain, false).await);
     let scopes = vec![repo_scope(&r.path, "pull,push")];
     let mut session = None;
     let mut last = None;
@@ -154,7 +154,7 @@ async fn push_tag(
         out.send(JsonMessage::layer_status("Preparing", short(d)))
             .await;
     }
-    let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS));
+    let sem = Arc::new(Semaphore::new(regs.max_concurrent_uploads()));
     let mut tasks = Vec::new();
     for d in diff_ids.iter().rev() {
         let permit = match sem.clone().try_acquire_owned() {

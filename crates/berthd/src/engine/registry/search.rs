@@ -198,7 +198,7 @@ impl Registries {
     /// Pings `https://host/v1/_ping`, then (insecure registries only)
     /// `http://host/v1/_ping`; any HTTP answer will do.
     async fn v1_endpoint(&self, host: &str) -> Result<V1Endpoint> {
-        let insecure = self.endpoints.is_insecure(host).await;
+        let insecure = self.endpoints().is_insecure(host).await;
         let https = Endpoint {
             scheme: "https",
             host: host.to_string(),

@@ -96,6 +96,13 @@ impl Containers {
                 c.exit_on_next.store(false, Ordering::SeqCst);
                 self.persist(&c)?;
                 start_lap(&r.id, t0, "recorded");
+                let m = crate::engine::metrics::get();
+                m.container_action("start", t0.elapsed());
+                if !r.has_been_started {
+                    if let Some(d) = since_created(&r.created) {
+                        m.container_started(d);
+                    }
+                }
                 c.progress.send_modify(|p| p.starts += 1);
                 let started = c.snapshot();
                 self.update_linking_hosts(&started);
@@ -212,4 +219,10 @@ impl Containers {
             link_hosts,
         })
     }
+}
+
+/// How long ago a container was created (its RFC 3339 `Created`).
+fn since_created(created: &str) -> Option<std::time::Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(created).ok()?;
+    (chrono::Utc::now() - t.to_utc()).to_std().ok()
 }

@@ -1,0 +1,221 @@
+//! Metrics over HTTP: the `--metrics-addr` listener (`GET /metrics`, the
+//! Prometheus text format, as dockerd's) and the route templates API
+//! requests are timed by. A template, not the raw path, labels a request
+//! (`/containers/{id}/start`): the label set stays bounded whatever clients
+//! send, and anything unknown is one label, `other`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ::http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+use crate::engine::Engine;
+
+/// Binds the metrics listener. dockerd allows any address; one that is not
+/// loopback is served with a warning (the metrics are not authenticated).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let l = tokio::net::TcpListener::bind(addr).await?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "metrics are served on a non-loopback address, without authentication");
+    }
+    let bound = l.local_addr()?;
+    tracing::info!("metrics API listening on {bound}");
+    Ok(l)
+}
+
+/// Serves `GET /metrics` until `stop` flips.
+pub fn serve(engine: Arc<Engine>, l: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            let (io, _) = tokio::select! {
+                r = l.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "metrics accept");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = super::stopped(&mut stop) => return,
+            };
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let engine = engine.clone();
+                    async move { Ok::<_, Infallible>(answer(&engine, &req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(io), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+async fn answer(engine: &Arc<Engine>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let plain = |code: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = code;
+        r
+    };
+    if req.uri().path() != "/metrics" {
+        return plain(StatusCode::NOT_FOUND, "404 page not found\n");
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    // A scrape walks `/proc`: off the runtime's workers.
+    let e = engine.clone();
+    let text = tokio::task::spawn_blocking(move || e.metrics_text())
+        .await
+        .unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// The method as a label (anything unusual is `other`).
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The route template of an API path (without its `/v1.xx` prefix). The
+/// segments are matched on the stack: nothing is allocated.
+pub fn route_template(path: &str) -> &'static str {
+    let mut buf = [""; 8];
+    let mut n = 0;
+    for s in path.trim_start_matches('/').split('/') {
+        if n == buf.len() {
+            return "other";
+        }
+        buf[n] = s;
+        n += 1;
+    }
+    match &buf[..n] {
+        [""] => "/",
+        ["_ping"] => "/_ping",
+        ["version"] => "/version",
+        ["info"] => "/info",
+        ["auth"] => "/auth",
+        ["events"] => "/events",
+        ["build"] => "/build",
+        ["build", "prune"] => "/build/prune",
+        ["build", "cancel"] => "/build/cancel",
+        ["session"] => "/session",
+        ["grpc"] => "/grpc",
+        ["commit"] => "/commit",
+        ["system", "df"] => "/system/df",
+        ["containers", rest @ ..] => container_route(rest),
+        ["exec", _, "start"] => "/exec/{id}/start",
+        ["exec", _, "resize"] => "/exec/{id}/resize",
+        ["exec", _, "json"] => "/exec/{id}/json",
+        ["images", rest @ ..] => image_route(rest),
+        ["networks"] => "/networks",
+        ["networks", "create"] => "/networks/create",
+        ["networks", "prune"] => "/networks/prune",
+        ["networks", _] => "/networks/{id}",
+        ["networks", _, "connect"] => "/networks/{id}/connect",
+        ["networks", _, "disconnect"] => "/networks/{id}/disconnect",
+        ["volumes"] => "/volumes",
+        ["volumes", "create"] => "/volumes/create",
+        ["volumes", "prune"] => "/volumes/prune",
+        ["volumes", _] => "/volumes/{name}",
+        ["plugins", ..] => "/plugins/…",
+        ["distribution", .., "json"] => "/distribution/{name}/json",
+        _ => "other",
+    }
+}
+
+fn container_route(rest: &[&str]) -> &'static str {
+    match rest {
+        ["create"] => "/containers/create",
+        ["json"] => "/containers/json",
+        ["prune"] => "/containers/prune",
+        [_] => "/containers/{id}",
+        [_, "attach", "ws"] => "/containers/{id}/attach/ws",
+        [_, action] => match *action {
+            "json" => "/containers/{id}/json",
+            "start" => "/containers/{id}/start",
+            "stop" => "/containers/{id}/stop",
+            "restart" => "/containers/{id}/restart",
+            "kill" => "/containers/{id}/kill",
+            "pause" => "/containers/{id}/pause",
+            "unpause" => "/containers/{id}/unpause",
+            "rename" => "/containers/{id}/rename",
+            "wait" => "/containers/{id}/wait",
+            "attach" => "/containers/{id}/attach",
+            "resize" => "/containers/{id}/resize",
+            "logs" => "/containers/{id}/logs",
+            "top" => "/containers/{id}/top",
+            "changes" => "/containers/{id}/changes",
+            "export" => "/containers/{id}/export",
+            "stats" => "/containers/{id}/stats",
+            "update" => "/containers/{id}/update",
+            "exec" => "/containers/{id}/exec",
+            "archive" => "/containers/{id}/archive",
+            _ => "other",
+        },
+        _ => "other",
+    }
+}
+
+/// Image names carry `/`: the action is the last segment.
+fn image_route(rest: &[&str]) -> &'static str {
+    match rest {
+        ["create"] => "/images/create",
+        ["json"] => "/images/json",
+        ["load"] => "/images/load",
+        ["get"] => "/images/get",
+        ["search"] => "/images/search",
+        ["prune"] => "/images/prune",
+        [] => "other",
+        [.., "json"] => "/images/{name}/json",
+        [.., "history"] => "/images/{name}/history",
+        [.., "push"] => "/images/{name}/push",
+        [.., "tag"] => "/images/{name}/tag",
+        [.., "get"] => "/images/{name}/get",
+        _ => "/images/{name}",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_bounded() {
+        assert_eq!(
+            route_template("/containers/abc/start"),
+            "/containers/{id}/start"
+        );
+        assert_eq!(route_template("/containers/json"), "/containers/json");
+        assert_eq!(route_template("/containers/abc"), "/containers/{id}");
+        assert_eq!(
+            route_template("/images/library/busybox:1/json"),
+            "/images/{name}/json"
+        );
+        assert_eq!(route_template("/images/a/b/c"), "/images/{name}");
+        assert_eq!(route_template("/nope/x/y"), "other");
+        assert_eq!(route_template("/containers/abc/weird"), "other");
+        assert_eq!(route_template("/_ping"), "/_ping");
+        assert_eq!(method_label(&Method::PATCH), "other");
+    }
+}
