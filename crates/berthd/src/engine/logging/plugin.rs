@@ -149,7 +149,7 @@ fn rfc3339(nanos: i64) -> String {
 
 /// A plugin entry as the daemon's reader sees it: a newline ends every
 /// line but the pieces of a long one before its last.
-fn to_entry(e: Entry) -> LogEntry {
+pub(super) fn to_entry(e: Entry) -> LogEntry {
     let mut line = String::from_utf8_lossy(&e.line).into_owned();
     let ends = !e.partial || e.partial_log_metadata.as_ref().is_none_or(|m| m.last);
     if ends {
@@ -214,7 +214,7 @@ pub(super) fn cache_sink(info: &Info) -> ShimSink {
             .get(CACHE_MAX_FILE)
             .and_then(|v| v.parse().ok())
             .unwrap_or(5),
-        fifo: String::new(),
+        ..Default::default()
     }
 }
 
