@@ -122,6 +122,35 @@ pub fn only(opts: &HashMap<String, String>, known: &[&str], driver: &str) -> Res
     }
 }
 
+/// A TLS stream to `host:port` (rustls over a blocking TCP stream with
+/// `timeout` for connecting, reads and writes), its handshake done, so
+/// that a refused certificate fails the dial as Go's `tls.Dial` does.
+pub fn dial_tls(
+    hp: &str,
+    cfg: &Arc<rustls::ClientConfig>,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use std::net::ToSocketAddrs;
+    let addr = hp
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("lookup {hp}")))?;
+    let s = match timeout {
+        Some(t) => std::net::TcpStream::connect_timeout(&addr, t)?,
+        None => std::net::TcpStream::connect(addr)?,
+    };
+    s.set_write_timeout(timeout)?;
+    s.set_read_timeout(timeout)?;
+    let name = rustls::pki_types::ServerName::try_from(berth_api::tls::server_host(hp).to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, s);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
 /// `stringid.TruncateID`: the first 12 hex digits, without `sha256:`.
 fn short(id: &str) -> &str {
     let id = id.rsplit(':').next().unwrap_or(id);
