@@ -204,16 +204,20 @@ pub(super) fn cache_sink(info: &Info) -> ShimSink {
     if o.get(CACHE_DISABLED).and_then(|v| parse_bool(v)) == Some(true) {
         return ShimSink::default();
     }
+    let max_file = o
+        .get(CACHE_MAX_FILE)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    // Docker's cache compresses its rotated files unless told not to.
+    let compress = o.get(CACHE_COMPRESS).and_then(|v| parse_bool(v)) != Some(false);
     ShimSink {
         path: info.log_path.clone(),
         max_size: o
             .get(CACHE_MAX_SIZE)
             .and_then(|v| jsonfile::parse_size(v))
             .unwrap_or(20 * 1024 * 1024),
-        max_file: o
-            .get(CACHE_MAX_FILE)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
+        max_file,
+        compress: compress && max_file > 1,
         ..Default::default()
     }
 }
@@ -613,8 +617,11 @@ mod tests {
             (s.path.as_str(), s.max_size, s.max_file),
             ("/c/x-json.log", 20 << 20, 5)
         );
+        assert!(s.compress);
         let s = cache_sink(&info(&[("cache-max-size", "1k"), ("cache-max-file", "2")]));
         assert_eq!((s.max_size, s.max_file), (1024, 2));
+        assert!(!cache_sink(&info(&[("cache-compress", "false")])).compress);
+        assert!(!cache_sink(&info(&[("cache-max-file", "1")])).compress);
         assert!(cache_sink(&info(&[("cache-disabled", "true")]))
             .path
             .is_empty());
