@@ -6,14 +6,17 @@
 //! marked partial). Output is split on newlines (a partial line is
 //! flushed at 16 KiB or at the end), with `max-size`/`max-file` rotation
 //! into `<name>.1` … and, with `compress`, gzip: the file just rotated
-//! out is compressed into `<name>.1.gz` on a thread of its own (so the
-//! container's output never waits for it), as dockerd leaves `.1` plain
-//! until its compression is done.
+//! out is compressed into `<name>.1.gz` by a task of the shim's own
+//! thread, 64 KiB at a time between the output's turns (the shim stays
+//! single-threaded, which its forks rely on, and the container's output
+//! waits for one step at most), as dockerd leaves `.1` plain until its
+//! compression is done.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
+use std::rc::Rc;
 
 use berth_api::logentry::{encode_frame, Partial};
 use berth_api::shim::ShimConfig;
@@ -54,8 +57,8 @@ pub struct LogFile {
     pieces: [Pieces; 2],
     /// The time of the last record written (the gzip header's `lastTime`).
     last_time: String,
-    /// The compression of the file rotated out last.
-    compressing: Option<JoinHandle<()>>,
+    /// The compression of the file rotated out last, while unfinished.
+    compressing: Option<Rc<RefCell<Option<Compression>>>>,
 }
 
 pub fn now_rfc3339() -> String {
@@ -71,28 +74,72 @@ fn rotated(base: &Path, i: u32, gz: bool) -> PathBuf {
     }
 }
 
-/// Compresses `src` into `<src>.gz` (through a temporary file renamed
-/// into place, so a crash leaves either the plain file or both whole),
-/// the gzip header's extra field holding `{"lastTime": …}` as dockerd's;
-/// then `src` goes.
-fn compress_file(src: &Path, last_time: &str) -> std::io::Result<()> {
-    let gz = PathBuf::from(format!("{}.gz", src.display()));
-    let tmp = PathBuf::from(format!("{}.gz.tmp", src.display()));
-    let extra = serde_json::json!({ "lastTime": last_time }).to_string();
-    let mut input = File::open(src)?;
-    let out = File::create(&tmp)?;
-    let mut enc = flate2::GzBuilder::new()
-        .extra(extra.into_bytes())
-        .write(out, flate2::Compression::default());
-    let done = std::io::copy(&mut input, &mut enc)
-        .and_then(|_| enc.finish())
-        .and_then(|f| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &gz));
-    if let Err(e) = done {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+/// How much of the file a step of a compression reads.
+const STEP: usize = 64 * 1024;
+
+/// The compression of `src` into `<src>.gz`, a step at a time: through a
+/// temporary file renamed into place (so a crash leaves the plain file,
+/// or both whole), the gzip header's extra field holding
+/// `{"lastTime": …}` as dockerd's; then `src` goes.
+struct Compression {
+    src: PathBuf,
+    tmp: PathBuf,
+    input: File,
+    enc: Option<flate2::write::GzEncoder<File>>,
+    buf: Vec<u8>,
+}
+
+impl Compression {
+    fn start(src: &Path, last_time: &str) -> std::io::Result<Self> {
+        let tmp = PathBuf::from(format!("{}.gz.tmp", src.display()));
+        let extra = serde_json::json!({ "lastTime": last_time }).to_string();
+        let input = File::open(src)?;
+        let enc = flate2::GzBuilder::new()
+            .extra(extra.into_bytes())
+            .write(File::create(&tmp)?, flate2::Compression::default());
+        Ok(Self {
+            src: src.to_path_buf(),
+            tmp,
+            input,
+            enc: Some(enc),
+            buf: vec![0; STEP],
+        })
     }
-    std::fs::remove_file(src)
+
+    /// One step; true once done (or failed: the plain file stays).
+    fn step(&mut self) -> bool {
+        match self.try_step() {
+            Ok(done) => done,
+            Err(e) => {
+                eprintln!("berth-shim: compressing {}: {e}", self.src.display());
+                let _ = std::fs::remove_file(&self.tmp);
+                true
+            }
+        }
+    }
+
+    fn try_step(&mut self) -> std::io::Result<bool> {
+        let Some(enc) = self.enc.as_mut() else {
+            return Ok(true);
+        };
+        let n = self.input.read(&mut self.buf)?;
+        if n > 0 {
+            enc.write_all(&self.buf[..n])?;
+            return Ok(false);
+        }
+        if let Some(enc) = self.enc.take() {
+            enc.finish()?.sync_all()?;
+        }
+        let gz = PathBuf::from(format!("{}.gz", self.src.display()));
+        std::fs::rename(&self.tmp, gz)?;
+        std::fs::remove_file(&self.src)?;
+        Ok(true)
+    }
+
+    /// The remaining steps, at once.
+    fn finish(&mut self) {
+        while !self.step() {}
+    }
 }
 
 impl LogFile {
@@ -150,9 +197,51 @@ impl LogFile {
                 self.emit(s, &rest);
             }
         }
-        if let Some(h) = self.compressing.take() {
-            let _ = h.join();
+        self.finish_compression();
+    }
+
+    /// Completes the compression under way, if any.
+    fn finish_compression(&mut self) {
+        if let Some(job) = self.compressing.take() {
+            if let Some(mut c) = job.borrow_mut().take() {
+                c.finish();
+            }
         }
+    }
+
+    /// Compresses `src` by steps in a task of the shim's thread (at
+    /// once outside a runtime: the unit tests).
+    fn compress(&mut self, src: &Path) {
+        let mut c = match Compression::start(src, &self.last_time) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("berth-shim: compressing {}: {e}", src.display());
+                return;
+            }
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            c.finish();
+            return;
+        }
+        let job = Rc::new(RefCell::new(Some(c)));
+        let j = job.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                let done = {
+                    let mut g = j.borrow_mut();
+                    let done = g.as_mut().is_none_or(Compression::step);
+                    if done {
+                        *g = None;
+                    }
+                    done
+                };
+                if done {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        self.compressing = Some(job);
     }
 
     /// One record: `msg` ends with its newline, or is a piece of a line.
@@ -193,11 +282,9 @@ impl LogFile {
     fn rotate(&mut self) {
         self.file = None;
         // One compression at a time: the previous one makes `.1.gz`
-        // before the files shift (it only waits here when a file fills
+        // before the files shift (finished here only when a file fills
         // faster than the one before it compresses).
-        if let Some(h) = self.compressing.take() {
-            let _ = h.join();
-        }
+        self.finish_compression();
         let base = self.path.clone();
         let gz = self.compress;
         if self.max_file <= 1 {
@@ -205,7 +292,9 @@ impl LogFile {
         } else {
             if gz && rotated(&base, 1, false).exists() {
                 // Left plain by a shim that died while compressing.
-                let _ = compress_file(&rotated(&base, 1, false), &self.last_time);
+                if let Ok(mut c) = Compression::start(&rotated(&base, 1, false), &self.last_time) {
+                    c.finish();
+                }
             }
             let _ = std::fs::remove_file(rotated(&base, self.max_file - 1, gz));
             for i in (1..self.max_file - 1).rev() {
@@ -213,16 +302,7 @@ impl LogFile {
             }
             let _ = std::fs::rename(&base, rotated(&base, 1, false));
             if gz {
-                let src = rotated(&base, 1, false);
-                let last = self.last_time.clone();
-                self.compressing = std::thread::Builder::new()
-                    .name("log-compress".into())
-                    .spawn(move || {
-                        if let Err(e) = compress_file(&src, &last) {
-                            eprintln!("berth-shim: compressing {}: {e}", src.display());
-                        }
-                    })
-                    .ok();
+                self.compress(&rotated(&base, 1, false));
             }
         }
         self.file = OpenOptions::new()
@@ -268,7 +348,6 @@ fn local_record(p: &mut Pieces, source: &str, nanos: i64, msg: &[u8]) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn cfg(path: &Path, max_size: u64, max_file: u32, compress: bool, format: &str) -> ShimConfig {
         ShimConfig {
@@ -341,6 +420,38 @@ mod tests {
         let meta: serde_json::Value = serde_json::from_slice(&extra.unwrap()).unwrap();
         assert_eq!(meta["lastTime"], last["time"]);
         assert!(text.contains("line "));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn in_the_shim_a_task_compresses_by_steps() {
+        let dir = tmpdir("steps");
+        let p = dir.join("c-json.log");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            // A file of several steps rotates out.
+            let mut l = LogFile::open(&cfg(&p, 300 * 1024, 2, true, "")).unwrap();
+            let line = format!("{}\n", "y".repeat(1000));
+            for _ in 0..300 {
+                l.write(0, line.as_bytes());
+            }
+            assert!(dir.join("c-json.log.1").exists());
+            assert!(!dir.join("c-json.log.1.gz").exists());
+            // The output goes on meanwhile; the task finishes alone.
+            for _ in 0..200 {
+                tokio::task::yield_now().await;
+                if dir.join("c-json.log.1.gz").exists() {
+                    break;
+                }
+            }
+            assert!(dir.join("c-json.log.1.gz").exists());
+            assert!(!dir.join("c-json.log.1").exists());
+            assert!(!dir.join("c-json.log.1.gz.tmp").exists());
+            l.flush();
+        });
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
