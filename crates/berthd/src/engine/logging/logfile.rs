@@ -323,14 +323,23 @@ impl Reader {
             }
             true
         };
+        // The live file first: rotated out while the others are read, it
+        // is still read last, and skipped among them while plain.
+        let live = File::open(&self.base).ok();
+        if let Some(f) = &live {
+            self.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+        }
         for n in rotated(&self.base) {
+            let plain = rotated_name(&self.base, n, false);
+            if live.is_some() && std::fs::metadata(&plain).is_ok_and(|m| m.ino() == self.ino) {
+                continue;
+            }
             let Some(mut rd) = open_rotated(&self.base, n) else {
                 continue;
             };
             scan(&mut rd, format, c, &mut 0, &mut scratch, &mut take)?;
         }
-        if let Ok(file) = File::open(&self.base) {
-            self.ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        if let Some(file) = live {
             let mut rd = BufReader::with_capacity(READ_BUF, &file);
             scan(&mut rd, format, c, &mut self.pos, &mut self.last, &mut take)?;
             self.live = Some(file);
