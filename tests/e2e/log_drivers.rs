@@ -576,13 +576,13 @@ fn local_records(data: &[u8]) -> Vec<(String, i64, String, bool)> {
 }
 
 /// `docker logs -f` started before a container prints `n` numbered
-/// lines at a steady pace sees each exactly once, in order, across the
-/// rotations its options cause.
-fn follow_sees_every_line_once(d: &Daemon, name: &str, opts: &[&str], n: u32) {
+/// lines (at a steady pace, or at once with `pause` empty) sees each
+/// exactly once, in order, across the rotations its options cause.
+fn follow_sees_every_line_once(d: &Daemon, name: &str, opts: &[&str], n: u32, pause: &str) {
     let mut args = vec!["run", "-d", "--name", name];
     args.extend_from_slice(opts);
     let script = format!(
-        "sleep 1; i=0; while [ $i -lt {n} ]; do echo \"line $i\"; i=$((i+1)); sleep 0.02; done"
+        "sleep 1; i=0; while [ $i -lt {n} ]; do echo \"line $i\"; i=$((i+1)); {pause} done"
     );
     args.extend_from_slice(&["busybox", "sh", "-c", &script]);
     d.docker_ok(&args);
@@ -672,7 +672,22 @@ fn json_file_compresses_rotated_files_and_follows_across_them() {
     let until = numbers(&d.docker_ok(&["logs", "--until", ts, "jc"]));
     assert_eq!(until, kept[..4]);
     // A follower sees every line once across many rotations.
-    follow_sees_every_line_once(&d, "jf", &rot, 150);
+    follow_sees_every_line_once(&d, "jf", &rot, 150, "sleep 0.02;");
+    // A burst: many rotations and compressions between two passes.
+    follow_sees_every_line_once(
+        &d,
+        "jburst",
+        &[
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=200",
+            "--log-opt",
+            "compress=true",
+        ],
+        2000,
+        "",
+    );
 }
 
 #[test]
@@ -739,7 +754,16 @@ fn local_driver_round_trip_as_the_daemons_default() {
         numbers(&d.docker_ok(&["logs", "--until", ts, "--tail", "2", "lc"])),
         [91, 92]
     );
-    follow_sees_every_line_once(&d, "lf", &["--log-opt", "max-size=1k"], 120);
+    follow_sees_every_line_once(&d, "lf", &["--log-opt", "max-size=1k"], 120, "sleep 0.02;");
+    // A burst: many rotations (and compressions) between two passes of
+    // the follower, the files kept long enough to be found.
+    follow_sees_every_line_once(
+        &d,
+        "lburst",
+        &["--log-opt", "max-size=1k", "--log-opt", "max-file=200"],
+        2000,
+        "",
+    );
     // dockerd's refusals: the keys at create, the values at start.
     let o = d.docker(&[
         "create",

@@ -377,49 +377,75 @@ impl Reader {
         )
     }
 
-    /// The files rotated out after the one held, which the follower has
-    /// not seen (more than one rotation since the last pass), read whole,
-    /// oldest first.
-    fn missed(&mut self) -> Option<u64> {
-        let Some(last) = record_nanos(self.format, &self.last) else {
-            return Some(0);
-        };
-        let mut newer = Vec::new();
-        for n in rotated(&self.base).into_iter().rev() {
+    /// The files rotated out after the one held and before `next` (the
+    /// new live file), which the follower has not seen (more than one
+    /// rotation since the last pass), read whole, oldest first.
+    ///
+    /// They are found by walking `.1`, `.2`, … upwards while the shim may
+    /// be shifting them upwards too: a file cannot get past the walk
+    /// unseen, as it moves one place per rotation and the walk visits
+    /// every place; one seen twice is known by its first record. The walk
+    /// stops at the held file (plain still), at the first file not newer
+    /// than the held one's last record, or at two empty places in a row
+    /// (a shift leaves one at a time).
+    fn missed(&mut self, newer_than: i64, next: Option<&File>) -> Option<u64> {
+        struct Found {
+            t: i64,
+            first: Vec<u8>,
+            rd: Box<dyn BufRead + Send>,
+        }
+        let mut found: Vec<Found> = Vec::new();
+        let (mut n, mut gaps) = (1u32, 0);
+        while gaps < 2 && n < MAX_WALK {
             let plain = rotated_name(&self.base, n, false);
             if std::fs::metadata(&plain).is_ok_and(|m| m.ino() == self.ino) {
                 break;
             }
-            let Some(mut rd) = open_rotated(&self.base, n) else {
-                break;
-            };
-            let mut first = Vec::new();
-            let Some(_) = read_record(&mut rd, self.format, &mut first) else {
-                break;
-            };
-            match record_nanos(self.format, &first) {
-                Some(t) if t > last => newer.push(n),
-                _ => break,
-            }
-        }
-        let mut count = 0;
-        let mut scratch = Vec::new();
-        for n in newer.into_iter().rev() {
-            let Some(mut rd) = open_rotated(&self.base, n) else {
+            let opened = open_rotated(&self.base, n);
+            n += 1;
+            let Some(mut rd) = opened else {
+                gaps += 1;
                 continue;
             };
+            gaps = 0;
+            let mut first = Vec::new();
+            if read_record(&mut rd, self.format, &mut first).is_none() {
+                continue;
+            }
+            let Some(t) = record_nanos(self.format, &first) else {
+                continue;
+            };
+            if t <= newer_than {
+                break;
+            }
+            if !found.iter().any(|f| f.first == first) {
+                found.push(Found { t, first, rd });
+            }
+        }
+        // The new live file itself (rotated meanwhile) and any newer are
+        // read after it, from its own rotation.
+        if let Some(t_next) = next.and_then(|f| first_record_nanos(f, self.format)) {
+            found.retain(|f| f.t < t_next);
+        }
+        found.sort_by_key(|f| f.t);
+        let mut count = 0;
+        for mut f in found {
+            let mut last = f.first.clone();
+            if let Some(r) = decode(self.format, &self.c, &f.first) {
+                if !self.out.push(&r.source, &r.time, &r.line) {
+                    return None;
+                }
+            }
             let out = &mut self.out;
-            count += scan(
-                &mut rd,
+            count += 1 + scan(
+                &mut f.rd,
                 self.format,
                 &self.c,
                 &mut 0,
-                &mut scratch,
+                &mut last,
                 |source, time, line| out.push(source, time, line),
             )?;
-        }
-        if !scratch.is_empty() {
-            self.last = scratch;
+            self.last = last;
         }
         Some(count)
     }
@@ -442,9 +468,14 @@ impl Reader {
         if now.is_some_and(|i| i != self.ino) {
             // Rotated: the shim no longer writes the file held.
             n += self.drain()?;
-            n += self.missed()?;
+            // The new live file is held before the walk, so that nothing
+            // rotated out after the walk is missed.
+            let next = File::open(&self.base).ok();
+            if let Some(t) = record_nanos(self.format, &self.last) {
+                n += self.missed(t, next.as_ref())?;
+            }
             self.live = None;
-            if let Ok(f) = File::open(&self.base) {
+            if let Some(f) = next {
                 self.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
                 self.pos = 0;
                 self.live = Some(f);
@@ -453,6 +484,18 @@ impl Reader {
         }
         self.out.flush().then_some(n > 0)
     }
+}
+
+/// How far up a walk of the rotated files goes at most.
+const MAX_WALK: u32 = 100_000;
+
+/// The time of a file's first record, if it has one yet.
+fn first_record_nanos(f: &File, format: Format) -> Option<i64> {
+    let mut rd = BufReader::new(f);
+    (&*f).seek(SeekFrom::Start(0)).ok()?;
+    let mut first = Vec::new();
+    read_record(&mut rd, format, &mut first)?;
+    record_nanos(format, &first)
 }
 
 /// Runs `step` of the reader on a blocking thread and gives the reader
