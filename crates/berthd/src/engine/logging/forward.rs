@@ -129,7 +129,7 @@ pub fn dial_tls(
     hp: &str,
     cfg: &Arc<rustls::ClientConfig>,
     timeout: Option<std::time::Duration>,
-) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+) -> std::io::Result<TlsStream> {
     use std::net::ToSocketAddrs;
     let addr = hp
         .to_socket_addrs()?
@@ -148,7 +148,48 @@ pub fn dial_tls(
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock)?;
     }
-    Ok(tls)
+    Ok(TlsStream(tls))
+}
+
+/// How long closing a TLS stream waits for the server's end.
+const TLS_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A client TLS stream that closes cleanly: `close_notify`, then what
+/// the server sent (session tickets nobody reads) is drained until its
+/// end, for a socket closed with unread data resets the connection, and
+/// a reset makes the server drop the last lines it had not read yet.
+pub struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>);
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        use std::io::Read;
+        let s = &mut self.0;
+        s.conn.send_close_notify();
+        let _ = s.sock.set_write_timeout(Some(TLS_CLOSE));
+        while s.conn.wants_write() {
+            if !matches!(s.conn.write_tls(&mut s.sock), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let _ = s.sock.shutdown(std::net::Shutdown::Write);
+        let _ = s.sock.set_read_timeout(Some(TLS_CLOSE));
+        let deadline = std::time::Instant::now() + TLS_CLOSE;
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            if !matches!(s.sock.read(&mut buf), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
 }
 
 /// `stringid.TruncateID`: the first 12 hex digits, without `sha256:`.
