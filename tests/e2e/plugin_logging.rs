@@ -251,7 +251,14 @@ fn every_line_reaches_the_plugin_and_reads_back() {
     // docker info lists it after the built-in drivers.
     let log_drivers = d.docker_ok(&["info", "--format", "{{json .Plugins.Log}}"]);
     let log_drivers: Vec<String> = serde_json::from_str(log_drivers.trim()).unwrap();
-    let want = ["fluentd", "journald", "json-file", "syslog", &p.name];
+    let want = [
+        "fluentd",
+        "journald",
+        "json-file",
+        "local",
+        "syslog",
+        &p.name,
+    ];
     assert_eq!(log_drivers, want);
     d.docker_ok(&["rm", "lines"]);
 }

@@ -41,6 +41,14 @@ pub struct ShimConfig {
     pub log_max_size: u64,
     /// Keep this many files in total when rotating (>= 1).
     pub log_max_file: u32,
+    /// Rotated files are gzip-compressed (`<name>.1.gz`, …) off the write
+    /// path, as dockerd's `compress`.
+    #[serde(default)]
+    pub log_compress: bool,
+    /// The file's format: empty for json-file, `local` for the local
+    /// driver's framed `LogEntry` records.
+    #[serde(default)]
+    pub log_format: String,
     /// A logging plugin's FIFO: every line goes there too, as framed
     /// `LogEntry` messages (`logentry`). Empty: no plugin.
     #[serde(default)]

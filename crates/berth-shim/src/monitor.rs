@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::fdio::{self, Fd};
-use crate::logger::{now_rfc3339, JsonLog};
+use crate::logger::{now_rfc3339, LogFile};
 use crate::pluginlog::PluginLog;
 use crate::{create, exec};
 
@@ -58,7 +58,7 @@ pub struct Shim {
     execs: RefCell<HashMap<String, ExecEntry>>,
     exec_waiters: RefCell<HashMap<i32, oneshot::Sender<i32>>>,
     reaped: RefCell<HashMap<i32, i32>>,
-    log: RefCell<Option<JsonLog>>,
+    log: RefCell<Option<LogFile>>,
     /// A logging plugin's FIFO writer.
     plugin: Option<Rc<PluginLog>>,
     pumps: RefCell<Vec<JoinHandle<()>>>,
@@ -111,7 +111,7 @@ pub async fn run(c: Created) {
     let log = if c.cfg.log_path.is_empty() {
         None
     } else {
-        match JsonLog::open(&c.cfg.log_path, c.cfg.log_max_size, c.cfg.log_max_file) {
+        match LogFile::open(&c.cfg) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("berth-shim: opening log {}: {e}", c.cfg.log_path);

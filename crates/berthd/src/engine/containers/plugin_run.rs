@@ -183,6 +183,8 @@ impl Runner for PluginRunner {
             log_path: s.log.display().to_string(),
             log_max_size: 1 << 20,
             log_max_file: 2,
+            log_compress: false,
+            log_format: String::new(),
             tty: false,
             open_stdin: false,
             stdin_once: false,

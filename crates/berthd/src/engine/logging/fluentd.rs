@@ -13,8 +13,10 @@
 //! connects. A failed write reconnects with `fluentd-retry-wait` (1s)
 //! doubling up to 60 s, at most `fluentd-max-retries` times, and then the
 //! line is dropped (the daemon's thread waits meanwhile, not the
-//! container: the shim's queue holds it 5 s). `tls://` addresses and
-//! `fluentd-request-ack` are refused (no TLS client, no ack reader).
+//! container: the shim's queue holds it 5 s). `tls://host[:port]` is
+//! TLS (rustls) trusting the system's roots, as fluent-logger-golang's
+//! `tls` network (dockerd has no option for a CA or a client
+//! certificate). `fluentd-request-ack` is refused (no ack reader).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -52,6 +54,7 @@ const OPTIONS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Address {
     Tcp(String),
+    Tls(String),
     Unix(String),
 }
 
@@ -73,8 +76,7 @@ pub fn parse_address(a: &str) -> std::result::Result<Address, String> {
             }
             return Ok(Address::Unix(u.path().to_string()));
         }
-        "tcp" => {}
-        "tls" => return Err("tls:// is not supported by berth (no TLS forward client)".into()),
+        "tcp" | "tls" => {}
         s => return Err(format!("unsupported scheme: '{s}'")),
     }
     if !matches!(u.path(), "" | "/") {
@@ -85,10 +87,12 @@ pub fn parse_address(a: &str) -> std::result::Result<Address, String> {
         Some(h) => h.to_string(),
         None => "127.0.0.1".into(),
     };
-    Ok(Address::Tcp(format!(
-        "{host}:{}",
-        u.port().unwrap_or(24224)
-    )))
+    let hp = format!("{host}:{}", u.port().unwrap_or(24224));
+    Ok(if u.scheme() == "tls" {
+        Address::Tls(hp)
+    } else {
+        Address::Tcp(hp)
+    })
 }
 
 /// The options, parsed (dockerd's `parseConfig`).
@@ -233,6 +237,16 @@ fn dial(c: &Config) -> std::io::Result<Box<dyn Write + Send>> {
             s.set_write_timeout(c.write_timeout)?;
             Ok(Box::new(s))
         }
+        Address::Tls(hp) => {
+            let cfg = berth_api::tls::ClientTls {
+                system_roots: true,
+                ..Default::default()
+            }
+            .config()
+            .map_err(std::io::Error::other)?;
+            let s = forward::dial_tls(hp, &std::sync::Arc::new(cfg), c.write_timeout)?;
+            Ok(Box::new(s))
+        }
         Address::Unix(p) => {
             let s = UnixStream::connect(p)?;
             s.set_write_timeout(c.write_timeout)?;
@@ -349,6 +363,10 @@ mod tests {
         assert_eq!(
             parse_address("fluent").unwrap(),
             Address::Tcp("fluent:24224".into())
+        );
+        assert_eq!(
+            parse_address("tls://fluent").unwrap(),
+            Address::Tls("fluent:24224".into())
         );
     }
 

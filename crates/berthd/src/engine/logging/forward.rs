@@ -122,6 +122,76 @@ pub fn only(opts: &HashMap<String, String>, known: &[&str], driver: &str) -> Res
     }
 }
 
+/// A TLS stream to `host:port` (rustls over a blocking TCP stream with
+/// `timeout` for connecting, reads and writes), its handshake done, so
+/// that a refused certificate fails the dial as Go's `tls.Dial` does.
+pub fn dial_tls(
+    hp: &str,
+    cfg: &Arc<rustls::ClientConfig>,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<TlsStream> {
+    use std::net::ToSocketAddrs;
+    let addr = hp
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("lookup {hp}")))?;
+    let s = match timeout {
+        Some(t) => std::net::TcpStream::connect_timeout(&addr, t)?,
+        None => std::net::TcpStream::connect(addr)?,
+    };
+    s.set_write_timeout(timeout)?;
+    s.set_read_timeout(timeout)?;
+    let name = rustls::pki_types::ServerName::try_from(berth_api::tls::server_host(hp).to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, s);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(TlsStream(tls))
+}
+
+/// How long closing a TLS stream waits for the server's end.
+const TLS_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A client TLS stream that closes cleanly: `close_notify`, then what
+/// the server sent (session tickets nobody reads) is drained until its
+/// end, for a socket closed with unread data resets the connection, and
+/// a reset makes the server drop the last lines it had not read yet.
+pub struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>);
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        use std::io::Read;
+        let s = &mut self.0;
+        s.conn.send_close_notify();
+        let _ = s.sock.set_write_timeout(Some(TLS_CLOSE));
+        while s.conn.wants_write() {
+            if !matches!(s.conn.write_tls(&mut s.sock), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let _ = s.sock.shutdown(std::net::Shutdown::Write);
+        let _ = s.sock.set_read_timeout(Some(TLS_CLOSE));
+        let deadline = std::time::Instant::now() + TLS_CLOSE;
+        let mut buf = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            if !matches!(s.sock.read(&mut buf), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+}
+
 /// `stringid.TruncateID`: the first 12 hex digits, without `sha256:`.
 fn short(id: &str) -> &str {
     let id = id.rsplit(':').next().unwrap_or(id);

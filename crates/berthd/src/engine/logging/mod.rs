@@ -2,7 +2,8 @@
 //! (`POST /LogDriver.<Op>`): `StartLogging {File, Info}`, `StopLogging
 //! {File}`, `Capabilities` → `{Cap: {ReadLogs}}`, and `ReadLogs {Info,
 //! Config}` → a stream of entries. The built-in drivers are `json-file`
-//! (the shim writes the file, `jsonfile.rs` reads it back), `none`, and
+//! and `local` (the shim writes the file, `logfile.rs` reads it back),
+//! `none`, and
 //! the forwarding drivers `syslog`, `fluentd` and `journald` (the daemon
 //! reads the shim's entries from a FIFO, `forward.rs`); a remote plugin
 //! is one more implementation of [`LogDriver`].
@@ -14,6 +15,8 @@ pub mod fluentd;
 pub mod forward;
 pub mod journald;
 pub mod jsonfile;
+pub mod local;
+pub mod logfile;
 pub mod plugin;
 pub mod syslog;
 
@@ -150,6 +153,10 @@ pub struct ShimSink {
     pub max_size: u64,
     /// Files kept in all when rotating (>= 1).
     pub max_file: u32,
+    /// Rotated files are gzipped.
+    pub compress: bool,
+    /// The file's format: empty for json-file, `local`.
+    pub format: String,
     /// A logging plugin's FIFO the shim writes entries into; empty: none.
     pub fifo: String,
 }
@@ -308,7 +315,6 @@ impl LogDriver for NoneDriver {
 
 /// dockerd's built-in log drivers berth does not implement.
 const OTHER_DRIVERS: &[&str] = &[
-    "local",
     "gelf",
     "awslogs",
     "splunk",
@@ -319,7 +325,7 @@ const OTHER_DRIVERS: &[&str] = &[
 
 /// Whether the driver of that name is berth's own (a plugin otherwise).
 pub fn is_builtin(name: Option<&str>) -> bool {
-    matches!(name, None | Some("" | JSON_FILE | NONE))
+    matches!(name, None | Some("" | JSON_FILE | NONE | local::NAME))
 }
 
 /// The driver of that name (`json-file` when empty): a built-in one, or
@@ -328,8 +334,9 @@ pub fn lookup(name: &str, plugins: &Arc<Plugins>) -> Result<Arc<dyn LogDriver>> 
     match name {
         "" | JSON_FILE => Ok(Arc::new(jsonfile::JsonFile)),
         NONE => Ok(Arc::new(NoneDriver)),
+        local::NAME => Ok(Arc::new(local::Local)),
         d if OTHER_DRIVERS.contains(&d) => Err(EngineError::invalid(format!(
-            "logging driver {d:?} is not supported: use json-file, syslog, fluentd, journald or none"
+            "logging driver {d:?} is not supported: use json-file, local, syslog, fluentd, journald or none"
         ))),
         d => match forwarder(d) {
             Some(f) => Ok(Arc::new(f)),
@@ -344,7 +351,13 @@ pub fn lookup(name: &str, plugins: &Arc<Plugins>) -> Result<Arc<dyn LogDriver>> 
 
 /// The drivers dockerd's `docker info` lists under `Plugins.Log`: the
 /// built-in ones that log somewhere (sorted, without `none`).
-pub const LISTED: &[&str] = &[fluentd::NAME, journald::NAME, JSON_FILE, syslog::NAME];
+pub const LISTED: &[&str] = &[
+    fluentd::NAME,
+    journald::NAME,
+    JSON_FILE,
+    local::NAME,
+    syslog::NAME,
+];
 
 /// A forwarding driver of that name.
 fn forwarder(name: &str) -> Option<forward::Forwarder> {
@@ -363,6 +376,7 @@ pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDrive
     match name {
         None | Some("" | JSON_FILE) => Arc::new(jsonfile::JsonFile),
         Some(NONE) => Arc::new(NoneDriver),
+        Some(local::NAME) => Arc::new(local::Local),
         Some(p) => match forwarder(p) {
             Some(f) => Arc::new(f),
             None => Arc::new(plugin::PluginDriver::new(p, plugins.clone())),
@@ -437,7 +451,7 @@ mod tests {
         assert_eq!(lookup("none").unwrap().name(), NONE);
         assert_eq!(
             lookup("gelf").err().unwrap().to_string(),
-            "logging driver \"gelf\" is not supported: use json-file, syslog, fluentd, journald or none"
+            "logging driver \"gelf\" is not supported: use json-file, local, syslog, fluentd, journald or none"
         );
         assert_eq!(lookup("syslog").unwrap().name(), "syslog");
         assert_eq!(driver_of(Some("fluentd"), &pl).name(), "fluentd");

@@ -149,7 +149,7 @@ fn rfc3339(nanos: i64) -> String {
 
 /// A plugin entry as the daemon's reader sees it: a newline ends every
 /// line but the pieces of a long one before its last.
-fn to_entry(e: Entry) -> LogEntry {
+pub(super) fn to_entry(e: Entry) -> LogEntry {
     let mut line = String::from_utf8_lossy(&e.line).into_owned();
     let ends = !e.partial || e.partial_log_metadata.as_ref().is_none_or(|m| m.last);
     if ends {
@@ -204,17 +204,21 @@ pub(super) fn cache_sink(info: &Info) -> ShimSink {
     if o.get(CACHE_DISABLED).and_then(|v| parse_bool(v)) == Some(true) {
         return ShimSink::default();
     }
+    let max_file = o
+        .get(CACHE_MAX_FILE)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    // Docker's cache compresses its rotated files unless told not to.
+    let compress = o.get(CACHE_COMPRESS).and_then(|v| parse_bool(v)) != Some(false);
     ShimSink {
         path: info.log_path.clone(),
         max_size: o
             .get(CACHE_MAX_SIZE)
             .and_then(|v| jsonfile::parse_size(v))
             .unwrap_or(20 * 1024 * 1024),
-        max_file: o
-            .get(CACHE_MAX_FILE)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
-        fifo: String::new(),
+        max_file,
+        compress: compress && max_file > 1,
+        ..Default::default()
     }
 }
 
@@ -613,8 +617,11 @@ mod tests {
             (s.path.as_str(), s.max_size, s.max_file),
             ("/c/x-json.log", 20 << 20, 5)
         );
+        assert!(s.compress);
         let s = cache_sink(&info(&[("cache-max-size", "1k"), ("cache-max-file", "2")]));
         assert_eq!((s.max_size, s.max_file), (1024, 2));
+        assert!(!cache_sink(&info(&[("cache-compress", "false")])).compress);
+        assert!(!cache_sink(&info(&[("cache-max-file", "1")])).compress);
         assert!(cache_sink(&info(&[("cache-disabled", "true")]))
             .path
             .is_empty());

@@ -40,6 +40,8 @@ impl Containers {
             log_path: log.path,
             log_max_size: log.max_size,
             log_max_file: log.max_file,
+            log_compress: log.compress,
+            log_format: log.format,
             log_fifo: log.fifo,
             tty,
             open_stdin: r.config.open_stdin.unwrap_or(false),
