@@ -1,0 +1,208 @@
+// The containers list: one `containers/json?all=1`, then the events stream
+// (each event re-fetches just the containers it names, batched). CPU and
+// memory come from one stats stream per row in view (at most 50),
+// opened and aborted as rows scroll in and out.
+import { html, Component, useState, useEffect, useRef, useMemo } from './lib.js';
+import { getJSON, streamJSON, call, q } from './api.js';
+import { ready, cname, short, bytes, batch, cpuPercent, memUsed } from './util.js';
+import { Confirm, ErrorBar } from './dialog.js';
+
+const MAX_STREAMS = 50;
+const DESTRUCTIVE = new Set(['stop', 'kill', 'remove', 'restart']);
+
+// Live stats of the rows in view: id → latest {cpu, mem}; cells subscribe.
+class LiveStats {
+  constructor() { this.values = new Map(); this.subs = new Map(); this.streams = new Map(); this.visible = new Set(); }
+  sub(id, fn) {
+    if (!this.subs.has(id)) this.subs.set(id, new Set());
+    this.subs.get(id).add(fn);
+    return () => this.subs.get(id).delete(fn);
+  }
+  set(id, v) { this.values.set(id, v); for (const f of this.subs.get(id) || []) f(v); }
+  // Streams exactly for the visible running rows, capped.
+  reconcile(running) {
+    const want = [...this.visible].filter((id) => running.has(id)).slice(0, MAX_STREAMS);
+    const keep = new Set(want);
+    for (const [id, ac] of this.streams) if (!keep.has(id)) { ac.abort(); this.streams.delete(id); }
+    for (const id of want) {
+      if (this.streams.has(id)) continue;
+      const ac = new AbortController();
+      this.streams.set(id, ac);
+      streamJSON(`/containers/${id}/stats?stream=1`, (s) => this.set(id, { cpu: cpuPercent(s), mem: memUsed(s) }), ac.signal, () => {});
+    }
+  }
+  close() { for (const ac of this.streams.values()) ac.abort(); this.streams.clear(); }
+}
+
+function StatCells({ live, id, running }) {
+  const [v, setV] = useState(live.values.get(id));
+  useEffect(() => live.sub(id, setV), [id]);
+  if (!running || !v) return html`<td class="num" data-col="cpu">—</td><td class="num" data-col="mem">—</td>`;
+  return html`<td class="num" data-col="cpu">${v.cpu.toFixed(1)} %</td><td class="num" data-col="mem">${bytes(v.mem)}</td>`;
+}
+
+function actionsFor(state) {
+  switch (state) {
+    case 'running': return ['stop', 'restart', 'pause', 'kill', 'remove'];
+    case 'paused': return ['unpause', 'stop', 'kill', 'remove'];
+    case 'restarting': return ['stop', 'kill', 'remove'];
+    default: return ['start', 'remove'];
+  }
+}
+
+export async function act(c, action) {
+  const id = c.Id;
+  if (action === 'remove') {
+    const force = ['running', 'paused', 'restarting'].includes(c.State);
+    return call('DELETE', `/containers/${id}${force ? '?force=1' : ''}`);
+  }
+  return call('POST', `/containers/${id}/${action}`);
+}
+
+function ports(c) {
+  const seen = new Set();
+  const out = [];
+  for (const p of c.Ports || []) {
+    if (!p.PublicPort) continue;
+    const k = `${p.PublicPort}/${p.Type}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const label = `${p.PublicPort}→${p.PrivatePort}/${p.Type}`;
+    out.push(p.Type === 'tcp'
+      ? html`<a href=${`http://${location.hostname}:${p.PublicPort}/`} target="_blank" rel="noopener noreferrer">${label}</a> `
+      : html`<span>${label} </span>`);
+  }
+  return out;
+}
+
+class Row extends Component {
+  shouldComponentUpdate(n) { return n.c !== this.props.c; }
+  componentDidMount() { this.props.io.observe(this.el); }
+  componentWillUnmount() {
+    this.props.io.unobserve(this.el);
+    this.props.live.visible.delete(this.props.c.Id);
+  }
+  render({ c, live, ask }) {
+    const name = cname(c);
+    const running = c.State === 'running';
+    return html`<tr data-testid="container-row" data-id=${c.Id} data-name=${name} ref=${(el) => { if (el) this.el = el; }}>
+      <td><a data-testid="container-link" href=${'#/containers/' + c.Id}>${name}</a>
+        <div class="muted small">${short(c.Id)}</div></td>
+      <td><span class=${'state ' + c.State} data-testid="container-state">${c.State}</span></td>
+      <td class="small">${c.Status}</td>
+      <td class="small ellipsis" title=${c.Image}>${c.Image}</td>
+      <td class="small">${ports(c)}</td>
+      <${StatCells} live=${live} id=${c.Id} running=${running} />
+      <td class="actions">${actionsFor(c.State).map((a) => html`<button type="button" data-action=${a} onClick=${() => ask(c, a)}>${a}</button>`)}</td>
+    </tr>`;
+  }
+}
+
+const PROJECT = 'com.docker.compose.project';
+
+export function ContainersPage() {
+  const [list, setList] = useState(null);
+  const [search, setSearch] = useState('');
+  const [stateFilter, setStateFilter] = useState('all');
+  const [confirm, setConfirm] = useState(null);
+  const [error, setError] = useState(null);
+  const live = useMemo(() => new LiveStats(), []);
+  const runningRef = useRef(new Set());
+  const io = useMemo(() => new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const id = e.target.dataset.id;
+      if (e.isIntersecting) live.visible.add(id); else live.visible.delete(id);
+    }
+    live.reconcile(runningRef.current);
+  }), []);
+
+  useEffect(() => {
+    const ac = new AbortController();
+    let map = new Map();
+    const pending = new Set();
+    const refetch = batch(async () => {
+      const ids = [...pending];
+      pending.clear();
+      try {
+        const got = await getJSON('/containers/json' + q({ all: 1, filters: { id: ids } }), ac.signal);
+        const byId = new Map(got.map((c) => [c.Id, c]));
+        for (const id of ids) { if (byId.has(id)) map.set(id, byId.get(id)); else map.delete(id); }
+        setList(new Map(map));
+      } catch (e) { if (!ac.signal.aborted) setError(e); }
+    }, 150);
+    // Events first, so nothing between the list and the stream is missed.
+    streamJSON('/events' + q({ filters: { type: ['container'] } }), (ev) => {
+      const action = ev.Action || ev.status || '';
+      if (action.startsWith('exec_') || action.startsWith('archive') || action === 'top') return;
+      const id = (ev.Actor && ev.Actor.ID) || ev.id;
+      if (id) { pending.add(id); refetch(); }
+    }, ac.signal, setError);
+    getJSON('/containers/json?all=1', ac.signal).then((cs) => {
+      const fresh = new Map(cs.map((c) => [c.Id, c]));
+      for (const [id, c] of map) fresh.set(id, c);
+      map = fresh;
+      setList(new Map(map));
+    }).catch((e) => { if (!ac.signal.aborted) { setError(e); setList(new Map()); } });
+    return () => { ac.abort(); live.close(); io.disconnect(); };
+  }, []);
+
+  useEffect(() => {
+    if (list === null) return;
+    runningRef.current = new Set([...list.values()].filter((c) => c.State === 'running').map((c) => c.Id));
+    live.reconcile(runningRef.current);
+    ready();
+  }, [list]);
+
+  const ask = (c, action) => {
+    if (!DESTRUCTIVE.has(action)) { act(c, action).catch(setError); return; }
+    setConfirm({ c, action });
+  };
+
+  if (list === null) return html`<p class="muted">Loading containers…</p>`;
+
+  const needle = search.trim().toLowerCase();
+  const rows = [...list.values()]
+    .filter((c) => stateFilter === 'all' || c.State === stateFilter)
+    .filter((c) => !needle || cname(c).toLowerCase().includes(needle) || c.Image.toLowerCase().includes(needle) || c.Id.startsWith(needle))
+    .sort((a, b) => b.Created - a.Created || cname(a).localeCompare(cname(b)));
+  const groups = new Map();
+  const loose = [];
+  for (const c of rows) {
+    const p = c.Labels && c.Labels[PROJECT];
+    if (p) { if (!groups.has(p)) groups.set(p, []); groups.get(p).push(c); } else loose.push(c);
+  }
+  const row = (c) => html`<${Row} key=${c.Id} c=${c} live=${live} io=${io} ask=${ask} />`;
+  const keys = (e) => {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+    const links = [...e.currentTarget.querySelectorAll('a[data-testid="container-link"]')];
+    const i = links.indexOf(document.activeElement);
+    const j = i < 0 ? 0 : Math.min(links.length - 1, Math.max(0, i + (e.key === 'ArrowDown' ? 1 : -1)));
+    if (links[j]) { links[j].focus(); e.preventDefault(); }
+  };
+  const counts = {};
+  for (const c of list.values()) counts[c.State] = (counts[c.State] || 0) + 1;
+
+  return html`<section class="page">
+    <div class="toolbar">
+      <h1>Containers <span class="muted small">${list.size} · ${counts.running || 0} running</span></h1>
+      <input type="search" data-testid="container-search" placeholder="Search name, image or ID" aria-label="Search containers"
+        value=${search} onInput=${(e) => setSearch(e.target.value)} />
+      <select aria-label="Filter by state" data-testid="container-state-filter" value=${stateFilter} onChange=${(e) => setStateFilter(e.target.value)}>
+        ${['all', 'running', 'paused', 'exited', 'created', 'restarting', 'dead'].map((s) => html`<option value=${s}>${s}${s !== 'all' && counts[s] ? ` (${counts[s]})` : ''}</option>`)}
+      </select>
+    </div>
+    <${ErrorBar} error=${error} onClose=${() => setError(null)} />
+    <table class="list" onKeyDown=${keys}>
+      <thead><tr><th>Name</th><th>State</th><th>Status</th><th>Image</th><th>Ports</th><th class="num">CPU</th><th class="num">Memory</th><th>Actions</th></tr></thead>
+      ${[...groups.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([p, cs]) => html`<tbody key=${'p:' + p} data-testid="compose-group" data-project=${p}>
+        <tr class="group"><th colspan="8" scope="rowgroup">▾ ${p} <span class="muted small">(compose, ${cs.length})</span></th></tr>
+        ${cs.map(row)}
+      </tbody>`)}
+      <tbody key="loose">${loose.map(row)}</tbody>
+    </table>
+    ${rows.length === 0 ? html`<p class="muted">No containers${needle || stateFilter !== 'all' ? ' match' : ''}.</p>` : null}
+    ${confirm ? html`<${Confirm} text=${`${confirm.action} ${cname(confirm.c)}?`}
+      onCancel=${() => setConfirm(null)}
+      onOk=${() => { const { c, action } = confirm; setConfirm(null); act(c, action).catch(setError); }} />` : null}
+  </section>`;
+}
