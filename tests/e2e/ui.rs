@@ -8,6 +8,8 @@
 mod browser;
 #[path = "ui/dashboard.rs"]
 mod dashboard;
+#[path = "ui/paint.rs"]
+mod paint;
 #[path = "ui/foreign.rs"]
 mod foreign;
 

@@ -130,6 +130,7 @@ impl Browser {
                     "--no-first-run", "--no-default-browser-check",
                     "--disable-extensions", "--disable-background-networking",
                     "--disable-breakpad", "--disable-crash-reporter",
+                    "--enable-precise-memory-info",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             },
@@ -264,6 +265,16 @@ impl Browser {
         });
     }
 
+    /// A Chrome DevTools Protocol command through chromedriver
+    /// (`goog/cdp/execute`); its result.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let c = Cdp {
+            cmd: cmd.to_string(),
+            params,
+        };
+        self.run("cdp", self.c().issue_cmd(c))
+    }
+
     /// Saves a PNG of the viewport as `target/ui-screenshots/<name>.png`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let path = screenshot_dir().join(format!("{name}.png"));
@@ -317,4 +328,28 @@ fn slug(s: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(60)
         .collect()
+}
+
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
+    }
 }

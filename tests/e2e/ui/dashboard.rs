@@ -81,6 +81,10 @@ impl Ui {
         ui
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The dashboard URL for a hash route, e.g. `#/images`.
     pub fn page(&self, route: &str) -> String {
         format!("{}{route}", self.url)
