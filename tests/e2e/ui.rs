@@ -8,10 +8,10 @@
 mod browser;
 #[path = "ui/dashboard.rs"]
 mod dashboard;
-#[path = "ui/paint.rs"]
-mod paint;
 #[path = "ui/foreign.rs"]
 mod foreign;
+#[path = "ui/paint.rs"]
+mod paint;
 
 use std::time::Duration;
 
@@ -81,6 +81,45 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
         .docker_ok(&["create", "--name", "ui-list-made", "busybox", "true"])
         .trim()
         .to_string();
+    // Two services of a Compose project (its labels), one publishing a port.
+    let web = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "shop-web-1",
+            "-p",
+            "127.0.0.1::80",
+            "--label",
+            "com.docker.compose.project=shop",
+            "--label",
+            "com.docker.compose.service=web",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ])
+        .trim()
+        .to_string();
+    let db = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "shop-db-1",
+            "--stop-timeout",
+            "1",
+            "--label",
+            "com.docker.compose.project=shop",
+            "--label",
+            "com.docker.compose.service=db",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_string();
     let ui = Ui::start(&d);
     let b = Browser::open(&drv);
 
@@ -88,6 +127,15 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
     b.wait_ready();
     wait_state(&b, &up, "running");
     wait_state(&b, &made, "created");
+    for id in [&web, &db] {
+        b.wait_css(
+            &format!(
+                "[data-testid=\"compose-group\"][data-project=\"shop\"] {}",
+                row(id)
+            ),
+            WAIT,
+        );
+    }
     let name = b.js(&format!(
         "return document.querySelector({}).dataset.name;",
         serde_json::to_string(&row(&up)).expect("json")
@@ -99,13 +147,25 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
     let page = ui.req("GET", &format!("/?token={}", ui.token), &[], b"");
     assert_eq!(page.status, 200);
     let cookie = page.header("set-cookie").unwrap_or_default().to_string();
-    assert!(cookie.starts_with(&format!("berth_ui={}", ui.token)), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("berth_ui={}", ui.token)),
+        "{cookie}"
+    );
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attr), "cookie without {attr}: {cookie}");
     }
     let csp = page.header("content-security-policy").unwrap_or_default();
     assert!(csp.contains("default-src 'self'"), "CSP: {csp}");
-    assert!(!csp.contains("unsafe-inline"), "CSP: {csp}");
+    // No inline or eval'd scripts (inline styles may be: xterm.js's).
+    let scripts = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src "))
+        .unwrap_or("default-src 'self'");
+    assert!(
+        !scripts.contains("unsafe-inline") && !scripts.contains("unsafe-eval"),
+        "CSP: {csp}"
+    );
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     assert!(page
@@ -121,7 +181,11 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
     for (what, path, headers) in [
         ("GET /", "/".to_string(), vec![]),
         ("GET / wrong token", format!("/?token={wrong}"), vec![]),
-        ("GET / wrong cookie", "/".into(), vec![("Cookie", bad_cookie.as_str())]),
+        (
+            "GET / wrong cookie",
+            "/".into(),
+            vec![("Cookie", bad_cookie.as_str())],
+        ),
         ("GET /index.html", "/index.html".into(), vec![]),
         ("GET /assets/app.js", "/assets/app.js".into(), vec![]),
         (
@@ -130,9 +194,21 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
             vec![("Cookie", bad_cookie.as_str())],
         ),
         ("GET api", api.into(), vec![]),
-        ("GET api cookie only", api.into(), vec![("Cookie", c.as_str())]),
-        ("GET api ?token only", format!("{api}&token={}", ui.token), vec![]),
-        ("GET api wrong header", api.into(), vec![("X-Berth-Token", wrong.as_str())]),
+        (
+            "GET api cookie only",
+            api.into(),
+            vec![("Cookie", c.as_str())],
+        ),
+        (
+            "GET api ?token only",
+            format!("{api}&token={}", ui.token),
+            vec![],
+        ),
+        (
+            "GET api wrong header",
+            api.into(),
+            vec![("X-Berth-Token", wrong.as_str())],
+        ),
     ] {
         let r = ui.req("GET", &path, &headers, b"");
         assert_refused(&r, what, &[401, 403]);
@@ -182,7 +258,10 @@ fn start_and_stop_from_the_page_show_through_the_events_stream() {
     assert!(running(&d, &id));
 
     b.click(&format!("{} button[data-action=\"stop\"]", row(&id)));
-    b.wait_css("[data-testid=\"confirm\"] button[data-testid=\"confirm-ok\"]", WAIT);
+    b.wait_css(
+        "[data-testid=\"confirm\"] button[data-testid=\"confirm-ok\"]",
+        WAIT,
+    );
     // Nothing happens before the confirmation.
     assert!(running(&d, &id), "stopped before the confirmation");
     b.click("[data-testid=\"confirm\"] button[data-testid=\"confirm-ok\"]");
@@ -287,7 +366,14 @@ fn logs_follow_shows_a_line_written_after_the_page_opened() {
 fn the_stats_charts_get_points() {
     let Some(drv) = browser::driver() else { return };
     let d = daemon();
-    let id = run_sleeper(&d, "ui-stats");
+    // A little CPU, block I/O and memory now and then, for the picture.
+    let id = d
+        .docker_ok(&[
+            "run", "-d", "--name", "ui-stats", "--stop-timeout", "1", "busybox", "sh", "-c",
+            "while :; do dd if=/dev/urandom of=/tmp/f bs=64k count=40 2>/dev/null; sync; sleep 0.5; done",
+        ])
+        .trim()
+        .to_string();
     let ui = Ui::start(&d);
     let b = Browser::open(&drv);
     open_container(&b, &ui, &id);
@@ -301,6 +387,12 @@ fn the_stats_charts_get_points() {
             ),
         );
     }
+    // A few more seconds of history for the picture (not needed by the check).
+    b.wait_js(
+        "six CPU points",
+        Duration::from_secs(30),
+        "return Number(document.querySelector('[data-testid=\"chart-cpu\"]').dataset.points) >= 6;",
+    );
     b.screenshot("container-stats");
 }
 
@@ -337,7 +429,9 @@ fn a_pull_from_a_local_registry_shows_its_layers_and_final_status() {
     let layers = layers.as_array().cloned().unwrap_or_default();
     assert!(!layers.is_empty(), "no pull-layer rows");
     assert!(
-        layers.iter().all(|l| l.as_str().is_some_and(|s| !s.is_empty())),
+        layers
+            .iter()
+            .all(|l| l.as_str().is_some_and(|s| !s.is_empty())),
         "{layers:?}"
     );
     assert_eq!(
@@ -348,7 +442,10 @@ fn a_pull_from_a_local_registry_shows_its_layers_and_final_status() {
         .docker_ok(&["image", "inspect", "-f", "{{.Id}}", &image])
         .trim()
         .to_string();
-    b.wait_css(&format!("[data-testid=\"image-row\"][data-id=\"{id}\"]"), WAIT);
+    b.wait_css(
+        &format!("[data-testid=\"image-row\"][data-id=\"{id}\"]"),
+        WAIT,
+    );
     b.screenshot("images");
 }
 
@@ -407,9 +504,16 @@ fn cross_site_requests_are_refused() {
          ws.onerror = () => done('refused');
          setTimeout(() => done('timeout'), 10000);"
     ));
-    assert_eq!(ws, Value::String("refused".into()), "a foreign page's WebSocket");
+    assert_eq!(
+        ws,
+        Value::String("refused".into()),
+        "a foreign page's WebSocket"
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(running(&d, &id), "a cross-site request stopped the container");
+    assert!(
+        running(&d, &id),
+        "a cross-site request stopped the container"
+    );
 
     // What a browser would not send, with a plain client.
     let c = ui.cookie();
@@ -419,7 +523,10 @@ fn cross_site_requests_are_refused() {
     let r = ui.req(
         "POST",
         &post,
-        &[("X-Berth-Token", &ui.token), ("Origin", "http://evil.example")],
+        &[
+            ("X-Berth-Token", &ui.token),
+            ("Origin", "http://evil.example"),
+        ],
         b"",
     );
     assert_refused(&r, "POST with the header and a foreign Origin", &[403]);
@@ -506,7 +613,11 @@ fn the_browser_harness_drives_chromium() {
     let page = foreign::Foreign::start();
     let b = Browser::open(&drv);
     b.goto(&format!("{}/", page.origin));
-    b.wait_js("the page's title", WAIT, "return document.title === 'elsewhere';");
+    b.wait_js(
+        "the page's title",
+        WAIT,
+        "return document.title === 'elsewhere';",
+    );
     assert_eq!(
         b.js("return [window.innerWidth, window.innerHeight];"),
         serde_json::json!([1280, 800])

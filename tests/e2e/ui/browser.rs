@@ -69,8 +69,7 @@ pub fn driver() -> Option<Arc<Driver>> {
         .expect("chromedriver starts");
     let d = Arc::new(Driver { child, port });
     let ready = wait_for(Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && net_get_ok(port, "/status")
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && net_get_ok(port, "/status")
     });
     assert!(ready, "chromedriver did not answer /status in 20 s");
     *slot = Arc::downgrade(&d);
@@ -178,7 +177,10 @@ impl Browser {
         what: &str,
         f: impl std::future::Future<Output = Result<T, E>>,
     ) -> T {
-        match self.rt.block_on(async { tokio::time::timeout(CALL, f).await }) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(CALL, f).await })
+        {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => panic!("{what}: {e:?}\n{}", self.dump()),
             Err(_) => panic!("{what}: no answer in {CALL:?}"),

@@ -68,8 +68,8 @@ fn create(d: &Daemon, n: usize, prefix: &str) -> Vec<String> {
 fn start_all(d: &Daemon, ids: &[String]) {
     let sock = d.sock.clone();
     parallel(ids, 4, |id| {
-        let (st, _, b) = raw_request(&sock, "POST", &format!("/containers/{id}/start"), None)
-            .expect("start");
+        let (st, _, b) =
+            raw_request(&sock, "POST", &format!("/containers/{id}/start"), None).expect("start");
         assert!(st == 204 || st == 304, "{}", String::from_utf8_lossy(&b));
     });
 }
@@ -181,12 +181,29 @@ fn first_paint_and_memory_with_many_containers() {
     let lag = b.js("clearInterval(window.__berthLagTimer); return window.__berthLag;");
 
     let mib = |v: &Value| v.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
-    eprintln!("==== berth ui, {n} containers ({}) ====", if run { "running" } else { "created" });
-    eprintln!("first-contentful-paint: median {:.0} ms of {loads} loads {fcps:.0?}", median(fcps.clone()));
-    eprintln!("data-ready:             median {:.0} ms of {loads} loads {readys:.0?}", median(readys.clone()));
-    eprintln!("berth ui RSS: {:.1} MiB now, {:.1} MiB peak", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    eprintln!(
+        "==== berth ui, {n} containers ({}) ====",
+        if run { "running" } else { "created" }
+    );
+    eprintln!(
+        "first-contentful-paint: median {:.0} ms of {loads} loads {fcps:.0?}",
+        median(fcps.clone())
+    );
+    eprintln!(
+        "data-ready:             median {:.0} ms of {loads} loads {readys:.0?}",
+        median(readys.clone())
+    );
+    eprintln!(
+        "berth ui RSS: {:.1} MiB now, {:.1} MiB peak",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
     match heap.as_array() {
-        Some(h) => eprintln!("tab JS heap: {:.1} MiB used, {:.1} MiB total", mib(&h[0]), mib(&h[1])),
+        Some(h) => eprintln!(
+            "tab JS heap: {:.1} MiB used, {:.1} MiB total",
+            mib(&h[0]),
+            mib(&h[1])
+        ),
         None => eprintln!("tab JS heap: performance.memory unavailable"),
     }
     eprintln!(
