@@ -244,6 +244,11 @@ fn start_and_stop_from_the_page_show_through_the_events_stream() {
         ])
         .trim()
         .to_string();
+    // More running rows than a browser opens connections to one origin
+    // (6): live rows must not starve the page's other requests.
+    for i in 0..8 {
+        run_sleeper(&d, &format!("ui-busy-{i}"));
+    }
     let ui = Ui::start(&d);
     let b = Browser::open(&drv);
     b.goto(&ui.url);

@@ -2,7 +2,7 @@
 //! the dashboard's first paint and memory with many containers, and how
 //! long the page takes to show a burst of 50 state changes.
 //!
-//! `BERTH_UI_PAINT_N` containers (300), running `sleep` unless
+//! `BERTH_UI_PAINT_N` containers (300; `--network none`), running `sleep` unless
 //! `BERTH_UI_PAINT_RUNNING=0` (then created only); `BERTH_UI_PAINT_LOADS`
 //! page loads (7), each from `about:blank` with the browser's cache
 //! cleared. Per load: first-contentful-paint and the time until
@@ -47,7 +47,9 @@ fn create(d: &Daemon, n: usize, prefix: &str) -> Vec<String> {
     let ids = std::sync::Mutex::new(Vec::new());
     let sock = d.sock.clone();
     parallel(&names, 4, |name| {
-        let body = json!({"Image": "busybox", "Cmd": ["sleep", "3600"], "StopTimeout": 1});
+        // No network: a test daemon's bridge is a /24.
+        let body = json!({"Image": "busybox", "Cmd": ["sleep", "3600"], "StopTimeout": 1,
+                          "HostConfig": {"NetworkMode": "none"}});
         let (st, _, b) = raw_request(
             &sock,
             "POST",
