@@ -25,6 +25,15 @@ export async function call(method, path, { body, signal, headers } = {}) {
   return r;
 }
 
+// Many containers' stats in one response (`{"id","stats"}` lines): the
+// browser's six connections per host could not carry one fetch per row.
+export function streamStats(ids, onSample, signal) {
+  const qs = ids.map((id) => 'id=' + encodeURIComponent(id)).join('&');
+  fetch('/api/stats?' + qs, { headers: { 'X-Berth-Token': token }, signal })
+    .then((r) => (r.ok ? readJSONLines(r, (m) => onSample(m.id, m.stats)) : null))
+    .catch(() => { /* aborted, or the daemon went away */ });
+}
+
 export async function getJSON(path, signal) {
   const r = await call('GET', path, { signal });
   return r.json();

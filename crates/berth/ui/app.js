@@ -15,7 +15,7 @@ const pages = {
 function parse() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   const section = parts[0] || 'containers';
-  if (section === 'containers' && parts[1]) return { page: 'container', arg: decodeURIComponent(parts[1]), nav: 'containers' };
+  if (section === 'containers' && parts[1]) return { page: 'container', arg: decodeURIComponent(parts[1]), tab: parts[2], nav: 'containers' };
   if (section in pages) return { page: section, nav: section };
   return { page: 'containers', nav: 'containers' };
 }
@@ -41,7 +41,7 @@ function App() {
     return () => { live = false; };
   }, [route.page, route.arg]);
   if (!Page) return html`<p class="muted">Loading…</p>`;
-  return html`<${Page} key=${route.page + ':' + (route.arg || '')} arg=${route.arg} />`;
+  return html`<${Page} key=${route.page + ':' + (route.arg || '')} arg=${route.arg} tab=${route.tab} />`;
 }
 
 function theme() {

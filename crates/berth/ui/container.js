@@ -24,15 +24,15 @@ function Tree({ value, name, open }) {
 }
 
 function Loaded({ path, children }) {
-  const [data, setData] = useState(null);
+  const [data, setData] = useState(undefined);
   const [error, setError] = useState(null);
   useEffect(() => {
     const ac = new AbortController();
-    getJSON(path, ac.signal).then(setData).catch((e) => { if (!ac.signal.aborted) setError(e); });
+    getJSON(path, ac.signal).then((d) => setData(d === undefined ? null : d)).catch((e) => { if (!ac.signal.aborted) setError(e); });
     return () => ac.abort();
   }, [path]);
   if (error) return html`<p class="error" role="alert">${error.message}</p>`;
-  if (data === null) return html`<p class="muted">Loading…</p>`;
+  if (data === undefined) return html`<p class="muted">Loading…</p>`;
   return children(data);
 }
 
@@ -50,10 +50,12 @@ function DiffTab({ id }) {
     : html`<p class="muted">No changes.</p>`)}<//></div>`;
 }
 
-export function ContainerPage({ arg }) {
+export function ContainerPage({ arg, tab: first }) {
   const [info, setInfo] = useState(null);
   const [error, setError] = useState(null);
-  const [tab, setTab] = useState('stats');
+  const [tab, showTab] = useState(TABS.includes(first) ? first : 'stats');
+  // The open tab is in the address (a link to it works), without a reload.
+  const setTab = (t) => { showTab(t); history.replaceState(null, '', `${location.search}#/containers/${arg}/${t}`); };
   const [confirm, setConfirm] = useState(null);
   useEffect(() => {
     const ac = new AbortController();

@@ -3,35 +3,42 @@
 // memory come from one stats stream per row in view (at most 50),
 // opened and aborted as rows scroll in and out.
 import { html, Component, useState, useEffect, useRef, useMemo } from './lib.js';
-import { getJSON, streamJSON, call, q } from './api.js';
+import { getJSON, call, readJSONLines, streamStats, q } from './api.js';
 import { ready, cname, short, bytes, batch, cpuPercent, memUsed } from './util.js';
 import { Confirm, ErrorBar } from './dialog.js';
 
 const MAX_STREAMS = 50;
+const FIRST_SLICE = 120;
+const SLICE = 250;
 const DESTRUCTIVE = new Set(['stop', 'kill', 'remove', 'restart']);
 
 // Live stats of the rows in view: id → latest {cpu, mem}; cells subscribe.
+// One `/api/stats` response carries the visible running rows (at most 50);
+// it is replaced (debounced) when that set changes.
 class LiveStats {
-  constructor() { this.values = new Map(); this.subs = new Map(); this.streams = new Map(); this.visible = new Set(); }
+  constructor() { this.values = new Map(); this.subs = new Map(); this.visible = new Set(); this.key = ''; this.ac = null; this.timer = null; }
   sub(id, fn) {
     if (!this.subs.has(id)) this.subs.set(id, new Set());
     this.subs.get(id).add(fn);
     return () => this.subs.get(id).delete(fn);
   }
   set(id, v) { this.values.set(id, v); for (const f of this.subs.get(id) || []) f(v); }
-  // Streams exactly for the visible running rows, capped.
   reconcile(running) {
-    const want = [...this.visible].filter((id) => running.has(id)).slice(0, MAX_STREAMS);
-    const keep = new Set(want);
-    for (const [id, ac] of this.streams) if (!keep.has(id)) { ac.abort(); this.streams.delete(id); }
-    for (const id of want) {
-      if (this.streams.has(id)) continue;
-      const ac = new AbortController();
-      this.streams.set(id, ac);
-      streamJSON(`/containers/${id}/stats?stream=1`, (s) => this.set(id, { cpu: cpuPercent(s), mem: memUsed(s) }), ac.signal, () => {});
-    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.apply(running), 200);
   }
-  close() { for (const ac of this.streams.values()) ac.abort(); this.streams.clear(); }
+  apply(running) {
+    const want = [...this.visible].filter((id) => running.has(id)).sort().slice(0, MAX_STREAMS);
+    const key = want.join(',');
+    if (key === this.key) return;
+    this.key = key;
+    if (this.ac) this.ac.abort();
+    this.ac = null;
+    if (!want.length) return;
+    this.ac = new AbortController();
+    streamStats(want, (id, s) => this.set(id, { cpu: cpuPercent(s), mem: memUsed(s) }), this.ac.signal);
+  }
+  close() { clearTimeout(this.timer); if (this.ac) this.ac.abort(); this.ac = null; this.key = ''; }
 }
 
 function StatCells({ live, id, running }) {
@@ -106,6 +113,9 @@ export function ContainersPage() {
   const [stateFilter, setStateFilter] = useState('all');
   const [confirm, setConfirm] = useState(null);
   const [error, setError] = useState(null);
+  // Rows render in slices (the first at once, the rest a frame apart), so
+  // a thousand containers neither delay the first paint nor freeze input.
+  const [limit, setLimit] = useState(FIRST_SLICE);
   const live = useMemo(() => new LiveStats(), []);
   const runningRef = useRef(new Set());
   const io = useMemo(() => new IntersectionObserver((entries) => {
@@ -130,20 +140,37 @@ export function ContainersPage() {
         setList(new Map(map));
       } catch (e) { if (!ac.signal.aborted) setError(e); }
     }, 150);
-    // Events first, so nothing between the list and the stream is missed.
-    streamJSON('/events' + q({ filters: { type: ['container'] } }), (ev) => {
-      const action = ev.Action || ev.status || '';
-      if (action.startsWith('exec_') || action.startsWith('archive') || action === 'top') return;
-      const id = (ev.Actor && ev.Actor.ID) || ev.id;
-      if (id) { pending.add(id); refetch(); }
-    }, ac.signal, setError);
-    getJSON('/containers/json?all=1', ac.signal).then((cs) => {
-      const fresh = new Map(cs.map((c) => [c.Id, c]));
-      for (const [id, c] of map) fresh.set(id, c);
-      map = fresh;
-      setList(new Map(map));
-    }).catch((e) => { if (!ac.signal.aborted) { setError(e); setList(new Map()); } });
-    return () => { ac.abort(); live.close(); io.disconnect(); };
+    // Events first, so nothing between the list and the stream is missed;
+    // if the stream ends (the daemon restarted), both again a moment later.
+    let retry = null;
+    const again = (ms) => {
+      if (retry === null && !ac.signal.aborted) retry = setTimeout(() => { retry = null; connect(); }, ms);
+    };
+    const connect = () => {
+      call('GET', '/events' + q({ filters: { type: ['container'] } }), { signal: ac.signal })
+        .then((r) => {
+          readJSONLines(r, (ev) => {
+            const action = ev.Action || ev.status || '';
+            if (action.startsWith('exec_') || action.startsWith('archive') || action === 'top') return;
+            const id = (ev.Actor && ev.Actor.ID) || ev.id;
+            if (id) { pending.add(id); refetch(); }
+          }).catch(() => {}).finally(() => again(2000));
+          return getJSON('/containers/json?all=1', ac.signal);
+        })
+        .then((cs) => {
+          const fresh = new Map(cs.map((c) => [c.Id, c]));
+          map = fresh;
+          setList(new Map(map));
+        })
+        .catch((e) => {
+          if (ac.signal.aborted) return;
+          setError(e);
+          setList((l) => l || new Map());
+          again(5000);
+        });
+    };
+    connect();
+    return () => { ac.abort(); clearTimeout(retry); live.close(); io.disconnect(); };
   }, []);
 
   useEffect(() => {
@@ -158,13 +185,20 @@ export function ContainersPage() {
     setConfirm({ c, action });
   };
 
+  useEffect(() => {
+    if (list === null || limit >= list.size) return undefined;
+    const t = requestAnimationFrame(() => setLimit((l) => l + SLICE));
+    return () => cancelAnimationFrame(t);
+  }, [list, limit]);
+
   if (list === null) return html`<p class="muted">Loading containers…</p>`;
 
   const needle = search.trim().toLowerCase();
   const rows = [...list.values()]
     .filter((c) => stateFilter === 'all' || c.State === stateFilter)
     .filter((c) => !needle || cname(c).toLowerCase().includes(needle) || c.Image.toLowerCase().includes(needle) || c.Id.startsWith(needle))
-    .sort((a, b) => b.Created - a.Created || cname(a).localeCompare(cname(b)));
+    .sort((a, b) => b.Created - a.Created || cname(a).localeCompare(cname(b)))
+    .slice(0, limit);
   const groups = new Map();
   const loose = [];
   for (const c of rows) {

@@ -19,7 +19,7 @@ function Graph({ nets, ctrs }) {
       const ip = (e.IPv4Address || '').split('/')[0];
       return html`<g data-testid="net-edge" data-network=${n.Name} data-id=${id}>
         <line class="edge" x1=${PAD + NW} y1=${y1} x2=${x2} y2=${y2} />
-        <text x=${(PAD + NW + x2) / 2} y=${(y1 + y2) / 2 - 3} text-anchor="middle">${ip}</text></g>`;
+        <text class="halo" x=${x2 - 0.25 * GAP} y=${y1 + 0.75 * (y2 - y1) - 3} text-anchor="middle">${ip}</text></g>`;
     }))}
     ${nets.map((n, i) => html`<g class="netnode" data-testid="net-node" data-network=${n.Name} transform=${`translate(${PAD},${PAD + i * ROW})`}>
       <rect width=${NW} height="30" rx="6" /><text x="10" y="19">${n.Name} (${n.Driver})</text></g>`)}

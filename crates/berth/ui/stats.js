@@ -19,12 +19,14 @@ function sums(s) {
 }
 
 const CHARTS = [
-  { key: 'cpu', title: 'CPU %', series: ['CPU %'], fmt: (v) => v.toFixed(1) + ' %' },
+  { key: 'cpu', title: 'CPU %', series: ['CPU %'], fmt: (v) => v.toFixed(v < 1 ? 2 : 1) + ' %', tick: (v) => +v.toPrecision(6) + ' %', min: 1 },
   { key: 'mem', title: 'Memory', series: ['used'], fmt: bytes },
   { key: 'net', title: 'Network (per second)', series: ['rx', 'tx'], fmt: bytes },
   { key: 'blkio', title: 'Block I/O (per second)', series: ['read', 'write'], fmt: bytes },
 ];
 const COLORS = ['#1a73e8', '#e8711a'];
+const two = (n) => String(n).padStart(2, '0');
+const clock = (t) => { const d = new Date(t * 1000); return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`; };
 
 export function StatsTab({ id, running }) {
   const boxes = useRef({});
@@ -38,14 +40,18 @@ export function StatsTab({ id, running }) {
     (async () => {
       await Promise.all([load('vendor/uplot/uPlot.min.css'), load('vendor/uplot/uPlot.iife.min.js')]);
       if (ac.signal.aborted) return;
+      // Canvas knows no CSS variables: the theme's colours, read once.
+      const fg = getComputedStyle(document.body).color;
+      const grid = { stroke: getComputedStyle(document.documentElement).getPropertyValue('--line').trim() || '#ccc', width: 1 };
       for (const c of CHARTS) {
         const el = boxes.current[c.key];
         const width = Math.max(300, el.clientWidth - 16);
         plots[c.key] = new window.uPlot({
           width, height: 180,
           series: [{}, ...c.series.map((label, i) => ({ label, stroke: COLORS[i], width: 1.5, value: (u, v) => (v == null ? '—' : c.fmt(v)) }))],
-          axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor', size: 70, values: (u, vs) => vs.map(c.fmt) }],
-          scales: { x: { time: true } },
+          axes: [{ stroke: fg, grid, ticks: grid, space: 90, values: (u, vs) => vs.map(clock) }, { stroke: fg, grid, ticks: grid, size: 70, values: (u, vs) => vs.map(c.tick || c.fmt) }],
+          legend: { show: false },
+          scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(c.min || 1, (hi || 0) * 1.1)] } },
         }, [[]].concat(c.series.map(() => [])), el.querySelector('.plot'));
       }
       ro = new ResizeObserver(() => {
@@ -68,7 +74,13 @@ export function StatsTab({ id, running }) {
         plots.mem.setData([data.t, data.mem]);
         plots.net.setData([data.t, data.rx, data.tx]);
         plots.blkio.setData([data.t, data.rd, data.wr]);
-        for (const c of CHARTS) boxes.current[c.key].setAttribute('data-points', String(data.t.length));
+        const last = { cpu: [data.cpu], mem: [data.mem], net: [data.rx, data.tx], blkio: [data.rd, data.wr] };
+        for (const c of CHARTS) {
+          const box = boxes.current[c.key];
+          box.setAttribute('data-points', String(data.t.length));
+          const now = box.querySelector('h3 > .muted');
+          if (now) now.textContent = ' now ' + last[c.key].map((a) => c.fmt(a[a.length - 1])).join(' / ');
+        }
       });
     })().catch((e) => { if (!ac.signal.aborted) setNote(e.message); });
     return () => { ac.abort(); if (ro) ro.disconnect(); for (const p of Object.values(plots)) p.destroy(); };
@@ -76,6 +88,7 @@ export function StatsTab({ id, running }) {
   return html`<div>
     ${note ? html`<p class="muted">${note}</p>` : null}
     <div class="charts">${CHARTS.map((c) => html`<div class="chart" data-testid=${'chart-' + c.key} data-points="0" ref=${(el) => { if (el) boxes.current[c.key] = el; }}>
-      <h3>${c.title}</h3><div class="plot"></div></div>`)}</div>
+      <h3>${c.title}${c.series.length > 1 ? c.series.map((l, i) => html` <span class="key" style=${`color:${COLORS[i]}`}>■ ${l}</span>`) : null}
+        <span class="muted small" data-testid=${'chart-' + c.key + '-now'}></span></h3><div class="plot"></div></div>`)}</div>
   </div>`;
 }

@@ -7,7 +7,7 @@ export function bytes(n) {
   const u = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
   while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return (i ? n.toFixed(n < 10 ? 2 : 1) : String(Math.round(n))) + ' ' + u[i];
+  return (i ? String(+n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) : String(Math.round(n))) + ' ' + u[i];
 }
 
 export function ago(sec) {

@@ -6,6 +6,7 @@
 
 mod assets;
 mod auth;
+mod fanin;
 mod proxy;
 mod reply;
 mod server;
@@ -36,18 +37,24 @@ pub struct UiArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// Access to the dashboard is root on the host: off this machine, only
+/// over TLS.
+fn check_addr(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && !tls {
+        bail!(
+            "refusing to serve the dashboard on the non-loopback address {addr} without TLS: \
+             give --tls-cert and --tls-key (or use a 127.0.0.1 address)"
+        );
+    }
+    Ok(())
+}
+
 pub async fn ui(conn: &Conn, a: UiArgs) -> anyhow::Result<()> {
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
         _ => None,
     };
-    if !a.addr.ip().is_loopback() && tls.is_none() {
-        bail!(
-            "refusing to serve the dashboard on the non-loopback address {} without TLS: \
-             give --tls-cert and --tls-key (or use a 127.0.0.1 address)",
-            a.addr
-        );
-    }
+    check_addr(a.addr, tls.is_some())?;
     let docker = conn.connect().await?;
     // Unversioned paths: the page names the API version it wants, if any.
     let raw = Raw {
@@ -79,4 +86,17 @@ pub async fn ui(conn: &Conn, a: UiArgs) -> anyhow::Result<()> {
         }
     }
     server::serve(listener, tls, auth, raw).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_loopback_needs_tls() {
+        let a = |s: &str| s.parse().unwrap();
+        assert!(super::check_addr(a("127.0.0.1:0"), false).is_ok());
+        assert!(super::check_addr(a("[::1]:8080"), false).is_ok());
+        assert!(super::check_addr(a("0.0.0.0:8080"), false).is_err());
+        assert!(super::check_addr(a("10.1.2.3:8080"), false).is_err());
+        assert!(super::check_addr(a("0.0.0.0:8080"), true).is_ok());
+    }
 }

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::{self, Auth, Refusal};
 use super::reply::{self, Body};
-use super::{assets, proxy, ws};
+use super::{assets, fanin, proxy, ws};
 use crate::raw::Raw;
 
 struct State {
@@ -115,6 +115,15 @@ async fn route_path(state: &State, req: Request<Incoming>, path: &str) -> Respon
             return refused(r);
         }
         return proxy::forward(&state.raw, Request::from_parts(parts, body), rest).await;
+    }
+    if path == fanin::PATH {
+        if let Err(r) = state.auth.api(&parts) {
+            return refused(r);
+        }
+        if parts.method != Method::GET {
+            return reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        return fanin::serve(&state.raw, parts.uri.query());
     }
     if let Some(id) = path.strip_prefix(ws::EXEC_PREFIX) {
         if let Err(r) = state.auth.websocket(&parts) {
