@@ -408,7 +408,18 @@ fn a_pull_from_a_local_registry_shows_its_layers_and_final_status() {
     let dir = scratch();
     let reg = LocalRegistry::start(dir.path()).expect("docker-registry runs (CI installs it)");
     let image = format!("127.0.0.1:{}/ui/bb:1", reg.port);
-    d.docker_ok(&["tag", "busybox:latest", &image]);
+    // Two layers: busybox's and one committed on top.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "ui-layer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo two > /layer2",
+    ]);
+    d.docker_ok(&["commit", "ui-layer", &image]);
+    d.docker_ok(&["rm", "ui-layer"]);
     d.docker_ok(&["push", &image]);
     d.docker_ok(&["rmi", &image, "busybox:latest"]);
 
@@ -432,7 +443,7 @@ fn a_pull_from_a_local_registry_shows_its_layers_and_final_status() {
         "return [...document.querySelectorAll('[data-testid=\"pull-progress\"] [data-testid=\"pull-layer\"]')].map(e => e.dataset.layer);",
     );
     let layers = layers.as_array().cloned().unwrap_or_default();
-    assert!(!layers.is_empty(), "no pull-layer rows");
+    assert_eq!(layers.len(), 2, "one pull-layer row per layer: {layers:?}");
     assert!(
         layers
             .iter()
