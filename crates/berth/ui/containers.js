@@ -130,16 +130,20 @@ export function ContainersPage() {
     const ac = new AbortController();
     let map = new Map();
     const pending = new Set();
-    const refetch = batch(async () => {
+    // One re-fetch at a time, so an older answer never lands last.
+    let chain = Promise.resolve();
+    const refetch = batch(() => { chain = chain.then(update); }, 150);
+    const update = async () => {
       const ids = [...pending];
       pending.clear();
+      if (!ids.length) return;
       try {
         const got = await getJSON('/containers/json' + q({ all: 1, filters: { id: ids } }), ac.signal);
         const byId = new Map(got.map((c) => [c.Id, c]));
         for (const id of ids) { if (byId.has(id)) map.set(id, byId.get(id)); else map.delete(id); }
         setList(new Map(map));
       } catch (e) { if (!ac.signal.aborted) setError(e); }
-    }, 150);
+    };
     // Events first, so nothing between the list and the stream is missed;
     // if the stream ends (the daemon restarted), both again a moment later.
     let retry = null;
@@ -155,12 +159,13 @@ export function ContainersPage() {
             const id = (ev.Actor && ev.Actor.ID) || ev.id;
             if (id) { pending.add(id); refetch(); }
           }).catch(() => {}).finally(() => again(2000));
-          return getJSON('/containers/json?all=1', ac.signal);
-        })
-        .then((cs) => {
-          const fresh = new Map(cs.map((c) => [c.Id, c]));
-          map = fresh;
-          setList(new Map(map));
+          // In the re-fetch queue: an event's answer never lands before it.
+          const whole = chain.then(() => getJSON('/containers/json?all=1', ac.signal)).then((cs) => {
+            map = new Map(cs.map((c) => [c.Id, c]));
+            setList(new Map(map));
+          });
+          chain = whole.catch(() => {});
+          return whole;
         })
         .catch((e) => {
           if (ac.signal.aborted) return;

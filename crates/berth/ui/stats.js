@@ -20,9 +20,9 @@ function sums(s) {
 
 const CHARTS = [
   { key: 'cpu', title: 'CPU %', series: ['CPU %'], fmt: (v) => v.toFixed(v < 1 ? 2 : 1) + ' %', tick: (v) => +v.toPrecision(6) + ' %', min: 1 },
-  { key: 'mem', title: 'Memory', series: ['used'], fmt: bytes },
-  { key: 'net', title: 'Network (per second)', series: ['rx', 'tx'], fmt: bytes },
-  { key: 'blkio', title: 'Block I/O (per second)', series: ['read', 'write'], fmt: bytes },
+  { key: 'mem', title: 'Memory', series: ['used'], fmt: bytes, min: 1e6 },
+  { key: 'net', title: 'Network (per second)', series: ['rx', 'tx'], fmt: bytes, min: 1000 },
+  { key: 'blkio', title: 'Block I/O (per second)', series: ['read', 'write'], fmt: bytes, min: 1000 },
 ];
 const COLORS = ['#1a73e8', '#e8711a'];
 const two = (n) => String(n).padStart(2, '0');
@@ -51,7 +51,7 @@ export function StatsTab({ id, running }) {
           series: [{}, ...c.series.map((label, i) => ({ label, stroke: COLORS[i], width: 1.5, value: (u, v) => (v == null ? '—' : c.fmt(v)) }))],
           axes: [{ stroke: fg, grid, ticks: grid, space: 90, values: (u, vs) => vs.map(clock) }, { stroke: fg, grid, ticks: grid, size: 70, values: (u, vs) => vs.map(c.tick || c.fmt) }],
           legend: { show: false },
-          scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(c.min || 1, (hi || 0) * 1.1)] } },
+          scales: { x: { time: true, range: (u, lo, hi) => (hi == null ? [lo, hi] : [Math.min(lo, hi - 60), hi]) }, y: { range: (u, lo, hi) => [0, Math.max(c.min || 1, (hi || 0) * 1.1)] } },
         }, [[]].concat(c.series.map(() => [])), el.querySelector('.plot'));
       }
       ro = new ResizeObserver(() => {
