@@ -142,6 +142,14 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
     ));
     assert_eq!(name, Value::String("ui-list-up".into()));
     b.screenshot("containers");
+    // The search box narrows the list.
+    b.type_into("input[data-testid=\"container-search\"]", "shop-");
+    b.wait_js(
+        "only the shop rows",
+        WAIT,
+        "const ns = [...document.querySelectorAll('[data-testid=\"container-row\"]')].map(r => r.dataset.name).sort();
+         return ns.join(',') === 'shop-db-1,shop-web-1';",
+    );
 
     // The page and its headers.
     let page = ui.req("GET", &format!("/?token={}", ui.token), &[], b"");
@@ -615,10 +623,41 @@ fn the_network_picture_shows_which_container_sits_on_which_network() {
         "return document.querySelectorAll('svg[data-testid=\"network-graph\"] [data-testid=\"net-edge\"]').length >= 3;",
     );
     b.screenshot("networks");
+}
+
+#[test]
+fn the_volumes_and_host_pages_show_what_the_daemon_has() {
+    let Some(drv) = browser::driver() else { return };
+    let d = daemon();
+    let vol = format!("uivol{}", &berth_tests::random_hex()[..6]);
+    d.docker_ok(&["volume", "create", &vol]);
+    let ui = Ui::start(&d);
+    let b = Browser::open(&drv);
+    b.goto(&ui.page("#/volumes"));
+    b.wait_ready();
+    b.wait_css(
+        &format!("[data-testid=\"volume-row\"][data-name=\"{vol}\"]"),
+        WAIT,
+    );
     b.goto(&ui.page("#/host"));
     b.wait_ready();
-    b.wait_css("[data-testid=\"host-info\"]", WAIT);
+    for hook in ["host-info", "df-chart", "event-timeline"] {
+        b.wait_css(&format!("[data-testid=\"{hook}\"]"), WAIT);
+    }
+    // The timeline is live: an event after the page opened shows.
+    let net = format!("uievt{}", &berth_tests::random_hex()[..6]);
+    d.docker_ok(&["network", "create", &net]);
+    b.wait_js(
+        "the new network in the event timeline",
+        WAIT,
+        &format!(
+            "const e = document.querySelector('[data-testid=\"event-timeline\"]'); return !!e && e.textContent.includes('{net}');"
+        ),
+    );
     b.screenshot("host");
+    // Volumes are removed with the daemon's scratch directory; the
+    // network by the daemon's teardown.
+    d.docker_ok(&["volume", "rm", &vol]);
 }
 
 #[test]
