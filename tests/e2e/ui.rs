@@ -678,3 +678,42 @@ fn the_browser_harness_drives_chromium() {
         serde_json::json!([1280, 800])
     );
 }
+
+#[test]
+fn odd_paths_get_json_errors_and_the_server_stays_up() {
+    // No browser: what a hostile local client might send.
+    let d = daemon();
+    let ui = Ui::start(&d);
+    let t = ui.token.clone();
+    let c = ui.cookie();
+    let auth = [("X-Berth-Token", t.as_str()), ("Cookie", c.as_str())];
+    for path in [
+        "/api/engine/../../etc/passwd",
+        "/api/engine/%2e%2e/%2e%2e/etc/passwd",
+        "/api/engine/containers%2fjson",
+        "/api/engine/containers/..%2f..%2fimages/json",
+        "/api/engine/./_ping",
+        "/assets/../../../../etc/passwd",
+        "/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/assets/..%2f..%2f..%2fetc/passwd",
+        "/api/nothing-here",
+        "/api/ws/exec/nonexistent",
+    ] {
+        let r = ui.req("GET", path, &auth, b"");
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            (400..500).contains(&r.status),
+            "{path}: status {} body {body}",
+            r.status
+        );
+        assert!(!body.contains("root:"), "{path} served a host file: {body}");
+        assert_refused(&r, path, &[r.status]);
+    }
+    // A token far too long, and a header flood: refused, not a crash.
+    let long = "x".repeat(64 * 1024);
+    let r = ui.req("GET", "/api/engine/_ping", &[("X-Berth-Token", &long)], b"");
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    let r = ui.api("GET", "/_ping", None);
+    assert_eq!(r.status, 200, "the server still answers");
+    assert_eq!(String::from_utf8_lossy(&r.body), "OK");
+}
