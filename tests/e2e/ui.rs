@@ -322,6 +322,46 @@ fn the_terminal_runs_what_is_typed() {
          return !!r && [...r.children].some(c => c.textContent.trim() === '42');",
     );
     b.screenshot("container-terminal");
+
+    // The terminal follows the window's size (exec resize).
+    let term = "[data-testid=\"terminal\"] .xterm-helper-textarea";
+    let size_after = |b: &Browser, tag: &str| -> (u64, u64) {
+        b.type_into(term, &format!("echo {tag} $(stty size)\u{E007}"));
+        let got = b.wait_js(
+            &format!("stty size after {tag}"),
+            WAIT,
+            &format!(
+                "const r = document.querySelector('[data-testid=\"terminal\"] .xterm-rows');
+                 const l = r && [...r.children].map(c => c.textContent.trim()).find(t => /^{tag} \\d+ \\d+$/.test(t));
+                 return l || null;"
+            ),
+        );
+        let v: Vec<u64> = got
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (v[0], v[1])
+    };
+    let (rows, cols) = size_after(&b, "before");
+    b.resize_by(-400, -300);
+    // The resize reaches the shell a moment later: ask again until it has.
+    let mut now = (rows, cols);
+    for i in 0..10 {
+        now = size_after(&b, &format!("after{i}"));
+        if now.0 < rows && now.1 < cols {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        now.0 < rows && now.1 < cols,
+        "terminal {rows}x{cols} then {}x{} after shrinking the window",
+        now.0,
+        now.1
+    );
 }
 
 #[test]

@@ -267,6 +267,14 @@ impl Browser {
         });
     }
 
+    /// Resizes the window by (dw, dh) pixels.
+    pub fn resize_by(&self, dw: i64, dh: i64) {
+        let (w, h) = self.run("window size", self.c().get_window_size());
+        let w = (w as i64 + dw).max(200) as u32;
+        let h = (h as i64 + dh).max(200) as u32;
+        self.run("window size", self.c().set_window_size(w, h));
+    }
+
     /// A Chrome DevTools Protocol command through chromedriver
     /// (`goog/cdp/execute`); its result.
     pub fn cdp(&self, cmd: &str, params: Value) -> Value {
