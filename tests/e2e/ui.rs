@@ -413,6 +413,44 @@ fn logs_follow_shows_a_line_written_after_the_page_opened() {
         ),
     );
     b.screenshot("container-logs");
+    // Timestamps on demand, and a download link.
+    b.click("input[data-testid=\"logs-timestamps\"]");
+    b.wait_js(
+        "timestamps in the logs",
+        WAIT,
+        "const e = document.querySelector('[data-testid=\"logs\"]'); return !!e && /\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d[.0-9]*Z first-line/.test(e.textContent);",
+    );
+    b.wait_css("a[data-testid=\"logs-download\"]", WAIT);
+}
+
+#[test]
+fn inspect_top_diff_and_files_tabs_show_the_container() {
+    let Some(drv) = browser::driver() else { return };
+    let d = daemon();
+    let id = run_sleeper(&d, "ui-tabs");
+    d.docker_ok(&["exec", &id, "sh", "-c", "echo hi > /ui-made-this"]);
+    let ui = Ui::start(&d);
+    let b = Browser::open(&drv);
+    open_container(&b, &ui, &id);
+    for (tab, hook, text) in [
+        ("inspect", "inspect", "ui-tabs"),
+        ("top", "top", "sleep 300"),
+        ("diff", "diff", "/ui-made-this"),
+    ] {
+        b.click(&format!("button[data-tab=\"{tab}\"]"));
+        b.wait_js(
+            &format!("{text} in the {tab} tab"),
+            WAIT,
+            &format!(
+                "const e = document.querySelector('[data-testid=\"{hook}\"]'); return !!e && e.textContent.includes('{text}');"
+            ),
+        );
+    }
+    b.click("button[data-tab=\"files\"]");
+    b.wait_css(
+        "[data-testid=\"files\"] [data-testid=\"file-entry\"][data-path=\"/etc\"]",
+        WAIT,
+    );
 }
 
 #[test]
