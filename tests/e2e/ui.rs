@@ -795,3 +795,30 @@ fn odd_paths_get_json_errors_and_the_server_stays_up() {
     assert_eq!(r.status, 200, "the server still answers");
     assert_eq!(String::from_utf8_lossy(&r.body), "OK");
 }
+
+#[test]
+fn the_pages_are_reachable_from_the_keyboard() {
+    let Some(drv) = browser::driver() else { return };
+    let d = daemon();
+    let ui = Ui::start(&d);
+    let b = Browser::open(&drv);
+    b.goto(&ui.url);
+    b.wait_ready();
+    // Tab from the top of the page to the images link, then Enter.
+    let mut reached = false;
+    for _ in 0..30 {
+        b.press("\u{E004}");
+        let nav = b.js("const a = document.activeElement; return a && a.dataset ? a.dataset.nav || null : null;");
+        if nav == Value::String("images".into()) {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "30 tabs did not reach a[data-nav=images]");
+    b.press("\u{E007}");
+    b.wait_js(
+        "the images page",
+        WAIT,
+        "return location.hash === '#/images' && document.body.dataset.ready === '1';",
+    );
+}

@@ -267,6 +267,16 @@ impl Browser {
         });
     }
 
+    /// Keys sent to whatever has the focus (WebDriver key codes: Tab is
+    /// `\u{E004}`, Enter `\u{E007}`).
+    pub fn press(&self, keys: &str) {
+        let c = self.c();
+        self.run("keys", async {
+            let e = c.active_element().await?;
+            e.send_keys(keys).await
+        });
+    }
+
     /// Resizes the window by (dw, dh) pixels.
     pub fn resize_by(&self, dw: i64, dh: i64) {
         let (w, h) = self.run("window size", self.c().get_window_size());
