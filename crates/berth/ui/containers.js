@@ -190,6 +190,18 @@ export function ContainersPage() {
     setConfirm({ c, action });
   };
 
+  // `/` jumps to the search box, as on many list pages.
+  useEffect(() => {
+    const slash = (e) => {
+      const t = e.target;
+      if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable))) return;
+      const box = document.querySelector('[data-testid="container-search"]');
+      if (box) { box.focus(); e.preventDefault(); }
+    };
+    addEventListener('keydown', slash);
+    return () => removeEventListener('keydown', slash);
+  }, []);
+
   useEffect(() => {
     if (list === null || limit >= list.size) return undefined;
     const t = requestAnimationFrame(() => setLimit((l) => l + SLICE));
@@ -224,7 +236,7 @@ export function ContainersPage() {
   return html`<section class="page">
     <div class="toolbar">
       <h1>Containers <span class="muted small">${list.size} · ${counts.running || 0} running</span></h1>
-      <input type="search" data-testid="container-search" placeholder="Search name, image or ID" aria-label="Search containers"
+      <input type="search" data-testid="container-search" placeholder="Search name, image or ID  ( / )" aria-label="Search containers"
         value=${search} onInput=${(e) => setSearch(e.target.value)} />
       <select aria-label="Filter by state" data-testid="container-state-filter" value=${stateFilter} onChange=${(e) => setStateFilter(e.target.value)}>
         ${['all', 'running', 'paused', 'exited', 'created', 'restarting', 'dead'].map((s) => html`<option value=${s}>${s}${s !== 'all' && counts[s] ? ` (${counts[s]})` : ''}</option>`)}

@@ -64,6 +64,25 @@ pub fn target(rest: &str, query: Option<&str>) -> Result<String, &'static str> {
     Ok(t)
 }
 
+/// A pull the page sent without credentials gets the user's own for that
+/// registry, as `docker pull` would (the dashboard's user is the CLI's).
+fn pull_auth(method: &Method, path: &str) -> Option<String> {
+    if method != Method::POST {
+        return None;
+    }
+    let query = path.strip_prefix("/images/create?")?;
+    let image = query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "fromImage").then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })?;
+    let r = berth_api::reference::Reference::parse(&image).ok()?;
+    Some(crate::creds::registry_auth_header(&r.domain))
+}
+
 /// The daemon's response headers worth passing on.
 fn passed_back(name: &str) -> bool {
     matches!(
@@ -102,6 +121,8 @@ pub async fn forward(raw: &Raw, req: Request<Incoming>, rest: &str) -> Response<
         .and_then(|v| v.to_str().ok())
     {
         extra.push(("X-Registry-Auth", a.to_string()));
+    } else if let Some(auth) = pull_auth(&method, &path) {
+        extra.push(("X-Registry-Auth", auth));
     }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes().to_vec(),
@@ -180,6 +201,18 @@ mod tests {
             "/containers/abc/logs?follow=1&filters=%7B%22a%22%3A1%7D"
         );
         assert_eq!(target("v1.47/version", None).unwrap(), "/v1.47/version");
+    }
+
+    #[test]
+    fn pulls_carry_the_users_credentials() {
+        use http::Method;
+        assert!(
+            super::pull_auth(&Method::POST, "/images/create?fromImage=busybox&tag=latest")
+                .is_some()
+        );
+        assert!(super::pull_auth(&Method::GET, "/images/create?fromImage=busybox").is_none());
+        assert!(super::pull_auth(&Method::POST, "/images/json").is_none());
+        assert!(super::pull_auth(&Method::POST, "/images/create?tag=x").is_none());
     }
 
     #[test]

@@ -161,6 +161,10 @@ fn page(state: &State, parts: &http::request::Parts) -> Response<Body> {
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'[' | b']'))
+        })
         .unwrap_or("");
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
