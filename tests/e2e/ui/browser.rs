@@ -17,6 +17,9 @@ use serde_json::{json, Value};
 pub struct Driver {
     child: Child,
     pub port: u16,
+    /// HOME and XDG dirs of chromedriver and its browsers (Chromium writes
+    /// its crash database and dconf cache there), removed with it.
+    _home: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -58,16 +61,24 @@ pub fn driver() -> Option<Arc<Driver>> {
         return Some(d);
     }
     let port = net::free_port();
+    let home = scratch();
     use std::os::unix::process::CommandExt;
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .env("XDG_CACHE_HOME", home.path().join(".cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .expect("chromedriver starts");
-    let d = Arc::new(Driver { child, port });
+    let d = Arc::new(Driver {
+        child,
+        port,
+        _home: home,
+    });
     let ready = wait_for(Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && net_get_ok(port, "/status")
     });
