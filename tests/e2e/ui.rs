@@ -653,6 +653,23 @@ fn cross_site_requests_are_refused() {
         401,
         "a WebSocket without the token"
     );
+    // DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends
+    // its own Host (and, being same-origin to itself, no Origin).
+    for path in [
+        format!("/?token={}", ui.token),
+        "/api/engine/containers/json".into(),
+    ] {
+        let st = ui.status_with_host(&path, &format!("evil.example:{}", ui.port));
+        assert!(
+            st == 403 || st == 421 || st == 400,
+            "{path} with a foreign Host: {st}"
+        );
+    }
+    assert_eq!(
+        ui.status_with_host("/api/engine/_ping", &format!("localhost:{}", ui.port)),
+        200,
+        "a loopback name is fine"
+    );
     assert!(running(&d, &id), "a refused request stopped the container");
 
     // The same requests made properly work (so the refusals above mean
