@@ -107,6 +107,14 @@ class Row extends Component {
 
 const PROJECT = 'com.docker.compose.project';
 
+// Newest first, then by name (plain comparison: localeCompare over a
+// thousand rows costs more than the whole render).
+function byAge(a, b) {
+  if (a.Created !== b.Created) return b.Created - a.Created;
+  const x = a.Names && a.Names[0], y = b.Names && b.Names[0];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 export function ContainersPage() {
   const [list, setList] = useState(null);
   const [search, setSearch] = useState('');
@@ -214,7 +222,7 @@ export function ContainersPage() {
   const rows = [...list.values()]
     .filter((c) => stateFilter === 'all' || c.State === stateFilter)
     .filter((c) => !needle || cname(c).toLowerCase().includes(needle) || c.Image.toLowerCase().includes(needle) || c.Id.startsWith(needle))
-    .sort((a, b) => b.Created - a.Created || cname(a).localeCompare(cname(b)))
+    .sort(byAge)
     .slice(0, limit);
   const groups = new Map();
   const loose = [];
@@ -244,6 +252,7 @@ export function ContainersPage() {
     </div>
     <${ErrorBar} error=${error} onClose=${() => setError(null)} />
     <table class="list" onKeyDown=${keys}>
+      <colgroup><col class="c-name" /><col class="c-state" /><col class="c-status" /><col class="c-image" /><col class="c-ports" /><col class="c-cpu" /><col class="c-mem" /><col class="c-actions" /></colgroup>
       <thead><tr><th>Name</th><th>State</th><th>Status</th><th>Image</th><th>Ports</th><th class="num">CPU</th><th class="num">Memory</th><th>Actions</th></tr></thead>
       ${[...groups.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([p, cs]) => html`<tbody key=${'p:' + p} data-testid="compose-group" data-project=${p}>
         <tr class="group"><th colspan="8" scope="rowgroup">▾ ${p} <span class="muted small">(compose, ${cs.length})</span></th></tr>
