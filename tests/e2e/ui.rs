@@ -478,11 +478,18 @@ fn the_stats_charts_get_points() {
             ),
         );
     }
-    // A few more seconds of history for the picture (not needed by the check).
+    // A few more seconds of history for the picture (not needed by the
+    // check); `BERTH_UI_SHOT_HISTORY=45` for the README's.
+    let history: u64 = std::env::var("BERTH_UI_SHOT_HISTORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     b.wait_js(
-        "six CPU points",
-        Duration::from_secs(30),
-        "return Number(document.querySelector('[data-testid=\"chart-cpu\"]').dataset.points) >= 6;",
+        "more CPU points",
+        Duration::from_secs(history + 30),
+        &format!(
+            "return Number(document.querySelector('[data-testid=\"chart-cpu\"]').dataset.points) > {history};"
+        ),
     );
     b.screenshot("container-stats");
 }
