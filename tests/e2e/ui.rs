@@ -286,6 +286,37 @@ fn start_and_stop_from_the_page_show_through_the_events_stream() {
     d.docker_ok(&["start", &id]);
     wait_state(&b, &id, "running");
 
+    // Pause and unpause need no confirmation; remove does.
+    b.click(&format!("{} button[data-action=\"pause\"]", row(&id)));
+    wait_state(&b, &id, "paused");
+    b.click(&format!("{} button[data-action=\"unpause\"]", row(&id)));
+    wait_state(&b, &id, "running");
+    b.click(&format!("{} button[data-action=\"remove\"]", row(&id)));
+    b.wait_css(
+        "[data-testid=\"confirm\"] button[data-testid=\"confirm-cancel\"]",
+        WAIT,
+    );
+    b.click("[data-testid=\"confirm\"] button[data-testid=\"confirm-cancel\"]");
+    b.wait_js(
+        "the confirmation gone",
+        WAIT,
+        "return !document.querySelector('[data-testid=\"confirm\"]');",
+    );
+    assert!(running(&d, &id), "cancel removed the container");
+    b.click(&format!("{} button[data-action=\"remove\"]", row(&id)));
+    b.wait_css(
+        "[data-testid=\"confirm\"] button[data-testid=\"confirm-ok\"]",
+        WAIT,
+    );
+    b.click("[data-testid=\"confirm\"] button[data-testid=\"confirm-ok\"]");
+    let css = serde_json::to_string(&row(&id)).expect("json");
+    b.wait_js(
+        "the row gone",
+        WAIT,
+        &format!("return !document.querySelector({css});"),
+    );
+    assert!(!d.docker(&["inspect", &id]).status.success(), "still there");
+
     assert_eq!(
         b.js("return window.__berthTestMarker || null;"),
         Value::String("kept".into()),
