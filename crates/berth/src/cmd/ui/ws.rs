@@ -101,6 +101,11 @@ where
                 break;
             }
         }
+        // The page is gone: nothing will hang the TTY up, and an exec has
+        // no kill API, so do what a user leaving would: ^C, then ^D (a
+        // shell at its prompt exits; closing stdin alone leaves it running).
+        let _ = dw.write_all(b"\x03\x04").await;
+        let _ = dw.flush().await;
         let _ = dw.shutdown().await;
     };
     let output = async {
