@@ -84,3 +84,16 @@ export const q = (o) => {
   const s = p.toString();
   return s ? '?' + s : '';
 };
+
+// As streamJSON, but reconnecting (2 s later) when the stream ends or
+// fails, e.g. across a daemon restart; onOpen runs on every connection so
+// the caller can reload what it may have missed.
+export function followJSON(path, onObj, signal, onOpen) {
+  const go = () => {
+    call('GET', path, { signal })
+      .then((r) => { if (onOpen) onOpen(); return readJSONLines(r, onObj); })
+      .catch(() => {})
+      .finally(() => { if (!signal.aborted) setTimeout(() => { if (!signal.aborted) go(); }, 2000); });
+  };
+  go();
+}

@@ -1,7 +1,7 @@
 // A container's page: its inspect data (refreshed on its events), the
 // actions, and tabs; only the open tab holds streams.
 import { html, useState, useEffect } from './lib.js';
-import { getJSON, streamJSON, q } from './api.js';
+import { getJSON, followJSON, q } from './api.js';
 import { ready, short } from './util.js';
 import { Confirm, ErrorBar } from './dialog.js';
 import { act } from './containers.js';
@@ -62,10 +62,11 @@ export function ContainerPage({ arg, tab: first }) {
     const load = () => getJSON(`/containers/${encodeURIComponent(arg)}/json`, ac.signal)
       .then(setInfo).catch((e) => { if (!ac.signal.aborted) { setError(e); ready(); } });
     load();
-    streamJSON('/events' + q({ filters: { type: ['container'], container: [arg] } }), (ev) => {
+    let opened = false;
+    followJSON('/events' + q({ filters: { type: ['container'], container: [arg] } }), (ev) => {
       const a = ev.Action || '';
       if (!a.startsWith('exec_') && !a.startsWith('archive') && a !== 'top') load();
-    }, ac.signal, () => {});
+    }, ac.signal, () => { if (opened) load(); opened = true; });
     return () => ac.abort();
   }, [arg]);
   useEffect(() => { if (info) ready(); }, [info !== null]);

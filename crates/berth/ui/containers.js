@@ -124,6 +124,8 @@ export function ContainersPage() {
   // Rows render in slices (the first at once, the rest a frame apart), so
   // a thousand containers neither delay the first paint nor freeze input.
   const [limit, setLimit] = useState(FIRST_SLICE);
+  const [folded, setFolded] = useState(() => new Set());
+  const fold = (p) => setFolded((f) => { const n = new Set(f); if (n.has(p)) n.delete(p); else n.add(p); return n; });
   const live = useMemo(() => new LiveStats(), []);
   const runningRef = useRef(new Set());
   const io = useMemo(() => new IntersectionObserver((entries) => {
@@ -255,8 +257,10 @@ export function ContainersPage() {
       <colgroup><col class="c-name" /><col class="c-state" /><col class="c-status" /><col class="c-image" /><col class="c-ports" /><col class="c-cpu" /><col class="c-mem" /><col class="c-actions" /></colgroup>
       <thead><tr><th>Name</th><th>State</th><th>Status</th><th>Image</th><th>Ports</th><th class="num">CPU</th><th class="num">Memory</th><th>Actions</th></tr></thead>
       ${[...groups.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([p, cs]) => html`<tbody key=${'p:' + p} data-testid="compose-group" data-project=${p}>
-        <tr class="group"><th colspan="8" scope="rowgroup">▾ ${p} <span class="muted small">(compose, ${cs.length})</span></th></tr>
-        ${cs.map(row)}
+        <tr class="group"><th colspan="8" scope="rowgroup">
+          <button type="button" class="link" aria-expanded=${folded.has(p) ? 'false' : 'true'} data-testid="compose-toggle" onClick=${() => fold(p)}>${folded.has(p) ? '▸' : '▾'} ${p}</button>
+          <span class="muted small"> compose project · ${cs.length} · ${cs.filter((c) => c.State === 'running').length} running</span></th></tr>
+        ${folded.has(p) ? null : cs.map(row)}
       </tbody>`)}
       <tbody key="loose">${loose.map(row)}</tbody>
     </table>
