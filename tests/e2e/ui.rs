@@ -142,6 +142,20 @@ fn the_dashboard_lists_the_tests_containers_and_serves_nothing_without_the_token
     ));
     assert_eq!(name, Value::String("ui-list-up".into()));
     b.screenshot("containers");
+    // A Compose group folds and unfolds.
+    let toggle = "[data-testid=\"compose-group\"][data-project=\"shop\"] button[data-testid=\"compose-toggle\"]";
+    let web_row = serde_json::to_string(&row(&web)).expect("json");
+    let shown = format!(
+        "const r = document.querySelector({web_row}); return !!r && r.getClientRects().length > 0;"
+    );
+    b.click(toggle);
+    b.wait_js(
+        "the shop rows folded",
+        WAIT,
+        &format!("return !(() => {{ {shown} }})();"),
+    );
+    b.click(toggle);
+    b.wait_js("the shop rows shown again", WAIT, &shown);
     // The search box narrows the list.
     b.type_into("input[data-testid=\"container-search\"]", "shop-");
     b.wait_js(
@@ -354,6 +368,21 @@ fn the_terminal_runs_what_is_typed() {
     );
     b.screenshot("container-terminal");
 
+    // Leaving the tab ends the shell (no exec outlives its terminal).
+    let shells = |d: &Daemon| {
+        let ids = d.docker_ok(&["inspect", "-f", "{{json .ExecIDs}}", &id]);
+        let ids: Vec<String> = serde_json::from_str(ids.trim()).unwrap_or_default();
+        ids.iter()
+            .filter(|e| {
+                let (_, _, b) = d.raw("GET", &format!("/exec/{e}/json"), None);
+                serde_json::from_slice::<Value>(&b).is_ok_and(|v| v["Running"] == true)
+            })
+            .count()
+    };
+    assert!(
+        shells(&d) >= 1,
+        "no running exec while the terminal is open"
+    );
     // The terminal follows the window's size (exec resize).
     let term = "[data-testid=\"terminal\"] .xterm-helper-textarea";
     let size_after = |b: &Browser, tag: &str| -> (u64, u64) {
@@ -393,6 +422,12 @@ fn the_terminal_runs_what_is_typed() {
         now.0,
         now.1
     );
+    b.click("button[data-tab=\"logs\"]");
+    let gone =
+        berth_tests::wait_for_polling(Duration::from_millis(200), Duration::from_secs(15), || {
+            shells(&d) == 0
+        });
+    assert!(gone, "the terminal's shell outlived its tab");
 }
 
 #[test]
