@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 pub struct Driver {
     child: Child,
     pub port: u16,
+    /// The browser binary found on `PATH`.
+    chromium: PathBuf,
     /// HOME and XDG dirs of chromedriver and its browsers (Chromium writes
     /// its crash database and dconf cache there), removed with it.
     _home: tempfile::TempDir,
@@ -47,15 +49,15 @@ fn which(name: &str) -> Option<PathBuf> {
 /// `CI` is unset (a local run without a browser skips, saying why). In CI
 /// a missing browser fails the test: `.ci/run` installs it.
 pub fn driver() -> Option<Arc<Driver>> {
-    let have = which("chromium").is_some() && which("chromedriver").is_some();
-    if !have {
+    let found = which("chromium").filter(|_| which("chromedriver").is_some());
+    let Some(chromium) = found else {
         assert!(
             std::env::var_os("CI").is_none(),
             "chromium and chromedriver must be installed (apt-get install chromium chromium-driver)"
         );
         eprintln!("SKIPPED: chromium/chromedriver not installed (CI unset)");
         return None;
-    }
+    };
     let mut slot = DRIVER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(d) = slot.upgrade() {
         return Some(d);
@@ -77,6 +79,7 @@ pub fn driver() -> Option<Arc<Driver>> {
     let d = Arc::new(Driver {
         child,
         port,
+        chromium,
         _home: home,
     });
     let ready = wait_for(Duration::from_secs(20), || {
@@ -133,7 +136,7 @@ impl Browser {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
+                "binary": driver.chromium,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu",
                     "--disable-dev-shm-usage", "--window-size=1280,800",
