@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(pkg-config libseccomp-dev libssl-dev busybox-static iproute2 iptables nftables
       curl ca-certificates openssl skopeo docker-registry apache2-utils psmisc procps
-      python3 python3-pip python3-venv)
+      python3 python3-pip python3-venv
+      chromium chromium-driver)  # the last two: the dashboard's browser tests (tests/e2e/ui.rs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -142,6 +142,8 @@ enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(cmd::prune::BuilderCmd),
+    /// Serve the web dashboard (prints its URL, with a one-time token)
+    Ui(cmd::ui::UiArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(cmd::completion::CompletionArgs),
     /// Write a man page for every command into a directory
@@ -212,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Commit(a) => cmd::ops::commit(&cli.conn, a).await,
         Command::Rootless(c) => cmd::rootless::rootless(c),
         Command::Builder(c) => cmd::prune::builder(&cli.conn, c).await,
+        Command::Ui(a) => cmd::ui::ui(&cli.conn, a).await,
         // Run before the runtime starts (`local`).
         Command::Context(_) | Command::Completion(_) | Command::Man(_) | Command::External(_) => {
             Ok(())

@@ -226,6 +226,11 @@ impl Raw {
 }
 
 impl Response {
+    /// All response headers, names lower-cased.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

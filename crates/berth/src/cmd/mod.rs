@@ -18,6 +18,7 @@ pub mod rootless;
 pub mod run;
 pub mod stats;
 pub mod system;
+pub mod ui;
 pub mod volumes;
 
 use crate::client::Conn;
