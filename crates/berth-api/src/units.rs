@@ -78,6 +78,19 @@ pub fn bytes_size(size: f64) -> String {
 /// go-units' `RAMInBytes`: `512m`, `1g`, `1.5GiB`, `64 MB`, `1024`; units
 /// are binary whatever their spelling, and any case goes.
 pub fn ram_in_bytes(s: &str) -> Result<i64, SizeError> {
+    parse_size(s, 1024.0)
+}
+
+/// go-units' `FromHumanSize`: the same spellings as `ram_in_bytes`, but
+/// units are decimal whatever their spelling (`1k` and `1KiB` are 1000),
+/// as dockerd reads log drivers' `max-size`.
+pub fn from_human_size(s: &str) -> Result<i64, SizeError> {
+    parse_size(s, 1000.0)
+}
+
+/// go-units' `parseSize`: a number, an optional space, and a unit of
+/// `base`'s powers.
+fn parse_size(s: &str, base: f64) -> Result<i64, SizeError> {
     let Some(sep) = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') else {
         return Err(SizeError::InvalidSize(s.to_string()));
     };
@@ -110,11 +123,11 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, SizeError> {
         };
     }
     let mult: f64 = match b[0] {
-        b'k' => 1024.0,
-        b'm' => 1024f64.powi(2),
-        b'g' => 1024f64.powi(3),
-        b't' => 1024f64.powi(4),
-        b'p' => 1024f64.powi(5),
+        b'k' => base,
+        b'm' => base.powi(2),
+        b'g' => base.powi(3),
+        b't' => base.powi(4),
+        b'p' => base.powi(5),
         _ => return Err(bad()),
     };
     size *= mult;

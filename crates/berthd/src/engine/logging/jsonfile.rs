@@ -33,11 +33,11 @@ const OPTS: &[&str] = &[
     "tag",
 ];
 
-/// `10m`, `1g`, `512k`, plain bytes (Docker's `units.RAMInBytes`); the
+/// `10m`, `1g`, `512k`, plain bytes (go-units' `FromHumanSize`, decimal); the
 /// log driver's `max-size`, which must not be negative.
 pub fn parse_size(s: &str) -> Option<u64> {
     // Surrounding blanks were always forgiven here.
-    berth_api::units::ram_in_bytes(s.trim())
+    berth_api::units::from_human_size(s.trim())
         .ok()
         .and_then(|n| u64::try_from(n).ok())
 }
@@ -180,8 +180,9 @@ mod tests {
 
     #[test]
     fn sizes_parse_like_docker() {
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("10m"), Some(10_000_000));
+        assert_eq!(parse_size("1k"), Some(1000));
+        assert_eq!(parse_size("1KiB"), Some(1000));
         assert_eq!(parse_size("100"), Some(100));
         assert!(parse_size("x").is_none());
     }
@@ -208,7 +209,7 @@ mod tests {
             d.shim_sink(&info),
             ShimSink {
                 path: "/d/c-json.log".into(),
-                max_size: 1024,
+                max_size: 1000,
                 max_file: 2,
                 ..Default::default()
             }

@@ -51,7 +51,7 @@ pub(super) fn parse_bool(v: &str) -> Option<bool> {
 fn config(o: &HashMap<String, String>) -> std::result::Result<(u64, u32, bool), String> {
     let mut size = DEFAULT_MAX_SIZE;
     if let Some(v) = o.get("max-size") {
-        let n = berth_api::units::ram_in_bytes(v)
+        let n = berth_api::units::from_human_size(v)
             .map_err(|e| format!("invalid value for max-size: {v}: {e}"))?;
         size = u64::try_from(n).map_err(|_| "max size should be a positive number".to_string())?;
     }
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(s.format, "local");
         assert!(Local.log_path(&info(&[])).is_empty());
         let s = Local.shim_sink(&info(&[("max-size", "1k"), ("compress", "false")]));
-        assert_eq!((s.max_size, s.max_file, s.compress), (1024, 5, false));
+        assert_eq!((s.max_size, s.max_file, s.compress), (1000, 5, false));
     }
 
     #[test]

@@ -619,7 +619,7 @@ mod tests {
         );
         assert!(s.compress);
         let s = cache_sink(&info(&[("cache-max-size", "1k"), ("cache-max-file", "2")]));
-        assert_eq!((s.max_size, s.max_file), (1024, 2));
+        assert_eq!((s.max_size, s.max_file), (1000, 2));
         assert!(!cache_sink(&info(&[("cache-compress", "false")])).compress);
         assert!(!cache_sink(&info(&[("cache-max-file", "1")])).compress);
         assert!(cache_sink(&info(&[("cache-disabled", "true")]))
