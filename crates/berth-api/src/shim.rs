@@ -78,11 +78,6 @@ pub struct ShimConfig {
     /// `init_bpf`); exec'd processes never get them.
     #[serde(default)]
     pub lent_caps: Vec<String>,
-    /// The container is removed as soon as it exits (AutoRemove): its exit
-    /// record is written without waiting for the disk (it only serves a
-    /// daemon that comes to collect the exit after the shim has gone).
-    #[serde(default)]
-    pub volatile_exit: bool,
     /// Where the runtime's state directory is moved when the container has
     /// exited, to be deleted after the exit is reported (same file system
     /// as `runtime_root`; berthd empties it at start). Empty: deleted in

@@ -413,12 +413,16 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
         finished_at: now_rfc3339(),
         oom_killed: oom,
     };
-    // Recorded (durably, unless the container is removed on exit anyway)
-    // before anyone is told.
+    // Recorded before anyone is told, atomically (a rename) but without
+    // waiting for the disk: the record serves a daemon that was killed or
+    // restarted and collects the exit after the shim has gone, and the page
+    // cache outlives any process. A host crash takes the shim and its
+    // container with it (and the default exec root is a tmpfs), so an fsync
+    // would only keep, on a persistent exec root, the exit code of a
+    // container that the daemon finds gone at boot anyway.
     if let Err(e) = write_atomic(
         &shim.cfg.exit_file,
         &serde_json::to_vec(&status).unwrap_or_default(),
-        !shim.cfg.volatile_exit,
     ) {
         eprintln!("berth-shim: writing {}: {e}", shim.cfg.exit_file);
     }
@@ -432,14 +436,9 @@ async fn init_exited(shim: Rc<Shim>, code: i32) {
     shim.exited.notify_one();
 }
 
-fn write_atomic(path: &str, data: &[u8], durable: bool) -> std::io::Result<()> {
-    use std::io::Write;
+fn write_atomic(path: &str, data: &[u8]) -> std::io::Result<()> {
     let tmp = format!("{path}.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    if durable {
-        f.sync_all()?;
-    }
+    std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -193,7 +193,6 @@ impl Runner for PluginRunner {
             seccomp_bpf: String::new(),
             init_bpf: false,
             lent_caps: Vec::new(),
-            volatile_exit: true,
             trash_dir: String::new(),
             log_fifo: String::new(),
         };

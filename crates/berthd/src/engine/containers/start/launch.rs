@@ -57,7 +57,6 @@ impl Containers {
                 .map(|f| f.display().to_string())
                 .unwrap_or_default(),
             lent_caps,
-            volatile_exit: hc.auto_remove == Some(true),
             trash_dir: crate::engine::trash::dir(&self.config.exec_root)
                 .display()
                 .to_string(),
