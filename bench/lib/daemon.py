@@ -1,12 +1,14 @@
 """The daemons under test (berthd, dockerd or a baseline berthd), each in its
 own network namespace and directories, and the paired timing of samples."""
 
+import glob
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -147,6 +149,10 @@ class Daemon:
         self.dir = os.path.join(base, self.label)
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "api.sock")
+        # Exec roots on tmpfs for both engines, as their defaults are
+        # (/run/berth, /var/run/docker): on disk, file creation costs ext4's
+        # inode search and would be measured as the engine's.
+        self.exec_root = tempfile.mkdtemp(prefix=f"bench-{self.label}-", dir="/run")
         self.netns = f"bench-{self.label}-{os.getpid()}"
         self.proc = None
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
@@ -158,7 +164,7 @@ class Daemon:
         return "unix://" + self.sock
 
     def argv(self):
-        data, exe = os.path.join(self.dir, "data"), os.path.join(self.dir, "exec")
+        data, exe = os.path.join(self.dir, "data"), self.exec_root
         cfg = os.path.join(self.dir, "daemon.json")
         with open(cfg, "w") as f:
             f.write("{}")
@@ -231,6 +237,16 @@ class Daemon:
                 pass
         self.stop()
         sh(["ip", "netns", "del", self.netns], check=False)
+        shutil.rmtree(self.exec_root, ignore_errors=True)
+        if self.kind == "berthd":
+            # The daemon leaves its cgroup parent (as dockerd leaves
+            # /docker); the bench made it, so the bench removes it.
+            for parent in glob.glob(f"/sys/fs/cgroup/*/berth-bench-{self.label}"):
+                for root, _dirs, _files in os.walk(parent, topdown=False):
+                    try:
+                        os.rmdir(root)
+                    except OSError:
+                        pass
 
 
 def rm_batches(dm, ids, batch=100, check=False):
