@@ -1,6 +1,7 @@
 //! Issue 22 (items 3 and 5): `SIGHUP` reloads `daemon.json` as dockerd
-//! does, and `--metrics-addr` serves Prometheus text. Each test runs its
-//! own daemon, signals only that daemon's pid, and waits with bounds.
+//! does, and `--metrics-addr` serves Prometheus text (issue 23: so does the
+//! API socket at `/_berth/metrics`). Each test runs its own daemon, signals
+//! only that daemon's pid, and waits with bounds.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -506,4 +507,67 @@ fn a_pull_counts_its_bytes() {
     let pull = "berth_api_request_duration_seconds_count{route=\"/images/create\",method=\"POST\",code=\"200\"}";
     assert!(value(&m, pull) >= 1.0, "{text}");
     d.docker_ok(&["rmi", &tag]);
+}
+
+/// `GET /_berth/metrics` on the API socket: the daemon's metrics whether or
+/// not `--metrics-addr` is set (here it is not).
+fn api_scrape(d: &Daemon) -> (String, HashMap<String, f64>) {
+    let (status, head, body) = d.raw("GET", "/_berth/metrics", None);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        header(&head, "content-type").is_some_and(|v| v.starts_with("text/plain; version=0.0.4")),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    let m = parse_exposition(&text);
+    (text, m)
+}
+
+#[test]
+fn the_api_socket_serves_berths_metrics_at_an_unversioned_path() {
+    let d = Daemon::start_with(&[]).expect("berthd starts");
+    assert!(!d.log_text().contains("metrics API listening"));
+    fixtures::import_busybox(&d, "busybox:latest");
+    let (text, m0) = api_scrape(&d);
+    for fam in [
+        "# TYPE berth_container_start_seconds histogram",
+        "# TYPE berth_shims gauge",
+        "# TYPE berth_shim_memory_bytes gauge",
+        "# TYPE engine_daemon_engine_info gauge",
+    ] {
+        assert!(text.contains(fam), "{fam} missing:\n{text}");
+    }
+
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    d.docker_ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "60"]);
+    let (text, m1) = api_scrape(&d);
+    let starts = "berth_container_start_seconds_count";
+    assert!(value(&m1, starts) >= value(&m0, starts) + 2.0, "{text}");
+    assert!(value(&m1, "berth_shims") >= 1.0, "{text}");
+    assert!(value(&m1, "berth_shim_memory_bytes") > 0.0, "{text}");
+    // The scrape itself is timed under its own route label.
+    let own = "berth_api_request_duration_seconds_count{route=\"/_berth/metrics\",method=\"GET\",code=\"200\"}";
+    assert!(value(&m1, own) >= 1.0, "{text}");
+
+    // HEAD: the headers, no body.
+    let (status, head, body) = d.raw("HEAD", "/_berth/metrics", None);
+    assert_eq!(status, 200, "{head}");
+    assert!(body.is_empty());
+    // Versioned, other `/_berth/*` paths and other methods: dockerd's 404.
+    for (method, path) in [
+        ("GET", "/v1.50/_berth/metrics"),
+        ("GET", "/v1.41/_berth/metrics"),
+        ("GET", "/_berth/nope"),
+        ("GET", "/_berth"),
+        ("POST", "/_berth/metrics"),
+    ] {
+        let (status, head, body) = d.raw(method, path, None);
+        assert_eq!(status, 404, "{method} {path}: {head}");
+        assert_eq!(
+            body_json(&body)["message"],
+            "page not found",
+            "{method} {path}"
+        );
+    }
+    d.docker_ok(&["rm", "-f", "busy"]);
 }

@@ -272,6 +272,9 @@ impl hyper::body::Body for ReqBody {
 pub struct Req {
     pub method: Method,
     pub version: ApiVersion,
+    /// Whether the path carried a `/vX.Y` prefix (berth's own `/_berth/*`
+    /// routes are unversioned: a versioned one is not found).
+    pub versioned: bool,
     pub path: String,
     pub query: Query,
     pub headers: HeaderMap,

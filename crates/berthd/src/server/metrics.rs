@@ -1,6 +1,8 @@
 //! Metrics over HTTP: the `--metrics-addr` listener (`GET /metrics`, the
-//! Prometheus text format, as dockerd's) and the route templates API
-//! requests are timed by. A template, not the raw path, labels a request
+//! Prometheus text format, as dockerd's), the same text on the API socket
+//! at berth's own unversioned `GET /_berth/metrics` (for the dashboard;
+//! dockerd answers 404 there), and the route templates API requests are
+//! timed by. A template, not the raw path, labels a request
 //! (`/containers/{id}/start`): the label set stays bounded whatever clients
 //! send, and anything unknown is one label, `other`.
 
@@ -14,6 +16,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
+use berth_api::version::split_version_prefix;
+
+use super::http::{text, ApiResult};
 use crate::engine::Engine;
 
 /// Binds the metrics listener. dockerd allows any address; one that is not
@@ -71,17 +76,45 @@ async fn answer(engine: &Arc<Engine>, req: &Request<Incoming>) -> Response<Full<
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    // A scrape walks `/proc`: off the runtime's workers.
-    let e = engine.clone();
-    let text = tokio::task::spawn_blocking(move || e.metrics_text())
-        .await
-        .unwrap_or_default();
-    let mut r = Response::new(Full::new(Bytes::from(text)));
+    let mut r = Response::new(Full::new(Bytes::from(scrape(engine).await)));
     r.headers_mut().insert(
         ::http::header::CONTENT_TYPE,
-        ::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        ::http::HeaderValue::from_static(EXPOSITION),
     );
     r
+}
+
+/// The Prometheus text format's content type, as Go's client sends it.
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The exposition, encoded now. A scrape walks `/proc`: off the runtime's
+/// workers.
+async fn scrape(engine: &Arc<Engine>) -> String {
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || e.metrics_text())
+        .await
+        .unwrap_or_default()
+}
+
+/// `GET`/`HEAD /_berth/metrics` on the API socket: what the metrics
+/// listener serves, behind the API's authorization and ready gate (the
+/// registry records whether or not `--metrics-addr` is set).
+pub async fn api(engine: &Arc<Engine>) -> ApiResult {
+    let mut r = text(StatusCode::OK, scrape(engine).await);
+    r.headers_mut().insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static(EXPOSITION),
+    );
+    Ok(r)
+}
+
+/// The latency metric's route label of a raw request path: berth's own
+/// unversioned `/_berth/metrics`, else the API route's template.
+pub fn route_label(raw_path: &str) -> &'static str {
+    match split_version_prefix(raw_path) {
+        (None, "/_berth/metrics") => "/_berth/metrics",
+        (_, rest) => route_template(rest),
+    }
 }
 
 /// The method as a label (anything unusual is `other`).
@@ -217,5 +250,9 @@ mod tests {
         assert_eq!(route_template("/containers/abc/weird"), "other");
         assert_eq!(route_template("/_ping"), "/_ping");
         assert_eq!(method_label(&Method::PATCH), "other");
+        assert_eq!(route_label("/_berth/metrics"), "/_berth/metrics");
+        assert_eq!(route_label("/v1.50/_berth/metrics"), "other");
+        assert_eq!(route_label("/_berth/other"), "other");
+        assert_eq!(route_label("/v1.50/containers/x/start"), "/containers/{id}/start");
     }
 }

@@ -128,6 +128,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
             let r = Req {
                 method: parts.method,
                 version,
+                versioned: ver.is_some(),
                 path: if rest.is_empty() {
                     "/".to_string()
                 } else {
@@ -166,7 +167,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
     let status = resp.status();
     crate::engine::metrics::get().request(
         &crate::engine::metrics::RequestLabels {
-            route: metrics::route_template(split_version_prefix(&raw_path).1),
+            route: metrics::route_label(&raw_path),
             method: metrics::method_label(&method),
             code: status.as_u16(),
         },

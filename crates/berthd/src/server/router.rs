@@ -8,8 +8,8 @@ use http::Method;
 
 use super::http::{ApiResult, Req};
 use super::{
-    archive, build, buildkit, containers, exec, images, networks, page_not_found, plugins, system,
-    volumes, CommonHeaders, Ctx,
+    archive, build, buildkit, containers, exec, images, metrics, networks, page_not_found, plugins,
+    system, volumes, CommonHeaders, Ctx,
 };
 
 pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
@@ -27,6 +27,10 @@ pub async fn route(ctx: &Ctx, req: Req) -> ApiResult {
     let m = req.method.clone();
     match (m, segs.as_slice()) {
         (Method::GET | Method::HEAD, ["_ping"]) => system::ping(req).await,
+        // berth's own, unversioned (dockerd: 404 here; no Docker client asks).
+        (Method::GET | Method::HEAD, ["_berth", "metrics"]) if !req.versioned => {
+            metrics::api(&ctx.engine).await
+        }
         (Method::GET, ["version"]) => system::version(&*ctx.engine, req).await,
         (Method::GET, ["info"]) => system::info(&*ctx.engine, req).await,
         (Method::POST, ["auth"]) => system::auth(&*ctx.engine, req).await,

@@ -16,6 +16,7 @@ pub fn req(method: Method, query: &str, version: ApiVersion) -> Req {
     Req {
         method,
         version,
+        versioned: true,
         path: String::new(),
         query: Query::parse(Some(query)),
         headers: Default::default(),
