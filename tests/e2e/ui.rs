@@ -807,11 +807,54 @@ fn the_volumes_and_host_pages_show_what_the_daemon_has() {
         &format!("[data-testid=\"volume-row\"][data-name=\"{vol}\"]"),
         WAIT,
     );
+    // Containers started before the page opens: berth's own metrics
+    // (`/_berth/metrics` through the proxy) count them.
+    let started = 3;
+    for i in 0..started {
+        run_sleeper(&d, &format!("ui-metrics-{i}"));
+    }
     b.goto(&ui.page("#/host"));
     b.wait_ready();
-    for hook in ["host-info", "df-chart", "event-timeline"] {
+    for hook in [
+        "host-info",
+        "df-chart",
+        "event-timeline",
+        "berth-metrics",
+        "metric-start-p50",
+    ] {
         b.wait_css(&format!("[data-testid=\"{hook}\"]"), WAIT);
     }
+    let at_least = |hook: &str, min: f64| {
+        b.wait_js(
+            &format!("{hook} at least {min}"),
+            WAIT,
+            &format!(
+                "const e = document.querySelector('[data-testid=\"{hook}\"]'); return !!e && e.dataset.value !== '' && Number(e.dataset.value) >= {min};"
+            ),
+        );
+    };
+    at_least("metric-start-count", started as f64);
+    at_least("metric-shims", started as f64);
+    // More than nothing: a shim's resident memory is megabytes.
+    at_least("metric-shim-memory", 1.0);
+    at_least("metric-start-p50", 0.000_001);
+    let shown = b.js(
+        "return document.querySelector('[data-testid=\"metric-shim-memory\"]').textContent;",
+    );
+    assert!(
+        shown.as_str().is_some_and(|t| t.contains("B")),
+        "shim memory shown as {shown}"
+    );
+    assert!(
+        b.js("return !!document.querySelector('[data-testid=\"berth-metrics-unavailable\"]');")
+            == Value::Bool(false)
+    );
+    // Read again 5 s later: the chart gets its second point.
+    b.wait_js(
+        "a second scrape on the start-latency chart",
+        WAIT,
+        "const e = document.querySelector('[data-testid=\"metric-start-chart\"]'); return !!e && Number(e.dataset.points) >= 2;",
+    );
     // The timeline is live: an event after the page opened shows.
     let net = format!("uievt{}", &berth_tests::random_hex()[..6]);
     d.docker_ok(&["network", "create", &net]);

@@ -1,8 +1,9 @@
-// The host: `info`, `system df` as bars, the last hour of events then the
-// live stream.
+// The host: `info`, berth's own metrics, `system df` as bars, the last
+// hour of events then the live stream.
 import { html, useState, useEffect } from './lib.js';
 import { getJSON, streamJSON, q } from './api.js';
 import { ready, bytes } from './util.js';
+import { BerthMetrics } from './metrics.js';
 
 function DfChart({ df }) {
   const sum = (xs, f) => (xs || []).reduce((n, x) => n + (f(x) || 0), 0);
@@ -48,6 +49,7 @@ export function HostPage() {
     <h1>Host</h1>
     ${error ? html`<p class="error" role="alert">${error.message}</p>` : null}
     <div class="kv" data-testid="host-info">${facts.map(([k, v]) => html`<div class="muted">${k}</div><div>${v === undefined ? '—' : String(v)}</div>`)}</div>
+    <${BerthMetrics} />
     <h2>Disk usage</h2>
     ${df ? html`<${DfChart} df=${df} />` : html`<p class="muted">Loading…</p>`}
     <h2>Events <span class="muted small">(last hour, live)</span></h2>

@@ -3,7 +3,7 @@
 // chart's `data-points` says how many samples it plots).
 import { html, useEffect, useRef, useState } from './lib.js';
 import { call, readJSONLines } from './api.js';
-import { load, cpuPercent, memUsed, bytes } from './util.js';
+import { load, cpuPercent, memUsed, bytes, clock } from './util.js';
 
 const WINDOW = 300;
 
@@ -25,8 +25,6 @@ const CHARTS = [
   { key: 'blkio', title: 'Block I/O (per second)', series: ['read', 'write'], fmt: bytes, min: 1000 },
 ];
 const COLORS = ['#1a73e8', '#e8711a'];
-const two = (n) => String(n).padStart(2, '0');
-const clock = (t) => { const d = new Date(t * 1000); return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`; };
 
 export function StatsTab({ id, running }) {
   const boxes = useRef({});

@@ -18,6 +18,10 @@ export function ago(sec) {
   return Math.round(d / 86400) + ' days ago';
 }
 
+const two = (n) => String(n).padStart(2, '0');
+// A chart's time axis: seconds since the epoch as local hh:mm:ss.
+export const clock = (t) => { const d = new Date(t * 1000); return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`; };
+
 export const short = (id) => (id || '').replace(/^sha256:/, '').slice(0, 12);
 export const cname = (c) => ((c.Names && c.Names[0]) || '').replace(/^\//, '');
 

@@ -188,6 +188,8 @@ mod tests {
         );
         assert_eq!(target("info", None).unwrap(), "/info");
         assert_eq!(target("info", Some("")).unwrap(), "/info");
+        // berth's own metrics (the Host page).
+        assert_eq!(target("_berth/metrics", None).unwrap(), "/_berth/metrics");
         assert_eq!(
             target("images/library/busybox:latest/json", None).unwrap(),
             "/images/library/busybox:latest/json"
