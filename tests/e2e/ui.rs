@@ -838,9 +838,8 @@ fn the_volumes_and_host_pages_show_what_the_daemon_has() {
     // More than nothing: a shim's resident memory is megabytes.
     at_least("metric-shim-memory", 1.0);
     at_least("metric-start-p50", 0.000_001);
-    let shown = b.js(
-        "return document.querySelector('[data-testid=\"metric-shim-memory\"]').textContent;",
-    );
+    let shown =
+        b.js("return document.querySelector('[data-testid=\"metric-shim-memory\"]').textContent;");
     assert!(
         shown.as_str().is_some_and(|t| t.contains("B")),
         "shim memory shown as {shown}"

@@ -253,6 +253,9 @@ mod tests {
         assert_eq!(route_label("/_berth/metrics"), "/_berth/metrics");
         assert_eq!(route_label("/v1.50/_berth/metrics"), "other");
         assert_eq!(route_label("/_berth/other"), "other");
-        assert_eq!(route_label("/v1.50/containers/x/start"), "/containers/{id}/start");
+        assert_eq!(
+            route_label("/v1.50/containers/x/start"),
+            "/containers/{id}/start"
+        );
     }
 }
