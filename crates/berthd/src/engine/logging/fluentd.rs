@@ -208,7 +208,7 @@ impl Backend for Fluentd {
     }
 
     fn validate(&self, opts: &HashMap<String, String>) -> Result<()> {
-        forward::only(opts, OPTIONS, NAME)?;
+        super::only(opts, OPTIONS, NAME)?;
         parse_config(opts).map(drop)
     }
 

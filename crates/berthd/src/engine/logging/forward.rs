@@ -107,21 +107,6 @@ pub fn own_options(opts: &HashMap<String, String>) -> HashMap<String, String> {
         .collect()
 }
 
-/// dockerd's message for an option a driver does not take.
-pub fn unknown_option(key: &str, driver: &str) -> EngineError {
-    EngineError::invalid(format!("unknown log opt '{key}' for {driver} log driver"))
-}
-
-/// Refuses any option not in `known`.
-pub fn only(opts: &HashMap<String, String>, known: &[&str], driver: &str) -> Result<()> {
-    let mut keys: Vec<&String> = opts.keys().collect();
-    keys.sort();
-    match keys.into_iter().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(unknown_option(k, driver)),
-        None => Ok(()),
-    }
-}
-
 /// A TLS stream to `host:port` (rustls over a blocking TCP stream with
 /// `timeout` for connecting, reads and writes), its handshake done, so
 /// that a refused certificate fails the dial as Go's `tls.Dial` does.
@@ -476,7 +461,7 @@ mod tests {
         );
         assert!(own_options(&o(&[("mode", "blocking"), ("tag", "x")])).len() == 1);
         assert_eq!(
-            only(&o(&[("tag", "x"), ("bogus", "1")]), &["tag"], "syslog")
+            super::super::only(&o(&[("tag", "x"), ("bogus", "1")]), &["tag"], "syslog")
                 .unwrap_err()
                 .to_string(),
             "unknown log opt 'bogus' for syslog log driver"

@@ -110,7 +110,7 @@ impl Backend for Journald {
     }
 
     fn validate(&self, opts: &HashMap<String, String>) -> Result<()> {
-        forward::only(opts, OPTIONS, NAME)
+        super::only(opts, OPTIONS, NAME)
     }
 
     fn open(&self, info: &Info) -> Result<Box<dyn Sink>> {

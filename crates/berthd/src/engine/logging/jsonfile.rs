@@ -115,13 +115,7 @@ impl LogDriver for JsonFile {
     }
 
     fn validate_options(&self, opts: &HashMap<String, String>) -> Result<()> {
-        for k in opts.keys() {
-            if !OPTS.contains(&k.as_str()) {
-                return Err(EngineError::invalid(format!(
-                    "unknown log opt '{k}' for json-file log driver"
-                )));
-            }
-        }
+        super::only(opts, OPTS, JSON_FILE)?;
         check_rotation(opts)
     }
 

@@ -89,14 +89,13 @@ impl LogDriver for Local {
     }
 
     fn validate_options(&self, opts: &HashMap<String, String>) -> Result<()> {
-        for k in opts.keys() {
-            if !OPTS.contains(&k.as_str()) {
-                return Err(EngineError::invalid(format!(
-                    "unknown log opt '{k}' for log driver {NAME}"
-                )));
-            }
+        // dockerd's local driver words it the other way round.
+        match super::first_unknown(opts, OPTS) {
+            Some(k) => Err(EngineError::invalid(format!(
+                "unknown log opt '{k}' for log driver {NAME}"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn shim_sink(&self, info: &Info) -> ShimSink {

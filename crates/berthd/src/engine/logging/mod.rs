@@ -384,6 +384,25 @@ pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDrive
     }
 }
 
+/// The first option (in name order) a driver does not take.
+pub fn first_unknown<'a>(opts: &'a HashMap<String, String>, known: &[&str]) -> Option<&'a str> {
+    let mut keys: Vec<&String> = opts.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .find(|k| !known.contains(&k.as_str()))
+        .map(String::as_str)
+}
+
+/// Refuses any option not in `known`, with dockerd's message.
+pub fn only(opts: &HashMap<String, String>, known: &[&str], driver: &str) -> Result<()> {
+    match first_unknown(opts, known) {
+        Some(k) => Err(EngineError::invalid(format!(
+            "unknown log opt '{k}' for {driver} log driver"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,7 +201,7 @@ impl Backend for Syslog {
     }
 
     fn validate(&self, opts: &HashMap<String, String>) -> Result<()> {
-        forward::only(opts, OPTIONS, NAME)?;
+        super::only(opts, OPTIONS, NAME)?;
         let get = |k: &str| opts.get(k).map(String::as_str).unwrap_or("");
         parse_address(get("syslog-address"))?;
         parse_facility(get("syslog-facility"))?;
