@@ -671,6 +671,13 @@ fn json_file_compresses_rotated_files_and_follows_across_them() {
     assert_eq!(since, kept[3..]);
     let until = numbers(&d.docker_ok(&["logs", "--until", ts, "jc"]));
     assert_eq!(until, kept[..4]);
+    // --details: dockerd's `<time> <attrs> <text>`, the attributes empty.
+    let detailed = d.docker_ok(&["logs", "--details", "--tail", "1", "jc"]);
+    assert_eq!(detailed, " line 199\n");
+    let both = d.docker_ok(&["logs", "--details", "--timestamps", "--tail", "1", "jc"]);
+    let (ts, rest) = both.split_once(' ').unwrap();
+    assert!(ts.ends_with('Z') && ts.len() == 30, "{both:?}");
+    assert_eq!(rest, " line 199\n");
     // A follower sees every line once across many rotations.
     follow_sees_every_line_once(&d, "jf", &rot, 150, "sleep 0.02;");
     // A burst: many rotations and compressions between two passes.

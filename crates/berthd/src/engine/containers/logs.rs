@@ -23,6 +23,8 @@ pub struct LogOptions {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub timestamps: bool,
+    /// `--details`: each line after its extra attributes.
+    pub details: bool,
     /// `None` = all.
     pub tail: Option<usize>,
 }
@@ -172,6 +174,7 @@ impl Containers {
         let framing = Framing {
             tty,
             timestamps: opts.timestamps,
+            details: opts.details,
         };
         let rx = driver.read_framed(&info, config, follow, framing)?;
         Ok((tty, rx))

@@ -739,6 +739,7 @@ mod tests {
         let framing = Framing {
             tty: true,
             timestamps: true,
+            details: false,
         };
         let (_, got) = read(c, framing).await;
         assert_eq!(

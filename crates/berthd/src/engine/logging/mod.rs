@@ -247,11 +247,17 @@ pub trait LogDriver: Send + Sync {
 
 /// How `docker logs` renders an entry: without a TTY one stdcopy frame
 /// per entry (its stream in the header), with one the bare text; with
-/// `timestamps`, the entry's time as stored and a blank before the text.
+/// `timestamps`, the entry's time as stored and a blank before the text;
+/// with `details`, the entry's extra attributes and a blank before the
+/// text, as dockerd orders them (`<time> <attrs> <text>`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Framing {
     pub tty: bool,
     pub timestamps: bool,
+    /// berth's drivers store no extra attributes (`labels`/`env`/`tag`
+    /// options), so the attributes are always empty: a lone blank, which
+    /// is what dockerd sends for an entry without any.
+    pub details: bool,
 }
 
 impl Framing {
@@ -263,10 +269,11 @@ impl Framing {
             "stderr" => StreamType::Stderr,
             _ => return false,
         };
-        let parts: &[&[u8]] = if self.timestamps {
-            &[time.as_bytes(), b" ", line.as_bytes()]
-        } else {
-            &[line.as_bytes()]
+        let parts: &[&[u8]] = match (self.timestamps, self.details) {
+            (true, true) => &[time.as_bytes(), b" ", b" ", line.as_bytes()],
+            (true, false) => &[time.as_bytes(), b" ", line.as_bytes()],
+            (false, true) => &[b" ", line.as_bytes()],
+            (false, false) => &[line.as_bytes()],
         };
         if self.tty {
             for p in parts {
@@ -411,11 +418,28 @@ mod tests {
     fn entries_are_framed_as_docker_sends_them() {
         let put = |tty, timestamps, source| {
             let mut b = BytesMut::new();
-            let ok =
-                Framing { tty, timestamps }.put(&mut b, source, "2024-01-01T00:00:01.5Z", "hi\n");
+            let ok = Framing {
+                tty,
+                timestamps,
+                details: false,
+            }
+            .put(&mut b, source, "2024-01-01T00:00:01.5Z", "hi\n");
             ok.then(|| b.freeze())
         };
         assert_eq!(put(true, false, "stdout").unwrap(), "hi\n");
+        // `--details` with no attributes: a blank after the time.
+        let detailed = |timestamps| {
+            let mut b = BytesMut::new();
+            Framing {
+                tty: true,
+                timestamps,
+                details: true,
+            }
+            .put(&mut b, "stdout", "2024-01-01T00:00:01.5Z", "hi\n");
+            b.freeze()
+        };
+        assert_eq!(detailed(false), " hi\n");
+        assert_eq!(detailed(true), "2024-01-01T00:00:01.5Z  hi\n");
         assert_eq!(
             put(true, true, "stdout").unwrap(),
             "2024-01-01T00:00:01.5Z hi\n"

@@ -511,6 +511,7 @@ pub async fn logs<B: Backend>(b: &Arc<B>, req: Req, id: &str) -> ApiResult {
             .map(parse_ts)
             .transpose()?,
         timestamps: q.bool("timestamps"),
+        details: q.bool("details"),
         tail,
     };
     let (tty, mut rx) = b.container_logs(id, opts)?;
