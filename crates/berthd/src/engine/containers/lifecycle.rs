@@ -70,7 +70,7 @@ impl Containers {
     }
 
     /// Sends a signal to the container's init.
-    async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+    pub(super) async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
         if sig == libc::SIGKILL {
             cgroups::kill_descendants(&c.id);
         }

@@ -94,7 +94,13 @@ impl Containers {
                     rec.manually_stopped = false;
                 }
                 c.exit_on_next.store(false, Ordering::SeqCst);
-                self.persist(&c)?;
+                if let Err(e) = self.persist(&c) {
+                    // The start cannot be recorded (a full disk): the
+                    // container must not run unknown to the store, so it
+                    // is stopped and the start fails as any other does.
+                    self.stop_unrecorded(&c, &p).await;
+                    return self.fail_start(&c, &p, e);
+                }
                 start_lap(&r.id, t0, "recorded");
                 let m = crate::engine::metrics::get();
                 m.container_action("start", t0.elapsed());
@@ -113,34 +119,61 @@ impl Containers {
                 tokio::spawn(async move { me.monitor(c2).await });
                 Ok(())
             }
-            Err(e) => {
-                self.teardown(&c, &p);
-                let msg = e.to_string();
-                {
-                    let mut rec = c.lock();
-                    rec.state.error = msg.clone();
-                    rec.state.exit_code = shim::kind_of(&e).exit_code();
-                    if rec.has_been_started {
-                        rec.state.status = Status::Exited;
-                    }
-                }
-                let _ = self.persist(&c);
-                // Attach clients waiting for this start are released.
-                c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
-                let rec = c.snapshot();
-                c.progress
-                    .send_modify(|pr| pr.exit_code = rec.state.exit_code);
-                // As moby: a container that was to be removed on exit is
-                // removed when it cannot start (`docker run --rm` waits for it).
-                if rec.host_config.auto_remove == Some(true) && self.forget_container(&c).is_ok() {
-                    self.container_event(&rec, "destroy", &[]);
-                }
-                Err(e)
-            }
+            Err(e) => self.fail_start(&c, &p, e),
         }
     }
 
     /// Undoes what a start set up on the host: networks, namespace, rootfs.
+    /// A start that failed: what it set up is undone, the error is
+    /// recorded, and an AutoRemove container is removed.
+    fn fail_start(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        p: &Paths,
+        e: crate::engine::EngineError,
+    ) -> Result<()> {
+        self.teardown(c, p);
+        let msg = e.to_string();
+        {
+            let mut rec = c.lock();
+            rec.state.error = msg;
+            rec.state.exit_code = shim::kind_of(&e).exit_code();
+            rec.state.pid = 0;
+            if rec.has_been_started {
+                rec.state.status = Status::Exited;
+            }
+        }
+        let _ = self.persist(c);
+        // Attach clients waiting for this start are released.
+        c.pending.lock().unwrap_or_else(|x| x.into_inner()).clear();
+        let rec = c.snapshot();
+        c.progress
+            .send_modify(|pr| pr.exit_code = rec.state.exit_code);
+        // As moby: a container that was to be removed on exit is
+        // removed when it cannot start (`docker run --rm` waits for it).
+        if rec.host_config.auto_remove == Some(true) && self.forget_container(c).is_ok() {
+            self.container_event(&rec, "destroy", &[]);
+        }
+        Err(e)
+    }
+
+    /// Kills a container whose start could not be recorded and waits
+    /// (bounded) for its shim to report the exit.
+    async fn stop_unrecorded(&self, c: &Container, p: &Paths) {
+        c.exit_on_next.store(true, Ordering::SeqCst);
+        if let Err(e) = self.signal(c, libc::SIGKILL).await {
+            tracing::warn!(id = %c.id, error = %e, "killing an unrecorded start");
+        }
+        let record = p.bundle.join("exit.json");
+        let exited = shim::follow_exit(&p.socket, &record);
+        if tokio::time::timeout(std::time::Duration::from_secs(10), exited)
+            .await
+            .is_err()
+        {
+            tracing::warn!(id = %c.id, "an unrecorded start did not exit in 10 s");
+        }
+    }
+
     pub(crate) fn teardown(&self, c: &Container, p: &Paths) {
         let mut eps = c.lock().endpoints.clone();
         self.detach_networks(&c.id, &mut eps);
