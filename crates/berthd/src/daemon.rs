@@ -88,6 +88,7 @@ impl Stages {
 
 pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     let stages = Stages(std::time::Instant::now());
+    let hup = crate::reload::hangups();
     // Bind first: a second daemon on a live socket must refuse before it
     // touches any state.
     let mut listeners = Vec::new();
@@ -104,8 +105,9 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
         }
     };
     stages.mark("store and services open");
-    if let Err(e) = crate::reload::watch(engine.clone()) {
-        tracing::error!("cannot install the SIGHUP handler: {e}");
+    match hup {
+        Ok(hup) => crate::reload::watch(engine.clone(), hup),
+        Err(e) => tracing::error!("cannot install the SIGHUP handler: {e}"),
     }
     let metrics = match cfg.metrics_addr {
         None => None,

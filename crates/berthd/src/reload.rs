@@ -36,11 +36,9 @@ pub fn log_filter(level: &str) -> Result<EnvFilter, String> {
     EnvFilter::try_new(format!("{level},redb=warn")).map_err(|e| e.to_string())
 }
 
-/// Reloads on every `SIGHUP` until the daemon exits. Installed before the
-/// API is served, so that a `SIGHUP` never kills the daemon.
-pub fn watch(engine: Arc<Engine>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
+/// Reloads on every `SIGHUP` until the daemon exits: `hup` comes from
+/// `hangups`, so one that arrived during start-up is taken now.
+pub fn watch(engine: Arc<Engine>, mut hup: tokio::signal::unix::Signal) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let e = engine.clone();
@@ -54,7 +52,14 @@ pub fn watch(engine: Arc<Engine>) -> std::io::Result<()> {
             .await;
         }
     });
-    Ok(())
+}
+
+/// SIGHUP's handler, installed first thing so that a reload asked for
+/// during start-up (systemd's `ExecReload`) does not kill the daemon: it
+/// is taken once the engine is open.
+pub fn hangups() -> std::io::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
 }
 
 /// One reload: everything is checked before anything changes.
