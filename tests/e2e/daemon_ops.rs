@@ -569,5 +569,18 @@ fn the_api_socket_serves_berths_metrics_at_an_unversioned_path() {
             "{method} {path}"
         );
     }
+    // Route labels are the router's own templates: names with `/` fold
+    // into `{name}`, and what matched no route is `other`.
+    d.docker_ok(&["tag", "busybox:latest", "library/busy/box:1"]);
+    d.docker_ok(&["image", "inspect", "library/busy/box:1"]);
+    let (text, m2) = api_scrape(&d);
+    for key in [
+        "berth_api_request_duration_seconds_count{route=\"/images/{name}/json\",method=\"GET\",code=\"200\"}",
+        "berth_api_request_duration_seconds_count{route=\"other\",method=\"GET\",code=\"404\"}",
+        "berth_api_request_duration_seconds_count{route=\"other\",method=\"POST\",code=\"404\"}",
+    ] {
+        assert!(value(&m2, key) >= 1.0, "{key} missing:\n{text}");
+    }
+    d.docker_ok(&["rmi", "library/busy/box:1"]);
     d.docker_ok(&["rm", "-f", "busy"]);
 }

@@ -16,8 +16,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-use berth_api::version::split_version_prefix;
-
 use super::http::{text, ApiResult};
 use crate::engine::Engine;
 
@@ -108,15 +106,6 @@ pub async fn api(engine: &Arc<Engine>) -> ApiResult {
     Ok(r)
 }
 
-/// The latency metric's route label of a raw request path: berth's own
-/// unversioned `/_berth/metrics`, else the API route's template.
-pub fn route_label(raw_path: &str) -> &'static str {
-    match split_version_prefix(raw_path) {
-        (None, "/_berth/metrics") => "/_berth/metrics",
-        (_, rest) => route_template(rest),
-    }
-}
-
 /// The method as a label (anything unusual is `other`).
 pub fn method_label(m: &Method) -> &'static str {
     match *m {
@@ -130,132 +119,13 @@ pub fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// The route template of an API path (without its `/v1.xx` prefix). The
-/// segments are matched on the stack: nothing is allocated.
-pub fn route_template(path: &str) -> &'static str {
-    let mut buf = [""; 8];
-    let mut n = 0;
-    for s in path.trim_start_matches('/').split('/') {
-        if n == buf.len() {
-            return "other";
-        }
-        buf[n] = s;
-        n += 1;
-    }
-    match &buf[..n] {
-        [""] => "/",
-        ["_ping"] => "/_ping",
-        ["version"] => "/version",
-        ["info"] => "/info",
-        ["auth"] => "/auth",
-        ["events"] => "/events",
-        ["build"] => "/build",
-        ["build", "prune"] => "/build/prune",
-        ["build", "cancel"] => "/build/cancel",
-        ["session"] => "/session",
-        ["grpc"] => "/grpc",
-        ["commit"] => "/commit",
-        ["system", "df"] => "/system/df",
-        ["containers", rest @ ..] => container_route(rest),
-        ["exec", _, "start"] => "/exec/{id}/start",
-        ["exec", _, "resize"] => "/exec/{id}/resize",
-        ["exec", _, "json"] => "/exec/{id}/json",
-        ["images", rest @ ..] => image_route(rest),
-        ["networks"] => "/networks",
-        ["networks", "create"] => "/networks/create",
-        ["networks", "prune"] => "/networks/prune",
-        ["networks", _] => "/networks/{id}",
-        ["networks", _, "connect"] => "/networks/{id}/connect",
-        ["networks", _, "disconnect"] => "/networks/{id}/disconnect",
-        ["volumes"] => "/volumes",
-        ["volumes", "create"] => "/volumes/create",
-        ["volumes", "prune"] => "/volumes/prune",
-        ["volumes", _] => "/volumes/{name}",
-        ["plugins", ..] => "/plugins/…",
-        ["distribution", .., "json"] => "/distribution/{name}/json",
-        _ => "other",
-    }
-}
-
-fn container_route(rest: &[&str]) -> &'static str {
-    match rest {
-        ["create"] => "/containers/create",
-        ["json"] => "/containers/json",
-        ["prune"] => "/containers/prune",
-        [_] => "/containers/{id}",
-        [_, "attach", "ws"] => "/containers/{id}/attach/ws",
-        [_, action] => match *action {
-            "json" => "/containers/{id}/json",
-            "start" => "/containers/{id}/start",
-            "stop" => "/containers/{id}/stop",
-            "restart" => "/containers/{id}/restart",
-            "kill" => "/containers/{id}/kill",
-            "pause" => "/containers/{id}/pause",
-            "unpause" => "/containers/{id}/unpause",
-            "rename" => "/containers/{id}/rename",
-            "wait" => "/containers/{id}/wait",
-            "attach" => "/containers/{id}/attach",
-            "resize" => "/containers/{id}/resize",
-            "logs" => "/containers/{id}/logs",
-            "top" => "/containers/{id}/top",
-            "changes" => "/containers/{id}/changes",
-            "export" => "/containers/{id}/export",
-            "stats" => "/containers/{id}/stats",
-            "update" => "/containers/{id}/update",
-            "exec" => "/containers/{id}/exec",
-            "archive" => "/containers/{id}/archive",
-            _ => "other",
-        },
-        _ => "other",
-    }
-}
-
-/// Image names carry `/`: the action is the last segment.
-fn image_route(rest: &[&str]) -> &'static str {
-    match rest {
-        ["create"] => "/images/create",
-        ["json"] => "/images/json",
-        ["load"] => "/images/load",
-        ["get"] => "/images/get",
-        ["search"] => "/images/search",
-        ["prune"] => "/images/prune",
-        [] => "other",
-        [.., "json"] => "/images/{name}/json",
-        [.., "history"] => "/images/{name}/history",
-        [.., "push"] => "/images/{name}/push",
-        [.., "tag"] => "/images/{name}/tag",
-        [.., "get"] => "/images/{name}/get",
-        _ => "/images/{name}",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn templates_are_bounded() {
-        assert_eq!(
-            route_template("/containers/abc/start"),
-            "/containers/{id}/start"
-        );
-        assert_eq!(route_template("/containers/json"), "/containers/json");
-        assert_eq!(route_template("/containers/abc"), "/containers/{id}");
-        assert_eq!(
-            route_template("/images/library/busybox:1/json"),
-            "/images/{name}/json"
-        );
-        assert_eq!(route_template("/images/a/b/c"), "/images/{name}");
-        assert_eq!(route_template("/nope/x/y"), "other");
-        assert_eq!(route_template("/containers/abc/weird"), "other");
-        assert_eq!(route_template("/_ping"), "/_ping");
+    fn unusual_methods_share_a_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
         assert_eq!(method_label(&Method::PATCH), "other");
-        assert_eq!(route_label("/_berth/metrics"), "/_berth/metrics");
-        assert_eq!(route_label("/v1.50/_berth/metrics"), "other");
-        assert_eq!(route_label("/_berth/other"), "other");
-        assert_eq!(
-            route_label("/v1.50/containers/x/start"),
-            "/containers/{id}/start"
-        );
     }
 }

@@ -113,9 +113,13 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
             .and_then(|v| check_supported(v).map(|_| v).map_err(ApiError::bad_request)),
     };
     // `failed`: the answer is a handler's error (what the authorization
-    // middleware sees differently).
-    let (resp, failed) = match version {
-        Err(e) => (CommonHeaders::NoExperimental.mark(e.into_response()), true),
+    // middleware sees differently); `route`: the matched route's template.
+    let (resp, failed, route) = match version {
+        Err(e) => (
+            CommonHeaders::NoExperimental.mark(e.into_response()),
+            true,
+            "other",
+        ),
         Ok(version) => {
             let upgrade = req
                 .headers()
@@ -144,11 +148,12 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
                 (
                     ApiError::internal("the daemon failed to start").into_response(),
                     true,
+                    "other",
                 )
             } else {
                 match router::route(&ctx, r).await {
-                    Ok(r) => (r, false),
-                    Err(e) => (e.into_response(), true),
+                    (route, Ok(r)) => (r, false, route),
+                    (route, Err(e)) => (e.into_response(), true, route),
                 }
             }
         }
@@ -167,7 +172,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
     let status = resp.status();
     crate::engine::metrics::get().request(
         &crate::engine::metrics::RequestLabels {
-            route: metrics::route_label(&raw_path),
+            route,
             method: metrics::method_label(&method),
             code: status.as_u16(),
         },
