@@ -329,7 +329,7 @@ impl RwLayer {
     }
 
     /// Unmounts the root as `unmount` does, but leaves the overlay's
-    /// shutdown to a blocking-pool thread: the mount leaves the tree now
+    /// shutdown to the releasing thread: the mount leaves the tree now
     /// (nothing can reach it any more), while an `O_PATH` descriptor of its
     /// root holds the superblock until that thread closes it. The last
     /// reference is what shuts an overlay down, and overlayfs then syncs
@@ -340,15 +340,12 @@ impl RwLayer {
     /// if it is killed (the kernel then finishes the shutdown), and a new
     /// mount of the same layer waits for it (`settle_detached`).
     ///
-    /// Outside a tokio runtime, or with fuse-overlayfs (whose server lives
-    /// as long as the superblock), this is `unmount`.
+    /// With fuse-overlayfs (whose server lives as long as the superblock)
+    /// this is `unmount`.
     pub fn unmount_soon(&self) {
         if !self.is_mounted() {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return self.unmount();
-        };
         if super::driver::current() == super::driver::Driver::FuseOverlayfs {
             return self.unmount();
         }
@@ -369,7 +366,7 @@ impl RwLayer {
             drop(lock(&prev).take());
         }
         let merged = self.merged.clone();
-        rt.spawn_blocking(move || {
+        let job = move || {
             // The descriptor is closed under its lock: a mount of this
             // layer waits until the old superblock is gone.
             drop(lock(&held).take());
@@ -377,7 +374,8 @@ impl RwLayer {
             if map.get(&merged).is_some_and(|h| Arc::ptr_eq(h, &held)) {
                 map.remove(&merged);
             }
-        });
+        };
+        release_in_background(Box::new(job));
     }
 
     /// Waits for (or finishes) the release of an overlay of this layer
@@ -411,6 +409,27 @@ fn detached() -> &'static Mutex<HashMap<PathBuf, Held>> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one thread that releases detached overlays (started
+/// on first use), inline if that thread cannot be had. One thread, not the
+/// blocking pool: a thousand containers stopped at once would otherwise
+/// start hundreds of threads that all sync the same file system.
+fn release_in_background(job: Job) {
+    static TX: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    let tx = TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // If the thread cannot start, `rx` is dropped and sends fail.
+        let _ = std::thread::Builder::new()
+            .name("berth-unmount".into())
+            .spawn(move || rx.into_iter().for_each(|job| job()));
+        Mutex::new(tx)
+    });
+    if let Err(std::sync::mpsc::SendError(job)) = lock(tx).send(job) {
+        job();
+    }
 }
 
 /// Checks, in userns mode, that overlayfs mounts here with `userxattr`
@@ -503,7 +522,7 @@ mod detach_tests {
         assert!(rw.merged.join("image-file").exists());
         rw.unmount_soon();
         assert!(!rw.is_mounted());
-        // The blocking pool closes the descriptor and forgets it.
+        // The releasing thread closes the descriptor and forgets it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while lock(detached()).contains_key(&rw.merged) {
             assert!(std::time::Instant::now() < deadline, "never released");
