@@ -6,9 +6,12 @@
 //! alike (moby's builder commits a RUN container exactly as `docker
 //! commit` does, so there is one rule set).
 
+use std::collections::HashMap;
 use std::io::PipeReader;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::engine::{EngineError, Result};
 
@@ -161,6 +164,9 @@ impl RwLayer {
         helper: impl FnOnce() -> Command,
         discardable: bool,
     ) -> Result<()> {
+        // An earlier overlay of this layer still being released goes
+        // first: two live overlays on one upper directory are undefined.
+        self.settle_detached();
         if self.is_mounted() {
             return Ok(());
         }
@@ -322,6 +328,65 @@ impl RwLayer {
         commit_upper(&self.upper, kind, store)
     }
 
+    /// Unmounts the root as `unmount` does, but leaves the overlay's
+    /// shutdown to the releasing thread: the mount leaves the tree now
+    /// (nothing can reach it any more), while an `O_PATH` descriptor of its
+    /// root holds the superblock until that thread closes it. The last
+    /// reference is what shuts an overlay down, and overlayfs then syncs
+    /// the whole upper file system (a disk flush, and every dirty file of
+    /// the data root's file system written back: milliseconds, more on a
+    /// busy host) — on the exit path, before `wait` can answer. Nothing is
+    /// lost: the sync still happens, the descriptor dies with the daemon
+    /// if it is killed (the kernel then finishes the shutdown), and a new
+    /// mount of the same layer waits for it (`settle_detached`).
+    ///
+    /// With fuse-overlayfs (whose server lives as long as the superblock)
+    /// this is `unmount`.
+    pub fn unmount_soon(&self) {
+        if !self.is_mounted() {
+            return;
+        }
+        if super::driver::current() == super::driver::Driver::FuseOverlayfs {
+            return self.unmount();
+        }
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Ok(root) = rustix::fs::open(&self.merged, flags, Mode::empty()) else {
+            return self.unmount();
+        };
+        if let Err(e) = nix::mount::umount2(&self.merged, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(path = %self.merged.display(), error = %e, "unmounting rootfs");
+            return;
+        }
+        let held: Held = Arc::new(Mutex::new(Some(root)));
+        let prev = lock(detached()).insert(self.merged.clone(), held.clone());
+        // One left by an earlier exit of this layer (not mounted since):
+        // closed here, as a mount would.
+        if let Some(prev) = prev {
+            drop(lock(&prev).take());
+        }
+        let merged = self.merged.clone();
+        let job = move || {
+            // The descriptor is closed under its lock: a mount of this
+            // layer waits until the old superblock is gone.
+            drop(lock(&held).take());
+            let mut map = lock(detached());
+            if map.get(&merged).is_some_and(|h| Arc::ptr_eq(h, &held)) {
+                map.remove(&merged);
+            }
+        };
+        release_in_background(Box::new(job));
+    }
+
+    /// Waits for (or finishes) the release of an overlay of this layer
+    /// that `unmount_soon` detached.
+    fn settle_detached(&self) {
+        let held = lock(detached()).get(&self.merged).cloned();
+        if let Some(held) = held {
+            drop(lock(&held).take());
+        }
+    }
+
     /// Unmounts the root (lazily: a process still inside keeps its view).
     /// A fuse-overlayfs server exits once its mount is gone.
     pub fn unmount(&self) {
@@ -330,6 +395,40 @@ impl RwLayer {
                 tracing::warn!(path = %self.merged.display(), error = %e, "unmounting rootfs");
             }
         }
+    }
+}
+
+/// The root of a detached overlay, held until its shutdown is done.
+type Held = Arc<Mutex<Option<OwnedFd>>>;
+
+/// Overlays `unmount_soon` detached and not yet released, by mount point.
+fn detached() -> &'static Mutex<HashMap<PathBuf, Held>> {
+    static MAP: OnceLock<Mutex<HashMap<PathBuf, Held>>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one thread that releases detached overlays (started
+/// on first use), inline if that thread cannot be had. One thread, not the
+/// blocking pool: a thousand containers stopped at once would otherwise
+/// start hundreds of threads that all sync the same file system.
+fn release_in_background(job: Job) {
+    static TX: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    let tx = TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // If the thread cannot start, `rx` is dropped and sends fail.
+        let _ = std::thread::Builder::new()
+            .name("berth-unmount".into())
+            .spawn(move || rx.into_iter().for_each(|job| job()));
+        Mutex::new(tx)
+    });
+    if let Err(std::sync::mpsc::SendError(job)) = lock(tx).send(job) {
+        job();
     }
 }
 
@@ -374,4 +473,60 @@ pub fn probe_userns_overlay(scratch: &Path) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     mounted
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    /// Needs root (as the e2e tests): a real overlay mount.
+    #[tokio::test]
+    async fn a_detached_overlay_leaves_at_once_and_is_released_before_a_remount() {
+        let d = tempfile::tempdir().unwrap();
+        let lower = d.path().join("lower");
+        std::fs::create_dir_all(&lower).unwrap();
+        std::fs::write(lower.join("image-file"), "from the image").unwrap();
+        let lowers = Lowers {
+            dirs: vec![lower],
+            short: vec![],
+            links_dir: d.path().to_path_buf(),
+        };
+        let rw = RwLayer::at(&d.path().join("c"));
+        rw.prepare().unwrap();
+        rw.mount(&lowers, || Command::new("false"), false).unwrap();
+        std::fs::write(rw.merged.join("written"), "by the container").unwrap();
+
+        rw.unmount_soon();
+        // Out of the mount table at once, the superblock held meanwhile.
+        assert!(!rw.is_mounted());
+        assert!(lock(detached()).contains_key(&rw.merged));
+        // The container's write is in its upper directory.
+        assert_eq!(
+            std::fs::read_to_string(rw.upper.join("written")).unwrap(),
+            "by the container"
+        );
+
+        // A remount finishes the release first, and sees the same layer.
+        rw.mount(&lowers, || Command::new("false"), false).unwrap();
+        assert!(lock(
+            &lock(detached())
+                .get(&rw.merged)
+                .cloned()
+                .unwrap_or_default()
+        )
+        .is_none());
+        assert_eq!(
+            std::fs::read_to_string(rw.merged.join("written")).unwrap(),
+            "by the container"
+        );
+        assert!(rw.merged.join("image-file").exists());
+        rw.unmount_soon();
+        assert!(!rw.is_mounted());
+        // The releasing thread closes the descriptor and forgets it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lock(detached()).contains_key(&rw.merged) {
+            assert!(std::time::Instant::now() < deadline, "never released");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

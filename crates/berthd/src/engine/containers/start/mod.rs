@@ -182,7 +182,7 @@ impl Containers {
             r.endpoints = eps;
             r.ports = None;
         }
-        p.rw.unmount();
+        p.rw.unmount_soon();
         netns::remove(&p.netns);
         let _ = std::fs::remove_file(&p.socket);
         self.unmount_volumes(c);
