@@ -87,11 +87,19 @@ const FILES: &[&str] = &[
     "/usr/share/man/man1/berth.1.gz",
     "/usr/share/man/man1/berth-run.1.gz",
     "/usr/share/man/man8/berthd.8.gz",
+    "/usr/share/man/man8/berth-shim.8.gz",
+    "/usr/share/lintian/overrides/berth",
     "/usr/share/bash-completion/completions/berth",
     "/usr/share/zsh/vendor-completions/_berth",
     "/usr/share/fish/vendor_completions.d/berth.fish",
     "/usr/share/doc/berth/copyright",
     "/usr/share/doc/berth/changelog.gz",
+];
+
+/// The links `systemctl enable` (deb-systemd-helper) makes for the units.
+const ENABLE_LINKS: &[&str] = &[
+    "/etc/systemd/system/sockets.target.wants/berthd.socket",
+    "/etc/systemd/system/multi-user.target.wants/berthd.service",
 ];
 
 /// Processes running a berth binary from /usr/bin (also once deleted).
@@ -313,38 +321,39 @@ fn package_installs_activates_upgrades_and_purges() {
             "/lib/systemd/system/berthd.service",
         ]));
     }
-    // The scripts' systemd side (systemd is not PID 1 here): a first
-    // install enables both units and starts the socket, an upgrade
-    // restarts a running berthd, prerm stops only on remove.
-    let daemon_reload = "--system daemon-reload".to_string();
+    // deb-systemd-helper enables both units without a running systemd,
+    // as debhelper's scripts do.
+    for link in ENABLE_LINKS {
+        assert!(
+            std::fs::read_link(link).is_ok(),
+            "{link}: not enabled on install"
+        );
+    }
+    // The scripts' systemd side on a host run by systemd (systemd is not
+    // PID 1 here): a first install starts the socket only, an upgrade
+    // restarts a running berthd too, prerm stops only on remove, always
+    // through deb-systemd-invoke (which honours policy-rc.d).
+    let enable = [
+        "deb-systemd-helper unmask berthd.socket",
+        "deb-systemd-helper --quiet was-enabled berthd.socket",
+        "deb-systemd-helper enable berthd.socket",
+        "deb-systemd-helper unmask berthd.service",
+        "deb-systemd-helper --quiet was-enabled berthd.service",
+        "deb-systemd-helper enable berthd.service",
+        "systemctl --system daemon-reload",
+        "deb-systemd-invoke start berthd.socket",
+    ];
+    assert_eq!(on_fake_systemd("postinst", &["configure", ""]), enable);
+    let mut upgrade = enable.to_vec();
+    upgrade.push("deb-systemd-invoke try-restart berthd.service");
     assert_eq!(
-        on_fake_systemd("postinst", &["configure", ""], 0),
-        [
-            daemon_reload.clone(),
-            "enable berthd.socket berthd.service".into(),
-            "start berthd.socket".into()
-        ]
+        on_fake_systemd("postinst", &["configure", "0.0.1~e2e0"]),
+        upgrade
     );
+    assert!(on_fake_systemd("prerm", &["upgrade", "0.0.1~e2e2"]).is_empty());
     assert_eq!(
-        on_fake_systemd("postinst", &["configure", "0.0.1~e2e0"], 0),
-        [daemon_reload.clone(), "try-restart berthd.service".into()]
-    );
-    assert!(on_fake_systemd("prerm", &["upgrade", "0.0.1~e2e2"], 0).is_empty());
-    assert_eq!(
-        on_fake_systemd("prerm", &["remove"], 0),
-        [
-            "stop berthd.socket berthd.service",
-            "disable berthd.socket berthd.service"
-        ]
-    );
-    // policy-rc.d's 101 (chroots, image builds): nothing starts or stops.
-    assert_eq!(
-        on_fake_systemd("postinst", &["configure", ""], 101),
-        [daemon_reload, "enable berthd.socket berthd.service".into()]
-    );
-    assert_eq!(
-        on_fake_systemd("prerm", &["remove"], 101),
-        ["disable berthd.socket berthd.service"]
+        on_fake_systemd("prerm", &["remove"]),
+        ["deb-systemd-invoke stop berthd.socket berthd.service"]
     );
     let version = run(Command::new("/usr/bin/berthd").arg("--version"));
     assert!(version.contains("berthd"), "{version}");
@@ -419,6 +428,15 @@ fn package_installs_activates_upgrades_and_purges() {
         assert!(!Path::new(f).exists(), "{f} left after remove");
     }
     assert!(group_exists(), "remove took the group (purge does)");
+    // As debhelper: the enable links stay until purge, the units masked.
+    for unit in ["berthd.socket", "berthd.service"] {
+        let mask = std::fs::read_link(format!("/etc/systemd/system/{unit}"));
+        assert_eq!(
+            mask.ok(),
+            Some(PathBuf::from("/dev/null")),
+            "{unit} not masked on remove"
+        );
+    }
     assert!(
         installed_processes().is_empty(),
         "{:?}",
@@ -433,6 +451,17 @@ fn package_installs_activates_upgrades_and_purges() {
         !Path::new("/etc/berth").exists(),
         "/etc/berth outlived the purge"
     );
+    // Purge undoes enable and mask, and deb-systemd-helper's records.
+    let mut left: Vec<String> = ENABLE_LINKS.iter().map(|l| l.to_string()).collect();
+    for unit in ["berthd.socket", "berthd.service"] {
+        left.push(format!("/etc/systemd/system/{unit}"));
+        left.push(format!(
+            "/var/lib/systemd/deb-systemd-helper-enabled/{unit}.dsh-also"
+        ));
+        left.push(format!("/var/lib/systemd/deb-systemd-helper-masked/{unit}"));
+    }
+    left.retain(|p| std::fs::symlink_metadata(p).is_ok());
+    assert!(left.is_empty(), "left after purge: {left:?}");
     if !defaults_existed {
         assert!(
             Path::new("/var/lib/berth/volumes/keep").exists(),
@@ -464,36 +493,31 @@ fn package_installs_activates_upgrades_and_purges() {
 
 /// Runs an installed maintainer script as on a systemd host: in a mount
 /// namespace of its own, `/run` is a fresh tmpfs holding
-/// `/run/systemd/system`, `/usr/sbin/policy-rc.d` (on an overlay) exits
-/// with `policy`, and `systemctl` is a stand-in that records its
-/// arguments. Returns the `systemctl` calls.
-fn on_fake_systemd(script: &str, args: &[&str], policy: i32) -> Vec<String> {
+/// `/run/systemd/system`, and `systemctl`, `deb-systemd-helper` and
+/// `deb-systemd-invoke` are stand-ins that record their arguments (and
+/// succeed). Returns the calls, one `tool args` a line.
+fn on_fake_systemd(script: &str, args: &[&str]) -> Vec<String> {
     let dir = scratch();
     let log = dir.path().join("calls");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let systemctl = bin.join("systemctl");
-    std::fs::write(&systemctl, "#!/bin/sh\necho \"$*\" >>\"$CALLS\"\n").unwrap();
-    run(Command::new("chmod").arg("755").arg(&systemctl));
+    for tool in ["systemctl", "deb-systemd-helper", "deb-systemd-invoke"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{tool} $*\" >>\"$CALLS\"\n"),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("755").arg(&path));
+    }
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
-    std::fs::create_dir_all(&upper).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let prelude = format!(
-        "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; \
-         mount -t overlay overlay -o lowerdir=/usr/sbin,upperdir={},workdir={} /usr/sbin; \
-         printf '#!/bin/sh\\nexit {policy}\\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
-         exec sh \"$0\" \"$@\"",
-        upper.display(),
-        work.display()
-    );
     run(Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(prelude)
+        .arg("set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; exec sh \"$0\" \"$@\"")
         .arg(format!("/var/lib/dpkg/info/berth.{script}"))
         .args(args)
         .env("PATH", path)
