@@ -10,7 +10,10 @@
 # `cargo build --release`; --profile debug packages the binaries already
 # in target/debug (CI does this to spare a release build). --version
 # defaults to the workspace's version in Cargo.toml. The binaries are
-# stripped in the package.
+# stripped in the package. The maintainer (control file and changelog) is
+# $DEBFULLNAME <$DEBEMAIL>, as for dch; by default
+# "berth developers <berth@berth.invalid>": the project has no mail
+# domain of its own, and .invalid (RFC 2606) says so honestly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
     --profile=*) profile=${1#*=}; shift ;;
     --version) version=${2:?--version needs a version}; shift 2 ;;
     --version=*) version=${1#*=}; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +35,7 @@ if [ -z "$version" ]; then
   version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 fi
 [ -n "$version" ] || { echo "package.sh: no version in Cargo.toml" >&2; exit 1; }
+maintainer="${DEBFULLNAME:-berth developers} <${DEBEMAIL:-berth@berth.invalid}>"
 
 target=${CARGO_TARGET_DIR:-target}
 bins="$target/$profile"
@@ -53,17 +57,19 @@ pkg=packaging/debian
 install -d "$stage/usr/bin"
 for b in berthd berth berth-shim; do
   install -m 0755 "$bins/$b" "$stage/usr/bin/$b"
-  strip --strip-unneeded "$stage/usr/bin/$b"
+  # As dh_strip: symbols and the compilers' .comment/.note go.
+  strip --remove-section=.comment --remove-section=.note --strip-unneeded "$stage/usr/bin/$b"
 done
 
 # systemd units (not conffiles: admins override them in /etc/systemd/system).
 install -d "$stage/lib/systemd/system"
 install -m 0644 "$pkg/berthd.service" "$pkg/berthd.socket" "$stage/lib/systemd/system/"
 
-# Man pages: one per berth command, and berthd(8).
+# Man pages: one per berth command, berthd(8) and berth-shim(8).
 install -d "$stage/usr/share/man/man1" "$stage/usr/share/man/man8"
 "$bins/berth" __man "$stage/usr/share/man/man1" 2>/dev/null
 "$bins/berthd" __man "$stage/usr/share/man/man8"
+install -m 0644 "$pkg/berth-shim.8" "$stage/usr/share/man/man8/"
 gzip -9n "$stage"/usr/share/man/man1/*.1 "$stage"/usr/share/man/man8/*.8
 
 # Shell completions, where each shell looks for a package's.
@@ -75,9 +81,11 @@ install -d "$stage/usr/share/bash-completion/completions" \
 
 install -d "$stage/usr/share/doc/berth"
 install -m 0644 "$pkg/copyright" "$stage/usr/share/doc/berth/copyright"
+install -d "$stage/usr/share/lintian/overrides"
+install -m 0644 "$pkg/lintian-overrides" "$stage/usr/share/lintian/overrides/berth"
 # A native package's changelog: one entry for this build.
-printf 'berth (%s) unstable; urgency=medium\n\n  * Built by scripts/package.sh from %s.\n\n -- berth developers <berth@localhost>  %s\n' \
-  "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo 'a source tree')" \
+printf 'berth (%s) unstable; urgency=medium\n\n  * Built by scripts/package.sh from %s.\n\n -- %s  %s\n' \
+  "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo 'a source tree')" "$maintainer" \
   "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" |
   gzip -9n >"$stage/usr/share/doc/berth/changelog.gz"
 find "$stage" -type d -exec chmod 0755 {} +
@@ -96,7 +104,7 @@ cat >"$stage/DEBIAN/control" <<CONTROL
 Package: berth
 Version: $version
 Architecture: $arch
-Maintainer: berth developers <berth@localhost>
+Maintainer: $maintainer
 Installed-Size: $size
 Depends: $shlibs, nftables, procps
 Suggests: uidmap, slirp4netns, fuse-overlayfs
@@ -114,7 +122,10 @@ install -m 0755 "$pkg/postinst" "$pkg/prerm" "$pkg/postrm" "$stage/DEBIAN/"
 chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/md5sums"
 
 deb="$out/berth_${version}_${arch}.deb"
-level=6
-[ "$profile" = debug ] && level=1
-dpkg-deb --root-owner-group -Zxz -z"$level" --build "$stage" "$deb" >/dev/null
+# A debug package is for tests: gzip -1 packs it several times faster
+# than xz.
+compress="-Zxz -z6"
+[ "$profile" = debug ] && compress="-Zgzip -z1"
+# shellcheck disable=SC2086 # two options
+dpkg-deb --root-owner-group $compress --build "$stage" "$deb" >/dev/null
 echo "$deb"

@@ -9,7 +9,7 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_tests::*;
@@ -87,11 +87,19 @@ const FILES: &[&str] = &[
     "/usr/share/man/man1/berth.1.gz",
     "/usr/share/man/man1/berth-run.1.gz",
     "/usr/share/man/man8/berthd.8.gz",
+    "/usr/share/man/man8/berth-shim.8.gz",
+    "/usr/share/lintian/overrides/berth",
     "/usr/share/bash-completion/completions/berth",
     "/usr/share/zsh/vendor-completions/_berth",
     "/usr/share/fish/vendor_completions.d/berth.fish",
     "/usr/share/doc/berth/copyright",
     "/usr/share/doc/berth/changelog.gz",
+];
+
+/// The links `systemctl enable` (deb-systemd-helper) makes for the units.
+const ENABLE_LINKS: &[&str] = &[
+    "/etc/systemd/system/sockets.target.wants/berthd.socket",
+    "/etc/systemd/system/multi-user.target.wants/berthd.service",
 ];
 
 /// Processes running a berth binary from /usr/bin (also once deleted).
@@ -262,6 +270,7 @@ fn package_installs_activates_upgrades_and_purges() {
             return;
         }
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if dpkg_state() != "absent" {
         eprintln!("skipped: a berth package is installed on this host; not touching it");
         return;
@@ -313,38 +322,39 @@ fn package_installs_activates_upgrades_and_purges() {
             "/lib/systemd/system/berthd.service",
         ]));
     }
-    // The scripts' systemd side (systemd is not PID 1 here): a first
-    // install enables both units and starts the socket, an upgrade
-    // restarts a running berthd, prerm stops only on remove.
-    let daemon_reload = "--system daemon-reload".to_string();
+    // deb-systemd-helper enables both units without a running systemd,
+    // as debhelper's scripts do.
+    for link in ENABLE_LINKS {
+        assert!(
+            std::fs::read_link(link).is_ok(),
+            "{link}: not enabled on install"
+        );
+    }
+    // The scripts' systemd side on a host run by systemd (systemd is not
+    // PID 1 here): a first install starts the socket only, an upgrade
+    // restarts a running berthd too, prerm stops only on remove, always
+    // through deb-systemd-invoke (which honours policy-rc.d).
+    let enable = [
+        "deb-systemd-helper unmask berthd.socket",
+        "deb-systemd-helper --quiet was-enabled berthd.socket",
+        "deb-systemd-helper enable berthd.socket",
+        "deb-systemd-helper unmask berthd.service",
+        "deb-systemd-helper --quiet was-enabled berthd.service",
+        "deb-systemd-helper enable berthd.service",
+        "systemctl --system daemon-reload",
+        "deb-systemd-invoke start berthd.socket",
+    ];
+    assert_eq!(on_fake_systemd("postinst", &["configure", ""]), enable);
+    let mut upgrade = enable.to_vec();
+    upgrade.push("deb-systemd-invoke try-restart berthd.service");
     assert_eq!(
-        on_fake_systemd("postinst", &["configure", ""], 0),
-        [
-            daemon_reload.clone(),
-            "enable berthd.socket berthd.service".into(),
-            "start berthd.socket".into()
-        ]
+        on_fake_systemd("postinst", &["configure", "0.0.1~e2e0"]),
+        upgrade
     );
+    assert!(on_fake_systemd("prerm", &["upgrade", "0.0.1~e2e2"]).is_empty());
     assert_eq!(
-        on_fake_systemd("postinst", &["configure", "0.0.1~e2e0"], 0),
-        [daemon_reload.clone(), "try-restart berthd.service".into()]
-    );
-    assert!(on_fake_systemd("prerm", &["upgrade", "0.0.1~e2e2"], 0).is_empty());
-    assert_eq!(
-        on_fake_systemd("prerm", &["remove"], 0),
-        [
-            "stop berthd.socket berthd.service",
-            "disable berthd.socket berthd.service"
-        ]
-    );
-    // policy-rc.d's 101 (chroots, image builds): nothing starts or stops.
-    assert_eq!(
-        on_fake_systemd("postinst", &["configure", ""], 101),
-        [daemon_reload, "enable berthd.socket berthd.service".into()]
-    );
-    assert_eq!(
-        on_fake_systemd("prerm", &["remove"], 101),
-        ["disable berthd.socket berthd.service"]
+        on_fake_systemd("prerm", &["remove"]),
+        ["deb-systemd-invoke stop berthd.socket berthd.service"]
     );
     let version = run(Command::new("/usr/bin/berthd").arg("--version"));
     assert!(version.contains("berthd"), "{version}");
@@ -419,6 +429,15 @@ fn package_installs_activates_upgrades_and_purges() {
         assert!(!Path::new(f).exists(), "{f} left after remove");
     }
     assert!(group_exists(), "remove took the group (purge does)");
+    // As debhelper: the enable links stay until purge, the units masked.
+    for unit in ["berthd.socket", "berthd.service"] {
+        let mask = std::fs::read_link(format!("/etc/systemd/system/{unit}"));
+        assert_eq!(
+            mask.ok(),
+            Some(PathBuf::from("/dev/null")),
+            "{unit} not masked on remove"
+        );
+    }
     assert!(
         installed_processes().is_empty(),
         "{:?}",
@@ -433,6 +452,17 @@ fn package_installs_activates_upgrades_and_purges() {
         !Path::new("/etc/berth").exists(),
         "/etc/berth outlived the purge"
     );
+    // Purge undoes enable and mask, and deb-systemd-helper's records.
+    let mut left: Vec<String> = ENABLE_LINKS.iter().map(|l| l.to_string()).collect();
+    for unit in ["berthd.socket", "berthd.service"] {
+        left.push(format!("/etc/systemd/system/{unit}"));
+        left.push(format!(
+            "/var/lib/systemd/deb-systemd-helper-enabled/{unit}.dsh-also"
+        ));
+        left.push(format!("/var/lib/systemd/deb-systemd-helper-masked/{unit}"));
+    }
+    left.retain(|p| std::fs::symlink_metadata(p).is_ok());
+    assert!(left.is_empty(), "left after purge: {left:?}");
     if !defaults_existed {
         assert!(
             Path::new("/var/lib/berth/volumes/keep").exists(),
@@ -464,36 +494,31 @@ fn package_installs_activates_upgrades_and_purges() {
 
 /// Runs an installed maintainer script as on a systemd host: in a mount
 /// namespace of its own, `/run` is a fresh tmpfs holding
-/// `/run/systemd/system`, `/usr/sbin/policy-rc.d` (on an overlay) exits
-/// with `policy`, and `systemctl` is a stand-in that records its
-/// arguments. Returns the `systemctl` calls.
-fn on_fake_systemd(script: &str, args: &[&str], policy: i32) -> Vec<String> {
+/// `/run/systemd/system`, and `systemctl`, `deb-systemd-helper` and
+/// `deb-systemd-invoke` are stand-ins that record their arguments (and
+/// succeed). Returns the calls, one `tool args` a line.
+fn on_fake_systemd(script: &str, args: &[&str]) -> Vec<String> {
     let dir = scratch();
     let log = dir.path().join("calls");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let systemctl = bin.join("systemctl");
-    std::fs::write(&systemctl, "#!/bin/sh\necho \"$*\" >>\"$CALLS\"\n").unwrap();
-    run(Command::new("chmod").arg("755").arg(&systemctl));
+    for tool in ["systemctl", "deb-systemd-helper", "deb-systemd-invoke"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{tool} $*\" >>\"$CALLS\"\n"),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("755").arg(&path));
+    }
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
-    std::fs::create_dir_all(&upper).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let prelude = format!(
-        "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; \
-         mount -t overlay overlay -o lowerdir=/usr/sbin,upperdir={},workdir={} /usr/sbin; \
-         printf '#!/bin/sh\\nexit {policy}\\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
-         exec sh \"$0\" \"$@\"",
-        upper.display(),
-        work.display()
-    );
     run(Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(prelude)
+        .arg("set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; exec sh \"$0\" \"$@\"")
         .arg(format!("/var/lib/dpkg/info/berth.{script}"))
         .args(args)
         .env("PATH", path)
@@ -608,4 +633,442 @@ fn fd_hosts_take_activated_unix_and_tcp_sockets() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The package tests one at a time: the first installs berth on this
+/// host, whose root is the lower layer of the second's machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A systemd booted as PID 1 by `systemd-nspawn` from this host's own
+/// root under a tmpfs overlay: its own mount, PID, network (loopback
+/// only), IPC, UTS and cgroup namespaces; writes land in the overlay. The
+/// launcher runs in a mount namespace of its own (the overlay, and a
+/// tmpfs on `/run` for nspawn's lock files, vanish with it) and in a
+/// cgroup of its own under its present one in every hierarchy, so that
+/// everything the machine makes nests there and goes with it.
+struct Machine {
+    nspawn: Child,
+    leader: u32,
+    cgroups: Vec<PathBuf>,
+    dir: tempfile::TempDir,
+}
+
+/// This process's cgroup directory in every mounted hierarchy.
+fn own_cgroups() -> Vec<PathBuf> {
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut dirs = Vec::new();
+    for m in mounts.lines() {
+        // id parent maj:min root mountpoint opts ... - fstype source superopts
+        let Some((left, right)) = m.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 || l[3] != "/" {
+            continue;
+        }
+        let key = match r[0] {
+            "cgroup2" => String::new(),
+            "cgroup" => {
+                // The superblock options name the hierarchy's controllers.
+                let ctl: Vec<&str> = r[2]
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                    .collect();
+                ctl.join(",")
+            }
+            _ => continue,
+        };
+        let path = mine.lines().find_map(|c| {
+            let mut f = c.splitn(3, ':');
+            let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+            let mut a: Vec<&str> = ctl.split(',').collect();
+            let mut b: Vec<&str> = key.split(',').filter(|s| !s.is_empty()).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            (a == b || (ctl.is_empty() && key.is_empty())).then(|| path.to_string())
+        });
+        if let Some(p) = path {
+            dirs.push(PathBuf::from(l[4]).join(p.trim_start_matches('/')));
+        }
+    }
+    dirs
+}
+
+impl Machine {
+    fn boot(deb: &Path, image: &Path) -> Machine {
+        let dir = scratch();
+        let name = format!("berth-e2e-nspawn-{}", random_hex());
+        let mut cgroups = Vec::new();
+        for parent in own_cgroups() {
+            let cg = parent.join(&name);
+            std::fs::create_dir(&cg).unwrap_or_else(|e| panic!("{}: {e}", cg.display()));
+            // A v1 cpuset cgroup takes no process until it has CPUs and
+            // memory nodes: its parent's.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(parent.join(f)) {
+                    std::fs::write(cg.join(f), v.trim()).expect(f);
+                }
+            }
+            cgroups.push(cg);
+        }
+        let procs: Vec<String> = cgroups
+            .iter()
+            .map(|c| c.join("cgroup.procs").display().to_string())
+            .collect();
+        let log = std::fs::File::create(dir.path().join("nspawn.log")).expect("log");
+        let script = r#"set -e
+for f in $BERTH_CGROUP_PROCS; do echo $$ >"$f"; done
+mount -t tmpfs -o mode=0755 tmpfs /run
+d=$0
+mount -t tmpfs -o mode=0755 tmpfs "$d"
+mkdir "$d/upper" "$d/work" "$d/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$d/upper,workdir=$d/work" "$d/root"
+exec systemd-nspawn --quiet --register=no --keep-unit --private-network \
+  --console=passive -D "$d/root" "$@""#;
+        let overlay = dir.path().join("machine");
+        std::fs::create_dir(&overlay).unwrap();
+        let nspawn = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(&overlay)
+            // overlay2 cannot have the machine's overlay as its upper layer.
+            .arg("--tmpfs=/var/lib/berth")
+            .arg(format!("--bind-ro={}:/root/berth.deb", deb.display()))
+            .arg(format!("--bind-ro={}:/root/busybox.tar", image.display()))
+            .arg("--boot")
+            // Only the early boot: journald, tmpfiles, no host services.
+            .arg("systemd.unit=sysinit.target")
+            .env("BERTH_CGROUP_PROCS", procs.join(" "))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("unshare");
+        let mut m = Machine {
+            nspawn,
+            leader: 0,
+            cgroups,
+            dir,
+        };
+        // The leader is nspawn's child systemd (unshare and sh exec'd).
+        let pid = m.nspawn.id();
+        let found = wait_for(Duration::from_secs(20), || {
+            let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for k in kids.split_whitespace() {
+                let comm = std::fs::read_to_string(format!("/proc/{k}/comm")).unwrap_or_default();
+                if comm.trim() == "systemd" {
+                    m.leader = k.parse().unwrap_or(0);
+                    return true;
+                }
+            }
+            false
+        });
+        assert!(found, "no systemd in the machine: {}", m.log());
+        // Until systemd has booted (its private socket answers).
+        let mut state = String::new();
+        let booted = wait_for_polling(Duration::from_millis(200), Duration::from_secs(30), || {
+            let out = m.run("systemctl is-system-running");
+            state = format!("{}{}", stdout(&out), stderr(&out));
+            matches!(stdout(&out).trim(), "running" | "degraded")
+        });
+        assert!(
+            booted,
+            "the machine did not boot: {state}\n{}\n{}",
+            stdout(&m.run("systemctl --failed --no-pager")),
+            m.log()
+        );
+        m
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nspawn.log")).unwrap_or_default()
+    }
+
+    /// A shell command in the machine, as its root; bounded in time.
+    fn run(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .arg("30")
+            .args(["nsenter", "-t", &self.leader.to_string(), "-a"])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter")
+    }
+
+    fn sh(&self, script: &str) -> String {
+        let out = self.run(script);
+        assert!(
+            out.status.success(),
+            "in the machine: {script}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn unit(&self, prop: &str) -> String {
+        self.sh(&format!("systemctl show berthd.service -p {prop} --value"))
+            .trim()
+            .to_string()
+    }
+
+    /// Powers the machine off and waits for nspawn; kills it if it hangs.
+    fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.nspawn.try_wait() {
+            return true;
+        }
+        let _ = self.run("systemctl poweroff --no-block");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Killing nspawn would orphan the machine: its PID 1 goes first,
+        // and with it every process of its PID namespace.
+        // SAFETY: kill(2) has no memory effects. `leader` is the machine's
+        // PID 1, a child of nspawn, which was still running a moment ago
+        // (try_wait above), so the pid has not been reused.
+        unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+        false
+    }
+
+    /// Removes the machine's cgroups (deepest first); what is left.
+    fn remove_cgroups(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for cg in &self.cgroups {
+            let mut dirs = Vec::new();
+            collect_dirs(cg, &mut dirs);
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                // A cgroup empties when its last process is reaped.
+                let gone = wait_for(Duration::from_secs(5), || {
+                    std::fs::remove_dir(&d).is_ok() || !d.exists()
+                });
+                if !gone {
+                    left.push(d.display().to_string());
+                }
+            }
+        }
+        left
+    }
+}
+
+fn collect_dirs(d: &Path, out: &mut Vec<PathBuf>) {
+    out.push(d.to_path_buf());
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            collect_dirs(&e.path(), out);
+        }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.stop();
+        self.remove_cgroups();
+    }
+}
+
+/// The package under a real systemd as PID 1: dpkg installs it in the
+/// machine (policy-rc.d first forbidding, then allowing the start),
+/// `berthd.socket` listens while berthd is not running, a member of the
+/// `berth` group's first request starts berthd.service (Type=notify:
+/// active only on READY=1), `systemctl reload` reloads daemon.json,
+/// `systemctl stop` leaves the container and its shim running
+/// (KillMode=process, live restore) and the next request finds it again,
+/// and a `kill -9` of berthd is answered by a restart. The machine, its
+/// overlay, cgroups and processes are gone at the end.
+#[test]
+fn package_runs_under_systemd_as_pid1() {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: booting a machine needs root");
+        return;
+    }
+    if !tools(&[
+        "systemd-nspawn",
+        "dpkg-deb",
+        "dpkg-shlibdeps",
+        "nsenter",
+        "unshare",
+        "setpriv",
+        "busybox",
+    ]) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let version = "0.0.1~e2e3";
+    let deb = package(version);
+    struct RmDeb(PathBuf);
+    impl Drop for RmDeb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = RmDeb(deb.clone());
+    let image = fixtures::busybox_rootfs_tar();
+
+    let mut m = Machine::boot(&deb, &image);
+    let cgroups = m.cgroups.clone();
+    let leader = m.leader;
+    // nspawn mounts a hybrid host's v1 controllers read-only in the
+    // machine (systemd there manages name=systemd only); berthd's
+    // cgroupfs driver needs them writable. They are this test's own
+    // cgroups (the machine's cgroup namespace starts there).
+    m.sh("awk '$3 == \"cgroup\" { print $2 }' /proc/self/mounts | \
+          while read -r c; do mount -o remount,bind,rw \"$c\"; done");
+    // Machine-local settings (the overlay): man-db's trigger is slow,
+    // policy-rc.d forbids starting services, berthd keeps containers.
+    m.sh("echo 'man-db man-db/auto-update boolean false' | debconf-set-selections; \
+          printf '#!/bin/sh\\nexit 101\\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+          mkdir -p /etc/berth; echo '{\"live-restore\": true}' >/etc/berth/daemon.json");
+
+    // Install under policy-rc.d's 101: enabled, not started.
+    m.sh("dpkg -i /root/berth.deb >/dev/null 2>&1");
+    assert_eq!(
+        m.sh("systemctl is-enabled berthd.socket berthd.service")
+            .trim(),
+        "enabled\nenabled"
+    );
+    assert_eq!(
+        m.run("systemctl is-active berthd.socket").status.code(),
+        Some(3),
+        "policy-rc.d said no, yet the socket started"
+    );
+    // Allowed: the configure step starts the socket, and only the socket.
+    m.sh("rm /usr/sbin/policy-rc.d; dpkg -i /root/berth.deb >/dev/null 2>&1");
+    assert_eq!(m.sh("systemctl is-active berthd.socket").trim(), "active");
+    assert_eq!(m.unit("ActiveState"), "inactive");
+    assert!(
+        !m.run("pgrep -x berthd").status.success(),
+        "berthd runs before the first request"
+    );
+    assert_eq!(
+        m.sh("stat -c '%A %U %G' /run/berth/berth.sock").trim(),
+        "srw-rw---- root berth"
+    );
+
+    // The first request, from a member of `berth`, starts the service.
+    let as_user = |groups: &str, cmd: &str| {
+        m.run(&format!(
+            "setpriv --reuid=nobody --regid=nogroup {groups} --reset-env \
+             env HOME=/tmp DOCKER_CONFIG=/tmp/docker-{} docker -H unix:///run/berth/berth.sock {cmd}",
+            random_hex()
+        ))
+    };
+    let denied = as_user("--clear-groups", "version --format '{{.Server.Os}}'");
+    assert!(!denied.status.success(), "a stranger reached berthd");
+    assert!(
+        stderr(&denied).contains("permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+    let v = as_user("--groups=berth", "version --format '{{.Server.Os}}'");
+    assert_eq!(stdout(&v).trim(), "linux", "{}", stderr(&v));
+    // Type=notify: active/running only once berthd sent READY=1.
+    assert_eq!(
+        format!("{} {}", m.unit("ActiveState"), m.unit("SubState")),
+        "active running"
+    );
+    assert_eq!(m.unit("Type"), "notify");
+    let journal = m.sh("journalctl -u berthd.service --no-pager -o cat");
+    assert!(
+        journal.contains("systemd-activated unix socket"),
+        "{journal}"
+    );
+
+    // A container to outlive the stops.
+    let docker = "docker -H unix:///run/berth/berth.sock";
+    m.sh(&format!(
+        "{docker} import /root/busybox.tar busybox:latest >/dev/null"
+    ));
+    let id = m.sh(&format!("{docker} run -d --name live busybox sleep 600"));
+    let id = id.trim().to_string();
+    let pid = m.sh(&format!("{docker} inspect -f '{{{{.State.Pid}}}}' {id}"));
+    let pid = pid.trim().to_string();
+
+    // Reload: SIGHUP through ExecReload, and the daemon's reload event.
+    let since = m.sh("date +%s").trim().to_string();
+    m.sh("systemctl reload berthd.service");
+    let until = (since.parse::<u64>().unwrap() + 30).to_string();
+    let events = m.sh(&format!(
+        "timeout 10 {docker} events --since {since} --until {until} --filter type=daemon --format '{{{{.Action}}}}' & \
+         p=$!; sleep 1; kill $p 2>/dev/null; wait $p || true"
+    ));
+    assert!(
+        events.lines().any(|l| l == "reload"),
+        "no reload event: {events:?}"
+    );
+
+    // Stop: berthd goes (STOPPING=1, clean exit), the container and its
+    // shim stay (KillMode=process), the socket keeps listening.
+    let berthd1 = m.unit("MainPID");
+    m.sh("systemctl stop berthd.service");
+    assert_eq!(m.unit("ActiveState"), "inactive");
+    assert_eq!(m.unit("Result"), "success");
+    assert_eq!(m.sh("systemctl is-active berthd.socket").trim(), "active");
+    assert!(
+        m.run(&format!("kill -0 {pid}")).status.success(),
+        "the container died with berthd"
+    );
+    assert!(
+        m.run(&format!("kill -0 {berthd1}")).status.code() != Some(0),
+        "berthd outlived its stop"
+    );
+    let journal = m.sh("journalctl -u berthd.service --no-pager -o cat");
+    assert!(journal.contains("SIGTERM: shutting down"), "{journal}");
+    assert!(
+        journal.contains("remains running after unit stopped"),
+        "{journal}"
+    );
+    // The next request starts berthd again, which finds the container.
+    let state = m.sh(&format!(
+        "{docker} inspect -f '{{{{.State.Running}}}} {{{{.State.Pid}}}}' {id}"
+    ));
+    assert_eq!(state.trim(), format!("true {pid}"));
+    assert_eq!(m.unit("ActiveState"), "active");
+
+    // kill -9: Restart= brings berthd back (RestartSec=2).
+    let berthd2 = m.unit("MainPID");
+    assert_ne!(berthd2, berthd1);
+    m.sh(&format!("kill -9 {berthd2}"));
+    let restarted = wait_for(Duration::from_secs(15), || {
+        m.unit("NRestarts") == "1" && m.unit("ActiveState") == "active"
+    });
+    assert!(
+        restarted,
+        "no restart after kill -9: {}",
+        m.unit("ActiveState")
+    );
+    let berthd3 = m.unit("MainPID");
+    assert!(berthd3 != berthd2 && berthd3 != "0", "{berthd3}");
+    let state = m.sh(&format!(
+        "{docker} inspect -f '{{{{.State.Running}}}} {{{{.State.Pid}}}}' {id}"
+    ));
+    assert_eq!(state.trim(), format!("true {pid}"));
+    m.sh(&format!("{docker} rm -f {id} >/dev/null"));
+
+    // Power off; nothing of the machine is left on the host.
+    assert!(m.stop(), "the machine did not power off:\n{}", m.log());
+    let left = m.remove_cgroups();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    assert!(
+        !Path::new(&format!("/proc/{leader}")).exists(),
+        "the machine's PID 1 outlived it"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let overlay = m.dir.path().display().to_string();
+    assert!(!mounts.contains(&overlay), "{overlay} still mounted");
+    drop(m);
+    for cg in &cgroups {
+        assert!(!cg.exists(), "{} left", cg.display());
+    }
+    eprintln!("machine test took {:?}", t0.elapsed());
 }
