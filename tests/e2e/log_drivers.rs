@@ -600,6 +600,90 @@ fn follow_sees_every_line_once(d: &Daemon, name: &str, opts: &[&str], n: u32, pa
     assert_eq!(got, want, "{name}: every line once, in order");
 }
 
+/// json-file's `labels`, `labels-regex`, `env`, `env-regex` and `tag`
+/// options: every line carries the attributes (`"attrs"`, between
+/// `stream` and `time`, as dockerd writes them), and `docker logs
+/// --details` prints them as dockerd does: sorted, query-escaped,
+/// `k=v,…` and a blank before the text.
+#[test]
+fn json_file_attributes_show_with_details() {
+    let d = daemon();
+    let id = run(
+        &d,
+        "attrs",
+        &[
+            "--label",
+            "app=web",
+            "--label",
+            "com.x=a b/c",
+            "--label",
+            "DUP=label",
+            "--label",
+            "other=no",
+            "-e",
+            "ENV1=v1",
+            "-e",
+            "DUP=env",
+            "-e",
+            "ZZ=<z>",
+            "--log-opt",
+            "labels=app,DUP,missing",
+            "--log-opt",
+            "labels-regex=^com\\.",
+            "--log-opt",
+            "env=ENV1,DUP",
+            "--log-opt",
+            "env-regex=^Z",
+            "--log-opt",
+            "tag={{.Name}}",
+        ],
+        "echo hello; echo oops >&2",
+    );
+    let file = d
+        .data_root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let first = text.lines().next().unwrap();
+    // dockerd's bytes: Go's json.Marshal of the map (sorted, HTML escaped).
+    let attrs = r#""attrs":{"DUP":"env","ENV1":"v1","ZZ":"\u003cz\u003e","app":"web","com.x":"a b/c","tag":"attrs"}"#;
+    assert!(
+        first.starts_with(r#"{"log":"hello\n","stream":"stdout","#)
+            && first.contains(&format!(r#""stdout",{attrs},"time":"#)),
+        "{first}"
+    );
+    let want = "DUP=env,ENV1=v1,ZZ=%3Cz%3E,app=web,com.x=a+b%2Fc,tag=attrs";
+    let o = d.docker(&["logs", "--details", "attrs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{want} hello\n"));
+    assert_eq!(stderr(&o), format!("{want} oops\n"));
+    // The stderr line is the last; the time before the attributes.
+    let o = d.docker(&["logs", "--details", "--timestamps", "--tail", "1", "attrs"]);
+    let both = stderr(&o);
+    let (ts, rest) = both.split_once(' ').unwrap();
+    assert!(ts.ends_with('Z') && ts.len() == 30, "{both:?}");
+    assert_eq!(rest, format!("{want} oops\n"));
+    // Without --details, the text alone.
+    assert_eq!(stdout(&d.docker(&["logs", "attrs"])), "hello\n");
+    // A pattern that is no regexp fails the start as dockerd's `New`.
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "badre",
+        "--log-opt",
+        "env-regex=(",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("failed to initialize logging driver: error parsing regexp"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn json_file_compresses_rotated_files_and_follows_across_them() {
     let d = daemon();

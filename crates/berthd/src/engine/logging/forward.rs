@@ -188,11 +188,17 @@ fn short(id: &str) -> &str {
 /// fields are Docker's: `ID`, `FullID`, `Name`, `ImageID`, `ImageFullID`,
 /// `ImageName`, `DaemonName`; other template syntax is refused.
 pub fn tag(info: &Info) -> Result<String> {
+    tag_or(info, "{{.ID}}")
+}
+
+/// [`tag`] with another template when the option is unset or empty
+/// (json-file's is empty: no tag unless asked for).
+pub fn tag_or(info: &Info, default: &str) -> Result<String> {
     let template = info
         .config
         .get("tag")
         .filter(|t| !t.is_empty())
-        .map_or("{{.ID}}", String::as_str);
+        .map_or(default, String::as_str);
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {

@@ -49,13 +49,18 @@ struct Line<'a> {
     stream: Cow<'a, str>,
     #[serde(borrow)]
     time: Cow<'a, str>,
+    /// json-file's extra attributes (`labels`, `env`, `tag` options).
+    #[serde(borrow, default)]
+    attrs: Option<std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
 }
 
-/// A record decoded: source, time as `--timestamps` shows it, text.
+/// A record decoded: source, time as `--timestamps` shows it, text, and
+/// the extra attributes as `--details` shows them (when asked for).
 struct Rec<'a> {
     source: Cow<'a, str>,
     time: Cow<'a, str>,
     line: Cow<'a, str>,
+    attrs: String,
 }
 
 /// Records larger than this are refused (a line is at most 16 KiB).
@@ -116,10 +121,15 @@ fn decode<'a>(format: Format, c: &ReadConfig, raw: &'a [u8]) -> Option<Rec<'a>> 
                     return None;
                 }
             }
+            let attrs = match (&l.attrs, c.details) {
+                (Some(a), true) => super::details(a.iter().map(|(k, v)| (&**k, &**v))),
+                _ => String::new(),
+            };
             Some(Rec {
                 source: l.stream,
                 time: l.time,
                 line: l.log,
+                attrs,
             })
         }
         Format::Local => {
@@ -132,6 +142,7 @@ fn decode<'a>(format: Format, c: &ReadConfig, raw: &'a [u8]) -> Option<Rec<'a>> 
                 source: Cow::Owned(e.source),
                 time: Cow::Owned(e.time),
                 line: Cow::Owned(e.line),
+                attrs: String::new(),
             })
         }
     }
@@ -202,7 +213,7 @@ const CHUNK: usize = 128 << 10;
 
 /// Reads whole records from `rd`, adding each one's size to `pos` and
 /// keeping the last one's bytes in `last`, and hands those `c` wants to
-/// `f` (stream, time, text); stops at the end, at a record the shim is
+/// `f` (stream, time, attributes, text); stops at the end, at a record the shim is
 /// still writing (it is read next time), or once `f` says false. Gives
 /// the number of records read, or None if `f` said false.
 fn scan(
@@ -211,7 +222,7 @@ fn scan(
     c: &ReadConfig,
     pos: &mut u64,
     last: &mut Vec<u8>,
-    mut f: impl FnMut(&str, &str, &str) -> bool,
+    mut f: impl FnMut(&str, &str, &str, &str) -> bool,
 ) -> Option<u64> {
     let mut buf = Vec::with_capacity(4096);
     let mut n = 0;
@@ -223,7 +234,7 @@ fn scan(
         *pos += len;
         n += 1;
         if let Some(r) = decode(format, c, &buf) {
-            if !f(&r.source, &r.time, &r.line) {
+            if !f(&r.source, &r.time, &r.attrs, &r.line) {
                 return None;
             }
         }
@@ -246,17 +257,18 @@ enum Out {
 impl Out {
     /// Takes one entry; false once the receiver is gone. Blocks (the
     /// reader runs on a blocking thread).
-    fn push(&mut self, source: &str, time: &str, line: &str) -> bool {
+    fn push(&mut self, source: &str, time: &str, attrs: &str, line: &str) -> bool {
         match self {
             Out::Entries(tx) => tx
                 .blocking_send(LogEntry {
                     source: source.into(),
                     time: time.into(),
                     line: line.into(),
+                    attrs: attrs.into(),
                 })
                 .is_ok(),
             Out::Framed { framing, buf, .. } => {
-                framing.put(buf, source, time, line);
+                framing.put(buf, source, time, attrs, line);
                 buf.len() < CHUNK || self.flush()
             }
         }
@@ -307,9 +319,9 @@ impl Reader {
         let mut scratch = Vec::new();
         let (format, c) = (self.format, &self.c);
         let out = &mut self.out;
-        let mut take = |source: &str, time: &str, line: &str| {
+        let mut take = |source: &str, time: &str, attrs: &str, line: &str| {
             let Some((n, ring)) = &mut tail else {
-                return out.push(source, time, line);
+                return out.push(source, time, attrs, line);
             };
             if *n > 0 {
                 if ring.len() == *n {
@@ -319,6 +331,7 @@ impl Reader {
                     source: source.into(),
                     time: time.into(),
                     line: line.into(),
+                    attrs: attrs.into(),
                 });
             }
             true
@@ -345,7 +358,7 @@ impl Reader {
             self.live = Some(file);
         }
         for e in tail.map(|t| t.1).unwrap_or_default() {
-            if !self.out.push(&e.source, &e.time, &e.line) {
+            if !self.out.push(&e.source, &e.time, &e.attrs, &e.line) {
                 return None;
             }
         }
@@ -373,7 +386,7 @@ impl Reader {
             &self.c,
             &mut self.pos,
             &mut self.last,
-            |source, time, line| out.push(source, time, line),
+            |source, time, attrs, line| out.push(source, time, attrs, line),
         )
     }
 
@@ -432,7 +445,7 @@ impl Reader {
         for mut f in found {
             let mut last = f.first.clone();
             if let Some(r) = decode(self.format, &self.c, &f.first) {
-                if !self.out.push(&r.source, &r.time, &r.line) {
+                if !self.out.push(&r.source, &r.time, &r.attrs, &r.line) {
                     return None;
                 }
             }
@@ -443,7 +456,7 @@ impl Reader {
                 &self.c,
                 &mut 0,
                 &mut last,
-                |source, time, line| out.push(source, time, line),
+                |source, time, attrs, line| out.push(source, time, attrs, line),
             )?;
             self.last = last;
         }
