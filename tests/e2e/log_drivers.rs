@@ -861,6 +861,81 @@ fn json_file_attributes_show_with_details() {
     );
 }
 
+/// `docker logs` without `-f` while the container writes fast and the
+/// log rotates many times a second: every read sees one consistent set
+/// of files, its numbers strictly consecutive (no file missed or read
+/// twice), for json-file and local.
+#[test]
+fn reads_racing_rotations_are_consistent() {
+    let d = daemon();
+    let script = "i=0; while [ $i -lt 30000 ]; do echo \"line $i\"; i=$((i+1)); done; sleep 1";
+    for (name, opts) in [
+        (
+            "rj",
+            &[
+                "--log-opt",
+                "max-size=2k",
+                "--log-opt",
+                "max-file=4",
+                "--log-opt",
+                "compress=true",
+            ][..],
+        ),
+        (
+            "rl",
+            &[
+                "--log-driver",
+                "local",
+                "--log-opt",
+                "max-size=2k",
+                "--log-opt",
+                "max-file=4",
+            ][..],
+        ),
+    ] {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        d.docker_ok(&args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let sock = d.sock.clone();
+                let cfg = d.docker_config.clone();
+                let name = name.to_string();
+                std::thread::spawn(move || {
+                    let mut reads = 0;
+                    while std::time::Instant::now() < deadline && reads < 40 {
+                        let o = std::process::Command::new("docker")
+                            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+                            .env("DOCKER_CONFIG", &cfg)
+                            .env_remove("DOCKER_API_VERSION")
+                            .env_remove("DOCKER_CONTEXT")
+                            .stdin(std::process::Stdio::null())
+                            .args(["logs", &name])
+                            .output()
+                            .unwrap();
+                        assert!(o.status.success(), "{}", stderr(&o));
+                        let nums = numbers(&stdout(&o));
+                        assert!(
+                            consecutive(&nums),
+                            "{name}: a read missed or repeated: {nums:?}"
+                        );
+                        reads += 1;
+                        if nums.last() == Some(&29_999) {
+                            break;
+                        }
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let reads: usize = readers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(reads >= 8, "{name}: {reads} reads");
+        d.docker_ok(&["rm", "-f", name]);
+    }
+}
+
 #[test]
 fn json_file_compresses_rotated_files_and_follows_across_them() {
     let d = daemon();

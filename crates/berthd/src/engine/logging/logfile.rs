@@ -206,6 +206,94 @@ fn open_rotated(base: &Path, n: u32) -> Option<Box<dyn BufRead + Send>> {
     )))
 }
 
+/// A rotated file opened for a read of the set: its name, its inode
+/// then, and its reader (None: compressed, and all older than `since`).
+struct Opened {
+    path: PathBuf,
+    ino: u64,
+    rd: Option<Box<dyn BufRead + Send>>,
+}
+
+/// The time of the last record of a compressed file, from its gzip
+/// header's extra field (`{"lastTime": …}`, as dockerd and the shim
+/// write it), in Unix nanoseconds.
+fn gzip_last_time(gz: &flate2::read::GzDecoder<File>) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "lastTime", borrow)]
+        last_time: Cow<'a, str>,
+    }
+    let extra = gz.header()?.extra()?;
+    let m: Meta = serde_json::from_slice(extra).ok()?;
+    chrono::DateTime::parse_from_rfc3339(&m.last_time)
+        .ok()?
+        .timestamp_nanos_opt()
+}
+
+/// Rotated file `n` opened (the plain one while it is there); a
+/// compressed one whose last record is older than `since` is not read,
+/// as dockerd skips it by its header.
+fn open_at(base: &Path, n: u32, since: Option<i64>) -> Option<Opened> {
+    let plain = rotated_name(base, n, false);
+    if let Ok(f) = File::open(&plain) {
+        let ino = f.metadata().ok()?.ino();
+        let rd: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(READ_BUF, f));
+        return Some(Opened {
+            path: plain,
+            ino,
+            rd: Some(rd),
+        });
+    }
+    let path = rotated_name(base, n, true);
+    let f = File::open(&path).ok()?;
+    let ino = f.metadata().ok()?.ino();
+    let gz = flate2::read::GzDecoder::new(f);
+    let old = since.is_some_and(|s| gzip_last_time(&gz).is_some_and(|t| t < s));
+    let rd: Option<Box<dyn BufRead + Send>> =
+        (!old).then(|| Box::new(BufReader::with_capacity(READ_BUF, gz)) as _);
+    Some(Opened { path, ino, rd })
+}
+
+/// How many times a read tries for a set of files no rotation changed.
+const SNAPSHOT_TRIES: u32 = 50;
+
+/// The files of the log as one consistent set: the live file and the
+/// rotated ones to read (oldest first), all opened, then checked to be
+/// still where they were (the same names, the same inodes). The shim
+/// rotates by renames without a lock the daemon could share, so a read
+/// racing a rotation sees it as a changed name and opens the set again;
+/// once opened, the files' contents are fixed (a rotated file is never
+/// written again) and a rename or removal no longer matters. After
+/// [`SNAPSHOT_TRIES`] the last set is read as it is.
+fn snapshot(base: &Path, since: Option<i64>) -> (Option<File>, Vec<Box<dyn BufRead + Send>>) {
+    let ino_of = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let live = File::open(base).ok();
+        let live_ino = live
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
+        let nums = rotated(base);
+        let mut files = Vec::with_capacity(nums.len());
+        for &n in &nums {
+            // The live file rotated out since it was opened is read last.
+            if live_ino.is_some() && ino_of(&rotated_name(base, n, false)) == live_ino {
+                continue;
+            }
+            files.extend(open_at(base, n, since));
+        }
+        let same = ino_of(base) == live_ino
+            && rotated(base) == nums
+            && files.iter().all(|f| ino_of(&f.path) == Some(f.ino));
+        if same || tries >= SNAPSHOT_TRIES {
+            return (live, files.into_iter().filter_map(|f| f.rd).collect());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The read buffer of a log file.
 const READ_BUF: usize = 256 << 10;
 /// A framed read sends its entries in chunks of about this size.
@@ -336,20 +424,11 @@ impl Reader {
             }
             true
         };
-        // The live file first: rotated out while the others are read, it
-        // is still read last, and skipped among them while plain.
-        let live = File::open(&self.base).ok();
+        let (live, files) = snapshot(&self.base, c.since);
         if let Some(f) = &live {
             self.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
         }
-        for n in rotated(&self.base) {
-            let plain = rotated_name(&self.base, n, false);
-            if live.is_some() && std::fs::metadata(&plain).is_ok_and(|m| m.ino() == self.ino) {
-                continue;
-            }
-            let Some(mut rd) = open_rotated(&self.base, n) else {
-                continue;
-            };
+        for mut rd in files {
             scan(&mut rd, format, c, &mut 0, &mut scratch, &mut take)?;
         }
         if let Some(file) = live {
@@ -893,6 +972,51 @@ mod tests {
             r.past().unwrap();
             assert_eq!(lines(&mut rx), want(5, 8), "{format:?}");
         }
+    }
+
+    #[test]
+    fn compressed_files_older_than_since_are_skipped_by_their_header() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("c-json.log");
+        // `.2.gz` says its last record is at second 5, though it holds
+        // records of seconds 10..12: the header alone decides, as dockerd.
+        let gz = |n: u32, last: u32, from: u32, to: u32| {
+            let time = |i: u32| {
+                chrono::DateTime::from_timestamp_nanos(
+                    1_704_067_200_000_000_000 + i64::from(i) * 1_000_000_000,
+                )
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            };
+            let extra = serde_json::json!({ "lastTime": time(last) }).to_string();
+            let mut e = flate2::GzBuilder::new().extra(extra.into_bytes()).write(
+                std::fs::File::create(rotated_name(&base, n, true)).unwrap(),
+                flate2::Compression::default(),
+            );
+            for i in from..to {
+                e.write_all(&record(Format::Json, &format!("line {i}"), i))
+                    .unwrap();
+            }
+            e.finish().unwrap();
+        };
+        gz(2, 5, 10, 12);
+        gz(1, 21, 20, 22);
+        append(&base, Format::Json, 30, 31);
+        let since = |s: u32| 1_704_067_200_000_000_000 + i64::from(s) * 1_000_000_000;
+        let read = |from: Option<i64>| {
+            let (mut r, mut rx) = reader(&base, Format::Json, None);
+            r.c.since = from;
+            r.past().unwrap();
+            lines(&mut rx)
+        };
+        assert_eq!(read(Some(since(6))), ["line 20", "line 21", "line 30"]);
+        // Without --since every file is read, whatever its header.
+        assert_eq!(
+            read(None),
+            ["line 10", "line 11", "line 20", "line 21", "line 30"]
+        );
+        // A file whose last record is not before --since is read, and its
+        // records filtered one by one.
+        assert_eq!(read(Some(since(21))), ["line 21", "line 30"]);
     }
 
     #[test]
