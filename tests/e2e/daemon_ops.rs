@@ -509,6 +509,39 @@ fn a_pull_counts_its_bytes() {
     d.docker_ok(&["rmi", &tag]);
 }
 
+/// A flood of idle connections to the metrics listener (more than its
+/// bound, each holding its 30 s header timeout) neither stops a scrape
+/// nor stays open: past the bound the oldest are closed.
+#[test]
+fn idle_connections_do_not_keep_a_scrape_out() {
+    let d = Daemon::start_with(&["--metrics-addr", "127.0.0.1:0"]).expect("berthd starts");
+    let addr = metrics_addr(&d);
+    let flood: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // The listener has taken them all (accepted in order).
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let (_, text) = scrape(&addr);
+    assert!(text.contains("engine_daemon_engine_info"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // At most the bound (less the scrape's) are still open.
+    let mut closed = 0;
+    for mut c in flood {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        closed >= 200 - 64,
+        "{closed} of 200 idle connections closed"
+    );
+}
+
 /// `GET /_berth/metrics` on the API socket: the daemon's metrics whether or
 /// not `--metrics-addr` is set (here it is not).
 fn api_scrape(d: &Daemon) -> (String, HashMap<String, f64>) {
