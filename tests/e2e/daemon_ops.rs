@@ -63,7 +63,7 @@ fn sighup_reloads_daemon_json_and_emits_a_reload_event() {
             "debug": true,
             "labels": ["env=test", "tier=ops"],
             "insecure-registries": ["reg.example.test:5000", "10.99.0.0/16"],
-            "registry-mirrors": ["https://mirror.example.test"],
+            "registry-mirrors": ["https://mirror.example.test", "http://m2.example.test:5000/"],
             "max-concurrent-downloads": 7,
             "live-restore": false
         }"#,
@@ -90,14 +90,19 @@ fn sighup_reloads_daemon_json_and_emits_a_reload_event() {
         reg["IndexConfigs"]["reg.example.test:5000"]["Secure"], false,
         "{reg}"
     );
-    // dockerd writes mirrors normalized, with a trailing slash.
-    assert!(
-        reg["Mirrors"][0]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("https://mirror.example.test"),
+    // dockerd shows mirrors normalized, with one trailing slash, in
+    // both places.
+    let mirrors = serde_json::json!([
+        "https://mirror.example.test/",
+        "http://m2.example.test:5000/"
+    ]);
+    assert_eq!(reg["Mirrors"], mirrors, "{reg}");
+    assert_eq!(
+        reg["IndexConfigs"]["docker.io"]["Mirrors"], mirrors,
         "{reg}"
     );
+    let shown = d.docker_ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_eq!(shown.trim(), mirrors.to_string());
 
     // dockerd's log line, and the log level follows `debug` at once.
     let log = log_since(&d, mark);
