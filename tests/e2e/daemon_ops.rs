@@ -63,7 +63,7 @@ fn sighup_reloads_daemon_json_and_emits_a_reload_event() {
             "debug": true,
             "labels": ["env=test", "tier=ops"],
             "insecure-registries": ["reg.example.test:5000", "10.99.0.0/16"],
-            "registry-mirrors": ["https://mirror.example.test"],
+            "registry-mirrors": ["https://mirror.example.test", "http://m2.example.test:5000/"],
             "max-concurrent-downloads": 7,
             "live-restore": false
         }"#,
@@ -90,14 +90,19 @@ fn sighup_reloads_daemon_json_and_emits_a_reload_event() {
         reg["IndexConfigs"]["reg.example.test:5000"]["Secure"], false,
         "{reg}"
     );
-    // dockerd writes mirrors normalized, with a trailing slash.
-    assert!(
-        reg["Mirrors"][0]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("https://mirror.example.test"),
+    // dockerd shows mirrors normalized, with one trailing slash, in
+    // both places.
+    let mirrors = serde_json::json!([
+        "https://mirror.example.test/",
+        "http://m2.example.test:5000/"
+    ]);
+    assert_eq!(reg["Mirrors"], mirrors, "{reg}");
+    assert_eq!(
+        reg["IndexConfigs"]["docker.io"]["Mirrors"], mirrors,
         "{reg}"
     );
+    let shown = d.docker_ok(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]);
+    assert_eq!(shown.trim(), mirrors.to_string());
 
     // dockerd's log line, and the log level follows `debug` at once.
     let log = log_since(&d, mark);
@@ -507,6 +512,39 @@ fn a_pull_counts_its_bytes() {
     let pull = "berth_api_request_duration_seconds_count{route=\"/images/create\",method=\"POST\",code=\"200\"}";
     assert!(value(&m, pull) >= 1.0, "{text}");
     d.docker_ok(&["rmi", &tag]);
+}
+
+/// A flood of idle connections to the metrics listener (more than its
+/// bound, each holding its 30 s header timeout) neither stops a scrape
+/// nor stays open: past the bound the oldest are closed.
+#[test]
+fn idle_connections_do_not_keep_a_scrape_out() {
+    let d = Daemon::start_with(&["--metrics-addr", "127.0.0.1:0"]).expect("berthd starts");
+    let addr = metrics_addr(&d);
+    let flood: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // The listener has taken them all (accepted in order).
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    let (_, text) = scrape(&addr);
+    assert!(text.contains("engine_daemon_engine_info"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // At most the bound (less the scrape's) are still open.
+    let mut closed = 0;
+    for mut c in flood {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        closed >= 200 - 64,
+        "{closed} of 200 idle connections closed"
+    );
 }
 
 /// `GET /_berth/metrics` on the API socket: the daemon's metrics whether or

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use berth_tests::*;
 
+// fluentd-request-ack and the end of a removed container's retries.
+#[path = "log_drivers/fluentd_ack.rs"]
+mod fluentd_ack;
+
 /// What a listener received, one message each.
 type Got = Arc<Mutex<Vec<String>>>;
 
@@ -598,6 +602,165 @@ fn follow_sees_every_line_once(d: &Daemon, name: &str, opts: &[&str], n: u32, pa
     let got = numbers(&stdout(&o));
     let want: Vec<u32> = (0..n).collect();
     assert_eq!(got, want, "{name}: every line once, in order");
+}
+
+/// json-file's `labels`, `labels-regex`, `env`, `env-regex` and `tag`
+/// options: every line carries the attributes (`"attrs"`, between
+/// `stream` and `time`, as dockerd writes them), and `docker logs
+/// --details` prints them as dockerd does: sorted, query-escaped,
+/// `k=v,…` and a blank before the text.
+#[test]
+fn json_file_attributes_show_with_details() {
+    let d = daemon();
+    let id = run(
+        &d,
+        "attrs",
+        &[
+            "--label",
+            "app=web",
+            "--label",
+            "com.x=a b/c",
+            "--label",
+            "DUP=label",
+            "--label",
+            "other=no",
+            "-e",
+            "ENV1=v1",
+            "-e",
+            "DUP=env",
+            "-e",
+            "ZZ=<z>",
+            "--log-opt",
+            "labels=app,DUP,missing",
+            "--log-opt",
+            "labels-regex=^com\\.",
+            "--log-opt",
+            "env=ENV1,DUP",
+            "--log-opt",
+            "env-regex=^Z",
+            "--log-opt",
+            "tag={{.Name}}",
+        ],
+        "echo hello; echo oops >&2",
+    );
+    let file = d
+        .data_root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let first = text.lines().next().unwrap();
+    // dockerd's bytes: Go's json.Marshal of the map (sorted, HTML escaped).
+    let attrs = r#""attrs":{"DUP":"env","ENV1":"v1","ZZ":"\u003cz\u003e","app":"web","com.x":"a b/c","tag":"attrs"}"#;
+    assert!(
+        first.starts_with(r#"{"log":"hello\n","stream":"stdout","#)
+            && first.contains(&format!(r#""stdout",{attrs},"time":"#)),
+        "{first}"
+    );
+    let want = "DUP=env,ENV1=v1,ZZ=%3Cz%3E,app=web,com.x=a+b%2Fc,tag=attrs";
+    let o = d.docker(&["logs", "--details", "attrs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{want} hello\n"));
+    assert_eq!(stderr(&o), format!("{want} oops\n"));
+    // The stderr line is the last; the time before the attributes.
+    let o = d.docker(&["logs", "--details", "--timestamps", "--tail", "1", "attrs"]);
+    let both = stderr(&o);
+    let (ts, rest) = both.split_once(' ').unwrap();
+    assert!(ts.ends_with('Z') && ts.len() == 30, "{both:?}");
+    assert_eq!(rest, format!("{want} oops\n"));
+    // Without --details, the text alone.
+    assert_eq!(stdout(&d.docker(&["logs", "attrs"])), "hello\n");
+    // A pattern that is no regexp fails the start as dockerd's `New`.
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "badre",
+        "--log-opt",
+        "env-regex=(",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("failed to initialize logging driver: error parsing regexp"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `docker logs` without `-f` while the container writes fast and the
+/// log rotates many times a second: every read sees one consistent set
+/// of files, its numbers strictly consecutive (no file missed or read
+/// twice), for json-file and local.
+#[test]
+fn reads_racing_rotations_are_consistent() {
+    let d = daemon();
+    let script = "i=0; while [ $i -lt 30000 ]; do echo \"line $i\"; i=$((i+1)); done; sleep 1";
+    for (name, opts) in [
+        (
+            "rj",
+            &[
+                "--log-opt",
+                "max-size=2k",
+                "--log-opt",
+                "max-file=4",
+                "--log-opt",
+                "compress=true",
+            ][..],
+        ),
+        (
+            "rl",
+            &[
+                "--log-driver",
+                "local",
+                "--log-opt",
+                "max-size=2k",
+                "--log-opt",
+                "max-file=4",
+            ][..],
+        ),
+    ] {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        d.docker_ok(&args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let sock = d.sock.clone();
+                let cfg = d.docker_config.clone();
+                let name = name.to_string();
+                std::thread::spawn(move || {
+                    let mut reads = 0;
+                    while std::time::Instant::now() < deadline && reads < 40 {
+                        let o = std::process::Command::new("docker")
+                            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+                            .env("DOCKER_CONFIG", &cfg)
+                            .env_remove("DOCKER_API_VERSION")
+                            .env_remove("DOCKER_CONTEXT")
+                            .stdin(std::process::Stdio::null())
+                            .args(["logs", &name])
+                            .output()
+                            .unwrap();
+                        assert!(o.status.success(), "{}", stderr(&o));
+                        let nums = numbers(&stdout(&o));
+                        assert!(
+                            consecutive(&nums),
+                            "{name}: a read missed or repeated: {nums:?}"
+                        );
+                        reads += 1;
+                        if nums.last() == Some(&29_999) {
+                            break;
+                        }
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let reads: usize = readers.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(reads >= 8, "{name}: {reads} reads");
+        d.docker_ok(&["rm", "-f", name]);
+    }
 }
 
 #[test]

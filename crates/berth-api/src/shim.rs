@@ -53,6 +53,10 @@ pub struct ShimConfig {
     /// `LogEntry` messages (`logentry`). Empty: no plugin.
     #[serde(default)]
     pub log_fifo: String,
+    /// json-file's extra attributes: a JSON object every line carries as
+    /// `"attrs"` (`labels`, `env`, `tag` options). Empty: none.
+    #[serde(default)]
+    pub log_attrs: String,
     /// The container's `Config.Tty`: its process gets a pseudo-terminal.
     pub tty: bool,
     /// The container's `Config.OpenStdin`: stdin stays open for attach.

@@ -20,15 +20,27 @@ use std::rc::Rc;
 
 use berth_api::logentry::{encode_frame, Partial};
 use berth_api::shim::ShimConfig;
-use serde::Serialize;
 
 const MAX_PARTIAL: usize = 16 * 1024;
 
-#[derive(Serialize)]
-struct Line<'a> {
-    log: &'a str,
-    stream: &'a str,
-    time: &'a str,
+/// A json-file line, in dockerd's key order: `log`, `stream`, `attrs`
+/// (when there are any: the JSON object the daemon made), `time`.
+fn json_line(text: &str, stream: &str, attrs: &str, time: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() + attrs.len() + 80);
+    out.extend_from_slice(b"{\"log\":");
+    serde_json::to_writer(&mut out, text).ok()?;
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(stream.as_bytes());
+    if !attrs.is_empty() {
+        out.extend_from_slice(b"\",\"attrs\":");
+        out.extend_from_slice(attrs.as_bytes());
+        out.extend_from_slice(b",\"time\":\"");
+    } else {
+        out.extend_from_slice(b"\",\"time\":\"");
+    }
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    Some(out)
 }
 
 /// The record format of the file.
@@ -53,6 +65,8 @@ pub struct LogFile {
     max_file: u32,
     compress: bool,
     format: Format,
+    /// json-file's `attrs` object (empty: none).
+    attrs: String,
     partial: [Vec<u8>; 2],
     pieces: [Pieces; 2],
     /// The time of the last record written (the gzip header's `lastTime`).
@@ -162,6 +176,7 @@ impl LogFile {
             } else {
                 Format::Json
             },
+            attrs: cfg.log_attrs.clone(),
             partial: [Vec::new(), Vec::new()],
             pieces: Default::default(),
             last_time: String::new(),
@@ -252,15 +267,9 @@ impl LogFile {
         let bytes = match self.format {
             Format::Json => {
                 let text = String::from_utf8_lossy(msg);
-                let line = Line {
-                    log: &text,
-                    stream: source,
-                    time: &time,
-                };
-                let Ok(mut bytes) = serde_json::to_vec(&line) else {
+                let Some(bytes) = json_line(&text, source, &self.attrs, &time) else {
                     return;
                 };
-                bytes.push(b'\n');
                 bytes
             }
             Format::Local => {
@@ -391,6 +400,31 @@ mod tests {
         assert!(dir.join("c-json.log.1").exists());
         assert!(!dir.join("c-json.log.2").exists());
         assert!(std::fs::metadata(&p).unwrap().len() <= 400);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lines_carry_the_attributes_in_dockerds_key_order() {
+        let dir = tmpdir("attrs");
+        let p = dir.join("c-json.log");
+        let mut c = cfg(&p, 0, 1, false, "");
+        c.log_attrs = r#"{"a":"1","tag":"x\u003cy"}"#.into();
+        let mut l = LogFile::open(&c).unwrap();
+        l.write(0, b"q\"\n");
+        l.flush();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        let want = format!(
+            r#"{{"log":"q\"\n","stream":"stdout","attrs":{{"a":"1","tag":"x\u003cy"}},"time":{}}}"#,
+            v["time"]
+        );
+        assert_eq!(text, format!("{want}\n"));
+        assert_eq!(v["attrs"]["tag"], "x<y");
+        // Without attributes, the same line as before.
+        assert_eq!(
+            json_line("a\n", "stderr", "", "T").unwrap(),
+            b"{\"log\":\"a\\n\",\"stream\":\"stderr\",\"time\":\"T\"}\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -197,7 +197,7 @@ impl Engine {
                     v
                 }),
                 index_configs: Some(index_configs(&live)),
-                mirrors: Some(live.registry_mirrors.clone()),
+                mirrors: Some(shown_mirrors(&live.registry_mirrors)),
             }),
             http_proxy: Some(
                 std::env::var("HTTP_PROXY")
@@ -331,12 +331,21 @@ struct Counts {
     images: i64,
 }
 
+/// The mirrors as dockerd's `ValidateMirror` stores them (and `docker
+/// info` shows them): each with one trailing `/`.
+fn shown_mirrors(mirrors: &[String]) -> Vec<String> {
+    mirrors
+        .iter()
+        .map(|m| format!("{}/", m.strip_suffix('/').unwrap_or(m)))
+        .collect()
+}
+
 /// dockerd's `RegistryConfig.IndexConfigs`: Docker Hub (with the mirrors)
 /// and each insecure registry given by name.
 fn index_configs(c: &super::settings::Settings) -> HashMap<String, berth_api::models::IndexInfo> {
     let hub = berth_api::models::IndexInfo {
         name: Some("docker.io".into()),
-        mirrors: Some(c.registry_mirrors.clone()),
+        mirrors: Some(shown_mirrors(&c.registry_mirrors)),
         secure: Some(true),
         official: Some(true),
     };

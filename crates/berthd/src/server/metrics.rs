@@ -14,7 +14,7 @@ use ::http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::http::{text, ApiResult};
 use crate::engine::Engine;
@@ -31,9 +31,24 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     Ok(l)
 }
 
-/// Serves `GET /metrics` until `stop` flips.
+/// Connections the metrics listener keeps at once. dockerd's plain
+/// `http.Server` has no bound; a scraper needs one connection, so 64
+/// leaves room for several while a flood of idle connections (each a
+/// socket, a task and buffers) stays small.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The connections served, oldest first: each one's ID and the sender
+/// whose drop closes it.
+type Open = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, oneshot::Sender<()>)>>>;
+
+/// Serves `GET /metrics` until `stop` flips. At [`MAX_CONNECTIONS`] a
+/// new connection closes the oldest one rather than waiting: idle
+/// connections held open (up to the 30 s header timeout each) cannot
+/// keep a scrape out, as refusing new connections would.
 pub fn serve(engine: Arc<Engine>, l: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
+        let open: Open = Arc::default();
+        let mut next_id = 0u64;
         loop {
             let (io, _) = tokio::select! {
                 r = l.accept() => match r {
@@ -46,17 +61,34 @@ pub fn serve(engine: Arc<Engine>, l: tokio::net::TcpListener, mut stop: watch::R
                 },
                 _ = super::stopped(&mut stop) => return,
             };
+            next_id += 1;
+            let id = next_id;
+            let (close_tx, close_rx) = oneshot::channel::<()>();
+            if let Ok(mut o) = open.lock() {
+                while o.len() >= MAX_CONNECTIONS {
+                    // Dropping its sender closes the oldest.
+                    o.pop_front();
+                }
+                o.push_back((id, close_tx));
+            }
             let engine = engine.clone();
+            let open = open.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let engine = engine.clone();
                     async move { Ok::<_, Infallible>(answer(&engine, &req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(std::time::Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(io), svc)
-                    .await;
+                    .serve_connection(TokioIo::new(io), svc);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = close_rx => {}
+                }
+                if let Ok(mut o) = open.lock() {
+                    o.retain(|(i, _)| *i != id);
+                }
             });
         }
     });

@@ -169,6 +169,7 @@ impl Containers {
             follow: opts.follow,
             stdout: opts.stdout,
             stderr: opts.stderr,
+            details: opts.details,
         };
         let tty = r.config.tty.unwrap_or(false);
         let framing = Framing {

@@ -483,6 +483,8 @@ impl Containers {
         if r.host_config.auto_remove == Some(true) {
             self.remove_anonymous_volumes(&r);
         }
+        // A forwarding driver still retrying for it gives up.
+        crate::engine::logging::forward::cancel(&r.id);
         let p = self.paths(&r.id);
         start::drop_now(c, &p);
         p.rw.unmount();

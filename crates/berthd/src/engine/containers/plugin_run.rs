@@ -195,6 +195,7 @@ impl Runner for PluginRunner {
             lent_caps: Vec::new(),
             trash_dir: String::new(),
             log_fifo: String::new(),
+            log_attrs: String::new(),
         };
         std::fs::write(bundle.join("shim.json"), serde_json::to_vec(&cfg)?)?;
         let launched = shim::launch(&self.shim, &bundle, &bundle.join("shim.log"))?;

@@ -16,10 +16,16 @@
 //! container: the shim's queue holds it 5 s). `tls://host[:port]` is
 //! TLS (rustls) trusting the system's roots, as fluent-logger-golang's
 //! `tls` network (dockerd has no option for a CA or a client
-//! certificate). `fluentd-request-ack` is refused (no ack reader).
+//! certificate). With `fluentd-request-ack` (fluent-logger-golang's
+//! `RequestAck`) each message carries the option `{"chunk": <id>}` and
+//! the server's `{"ack": <id>}` is awaited before the next one (for
+//! `fluentd-write-timeout`, else [`ACK_TIMEOUT`]); no answer, or another
+//! one, is a failed write: the connection is closed and the message sent
+//! again on a new one, under the same retries. The retries give up once
+//! the container is removed (`forward::cancel`).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -104,7 +110,13 @@ struct Config {
     max_retries: u64,
     sub_second: bool,
     write_timeout: Option<Duration>,
+    request_ack: bool,
 }
+
+/// How long an ack is awaited without `fluentd-write-timeout`.
+/// fluent-logger-golang waits without end then; berth bounds the wait,
+/// so that a server that never answers costs retries, not the thread.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn parse_bool(k: &str, v: &str) -> Result<bool> {
     match v {
@@ -128,11 +140,7 @@ fn parse_config(o: &HashMap<String, String>) -> Result<Config> {
         .map_err(|e| EngineError::invalid(format!("invalid fluentd-address ({raw}): {e}")))?;
     let flag = |k: &str| get(k).map_or(Ok(false), |v| parse_bool(k, v));
     let is_async = flag("fluentd-async")? || flag("fluentd-async-connect")?;
-    if flag("fluentd-request-ack")? {
-        return Err(EngineError::invalid(
-            "fluentd-request-ack is not supported by berth",
-        ));
-    }
+    let request_ack = flag("fluentd-request-ack")?;
     let sub_second = flag("fluentd-sub-second-precision")?;
     if let Some(v) = get("fluentd-buffer-limit") {
         berth_api::units::ram_in_bytes(v)
@@ -169,15 +177,18 @@ fn parse_config(o: &HashMap<String, String>) -> Result<Config> {
         max_retries,
         sub_second,
         write_timeout,
+        request_ack,
     })
 }
 
-/// One Forward-protocol message (Message Mode).
+/// One Forward-protocol message (Message Mode); with `chunk`, the option
+/// asking the server for an ack of that ID.
 pub fn encode(
     tag: &str,
     time_nano: i64,
     sub_second: bool,
     record: &[(&str, &str)],
+    chunk: Option<&str>,
 ) -> std::io::Result<Vec<u8>> {
     let secs = time_nano.div_euclid(1_000_000_000);
     let time = if sub_second {
@@ -194,7 +205,11 @@ pub fn encode(
             .map(|(k, v)| (Value::from(*k), Value::from(*v)))
             .collect(),
     );
-    let msg = Value::Array(vec![Value::from(tag), time, record, Value::Nil]);
+    let option = match chunk {
+        Some(id) => Value::Map(vec![(Value::from("chunk"), Value::from(id))]),
+        None => Value::Nil,
+    };
+    let msg = Value::Array(vec![Value::from(tag), time, record, option]);
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, &msg).map_err(std::io::Error::other)?;
     Ok(out)
@@ -230,7 +245,38 @@ impl Backend for Fluentd {
     }
 }
 
-fn dial(c: &Config) -> std::io::Result<Box<dyn Write + Send>> {
+/// A connection to the server: messages one way, acks the other.
+trait Conn: Read + Write + Send {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl Conn for UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+}
+
+impl Conn for forward::TlsStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        forward::TlsStream::set_read_timeout(self, t)
+    }
+}
+
+fn dial(c: &Config) -> std::io::Result<Box<dyn Conn>> {
+    let conn = dial_only(c)?;
+    if c.request_ack {
+        conn.set_read_timeout(Some(c.write_timeout.unwrap_or(ACK_TIMEOUT)))?;
+    }
+    Ok(conn)
+}
+
+fn dial_only(c: &Config) -> std::io::Result<Box<dyn Conn>> {
     match &c.address {
         Address::Tcp(hp) => {
             let s = TcpStream::connect(hp.as_str())?;
@@ -256,7 +302,7 @@ fn dial(c: &Config) -> std::io::Result<Box<dyn Write + Send>> {
 }
 
 struct FluentdSink {
-    conn: Option<Box<dyn Write + Send>>,
+    conn: Option<Box<dyn Conn>>,
     tag: String,
     id: String,
     name: String,
@@ -264,13 +310,46 @@ struct FluentdSink {
     config: Config,
 }
 
+/// Reads the server's answer to a message sent with `chunk`: its
+/// `{"ack": chunk}`, or an error.
+fn read_ack(mut c: &mut dyn Conn, chunk: &str) -> std::io::Result<()> {
+    let v = rmpv::decode::read_value(&mut c)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let ack = v
+        .as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some("ack")))
+        .and_then(|(_, v)| v.as_str());
+    if ack == Some(chunk) {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("fluentd: ack {ack:?} does not match the chunk {chunk:?}"),
+        ))
+    }
+}
+
+/// A chunk ID as fluent-logger-golang makes it: 16 random bytes, base64.
+fn chunk_id() -> String {
+    use base64::Engine;
+    let bytes = hex::decode(crate::engine::ids::random_hex(16)).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 impl FluentdSink {
-    fn write(&mut self, m: &[u8]) -> std::io::Result<()> {
+    /// Sends one message; with `chunk`, waits for its ack.
+    fn write(&mut self, m: &[u8], chunk: Option<&str>) -> std::io::Result<()> {
         if self.conn.is_none() {
             self.conn = Some(dial(&self.config)?);
         }
         let r = match &mut self.conn {
-            Some(c) => c.write_all(m).and_then(|()| c.flush()),
+            Some(c) => c
+                .write_all(m)
+                .and_then(|()| c.flush())
+                .and_then(|()| match chunk {
+                    Some(id) => read_ack(c.as_mut(), id),
+                    None => Ok(()),
+                }),
             None => Ok(()),
         };
         if r.is_err() {
@@ -299,16 +378,25 @@ impl Sink for FluentdSink {
             record.push(("partial_ordinal", ordinal.as_str()));
             record.push(("partial_last", last.as_str()));
         }
-        let m = encode(&self.tag, e.time_nano, self.config.sub_second, &record)?;
-        let mut err = match self.write(&m) {
+        let chunk = self.config.request_ack.then(chunk_id);
+        let m = encode(
+            &self.tag,
+            e.time_nano,
+            self.config.sub_second,
+            &record,
+            chunk.as_deref(),
+        )?;
+        let mut err = match self.write(&m, chunk.as_deref()) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
         let mut wait = self.config.retry_wait;
         for _ in 0..self.config.max_retries {
-            std::thread::sleep(wait);
+            if !forward::sleep_unless_cancelled(wait) {
+                break;
+            }
             wait = (wait * 2).min(Duration::from_secs(60));
-            match self.write(&m) {
+            match self.write(&m, chunk.as_deref()) {
                 Ok(()) => return Ok(()),
                 Err(e) => err = e,
             }
@@ -372,14 +460,21 @@ mod tests {
 
     #[test]
     fn messages_are_forward_protocol() {
-        let m = encode("t", 1_700_000_000_500_000_000, false, &[("log", "hi")]).unwrap();
+        let m = encode(
+            "t",
+            1_700_000_000_500_000_000,
+            false,
+            &[("log", "hi")],
+            None,
+        )
+        .unwrap();
         let v = rmpv::decode::read_value(&mut &m[..]).unwrap();
         let a = v.as_array().unwrap();
         assert_eq!(a[0].as_str(), Some("t"));
         assert_eq!(a[1].as_i64(), Some(1_700_000_000));
         assert_eq!(a[2].as_map().unwrap()[0].1.as_str(), Some("hi"));
         assert!(a[3].is_nil());
-        let m = encode("t", 1_700_000_000_500_000_000, true, &[]).unwrap();
+        let m = encode("t", 1_700_000_000_500_000_000, true, &[], Some("c1")).unwrap();
         let v = rmpv::decode::read_value(&mut &m[..]).unwrap();
         let (ty, b) = v.as_array().unwrap()[1].as_ext().unwrap();
         assert_eq!(ty, 0);
@@ -387,5 +482,7 @@ mod tests {
             b,
             [1_700_000_000u32.to_be_bytes(), 500_000_000u32.to_be_bytes()].concat()
         );
+        let opt = v.as_array().unwrap()[3].as_map().unwrap().clone();
+        assert_eq!(opt, [(Value::from("chunk"), Value::from("c1"))]);
     }
 }

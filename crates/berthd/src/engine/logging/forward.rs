@@ -25,7 +25,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -145,6 +146,18 @@ const TLS_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
 /// a reset makes the server drop the last lines it had not read yet.
 pub struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>);
 
+impl std::io::Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl TlsStream {
+    pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.0.sock.set_read_timeout(t)
+    }
+}
+
 impl Write for TlsStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.write(buf)
@@ -188,11 +201,17 @@ fn short(id: &str) -> &str {
 /// fields are Docker's: `ID`, `FullID`, `Name`, `ImageID`, `ImageFullID`,
 /// `ImageName`, `DaemonName`; other template syntax is refused.
 pub fn tag(info: &Info) -> Result<String> {
+    tag_or(info, "{{.ID}}")
+}
+
+/// [`tag`] with another template when the option is unset or empty
+/// (json-file's is empty: no tag unless asked for).
+pub fn tag_or(info: &Info, default: &str) -> Result<String> {
     let template = info
         .config
         .get("tag")
         .filter(|t| !t.is_empty())
-        .map_or("{{.ID}}", String::as_str);
+        .map_or(default, String::as_str);
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -287,6 +306,9 @@ fn pump(driver: &'static str, id: String, file: std::fs::File, mut sink: Box<dyn
     let mut buf = Vec::new();
     let mut failing = false;
     loop {
+        if cancelled() {
+            return;
+        }
         match read_frame(&mut r, &mut buf) {
             Ok(Some(e)) if e.source.is_empty() => return,
             Ok(Some(e)) => match sink.send(&e) {
@@ -309,14 +331,92 @@ fn pump(driver: &'static str, id: String, file: std::fs::File, mut sink: Box<dyn
     }
 }
 
+/// The forwarding threads of each container, by container ID: each
+/// one's flag, set once the container is removed.
+type Cancels = HashMap<String, Vec<Arc<AtomicBool>>>;
+static CANCELS: Mutex<Option<Cancels>> = Mutex::new(None);
+
+thread_local! {
+    /// The flag of the forwarding thread this is (unset elsewhere).
+    static CANCELLED: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the container this forwarding thread sends for is removed:
+/// a sink's retries give up (dockerd's retries could outlive the
+/// container by days with fluentd's defaults).
+pub fn cancelled() -> bool {
+    CANCELLED.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    })
+}
+
+/// Sleeps `d`, in short slices; false (early) once [`cancelled`].
+pub fn sleep_unless_cancelled(d: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + d;
+    loop {
+        if cancelled() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(std::time::Duration::from_millis(100)));
+    }
+}
+
+/// The container is removed: its forwarding threads stop sending (what
+/// they still hold is lost; the cache had it) and end.
+pub fn cancel(container_id: &str) {
+    let flags = CANCELS
+        .lock()
+        .ok()
+        .and_then(|mut m| m.as_mut()?.remove(container_id));
+    for f in flags.unwrap_or_default() {
+        f.store(true, Ordering::Relaxed);
+    }
+}
+
 fn spawn_pump(driver: &'static str, info: &Info, fifo: &Path, sink: Box<dyn Sink>) -> Result<()> {
     let file = open_fifo(fifo)?;
     let id = info.container_id.clone();
-    std::thread::Builder::new()
+    let flag = Arc::new(AtomicBool::new(false));
+    if let Ok(mut m) = CANCELS.lock() {
+        m.get_or_insert_with(HashMap::new)
+            .entry(id.clone())
+            .or_default()
+            .push(flag.clone());
+    }
+    let unregister = {
+        let (id, flag) = (id.clone(), flag.clone());
+        move || {
+            if let Ok(mut m) = CANCELS.lock() {
+                if let Some(v) = m.as_mut().and_then(|m| m.get_mut(&id)) {
+                    v.retain(|f| !Arc::ptr_eq(f, &flag));
+                    if v.is_empty() {
+                        m.as_mut().map(|m| m.remove(&id));
+                    }
+                }
+            }
+        }
+    };
+    let spawned = std::thread::Builder::new()
         .name(format!("berthd-{driver}"))
-        .spawn(move || pump(driver, id, file, sink))
-        .map(drop)
-        .map_err(|e| EngineError::internal(format!("starting the {driver} logger: {e}")))
+        .spawn({
+            let unregister = unregister.clone();
+            move || {
+                CANCELLED.with(|c| *c.borrow_mut() = Some(flag));
+                pump(driver, id, file, sink);
+                unregister();
+            }
+        });
+    spawned.map(drop).map_err(|e| {
+        unregister();
+        EngineError::internal(format!("starting the {driver} logger: {e}"))
+    })
 }
 
 impl LogDriver for Forwarder {

@@ -103,6 +103,44 @@ fn check_compress(opts: &HashMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// The extra attributes every line carries (`"attrs"`), as dockerd's
+/// `New` makes them: the labels and environment the options name (an
+/// environment variable wins over a label of the same name), and `tag`
+/// only when the option is set; the JSON object of Go's `json.Marshal`
+/// (keys sorted, `<`, `>`, `&` escaped), or empty when there are none.
+fn attrs(info: &Info) -> Result<String> {
+    let fail =
+        |e: EngineError| EngineError::internal(format!("failed to initialize logging driver: {e}"));
+    let mut extra = super::forward::extra_attributes(info, str::to_string).map_err(fail)?;
+    let tag = super::forward::tag_or(info, "").map_err(fail)?;
+    if !tag.is_empty() {
+        extra.insert("tag".into(), tag);
+    }
+    if extra.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(go_json_escape(&serde_json::to_string(&extra)?))
+}
+
+/// Go's `json.Marshal` escapes HTML's special characters and the line
+/// separators inside strings; serde_json does not. In serde_json's
+/// output those characters can only be inside strings, so replacing them
+/// anywhere is exact.
+fn go_json_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for ch in json.chars() {
+        match ch {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl LogDriver for JsonFile {
     fn name(&self) -> &str {
         JSON_FILE
@@ -122,13 +160,20 @@ impl LogDriver for JsonFile {
     fn shim_sink(&self, info: &Info) -> ShimSink {
         ShimSink {
             path: info.log_path.clone(),
+            attrs: attrs(info).unwrap_or_default(),
             ..rotation(&info.config)
         }
     }
 
     fn start_logging(&self, info: &Info, _: &std::path::Path) -> Result<ShimSink> {
         check_compress(&info.config)?;
-        Ok(self.shim_sink(info))
+        // Here an option the attributes cannot be made of fails the start.
+        let attrs = attrs(info)?;
+        Ok(ShimSink {
+            path: info.log_path.clone(),
+            attrs,
+            ..rotation(&info.config)
+        })
     }
 
     fn read_logs(
@@ -170,6 +215,58 @@ mod tests {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn attributes_as_dockerd_writes_them() {
+        let info = Info {
+            log_path: "/d/c-json.log".into(),
+            container_id: "0123456789abcdef".into(),
+            container_name: "/web".into(),
+            container_labels: HashMap::from([
+                ("app".to_string(), "a<b&c".to_string()),
+                ("dup".to_string(), "label".to_string()),
+                ("x.y".to_string(), "1".to_string()),
+            ]),
+            container_env: vec!["dup=env".into(), "E1=v=1".into(), "NOPE".into()],
+            config: opts(&[
+                ("labels", "app,dup,missing"),
+                ("labels-regex", "^x\\."),
+                ("env", "dup"),
+                ("env-regex", "^E"),
+                ("tag", "{{.Name}}/{{.ID}}"),
+            ]),
+            ..Default::default()
+        };
+        // Sorted keys, HTML escaped as Go's, the environment over a label.
+        assert_eq!(
+            attrs(&info).unwrap(),
+            r#"{"E1":"v=1","app":"a\u003cb\u0026c","dup":"env","tag":"web/0123456789ab","x.y":"1"}"#
+        );
+        let s = JsonFile
+            .start_logging(&info, std::path::Path::new("/x"))
+            .unwrap();
+        assert_eq!(s.attrs, attrs(&info).unwrap());
+        assert_eq!(s.path, "/d/c-json.log");
+        // No options: no attributes, and no tag by default.
+        let plain = Info {
+            config: HashMap::new(),
+            ..info.clone()
+        };
+        assert_eq!(attrs(&plain).unwrap(), "");
+        // A bad pattern fails the start, as dockerd's `New`.
+        let bad = Info {
+            config: opts(&[("env-regex", "(")]),
+            ..info
+        };
+        let e = JsonFile
+            .start_logging(&bad, std::path::Path::new("/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("failed to initialize logging driver: error parsing regexp"),
+            "{e}"
+        );
     }
 
     #[test]

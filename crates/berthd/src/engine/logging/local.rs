@@ -108,6 +108,7 @@ impl LogDriver for Local {
             compress,
             format: NAME.into(),
             fifo: String::new(),
+            attrs: String::new(),
         }
     }
 

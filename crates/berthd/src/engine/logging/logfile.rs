@@ -49,13 +49,18 @@ struct Line<'a> {
     stream: Cow<'a, str>,
     #[serde(borrow)]
     time: Cow<'a, str>,
+    /// json-file's extra attributes (`labels`, `env`, `tag` options).
+    #[serde(borrow, default)]
+    attrs: Option<std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
 }
 
-/// A record decoded: source, time as `--timestamps` shows it, text.
+/// A record decoded: source, time as `--timestamps` shows it, text, and
+/// the extra attributes as `--details` shows them (when asked for).
 struct Rec<'a> {
     source: Cow<'a, str>,
     time: Cow<'a, str>,
     line: Cow<'a, str>,
+    attrs: String,
 }
 
 /// Records larger than this are refused (a line is at most 16 KiB).
@@ -116,10 +121,15 @@ fn decode<'a>(format: Format, c: &ReadConfig, raw: &'a [u8]) -> Option<Rec<'a>> 
                     return None;
                 }
             }
+            let attrs = match (&l.attrs, c.details) {
+                (Some(a), true) => super::details(a.iter().map(|(k, v)| (&**k, &**v))),
+                _ => String::new(),
+            };
             Some(Rec {
                 source: l.stream,
                 time: l.time,
                 line: l.log,
+                attrs,
             })
         }
         Format::Local => {
@@ -132,6 +142,7 @@ fn decode<'a>(format: Format, c: &ReadConfig, raw: &'a [u8]) -> Option<Rec<'a>> 
                 source: Cow::Owned(e.source),
                 time: Cow::Owned(e.time),
                 line: Cow::Owned(e.line),
+                attrs: String::new(),
             })
         }
     }
@@ -195,6 +206,94 @@ fn open_rotated(base: &Path, n: u32) -> Option<Box<dyn BufRead + Send>> {
     )))
 }
 
+/// A rotated file opened for a read of the set: its name, its inode
+/// then, and its reader (None: compressed, and all older than `since`).
+struct Opened {
+    path: PathBuf,
+    ino: u64,
+    rd: Option<Box<dyn BufRead + Send>>,
+}
+
+/// The time of the last record of a compressed file, from its gzip
+/// header's extra field (`{"lastTime": …}`, as dockerd and the shim
+/// write it), in Unix nanoseconds.
+fn gzip_last_time(gz: &flate2::read::GzDecoder<File>) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "lastTime", borrow)]
+        last_time: Cow<'a, str>,
+    }
+    let extra = gz.header()?.extra()?;
+    let m: Meta = serde_json::from_slice(extra).ok()?;
+    chrono::DateTime::parse_from_rfc3339(&m.last_time)
+        .ok()?
+        .timestamp_nanos_opt()
+}
+
+/// Rotated file `n` opened (the plain one while it is there); a
+/// compressed one whose last record is older than `since` is not read,
+/// as dockerd skips it by its header.
+fn open_at(base: &Path, n: u32, since: Option<i64>) -> Option<Opened> {
+    let plain = rotated_name(base, n, false);
+    if let Ok(f) = File::open(&plain) {
+        let ino = f.metadata().ok()?.ino();
+        let rd: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(READ_BUF, f));
+        return Some(Opened {
+            path: plain,
+            ino,
+            rd: Some(rd),
+        });
+    }
+    let path = rotated_name(base, n, true);
+    let f = File::open(&path).ok()?;
+    let ino = f.metadata().ok()?.ino();
+    let gz = flate2::read::GzDecoder::new(f);
+    let old = since.is_some_and(|s| gzip_last_time(&gz).is_some_and(|t| t < s));
+    let rd: Option<Box<dyn BufRead + Send>> =
+        (!old).then(|| Box::new(BufReader::with_capacity(READ_BUF, gz)) as _);
+    Some(Opened { path, ino, rd })
+}
+
+/// How many times a read tries for a set of files no rotation changed.
+const SNAPSHOT_TRIES: u32 = 50;
+
+/// The files of the log as one consistent set: the live file and the
+/// rotated ones to read (oldest first), all opened, then checked to be
+/// still where they were (the same names, the same inodes). The shim
+/// rotates by renames without a lock the daemon could share, so a read
+/// racing a rotation sees it as a changed name and opens the set again;
+/// once opened, the files' contents are fixed (a rotated file is never
+/// written again) and a rename or removal no longer matters. After
+/// [`SNAPSHOT_TRIES`] the last set is read as it is.
+fn snapshot(base: &Path, since: Option<i64>) -> (Option<File>, Vec<Box<dyn BufRead + Send>>) {
+    let ino_of = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let live = File::open(base).ok();
+        let live_ino = live
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
+        let nums = rotated(base);
+        let mut files = Vec::with_capacity(nums.len());
+        for &n in &nums {
+            // The live file rotated out since it was opened is read last.
+            if live_ino.is_some() && ino_of(&rotated_name(base, n, false)) == live_ino {
+                continue;
+            }
+            files.extend(open_at(base, n, since));
+        }
+        let same = ino_of(base) == live_ino
+            && rotated(base) == nums
+            && files.iter().all(|f| ino_of(&f.path) == Some(f.ino));
+        if same || tries >= SNAPSHOT_TRIES {
+            return (live, files.into_iter().filter_map(|f| f.rd).collect());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The read buffer of a log file.
 const READ_BUF: usize = 256 << 10;
 /// A framed read sends its entries in chunks of about this size.
@@ -202,7 +301,7 @@ const CHUNK: usize = 128 << 10;
 
 /// Reads whole records from `rd`, adding each one's size to `pos` and
 /// keeping the last one's bytes in `last`, and hands those `c` wants to
-/// `f` (stream, time, text); stops at the end, at a record the shim is
+/// `f` (stream, time, attributes, text); stops at the end, at a record the shim is
 /// still writing (it is read next time), or once `f` says false. Gives
 /// the number of records read, or None if `f` said false.
 fn scan(
@@ -211,7 +310,7 @@ fn scan(
     c: &ReadConfig,
     pos: &mut u64,
     last: &mut Vec<u8>,
-    mut f: impl FnMut(&str, &str, &str) -> bool,
+    mut f: impl FnMut(&str, &str, &str, &str) -> bool,
 ) -> Option<u64> {
     let mut buf = Vec::with_capacity(4096);
     let mut n = 0;
@@ -223,7 +322,7 @@ fn scan(
         *pos += len;
         n += 1;
         if let Some(r) = decode(format, c, &buf) {
-            if !f(&r.source, &r.time, &r.line) {
+            if !f(&r.source, &r.time, &r.attrs, &r.line) {
                 return None;
             }
         }
@@ -246,17 +345,18 @@ enum Out {
 impl Out {
     /// Takes one entry; false once the receiver is gone. Blocks (the
     /// reader runs on a blocking thread).
-    fn push(&mut self, source: &str, time: &str, line: &str) -> bool {
+    fn push(&mut self, source: &str, time: &str, attrs: &str, line: &str) -> bool {
         match self {
             Out::Entries(tx) => tx
                 .blocking_send(LogEntry {
                     source: source.into(),
                     time: time.into(),
                     line: line.into(),
+                    attrs: attrs.into(),
                 })
                 .is_ok(),
             Out::Framed { framing, buf, .. } => {
-                framing.put(buf, source, time, line);
+                framing.put(buf, source, time, attrs, line);
                 buf.len() < CHUNK || self.flush()
             }
         }
@@ -307,9 +407,9 @@ impl Reader {
         let mut scratch = Vec::new();
         let (format, c) = (self.format, &self.c);
         let out = &mut self.out;
-        let mut take = |source: &str, time: &str, line: &str| {
+        let mut take = |source: &str, time: &str, attrs: &str, line: &str| {
             let Some((n, ring)) = &mut tail else {
-                return out.push(source, time, line);
+                return out.push(source, time, attrs, line);
             };
             if *n > 0 {
                 if ring.len() == *n {
@@ -319,24 +419,16 @@ impl Reader {
                     source: source.into(),
                     time: time.into(),
                     line: line.into(),
+                    attrs: attrs.into(),
                 });
             }
             true
         };
-        // The live file first: rotated out while the others are read, it
-        // is still read last, and skipped among them while plain.
-        let live = File::open(&self.base).ok();
+        let (live, files) = snapshot(&self.base, c.since);
         if let Some(f) = &live {
             self.ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
         }
-        for n in rotated(&self.base) {
-            let plain = rotated_name(&self.base, n, false);
-            if live.is_some() && std::fs::metadata(&plain).is_ok_and(|m| m.ino() == self.ino) {
-                continue;
-            }
-            let Some(mut rd) = open_rotated(&self.base, n) else {
-                continue;
-            };
+        for mut rd in files {
             scan(&mut rd, format, c, &mut 0, &mut scratch, &mut take)?;
         }
         if let Some(file) = live {
@@ -345,7 +437,7 @@ impl Reader {
             self.live = Some(file);
         }
         for e in tail.map(|t| t.1).unwrap_or_default() {
-            if !self.out.push(&e.source, &e.time, &e.line) {
+            if !self.out.push(&e.source, &e.time, &e.attrs, &e.line) {
                 return None;
             }
         }
@@ -373,7 +465,7 @@ impl Reader {
             &self.c,
             &mut self.pos,
             &mut self.last,
-            |source, time, line| out.push(source, time, line),
+            |source, time, attrs, line| out.push(source, time, attrs, line),
         )
     }
 
@@ -432,7 +524,7 @@ impl Reader {
         for mut f in found {
             let mut last = f.first.clone();
             if let Some(r) = decode(self.format, &self.c, &f.first) {
-                if !self.out.push(&r.source, &r.time, &r.line) {
+                if !self.out.push(&r.source, &r.time, &r.attrs, &r.line) {
                     return None;
                 }
             }
@@ -443,7 +535,7 @@ impl Reader {
                 &self.c,
                 &mut 0,
                 &mut last,
-                |source, time, line| out.push(source, time, line),
+                |source, time, attrs, line| out.push(source, time, attrs, line),
             )?;
             self.last = last;
         }
@@ -880,6 +972,51 @@ mod tests {
             r.past().unwrap();
             assert_eq!(lines(&mut rx), want(5, 8), "{format:?}");
         }
+    }
+
+    #[test]
+    fn compressed_files_older_than_since_are_skipped_by_their_header() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("c-json.log");
+        // `.2.gz` says its last record is at second 5, though it holds
+        // records of seconds 10..12: the header alone decides, as dockerd.
+        let gz = |n: u32, last: u32, from: u32, to: u32| {
+            let time = |i: u32| {
+                chrono::DateTime::from_timestamp_nanos(
+                    1_704_067_200_000_000_000 + i64::from(i) * 1_000_000_000,
+                )
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            };
+            let extra = serde_json::json!({ "lastTime": time(last) }).to_string();
+            let mut e = flate2::GzBuilder::new().extra(extra.into_bytes()).write(
+                std::fs::File::create(rotated_name(&base, n, true)).unwrap(),
+                flate2::Compression::default(),
+            );
+            for i in from..to {
+                e.write_all(&record(Format::Json, &format!("line {i}"), i))
+                    .unwrap();
+            }
+            e.finish().unwrap();
+        };
+        gz(2, 5, 10, 12);
+        gz(1, 21, 20, 22);
+        append(&base, Format::Json, 30, 31);
+        let since = |s: u32| 1_704_067_200_000_000_000 + i64::from(s) * 1_000_000_000;
+        let read = |from: Option<i64>| {
+            let (mut r, mut rx) = reader(&base, Format::Json, None);
+            r.c.since = from;
+            r.past().unwrap();
+            lines(&mut rx)
+        };
+        assert_eq!(read(Some(since(6))), ["line 20", "line 21", "line 30"]);
+        // Without --since every file is read, whatever its header.
+        assert_eq!(
+            read(None),
+            ["line 10", "line 11", "line 20", "line 21", "line 30"]
+        );
+        // A file whose last record is not before --since is read, and its
+        // records filtered one by one.
+        assert_eq!(read(Some(since(21))), ["line 21", "line 30"]);
     }
 
     #[test]

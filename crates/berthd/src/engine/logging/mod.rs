@@ -119,6 +119,10 @@ pub struct ReadConfig {
     pub stdout: bool,
     #[serde(skip)]
     pub stderr: bool,
+    /// `--details`: the entries' extra attributes are wanted (berth's
+    /// addition, so that a read without it does not decode them).
+    #[serde(skip)]
+    pub details: bool,
 }
 
 fn tail_as_protocol<S: serde::Serializer>(
@@ -141,6 +145,47 @@ pub struct LogEntry {
     pub time: String,
     /// The output, with its newline.
     pub line: String,
+    /// The extra attributes as `docker logs --details` shows them
+    /// (`k=v,k2=v2`, see [`details`]); empty when there are none or the
+    /// read did not ask for them.
+    pub attrs: String,
+}
+
+/// The extra attributes of an entry as dockerd's `--details` renders
+/// them: sorted by key, each `key=value` query-escaped, joined by commas.
+pub fn details<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, &str)> = attrs.into_iter().collect();
+    pairs.sort_unstable();
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        query_escape(&mut out, k);
+        out.push('=');
+        query_escape(&mut out, v);
+    }
+    out
+}
+
+/// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a
+/// blank as `+`, any other byte `%XX`. Hand-written: the `url` crate's
+/// form encoding differs on `*` and `~`.
+fn query_escape(out: &mut String, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            b => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+    }
 }
 
 /// What the shim must do for a built-in driver (berth's `StartLogging`:
@@ -159,6 +204,9 @@ pub struct ShimSink {
     pub format: String,
     /// A logging plugin's FIFO the shim writes entries into; empty: none.
     pub fifo: String,
+    /// json-file's extra attributes, a JSON object written into every
+    /// line as `"attrs"`; empty: none.
+    pub attrs: String,
 }
 
 /// The container a follower reads the log of: whether it still writes
@@ -230,7 +278,7 @@ pub trait LogDriver: Send + Sync {
                     e = entries.recv() => {
                         let Some(e) = e else { return };
                         let mut b = BytesMut::new();
-                        if framing.put(&mut b, &e.source, &e.time, &e.line)
+                        if framing.put(&mut b, &e.source, &e.time, &e.attrs, &e.line)
                             && tx.send(b.freeze()).await.is_err()
                         {
                             return;
@@ -254,25 +302,37 @@ pub trait LogDriver: Send + Sync {
 pub struct Framing {
     pub tty: bool,
     pub timestamps: bool,
-    /// berth's drivers store no extra attributes (`labels`/`env`/`tag`
-    /// options), so the attributes are always empty: a lone blank, which
-    /// is what dockerd sends for an entry without any.
+    /// The attributes as [`details`] renders them; an entry without any
+    /// gets a lone blank, as from dockerd.
     pub details: bool,
 }
 
 impl Framing {
     /// Appends the entry to `out`; false (nothing appended) for a source
     /// other than `stdout` or `stderr`.
-    pub fn put(&self, out: &mut BytesMut, source: &str, time: &str, line: &str) -> bool {
+    pub fn put(
+        &self,
+        out: &mut BytesMut,
+        source: &str,
+        time: &str,
+        attrs: &str,
+        line: &str,
+    ) -> bool {
         let stream = match source {
             "stdout" => StreamType::Stdout,
             "stderr" => StreamType::Stderr,
             _ => return false,
         };
         let parts: &[&[u8]] = match (self.timestamps, self.details) {
-            (true, true) => &[time.as_bytes(), b" ", b" ", line.as_bytes()],
+            (true, true) => &[
+                time.as_bytes(),
+                b" ",
+                attrs.as_bytes(),
+                b" ",
+                line.as_bytes(),
+            ],
             (true, false) => &[time.as_bytes(), b" ", line.as_bytes()],
-            (false, true) => &[b" ", line.as_bytes()],
+            (false, true) => &[attrs.as_bytes(), b" ", line.as_bytes()],
             (false, false) => &[line.as_bytes()],
         };
         if self.tty {
@@ -423,7 +483,7 @@ mod tests {
                 timestamps,
                 details: false,
             }
-            .put(&mut b, source, "2024-01-01T00:00:01.5Z", "hi\n");
+            .put(&mut b, source, "2024-01-01T00:00:01.5Z", "", "hi\n");
             ok.then(|| b.freeze())
         };
         assert_eq!(put(true, false, "stdout").unwrap(), "hi\n");
@@ -435,7 +495,7 @@ mod tests {
                 timestamps,
                 details: true,
             }
-            .put(&mut b, "stdout", "2024-01-01T00:00:01.5Z", "hi\n");
+            .put(&mut b, "stdout", "2024-01-01T00:00:01.5Z", "", "hi\n");
             b.freeze()
         };
         assert_eq!(detailed(false), " hi\n");
@@ -453,6 +513,23 @@ mod tests {
             berth_api::stdcopy::frame(StreamType::Stdout, b"2024-01-01T00:00:01.5Z hi\n")
         );
         assert!(put(false, false, "other").is_none());
+    }
+
+    #[test]
+    fn details_render_as_dockerd() {
+        assert_eq!(
+            details([("tag", "web/1"), ("app", "a b"), ("Z", "*~_")]),
+            "Z=%2A~_,app=a+b,tag=web%2F1"
+        );
+        assert_eq!(details([]), "");
+        let mut b = BytesMut::new();
+        let f = Framing {
+            tty: true,
+            timestamps: true,
+            details: true,
+        };
+        f.put(&mut b, "stdout", "T", "a=1", "hi\n");
+        assert_eq!(b.freeze(), "T a=1 hi\n");
     }
 
     struct Gone;

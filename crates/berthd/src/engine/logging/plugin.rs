@@ -159,6 +159,7 @@ pub(super) fn to_entry(e: Entry) -> LogEntry {
         source: e.source,
         time: rfc3339(e.time_nano),
         line,
+        attrs: String::new(),
     }
 }
 

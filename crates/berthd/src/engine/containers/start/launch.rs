@@ -43,6 +43,7 @@ impl Containers {
             log_compress: log.compress,
             log_format: log.format,
             log_fifo: log.fifo,
+            log_attrs: log.attrs,
             tty,
             open_stdin: r.config.open_stdin.unwrap_or(false),
             stdin_once: r.config.stdin_once.unwrap_or(false),
