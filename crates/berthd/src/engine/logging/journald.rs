@@ -692,7 +692,6 @@ impl LogDriver for JournaldDriver {
                     source: r.source.to_string(),
                     time: timestamp(r.realtime_us),
                     line: String::from_utf8_lossy(&r.line).into_owned(),
-                    ..Default::default()
                 };
                 if tx.send(e).await.is_err() {
                     return;
