@@ -550,6 +550,51 @@ fn journald_round_trip_through_a_real_journal() {
     // A follow of a stopped container ends after what it wrote.
     let o = d.docker(&["logs", "-f", "jf"]);
     assert_eq!(stdout(&o), "first\nlater\n");
+
+    // A client gone: the daemon's journalctl goes too.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "jl",
+        "--log-driver",
+        "journald",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let mut child = d
+        .docker_cmd()
+        .args(["logs", "-f", "jl"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || !journalctls(&j).is_empty()),
+        "no journalctl follows"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        wait_for(Duration::from_secs(10), || journalctls(&j).is_empty()),
+        "journalctl outlived its client: {:?}",
+        journalctls(&j)
+    );
+}
+
+/// The `journalctl` processes in the journal's mount namespace.
+fn journalctls(j: &Journal) -> Vec<i32> {
+    let ns = std::fs::read_link(j.mount_ns()).ok();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "journalctl")
+                && std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() == ns
+        })
+        .collect()
 }
 
 /// A journal time (Unix microseconds) as dockerd shows it: RFC 3339 UTC
