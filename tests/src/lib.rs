@@ -73,6 +73,9 @@ pub struct Daemon {
     shares_host_state: bool,
     /// A network namespace of its own (`/run/netns/<name>`), made for it.
     pub netns: Option<String>,
+    /// A mount namespace it runs in (`/proc/<pid>/ns/mnt` of its holder,
+    /// a [`Journal`]).
+    mount_ns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
     /// Run by this unprivileged user (`Daemon::start_rootless`).
@@ -166,6 +169,23 @@ impl Daemon {
         Self::launch(tag, args, Vec::new(), Some(ns))
     }
 
+    /// A daemon in the mount namespace of `journal` (its journald, or
+    /// none), with `busybox:latest` imported.
+    pub fn start_in_journal(journal: &Journal, args: &[&str]) -> Result<Self> {
+        let tag = &random_hex()[..8];
+        let mut d = Self::unstarted(
+            format!("bt{tag}"),
+            format!("berth_t{tag}"),
+            args.iter().map(|s| s.to_string()).collect(),
+            Vec::new(),
+            None,
+        )?;
+        d.mount_ns = Some(journal.mount_ns());
+        d.spawn()?;
+        fixtures::import_busybox(&d, "busybox:latest");
+        Ok(d)
+    }
+
     /// A daemon of its own (bridge and table named after `tag`), started.
     fn launch(
         tag: &str,
@@ -207,6 +227,7 @@ impl Daemon {
             extra_env,
             shares_host_state: false,
             netns,
+            mount_ns: None,
             child: None,
             log: root.join("berthd.log"),
             rootless: None,
@@ -220,16 +241,18 @@ impl Daemon {
         if let Some(u) = &self.rootless {
             return u.command(bin("berthd"));
         }
-        match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net=/run/netns/{ns}"))
-                    .arg("--")
-                    .arg(bin("berthd"));
-                c
-            }
-            None => Command::new(bin("berthd")),
+        if self.netns.is_none() && self.mount_ns.is_none() {
+            return Command::new(bin("berthd"));
         }
+        let mut c = Command::new("nsenter");
+        if let Some(ns) = &self.netns {
+            c.arg(format!("--net=/run/netns/{ns}"));
+        }
+        if let Some(m) = &self.mount_ns {
+            c.arg(format!("--mount={m}"));
+        }
+        c.arg("--").arg(bin("berthd"));
+        c
     }
 
     /// The command line this daemon runs with (for a second instance or a restart).
@@ -727,5 +750,109 @@ impl Drop for LocalRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A private mount namespace, held by a `sleep`, whose `/run/systemd` and
+/// `/run/log` (and `/var/log/journal`, if the host has one) are fresh
+/// tmpfs, and, if asked, a real `systemd-journald` running in it (volatile
+/// storage, no kernel messages): a journal of the test's own, the host's
+/// untouched. A daemon started with [`Daemon::start_in_journal`] logs
+/// there. Dropping it kills journald and the holder, and the namespace
+/// goes with its last process (drop the daemon first).
+pub struct Journal {
+    holder: Child,
+    journald: Option<Child>,
+}
+
+/// Where Debian and others install journald.
+const JOURNALD: &[&str] = &[
+    "/lib/systemd/systemd-journald",
+    "/usr/lib/systemd/systemd-journald",
+];
+
+impl Journal {
+    /// `None` (said on stderr) when journald is not installed and `CI` is
+    /// not set; with `CI` set that is a failure (`.ci/run` installs
+    /// systemd).
+    pub fn start(with_journald: bool) -> Option<Self> {
+        let journald = JOURNALD.iter().find(|p| Path::new(p).exists());
+        if with_journald && journald.is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but systemd-journald is not installed"
+            );
+            eprintln!("systemd-journald is not installed: skipped");
+            return None;
+        }
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sleep", "900"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let mut j = Journal {
+            holder,
+            journald: None,
+        };
+        let own = std::fs::read_link("/proc/self/ns/mnt").ok();
+        let ns = j.mount_ns();
+        assert!(
+            wait::wait_for(Duration::from_secs(10), || std::fs::read_link(&ns).ok()
+                != own),
+            "unshare made no mount namespace"
+        );
+        let setup = "set -e
+            mount -t tmpfs tmpfs /run/systemd
+            mkdir -p /run/log
+            mount -t tmpfs tmpfs /run/log
+            if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+            mkdir -p /run/systemd/journald.conf.d
+            printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\nForwardToWall=no\\n' \\
+              > /run/systemd/journald.conf.d/berth-test.conf";
+        let o = j
+            .command("sh")
+            .args(["-c", setup])
+            .output()
+            .expect("nsenter");
+        assert!(o.status.success(), "{}", stderr(&o));
+        if let Some(path) = journald.filter(|_| with_journald) {
+            let child = j
+                .command(path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("systemd-journald");
+            let socket = format!("/proc/{}/root/run/systemd/journal/socket", child.id());
+            j.journald = Some(child);
+            assert!(
+                wait::wait_for(Duration::from_secs(10), || Path::new(&socket).exists()),
+                "systemd-journald made no socket"
+            );
+        }
+        Some(j)
+    }
+
+    /// The namespace, for `nsenter --mount=`.
+    pub fn mount_ns(&self) -> String {
+        format!("/proc/{}/ns/mnt", self.holder.id())
+    }
+
+    /// `program` run in the namespace (e.g. `journalctl`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--mount={}", self.mount_ns()))
+            .arg("--")
+            .arg(program);
+        c
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        for c in self.journald.iter_mut().chain([&mut self.holder]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

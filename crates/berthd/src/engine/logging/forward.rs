@@ -17,7 +17,8 @@
 //! (64 KiB) and in the shim's queue (1 MiB, 5 s), after which the shim
 //! drops lines until the daemon reads again.
 //!
-//! `docker logs` reads the local cache, Docker 20.10's "dual logging": the
+//! `docker logs` reads the local cache, Docker 20.10's "dual logging" (but
+//! for `journald`, which reads the journal back, `journald.rs`): the
 //! shim also writes the json-file (`cache-disabled`, `cache-max-size`
 //! 20m, `cache-max-file` 5), as for a plugin that cannot read.
 

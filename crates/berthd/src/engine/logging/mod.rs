@@ -13,6 +13,7 @@
 
 pub mod fluentd;
 pub mod forward;
+pub mod journalctl;
 pub mod journald;
 pub mod jsonfile;
 pub mod local;
@@ -405,6 +406,7 @@ pub fn lookup(name: &str, plugins: &Arc<Plugins>) -> Result<Arc<dyn LogDriver>> 
         d if OTHER_DRIVERS.contains(&d) => Err(EngineError::invalid(format!(
             "logging driver {d:?} is not supported: use json-file, local, syslog, fluentd, journald or none"
         ))),
+        journald::NAME => Ok(Arc::new(journald::JournaldDriver::default())),
         d => match forwarder(d) {
             Some(f) => Ok(Arc::new(f)),
             None => {
@@ -431,7 +433,6 @@ fn forwarder(name: &str) -> Option<forward::Forwarder> {
     match name {
         syslog::NAME => Some(forward::Forwarder::new(syslog::Syslog)),
         fluentd::NAME => Some(forward::Forwarder::new(fluentd::Fluentd)),
-        journald::NAME => Some(forward::Forwarder::new(journald::Journald)),
         _ => None,
     }
 }
@@ -444,6 +445,7 @@ pub fn driver_of(name: Option<&str>, plugins: &Arc<Plugins>) -> Arc<dyn LogDrive
         None | Some("" | JSON_FILE) => Arc::new(jsonfile::JsonFile),
         Some(NONE) => Arc::new(NoneDriver),
         Some(local::NAME) => Arc::new(local::Local),
+        Some(journald::NAME) => Arc::new(journald::JournaldDriver::default()),
         Some(p) => match forwarder(p) {
             Some(f) => Arc::new(f),
             None => Arc::new(plugin::PluginDriver::new(p, plugins.clone())),
