@@ -200,6 +200,22 @@ impl Store {
         self.write(|t| t.delete(table, key))
     }
 
+    /// Writes without waiting for the disk: the record is persisted by the
+    /// next durable commit, and lost if the daemon dies first. Only for
+    /// records a durable commit is about to follow (or whose loss in a
+    /// crash is undone at start anyway).
+    pub fn put_lazily<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None);
+        {
+            let mut t = tx.open_table(table.def())?;
+            let v = serde_json::to_vec(value)?;
+            t.insert(key, v.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes without waiting for the disk: the deletion is persisted by
     /// the next durable commit, and lost if the daemon dies first. Only for
     /// records whose return after a crash is undone at start anyway.
