@@ -299,6 +299,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lazy_put_is_seen_at_once_and_kept_by_the_next_durable_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.put(Table::Containers, "other", &"x".to_string()).unwrap();
+        s.put_lazily(Table::Containers, "exited", &"y".to_string())
+            .unwrap();
+        assert_eq!(
+            s.get::<String>(Table::Containers, "exited")
+                .unwrap()
+                .as_deref(),
+            Some("y")
+        );
+        // As a forced removal: the durable delete follows the lazy write.
+        s.delete(Table::Containers, "other").unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        let all: Vec<(String, String)> = s.load_all(Table::Containers).unwrap();
+        assert_eq!(all, vec![("exited".to_string(), "y".to_string())]);
+    }
+
+    #[test]
     fn a_second_open_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let _s = Store::open(d.path()).unwrap();
