@@ -135,21 +135,11 @@ fn remove_empty_cgroups(cgroups_path: &str) -> Result<(), ()> {
     if rel.is_empty() || rel.split('/').any(|c| c == "..") {
         return Err(());
     }
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| ())?;
-    for line in info.lines() {
-        // id parent major:minor root mountpoint opts... - fstype source superopts
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = f.iter().position(|x| *x == "-") else {
-            continue;
-        };
-        let fstype = f.get(dash + 1).copied().unwrap_or("");
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        if f.get(3) != Some(&"/") {
+    for m in crate::cgroupmounts::read().map_err(|_| ())? {
+        if m.root != "/" {
             return Err(());
         }
-        let dir = Path::new(f.get(4).copied().unwrap_or("")).join(rel);
+        let dir = Path::new(&m.mount_point).join(rel);
         let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

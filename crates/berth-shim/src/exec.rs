@@ -76,20 +76,11 @@ impl ExecCtx {
 fn cgroup_files(init_pid: i32) -> Result<Vec<(String, bool)>, String> {
     let cg = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
         .map_err(|e| format!("reading cgroups of {init_pid}: {e}"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     // (mount point, fstype, super options)
-    let mounts: Vec<(String, String, String)> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mp = pre.split(' ').nth(4)?.to_string();
-            let mut it = post.split(' ');
-            let fstype = it.next()?.to_string();
-            let _src = it.next();
-            let opts = it.next().unwrap_or("").to_string();
-            Some((mp, fstype, opts))
-        })
-        .filter(|(_, t, _)| t == "cgroup" || t == "cgroup2")
+    let mounts: Vec<(String, String, String)> = crate::cgroupmounts::read()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.mount_point, m.fstype, m.super_options))
         .collect();
     let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut files = Vec::new();

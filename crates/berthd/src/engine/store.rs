@@ -200,6 +200,22 @@ impl Store {
         self.write(|t| t.delete(table, key))
     }
 
+    /// Writes without waiting for the disk: the record is persisted by the
+    /// next durable commit, and lost if the daemon dies first. Only for
+    /// records a durable commit is about to follow (or whose loss in a
+    /// crash is undone at start anyway).
+    pub fn put_lazily<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None);
+        {
+            let mut t = tx.open_table(table.def())?;
+            let v = serde_json::to_vec(value)?;
+            t.insert(key, v.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes without waiting for the disk: the deletion is persisted by
     /// the next durable commit, and lost if the daemon dies first. Only for
     /// records whose return after a crash is undone at start anyway.
@@ -280,6 +296,27 @@ mod tests {
         let s = Store::open(d.path()).unwrap();
         let all: Vec<(String, String)> = s.load_all(Table::Containers).unwrap();
         assert_eq!(all, vec![("kept".to_string(), "y".to_string())]);
+    }
+
+    #[test]
+    fn a_lazy_put_is_seen_at_once_and_kept_by_the_next_durable_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.put(Table::Containers, "other", &"x".to_string()).unwrap();
+        s.put_lazily(Table::Containers, "exited", &"y".to_string())
+            .unwrap();
+        assert_eq!(
+            s.get::<String>(Table::Containers, "exited")
+                .unwrap()
+                .as_deref(),
+            Some("y")
+        );
+        // As a forced removal: the durable delete follows the lazy write.
+        s.delete(Table::Containers, "other").unwrap();
+        drop(s);
+        let s = Store::open(d.path()).unwrap();
+        let all: Vec<(String, String)> = s.load_all(Table::Containers).unwrap();
+        assert_eq!(all, vec![("exited".to_string(), "y".to_string())]);
     }
 
     #[test]

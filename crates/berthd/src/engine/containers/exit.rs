@@ -66,7 +66,15 @@ impl Containers {
         // the shim gone at restart and removes the container then).
         let auto_remove = c.lock().host_config.auto_remove == Some(true);
         if !auto_remove {
-            if let Err(e) = self.persist(c) {
+            // A forced removal deletes the record durably next; should the
+            // daemon die first, the container is found without its shim
+            // at start, as if its exit had not been written at all.
+            let written = if c.removing.load(Ordering::SeqCst) {
+                self.persist_lazily(c)
+            } else {
+                self.persist(c)
+            };
+            if let Err(e) = written {
                 tracing::error!(id = %c.id, error = %e, "recording the exit");
             }
         }

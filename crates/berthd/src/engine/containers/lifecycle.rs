@@ -347,15 +347,18 @@ impl Containers {
         let r = c.snapshot();
         if super::state::check_remove(r.state.status, force, &r.name)? {
             let base = c.progress.borrow().exits;
+            c.removing.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = self.signal(&c, libc::SIGKILL).await;
             if r.state.status == Status::Paused {
                 let _ = cgroups::freeze(&r.id, false);
             }
             self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
-            if !self
+            let exited = self
                 .wait_exit(&c, base, Some(Duration::from_secs(30)))
-                .await
-            {
+                .await;
+            // The exit (written once `exits` moved) is behind us.
+            c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
+            if !exited {
                 return Err(EngineError::internal(format!(
                     "could not kill running container {}, cannot remove",
                     r.id

@@ -13,11 +13,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use berth_api::models::HostConfig;
 use serde::{Deserialize, Serialize};
 
-use super::{Record, Status};
+use super::{Container, Record, Status};
 use crate::engine::{containers::Containers, EngineError, Result};
 
 /// One registered link of a parent.
@@ -252,9 +253,13 @@ impl Containers {
 
     /// The link names (`/parent/alias`) under which each container is
     /// linked, by target ID (for `ContainerSummary.Names`).
-    pub fn link_names(&self, recs: &[Record]) -> HashMap<String, Vec<String>> {
+    pub fn link_names<'a>(
+        &self,
+        cs: impl IntoIterator<Item = &'a Arc<Container>>,
+    ) -> HashMap<String, Vec<String>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for r in recs {
+        for c in cs {
+            let r = c.lock();
             for l in &r.links {
                 out.entry(l.target.clone())
                     .or_default()

@@ -2,11 +2,12 @@
 //! filters (and its messages for bad filter values), newest first.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use berth_api::filters::Filters;
 use berth_api::models::ContainerSummary;
 
-use super::{Record, Status};
+use super::{Container, Record, Status};
 use crate::engine::{containers::Containers, EngineError, Result};
 
 const KEYS: &[&str] = &[
@@ -294,19 +295,39 @@ impl Containers {
         let limit = limit.filter(|l| *l > 0);
         // A status filter or a limit lists stopped containers too.
         let all = all || filters.contains("status") || limit.is_some();
-        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-        let link_names = self.link_names(&recs);
+        // Each record is read under its lock, not cloned: a list of a
+        // thousand containers cloned a thousand records (their configs,
+        // host configs, mounts) to read a few fields of each.
+        let mut cs: Vec<(String, Arc<Container>)> = self
+            .all()
+            .into_iter()
+            .map(|c| {
+                let created = c.lock().created.clone();
+                (created, c)
+            })
+            .collect();
+        cs.sort_by(|(ca, a), (cb, b)| cb.cmp(ca).then(b.id.cmp(&a.id)));
+        let link_names = self.link_names(cs.iter().map(|(_, c)| c));
         let mut out = Vec::new();
-        for r in recs {
+        for (_, c) in cs {
+            let r = c.lock();
             if !all && !r.state.status.is_running() {
                 continue;
             }
             if !q.matches(&r) {
                 continue;
             }
-            let mut s = self.summary(&r, size);
-            if let (Some(names), Some(more)) = (s.names.as_mut(), link_names.get(&r.id)) {
+            // Sizes are walked on disk: not under the record's lock.
+            let mut s = if size {
+                let snap = r.clone();
+                drop(r);
+                self.summary(&snap, true)
+            } else {
+                let s = self.summary(&r, false);
+                drop(r);
+                s
+            };
+            if let (Some(names), Some(more)) = (s.names.as_mut(), link_names.get(&c.id)) {
                 // dockerd lists a container's link names too, all sorted.
                 names.extend(more.iter().cloned());
                 names.sort();

@@ -226,10 +226,16 @@ pub struct Conn {
     pub stream: BufReader<UnixStream>,
 }
 
+/// The read buffer of a connection. Answers are one short JSON line (a
+/// longer one is read in several fills), and every running container's
+/// exit is awaited on a connection of its own: the default 8 KiB was
+/// 8 MiB of the daemon's memory with a thousand running.
+const CONN_BUFFER: usize = 512;
+
 pub async fn connect(socket: &Path) -> std::io::Result<Conn> {
     let s = UnixStream::connect(socket).await?;
     Ok(Conn {
-        stream: BufReader::new(s),
+        stream: BufReader::with_capacity(CONN_BUFFER, s),
     })
 }
 
