@@ -332,35 +332,8 @@ fn timestamp(realtime_us: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// The attributes as dockerd's `--details` renders them: sorted by key,
-/// `key=value` query-escaped, joined by commas.
-fn details(attrs: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut pairs: Vec<&(String, Vec<u8>)> = attrs.iter().collect();
-    pairs.sort();
-    let mut out = Vec::new();
-    for (i, (k, v)) in pairs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        query_escape(&mut out, k.as_bytes());
-        out.push(b'=');
-        query_escape(&mut out, v);
-    }
-    out
-}
-
-/// Go's `url.QueryEscape` (letters, digits and `-_.~` kept, a blank as
-/// `+`, other bytes `%XX`): the `url` crate's form encoding differs on
-/// `*` and `~`.
-fn query_escape(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
-            b' ' => out.push(b'+'),
-            b => out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]),
-        }
-    }
+fn details_of(attrs: &[(String, Vec<u8>)]) -> Vec<u8> {
+    super::details_bytes(attrs.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))
 }
 
 /// `docker logs`' bytes of an entry; `None` for an entry of no stream.
@@ -371,7 +344,7 @@ fn render(framing: &Framing, r: &Record) -> Option<Bytes> {
         _ => return None,
     };
     let time = framing.timestamps.then(|| timestamp(r.realtime_us));
-    let attrs = framing.details.then(|| details(&r.attrs));
+    let attrs = framing.details.then(|| details_of(&r.attrs));
     let mut parts: Vec<&[u8]> = Vec::with_capacity(5);
     if let Some(t) = &time {
         parts.extend([t.as_bytes(), b" "]);
@@ -692,6 +665,7 @@ impl LogDriver for JournaldDriver {
                     source: r.source.to_string(),
                     time: timestamp(r.realtime_us),
                     line: String::from_utf8_lossy(&r.line).into_owned(),
+                    attrs: String::from_utf8_lossy(&details_of(&r.attrs)).into_owned(),
                 };
                 if tx.send(e).await.is_err() {
                     return;

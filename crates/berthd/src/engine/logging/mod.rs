@@ -155,15 +155,22 @@ pub struct LogEntry {
 /// The extra attributes of an entry as dockerd's `--details` renders
 /// them: sorted by key, each `key=value` query-escaped, joined by commas.
 pub fn details<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut pairs: Vec<(&str, &str)> = attrs.into_iter().collect();
+    let out = details_bytes(attrs.into_iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+    // Query escaping leaves nothing but ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`details`] of attributes whose values may not be UTF-8 (journald's).
+pub fn details_bytes<'a>(attrs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut pairs: Vec<(&[u8], &[u8])> = attrs.into_iter().collect();
     pairs.sort_unstable();
-    let mut out = String::new();
+    let mut out = Vec::new();
     for (i, (k, v)) in pairs.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         query_escape(&mut out, k);
-        out.push('=');
+        out.push(b'=');
         query_escape(&mut out, v);
     }
     out
@@ -172,19 +179,13 @@ pub fn details<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Strin
 /// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a
 /// blank as `+`, any other byte `%XX`. Hand-written: the `url` crate's
 /// form encoding differs on `*` and `~`.
-fn query_escape(out: &mut String, s: &str) {
-    for &b in s.as_bytes() {
+fn query_escape(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            b => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            b => out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]),
         }
     }
 }
