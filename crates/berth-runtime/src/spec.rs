@@ -384,6 +384,8 @@ fn bind_host_proc(
 }
 
 /// moby keeps the rootfs shared/slave when a bind mount needs that propagation.
+/// moby writes `rslave`, which runc takes; libcontainer knows only `slave`
+/// (and makes `/` a slave recursively either way).
 fn rootfs_propagation(extra: &[oci_spec::runtime::Mount]) -> Option<&'static str> {
     let opts: Vec<&str> = extra
         .iter()
@@ -393,7 +395,7 @@ fn rootfs_propagation(extra: &[oci_spec::runtime::Mount]) -> Option<&'static str
     if opts.iter().any(|o| *o == "shared" || *o == "rshared") {
         Some("shared")
     } else if opts.iter().any(|o| *o == "slave" || *o == "rslave") {
-        Some("rslave")
+        Some("slave")
     } else {
         None
     }

@@ -164,6 +164,19 @@ fn binds_read_only_missing_sources_and_propagation() {
         "grep ' /h ' /proc/self/mountinfo",
     ]);
     assert!(out.contains("shared:"), "{out}");
+    // rslave on the same shared mount: the container's mount receives the
+    // host's mounts (`master:`) and sends none back.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{hs}:/h:rslave"),
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /h ' /proc/self/mountinfo",
+    ]);
+    assert!(out.contains("master:"), "{out}");
 }
 
 #[test]

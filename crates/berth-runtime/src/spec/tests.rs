@@ -464,7 +464,7 @@ fn readonly_rootfs_and_user_mounts() {
             "/etc/hosts"
         ]
     );
-    assert_eq!(j["linux"]["rootfsPropagation"], "rslave");
+    assert_eq!(j["linux"]["rootfsPropagation"], "slave");
 }
 
 #[test]
