@@ -912,6 +912,30 @@ fn a_removed_run_leaves_no_files_and_shares_its_seccomp_program() {
     // An exec'd process gets the filter from the shared compiled program.
     let status = d.docker_ok(&["exec", "svc", "grep", "Seccomp:", "/proc/self/status"]);
     assert_eq!(status, "Seccomp:\t2\n");
+    // The program (compiled as a binary tree) decides as Docker's profile
+    // does: a new user namespace is refused without CAP_SYS_ADMIN, in an
+    // exec as in the init, and allowed once the filter is off.
+    for argv in [
+        &["exec", "svc", "unshare", "-U", "true"][..],
+        &["run", "--rm", "busybox", "unshare", "-U", "true"][..],
+    ] {
+        let o = d.docker(argv);
+        assert!(
+            !o.status.success() && stderr(&o).contains("Operation not permitted"),
+            "{argv:?}: {}",
+            stderr(&o)
+        );
+    }
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
     let programs = std::fs::read_dir(d.exec_root.join("seccomp"))
         .unwrap()
         .count();

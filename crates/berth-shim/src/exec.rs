@@ -47,8 +47,8 @@ pub struct Started {
 /// namespace, to return to after each fork.
 pub struct ExecCtx {
     init_pid: i32,
-    /// `(file, required)`: "0" is written to each, in order.
-    cgroups: Vec<(String, bool)>,
+    /// "0" is written to each, in order.
+    cgroups: Vec<CgroupFile>,
     pidfd: Option<OwnedFd>,
     own_pid_ns: Option<OwnedFd>,
 }
@@ -64,10 +64,50 @@ impl ExecCtx {
             .map_err(|e| format!("opening our PID namespace: {e}"))?;
         Ok(ExecCtx {
             init_pid,
-            cgroups: cgroup_files(init_pid)?,
+            cgroups: cgroup_files(init_pid)?
+                .into_iter()
+                .map(|(path, required)| CgroupFile::open(path, required))
+                .collect(),
             pidfd,
             own_pid_ns: Some(own_pid_ns),
         })
+    }
+}
+
+/// One cgroup file an exec'd process writes itself into.
+struct CgroupFile {
+    path: String,
+    /// Opened once by the shim (close-on-exec), so that each exec's child
+    /// writes to a ready descriptor instead of walking every path again
+    /// (one open and close per hierarchy, ~9 on cgroup v1). None when the
+    /// shim could not open it: the child then tries the path itself.
+    fd: Option<OwnedFd>,
+    required: bool,
+}
+
+impl CgroupFile {
+    fn open(path: String, required: bool) -> CgroupFile {
+        let fd = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .ok()
+            .map(OwnedFd::from);
+        CgroupFile { path, fd, required }
+    }
+
+    /// Writes "0" (the calling process) through the open descriptor, else
+    /// through the path.
+    fn join(&self) -> std::io::Result<()> {
+        if let Some(fd) = &self.fd {
+            // SAFETY: a valid fd we own for the call; "0" is one byte.
+            let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+            return if n == 1 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            };
+        }
+        std::fs::write(&self.path, "0")
     }
 }
 
@@ -120,16 +160,16 @@ fn cgroup_files(init_pid: i32) -> Result<Vec<(String, bool)>, String> {
 /// Joins the container's cgroups (host view, before entering its mount
 /// namespace). On v1 `cgroup.procs` is the fallback when `tasks` refuses.
 fn join_cgroups(ctx: &ExecCtx) -> Result<(), String> {
-    for (file, required) in &ctx.cgroups {
-        if std::fs::write(file, "0").is_ok() {
+    for cg in &ctx.cgroups {
+        if cg.join().is_ok() {
             continue;
         }
-        let procs = match file.strip_suffix("/tasks") {
+        let procs = match cg.path.strip_suffix("/tasks") {
             Some(dir) => format!("{dir}/cgroup.procs"),
-            None => file.clone(),
+            None => cg.path.clone(),
         };
         if let Err(e) = std::fs::write(&procs, "0") {
-            if *required {
+            if cg.required {
                 return Err(format!("joining {procs}: {e}"));
             }
         }

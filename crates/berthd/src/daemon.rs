@@ -86,7 +86,19 @@ impl Stages {
     }
 }
 
-pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
+/// What `run` hands back after a clean stop: the store, closed by `main`
+/// once the runtime has shut down (no task can write any more).
+pub struct Stopped(std::sync::Arc<crate::engine::store::Store>);
+
+impl Stopped {
+    /// Closes the store (see `Store::close`): the next start opens a clean
+    /// file without redb's repair and its disk flushes.
+    pub fn close(self) {
+        self.0.close();
+    }
+}
+
+pub async fn run(cfg: DaemonConfig) -> anyhow::Result<Stopped> {
     let stages = Stages(std::time::Instant::now());
     let hup = crate::reload::hangups();
     // Bind first: a second daemon on a live socket must refuse before it
@@ -210,7 +222,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&cfg.pidfile);
     tracing::info!("berthd stopped");
-    Ok(())
+    Ok(Stopped(engine.store.clone()))
 }
 
 /// What must be done before any request but `/_ping` is answered: the

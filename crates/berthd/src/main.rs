@@ -64,11 +64,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(berthd::daemon::run(cfg)) {
-        tracing::error!("{e:#}");
-        eprintln!("berthd: {e:#}");
-        std::process::exit(1);
-    }
+    let stopped = match rt.block_on(berthd::daemon::run(cfg)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("berthd: {e:#}");
+            std::process::exit(1);
+        }
+    };
     // Detached stream tasks must not hold the process past the grace period.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    stopped.close();
 }
