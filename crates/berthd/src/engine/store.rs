@@ -243,7 +243,7 @@ impl Store {
     /// records a durable commit is about to follow (or whose loss in a
     /// crash is undone at start anyway).
     pub fn put_lazily<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db()?.begin_write()?;
         tx.set_durability(redb::Durability::None);
         {
             let mut t = tx.open_table(table.def())?;
