@@ -89,14 +89,7 @@ fn hostname() -> String {
         .into_owned()
 }
 
-fn run(d: &Daemon, name: &str, opts: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&["busybox", "sh", "-c", script]);
-    d.docker_ok(&args);
-    d.docker_ok(&["wait", name]);
-    d.inspect_format(name, "{{.Id}}")
-}
+use berth_tests::cli::run_script_to_exit as run;
 
 /// `<pri>1 <time> <host> <tag> <pid> <tag> - <msg>\n`, checked field by
 /// field (the time is the daemon's now).

@@ -8,14 +8,7 @@ use std::time::Duration;
 
 use berth_tests::*;
 
-fn run(d: &Daemon, name: &str, opts: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&["busybox", "sh", "-c", script]);
-    d.docker_ok(&args);
-    d.docker_ok(&["wait", name]);
-    d.inspect_format(name, "{{.Id}}")
-}
+use berth_tests::cli::run_script_to_exit as run;
 
 #[test]
 fn journald_needs_the_journal() {

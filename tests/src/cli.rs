@@ -49,3 +49,15 @@ pub fn berth_inspect_format(d: &Daemon, name: &str, fmt: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Runs `script` in busybox as container `name` (detached, with `opts`
+/// before the image), waits for it to exit and returns its full ID; the
+/// container is kept for its logs.
+pub fn run_script_to_exit(d: &Daemon, name: &str, opts: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    d.docker_ok(&args);
+    d.docker_ok(&["wait", name]);
+    d.inspect_format(name, "{{.Id}}")
+}
