@@ -221,6 +221,104 @@ fn a_bad_reload_leaves_the_running_config_and_the_daemon() {
     assert_eq!(code, 200);
 }
 
+/// `ulimit -Sn` and `-Hn` in a fresh container of `d`, with `extra` run
+/// options.
+fn nofile(d: &Daemon, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+    d.docker_ok(&args)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn inspected_ulimits(d: &Daemon, name: &str) -> serde_json::Value {
+    let out = d.docker_ok(&["inspect", "--format", "{{json .HostConfig.Ulimits}}", name]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn default_ulimits_fill_what_a_container_leaves_unset_and_reload() {
+    // A bad flag value: refused at start, with go-units' message.
+    let bad = Daemon::start_with(&["--default-ulimit", "nofiles=10"]);
+    assert!(bad.is_err(), "a bad --default-ulimit was accepted");
+
+    let d = Daemon::start_with(&["--default-ulimit", "nofile=1000:2000"]).unwrap();
+    berth_tests::fixtures::import_busybox(&d, "busybox:latest");
+    assert_eq!(nofile(&d, &[]), ["1000", "2000"]);
+    // The container's own limit of that name wins.
+    assert_eq!(nofile(&d, &["--ulimit", "nofile=300:400"]), ["300", "400"]);
+    // Inspect shows the merge, as dockerd's does; the record keeps what
+    // was asked.
+    let name = format!("ul-{}", &random_hex()[..8]);
+    d.docker_ok(&[
+        "create", "--name", &name, "--ulimit", "core=0:0", "busybox", "true",
+    ]);
+    assert_eq!(
+        inspected_ulimits(&d, &name),
+        serde_json::json!([
+            {"Name": "core", "Soft": 0, "Hard": 0},
+            {"Name": "nofile", "Soft": 1000, "Hard": 2000}
+        ])
+    );
+    d.docker_ok(&["rm", "-f", &name]);
+    // Given as a flag, the key cannot come from the file too.
+    let mark = d.log_text().len();
+    write_config(
+        &d,
+        r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 5, "Hard": 6}}}"#,
+    );
+    sighup(&d);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            log_since(&d, mark).contains(
+            "the following directives are specified both as a flag and in the configuration file: default-ulimits"
+        )
+        }),
+        "{}",
+        log_since(&d, mark)
+    );
+    assert_eq!(nofile(&d, &[]), ["1000", "2000"]);
+    drop(d);
+
+    // From the file, and changed by a reload: the next start has it.
+    let d = Daemon::start();
+    berth_tests::fixtures::import_busybox(&d, "busybox:latest");
+    let name = format!("ul-{}", &random_hex()[..8]);
+    d.docker_ok(&["create", "--name", &name, "busybox", "true"]);
+    // The docker CLI sends an empty list.
+    assert_eq!(inspected_ulimits(&d, &name), serde_json::json!([]));
+    write_config(
+        &d,
+        r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1500, "Hard": 2500}}}"#,
+    );
+    sighup(&d);
+    assert!(
+        eventually(Duration::from_secs(10), || inspected_ulimits(&d, &name)
+            == serde_json::json!([{"Name": "nofile", "Soft": 1500, "Hard": 2500}])),
+        "{}",
+        tail(&d.log_text(), 3000)
+    );
+    assert_eq!(nofile(&d, &[]), ["1500", "2500"]);
+    // A bad entry: refused whole, the running defaults stay.
+    let mark = d.log_text().len();
+    write_config(
+        &d,
+        r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 9, "Hard": 3}}}"#,
+    );
+    sighup(&d);
+    assert!(
+        eventually(Duration::from_secs(10), || log_since(&d, mark).contains(
+            "ulimit soft limit must be less than or equal to hard limit: 9 > 3"
+        )),
+        "{}",
+        log_since(&d, mark)
+    );
+    assert_eq!(nofile(&d, &[]), ["1500", "2500"]);
+    d.docker_ok(&["rm", "-f", &name]);
+}
+
 // --- metrics ---------------------------------------------------------------
 
 /// The address the daemon says it serves metrics on.

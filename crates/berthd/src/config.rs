@@ -124,6 +124,9 @@ pub struct Flags {
     /// Set default address and port to serve the metrics api on (empty: off)
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// Default ulimits for containers, name=soft[:hard] (repeatable)
+    #[arg(long = "default-ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub default_ulimits: Vec<String>,
 }
 
 /// The `daemon.json` keys berthd understands.
@@ -172,6 +175,110 @@ pub struct FileConfig {
     pub max_concurrent_uploads: Option<usize>,
     #[serde(rename = "metrics-addr")]
     pub metrics_addr: Option<String>,
+    #[serde(rename = "default-ulimits")]
+    pub default_ulimits: Option<BTreeMap<String, FileUlimit>>,
+}
+
+/// One `default-ulimits` entry as dockerd's `daemon.json` has it
+/// (`{"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct FileUlimit {
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+}
+
+/// A container resource limit: the daemon's default for containers that
+/// set none of that name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ulimit {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+}
+
+/// The limits `ulimit` names, as go-units' `ParseUlimit` knows them.
+const ULIMIT_NAMES: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+impl Ulimit {
+    /// `name=soft[:hard]`, as `--default-ulimit` (and `docker run
+    /// --ulimit`) take it; a lone value is both limits.
+    pub fn parse(v: &str) -> Result<Self, ConfigError> {
+        let bad = |m: String| ConfigError::Invalid(m);
+        let (name, limits) = v
+            .split_once('=')
+            .ok_or_else(|| bad(format!("invalid ulimit argument: {v}")))?;
+        let num = |t: &str| {
+            t.parse::<i64>()
+                .map_err(|_| bad(format!("invalid ulimit argument: {v}")))
+        };
+        let (soft, hard) = match limits.split_once(':') {
+            Some((s, h)) => (num(s)?, num(h)?),
+            None => (num(limits)?, num(limits)?),
+        };
+        Self::checked(name, soft, hard)
+    }
+
+    fn checked(name: &str, soft: i64, hard: i64) -> Result<Self, ConfigError> {
+        if !ULIMIT_NAMES.contains(&name) {
+            return Err(ConfigError::Invalid(format!("invalid ulimit type: {name}")));
+        }
+        if soft > hard && hard != -1 {
+            return Err(ConfigError::Invalid(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+}
+
+/// The default ulimits from the flags, else the file's, sorted by name.
+fn default_ulimits(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<BTreeMap<String, Ulimit>, ConfigError> {
+    let mut out: BTreeMap<String, Ulimit> = BTreeMap::new();
+    if !flags.default_ulimits.is_empty() {
+        for v in &flags.default_ulimits {
+            let u = Ulimit::parse(v)?;
+            out.insert(u.name.clone(), u);
+        }
+    } else {
+        for (key, u) in file.default_ulimits.iter().flatten() {
+            // dockerd keys the map by name and takes the entry's own
+            // `Name` when it has one.
+            let name = if u.name.is_empty() { key } else { &u.name };
+            let u = Ulimit::checked(name, u.soft, u.hard)?;
+            out.insert(u.name.clone(), u);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -240,6 +347,9 @@ pub struct DaemonConfig {
     pub max_concurrent_uploads: usize,
     /// Where `/metrics` is served (`None`: nowhere, dockerd's default).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--default-ulimit`s / `default-ulimits`: what a container that sets
+    /// no limit of a name gets at start (reloadable).
+    pub default_ulimits: BTreeMap<String, Ulimit>,
     /// The `daemon.json` read, and the flags it was merged with: a
     /// reload (`crate::reload`) merges the file again with the same flags.
     pub config_file: PathBuf,
@@ -306,6 +416,7 @@ pub fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, Confi
         "max-concurrent-downloads",
         "max-concurrent-uploads",
         "metrics-addr",
+        "default-ulimits",
     ];
     let unknown: Vec<&str> = obj
         .keys()
@@ -543,6 +654,11 @@ impl DaemonConfig {
             flags.metrics_addr.as_ref(),
             file.metrics_addr.as_ref()
         );
+        both!(
+            "default-ulimits",
+            nonempty(&flags.default_ulimits),
+            file.default_ulimits.as_ref()
+        );
         if !conflicts.is_empty() {
             let list: Vec<String> = conflicts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             return Err(file_err(
@@ -733,7 +849,9 @@ impl DaemonConfig {
             })?),
             _ => None,
         };
+        let default_ulimits = default_ulimits(&flags, &file)?;
         Ok(Self {
+            default_ulimits,
             config_file: path.to_path_buf(),
             labels,
             max_concurrent_downloads,
@@ -860,6 +978,44 @@ mod tests {
         let c =
             DaemonConfig::merge(Flags::default(), FileConfig::default(), Path::new("x")).unwrap();
         assert!(!c.rootless);
+    }
+
+    #[test]
+    fn default_ulimits_parse_as_docker_does() {
+        let u = Ulimit::parse("nofile=1024:2048").unwrap();
+        assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 1024, 2048));
+        let u = Ulimit::parse("core=-1").unwrap();
+        assert_eq!((u.soft, u.hard), (-1, -1));
+        for (bad, msg) in [
+            ("nofiles=1", "invalid ulimit type: nofiles"),
+            ("nofile", "invalid ulimit argument: nofile"),
+            ("nofile=x", "invalid ulimit argument: nofile=x"),
+            (
+                "nofile=20:10",
+                "ulimit soft limit must be less than or equal to hard limit: 20 > 10",
+            ),
+        ] {
+            let e = Ulimit::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
+        // The file keys entries by name; the entry's own Name wins.
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            &d,
+            r#"{"default-ulimits":{"nproc":{"Name":"nproc","Soft":5,"Hard":6},"x":{"Name":"core","Soft":0,"Hard":0}}}"#,
+        );
+        let file = read_file_config(&p, true).unwrap();
+        let c = DaemonConfig::merge(Flags::default(), file.clone(), &p).unwrap();
+        let names: Vec<&str> = c.default_ulimits.keys().map(String::as_str).collect();
+        assert_eq!(names, ["core", "nproc"]);
+        let flags = Flags {
+            default_ulimits: vec!["nofile=1:2".into()],
+            ..Default::default()
+        };
+        let e = DaemonConfig::merge(flags, file, &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("default-ulimits"), "{e}");
     }
 
     #[test]

@@ -140,6 +140,9 @@ pub fn plan(old: &Settings, file: &FileConfig, merged: &DaemonConfig) -> Setting
     if file.authorization_plugins.is_some() {
         s.authorization_plugins = merged.authorization_plugins.clone();
     }
+    if file.default_ulimits.is_some() {
+        s.default_ulimits = merged.default_ulimits.clone();
+    }
     // Reset to the default (or the flag's value), then the file's.
     s.max_concurrent_downloads = merged.max_concurrent_downloads.max(1);
     s.max_concurrent_uploads = merged.max_concurrent_uploads.max(1);

@@ -135,6 +135,7 @@ impl Engine {
             volumes: volumes.clone(),
             plugins: plugins.clone(),
             registries: registries.clone(),
+            live: live.clone(),
             shutdown: shutdown.clone(),
         })?);
         let builder = builder::Builder::open(&config.data_root, store.clone(), images.clone())?;

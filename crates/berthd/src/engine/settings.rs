@@ -3,12 +3,13 @@
 //! whole (`arc-swap`): readers load it where they use it, never copy it at
 //! start-up, and a reload is seen entirely or not at all.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, Ulimit};
 
 /// What a reload may change. Serialized with dockerd's key names (the
 /// `Reloaded configuration: {json}` log line).
@@ -30,6 +31,10 @@ pub struct Settings {
     pub max_concurrent_uploads: usize,
     #[serde(rename = "authorization-plugins")]
     pub authorization_plugins: Vec<String>,
+    /// By name: what a container that sets no limit of that name runs
+    /// with (and shows in inspect), as dockerd's `mergeUlimits`.
+    #[serde(rename = "default-ulimits")]
+    pub default_ulimits: BTreeMap<String, Ulimit>,
 }
 
 impl Settings {
@@ -44,6 +49,7 @@ impl Settings {
             max_concurrent_downloads: cfg.max_concurrent_downloads.max(1),
             max_concurrent_uploads: cfg.max_concurrent_uploads.max(1),
             authorization_plugins: cfg.authorization_plugins.clone(),
+            default_ulimits: cfg.default_ulimits.clone(),
         }
     }
 

@@ -91,6 +91,10 @@ impl Containers {
             host_config: Some(HostConfig {
                 // The registered links, in dockerd's form, not the request's.
                 links: self.inspect_links(&r),
+                ulimits: super::ulimits::merged(
+                    r.host_config.ulimits.as_ref(),
+                    &self.live.get().default_ulimits,
+                ),
                 ..reported_host_config(&r.host_config)
             }),
             graph_driver: Some(DriverData {

@@ -28,6 +28,7 @@ pub mod shim;
 mod start;
 mod state;
 pub mod stats;
+pub mod ulimits;
 pub mod update;
 pub mod validate;
 
@@ -57,6 +58,7 @@ use super::images::ImageService;
 use super::networks::Networks;
 use super::plugins::Plugins;
 use super::registry::Registries;
+use super::settings::Live;
 use super::store::{Store, Table};
 use super::volumes::Volumes;
 use super::{EngineError, Result};
@@ -233,6 +235,8 @@ pub struct Containers {
     pub volumes: Arc<Volumes>,
     pub plugins: Arc<Plugins>,
     pub registries: Arc<Registries>,
+    /// The reloadable settings (default ulimits).
+    pub live: Arc<Live>,
     /// The daemon's shutdown signal (the engine's, shared).
     shutdown: Arc<watch::Sender<bool>>,
     pub index: Arc<RwLock<Index>>,
@@ -251,6 +255,7 @@ pub struct Handles {
     pub volumes: Arc<Volumes>,
     pub plugins: Arc<Plugins>,
     pub registries: Arc<Registries>,
+    pub live: Arc<Live>,
     pub shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -275,6 +280,7 @@ impl Containers {
             volumes: h.volumes,
             plugins: h.plugins,
             registries: h.registries,
+            live: h.live,
             shutdown: h.shutdown,
         })
     }

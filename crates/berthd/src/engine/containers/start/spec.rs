@@ -33,7 +33,20 @@ impl Containers {
         proc: Process,
         lap: impl Fn(&str),
     ) -> Result<Written> {
-        let hc = &r.host_config;
+        // The daemon's default ulimits, on a copy (the record keeps what
+        // was asked).
+        let settings = self.live.get();
+        let defaults = &settings.default_ulimits;
+        let with_defaults;
+        let hc = if defaults.is_empty() {
+            &r.host_config
+        } else {
+            with_defaults = berth_api::models::HostConfig {
+                ulimits: super::super::ulimits::merged(r.host_config.ulimits.as_ref(), defaults),
+                ..r.host_config.clone()
+            };
+            &with_defaults
+        };
         let (seccomp, nnp) = seccomp_choice(r)?;
         let (ipc, pid) = self.shared_namespaces(r)?;
         let extra_mounts = self.prepare_mounts(r, &p.rw.merged).await?;
