@@ -134,7 +134,9 @@ def shim_pids(dm):
                 cmd = f.read().decode(errors="replace")
         except OSError:
             continue
-        if dm.dir in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd):
+        # Shims name their daemon's exec root (berth-shim's container
+        # directory, containerd's socket under dockerd's), not its scratch dir.
+        if dm.exec_root in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd):
             out.append(int(e))
     return out
 

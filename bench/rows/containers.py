@@ -148,7 +148,9 @@ def r_shim_pss(b, d, ctx):
                 dm.docker("run", "-d", "--network", "none", BUSYBOX, "sleep", "3600")
             time.sleep(2)
             pids = shim_pids(dm)
-            res.append(sum(pss_kib(p) for p in pids) / max(1, len(pids)) / 1024)
+            if len(pids) < 50:
+                raise RuntimeError(f"{dm.label}: {len(pids)} shims found for 50 running containers")
+            res.append(sum(pss_kib(p) for p in pids) / len(pids) / 1024)
         finally:
             cleanup_containers(dm)
     return res[0], res[1], "MiB"

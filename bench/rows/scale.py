@@ -96,7 +96,14 @@ def r_scale(b, d, ctx):
                   file=sys.stderr)
         time.sleep(2)
         rss = [(rss_kib(dm.daemon_pid()) + sum(rss_kib(p) for p in dm.helper_pids())) / 1024 for dm in daemons]
-        pss = [sum(pss_kib(p) for p in shim_pids(dm)) / n / 1024 for dm in daemons]
+        pss = []
+        for dm in daemons:
+            pids = shim_pids(dm)
+            # A shim per container: finding fewer means the search is wrong,
+            # and a sum over too few would read as a met target.
+            if len(pids) < n:
+                raise RuntimeError(f"{dm.label}: {len(pids)} shims found for {n} running containers")
+            pss.append(sum(pss_kib(p) for p in pids) / n / 1024)
         removed, batches = [], []
         for dm in daemons:
             each = [timed(lambda: rm_batches(dm, ids[dm.label][i:i + RM_BATCH], RM_BATCH, check=True))
