@@ -447,6 +447,9 @@ fn security_defaults_match_dockers() {
             .write(true)
             .open(format!("/proc/{pid}/exe"))
             .is_err());
+        // Named as the binary, not after the memfd's descriptor number.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "berth-shim");
     }
 }
 

@@ -300,7 +300,19 @@ fn mount_overlay(args: &[String]) -> Result<(), String> {
     .map_err(|e| format!("mounting overlay on {target}: {e}"))
 }
 
+/// Run from a memfd, the kernel names the process after the descriptor
+/// (`/proc/self/fd/14` gives the name `14`): `ps`, `top` and `pgrep`
+/// would show a number. The task is named as the binary instead.
+fn name_self() {
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated
+    // string that outlives the call; it changes only this task's name.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"berth-shim".as_ptr(), 0, 0, 0);
+    }
+}
+
 fn main() {
+    name_self();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("run") if args.len() == 3 => run(&args[2]),
