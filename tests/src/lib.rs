@@ -108,17 +108,23 @@ impl Daemon {
         args: &[&str],
         before: impl FnOnce(&Daemon) -> Result<()>,
     ) -> Result<Self> {
+        let mut d = Self::unstarted_with(args)?;
+        before(&d)?;
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// A daemon of its own (bridge and table named after a fresh tag),
+    /// with `args`, not yet spawned.
+    fn unstarted_with(args: &[&str]) -> Result<Self> {
         let tag = &random_hex()[..8];
-        let mut d = Self::unstarted(
+        Self::unstarted(
             format!("bt{tag}"),
             format!("berth_t{tag}"),
             args.iter().map(|s| s.to_string()).collect(),
             Vec::new(),
             None,
-        )?;
-        before(&d)?;
-        d.spawn()?;
-        Ok(d)
+        )
     }
 
     /// The roots, bridge and table of a daemon that the test starts its own
@@ -172,14 +178,7 @@ impl Daemon {
     /// A daemon in the mount namespace of `journal` (its journald, or
     /// none), with `busybox:latest` imported.
     pub fn start_in_journal(journal: &Journal, args: &[&str]) -> Result<Self> {
-        let tag = &random_hex()[..8];
-        let mut d = Self::unstarted(
-            format!("bt{tag}"),
-            format!("berth_t{tag}"),
-            args.iter().map(|s| s.to_string()).collect(),
-            Vec::new(),
-            None,
-        )?;
+        let mut d = Self::unstarted_with(args)?;
         d.mount_ns = Some(journal.mount_ns());
         d.spawn()?;
         fixtures::import_busybox(&d, "busybox:latest");
