@@ -211,6 +211,41 @@ fn bridges_of_networks_that_are_gone_are_removed_at_start() {
     assert!(link_exists(&format!("br-{}", &id3[..12])));
 }
 
+/// A daemon killed after it made a network's bridge and before it recorded
+/// the network (maybe before it marked the bridge: two netlink calls)
+/// leaves the bridge named in `<exec-root>/network-pending`; the next start
+/// removes it. The kill is simulated by making that state by hand: the
+/// window is too narrow to hit with a signal.
+#[test]
+fn a_bridge_made_for_a_network_never_recorded_is_removed_at_start() {
+    let mut d = Daemon::start();
+    let half = format!("br-{}", &random_hex()[..12]);
+    let foreign = format!("br-{}", &random_hex()[..12]);
+    let _own = OwnLinks(vec![half.clone(), foreign.clone()]);
+    d.kill9();
+    ip(&["link", "add", &half, "type", "bridge"]);
+    ip(&["link", "add", &foreign, "type", "bridge"]);
+    let pending = d.exec_root.join("network-pending");
+    std::fs::create_dir_all(&pending).unwrap();
+    std::fs::write(pending.join(&half), b"").unwrap();
+
+    d.restart().expect("berthd restarts");
+    assert!(
+        !link_exists(&half),
+        "{half} (begun, never recorded) removed"
+    );
+    assert!(link_exists(&foreign), "{foreign} (not berth's) kept");
+    assert_eq!(
+        std::fs::read_dir(&pending).unwrap().count(),
+        0,
+        "the record is cleared"
+    );
+    // A network made now records nothing once it exists.
+    let id = d.docker_ok(&["network", "create", "n1"]).trim().to_string();
+    assert!(link_exists(&format!("br-{}", &id[..12])));
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
+}
+
 #[test]
 fn a_restart_on_its_own_data_root_clears_extra_subnets_from_its_bridge() {
     let mut d = Daemon::start();

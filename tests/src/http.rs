@@ -23,7 +23,12 @@ pub fn raw_request(
         body.len()
     );
     s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
+    // A daemon may answer (and close) before it reads the whole body, as
+    // dockerd does for a refused build; the answer is still there to read.
+    match s.write_all(body) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+        _ => {}
+    }
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let split = buf

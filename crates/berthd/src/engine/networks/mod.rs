@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod firewall;
 pub mod ipam;
 pub mod netns;
+mod pending;
 pub mod plugin;
 pub mod portdriver;
 pub mod proxy;
@@ -203,6 +204,8 @@ pub struct Networks {
     endpoints: Mutex<endpoints::Table>,
     /// Serialises network creation and removal.
     write: tokio::sync::Mutex<()>,
+    /// Bridges being made (`pending.rs`).
+    pending: pending::Pending,
     /// Whether any container (running or not) names a network; supplied
     /// by the container side (`Networks::set_referenced`).
     referenced: std::sync::OnceLock<Referenced>,
@@ -281,6 +284,7 @@ impl Networks {
             live: Mutex::default(),
             endpoints: Mutex::default(),
             write: tokio::sync::Mutex::default(),
+            pending: pending::Pending::new(&config.exec_root),
             referenced: std::sync::OnceLock::new(),
         };
         {
@@ -583,6 +587,8 @@ impl Networks {
                 .into_iter()
                 .filter(|b| is_generated_bridge_name(b)),
         );
+        let begun = self.pending.left();
+        candidates.extend(begun.iter().cloned());
         let known: Vec<String> = self.all().iter().map(|n| n.bridge.clone()).collect();
         candidates.sort();
         candidates.dedup();
@@ -596,6 +602,9 @@ impl Networks {
                 }
                 Err(e) => tracing::warn!(bridge = %b, "removing a stale bridge: {e}"),
             }
+        }
+        for b in begun {
+            self.pending.end(&b);
         }
     }
 
@@ -781,11 +790,32 @@ impl Networks {
             predefined: false,
             plugin: None,
         };
-        d.create_network(&rec.driver_request()).await?;
-        if let Err(e) = self.store.put(Table::Networks, &id, &rec) {
+        // A bridge this create makes (not one it adopts) is recorded as
+        // pending until the network is, so a crash in between cannot leak it.
+        let h = self.handle()?;
+        let makes = bridge::link_index(&h, &bridge_name).await?.is_none();
+        if makes {
+            self.pending.begin(&bridge_name).map_err(|e| {
+                EngineError::internal(format!("recording bridge {bridge_name}: {e}"))
+            })?;
+        }
+        let made = match d.create_network(&rec.driver_request()).await {
+            Ok(()) => self.store.put(Table::Networks, &id, &rec),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             let gone = DeleteNetworkRequest { network_id: id };
             let _ = d.delete_network(&gone).await;
+            if makes {
+                // The driver forgets a network whose create failed, so
+                // the half-made bridge is removed here.
+                let _ = bridge::delete_link(&h, &bridge_name).await;
+                self.pending.end(&bridge_name);
+            }
             return Err(e);
+        }
+        if makes {
+            self.pending.end(&bridge_name);
         }
         let rec = self.insert(rec);
         self.claim_gateways(&rec);
