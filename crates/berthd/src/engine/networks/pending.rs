@@ -31,6 +31,9 @@ impl Pending {
 
     pub fn end(&self, bridge: &str) {
         let _ = std::fs::remove_file(self.dir.join(bridge));
+        // Nothing of berth's stays in the exec root once its work is done
+        // (an empty directory too); this fails while another is pending.
+        let _ = std::fs::remove_dir(&self.dir);
     }
 
     /// The bridges a previous run began and did not end.
@@ -59,5 +62,6 @@ mod tests {
         assert_eq!(p.left(), vec!["br-0123456789ab".to_string()]);
         p.end("br-0123456789ab");
         assert!(p.left().is_empty());
+        assert!(!d.path().join("network-pending").exists());
     }
 }
