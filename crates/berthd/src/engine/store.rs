@@ -238,6 +238,34 @@ impl Store {
         self.write(|t| t.delete(table, key))
     }
 
+    /// `delete` on a disk that may be full: redb's copy-on-write delete
+    /// needs free pages, so when its commit fails for want of space,
+    /// `make_room` gives some back and the delete is tried once more.
+    pub fn delete_making_room(
+        &self,
+        table: Table,
+        key: &str,
+        make_room: impl FnOnce(),
+    ) -> Result<()> {
+        let tried = {
+            let db = self.db()?;
+            let once = || -> std::result::Result<(), redb::Error> {
+                let tx = db.begin_write()?;
+                tx.open_table(table.def())?.remove(key)?;
+                tx.commit()?;
+                Ok(())
+            };
+            once()
+        };
+        match tried {
+            Err(redb::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                make_room();
+                self.delete(table, key)
+            }
+            r => r.map_err(EngineError::from),
+        }
+    }
+
     /// Writes without waiting for the disk: the record is persisted by the
     /// next durable commit, and lost if the daemon dies first. Only for
     /// records a durable commit is about to follow (or whose loss in a

@@ -485,8 +485,17 @@ impl Containers {
     /// removes it at start when it finds no shim).
     pub(super) fn forget(&self, c: &Arc<Container>, durable: bool) -> Result<()> {
         let r = c.snapshot();
+        let p = self.paths(&r.id);
         if durable {
-            self.store.delete(Table::Containers, &r.id)?;
+            // On a full disk the container's own files make the room
+            // (dockerd, which deletes files first, never meets this): a
+            // `run --rm` whose start failed there is still removed.
+            self.store
+                .delete_making_room(Table::Containers, &r.id, || {
+                    start::drop_now(c, &p);
+                    p.rw.unmount();
+                    super::trash::remove(&p.dir, &super::trash::dir(&self.config.data_root));
+                })?;
         } else {
             self.store.delete_lazily(Table::Containers, &r.id)?;
         }
@@ -502,7 +511,6 @@ impl Containers {
         }
         // A forwarding driver still retrying for it gives up.
         crate::engine::logging::forward::cancel(&r.id);
-        let p = self.paths(&r.id);
         start::drop_now(c, &p);
         p.rw.unmount();
         super::networks::netns::remove(&p.netns);
