@@ -2,7 +2,8 @@
 //! truth on disk; each subsystem keeps its own in-memory index for reads and
 //! writes every state change through one transaction here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableTable, TableDefinition};
@@ -71,8 +72,13 @@ impl Table {
 }
 
 pub struct Store {
-    /// None once `close`d.
+    /// None once `close`d, or while a reopen after an I/O error failed.
     db: RwLock<Option<Database>>,
+    /// `store.redb`, for opening it again.
+    path: PathBuf,
+    /// The database must be opened again before its next use (see
+    /// `Store::recover`); false once `close`d.
+    reopen: AtomicBool,
 }
 
 /// A write transaction: every put/delete inside commits together or not at all.
@@ -110,17 +116,73 @@ impl Store {
         })?;
         let store = Self {
             db: RwLock::new(Some(db)),
+            path,
+            reopen: AtomicBool::new(false),
         };
         store.init_schema()?;
         Ok(store)
     }
 
     fn db(&self) -> Result<DbGuard<'_>> {
+        if self.reopen.load(Ordering::Acquire) {
+            self.reopen_now();
+        }
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {
             return Err(EngineError::internal("the metadata store is closed"));
         }
         Ok(DbGuard(g))
+    }
+
+    /// After a failed write. Once an I/O error happened (a full disk), redb
+    /// refuses every later write (`PreviousIo`) until the database is
+    /// opened again; a daemon that met a full disk must write again once
+    /// there is room, so the database is opened again now (redb repairs
+    /// it, as after a crash: the failed transaction was never committed),
+    /// or at the next use if that fails too.
+    fn recover(&self) {
+        if self.poisoned() {
+            self.reopen.store(true, Ordering::Release);
+            self.reopen_now();
+        }
+    }
+
+    fn poisoned(&self) -> bool {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().is_some_and(|db| {
+            matches!(
+                db.begin_write(),
+                Err(redb::TransactionError::Storage(
+                    redb::StorageError::PreviousIo
+                ))
+            )
+        })
+    }
+
+    fn reopen_now(&self) {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // Another caller may have done it, or `close` called it off.
+        if !self.reopen.load(Ordering::Acquire) {
+            return;
+        }
+        // The old handle goes first: it holds the file's lock.
+        drop(g.take());
+        match Database::create(&self.path) {
+            Ok(db) => {
+                *g = Some(db);
+                self.reopen.store(false, Ordering::Release);
+                tracing::warn!("the metadata store was opened again after an I/O error");
+            }
+            Err(e) => tracing::warn!("opening the metadata store again: {e}"),
+        }
+    }
+
+    /// `r`, after `recover` if it failed.
+    fn recovering<R>(&self, r: Result<R>) -> Result<R> {
+        if r.is_err() {
+            self.recover();
+        }
+        r
     }
 
     /// Closes the database at a clean shutdown (after the server stopped):
@@ -131,8 +193,9 @@ impl Store {
     /// call after this fails. A daemon that is killed never gets here and
     /// the next start repairs, as before.
     pub fn close(&self) {
-        let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(db);
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        self.reopen.store(false, Ordering::Release);
+        drop(g.take());
     }
 
     fn init_schema(&self) -> Result<()> {
@@ -221,6 +284,11 @@ impl Store {
 
     /// Runs `f` in one write transaction and commits it durably.
     pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+        let r = self.write_once(f);
+        self.recovering(r)
+    }
+
+    fn write_once<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
         let mut txn = Txn {
             tx: self.db()?.begin_write()?,
             _store: self,
@@ -259,10 +327,11 @@ impl Store {
         };
         match tried {
             Err(redb::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                self.recover();
                 make_room();
                 self.delete(table, key)
             }
-            r => r.map_err(EngineError::from),
+            r => self.recovering(r.map_err(EngineError::from)),
         }
     }
 
@@ -271,6 +340,11 @@ impl Store {
     /// records a durable commit is about to follow (or whose loss in a
     /// crash is undone at start anyway).
     pub fn put_lazily<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let r = self.put_lazily_once(table, key, value);
+        self.recovering(r)
+    }
+
+    fn put_lazily_once<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
         let mut tx = self.db()?.begin_write()?;
         tx.set_durability(redb::Durability::None);
         {
@@ -286,6 +360,11 @@ impl Store {
     /// the next durable commit, and lost if the daemon dies first. Only for
     /// records whose return after a crash is undone at start anyway.
     pub fn delete_lazily(&self, table: Table, key: &str) -> Result<()> {
+        let r = self.delete_lazily_once(table, key);
+        self.recovering(r)
+    }
+
+    fn delete_lazily_once(&self, table: Table, key: &str) -> Result<()> {
         let mut tx = self.db()?.begin_write()?;
         tx.set_durability(redb::Durability::None);
         {
@@ -324,6 +403,102 @@ impl Txn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small tmpfs, unmounted on drop; None where mounting is not allowed.
+    struct SmallFs(tempfile::TempDir);
+
+    impl SmallFs {
+        fn mount(size: &str) -> Option<Self> {
+            let d = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(d.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(SmallFs(d))
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_until_there_is_room_again() {
+        let Some(fs) = SmallFs::mount("2m") else {
+            eprintln!("skipped: cannot mount a tmpfs (not root)");
+            return;
+        };
+        let s = Store::open(fs.0.path()).unwrap();
+        s.put(Table::Volumes, "kept", &"before".to_string())
+            .unwrap();
+        // The rest of the disk is taken by a file, then by records.
+        let filler = fs.0.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let mb = vec![7u8; 64 << 10];
+        while std::io::Write::write_all(&mut f, &mb).is_ok() {}
+        drop(f);
+        let big = "x".repeat(32 << 10);
+        let mut failed = None;
+        for i in 0..256 {
+            if let Err(e) = s.put(Table::Volumes, &format!("v{i}"), &big) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("a full disk fails a write");
+        assert!(e.to_string().contains("No space left"), "{e}");
+        // Room again: writes work without a restart, and nothing
+        // committed before is lost.
+        std::fs::remove_file(&filler).unwrap();
+        s.put(Table::Volumes, "after", &"room".to_string())
+            .expect("a write once there is room");
+        assert_eq!(
+            s.get::<String>(Table::Volumes, "kept").unwrap(),
+            Some("before".to_string())
+        );
+        assert_eq!(
+            s.get::<String>(Table::Volumes, "after").unwrap(),
+            Some("room".to_string())
+        );
+        s.close();
+    }
+
+    #[test]
+    fn a_delete_on_a_full_disk_makes_room_first() {
+        let Some(fs) = SmallFs::mount("2m") else {
+            eprintln!("skipped: cannot mount a tmpfs (not root)");
+            return;
+        };
+        let s = Store::open(fs.0.path()).unwrap();
+        s.put(Table::Containers, "c", &"rec".to_string()).unwrap();
+        let filler = fs.0.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7u8; 64 << 10];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+        drop(f);
+        // Take what redb has free inside its file too.
+        let big = "x".repeat(32 << 10);
+        for i in 0..256 {
+            if s.put(Table::Volumes, &format!("v{i}"), &big).is_err() {
+                break;
+            }
+        }
+        let mut called = false;
+        s.delete_making_room(Table::Containers, "c", || {
+            called = true;
+            let _ = std::fs::remove_file(&filler);
+        })
+        .expect("the delete succeeds once room is made");
+        assert!(called, "the disk was full, so room was made");
+        assert_eq!(s.get::<String>(Table::Containers, "c").unwrap(), None);
+        s.close();
+    }
 
     #[test]
     fn round_trips_and_is_transactional() {
