@@ -14,14 +14,21 @@ use crate::engine::containers::Containers;
 impl Containers {
     /// Follows a running container until its process exits.
     pub(crate) async fn monitor(self: Arc<Self>, c: Arc<Container>) {
-        let p = self.paths(&c.id);
-        let status = shim::follow_exit(&p.socket, &p.bundle.join("exit.json")).await;
+        // This future lives as long as its container runs, a thousand at
+        // once: it keeps only what the wait needs; the exit's work (whose
+        // state holds a whole record) is boxed when it comes.
+        let (socket, exit_record) = {
+            let p = self.paths(&c.id);
+            (p.socket, p.bundle.join("exit.json"))
+        };
+        let status = shim::follow_exit(&socket, &exit_record).await;
+        drop((socket, exit_record));
         let status = match status {
             Some(s) => s,
             None => {
                 // The shim died without a word (killed): its container's
                 // processes may live on, unreachable. They are stopped.
-                self.release_stray(&c.id).await;
+                Box::pin(self.release_stray(&c.id)).await;
                 ExitStatus {
                     exit_code: 255,
                     finished_at: now(),
@@ -29,7 +36,7 @@ impl Containers {
                 }
             }
         };
-        self.handle_exit(&c, status).await;
+        Box::pin(self.handle_exit(&c, status)).await;
     }
 
     /// Stops what runs of a container outside a working shim, and releases

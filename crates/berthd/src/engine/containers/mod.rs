@@ -103,7 +103,7 @@ pub struct Record {
     pub restart_count: i64,
     pub has_been_started: bool,
     /// Network name → endpoint (config, and addresses while running).
-    pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
+    pub endpoints: crate::engine::networks::EndpointMap,
     /// Published ports while running.
     pub ports: Option<berth_api::models::PortMap>,
     /// Set by `stop`, cleared by `start`: restart policies leave it alone.

@@ -51,7 +51,7 @@ impl Containers {
         network_mode: &str,
         configs: &HashMap<String, EndpointSettings>,
         config_mac: Option<&str>,
-    ) -> Result<BTreeMap<String, EndpointSettings>> {
+    ) -> Result<crate::engine::networks::EndpointMap> {
         let mut out = BTreeMap::new();
         let primary = match mode_of(network_mode) {
             Mode::Container(_) => return Ok(out),
@@ -123,7 +123,7 @@ impl Containers {
                 global_ipv6_prefix_len: Some(0),
                 dns_names: None,
             };
-            out.insert(n.name.clone(), ep);
+            out.insert(n.name.clone(), Box::new(ep));
         }
         Ok(out)
     }
@@ -135,7 +135,7 @@ impl Containers {
         cid: &str,
         rec: &Record,
         netns: &Path,
-    ) -> Result<(BTreeMap<String, EndpointSettings>, PortMap)> {
+    ) -> Result<(crate::engine::networks::EndpointMap, PortMap)> {
         let mut eps = rec.endpoints.clone();
         // The first network joined publishes the ports.
         let mut primary: Option<(Arc<NetRecord>, String)> = None;
@@ -207,7 +207,7 @@ impl Containers {
 
     /// Undoes `attach_networks` for a stopped container: addresses, ports,
     /// DNS. (Its veths die with its namespace.)
-    pub fn detach_networks(&self, cid: &str, eps: &mut BTreeMap<String, EndpointSettings>) {
+    pub fn detach_networks(&self, cid: &str, eps: &mut crate::engine::networks::EndpointMap) {
         self.networks.release_unheld(cid, eps);
         self.networks.detach_all(cid);
         let live = lock(&self.networks.live).remove(cid);
@@ -371,7 +371,7 @@ impl Containers {
                     .dns = Some(d);
             }
         }
-        c.lock().endpoints.insert(n.name.clone(), ep);
+        c.lock().endpoints.insert(n.name.clone(), Box::new(ep));
         self.persist(&c)?;
         // As dockerd: a stopped container's connect is only recorded; its
         // `connect` event comes when it starts.
@@ -449,7 +449,7 @@ impl Containers {
     }
 }
 
-fn order_networks(eps: &BTreeMap<String, EndpointSettings>) -> Vec<String> {
+fn order_networks(eps: &crate::engine::networks::EndpointMap) -> Vec<String> {
     let mut v: Vec<(i64, String)> = eps
         .iter()
         .map(|(k, e)| (-e.gw_priority.unwrap_or(0), k.clone()))

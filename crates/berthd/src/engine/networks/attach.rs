@@ -5,7 +5,7 @@
 //! its record says (a start that failed half-way has not saved its
 //! endpoints).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -124,7 +124,7 @@ impl Networks {
     /// plugins, which outlived the daemon, is given back as a stop would
     /// (`Leave`, `DeleteEndpoint`, `ReleaseAddress`) from its record,
     /// for the networks this daemon does not hold for it.
-    pub fn release_unheld(&self, cid: &str, eps: &BTreeMap<String, EndpointSettings>) {
+    pub fn release_unheld(&self, cid: &str, eps: &crate::engine::networks::EndpointMap) {
         let held: Vec<String> = lock(&self.joined)
             .get(cid)
             .map(|j| j.endpoints.iter().map(|h| h.network_id.clone()).collect())
@@ -165,7 +165,7 @@ impl Networks {
 
     /// After a daemon restart: a running container's addresses and
     /// endpoints are requested again (the drivers keep them in memory).
-    pub fn replug(&self, cid: &str, eps: &BTreeMap<String, EndpointSettings>) {
+    pub fn replug(&self, cid: &str, eps: &crate::engine::networks::EndpointMap) {
         for ep in eps.values() {
             let Some(n) = ep.network_id.as_deref().and_then(|id| self.find(id).ok()) else {
                 continue;

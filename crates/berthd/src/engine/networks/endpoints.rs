@@ -29,7 +29,7 @@ impl Networks {
         &self,
         cid: &str,
         name: &str,
-        eps: &BTreeMap<String, EndpointSettings>,
+        eps: &crate::engine::networks::EndpointMap,
     ) {
         for (net, ep) in eps {
             self.attach_endpoint(cid, name, net, ep);

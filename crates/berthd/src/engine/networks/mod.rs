@@ -418,7 +418,11 @@ pub fn mode_of(network_mode: &str) -> Mode {
 /// The `none` and `host` networks plug no interface, but dockerd still
 /// gives a running container an endpoint (and its ID) on them; the stop's
 /// `detach_networks` clears it again.
-pub fn join_without_interface(eps: &mut BTreeMap<String, EndpointSettings>) {
+/// A container's endpoints by network name. Boxed: a map's node has room
+/// for eleven entries, and a container (a thousand at once) mostly has one.
+pub type EndpointMap = BTreeMap<String, Box<EndpointSettings>>;
+
+pub fn join_without_interface(eps: &mut EndpointMap) {
     for ep in eps.values_mut() {
         ep.endpoint_id = Some(super::ids::new_object_id());
     }

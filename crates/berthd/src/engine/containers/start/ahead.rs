@@ -61,6 +61,9 @@ pub struct Staged {
     prep: Prepared,
     key: u64,
     _place: Place,
+    /// Dropped with the preparation: its task then ends at once instead of
+    /// sleeping out `UNCLAIMED` (a burst of runs keeps fewer tasks alive).
+    _claimed: tokio::sync::oneshot::Sender<()>,
 }
 
 fn eligible(r: &Record) -> bool {
@@ -139,6 +142,7 @@ impl Containers {
         let me = self.clone();
         tokio::spawn(async move {
             let p = me.paths(&c.id);
+            let (claimed_tx, claimed) = tokio::sync::oneshot::channel();
             {
                 // A start waits for this (and then finds the preparation).
                 let _op = c.op.lock().await;
@@ -146,12 +150,15 @@ impl Containers {
                 if !eligible(&r) || me.find(&c.id).is_err() {
                     return;
                 }
-                match me.prepare_start(&r, &p).await {
+                // Boxed: this task outlives the preparation by up to
+                // `UNCLAIMED`, and need not keep its state's room meanwhile.
+                match Box::pin(me.prepare_start(&r, &p)).await {
                     Ok(prep) => {
                         *c.staged_slot() = Some(Staged {
                             prep,
                             key: key(&r),
                             _place: place,
+                            _claimed: claimed_tx,
                         });
                     }
                     Err(e) => {
@@ -161,7 +168,11 @@ impl Containers {
                     }
                 }
             }
-            tokio::time::sleep(UNCLAIMED).await;
+            tokio::select! {
+                _ = tokio::time::sleep(UNCLAIMED) => {}
+                // The preparation was taken (by a start) or dropped.
+                _ = claimed => return,
+            }
             let _op = c.op.lock().await;
             let unclaimed = c.staged_slot().take();
             if let Some(s) = unclaimed {
