@@ -315,17 +315,8 @@ impl Store {
         key: &str,
         make_room: impl FnOnce(),
     ) -> Result<()> {
-        let tried = {
-            let db = self.db()?;
-            let once = || -> std::result::Result<(), redb::Error> {
-                let tx = db.begin_write()?;
-                tx.open_table(table.def())?.remove(key)?;
-                tx.commit()?;
-                Ok(())
-            };
-            once()
-        };
-        match tried {
+        let tried = delete_typed(&*self.db()?, table, key);
+        match tried.map_err(|e| *e) {
             Err(redb::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 self.recover();
                 make_room();
@@ -374,6 +365,23 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A durable delete whose error keeps redb's type (to tell a full disk).
+fn delete_typed(
+    db: &Database,
+    table: Table,
+    key: &str,
+) -> std::result::Result<(), Box<redb::Error>> {
+    fn boxed(e: impl Into<redb::Error>) -> Box<redb::Error> {
+        Box::new(e.into())
+    }
+    let tx = db.begin_write().map_err(boxed)?;
+    tx.open_table(table.def())
+        .map_err(boxed)?
+        .remove(key)
+        .map_err(boxed)?;
+    tx.commit().map_err(boxed)
 }
 
 impl Txn<'_> {

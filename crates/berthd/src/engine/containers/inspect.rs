@@ -148,7 +148,12 @@ impl Containers {
             ip_prefix_len: Some(b.ip_prefix_len.unwrap_or(0)),
             ipv6_gateway: Some(String::new()),
             mac_address: Some(s(&b.mac_address)),
-            networks: Some(r.endpoints.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect()),
+            networks: Some(
+                r.endpoints
+                    .iter()
+                    .map(|(k, v)| (k.clone(), (**v).clone()))
+                    .collect(),
+            ),
         }
     }
 
