@@ -436,29 +436,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_disk_fails_writes_until_there_is_room_again() {
+    /// A store on a fresh 2 MiB tmpfs; None (the test skipped) where
+    /// mounting is not allowed.
+    fn small_store() -> Option<(SmallFs, Store)> {
         let Some(fs) = SmallFs::mount("2m") else {
             eprintln!("skipped: cannot mount a tmpfs (not root)");
-            return;
+            return None;
         };
         let s = Store::open(fs.0.path()).unwrap();
-        s.put(Table::Volumes, "kept", &"before".to_string())
-            .unwrap();
-        // The rest of the disk is taken by a file, then by records.
+        Some((fs, s))
+    }
+
+    /// Takes the rest of the disk with a file, then what redb has free
+    /// inside its own file with records; returns the file and the first
+    /// write that failed.
+    fn fill(fs: &SmallFs, s: &Store) -> (std::path::PathBuf, Option<EngineError>) {
         let filler = fs.0.path().join("filler");
         let mut f = std::fs::File::create(&filler).unwrap();
-        let mb = vec![7u8; 64 << 10];
-        while std::io::Write::write_all(&mut f, &mb).is_ok() {}
+        let chunk = vec![7u8; 64 << 10];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
         drop(f);
         let big = "x".repeat(32 << 10);
-        let mut failed = None;
-        for i in 0..256 {
-            if let Err(e) = s.put(Table::Volumes, &format!("v{i}"), &big) {
-                failed = Some(e);
-                break;
-            }
-        }
+        let failed = (0..256).find_map(|i| s.put(Table::Volumes, &format!("v{i}"), &big).err());
+        (filler, failed)
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_until_there_is_room_again() {
+        let Some((fs, s)) = small_store() else {
+            return;
+        };
+        s.put(Table::Volumes, "kept", &"before".to_string())
+            .unwrap();
+        let (filler, failed) = fill(&fs, &s);
         let e = failed.expect("a full disk fails a write");
         assert!(e.to_string().contains("No space left"), "{e}");
         // Room again: writes work without a restart, and nothing
@@ -479,24 +489,11 @@ mod tests {
 
     #[test]
     fn a_delete_on_a_full_disk_makes_room_first() {
-        let Some(fs) = SmallFs::mount("2m") else {
-            eprintln!("skipped: cannot mount a tmpfs (not root)");
+        let Some((fs, s)) = small_store() else {
             return;
         };
-        let s = Store::open(fs.0.path()).unwrap();
         s.put(Table::Containers, "c", &"rec".to_string()).unwrap();
-        let filler = fs.0.path().join("filler");
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![7u8; 64 << 10];
-        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-        drop(f);
-        // Take what redb has free inside its file too.
-        let big = "x".repeat(32 << 10);
-        for i in 0..256 {
-            if s.put(Table::Volumes, &format!("v{i}"), &big).is_err() {
-                break;
-            }
-        }
+        let (filler, _) = fill(&fs, &s);
         let mut called = false;
         s.delete_making_room(Table::Containers, "c", || {
             called = true;
