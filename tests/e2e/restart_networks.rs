@@ -221,13 +221,18 @@ fn a_bridge_made_for_a_network_never_recorded_is_removed_at_start() {
     let mut d = Daemon::start();
     let half = format!("br-{}", &random_hex()[..12]);
     let foreign = format!("br-{}", &random_hex()[..12]);
-    let _own = OwnLinks(vec![half.clone(), foreign.clone()]);
+    // A record naming a link that is not a bridge is not trusted.
+    let dummy = format!("bd{}", &random_hex()[..8]);
+    let _own = OwnLinks(vec![half.clone(), foreign.clone(), dummy.clone()]);
     d.kill9();
     ip(&["link", "add", &half, "type", "bridge"]);
     ip(&["link", "add", &foreign, "type", "bridge"]);
+    let peer = format!("bp{}", &dummy[2..]);
+    ip(&["link", "add", &dummy, "type", "veth", "peer", "name", &peer]);
     let pending = d.exec_root.join("network-pending");
     std::fs::create_dir_all(&pending).unwrap();
     std::fs::write(pending.join(&half), b"").unwrap();
+    std::fs::write(pending.join(&dummy), b"").unwrap();
 
     d.restart().expect("berthd restarts");
     assert!(
@@ -235,6 +240,7 @@ fn a_bridge_made_for_a_network_never_recorded_is_removed_at_start() {
         "{half} (begun, never recorded) removed"
     );
     assert!(link_exists(&foreign), "{foreign} (not berth's) kept");
+    assert!(link_exists(&dummy), "{dummy} (not a bridge) kept");
     assert!(!pending.exists(), "the record is cleared");
     // A network made now records nothing once it exists.
     let id = d.docker_ok(&["network", "create", "n1"]).trim().to_string();

@@ -184,6 +184,16 @@ pub async fn is_owned_bridge(h: &Handle, name: &str, owner: &str) -> Result<bool
 
 /// Names of the bridges that carry `owner` as their alias.
 pub async fn owned_bridges(h: &Handle, owner: &str) -> Result<Vec<String>> {
+    Ok(bridges(h)
+        .await?
+        .into_iter()
+        .filter(|(_, alias)| alias.as_deref() == Some(owner))
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The host's bridges, each with its alias (ifalias) if it has one.
+pub async fn bridges(h: &Handle) -> Result<Vec<(String, Option<String>)>> {
     let mut out = Vec::new();
     let mut links = h.link().get().execute();
     while let Some(l) = links
@@ -206,10 +216,8 @@ pub async fn owned_bridges(h: &Handle, owner: &str) -> Result<Vec<String>> {
                 _ => {}
             }
         }
-        if let (true, Some(n), Some(a)) = (bridge, name, alias) {
-            if a == owner {
-                out.push(n);
-            }
+        if let (true, Some(n)) = (bridge, name) {
+            out.push((n, alias));
         }
     }
     Ok(out)

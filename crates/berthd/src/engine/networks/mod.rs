@@ -591,8 +591,15 @@ impl Networks {
                 .into_iter()
                 .filter(|b| is_generated_bridge_name(b)),
         );
+        // A pending name is trusted only as far as it names a bridge.
         let begun = self.pending.left();
-        candidates.extend(begun.iter().cloned());
+        let host_bridges: Vec<String> = bridge::bridges(h)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        candidates.extend(begun.iter().filter(|b| host_bridges.contains(b)).cloned());
         let known: Vec<String> = self.all().iter().map(|n| n.bridge.clone()).collect();
         candidates.sort();
         candidates.dedup();
