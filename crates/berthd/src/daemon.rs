@@ -176,6 +176,7 @@ pub async fn run(cfg: DaemonConfig) -> anyhow::Result<Stopped> {
                 );
                 // What the start-up alone needed goes back to the system.
                 tokio::task::spawn_blocking(crate::memtrim::after_start_up);
+                tokio::spawn(crate::memtrim::after_bursts());
             }
             r
         })

@@ -13,6 +13,35 @@ pub fn after_start_up() {
     }
 }
 
+/// Requests (and other bursts of work) since the start; see [`after_bursts`].
+static ACTIVITY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one unit of work (an API request): the heap may have grown.
+pub fn note_activity() {
+    ACTIVITY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Gives back the heap's free pages once a burst of work is over: after a
+/// second in which nothing was counted, following one in which something
+/// was. A burst of starts leaves freed request memory between the records
+/// that stay (glibc gives back only a heap's free top by itself, and only
+/// in the main arena), and the allocator would keep it until the next
+/// burst; dockerd's Go runtime returns such memory by itself too. One
+/// wake-up a second, no work while idle.
+pub async fn after_bursts() {
+    let mut trimmed = ACTIVITY.load(std::sync::atomic::Ordering::Relaxed);
+    let mut seen = trimmed;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = ACTIVITY.load(std::sync::atomic::Ordering::Relaxed);
+        if now == seen && now != trimmed {
+            trimmed = now;
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+        seen = now;
+    }
+}
+
 /// Returns glibc's free heap memory to the system: the free top of each
 /// arena, and the whole free pages inside them.
 #[cfg(target_env = "gnu")]

@@ -170,6 +170,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         resp = pending.respond(resp, failed).await;
     }
     let status = resp.status();
+    crate::memtrim::note_activity();
     crate::engine::metrics::get().request(
         &crate::engine::metrics::RequestLabels {
             route,
