@@ -13,32 +13,47 @@ pub fn after_start_up() {
     }
 }
 
-/// Requests (and other bursts of work) since the start; see [`after_bursts`].
-static ACTIVITY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Requests counted since the start; see [`after_bursts`].
+static ACTIVITY: AtomicU64 = AtomicU64::new(0);
+/// Whether `after_bursts` waits for a burst to begin (and must be woken).
+static IDLE: AtomicBool = AtomicBool::new(false);
+static WAKE: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+
+fn wake() -> &'static tokio::sync::Notify {
+    WAKE.get_or_init(tokio::sync::Notify::new)
+}
 
 /// Counts one unit of work (an API request): the heap may have grown.
 pub fn note_activity() {
-    ACTIVITY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ACTIVITY.fetch_add(1, Ordering::Relaxed);
+    if IDLE.swap(false, Ordering::AcqRel) {
+        wake().notify_one();
+    }
 }
 
-/// Gives back the heap's free pages once a burst of work is over: after a
-/// second in which nothing was counted, following one in which something
-/// was. A burst of starts leaves freed request memory between the records
-/// that stay (glibc gives back only a heap's free top by itself, and only
-/// in the main arena), and the allocator would keep it until the next
-/// burst; dockerd's Go runtime returns such memory by itself too. One
-/// wake-up a second, no work while idle.
+/// Gives back the heap's free pages once a burst of work is over: the
+/// first second without a request after some. A burst of starts leaves
+/// the freed memory of its requests between the records that stay (glibc
+/// gives back only a heap's free top by itself, and only in the main
+/// arena); at 1 000 containers this is ~6 MiB of RSS. Asleep while the
+/// daemon is idle: the first request of a burst wakes it.
 pub async fn after_bursts() {
-    let mut trimmed = ACTIVITY.load(std::sync::atomic::Ordering::Relaxed);
-    let mut seen = trimmed;
     loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let now = ACTIVITY.load(std::sync::atomic::Ordering::Relaxed);
-        if now == seen && now != trimmed {
-            trimmed = now;
-            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        IDLE.store(true, Ordering::Release);
+        // A notification sent before this wait is kept, not lost.
+        wake().notified().await;
+        let mut seen = ACTIVITY.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let now = ACTIVITY.load(Ordering::Relaxed);
+            if now == seen {
+                break;
+            }
+            seen = now;
         }
-        seen = now;
+        let _ = tokio::task::spawn_blocking(trim_heap).await;
     }
 }
 
