@@ -15,6 +15,9 @@ pub fn after_start_up() {
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// How long without a request ends a burst.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Requests counted since the start; see [`after_bursts`].
 static ACTIVITY: AtomicU64 = AtomicU64::new(0);
 /// Whether `after_bursts` waits for a burst to begin (and must be woken).
@@ -34,7 +37,7 @@ pub fn note_activity() {
 }
 
 /// Gives back the heap's free pages once a burst of work is over: the
-/// first second without a request after some. A burst of starts leaves
+/// first `QUIET` without a request after some. A burst of starts leaves
 /// the freed memory of its requests between the records that stay (glibc
 /// gives back only a heap's free top by itself, and only in the main
 /// arena); at 1 000 containers this is ~6 MiB of RSS. Asleep while the
@@ -46,7 +49,7 @@ pub async fn after_bursts() {
         wake().notified().await;
         let mut seen = ACTIVITY.load(Ordering::Relaxed);
         loop {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(QUIET).await;
             let now = ACTIVITY.load(Ordering::Relaxed);
             if now == seen {
                 break;
