@@ -891,10 +891,6 @@ fn shim_of(d: &Daemon, id: &str) -> bool {
     })
 }
 
-/// berthd prepares a created container's start ahead (root file system,
-/// spec, a loaded shim); what no start claims is dropped, and a start after
-/// that, after a `docker cp`, or after `docker update` sees the container
-/// as it is then.
 /// `docker run --rm`: the exit is reported first, the housekeeping
 /// (runtime state, container files) finishes after; nothing is left.
 #[test]
@@ -968,6 +964,10 @@ fn a_removed_run_leaves_no_files_and_shares_its_seccomp_program() {
     );
 }
 
+/// berthd prepares a created container's start ahead (root file system,
+/// spec, a shim that creates the container); what no start claims is
+/// dropped, and a start after that, after a `docker cp`, or after `docker
+/// update` sees the container as it is then.
 #[test]
 fn a_start_prepared_ahead_is_claimed_or_dropped() {
     let d = daemon();
@@ -983,12 +983,25 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
             && is_mountpoint(&netns)),
         "the start was not prepared"
     );
-    // Unclaimed: the shim exits, the root file system is unmounted and the
-    // network namespace removed.
+    // The shim created the container ahead: its init waits in the
+    // container's cgroup (for the word, then for the start).
+    let cgroup = format!("{}/{id}", d.cgroup_parent());
+    let memory_cgroup = std::path::PathBuf::from(format!("/sys/fs/cgroup/memory{cgroup}"));
+    assert!(
+        wait_for_polling(POLL, Duration::from_secs(2), || {
+            !berth_tests::host::cgroup_procs(&cgroup).is_empty()
+        }),
+        "the container was not created ahead"
+    );
+    // Unclaimed: the shim deletes the container (its init and cgroups) and
+    // exits, the root file system is unmounted and the network namespace
+    // removed.
     assert!(
         wait_for_polling(POLL, Duration::from_secs(10), || !shim_of(&d, &id)
             && !is_mountpoint(&merged)
-            && !netns.exists()),
+            && !netns.exists()
+            && berth_tests::host::cgroup_procs(&cgroup).is_empty()
+            && !memory_cgroup.exists()),
         "an unclaimed preparation stayed"
     );
     let src = d.dir.path().join("marker");
@@ -1018,18 +1031,49 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
     d.docker_ok(&["rm", "-f", "updated"]);
 
-    // A container removed before its start leaves no shim and no mount.
+    // A command copied in after the create: the container created ahead
+    // could not find it, and the start creates it again (as `testcontainers`
+    // copies files into a created container before its start).
+    let id = d
+        .docker_ok(&["create", "--name", "later", "busybox", "/bin/later"])
+        .trim()
+        .to_string();
+    assert!(
+        wait_for_polling(POLL, Duration::from_secs(2), || shim_of(&d, &id)),
+        "the start was not prepared"
+    );
+    let script = d.dir.path().join("later");
+    std::fs::write(&script, "#!/bin/sh\necho copied command\n").unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    d.docker_ok(&["cp", script.to_str().unwrap(), "later:/bin/later"]);
+    assert_eq!(d.docker_ok(&["start", "-a", "later"]), "copied command\n");
+    d.docker_ok(&["rm", "later"]);
+
+    // A container removed before its start leaves no shim, no mount, no
+    // process and no cgroup.
     let id = d
         .docker_ok(&["create", "busybox", "true"])
         .trim()
         .to_string();
+    let cgroup = format!("{}/{id}", d.cgroup_parent());
+    assert!(
+        wait_for_polling(POLL, Duration::from_secs(2), || {
+            !berth_tests::host::cgroup_procs(&cgroup).is_empty()
+        }),
+        "the container was not created ahead"
+    );
     d.docker_ok(&["rm", &id]);
     let merged = d.data_root.join("containers").join(&id).join("rw/merged");
     let netns = d.exec_root.join("netns").join(&id);
+    let memory_cgroup = std::path::PathBuf::from(format!("/sys/fs/cgroup/memory{cgroup}"));
     assert!(
         wait_for_polling(POLL, Duration::from_secs(10), || !shim_of(&d, &id)
             && !is_mountpoint(&merged)
-            && !netns.exists()),
+            && !netns.exists()
+            && berth_tests::host::cgroup_procs(&cgroup).is_empty()
+            && !memory_cgroup.exists()),
         "a removed container's preparation stayed"
     );
     d.docker_ok(&["rm", "-f", "ahead"]);

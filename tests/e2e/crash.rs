@@ -725,6 +725,45 @@ fn a_killed_shim_or_init_leaves_an_exited_removable_container() {
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }
 
+/// A container is created ahead of its start (its init waits in its
+/// cgroup): a daemon killed then leaves no process and no cgroup (the shim
+/// deletes the container when the daemon's end of its pipe closes), and
+/// the container, still `created`, starts after the restart.
+#[test]
+fn a_daemon_killed_while_a_container_waits_created_ahead_leaks_nothing() {
+    let mut d = daemon();
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let before = footprint(&d);
+    let id = d
+        .docker_ok(&["create", "--name", "early", "busybox", "echo", "started"])
+        .trim()
+        .to_string();
+    let cgroup = format!("{}/{id}", d.cgroup_parent());
+    assert!(
+        wait_for(Duration::from_secs(2), || {
+            !berth_tests::host::cgroup_procs(&cgroup).is_empty()
+        }),
+        "the container was not created ahead"
+    );
+    d.kill9();
+    let memory_cgroup = std::path::PathBuf::from(format!("/sys/fs/cgroup/memory{cgroup}"));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            berth_tests::host::cgroup_procs(&cgroup).is_empty()
+                && !memory_cgroup.exists()
+                && shim_pid(&d, &id).is_none()
+        }),
+        "the container created ahead outlived the daemon: {:?}",
+        berth_tests::host::cgroup_procs(&cgroup)
+    );
+    d.restart().expect("restart");
+    assert_eq!(state(&d, &id)["Status"], "created");
+    assert_eq!(d.docker_ok(&["start", "-a", "early"]), "started\n");
+    d.docker_ok(&["rm", "early"]);
+    let left = left_over(&d, &before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+}
+
 #[test]
 fn a_daemon_killed_during_its_own_reconciliation_reconciles_again() {
     let mut d = daemon();

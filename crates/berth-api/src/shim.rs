@@ -88,6 +88,12 @@ pub struct ShimConfig {
     /// place.
     #[serde(default)]
     pub trash_dir: String,
+    /// Create the container as soon as the shim has loaded, before the
+    /// word (a start prepared ahead): the word then only releases the
+    /// ready line. Without the word (EOF), the created container is
+    /// deleted; a create that failed is tried again at the word.
+    #[serde(default)]
+    pub create_early: bool,
 }
 
 /// Every request line; `op` names the variant.

@@ -12,6 +12,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use crate::executor::BerthExecutor;
 
 /// How the init's stdio is wired.
+#[derive(Clone)]
 pub enum InitStdio {
     /// Raw fds for 0, 1, 2 (pipe ends or /dev/null).
     Fds {

@@ -1,8 +1,8 @@
 //! berth-shim: the per-container process. berthd starts it (in its own
 //! session, so it outlives the daemon) with `berth-shim run <state-dir>`;
 //! it waits for the word on stdin, creates the container through
-//! libcontainer, reports the PID on stdout,
-//! then serves the container until it exits.
+//! libcontainer (before the word, for a start prepared ahead), reports the
+//! PID on stdout, then serves the container until it exits.
 //!
 //! `berth-shim mount-overlay` is a helper berthd runs with its working
 //! directory set to the layer-link directory, so that overlay `lowerdir`
@@ -159,7 +159,6 @@ fn run(state_dir: &str) {
         }
     };
 
-    let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
     let mut executor = executor::BerthExecutor::default();
     // Read once: for the init (default profile) and for every exec.
     let bpf = if cfg.seccomp_bpf.is_empty() {
@@ -178,14 +177,50 @@ fn run(state_dir: &str) {
             .filter_map(|c| executor::cap_number(c))
             .collect();
     }
+    let (id, root, bundle) = (cfg.id.clone(), cfg.runtime_root.clone(), cfg.bundle.clone());
+    let attempt = move || {
+        let (id, root, bundle, stdio, executor) = (
+            id.clone(),
+            root.clone(),
+            bundle.clone(),
+            stdio.clone(),
+            executor.clone(),
+        );
+        worker::in_child(move || create::create(&id, &root, &bundle, &stdio, executor))
+    };
+    let undo = |cfg: &ShimConfig| {
+        let (id, root) = (cfg.id.clone(), cfg.runtime_root.clone());
+        let _ = worker::in_child(move || create::delete(&id, &root));
+    };
+    let t0 = std::time::Instant::now();
+    // A start prepared ahead creates now, while berthd finishes the
+    // network and files (the container's files exist already; berthd
+    // rewrites them in place). A failure is not reported yet: what failed
+    // (a missing executable) may be copied in before the start, so the
+    // create is tried again at the word. (Not with a terminal: a failed
+    // attempt's pty master would wait on the console socket.)
+    let mut created = None;
+    if cfg.create_early && !cfg.tty {
+        match attempt() {
+            Ok(pid) => created = Some(pid),
+            Err(_) => undo(&cfg),
+        }
+    }
     // Loaded; berthd says when the container's network and files are
-    // ready (one byte on stdin). EOF means the start was abandoned.
+    // ready (one byte on stdin). EOF means the start was abandoned: an
+    // early-created container is deleted (its init killed, its cgroups
+    // removed) before the shim goes.
     if !wait_for_go() {
+        if created.is_some() {
+            undo(&cfg);
+        }
         let _ = std::fs::remove_file(&cfg.socket);
         std::process::exit(1);
     }
-    let t0 = std::time::Instant::now();
-    let created = worker::in_child(move || create::create(&id, &root, &bundle, &stdio, executor));
+    let created = match created {
+        Some(pid) => Ok(pid),
+        None => attempt(),
+    };
     if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
         eprintln!("berth-shim: create took {:?}", t0.elapsed());
     }
@@ -193,8 +228,7 @@ fn run(state_dir: &str) {
     let init_pid = match created {
         Ok(pid) => pid,
         Err(e) => {
-            let (id, root) = (cfg.id.clone(), cfg.runtime_root.clone());
-            let _ = worker::in_child(move || create::delete(&id, &root));
+            undo(&cfg);
             let _ = std::fs::remove_file(&cfg.socket);
             fail(&mut ready, e)
         }

@@ -194,6 +194,7 @@ impl Runner for PluginRunner {
             init_bpf: false,
             lent_caps: Vec::new(),
             trash_dir: String::new(),
+            create_early: false,
             log_fifo: String::new(),
             log_attrs: String::new(),
         };

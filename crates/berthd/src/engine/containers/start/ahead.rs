@@ -4,15 +4,16 @@
 //! (it attaches, asks to wait) before it asks for the start. In that gap
 //! berthd does the part of the start that depends on the configuration
 //! alone: it mounts the root file system, creates the empty network
-//! namespace, writes the runtime spec and starts a shim, which loads and
-//! then waits for the word (see `Containers::prepare_start`). The start then
-//! only has the networks and the container itself left to do.
+//! namespace, writes the runtime spec and `/etc` files and starts a shim,
+//! which loads, creates the container (its init waits to be started) and
+//! then waits for the word (see `Containers::prepare_start`). The start
+//! then only has the networks, `/etc/hosts` and the word left to do.
 //!
 //! A preparation is used only by the container's first start, and only if
 //! its configuration is unchanged by then; otherwise it is dropped and the
 //! start prepares afresh. One that no start claims within `UNCLAIMED` is
-//! dropped too: its shim exits, its root file system is unmounted and its
-//! network namespace removed.
+//! dropped too: its shim deletes the container and exits, its root file
+//! system is unmounted and its network namespace removed.
 //! Containers with volumes, links, a logging plugin or namespaces shared with another
 //! container are not prepared ahead (those steps have effects elsewhere or
 //! depend on the other container's state at start), and at most `MAX_AHEAD` preparations
@@ -80,6 +81,29 @@ fn eligible(r: &Record) -> bool {
         && !shares(&hc.network_mode)
         && !shares(&hc.ipc_mode)
         && !shares(&hc.pid_mode)
+}
+
+/// Whether the shim may create the container before the start: not when
+/// a sysctl names an interface (it exists only once the networks are
+/// joined at start) or with a terminal (see the shim).
+fn create_early(r: &Record) -> bool {
+    let per_interface = |k: &String| {
+        [
+            "net.ipv4.conf.",
+            "net.ipv6.conf.",
+            "net.ipv4.neigh.",
+            "net.ipv6.neigh.",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+    };
+    !r.config.tty.unwrap_or(false)
+        && !r
+            .host_config
+            .sysctls
+            .iter()
+            .flatten()
+            .any(|(k, _)| per_interface(k))
 }
 
 /// What a preparation depends on.
@@ -152,7 +176,7 @@ impl Containers {
                 }
                 // Boxed: this task outlives the preparation by up to
                 // `UNCLAIMED`, and need not keep its state's room meanwhile.
-                match Box::pin(me.prepare_start(&r, &p)).await {
+                match Box::pin(me.prepare_start(&r, &p, create_early(&r))).await {
                     Ok(prep) => {
                         *c.staged_slot() = Some(Staged {
                             prep,

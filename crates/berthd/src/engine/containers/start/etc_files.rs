@@ -14,6 +14,14 @@ pub(in crate::engine::containers) fn write_file(path: &Path, data: &str) -> Resu
         .map_err(|e| EngineError::internal(format!("writing {}: {e}", path.display())))
 }
 
+/// Rewrites one of the container's `/etc` files in place: a container
+/// created ahead of its start has it bind-mounted already, and a rename
+/// would leave the mount on the old file.
+pub(super) fn write_in_place(path: &Path, data: &str) -> Result<()> {
+    std::fs::write(path, data)
+        .map_err(|e| EngineError::internal(format!("writing {}: {e}", path.display())))
+}
+
 /// The container's resolv.conf: the embedded DNS on user-defined networks,
 /// else the host's resolvers minus loopback ones (they mean nothing in the
 /// container's namespace); `--dns*` flags override, as in Docker.

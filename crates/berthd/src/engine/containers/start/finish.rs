@@ -8,7 +8,7 @@ use std::sync::Arc;
 use berth_api::shim::Request;
 
 use super::super::{now, shim, Container, Paths, Record};
-use super::etc_files::{hosts_file, resolv_conf, write_file};
+use super::etc_files::{hosts_file, resolv_conf, write_in_place};
 use super::{start_lap, Prepared};
 use crate::engine::{containers::Containers, EngineError, Result};
 
@@ -62,18 +62,7 @@ impl Containers {
                 // dockerd records the joined container's name as this one's.
                 c.lock().config.hostname = Some(hostname.clone());
             }
-            write_file(&p.hostname, &format!("{hostname}\n"))?;
-            write_file(
-                &p.hosts,
-                &hosts_file(
-                    &r,
-                    &self.own_hosts_lines(&r),
-                    &link_hosts,
-                    self.networks.default_gateway(),
-                    host_net,
-                ),
-            )?;
-            write_file(&p.resolv, &resolv_conf(&r, embedded, host_net))?;
+            self.write_etc(&r, p, &hostname, &link_hosts, host_net, embedded)?;
             Ok::<(), EngineError>(())
         }
         .await;
@@ -102,5 +91,30 @@ impl Containers {
         lap("started");
         let started_at = reply.state.and_then(|s| s.started_at).unwrap_or_else(now);
         Ok((pid, started_at))
+    }
+
+    /// The container's `/etc/hostname`, `/etc/hosts` and `resolv.conf`
+    /// (its own unless it shares another container's), rewritten in place.
+    pub(super) fn write_etc(
+        &self,
+        r: &Record,
+        p: &Paths,
+        hostname: &str,
+        link_hosts: &str,
+        host_net: bool,
+        embedded: bool,
+    ) -> Result<()> {
+        write_in_place(&p.hostname, &format!("{hostname}\n"))?;
+        write_in_place(
+            &p.hosts,
+            &hosts_file(
+                r,
+                &self.own_hosts_lines(r),
+                link_hosts,
+                self.networks.default_gateway(),
+                host_net,
+            ),
+        )?;
+        write_in_place(&p.resolv, &resolv_conf(r, embedded, host_net))
     }
 }

@@ -1,6 +1,6 @@
 //! Stage 5 of a start: the shim's configuration (logging, terminal,
 //! cgroup, seccomp BPF) and the shim itself, launched to load the
-//! container and wait for the word.
+//! container (and, prepared ahead, create it) and wait for the word.
 
 use berth_api::shim::ShimConfig;
 
@@ -17,6 +17,7 @@ impl Containers {
         p: &Paths,
         tty: bool,
         spec: Written,
+        create_early: bool,
     ) -> Result<shim::Launched> {
         let hc = &r.host_config;
         let Written {
@@ -61,6 +62,7 @@ impl Containers {
             trash_dir: crate::engine::trash::dir(&self.config.exec_root)
                 .display()
                 .to_string(),
+            create_early,
         };
         write_file(&p.bundle.join("shim.json"), &serde_json::to_string(&cfg)?)?;
         let launched = shim::launch(&self.shim_bin, &p.bundle, &p.bundle.join("shim.log"))?;

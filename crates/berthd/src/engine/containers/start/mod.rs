@@ -8,10 +8,12 @@
 //! 4. `spec.rs`: the OCI spec (with the mounts and the seccomp BPF);
 //! 5. `launch.rs`: a shim is launched; it loads the container and waits;
 //! 6. `finish.rs`: the networks are joined, `/etc/hosts` and `resolv.conf`
-//!    written (`etc_files.rs`), and the shim told to go.
+//!    written in place (`etc_files.rs`), and the shim told to go.
 //!
 //! Stages 1–5 depend on the configuration alone, so for a fresh container
-//! they may run ahead of the start request (`ahead.rs`). A failure at any
+//! they may run ahead of the start request (`ahead.rs`); the shim then
+//! creates the container before the word, once the network namespace and
+//! the `/etc` files it mounts exist. A failure at any
 //! stage undoes what the earlier ones did (`Containers::teardown`).
 
 mod ahead;
@@ -197,7 +199,7 @@ impl Containers {
     ) -> Result<(i32, String)> {
         let prep = match ahead::take(c, r, p).await {
             Some(prep) => prep,
-            None => self.prepare_start(r, p).await?,
+            None => self.prepare_start(r, p, false).await?,
         };
         self.finish_start(c, r, p, prep).await
     }
@@ -205,14 +207,21 @@ impl Containers {
     /// The part of a start that depends only on the container's
     /// configuration: the root file system, the runtime spec and a loaded
     /// shim waiting for the word. (Run early for a fresh container, see
-    /// `ahead.rs`.)
-    pub(super) async fn prepare_start(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
+    /// `ahead.rs`.) With `create_early`, the shim creates the container
+    /// before the word: the network namespace and the `/etc` files are
+    /// made first, since the container's init enters and mounts them.
+    pub(super) async fn prepare_start(
+        self: &Arc<Self>,
+        r: &Record,
+        p: &Paths,
+        create_early: bool,
+    ) -> Result<Prepared> {
         let mode = r.host_config.network_mode.as_deref().unwrap_or_default();
         let private_netns = !(mode == "host" || mode.starts_with("container:"));
         // The (empty) network namespace is made on a thread of its own
         // while the rest is prepared; the networks are attached at start.
-        let netns = private_netns.then(|| netns::create_soon(&p.netns));
-        match self.prepare_rest(r, p).await {
+        let mut netns = private_netns.then(|| netns::create_soon(&p.netns));
+        match self.prepare_rest(r, p, create_early, &mut netns).await {
             Ok(mut prep) => {
                 prep.netns = netns;
                 Ok(prep)
@@ -228,7 +237,13 @@ impl Containers {
     }
 
     /// Stages 1–5 (see the module's comment).
-    async fn prepare_rest(self: &Arc<Self>, r: &Record, p: &Paths) -> Result<Prepared> {
+    async fn prepare_rest(
+        self: &Arc<Self>,
+        r: &Record,
+        p: &Paths,
+        create_early: bool,
+        netns: &mut Option<netns::Pending>,
+    ) -> Result<Prepared> {
         let t0 = std::time::Instant::now();
         let lap = |what: &str| start_lap(&r.id, t0, what);
         self.mount_root(r, p)?;
@@ -240,7 +255,13 @@ impl Containers {
         let (tty, link_hosts) = (proc.tty, proc.link_hosts.clone());
         let written = self.write_spec(r, p, net, proc, lap).await?;
         lap("spec");
-        let launched = self.launch_shim(r, p, tty, written)?;
+        if create_early {
+            if let Some(n) = netns.take() {
+                n.ready().await?;
+            }
+            self.write_etc(r, p, &hostname, &link_hosts, host_net, embedded)?;
+        }
+        let launched = self.launch_shim(r, p, tty, written, create_early)?;
         lap("launch");
         Ok(Prepared {
             launched,
