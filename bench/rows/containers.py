@@ -105,6 +105,32 @@ def r_api_run(b, d, ctx):
     return ms(*paired(b, d, lambda: timed(lambda: api_run(b)), lambda: timed(lambda: api_run(d)), ctx.runs))
 
 
+def api_create(dm):
+    st, b = api(dm.sock, "POST", "/v1.41/containers/create",
+                {"Image": BUSYBOX, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+    if st != 201:
+        raise RuntimeError(f"create: {st} {b[:200]!r}")
+    return json.loads(b)["Id"]
+
+
+def api_start_later(dm):
+    """The start alone of a container created 50 ms before (as `docker
+    create` then `docker start`, Compose, or a client that copies files in
+    between): the time the daemon had to prepare it is not counted."""
+    cid = api_create(dm)
+    time.sleep(0.05)
+    t = timed(lambda: api(dm.sock, "POST", f"/v1.41/containers/{cid}/start"))
+    api(dm.sock, "POST", f"/v1.41/containers/{cid}/wait")
+    api(dm.sock, "DELETE", f"/v1.41/containers/{cid}")
+    return t
+
+
+@row("API: start of a container created 50 ms before (no CLI)")
+def r_api_start_later(b, d, ctx):
+    ensure_busybox(b, d)
+    return ms(*paired(b, d, lambda: api_start_later(b), lambda: api_start_later(d), ctx.runs))
+
+
 def api_exec(dm, name):
     st, b = api(dm.sock, "POST", f"/v1.41/containers/{name}/exec",
                 {"Cmd": ["true"], "AttachStdout": True, "AttachStderr": True})
