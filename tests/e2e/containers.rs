@@ -1001,7 +1001,8 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
             && !is_mountpoint(&merged)
             && !netns.exists()
             && berth_tests::host::cgroup_procs(&cgroup).is_empty()
-            && !memory_cgroup.exists()),
+            && !memory_cgroup.exists()
+            && !d.exec_root.join("runtime").join(&id).exists()),
         "an unclaimed preparation stayed"
     );
     let src = d.dir.path().join("marker");
@@ -1073,8 +1074,38 @@ fn a_start_prepared_ahead_is_claimed_or_dropped() {
             && !is_mountpoint(&merged)
             && !netns.exists()
             && berth_tests::host::cgroup_procs(&cgroup).is_empty()
-            && !memory_cgroup.exists()),
+            && !memory_cgroup.exists()
+            && !d.exec_root.join("runtime").join(&id).exists()),
         "a removed container's preparation stayed"
+    );
+    // Removed at once, as often as it takes to meet the create midway: no
+    // runtime state, process or cgroup is left.
+    let mut ids = Vec::new();
+    for delay_ms in [0u64, 2, 5, 10, 20, 50] {
+        let id = d
+            .docker_ok(&["create", "busybox", "true"])
+            .trim()
+            .to_string();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.docker_ok(&["rm", &id]);
+        ids.push(id);
+    }
+    let left = || {
+        ids.iter()
+            .filter(|id| {
+                let cg = format!("{}/{id}", d.cgroup_parent());
+                shim_of(&d, id)
+                    || d.exec_root.join("runtime").join(id).exists()
+                    || !berth_tests::host::cgroup_procs(&cg).is_empty()
+                    || std::path::Path::new(&format!("/sys/fs/cgroup/memory{cg}")).exists()
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_for_polling(POLL, Duration::from_secs(10), || left().is_empty()),
+        "containers removed while created ahead left state: {:?}",
+        left()
     );
     d.docker_ok(&["rm", "-f", "ahead"]);
 }

@@ -85,6 +85,21 @@ fn wait_for_go() -> bool {
     go
 }
 
+/// SIGKILLs a child and waits (bounded, 2 s) until it is reaped.
+fn kill_and_reap(pid: i32) {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        match nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            _ => return,
+        }
+    }
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
@@ -188,9 +203,17 @@ fn run(state_dir: &str) {
         );
         worker::in_child(move || create::create(&id, &root, &bundle, &stdio, executor))
     };
-    let undo = |cfg: &ShimConfig| {
+    // Deletes a container that will not be started. Its init (our child:
+    // we are its subreaper) is killed and reaped first; then its runtime
+    // state goes whatever libcontainer's delete says (berthd, removing the
+    // container, may have removed its cgroups already).
+    let undo = |cfg: &ShimConfig, init: Option<i32>| {
+        if let Some(pid) = init {
+            kill_and_reap(pid);
+        }
         let (id, root) = (cfg.id.clone(), cfg.runtime_root.clone());
         let _ = worker::in_child(move || create::delete(&id, &root));
+        let _ = std::fs::remove_dir_all(Path::new(&cfg.runtime_root).join(&cfg.id));
     };
     let t0 = std::time::Instant::now();
     // A start prepared ahead creates now, while berthd finishes the
@@ -203,7 +226,7 @@ fn run(state_dir: &str) {
     if cfg.create_early && !cfg.tty {
         match attempt() {
             Ok(pid) => created = Some(pid),
-            Err(_) => undo(&cfg),
+            Err(_) => undo(&cfg, None),
         }
     }
     // Loaded; berthd says when the container's network and files are
@@ -212,7 +235,7 @@ fn run(state_dir: &str) {
     // removed) before the shim goes.
     if !wait_for_go() {
         if created.is_some() {
-            undo(&cfg);
+            undo(&cfg, created);
         }
         let _ = std::fs::remove_file(&cfg.socket);
         std::process::exit(1);
@@ -228,7 +251,7 @@ fn run(state_dir: &str) {
     let init_pid = match created {
         Ok(pid) => pid,
         Err(e) => {
-            undo(&cfg);
+            undo(&cfg, None);
             let _ = std::fs::remove_file(&cfg.socket);
             fail(&mut ready, e)
         }
