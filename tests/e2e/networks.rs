@@ -711,9 +711,14 @@ fn a_host_port_range_hands_out_its_free_ports() {
         .collect();
     ports.sort();
     assert_eq!(ports, vec![a, b]);
-    for (p, who) in [(a, "r"), (b, "r")] {
-        let body = curl(&format!("http://127.0.0.1:{p}/"));
-        assert!(body.starts_with(&format!("hello-{who}")), "{body}");
+    // The servers may still be starting: `retry` bounds the wait.
+    for p in [a, b] {
+        let url = format!("http://127.0.0.1:{p}/");
+        assert!(
+            retry(|| curl(&url).starts_with("hello-r")),
+            "no answer on {url}: {:?}",
+            curl(&url)
+        );
     }
     let o = d.docker(&[
         "run", "-d", "--name", "r3", "-p", &range, "busybox", "sleep", "60",
