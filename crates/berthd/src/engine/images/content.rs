@@ -141,10 +141,10 @@ impl ContentStore {
         self.new_writer(true)
     }
 
-    /// A writer that does not hash: the caller reads the bytes back (from
-    /// [`BlobWriter::tmp_path`]), hashes them there, and commits with
-    /// [`BlobWriter::commit_hashed`]. `load` uses it to move hashing off the
-    /// thread that receives the archive, onto the threads that unpack.
+    /// A writer that does not hash: the caller hashes the same bytes
+    /// elsewhere and commits with [`BlobWriter::commit_hashed`]. `load`
+    /// uses it to move hashing off the thread that receives the archive,
+    /// onto the threads that unpack.
     pub fn deferred_writer(&self) -> Result<BlobWriter> {
         self.new_writer(false)
     }
@@ -225,11 +225,6 @@ pub struct BlobWriter {
 impl BlobWriter {
     pub fn written(&self) -> u64 {
         self.len
-    }
-
-    /// Where the bytes are until commit (for a deferred writer to re-read).
-    pub fn tmp_path(&self) -> &Path {
-        &self.path
     }
 
     /// Commits a deferred writer's blob under `digest`, which the caller

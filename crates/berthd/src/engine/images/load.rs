@@ -2,9 +2,10 @@
 //! (`index.json`), gzip-compressed or not, read as one stream.
 //!
 //! The archive is read once, front to back: small files (JSON) stay in
-//! memory, large ones stream into the content store (hashed and, when named
-//! `blobs/sha256/<hex>`, verified as they land). Once the index is known the
-//! layers are unpacked from there. A blob whose digest does not match its
+//! memory, large ones stream into the content store while a worker hashes
+//! them (verifying `blobs/sha256/<hex>` names) and unpacks those that look
+//! like layers, as they arrive. Once the index is known the unpacked layers
+//! are committed in order. A blob whose digest does not match its
 //! name, or a layer whose diff ID does not match the config, fails the load
 //! and leaves nothing behind.
 
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use berth_api::jsonmessage::JsonMessage;
 
 use super::content::{sha256_digest, BlobWriter, HashReader};
+use super::feed::{self, FeedReader};
 use super::layers::{LayerInfo, StagedLayer};
 use super::lease::Lease;
 use super::reference::Reference;
@@ -72,6 +74,20 @@ fn promised_digest(path: &str) -> Option<String> {
 
 /// Whether a blob's first bytes look like a layer: gzip, zstd or a tar
 /// header (`ustar` magic). Configs and manifests start with `{`.
+/// Reads until `buf` is full or the reader ends; the bytes read.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 fn looks_like_layer(head: &[u8]) -> bool {
     matches!(
         fs::detect_compression(head),
@@ -144,10 +160,11 @@ impl<R: Read> Read for Progress<'_, R> {
     }
 }
 
-/// A large file handed from `ingest` to a worker.
+/// A large file handed from `ingest` to a worker as it arrives; its
+/// writer (the bytes written to the content store) comes at the end.
 struct Job {
     path: String,
-    writer: BlobWriter,
+    feed: FeedReader<BlobWriter>,
     promised: Option<String>,
     layer: bool,
 }
@@ -193,13 +210,16 @@ impl ImageService {
         out: &mut dyn FnMut(JsonMessage),
     ) -> Result<Vec<Arc<Image>>> {
         // The receiving thread only parses the archive and writes large
-        // files to disk; two workers read each one back, hash it (verifying
-        // `blobs/sha256/<hex>` names) and, when it looks like a layer, unpack
-        // it in the same pass. Hashing is the bulk of the work and a single
-        // stream cannot be split, but layers can: this keeps both cores busy.
+        // files to disk, handing each one's bytes on as they arrive (see
+        // `feed`); two workers hash them (verifying `blobs/sha256/<hex>`
+        // names) and, when the file looks like a layer, unpack it in the
+        // same pass. A single stream cannot be split, but layers can: a
+        // worker starts on a layer while it arrives, and the next layer goes
+        // to the other worker, which keeps both cores busy.
         let results: Mutex<Vec<Result<Ingested>>> = Mutex::new(Vec::new());
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4);
         let rx = Mutex::new(rx);
+        let chunks = feed::Chunks::default();
         let ar = std::thread::scope(|scope| {
             for _ in 0..2 {
                 let (rx, results) = (&rx, &results);
@@ -212,7 +232,7 @@ impl ImageService {
                     results.lock().unwrap_or_else(|p| p.into_inner()).push(r);
                 });
             }
-            let r = self.ingest(reader, &tx);
+            let r = self.ingest(reader, &tx, &chunks);
             // Closing the queue lets the workers finish and the scope end.
             drop(tx);
             r
@@ -254,19 +274,25 @@ impl ImageService {
         Ok(loaded)
     }
 
-    /// Reads back a large file written by `ingest`, hashing it and (if it
-    /// looks like a layer) unpacking it on the way, then commits the blob.
+    /// Hashes a large file as `ingest` hands it over and (if it looks like
+    /// a layer) unpacks it on the way, then commits the blob.
     fn verify_and_stage(&self, job: Job) -> Result<Ingested> {
-        let f = std::fs::File::open(job.writer.tmp_path())?;
-        let mut hr = HashReader::new(std::io::BufReader::with_capacity(1 << 20, f));
+        let mut feed = job.feed;
+        let mut hr = HashReader::new(&mut feed);
         let staged = job
             .layer
             .then(|| self.layers.stage_with(&self.content, &mut hr, true, false));
         // Whatever the unpacking left unread still counts for the digest.
-        std::io::copy(&mut hr, &mut std::io::sink())?;
+        std::io::copy(&mut hr, &mut std::io::sink())
+            .map_err(|e| invalid(format!("invalid archive: reading {}: {e}", job.path)))?;
         let digest = std::mem::take(&mut hr.hasher).digest();
-        let (digest, size, lease) = job
-            .writer
+        let writer = feed.end().ok_or_else(|| {
+            invalid(format!(
+                "invalid archive: reading {}: it ended early",
+                job.path
+            ))
+        })?;
+        let (digest, size, lease) = writer
             .commit_hashed(digest, job.promised.as_deref())
             .map_err(|e| invalid(format!("invalid archive: {}: {e}", job.path)))?;
         Ok(Ingested {
@@ -279,12 +305,16 @@ impl ImageService {
     }
 
     /// Reads the whole archive once.
-    fn ingest<R: Read>(&self, reader: R, jobs: &SyncSender<Job>) -> Result<Archive> {
+    fn ingest<R: Read>(
+        &self,
+        reader: R,
+        jobs: &SyncSender<Job>,
+        chunks: &feed::Chunks,
+    ) -> Result<Archive> {
         let (_, rd) =
             fs::decompress(reader).map_err(|e| invalid(format!("invalid archive: {e}")))?;
         let mut tar = tar::Archive::new(rd);
         let mut ar = Archive::default();
-        let mut buf = vec![0u8; 1 << 20];
         let entries = tar
             .entries()
             .map_err(|e| invalid(format!("invalid archive: {e}")))?;
@@ -328,31 +358,34 @@ impl ImageService {
                 continue;
             }
             let mut w = self.content.deferred_writer()?;
-            let mut head: Vec<u8> = Vec::with_capacity(512);
+            let (mut tx, rx) = feed::channel(chunks);
+            let name = path.clone();
+            let mut job = Some((path, rx, promised));
             loop {
-                let n = match e.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        return Err(invalid(format!("invalid archive: reading {path}: {err}")))
-                    }
-                };
-                if head.len() < 512 {
-                    let take = (512 - head.len()).min(n);
-                    head.extend_from_slice(&buf[..take]);
+                let mut chunk = chunks.take();
+                let n = fill(&mut e, &mut chunk)
+                    .map_err(|err| invalid(format!("invalid archive: reading {name}: {err}")))?;
+                if n == 0 {
+                    break;
                 }
-                w.write_all(&buf[..n])?;
+                w.write_all(&chunk[..n])?;
+                // The first chunk (a whole tar header at least, as the file
+                // is larger than a chunk) tells whether it is a layer.
+                if let Some((path, feed, promised)) = job.take() {
+                    let layer = looks_like_layer(&chunk[..n.min(512)]);
+                    let job = Job {
+                        path,
+                        feed,
+                        promised,
+                        layer,
+                    };
+                    if jobs.send(job).is_err() {
+                        return Err(EngineError::internal("load workers stopped"));
+                    }
+                }
+                tx.send(chunk, n);
             }
-            let job = Job {
-                path,
-                writer: w,
-                promised,
-                layer: looks_like_layer(&head),
-            };
-            if jobs.send(job).is_err() {
-                return Err(EngineError::internal("load workers stopped"));
-            }
+            tx.finish(w);
         }
         Ok(ar)
     }

@@ -7,6 +7,7 @@
 
 pub mod content;
 mod delete;
+mod feed;
 mod import;
 pub mod layers;
 pub mod lease;
