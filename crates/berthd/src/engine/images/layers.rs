@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::content::{digest_hex, ContentStore, HashReader};
+use super::content::{digest_hex, ContentStore};
 use super::lease::{Lease, Leases};
 use super::spec::chain_id;
 use crate::engine::fs::{self, Compression, UnpackOptions};
@@ -294,7 +294,9 @@ impl LayerStore {
                     inner: rd,
                     out: &mut w,
                 };
-                fs::unpack(HashReader::new(tee), &diff, &opts)?
+                // The blob writer hashes what passes through it: that
+                // digest is the diff ID.
+                fs::unpack(tee, &diff, &opts)?
             };
             staged.size = stats.size;
             let (digest, _, lease) = w.commit(None)?;
