@@ -17,8 +17,11 @@ check of a change, measured the same way.
 
 Modes: settled (the default) pauses BENCH_SETTLE seconds (0.2) before each
 sample, so one daemon's trailing work is not billed to the other; back to
-back (--back-to-back) has no pause, as CI loops run; --modes both measures
-every row that depends on it both ways and prints both. Memory, cold start,
+back (--back-to-back) has no pause, as CI loops run, and times each run
+right after an untimed run of the same daemon, as in a loop on one engine
+(BENCH_B2B_INTERLEAVED=1: every run timed, each after the other daemon's);
+--modes both measures every row that depends on it both ways and prints
+both. Memory, cold start,
 the scale and the stream rows are measured once.
 
 --scale N sets the container count of the scale rows (default 1000; 100
@@ -35,7 +38,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib.catalog import ROWS, Result  # noqa: E402
-from lib.daemon import BERTH_BIN, DEFAULT_SETTLE, ROOT, Daemon, ensure_dockerd, set_settle, settle, sh  # noqa: E402
+from lib.daemon import BERTH_BIN, DEFAULT_SETTLE, ROOT, Daemon, ensure_dockerd, set_lead, set_settle, settle, sh  # noqa: E402
 import rows  # noqa: E402,F401  (registers the rows)
 
 MODE_TITLES = {"settled": "settled", "b2b": "back to back"}
@@ -66,6 +69,7 @@ def run_rows(b, d, ctx, modes, only):
         title = r.title(ctx)
         for mode in (modes if r.modal else modes[:1]):
             set_settle(0.0 if mode == "b2b" else settled_pause())
+            set_lead(r.modal and mode == "b2b")
             print(f"  measuring ({MODE_TITLES[mode]}): {title} ...", file=sys.stderr)
             try:
                 out = r.fn(b, d, ctx)
