@@ -69,6 +69,18 @@ impl Engine {
         for root in [&config.data_root, &config.exec_root] {
             trash::empty(&trash::dir(root));
         }
+        // The shim's sealed copy (a ~9 MB copy into memory) and the init
+        // binary's check need nothing else here: a thread makes them while
+        // the store and the services open, off the way to the first
+        // `/_ping` on a machine with a second core.
+        let root = config.data_root.clone();
+        let binaries = std::thread::Builder::new()
+            .name("berth-binaries".into())
+            .spawn(move || {
+                containers::install_init(&root)?;
+                containers::shim::ShimBinary::load()
+            })
+            .map_err(|e| EngineError::internal(format!("starting a thread: {e}")))?;
         // Scratch space of operations in flight (`cp` rehearsals): what a
         // crash left there is garbage.
         let tmp = config.data_root.join("tmp");
@@ -106,7 +118,6 @@ impl Engine {
             store.clone(),
             events.clone(),
         )?);
-        containers::install_init(&config.data_root)?;
         let networks = Arc::new(networks::Networks::open(
             store.clone(),
             events.clone(),
@@ -126,7 +137,11 @@ impl Engine {
         )?);
         let (shutdown, _) = tokio::sync::watch::channel(false);
         let shutdown = Arc::new(shutdown);
+        let shim_bin = binaries
+            .join()
+            .map_err(|_| EngineError::internal("loading the shim binary panicked"))??;
         let containers = Arc::new(containers::Containers::open(containers::Handles {
+            shim_bin,
             config: config.clone(),
             store: store.clone(),
             events: events.clone(),

@@ -257,6 +257,8 @@ pub struct Handles {
     pub registries: Arc<Registries>,
     pub live: Arc<Live>,
     pub shutdown: Arc<watch::Sender<bool>>,
+    /// The sealed copy of berth-shim every container runs under.
+    pub shim_bin: shim::ShimBinary,
 }
 
 impl Containers {
@@ -269,7 +271,7 @@ impl Containers {
         }
         Ok(Self {
             index: Arc::new(RwLock::new(idx)),
-            shim_bin: shim::ShimBinary::load()?,
+            shim_bin: h.shim_bin,
             execs: RwLock::new(HashMap::new()),
             bpf: seccomp::BpfCache::new(h.config.exec_root.join("seccomp")),
             config: h.config,
