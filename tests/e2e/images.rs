@@ -518,6 +518,19 @@ fn a_blob_whose_digest_does_not_match_stores_nothing() {
         assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
         assert_store_empty(&d);
     }
+    // An archive cut off inside its large (streamed) layer.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let layer = fixtures::layer_tar(&[Entry::File("data", &big)]);
+    let (tar, _) = fixtures::docker_archive(&[layer], &["cut:1"], serde_json::json!({}));
+    let pos = tar.windows(8).position(|w| w == &big[..8]).unwrap();
+    let f = fixtures::write_file(dir.path(), "cut.tar", &tar[..pos + 1_500_000]);
+    let o = d.docker(&["load", "-i", &f.display().to_string()]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("invalid archive"), "{}", stderr(&o));
+    assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
+    assert_store_empty(&d);
     // A layer that does not match the config's diff ID, under a legacy name.
     let layer = fixtures::layer_tar(&[Entry::File("data", b"real")]);
     let other = fixtures::layer_tar(&[Entry::File("data", b"claimed")]);

@@ -228,7 +228,7 @@ impl BlobWriter {
     }
 
     /// Commits a deferred writer's blob under `digest`, which the caller
-    /// computed by reading the written bytes back.
+    /// computed over the same bytes as they were written.
     pub fn commit_hashed(
         self,
         digest: String,

@@ -72,8 +72,6 @@ fn promised_digest(path: &str) -> Option<String> {
         .then(|| format!("sha256:{rest}"))
 }
 
-/// Whether a blob's first bytes look like a layer: gzip, zstd or a tar
-/// header (`ustar` magic). Configs and manifests start with `{`.
 /// Reads until `buf` is full or the reader ends; the bytes read.
 fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -88,6 +86,8 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Whether a blob's first bytes look like a layer: gzip, zstd or a tar
+/// header (`ustar` magic). Configs and manifests start with `{`.
 fn looks_like_layer(head: &[u8]) -> bool {
     matches!(
         fs::detect_compression(head),
