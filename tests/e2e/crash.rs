@@ -725,6 +725,82 @@ fn a_killed_shim_or_init_leaves_an_exited_removable_container() {
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }
 
+/// A process's parent, and whether it is still there (a zombie, reparented
+/// and not yet reaped, counts as gone).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?;
+    (state != "Z").then(|| f.next()?.parse().ok())?
+}
+
+fn args_of(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The shims are forked by the daemon's spawner (`berth-shim spawner`, its
+/// child). A spawner killed under a running daemon is replaced, and runs
+/// go on meanwhile; a daemon killed takes its spawner with it, and the
+/// shims it forked stay and are adopted after the restart.
+#[test]
+fn the_shim_spawner_goes_with_its_daemon_and_its_shims_stay() {
+    let mut d = daemon();
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let before = footprint(&d);
+    let first = d.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let first = first.trim().to_string();
+    let shim = shim_pid(&d, &first).expect("the container has a shim");
+    let spawner = parent_of(shim).expect("the shim's parent");
+    assert_eq!(
+        parent_of(spawner),
+        d.pid().map(|p| p as i32),
+        "the shim's parent {spawner} ({:?}) is not the daemon's child",
+        args_of(spawner)
+    );
+    assert_eq!(args_of(spawner)[..2], ["berth-shim", "spawner"]);
+    // The forked shim names its state directory as an executed one does.
+    let args = args_of(shim);
+    assert_eq!(args[..2], ["berth-shim", "run"]);
+    assert!(
+        args[2].ends_with(&format!("/containers/{first}")),
+        "{args:?}"
+    );
+
+    unsafe { libc::kill(spawner, libc::SIGKILL) };
+    assert!(wait_for(Duration::from_secs(5), || parent_of(spawner).is_none()));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]),
+        "ok\n"
+    );
+    let second = d.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let second = second.trim().to_string();
+    let shim2 = shim_pid(&d, &second).expect("the second container has a shim");
+    let spawner2 = parent_of(shim2).expect("the second shim's parent");
+    assert_ne!(spawner2, spawner);
+    assert_eq!(args_of(spawner2)[..2], ["berth-shim", "spawner"]);
+
+    d.kill9();
+    assert!(
+        wait_for(Duration::from_secs(5), || parent_of(spawner2).is_none()),
+        "the spawner outlived its daemon: {:?}",
+        args_of(spawner2)
+    );
+    assert!(parent_of(shim).is_some() && parent_of(shim2).is_some());
+    d.restart().expect("restart");
+    for id in [&first, &second] {
+        assert_eq!(state(&d, id)["Running"], true);
+        assert_eq!(d.docker_ok(&["exec", id, "echo", "adopted"]), "adopted\n");
+    }
+    d.docker_ok(&["rm", "-f", &first, &second]);
+    let left = left_over(&d, &before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+}
+
 /// A container is created ahead of its start (its init waits in its
 /// cgroup): a daemon killed then leaves no process and no cgroup (the shim
 /// deletes the container when the daemon's end of its pipe closes), and

@@ -288,3 +288,21 @@ pub struct Ready {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ErrorKind>,
 }
+
+/// The spawner: one long-lived `berth-shim spawner` per daemon, which forks
+/// a container's shim instead of the daemon executing a new one (an exec,
+/// the dynamic loader and glibc's CPU probing cost ~1 ms per container on
+/// a VM, where each `cpuid` traps). The daemon holds the other end of the
+/// spawner's stdin, a `SOCK_SEQPACKET` socket; each message is a shim's
+/// state directory (UTF-8, the payload) with three descriptors attached
+/// (`SCM_RIGHTS`): the shim's stdin, stdout and stderr. The spawner forks,
+/// and the child runs as `berth-shim run <state-dir>` would. Nothing is
+/// sent back: a shim that never came up closes its stdout, as one that
+/// failed to execute does. The spawner exits when the socket closes.
+pub const SPAWNER_ARG: &str = "spawner";
+
+/// Empty arguments the spawner is started with: the room in which each
+/// child writes its own command line (`berth-shim\0run\0<state-dir>\0`),
+/// so that `/proc/<pid>/cmdline` names its state directory as an executed
+/// shim's does. A state directory that does not fit is executed instead.
+pub const SPAWNER_TITLE_ROOM: usize = 512;

@@ -4,6 +4,9 @@
 //! libcontainer (before the word, for a start prepared ahead), reports the
 //! PID on stdout, then serves the container until it exits.
 //!
+//! `berth-shim spawner` forks shims for berthd instead (`spawner.rs`): the
+//! child goes on as `run` would.
+//!
 //! `berth-shim mount-overlay` is a helper berthd runs with its working
 //! directory set to the layer-link directory, so that overlay `lowerdir`
 //! options can use short relative paths (a multi-threaded daemon cannot
@@ -21,6 +24,7 @@ mod fdio;
 mod logger;
 mod monitor;
 mod pluginlog;
+mod spawner;
 mod worker;
 
 use std::io::Write;
@@ -373,6 +377,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("run") if args.len() == 3 => run(&args[2]),
+        Some(berth_api::shim::SPAWNER_ARG) => spawner::serve(run),
         Some("mount-overlay") => {
             if let Err(e) = mount_overlay(&args[2..]) {
                 eprintln!("berth-shim: {e}");

@@ -5,7 +5,7 @@
 //! `/proc/<pid>/exe` (CVE-2019-5736) finds a write-sealed memory file, not
 //! the host binary, and all shims share the memfd's pages.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,11 +17,14 @@ use tokio::net::UnixStream;
 
 use crate::engine::{EngineError, Result};
 
+mod spawner;
+
 /// The sealed in-memory copy of berth-shim. Clones share the one copy
 /// (containers and managed plugins run from the same memfd).
 #[derive(Clone)]
 pub struct ShimBinary {
     fd: std::sync::Arc<OwnedFd>,
+    spawner: std::sync::Arc<spawner::Spawner>,
 }
 
 impl ShimBinary {
@@ -44,6 +47,7 @@ impl ShimBinary {
         seal(&f)?;
         Ok(Self {
             fd: std::sync::Arc::new(OwnedFd::from(f)),
+            spawner: Default::default(),
         })
     }
 
@@ -119,9 +123,10 @@ pub struct Launched {
 
 /// Starts `berth-shim run <state_dir>`. The shim starts its own session,
 /// reads its configuration, then waits on its stdin (a pipe) for
-/// [`Launched::go`]; it answers on its stdout (another pipe). Nothing runs
-/// between fork and exec, so the standard library spawns with posix_spawn
-/// (a vfork): the daemon's page tables are not copied for every container.
+/// [`Launched::go`]; it answers on its stdout (another pipe). The spawner
+/// forks it; without one, it is executed here, with nothing run between
+/// fork and exec, so the standard library spawns with posix_spawn (a
+/// vfork): the daemon's page tables are not copied for every container.
 pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched> {
     let pipe = || {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -134,6 +139,19 @@ pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched
         .append(true)
         .open(log)
         .map_err(|e| EngineError::internal(format!("opening {}: {e}", log.display())))?;
+    let launched = Launched {
+        go: go_w,
+        ready: ready_r,
+        log: log.to_path_buf(),
+    };
+    let stdio = [go_r.as_fd(), ready_w.as_fd(), log_file.as_fd()];
+    if bin
+        .spawner
+        .spawn(state_dir, stdio, || bin.command())
+        .is_ok()
+    {
+        return Ok(launched);
+    }
     let mut cmd = bin.command();
     cmd.arg("run")
         .arg(state_dir)
@@ -146,11 +164,7 @@ pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched
         .spawn()
         .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
     drop(child);
-    Ok(Launched {
-        go: go_w,
-        ready: ready_r,
-        log: log.to_path_buf(),
-    })
+    Ok(launched)
 }
 
 impl Launched {

@@ -1,0 +1,150 @@
+//! `berth-shim spawner`: forks containers' shims for berthd (the protocol
+//! is `berth_api::shim::SPAWNER_ARG`'s). It stays single-threaded and
+//! never starts a runtime, so each child of a fork is a whole process that
+//! goes on exactly as `berth-shim run <state-dir>` would after an exec.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+/// berthd's end of the conversation is our stdin.
+const SOCK: RawFd = 0;
+
+/// Serves until berthd closes the socket. `run` is the shim's own `run`.
+pub fn serve(run: fn(&str)) -> ! {
+    // std's CPU-feature cache is filled once here, and every child starts
+    // with it (each `cpuid` is a trap to the hypervisor on a VM; glibc's
+    // own probe ran once, at our exec).
+    #[cfg(target_arch = "x86_64")]
+    let _ = std::arch::is_x86_feature_detected!("avx2");
+    let title = Title::own();
+    // SAFETY: SIG_IGN for SIGCHLD makes the kernel reap our children; no
+    // handler runs. Each child restores the default before anything else.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (dir, fds) = match receive(&mut buf) {
+            Ok(Some(got)) => got,
+            Ok(None) => std::process::exit(0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("berth-shim spawner: {e}");
+                std::process::exit(1);
+            }
+        };
+        // A message without its three descriptors or a usable directory
+        // is dropped: its descriptors close, and berthd sees the shim's
+        // stdout close as for a shim that failed to start.
+        let (Some(dir), Ok(fds)) = (dir, <[OwnedFd; 3]>::try_from(fds)) else {
+            continue;
+        };
+        // SAFETY: we are single-threaded (no runtime, no thread was ever
+        // started), so the child may go on running arbitrary code.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => child(&dir, fds, title.as_ref(), run),
+            // Our copies close here, so the child holds the only ones.
+            Ok(nix::unistd::ForkResult::Parent { .. }) => drop(fds),
+            Err(e) => eprintln!("berth-shim spawner: fork: {e}"),
+        }
+    }
+}
+
+/// One message: the state directory and the descriptors that came with
+/// it. `None` at EOF (berthd has gone).
+type Message = (Option<String>, Vec<OwnedFd>);
+
+fn receive(buf: &mut [u8]) -> nix::Result<Option<Message>> {
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(SOCK, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these descriptors for us;
+            // nothing else owns them.
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let (n, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let dir = match truncated {
+        true => None,
+        false => std::str::from_utf8(&buf[..n]).ok().map(str::to_string),
+    };
+    Ok(Some((dir, fds)))
+}
+
+/// The child of a fork: becomes the shim of `dir`, with `fds` as its
+/// stdin, stdout and stderr.
+fn child(dir: &str, fds: [OwnedFd; 3], title: Option<&Title>, run: fn(&str)) -> ! {
+    // SAFETY: back to the default disposition, which the shim's waits on
+    // its container's processes need.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    for (target, fd) in fds.iter().enumerate() {
+        // SAFETY: dup2 onto our own stdio; the sources are open (received
+        // above 2, since 0–2 were taken) and ours.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) } < 0 {
+            std::process::exit(1);
+        }
+    }
+    drop(fds);
+    // SAFETY: closes every descriptor above stderr. The only others we
+    // held were the socket (fd 0, replaced just above) and the received
+    // copies (dropped just above); nothing refers to any of them.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // berthd finds its shims by their command line (`release::shim_of`).
+    if !title.is_some_and(|t| t.write(dir)) {
+        eprintln!("berth-shim: no room for the command line of {dir}");
+        std::process::exit(1);
+    }
+    run(dir);
+    std::process::exit(0);
+}
+
+/// Our argument area `[start, end)`, as `/proc/self/stat` gives it.
+struct Title {
+    start: usize,
+    end: usize,
+}
+
+impl Title {
+    fn own() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold anything up to
+        // its last `)`), counted from 3: arg_start is the 48th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut f = rest.split_whitespace().skip(48 - 3);
+        let start = f.next()?.parse().ok()?;
+        let end = f.next()?.parse().ok()?;
+        (start < end).then_some(Self { start, end })
+    }
+
+    /// Writes `berth-shim\0run\0<dir>\0` over the area, zero-filled to its
+    /// end, so `/proc/<pid>/cmdline` reads as an executed shim's (with
+    /// trailing empty arguments). False if it does not fit.
+    fn write(&self, dir: &str) -> bool {
+        let text = format!("berth-shim\0run\0{dir}\0");
+        let room = self.end - self.start;
+        if text.len() > room {
+            return false;
+        }
+        let p = self.start as *mut u8;
+        // SAFETY: [start, end) holds our argument strings, which the kernel
+        // copied into our stack mapping at exec (writable, and ours after
+        // the fork); we are the only thread, nothing holds a reference to
+        // those bytes (the shim never reads its arguments after this), and
+        // both writes stay inside the area.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
+            std::ptr::write_bytes(p.add(text.len()), 0, room - text.len());
+        }
+        true
+    }
+}
