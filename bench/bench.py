@@ -32,6 +32,7 @@ with --quick). BENCH_STREAM_MB sets the size of the logs and cp rows
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -164,6 +165,10 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench needs root (namespaces, mounts)")
+    # A SIGTERM (`timeout`, a CI job's end) unwinds like Ctrl-C: the rows'
+    # clean-up removes their containers before the daemons are stopped
+    # (by default Python would die at once, leaving both engines' containers).
+    signal.signal(signal.SIGTERM, lambda sig, _frame: sys.exit(128 + sig))
     mode = args.modes or ("b2b" if args.back_to_back or settle() == 0 else "settled")
     modes = ["settled", "b2b"] if mode == "both" else [mode]
     if not os.path.exists(os.path.join(BERTH_BIN, "berthd")):
