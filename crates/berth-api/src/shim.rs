@@ -296,10 +296,14 @@ pub struct Ready {
 /// spawner's stdin, a `SOCK_SEQPACKET` socket; each message is a shim's
 /// state directory (UTF-8, the payload) with three descriptors attached
 /// (`SCM_RIGHTS`): the shim's stdin, stdout and stderr. The spawner forks,
-/// and the child runs as `berth-shim run <state-dir>` would. Nothing is
+/// and the child runs as `berth-shim run <state-dir>` would. The spawner
+/// first sends [`SPAWNER_READY`] once it is set up; after that nothing is
 /// sent back: a shim that never came up closes its stdout, as one that
 /// failed to execute does. The spawner exits when the socket closes.
 pub const SPAWNER_ARG: &str = "spawner";
+
+/// The spawner's one message: it is ready for shims.
+pub const SPAWNER_READY: &[u8] = b"ready";
 
 /// Empty arguments the spawner is started with: the room in which each
 /// child writes its own command line (`berth-shim\0run\0<state-dir>\0`),

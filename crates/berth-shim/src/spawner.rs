@@ -6,6 +6,9 @@
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use std::io::Write;
+
+use berth_api::shim::SPAWNER_READY as READY;
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
@@ -19,10 +22,19 @@ pub fn serve(run: fn(&str)) -> ! {
     // own probe ran once, at our exec).
     #[cfg(target_arch = "x86_64")]
     let _ = std::arch::is_x86_feature_detected!("avx2");
-    let title = Title::own();
+    // Without room for the children's command lines berthd could not find
+    // them: say nothing, and berthd executes its shims itself.
+    let Some(title) = Title::own() else {
+        say("cannot read our argument area");
+        std::process::exit(1);
+    };
     // SAFETY: SIG_IGN for SIGCHLD makes the kernel reap our children; no
     // handler runs. Each child restores the default before anything else.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // Ready: berthd hands us no shim before this byte.
+    if nix::sys::socket::send(SOCK, READY, MsgFlags::MSG_NOSIGNAL).is_err() {
+        std::process::exit(1);
+    }
     let mut buf = vec![0u8; 4096];
     loop {
         let (dir, fds) = match receive(&mut buf) {
@@ -30,7 +42,7 @@ pub fn serve(run: fn(&str)) -> ! {
             Ok(None) => std::process::exit(0),
             Err(Errno::EINTR) => continue,
             Err(e) => {
-                eprintln!("berth-shim spawner: {e}");
+                say(&e.to_string());
                 std::process::exit(1);
             }
         };
@@ -43,12 +55,23 @@ pub fn serve(run: fn(&str)) -> ! {
         // SAFETY: we are single-threaded (no runtime, no thread was ever
         // started), so the child may go on running arbitrary code.
         match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => child(&dir, fds, title.as_ref(), run),
+            Ok(nix::unistd::ForkResult::Child) => child(&dir, fds, &title, run),
             // Our copies close here, so the child holds the only ones.
             Ok(nix::unistd::ForkResult::Parent { .. }) => drop(fds),
-            Err(e) => eprintln!("berth-shim spawner: fork: {e}"),
+            // The shim's stderr is its log, which berthd quotes when the
+            // shim's stdout closes without a word.
+            Err(e) => {
+                if let Some(log) = fds.into_iter().nth(2) {
+                    let _ = writeln!(std::fs::File::from(log), "berth-shim spawner: fork: {e}");
+                }
+            }
         }
     }
+}
+
+/// A line on our stderr (berthd's), never a panic if it is gone.
+fn say(what: &str) {
+    let _ = writeln!(std::io::stderr(), "berth-shim spawner: {what}");
 }
 
 /// One message: the state directory and the descriptors that came with
@@ -83,7 +106,7 @@ fn receive(buf: &mut [u8]) -> nix::Result<Option<Message>> {
 
 /// The child of a fork: becomes the shim of `dir`, with `fds` as its
 /// stdin, stdout and stderr.
-fn child(dir: &str, fds: [OwnedFd; 3], title: Option<&Title>, run: fn(&str)) -> ! {
+fn child(dir: &str, fds: [OwnedFd; 3], title: &Title, run: fn(&str)) -> ! {
     // SAFETY: back to the default disposition, which the shim's waits on
     // its container's processes need.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
@@ -95,12 +118,13 @@ fn child(dir: &str, fds: [OwnedFd; 3], title: Option<&Title>, run: fn(&str)) -> 
         }
     }
     drop(fds);
-    // SAFETY: closes every descriptor above stderr. The only others we
-    // held were the socket (fd 0, replaced just above) and the received
-    // copies (dropped just above); nothing refers to any of them.
+    // SAFETY: closes every descriptor above stderr, none of which anything
+    // refers to. (Nothing should be open there: the socket was fd 0, and
+    // the received copies were dropped just above. A kernel without
+    // close_range, before 5.9, fails the call harmlessly.)
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     // berthd finds its shims by their command line (`release::shim_of`).
-    if !title.is_some_and(|t| t.write(dir)) {
+    if !title.write(dir) {
         eprintln!("berth-shim: no room for the command line of {dir}");
         std::process::exit(1);
     }
@@ -138,9 +162,11 @@ impl Title {
         let p = self.start as *mut u8;
         // SAFETY: [start, end) holds our argument strings, which the kernel
         // copied into our stack mapping at exec (writable, and ours after
-        // the fork); we are the only thread, nothing holds a reference to
-        // those bytes (the shim never reads its arguments after this), and
-        // both writes stay inside the area.
+        // the fork); we are the only thread, no Rust reference to those
+        // bytes exists (std keeps raw argv pointers, read only by
+        // `std::env::args`, which the shim calls once in `main`, before
+        // any fork: after this they would see the new strings), and both
+        // writes stay inside the area.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
             std::ptr::write_bytes(p.add(text.len()), 0, room - text.len());
