@@ -43,14 +43,11 @@ pub(super) fn join(pid: Pid, cgroup_path: &Path) -> Result<(), WrappedIoError> {
 
 const CGROUP_TASKS: &str = "tasks";
 
-/// Whether the calling process has exactly one thread.
+/// Whether the calling process has exactly one thread: procfs gives its
+/// `task` directory 2 links plus one per thread (`proc_task_getattr`),
+/// which one `statx` reads; `/proc/self/status` is a page the kernel
+/// formats for each read (berth: one per controller joined).
 fn single_threaded() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .map(|n| n.trim() == "1")
-        })
-        .unwrap_or(false)
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/task").is_ok_and(|m| m.nlink() == 3)
 }
