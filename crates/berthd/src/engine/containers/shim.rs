@@ -1,7 +1,8 @@
 //! Starting berth-shim and talking to it.
 //!
-//! The shim binary is copied once into a sealed memfd and every shim is
-//! executed from that copy: a container process that reaches the shim's
+//! The shim binary is copied once into a sealed memfd, and the spawner
+//! (`spawner.rs`, whose forks are the shims) or a shim executed directly
+//! runs from that copy: a container process that reaches the shim's
 //! `/proc/<pid>/exe` (CVE-2019-5736) finds a write-sealed memory file, not
 //! the host binary, and all shims share the memfd's pages.
 
