@@ -19,6 +19,13 @@ BERTH_BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(ROOT, "target", "releas
 CLI_TIMEOUT = 600
 
 
+def rm_timeout(count):
+    """The bound on one `docker rm -f` of count containers: dockerd takes
+    ~0.1 s a container here, so minutes mean a wedged daemon, whose
+    containers are then cleaned up from outside (`Daemon.close`)."""
+    return 60 + 1.0 * count
+
+
 def sh(cmd, check=True, **kw):
     return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, **kw)
 
@@ -158,6 +165,9 @@ class Daemon:
         self.netns = f"bench-{self.label}-{os.getpid()}"
         self.proc = None
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        # Its own (not dockerd's default /docker): what is left under it
+        # after the daemon stopped is this bench's, and is removed.
+        self.cgroup_parent = f"/{'docker' if kind == 'dockerd' else 'berth'}-bench-{self.label}-{os.getpid()}"
         sh(["ip", "netns", "add", self.netns])
         sh(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"])
 
@@ -173,10 +183,10 @@ class Daemon:
         if self.kind == "berthd":
             return [os.path.join(self.bin_dir, "berthd"), "-H", self.host, "--data-root", data,
                     "--exec-root", exe, "--pidfile", os.path.join(self.dir, "berthd.pid"),
-                    "--config-file", cfg, "--cgroup-parent", f"/berth-bench-{self.label}"]
+                    "--config-file", cfg, "--cgroup-parent", self.cgroup_parent]
         return ["dockerd", "-H", self.host, "--data-root", data, "--exec-root", exe,
                 "--pidfile", os.path.join(self.dir, "dockerd.pid"), "--config-file", cfg,
-                "--iptables=false", "--ip6tables=false"]
+                "--iptables=false", "--ip6tables=false", "--cgroup-parent", self.cgroup_parent]
 
     def start(self, timeout=60):
         t0 = time.perf_counter()
@@ -235,30 +245,73 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             try:
                 cleanup_containers(self)
-            except Exception:
-                pass
+            except Exception as e:
+                print(f"{self.label}: removing its containers failed ({e}); "
+                      "they are removed from outside once it stopped", file=sys.stderr)
         self.stop()
+        self.reap_leftovers()
         sh(["ip", "netns", "del", self.netns], check=False)
         shutil.rmtree(self.exec_root, ignore_errors=True)
-        if self.kind == "berthd":
-            # The daemon leaves its cgroup parent (as dockerd leaves
-            # /docker); the bench made it, so the bench removes it.
-            for parent in glob.glob(f"/sys/fs/cgroup/*/berth-bench-{self.label}"):
-                for root, _dirs, _files in os.walk(parent, topdown=False):
+
+    def reap_leftovers(self):
+        """What a stopped daemon left (nothing, unless it stopped answering
+        before its containers were removed): shims and container processes
+        are killed, mounts under its directories unmounted, its cgroups
+        removed. Every process and path is this run's own: the cgroup
+        parent and the directories are unique to it."""
+        parents = glob.glob(f"/sys/fs/cgroup/*{self.cgroup_parent}")
+        victims = set(p for p in shim_pids(self))
+        for parent in parents:
+            for root, _dirs, files in os.walk(parent):
+                if "cgroup.procs" in files:
                     try:
-                        os.rmdir(root)
+                        with open(os.path.join(root, "cgroup.procs")) as f:
+                            victims.update(int(x) for x in f.read().split())
                     except OSError:
                         pass
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        while victims and time.monotonic() < deadline:
+            victims = {p for p in victims if os.path.exists(f"/proc/{p}") and comm(p) and not _zombie(p)}
+            time.sleep(0.05)
+        if victims:
+            print(f"{self.label}: {len(victims)} processes survived SIGKILL", file=sys.stderr)
+        mine = (self.dir + "/", self.exec_root + "/")
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted((p for p in points if p.startswith(mine)), key=len, reverse=True):
+            sh(["umount", "-l", point], check=False, stderr=subprocess.DEVNULL)
+        # Leaves first; the parent goes last.
+        for parent in parents:
+            for root, _dirs, _files in os.walk(parent, topdown=False):
+                try:
+                    os.rmdir(root)
+                except OSError:
+                    pass
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def rm_batches(dm, ids, batch=100, check=False):
     """`docker rm -f` of ids, at most `batch` per call (argv stays short)."""
     for i in range(0, len(ids), batch):
-        dm.docker("rm", "-f", *ids[i:i + batch], check=check)
+        chunk = ids[i:i + batch]
+        dm.docker("rm", "-f", *chunk, check=check, timeout=rm_timeout(len(chunk)))
 
 
 def cleanup_containers(dm):
-    rm_batches(dm, dm.docker("ps", "-aq", "--no-trunc").stdout.decode().split())
+    ids = dm.docker("ps", "-aq", "--no-trunc", timeout=60).stdout.decode().split()
+    rm_batches(dm, ids)
 
 
 def timed(fn):

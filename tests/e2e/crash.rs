@@ -801,6 +801,52 @@ fn the_shim_spawner_goes_with_its_daemon_and_its_shims_stay() {
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }
 
+/// A spawner that holds a shim's message without taking it (here: it is
+/// stopped) is killed by the start waiting on it, which then executes the
+/// shim itself: the start succeeds in seconds (not after a 60 s timeout,
+/// with an error), and the next start forks from a new spawner.
+#[test]
+fn a_stopped_shim_spawner_is_replaced_and_the_start_goes_on() {
+    let d = daemon();
+    d.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let before = footprint(&d);
+    let first = d.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let first = first.trim().to_string();
+    let spawner = parent_of(shim_pid(&d, &first).expect("a shim")).expect("its parent");
+    assert_eq!(args_of(spawner)[..2], ["berth-shim", "spawner"]);
+    unsafe { libc::kill(spawner, libc::SIGSTOP) };
+
+    let t = Instant::now();
+    let second = d.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let second = second.trim().to_string();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the start waited {took:?} on a stopped spawner"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || parent_of(spawner).is_none()),
+        "the stopped spawner is still there: {:?}",
+        args_of(spawner)
+    );
+    // Executed by the daemon itself, as without a spawner.
+    let shim2 = shim_pid(&d, &second).expect("the second container has a shim");
+    assert_eq!(parent_of(shim2), d.pid().map(|p| p as i32));
+
+    let third = d.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let third = third.trim().to_string();
+    let spawner3 = parent_of(shim_pid(&d, &third).expect("a shim")).expect("its parent");
+    assert_ne!(spawner3, spawner);
+    assert_eq!(args_of(spawner3)[..2], ["berth-shim", "spawner"]);
+    for id in [&first, &second, &third] {
+        assert_eq!(state(&d, id)["Running"], true);
+        assert_eq!(d.docker_ok(&["exec", id, "echo", "ok"]), "ok\n");
+    }
+    d.docker_ok(&["rm", "-f", &first, &second, &third]);
+    let left = left_over(&d, &before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+}
+
 /// A container is created ahead of its start (its init waits in its
 /// cgroup): a daemon killed then leaves no process and no cgroup (the shim
 /// deletes the container when the daemon's end of its pipe closes), and

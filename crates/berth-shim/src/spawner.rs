@@ -3,12 +3,12 @@
 //! never starts a runtime, so each child of a fork is a whole process that
 //! goes on exactly as `berth-shim run <state-dir>` would after an exec.
 
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use std::io::Write;
 
-use berth_api::shim::SPAWNER_READY as READY;
+use berth_api::shim::{SPAWNER_READY as READY, SPAWNER_TAKEN};
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
@@ -52,6 +52,13 @@ pub fn serve(run: fn(&str)) -> ! {
         let (Some(dir), Ok(fds)) = (dir, <[OwnedFd; 3]>::try_from(fds)) else {
             continue;
         };
+        // Before the fork: a daemon that sees no such line knows no child
+        // will ever hold these descriptors (and may start the shim itself);
+        // one that sees it waits for the shim. A daemon that has gone
+        // already makes this an EPIPE, ignored (SIGPIPE is ignored in Rust
+        // programs).
+        let line = [IoSlice::new(SPAWNER_TAKEN.as_bytes()), IoSlice::new(b"\n")];
+        let _ = nix::sys::uio::writev(&fds[1], &line);
         // SAFETY: we are single-threaded (no runtime, no thread was ever
         // started), so the child may go on running arbitrary code.
         match unsafe { nix::unistd::fork() } {

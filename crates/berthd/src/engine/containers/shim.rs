@@ -120,7 +120,22 @@ pub struct Launched {
     go: OwnedFd,
     ready: OwnedFd,
     log: PathBuf,
+    /// Set when the spawner was handed the shim: until it says it took it,
+    /// the shim may never come (see [`Launched::go`]).
+    via: Option<Via>,
 }
+
+/// What a launch through the spawner needs to execute the shim instead.
+struct Via {
+    spawner: std::sync::Arc<spawner::Process>,
+    bin: ShimBinary,
+    state_dir: PathBuf,
+}
+
+/// How long a spawner may hold a shim's message before it is taken for
+/// stuck (it takes one in well under a millisecond, and a loaded machine
+/// delays that by far less than this).
+const TAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Starts `berth-shim run <state_dir>`. The shim starts its own session,
 /// reads its configuration, then waits on its stdin (a pipe) for
@@ -129,6 +144,25 @@ pub struct Launched {
 /// fork and exec, so the standard library spawns with posix_spawn (a
 /// vfork): the daemon's page tables are not copied for every container.
 pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched> {
+    let (mut launched, stdio) = pipes(log)?;
+    let fds = [stdio.0.as_fd(), stdio.1.as_fd(), stdio.2.as_fd()];
+    if let Ok(spawner) = bin.spawner.spawn(state_dir, fds, || bin.command()) {
+        launched.via = Some(Via {
+            spawner,
+            bin: bin.clone(),
+            state_dir: state_dir.to_path_buf(),
+        });
+        return Ok(launched);
+    }
+    execute(bin, state_dir, stdio)?;
+    Ok(launched)
+}
+
+/// The shim's stdin, stdout and stderr (its log), as the child's ends.
+type ChildStdio = (OwnedFd, OwnedFd, std::fs::File);
+
+/// A launch's pipes and log: our ends in the `Launched`, the shim's apart.
+fn pipes(log: &Path) -> Result<(Launched, ChildStdio)> {
     let pipe = || {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::internal(format!("pipe: {e}")))
@@ -144,29 +178,40 @@ pub fn launch(bin: &ShimBinary, state_dir: &Path, log: &Path) -> Result<Launched
         go: go_w,
         ready: ready_r,
         log: log.to_path_buf(),
+        via: None,
     };
-    let stdio = [go_r.as_fd(), ready_w.as_fd(), log_file.as_fd()];
-    if bin
-        .spawner
-        .spawn(state_dir, stdio, || bin.command())
-        .is_ok()
-    {
-        return Ok(launched);
-    }
+    Ok((launched, (go_r, ready_w, log_file)))
+}
+
+/// Executes `berth-shim run <state_dir>` on the given stdio.
+fn execute(bin: &ShimBinary, state_dir: &Path, (stdin, stdout, log): ChildStdio) -> Result<()> {
     let mut cmd = bin.command();
     cmd.arg("run")
         .arg(state_dir)
-        .stdin(Stdio::from(go_r))
-        .stdout(Stdio::from(ready_w))
-        .stderr(Stdio::from(log_file));
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(log));
     // Reaped by tokio in the background once dropped (the shim outlives
     // us if we die first); no thread waits for it.
     let child = tokio::process::Command::from(cmd)
         .spawn()
         .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
     drop(child);
-    Ok(launched)
+    Ok(())
 }
+
+/// What became of a shim handed to the spawner.
+enum Handed {
+    /// Taken (forked, or failing to be): its own answer follows.
+    Taken,
+    /// A line that is not the spawner's: a spawner of an older shim that
+    /// says nothing before it forks; this is the shim's answer.
+    Answer(String),
+    /// Never taken, and now never will be: no process holds the shim's end.
+    Dropped,
+}
+
+type ReadyLines = tokio::io::Lines<BufReader<tokio::net::unix::pipe::Receiver>>;
 
 impl Launched {
     /// Lets the shim go without creating anything, and waits (bounded)
@@ -199,10 +244,26 @@ impl Launched {
         let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(self.ready)
             .map_err(|e| EngineError::internal(format!("ready pipe: {e}")))?;
         let mut lines = BufReader::new(pipe).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .map_err(|_| EngineError::internal("berth-shim did not report in 60s"))?
-            .map_err(|e| EngineError::internal(format!("reading from berth-shim: {e}")))?;
+        let mut answer = None;
+        if let Some(via) = self.via {
+            match handed(&mut lines, &via).await? {
+                Handed::Taken => {}
+                Handed::Answer(line) => answer = Some(line),
+                Handed::Dropped => {
+                    // No fork will ever hold the shim's end: execute it.
+                    let (launched, stdio) = pipes(&self.log)?;
+                    execute(&via.bin, &via.state_dir, stdio)?;
+                    return Box::pin(launched.go()).await;
+                }
+            }
+        }
+        let line = match answer {
+            Some(line) => Some(line),
+            None => tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .map_err(|_| EngineError::internal("berth-shim did not report in 60s"))?
+                .map_err(|e| EngineError::internal(format!("reading from berth-shim: {e}")))?,
+        };
         let line = line.ok_or_else(|| {
             let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
             EngineError::internal(format!(
@@ -218,6 +279,34 @@ impl Launched {
             _ => Err(EngineError::internal("berth-shim reported nothing")),
         }
     }
+}
+
+/// Waits for the spawner's word on a shim it was handed. One silent for
+/// [`TAKE_WITHIN`] (stopped, say) is killed; once it has exited, its
+/// answer is final: the line if it took the shim, else the end of the
+/// pipe, whose write end closed with its unread message. (It says
+/// `taken` before it forks, so a shim is never both forked and dropped.)
+async fn handed(lines: &mut ReadyLines, via: &Via) -> Result<Handed> {
+    let read = |e: std::io::Error| EngineError::internal(format!("reading from berth-shim: {e}"));
+    let first = match tokio::time::timeout(TAKE_WITHIN, lines.next_line()).await {
+        Ok(line) => line.map_err(read)?,
+        // One that cannot be killed from here may still fork: wait on.
+        Err(_) if !via.spawner.killable() => return Ok(Handed::Taken),
+        Err(_) => {
+            via.bin.spawner.stop(&via.spawner).await;
+            tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+                .await
+                .map_err(|_| {
+                    EngineError::internal("the shim spawner neither took nor dropped a shim")
+                })?
+                .map_err(read)?
+        }
+    };
+    Ok(match first {
+        Some(line) if line == berth_api::shim::SPAWNER_TAKEN => Handed::Taken,
+        Some(line) => Handed::Answer(line),
+        None => Handed::Dropped,
+    })
 }
 
 /// A start's failure as Docker words it, keeping the shim's kind.

@@ -193,6 +193,7 @@ fn launched(log: &Path) -> (Launched, OwnedFd, OwnedFd) {
         go: go_w,
         ready: ready_r,
         log: log.to_path_buf(),
+        via: None,
     };
     (l, go_r, ready_w)
 }

@@ -3,15 +3,17 @@
 //! shim after it. When it cannot take a shim (gone, its socket full), the
 //! caller executes the shim as before, and the next launch starts a new
 //! spawner. One that does not say it is ready is not tried again: every
-//! shim is executed from then on.
+//! shim is executed from then on. One that holds a shim's message without
+//! taking it (stopped, say) is killed by the launch waiting for it
+//! ([`Spawner::stop`]), and the next launch starts a new one.
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use berth_api::shim::{SPAWNER_ARG, SPAWNER_READY, SPAWNER_TITLE_ROOM};
 use nix::sys::socket::{
@@ -31,10 +33,58 @@ enum State {
     /// None yet, or the last one went: the next launch starts one.
     #[default]
     Idle,
-    /// Our end of the running spawner's socket.
-    Running(OwnedFd),
+    /// Our end of the running spawner's socket, and the spawner.
+    Running(OwnedFd, Arc<Process>),
     /// A spawner never became ready (an older berth-shim, say).
     Broken,
+}
+
+/// One spawner process, as a pidfd (no PID reuse can make us signal
+/// another process). `None` where the kernel has no pidfds (before 5.3):
+/// such a spawner is never killed from here.
+pub struct Process(Option<OwnedFd>);
+
+impl Process {
+    fn open(pid: Option<u32>) -> Self {
+        // SAFETY: pidfd_open takes a PID and flags and returns a new
+        // descriptor or -1; no memory is passed.
+        let fd = pid.map(|p| unsafe { libc::syscall(libc::SYS_pidfd_open, p as libc::pid_t, 0) });
+        Self(match fd {
+            // SAFETY: a descriptor the kernel just returned, owned by no one else.
+            Some(fd) if fd >= 0 => Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+            _ => None,
+        })
+    }
+
+    /// Whether it can be killed from here (see the type).
+    pub fn killable(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn kill(&self) {
+        if let Some(fd) = &self.0 {
+            // SAFETY: pidfd_send_signal on a pidfd we own, with no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0u32,
+                )
+            };
+        }
+    }
+
+    /// Whether it has exited (its pidfd polls readable then).
+    fn exited(&self) -> bool {
+        let Some(fd) = &self.0 else { return false };
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(nix::poll::poll(&mut fds, 0u16), Ok(n) if n > 0)
+    }
 }
 
 impl Spawner {
@@ -46,7 +96,7 @@ impl Spawner {
         state_dir: &Path,
         stdio: [BorrowedFd<'_>; 3],
         start: impl FnOnce() -> std::process::Command,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Arc<Process>> {
         let dir = state_dir.as_os_str().as_bytes();
         // The child writes its command line into the room it has.
         if dir.len() >= SPAWNER_TITLE_ROOM || std::str::from_utf8(dir).is_err() {
@@ -55,16 +105,17 @@ impl Spawner {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*state, State::Idle) {
             *state = match launch(start()) {
-                Ok(fd) => State::Running(fd),
+                Ok((fd, process)) => State::Running(fd, Arc::new(process)),
                 Err(e) => {
                     tracing::warn!(error = %e, "the shim spawner did not start; shims are executed");
                     State::Broken
                 }
             };
         }
-        let State::Running(fd) = &*state else {
+        let State::Running(fd, process) = &*state else {
             return Err(std::io::ErrorKind::Unsupported.into());
         };
+        let process = process.clone();
         let raw = stdio.map(|f| f.as_raw_fd());
         let sent = sendmsg::<()>(
             fd.as_raw_fd(),
@@ -76,7 +127,7 @@ impl Spawner {
         );
         match sent {
             // A seqpacket message goes whole or not at all.
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(process),
             Err(e) => {
                 // Gone or stuck: the next launch starts a new one; this
                 // one exits once it reads to the closed end.
@@ -87,9 +138,32 @@ impl Spawner {
     }
 }
 
+impl Spawner {
+    /// Kills `process`, which holds a shim's message without taking it,
+    /// and waits (bounded) until it has exited: the message's descriptors
+    /// close with it unless it took them. If it is still the running
+    /// spawner, the next launch starts a new one.
+    pub async fn stop(&self, process: &Arc<Process>) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(&*state, State::Running(_, p) if Arc::ptr_eq(p, process)) {
+                *state = State::Idle;
+            }
+        }
+        tracing::warn!("the shim spawner did not take a shim in time; it is replaced");
+        process.kill();
+        for _ in 0..200 {
+            if process.exited() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Starts `berth-shim spawner` on one end of a new socket pair and waits
 /// (bounded) for its ready message.
-fn launch(mut cmd: std::process::Command) -> std::io::Result<OwnedFd> {
+fn launch(mut cmd: std::process::Command) -> std::io::Result<(OwnedFd, Process)> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -105,6 +179,9 @@ fn launch(mut cmd: std::process::Command) -> std::io::Result<OwnedFd> {
         .process_group(0);
     // Reaped by tokio once it exits (when our end closes).
     let child = tokio::process::Command::from(cmd).spawn()?;
+    // Opened before the child is dropped: until tokio reaps it, its PID
+    // cannot name another process.
+    let process = Process::open(child.id());
     drop(child);
     let mut fds = [nix::poll::PollFd::new(
         ours.as_fd(),
@@ -124,5 +201,5 @@ fn launch(mut cmd: std::process::Command) -> std::io::Result<OwnedFd> {
     if &buf[..n] != SPAWNER_READY {
         return Err(std::io::Error::other("no ready message"));
     }
-    Ok(ours)
+    Ok((ours, process))
 }
