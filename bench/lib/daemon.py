@@ -164,6 +164,7 @@ class Daemon:
         self.exec_root = tempfile.mkdtemp(prefix=f"bench-{self.label}-", dir="/run")
         self.netns = f"bench-{self.label}-{os.getpid()}"
         self.proc = None
+        self.wedged = False
         self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
         # Its own (not dockerd's default /docker): what is left under it
         # after the daemon stopped is this bench's, and is removed.
@@ -306,10 +307,18 @@ def rm_batches(dm, ids, batch=100, check=False):
     """`docker rm -f` of ids, at most `batch` per call (argv stays short)."""
     for i in range(0, len(ids), batch):
         chunk = ids[i:i + batch]
-        dm.docker("rm", "-f", *chunk, check=check, timeout=rm_timeout(len(chunk)))
+        try:
+            dm.docker("rm", "-f", *chunk, check=check, timeout=rm_timeout(len(chunk)))
+        except subprocess.TimeoutExpired:
+            # Wedged: no more removals are asked of it; its containers
+            # go from outside once it is stopped (`Daemon.close`).
+            dm.wedged = True
+            raise
 
 
 def cleanup_containers(dm):
+    if dm.wedged:
+        return
     ids = dm.docker("ps", "-aq", "--no-trunc", timeout=60).stdout.decode().split()
     rm_batches(dm, ids)
 
