@@ -32,8 +32,12 @@ impl ShimBinary {
     /// Finds berth-shim (`BERTH_SHIM`, else next to berthd, else on PATH)
     /// and seals a copy.
     pub fn load() -> Result<Self> {
-        let path = locate()?;
-        let mut src = std::fs::File::open(&path)
+        Self::from_file(&locate()?)
+    }
+
+    /// A sealed copy of the binary at `path`.
+    fn from_file(path: &Path) -> Result<Self> {
+        let mut src = std::fs::File::open(path)
             .map_err(|e| EngineError::internal(format!("reading {}: {e}", path.display())))?;
         let fd = nix::sys::memfd::memfd_create(
             c"berth-shim",
@@ -237,8 +241,10 @@ impl Launched {
     /// init PID) or its error. Dropping a `Launched` instead makes the
     /// shim exit without creating anything.
     pub async fn go(self) -> Result<i32> {
-        nix::unistd::write(&self.go, b"g")
-            .map_err(|e| EngineError::internal(format!("starting berth-shim: {e}")))?;
+        // A failed word (EPIPE) means nothing reads the shim's stdin any
+        // more: a shim that exited (its answer or the end of its stdout
+        // says why), or a message that died unread with its spawner.
+        let _ = nix::unistd::write(&self.go, b"g");
         drop(self.go);
         // Read through the reactor, not the blocking pool.
         let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(self.ready)

@@ -256,6 +256,50 @@ async fn a_shim_that_exits_before_it_is_ready_shows_its_log() {
     );
 }
 
+/// A launch handed to a spawner (one that cannot be killed from here),
+/// whose `bin` would execute `program` if the spawner dropped it.
+fn launched_via_spawner(log: &Path, program: &str) -> (Launched, OwnedFd, OwnedFd) {
+    let (mut l, go, ready) = launched(log);
+    l.via = Some(Via {
+        spawner: Arc::new(spawner::Process::untracked()),
+        bin: ShimBinary::from_file(Path::new(program)).unwrap(),
+        state_dir: log.with_file_name("state"),
+    });
+    (l, go, ready)
+}
+
+#[tokio::test]
+async fn a_shim_the_spawner_took_answers_after_the_spawners_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, go, ready) = launched_via_spawner(&dir.path().join("shim.log"), "/bin/false");
+    answer_launch(go, ready, Some("taken\n{\"pid\":4243}\n"));
+    assert_eq!(l.go().await.unwrap(), 4243);
+}
+
+#[tokio::test]
+async fn a_spawner_that_says_nothing_before_the_shim_is_still_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, go, ready) = launched_via_spawner(&dir.path().join("shim.log"), "/bin/false");
+    answer_launch(go, ready, Some("{\"pid\":4244}\n"));
+    assert_eq!(l.go().await.unwrap(), 4244);
+}
+
+/// The spawner's end closed without `taken`: no fork holds the shim's
+/// stdio, so the shim is executed (here `echo`, which answers with its
+/// arguments: `run <state_dir>`, on the new pipes).
+#[tokio::test]
+async fn a_shim_the_spawner_dropped_is_executed_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, go, ready) = launched_via_spawner(&dir.path().join("shim.log"), "/bin/echo");
+    drop((go, ready));
+    let e = l.go().await.unwrap_err().to_string();
+    let state = dir.path().join("state");
+    assert!(
+        e.contains(&format!("berth-shim said \"run {}\"", state.display())),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn an_abandoned_shim_is_told_to_go_away_and_awaited() {
     let dir = tempfile::tempdir().unwrap();

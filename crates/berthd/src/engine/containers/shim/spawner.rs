@@ -56,6 +56,12 @@ impl Process {
         })
     }
 
+    /// A spawner of no known process (never killed from here).
+    #[cfg(test)]
+    pub(super) fn untracked() -> Self {
+        Self(None)
+    }
+
     /// Whether it can be killed from here (see the type).
     pub fn killable(&self) -> bool {
         self.0.is_some()
