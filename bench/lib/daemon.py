@@ -260,8 +260,10 @@ class Daemon:
         are killed, mounts under its directories unmounted, its cgroups
         removed. Every process and path is this run's own: the cgroup
         parent and the directories are unique to it."""
-        parents = glob.glob(f"/sys/fs/cgroup/*{self.cgroup_parent}")
-        victims = set(p for p in shim_pids(self))
+        # Per hierarchy on cgroup v1 (and hybrid); at the root on v2.
+        parents = (glob.glob(f"/sys/fs/cgroup/*{self.cgroup_parent}")
+                   + glob.glob(f"/sys/fs/cgroup{self.cgroup_parent}"))
+        victims = set(processes_naming(self.exec_root))
         for parent in parents:
             for root, _dirs, files in os.walk(parent):
                 if "cgroup.procs" in files:
@@ -270,6 +272,8 @@ class Daemon:
                             victims.update(int(x) for x in f.read().split())
                     except OSError:
                         pass
+        # 0 stands for a task of another PID namespace; never ourselves.
+        victims = {p for p in victims if p > 1 and p != os.getpid()}
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -293,6 +297,22 @@ class Daemon:
                     os.rmdir(root)
                 except OSError:
                     pass
+
+
+def processes_naming(exec_root):
+    """Processes whose command line names this run's exec root: shims,
+    and dockerd's containerd if dockerd died before it."""
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/cmdline", "rb") as f:
+                if exec_root.encode() in f.read():
+                    out.append(int(e))
+        except OSError:
+            continue
+    return out
 
 
 def _zombie(pid):

@@ -5,7 +5,9 @@ by 8 parallel clients, the daemon's RSS and the shims' PSS with N running,
 Both daemons ramp up together, stage by stage (N/10, N/2, N; the start
 times of the stages add up), so that `docker ps -a` is paired A B A B at
 each stage. Every wait is bounded; on any failure every container of both
-daemons is removed (`rm -f` in batches) before the error is reported."""
+daemons is removed (`rm -f` in batches, or from outside once a daemon that
+stopped answering is stopped) before the error is reported; a failure of
+the removals alone costs only their row."""
 
 import subprocess
 import sys

@@ -298,19 +298,22 @@ pub struct Ready {
 /// (`SCM_RIGHTS`): the shim's stdin, stdout and stderr. The spawner forks,
 /// and the child runs as `berth-shim run <state-dir>` would. The spawner
 /// first sends [`SPAWNER_READY`] once it is set up; after that nothing is
-/// sent back on the socket. Before each fork it writes
-/// [`SPAWNER_TAKEN`] to the shim's stdout, so the daemon can tell a shim
-/// it must wait for from one that no fork will ever make (a spawner
-/// stopped or killed with the message unread). A shim that never came up
-/// closes its stdout, as one that failed to execute does. The spawner
-/// exits when the socket closes.
+/// sent back on the socket. Each child writes [`SPAWNER_TAKEN`] to the
+/// shim's stdout first thing after the fork, so the daemon can tell a
+/// shim it must wait for from one that no process will ever run (a
+/// spawner stopped or killed with the message unread, a failed fork). A
+/// shim that never came up closes its stdout, as one that failed to
+/// execute does. The spawner exits when the socket closes.
 pub const SPAWNER_ARG: &str = "spawner";
 
-/// The spawner's one message: it is ready for shims.
-pub const SPAWNER_READY: &[u8] = b"ready";
+/// The spawner's one message: it is ready for shims, and its children say
+/// [`SPAWNER_TAKEN`] (a spawner of an older berth-shim says `ready`
+/// alone, and is not used).
+pub const SPAWNER_READY: &[u8] = b"ready, taken";
 
-/// The line a spawner writes to a shim's stdout before it forks it (not
-/// JSON, so never taken for the shim's [`Ready`] line, which follows).
+/// The line a spawner's child writes to the shim's stdout before anything
+/// else (not JSON, so never taken for the shim's [`Ready`] line, which
+/// follows).
 pub const SPAWNER_TAKEN: &str = "taken";
 
 /// Empty arguments the spawner is started with: the room in which each

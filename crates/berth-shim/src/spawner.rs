@@ -52,13 +52,6 @@ pub fn serve(run: fn(&str)) -> ! {
         let (Some(dir), Ok(fds)) = (dir, <[OwnedFd; 3]>::try_from(fds)) else {
             continue;
         };
-        // Before the fork: a daemon that sees no such line knows no child
-        // will ever hold these descriptors (and may start the shim itself);
-        // one that sees it waits for the shim. A daemon that has gone
-        // already makes this an EPIPE, ignored (SIGPIPE is ignored in Rust
-        // programs).
-        let line = [IoSlice::new(SPAWNER_TAKEN.as_bytes()), IoSlice::new(b"\n")];
-        let _ = nix::sys::uio::writev(&fds[1], &line);
         // SAFETY: we are single-threaded (no runtime, no thread was ever
         // started), so the child may go on running arbitrary code.
         match unsafe { nix::unistd::fork() } {
@@ -125,6 +118,17 @@ fn child(dir: &str, fds: [OwnedFd; 3], title: &Title, run: fn(&str)) -> ! {
         }
     }
     drop(fds);
+    // First, on the shim's stdout: berthd executes a shim itself only when
+    // that pipe ends without this line, so a child that exists either says
+    // it or exits here without becoming the shim. EPIPE means berthd no
+    // longer waits for this shim (an abandoned launch): no shim then
+    // (SIGPIPE is ignored in Rust programs).
+    let line = [IoSlice::new(SPAWNER_TAKEN.as_bytes()), IoSlice::new(b"\n")];
+    // SAFETY: fd 1 was just made the shim's stdout by dup2 above.
+    let stdout = unsafe { std::os::fd::BorrowedFd::borrow_raw(1) };
+    if nix::sys::uio::writev(stdout, &line).is_err() {
+        std::process::exit(0);
+    }
     // SAFETY: closes every descriptor above stderr, none of which anything
     // refers to. (Nothing should be open there: the socket was fd 0, and
     // the received copies were dropped just above. A kernel without

@@ -206,12 +206,12 @@ fn execute(bin: &ShimBinary, state_dir: &Path, (stdin, stdout, log): ChildStdio)
 
 /// What became of a shim handed to the spawner.
 enum Handed {
-    /// Taken (forked, or failing to be): its own answer follows.
+    /// Forked: the shim's own answer follows.
     Taken,
-    /// A line that is not the spawner's: a spawner of an older shim that
-    /// says nothing before it forks; this is the shim's answer.
+    /// A first line that is not `taken` (our spawner's children never
+    /// send one): read as the shim's answer.
     Answer(String),
-    /// Never taken, and now never will be: no process holds the shim's end.
+    /// Never forked, and now never will be: no process holds the shim's end.
     Dropped,
 }
 
@@ -287,11 +287,13 @@ impl Launched {
     }
 }
 
-/// Waits for the spawner's word on a shim it was handed. One silent for
-/// [`TAKE_WITHIN`] (stopped, say) is killed; once it has exited, its
-/// answer is final: the line if it took the shim, else the end of the
-/// pipe, whose write end closed with its unread message. (It says
-/// `taken` before it forks, so a shim is never both forked and dropped.)
+/// Waits for the word of a shim handed to the spawner: its child's
+/// `taken`, first thing after the fork. A spawner that has not forked it
+/// within [`TAKE_WITHIN`] (stopped, say) is killed, and the pipe then
+/// says what happened: `taken` from a child, or its end once the unread
+/// message died with the spawner. The end of the pipe without `taken`
+/// means no process holds the shim's stdout, so no shim runs: it is
+/// safe to execute one.
 async fn handed(lines: &mut ReadyLines, via: &Via) -> Result<Handed> {
     let read = |e: std::io::Error| EngineError::internal(format!("reading from berth-shim: {e}"));
     let first = match tokio::time::timeout(TAKE_WITHIN, lines.next_line()).await {

@@ -277,7 +277,7 @@ async fn a_shim_the_spawner_took_answers_after_the_spawners_line() {
 }
 
 #[tokio::test]
-async fn a_spawner_that_says_nothing_before_the_shim_is_still_understood() {
+async fn a_first_line_that_is_not_taken_is_read_as_the_shims_answer() {
     let dir = tempfile::tempdir().unwrap();
     let (l, go, ready) = launched_via_spawner(&dir.path().join("shim.log"), "/bin/false");
     answer_launch(go, ready, Some("{\"pid\":4244}\n"));
