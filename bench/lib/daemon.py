@@ -130,22 +130,24 @@ def children(pid):
     return out
 
 
-def shim_pids(dm):
-    """The per-container shims of a daemon: berth-shim, or containerd's."""
-    out = []
+def cmdlines():
+    """(pid, command line) of every process there is."""
     for e in os.listdir("/proc"):
         if not e.isdigit():
             continue
         try:
             with open(f"/proc/{e}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
+                yield int(e), f.read().decode(errors="replace")
         except OSError:
             continue
-        # Shims name their daemon's exec root (berth-shim's container
-        # directory, containerd's socket under dockerd's), not its scratch dir.
-        if dm.exec_root in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd):
-            out.append(int(e))
-    return out
+
+
+def shim_pids(dm):
+    """The per-container shims of a daemon: berth-shim, or containerd's."""
+    # Shims name their daemon's exec root (berth-shim's container
+    # directory, containerd's socket under dockerd's), not its scratch dir.
+    return [pid for pid, cmd in cmdlines()
+            if dm.exec_root in cmd and ("berth-shim" in cmd or "containerd-shim" in cmd)]
 
 
 class Daemon:
@@ -302,17 +304,7 @@ class Daemon:
 def processes_naming(exec_root):
     """Processes whose command line names this run's exec root: shims,
     and dockerd's containerd if dockerd died before it."""
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open(f"/proc/{e}/cmdline", "rb") as f:
-                if exec_root.encode() in f.read():
-                    out.append(int(e))
-        except OSError:
-            continue
-    return out
+    return [pid for pid, cmd in cmdlines() if exec_root in cmd]
 
 
 def _zombie(pid):
