@@ -300,6 +300,46 @@ async fn a_shim_the_spawner_dropped_is_executed_instead() {
     );
 }
 
+/// A spawner that has not said `taken` within `TAKE_WITHIN` is killed;
+/// the message dies with it (here: its holder lets go of the shim's ends
+/// once the stand-in spawner has exited), and the shim is executed.
+#[tokio::test]
+async fn a_silent_spawner_is_killed_and_the_shim_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stand_in = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let pid = stand_in.id();
+    let (mut l, go, ready) = launched_via_spawner(&dir.path().join("shim.log"), "/bin/echo");
+    if let Some(via) = l.via.as_mut() {
+        via.spawner = Arc::new(spawner::Process::of_pid(pid));
+    }
+    let holder = tokio::spawn(async move {
+        let _ends = (go, ready);
+        let gone = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .is_none_or(|r| r.trim_start().starts_with('Z'))
+        };
+        while !gone() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let e = l.go().await.unwrap_err().to_string();
+    holder.await.unwrap();
+    assert!(
+        stand_in.try_wait().unwrap().is_some(),
+        "the silent spawner was killed"
+    );
+    let state = dir.path().join("state");
+    assert!(
+        e.contains(&format!("berth-shim said \"run {}\"", state.display())),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn an_abandoned_shim_is_told_to_go_away_and_awaited() {
     let dir = tempfile::tempdir().unwrap();

@@ -62,6 +62,12 @@ impl Process {
         Self(None)
     }
 
+    /// Process `pid` standing in for a spawner.
+    #[cfg(test)]
+    pub(super) fn of_pid(pid: u32) -> Self {
+        Self::open(Some(pid))
+    }
+
     /// Whether it can be killed from here (see the type).
     pub fn killable(&self) -> bool {
         self.0.is_some()
