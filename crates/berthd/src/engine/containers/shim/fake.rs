@@ -4,7 +4,7 @@
 //! protocol — error kinds, exit codes, a shim that dies or hangs — is
 //! tested without a container.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -356,4 +356,46 @@ async fn an_abandoned_shim_is_told_to_go_away_and_awaited() {
         .await
         .expect("abandon waits only for the shim's exit");
     assert!(fake.await.unwrap().is_empty(), "no word to create");
+}
+
+/// While one launch starts a spawner (here a stand-in that never says it
+/// is ready, so the start takes all of its bound), another launch does not
+/// wait for it: it is told to execute its shim at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_does_not_wait_on_another_starting_the_spawner() {
+    let dir = tempfile::tempdir().unwrap();
+    let spawner = Arc::new(spawner::Spawner::default());
+    let null = || std::fs::File::open("/dev/null").unwrap();
+    let silent = || {
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", "sleep 3"]);
+        cmd
+    };
+    let first = {
+        let (spawner, state) = (spawner.clone(), dir.path().join("a"));
+        tokio::spawn(async move {
+            let io = [null(), null(), null()];
+            let at = std::time::Instant::now();
+            let r = spawner.spawn(
+                &state,
+                [io[0].as_fd(), io[1].as_fd(), io[2].as_fd()],
+                silent,
+            );
+            (r.is_err(), at.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let io = [null(), null(), null()];
+    let at = std::time::Instant::now();
+    let second = spawner.spawn(
+        &dir.path().join("b"),
+        [io[0].as_fd(), io[1].as_fd(), io[2].as_fd()],
+        || panic!("only one launch starts the spawner"),
+    );
+    let waited = at.elapsed();
+    assert!(second.is_err(), "no spawner to hand the shim to yet");
+    assert!(waited < Duration::from_millis(200), "waited {waited:?}");
+    let (failed, took) = first.await.unwrap();
+    assert!(failed, "a spawner that never said ready is not used");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
 }

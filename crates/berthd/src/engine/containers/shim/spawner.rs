@@ -5,7 +5,9 @@
 //! spawner. One that does not say it is ready is not tried again: every
 //! shim is executed from then on. One that holds a shim's message without
 //! taking it (stopped, say) is killed by the launch waiting for it
-//! ([`Spawner::stop`]), and the next launch starts a new one.
+//! ([`Spawner::stop`]), and the next launch starts a new one. While one
+//! launch starts a spawner, the others execute their shims: none waits on
+//! another's start, and the starting one frees its runtime worker first.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -33,6 +35,8 @@ enum State {
     /// None yet, or the last one went: the next launch starts one.
     #[default]
     Idle,
+    /// A launch is starting one (without the lock held).
+    Starting,
     /// Our end of the running spawner's socket, and the spawner.
     Running(OwnedFd, Arc<Process>),
     /// A spawner never became ready (an older berth-shim, say).
@@ -114,9 +118,16 @@ impl Spawner {
         if dir.len() >= SPAWNER_TITLE_ROOM || std::str::from_utf8(dir).is_err() {
             return Err(std::io::ErrorKind::Unsupported.into());
         }
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = || self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock();
         if matches!(*state, State::Idle) {
-            *state = match launch(start()) {
+            *state = State::Starting;
+            drop(state);
+            // Up to READY_WITHIN_MS: other launches meanwhile see Starting
+            // and execute their shims; this worker's tasks move elsewhere.
+            let started = off_the_runtime(|| launch(start()));
+            state = lock();
+            *state = match started {
                 Ok((fd, process)) => State::Running(fd, Arc::new(process)),
                 Err(e) => {
                     tracing::warn!(error = %e, "the shim spawner did not start; shims are executed");
@@ -170,6 +181,16 @@ impl Spawner {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Runs `f`, which blocks, after handing this worker's other tasks to
+/// another (where the runtime has other workers; else in place).
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
