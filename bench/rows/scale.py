@@ -2,12 +2,14 @@
 by 8 parallel clients, the daemon's RSS and the shims' PSS with N running,
 `docker ps -a` at N/10, N/2 and N, and `docker rm -f` of all N.
 
-Both daemons ramp up together, stage by stage (N/10, N/2, N; the start
-times of the stages add up), so that `docker ps -a` is paired A B A B at
-each stage. Every wait is bounded; on any failure every container of both
-daemons is removed (`rm -f` in batches, or from outside once a daemon that
-stopped answering is stopped) before the error is reported; a failure of
-the removals alone costs only their row."""
+Each daemon is measured in a phase of its own, on a machine without the
+other's containers: it ramps up stage by stage (N/10, N/2, N; the start
+times of the stages add up), with `docker ps -a` and the list call sampled
+at each stage, then its RSS and PSS, then it removes all N. The machine is
+let settle before each phase. Every wait is bounded; on any failure every
+container of both daemons is removed (`rm -f` in batches, or from outside
+once a daemon that stopped answering is stopped) before the error is
+reported; a failure of the removals alone costs only their row."""
 
 import subprocess
 import sys
@@ -15,11 +17,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from lib.catalog import Result, Target, ms, row
-from lib.daemon import api, cleanup_containers, paired, pss_kib, rm_batches, rss_kib, shim_pids, timed
+from lib.daemon import api, cleanup_containers, pss_kib, rm_batches, rss_kib, settle, shim_pids, timed
+from lib.machine import settle_machine
 from rows.containers import BUSYBOX, ensure_busybox
 
 CLIENTS = 8
 RM_BATCH = 100
+# `docker ps -a` and the list call are cheap next to a stage's starts, and
+# one sample of each (`--runs 1`) read 64 and 89 ms for the same list on
+# two runs: take at least five.
+LIST_RUNS = 5
 
 T_START = Target("<=", 0.10)
 T_RSS = Target("<=", 40, on="abs")
@@ -74,78 +81,80 @@ def growth(points):
     return t3 / predicted, predicted
 
 
+def sampled(fn, runs):
+    """One untimed run, then `runs` timed ones, each after the settling
+    pause (as paired rows take theirs)."""
+    fn()
+    out = []
+    for _ in range(runs):
+        if settle():
+            time.sleep(settle())
+        out.append(timed(fn))
+    return out
+
+
+def phase(dm, n, deadline, runs):
+    """One daemon's ramp to n, its readings with n running, and its removal
+    of all n. Returns what it measured; `rm` is None when the removal
+    failed, and `rm_error` says why."""
+    ids, started, ps_at, list_at = [], 0.0, [], []
+    chunk = max(1, n // 20)
+    for stage in stages(n):
+        while len(ids) < stage:
+            started += start_many(dm, min(chunk, stage - len(ids)), ids, deadline)
+        ps_at.append((stage, sampled(lambda: dm.docker("ps", "-a"), runs)))
+        list_at.append((stage, sampled(lambda: api_list(dm), runs)))
+        print(f"    {dm.label}: {stage} running, started in {started:.1f} s", file=sys.stderr)
+    time.sleep(2)
+    rss = (rss_kib(dm.daemon_pid()) + sum(rss_kib(p) for p in dm.helper_pids())) / 1024
+    pids = shim_pids(dm)
+    # A shim per container: finding fewer means the search is wrong, and a
+    # sum over too few would read as a met target.
+    if len(pids) < n:
+        raise RuntimeError(f"{dm.label}: {len(pids)} shims found for {n} running containers")
+    pss = sum(pss_kib(p) for p in pids) / n / 1024
+    batches, rm_error = [], None
+    try:
+        for i in range(0, len(ids), RM_BATCH):
+            chunk_ids = ids[i:i + RM_BATCH]
+            batches.append(timed(lambda: rm_chunk(dm, chunk_ids)))
+        left = dm.docker("ps", "-aq", timeout=60).stdout.split()
+        if left:
+            raise RuntimeError(f"{dm.label}: {len(left)} containers left after rm -f")
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        rm_error = str(e)
+        cleanup_containers(dm)
+    return {"started": started, "ps": ps_at, "list": list_at, "rss": rss, "pss": pss,
+            "rm": None if rm_error else batches, "rm_error": rm_error}
+
+
 @row("scale: {n} sleep containers, 8 parallel clients (start, RSS, PSS, ps -a, rm -f)", modal=False,
      names=NAMES)
 def r_scale(b, d, ctx):
     n = ctx.scale
     ensure_busybox(b, d)
     daemons = (b, d)
-    ids = {dm.label: [] for dm in daemons}
-    started = {dm.label: 0.0 for dm in daemons}
-    ps_at, list_at = [], []
     # Generous, but a bound: dockerd needs ~0.15 s a container here.
     deadline = time.monotonic() + 300 + 2.0 * n
+    runs = max(ctx.runs, LIST_RUNS)
+    got = {}
     try:
         for dm in daemons:
             cleanup_containers(dm)
-        # Each stage is reached in chunks that alternate between the
-        # daemons (A B A B): every container's overlay and netns pin are in
-        # the host's mount table, which each new container copies, so the
-        # daemon that started its whole stage second paid for the first's
-        # (an A/A run of one build against itself: 16.8 s / 19.3 s).
-        chunk = max(1, n // 20)
-        for stage in stages(n):
-            while any(len(ids[dm.label]) < stage for dm in daemons):
-                for dm in daemons:
-                    k = min(chunk, stage - len(ids[dm.label]))
-                    if k > 0:
-                        started[dm.label] += start_many(dm, k, ids[dm.label], deadline)
-            ps = lambda dm: timed(lambda: dm.docker("ps", "-a"))
-            ps_at.append((stage, ms(*paired(b, d, lambda: ps(b), lambda: ps(d), ctx.runs))))
-            ls = lambda dm: timed(lambda: api_list(dm))
-            list_at.append((stage, ms(*paired(b, d, lambda: ls(b), lambda: ls(d), ctx.runs))))
-            print(f"    {stage} running: started in {started[b.label]:.1f} s / {started[d.label]:.1f} s",
-                  file=sys.stderr)
-        time.sleep(2)
-        rss = [(rss_kib(dm.daemon_pid()) + sum(rss_kib(p) for p in dm.helper_pids())) / 1024 for dm in daemons]
-        pss = []
+        # One daemon at a time. Both ramping together put the other's
+        # containers in the way of each start: every container's overlay
+        # and netns pin are in the host's mount table, which each new
+        # container's mount namespace copies; each has a sysfs superblock
+        # the new one's is looked up among; and `pivot_root` walks every
+        # task, where dockerd's 1 000 containerd shims are ~10 threads
+        # each. Interleaved, the 1 000 starts took 26.0 s (berthd) and
+        # 171.8 s (dockerd); alone, 17.1 s and 126.8 s. Starts cannot be
+        # taken A B A B in one machine state without that, so the phases
+        # are sequential, each after the machine has settled (an A/A run
+        # reads the ratio 1 only within the VM's drift over those minutes).
         for dm in daemons:
-            pids = shim_pids(dm)
-            # A shim per container: finding fewer means the search is wrong,
-            # and a sum over too few would read as a met target.
-            if len(pids) < n:
-                raise RuntimeError(f"{dm.label}: {len(pids)} shims found for {n} running containers")
-            pss.append(sum(pss_kib(p) for p in pids) / n / 1024)
-        # Batches alternate between the daemons (A B A B), as paired rows
-        # do: removing all of one first would time it against the other's
-        # full mount table (each container's overlay and netns pin are in
-        # the host's), and the second against a table half as long.
-        # The order flips each round, so neither always removes from the
-        # longer table.
-        # A daemon that fails the removals (dockerd 20.10 has hung in its
-        # first batch here) costs the removal row only: the rows above are
-        # measured, and every container is removed below or from outside.
-        batches = [[] for _ in daemons]
-        removed, rm_error = None, None
-        try:
-            for r, i in enumerate(range(0, max(len(ids[dm.label]) for dm in daemons), RM_BATCH)):
-                for k in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    dm = daemons[k]
-                    chunk = ids[dm.label][i:i + RM_BATCH]
-                    if chunk:
-                        batches[k].append(timed(lambda: rm_chunk(dm, chunk)))
-            for dm in daemons:
-                left = dm.docker("ps", "-aq", timeout=60).stdout.split()
-                if left:
-                    raise RuntimeError(f"{dm.label}: {len(left)} containers left after rm -f")
-            removed = [sum(each) for each in batches]
-        except (RuntimeError, subprocess.SubprocessError) as e:
-            rm_error = str(e)
-            for dm in daemons:
-                try:
-                    cleanup_containers(dm)
-                except Exception:
-                    pass
+            settle_machine()
+            got[dm.label] = phase(dm, n, deadline, runs)
     except BaseException:
         for dm in daemons:
             try:
@@ -153,32 +162,37 @@ def r_scale(b, d, ctx):
             except Exception:
                 pass
         raise
+    gb, gd = got[b.label], got[d.label]
     out = [
         Result(f"{n} sleep containers started by 8 parallel clients (docker run -d)",
-               started[b.label], started[d.label], "s", T_START),
-        Result(f"daemon RSS with {n} running (dockerd: + containerd)", rss[0], rss[1], "MiB", T_RSS),
-        Result(f"shim PSS each, {n} running (sum of shims' PSS / {n})", pss[0], pss[1], "MiB", T_PSS),
+               gb["started"], gd["started"], "s", T_START),
+        Result(f"daemon RSS with {n} running (dockerd: + containerd)", gb["rss"], gd["rss"], "MiB", T_RSS),
+        Result(f"shim PSS each, {n} running (sum of shims' PSS / {n})", gb["pss"], gd["pss"], "MiB", T_PSS),
     ]
     # The docker CLI's own decoding and formatting grows with the list
     # (~0.3 ms a container here, against a server that answers at once),
     # so the API line shows what the daemon itself costs.
-    for title, at in (("docker ps -a", ps_at), ("API: GET /containers/json?all=1", list_at)):
+    for title, key in (("docker ps -a", "ps"), ("API: GET /containers/json?all=1", "list")):
+        at = [(stage, ms(xb, xd)) for (stage, xb), (_, xd) in zip(gb[key], gd[key])]
         for stage, (vb, vd, unit) in at:
             out.append(Result(f"{title} with {stage} running containers", vb, vd, unit,
                               T_PS if stage == n and title.startswith("docker") else None))
         if len(at) == 3:
             pts = [[(s, v[i]) for s, v in at] for i in (0, 1)]
-            gb, gd = growth(pts[0]), growth(pts[1])
+            growth_b, growth_d = growth(pts[0]), growth(pts[1])
             name = f"{title} growth at {n}: measured / linear from {at[0][0]} and {at[1][0]}"
-            out.append(Result(name, gb[0], gd[0], "x", T_GROWTH,
-                              note=f"linear would be {gb[1]:.1f} ms (berth), {gd[1]:.1f} ms (other)"))
+            out.append(Result(name, growth_b[0], growth_d[0], "x", T_GROWTH,
+                              note=f"linear would be {growth_b[1]:.1f} ms (berth), "
+                                   f"{growth_d[1]:.1f} ms (other)"))
     name = f"docker rm -f of {n} (batches of {RM_BATCH})"
-    if removed is None:
-        out.append(Result(name, None, None, f"error: {rm_error}", T_RM))
+    if gb["rm"] is None or gd["rm"] is None:
+        why = "; ".join(g["rm_error"] for g in (gb, gd) if g["rm_error"])
+        out.append(Result(name, None, None, f"error: {why}", T_RM))
     else:
-        out.append(Result(name, removed[0], removed[1], "s", T_RM,
+        out.append(Result(name, sum(gb["rm"]), sum(gd["rm"]), "s", T_RM,
                           note="first / last batch, s: " + "; ".join(
-                              f"{dm.label} {x[0]:.2f} / {x[-1]:.2f}" for dm, x in zip(daemons, batches))))
+                              f"{dm.label} {g['rm'][0]:.2f} / {g['rm'][-1]:.2f}"
+                              for dm, g in ((b, gb), (d, gd)))))
     return out
 
 
