@@ -24,9 +24,10 @@ right after an untimed run of the same daemon, as in a loop on one engine
 both. Memory, cold start,
 the scale and the stream rows are measured once.
 
-The page cache is dropped once before the rows (and before each scale
-phase): dying memory cgroups left by whatever ran earlier slow every
-container's start and removal (lib/machine.py).
+Before the rows (and before each scale phase) the page cache is dropped
+and the machine let settle: dying memory cgroups left by whatever ran
+earlier slow every container's start and removal, and a previous run's
+kernel work may still be going on (lib/machine.py).
 
 --scale N sets the container count of the scale rows (default 1000; 100
 with --quick). BENCH_STREAM_MB sets the size of the logs and cp rows
@@ -44,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib.catalog import ROWS, Result  # noqa: E402
 from lib.daemon import BERTH_BIN, DEFAULT_SETTLE, ROOT, Daemon, ensure_dockerd, set_lead, set_settle, settle, sh  # noqa: E402
-from lib.machine import drop_caches  # noqa: E402
+from lib.machine import settle_machine  # noqa: E402
 import rows  # noqa: E402,F401  (registers the rows)
 
 MODE_TITLES = {"settled": "settled", "b2b": "back to back"}
@@ -193,7 +194,7 @@ def main():
         b.start()
         d.start()
         # Not the residue of earlier runs: see lib/machine.py.
-        drop_caches()
+        settle_machine()
         table = run_rows(b, d, ctx, modes, only)
     finally:
         b.close()
