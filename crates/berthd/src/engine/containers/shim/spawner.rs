@@ -22,6 +22,8 @@ use nix::sys::socket::{
     recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
+use crate::engine::plugins::client::blocking;
+
 /// How long a new spawner may take to say it is ready (it is one exec).
 const READY_WITHIN_MS: u16 = 2000;
 
@@ -123,9 +125,13 @@ impl Spawner {
         if matches!(*state, State::Idle) {
             *state = State::Starting;
             drop(state);
+            // Should the start panic, Starting must not stay for good (every
+            // shim executed, nothing said): the guard gives up on spawners.
+            let guard = StartGuard(&self.state);
             // Up to READY_WITHIN_MS: other launches meanwhile see Starting
             // and execute their shims; this worker's tasks move elsewhere.
-            let started = off_the_runtime(|| launch(start()));
+            let started = blocking(|| launch(start()));
+            std::mem::forget(guard);
             state = lock();
             *state = match started {
                 Ok((fd, process)) => State::Running(fd, Arc::new(process)),
@@ -184,13 +190,14 @@ impl Spawner {
     }
 }
 
-/// Runs `f`, which blocks, after handing this worker's other tasks to
-/// another (where the runtime has other workers; else in place).
-fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+/// Marks the spawner Broken if a start unwinds before it has recorded
+/// its outcome (forgotten once it has).
+struct StartGuard<'a>(&'a Mutex<State>);
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        tracing::warn!("starting the shim spawner panicked; shims are executed");
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = State::Broken;
     }
 }
 
