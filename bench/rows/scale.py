@@ -123,7 +123,14 @@ def phase(dm, n, deadline, runs):
             raise RuntimeError(f"{dm.label}: {len(left)} containers left after rm -f")
     except (RuntimeError, subprocess.SubprocessError) as e:
         rm_error = str(e)
-        cleanup_containers(dm)
+        try:
+            cleanup_containers(dm)
+        except Exception as e2:
+            rm_error += f" (and removing the rest: {e2})"
+        if dm.wedged:
+            # Not beside the next phase: stopped, and what it left removed
+            # from outside.
+            dm.close()
     return {"started": started, "ps": ps_at, "list": list_at, "rss": rss, "pss": pss,
             "rm": None if rm_error else batches, "rm_error": rm_error}
 
@@ -152,8 +159,13 @@ def r_scale(b, d, ctx):
         # taken A B A B in one machine state without that, so the phases
         # are sequential, each after the machine has settled (an A/A run
         # reads the ratio 1 only within the VM's drift over those minutes).
-        for dm in daemons:
+        # The other daemon first: an A/A run read the second phase's starts
+        # ~4 % slower, so any such bias is berthd's to pay.
+        for dm in (d, b):
             settle_machine()
+            # The page cache is empty: the docker CLI, busybox and the
+            # daemon's own files are read in again here, not in the ramp.
+            dm.docker("run", "--rm", "--network", "none", BUSYBOX, "true", timeout=120)
             got[dm.label] = phase(dm, n, deadline, runs)
     except BaseException:
         for dm in daemons:
