@@ -308,7 +308,7 @@ impl Containers {
             .collect();
         cs.sort_by(|(ca, a), (cb, b)| cb.cmp(ca).then(b.id.cmp(&a.id)));
         let link_names = self.link_names(cs.iter().map(|(_, c)| c));
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(cs.len());
         for (_, c) in cs {
             let r = c.lock();
             if !all && !r.state.status.is_running() {
